@@ -1,0 +1,255 @@
+"""The ``accelkit`` command line: thin parsing over the library.
+
+Every command parses its flags, builds a typed config, calls one library function and
+prints the result. Errors a user can cause (:class:`~accelkit.errors.AccelkitError`)
+print as one line on stderr and exit 2; no traceback. ``ACCELKIT_DEBUG=1`` shows it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Iterator, List, Optional, TypeVar
+
+import typer
+
+from accelkit import __version__
+from accelkit.errors import AccelkitError, InputError
+
+app = typer.Typer(
+    name="accelkit",
+    help="Make trained image generators fast, and prove it: export verified ONNX (fp32/fp16), "
+    "build TensorRT engines, and benchmark images/sec and quality drift per backend. "
+    "Every command defaults to the bundled DCGAN demo generator.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _err(msg: str) -> None:
+    typer.echo(f"error: {msg}", err=True)
+
+
+def handle_errors(fn: F) -> F:
+    """Turn AccelkitError into one line on stderr and its exit code (2)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except AccelkitError as exc:
+            if os.environ.get("ACCELKIT_DEBUG"):
+                raise
+            _err(str(exc).replace("\n", " "))
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            _err("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def progress_status(enabled: bool = True) -> Iterator[Callable[[str], None]]:
+    """A spinner on stderr for long steps; yields a callback that updates its text.
+
+    On a terminal it animates; elsewhere (CI logs) each step prints once as a line.
+    """
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if not enabled:
+        yield lambda msg: None
+        return
+    if not console.is_terminal:
+        yield lambda msg: console.print(f"[dim]… {msg}[/dim]", highlight=False)
+        return
+    with console.status("working…") as status:
+        yield lambda msg: status.update(msg + "…")
+
+
+def _version_cb(value: bool) -> None:
+    if value:
+        typer.echo(f"accelkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version_cb, is_eager=True, help="Print the version and exit."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what the library does (to stderr)."),
+) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+# ------------------------------------------------------------------ shared options
+GenArg = typer.Argument(None, help="Generator file (TorchScript, .pt2, ONNX, state_dict/checkpoint, safetensors) or a bundled name (dcgan, stylegan2, sr4x). Default: the bundled DCGAN.", show_default=False)
+ArchOpt = typer.Option(None, "--arch", help="Architecture for weight-only files: module:Class, path/to/file.py:Class, or a bundled name.")
+ArchKwOpt = typer.Option(None, "--arch-kwargs", help='JSON constructor arguments for --arch, e.g. \'{"z_dim": 128}\'.')
+InputOpt = typer.Option(None, "--input", help="Override an input: z:256 (latent), label:int:10 (class label), image:3x32x32 (image). Repeatable.")
+RangeOpt = typer.Option(None, "--output-range", help="Output value range, e.g. -1,1 or 0,1 (default: inferred).")
+DistOpt = typer.Option(None, "--latent-dist", help="Latent prior: normal or uniform.")
+PsiOpt = typer.Option(None, "--truncation", help="Truncation psi applied to latents.")
+TrustOpt = typer.Option(False, "--trust-pickle", help="Allow loading a full pickled module. This RUNS CODE from the file: only for files you trust.")
+
+
+def _load(
+    generator: Optional[str],
+    arch: Optional[str],
+    arch_kwargs: Optional[str],
+    inputs: Optional[List[str]],
+    output_range: Optional[str],
+    latent_dist: Optional[str],
+    truncation: Optional[float],
+    trust: bool,
+) -> Any:
+    from accelkit.loading import load_generator
+    from accelkit.spec import parse_input_flag, parse_output_range
+
+    kwargs: dict[str, Any] = {}
+    if arch_kwargs:
+        try:
+            kwargs = json.loads(arch_kwargs)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"--arch-kwargs is not valid JSON ({exc.msg} at column {exc.colno}); use e.g. '{{\"z_dim\": 128}}'") from None
+        if not isinstance(kwargs, dict):
+            raise InputError("--arch-kwargs must be a JSON object, e.g. '{\"z_dim\": 128}'")
+    if latent_dist is not None and latent_dist not in ("normal", "uniform"):
+        raise InputError(f"--latent-dist {latent_dist!r} is unknown; use normal or uniform")
+    return load_generator(
+        generator,
+        arch=arch,
+        arch_kwargs=kwargs,
+        inputs=[parse_input_flag(i) for i in inputs or []],
+        output_range=parse_output_range(output_range) if output_range else None,
+        latent_dist=latent_dist,
+        truncation_psi=truncation,
+        trust=trust,
+    )
+
+
+def _parse_batch_range(text: str) -> tuple[int, int, int]:
+    from accelkit.passes.engine import parse_batch_range
+
+    return parse_batch_range(text)
+
+
+# ------------------------------------------------------------------------ commands
+def _flops(n: int | None) -> str:
+    if not n:
+        return "unknown"
+    for unit, div in (("GFLOP", 1e9), ("MFLOP", 1e6), ("kFLOP", 1e3)):
+        if n >= div:
+            return f"{n / div:.3f} {unit}"
+    return f"{n} FLOP"
+
+
+@app.command()
+@handle_errors
+def info(
+    generator: Optional[str] = GenArg,
+    arch: Optional[str] = ArchOpt,
+    arch_kwargs: Optional[str] = ArchKwOpt,
+    input: Optional[List[str]] = InputOpt,
+    output_range: Optional[str] = RangeOpt,
+    latent_dist: Optional[str] = DistOpt,
+    truncation: Optional[float] = PsiOpt,
+    trust_pickle: bool = TrustOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Show a generator's format, parameters, inferred I/O spec and FLOPs per image."""
+    from accelkit.inspect import describe_artifact
+
+    with progress_status(not as_json) as progress:
+        progress("loading the generator")
+        art = _load(generator, arch, arch_kwargs, input, output_range, latent_dist, truncation, trust_pickle)
+        progress("counting FLOPs")
+        d = describe_artifact(art)
+    if as_json:
+        d.pop("spec_lines")
+        typer.echo(json.dumps(d, indent=2, default=str))
+        return
+    size = f"{d['bytes'] / 1e6:.2f} MB" if d.get("bytes") else "?"
+    rows = [
+        ("file", f"{d['file']} ({size})"),
+        ("sha256", d["sha256"]),
+        ("format", d["format"] + (f" (architecture {d['architecture']})" if d.get("architecture") else "")),
+        ("precision", d["precision"]),
+        ("parameters", f"{d['parameters']:,}" if d.get("parameters") is not None else "?"),
+        ("FLOPs/image", _flops(d.get("flops_per_image"))),
+    ]
+    for k, v in rows:
+        typer.echo(f"{k:<12} {v}")
+    for line in d["spec_lines"]:
+        key, _, rest = line.partition(" ")
+        typer.echo(f"{key:<12} {rest.strip()}" if key in ("input", "output") else f"{'':<12} {line}")
+
+
+@app.command()
+@handle_errors
+def export(
+    generator: Optional[str] = GenArg,
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output .onnx path (default: <stem>.onnx or <stem>.fp16.onnx next to the input; the current folder for bundled generators)."),
+    fp16: bool = typer.Option(False, "--fp16", help="Write a float16 graph (float32 inputs/outputs; overflow-prone ops kept in float32)."),
+    opset: int = typer.Option(18, "--opset", help="ONNX opset version."),
+    batch_range: str = typer.Option("1:8:64", "--batch-range", help="min:opt:max batch sizes for the dynamic batch dimension; verification runs at min and a larger size."),
+    exporter: str = typer.Option("auto", "--exporter", help="auto, dynamo or torchscript (ScriptModules always use torchscript)."),
+    tolerance: Optional[float] = typer.Option(None, "--tolerance", help="Max abs error allowed against torch, in output units (default 1e-3 fp32, 5e-2 fp16)."),
+    keep_node: Optional[List[str]] = typer.Option(None, "--fp16-keep-node", help="Node name to keep in float32 (repeatable)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
+    arch: Optional[str] = ArchOpt,
+    arch_kwargs: Optional[str] = ArchKwOpt,
+    input: Optional[List[str]] = InputOpt,
+    output_range: Optional[str] = RangeOpt,
+    latent_dist: Optional[str] = DistOpt,
+    truncation: Optional[float] = PsiOpt,
+    trust_pickle: bool = TrustOpt,
+) -> None:
+    """Export to ONNX (dynamic batch, single file), verified against torch in ONNX Runtime."""
+    from accelkit.passes.export import export as do_export
+
+    br = _parse_batch_range(batch_range)
+    with progress_status() as progress:
+        progress("loading the generator")
+        art = _load(generator, arch, arch_kwargs, input, output_range, latent_dist, truncation, trust_pickle)
+        out = do_export(
+            art, output, fp16=fp16, opset=opset, batch_range=br, exporter=exporter, force=force,
+            tolerance=tolerance, fp16_keep_nodes=keep_node or (), progress=progress,
+        )
+    v = out.meta.get("verification", {})
+    typer.echo(f"wrote {out.path} ({out.precision}, {out.path.stat().st_size / 1e6:.2f} MB) and {out.path.name.rsplit('.onnx', 1)[0]}.accelkit.json")
+    exp = next((p for p in out.passes if p.get("name") == "OnnxFromTorch"), {})
+    if exp.get("exporter"):
+        typer.echo(f"exporter: {exp['exporter']}" + (f" (dynamo failed: {exp['fallback_reason']})" if exp.get("fallback_reason") else ""))
+    if v:
+        typer.echo(
+            f"verified vs {v.get('reference')} at batch {','.join(map(str, v['batch_sizes']))}: "
+            f"max abs error {v['max_abs_err']:.3g} (tolerance {v['tolerance']:g}), PSNR {v['psnr_db']:.1f} dB"
+        )
+    if fp16:
+        kept = out.meta.get("fp16", {})
+        typer.echo(f"kept in float32: {kept.get('kept_fp32_count', 0)} nodes" + (
+            " (" + ", ".join(k["node"] for k in kept.get("kept_fp32", [])[:6]) + ("…" if kept.get("kept_fp32_count", 0) > 6 else "") + ")"
+            if kept.get("kept_fp32") else ""))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except AccelkitError as exc:  # raised outside a command body (e.g. in a callback)
+        _err(str(exc))
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""The one exception tree of accelkit.
+
+Every error a user can cause derives from :class:`AccelkitError`. Messages say what
+was found, what was expected and how to fix it, on one line; the CLI prints them
+as ``error: <message>`` and exits with :attr:`AccelkitError.exit_code` (2).
+"""
+
+from __future__ import annotations
+
+
+class AccelkitError(Exception):
+    """Root of every error accelkit raises on purpose."""
+
+    exit_code: int = 2
+
+
+class InputError(AccelkitError):
+    """A flag, path or value given by the user is wrong."""
+
+
+class LoadError(AccelkitError):
+    """A generator file could not be loaded (missing, corrupt, unknown format)."""
+
+
+class UntrustedPickleError(LoadError):
+    """The file needs arbitrary pickle execution and the user did not opt in."""
+
+
+class SpecError(AccelkitError):
+    """The generator's I/O spec could not be inferred or does not fit the model."""
+
+
+class ExportError(AccelkitError):
+    """ONNX export or conversion failed."""
+
+
+class VerificationError(ExportError):
+    """An exported model disagrees with its torch reference beyond the tolerance."""
+
+
+class MissingDependencyError(AccelkitError):
+    """An optional package is needed for this feature and is not installed."""
+
+
+class BackendUnavailableError(AccelkitError):
+    """A backend was requested that this machine cannot run."""
+
+
+class NonFiniteOutputError(AccelkitError):
+    """A model produced NaN or Inf; that is a failure, never a number."""
+
+
+def require(module: str, extra: str, feature: str) -> object:
+    """Import an optional module or raise a one-line install hint.
+
+    Args:
+        module: Importable module name, e.g. ``"tensorrt"``.
+        extra: The accelkit extra that provides it, e.g. ``"gpu"``.
+        feature: What the user tried to do, for the message.
+
+    Returns:
+        The imported module.
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:  # pragma: no branch - message only
+        raise MissingDependencyError(
+            f"{feature} needs the Python package '{module}', which is not importable "
+            f"({exc.__class__.__name__}: {exc}); install it with: pip install 'accelkit[{extra}]'"
+        ) from None

@@ -1,0 +1,292 @@
+"""``Fp16``: ONNX-level float16 conversion with an FP32 fallback list.
+
+Precision lives in the graph (TensorRT 11 has no FP16 builder flag): weights and
+activations become float16, graph inputs and outputs stay float32 by default, and the
+ops that overflow or lose too much in half precision stay float32:
+
+* by op type: normalisations, reductions, exp/log/pow/sqrt/reciprocal, softmax;
+* by calibration: every node whose output magnitude on the generator's own seeded
+  inputs exceeds ``headroom * 65504`` (the fp16 maximum).
+
+The kept list (op types and node names, with the reason) is recorded in the sidecar.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from accelkit.artifact import Artifact
+from accelkit.errors import ExportError, InputError, require
+from accelkit.passes.export import _short, save_onnx_atomic, set_metadata
+from accelkit.passes.verify import DEFAULT_TOLERANCE, ort_session, torch_forward, verification_batches, verify_onnx
+from accelkit.sampler import LatentSampler
+
+log = logging.getLogger(__name__)
+
+FP16_MAX = 65504.0
+
+#: Op types kept in float32: normalisations, reductions, and exp/pow-like ops whose
+#: intermediate values overflow or lose precision in fp16.
+DEFAULT_KEEP_FP32_OPS: tuple[str, ...] = (
+    "BatchNormalization",
+    "InstanceNormalization",
+    "LayerNormalization",
+    "GroupNormalization",
+    "LpNormalization",
+    "ReduceMean",
+    "ReduceSum",
+    "ReduceSumSquare",
+    "ReduceL1",
+    "ReduceL2",
+    "ReduceLogSum",
+    "ReduceLogSumExp",
+    "ReduceProd",
+    "Exp",
+    "Log",
+    "Pow",
+    "Sqrt",
+    "Reciprocal",
+    "Softmax",
+    "LogSoftmax",
+    "Erf",
+)
+
+
+def activation_peaks(model: Any, spec: Any, n: int = 16, seed: int = 0) -> dict[str, float]:
+    """Max |value| of every float32 node output over ``n`` seeded samples.
+
+    Returns:
+        Node name -> peak absolute activation.
+    """
+    import onnx
+
+    m = onnx.shape_inference.infer_shapes(model)
+    known = {o.name for o in m.graph.output}
+    vi = {v.name: v for v in m.graph.value_info}
+    producer: dict[str, str] = {}
+    for node in m.graph.node:
+        for o in node.output:
+            producer[o] = node.name
+            if o in vi and o not in known and vi[o].type.tensor_type.elem_type == onnx.TensorProto.FLOAT:
+                m.graph.output.append(vi[o])
+                known.add(o)
+    sess = ort_session(m.SerializeToString())
+    names = [o.name for o in sess.get_outputs()]
+    peaks: dict[str, float] = {}
+    sampler = LatentSampler(spec, seed=seed, batch_size=min(n, 8))
+    for feeds in sampler.batches(n):
+        outs = sess.run(names, feeds)
+        for name, val in zip(names, outs):
+            node = producer.get(name)
+            if node is None or not np.issubdtype(np.asarray(val).dtype, np.floating):
+                continue
+            finite = np.asarray(val)[np.isfinite(val)]
+            peak = float(np.max(np.abs(finite))) if finite.size else float("inf")
+            if not np.isfinite(val).all():
+                peak = float("inf")
+            peaks[node] = max(peaks.get(node, 0.0), peak)
+    return peaks
+
+
+def toposort(graph: Any) -> None:
+    """Sort ``graph.node`` topologically in place (the float16 converter appends its
+    input casts at the end, which onnx.checker rejects).
+
+    Raises:
+        ExportError: The graph has a cycle.
+    """
+    available = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending = list(graph.node)
+    ordered = []
+    while pending:
+        rest = []
+        for node in pending:
+            if all(i in available for i in node.input):
+                ordered.append(node)
+                available.update(node.output)
+            else:
+                rest.append(node)
+        if len(rest) == len(pending):
+            missing = sorted({i for n in rest for i in n.input if i not in available})[:3]
+            raise ExportError(f"the converted graph has unresolved inputs {missing}; report this model to accelkit")
+        pending = rest
+    copies = [type(n)() for n in ordered]
+    for dst, src in zip(copies, ordered):
+        dst.CopyFrom(src)
+    del graph.node[:]
+    graph.node.extend(copies)
+
+
+class Fp16:
+    """Convert an fp32 ONNX artifact to float16, verify it, write it with its sidecar.
+
+    Args:
+        out: Destination ``.onnx`` path.
+        force: Overwrite an existing file.
+        keep_io_types: Keep graph inputs/outputs float32 (default) so callers need no casts.
+        keep_ops: Op types kept in float32 (default :data:`DEFAULT_KEEP_FP32_OPS`).
+        keep_nodes: Extra node names kept in float32.
+        calibrate: Keep nodes whose seeded activations exceed ``headroom * 65504``.
+        calib_samples: Samples used for that calibration.
+        headroom: Fraction of the fp16 maximum allowed before a node is kept in fp32.
+        verify: Compare with the reference (the torch model when the artifact carries
+            it, else the fp32 ONNX in ONNX Runtime).
+        tolerance: Max abs error allowed (output units); default for fp16.
+        batch_range: Batch sizes to verify at (min and a larger one).
+        seed: Seed of calibration and verification inputs.
+        progress: Called with a short message at each step.
+    """
+
+    name = "Fp16"
+
+    def __init__(
+        self,
+        out: str | Path,
+        *,
+        force: bool = False,
+        keep_io_types: bool = True,
+        keep_ops: Sequence[str] | None = None,
+        keep_nodes: Sequence[str] = (),
+        calibrate: bool = True,
+        calib_samples: int = 16,
+        headroom: float = 0.5,
+        verify: bool = True,
+        tolerance: float | None = None,
+        batch_range: tuple[int, int, int] | None = None,
+        seed: int = 0,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        self.out = Path(out)
+        self.force = force
+        self.keep_io_types = keep_io_types
+        self.keep_ops = tuple(DEFAULT_KEEP_FP32_OPS if keep_ops is None else keep_ops)
+        self.keep_nodes = tuple(keep_nodes)
+        self.calibrate = calibrate
+        self.calib_samples = calib_samples
+        self.headroom = headroom
+        self.verify = verify
+        self.tolerance = tolerance
+        self.batch_range = batch_range
+        self.seed = seed
+        self.progress = progress or (lambda msg: None)
+
+    def options(self) -> dict[str, Any]:
+        """The options as recorded in the sidecar."""
+        return {
+            "keep_io_types": self.keep_io_types,
+            "keep_ops": list(self.keep_ops),
+            "keep_nodes": list(self.keep_nodes),
+            "calibrate": self.calibrate,
+            "calib_samples": self.calib_samples,
+            "headroom": self.headroom,
+            "tolerance": self.tolerance,
+            "seed": self.seed,
+        }
+
+    def __call__(self, artifact: Artifact) -> Artifact:
+        """Convert, check, verify and write.
+
+        Raises:
+            InputError: Not an fp32 ONNX artifact, or ``out`` exists without ``force``.
+            ExportError: The conversion fails.
+            NonFiniteOutputError: fp16 outputs hold NaN/Inf.
+            VerificationError: Error beyond the tolerance.
+        """
+        import onnx
+
+        if artifact.format != "onnx" or artifact.path is None:
+            raise InputError(f"Fp16 needs an ONNX model, got a {artifact.format} artifact; export it first")
+        if artifact.precision != "fp32":
+            raise InputError(f"{artifact.path} is already {artifact.precision}; convert from the fp32 ONNX model")
+        if self.out.exists() and not self.force:
+            raise InputError(f"{self.out} already exists; pass --force to overwrite it or -o to write elsewhere")
+        f16: Any = require("onnxruntime.transformers.float16", "cpu", "fp16 conversion")
+        model = onnx.load(str(artifact.path), load_external_data=True)
+
+        kept: dict[str, str] = {}
+        for node in model.graph.node:
+            if node.op_type in self.keep_ops:
+                kept[node.name] = f"op type {node.op_type}"
+        for name in self.keep_nodes:
+            kept[name] = "requested"
+        peaks: dict[str, float] = {}
+        if self.calibrate:
+            self.progress(f"calibrating fp16 ranges on {self.calib_samples} seeded samples")
+            peaks = activation_peaks(model, artifact.spec, self.calib_samples, self.seed)
+            limit = self.headroom * FP16_MAX
+            for node, peak in peaks.items():
+                if peak > limit and node not in kept:
+                    kept[node] = f"activation peak {peak:.3g} > {limit:.3g}"
+        self.progress(f"converting to float16 ({len(kept)} nodes kept in float32)")
+        try:
+            converted = f16.convert_float_to_float16(
+                model,
+                keep_io_types=self.keep_io_types,
+                op_block_list=list(dict.fromkeys(list(f16.DEFAULT_OP_BLOCK_LIST) + list(self.keep_ops))),
+                node_block_list=sorted(kept),
+            )
+        except Exception as exc:
+            raise ExportError(f"float16 conversion failed ({_short(exc)}); keep the failing node in fp32 with --fp16-keep-node NAME") from None
+        toposort(converted.graph)
+        del converted.graph.value_info[:]  # stale types from before the conversion; re-inferred on load
+        set_metadata(converted, artifact, "fp16")
+        try:
+            onnx.checker.check_model(converted, full_check=True)
+        except Exception as exc:
+            raise ExportError(f"the fp16 graph fails onnx.checker ({_short(exc)})") from None
+
+        verification = None
+        if self.verify:
+            verification = self._verify(converted, artifact)
+        save_onnx_atomic(converted, self.out, self.force)
+        out = artifact.derive(format="onnx", path=self.out, precision="fp16")
+        out.passes.append({"name": self.name, "options": self.options()})
+        out.meta["fp16"] = {
+            "kept_fp32": [{"node": n, "reason": r} for n, r in sorted(kept.items())],
+            "kept_fp32_count": len(kept),
+            "fp16_nodes": sum(1 for n in converted.graph.node if n.name not in kept and n.op_type != "Cast"),
+            "peak_activation": max(peaks.values()) if peaks else None,
+        }
+        if verification is not None:
+            out.meta["verification"] = verification
+        out.save_sidecar()
+        return out
+
+    def _verify(self, converted: Any, artifact: Artifact) -> dict[str, Any]:
+        import onnx
+
+        br = self.batch_range or tuple(artifact.meta.get("batch_range", (1, 8, 64)))
+        static = next((p.get("static_batch") for p in artifact.passes if p.get("static_batch")), None)
+        if artifact.module is not None:
+            ref_name = "torch fp32 (cpu)"
+
+            def reference(feeds: dict[str, np.ndarray]) -> np.ndarray:
+                return torch_forward(artifact, feeds)
+        else:
+            ref_name = "onnx fp32 (onnxruntime cpu)"
+            sess = ort_session(artifact.path)  # type: ignore[arg-type]
+            out_name = sess.get_outputs()[0].name
+
+            def reference(feeds: dict[str, np.ndarray]) -> np.ndarray:
+                return np.asarray(sess.run([out_name], feeds)[0], dtype=np.float32)
+
+        self.progress("verifying fp16 ONNX against the fp32 reference")
+        with tempfile.TemporaryDirectory(prefix="accelkit-fp16-") as tmp:
+            path = Path(tmp) / "fp16.onnx"
+            onnx.save_model(converted, str(path))
+            res = verify_onnx(
+                path,
+                artifact.spec,
+                reference,
+                batch_sizes=verification_batches(br, static),  # type: ignore[arg-type]
+                tolerance=self.tolerance if self.tolerance is not None else DEFAULT_TOLERANCE["fp16"],
+                precision="fp16",
+                seed=self.seed,
+            )
+        res["reference"] = ref_name
+        return res

@@ -1,0 +1,136 @@
+"""Check an ONNX file against a reference on seeded inputs.
+
+Used by every pass that writes ONNX: the exported (or converted) model is run in ONNX
+Runtime on :class:`~accelkit.sampler.LatentSampler` inputs at two batch sizes and
+compared with the reference (the FP32 torch model when available). Errors are in the
+output's own units; PSNR uses the output range width as peak.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from accelkit.artifact import Artifact
+from accelkit.errors import NonFiniteOutputError, VerificationError, require
+from accelkit.sampler import LatentSampler
+from accelkit.spec import GeneratorSpec
+
+#: Default max-abs-error tolerances per precision, in output units (range width 2 for [-1, 1]).
+DEFAULT_TOLERANCE = {"fp32": 1e-3, "fp16": 5e-2, "int8": 0.5}
+
+
+def paired_error(ref: np.ndarray, out: np.ndarray, value_range: tuple[float, float]) -> dict[str, float]:
+    """Max/mean abs error and PSNR (dB, peak = range width) of ``out`` against ``ref``.
+
+    Raises:
+        NonFiniteOutputError: ``out`` holds NaN or Inf.
+    """
+    if not np.isfinite(out).all():
+        bad = int((~np.isfinite(out)).sum())
+        raise NonFiniteOutputError(f"output holds {bad} NaN/Inf values out of {out.size}")
+    diff = out.astype(np.float64) - ref.astype(np.float64)
+    mse = float(np.mean(diff * diff))
+    peak = float(value_range[1] - value_range[0])
+    psnr = math.inf if mse == 0.0 else 10.0 * math.log10(peak * peak / mse)
+    return {"max_abs_err": float(np.max(np.abs(diff))), "mean_abs_err": float(np.mean(np.abs(diff))), "psnr_db": psnr}
+
+
+def torch_forward(artifact: Artifact, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    """Run a torch artifact's module on numpy feeds (CPU, fp32); NCHW float32 out."""
+    import torch
+
+    args = [torch.from_numpy(np.ascontiguousarray(feeds[i.name])) for i in artifact.spec.inputs]
+    with torch.inference_mode():
+        out = artifact.module(*args)
+    if isinstance(out, (tuple, list)):
+        out = out[0]
+    return out.detach().float().cpu().numpy()
+
+
+def ort_session(model: str | Path | bytes, threads: int | None = None) -> Any:
+    """A CPU ONNX Runtime session (verification is about numbers, not speed)."""
+    ort: Any = require("onnxruntime", "cpu", "verifying an ONNX export")
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    if threads:
+        so.intra_op_num_threads = threads
+    src = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(src, sess_options=so, providers=["CPUExecutionProvider"])
+
+
+def verification_batches(batch_range: tuple[int, int, int], static_batch: int | None = None) -> list[int]:
+    """The two batch sizes to verify at: the profile's minimum and a larger one (<= 8)."""
+    if static_batch is not None:
+        return [static_batch]
+    lo, opt, hi = batch_range
+    second = min(hi, max(lo + 1, min(opt, 8)))
+    return [lo, second] if second != lo else [lo]
+
+
+def verify_onnx(
+    onnx_path: str | Path,
+    spec: GeneratorSpec,
+    reference: Callable[[dict[str, np.ndarray]], np.ndarray],
+    *,
+    batch_sizes: Sequence[int],
+    tolerance: float,
+    precision: str,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Run ``onnx_path`` in ONNX Runtime and compare with ``reference`` on seeded inputs.
+
+    Args:
+        onnx_path: The model to check.
+        spec: Its generator spec (inputs, output range).
+        reference: Function feeds -> reference NCHW float32 output.
+        batch_sizes: Batch sizes to check (each with fresh samples).
+        tolerance: Max allowed absolute error, in output units.
+        precision: For the message (``fp32``/``fp16``/``int8``).
+        seed: LatentSampler seed.
+
+    Returns:
+        ``{"batch_sizes", "seed", "tolerance", "max_abs_err", "mean_abs_err", "psnr_db", "per_batch"}``.
+
+    Raises:
+        NonFiniteOutputError: NaN/Inf in the ONNX outputs.
+        VerificationError: The error exceeds ``tolerance`` (message holds the numbers).
+    """
+    sess = ort_session(onnx_path)
+    out_name = sess.get_outputs()[0].name
+    sampler = LatentSampler(spec, seed=seed)
+    per_batch = []
+    start = 0
+    for b in batch_sizes:
+        feeds = sampler.inputs(start, b)
+        start += b
+        ref = reference(feeds)
+        try:
+            got = sess.run([out_name], feeds)[0]
+        except Exception as exc:
+            raise VerificationError(f"ONNX Runtime failed to run the {precision} model at batch {b} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+        if got.shape != ref.shape:
+            raise VerificationError(f"ONNX output shape {got.shape} differs from torch {ref.shape} at batch {b}; the export is wrong")
+        try:
+            m = paired_error(ref, got.astype(np.float32), spec.output_range)
+        except NonFiniteOutputError as exc:
+            raise NonFiniteOutputError(f"the {precision} ONNX model produced NaN/Inf at batch {b} ({exc}); keep more ops in float32 or export fp32") from None
+        per_batch.append({"batch_size": b, **m})
+    result = {
+        "batch_sizes": list(batch_sizes),
+        "seed": seed,
+        "tolerance": tolerance,
+        "max_abs_err": max(r["max_abs_err"] for r in per_batch),
+        "mean_abs_err": float(np.mean([r["mean_abs_err"] for r in per_batch])),
+        "psnr_db": min(r["psnr_db"] for r in per_batch),
+        "per_batch": per_batch,
+    }
+    if result["max_abs_err"] > tolerance:
+        raise VerificationError(
+            f"{precision} ONNX output differs from the reference: max abs error {result['max_abs_err']:.3g} > tolerance {tolerance:g} "
+            f"(PSNR {result['psnr_db']:.1f} dB, batches {list(batch_sizes)}); raise --tolerance if this is expected"
+        )
+    return result

@@ -1,0 +1,240 @@
+"""The generator's I/O contract: what goes in, what comes out, in which range.
+
+A :class:`GeneratorSpec` is inferred from the model where possible (attributes such as
+``z_dim``/``nz``/``latent_dim``, the forward signature, probing, ONNX graph shapes) and
+can be overridden by the user with flags such as ``--input z:256``,
+``--input label:int:10``, ``--input image:3x32x32`` and ``--output-range -1,1``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal, Sequence
+
+from accelkit.errors import InputError, SpecError
+
+InputKind = Literal["latent", "label", "image"]
+LatentDist = Literal["normal", "uniform"]
+
+_INPUT_HELP = (
+    "use NAME:SIZE for a latent (z:256), NAME:int:CLASSES for a class label "
+    "(label:int:10), NAME:CxHxW for an image (image:3x32x32), or name the kind "
+    "explicitly (NAME:latent:256, NAME:label:10, NAME:image:3x32x32)"
+)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One generator input, without the batch dimension.
+
+    Attributes:
+        name: Argument / ONNX input name.
+        kind: ``latent`` (float noise), ``label`` (int64 class index) or ``image``.
+        shape: Shape without batch; ``()`` for a label.
+        dtype: ``float32`` or ``int64``.
+        num_classes: Number of classes for a ``label`` input.
+    """
+
+    name: str
+    kind: InputKind
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+    num_classes: int | None = None
+
+    def describe(self) -> str:
+        """Short human form, e.g. ``z: latent float32[256]``."""
+        extra = f" ({self.num_classes} classes)" if self.num_classes else ""
+        dims = "x".join(str(d) for d in self.shape) or "scalar"
+        return f"{self.name}: {self.kind} {self.dtype}[{dims}]{extra}"
+
+
+@dataclass(frozen=True)
+class GeneratorSpec:
+    """The generator's I/O contract.
+
+    Attributes:
+        inputs: The inputs in forward-argument order.
+        output_shape: Output shape without batch, ``(C, H, W)``.
+        output_range: Value range of the output, ``(-1, 1)`` or ``(0, 1)``.
+        latent_dist: Distribution latents are drawn from.
+        truncation_psi: Truncation applied to latents (None: none).
+        inferred: Which fields were inferred rather than given, with how.
+    """
+
+    inputs: tuple[InputSpec, ...]
+    output_shape: tuple[int, ...] = ()
+    output_range: tuple[float, float] = (-1.0, 1.0)
+    latent_dist: LatentDist = "normal"
+    truncation_psi: float | None = None
+    inferred: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+
+    @property
+    def num_classes(self) -> int | None:
+        """Classes of the first label input, or None for unconditional generators."""
+        for inp in self.inputs:
+            if inp.kind == "label":
+                return inp.num_classes
+        return None
+
+    @property
+    def input_names(self) -> list[str]:
+        """Input names in order."""
+        return [i.name for i in self.inputs]
+
+    def with_output(self, shape: Sequence[int] | None = None, rng: tuple[float, float] | None = None) -> GeneratorSpec:
+        """Copy with the output shape and/or range replaced."""
+        return replace(
+            self,
+            output_shape=tuple(shape) if shape is not None else self.output_shape,
+            output_range=rng if rng is not None else self.output_range,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (used in sidecars, reports and ONNX metadata)."""
+        d = asdict(self)
+        d["inputs"] = [asdict(i) for i in self.inputs]
+        d["inferred"] = dict(self.inferred)
+        return d
+
+    def to_json(self) -> str:
+        """Compact JSON form."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GeneratorSpec:
+        """Inverse of :meth:`to_dict`."""
+        try:
+            inputs = tuple(
+                InputSpec(
+                    name=str(i["name"]),
+                    kind=i["kind"],
+                    shape=tuple(int(s) for s in i["shape"]),
+                    dtype=str(i.get("dtype", "float32")),
+                    num_classes=i.get("num_classes"),
+                )
+                for i in d["inputs"]
+            )
+            rng = d.get("output_range", (-1.0, 1.0))
+            return cls(
+                inputs=inputs,
+                output_shape=tuple(int(s) for s in d.get("output_shape", ())),
+                output_range=(float(rng[0]), float(rng[1])),
+                latent_dist=d.get("latent_dist", "normal"),
+                truncation_psi=d.get("truncation_psi"),
+                inferred=tuple(sorted(dict(d.get("inferred", {})).items())),
+            )
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise SpecError(f"malformed generator spec ({exc!r}); re-create the artifact with accelkit export") from None
+
+    def describe(self) -> list[str]:
+        """Human-readable lines for ``accelkit info``."""
+        lines = [f"input  {i.describe()}" for i in self.inputs]
+        out = "x".join(str(d) for d in self.output_shape) or "?"
+        lo, hi = self.output_range
+        lines.append(f"output float32[{out}] in [{lo:g}, {hi:g}]")
+        lat = self.latent_dist + (f", truncation psi={self.truncation_psi:g}" if self.truncation_psi else "")
+        if any(i.kind == "latent" for i in self.inputs):
+            lines.append(f"latent distribution: {lat}")
+        if self.inferred:
+            lines.append("inferred: " + "; ".join(f"{k} from {v}" for k, v in self.inferred))
+        return lines
+
+
+def _parse_dims(text: str, flag: str) -> tuple[int, ...]:
+    parts = re.split(r"[x,]", text.strip())
+    try:
+        dims = tuple(int(p) for p in parts)
+    except ValueError:
+        raise InputError(f"--input {flag!r}: {text!r} is not a shape; {_INPUT_HELP}") from None
+    if not dims or any(d <= 0 for d in dims):
+        raise InputError(f"--input {flag!r}: dimensions must be positive integers; {_INPUT_HELP}")
+    return dims
+
+
+def parse_input_flag(flag: str) -> InputSpec:
+    """Parse one ``--input`` value.
+
+    Accepted forms: ``z:256`` (latent), ``z:512x1x1`` (latent kept 3-D),
+    ``label:int:10`` (int64 label, 10 classes), ``image:3x32x32`` (image, because the
+    name says so or ``NAME:image:CxHxW``), ``NAME:latent:256``, ``NAME:label:10``.
+
+    Raises:
+        InputError: The text does not follow one of those forms.
+    """
+    parts = flag.split(":")
+    if len(parts) < 2 or not parts[0] or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", parts[0]):
+        raise InputError(f"--input {flag!r} is not NAME:SHAPE; {_INPUT_HELP}")
+    name = parts[0]
+    if len(parts) == 3:
+        kind, rest = parts[1].lower(), parts[2]
+        if kind in ("int", "label", "int64", "class"):
+            (n,) = _parse_dims(rest, flag) if rest else (0,)
+            if n < 1:
+                raise InputError(f"--input {flag!r}: a label needs its number of classes; {_INPUT_HELP}")
+            return InputSpec(name, "label", (), "int64", n)
+        if kind in ("latent", "z", "float"):
+            return InputSpec(name, "latent", _parse_dims(rest, flag))
+        if kind in ("image", "img"):
+            dims = _parse_dims(rest, flag)
+            if len(dims) != 3:
+                raise InputError(f"--input {flag!r}: an image is CxHxW; {_INPUT_HELP}")
+            return InputSpec(name, "image", dims)
+        raise InputError(f"--input {flag!r}: unknown kind {parts[1]!r}; {_INPUT_HELP}")
+    if len(parts) != 2:
+        raise InputError(f"--input {flag!r} has too many ':'; {_INPUT_HELP}")
+    dims = _parse_dims(parts[1], flag)
+    looks_image = name.lower() in ("image", "img", "x_img", "lr", "input_image", "src", "cond_image")
+    if len(dims) == 3 and (looks_image or dims[1] > 1 or dims[2] > 1):
+        return InputSpec(name, "image", dims)
+    return InputSpec(name, "latent", dims)
+
+
+def parse_output_range(text: str) -> tuple[float, float]:
+    """Parse ``--output-range`` such as ``-1,1`` or ``0,1``."""
+    try:
+        lo_s, hi_s = text.split(",")
+        lo, hi = float(lo_s), float(hi_s)
+    except ValueError:
+        raise InputError(f"--output-range {text!r} is not LOW,HIGH; use -1,1 or 0,1") from None
+    if not lo < hi:
+        raise InputError(f"--output-range {text!r}: LOW must be below HIGH; use -1,1 or 0,1")
+    return (lo, hi)
+
+
+def apply_overrides(
+    spec: GeneratorSpec | None,
+    inputs: Sequence[InputSpec] = (),
+    output_range: tuple[float, float] | None = None,
+    latent_dist: LatentDist | None = None,
+    truncation_psi: float | None = None,
+) -> GeneratorSpec | None:
+    """Replace inferred fields by user-given ones.
+
+    Inputs given by the user replace the inferred input of the same name, or, when
+    no name matches, the inferred input at the same position.
+    """
+    if spec is None and not inputs:
+        return None
+    if spec is None:
+        spec = GeneratorSpec(inputs=tuple(inputs))
+    else:
+        new = list(spec.inputs)
+        for pos, inp in enumerate(inputs):
+            idx = next((k for k, cur in enumerate(new) if cur.name == inp.name), None)
+            if idx is None and pos < len(new) and len(inputs) <= len(new):
+                idx = pos
+            if idx is None:
+                new.append(inp)
+            else:
+                new[idx] = inp
+        inferred = tuple((k, v) for k, v in spec.inferred if not (k == "inputs" and inputs))
+        spec = replace(spec, inputs=tuple(new), inferred=inferred)
+    if output_range is not None:
+        spec = replace(spec, output_range=output_range, inferred=tuple((k, v) for k, v in spec.inferred if k != "output_range"))
+    if latent_dist is not None:
+        spec = replace(spec, latent_dist=latent_dist)
+    if truncation_psi is not None:
+        spec = replace(spec, truncation_psi=truncation_psi)
+    return spec
