@@ -21,6 +21,7 @@ import pickle
 import re
 import struct
 import sys
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -331,6 +332,10 @@ def _candidate_inputs(module: Any) -> tuple[list[list[InputSpec]], str]:
     how = []
     label_name = next((n for n in names[1:] if n in _LABEL_ARG_NAMES), None)
     label: list[InputSpec] = []
+    if not isinstance(n_cls, int) and label_name is not None:
+        n_cls = _first_embedding_rows(module)
+        if n_cls:
+            how.append("Embedding rows as class count")
     if isinstance(n_cls, int) and n_cls > 0:
         label = [InputSpec(label_name or (names[1] if len(names) > 1 else "label"), "label", (), "int64", int(n_cls))]
         how.append("num_classes attribute")
@@ -355,6 +360,17 @@ def _candidate_inputs(module: Any) -> tuple[list[list[InputSpec]], str]:
             cands.append([InputSpec(first, "latent", (lin, 1, 1))] + label)
             how.append("first layer width")
     return cands, ", ".join(how)
+
+
+def _first_embedding_rows(module: Any) -> int | None:
+    import torch
+
+    for m in module.modules():
+        if isinstance(m, torch.nn.Embedding):
+            return int(m.num_embeddings)
+        if getattr(m, "original_name", "") == "Embedding" and hasattr(m, "weight"):
+            return int(m.weight.shape[0])
+    return None
 
 
 def _first_latent_width(module: Any) -> int | None:
@@ -397,19 +413,21 @@ def probe_output(module: Any, inputs: Sequence[InputSpec], batch: int = 2) -> tu
     return tuple(int(d) for d in out.shape[1:])
 
 
-def infer_torch_spec(module: Any, given: Sequence[InputSpec] = ()) -> GeneratorSpec:
+def infer_torch_spec(module: Any, given: Sequence[InputSpec] = (), batch: int = 2) -> GeneratorSpec:
     """Infer a torch generator's spec by attributes, signature and probing.
 
     Args:
         module: The generator in eval mode (nn.Module, ScriptModule or GraphModule).
         given: User-given inputs (``--input``); when complete they are used as-is.
+        batch: Batch size to probe with (a fixed-batch program needs its own).
 
     Raises:
         SpecError: Nothing worked; the message says which ``--input`` to pass.
     """
     inferred: list[tuple[str, str]] = []
     if given:
-        cands, how = [list(given)], "--input"
+        cands = [list(given)]
+        inferred.append(("inputs", "--input"))
     else:
         cands, how = _candidate_inputs(module)
         if not cands:
@@ -422,7 +440,7 @@ def infer_torch_spec(module: Any, given: Sequence[InputSpec] = ()) -> GeneratorS
     errors: list[str] = []
     for cand in cands:
         try:
-            out_shape = probe_output(module, cand)
+            out_shape = probe_output(module, cand, batch)
         except SpecError as exc:
             errors.append(str(exc))
             continue
@@ -539,7 +557,9 @@ def load_generator(
     stored_spec: dict[str, Any] | None = None
     if fmt == "torchscript":
         try:
-            module = torch.jit.load(str(p), map_location="cpu")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated but users have such files
+                module = torch.jit.load(str(p), map_location="cpu")
         except Exception as exc:
             raise LoadError(f"{p} is a TorchScript archive that fails to load ({str(exc).splitlines()[0][:160]}); re-save it with torch.jit.save") from None
     elif fmt == "pt2":
@@ -576,17 +596,19 @@ def load_generator(
             meta["arch_kwargs"] = dict(arch_kwargs or {})
     if not isinstance(module, torch.nn.Module):
         raise LoadError(f"{p} did not yield a torch module (got {type(module).__name__})")
-    module = module.eval().float()
+    if program is None:  # an unlifted torch.export module refuses .eval(); it is frozen in its export mode
+        module = module.eval().float()
     for prm in module.parameters():
         prm.requires_grad_(False)
     meta["parameters"] = int(sum(prm.numel() for prm in module.parameters()))
 
     if stored_spec is not None and not inputs:
         spec = GeneratorSpec.from_dict(stored_spec)
-    elif program is not None and not inputs:
-        spec = infer_torch_spec(module, _program_inputs(program, module))
-        spec = GeneratorSpec(spec.inputs, spec.output_shape, spec.output_range, inferred=(("inputs", "torch.export signature"),) + spec.inferred[1:])
+    elif program is not None:
         meta["static_batch"] = _program_static_batch(program)
+        spec = infer_torch_spec(module, inputs or _program_inputs(program, module), batch=meta["static_batch"] or 2)
+        if not inputs:
+            spec = GeneratorSpec(spec.inputs, spec.output_shape, spec.output_range, inferred=(("inputs", "torch.export signature"),) + spec.inferred[1:])
     else:
         spec = infer_torch_spec(module, inputs)
     spec = apply_overrides(spec, (), output_range, latent_dist, truncation_psi) or spec  # type: ignore[arg-type]
@@ -694,12 +716,12 @@ def _program_inputs(program: Any, module: Any) -> list[InputSpec]:
 
 def _program_static_batch(program: Any) -> int | None:
     """The batch size baked into a torch.export program, or None if it is symbolic."""
+    import torch
+
     for n in program.graph.nodes:
         if n.op == "placeholder" and n.name in set(program.graph_signature.user_inputs):
             val = n.meta.get("val")
             if val is not None and val.dim() > 0:
-                try:
-                    return int(val.shape[0])
-                except (TypeError, ValueError):
-                    return None
+                dim = val.shape[0]
+                return None if isinstance(dim, torch.SymInt) else int(dim)
     return None

@@ -17,6 +17,7 @@ import logging
 import os
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -56,6 +57,8 @@ def _quiet() -> contextlib.ExitStack:
     buf = io.StringIO()
     stack.enter_context(contextlib.redirect_stdout(buf))
     stack.enter_context(contextlib.redirect_stderr(buf))
+    stack.enter_context(warnings.catch_warnings())
+    warnings.simplefilter("ignore")
     stack.callback(lambda: log.debug("exporter output:\n%s", buf.getvalue()))
     for name in ("torch.onnx", "torch.export", "torch._dynamo", "torch.fx.experimental.symbolic_shapes", "onnxscript"):
         lg = logging.getLogger(name)
@@ -213,18 +216,19 @@ class OnnxFromTorch:
     def _run_exporter(self, exp: str, artifact: Artifact, args: tuple[Any, ...], names: Sequence[str], f: Path) -> None:
         import torch
 
+        out_name = output_name(names)
         lo, _opt, hi = self.batch_range
         if exp == "dynamo":
             if artifact.program is not None:
                 torch.onnx.export(
-                    artifact.program, args, str(f), input_names=list(names), output_names=["image"],
+                    artifact.program, args, str(f), input_names=list(names), output_names=[out_name],
                     opset_version=self.opset, dynamo=True, external_data=False,
                 )
                 return
             batch = torch.export.Dim("batch", min=max(1, lo), max=max(hi, 2))
             fwd_names = _forward_names(artifact.module, len(names))
             torch.onnx.export(
-                artifact.module, args, str(f), input_names=list(names), output_names=["image"],
+                artifact.module, args, str(f), input_names=list(names), output_names=[out_name],
                 opset_version=self.opset, dynamo=True, external_data=False,
                 dynamic_shapes={n: {0: batch} for n in fwd_names},
             )
@@ -233,8 +237,8 @@ class OnnxFromTorch:
         if artifact.program is not None:
             module = artifact.program.module()
         torch.onnx.export(
-            module, args, str(f), input_names=list(names), output_names=["image"], opset_version=self.opset,
-            dynamo=False, dynamic_axes={**{n: {0: "batch"} for n in names}, "image": {0: "batch"}},
+            module, args, str(f), input_names=list(names), output_names=[out_name], opset_version=self.opset,
+            dynamo=False, dynamic_axes={**{n: {0: "batch"} for n in names}, out_name: {0: "batch"}},
         )
 
     def __call__(self, artifact: Artifact) -> Artifact:
@@ -289,6 +293,11 @@ class OnnxFromTorch:
             precision=precision,
             seed=self.seed,
         ) | {"reference": "torch fp32 (cpu)"}
+
+
+def output_name(input_names: Sequence[str]) -> str:
+    """The ONNX output's name: ``image``, or ``output`` when an input is already called ``image``."""
+    return "output" if "image" in input_names else "image"
 
 
 def _forward_names(module: Any, n: int) -> list[str]:

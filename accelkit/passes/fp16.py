@@ -58,20 +58,18 @@ DEFAULT_KEEP_FP32_OPS: tuple[str, ...] = (
 
 
 def activation_peaks(model: Any, spec: Any, n: int = 16, seed: int = 0) -> dict[str, float]:
-    """Max |value| of every float32 node output over ``n`` seeded samples.
+    """Max |value| of every float32 tensor (graph inputs and node outputs) over ``n`` seeded samples.
 
     Returns:
-        Node name -> peak absolute activation.
+        Tensor name -> peak absolute value (``inf`` when it already overflows in fp32).
     """
     import onnx
 
     m = onnx.shape_inference.infer_shapes(model)
     known = {o.name for o in m.graph.output}
     vi = {v.name: v for v in m.graph.value_info}
-    producer: dict[str, str] = {}
     for node in m.graph.node:
         for o in node.output:
-            producer[o] = node.name
             if o in vi and o not in known and vi[o].type.tensor_type.elem_type == onnx.TensorProto.FLOAT:
                 m.graph.output.append(vi[o])
                 known.add(o)
@@ -81,16 +79,27 @@ def activation_peaks(model: Any, spec: Any, n: int = 16, seed: int = 0) -> dict[
     sampler = LatentSampler(spec, seed=seed, batch_size=min(n, 8))
     for feeds in sampler.batches(n):
         outs = sess.run(names, feeds)
-        for name, val in zip(names, outs):
-            node = producer.get(name)
-            if node is None or not np.issubdtype(np.asarray(val).dtype, np.floating):
+        for name, val in list(zip(names, outs)) + list(feeds.items()):
+            arr = np.asarray(val)
+            if not np.issubdtype(arr.dtype, np.floating) or arr.size == 0:
                 continue
-            finite = np.asarray(val)[np.isfinite(val)]
-            peak = float(np.max(np.abs(finite))) if finite.size else float("inf")
-            if not np.isfinite(val).all():
-                peak = float("inf")
-            peaks[node] = max(peaks.get(node, 0.0), peak)
+            peak = float(np.max(np.abs(arr))) if np.isfinite(arr).all() else float("inf")
+            peaks[name] = max(peaks.get(name, 0.0), peak)
     return peaks
+
+
+def overflowing_nodes(model: Any, peaks: dict[str, float], limit: float) -> dict[str, float]:
+    """Nodes that read or write a tensor whose peak exceeds ``limit`` -> that peak.
+
+    Both sides count: the float16 converter casts a kept node's output back to fp16
+    for its consumers, so a consumer of an overflowing tensor must stay fp32 too.
+    """
+    hits: dict[str, float] = {}
+    for node in model.graph.node:
+        peak = max((peaks.get(t, 0.0) for t in list(node.input) + list(node.output)), default=0.0)
+        if peak > limit:
+            hits[node.name] = peak
+    return hits
 
 
 def toposort(graph: Any) -> None:
@@ -219,9 +228,8 @@ class Fp16:
             self.progress(f"calibrating fp16 ranges on {self.calib_samples} seeded samples")
             peaks = activation_peaks(model, artifact.spec, self.calib_samples, self.seed)
             limit = self.headroom * FP16_MAX
-            for node, peak in peaks.items():
-                if peak > limit and node not in kept:
-                    kept[node] = f"activation peak {peak:.3g} > {limit:.3g}"
+            for node, peak in overflowing_nodes(model, peaks, limit).items():
+                kept.setdefault(node, f"activation peak {peak:.3g} > {limit:.3g}")
         self.progress(f"converting to float16 ({len(kept)} nodes kept in float32)")
         try:
             converted = f16.convert_float_to_float16(
