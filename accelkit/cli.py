@@ -215,9 +215,12 @@ def export(
     trust_pickle: bool = TrustOpt,
 ) -> None:
     """Export to ONNX (dynamic batch, single file), verified against torch in ONNX Runtime."""
+    from accelkit.passes.export import EXPORTERS
     from accelkit.passes.export import export as do_export
 
     br = _parse_batch_range(batch_range)
+    if exporter not in EXPORTERS:  # checked before the (slow) load
+        raise InputError(f"--exporter {exporter!r} is unknown; choose one of {', '.join(EXPORTERS)}")
     with progress_status() as progress:
         progress("loading the generator")
         art = _load(generator, arch, arch_kwargs, input, output_range, latent_dist, truncation, trust_pickle)

@@ -1,0 +1,123 @@
+"""CLI: exit codes, one-line errors (no tracebacks), outputs of info/export."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import onnx
+import pytest
+from typer.testing import CliRunner
+
+from accelkit.cli import app
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def _one_line_error(result, pattern: str) -> None:
+    assert result.exit_code == 2, result.output
+    err = result.stderr.strip().splitlines()
+    errors = [ln for ln in err if ln.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
+    assert pattern in errors[0], errors[0]
+    assert "Traceback" not in result.output + result.stderr
+
+
+def test_help_lists_commands() -> None:
+    res = run("--help")
+    assert res.exit_code == 0
+    for cmd in ("info", "export"):
+        assert cmd in res.stdout
+
+
+def test_info_shows_spec_and_flops(gen_files) -> None:
+    res = run("info", str(gen_files["cond_torchscript"]), "--input", "z:8", "--input", "label:int:5")
+    assert res.exit_code == 0, res.output
+    assert "label: label int64[scalar] (5 classes)" in res.stdout
+    assert "float32[3x8x8]" in res.stdout and "FLOPs/image" in res.stdout
+
+
+def test_info_json(gen_files) -> None:
+    res = run("info", str(gen_files["img2img_torchscript"]), "--json")
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    assert d["format"] == "torchscript" and d["spec"]["output_shape"] == [3, 24, 24]
+    assert d["flops_per_image"] > 0 and d["parameters"] > 0
+
+
+def test_export_writes_verified_onnx(gen_files, in_tmp) -> None:
+    res = run("export", str(gen_files["state_dict"]), "--arch", "tests.fixtures.generators:LatentGen", "-o", "g.onnx", "--batch-range", "2:4:16")
+    assert res.exit_code == 0, res.output
+    assert "wrote g.onnx (fp32" in res.stdout and "verified vs torch fp32" in res.stdout and "at batch 2,4" in res.stdout
+    assert onnx.load("g.onnx").graph.node and Path("g.accelkit.json").is_file()
+
+
+def test_export_default_name_next_to_input(gen_files, tmp_path) -> None:
+    src = tmp_path / "mygen.pt"
+    src.write_bytes(gen_files["torchscript"].read_bytes())
+    res = run("export", str(src), "--fp16")
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "mygen.fp16.onnx").is_file() and (tmp_path / "mygen.fp16.accelkit.json").is_file()
+    assert "kept in float32" in res.stdout
+    again = run("export", str(src), "--fp16")
+    _one_line_error(again, "already exists; pass --force")
+
+
+@pytest.mark.parametrize(
+    ("args", "pattern"),
+    [
+        (("info", "does/not/exist.pt"), "no such file"),
+        (("export", "--batch-range", "8:4:2"), "--batch-range"),
+        (("info", "--input", "z:abc"), "is not a shape"),
+        (("info", "--output-range", "1,0"), "--output-range"),
+        (("info", "--arch-kwargs", "{bad json"), "--arch-kwargs is not valid JSON"),
+        (("info", "--latent-dist", "cauchy"), "--latent-dist"),
+        (("export", "--exporter", "fast"), "--exporter 'fast' is unknown"),
+    ],
+)
+def test_user_mistakes_are_one_line_exit_2(args, pattern) -> None:
+    _one_line_error(run(*args), pattern)
+
+
+def test_pickle_without_trust_and_truncated_file(gen_files, tmp_path) -> None:
+    _one_line_error(run("info", str(gen_files["pickled_module"])), "--trust-pickle")
+    ok = run("info", str(gen_files["pickled_module"]), "--trust-pickle")
+    assert ok.exit_code == 0, ok.output
+    cut = tmp_path / "cut.pt"
+    data = gen_files["torchscript"].read_bytes()
+    cut.write_bytes(data[: len(data) // 3])
+    _one_line_error(run("info", str(cut)), "truncated or corrupt")
+
+
+def test_unsupported_op_is_one_line(tmp_path) -> None:
+    import torch
+
+    from tests.fixtures.generators import Unexportable
+
+    p = tmp_path / "u.pt"
+    torch.save(Unexportable().state_dict(), p)
+    res = run("export", str(p), "--arch", "tests.fixtures.generators:Unexportable", "-o", str(tmp_path / "u.onnx"))
+    _one_line_error(res, "ONNX export failed")
+    assert not (tmp_path / "u.onnx").exists()
+
+
+def test_real_process_exit_code_and_stderr(tmp_path) -> None:
+    """The installed entry point behaves the same in a real process."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "accelkit.cli", "info", str(tmp_path / "missing.pt")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: no such file")
+    assert "Traceback" not in proc.stderr
+
+
+def test_version() -> None:
+    res = run("--version")
+    assert res.exit_code == 0 and res.stdout.startswith("accelkit ")
