@@ -64,9 +64,16 @@ def require(module: str, extra: str, feature: str) -> object:
     import importlib
 
     try:
-        return importlib.import_module(module)
-    except ImportError as exc:  # pragma: no branch - message only
+        mod = importlib.import_module(module)
+    except ImportError as exc:
         raise MissingDependencyError(
             f"{feature} needs the Python package '{module}', which is not importable "
             f"({exc.__class__.__name__}: {exc}); install it with: pip install 'accelkit[{extra}]'"
         ) from None
+    if getattr(mod, "__file__", None) is None and "." not in module:
+        # e.g. only `tensorrt-stubs` (.pyi files) is installed: an empty namespace package
+        raise MissingDependencyError(
+            f"{feature} needs the Python package '{module}', but only an empty namespace package "
+            f"(type stubs?) is installed; install it with: pip install 'accelkit[{extra}]'"
+        )
+    return mod
