@@ -73,7 +73,7 @@ def require(module: str, extra: str, feature: str) -> object:
     if getattr(mod, "__file__", None) is None and "." not in module:
         # e.g. only `tensorrt-stubs` (.pyi files) is installed: an empty namespace package
         raise MissingDependencyError(
-            f"{feature} needs the Python package '{module}', but only an empty namespace package "
-            f"(type stubs?) is installed; install it with: pip install 'accelkit[{extra}]'"
+            f"{feature} needs the Python package '{module}', but only type stubs (an empty namespace package) "
+            f"are installed; install it with: pip install 'accelkit[{extra}]'"
         )
     return mod
