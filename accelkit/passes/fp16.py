@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -100,6 +101,58 @@ def overflowing_nodes(model: Any, peaks: dict[str, float], limit: float) -> dict
         if peak > limit:
             hits[node.name] = peak
     return hits
+
+
+def collapse_cast_round_trips(graph: Any) -> int:
+    """Remove ``Cast(fp32->fp16) -> Cast(fp16->fp32)`` pairs between two fp32 nodes.
+
+    The float16 converter casts every kept node's output to fp16 and back for the next
+    kept node; that round trip overflows exactly the values the node was kept for.
+
+    Returns:
+        How many fp16->fp32 casts were bypassed.
+    """
+    import onnx
+
+    def cast_to(node: Any) -> int | None:
+        if node.op_type != "Cast":
+            return None
+        return next((a.i for a in node.attribute if a.name == "to"), None)
+
+    consumers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for i in node.input:
+            consumers.setdefault(i, []).append(node)
+    outputs = {o.name for o in graph.output}
+    rename: dict[str, str] = {}
+    drop: set[int] = set()
+    for a in graph.node:
+        if cast_to(a) != onnx.TensorProto.FLOAT16:
+            continue
+        users = consumers.get(a.output[0], [])
+        backs = [b for b in users if cast_to(b) == onnx.TensorProto.FLOAT]
+        for b in backs:
+            if b.output[0] in outputs:
+                continue
+            rename[b.output[0]] = a.input[0]
+            drop.add(id(b))
+        if len(backs) == len(users) and all(id(b) in drop for b in backs) and a.output[0] not in outputs:
+            drop.add(id(a))
+    if not rename:
+        return 0
+    keep = []
+    for node in graph.node:
+        if id(node) in drop:
+            continue
+        copy = type(node)()
+        copy.CopyFrom(node)
+        for k, name in enumerate(copy.input):
+            if name in rename:
+                copy.input[k] = rename[name]
+        keep.append(copy)
+    del graph.node[:]
+    graph.node.extend(keep)
+    return len(rename)
 
 
 def toposort(graph: Any) -> None:
@@ -215,6 +268,7 @@ class Fp16:
         if self.out.exists() and not self.force:
             raise InputError(f"{self.out} already exists; pass --force to overwrite it or -o to write elsewhere")
         f16: Any = require("onnxruntime.transformers.float16", "cpu", "fp16 conversion")
+        t0 = time.perf_counter()
         model = onnx.load(str(artifact.path), load_external_data=True)
 
         kept: dict[str, str] = {}
@@ -240,6 +294,7 @@ class Fp16:
             )
         except Exception as exc:
             raise ExportError(f"float16 conversion failed ({_short(exc)}); keep the failing node in fp32 with --fp16-keep-node NAME") from None
+        collapse_cast_round_trips(converted.graph)
         toposort(converted.graph)
         del converted.graph.value_info[:]  # stale types from before the conversion; re-inferred on load
         set_metadata(converted, artifact, "fp16")
@@ -253,7 +308,7 @@ class Fp16:
             verification = self._verify(converted, artifact)
         save_onnx_atomic(converted, self.out, self.force)
         out = artifact.derive(format="onnx", path=self.out, precision="fp16")
-        out.passes.append({"name": self.name, "options": self.options()})
+        out.passes.append({"name": self.name, "options": self.options(), "seconds": round(time.perf_counter() - t0, 3)})
         out.meta["fp16"] = {
             "kept_fp32": [{"node": n, "reason": r} for n, r in sorted(kept.items())],
             "kept_fp32_count": len(kept),

@@ -1,0 +1,647 @@
+"""Throughput and latency measurement, FLOP counting and MFU.
+
+How :func:`measure_throughput` measures (see DESIGN.md, "Measuring honestly"):
+
+1. One batch of inputs is drawn from the :class:`~accelkit.sampler.LatentSampler`
+   (samples ``0 .. batch-1``) and placed on the device once (``runner.prepare``).
+2. ``warmup`` untimed iterations run first (lazy initialisation, allocator growth,
+   cuDNN/oneDNN algorithm choice, compilation).
+3. Each repeat runs iterations until their timed total reaches ``min_time_s`` (at
+   least one; a fixed ``iters_per_repeat`` may be given instead). Bounding repeats by
+   time rather than by a count calibrated in advance keeps a measurement short even
+   when a shared machine slows down half-way.
+4. ``repeats`` repeats run; every iteration is timed around ``run()`` +
+   ``synchronize()``: ``time.perf_counter`` on CPU, CUDA events on a CUDA device (with
+   a CUDA build of torch; otherwise ``perf_counter`` again, recorded in ``timer``).
+   Outputs stay on the device. Python's garbage collector is paused while timing.
+5. Each repeat gives one images/sec sample, ``batch * iterations / sum(iteration
+   latencies)``; the raw samples are kept (a CI gate bootstraps over them) and the
+   median is the headline number.
+6. The output of the last warm-up iteration and of the last timed iteration are
+   copied to the host and checked: NaN or Inf raises
+   :class:`~accelkit.errors.NonFiniteOutputError`.
+
+Default budget: with ``warmup=3``, ``repeats=5`` and ``min_time_s=0.5`` a fast row costs
+about ``3 * t_iter + 5 * 0.5 s`` ≈ 2.7 s, so the six rows of a default CPU bench (torch
+fp32, ort fp32, ort fp16 at batches 1 and 8) take ≈ 20 s of timing; five samples are
+enough for a median and an interquartile range, and half a second per repeat averages
+over the scheduler noise of a shared 2-core machine. A slow row (one iteration longer
+than ``min_time_s``) runs one iteration per repeat, i.e. ``(warmup + repeats) * t_iter``.
+Measured with ``benchmarks/bench_budget.py`` (DCGAN 3x64x64, 2 cores shared with other
+work, load average ~5): 26 s for the six rows, 42 s including ONNX export and the fp16
+pass, against a budget of 120 s.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import re
+import resource
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from accelkit.errors import InputError, NonFiniteOutputError
+from accelkit.runners.base import Runner
+from accelkit.sampler import LatentSampler
+from accelkit.spec import GeneratorSpec
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WARMUP = 3
+DEFAULT_REPEATS = 5
+DEFAULT_MIN_TIME_S = 0.5
+DEFAULT_MAX_ITERS_PER_REPEAT = 10_000
+
+
+# --------------------------------------------------------------------------- results
+def _quantile(values: list[float], q: float) -> float:
+    """Linear-interpolated quantile (numpy's default method) of a non-empty list."""
+    return float(np.quantile(np.asarray(values, dtype=np.float64), q))
+
+
+@dataclass
+class Latency:
+    """What one throughput measurement found, for one runner at one batch size.
+
+    Attributes:
+        batch_size: Images per iteration.
+        device: The runner's device (``cpu``, ``cuda:0``...).
+        warmup: Untimed iterations run first.
+        iters_per_repeat: Timed iterations in each repeat (one count per repeat).
+        latencies_ms: Every timed iteration's latency in milliseconds (all repeats,
+            in order), ``run()`` + ``synchronize()`` of one batch.
+        images_per_sec_samples: One throughput sample per repeat, images/second:
+            ``batch_size * iters_per_repeat / (sum of that repeat's latencies)``.
+        timer: ``perf_counter`` or ``cuda_events``.
+        peak_memory_mb: See ``memory_kind``; None where it could not be measured.
+        memory_kind: What ``peak_memory_mb`` means:
+            ``cpu_peak_rss_delta`` (Linux: the process's resident-set high-water mark
+            is reset when the measurement starts, and the value is that peak minus the
+            resident set at the start: the extra host memory the measurement needed,
+            including the runner's activation when the harness activated it),
+            ``cpu_max_rss_delta`` (where the mark cannot be reset: growth of
+            ``getrusage(RUSAGE_SELF).ru_maxrss``; 0 when the process had been bigger
+            before, so a lower bound), ``cuda_torch_max_allocated`` (peak bytes held by torch's
+            CUDA caching allocator; used for the torch backend),
+            ``cuda_device_used_delta`` (device memory in use after the run minus
+            before, all allocators; used for backends that allocate outside torch),
+            ``runner_reported`` (the runner's own ``peak_memory_bytes()``) or ``none``.
+        wall_seconds: Wall time of the whole measurement (prepare, warm-up, repeats).
+        load_average_1m: The machine's 1-minute load average when the measurement
+            started (None where unknown): above the number of cores, other processes
+            competed for the CPU and the numbers are pessimistic and noisy.
+        extra: Anything else worth keeping.
+    """
+
+    batch_size: int
+    device: str
+    warmup: int
+    iters_per_repeat: list[int]
+    latencies_ms: list[float]
+    images_per_sec_samples: list[float]
+    timer: str = "perf_counter"
+    peak_memory_mb: float | None = None
+    memory_kind: str = "none"
+    wall_seconds: float = 0.0
+    load_average_1m: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def repeats(self) -> int:
+        """Number of repeats (= number of images/sec samples)."""
+        return len(self.images_per_sec_samples)
+
+    @property
+    def images_per_sec(self) -> float:
+        """Median of the per-repeat images/sec samples."""
+        return float(statistics.median(self.images_per_sec_samples))
+
+    @property
+    def spread(self) -> dict[str, float]:
+        """Spread of the per-repeat images/sec samples: ``p25``, ``p75``, ``iqr``, ``min``, ``max``."""
+        s = self.images_per_sec_samples
+        p25, p75 = _quantile(s, 0.25), _quantile(s, 0.75)
+        return {"p25": p25, "p75": p75, "iqr": p75 - p25, "min": float(min(s)), "max": float(max(s))}
+
+    def latency_percentile(self, q: float) -> float:
+        """Latency percentile ``q`` in [0, 100], milliseconds."""
+        return _quantile(self.latencies_ms, q / 100.0)
+
+    @property
+    def latency_ms(self) -> dict[str, float]:
+        """Per-iteration latency summary in milliseconds: ``p50``, ``p90``, ``p99``, ``mean``, ``min``, ``max``."""
+        lat = self.latencies_ms
+        return {
+            "p50": self.latency_percentile(50),
+            "p90": self.latency_percentile(90),
+            "p99": self.latency_percentile(99),
+            "mean": float(statistics.fmean(lat)),
+            "min": float(min(lat)),
+            "max": float(max(lat)),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict: the raw fields plus the derived summaries."""
+        d = asdict(self)
+        d.update(
+            repeats=self.repeats,
+            images_per_sec=self.images_per_sec,
+            images_per_sec_spread=self.spread,
+            latency_ms_summary=self.latency_ms,
+        )
+        return d
+
+
+# --------------------------------------------------------------------------- memory
+def _maxrss_mb() -> float:
+    """Peak resident set size of this process so far, MB (Linux reports KiB, macOS bytes)."""
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r / (1024.0 * 1024.0) if sys.platform == "darwin" else r / 1024.0
+
+
+def _proc_status_mb(field_name: str) -> float | None:
+    """``VmRSS``/``VmHWM`` of this process from ``/proc/self/status``, MB; None off Linux."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field_name + ":"):
+                    return float(line.split()[1]) / 1024.0  # kB
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the process's RSS high-water mark (Linux >= 4.0: ``5 > /proc/self/clear_refs``)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _torch_cuda(device: str) -> Any:
+    """The ``torch`` module when ``device`` is CUDA and torch can use it, else None."""
+    if not device.startswith("cuda"):
+        return None
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a core dependency
+        return None
+    return torch if torch.cuda.is_available() else None
+
+
+class _MemoryProbe:
+    """Measures the memory a measurement needed; see :attr:`Latency.memory_kind`."""
+
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+        self.torch = _torch_cuda(runner.device)
+        self.rss0 = 0.0
+        self.used0 = 0.0
+        if callable(getattr(runner, "peak_memory_bytes", None)):
+            self.kind = "runner_reported"
+        elif self.torch is not None:
+            self.kind = "cuda_torch_max_allocated" if runner.name == "torch" else "cuda_device_used_delta"
+        elif runner.device.startswith("cuda"):
+            self.kind = "none"
+        else:
+            rss = _proc_status_mb("VmRSS")
+            if rss is not None and _reset_peak_rss():
+                self.kind, self.rss0 = "cpu_peak_rss_delta", rss
+            else:
+                self.kind, self.rss0 = "cpu_max_rss_delta", _maxrss_mb()
+        if self.kind == "cuda_torch_max_allocated":
+            self.torch.cuda.reset_peak_memory_stats(runner.device)
+        elif self.kind == "cuda_device_used_delta":
+            free, total = self.torch.cuda.mem_get_info(runner.device)
+            self.used0 = (total - free) / 2**20
+
+    def peak_mb(self) -> float | None:
+        try:
+            if self.kind == "runner_reported":
+                got = self.runner.peak_memory_bytes()  # type: ignore[attr-defined]
+                return None if got is None else float(got) / 2**20
+            if self.kind == "cuda_torch_max_allocated":
+                return float(self.torch.cuda.max_memory_allocated(self.runner.device)) / 2**20
+            if self.kind == "cuda_device_used_delta":
+                free, total = self.torch.cuda.mem_get_info(self.runner.device)
+                return max(0.0, float(total - free) / 2**20 - self.used0)
+            if self.kind == "cpu_peak_rss_delta":
+                hwm = _proc_status_mb("VmHWM")
+                return None if hwm is None else max(0.0, hwm - self.rss0)
+            if self.kind == "cpu_max_rss_delta":
+                return max(0.0, _maxrss_mb() - self.rss0)
+        except Exception as exc:  # noqa: BLE001 - memory is informative, never fatal
+            log.warning("could not read peak memory (%s): %s", self.kind, exc)
+        return None
+
+
+# --------------------------------------------------------------------------- timing
+def check_finite(output: np.ndarray, what: str) -> None:
+    """Raise :class:`NonFiniteOutputError` when ``output`` holds NaN or Inf.
+
+    Args:
+        output: Host array (any float dtype).
+        what: Which run produced it, for the message.
+    """
+    arr = np.asarray(output)
+    finite = np.isfinite(arr)
+    if not finite.all():
+        bad = int(arr.size - int(finite.sum()))
+        n_nan = int(np.isnan(arr).sum())
+        raise NonFiniteOutputError(
+            f"{what} produced {bad} non-finite values of {arr.size} ({n_nan} NaN, {bad - n_nan} Inf); "
+            "expected finite images; an fp16/int8 overflow is the usual cause: keep the failing ops in fp32 or use fp32"
+        )
+
+
+def _describe_run(runner: Runner, batch: int) -> str:
+    return f"{runner.name} {runner.precision} on {runner.device} at batch {batch}"
+
+
+def _time_iters(runner: Runner, prepared: Any, n: int, torch_cuda: Any, min_time_s: float = 0.0) -> tuple[list[float], Any]:
+    """Time iterations of run()+synchronize(); return (latencies in ms, last output).
+
+    Runs exactly ``n`` iterations when ``min_time_s`` is 0; otherwise runs until the
+    timed total reaches ``min_time_s`` seconds, with at least one and at most ``n``
+    iterations (a time-bounded repeat stays short even when the machine slows down).
+    """
+    out: Any = None
+    times: list[float] = []
+    budget_ms = min_time_s * 1e3
+    clock = time.perf_counter
+    if torch_cuda is not None:
+        ev = torch_cuda.cuda.Event
+        pairs: list[tuple[Any, Any]] = []
+        spent = 0.0
+        while len(pairs) < n:
+            start, end = ev(enable_timing=True), ev(enable_timing=True)
+            t0 = clock()
+            start.record()
+            out = runner.run(prepared)
+            runner.synchronize()
+            end.record()
+            pairs.append((start, end))
+            spent += (clock() - t0) * 1e3  # host clock only decides when to stop
+            if budget_ms and spent >= budget_ms:
+                break
+        pairs[-1][1].synchronize()
+        return [float(s.elapsed_time(e)) for s, e in pairs], out
+    spent = 0.0
+    while len(times) < n:
+        t0 = clock()
+        out = runner.run(prepared)
+        runner.synchronize()
+        dt = (clock() - t0) * 1e3
+        times.append(dt)
+        spent += dt
+        if budget_ms and spent >= budget_ms:
+            break
+    return times, out
+
+
+def measure_throughput(
+    runner: Runner,
+    sampler: LatentSampler,
+    *,
+    warmup: int = DEFAULT_WARMUP,
+    repeats: int = DEFAULT_REPEATS,
+    min_time_s: float = DEFAULT_MIN_TIME_S,
+    iters_per_repeat: int | None = None,
+    max_iters_per_repeat: int = DEFAULT_MAX_ITERS_PER_REPEAT,
+) -> Latency:
+    """Measure images/sec and per-batch latency of ``runner`` at ``sampler.batch_size``.
+
+    The runner may be active already; if not, it is activated here (its activation
+    then counts towards ``peak_memory_mb``) and deactivated before returning.
+
+    Args:
+        runner: The backend to measure.
+        sampler: Source of the inputs; its ``batch_size`` is the measured batch size.
+        warmup: Untimed iterations before timing (>= 0).
+        repeats: Timed repeats, one images/sec sample each (>= 1).
+        min_time_s: Each repeat runs iterations until their timed total reaches this
+            many seconds (at least one iteration, at most ``max_iters_per_repeat``);
+            ignored when ``iters_per_repeat`` is given.
+        iters_per_repeat: Fixed number of iterations per repeat (no time bound).
+        max_iters_per_repeat: Upper bound on iterations in a time-bounded repeat.
+
+    Returns:
+        The :class:`Latency` of this runner at this batch size.
+
+    Raises:
+        InputError: Invalid measurement settings.
+        NonFiniteOutputError: The output holds NaN or Inf.
+        AccelkitError: Whatever the runner raises (unavailable backend, bad inputs).
+    """
+    if warmup < 0 or repeats < 1 or min_time_s < 0 or (iters_per_repeat is not None and iters_per_repeat < 1) or max_iters_per_repeat < 1:
+        raise InputError(
+            f"bad measurement settings (warmup={warmup}, repeats={repeats}, min_time_s={min_time_s}, "
+            f"iters_per_repeat={iters_per_repeat}); expected warmup >= 0, repeats >= 1, min_time_s >= 0, iters >= 1"
+        )
+    batch = sampler.batch_size
+    what = _describe_run(runner, batch)
+    t_start = time.perf_counter()
+    try:
+        load1: float | None = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        load1 = None
+    owns = not runner.active
+    probe = _MemoryProbe(runner)
+    torch_cuda = _torch_cuda(runner.device)
+    if owns:
+        runner.activate()
+    if iters_per_repeat is not None:
+        n, budget = int(iters_per_repeat), 0.0
+    else:
+        n, budget = int(max_iters_per_repeat), float(min_time_s)
+    gc_was_enabled = gc.isenabled()
+    try:
+        prepared = runner.prepare(sampler.inputs(0, batch))
+        if warmup:
+            _, out = _time_iters(runner, prepared, warmup, torch_cuda)
+            check_finite(runner.to_numpy(out), what + " (warm-up)")
+        lat_ms: list[float] = []
+        samples: list[float] = []
+        counts: list[int] = []
+        gc.collect()
+        gc.disable()
+        try:
+            for _ in range(repeats):
+                ms, out = _time_iters(runner, prepared, n, torch_cuda, budget)
+                lat_ms.extend(ms)
+                counts.append(len(ms))
+                samples.append(batch * len(ms) / max(sum(ms) / 1e3, 1e-12))
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+        check_finite(runner.to_numpy(out), what)
+        peak = probe.peak_mb()
+    finally:
+        if owns:
+            runner.deactivate()
+    result = Latency(
+        batch_size=batch,
+        device=runner.device,
+        warmup=warmup,
+        iters_per_repeat=counts,
+        latencies_ms=lat_ms,
+        images_per_sec_samples=samples,
+        timer="cuda_events" if torch_cuda is not None else "perf_counter",
+        peak_memory_mb=peak,
+        memory_kind=probe.kind,
+        wall_seconds=time.perf_counter() - t_start,
+        load_average_1m=load1,
+    )
+    log.info(
+        "%s: %.1f images/s (median of %d repeats), p50 %.3f ms, %d iterations timed",
+        what,
+        result.images_per_sec,
+        repeats,
+        result.latency_ms["p50"],
+        len(lat_ms),
+    )
+    return result
+
+
+# --------------------------------------------------------------------------- FLOPs
+def _load_onnx_model(path_or_model: Any) -> Any:
+    import onnx
+
+    if isinstance(path_or_model, onnx.ModelProto):
+        m = onnx.ModelProto()
+        m.CopyFrom(path_or_model)
+        return m
+    try:
+        return onnx.load(str(path_or_model), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - onnx raises DecodeError, OSError...
+        raise InputError(f"cannot read ONNX model {path_or_model} ({type(exc).__name__}); give a valid .onnx file") from None
+
+
+def _fix_input_dims(model: Any, spec: GeneratorSpec | None) -> None:
+    """Set the batch dim of every graph input to 1 and fill other free dims from the spec."""
+    init_names = {i.name for i in model.graph.initializer}
+    by_name = {i.name: i for i in spec.inputs} if spec is not None else {}
+    for vi in model.graph.input:
+        if vi.name in init_names or not vi.type.HasField("tensor_type"):
+            continue
+        dims = vi.type.tensor_type.shape.dim
+        want = by_name.get(vi.name)
+        for k, d in enumerate(dims):
+            if k == 0:
+                d.Clear()
+                d.dim_value = 1
+            elif not d.HasField("dim_value") and want is not None and k - 1 < len(want.shape):
+                d.Clear()
+                d.dim_value = int(want.shape[k - 1])
+    for vi in model.graph.output:
+        if vi.type.HasField("tensor_type") and vi.type.tensor_type.shape.dim:
+            d0 = vi.type.tensor_type.shape.dim[0]
+            if not d0.HasField("dim_value"):
+                d0.Clear()
+                d0.dim_value = 1
+    del model.graph.value_info[:]
+
+
+def _shapes(model: Any) -> dict[str, list[int] | None]:
+    out: dict[str, list[int] | None] = {}
+    for init in model.graph.initializer:
+        out[init.name] = [int(d) for d in init.dims]
+    for vi in [*model.graph.input, *model.graph.value_info, *model.graph.output]:
+        if not vi.type.HasField("tensor_type") or not vi.type.tensor_type.HasField("shape"):
+            continue
+        dims = [int(d.dim_value) if d.HasField("dim_value") else -1 for d in vi.type.tensor_type.shape.dim]
+        out[vi.name] = None if any(d < 0 for d in dims) else dims
+    for node in model.graph.node:  # Constant nodes hold weights in some exports
+        if node.op_type == "Constant" and node.output:
+            for a in node.attribute:
+                if a.name == "value" and a.t is not None:
+                    out[node.output[0]] = [int(d) for d in a.t.dims]
+    return out
+
+
+def _attr_int(node: Any, name: str, default: int) -> int:
+    for a in node.attribute:
+        if a.name == name:
+            return int(a.i)
+    return default
+
+
+def _node_macs(node: Any, shapes: dict[str, list[int] | None]) -> int | None:
+    """Multiply-accumulates of one node, or None when a needed shape is unknown."""
+
+    def shp(i: int, outputs: bool = False) -> list[int] | None:
+        names = node.output if outputs else node.input
+        if i >= len(names) or not names[i]:
+            return None
+        return shapes.get(names[i])
+
+    op = node.op_type
+    if op == "Conv":
+        w, y = shp(1), shp(0, outputs=True)
+        if w is None or y is None or len(w) < 3:
+            return None
+        # y: (N, M, *spatial); w: (M, C/g, *k)
+        return int(np.prod(y, dtype=np.int64)) * int(np.prod(w[1:], dtype=np.int64))
+    if op == "ConvTranspose":
+        x, w = shp(0), shp(1)
+        if x is None or w is None or len(w) < 3:
+            return None
+        # x: (N, C, *spatial); w: (C, M/g, *k); each input element scatters M/g * prod(k) MACs
+        return int(np.prod(x, dtype=np.int64)) * int(np.prod(w[1:], dtype=np.int64))
+    if op == "Gemm":
+        a, y = shp(0), shp(0, outputs=True)
+        if a is None or y is None or len(a) != 2:
+            return None
+        k = a[0] if _attr_int(node, "transA", 0) else a[1]
+        return int(np.prod(y, dtype=np.int64)) * int(k)
+    if op == "MatMul":
+        a, y = shp(0), shp(0, outputs=True)
+        if a is None or y is None or not a:
+            return None
+        return max(1, int(np.prod(y, dtype=np.int64))) * int(a[-1])
+    return 0
+
+
+COUNTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+
+
+def flops_per_image_onnx(path_or_model: str | Path | Any, spec: GeneratorSpec | None = None) -> int | None:
+    """FLOPs to generate one image: 2 x multiply-accumulates of Conv, ConvTranspose, Gemm, MatMul.
+
+    Shapes come from ONNX shape inference with the batch dimension fixed to 1 (other
+    free input dimensions are taken from ``spec``). Element-wise ops, normalisation and
+    bias additions are not counted, which is the usual convention for MFU.
+
+    Args:
+        path_or_model: ``.onnx`` path or an ``onnx.ModelProto`` (not modified).
+        spec: The generator's spec (input shapes without batch), if known.
+
+    Returns:
+        FLOPs per image, or None when a counted op's shape cannot be inferred (a
+        partial count would understate the work).
+
+    Raises:
+        InputError: The file is not a readable ONNX model.
+    """
+    import onnx
+
+    model = _load_onnx_model(path_or_model)
+    _fix_input_dims(model, spec)
+    try:
+        model = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+    except Exception as exc:  # noqa: BLE001 - inference errors are informative only
+        log.warning("ONNX shape inference failed (%s); FLOPs unknown", exc)
+        return None
+    shapes = _shapes(model)
+    total = 0
+    for node in model.graph.node:
+        if node.op_type not in COUNTED_OPS:
+            continue
+        macs = _node_macs(node, shapes)
+        if macs is None:
+            log.info("FLOPs unknown: no inferred shape around %s node %r", node.op_type, node.name)
+            return None
+        total += macs
+    return 2 * total
+
+
+# --------------------------------------------------------------------------- MFU
+#: Dense (no sparsity) peak throughput per GPU, TFLOP/s (TOPS for int8), from NVIDIA
+#: data sheets. fp32 is the CUDA-core FP32 peak; with TF32 convolutions enabled (torch's
+#: default for cuDNN) an fp32 row can exceed it, so MFU above 1 is possible there.
+GPU_PEAK_TFLOPS: dict[str, dict[str, float]] = {
+    "H200 NVL": {"fp16": 835.5, "bf16": 835.5, "fp32": 60.0, "tf32": 417.5, "int8": 1670.5, "fp8": 1670.5},
+    "H200": {"fp16": 989.4, "bf16": 989.4, "fp32": 66.9, "tf32": 494.7, "int8": 1978.9, "fp8": 1978.9},
+    "H100 NVL": {"fp16": 835.5, "bf16": 835.5, "fp32": 60.0, "tf32": 417.5, "int8": 1670.5, "fp8": 1670.5},
+    "H100 PCIe": {"fp16": 756.5, "bf16": 756.5, "fp32": 51.2, "tf32": 378.0, "int8": 1513.0, "fp8": 1513.0},
+    "H100 SXM": {"fp16": 989.4, "bf16": 989.4, "fp32": 66.9, "tf32": 494.7, "int8": 1978.9, "fp8": 1978.9},
+    "A100": {"fp16": 312.0, "bf16": 312.0, "fp32": 19.5, "tf32": 156.0, "int8": 624.0},
+    "L4": {"fp16": 121.0, "bf16": 121.0, "fp32": 30.3, "tf32": 60.0, "int8": 242.5, "fp8": 242.5},
+    "T4": {"fp16": 65.0, "fp32": 8.1, "int8": 130.0},
+}
+
+
+def gpu_key(device_name: str | None) -> str | None:
+    """Map a CUDA device name (``torch.cuda.get_device_name``) to a :data:`GPU_PEAK_TFLOPS` key."""
+    if not device_name:
+        return None
+    n = device_name.lower()
+    if "h200" in n:
+        return "H200 NVL" if "nvl" in n else "H200"
+    if "h100" in n:
+        if "nvl" in n:
+            return "H100 NVL"
+        return "H100 PCIe" if "pcie" in n else "H100 SXM"
+    if "a100" in n:
+        return "A100"
+    if re.search(r"(^|[^a-z0-9])l4($|[^0-9a-z])", n):
+        return "L4"
+    if re.search(r"(^|[^a-z0-9])t4($|[^0-9a-z])", n):
+        return "T4"
+    return None
+
+
+def gpu_peak_flops(device_name: str | None, precision: str) -> float | None:
+    """Dense peak FLOP/s of a known GPU at ``precision``; None for an unknown GPU or precision."""
+    key = gpu_key(device_name)
+    if key is None:
+        return None
+    tflops = GPU_PEAK_TFLOPS[key].get(precision)
+    return None if tflops is None else tflops * 1e12
+
+
+def mfu(images_per_sec: float | None, flops_per_image: int | None, device_name: str | None, precision: str) -> float | None:
+    """Model FLOP utilisation: achieved FLOP/s divided by the GPU's dense peak.
+
+    Args:
+        images_per_sec: Measured throughput, images/second.
+        flops_per_image: From :func:`flops_per_image_onnx`.
+        device_name: CUDA device name; None (CPU) or an unknown GPU gives None.
+        precision: ``fp32``, ``fp16``, ``bf16`` or ``int8`` (selects the peak).
+
+    Returns:
+        A fraction (0.25 means 25 % of peak), or None when not computable.
+    """
+    if not images_per_sec or not flops_per_image:
+        return None
+    peak = gpu_peak_flops(device_name, precision)
+    if peak is None:
+        return None
+    return float(images_per_sec) * float(flops_per_image) / peak
+
+
+def cuda_device_name(device: str) -> str | None:
+    """``torch.cuda.get_device_name`` for a CUDA ``device``; None on CPU or without CUDA."""
+    torch = _torch_cuda(device)
+    if torch is None:
+        return None
+    try:
+        return str(torch.cuda.get_device_name(torch.device(device)))
+    except Exception:  # noqa: BLE001
+        return None
+
+
+__all__ = [
+    "DEFAULT_MIN_TIME_S",
+    "DEFAULT_REPEATS",
+    "DEFAULT_WARMUP",
+    "GPU_PEAK_TFLOPS",
+    "Latency",
+    "check_finite",
+    "cuda_device_name",
+    "flops_per_image_onnx",
+    "gpu_peak_flops",
+    "measure_throughput",
+    "mfu",
+]

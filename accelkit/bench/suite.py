@@ -1,0 +1,199 @@
+"""Run a benchmark matrix (backends x precisions x batch sizes) into a :class:`Report`.
+
+This is the library function behind ``accelkit bench``: the CLI makes the artifacts
+(load, export, fp16...), describes each backend configuration as a
+:class:`BenchTarget`, and calls :func:`run_benchmark`. A configuration this machine
+cannot run becomes a ``skipped`` row with the reason; one that breaks (NaN output,
+runner error, out of memory) becomes a ``failed`` row with the reason; neither stops
+the other rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from accelkit.artifact import Artifact
+from accelkit.bench.harness import (
+    DEFAULT_MIN_TIME_S,
+    DEFAULT_REPEATS,
+    DEFAULT_WARMUP,
+    cuda_device_name,
+    flops_per_image_onnx,
+    measure_throughput,
+    mfu,
+)
+from accelkit.bench.report import Report
+from accelkit.errors import AccelkitError, BackendUnavailableError, MissingDependencyError
+from accelkit.runners.base import Runner, create_runner
+from accelkit.sampler import LatentSampler
+
+log = logging.getLogger(__name__)
+
+#: Errors that mean "this machine cannot run it" (row ``skipped``), not "it broke" (``failed``).
+SKIP_ERRORS: tuple[type[AccelkitError], ...] = (BackendUnavailableError, MissingDependencyError)
+
+
+@dataclass
+class BenchTarget:
+    """One backend configuration, measured at every batch size.
+
+    Attributes:
+        backend: Registered runner name (``torch``, ``ort``, ``trt``).
+        artifact: What the runner runs; None when it could not be made (give ``skip_reason``).
+        options: Runner options (``precision``, ``provider``, ``compile``...).
+        variant: Label that distinguishes configurations of one backend in the report
+            (``tensorrt`` for ORT's TensorRT provider, ``compile``...); None for the plain one.
+        precision: Precision label for rows that never got a runner; default: the
+            ``precision`` option, else the artifact's.
+        skip_reason: Why this configuration is not measured (e.g. the fp16 pass failed);
+            produces ``skipped`` rows.
+        flops_model: ONNX file to count FLOPs from; default: the artifact when it is ONNX,
+            else :func:`run_benchmark`'s ``flops_model``.
+    """
+
+    backend: str
+    artifact: Artifact | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    variant: str | None = None
+    precision: str | None = None
+    skip_reason: str | None = None
+    flops_model: str | Path | None = None
+
+    def precision_label(self) -> str:
+        """The precision shown in rows that have no runner."""
+        if self.precision:
+            return self.precision
+        if self.options.get("precision"):
+            return str(self.options["precision"])
+        return self.artifact.precision if self.artifact is not None else "fp32"
+
+
+ProgressFn = Callable[[str], None]
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, AccelkitError):
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
+
+
+def run_benchmark(
+    targets: Sequence[BenchTarget],
+    batch_sizes: Sequence[int] = (1, 8),
+    *,
+    device: str = "cpu",
+    warmup: int = DEFAULT_WARMUP,
+    repeats: int = DEFAULT_REPEATS,
+    min_time_s: float = DEFAULT_MIN_TIME_S,
+    seed: int = 0,
+    flops_model: str | Path | None = None,
+    report: Report | None = None,
+    progress: ProgressFn | None = None,
+) -> Report:
+    """Measure every target at every batch size; never raises for a single bad row.
+
+    Args:
+        targets: Backend configurations, in the order the report lists them (put plain
+            torch fp32 first: it is the speed-up baseline).
+        batch_sizes: Batch sizes to measure (images per iteration).
+        device: ``cpu`` or ``cuda[:N]`` for every target.
+        warmup, repeats, min_time_s: See :func:`~accelkit.bench.harness.measure_throughput`.
+        seed: :class:`~accelkit.sampler.LatentSampler` seed (same inputs for every backend).
+        flops_model: ONNX file (normally the fp32 export) used to count FLOPs for
+            targets that are not ONNX themselves (torch, TensorRT engines).
+        report: Report to add rows to; a new one (environment collected now) when None.
+        progress: Called with a one-line status before each measurement.
+
+    Returns:
+        The report with one row per (target, batch size), speed-ups filled.
+    """
+    rep = report if report is not None else Report()
+    rep.settings.update(
+        {
+            "device": device,
+            "batch_sizes": list(batch_sizes),
+            "warmup": warmup,
+            "repeats": repeats,
+            "min_time_s": min_time_s,
+            "seed": seed,
+        }
+    )
+    gpu_name = cuda_device_name(device)
+    flops_cache: dict[str, int | None] = {}
+
+    def flops_for(t: BenchTarget) -> int | None:
+        src = t.flops_model
+        if src is None and t.artifact is not None and t.artifact.format == "onnx" and t.artifact.path is not None:
+            src = t.artifact.path
+        if src is None:
+            src = flops_model
+        if src is None:
+            return None
+        key = str(src)
+        if key not in flops_cache:
+            try:
+                flops_cache[key] = flops_per_image_onnx(src, t.artifact.spec if t.artifact is not None else None)
+            except AccelkitError as exc:
+                log.warning("FLOPs of %s unknown: %s", src, exc)
+                flops_cache[key] = None
+        return flops_cache[key]
+
+    def note(msg: str) -> None:
+        log.info(msg)
+        if progress is not None:
+            progress(msg)
+
+    for t in targets:
+        prec = t.precision_label()
+        if t.skip_reason or t.artifact is None:
+            for b in batch_sizes:
+                rep.add_failure(t.backend, prec, b, device, t.skip_reason or "no artifact to run", status="skipped", variant=t.variant)
+            continue
+        runner: Runner | None = None
+        try:
+            runner = create_runner(t.backend, t.artifact, device=device, **t.options)
+            note(f"activating {t.backend}{':' + t.variant if t.variant else ''} {runner.precision} on {device}")
+            runner.activate()
+        except Exception as exc:  # noqa: BLE001 - a bad target becomes rows, never a crash
+            status = "skipped" if isinstance(exc, SKIP_ERRORS) else "failed"
+            if not isinstance(exc, AccelkitError):
+                log.warning("%s failed to start", t.backend, exc_info=True)
+            info = runner.describe() if runner is not None else None
+            if runner is not None:
+                runner.deactivate()
+            for b in batch_sizes:
+                rep.add_failure(t.backend, prec, b, device, _one_line(exc), status=status, variant=t.variant, artifact=t.artifact, runner_info=info)
+            continue
+        try:
+            flops = flops_for(t)
+            for b in batch_sizes:
+                note(f"measuring {t.backend}{':' + t.variant if t.variant else ''} {runner.precision} batch {b}")
+                sampler = LatentSampler(t.artifact.spec, seed=seed, batch_size=b)
+                try:
+                    lat = measure_throughput(runner, sampler, warmup=warmup, repeats=repeats, min_time_s=min_time_s)
+                except Exception as exc:  # noqa: BLE001 - NaN, OOM, runner errors -> failed row
+                    status = "skipped" if isinstance(exc, SKIP_ERRORS) else "failed"
+                    if not isinstance(exc, AccelkitError):
+                        log.warning("%s batch %d failed", t.backend, b, exc_info=True)
+                    rep.add_failure(
+                        t.backend, runner.precision, b, device, _one_line(exc),
+                        status=status, variant=t.variant, artifact=t.artifact, runner_info=runner.describe(),
+                    )  # fmt: skip
+                    continue
+                info = runner.describe()
+                rep.add_result(
+                    info,
+                    lat,
+                    artifact=t.artifact,
+                    variant=t.variant,
+                    flops_per_image=flops,
+                    mfu=mfu(lat.images_per_sec, flops, gpu_name, runner.precision),
+                )
+        finally:
+            runner.deactivate()
+    rep.compute_speedups()
+    return rep

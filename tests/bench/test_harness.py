@@ -1,0 +1,285 @@
+"""measure_throughput on a fake runner with known sleeps; FLOP counting; MFU table.
+
+Tolerances are generous on purpose: sleeps only ever last *at least* their request, and
+the machine is shared, so the checks bound latencies from below tightly and from above
+loosely. No speed targets here (those live in benchmarks).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from torch import nn
+
+from accelkit.bench.harness import (
+    Latency,
+    check_finite,
+    flops_per_image_onnx,
+    gpu_key,
+    gpu_peak_flops,
+    measure_throughput,
+    mfu,
+)
+from accelkit.errors import InputError, NonFiniteOutputError
+from accelkit.sampler import LatentSampler
+from tests.bench.fakes import SPEC, SleepRunner
+from tests.fixtures import tiny_generators as tg
+
+# the TorchScript ONNX exporter used to build fixtures warns that it is deprecated
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def _sampler(batch: int) -> LatentSampler:
+    return LatentSampler(SPEC, seed=0, batch_size=batch)
+
+
+# ----------------------------------------------------------------------- latency stats
+def test_known_sleep_gives_known_latency_and_throughput() -> None:
+    runner = SleepRunner(sleeps_s=[0.010])
+    lat = measure_throughput(runner, _sampler(4), warmup=1, repeats=3, iters_per_repeat=5)
+    assert len(lat.latencies_ms) == 15 and lat.iters_per_repeat == [5, 5, 5]
+    assert len(lat.images_per_sec_samples) == 3 == lat.repeats
+    p50 = lat.latency_ms["p50"]
+    assert 10.0 <= p50 <= 40.0  # sleep never returns early; generous ceiling for a busy machine
+    # throughput = batch / latency: 4 images per >= 10 ms -> at most 400 images/s
+    assert 100.0 <= lat.images_per_sec <= 400.0
+    for s, k in zip(lat.images_per_sec_samples, range(3)):
+        chunk = lat.latencies_ms[5 * k : 5 * k + 5]
+        assert s == pytest.approx(4 * 5 / (sum(chunk) / 1e3))
+    assert lat.timer == "perf_counter" and lat.batch_size == 4 and lat.device == "cpu"
+
+
+def test_percentiles_see_the_slow_tail() -> None:
+    # 9 runs of 2 ms then one of 40 ms, repeating: p50 near 2 ms, p99 near 40 ms
+    runner = SleepRunner(sleeps_s=[0.002] * 9 + [0.040])
+    lat = measure_throughput(runner, _sampler(1), warmup=0, repeats=4, iters_per_repeat=10)
+    summary = lat.latency_ms
+    assert 2.0 <= summary["p50"] < 20.0
+    assert summary["p99"] >= 40.0
+    assert summary["p50"] <= summary["p90"] <= summary["p99"] <= summary["max"]
+    assert summary["min"] >= 2.0
+
+
+def test_warmup_is_excluded_from_timing() -> None:
+    runner = SleepRunner(sleeps_s=[0.002], slow_first=2, slow_s=0.15)
+    lat = measure_throughput(runner, _sampler(1), warmup=2, repeats=2, iters_per_repeat=5)
+    assert max(lat.latencies_ms) < 100.0  # the two 150 ms runs were warm-up
+    assert runner.runs == 2 + 10
+
+    cold = SleepRunner(sleeps_s=[0.002], slow_first=2, slow_s=0.15)
+    lat = measure_throughput(cold, _sampler(1), warmup=0, repeats=2, iters_per_repeat=5)
+    assert max(lat.latencies_ms) >= 150.0  # without warm-up they are timed: the check can fail
+
+
+def test_repeats_are_time_bounded() -> None:
+    runner = SleepRunner(sleeps_s=[0.010])
+    lat = measure_throughput(runner, _sampler(2), warmup=1, repeats=3, min_time_s=0.05)
+    assert len(lat.iters_per_repeat) == 3
+    start = 0
+    for n in lat.iters_per_repeat:
+        chunk = lat.latencies_ms[start : start + n]
+        start += n
+        assert 1 <= n <= 5  # each iteration >= 10 ms, stop once >= 50 ms
+        assert sum(chunk) >= 50.0
+        assert sum(chunk[:-1]) < 50.0  # stopped as soon as the repeat was long enough
+    assert start == len(lat.latencies_ms)
+
+
+def test_slow_iteration_still_runs_once_per_repeat() -> None:
+    runner = SleepRunner(sleeps_s=[0.03])
+    lat = measure_throughput(runner, _sampler(1), warmup=0, repeats=2, min_time_s=0.001)
+    assert lat.iters_per_repeat == [1, 1]
+
+
+def test_inputs_prepared_once_and_synchronized_every_iteration() -> None:
+    runner = SleepRunner(sleeps_s=[0.001])
+    measure_throughput(runner, _sampler(3), warmup=2, repeats=2, iters_per_repeat=4)
+    assert runner.prepare_calls == 1
+    assert len(runner.prepared_seen) == 1  # the same prepared batch every run
+    assert runner.sync_calls == runner.runs == 2 + 8
+
+
+def test_harness_activates_only_when_needed() -> None:
+    runner = SleepRunner(sleeps_s=[0.001])
+    measure_throughput(runner, _sampler(1), warmup=0, repeats=1, iters_per_repeat=1)
+    assert runner.activations == 1 and runner.active is False  # activated and released
+    with runner:
+        measure_throughput(runner, _sampler(1), warmup=0, repeats=1, iters_per_repeat=1)
+        assert runner.active is True  # left as found
+    assert runner.activations == 2
+
+
+@pytest.mark.parametrize("fill", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_output_raises(fill: float) -> None:
+    runner = SleepRunner(sleeps_s=[0.001], fill=fill)
+    with pytest.raises(NonFiniteOutputError, match="non-finite") as exc:
+        measure_throughput(runner, _sampler(2), warmup=1, repeats=1, iters_per_repeat=1)
+    assert "fake" in str(exc.value) and "batch 2" in str(exc.value) and "\n" not in str(exc.value)
+    assert runner.active is False  # released even on failure
+
+
+def test_non_finite_caught_without_warmup() -> None:
+    runner = SleepRunner(sleeps_s=[0.001], fill=float("nan"))
+    with pytest.raises(NonFiniteOutputError):
+        measure_throughput(runner, _sampler(1), warmup=0, repeats=1, iters_per_repeat=1)
+
+
+def test_check_finite_counts() -> None:
+    check_finite(np.zeros((2, 3), np.float32), "ok")
+    arr = np.array([0.0, np.nan, np.inf, 1.0], dtype=np.float16)
+    with pytest.raises(NonFiniteOutputError, match=r"2 non-finite values of 4 \(1 NaN, 1 Inf\)"):
+        check_finite(arr, "x")
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"warmup": -1}, {"repeats": 0}, {"min_time_s": -0.1}, {"iters_per_repeat": 0}]
+)
+def test_bad_settings_are_input_errors(kwargs: dict[str, float]) -> None:
+    with pytest.raises(InputError, match="bad measurement settings"):
+        measure_throughput(SleepRunner(), _sampler(1), **kwargs)  # type: ignore[arg-type]
+
+
+def test_memory_is_measured_on_cpu() -> None:
+    lat = measure_throughput(SleepRunner(sleeps_s=[0.001]), _sampler(1), warmup=0, repeats=1, iters_per_repeat=2)
+    assert lat.memory_kind in ("cpu_peak_rss_delta", "cpu_max_rss_delta")
+    assert lat.peak_memory_mb is not None and lat.peak_memory_mb >= 0.0
+
+
+class _AllocRunner(SleepRunner):
+    """Touches ``mb`` megabytes on every run, then frees them."""
+
+    mb = 64
+
+    def _run_impl(self, prepared: object) -> object:
+        buf = np.ones(self.mb * 2**20 // 8, dtype=np.float64)  # written, so resident
+        out = super()._run_impl(prepared)
+        del buf
+        return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc/self/clear_refs")
+def test_peak_memory_sees_a_transient_allocation() -> None:
+    lat = measure_throughput(_AllocRunner(sleeps_s=[0.001]), _sampler(1), warmup=0, repeats=1, iters_per_repeat=2)
+    assert lat.memory_kind == "cpu_peak_rss_delta"
+    assert lat.peak_memory_mb is not None and lat.peak_memory_mb >= 0.8 * _AllocRunner.mb
+    quiet = measure_throughput(SleepRunner(sleeps_s=[0.001]), _sampler(1), warmup=0, repeats=1, iters_per_repeat=2)
+    assert quiet.peak_memory_mb is not None and quiet.peak_memory_mb < 0.5 * _AllocRunner.mb
+
+
+def test_latency_summaries_from_known_samples() -> None:
+    lat = Latency(
+        batch_size=2,
+        device="cpu",
+        warmup=0,
+        iters_per_repeat=[1] * 5,
+        latencies_ms=[float(v) for v in range(1, 101)],
+        images_per_sec_samples=[10.0, 20.0, 30.0, 40.0, 100.0],
+    )
+    assert lat.images_per_sec == 30.0
+    assert lat.spread == {"p25": 20.0, "p75": 40.0, "iqr": 20.0, "min": 10.0, "max": 100.0}
+    assert lat.latency_ms["p50"] == pytest.approx(50.5)
+    assert lat.latency_ms["p99"] == pytest.approx(99.01)
+    d = lat.to_dict()
+    assert d["images_per_sec_samples"] == [10.0, 20.0, 30.0, 40.0, 100.0] and d["repeats"] == 5
+
+
+def test_real_runners_measure_through_the_harness(tmp_path: Path) -> None:
+    from accelkit.runners import create_runner
+
+    for backend, art in (("torch", tg.torch_artifact("cond")), ("ort", tg.onnx_artifact("cond", tmp_path)[0])):
+        runner = create_runner(backend, art)
+        lat = measure_throughput(runner, LatentSampler(art.spec, seed=0, batch_size=2), warmup=1, repeats=2, min_time_s=0.02)
+        assert lat.images_per_sec > 0 and all(s > 0 for s in lat.images_per_sec_samples)
+        assert runner.active is False
+
+
+# ----------------------------------------------------------------------------- FLOPs
+# Hand-counted multiply-accumulates of the tiny fixtures (per image):
+#   uncond: Linear 16->128 (2,048) + ConvT 8->8 k4 on 4x4 (8*16 inputs * 8*16 = 16,384)
+#           + ConvT 8->3 k4 on 8x8 (8*64 * 3*16 = 24,576) = 43,008
+#   cond:   Linear 12->128 (1,536) + 16,384 + 24,576 = 42,496 (the embedding Gather is not counted)
+#   img2img: Conv 3->8 k3 at 16x16 (8*256 * 27 = 55,296) + Conv 8->12 k3 (12*256 * 72 = 221,184) = 276,480
+@pytest.mark.parametrize(("kind", "macs"), [("uncond", 43_008), ("cond", 42_496), ("img2img", 276_480)])
+def test_flops_of_tiny_generators(tmp_path: Path, kind: str, macs: int) -> None:
+    art, _ = tg.onnx_artifact(kind, tmp_path)
+    assert flops_per_image_onnx(art.path, art.spec) == 2 * macs
+    assert flops_per_image_onnx(onnx.load(str(art.path)), art.spec) == 2 * macs  # ModelProto works too
+
+
+def test_flops_are_per_image_whatever_the_export_batch(tmp_path: Path) -> None:
+    module, spec = tg.build("uncond")
+    path = tmp_path / "static4.onnx"
+    torch.onnx.export(module, (torch.zeros(4, 16),), str(path), dynamo=False, input_names=["z"], output_names=["image"], opset_version=18)
+    assert flops_per_image_onnx(path, spec) == 2 * 43_008
+
+
+class _Mm(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = torch.ones(6, 5)
+        return (x @ w).unsqueeze(1)  # MatMul (B, 3, 6) @ (6, 5)
+
+
+def test_flops_count_matmul(tmp_path: Path) -> None:
+    path = tmp_path / "mm.onnx"
+    torch.onnx.export(
+        _Mm(), (torch.zeros(2, 3, 6),), str(path), dynamo=False, input_names=["x"], output_names=["y"],
+        dynamic_axes={"x": {0: "b"}, "y": {0: "b"}}, opset_version=18,
+    )  # fmt: skip
+    model = onnx.load(str(path))
+    assert any(n.op_type == "MatMul" for n in model.graph.node)
+    assert flops_per_image_onnx(path) == 2 * (3 * 5 * 6)
+
+
+def test_flops_unknown_shape_gives_none(tmp_path: Path) -> None:
+    module, spec = tg.build("img2img")
+    path = tmp_path / "dyn_hw.onnx"
+    torch.onnx.export(
+        module, (torch.zeros(1, 3, 16, 16),), str(path), dynamo=False, input_names=["image"], output_names=["out"],
+        dynamic_axes={"image": {0: "b", 2: "h", 3: "w"}, "out": {0: "b"}}, opset_version=18,
+    )  # fmt: skip
+    assert flops_per_image_onnx(path) is None  # H, W unknown: no partial count
+    assert flops_per_image_onnx(path, spec) == 2 * 276_480  # the spec fixes them
+
+
+def test_flops_bad_file_is_input_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(InputError, match="cannot read ONNX model"):
+        flops_per_image_onnx(bad)
+
+
+# ------------------------------------------------------------------------------- MFU
+@pytest.mark.parametrize(
+    ("name", "key"),
+    [
+        ("NVIDIA H100 80GB HBM3", "H100 SXM"),
+        ("NVIDIA H100 PCIe", "H100 PCIe"),
+        ("NVIDIA H100 NVL", "H100 NVL"),
+        ("NVIDIA H200", "H200"),
+        ("NVIDIA A100-SXM4-80GB", "A100"),
+        ("NVIDIA A100 80GB PCIe", "A100"),
+        ("NVIDIA L4", "L4"),
+        ("Tesla T4", "T4"),
+        ("NVIDIA L40S", None),
+        ("NVIDIA GeForce RTX 4090", None),
+        (None, None),
+    ],
+)
+def test_gpu_names_map_to_table(name: str | None, key: str | None) -> None:
+    assert gpu_key(name) == key
+
+
+def test_peak_and_mfu() -> None:
+    assert gpu_peak_flops("NVIDIA H100 80GB HBM3", "fp16") == pytest.approx(989.4e12)
+    assert gpu_peak_flops("NVIDIA H100 80GB HBM3", "bf16") == pytest.approx(989.4e12)
+    assert gpu_peak_flops("Tesla T4", "fp32") == pytest.approx(8.1e12)
+    assert gpu_peak_flops("Tesla T4", "bf16") is None  # T4 has no bf16
+    # 1e6 images/s x 1e8 FLOPs = 1e14 FLOP/s = 1/3.12 of an A100's fp16 peak
+    assert mfu(1e6, 100_000_000, "NVIDIA A100-SXM4-40GB", "fp16") == pytest.approx(1e14 / 312e12)
+    assert mfu(1e6, 100_000_000, None, "fp16") is None  # CPU
+    assert mfu(1e6, None, "NVIDIA L4", "fp16") is None
+    assert mfu(1e6, 10, "Some Future GPU", "fp16") is None

@@ -1,0 +1,318 @@
+"""Report: files written atomically and parseable, schema validation, Markdown content, run_benchmark rows."""
+
+from __future__ import annotations
+
+import builtins
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+from torch import nn
+
+from accelkit.artifact import Artifact
+from accelkit.bench import BenchTarget, Latency, Report, run_benchmark
+from accelkit.bench import report as report_mod
+from accelkit.errors import InputError
+from accelkit.spec import GeneratorSpec, InputSpec
+from tests.fixtures import tiny_generators as tg
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+ENV = {"versions": {"torch": "2.13.0", "onnxruntime": "1.32.0"}, "cpu": {"model": "Test CPU", "available_cores": 2}, "gpus": []}
+
+
+def _lat(batch: int, samples: list[float], p50: float = 1.0) -> Latency:
+    return Latency(
+        batch_size=batch,
+        device="cpu",
+        warmup=3,
+        iters_per_repeat=[10] * len(samples),
+        latencies_ms=[p50] * 10 * len(samples),
+        images_per_sec_samples=samples,
+        peak_memory_mb=1.5,
+        memory_kind="cpu_max_rss_delta",
+    )
+
+
+def _info(backend: str, precision: str) -> dict[str, Any]:
+    return {"backend": backend, "device": "cpu", "precision": precision, "threads": 2}
+
+
+def _sample_report() -> Report:
+    rep = Report(environment=dict(ENV), created="2025-01-01T00:00:00+00:00", settings={"repeats": 5})
+    rep.add_result(_info("torch", "fp32"), _lat(1, [90.0, 100.0, 110.0, 100.0, 95.0], p50=10.0))
+    rep.add_result(_info("torch", "fp32"), _lat(8, [400.0, 410.0, 390.0, 400.0, 405.0], p50=20.0))
+    rep.add_result(_info("ort", "fp32"), _lat(1, [300.0, 310.0, 290.0, 300.0, 305.0], p50=3.3), flops_per_image=1000)
+    rep.add_result(_info("ort", "fp16"), _lat(8, [200.0, 200.0, 200.0, 200.0, 200.0]))
+    rep.add_failure("ort", "fp16", 1, "cpu", "ort fp16 on cpu at batch 1 produced 12 non-finite values of 48 (12 NaN, 0 Inf)")
+    rep.add_failure("trt", "fp16", 1, "cpu", "TensorRT needs an NVIDIA GPU", status="skipped")
+    rep.add_failure("trt", "fp16", 8, "cpu", "TensorRT needs an NVIDIA GPU", status="skipped")
+    return rep
+
+
+def test_files_written_and_parseable(tmp_path: Path) -> None:
+    written = _sample_report().write(tmp_path / "out")
+    assert set(written) == {"json", "md", "csv", "png"}
+    for p in written.values():
+        assert p.is_file() and p.stat().st_size > 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["results.csv", "results.json", "results.md", "throughput.png"]  # no temp files left
+
+    data = json.loads(written["json"].read_text())
+    assert data["schema_version"] == Report.SCHEMA_VERSION == 1
+    assert data["created"] == "2025-01-01T00:00:00+00:00"
+    rows = data["rows"]
+    assert len(rows) == 7
+    required = {
+        "backend", "precision", "batch_size", "device", "status", "reason", "images_per_sec", "images_per_sec_samples",
+        "images_per_sec_spread", "latency_ms", "peak_memory_mb", "model_size_mb", "build_seconds", "flops_per_image",
+        "mfu", "runner", "speedup_vs_torch_fp32",
+    }  # fmt: skip
+    for r in rows:
+        assert required <= set(r), required - set(r)
+    ort1 = next(r for r in rows if r["backend"] == "ort" and r["batch_size"] == 1 and r["status"] == "ok")
+    assert ort1["images_per_sec_samples"] == [300.0, 310.0, 290.0, 300.0, 305.0]  # raw, in order
+    assert ort1["images_per_sec"] == 300.0
+    assert ort1["speedup_vs_torch_fp32"] == pytest.approx(3.0)
+    assert set(ort1["latency_ms"]) >= {"p50", "p90", "p99"} and ort1["latency_ms"]["p50"] == pytest.approx(3.3)
+    assert ort1["images_per_sec_spread"]["iqr"] == pytest.approx(5.0)  # sorted: 290 300 300 305 310
+    assert ort1["flops_per_image"] == 1000 and ort1["runner"]["threads"] == 2
+    fp16_8 = next(r for r in rows if r["precision"] == "fp16" and r["batch_size"] == 8)
+    assert fp16_8["speedup_vs_torch_fp32"] == pytest.approx(0.5)  # vs torch fp32 at batch 8, not batch 1
+    failed = next(r for r in rows if r["status"] == "failed")
+    assert failed["images_per_sec"] is None and failed["images_per_sec_samples"] == [] and "NaN" in failed["reason"]
+
+    with Image.open(written["png"]) as img:
+        assert img.format == "PNG" and img.size[0] >= 400
+
+
+def test_markdown_table(tmp_path: Path) -> None:
+    md = _sample_report().to_markdown()
+    lines = md.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("| backend"))
+    assert lines[header] == "| backend | precision | batch | images/s | p50 ms | p99 ms | vs torch fp32 | status |"
+    table = []
+    for line in lines[header + 2 :]:
+        if not line.startswith("|"):
+            break
+        table.append([c.strip() for c in line.strip("|").split("|")])
+    # batch 1 rows first (report order within a batch), skipped rows are not in the table
+    assert [(r[0], r[1], r[2]) for r in table] == [
+        ("torch", "fp32", "1"), ("ort", "fp32", "1"), ("ort", "fp16", "1"), ("torch", "fp32", "8"), ("ort", "fp16", "8"),
+    ]  # fmt: skip
+    ort1 = table[1]
+    assert ort1[3] == "300.0 ± 2.50" and ort1[4] == "3.30" and ort1[6] == "3.00×" and ort1[7] == "ok"
+    assert table[0][6] == "1.00×"
+    assert table[2][3] == "—" and table[2][7] == "failed"
+    assert "## Skipped" in md and "- **trt fp16** on cpu (batch 1, 8): TensorRT needs an NVIDIA GPU" in md
+    assert "## Failed" in md and "non-finite" in md.split("## Failed")[1]
+    assert "Test CPU" in md
+
+
+def test_csv_columns(tmp_path: Path) -> None:
+    rows = list(csv.DictReader(_sample_report().to_csv().splitlines()))
+    assert len(rows) == 7
+    assert list(rows[0]) == list(Report.CSV_COLUMNS)
+    ort1 = next(r for r in rows if r["backend"] == "ort" and r["batch_size"] == "1" and r["status"] == "ok")
+    assert float(ort1["images_per_sec"]) == 300.0 and float(ort1["speedup_vs_torch_fp32"]) == 3.0
+    assert ort1["images_per_sec_samples"] == "300;310;290;300;305" and ort1["repeats"] == "5"
+    skipped = [r for r in rows if r["status"] == "skipped"]
+    assert len(skipped) == 2 and all(r["images_per_sec"] == "" and r["reason"] for r in skipped)
+
+
+def test_load_roundtrip(tmp_path: Path) -> None:
+    rep = _sample_report()
+    rep.write(tmp_path)
+    back = Report.load(tmp_path / "results.json")
+    assert back.to_dict() == json.loads((tmp_path / "results.json").read_text())
+    assert Report.load(tmp_path).created == rep.created  # a folder works too
+    assert [r.status for r in back.rows] == [r.status for r in rep.rows]
+
+
+def _write(tmp_path: Path, data: Any) -> Path:
+    p = tmp_path / "results.json"
+    p.write_text(data if isinstance(data, str) else json.dumps(data))
+    return p
+
+
+def _valid() -> dict[str, Any]:
+    return json.loads(_sample_report().to_json())
+
+
+@pytest.mark.parametrize(
+    ("mutate", "match"),
+    [
+        (lambda d: d.update(schema_version=2), "schema_version 2, this accelkit reads 1"),
+        (lambda d: d.update(schema_version="1"), "schema_version '1'"),
+        (lambda d: d.pop("schema_version"), "no schema_version"),
+        (lambda d: d.update(rows={}), "'rows' is missing or not a list"),
+        (lambda d: d.pop("environment"), "'environment'"),
+        (lambda d: d["rows"][0].pop("backend"), r"rows\[0\]: field 'backend'"),
+        (lambda d: d["rows"][0].update(batch_size=0), "batch_size 0"),
+        (lambda d: d["rows"][0].update(status="great"), "status 'great'"),
+        (lambda d: d["rows"][0].update(images_per_sec_samples=[]), "needs images_per_sec"),
+        (lambda d: d["rows"][0].update(images_per_sec_samples="1,2"), "list of numbers"),
+        (lambda d: d["rows"][-1].update(reason=None), "needs a reason"),
+    ],
+)
+def test_schema_validation_errors(tmp_path: Path, mutate: Any, match: str) -> None:
+    data = _valid()
+    mutate(data)
+    with pytest.raises(InputError, match=match) as exc:
+        Report.load(_write(tmp_path, data))
+    assert "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize(("text", "match"), [("{not json", "not valid JSON"), ("[1, 2]", "not a JSON object")])
+def test_malformed_json(tmp_path: Path, text: str, match: str) -> None:
+    with pytest.raises(InputError, match=match):
+        Report.load(_write(tmp_path, text))
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="cannot read"):
+        Report.load(tmp_path / "nope.json")
+
+
+def test_unknown_row_fields_are_kept(tmp_path: Path) -> None:
+    data = _valid()
+    data["rows"][0]["future_field"] = 42
+    back = Report.load(_write(tmp_path, data))
+    assert back.rows[0].extra["future_field"] == 42
+
+
+def test_pillow_fallback_when_matplotlib_is_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_import = builtins.__import__
+
+    def no_mpl(name: str, *a: Any, **k: Any) -> Any:
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            raise ImportError("no matplotlib")
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_mpl)
+    dest = report_mod.plot_throughput(_sample_report().rows, tmp_path / "t.png")
+    with Image.open(dest) as img:
+        assert img.size == (800, 500)
+        # something other than white was drawn (axes, lines, legend)
+        assert len(img.getcolors(maxcolors=100_000) or []) > 3
+
+
+def test_matplotlib_plot(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    dest = report_mod.plot_throughput(_sample_report().rows, tmp_path / "t.png")
+    with Image.open(dest) as img:
+        assert img.format == "PNG" and img.size == (800, 500)
+
+
+def test_failed_plot_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*a: Any, **k: Any) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(report_mod, "_plot_matplotlib", boom)
+    monkeypatch.setattr(report_mod, "_plot_pillow", boom)
+    with pytest.raises(RuntimeError):
+        report_mod.plot_throughput([], tmp_path / "t.png")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_non_finite_numbers_become_null() -> None:
+    rep = Report(environment={}, created="x")
+    rep.add_result(_info("torch", "fp32"), _lat(1, [1.0, 2.0, 3.0]), mfu=float("nan"))
+    data = json.loads(rep.to_json())
+    assert data["rows"][0]["mfu"] is None
+
+
+def test_artifact_provenance_from_sidecar(tmp_path: Path) -> None:
+    art, _ = tg.onnx_artifact("uncond", tmp_path)
+    art.passes = [{"name": "OnnxFromTorch", "options": {"opset": 18}, "seconds": 1.5}, {"name": "Fp16", "options": {}, "seconds": 0.5}]
+    art.save_sidecar()
+    art.passes = []  # the sidecar, not the in-memory list, is the record
+    rep = Report(environment={}, created="x")
+    ident = rep.add_artifact(art)
+    assert rep.add_artifact(art) == ident and len(rep.artifacts) == 1
+    rec = rep.artifacts[0]
+    from accelkit.artifact import sha256_file
+
+    assert art.path is not None
+    assert rec["path"] == str(art.path) and rec["sha256"] == sha256_file(art.path)
+    assert [p["name"] for p in rec["passes"]] == ["OnnxFromTorch", "Fp16"] and rec["build_seconds"] == pytest.approx(2.0)
+    assert rec["precision"] == "fp32" and rec["size_mb"] > 0
+
+
+def test_environment_block() -> None:
+    env = report_mod.collect_environment()
+    assert env["versions"]["torch"] and env["cpu"]["model"] and env["cpu"]["available_cores"] >= 1
+    assert env["cpu"]["physical_cores"] >= 1 and env["threads"]["torch_intra_op"] >= 1
+    assert isinstance(env["gpus"], list)
+    json.dumps(env)
+
+
+# --------------------------------------------------------------------- run_benchmark
+class _NaNGen(nn.Module):
+    def forward(self, z: Any) -> Any:
+        return (z[:, :1, None, None] * float("nan")).expand(-1, 3, 4, 4)
+
+
+def test_run_benchmark_rows(tmp_path: Path) -> None:
+    torch_art = tg.torch_artifact("uncond")
+    onnx_art, _ = tg.onnx_artifact("uncond", tmp_path)
+    nan_spec = GeneratorSpec(inputs=(InputSpec("z", "latent", (4,)),), output_shape=(3, 4, 4))
+    nan_art = Artifact(format="torch", spec=nan_spec, module=_NaNGen().eval(), source="nan")
+    targets = [
+        BenchTarget("torch", torch_art),
+        BenchTarget("ort", onnx_art),
+        BenchTarget("torch", torch_art, options={"precision": "fp16"}),  # CPU: skipped with a reason
+        BenchTarget("torch", nan_art, variant="nan"),  # NaN output: failed, never a number
+        BenchTarget("trt", None, precision="fp16", skip_reason="no engine: TensorRT is not installed"),
+    ]
+    messages: list[str] = []
+    rep = run_benchmark(
+        targets, (1, 2), warmup=1, repeats=2, min_time_s=0.01, flops_model=onnx_art.path, progress=messages.append
+    )
+    assert messages and all(isinstance(m, str) for m in messages)
+    rows = {(r.label, r.precision, r.batch_size): r for r in rep.rows}
+    assert len(rep.rows) == 10
+    for b in (1, 2):
+        t = rows[("torch", "fp32", b)]
+        o = rows[("ort", "fp32", b)]
+        assert t.status == o.status == "ok"
+        assert o.images_per_sec is not None and t.images_per_sec is not None
+        assert len(o.images_per_sec_samples) == 2 and o.images_per_sec > 0
+        assert t.flops_per_image == o.flops_per_image == 2 * 43_008  # torch counted from flops_model
+        assert t.mfu is None  # CPU
+        assert t.speedup_vs_torch_fp32 == 1.0 and o.speedup_vs_torch_fp32 == pytest.approx(o.images_per_sec / t.images_per_sec)
+        assert o.model_size_mb and o.model_size_mb > 0 and t.model_size_mb and t.model_size_mb > 0
+        assert o.build_seconds == pytest.approx(0.1)  # from the artifact's pass records
+        assert o.runner["provider"] == "cpu"
+        fp16 = rows[("torch", "fp16", b)]
+        assert fp16.status == "skipped" and "CUDA" in (fp16.reason or "")
+        nan = rows[("torch:nan", "fp32", b)]
+        assert nan.status == "failed" and "non-finite" in (nan.reason or "") and nan.images_per_sec is None
+        trt = rows[("trt", "fp16", b)]
+        assert trt.status == "skipped" and trt.reason == "no engine: TensorRT is not installed"
+    assert rep.settings["repeats"] == 2 and rep.settings["batch_sizes"] == [1, 2]
+    written = rep.write(tmp_path / "report")
+    assert Report.load(written["json"]).rows[0].backend == "torch"
+
+
+def test_schema_doc_lists_every_field(tmp_path: Path) -> None:
+    """docs/results-schema.md documents every field results.json can hold."""
+    import re
+    from dataclasses import fields
+
+    from accelkit.bench.report import BenchRow
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "results-schema.md").read_text()
+    documented = set(re.findall(r"^\| `([a-z_0-9.]+)` \|", doc, flags=re.M))
+    data = _valid()
+    data["environment"] = report_mod.collect_environment()
+    rep = Report(environment=data["environment"], created="x")
+    art, _ = tg.onnx_artifact("uncond", tmp_path)
+    rep.add_artifact(art)
+    wanted = set(data) | {f.name for f in fields(BenchRow)} | set(rep.artifacts[0])
+    wanted |= {k for k, v in data["environment"].items() if not isinstance(v, dict) or k != "cpu"}
+    wanted |= {f"cpu.{k}" for k in data["environment"]["cpu"]}
+    missing = sorted(wanted - documented)
+    assert not missing, f"document these results.json fields in docs/results-schema.md: {missing}"
