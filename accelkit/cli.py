@@ -245,6 +245,82 @@ def export(
             if kept.get("kept_fp32") else ""))
 
 
+def _csv(text: str, flag: str) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise InputError(f"{flag} needs a comma-separated list, got {text!r}")
+    return items
+
+
+def _int_csv(text: str, flag: str) -> list[int]:
+    try:
+        return [int(t) for t in _csv(text, flag)]
+    except ValueError:
+        raise InputError(f"{flag} {text!r} is not a comma-separated list of integers, e.g. 1,8,32") from None
+
+
+@app.command()
+@handle_errors
+def bench(
+    generator: Optional[str] = GenArg,
+    backend: Optional[str] = typer.Option(None, "--backend", help="Comma-separated backends: torch, ort, trt. Default: every backend this machine can run (the others are listed as skipped, with the reason)."),
+    precision: str = typer.Option("fp32,fp16", "--precision", help="Comma-separated precisions: fp32, fp16, bf16 (torch only)."),
+    batch: str = typer.Option("1,8", "--batch", help="Comma-separated batch sizes (images per iteration)."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA if available), cpu or cuda[:N]."),
+    out: Path = typer.Option(Path("accelkit-results"), "--out", help="Report folder: results.json, results.md, results.csv, throughput.png (+ artifacts/)."),
+    repeats: int = typer.Option(5, "--repeats", help="Timed repeats per row (each one images/sec sample; the median is reported)."),
+    warmup: int = typer.Option(3, "--warmup", help="Untimed warm-up iterations per row."),
+    min_time: float = typer.Option(0.5, "--min-time", help="Seconds each repeat runs at least."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch and ONNX Runtime (default: physical cores)."),
+    seed: int = typer.Option(0, "--seed", help="Latent seed (identical inputs for every backend)."),
+    batch_range: Optional[str] = typer.Option(None, "--batch-range", help="TensorRT profile min:opt:max (default from --batch)."),
+    compile: bool = typer.Option(False, "--compile", help="Add a torch.compile row."),
+    channels_last: bool = typer.Option(False, "--channels-last", help="Run torch in channels_last memory format."),
+    cuda_graphs: bool = typer.Option(False, "--cuda-graphs", help="Capture torch runs in CUDA graphs (CUDA only)."),
+    ort_trt: bool = typer.Option(False, "--ort-trt", help="Add ONNX Runtime rows on its TensorRT execution provider (CUDA)."),
+    arch: Optional[str] = ArchOpt,
+    arch_kwargs: Optional[str] = ArchKwOpt,
+    input: Optional[List[str]] = InputOpt,
+    output_range: Optional[str] = RangeOpt,
+    latent_dist: Optional[str] = DistOpt,
+    truncation: Optional[float] = PsiOpt,
+    trust_pickle: bool = TrustOpt,
+) -> None:
+    """Benchmark images/sec and latency per backend and precision; write JSON/MD/CSV/PNG reports."""
+    from accelkit.bench.plan import BenchConfig
+    from accelkit.bench.plan import bench as run_bench
+
+    cfg = BenchConfig(
+        backends=_csv(backend, "--backend") if backend else (),
+        precisions=_csv(precision, "--precision"),
+        batch_sizes=_int_csv(batch, "--batch"),
+        device=device,
+        out=out,
+        warmup=warmup,
+        repeats=repeats,
+        min_time_s=min_time,
+        threads=threads,
+        seed=seed,
+        batch_range=_parse_batch_range(batch_range) if batch_range else None,
+        compile=compile,
+        channels_last=channels_last,
+        cuda_graphs=cuda_graphs,
+        ort_tensorrt=ort_trt,
+    )
+    cfg.validate()
+    from accelkit.bench.plan import check_requested_backends, resolve_device
+
+    check_requested_backends(cfg, resolve_device(cfg.device))  # fail fast, before loading/exporting
+    with progress_status() as progress:
+        progress("loading the generator")
+        art = _load(generator, arch, arch_kwargs, input, output_range, latent_dist, truncation, trust_pickle)
+        report, files = run_bench(art, cfg, progress)
+    typer.echo(report.to_markdown())
+    typer.echo("wrote " + ", ".join(str(p) for p in files.values()))
+    if any(r.status == "failed" for r in report.rows):
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

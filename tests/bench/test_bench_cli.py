@@ -1,0 +1,60 @@
+"""`accelkit bench` end to end on a tiny generator: report files, skipped rows, exit codes."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from accelkit.cli import app
+
+runner = CliRunner()
+FAST = ["--batch", "1,2", "--repeats", "3", "--warmup", "1", "--min-time", "0.05"]
+
+
+def test_bench_writes_all_reports_with_torch_and_ort_rows(gen_files, tmp_path) -> None:
+    out = tmp_path / "res"
+    res = runner.invoke(app, ["bench", str(gen_files["torchscript"]), "--out", str(out), *FAST])
+    assert res.exit_code == 0, res.output
+    for name in ("results.json", "results.md", "results.csv", "throughput.png"):
+        assert (out / name).is_file(), name
+    data = json.loads((out / "results.json").read_text())
+    assert data["schema_version"] == 1
+    ok = {(r["backend"], r["precision"], r["batch_size"]) for r in data["rows"] if r["status"] == "ok"}
+    assert {("torch", "fp32", 1), ("torch", "fp32", 2), ("ort", "fp32", 1), ("ort", "fp16", 2)} <= ok
+    for r in data["rows"]:
+        if r["status"] == "ok":
+            assert r["images_per_sec"] > 0 and len(r["images_per_sec_samples"]) == 3
+            assert r["latency_ms"]["p50"] <= r["latency_ms"]["p99"]
+    skipped = {(r["backend"], r["precision"]): r["reason"] for r in data["rows"] if r["status"] == "skipped"}
+    assert "TensorRT" in skipped[("trt", "fp32")] and "CUDA" in skipped[("torch", "fp16")]
+    torch_rows = [r for r in data["rows"] if r["backend"] == "torch" and r["precision"] == "fp32" and r["status"] == "ok"]
+    assert all(r["speedup_vs_torch_fp32"] == pytest.approx(1.0) for r in torch_rows)
+    md = (out / "results.md").read_text()
+    assert "| torch | fp32 | 1 |" in md and "| ort | fp16 |" in md and "Skipped" in md
+    with open(out / "results.csv") as f:
+        assert len(list(csv.DictReader(f))) == len(data["rows"])
+    assert (out / "artifacts" / "latent.fp16.onnx").is_file()
+    assert "| ort | fp32 |" in res.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "pattern"),
+    [
+        (["--backend", "trt"], "available here: torch, ort"),
+        (["--backend", "ort", "--device", "cuda"], "--backend ort cannot run on cuda"),
+        (["--backend", "tpu"], "--backend tpu is unknown"),
+        (["--precision", "int4"], "--precision int4 is unknown"),
+        (["--batch", "0"], "--batch needs positive integers"),
+        (["--batch", "one"], "not a comma-separated list of integers"),
+        (["--repeats", "1"], "too few"),
+    ],
+)
+def test_bench_user_errors_exit_2_before_any_work(tmp_path, args, pattern) -> None:
+    res = runner.invoke(app, ["bench", "--out", str(tmp_path / "r"), *args])
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("error: ")]
+    assert len(lines) == 1 and pattern in lines[0], res.stderr
+    assert not (tmp_path / "r").exists()
