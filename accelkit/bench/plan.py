@@ -48,6 +48,9 @@ class BenchConfig:
         cuda_graphs: Capture torch runs in CUDA graphs (CUDA only).
         ort_tensorrt: Add ONNX Runtime rows on its TensorRT execution provider (CUDA).
         plot: Write the throughput PNG.
+        fid: Images per set for quality drift (0: no drift measurement).
+        fid_weights: Feature extractor TorchScript (None: the packaged FID Inception).
+        fid_batch: Images per inference call while measuring drift.
     """
 
     backends: Sequence[str] = ()
@@ -66,6 +69,9 @@ class BenchConfig:
     cuda_graphs: bool = False
     ort_tensorrt: bool = False
     plot: bool = True
+    fid: int = 0
+    fid_weights: str | None = None
+    fid_batch: int = 32
     explicit_backends: bool = field(default=False, repr=False)
 
     def validate(self) -> None:
@@ -82,6 +88,8 @@ class BenchConfig:
             raise InputError(f"--repeats {self.repeats} is too few for a median and spread; use 3 or more")
         if self.warmup < 0 or self.min_time_s <= 0:
             raise InputError("--warmup must be >= 0 and --min-time > 0")
+        if self.fid < 0 or self.fid == 1:
+            raise InputError(f"--fid {self.fid}: give the number of images per set (e.g. 500), or 0 for none")
 
 
 def resolve_device(device: str) -> str:
@@ -246,6 +254,119 @@ def bench(
         report=report,
         progress=progress,
     )
+    extra_files: dict[str, Path] = {}
+    if cfg.fid:
+        extra_files = measure_quality(artifact, targets, report, cfg, device, out, progress)
     files = report.write(out, plot=cfg.plot)
-    return report, files
+    return report, {**files, **extra_files}
+
+
+def measure_quality(
+    artifact: Artifact,
+    targets: Sequence[BenchTarget],
+    report: Report,
+    cfg: BenchConfig,
+    device: str,
+    out: Path,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Path]:
+    """Add FID/KID/paired drift and the noise floor to every measured row; write grids and the scatter.
+
+    Returns:
+        Paths of the PNG files written (sample grids, speed-vs-drift scatter).
+    """
+    from accelkit.errors import NonFiniteOutputError
+    from accelkit.quality.drift import DriftMeter, save_grid
+    from accelkit.quality.features import FeatureExtractor
+    from accelkit.runners.base import create_runner
+
+    if artifact.format != "torch":
+        raise InputError("--fid needs the torch generator as the FP32 reference; pass the .pt/.pt2/TorchScript file, not ONNX")
+    extractor = FeatureExtractor(cfg.fid_weights, device=device, threads=cfg.threads)
+    extractor.load()
+    say = progress or (lambda m: None)
+    reference = create_runner("torch", artifact, device=device, precision="fp32", **({"threads": cfg.threads} if cfg.threads else {}))
+    files: dict[str, Path] = {}
+    with reference:
+        meter = DriftMeter(reference, artifact.source_sha256 or "unknown", extractor, cfg.fid, cfg.seed, cfg.fid_batch, out / "artifacts", progress=say)
+        try:
+            meter.prepare()
+            ref_imgs = meter.first_images(None, 8)
+            grid_rows = [("reference torch fp32", ref_imgs)]
+            for t in targets:
+                if t.artifact is None or t.skip_reason:
+                    continue
+                rows = [r for r in report.rows if r.backend == t.backend and r.variant == t.variant and r.status == "ok"
+                        and r.precision == (t.options.get("precision") or t.artifact.precision)]
+                if not rows:
+                    continue
+                label = f"{rows[0].label} {rows[0].precision}"
+                if t.backend == "torch" and rows[0].precision == "fp32" and t.variant is None and not cfg.channels_last:
+                    drift, imgs = meter.reference_drift(), ref_imgs
+                else:
+                    say(f"quality drift: {label} on {cfg.fid} images")
+                    try:
+                        with create_runner(t.backend, t.artifact, device=device, **t.options) as runner:
+                            drift = meter.measure(runner)
+                            imgs = meter.first_images(runner, 8)
+                    except NonFiniteOutputError as exc:
+                        for r in rows:
+                            r.status, r.reason = "failed", f"quality: {exc}"
+                        continue
+                for r in rows:
+                    for k, v in drift.row_fields().items():
+                        setattr(r, k, v)
+                grid_rows.append((label, imgs))
+                name = f"grid_{rows[0].label.replace(':', '-')}_{rows[0].precision}.png"
+                files[name] = save_grid([grid_rows[0], (label, imgs)], out / name)
+            files["samples_grid.png"] = save_grid(grid_rows, out / "samples_grid.png")
+        finally:
+            meter.close()
+    report.settings["fid"] = {"n": cfg.fid, "seed": cfg.seed, **meter._provenance()}
+    files["speed_vs_drift.png"] = plot_speed_vs_drift(report, out / "speed_vs_drift.png")
+    return files
+
+
+def plot_speed_vs_drift(report: Report, dest: Path) -> Path:
+    """Scatter of images/sec (largest batch) against FID drift, with the noise floor as a line."""
+    from PIL import Image, ImageDraw
+
+    from accelkit.artifact import atomic_path
+
+    pts: dict[str, tuple[float, float]] = {}
+    for r in report.rows:
+        if r.status == "ok" and r.fid_drift is not None and r.images_per_sec:
+            key = f"{r.label} {r.precision}"
+            if key not in pts or r.batch_size > pts[key][2]:  # type: ignore[misc]
+                pts[key] = (r.fid_drift, r.images_per_sec, r.batch_size)  # type: ignore[assignment]
+    floor = next((r.noise_floor_fid for r in report.rows if r.noise_floor_fid is not None), None)
+    w, h, m = 720, 440, 60
+    img = Image.new("RGB", (w, h), "white")
+    d = ImageDraw.Draw(img)
+    xs = [p[0] for p in pts.values()] + ([floor] if floor else [])
+    ys = [p[1] for p in pts.values()]
+    xmax = max(xs + [1e-6]) * 1.15
+    ymax = max(ys + [1e-6]) * 1.15
+    d.line([(m, h - m), (w - 20, h - m)], fill="black")
+    d.line([(m, h - m), (m, 20)], fill="black")
+    d.text((w // 2 - 60, h - m + 25), "FID drift vs FP32 torch (lower is better)", fill="black")
+    d.text((5, 5), "images/sec (largest batch)", fill="black")
+    for k in range(5):
+        fx, fy = xmax * k / 4, ymax * k / 4
+        px, py = m + (w - 20 - m) * k / 4, h - m - (h - m - 20) * k / 4
+        d.text((px - 10, h - m + 5), f"{fx:.3g}", fill="gray")
+        d.text((5, py - 6), f"{fy:.3g}", fill="gray")
+    def to_px(x: float, y: float) -> tuple[float, float]:
+        return m + (w - 20 - m) * x / xmax, h - m - (h - m - 20) * y / ymax
+    if floor:
+        fx, _ = to_px(floor, 0)
+        d.line([(fx, h - m), (fx, 20)], fill=(200, 60, 60))
+        d.text((fx + 4, 24), f"noise floor {floor:.3g}", fill=(200, 60, 60))
+    for label, (x, y, _b) in pts.items():  # type: ignore[misc]
+        px, py = to_px(x, y)
+        d.ellipse([px - 5, py - 5, px + 5, py + 5], fill=(40, 90, 200))
+        d.text((px + 7, py - 7), label, fill="black")
+    with atomic_path(dest, force=True) as tmp:
+        img.save(tmp, format="PNG")
+    return dest
 

@@ -124,6 +124,16 @@ class BenchRow:
     mfu: float | None = None
     speedup_vs_torch_fp32: float | None = None
     artifact: str | None = None
+    fid_drift: float | None = None
+    kid_drift: float | None = None
+    kid_drift_std: float | None = None
+    psnr_db: float | None = None
+    max_abs_err: float | None = None
+    changed_uint8_fraction: float | None = None
+    noise_floor_fid: float | None = None
+    noise_floor_kid: float | None = None
+    drift_verdict: str | None = None
+    quality: dict[str, Any] | None = None
     runner: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -450,6 +460,7 @@ class Report:
             )
         else:
             lines.append("No measurements.")
+        lines += self._quality_markdown()
         for status, title in (("failed", "Failed"), ("skipped", "Skipped")):
             groups: dict[tuple[str, str, str, str], list[int]] = {}
             for r in self.rows:
@@ -462,11 +473,42 @@ class Report:
                     lines.append(f"- **{label} {prec}** on {dev} (batch {bs}): {reason}")
         return "\n".join(lines) + "\n"
 
+    def _quality_markdown(self) -> list[str]:
+        """The quality-drift table (one line per backend+precision), when measured."""
+        seen: dict[tuple[str, str], BenchRow] = {}
+        for r in self.rows:
+            if r.fid_drift is not None:
+                seen.setdefault((r.label, r.precision), r)
+        if not seen:
+            return []
+        q = next(iter(seen.values())).quality or {}
+        lines = [
+            "",
+            "## Quality drift vs FP32 torch",
+            "",
+            f"N = {q.get('n', '?')} images per set, seed {q.get('seed', '?')}, extractor {q.get('extractor_name', '?')} "
+            f"(sha256 {str(q.get('extractor_sha256', '?'))[:12]}…, resize {q.get('resize_mode', '?')}). The noise floor is the FID "
+            "between the reference on two disjoint latent sets of the same N: a drift inside it is not a drift.",
+            "",
+            "| backend | precision | FID drift | noise floor | verdict | KID drift | PSNR dB | max abs err | uint8 changed | grid |",
+            "|---|---|---:|---:|---|---:|---:|---:|---:|---|",
+        ]
+        for (label, prec), r in seen.items():
+            grid = f"[png](grid_{label.replace(':', '-')}_{prec}.png)"
+            psnr = "∞" if r.psnr_db is not None and math.isinf(r.psnr_db) else _fmt_num(r.psnr_db)
+            lines.append(
+                f"| {label} | {prec} | {_fmt_num(r.fid_drift)} | {_fmt_num(r.noise_floor_fid)} | {r.drift_verdict} | "
+                f"{_fmt_num(r.kid_drift)} | {psnr} | {_fmt_num(r.max_abs_err)} | {100 * (r.changed_uint8_fraction or 0):.2f}% | {grid} |"
+            )
+        lines += ["", "Pictures: [all backends on the same latents](samples_grid.png), [speed vs drift](speed_vs_drift.png)."]
+        return lines
+
     CSV_COLUMNS = (
         "backend", "variant", "precision", "batch_size", "device", "status", "reason",
         "images_per_sec", "images_per_sec_p25", "images_per_sec_p75", "images_per_sec_min", "images_per_sec_max",
         "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "peak_memory_mb", "memory_kind", "model_size_mb",
         "build_seconds", "flops_per_image", "mfu", "speedup_vs_torch_fp32", "repeats", "images_per_sec_samples", "artifact",
+        "fid_drift", "noise_floor_fid", "drift_verdict", "kid_drift", "psnr_db", "max_abs_err", "changed_uint8_fraction",
     )  # fmt: skip
 
     def to_csv(self) -> str:
@@ -486,6 +528,8 @@ class Report:
                     _csv_num(r.peak_memory_mb), r.memory_kind or "", _csv_num(r.model_size_mb), _csv_num(r.build_seconds),
                     r.flops_per_image if r.flops_per_image is not None else "", _csv_num(r.mfu), _csv_num(r.speedup_vs_torch_fp32),
                     len(r.images_per_sec_samples), ";".join(f"{s:.6g}" for s in r.images_per_sec_samples), r.artifact or "",
+                    _csv_num(r.fid_drift), _csv_num(r.noise_floor_fid), r.drift_verdict or "", _csv_num(r.kid_drift),
+                    _csv_num(r.psnr_db), _csv_num(r.max_abs_err), _csv_num(r.changed_uint8_fraction),
                 ]
             )  # fmt: skip
         return buf.getvalue()

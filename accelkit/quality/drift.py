@@ -1,0 +1,269 @@
+"""Quality drift of an accelerated build against the FP32 torch reference.
+
+For ``accelkit bench --fid N`` (DESIGN.md, "Measuring honestly"):
+
+* the reference is the FP32 torch generator; set A is samples ``0..N-1`` of the
+  :class:`~accelkit.sampler.LatentSampler`, set B samples ``N..2N-1`` (disjoint);
+* each backend generates set A; **paired** metrics compare it with the reference image
+  by image (max abs error, PSNR, share of uint8 values changed), and FID/KID compare the
+  two image sets through the feature extractor;
+* the **noise floor** is FID/KID between the reference on A and on B: two honest samples
+  of the same model differ by that much, so a drift inside the floor is not a drift;
+* NaN or Inf in any output raises :class:`~accelkit.errors.NonFiniteOutputError`.
+
+Reference features are cached on disk, keyed by (model sha256, N, seed, extractor
+sha256, resize mode, input transform), so re-running a bench skips them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from accelkit.errors import InputError
+from accelkit.quality.features import FeatureExtractor, cache_dir
+from accelkit.quality.images import to_uint8
+from accelkit.quality.metrics import StreamingStats, fid_between_stats, kid
+from accelkit.runners.base import Runner
+from accelkit.sampler import LatentSampler
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Drift:
+    """Quality of one backend's images against the reference on identical latents.
+
+    Attributes:
+        fid_drift: FID(reference on A, backend on A).
+        kid_drift, kid_drift_std: KID mean and std over subsets.
+        psnr_db: Paired PSNR over all images (peak = output range width).
+        max_abs_err: Largest paired absolute error (output units).
+        changed_uint8_fraction: Share of uint8 values that differ from the reference.
+        noise_floor_fid, noise_floor_kid: FID/KID(reference on A, reference on B).
+        verdict: ``within floor`` when ``fid_drift <= noise_floor_fid``, else ``drift``;
+            ``reference`` for the reference itself.
+        n, seed: Images per set and latent seed.
+        extractor: Extractor provenance (name, sha256, resize mode, input transform).
+    """
+
+    fid_drift: float
+    kid_drift: float
+    kid_drift_std: float
+    psnr_db: float
+    max_abs_err: float
+    changed_uint8_fraction: float
+    noise_floor_fid: float
+    noise_floor_kid: float
+    verdict: str
+    n: int
+    seed: int
+    extractor: dict[str, Any]
+
+    def row_fields(self) -> dict[str, Any]:
+        """The fields a results.json row gains."""
+        d = asdict(self)
+        d["drift_verdict"] = d.pop("verdict")
+        d["quality"] = {"n": d.pop("n"), "seed": d.pop("seed"), "image_format": "uint8", **d.pop("extractor")}
+        return d
+
+
+def _generate(runner: Runner, sampler: LatentSampler, start: int, n: int) -> Iterator[np.ndarray]:
+    done = 0
+    while done < n:
+        take = min(sampler.batch_size, n - done)
+        yield runner.infer(sampler.inputs(start + done, take))
+        done += take
+
+
+class DriftMeter:
+    """Measures :class:`Drift` for any number of runners against one reference.
+
+    Args:
+        reference: An active FP32 torch runner of the generator.
+        model_sha256: sha256 of the generator file (cache key).
+        extractor: The feature extractor (FID Inception or a user's file).
+        n: Images per set (the noise floor uses 2n reference images).
+        seed: Latent seed.
+        batch_size: Images per inference call.
+        workdir: Folder for the reference outputs memmap (removed by :meth:`close`).
+        kid_subsets, kid_subset_size: KID settings.
+        progress: Called with a short message per step.
+    """
+
+    def __init__(
+        self,
+        reference: Runner,
+        model_sha256: str,
+        extractor: FeatureExtractor,
+        n: int,
+        seed: int,
+        batch_size: int,
+        workdir: Path,
+        kid_subsets: int = 100,
+        kid_subset_size: int = 1000,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        if n < 2:
+            raise InputError(f"--fid {n}: FID needs at least 2 images per set (hundreds for a meaningful number)")
+        self.reference = reference
+        self.extractor = extractor
+        self.n = n
+        self.seed = seed
+        self.sampler = LatentSampler(reference.spec, seed=seed, batch_size=batch_size)
+        self.model_sha256 = model_sha256
+        self.workdir = workdir
+        self.kid_subsets = kid_subsets
+        self.kid_subset_size = kid_subset_size
+        self.say = progress or (lambda m: None)
+        self.range = reference.spec.output_range
+        self._ref_path = workdir / f"reference_outputs_{seed}_{n}.npy"
+        self._ref: np.ndarray | None = None
+        self._feats_a: np.ndarray | None = None
+        self._stats_a: StreamingStats | None = None
+        self.noise_floor_fid = math.nan
+        self.noise_floor_kid = math.nan
+
+    # ------------------------------------------------------------------ reference
+    def _cache_file(self) -> Path:
+        ex = self.extractor
+        key = "|".join(
+            [self.model_sha256, str(self.n), str(self.seed), ex.sha256, ex.resize_mode, ex.input_transform, str(ex.input_size)]
+        )
+        return cache_dir() / "drift" / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".npz")
+
+    def prepare(self) -> None:
+        """Generate the reference images (set A, kept for paired metrics) and the noise floor."""
+        shape = (self.n, *self.reference.spec.output_shape)
+        self._ref = np.lib.format.open_memmap(self._ref_path, mode="w+", dtype=np.float32, shape=shape)
+        self.say(f"reference: generating {self.n} FP32 torch images")
+        pos = 0
+        for out in _generate(self.reference, self.sampler, 0, self.n):
+            self._ref[pos : pos + len(out)] = out
+            pos += len(out)
+        cached = self._cache_file()
+        if cached.is_file():
+            with np.load(cached) as z:
+                feats_a, feats_b = z["feats_a"].astype(np.float64), z["feats_b"].astype(np.float64)
+            log.info("reference features from cache %s", cached)
+        else:
+            self.say(f"reference: FID features of 2 x {self.n} images")
+            feats_a = self._features(self._batches_of(self._ref))
+            feats_b = self._features(_generate(self.reference, self.sampler, self.n, self.n))
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cached.with_suffix(".tmp.npz")
+            np.savez(tmp, feats_a=feats_a.astype(np.float32), feats_b=feats_b.astype(np.float32))
+            os.replace(tmp, cached)
+        self._feats_a = feats_a
+        self._stats_a = StreamingStats(feats_a.shape[1]).update(feats_a)
+        stats_b = StreamingStats(feats_b.shape[1]).update(feats_b)
+        self.noise_floor_fid = fid_between_stats(self._stats_a, stats_b)
+        self.noise_floor_kid = kid(feats_a, feats_b, self.kid_subsets, self.kid_subset_size, self.seed).mean
+
+    def _batches_of(self, arr: np.ndarray) -> Iterator[np.ndarray]:
+        step = self.sampler.batch_size
+        for i in range(0, len(arr), step):
+            yield np.asarray(arr[i : i + step])
+
+    def _features(self, batches: Iterator[np.ndarray]) -> np.ndarray:
+        feats = [self.extractor(to_uint8(b, self.range)) for b in batches]
+        return np.concatenate(feats)
+
+    # ------------------------------------------------------------------- measure
+    def reference_drift(self) -> Drift:
+        """The reference compared with itself: zero by construction."""
+        return Drift(0.0, 0.0, 0.0, math.inf, 0.0, 0.0, self.noise_floor_fid, self.noise_floor_kid, "reference", self.n, self.seed, self._provenance())
+
+    def measure(self, runner: Runner) -> Drift:
+        """Drift of an active runner on set A.
+
+        Raises:
+            NonFiniteOutputError: NaN/Inf in its outputs.
+        """
+        if self._ref is None or self._feats_a is None or self._stats_a is None:
+            self.prepare()
+        assert self._ref is not None and self._feats_a is not None and self._stats_a is not None
+        max_abs = 0.0
+        sq = 0.0
+        changed = 0
+        count = 0
+        feats = []
+        pos = 0
+        lo, hi = self.range
+        for out in _generate(runner, self.sampler, 0, self.n):
+            ref = np.asarray(self._ref[pos : pos + len(out)])
+            pos += len(out)
+            if not np.isfinite(out).all():
+                from accelkit.errors import NonFiniteOutputError
+
+                raise NonFiniteOutputError(f"{runner.name} {runner.precision} produced NaN/Inf in drift images {pos - len(out)}..{pos - 1}")
+            diff = out.astype(np.float64) - ref
+            max_abs = max(max_abs, float(np.abs(diff).max()))
+            sq += float((diff * diff).sum())
+            u8 = to_uint8(out, self.range)
+            changed += int(np.count_nonzero(u8 != to_uint8(ref, self.range)))
+            count += out.size
+            feats.append(self.extractor(u8))
+        mse = sq / count
+        psnr = math.inf if mse == 0 else 10 * math.log10((hi - lo) ** 2 / mse)
+        f = np.concatenate(feats)
+        fid = fid_between_stats(self._stats_a, StreamingStats(f.shape[1]).update(f))
+        k = kid(self._feats_a, f, self.kid_subsets, self.kid_subset_size, self.seed)
+        verdict = "within floor" if fid <= self.noise_floor_fid else "drift"
+        return Drift(fid, k.mean, k.std, psnr, max_abs, changed / count, self.noise_floor_fid, self.noise_floor_kid, verdict, self.n, self.seed, self._provenance())
+
+    def first_images(self, runner: Runner | None, count: int) -> np.ndarray:
+        """The first ``count`` images of set A (reference when runner is None), uint8 NHWC."""
+        if runner is None:
+            assert self._ref is not None
+            imgs = np.asarray(self._ref[:count])
+        else:
+            imgs = runner.infer(self.sampler.inputs(0, min(count, self.n)))
+        u8 = to_uint8(imgs, self.range)
+        return np.ascontiguousarray(np.asarray(u8).transpose(0, 2, 3, 1))
+
+    def _provenance(self) -> dict[str, Any]:
+        ex = self.extractor
+        return {
+            "extractor_name": ex.name,
+            "extractor_sha256": ex.sha256,
+            "resize_mode": ex.resize_mode,
+            "input_transform": ex.input_transform,
+            "input_size": ex.input_size,
+        }
+
+    def close(self) -> None:
+        """Drop the reference memmap file."""
+        self._ref = None
+        self._ref_path.unlink(missing_ok=True)
+
+
+def save_grid(rows: list[tuple[str, np.ndarray]], dest: Path) -> Path:
+    """A PNG with one labelled row of images per entry (uint8 NHWC), written atomically."""
+    from PIL import Image, ImageDraw
+
+    from accelkit.artifact import atomic_path
+
+    h, w = rows[0][1].shape[1:3]
+    scale = max(1, 64 // max(h, w))
+    cell_h, cell_w = h * scale, w * scale
+    label_w = 150
+    cols = max(len(r[1]) for r in rows)
+    canvas = Image.new("RGB", (label_w + cols * (cell_w + 2), len(rows) * (cell_h + 2)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for i, (label, imgs) in enumerate(rows):
+        y = i * (cell_h + 2)
+        draw.text((4, y + cell_h // 2 - 6), label, fill="black")
+        for j, img in enumerate(imgs):
+            tile = Image.fromarray(img[..., :3] if img.shape[-1] >= 3 else img[..., 0]).resize((cell_w, cell_h), Image.NEAREST)
+            canvas.paste(tile, (label_w + j * (cell_w + 2), y))
+    with atomic_path(dest, force=True) as tmp:
+        canvas.save(tmp, format="PNG")
+    return dest

@@ -1,0 +1,141 @@
+"""Quality drift per backend (bench --fid) and the `accelkit fid` command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from accelkit.cli import app
+from accelkit.errors import NonFiniteOutputError
+from accelkit.loading import load_generator
+from accelkit.quality.drift import DriftMeter
+from accelkit.quality.features import FeatureExtractor
+from accelkit.runners.base import create_runner
+
+cli = CliRunner()
+FAST = ["--batch", "1,4", "--repeats", "3", "--warmup", "1", "--min-time", "0.05"]
+
+
+class _Noisy:
+    """Wraps a runner and adds seeded noise to its outputs (a build that drifted)."""
+
+    def __init__(self, inner, sigma: float, nan: bool = False) -> None:
+        self.inner, self.sigma, self.nan = inner, sigma, nan
+        self.name, self.precision, self.spec = "noisy", "fp32", inner.spec
+        self.rng = np.random.default_rng(0)
+
+    def infer(self, inputs):
+        out = self.inner.infer(inputs)
+        out = out + self.sigma * self.rng.standard_normal(out.shape).astype(np.float32)
+        if self.nan:
+            out[0, 0, 0, 0] = np.nan
+        return out
+
+
+@pytest.fixture()
+def meter(gen_files, tiny_weights, tmp_path):
+    art = load_generator(gen_files["torchscript"])
+    with create_runner("torch", art, precision="fp32") as ref:
+        m = DriftMeter(ref, art.source_sha256, FeatureExtractor(tiny_weights), n=48, seed=0, batch_size=16, workdir=tmp_path)
+        m.prepare()
+        yield m, ref
+        m.close()
+
+
+def test_identical_backend_is_within_floor_and_noise_is_drift(meter) -> None:
+    m, ref = meter
+    assert m.noise_floor_fid > 0
+    same = m.measure(ref)
+    assert same.fid_drift == pytest.approx(0.0, abs=1e-6) and same.max_abs_err == 0.0 and same.verdict == "within floor"
+    noisy = m.measure(_Noisy(ref, sigma=0.3))
+    assert noisy.verdict == "drift" and noisy.fid_drift > m.noise_floor_fid
+    assert 5 < noisy.psnr_db < 30 and noisy.changed_uint8_fraction > 0.5
+    assert len(noisy.extractor["extractor_sha256"]) == 64 and noisy.n == 48
+
+
+def test_nan_output_is_a_failure_not_a_number(meter) -> None:
+    m, ref = meter
+    with pytest.raises(NonFiniteOutputError, match=r"NaN/Inf"):
+        m.measure(_Noisy(ref, 0.0, nan=True))
+
+
+def test_bench_fid_adds_drift_columns_grids_and_scatter(gen_files, tiny_weights, tmp_path) -> None:
+    out = tmp_path / "res"
+    res = cli.invoke(app, ["bench", str(gen_files["torchscript"]), "--out", str(out), "--fid", "32", "--fid-weights", str(tiny_weights), *FAST])
+    assert res.exit_code == 0, res.output
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert ok and all(r["fid_drift"] is not None and r["noise_floor_fid"] > 0 for r in ok)
+    by = {(r["backend"], r["precision"]): r for r in ok}
+    assert by[("torch", "fp32")]["drift_verdict"] == "reference"
+    assert by[("ort", "fp32")]["max_abs_err"] < 1e-4
+    fp16 = by[("ort", "fp16")]
+    assert fp16["drift_verdict"] == "within floor" and fp16["psnr_db"] > 40
+    assert fp16["quality"]["n"] == 32 and len(fp16["quality"]["extractor_sha256"]) == 64
+    for name in ("samples_grid.png", "speed_vs_drift.png", "grid_ort_fp16.png"):
+        assert Image.open(out / name).size[0] > 100
+    md = (out / "results.md").read_text()
+    assert "## Quality drift vs FP32 torch" in md and "within floor" in md and "speed_vs_drift.png" in md
+
+
+def _write_folder(folder: Path, seed: int, n: int = 12, shift: int = 0) -> Path:
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        arr = np.clip(rng.integers(0, 200, (24, 24, 3)) + shift, 0, 255).astype(np.uint8)
+        Image.fromarray(arr).save(folder / f"{i:03d}.png")
+    return folder
+
+
+def test_fid_command_identical_and_different_folders(tiny_weights, tmp_path) -> None:
+    a = _write_folder(tmp_path / "a", 0)
+    b = _write_folder(tmp_path / "b", 0)
+    c = _write_folder(tmp_path / "c", 1, shift=50)
+    same = cli.invoke(app, ["fid", str(a), str(b), "--fid-weights", str(tiny_weights), "--json"])
+    assert same.exit_code == 0, same.output
+    assert json.loads(same.stdout)["fid"] == pytest.approx(0.0, abs=1e-6)
+    diff = cli.invoke(app, ["fid", str(a), str(c), "--fid-weights", str(tiny_weights), "--json"])
+    assert json.loads(diff.stdout)["fid"] > 1e-3 and json.loads(diff.stdout)["kid"] > 0
+    stats = tmp_path / "a.npz"
+    saved = cli.invoke(app, ["fid", str(a), "--save-stats", str(stats), "--fid-weights", str(tiny_weights)])
+    assert saved.exit_code == 0 and stats.is_file()
+    vs_stats = cli.invoke(app, ["fid", str(stats), str(b), "--fid-weights", str(tiny_weights), "--json"])
+    assert vs_stats.exit_code == 0 and json.loads(vs_stats.stdout)["fid"] == pytest.approx(0.0, abs=1e-6)
+
+
+def _one_line(res, pattern: str) -> None:
+    assert res.exit_code == 2, res.output
+    errs = [ln for ln in res.stderr.splitlines() if ln.startswith("error: ")]
+    assert len(errs) == 1 and pattern in errs[0], res.stderr
+
+
+def test_fid_command_errors(tiny_weights, tmp_path) -> None:
+    a = _write_folder(tmp_path / "a", 0)
+    _one_line(cli.invoke(app, ["fid", str(a), str(a), "--fid-weights", str(tmp_path / "none.pt")]), "none.pt")
+    bad = _write_folder(tmp_path / "bad", 2)
+    (bad / "zz_broken.png").write_bytes(b"not a png")
+    _one_line(cli.invoke(app, ["fid", str(a), str(bad), "--fid-weights", str(tiny_weights)]), "zz_broken.png")
+    _one_line(cli.invoke(app, ["fid", str(a)]), "--save-stats")
+    # statistics made with another extractor are refused, naming the field
+    other = tmp_path / "other.pt"
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mte", Path(__file__).parents[1] / "fixtures" / "make_tiny_extractor.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.build(other, seed=7)
+    s1, s2 = tmp_path / "s1.npz", tmp_path / "s2.npz"
+    assert cli.invoke(app, ["fid", str(a), "--save-stats", str(s1), "--fid-weights", str(tiny_weights)]).exit_code == 0
+    assert cli.invoke(app, ["fid", str(a), "--save-stats", str(s2), "--fid-weights", str(other)]).exit_code == 0
+    _one_line(cli.invoke(app, ["fid", str(s1), str(s2)]), "extractor_sha256")
+
+
+def test_bench_fid_with_missing_weights_fails_before_work(tmp_path) -> None:
+    res = cli.invoke(app, ["bench", "--fid", "10", "--fid-weights", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "r")])
+    _one_line(res, "nope.pt")
+    assert not (tmp_path / "r").exists()
