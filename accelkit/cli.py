@@ -387,6 +387,62 @@ def _kid_folders(a: Path, b: Path, extractor: Any, batch_size: int, subsets: int
     return kid(feats(a), feats(b), subsets=subsets)
 
 
+@app.command()
+@handle_errors
+def build(
+    onnx_file: Path = typer.Argument(..., help="ONNX model to build (fp32, fp16 or int8 Q/DQ: precision comes from the graph)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Engine path (default: <onnx stem>.plan next to the ONNX file)."),
+    batch_range: str = typer.Option("1:8:64", "--batch-range", help="Optimization profile min:opt:max batch sizes."),
+    workspace_mb: int = typer.Option(1024, "--workspace", help="Builder workspace limit in MiB."),
+    opt_level: Optional[int] = typer.Option(None, "--opt-level", help="Builder optimization level 0..5 (TensorRT default 3)."),
+    no_tf32: bool = typer.Option(False, "--no-tf32", help="Forbid TF32 for fp32 layers (exact fp32 math)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Do not use or fill the engine cache."),
+    rebuild: bool = typer.Option(False, "--rebuild", help="Build even if a matching cached engine exists."),
+    device: str = typer.Option("cuda", "--device", help="cuda or cuda:N."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing engine file."),
+    input: Optional[List[str]] = InputOpt,
+) -> None:
+    """Build a TensorRT engine (strongly typed, batch profile, timing + engine caches) from ONNX."""
+    from accelkit.passes.engine import EngineFromOnnx
+
+    br = _parse_batch_range(batch_range)
+    with progress_status() as progress:
+        art = _load(str(onnx_file), None, None, input, None, None, None, False)
+        if art.format != "onnx":
+            raise InputError(f"{onnx_file} is not ONNX; export it first with: accelkit export {onnx_file}")
+        dest = output or onnx_file.with_suffix(".plan")
+        engine = EngineFromOnnx(
+            batch_range=br, workspace=workspace_mb * 1024 * 1024, out=dest, force=force, rebuild=rebuild,
+            cache=not no_cache, builder_optimization_level=opt_level, tf32=False if no_tf32 else None,
+            progress=lambda msg, frac=None: progress(msg if frac is None else f"{msg} {100 * frac:.0f}%"), device=device,
+        )(art)
+    m = engine.meta
+    typer.echo(f"wrote {engine.path} (TensorRT {m.get('tensorrt_version', '?')}, {m.get('gpu', {}).get('name', '?') if isinstance(m.get('gpu'), dict) else m.get('gpu', '?')}, batch {':'.join(map(str, br))})")
+
+
+@app.command()
+@handle_errors
+def compare(
+    baseline: Path = typer.Argument(..., help="Baseline results.json (or its folder)."),
+    current: Path = typer.Argument(..., help="Current results.json (or its folder)."),
+    max_slowdown: str = typer.Option("5%", "--max-slowdown", help="Allowed slowdown, e.g. 5% or 0.05; a row regresses only when the whole confidence interval of its speed ratio is below 1 - this."),
+    max_fid_drift: Optional[float] = typer.Option(None, "--max-fid-drift", help="Allowed growth of FID drift (rows measured with bench --fid)."),
+    confidence: float = typer.Option(0.95, "--confidence", help="Confidence level of the bootstrap interval over per-repeat samples."),
+    strict: bool = typer.Option(False, "--strict", help="Fail on rows missing on either side and on device/version mismatches."),
+    markdown: Optional[Path] = typer.Option(None, "--markdown", help="Write a Markdown summary (CI job summary / PR comment)."),
+    junit: Optional[Path] = typer.Option(None, "--junit", help="Write JUnit XML, one test case per row."),
+) -> None:
+    """Compare two bench results: exit 0 pass, 1 regression, 2 bad input."""
+    from accelkit.bench.compare import compare_files, parse_fraction
+
+    if not 0.5 <= confidence < 1:
+        raise InputError(f"--confidence {confidence} is out of range; use e.g. 0.95")
+    comp = compare_files(baseline, current, max_slowdown=parse_fraction(max_slowdown), max_fid_drift=max_fid_drift, confidence=confidence, strict=strict)
+    comp.write(markdown=markdown, junit=junit)
+    typer.echo(comp.to_text(), nl=False)
+    raise typer.Exit(comp.exit_code)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -1,0 +1,236 @@
+#!/usr/bin/env python
+"""This project's CPU performance-regression check (run by ``.ci/run``).
+
+What it does, in about a minute on a 2-core machine:
+
+1. Loads the bundled DCGAN generator (``models/weights/dcgan.safetensors``; when the
+   checkpoint is absent it builds the same architecture with seeded random weights,
+   which runs at the same speed, and says so).
+2. Exports it to fp32 ONNX in a temporary folder (no verification: speed only).
+3. Runs ``--rounds`` rounds of :func:`accelkit.bench.suite.run_benchmark`: in each
+   round, per batch size (1 and 8), torch eager fp32 and ONNX Runtime (CPU) fp32 back
+   to back, alternating which goes first, each measured for ``--repeats`` x
+   ``--min-time`` seconds. The two sides of a ratio are thus measured within about a
+   second of each other, so a burst of load from another process hits both (with
+   whole benches per round, bursts made single runs' ratios swing by -47 %). The rounds
+   are merged so each row holds one sample per round
+   (:func:`accelkit.bench.ratio_gate.merge_reports`).
+   Both backends run **single-threaded** (``--threads 1``): on a shared 2-core machine
+   at load 5, torch eager with 2 OpenMP threads ran 30x slower at batch 1 than with
+   one (its threads spin at barriers and get descheduled), which made the ratio
+   swing by 25 % between runs; one thread per backend gets a fair share of the CPU,
+   so competition slows both backends in proportion and the ratio holds.
+4. Applies :func:`accelkit.bench.ratio_gate.ratio_gate`: per batch size, the
+   ORT/torch images/sec ratio measured in this run against
+   ``benchmarks/baselines/cpu_ratio.json``. The ratio cancels a slower or busier
+   machine; see the module docstring for the rule.
+
+Exit status: 0 pass, 1 regression (or a row missing/failed), 2 bad input.
+
+Usage::
+
+    python benchmarks/ci_perf_gate.py                        # check (CI)
+    python benchmarks/ci_perf_gate.py --update-baseline --runs 5
+    python benchmarks/ci_perf_gate.py --runs 10                # calibrate: check 10 times, print the spread
+    python benchmarks/ci_perf_gate.py --slowdown 0.25        # self-test: ORT made ~20% slower must fail
+
+``--slowdown F`` wraps the ORT runner so each iteration busy-waits ``F`` times its own
+duration after the real work (throughput x 1/(1+F)); it exists to check that the gate
+catches a slowdown, never for real measurements.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from accelkit.artifact import Artifact  # noqa: E402
+from accelkit.bench.ratio_gate import RatioBaseline, baseline_from_reports, merge_reports, ratio_gate  # noqa: E402
+from accelkit.bench.report import Report, collect_environment  # noqa: E402
+from accelkit.bench.suite import BenchTarget, run_benchmark  # noqa: E402
+from accelkit.errors import AccelkitError  # noqa: E402
+
+DEFAULT_BASELINE = ROOT / "benchmarks" / "baselines" / "cpu_ratio.json"
+#: Chosen from calibration runs on the 2-core shared dev machine (see the baseline's
+#: ``measured`` block and benchmarks/results/ci_perf_gate.md).
+DEFAULT_TOLERANCE = 0.25
+BATCHES = (1, 8)
+
+log = logging.getLogger("ci_perf_gate")
+
+
+def load_dcgan() -> tuple[Artifact, str]:
+    """The bundled DCGAN as a torch artifact, or the same architecture with seeded random weights."""
+    from accelkit.loading import load_generator
+
+    try:
+        return load_generator("dcgan"), "bundled dcgan checkpoint"
+    except AccelkitError as exc:
+        import torch
+
+        from accelkit.loading import infer_torch_spec
+        from accelkit.models import build
+
+        torch.manual_seed(0)
+        module = build("dcgan").eval()
+        art = Artifact(format="torch", spec=infer_torch_spec(module), module=module, source="dcgan (seeded random init)")
+        return art, f"dcgan architecture with seeded random weights (checkpoint unavailable: {exc})"
+
+
+def export_fp32(art: Artifact, folder: Path) -> Artifact:
+    """fp32 ONNX with a dynamic batch, unverified (this script measures speed only)."""
+    from accelkit.passes.export import OnnxFromTorch
+
+    return OnnxFromTorch(folder / "dcgan.onnx", force=True, verify=False, batch_range=(1, 8, 8))(art)
+
+
+def _slowed(cls: type, factor: float) -> type:
+    """A subclass of runner ``cls`` whose ``run`` busy-waits ``factor`` x its own duration."""
+
+    class Slowed(cls):  # type: ignore[misc, valid-type]
+        def run(self, prepared: Any) -> Any:
+            t0 = time.perf_counter()
+            out = super().run(prepared)
+            self.synchronize()
+            end = t0 + (time.perf_counter() - t0) * (1.0 + factor)
+            while time.perf_counter() < end:
+                pass
+            return out
+
+    Slowed.__name__ = f"Slowed{cls.__name__}"
+    return Slowed
+
+
+def run_rounds(
+    torch_art: Artifact,
+    onnx_art: Artifact,
+    *,
+    rounds: int,
+    warmup: int,
+    repeats: int,
+    min_time_s: float,
+    threads: int = 1,
+    slowdown: float = 0.0,
+    env: dict[str, Any] | None = None,
+) -> list[Report]:
+    """``rounds`` rounds; in each, per batch size, torch fp32 and ort fp32 back to back (order alternating).
+
+    Each (backend, batch) measurement is its own :func:`run_benchmark` call, so the two
+    rows of a ratio are measured within about a second of each other: a burst of load
+    from another process hits both sides of the ratio, not one. Returns one report per call.
+    """
+    from accelkit.runners import base
+
+    env = env if env is not None else collect_environment()
+    opts = {"precision": "fp32", "threads": threads}
+    pair = [BenchTarget("torch", torch_art, dict(opts)), BenchTarget("ort", onnx_art, dict(opts))]
+    saved = dict(base.RUNNERS)
+    if slowdown > 0:
+        from accelkit.runners.ort_runner import OrtRunner
+
+        globals()["_SlowOrt"] = _slowed(OrtRunner, slowdown)
+        base.RUNNERS["ort"] = f"{__name__}:_SlowOrt"
+    try:
+        out = []
+        for i in range(rounds):
+            for j, b in enumerate(BATCHES):
+                for t in pair if (i + j) % 2 == 0 else pair[::-1]:
+                    rep = Report(environment=env)
+                    out.append(run_benchmark([t], [b], warmup=warmup, repeats=repeats, min_time_s=min_time_s, report=rep))
+        return out
+    finally:
+        base.RUNNERS.clear()
+        base.RUNNERS.update(saved)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status (0 pass, 1 regression, 2 bad input)."""
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE, help="ratio baseline JSON (default: %(default)s)")
+    ap.add_argument("--update-baseline", action="store_true", help="measure and rewrite the baseline instead of checking")
+    ap.add_argument("--runs", type=int, default=1, help="independent measurements: with --update-baseline the baseline is their median; "
+                    "when checking, each is checked (calibration of the tolerance) and the worst exit status is returned")
+    ap.add_argument("--tolerance", type=float, default=None, help=f"allowed relative drop of the ratio (default: the baseline's; new baselines: {DEFAULT_TOLERANCE})")
+    ap.add_argument("--rounds", type=int, default=12, help="interleaved rounds per run (default: %(default)s)")
+    ap.add_argument("--repeats", type=int, default=1, help="timed repeats per row per round (default: %(default)s)")
+    ap.add_argument("--min-time", type=float, default=0.3, help="seconds per repeat (default: %(default)s)")
+    ap.add_argument("--warmup", type=int, default=3, help="untimed iterations per row (default: %(default)s)")
+    ap.add_argument("--threads", type=int, default=1, help="intra-op threads of both backends (default: %(default)s; see the docstring)")
+    ap.add_argument("--slowdown", type=float, default=0.0, help="self-test only: make ORT iterations this fraction longer")
+    ap.add_argument("--out", type=Path, default=None, help="also write the (last run's) merged report (results.json/.md/.csv) here")
+    ap.add_argument("--json", action="store_true", help="print the verdicts as JSON")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    t0 = time.perf_counter()
+    try:
+        base = None if args.update_baseline else RatioBaseline.load(args.baseline)
+        torch_art, origin = load_dcgan()
+        env = collect_environment()
+        merged_runs = []
+        with tempfile.TemporaryDirectory(prefix="accelkit-ci-gate-") as tmp:
+            onnx_art = export_fp32(torch_art, Path(tmp))
+            # The export leaves many long-lived Python objects; without this the harness's
+            # gc.collect() before each row costs ~0.45 s (untimed, but it adds ~5 s per run).
+            gc.collect()
+            gc.freeze()
+            t_ready = time.perf_counter()
+            for _ in range(max(1, args.runs)):
+                reps = run_rounds(
+                    torch_art, onnx_art, rounds=args.rounds, warmup=args.warmup, repeats=args.repeats,
+                    min_time_s=args.min_time, threads=args.threads, slowdown=args.slowdown, env=env,
+                )  # fmt: skip
+                merged_runs.append(merge_reports(reps))
+        t_done = time.perf_counter()
+        for m in merged_runs:
+            m.settings.update(generator=origin, threads=args.threads, slowdown=args.slowdown, rounds=args.rounds, repeats=args.repeats)
+        if args.out is not None:
+            merged_runs[-1].write(args.out, plot=False)
+        timing = f"setup {t_ready - t0:.1f} s, measurement {t_done - t_ready:.1f} s, total {t_done - t0:.1f} s"
+        if base is None:
+            new = baseline_from_reports(merged_runs, tolerance=args.tolerance if args.tolerance is not None else DEFAULT_TOLERANCE)
+            new.measured["generator"] = origin
+            new.measured["how"] = (
+                f"python benchmarks/ci_perf_gate.py --update-baseline --runs {len(merged_runs)} "
+                f"(rounds={args.rounds}, repeats={args.repeats}, min_time_s={args.min_time}, warmup={args.warmup}, threads={args.threads})"
+            )
+            new.save(args.baseline)
+            print(f"wrote {args.baseline}: ratios {json.dumps({str(k): round(v, 4) for k, v in new.ratios.items()})}, tolerance {new.tolerance:g} ({timing})")
+            return 0
+        results = [ratio_gate(m, base, tolerance=args.tolerance, paired=True) for m in merged_runs]
+        if args.json:
+            doc = {"generator": origin, "timing": timing, "runs": [r.to_dict() for r in results], "exit_code": max(r.exit_code for r in results)}
+            print(json.dumps(doc, indent=2))
+        else:
+            for i, r in enumerate(results):
+                if len(results) > 1:
+                    print(f"run {i + 1}/{len(results)}:")
+                print(r.to_text(), end="")
+            if len(results) > 1:
+                for v0 in results[0].verdicts:
+                    b = v0.batch_size
+                    rel = [(v.ratio / v.baseline_ratio - 1) * 100 for r in results for v in r.verdicts if v.batch_size == b and v.ratio and v.baseline_ratio]
+                    verdicts = [v.verdict for r in results for v in r.verdicts if v.batch_size == b]
+                    print(
+                        f"batch {b}: ratio vs baseline over {len(rel)} runs: min {min(rel):+.1f}%, median {sorted(rel)[len(rel) // 2]:+.1f}%, "
+                        f"max {max(rel):+.1f}%; verdicts: " + ", ".join(f"{verdicts.count(x)} {x}" for x in dict.fromkeys(verdicts))
+                    )
+            print(f"({origin}; {timing})")
+        return max(r.exit_code for r in results)
+    except AccelkitError as exc:
+        print(f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
