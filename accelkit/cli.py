@@ -282,6 +282,8 @@ def bench(
     fid: int = typer.Option(0, "--fid", help="Also measure quality drift vs FP32 torch on N images per set: FID/KID, paired PSNR/max error, noise floor, sample grids (0: off)."),
     fid_weights: Optional[Path] = FidWeightsOpt,
     fid_batch: int = typer.Option(32, "--fid-batch", help="Images per inference call while measuring drift."),
+    vs: Optional[str] = typer.Option(None, "--vs", help="A baseline build (ONNX or generator file) to measure interleaved with this one, in one process: each of --repeats rounds runs both back to back; prints the comparison (exit 1 on a regression beyond noise)."),
+    max_slowdown: str = typer.Option("5%", "--max-slowdown", help="With --vs: allowed slowdown before a row regresses."),
     arch: Optional[str] = ArchOpt,
     arch_kwargs: Optional[str] = ArchKwOpt,
     input: Optional[List[str]] = InputOpt,
@@ -322,6 +324,22 @@ def bench(
     from accelkit.bench.plan import check_requested_backends, resolve_device
 
     check_requested_backends(cfg, resolve_device(cfg.device))  # fail fast, before loading/exporting
+    if vs is not None:
+        from accelkit.bench.compare import parse_fraction
+        from accelkit.bench.plan import bench_vs
+
+        slow = parse_fraction(max_slowdown)
+        if fid:
+            raise InputError("--vs and --fid cannot be combined; run the drift measurement separately")
+        with progress_status() as progress:
+            progress("loading both builds")
+            art = _load(generator, arch, arch_kwargs, input, output_range, latent_dist, truncation, trust_pickle)
+            base = _load(vs, arch, arch_kwargs, input, output_range, latent_dist, truncation, trust_pickle)
+            report, _base_report, comp, files = bench_vs(art, base, cfg, progress, max_slowdown=slow)
+        typer.echo(report.to_markdown())
+        typer.echo(comp.to_text(), nl=False)
+        typer.echo("wrote " + ", ".join(str(p) for p in files.values()))
+        raise typer.Exit(comp.exit_code)
     with progress_status() as progress:
         progress("loading the generator")
         art = _load(generator, arch, arch_kwargs, input, output_range, latent_dist, truncation, trust_pickle)

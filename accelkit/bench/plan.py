@@ -261,6 +261,70 @@ def bench(
     return report, {**files, **extra_files}
 
 
+def bench_vs(
+    candidate: Artifact,
+    baseline: Artifact,
+    cfg: BenchConfig,
+    progress: Callable[[str], None] | None = None,
+    max_slowdown: float = 0.05,
+) -> tuple[Report, Report, Any, dict[str, Path]]:
+    """Bench a candidate against a baseline build **interleaved in one process**.
+
+    Each of ``cfg.repeats`` rounds measures, per batch size and per matching
+    (backend, precision) pair, the candidate and the baseline back to back (alternating
+    which goes first), one repeat each; the rounds are then merged so every row holds one
+    sample per round. A burst of load from another process therefore hits both sides of
+    the ratio, which is what lets a ratio gate on a noisy shared machine.
+
+    Returns:
+        ``(candidate_report, baseline_report, comparison, files)``; the candidate's report
+        goes to ``cfg.out``, the baseline's to ``cfg.out/vs-baseline``, and the comparison
+        (:func:`accelkit.bench.compare.compare_reports`) to ``cfg.out/comparison.md``.
+    """
+    from accelkit.bench.compare import compare_reports
+    from accelkit.bench.ratio_gate import merge_reports
+    from accelkit.bench.report import collect_environment
+
+    cfg.validate()
+    device = resolve_device(cfg.device)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "artifacts" / "vs").mkdir(parents=True, exist_ok=True)
+    cand_targets, cand_flops = plan_targets(candidate, cfg, device, out / "artifacts", progress)
+    base_targets, _ = plan_targets(baseline, cfg, device, out / "artifacts" / "vs", progress)
+
+    def key(t: BenchTarget) -> tuple[str, str | None, str]:
+        return (t.backend, t.variant, t.precision_label() if t.artifact is None else str(t.options.get("precision") or t.artifact.precision))
+
+    base_by_key = {key(t): t for t in base_targets}
+    pairs = [(t, base_by_key[key(t)]) for t in cand_targets if key(t) in base_by_key]
+    env = collect_environment()
+    parts: dict[str, list[Report]] = {"candidate": [], "baseline": []}
+    for rnd in range(cfg.repeats):
+        for j, b in enumerate(cfg.batch_sizes):
+            for ct, bt in pairs:
+                order = [("candidate", ct), ("baseline", bt)]
+                for side, t in order if (rnd + j) % 2 == 0 else order[::-1]:
+                    if progress:
+                        progress(f"round {rnd + 1}/{cfg.repeats}: {side} {t.backend} batch {b}")
+                    rep = Report(environment=env)
+                    parts[side].append(
+                        run_benchmark([t], [b], device=device, warmup=cfg.warmup, repeats=1, min_time_s=cfg.min_time_s,
+                                      seed=cfg.seed, flops_model=cand_flops, report=rep)
+                    )  # fmt: skip
+    cand = merge_reports(parts["candidate"])
+    base = merge_reports(parts["baseline"])
+    for rep, art in ((cand, candidate), (base, baseline)):
+        rep.settings.update({"generator": Path(art.source).name if art.source else "in-memory", "interleaved_rounds": cfg.repeats,
+                             "vs": Path(baseline.source).name if art is candidate and baseline.source else None})  # fmt: skip
+        rep.compute_speedups()
+    comp = compare_reports(base, cand, max_slowdown=max_slowdown, baseline_name=str(baseline.path or baseline.source), current_name=str(candidate.path or candidate.source))
+    files = cand.write(out, plot=cfg.plot)
+    base.write(out / "vs-baseline", plot=False)
+    files.update(comp.write(markdown=out / "comparison.md"))
+    return cand, base, comp, files
+
+
 def measure_quality(
     artifact: Artifact,
     targets: Sequence[BenchTarget],

@@ -58,3 +58,24 @@ def test_bench_user_errors_exit_2_before_any_work(tmp_path, args, pattern) -> No
     lines = [ln for ln in res.stderr.splitlines() if ln.startswith("error: ")]
     assert len(lines) == 1 and pattern in lines[0], res.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_bench_vs_interleaves_both_builds_and_compares(gen_files, tmp_path) -> None:
+    from accelkit.loading import load_generator
+    from accelkit.passes.export import export
+
+    art = load_generator(gen_files["torchscript"])
+    a = export(art, tmp_path / "a.onnx").path
+    b = export(art, tmp_path / "b.onnx").path
+    out = tmp_path / "vs"
+    res = runner.invoke(app, ["bench", str(a), "--vs", str(b), "--backend", "ort", "--precision", "fp32", "--batch", "1",
+                              "--repeats", "4", "--warmup", "1", "--min-time", "0.05", "--out", str(out)])  # fmt: skip
+    assert res.exit_code in (0, 1), res.output  # same model on both sides: a pass unless the machine is wildly noisy
+    cand = json.loads((out / "results.json").read_text())
+    base = json.loads((out / "vs-baseline" / "results.json").read_text())
+    for rep in (cand, base):
+        (row,) = [r for r in rep["rows"] if r["status"] == "ok"]
+        assert len(row["images_per_sec_samples"]) == 4  # one sample per interleaved round
+    assert cand["settings"]["interleaved_rounds"] == 4
+    assert "ort fp32" in (out / "comparison.md").read_text()
+    assert "verdict" in res.stdout
