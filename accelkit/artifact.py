@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import platform
 import tempfile
@@ -159,8 +160,20 @@ class Artifact:
         if self.path is None:
             raise InputError("an in-memory artifact has no file to describe; export it first")
         dest = sidecar_path(self.path)
-        write_text_atomic(dest, json.dumps(self.sidecar(), indent=2, sort_keys=True, default=str) + "\n")
+        text = json.dumps(_json_safe(self.sidecar()), indent=2, sort_keys=True, default=str, allow_nan=False)
+        write_text_atomic(dest, text + "\n")
         return dest
+
+
+def _json_safe(obj: Any) -> Any:
+    """Non-finite floats (an infinite PSNR of identical outputs) become null: strict JSON."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
 
 
 def read_sidecar(path: str | os.PathLike[str]) -> dict[str, Any] | None:

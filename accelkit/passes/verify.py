@@ -8,7 +8,6 @@ output's own units; PSNR uses the output range width as peak.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -24,19 +23,20 @@ DEFAULT_TOLERANCE = {"fp32": 1e-3, "fp16": 5e-2, "int8": 0.5}
 
 
 def paired_error(ref: np.ndarray, out: np.ndarray, value_range: tuple[float, float]) -> dict[str, float]:
-    """Max/mean abs error and PSNR (dB, peak = range width) of ``out`` against ``ref``.
+    """Max/mean abs error, PSNR (dB, peak = range width) and changed uint8 share of ``out`` vs ``ref``.
 
     Raises:
-        NonFiniteOutputError: ``out`` holds NaN or Inf.
+        NonFiniteOutputError: ``out`` (or ``ref``) holds NaN or Inf.
     """
-    if not np.isfinite(out).all():
-        bad = int((~np.isfinite(out)).sum())
-        raise NonFiniteOutputError(f"output holds {bad} NaN/Inf values out of {out.size}")
-    diff = out.astype(np.float64) - ref.astype(np.float64)
-    mse = float(np.mean(diff * diff))
-    peak = float(value_range[1] - value_range[0])
-    psnr = math.inf if mse == 0.0 else 10.0 * math.log10(peak * peak / mse)
-    return {"max_abs_err": float(np.max(np.abs(diff))), "mean_abs_err": float(np.mean(np.abs(diff))), "psnr_db": psnr}
+    from accelkit.quality.metrics import paired_metrics
+
+    m = paired_metrics(ref, out, value_range)
+    return {
+        "max_abs_err": m.max_abs_error,
+        "mean_abs_err": float(np.mean(np.abs(out.astype(np.float64) - ref.astype(np.float64)))),
+        "psnr_db": m.psnr_db,
+        "changed_uint8_fraction": m.changed_uint8_fraction,
+    }
 
 
 def torch_forward(artifact: Artifact, feeds: dict[str, np.ndarray]) -> np.ndarray:
