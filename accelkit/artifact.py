@@ -63,6 +63,9 @@ def atomic_path(dest: str | os.PathLike[str], force: bool = False) -> Iterator[P
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; artifacts get normal file permissions
         os.replace(tmp_path, dest)
     finally:
         if tmp_path.exists():

@@ -188,3 +188,20 @@ def test_spec_is_a_frozen_dataclass() -> None:
     spec = GeneratorSpec(inputs=(Z8,))
     with pytest.raises(AttributeError):
         spec.output_range = (0, 1)  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("name", ["dcgan", "stylegan2", "sr4x"])
+@pytest.mark.parametrize("fp16", [False, True], ids=["fp32", "fp16"])
+def test_bundled_generators_export_and_match_torch(tmp_path, name, fp16) -> None:
+    """Every bundled generator exports at fp32 and fp16; ORT matches torch at two batch sizes
+    (verification: 1 and 8) and at a third one here (3). Tolerances as above."""
+    art = load_generator(name)
+    out = export(art, tmp_path / f"{name}.onnx", fp16=fp16)
+    ver = out.meta["verification"]
+    assert ver["batch_sizes"] == [1, 8] and ver["max_abs_err"] <= ver["tolerance"]
+    _assert_single_file_dynamic(out.path)
+    _check_against_torch(out.path, art, batch=3, atol=5e-2 if fp16 else 1e-4)
+    if name == "stylegan2":
+        assert art.spec.num_classes and [i.kind for i in art.spec.inputs] == ["latent", "label"]
+    if name == "sr4x":
+        assert art.spec.inputs[0].kind == "image" and art.spec.output_range == (0.0, 1.0)
