@@ -98,6 +98,7 @@ import numpy as np
 
 from accelkit.artifact import write_text_atomic
 from accelkit.bench.report import BenchRow, Report
+from accelkit.bench.report import _fmt_num as _num
 from accelkit.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -636,19 +637,6 @@ class Comparison:
 
 
 # ------------------------------------------------------------------------ helpers
-def _num(v: float | None) -> str:
-    if v is None:
-        return "—"
-    a = abs(v)
-    if a >= 1000:
-        return f"{v:,.0f}"
-    if a >= 100:
-        return f"{v:.1f}"
-    if a >= 1:
-        return f"{v:.2f}"
-    return f"{v:.3g}"
-
-
 def _pct(v: float | None) -> str:
     if v is None:
         return "—"
