@@ -15,7 +15,7 @@ from accelkit.loading import detect_format, load_generator
 from accelkit.passes.verify import torch_forward
 from accelkit.sampler import LatentSampler
 from accelkit.spec import InputSpec
-from tests.fixtures.generators import CondGen, Img2Img, LatentGen, NoAttrGen, make
+from tests.fixtures.generators import CondGen, LatentGen, NoAttrGen, make
 
 ARCH = "tests.fixtures.generators:LatentGen"
 

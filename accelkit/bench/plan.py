@@ -13,7 +13,7 @@ A backend the user asked for by name that cannot run here is an error instead
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -72,7 +72,6 @@ class BenchConfig:
     fid: int = 0
     fid_weights: str | None = None
     fid_batch: int = 32
-    explicit_backends: bool = field(default=False, repr=False)
 
     def validate(self) -> None:
         """Raise :class:`InputError` for values that cannot work."""
