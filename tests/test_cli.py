@@ -121,3 +121,32 @@ def test_real_process_exit_code_and_stderr(tmp_path) -> None:
 def test_version() -> None:
     res = run("--version")
     assert res.exit_code == 0 and res.stdout.startswith("accelkit ")
+
+
+def test_export_int8_and_quantize(gen_files, in_tmp) -> None:
+    res = run("export", str(gen_files["torchscript"]), "--int8", "--calib", "16", "-o", "g.int8.onnx")
+    assert res.exit_code == 0, res.output
+    model = onnx.load("g.int8.onnx")
+    assert any(n.op_type == "QuantizeLinear" for n in model.graph.node)
+    assert "quantized: ConvTranspose 2" in res.stdout and "calibration: 16 samples, minmax, seed 0" in res.stdout
+    assert run("export", str(gen_files["torchscript"]), "-o", "g.onnx").exit_code == 0
+    _one_line_error(run("quantize", "g.onnx", "--calib", "16"), "g.int8.onnx already exists")  # default: next to g.onnx
+    Path("g.int8.onnx").unlink()
+    q = run("quantize", "g.onnx", "--calib", "16", "--per-channel", "--calib-method", "percentile")
+    assert q.exit_code == 0, q.output
+    assert "wrote " in q.stdout and Path("g.int8.onnx").is_file() and "PSNR" in q.stdout
+    side = json.loads(Path("g.int8.accelkit.json").read_text())
+    assert side["meta"]["int8"]["per_channel"] is True and side["meta"]["int8"]["calibration"]["method"] == "percentile"
+
+
+@pytest.mark.parametrize(
+    ("args", "pattern"),
+    [
+        (("export", "--int8", "--fp16"), "exclude each other"),
+        (("quantize", "nothing.onnx"), "no such file"),
+        (("export", "--int8", "--calib-method", "mean"), "--calib-method 'mean' is unknown"),
+        (("export", "--int8", "--calib", "0"), "--calib 0"),
+    ],
+)
+def test_int8_user_errors(args, pattern, in_tmp) -> None:
+    _one_line_error(run(*args), pattern)

@@ -25,7 +25,7 @@ from accelkit.runners.base import RUNNERS, runner_class
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "fp16", "bf16")
+PRECISIONS = ("fp32", "fp16", "int8", "bf16")
 DEFAULT_PRECISIONS = ("fp32", "fp16")
 
 
@@ -80,7 +80,7 @@ class BenchConfig:
             raise InputError(f"--backend {','.join(unknown)} is unknown; choose from {', '.join(RUNNERS)}")
         bad = [p for p in self.precisions if p not in PRECISIONS]
         if bad:
-            raise InputError(f"--precision {','.join(bad)} is unknown; choose from {', '.join(PRECISIONS)} (int8 arrives with the quantization pass)")
+            raise InputError(f"--precision {','.join(bad)} is unknown; choose from {', '.join(PRECISIONS)}")
         if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
             raise InputError("--batch needs positive integers, e.g. --batch 1,8,32")
         if self.repeats < 3:
@@ -166,7 +166,9 @@ def plan_targets(
                 if cfg.cuda_graphs:
                     opts["cuda_graphs"] = True
                 reason = None
-                if p == "fp16" and not device.startswith("cuda"):
+                if p == "int8":
+                    reason = "int8 is an ONNX Q/DQ precision; it runs on ort and trt, not torch eager"
+                elif p == "fp16" and not device.startswith("cuda"):
                     reason = "torch fp16 runs on CUDA only (CPU half kernels are missing or slow); use bf16 on CPU"
                 targets.append(BenchTarget("torch", artifact if reason is None else None, opts, precision=p, skip_reason=reason))
                 if cfg.compile and reason is None:
@@ -199,6 +201,20 @@ def plan_targets(
                     onnx_by_prec["fp16"] = Fp16(workdir / f"{artifact.name}.fp16.onnx", force=True, progress=say)(base)
                 except AccelkitError as exc:
                     onnx_by_prec["fp16"] = f"fp16 conversion failed: {exc}"
+        if "int8" in cfg.precisions:
+            from accelkit.passes.int8 import Int8
+
+            base = onnx_by_prec["fp32"]
+            if isinstance(base, str):
+                onnx_by_prec["int8"] = base
+            elif base.precision != "fp32":
+                onnx_by_prec["int8"] = f"the ONNX file is {base.precision}; int8 is made from fp32"
+            else:
+                try:
+                    say("quantizing to int8 Q/DQ")
+                    onnx_by_prec["int8"] = Int8(workdir / f"{artifact.name}.int8.onnx", force=True, calib_samples=64, progress=say)(base)
+                except AccelkitError as exc:
+                    onnx_by_prec["int8"] = f"int8 quantization failed: {exc}"
     for backend in needs_onnx:
         for p in cfg.precisions:
             if p == "bf16":

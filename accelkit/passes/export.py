@@ -19,7 +19,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from accelkit.artifact import Artifact, atomic_path
 from accelkit.errors import AccelkitError, ExportError, InputError
@@ -34,12 +34,17 @@ EXPORTERS = ("auto", "dynamo", "torchscript")
 
 
 def default_onnx_path(artifact: Artifact, precision: str = "fp32", folder: Path | None = None) -> Path:
-    """``<stem>.onnx`` / ``<stem>.<precision>.onnx`` next to the source file.
+    """``<stem>.onnx`` / ``<stem>.<precision>.onnx`` next to the source file (or next to
+    the ONNX file being converted).
 
     Bundled checkpoints (inside the accelkit install) are exported to the current
     folder instead, never into the package.
     """
-    stem = artifact.name
+    if artifact.format == "onnx" and artifact.path is not None:  # converting an ONNX file: next to it
+        stem = artifact.path.name.split(".")[0]
+        folder = folder or artifact.path.parent
+    else:
+        stem = artifact.name
     name = f"{stem}.onnx" if precision == "fp32" else f"{stem}.{precision}.onnx"
     if folder is not None:
         return folder / name
@@ -333,6 +338,7 @@ def export(
     out: str | Path | None = None,
     *,
     fp16: bool = False,
+    int8: bool = False,
     opset: int = 18,
     batch_range: tuple[int, int, int] = (1, 8, 64),
     exporter: str = "auto",
@@ -340,31 +346,41 @@ def export(
     tolerance: float | None = None,
     fp16_keep_ops: Sequence[str] | None = None,
     fp16_keep_nodes: Sequence[str] = (),
+    int8_options: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
 ) -> Artifact:
-    """One call for ``accelkit export``: torch (or ONNX) -> fp32 or fp16 ONNX, verified.
+    """One call for ``accelkit export`` / ``quantize``: torch (or ONNX) -> fp32, fp16 or int8 ONNX, verified.
 
-    With ``fp16``, the fp32 model is exported to a temporary file first and only the
-    fp16 file (plus sidecar) is written to ``out``.
+    With ``fp16`` or ``int8``, the fp32 model is exported to a temporary file first and
+    only the converted file (plus sidecar) is written to ``out``. ``int8_options`` go to
+    :class:`~accelkit.passes.int8.Int8` (calib_samples, calib_method, per_channel,
+    op_types, exclude).
     """
     from accelkit.passes.fp16 import Fp16
+    from accelkit.passes.int8 import Int8
 
-    precision = "fp16" if fp16 else "fp32"
+    if fp16 and int8:
+        raise InputError("--fp16 and --int8 exclude each other; pick one precision per file")
+    precision = "fp16" if fp16 else "int8" if int8 else "fp32"
     dest = Path(out) if out is not None else default_onnx_path(artifact, precision)
     if dest.exists() and not force:
         raise InputError(f"{dest} already exists; pass --force to overwrite it or -o to write elsewhere")
     if dest.suffix.lower() != ".onnx":
         raise InputError(f"-o {dest}: the output must end in .onnx")
+
+    def convert(fp32: Artifact) -> Artifact:
+        if fp16:
+            return Fp16(dest, force=force, tolerance=tolerance, keep_ops=fp16_keep_ops, keep_nodes=fp16_keep_nodes, progress=progress)(fp32)
+        return Int8(dest, force=force, tolerance=tolerance, progress=progress, batch_range=batch_range, **dict(int8_options or {}))(fp32)
+
     if artifact.format == "onnx":
-        if not fp16:
-            raise InputError(f"{artifact.path} is already ONNX; use --fp16 to convert it, or accelkit build for TensorRT")
-        return Fp16(dest, force=force, tolerance=tolerance, keep_ops=fp16_keep_ops, keep_nodes=fp16_keep_nodes, progress=progress)(artifact)
+        if precision == "fp32":
+            raise InputError(f"{artifact.path} is already ONNX; use --fp16 or --int8 to convert it, or accelkit build for TensorRT")
+        return convert(artifact)
     if artifact.format != "torch":
         raise InputError(f"cannot export a {artifact.format} artifact to ONNX")
-    if not fp16:
+    if precision == "fp32":
         return OnnxFromTorch(dest, opset=opset, batch_range=batch_range, exporter=exporter, force=force, tolerance=tolerance, progress=progress)(artifact)
     with tempfile.TemporaryDirectory(prefix="accelkit-fp32-") as tmp:
-        fp32 = OnnxFromTorch(Path(tmp) / dest.name.replace(".fp16", ""), opset=opset, batch_range=batch_range, exporter=exporter, force=True, progress=progress)(artifact)
-        result = Fp16(dest, force=force, tolerance=tolerance, keep_ops=fp16_keep_ops, keep_nodes=fp16_keep_nodes, progress=progress)(fp32)
-    return result
-
+        fp32 = OnnxFromTorch(Path(tmp) / dest.name.replace(f".{precision}", ""), opset=opset, batch_range=batch_range, exporter=exporter, force=True, progress=progress)(artifact)
+        return convert(fp32)

@@ -1,0 +1,423 @@
+"""``Int8``: static INT8 quantization of an fp32 ONNX generator (explicit Q/DQ).
+
+The output is an ONNX file with ``QuantizeLinear``/``DequantizeLinear`` pairs
+(``QuantFormat.QDQ``), symmetric signed int8 for activations and weights (what
+TensorRT's explicit-precision mode needs, and what ONNX Runtime CPU runs), weights
+inline (one file) and float32 graph inputs and outputs.
+
+Calibration uses the generator's own inputs: :class:`~accelkit.sampler.LatentSampler`
+batches (latents from the prior with truncation, uniform labels, smooth images), drawn
+from a sample range disjoint from the one verification uses. After quantizing, the
+model is compared with the fp32 reference on the same seeded inputs (PSNR, max abs
+error); a PSNR far below fp16 level is recorded as a ``warning`` in the sidecar (some
+generators, StyleGAN-like ones in particular, collapse in INT8) but only NaN/Inf or an
+error beyond the tolerance fails.
+
+Every intermediate file (ORT's pre-processed and augmented models, external data)
+lives in a temporary directory; nothing is written to the working directory.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+from accelkit.artifact import Artifact
+from accelkit.errors import ExportError, InputError, require
+from accelkit.passes.export import _quiet, _short, save_onnx_atomic, set_metadata
+from accelkit.passes.verify import (
+    DEFAULT_TOLERANCE,
+    ort_session,
+    torch_forward,
+    verification_batches,
+    verify_onnx,
+)
+from accelkit.sampler import LatentSampler
+from accelkit.spec import GeneratorSpec
+
+log = logging.getLogger(__name__)
+
+CALIB_METHODS = ("minmax", "entropy", "percentile")
+
+#: Op types quantized by default: the GEMM-like ops that carry the compute (and that
+#: TensorRT runs in int8). Elementwise ops stay float: Q/DQ around them only adds error.
+DEFAULT_INT8_OPS: tuple[str, ...] = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+
+#: Sample index where calibration inputs start; verification uses samples from 0, so
+#: the two never overlap (sample ``i`` depends only on ``(seed, i)``).
+CALIB_OFFSET = 1 << 20
+
+#: PSNR (dB) under which the sidecar carries a warning; fp16 exports sit well above 40 dB.
+WARN_PSNR_DB = 30.0
+
+
+class SamplerDataReader:
+    """An ONNX Runtime ``CalibrationDataReader`` over seeded generator inputs.
+
+    Args:
+        spec: Generator spec (inputs and prior).
+        n: Number of samples in all.
+        seed: LatentSampler seed.
+        batch_size: Samples per batch.
+        start: Index of the first sample.
+        input_names: Model input names to feed (default: every spec input).
+    """
+
+    def __init__(
+        self,
+        spec: GeneratorSpec,
+        n: int,
+        seed: int = 0,
+        batch_size: int = 8,
+        start: int = CALIB_OFFSET,
+        input_names: Sequence[str] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.n = int(n)
+        self.seed = int(seed)
+        self.batch_size = int(batch_size)
+        self.start = int(start)
+        self.input_names = set(input_names) if input_names is not None else None
+        self._it: Iterator[dict[str, np.ndarray]] | None = None
+
+    def _batches(self) -> Iterator[dict[str, np.ndarray]]:
+        sampler = LatentSampler(self.spec, seed=self.seed, batch_size=self.batch_size)
+        for feeds in sampler.batches(self.n, start=self.start):
+            if self.input_names is not None:
+                feeds = {k: v for k, v in feeds.items() if k in self.input_names}
+            yield feeds
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        if self._it is None:
+            self._it = self._batches()
+        return next(self._it, None)
+
+    def rewind(self) -> None:
+        self._it = None
+
+    def __len__(self) -> int:
+        return (self.n + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+        return self._batches()
+
+
+def _calibration_reader_class() -> type:
+    """:class:`SamplerDataReader` registered as ORT's abstract ``CalibrationDataReader``."""
+    q: Any = require("onnxruntime.quantization", "cpu", "int8 quantization")
+    q.CalibrationDataReader.register(SamplerDataReader)
+    return SamplerDataReader
+
+
+def calibration_batch(n: int, limit: int) -> int:
+    """The largest batch size <= ``limit`` that divides ``n``.
+
+    ORT's histogram calibrators (entropy, percentile) stack per-batch outputs and fail
+    on a shorter last batch, so every calibration batch has the same size.
+    """
+    return next(b for b in range(max(1, min(limit, n)), 0, -1) if n % b == 0)
+
+
+def node_scope(node: Any) -> str:
+    """The torch module path of a node exported by the dynamo exporter (``mapping.fcs.0``), else ``""``."""
+    import ast
+
+    for p in node.metadata_props:
+        if p.key == "pkg.torch.onnx.name_scopes":
+            try:
+                scopes = [s for s in ast.literal_eval(p.value) if s]
+            except (ValueError, SyntaxError):
+                return ""
+            return scopes[-2] if len(scopes) >= 2 else ""
+    return ""
+
+
+def match_nodes(model: Any, patterns: Sequence[str], scopes: dict[str, str] | None = None) -> dict[str, list[str]]:
+    """Pattern -> names of the nodes it matches (fnmatch, case-sensitive).
+
+    A pattern is tried on the node name (``/mapping/fc0/Gemm`` from the TorchScript
+    exporter, ``node_linear_3`` from dynamo) and on the torch module path recorded by
+    the dynamo exporter (``mapping.fcs.0``), so ``mapping.*`` and ``/mapping/*`` both work.
+    """
+    scopes = scopes if scopes is not None else {n.name: node_scope(n) for n in model.graph.node}
+    hits: dict[str, list[str]] = {p: [] for p in patterns}
+    for node in model.graph.node:
+        scope = scopes.get(node.name) or node_scope(node)
+        cands = [node.name] + ([scope, f"{scope}.{node.name}"] if scope else [])
+        for p in patterns:
+            if any(fnmatch.fnmatchcase(c, p) for c in cands):
+                hits[p].append(node.name)
+    return hits
+
+
+def quantized_nodes(model: Any, op_types: Sequence[str] = ()) -> dict[str, int]:
+    """Op type -> count of nodes whose data input comes from a ``DequantizeLinear`` (run in int8).
+
+    Only op types in ``op_types`` count (all when empty): an elementwise op that merely
+    reads a quantized conv's re-quantized output is not itself quantized.
+    """
+    dq_out = {o for n in model.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    counts: Counter[str] = Counter()
+    for n in model.graph.node:
+        if n.op_type in ("QuantizeLinear", "DequantizeLinear") or (op_types and n.op_type not in op_types):
+            continue
+        if n.input and n.input[0] in dq_out:
+            counts[n.op_type] += 1
+    return dict(sorted(counts.items()))
+
+
+class Int8:
+    """Quantize an fp32 ONNX artifact to INT8 Q/DQ, verify it, write it with its sidecar.
+
+    Args:
+        out: Destination ``.onnx`` path.
+        force: Overwrite an existing file.
+        calib_samples: Seeded generator inputs used for calibration.
+        calib_method: ``minmax``, ``entropy`` or ``percentile`` (ORT's entropy calibrator, with
+            the histogram size quantize_static leaves at its default, picks the minmax range).
+        calib_batch: Batch size of the calibration runs.
+        per_channel: Per-output-channel weight scales (better accuracy, same TensorRT support).
+        op_types: Op types to quantize (default :data:`DEFAULT_INT8_OPS`); an empty
+            sequence means every op type ONNX Runtime can quantize.
+        exclude: fnmatch patterns of nodes kept in float (node names or torch module
+            paths, see :func:`match_nodes`). A pattern that matches nothing is an error.
+        preprocess: Run ONNX Runtime's ``quant_pre_process`` (shape inference and
+            graph optimisation) first; skipped with a logged reason when it fails.
+        verify: Compare with the reference (the torch model when the artifact carries it,
+            else the fp32 ONNX in ONNX Runtime).
+        tolerance: Max abs error allowed (output units); default ``DEFAULT_TOLERANCE["int8"]``.
+        warn_psnr_db: PSNR under which the sidecar records a warning.
+        batch_range: Batch sizes to verify at (min and a larger one).
+        seed: Seed of calibration and verification inputs.
+        progress: Called with a short message at each step.
+    """
+
+    name = "Int8"
+
+    def __init__(
+        self,
+        out: str | Path,
+        *,
+        force: bool = False,
+        calib_samples: int = 256,
+        calib_method: str = "minmax",
+        calib_batch: int = 8,
+        per_channel: bool = False,
+        op_types: Sequence[str] | None = None,
+        exclude: Sequence[str] = (),
+        preprocess: bool = True,
+        verify: bool = True,
+        tolerance: float | None = None,
+        warn_psnr_db: float = WARN_PSNR_DB,
+        batch_range: tuple[int, int, int] | None = None,
+        seed: int = 0,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        if calib_method not in CALIB_METHODS:
+            raise InputError(f"calibration method {calib_method!r} is not one of {', '.join(CALIB_METHODS)}")
+        if int(calib_samples) < 1:
+            raise InputError(f"--calib {calib_samples}: need at least one calibration sample")
+        if int(calib_batch) < 1:
+            raise InputError(f"calibration batch size {calib_batch} must be >= 1")
+        self.out = Path(out)
+        self.force = force
+        self.calib_samples = int(calib_samples)
+        self.calib_method = calib_method
+        self.calib_batch = int(calib_batch)
+        self.per_channel = bool(per_channel)
+        self.op_types = tuple(DEFAULT_INT8_OPS if op_types is None else op_types)
+        self.exclude = tuple(exclude)
+        self.preprocess = preprocess
+        self.verify = verify
+        self.tolerance = tolerance
+        self.warn_psnr_db = warn_psnr_db
+        self.batch_range = batch_range
+        self.seed = int(seed)
+        self.progress = progress or (lambda msg: None)
+
+    def options(self) -> dict[str, Any]:
+        """The options as recorded in the sidecar."""
+        return {
+            "calib_samples": self.calib_samples,
+            "calib_method": self.calib_method,
+            "calib_batch": self.calib_batch,
+            "per_channel": self.per_channel,
+            "op_types": list(self.op_types),
+            "exclude": list(self.exclude),
+            "preprocess": self.preprocess,
+            "tolerance": self.tolerance,
+            "seed": self.seed,
+        }
+
+    def __call__(self, artifact: Artifact) -> Artifact:
+        """Calibrate, quantize, check, verify and write.
+
+        Raises:
+            InputError: Not an fp32 ONNX artifact, ``out`` exists without ``force``, or
+                an exclude pattern matches no node.
+            ExportError: Quantization fails.
+            NonFiniteOutputError: int8 outputs hold NaN/Inf.
+            VerificationError: Error beyond the tolerance.
+        """
+        import onnx
+
+        if artifact.format != "onnx" or artifact.path is None:
+            raise InputError(f"Int8 needs an ONNX model, got a {artifact.format} artifact; export it first")
+        if artifact.precision != "fp32":
+            raise InputError(f"{artifact.path} is already {artifact.precision}; quantize from the fp32 ONNX model")
+        if self.out.exists() and not self.force:
+            raise InputError(f"{self.out} already exists; pass --force to overwrite it or -o to write elsewhere")
+        q: Any = require("onnxruntime.quantization", "cpu", "int8 quantization")
+        reader_cls = _calibration_reader_class()
+        t0 = time.perf_counter()
+        original = onnx.load(str(artifact.path), load_external_data=True)
+        scopes = {n.name: node_scope(n) for n in original.graph.node}
+        method = {"minmax": q.CalibrationMethod.MinMax, "entropy": q.CalibrationMethod.Entropy, "percentile": q.CalibrationMethod.Percentile}[self.calib_method]
+
+        with tempfile.TemporaryDirectory(prefix="accelkit-int8-") as tmp_dir:
+            tmp = Path(tmp_dir)
+            src = tmp / "fp32.onnx"
+            onnx.save_model(original, str(src))
+            model_in, pre_note = src, "ok"
+            if self.preprocess:
+                self.progress("pre-processing the fp32 graph (shape inference, graph optimisation)")
+                pre = tmp / "pre.onnx"
+                try:
+                    with _quiet():
+                        q.quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+                    model_in = pre
+                except Exception as exc:  # ORT's pre-processing is best effort
+                    pre_note = f"skipped: {_short(exc)}"
+                    log.warning("quant_pre_process failed (%s); quantizing the graph as exported", _short(exc))
+            else:
+                pre_note = "disabled"
+            prepared = onnx.load(str(model_in), load_external_data=True)
+            excluded = self._excluded(prepared, scopes)
+            inputs = [i.name for i in prepared.graph.input]
+            batch = calibration_batch(self.calib_samples, self.calib_batch)
+            reader = reader_cls(artifact.spec, self.calib_samples, seed=self.seed, batch_size=batch, input_names=inputs)
+            self.progress(f"calibrating int8 ranges ({self.calib_method}) on {self.calib_samples} seeded samples")
+            qout = tmp / "int8.onnx"
+            try:
+                with _quiet():
+                    q.quantize_static(
+                        str(model_in),
+                        str(qout),
+                        reader,
+                        quant_format=q.QuantFormat.QDQ,
+                        op_types_to_quantize=list(self.op_types) or None,
+                        per_channel=self.per_channel,
+                        activation_type=q.QuantType.QInt8,
+                        weight_type=q.QuantType.QInt8,
+                        nodes_to_exclude=sorted(excluded),
+                        calibrate_method=method,
+                        use_external_data_format=False,
+                        calibration_providers=["CPUExecutionProvider"],
+                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
+                    )
+            except Exception as exc:
+                raise ExportError(f"int8 quantization failed ({_short(exc)}); exclude the failing node with --exclude PATTERN or use --calib-method minmax") from None
+            converted = onnx.load(str(qout), load_external_data=True)
+
+        del converted.graph.value_info[:]
+        set_metadata(converted, artifact, "int8")
+        try:
+            onnx.checker.check_model(converted, full_check=True)
+        except Exception as exc:
+            raise ExportError(f"the int8 graph fails onnx.checker ({_short(exc)})") from None
+        counts = quantized_nodes(converted, self.op_types)
+        if not counts:
+            raise ExportError(f"no node was quantized (op types {list(self.op_types)}, {len(excluded)} excluded); check --op-types/--exclude")
+
+        verification = self._verify(converted, artifact) if self.verify else None
+        save_onnx_atomic(converted, self.out, self.force)
+        out = artifact.derive(format="onnx", path=self.out, precision="int8")
+        out.passes.append({"name": self.name, "options": self.options(), "seconds": round(time.perf_counter() - t0, 3)})
+        block: dict[str, Any] = {
+            "format": "QDQ",
+            "activation_type": "int8 symmetric",
+            "weight_type": "int8 symmetric",
+            "calibration": {
+                "seed": self.seed,
+                "samples": self.calib_samples,
+                "first_sample": CALIB_OFFSET,
+                "batch_size": batch,
+                "method": self.calib_method,
+            },
+            "per_channel": self.per_channel,
+            "op_types": list(self.op_types),
+            "preprocess": pre_note,
+            "quantized_nodes": counts,
+            "quantized_node_count": sum(counts.values()),
+            "qdq_pairs": sum(1 for n in converted.graph.node if n.op_type == "DequantizeLinear"),
+            "excluded_nodes": sorted(excluded),
+            "psnr_db": None,
+            "max_abs_err": None,
+            "warning": None,
+        }
+        if verification is not None:
+            psnr = verification["psnr_db"]
+            block["psnr_db"] = psnr
+            block["max_abs_err"] = verification["max_abs_err"]
+            if psnr < self.warn_psnr_db:
+                block["warning"] = (
+                    f"INT8 output PSNR {psnr:.1f} dB vs fp32 is far below fp16 level (< {self.warn_psnr_db:g} dB); "
+                    f"images may visibly degrade: check FID, try --per-channel, --calib-method entropy/percentile, "
+                    f"or --exclude the sensitive layers (e.g. the mapping network)"
+                )
+                log.warning("%s", block["warning"])
+            out.meta["verification"] = verification
+        out.meta["int8"] = block
+        out.save_sidecar()
+        return out
+
+    def _excluded(self, model: Any, scopes: dict[str, str]) -> set[str]:
+        if not self.exclude:
+            return set()
+        hits = match_nodes(model, self.exclude, scopes)
+        missing = [p for p, names in hits.items() if not names]
+        if missing:
+            sample = ", ".join(n.name for n in list(model.graph.node)[:5])
+            raise InputError(f"--exclude {missing[0]!r} matches no node (node names look like: {sample}; dynamo exports also match module paths such as 'mapping.*')")
+        return {n for names in hits.values() for n in names}
+
+    def _verify(self, converted: Any, artifact: Artifact) -> dict[str, Any]:
+        import onnx
+
+        br = self.batch_range or tuple(artifact.meta.get("batch_range", (1, 8, 64)))
+        static = next((p.get("static_batch") for p in artifact.passes if p.get("static_batch")), None)
+        if artifact.module is not None:
+            ref_name = "torch fp32 (cpu)"
+
+            def reference(feeds: dict[str, np.ndarray]) -> np.ndarray:
+                return torch_forward(artifact, feeds)
+        else:
+            ref_name = "onnx fp32 (onnxruntime cpu)"
+            sess = ort_session(artifact.path)  # type: ignore[arg-type]
+            out_name = sess.get_outputs()[0].name
+
+            def reference(feeds: dict[str, np.ndarray]) -> np.ndarray:
+                return np.asarray(sess.run([out_name], feeds)[0], dtype=np.float32)
+
+        self.progress("verifying int8 ONNX against the fp32 reference")
+        with tempfile.TemporaryDirectory(prefix="accelkit-int8v-") as tmp:
+            path = Path(tmp) / "int8.onnx"
+            onnx.save_model(converted, str(path))
+            res = verify_onnx(
+                path,
+                artifact.spec,
+                reference,
+                batch_sizes=verification_batches(br, static),  # type: ignore[arg-type]
+                tolerance=self.tolerance if self.tolerance is not None else DEFAULT_TOLERANCE["int8"],
+                precision="int8",
+                seed=self.seed,
+            )
+        res["reference"] = ref_name
+        return res
