@@ -308,10 +308,12 @@ def quantize(
     exclude: Optional[List[str]] = ExcludeOpt,
     op_types: Optional[str] = typer.Option(None, "--op-types", help="Comma-separated op types to quantize (default: Conv,ConvTranspose,Gemm,MatMul)."),
     tolerance: Optional[float] = typer.Option(None, "--tolerance", help="Max abs error allowed against the fp32 model (default 0.5)."),
+    report: bool = typer.Option(False, "--report", help="Sensitivity: quantize one layer group at a time, list groups by PSNR vs fp32 (most harmful first), write <stem>.int8-sensitivity.md."),
+    auto_exclude_db: Optional[float] = typer.Option(None, "--auto-exclude", metavar="PSNR_DB", help="Keep in float the fewest most-harmful layer groups needed to reach this PSNR vs fp32."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
     input: Optional[List[str]] = InputOpt,
 ) -> None:
-    """Post-training INT8 quantization of an ONNX generator (Q/DQ), verified against fp32."""
+    """Post-training INT8 quantization of an ONNX generator (Q/DQ), verified against fp32; optional sensitivity report."""
     from accelkit.passes.export import export as do_export
 
     if not int8:
@@ -321,12 +323,95 @@ def quantize(
         art = _load(str(onnx_file), None, None, input, None, None, None, False)
         if art.format != "onnx":
             raise InputError(f"{onnx_file} is not ONNX; use accelkit export {onnx_file} --int8")
-        out = do_export(art, output, int8=True, force=force, tolerance=tolerance, int8_options=opts, progress=progress)
+        dest = output or onnx_file.with_name(onnx_file.name.split(".")[0] + ".int8.onnx")
+        if dest.exists() and not force:  # checked before the (long) sensitivity runs
+            raise InputError(f"{dest} already exists; pass --force to overwrite it or -o to write elsewhere")
+        if report or auto_exclude_db is not None:
+            from accelkit.artifact import write_text_atomic
+            from accelkit.passes.sensitivity import auto_exclude, format_report, sensitivity
+
+            sens_kw = {k: v for k, v in opts.items() if k in ("calib_method", "per_channel", "exclude", "op_types")}
+            sens = sensitivity(art, calib_samples=min(calib, 64), progress=progress, **sens_kw)
+            if report:
+                text = format_report(sens, title=f"INT8 sensitivity: {onnx_file.name}")
+                md = dest.with_name(onnx_file.name.split(".")[0] + ".int8-sensitivity.md")
+                write_text_atomic(md, text)
+                typer.echo(text)
+                typer.echo(f"wrote {md}")
+            if auto_exclude_db is not None:
+                chosen = auto_exclude(art, auto_exclude_db, sens, progress=progress)
+                if len(chosen.groups) >= len(sens):
+                    raise InputError(f"reaching {auto_exclude_db:g} dB needs every layer group in float, so nothing would be quantized; lower --auto-exclude (see --report)")
+                opts["exclude"] = tuple(opts["exclude"]) + tuple(chosen)
+                typer.echo(f"auto-exclude: keeping {len(chosen.groups)} group(s) in float ({', '.join(chosen.groups) or 'none'}): "
+                           f"PSNR {chosen.psnr_db:.1f} dB >= {auto_exclude_db:g} on the sensitivity samples")  # fmt: skip
+        out = do_export(art, dest, int8=True, force=force, tolerance=tolerance, int8_options=opts, progress=progress)
     v = out.meta.get("verification", {})
     typer.echo(f"wrote {out.path} (int8 Q/DQ, {out.path.stat().st_size / 1e6:.2f} MB)")
     _print_int8(out)
     if v:
         typer.echo(f"vs {v.get('reference')}: PSNR {v['psnr_db']:.1f} dB, max abs error {v['max_abs_err']:.3g}")
+
+
+@app.command()
+@handle_errors
+def prune(
+    generator: Optional[str] = GenArg,
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Pruned generator, saved as TorchScript (default: <stem>.pruned.pt; the current folder for bundled generators)."),
+    ratio: float = typer.Option(0.5, "--ratio", help="Fraction of channels to remove (per layer, or over the network with --global)."),
+    importance: str = typer.Option("l2", "--importance", help="Channel importance: l2, l1 or random."),
+    global_pruning: bool = typer.Option(False, "--global", help="Rank channels across layers instead of within each layer."),
+    keep: Optional[List[str]] = typer.Option(None, "--keep", help="Module-name glob never pruned (repeatable)."),
+    round_to: Optional[int] = typer.Option(None, "--round-to", help="Keep channel counts a multiple of this (e.g. 8)."),
+    distill_steps: int = typer.Option(0, "--distill-steps", help="Data-free distillation steps after pruning (teacher: the FP32 model; latents from its prior)."),
+    distill_batch: int = typer.Option(16, "--distill-batch", help="Latents per distillation step."),
+    lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate for distillation."),
+    loss: str = typer.Option("l1", "--loss", help="Distillation pixel loss: l1 or l2."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Distillation checkpoint (default: <output>.distill.ckpt); an interrupted run resumes from it."),
+    no_resume: bool = typer.Option(False, "--no-resume", help="Start distillation from scratch even if a checkpoint exists."),
+    seed: int = typer.Option(0, "--seed", help="Seed of latents and random importance."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
+    arch: Optional[str] = ArchOpt,
+    arch_kwargs: Optional[str] = ArchKwOpt,
+    input: Optional[List[str]] = InputOpt,
+    output_range: Optional[str] = RangeOpt,
+    trust_pickle: bool = TrustOpt,
+) -> None:
+    """Structured channel pruning (torch-pruning DepGraph), optionally followed by data-free distillation."""
+    from accelkit.passes.prune import Prune, distill, save_pruned
+
+    if loss not in ("l1", "l2"):
+        raise InputError(f"--loss {loss!r} is unknown; use l1 or l2")
+    if distill_steps < 0:
+        raise InputError("--distill-steps must be >= 0")
+    with progress_status() as progress:
+        progress("loading the generator")
+        art = _load(generator, arch, arch_kwargs, input, output_range, None, None, trust_pickle)
+        if art.format != "torch":
+            raise InputError("pruning needs the torch generator, not ONNX; give the .pt/.pt2/TorchScript file")
+        from accelkit.passes.export import default_onnx_path
+
+        dest = output or default_onnx_path(art, "pruned").with_suffix(".pt")
+        if dest.exists() and not force:
+            raise InputError(f"{dest} already exists; pass --force to overwrite it or -o to write elsewhere")
+        progress(f"pruning {ratio:.0%} of channels ({importance})")
+        pruned = Prune(ratio, importance=importance, global_pruning=global_pruning, keep=tuple(keep or ()), round_to=round_to, seed=seed)(art)
+        report = None
+        if distill_steps:
+            pruned, report = distill(
+                art, pruned, steps=distill_steps, batch_size=distill_batch, lr=lr, loss=loss, seed=seed,
+                checkpoint=checkpoint or dest.with_suffix(".distill.ckpt"), resume=not no_resume,
+                progress=lambda step, total, value: progress(f"distilling: step {step}/{total}, loss {value:.4f}"),
+            )
+        saved = save_pruned(pruned, dest, force=force)
+    m = pruned.meta.get("pruning", {})
+    typer.echo(f"wrote {saved.path} (TorchScript; load it like any generator)")
+    if m:
+        typer.echo(f"parameters {m['params_before']:,} -> {m['params_after']:,} ({m['params_after'] / m['params_before']:.0%}); "
+                   f"FLOPs/image {_flops(m['flops_before'])} -> {_flops(m['flops_after'])}")  # fmt: skip
+    if report:
+        typer.echo(f"PSNR vs teacher: {report['psnr_before']:.2f} dB before distillation -> {report['psnr_after']:.2f} dB after {distill_steps} steps")
+    typer.echo(f"measure it: accelkit bench {saved.path} --fid 500")
 
 
 @app.command()

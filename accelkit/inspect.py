@@ -7,6 +7,21 @@ from typing import Any
 from accelkit.artifact import Artifact, sha256_file
 
 
+def count_flops(module: Any, args: tuple[Any, ...]) -> int | None:
+    """FLOPs of ``module(*args)`` counted by ``torch.utils.flop_counter`` (2 per MAC of
+    matmul/conv/conv-transpose); None when the module cannot run under the counter."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    try:
+        counter = FlopCounterMode(display=False)
+        with counter, torch.inference_mode():
+            module(*args)
+        return int(counter.get_total_flops())
+    except Exception:  # some ScriptModules/GraphModules do not run under the mode
+        return None
+
+
 def flops_per_image_torch(artifact: Artifact) -> int | None:
     """FLOPs of one forward pass at batch 1, counted by ``torch.utils.flop_counter``.
 
@@ -14,19 +29,11 @@ def flops_per_image_torch(artifact: Artifact) -> int | None:
     Returns None when the module cannot be traced by the counter.
     """
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
     from accelkit.sampler import LatentSampler
 
     feeds = LatentSampler(artifact.spec, seed=0).inputs(0, 1)
-    args = [torch.from_numpy(feeds[i.name]) for i in artifact.spec.inputs]
-    try:
-        counter = FlopCounterMode(display=False)
-        with counter, torch.inference_mode():
-            artifact.module(*args)
-        return int(counter.get_total_flops())
-    except Exception:  # some ScriptModules/GraphModules do not run under the mode
-        return None
+    return count_flops(artifact.module, tuple(torch.from_numpy(feeds[i.name]) for i in artifact.spec.inputs))
 
 
 def flops_per_image(artifact: Artifact) -> int | None:

@@ -150,3 +150,27 @@ def test_export_int8_and_quantize(gen_files, in_tmp) -> None:
 )
 def test_int8_user_errors(args, pattern, in_tmp) -> None:
     _one_line_error(run(*args), pattern)
+
+
+def test_quantize_report_and_auto_exclude(gen_files, in_tmp) -> None:
+    assert run("export", str(gen_files["img2img_torchscript"]), "-o", "s.onnx").exit_code == 0
+    _one_line_error(run("quantize", "s.onnx", "--calib", "8", "--auto-exclude", "200"), "needs every layer group in float")
+    res = run("quantize", "s.onnx", "--calib", "8", "--report", "--auto-exclude", "45")
+    assert res.exit_code == 0, res.output
+    assert "| # | group" in res.stdout and "(all quantized)" in res.stdout
+    assert Path("s.int8-sensitivity.md").read_text().startswith("## INT8 sensitivity")
+    assert "auto-exclude: keeping" in res.stdout and Path("s.int8.onnx").is_file()
+    _one_line_error(run("quantize", "s.onnx", "--auto-exclude", "-3", "--force"), "PSNR")
+
+
+def test_prune_with_distillation_writes_a_loadable_smaller_generator(in_tmp) -> None:
+    pytest.importorskip("torch_pruning", reason="torch-pruning is in the dev extra; install accelkit[prune]")
+    res = run("prune", "sr4x", "--ratio", "0.5", "--distill-steps", "4", "--distill-batch", "2", "-o", "sr.pruned.pt")
+    assert res.exit_code == 0, res.output
+    assert "parameters 158,979 -> " in res.stdout and "PSNR vs teacher" in res.stdout
+    info_res = run("info", "sr.pruned.pt", "--json")
+    d = json.loads(info_res.stdout)
+    assert d["format"] == "torchscript" and d["parameters"] < 0.7 * 158_979
+    assert d["spec"]["output_shape"] == [3, 128, 128]
+    _one_line_error(run("prune", "stylegan2", "-o", "sg.pt"), "not supported")
+    _one_line_error(run("prune", "--loss", "l3"), "--loss 'l3'")

@@ -1,0 +1,505 @@
+"""Structured channel pruning (torch-pruning / DepGraph) and data-free distillation.
+
+:class:`Prune` removes whole channels from a torch generator and returns a real, smaller,
+dense model (convolutions with fewer channels), exportable like any other.
+:func:`distill` then trains the pruned student to match the unpruned teacher on latents
+drawn from the generator's own prior (no data set needed), with checkpoints and resume.
+:func:`save_pruned` writes the pruned module as TorchScript, which accelkit loads without
+pickle (a state_dict would not fit the original architecture's channel counts any more).
+
+torch-pruning is imported lazily (extra ``prune``: ``pip install torch-pruning``).
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import itertools
+import math
+import os
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from accelkit.artifact import Artifact, atomic_path
+from accelkit.errors import InputError, require
+from accelkit.sampler import LatentSampler
+
+DistillProgress = Callable[[int, int, float], None]
+IMPORTANCES = ("l2", "l1", "random")
+HELD_OUT_START = 1_000_000  # distillation never trains on samples at or above this index
+
+# Leaf modules torch-pruning knows how to slice. A module outside this set that owns
+# parameters directly (e.g. a modulated conv keeping its weight as a bare nn.Parameter)
+# would be sliced along a guessed dimension, so it is refused instead.
+_SUPPORTED_PARAM_TYPES = (
+    "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
+    "Linear", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "GroupNorm",
+    "InstanceNorm1d", "InstanceNorm2d", "Embedding", "PReLU",
+)
+
+
+def _tp() -> Any:
+    return require("torch_pruning", "prune", "structured pruning")
+
+
+def _check_torch_artifact(artifact: Artifact, what: str) -> Any:
+    import torch
+
+    if artifact.format != "torch" or not isinstance(artifact.module, torch.nn.Module):
+        raise InputError(f"{what} needs a torch artifact with a module, got format {artifact.format!r}; load the .pt file, not an export")
+    if artifact.program is not None or isinstance(artifact.module, torch.jit.ScriptModule):
+        raise InputError(
+            f"{what} needs an eager nn.Module, but this one is TorchScript or torch.export; load the weights with "
+            "their architecture (--arch) instead"
+        )
+    return artifact.module
+
+
+def example_inputs(artifact: Artifact, batch: int = 1, seed: int = 0, start: int = 0) -> tuple[Any, ...]:
+    """Positional torch inputs for ``artifact``'s module, drawn by :class:`LatentSampler`."""
+    import torch
+
+    feeds = LatentSampler(artifact.spec, seed=seed).inputs(start, batch)
+    return tuple(torch.from_numpy(np.ascontiguousarray(feeds[i.name])) for i in artifact.spec.inputs)
+
+
+def count_params_flops(module: Any, inputs: tuple[Any, ...]) -> tuple[int, int]:
+    """(parameters, FLOPs per batch of ``inputs``), FLOPs counted like ``accelkit info`` and
+    bench (``torch.utils.flop_counter``: 2 per multiply-accumulate of conv/matmul), so the
+    numbers before and after pruning compare with every other report."""
+    from accelkit.inspect import count_flops
+
+    params = sum(int(p.numel()) for p in module.parameters())
+    return params, int(count_flops(module, inputs) or 0)
+
+
+def _prunable_layers(module: Any) -> list[tuple[str, Any]]:
+    from torch import nn
+
+    return [(n, m) for n, m in module.named_modules() if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear))]
+
+
+def default_ignored(module: Any, out_channels: int, keep: Sequence[str] = ()) -> list[str]:
+    """Names of layers whose output channels must not change.
+
+    The last conv/linear layer (it writes the RGB output), every layer producing
+    ``out_channels`` whose name or class contains ``rgb`` (StyleGAN-like toRGB layers),
+    convolutions feeding a ``PixelShuffle`` (their channels are interleaved with space),
+    and every module whose name matches a ``keep`` glob.
+    """
+    from torch import nn
+
+    layers = _prunable_layers(module)
+    names: list[str] = []
+    if layers:
+        names.append(layers[-1][0])
+    for n, m in layers:
+        width = getattr(m, "out_channels", getattr(m, "out_features", None))
+        if ("rgb" in n.lower() or "rgb" in type(m).__name__.lower()) and width == out_channels:
+            names.append(n)
+    for n, m in module.named_modules():  # conv -> PixelShuffle inside a Sequential
+        if isinstance(m, nn.Sequential):
+            kids = list(m.named_children())
+            for (n1, m1), (_, m2) in itertools.pairwise(kids):
+                if isinstance(m1, nn.modules.conv._ConvNd) and isinstance(m2, nn.PixelShuffle):
+                    names.append(f"{n}.{n1}" if n else n1)
+    for n, m in module.named_modules():
+        if n and any(fnmatch.fnmatchcase(n, g) for g in keep) and not any(n.startswith(k + ".") for k in names):
+            names.append(n)
+    return list(dict.fromkeys(names))
+
+
+def _unsupported_param_modules(module: Any, ignored: Sequence[str]) -> list[str]:
+    bad = []
+    for n, m in module.named_modules():
+        own = [p for p in m._parameters.values() if p is not None]
+        if own and type(m).__name__ not in _SUPPORTED_PARAM_TYPES and not any(n == k or n.startswith(k + ".") for k in ignored):
+            bad.append(f"{n or '<root>'} ({type(m).__name__})")
+    return bad
+
+
+def _importance(name: str) -> Any:
+    tp = _tp()
+    if name == "l2":
+        return tp.importance.MagnitudeImportance(p=2)
+    if name == "l1":
+        return tp.importance.MagnitudeImportance(p=1)
+    if name == "random":
+        return tp.importance.RandomImportance()
+    raise InputError(f"unknown importance {name!r}; choose one of {', '.join(IMPORTANCES)}")
+
+
+class Prune:
+    """Structured channel pruning of a torch generator with torch-pruning (DepGraph).
+
+    Coupled channels (BatchNorm after a conv, the input channels of the next layer,
+    residual skips that add two tensors) are removed together, so the result is a dense
+    model with fewer channels. Input widths never change (the latent/label/image fed to
+    the first layer stays as it is; only that layer's output channels are pruned), and
+    the output shape never changes (see :func:`default_ignored`).
+
+    Args:
+        ratio: Fraction of channels to remove (0 <= ratio < 1), per layer or, with
+            ``global_pruning``, over the whole network.
+        importance: ``l2`` or ``l1`` weight magnitude, or ``random`` (a baseline).
+        global_pruning: Rank channels across layers instead of within each layer.
+        keep: Glob patterns of module names never pruned (e.g. ``"net.0"``, ``"head*"``).
+        per_layer: Glob pattern -> ratio, overriding ``ratio`` for matching layers.
+        round_to: Keep channel counts a multiple of this (e.g. 8 for tensor cores).
+        seed: Seed of the example inputs and of ``random`` importance.
+
+    Raises:
+        InputError: Bad options, a module torch-pruning cannot slice safely (modulated
+            convolutions with bare weight parameters, e.g. the bundled StyleGAN2), or a
+            pruned model whose output shape changed.
+        MissingDependencyError: torch-pruning is not installed.
+    """
+
+    name = "Prune"
+
+    def __init__(
+        self,
+        ratio: float = 0.5,
+        *,
+        importance: str = "l2",
+        global_pruning: bool = False,
+        keep: Sequence[str] = (),
+        per_layer: Mapping[str, float] | None = None,
+        round_to: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        if not 0.0 <= float(ratio) < 1.0:
+            raise InputError(f"pruning ratio must be in [0, 1), got {ratio}")
+        if importance not in IMPORTANCES:
+            raise InputError(f"unknown importance {importance!r}; choose one of {', '.join(IMPORTANCES)}")
+        for pat, r in (per_layer or {}).items():
+            if not 0.0 <= float(r) < 1.0:
+                raise InputError(f"per-layer ratio for {pat!r} must be in [0, 1), got {r}")
+        self.ratio = float(ratio)
+        self.importance = importance
+        self.global_pruning = bool(global_pruning)
+        self.keep = tuple(keep)
+        self.per_layer = {str(k): float(v) for k, v in (per_layer or {}).items()}
+        self.round_to = round_to
+        self.seed = int(seed)
+
+    def options(self) -> dict[str, Any]:
+        """The options as recorded in the artifact's pass chain."""
+        return {
+            "ratio": self.ratio,
+            "importance": self.importance,
+            "global_pruning": self.global_pruning,
+            "keep": list(self.keep),
+            "per_layer": dict(self.per_layer),
+            "round_to": self.round_to,
+            "seed": self.seed,
+        }
+
+    def __call__(self, artifact: Artifact) -> Artifact:
+        import torch
+
+        tp = _tp()
+        teacher = _check_torch_artifact(artifact, "pruning")
+        model = copy.deepcopy(teacher).float().eval()  # the input artifact is never touched
+        inputs = example_inputs(artifact, batch=1, seed=self.seed)
+        params_before, flops_before = count_params_flops(model, inputs)
+
+        ignored_names = default_ignored(model, artifact.spec.output_shape[0], self.keep)
+        bad = _unsupported_param_modules(model, ignored_names)
+        if bad:
+            raise InputError(
+                "structured pruning is not supported yet for modules that keep their own weights outside "
+                f"standard layers (modulated convolutions and the like): {', '.join(bad[:4])}"
+                f"{' ...' if len(bad) > 4 else ''}; prune a plain conv generator or leave this one unpruned"
+            )
+        named = dict(model.named_modules())
+        ignored = [named[n] for n in ignored_names]
+        ratio_dict: dict[Any, float] = {}
+        for n, m in _prunable_layers(model):
+            for pat, r in self.per_layer.items():
+                if fnmatch.fnmatchcase(n, pat):
+                    ratio_dict[m] = r
+        if self.per_layer and not ratio_dict:
+            raise InputError(f"no layer matches the per-layer patterns {sorted(self.per_layer)}; layer names: {', '.join(n for n, _ in _prunable_layers(model))}")
+
+        grads = [p.requires_grad for p in model.parameters()]
+        for p in model.parameters():
+            p.requires_grad_(True)  # DepGraph traces the autograd graph
+        try:
+            with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.manual_seed(self.seed)
+                pruner = tp.pruner.MetaPruner(
+                    model,
+                    inputs,
+                    importance=_importance(self.importance),
+                    pruning_ratio=self.ratio,
+                    pruning_ratio_dict=ratio_dict or None,
+                    global_pruning=self.global_pruning,
+                    ignored_layers=ignored,
+                    round_to=self.round_to,
+                )
+                pruner.step()
+        except InputError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - torch-pruning/torch raise many types; re-raised as one line
+            raise InputError(
+                f"torch-pruning could not prune this generator ({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}); "
+                "keep the offending layers with keep=[...] (--keep) or leave it unpruned"
+            ) from None
+        finally:
+            for p, g in zip(model.parameters(), grads):
+                p.requires_grad_(g)
+        model.eval()
+
+        want = (2, *artifact.spec.output_shape)
+        try:
+            with torch.no_grad():
+                out = model(*example_inputs(artifact, batch=2, seed=self.seed))
+            got = tuple((out[0] if isinstance(out, (tuple, list)) else out).shape)
+        except Exception as exc:  # noqa: BLE001 - torch-pruning/torch raise many types; re-raised as one line
+            raise InputError(f"the pruned generator fails to run ({type(exc).__name__}: {str(exc)[:160]}); keep more layers with --keep") from None
+        if got != want:
+            raise InputError(f"pruning changed the output shape from {want} to {got}; keep the output layers with --keep")
+
+        params_after, flops_after = count_params_flops(model, inputs)
+        record = {
+            "name": self.name,
+            "options": self.options(),
+            "ignored_layers": ignored_names,
+            "params_before": params_before,
+            "params_after": params_after,
+            "flops_before": flops_before,
+            "flops_after": flops_after,
+            "flops_batch": 1,
+            "torch_pruning": getattr(tp, "__version__", None),
+        }
+        meta = dict(artifact.meta)
+        meta["parameters"] = params_after
+        meta["pruning"] = {k: record[k] for k in ("params_before", "params_after", "flops_before", "flops_after")}
+        return artifact.derive(module=model, path=None, passes=[*(dict(p) for p in artifact.passes), record], meta=meta)
+
+
+# ----------------------------------------------------------------------- distillation
+def psnr_vs(reference: Any, module: Any, batches: Sequence[tuple[Any, ...]], peak: float) -> float:
+    """PSNR (dB) of ``module``'s outputs against ``reference``'s over ``batches`` (eval mode, fp32)."""
+    import torch
+
+    se, n = 0.0, 0
+    with torch.no_grad():
+        for args in batches:
+            a = reference(*args).double()
+            b = module(*args).double()
+            se += float(((a - b) ** 2).sum())
+            n += a.numel()
+    mse = se / max(n, 1)
+    return float("inf") if mse == 0 else 10.0 * math.log10(peak * peak / mse)
+
+
+def _save_checkpoint(path: Path, step: int, student: Any, opt: Any, config: dict[str, Any]) -> None:
+    import torch
+
+    state = {"step": int(step), "student": student.state_dict(), "optimizer": opt.state_dict(), "config": config}
+    with atomic_path(path, force=True) as tmp:
+        torch.save(state, tmp)
+
+
+def _load_checkpoint(path: Path, student: Any, opt: Any, config: dict[str, Any]) -> int:
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch-pruning/torch raise many types; re-raised as one line
+        raise InputError(f"distillation checkpoint {path} cannot be read ({type(exc).__name__}); delete it to start over") from None
+    if not isinstance(state, dict) or "student" not in state or "step" not in state:
+        raise InputError(f"{path} is not an accelkit distillation checkpoint; delete it or choose another path")
+    stored = state.get("config", {})
+    for key in ("batch_size", "lr", "loss", "seed", "steps"):
+        if stored.get(key) != config[key]:
+            raise InputError(
+                f"checkpoint {path} was made with {key}={stored.get(key)!r}, this run has {config[key]!r}; "
+                "use the same options, another checkpoint path, or resume=False"
+            )
+    own = student.state_dict()
+    ck = state["student"]
+    if set(ck) != set(own) or any(tuple(ck[k].shape) != tuple(own[k].shape) for k in own):
+        raise InputError(f"checkpoint {path} holds weights of a different (differently pruned) student; delete it or use resume=False")
+    student.load_state_dict(ck)
+    opt.load_state_dict(state["optimizer"])
+    return int(state["step"])
+
+
+def distill(
+    teacher: Artifact,
+    student: Artifact,
+    *,
+    steps: int = 2000,
+    batch_size: int = 16,
+    lr: float = 1e-3,
+    loss: str = "l1",
+    seed: int = 0,
+    eval_samples: int = 64,
+    checkpoint: str | os.PathLike[str] | None = None,
+    checkpoint_every: int = 200,
+    resume: bool = True,
+    progress: DistillProgress | None = None,
+) -> tuple[Artifact, dict[str, Any]]:
+    """Data-free distillation: train ``student`` to reproduce ``teacher`` on the latent prior.
+
+    Step ``s`` uses samples ``s*batch_size .. (s+1)*batch_size-1`` of
+    ``LatentSampler(spec, seed)``, so no training sample repeats; PSNR against the
+    teacher is measured before and after on the fixed held-out samples
+    ``1_000_000 .. 1_000_000+eval_samples-1``. The student trains in train mode
+    (BatchNorm statistics update) with Adam and is returned in eval mode. Checkpoints
+    (weights, optimizer state, step) are written atomically every ``checkpoint_every``
+    steps and at the end; with ``resume`` an existing checkpoint is continued, and the
+    result equals that of an uninterrupted run.
+
+    Args:
+        teacher: The unpruned torch artifact (left untouched).
+        student: The pruned torch artifact (its module is copied, not modified).
+        steps: Optimizer steps in total (including those done before a resume).
+        batch_size: Latents per step.
+        lr: Adam learning rate.
+        loss: ``l1`` or ``l2`` pixel loss.
+        seed: Seed of the latent sampler.
+        eval_samples: Held-out samples for the PSNR report.
+        checkpoint: Checkpoint file (None: no checkpoints).
+        checkpoint_every: Steps between checkpoints.
+        resume: Continue from ``checkpoint`` when it exists.
+        progress: Called as ``progress(step, steps, loss)`` after every step.
+
+    Returns:
+        ``(trained student artifact, report)``; the report holds ``psnr_before``,
+        ``psnr_after`` (dB), ``final_loss``, ``steps``, ``resumed_from``.
+    """
+    import torch
+
+    t_mod = _check_torch_artifact(teacher, "distillation")
+    s_src = _check_torch_artifact(student, "distillation")
+    if teacher.spec.inputs != student.spec.inputs or teacher.spec.output_shape != student.spec.output_shape:
+        raise InputError("teacher and student have different input/output specs; distill a student pruned from this teacher")
+    if loss not in ("l1", "l2"):
+        raise InputError(f"unknown distillation loss {loss!r}; choose l1 or l2")
+    if steps < 0 or batch_size < 1 or checkpoint_every < 1 or eval_samples < 1:
+        raise InputError("steps must be >= 0 and batch_size, checkpoint_every, eval_samples >= 1")
+    if steps * batch_size > HELD_OUT_START:
+        raise InputError(f"steps * batch_size must stay below {HELD_OUT_START} (the held-out samples start there)")
+
+    spec = teacher.spec
+    lo, hi = spec.output_range
+    peak = float(hi - lo)
+    t_mod = t_mod.eval()
+    s_mod = copy.deepcopy(s_src).float()
+    for p in s_mod.parameters():
+        p.requires_grad_(True)
+    sampler = LatentSampler(spec, seed=seed)
+
+    def batch(start: int, count: int) -> tuple[Any, ...]:
+        feeds = sampler.inputs(start, count)
+        return tuple(torch.from_numpy(np.ascontiguousarray(feeds[i.name])) for i in spec.inputs)
+
+    held = [batch(HELD_OUT_START + k, min(16, eval_samples - k)) for k in range(0, eval_samples, 16)]
+    s_mod.eval()
+    psnr_before = psnr_vs(t_mod, s_mod, held, peak)
+
+    opt = torch.optim.Adam([p for p in s_mod.parameters() if p.requires_grad], lr=lr)
+    config = {"steps": int(steps), "batch_size": int(batch_size), "lr": float(lr), "loss": loss, "seed": int(seed)}
+    ck_path = Path(checkpoint) if checkpoint is not None else None
+    start_step = 0
+    if ck_path is not None and resume and ck_path.is_file():
+        start_step = _load_checkpoint(ck_path, s_mod, opt, config)
+    crit = torch.nn.functional.l1_loss if loss == "l1" else torch.nn.functional.mse_loss
+
+    s_mod.train()
+    last = float("nan")
+    for step in range(start_step, steps):
+        args = batch(step * batch_size, batch_size)
+        with torch.no_grad():
+            target = t_mod(*args)
+        out = s_mod(*args)
+        err = crit(out, target)
+        opt.zero_grad(set_to_none=True)
+        err.backward()
+        opt.step()
+        last = float(err.detach())
+        if not math.isfinite(last):
+            raise InputError(f"distillation diverged at step {step + 1} (loss {last}); lower the learning rate")
+        done = step + 1
+        if progress is not None:
+            progress(done, steps, last)
+        if ck_path is not None and (done % checkpoint_every == 0 or done == steps):
+            _save_checkpoint(ck_path, done, s_mod, opt, config)
+    s_mod.eval()
+    for p in s_mod.parameters():
+        p.requires_grad_(False)
+    psnr_after = psnr_vs(t_mod, s_mod, held, peak)
+
+    report = {
+        "steps": int(steps),
+        "resumed_from": start_step,
+        "batch_size": int(batch_size),
+        "lr": float(lr),
+        "loss": loss,
+        "seed": int(seed),
+        "final_loss": last,
+        "eval_samples": int(eval_samples),
+        "psnr_before": psnr_before,
+        "psnr_after": psnr_after,
+    }
+    record = {"name": "Distill", "options": config, **{k: report[k] for k in ("psnr_before", "psnr_after", "final_loss", "eval_samples")}}
+    out_art = student.derive(module=s_mod, path=None, passes=[*(dict(p) for p in student.passes), record])
+    return out_art, report
+
+
+# ----------------------------------------------------------------------- saving
+def save_pruned(artifact: Artifact, path: str | os.PathLike[str], *, force: bool = False) -> Artifact:
+    """Save a (pruned) torch artifact as a TorchScript archive plus its sidecar.
+
+    ``torch.jit.script`` is tried first, ``torch.jit.trace`` (on sampler inputs) second.
+    The file loads with :func:`accelkit.loading.load_generator` without ``--trust-pickle``.
+
+    Returns:
+        The artifact with ``path`` set.
+
+    Raises:
+        InputError: The destination exists (without ``force``) or the module can be
+            neither scripted nor traced.
+    """
+    import torch
+
+    module = _check_torch_artifact(artifact, "saving a pruned generator").eval()
+    how = "script"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            ts = torch.jit.script(module)
+        except Exception:  # noqa: BLE001 - torch-pruning/torch raise many types; re-raised as one line
+            how = "trace"
+            try:
+                ts = torch.jit.trace(module, example_inputs(artifact, batch=2), check_trace=False)
+            except Exception as exc:  # noqa: BLE001 - torch-pruning/torch raise many types; re-raised as one line
+                raise InputError(f"the pruned generator can be neither scripted nor traced ({type(exc).__name__}: {str(exc)[:160]})") from None
+    dest = Path(path)
+    with atomic_path(dest, force=force) as tmp:
+        torch.jit.save(ts, str(tmp))
+    meta = dict(artifact.meta)
+    meta["torchscript"] = how
+    out = artifact.derive(path=dest, meta=meta)
+    out.save_sidecar()
+    return out
+
+
+__all__ = [
+    "Prune",
+    "count_params_flops",
+    "default_ignored",
+    "distill",
+    "example_inputs",
+    "psnr_vs",
+    "save_pruned",
+]
