@@ -189,32 +189,26 @@ def plan_targets(
             fp32_path = fp32.path
         except AccelkitError as exc:
             onnx_by_prec["fp32"] = f"ONNX export failed: {exc}"
-        if "fp16" in cfg.precisions:
-            base = onnx_by_prec["fp32"]
-            if isinstance(base, str):
-                onnx_by_prec["fp16"] = base
-            elif base.precision != "fp32":
-                onnx_by_prec["fp16"] = f"the ONNX file is {base.precision}; fp16 is made from fp32"
-            else:
-                try:
-                    say("converting to fp16 ONNX")
-                    onnx_by_prec["fp16"] = Fp16(workdir / f"{artifact.name}.fp16.onnx", force=True, progress=say)(base)
-                except AccelkitError as exc:
-                    onnx_by_prec["fp16"] = f"fp16 conversion failed: {exc}"
-        if "int8" in cfg.precisions:
-            from accelkit.passes.int8 import Int8
+        from accelkit.passes.int8 import Int8
 
+        converters = {
+            "fp16": lambda base: Fp16(workdir / f"{artifact.name}.fp16.onnx", force=True, progress=say)(base),
+            "int8": lambda base: Int8(workdir / f"{artifact.name}.int8.onnx", force=True, calib_samples=64, progress=say)(base),
+        }
+        for prec, convert in converters.items():
+            if prec not in cfg.precisions:
+                continue
             base = onnx_by_prec["fp32"]
             if isinstance(base, str):
-                onnx_by_prec["int8"] = base
+                onnx_by_prec[prec] = base
             elif base.precision != "fp32":
-                onnx_by_prec["int8"] = f"the ONNX file is {base.precision}; int8 is made from fp32"
+                onnx_by_prec[prec] = f"the ONNX file is {base.precision}; {prec} is made from fp32"
             else:
                 try:
-                    say("quantizing to int8 Q/DQ")
-                    onnx_by_prec["int8"] = Int8(workdir / f"{artifact.name}.int8.onnx", force=True, calib_samples=64, progress=say)(base)
+                    say(f"converting to {prec} ONNX")
+                    onnx_by_prec[prec] = convert(base)
                 except AccelkitError as exc:
-                    onnx_by_prec["int8"] = f"int8 quantization failed: {exc}"
+                    onnx_by_prec[prec] = f"{prec} conversion failed: {exc}"
     for backend in needs_onnx:
         for p in cfg.precisions:
             if p == "bf16":

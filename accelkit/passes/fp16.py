@@ -14,7 +14,6 @@ The kept list (op types and node names, with the reason) is recorded in the side
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -24,7 +23,7 @@ import numpy as np
 from accelkit.artifact import Artifact
 from accelkit.errors import ExportError, InputError, require
 from accelkit.passes.export import _short, save_onnx_atomic, set_metadata
-from accelkit.passes.verify import DEFAULT_TOLERANCE, ort_session, torch_forward, verification_batches, verify_onnx
+from accelkit.passes.verify import ort_session, verify_converted
 from accelkit.sampler import LatentSampler
 
 log = logging.getLogger(__name__)
@@ -321,35 +320,6 @@ class Fp16:
         return out
 
     def _verify(self, converted: Any, artifact: Artifact) -> dict[str, Any]:
-        import onnx
-
-        br = self.batch_range or tuple(artifact.meta.get("batch_range", (1, 8, 64)))
-        static = next((p.get("static_batch") for p in artifact.passes if p.get("static_batch")), None)
-        if artifact.module is not None:
-            ref_name = "torch fp32 (cpu)"
-
-            def reference(feeds: dict[str, np.ndarray]) -> np.ndarray:
-                return torch_forward(artifact, feeds)
-        else:
-            ref_name = "onnx fp32 (onnxruntime cpu)"
-            sess = ort_session(artifact.path)  # type: ignore[arg-type]
-            out_name = sess.get_outputs()[0].name
-
-            def reference(feeds: dict[str, np.ndarray]) -> np.ndarray:
-                return np.asarray(sess.run([out_name], feeds)[0], dtype=np.float32)
-
-        self.progress("verifying fp16 ONNX against the fp32 reference")
-        with tempfile.TemporaryDirectory(prefix="accelkit-fp16-") as tmp:
-            path = Path(tmp) / "fp16.onnx"
-            onnx.save_model(converted, str(path))
-            res = verify_onnx(
-                path,
-                artifact.spec,
-                reference,
-                batch_sizes=verification_batches(br, static),  # type: ignore[arg-type]
-                tolerance=self.tolerance if self.tolerance is not None else DEFAULT_TOLERANCE["fp16"],
-                precision="fp16",
-                seed=self.seed,
-            )
-        res["reference"] = ref_name
-        return res
+        return verify_converted(
+            converted, artifact, "fp16", tolerance=self.tolerance, batch_range=self.batch_range, seed=self.seed, progress=self.progress
+        )

@@ -134,3 +134,55 @@ def verify_onnx(
             f"(PSNR {result['psnr_db']:.1f} dB, batches {list(batch_sizes)}); raise --tolerance if this is expected"
         )
     return result
+
+
+def verify_converted(
+    converted: Any,
+    artifact: Artifact,
+    precision: str,
+    *,
+    tolerance: float | None,
+    batch_range: Sequence[int] | None,
+    seed: int,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Verify an in-memory converted graph (fp16, int8) against the fp32 reference.
+
+    The reference is the torch model when the fp32 ONNX artifact carries it (made in this
+    process), else the fp32 ONNX file in ONNX Runtime; the result says which.
+    """
+    import tempfile
+
+    import onnx
+
+    br = batch_range or tuple(artifact.meta.get("batch_range", (1, 8, 64)))
+    static = next((p.get("static_batch") for p in artifact.passes if p.get("static_batch")), None)
+    if artifact.module is not None:
+        ref_name = "torch fp32 (cpu)"
+
+        def reference(feeds: dict[str, np.ndarray]) -> np.ndarray:
+            return torch_forward(artifact, feeds)
+    else:
+        ref_name = "onnx fp32 (onnxruntime cpu)"
+        sess = ort_session(artifact.path)  # type: ignore[arg-type]
+        out_name = sess.get_outputs()[0].name
+
+        def reference(feeds: dict[str, np.ndarray]) -> np.ndarray:
+            return np.asarray(sess.run([out_name], feeds)[0], dtype=np.float32)
+
+    if progress is not None:
+        progress(f"verifying {precision} ONNX against the fp32 reference")
+    with tempfile.TemporaryDirectory(prefix=f"accelkit-{precision}-") as tmp:
+        path = Path(tmp) / f"{precision}.onnx"
+        onnx.save_model(converted, str(path))
+        res = verify_onnx(
+            path,
+            artifact.spec,
+            reference,
+            batch_sizes=verification_batches(br, static),  # type: ignore[arg-type]
+            tolerance=tolerance if tolerance is not None else DEFAULT_TOLERANCE[precision],
+            precision=precision,
+            seed=seed,
+        )
+    res["reference"] = ref_name
+    return res
