@@ -70,8 +70,19 @@ def progress_status(enabled: bool = True) -> Iterator[Callable[[str], None]]:
     if not enabled:
         yield lambda msg: None
         return
-    if not console.is_terminal:
-        yield lambda msg: console.print(f"[dim]… {msg}[/dim]", highlight=False)
+    if not console.is_terminal:  # logs: one line per step kind, at most one repeat per 5 s
+        last = {"key": "", "t": 0.0}
+
+        def line(msg: str) -> None:
+            import time
+
+            key = msg.split(":")[0]
+            now = time.monotonic()
+            if key != last["key"] or now - last["t"] >= 5.0:
+                console.print(f"[dim]… {msg}[/dim]", highlight=False)
+                last["key"], last["t"] = key, now
+
+        yield line
         return
     with console.status("working…") as status:
         yield lambda msg: status.update(msg + "…")
@@ -436,6 +447,7 @@ def bench(
     fid: int = typer.Option(0, "--fid", help="Also measure quality drift vs FP32 torch on N images per set: FID/KID, paired PSNR/max error, noise floor, sample grids (0: off)."),
     fid_weights: Optional[Path] = FidWeightsOpt,
     fid_batch: int = typer.Option(32, "--fid-batch", help="Images per inference call while measuring drift."),
+    reference: Optional[str] = typer.Option(None, "--reference", help="With --fid: measure drift against this generator's FP32 torch model instead (e.g. the teacher of a pruned model)."),
     vs: Optional[str] = typer.Option(None, "--vs", help="A baseline build (ONNX or generator file) to measure interleaved with this one, in one process: each of --repeats rounds runs both back to back; prints the comparison (exit 1 on a regression beyond noise)."),
     max_slowdown: str = typer.Option("5%", "--max-slowdown", help="With --vs: allowed slowdown before a row regresses."),
     arch: Optional[str] = ArchOpt,
@@ -494,10 +506,13 @@ def bench(
         typer.echo(comp.to_text(), nl=False)
         typer.echo("wrote " + ", ".join(str(p) for p in files.values()))
         raise typer.Exit(comp.exit_code)
+    if reference is not None and not fid:
+        raise InputError("--reference only matters with --fid N")
     with progress_status() as progress:
         progress("loading the generator")
         art = _load(generator, arch, arch_kwargs, input, output_range, latent_dist, truncation, trust_pickle)
-        report, files = run_bench(art, cfg, progress)
+        ref_art = _load(reference, None, None, input, output_range, latent_dist, truncation, trust_pickle) if reference else None
+        report, files = run_bench(art, cfg, progress, reference=ref_art)
     typer.echo(report.to_markdown())
     typer.echo("wrote " + ", ".join(str(p) for p in files.values()))
     if any(r.status == "failed" for r in report.rows):

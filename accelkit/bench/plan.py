@@ -233,8 +233,12 @@ def bench(
     artifact: Artifact,
     cfg: BenchConfig,
     progress: Callable[[str], None] | None = None,
+    reference: Artifact | None = None,
 ) -> tuple[Report, dict[str, Path]]:
     """Run ``accelkit bench`` for one generator and write the report folder.
+
+    ``reference`` (torch artifact) replaces the generator's own FP32 torch model as the
+    quality reference of ``--fid``, e.g. the teacher of a pruned model.
 
     Returns:
         The report and the paths of the files written (json, md, csv, png).
@@ -265,7 +269,7 @@ def bench(
     )
     extra_files: dict[str, Path] = {}
     if cfg.fid:
-        extra_files = measure_quality(artifact, targets, report, cfg, device, out, progress)
+        extra_files = measure_quality(artifact, targets, report, cfg, device, out, progress, reference=reference)
     files = report.write(out, plot=cfg.plot)
     return report, {**files, **extra_files}
 
@@ -342,8 +346,12 @@ def measure_quality(
     device: str,
     out: Path,
     progress: Callable[[str], None] | None = None,
+    reference: Artifact | None = None,
 ) -> dict[str, Path]:
     """Add FID/KID/paired drift and the noise floor to every measured row; write grids and the scatter.
+
+    The reference is ``reference`` when given (its FP32 torch model; it must share the
+    generator's spec), else the generator's own FP32 torch model.
 
     Returns:
         Paths of the PNG files written (sample grids, speed-vs-drift scatter).
@@ -353,19 +361,22 @@ def measure_quality(
     from accelkit.quality.features import FeatureExtractor
     from accelkit.runners.base import create_runner
 
-    if artifact.format != "torch":
-        raise InputError("--fid needs the torch generator as the FP32 reference; pass the .pt/.pt2/TorchScript file, not ONNX")
+    ref_art = reference or artifact
+    if ref_art.format != "torch":
+        raise InputError("--fid needs a torch generator as the FP32 reference; pass the .pt/.pt2/TorchScript file (or --reference), not ONNX")
+    if reference is not None and (reference.spec.inputs != artifact.spec.inputs or reference.spec.output_shape != artifact.spec.output_shape):
+        raise InputError("--reference has different inputs or output shape than the generator; drift needs the same latents and image size")
     extractor = FeatureExtractor(cfg.fid_weights, device=device, threads=cfg.threads)
     extractor.load()
     say = progress or (lambda m: None)
-    reference = create_runner("torch", artifact, device=device, precision="fp32", **({"threads": cfg.threads} if cfg.threads else {}))
+    ref_runner = create_runner("torch", ref_art, device=device, precision="fp32", **({"threads": cfg.threads} if cfg.threads else {}))
     files: dict[str, Path] = {}
-    with reference:
-        meter = DriftMeter(reference, artifact.source_sha256 or "unknown", extractor, cfg.fid, cfg.seed, cfg.fid_batch, out / "artifacts", progress=say)
+    with ref_runner:
+        meter = DriftMeter(ref_runner, ref_art.source_sha256 or "unknown", extractor, cfg.fid, cfg.seed, cfg.fid_batch, out / "artifacts", progress=say)
         try:
             meter.prepare()
             ref_imgs = meter.first_images(None, 8)
-            grid_rows = [("reference torch fp32", ref_imgs)]
+            grid_rows = [("reference torch fp32" if reference is None else "reference (--reference)", ref_imgs)]
             for t in targets:
                 if t.artifact is None or t.skip_reason:
                     continue
@@ -374,7 +385,7 @@ def measure_quality(
                 if not rows:
                     continue
                 label = f"{rows[0].label} {rows[0].precision}"
-                if t.backend == "torch" and rows[0].precision == "fp32" and t.variant is None and not cfg.channels_last:
+                if reference is None and t.backend == "torch" and rows[0].precision == "fp32" and t.variant is None and not cfg.channels_last:
                     drift, imgs = meter.reference_drift(), ref_imgs
                 else:
                     say(f"quality drift: {label} on {cfg.fid} images")
@@ -395,7 +406,7 @@ def measure_quality(
             files["samples_grid.png"] = save_grid(grid_rows, out / "samples_grid.png")
         finally:
             meter.close()
-    report.settings["fid"] = {"n": cfg.fid, "seed": cfg.seed, **meter._provenance()}
+    report.settings["fid"] = {"n": cfg.fid, "seed": cfg.seed, "reference": Path(ref_art.source).name if ref_art.source else "in-memory", **meter._provenance()}
     files["speed_vs_drift.png"] = plot_speed_vs_drift(report, out / "speed_vs_drift.png")
     return files
 

@@ -139,3 +139,22 @@ def test_bench_fid_with_missing_weights_fails_before_work(tmp_path) -> None:
     res = cli.invoke(app, ["bench", "--fid", "10", "--fid-weights", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "r")])
     _one_line(res, "nope.pt")
     assert not (tmp_path / "r").exists()
+
+
+def test_bench_fid_against_another_reference(gen_files, tiny_weights, tmp_path) -> None:
+    """--reference: drift is measured against another model's FP32 torch (a pruned model's teacher)."""
+    import torch
+
+    from tests.fixtures.generators import LatentGen, make
+
+    other = tmp_path / "other.pt"
+    torch.jit.save(torch.jit.script(make(LatentGen, seed=5)), str(other))  # same spec, different weights
+    out = tmp_path / "res"
+    args = ["bench", str(gen_files["torchscript"]), "--backend", "torch", "--precision", "fp32", "--out", str(out),
+            "--fid", "32", "--fid-weights", str(tiny_weights), "--reference", str(other), *FAST]  # fmt: skip
+    res = cli.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    (row, *_) = [r for r in json.loads((out / "results.json").read_text())["rows"] if r["status"] == "ok"]
+    assert row["drift_verdict"] in ("drift", "within floor") and row["max_abs_err"] > 1e-3  # measured, not "reference"
+    assert json.loads((out / "results.json").read_text())["settings"]["fid"]["reference"] == "other.pt"
+    _one_line(cli.invoke(app, ["bench", "--reference", str(other), "--out", str(tmp_path / "x")]), "--reference only matters with --fid")
