@@ -41,6 +41,8 @@ class Runner(abc.ABC):
 
     #: Registry name, also used in flags and report columns.
     name: ClassVar[str] = ""
+    #: Option names the runner accepts; others are an InputError (None: no check).
+    OPTIONS: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, artifact: Artifact, device: str = "cpu", **options: Any) -> None:
         self.artifact = artifact
@@ -48,6 +50,10 @@ class Runner(abc.ABC):
         self.device = device
         self.options = dict(options)
         self.active = False
+        if self.OPTIONS is not None:
+            unknown = sorted(set(options) - set(self.OPTIONS))
+            if unknown:
+                raise InputError(f"unknown {self.name} runner option(s) {unknown}; expected some of {list(self.OPTIONS)}")
 
     # ----------------------------------------------------------------- availability
     @classmethod

@@ -139,6 +139,7 @@ class OrtRunner(Runner):
     """
 
     name = "ort"
+    OPTIONS = _OPTIONS
 
     def __init__(self, artifact: Artifact, device: str = "cpu", **options: Any) -> None:
         super().__init__(artifact, device=device, **options)
@@ -147,14 +148,11 @@ class OrtRunner(Runner):
                 f"the ort backend runs ONNX files, got a {artifact.format!r} artifact"
                 f"{' without a path' if artifact.format == 'onnx' else ''}; export it first (accelkit export) or use --backend torch"
             )
-        unknown = sorted(set(options) - set(_OPTIONS))
-        if unknown:
-            raise InputError(f"unknown ort runner option(s) {unknown}; expected some of {list(_OPTIONS)}")
         prec = options.get("precision")
         if prec is not None and str(prec) != artifact.precision:
             raise InputError(
                 f"the ort backend runs the precision stored in the ONNX file ({artifact.precision}), got precision={prec!r}; "
-                "make an fp16/int8 model with accelkit export --precision and run that file"
+                "make an fp16/int8 model with accelkit export --fp16/--int8 and run that file"
             )
         self.options.pop("precision", None)
         provider = str(options.get("provider") or _default_provider(device)).lower()

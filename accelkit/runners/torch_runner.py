@@ -68,6 +68,7 @@ class TorchRunner(Runner):
     """
 
     name = "torch"
+    OPTIONS = _OPTIONS
 
     def __init__(self, artifact: Artifact, device: str = "cpu", **options: Any) -> None:
         super().__init__(artifact, device=device, **options)
@@ -76,9 +77,6 @@ class TorchRunner(Runner):
                 f"the torch backend runs in-memory torch artifacts, got a {artifact.format!r} artifact"
                 f"{' without a module' if artifact.format == 'torch' else ''}; load the .pt/.safetensors file, or use --backend ort/trt for ONNX/engines"
             )
-        unknown = sorted(set(options) - set(_OPTIONS))
-        if unknown:
-            raise InputError(f"unknown torch runner option(s) {unknown}; expected some of {list(_OPTIONS)}")
         prec = str(options.get("precision") or "fp32").lower()
         if prec not in PRECISIONS:
             raise InputError(f"torch precision {prec!r} is not supported; choose one of {', '.join(PRECISIONS)}")

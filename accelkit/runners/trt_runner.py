@@ -276,6 +276,7 @@ class TrtRunner(Runner):
     """
 
     name = "trt"
+    OPTIONS = _OPTIONS
 
     def __init__(self, artifact: Artifact, device: str = "cuda", **options: Any) -> None:
         super().__init__(artifact, device=device, **options)
@@ -284,14 +285,11 @@ class TrtRunner(Runner):
                 f"the trt backend runs TensorRT plans or ONNX files, got a {artifact.format!r} artifact"
                 f"{' without a path' if artifact.format in ('trt', 'onnx') else ''}; export it first (accelkit export)"
             )
-        unknown = sorted(set(options) - set(_OPTIONS))
-        if unknown:
-            raise InputError(f"unknown trt runner option(s) {unknown}; expected some of {list(_OPTIONS)}")
         prec = options.get("precision")
         if prec is not None and str(prec) != artifact.precision:
             raise InputError(
                 f"a strongly typed TensorRT engine runs the precision stored in its ONNX graph ({artifact.precision}), "
-                f"got precision={prec!r}; make an fp16/int8 ONNX with accelkit export --precision and build from that"
+                f"got precision={prec!r}; make an fp16/int8 ONNX with accelkit export --fp16/--int8 and build from that"
             )
         self.options.pop("precision", None)
         self._index = _eng._device_index(device)  # InputError for a non-CUDA device string
