@@ -32,9 +32,9 @@ DistillProgress = Callable[[int, int, float], None]
 IMPORTANCES = ("l2", "l1", "random")
 HELD_OUT_START = 1_000_000  # distillation never trains on samples at or above this index
 
-# Leaf modules torch-pruning knows how to slice. A module outside this set that owns
-# parameters directly (e.g. a modulated conv keeping its weight as a bare nn.Parameter)
-# would be sliced along a guessed dimension, so it is refused instead.
+# Leaf modules torch-pruning knows how to slice. Other modules may own parameters
+# directly only in layouts whose channel axis is known (see _bare_parameters); modulated
+# convolutions (see is_modulated_conv) get a pruner of their own.
 _SUPPORTED_PARAM_TYPES = (
     "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
     "Linear", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "GroupNorm",
@@ -77,10 +77,39 @@ def count_params_flops(module: Any, inputs: tuple[Any, ...]) -> tuple[int, int]:
     return params, int(count_flops(module, inputs) or 0)
 
 
+def is_modulated_conv(m: Any) -> bool:
+    """A StyleGAN2-style modulated convolution: a module owning a 4-D ``weight``
+    ``(out, in, k, k)`` and a child ``affine`` :class:`torch.nn.Linear` that maps the style
+    vector to ``in`` per-input-channel scales (optionally a 1-D ``bias`` of size ``out``).
+
+    Its output channels are ``weight`` rows; its input channels are ``weight`` columns
+    *and* ``affine`` rows, which :class:`Prune` removes together.
+    """
+    from torch import nn
+
+    w = m._parameters.get("weight") if hasattr(m, "_parameters") else None
+    affine = m._modules.get("affine") if hasattr(m, "_modules") else None
+    return (
+        w is not None and w.ndim == 4 and isinstance(affine, nn.Linear) and affine.out_features == w.shape[1]
+        and not isinstance(m, nn.modules.conv._ConvNd)
+    )
+
+
 def _prunable_layers(module: Any) -> list[tuple[str, Any]]:
     from torch import nn
 
-    return [(n, m) for n, m in module.named_modules() if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear))]
+    layers = [
+        (n, m) for n, m in module.named_modules()
+        if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear)) or is_modulated_conv(m)
+    ]
+    inner = [n for n, m in layers if is_modulated_conv(m)]  # their affine Linear is theirs to slice
+    return [(n, m) for n, m in layers if not any(n.startswith(k + ".") for k in inner)]
+
+
+def _out_width(m: Any) -> int | None:
+    if is_modulated_conv(m):
+        return int(m.weight.shape[0])
+    return getattr(m, "out_channels", getattr(m, "out_features", None))
 
 
 def default_ignored(module: Any, out_channels: int, keep: Sequence[str] = ()) -> list[str]:
@@ -98,8 +127,7 @@ def default_ignored(module: Any, out_channels: int, keep: Sequence[str] = ()) ->
     if layers:
         names.append(layers[-1][0])
     for n, m in layers:
-        width = getattr(m, "out_channels", getattr(m, "out_features", None))
-        if ("rgb" in n.lower() or "rgb" in type(m).__name__.lower()) and width == out_channels:
+        if ("rgb" in n.lower() or "rgb" in type(m).__name__.lower()) and _out_width(m) == out_channels:
             names.append(n)
     for n, m in module.named_modules():  # conv -> PixelShuffle inside a Sequential
         if isinstance(m, nn.Sequential):
@@ -113,21 +141,150 @@ def default_ignored(module: Any, out_channels: int, keep: Sequence[str] = ()) ->
     return list(dict.fromkeys(names))
 
 
-def _unsupported_param_modules(module: Any, ignored: Sequence[str]) -> list[str]:
-    bad = []
+def _modulated(module: Any) -> list[tuple[str, Any]]:
+    return [(n, m) for n, m in module.named_modules() if is_modulated_conv(m)]
+
+
+def _bare_parameters(module: Any, ignored: Sequence[str]) -> tuple[list[tuple[Any, int]], list[str]]:
+    """Parameters owned by modules torch-pruning has no pruner for, with their channel axis.
+
+    A scalar is left alone (a gain, a noise strength); a 1-D parameter is a per-channel
+    vector (a bias; axis 0); a parameter of shape ``(1, C, ...)`` is a broadcast NCHW
+    tensor (a learned constant input; axis 1). Anything else has no known channel axis:
+    returned as unsupported (torch-pruning would otherwise slice "the last non-singleton
+    dimension", a guess). Modulated convolutions slice their own ``weight`` / ``bias``.
+
+    Returns:
+        ``([(parameter, axis), ...], ["name (Type)", ...] unsupported)``
+    """
+    pairs: list[tuple[Any, int]] = []
+    bad: list[str] = []
     for n, m in module.named_modules():
-        own = [p for p in m._parameters.values() if p is not None]
-        if own and type(m).__name__ not in _SUPPORTED_PARAM_TYPES and not any(n == k or n.startswith(k + ".") for k in ignored):
-            bad.append(f"{n or '<root>'} ({type(m).__name__})")
-    return bad
+        if type(m).__name__ in _SUPPORTED_PARAM_TYPES or any(n == k or n.startswith(k + ".") for k in ignored):
+            continue
+        modulated = is_modulated_conv(m)
+        for pn, p in m._parameters.items():
+            if p is None or (modulated and pn == "weight"):
+                continue
+            if modulated and pn == "bias" and p.ndim == 1 and p.shape[0] == m.weight.shape[0]:
+                continue
+            if modulated and p.ndim != 0:
+                bad.append(f"{n}.{pn} ({type(m).__name__})")
+            elif p.ndim == 1:
+                pairs.append((p, 0))
+            elif p.ndim >= 2 and p.shape[0] == 1:
+                pairs.append((p, 1))
+            elif p.ndim != 0:
+                bad.append(f"{n + '.' if n else ''}{pn} ({type(m).__name__}, shape {tuple(p.shape)})")
+    return pairs, bad
 
 
-def _importance(name: str) -> Any:
+def _modulated_pruner() -> Any:
+    """A torch-pruning pruner for :func:`is_modulated_conv` modules (built lazily: torch-pruning is optional)."""
+    import torch
+    from torch import nn
+
     tp = _tp()
-    if name == "l2":
-        return tp.importance.MagnitudeImportance(p=2)
-    if name == "l1":
-        return tp.importance.MagnitudeImportance(p=1)
+
+    def keep(n: int, idxs: Sequence[int]) -> Any:
+        drop = set(int(i) for i in idxs)
+        return torch.tensor([i for i in range(n) if i not in drop], dtype=torch.long)
+
+    class ModulatedConvPruner(tp.pruner.BasePruningFunc):  # type: ignore[misc,name-defined]
+        TARGET_MODULES = None
+
+        def prune_out_channels(self, layer: Any, idxs: Sequence[int]) -> Any:
+            k = keep(layer.weight.shape[0], idxs)
+            layer.weight = nn.Parameter(layer.weight.data.index_select(0, k).clone(), requires_grad=layer.weight.requires_grad)
+            bias = layer._parameters.get("bias")
+            if bias is not None:
+                layer.bias = nn.Parameter(bias.data.index_select(0, k).clone(), requires_grad=bias.requires_grad)
+            return layer
+
+        def prune_in_channels(self, layer: Any, idxs: Sequence[int]) -> Any:
+            k = keep(layer.weight.shape[1], idxs)
+            layer.weight = nn.Parameter(layer.weight.data.index_select(1, k).clone(), requires_grad=layer.weight.requires_grad)
+            tp.prune_linear_out_channels(layer.affine, list(idxs))  # one style per input channel
+            return layer
+
+        def get_out_channels(self, layer: Any) -> int:
+            return int(layer.weight.shape[0])
+
+        def get_in_channels(self, layer: Any) -> int:
+            return int(layer.weight.shape[1])
+
+    return ModulatedConvPruner()
+
+
+def _modulated_importance(p: int, types: tuple[type, ...]) -> Any:
+    """Group magnitude importance (torch-pruning's mean-reduced, mean-normalised L``p``),
+    extended to modulated convolutions: output channel = ``weight`` row, input channel =
+    ``weight`` column, as for a plain conv."""
+    import torch
+
+    tp = _tp()
+    fn = tp.pruner.function
+
+    class ModulatedMagnitudeImportance(tp.importance.GroupMagnitudeImportance):  # type: ignore[misc,name-defined]
+        @torch.no_grad()
+        def __call__(self, group: Any) -> Any:
+            imps: list[Any] = []
+            roots: list[Any] = []
+            for i, (dep, idxs) in enumerate(group):
+                layer, handler = dep.layer, dep.pruning_fn
+                name = getattr(handler, "__name__", "")
+                if isinstance(layer, types) and name in ("prune_out_channels", "prune_in_channels"):
+                    w = layer.weight.data if name == "prune_out_channels" else layer.weight.data.transpose(0, 1)
+                    imps.append(w[idxs].flatten(1).abs().pow(self.p).sum(1))
+                elif handler in (fn.prune_conv_out_channels, fn.prune_linear_out_channels):
+                    w = layer.weight.data.transpose(1, 0) if getattr(layer, "transposed", False) else layer.weight.data
+                    imps.append(w[idxs].flatten(1).abs().pow(self.p).sum(1))
+                elif handler in (fn.prune_conv_in_channels, fn.prune_linear_in_channels) and getattr(layer, "groups", 1) == 1:
+                    w = layer.weight.data if getattr(layer, "transposed", False) else layer.weight.data.transpose(0, 1)
+                    imps.append(w[idxs].flatten(1).abs().pow(self.p).sum(1))
+                elif handler == fn.prune_batchnorm_out_channels and layer.affine:
+                    imps.append(layer.weight.data[idxs].abs().pow(self.p))
+                else:
+                    continue
+                roots.append(group[i].root_idxs)
+            if not imps:
+                return None
+            return self._normalize(self._reduce(imps, roots), self.normalizer)
+
+    return ModulatedMagnitudeImportance(p=p)
+
+
+class _StylesDetached:
+    """While tracing, call each modulated conv with its style arguments detached.
+
+    DepGraph follows autograd edges; the style path (``w -> affine -> x * style``) would
+    otherwise tie the mapping network's ``w_dim`` channels to every layer's input
+    channels. Detached, the mapping network is left whole and each modulated conv is
+    one node whose channels the pruner slices.
+    """
+
+    def __init__(self, mods: Sequence[Any]) -> None:
+        self.mods = list(mods)
+
+    def __enter__(self) -> None:
+        import torch
+
+        for m in self.mods:
+            def fwd(x: Any, *rest: Any, _f: Any = type(m).forward, _m: Any = m, **kw: Any) -> Any:
+                return _f(_m, x, *[r.detach() if isinstance(r, torch.Tensor) else r for r in rest], **kw)
+
+            m.forward = fwd
+
+    def __exit__(self, *exc: object) -> None:
+        for m in self.mods:
+            m.__dict__.pop("forward", None)
+
+
+def _importance(name: str, modulated: tuple[type, ...] = ()) -> Any:
+    tp = _tp()
+    if name in ("l1", "l2"):
+        p = 2 if name == "l2" else 1
+        return _modulated_importance(p, modulated) if modulated else tp.importance.MagnitudeImportance(p=p)
     if name == "random":
         return tp.importance.RandomImportance()
     raise InputError(f"unknown importance {name!r}; choose one of {', '.join(IMPORTANCES)}")
@@ -142,6 +299,13 @@ class Prune:
     the first layer stays as it is; only that layer's output channels are pruned), and
     the output shape never changes (see :func:`default_ignored`).
 
+    Modulated convolutions (StyleGAN2; see :func:`is_modulated_conv`) are pruned too:
+    output channels are ``weight`` rows (and ``bias``), input channels are ``weight``
+    columns together with the ``affine`` rows that make their styles. The style inputs
+    are detached while torch-pruning traces the model, so the mapping network is left
+    whole. Parameters owned outside standard layers are pruned along a known axis only
+    (1-D: axis 0, ``(1, C, ...)``: axis 1, scalars untouched); any other is refused.
+
     Args:
         ratio: Fraction of channels to remove (0 <= ratio < 1), per layer or, with
             ``global_pruning``, over the whole network.
@@ -153,9 +317,9 @@ class Prune:
         seed: Seed of the example inputs and of ``random`` importance.
 
     Raises:
-        InputError: Bad options, a module torch-pruning cannot slice safely (modulated
-            convolutions with bare weight parameters, e.g. the bundled StyleGAN2), or a
-            pruned model whose output shape changed.
+        InputError: Bad options, a parameter whose channel axis is unknown (owned
+            outside standard layers, not 1-D and not ``(1, C, ...)``), or a pruned model
+            whose output shape changed.
         MissingDependencyError: torch-pruning is not installed.
     """
 
@@ -209,13 +373,14 @@ class Prune:
         params_before, flops_before = count_params_flops(model, inputs)
 
         ignored_names = default_ignored(model, artifact.spec.output_shape[0], self.keep)
-        bad = _unsupported_param_modules(model, ignored_names)
+        bare, bad = _bare_parameters(model, ignored_names)
         if bad:
             raise InputError(
-                "structured pruning is not supported yet for modules that keep their own weights outside "
-                f"standard layers (modulated convolutions and the like): {', '.join(bad[:4])}"
-                f"{' ...' if len(bad) > 4 else ''}; prune a plain conv generator or leave this one unpruned"
+                "structured pruning does not know the channel axis of these parameters owned outside standard layers: "
+                f"{', '.join(bad[:4])}{' ...' if len(bad) > 4 else ''}; keep their modules with --keep or leave this generator unpruned"
             )
+        modulated = _modulated(model)
+        mod_types = tuple(dict.fromkeys(type(m) for _, m in modulated))
         named = dict(model.named_modules())
         ignored = [named[n] for n in ignored_names]
         ratio_dict: dict[Any, float] = {}
@@ -233,16 +398,27 @@ class Prune:
             with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 torch.manual_seed(self.seed)
-                pruner = tp.pruner.MetaPruner(
-                    model,
-                    inputs,
-                    importance=_importance(self.importance),
-                    pruning_ratio=self.ratio,
-                    pruning_ratio_dict=ratio_dict or None,
-                    global_pruning=self.global_pruning,
-                    ignored_layers=ignored,
-                    round_to=self.round_to,
-                )
+                mod_pruner = _modulated_pruner() if mod_types else None
+                mod_ratio = {m: r for m, r in ratio_dict.items() if is_modulated_conv(m)}
+                with _StylesDetached([m for _, m in modulated]):
+                    pruner = tp.pruner.MetaPruner(
+                        model,
+                        inputs,
+                        importance=_importance(self.importance, mod_types),
+                        pruning_ratio=self.ratio,
+                        pruning_ratio_dict={m: r for m, r in ratio_dict.items() if m not in mod_ratio} or None,
+                        global_pruning=self.global_pruning,
+                        ignored_layers=ignored,
+                        round_to=self.round_to,
+                        customized_pruners={t: mod_pruner for t in mod_types} or None,
+                        unwrapped_parameters=bare,
+                        root_module_types=[tp.ops.TORCH_CONV, tp.ops.TORCH_LINEAR, tp.ops.TORCH_LSTM, *mod_types],
+                    )
+                # MetaPruner files pruning_ratio_dict entries only for its built-in layer
+                # types; per-layer ratios of modulated convs are filed here the same way.
+                for i, (m, r) in enumerate(mod_ratio.items()):
+                    pruner.pruning_ratio_dict[m] = pruner.iterative_pruning_ratio_scheduler(r, pruner.iterative_steps)
+                    pruner._layer_to_scope[m] = ("accelkit_modulated" + ("" if self.global_pruning else f"_{i}"), [m])
                 pruner.step()
         except InputError:
             raise

@@ -106,9 +106,83 @@ def test_random_importance_is_seeded_and_global_works() -> None:
     assert _outputs(g).shape == (4, 3, 16, 16)
 
 
-def test_stylegan2_is_refused_clearly() -> None:
-    with pytest.raises(InputError, match="not supported yet"):
-        Prune(0.5)(load_generator("stylegan2"))
+def _small_stylegan2() -> nn.Module:
+    from accelkit.models.stylegan2 import StyleGAN2Generator
+
+    torch.manual_seed(0)
+    return StyleGAN2Generator(z_dim=16, w_dim=16, num_classes=0, img_size=16, channel_base=128, channel_max=16, mapping_layers=2).eval()
+
+
+def test_prune_stylegan2_modulated_convs() -> None:
+    art = load_generator("stylegan2")
+    pruned = Prune(0.5)(art)
+    rec = pruned.passes[-1]
+    # Hidden modulated convs lose half their inputs and outputs; conv4 keeps its 128 input
+    # channels (the learned constant) and the mapping network is left whole.
+    assert 0.3 <= rec["params_after"] / rec["params_before"] <= 0.5
+    assert rec["flops_after"] < 0.35 * rec["flops_before"]
+    m, t = pruned.module, art.module
+    assert m.conv4.conv.weight.shape == (64, 128, 3, 3)
+    assert m.blocks[0].conv0.conv.weight.shape == (64, 64, 3, 3)
+    assert m.blocks[0].conv0.conv.affine.out_features == 64  # one style per remaining input channel
+    assert m.blocks[0].conv0.bias.shape == (64,)
+    assert m.blocks[3].torgb.conv.weight.shape == (3, 16, 1, 1)  # RGB outputs kept
+    for (k, a), b in zip(m.mapping.state_dict().items(), t.mapping.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert all(n.endswith("torgb.conv") or n == "torgb4.conv" for n in rec["ignored_layers"])
+    assert _outputs(pruned).shape == (4, 3, 64, 64)
+
+
+def test_pruning_dead_modulated_channels_changes_nothing() -> None:
+    """Channels that carry nothing are the ones pruned, and the output stays the same to
+    float precision: proves weight rows, weight columns, affine rows and bias are sliced
+    on the right axes."""
+    gen = _small_stylegan2()
+    layer, consumer = gen.blocks[0].conv0, gen.blocks[0].conv1
+    dead = [1, 2, 5, 6, 9, 12, 13, 14]  # half of 16
+    with torch.no_grad():
+        layer.conv.weight[dead] = 0.0
+        layer.bias[dead] = 0.0
+        layer.noise_strength.zero_()
+        consumer.conv.weight[:, dead] = 0.0
+    art = _art(gen)
+    ref = _outputs(art)
+    pruned = Prune(0.0, per_layer={"blocks.0.conv0.conv": 0.5})(art)
+    pl, pc = pruned.module.blocks[0].conv0, pruned.module.blocks[0].conv1
+    alive = [i for i in range(16) if i not in dead]
+    assert pl.conv.weight.shape == (8, 16, 3, 3) and pc.conv.weight.shape == (16, 8, 3, 3)
+    assert pc.conv.affine.out_features == 8 and pl.bias.shape == (8,)
+    assert torch.equal(pc.conv.affine.weight, consumer.conv.affine.weight[alive])
+    assert torch.equal(pl.conv.weight, layer.conv.weight[alive])
+    np.testing.assert_allclose(_outputs(pruned), ref, atol=1e-5)
+
+
+def test_pruned_stylegan2_saves_and_exports(tmp_path: Path) -> None:
+    pruned = Prune(0.5)(_art(_small_stylegan2()))
+    saved = save_pruned(pruned, tmp_path / "sg.pruned.pt")
+    loaded = load_generator(saved.path)
+    np.testing.assert_allclose(_outputs(loaded), _outputs(pruned), atol=1e-5)
+    onnx_art = OnnxFromTorch(tmp_path / "sg.onnx", exporter="torchscript")(pruned)
+    feeds = LatentSampler(pruned.spec, seed=9).inputs(0, 3)
+    np.testing.assert_allclose(ort_session(onnx_art.path).run(None, feeds)[0], torch_forward(pruned, feeds), atol=1e-4)
+
+
+class BareMatrix(nn.Module):
+    """A generator whose layer keeps a (out, in) weight matrix as a bare parameter: no known channel axis."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.z_dim = 8
+        self.mix = nn.Parameter(torch.randn(16, 8))
+        self.up = nn.ConvTranspose2d(16, 3, 4, 1, 0)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.up((z @ self.mix.t())[:, :, None, None]))
+
+
+def test_bare_parameter_without_channel_axis_is_refused() -> None:
+    with pytest.raises(InputError, match=r"channel axis.*mix \(BareMatrix, shape \(16, 8\)\).*--keep"):
+        Prune(0.5)(_art(make(BareMatrix)))
 
 
 def test_pruned_exports_to_onnx(tmp_path: Path) -> None:
