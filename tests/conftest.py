@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,19 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # tests.fixtures.* and --arch tests.fixtures.generators:X
     sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Engine and calibration caches go to a temporary folder, never the user's ~/.cache."""
+    old = os.environ.get("ACCELKIT_CACHE_DIR")
+    path = tmp_path_factory.mktemp("accelkit-cache")
+    os.environ["ACCELKIT_CACHE_DIR"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("ACCELKIT_CACHE_DIR", None)
+    else:
+        os.environ["ACCELKIT_CACHE_DIR"] = old
 
 
 @pytest.fixture(scope="session")

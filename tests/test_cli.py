@@ -132,11 +132,15 @@ def test_export_int8_and_quantize(gen_files, in_tmp) -> None:
     assert run("export", str(gen_files["torchscript"]), "-o", "g.onnx").exit_code == 0
     _one_line_error(run("quantize", "g.onnx", "--calib", "16"), "g.int8.onnx already exists")  # default: next to g.onnx
     Path("g.int8.onnx").unlink()
-    q = run("quantize", "g.onnx", "--calib", "16", "--per-channel", "--calib-method", "percentile")
+    q = run("quantize", "g.onnx", "--calib", "16", "--per-channel", "--calib-method", "percentile", "--no-calib-cache")
     assert q.exit_code == 0, q.output
     assert "wrote " in q.stdout and Path("g.int8.onnx").is_file() and "PSNR" in q.stdout
     side = json.loads(Path("g.int8.accelkit.json").read_text())
     assert side["meta"]["int8"]["per_channel"] is True and side["meta"]["int8"]["calibration"]["method"] == "percentile"
+    assert side["meta"]["int8"]["calibration"]["cache"] == "off"
+    again = run("quantize", "g.onnx", "--calib", "16", "--calib-method", "percentile", "--force")  # fills the cache
+    assert again.exit_code == 0 and run("quantize", "g.onnx", "--calib", "16", "--calib-method", "percentile", "--force").exit_code == 0
+    assert json.loads(Path("g.int8.accelkit.json").read_text())["meta"]["int8"]["calibration"]["cache"] == "hit"
 
 
 @pytest.mark.parametrize(
@@ -172,5 +176,6 @@ def test_prune_with_distillation_writes_a_loadable_smaller_generator(in_tmp) -> 
     d = json.loads(info_res.stdout)
     assert d["format"] == "torchscript" and d["parameters"] < 0.7 * 158_979
     assert d["spec"]["output_shape"] == [3, 128, 128]
-    _one_line_error(run("prune", "stylegan2", "-o", "sg.pt"), "not supported")
+    _one_line_error(run("prune", "stylegan2", "--ratio", "1", "-o", "sg.pt"), "pruning ratio must be in [0, 1)")
+    assert not Path("sg.pt").exists()
     _one_line_error(run("prune", "--loss", "l3"), "--loss 'l3'")

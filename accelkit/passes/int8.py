@@ -15,12 +15,23 @@ error beyond the tolerance fails.
 
 Every intermediate file (ORT's pre-processed and augmented models, external data)
 lives in a temporary directory; nothing is written to the working directory.
+
+Calibration ranges are cached (ONNX Runtime's ``calibration_cache_path`` JSON) under
+:func:`default_calib_cache_dir`, keyed by everything that determines them (the fp32
+graph's bytes, pre-processing, ONNX Runtime version, method, samples, batch, seed, op
+types and the input spec) but not by ``exclude`` or ``per_channel``, which do not change
+activation ranges: re-quantizing the same model with other exclusions (the sensitivity
+report does it once per layer group) calibrates once.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import hashlib
+import json
 import logging
+import os
+import shutil
 import tempfile
 import time
 from collections import Counter
@@ -29,7 +40,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from accelkit.artifact import Artifact
+from accelkit.artifact import Artifact, atomic_path
 from accelkit.errors import ExportError, InputError, require
 from accelkit.passes.export import _quiet, _short, save_onnx_atomic, set_metadata
 from accelkit.passes.verify import verify_converted
@@ -50,6 +61,28 @@ CALIB_OFFSET = 1 << 20
 
 #: PSNR (dB) under which the sidecar carries a warning; fp16 exports sit well above 40 dB.
 WARN_PSNR_DB = 30.0
+
+#: Bump when the meaning of the calibration cache key changes.
+CALIB_CACHE_SCHEMA = 1
+
+
+def default_calib_cache_dir() -> Path:
+    """Calibration-range cache: ``$ACCELKIT_CACHE_DIR/calibration`` or ``~/.cache/accelkit/calibration``."""
+    env = os.environ.get("ACCELKIT_CACHE_DIR")
+    return (Path(env).expanduser() if env else Path("~/.cache/accelkit").expanduser()) / "calibration"
+
+
+def calib_cache_key(model_sha256: str, spec: GeneratorSpec, options: dict[str, Any], ort_version: str) -> str:
+    """Stable key of one calibration: sha256 of a canonical JSON document (64 hex chars)."""
+    doc = {
+        "schema": CALIB_CACHE_SCHEMA,
+        "model_sha256": model_sha256,
+        "onnxruntime": ort_version,
+        "first_sample": CALIB_OFFSET,
+        "spec_inputs": spec.to_dict().get("inputs"),
+        **options,
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
 class SamplerDataReader:
@@ -190,6 +223,8 @@ class Int8:
         warn_psnr_db: PSNR under which the sidecar records a warning.
         batch_range: Batch sizes to verify at (min and a larger one).
         seed: Seed of calibration and verification inputs.
+        calib_cache: Folder of the calibration-range cache (default
+            :func:`default_calib_cache_dir`); ``False`` calibrates every time.
         progress: Called with a short message at each step.
     """
 
@@ -212,6 +247,7 @@ class Int8:
         warn_psnr_db: float = WARN_PSNR_DB,
         batch_range: tuple[int, int, int] | None = None,
         seed: int = 0,
+        calib_cache: str | os.PathLike[str] | bool | None = None,
         progress: Callable[[str], None] | None = None,
     ) -> None:
         if calib_method not in CALIB_METHODS:
@@ -234,6 +270,12 @@ class Int8:
         self.warn_psnr_db = warn_psnr_db
         self.batch_range = batch_range
         self.seed = int(seed)
+        if calib_cache is False:
+            self.calib_cache: Path | None = None
+        elif calib_cache is None or calib_cache is True:
+            self.calib_cache = default_calib_cache_dir()
+        else:
+            self.calib_cache = Path(calib_cache).expanduser()
         self.progress = progress or (lambda msg: None)
 
     def options(self) -> dict[str, Any]:
@@ -248,6 +290,7 @@ class Int8:
             "preprocess": self.preprocess,
             "tolerance": self.tolerance,
             "seed": self.seed,
+            "calib_cache": str(self.calib_cache) if self.calib_cache is not None else None,
         }
 
     def __call__(self, artifact: Artifact) -> Artifact:
@@ -297,7 +340,11 @@ class Int8:
             inputs = [i.name for i in prepared.graph.input]
             batch = calibration_batch(self.calib_samples, self.calib_batch)
             reader = reader_cls(artifact.spec, self.calib_samples, seed=self.seed, batch_size=batch, input_names=inputs)
-            self.progress(f"calibrating int8 ranges ({self.calib_method}) on {self.calib_samples} seeded samples")
+            cache_key, cached, cache_arg = self._cache_lookup(q, src, pre_note, batch, artifact.spec, tmp)
+            if cached is not None:
+                self.progress(f"int8 ranges from the calibration cache ({cached.name})")
+            else:
+                self.progress(f"calibrating int8 ranges ({self.calib_method}) on {self.calib_samples} seeded samples")
             qout = tmp / "int8.onnx"
             try:
                 with _quiet():
@@ -315,10 +362,12 @@ class Int8:
                         use_external_data_format=False,
                         calibration_providers=["CPUExecutionProvider"],
                         extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
+                        **cache_arg,
                     )
             except Exception as exc:
                 raise ExportError(f"int8 quantization failed ({_short(exc)}); exclude the failing node with --exclude PATTERN or use --calib-method minmax") from None
             converted = onnx.load(str(qout), load_external_data=True)
+            cache_note = self._cache_store(cache_key, cached, cache_arg)
 
         del converted.graph.value_info[:]
         set_metadata(converted, artifact, "int8")
@@ -344,6 +393,8 @@ class Int8:
                 "first_sample": CALIB_OFFSET,
                 "batch_size": batch,
                 "method": self.calib_method,
+                "cache": cache_note,
+                "cache_key": cache_key,
             },
             "per_channel": self.per_channel,
             "op_types": list(self.op_types),
@@ -371,6 +422,57 @@ class Int8:
         out.meta["int8"] = block
         out.save_sidecar()
         return out
+
+    def _cache_lookup(
+        self, q: Any, src: Path, pre_note: str, batch: int, spec: GeneratorSpec, tmp: Path
+    ) -> tuple[str | None, Path | None, dict[str, Any]]:
+        """(cache key, cached file or None, extra quantize_static arguments).
+
+        A miss calibrates into a temporary JSON that :meth:`_cache_store` then moves into
+        the cache atomically; a hit hands ONNX Runtime the cached file. An unreadable
+        entry counts as a miss (and is replaced). Without ``calibration_cache_path`` in
+        this ONNX Runtime (older than 1.23) there is no cache.
+        """
+        import inspect
+
+        import onnxruntime
+
+        if self.calib_cache is None or "calibration_cache_path" not in inspect.signature(q.quantize_static).parameters:
+            return None, None, {}
+        opts = {
+            "method": self.calib_method,
+            "samples": self.calib_samples,
+            "batch": batch,
+            "seed": self.seed,
+            "op_types": sorted(self.op_types),
+            "preprocess": pre_note,
+        }
+        key = calib_cache_key(hashlib.sha256(src.read_bytes()).hexdigest(), spec, opts, onnxruntime.__version__)
+        entry = self.calib_cache / f"{key[:32]}.json"
+        if entry.is_file():
+            try:
+                doc = json.loads(entry.read_text())
+                if not isinstance(doc, dict) or "data" not in doc:
+                    raise ValueError("no 'data'")
+                return key, entry, {"calibration_cache_path": str(entry)}
+            except (OSError, ValueError) as exc:
+                log.warning("calibration cache entry %s is unreadable (%s); calibrating again", entry, exc)
+        return key, None, {"calibration_cache_path": str(tmp / "calibration.json")}
+
+    def _cache_store(self, key: str | None, cached: Path | None, cache_arg: dict[str, Any]) -> str:
+        if key is None or self.calib_cache is None:
+            return "off"
+        if cached is not None:
+            return "hit"
+        written = Path(cache_arg["calibration_cache_path"])
+        try:
+            self.calib_cache.mkdir(parents=True, exist_ok=True)
+            with atomic_path(self.calib_cache / f"{key[:32]}.json", force=True) as dest:
+                shutil.copyfile(written, dest)
+        except OSError as exc:  # a read-only cache folder costs the next run a calibration, nothing more
+            log.warning("could not store calibration ranges in %s (%s)", self.calib_cache, exc)
+            return "miss (not stored)"
+        return "miss"
 
     def _excluded(self, model: Any, scopes: dict[str, str]) -> set[str]:
         if not self.exclude:

@@ -208,3 +208,52 @@ def test_int8_bundled_generators(name, kw, tmp_path, cwd) -> None:
     assert got.shape == (2, *art.spec.output_shape) and np.isfinite(got).all()
     assert out.meta["int8"]["psnr_db"] > 30.0
     assert _listing(cwd) == [] and Path.cwd() == cwd and os.getcwd() == str(cwd)
+
+
+def test_calibration_cache_hit_reuses_ranges(fp32, tmp_path, cwd, caplog) -> None:
+    art = fp32["img2img_torchscript"]
+    cache = tmp_path / "calib-cache"
+    first = Int8(tmp_path / "a.int8.onnx", calib_samples=16, calib_cache=cache)(art)
+    assert first.meta["int8"]["calibration"]["cache"] == "miss"
+    entries = sorted(cache.iterdir())
+    assert len(entries) == 1 and json.loads(entries[0].read_text())["CLS"] == "TensorsData"
+    second = Int8(tmp_path / "b.int8.onnx", calib_samples=16, calib_cache=cache)(art)
+    assert second.meta["int8"]["calibration"]["cache"] == "hit"
+    assert second.meta["int8"]["calibration"]["cache_key"] == first.meta["int8"]["calibration"]["cache_key"]
+    assert (tmp_path / "a.int8.onnx").read_bytes() == (tmp_path / "b.int8.onnx").read_bytes()
+    # exclusions and per-channel weights do not change activation ranges: still a hit
+    conv = next(n.name for n in onnx.load(str(art.path)).graph.node if n.op_type == "Conv")
+    third = Int8(tmp_path / "c.int8.onnx", calib_samples=16, calib_cache=cache, exclude=[conv], per_channel=True)(art)
+    assert third.meta["int8"]["calibration"]["cache"] == "hit" and third.meta["int8"]["excluded_nodes"] == [conv]
+    # anything that changes the ranges is a new entry
+    for kw in ({"calib_samples": 8}, {"calib_method": "percentile"}, {"seed": 1}):
+        other = Int8(tmp_path / "d.int8.onnx", force=True, calib_cache=cache, **{"calib_samples": 16, **kw})(art)
+        assert other.meta["int8"]["calibration"]["cache"] == "miss", kw
+    assert len(list(cache.iterdir())) == 4
+    assert _listing(cwd) == []
+
+
+def test_calibration_cache_off_and_corrupt_entry(fp32, tmp_path, cwd, caplog) -> None:
+    art = fp32["img2img_torchscript"]
+    cache = tmp_path / "calib-cache"
+    off = Int8(tmp_path / "off.int8.onnx", calib_samples=16, calib_cache=False)(art)
+    assert off.meta["int8"]["calibration"]["cache"] == "off" and not cache.exists()
+    made = Int8(tmp_path / "a.int8.onnx", calib_samples=16, calib_cache=cache)(art)
+    entry = next(cache.iterdir())
+    entry.write_text("{not json")
+    with caplog.at_level("WARNING"):
+        again = Int8(tmp_path / "b.int8.onnx", calib_samples=16, calib_cache=cache)(art)
+    assert again.meta["int8"]["calibration"]["cache"] == "miss"
+    assert "unreadable" in caplog.text
+    assert json.loads(entry.read_text())["CLS"] == "TensorsData"  # replaced by a good entry
+    assert (tmp_path / "b.int8.onnx").read_bytes() == (tmp_path / "a.int8.onnx").read_bytes()
+    assert made.passes[-1]["options"]["calib_cache"] == str(cache)
+
+
+def test_default_calibration_cache_follows_env(monkeypatch, tmp_path) -> None:
+    from accelkit.passes.int8 import default_calib_cache_dir
+
+    monkeypatch.setenv("ACCELKIT_CACHE_DIR", str(tmp_path))
+    assert default_calib_cache_dir() == tmp_path / "calibration"
+    monkeypatch.delenv("ACCELKIT_CACHE_DIR")
+    assert default_calib_cache_dir() == Path("~/.cache/accelkit/calibration").expanduser()
