@@ -386,6 +386,11 @@ def prune(
     distill_batch: int = typer.Option(16, "--distill-batch", help="Latents per distillation step."),
     lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate for distillation."),
     loss: str = typer.Option("l1", "--loss", help="Distillation pixel loss: l1 or l2."),
+    feature_loss: float = typer.Option(0.0, "--feature-loss", help="Weight of the distillation feature loss: intermediate outputs of the pruned layers matched to the teacher's through learned 1x1 adapters (0: pixels only)."),
+    feature_layer: Optional[List[str]] = typer.Option(None, "--feature-layer", help="Layer-name glob whose output the feature loss matches (repeatable; default: every pruned layer)."),
+    fid: int = typer.Option(0, "--fid", help="Measure FID drift vs the teacher on N images (torch fp32, with the noise floor) after pruning, and after distillation when --distill-steps is set."),
+    fid_weights: Optional[str] = FidWeightsOpt,
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch during distillation and FID (default: torch's)."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Distillation checkpoint (default: <output>.distill.ckpt); an interrupted run resumes from it."),
     no_resume: bool = typer.Option(False, "--no-resume", help="Start distillation from scratch even if a checkpoint exists."),
     seed: int = typer.Option(0, "--seed", help="Seed of latents and random importance."),
@@ -403,6 +408,18 @@ def prune(
         raise InputError(f"--loss {loss!r} is unknown; use l1 or l2")
     if distill_steps < 0:
         raise InputError("--distill-steps must be >= 0")
+    if fid < 0 or fid == 1:
+        raise InputError(f"--fid {fid}: give the number of images (>= 2; hundreds for a meaningful FID), or 0 to skip it")
+    if (feature_loss or feature_layer) and not distill_steps:
+        raise InputError("--feature-loss/--feature-layer shape distillation; add --distill-steps N")
+    if feature_layer and not feature_loss:
+        raise InputError("--feature-layer needs a --feature-loss weight > 0, e.g. --feature-loss 1")
+    if threads is not None:
+        if threads < 1:
+            raise InputError(f"--threads {threads}: give a positive number of threads")
+        import torch
+
+        torch.set_num_threads(threads)
     with progress_status() as progress:
         progress("loading the generator")
         art = _load(generator, arch, arch_kwargs, input, output_range, None, None, trust_pickle)
@@ -416,12 +433,24 @@ def prune(
         progress(f"pruning {ratio:.0%} of channels ({importance})")
         pruned = Prune(ratio, importance=importance, global_pruning=global_pruning, keep=tuple(keep or ()), round_to=round_to, seed=seed)(art)
         report = None
+        undistilled = pruned
         if distill_steps:
             pruned, report = distill(
                 art, pruned, steps=distill_steps, batch_size=distill_batch, lr=lr, loss=loss, seed=seed,
+                feature_loss=feature_loss, feature_layers=feature_layer or None,
                 checkpoint=checkpoint or dest.with_suffix(".distill.ckpt"), resume=not no_resume,
                 progress=lambda step, total, value: progress(f"distilling: step {step}/{total}, loss {value:.4f}"),
             )
+        drifts = {}
+        if fid:
+            from accelkit.quality.drift import drift_vs_reference
+
+            cands = [("pruned", undistilled)] + ([("pruned+distilled", pruned)] if report else [])
+            drifts = drift_vs_reference(art, cands, fid, seed=seed, fid_weights=fid_weights, threads=threads, progress=progress)
+            pruned.meta["quality_vs_teacher"] = {
+                "n": fid, "seed": seed, "noise_floor_fid": next(iter(drifts.values())).noise_floor_fid,
+                **{label: {"fid_drift": d.fid_drift, "kid_drift": d.kid_drift, "psnr_db": d.psnr_db} for label, d in drifts.items()},
+            }
         saved = save_pruned(pruned, dest, force=force)
     m = pruned.meta.get("pruning", {})
     typer.echo(f"wrote {saved.path} (TorchScript; load it like any generator)")
@@ -430,7 +459,12 @@ def prune(
                    f"FLOPs/image {_flops(m['flops_before'])} -> {_flops(m['flops_after'])}")  # fmt: skip
     if report:
         typer.echo(f"PSNR vs teacher: {report['psnr_before']:.2f} dB before distillation -> {report['psnr_after']:.2f} dB after {distill_steps} steps")
-    typer.echo(f"measure it: accelkit bench {saved.path} --fid 500")
+    if drifts:
+        floor = next(iter(drifts.values())).noise_floor_fid
+        parts = [f"{d.fid_drift:.2f} {'before distillation' if label == 'pruned' and report else label}" for label, d in drifts.items()]
+        typer.echo(f"FID drift vs teacher (N={fid}): {' -> '.join(parts)} (noise floor {floor:.2f}; "
+                   f"{'within' if list(drifts.values())[-1].fid_drift <= floor else 'outside'} the floor)")  # fmt: skip
+    typer.echo(f"measure it: accelkit bench {saved.path} --fid 500 --reference {generator or 'dcgan'}")
 
 
 @app.command()

@@ -177,5 +177,9 @@ def test_prune_with_distillation_writes_a_loadable_smaller_generator(in_tmp) -> 
     assert d["format"] == "torchscript" and d["parameters"] < 0.7 * 158_979
     assert d["spec"]["output_shape"] == [3, 128, 128]
     _one_line_error(run("prune", "stylegan2", "--ratio", "1", "-o", "sg.pt"), "pruning ratio must be in [0, 1)")
+    _one_line_error(run("prune", "--feature-loss", "1", "-o", "sg.pt"), "add --distill-steps N")
+    _one_line_error(run("prune", "--distill-steps", "2", "--feature-layer", "net.*", "-o", "sg.pt"), "needs a --feature-loss weight")
+    _one_line_error(run("prune", "--distill-steps", "2", "--feature-loss", "1", "--feature-layer", "nope*", "-o", "sg.pt"), "'nope*' matches no layer")
+    _one_line_error(run("prune", "--fid", "1", "-o", "sg.pt"), "--fid 1")
     assert not Path("sg.pt").exists()
     _one_line_error(run("prune", "--loss", "l3"), "--loss 'l3'")

@@ -21,12 +21,15 @@ import hashlib
 import logging
 import math
 import os
+import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from accelkit.artifact import Artifact
 from accelkit.errors import InputError
 from accelkit.quality.features import FeatureExtractor, cache_dir
 from accelkit.quality.images import to_uint8
@@ -243,6 +246,54 @@ class DriftMeter:
         """Drop the reference memmap file."""
         self._ref = None
         self._ref_path.unlink(missing_ok=True)
+
+
+def drift_vs_reference(
+    reference: Artifact,
+    candidates: Sequence[tuple[str, Artifact]],
+    n: int,
+    *,
+    seed: int = 0,
+    batch_size: int = 32,
+    fid_weights: str | None = None,
+    device: str = "cpu",
+    threads: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Drift]:
+    """Drift of torch generators against another one's FP32 torch model, on the same ``n`` latents.
+
+    For models that are not accelerated builds of the reference (a pruned or distilled
+    student and its teacher): each candidate runs in torch fp32 on set A; the noise
+    floor is the reference on A vs B, as in ``bench --fid``.
+
+    Returns:
+        label -> :class:`Drift`, in the order given.
+
+    Raises:
+        InputError: A candidate has other inputs or another output shape than the reference.
+    """
+    from accelkit.quality.features import FeatureExtractor
+    from accelkit.runners.base import create_runner
+
+    for label, art in candidates:
+        if art.spec.inputs != reference.spec.inputs or art.spec.output_shape != reference.spec.output_shape:
+            raise InputError(f"{label} has different inputs or output shape than the reference; drift needs the same latents and image size")
+    say = progress or (lambda m: None)
+    extractor = FeatureExtractor(fid_weights, device=device, threads=threads)
+    extractor.load()
+    opts: dict[str, Any] = {"precision": "fp32", **({"threads": threads} if threads else {})}
+    results: dict[str, Drift] = {}
+    with tempfile.TemporaryDirectory(prefix="accelkit-drift-") as tmp, create_runner("torch", reference, device=device, **opts) as ref:
+        meter = DriftMeter(ref, reference.source_sha256 or "unknown", extractor, n, seed, batch_size, Path(tmp), progress=say)
+        try:
+            meter.prepare()
+            for label, art in candidates:
+                say(f"FID drift: {label} on {n} images")
+                with create_runner("torch", art, device=device, **opts) as runner:
+                    results[label] = meter.measure(runner)
+        finally:
+            meter.close()
+    return results
 
 
 def save_grid(rows: list[tuple[str, np.ndarray]], dest: Path) -> Path:

@@ -16,7 +16,7 @@ from accelkit.artifact import Artifact
 from accelkit.errors import InputError
 from accelkit.loading import infer_torch_spec, load_generator
 from accelkit.passes.export import OnnxFromTorch
-from accelkit.passes.prune import Prune, distill, save_pruned
+from accelkit.passes.prune import Prune, distill, match_feature_layers, save_pruned
 from accelkit.passes.verify import ort_session, torch_forward
 from accelkit.sampler import LatentSampler
 from tests.fixtures.generators import make
@@ -217,10 +217,32 @@ def test_distill_raises_psnr_and_leaves_inputs_alone() -> None:
         assert torch.equal(v, s_before[k])
 
 
+def test_distill_feature_loss_matches_intermediate_layers() -> None:
+    teacher = _art(make(ConvStack))
+    student = Prune(0.5)(teacher)
+    assert match_feature_layers(teacher.module, student.module) == ["net.0", "net.3"]  # the narrowed layers
+    assert match_feature_layers(teacher.module, student.module, ["net.3"]) == ["net.3"]
+    with pytest.raises(InputError, match="matches no layer"):
+        match_feature_layers(teacher.module, student.module, ["nope*"])
+    trained, rep = distill(teacher, student, steps=60, batch_size=16, lr=3e-3, eval_samples=32, feature_loss=1.0)
+    assert rep["feature_layers"] == ["net.0", "net.3"] and rep["feature_loss"] == 1.0
+    assert 0.0 < rep["final_feature_loss"] < rep["final_loss"]  # part of the total, and not zero
+    assert rep["psnr_after"] > rep["psnr_before"] + 3.0, rep
+    # the adapters are training-only: the student keeps exactly the pruned model's parameters
+    assert set(trained.module.state_dict()) == set(student.module.state_dict())
+    assert trained.passes[-1]["options"]["feature_loss"] == 1.0
+    # without the feature loss the run is a different one
+    pixels, rep0 = distill(teacher, student, steps=60, batch_size=16, lr=3e-3, eval_samples=32)
+    assert rep0["final_feature_loss"] == 0.0 and rep0["feature_layers"] == []
+    assert not torch.equal(trained.module.net[0].weight, pixels.module.net[0].weight)
+    with pytest.raises(InputError, match="feature loss weight"):
+        distill(teacher, student, steps=1, feature_loss=-1.0)
+
+
 def test_distill_resume_matches_uninterrupted(tmp_path: Path) -> None:
     teacher = _art(make(ConvStack))
     student = Prune(0.5)(teacher)
-    kw: dict[str, Any] = {"steps": 12, "batch_size": 4, "lr": 1e-3, "eval_samples": 8, "checkpoint_every": 5}
+    kw: dict[str, Any] = {"steps": 12, "batch_size": 4, "lr": 1e-3, "eval_samples": 8, "checkpoint_every": 5, "feature_loss": 0.5}
     full, _ = distill(teacher, student, checkpoint=tmp_path / "a.ckpt", **kw)
 
     class Stop(Exception):

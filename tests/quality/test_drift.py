@@ -11,7 +11,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from accelkit.cli import app
-from accelkit.errors import NonFiniteOutputError
+from accelkit.errors import InputError, NonFiniteOutputError
 from accelkit.loading import load_generator
 from accelkit.quality.drift import DriftMeter
 from accelkit.quality.features import FeatureExtractor
@@ -158,3 +158,28 @@ def test_bench_fid_against_another_reference(gen_files, tiny_weights, tmp_path) 
     assert row["drift_verdict"] in ("drift", "within floor") and row["max_abs_err"] > 1e-3  # measured, not "reference"
     assert json.loads((out / "results.json").read_text())["settings"]["fid"]["reference"] == "other.pt"
     _one_line(cli.invoke(app, ["bench", "--reference", str(other), "--out", str(tmp_path / "x")]), "--reference only matters with --fid")
+
+
+def test_drift_vs_reference_and_prune_fid(tiny_weights, tmp_path, monkeypatch) -> None:
+    pytest.importorskip("torch_pruning", reason="torch-pruning is in the dev extra; install accelkit[prune]")
+    from accelkit.passes.prune import Prune
+    from accelkit.quality.drift import drift_vs_reference
+
+    teacher = load_generator("dcgan")
+    pruned = Prune(0.5)(teacher)
+    d = drift_vs_reference(teacher, [("same", teacher), ("pruned", pruned)], 16, fid_weights=str(tiny_weights))
+    assert list(d) == ["same", "pruned"]
+    assert d["same"].fid_drift == pytest.approx(0.0, abs=1e-6) and d["same"].psnr_db == float("inf")
+    assert d["pruned"].fid_drift > 1e-3 and d["pruned"].psnr_db < 30 and d["pruned"].noise_floor_fid == d["same"].noise_floor_fid > 0
+    with pytest.raises(InputError, match="different inputs or output shape"):
+        drift_vs_reference(teacher, [("sr", load_generator("sr4x"))], 16, fid_weights=str(tiny_weights))
+
+    monkeypatch.chdir(tmp_path)
+    res = cli.invoke(app, ["prune", "dcgan", "--ratio", "0.5", "--distill-steps", "3", "--distill-batch", "2", "--fid", "16",
+                           "--fid-weights", str(tiny_weights), "--threads", "1", "-o", "d.pruned.pt"])
+    assert res.exit_code == 0, res.output
+    line = next(x for x in res.stdout.splitlines() if x.startswith("FID drift vs teacher (N=16): "))
+    assert " before distillation -> " in line and "pruned+distilled (noise floor " in line
+    q = json.loads((tmp_path / "d.pruned.accelkit.json").read_text())["meta"]["quality_vs_teacher"]
+    assert q["n"] == 16 and q["pruned"]["fid_drift"] > 0 and "fid_drift" in q["pruned+distilled"] and q["noise_floor_fid"] > 0
+    assert f"{q['pruned']['fid_drift']:.2f} before distillation" in line
