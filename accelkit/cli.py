@@ -114,6 +114,7 @@ FidWeightsOpt = typer.Option(None, "--fid-weights", help="TorchScript feature ex
 CalibOpt = typer.Option(256, "--calib", help="INT8: calibration samples drawn from the generator's prior.")
 CalibMethodOpt = typer.Option("minmax", "--calib-method", help="INT8: minmax, entropy or percentile.")
 PerChannelOpt = typer.Option(False, "--per-channel", help="INT8: per-channel weight scales.")
+CalibImagesOpt = typer.Option(None, "--calib-images", help="INT8, image-to-image generators: calibrate on the images in this folder (first --calib files, sorted; resized to the input) instead of random smooth images.")
 CalibCacheOpt = typer.Option(True, "--calib-cache/--no-calib-cache", help="INT8: reuse calibration ranges cached in $ACCELKIT_CACHE_DIR/calibration (default ~/.cache/accelkit/calibration) for the same model and calibration options.")
 ExcludeOpt = typer.Option(None, "--exclude", help='INT8: keep matching nodes in float (glob on node name or torch module path, e.g. "mapping.*"; repeatable).')
 TrustOpt = typer.Option(False, "--trust-pickle", help="Allow loading a full pickled module. This RUNS CODE from the file: only for files you trust.")
@@ -227,6 +228,7 @@ def export(
     calib_method: str = CalibMethodOpt,
     per_channel: bool = PerChannelOpt,
     exclude: Optional[List[str]] = ExcludeOpt,
+    calib_images: Optional[Path] = CalibImagesOpt,
     calib_cache: bool = CalibCacheOpt,
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
     arch: Optional[str] = ArchOpt,
@@ -250,7 +252,7 @@ def export(
         out = do_export(
             art, output, fp16=fp16, int8=int8, opset=opset, batch_range=br, exporter=exporter, force=force,
             tolerance=tolerance, fp16_keep_nodes=keep_node or (), progress=progress,
-            int8_options=_int8_options(calib, calib_method, per_channel, exclude, None, calib_cache),
+            int8_options=_int8_options(calib, calib_method, per_channel, exclude, None, calib_cache, calib_images),
         )
     v = out.meta.get("verification", {})
     typer.echo(f"wrote {out.path} ({out.precision}, {out.path.stat().st_size / 1e6:.2f} MB) and {out.path.name.rsplit('.onnx', 1)[0]}.accelkit.json")
@@ -271,7 +273,8 @@ def export(
 
 
 def _int8_options(
-    calib: int, method: str, per_channel: bool, exclude: Optional[List[str]], op_types: Optional[str], calib_cache: bool = True
+    calib: int, method: str, per_channel: bool, exclude: Optional[List[str]], op_types: Optional[str], calib_cache: bool = True,
+    calib_images: Optional[Path] = None,
 ) -> dict[str, Any]:
     from accelkit.passes.int8 import CALIB_METHODS
 
@@ -282,6 +285,8 @@ def _int8_options(
     opts: dict[str, Any] = {"calib_samples": calib, "calib_method": method, "per_channel": per_channel, "exclude": tuple(exclude or ())}
     if not calib_cache:
         opts["calib_cache"] = False
+    if calib_images is not None:
+        opts["calib_images"] = calib_images
     if op_types is not None:
         opts["op_types"] = tuple(_csv(op_types, "--op-types"))
     return opts
@@ -294,8 +299,9 @@ def _print_int8(out: Any) -> None:
     what = ", ".join(f"{k} {v}" for k, v in meta["quantized_nodes"].items()) or "nothing"
     cal = meta["calibration"]
     cache = {"hit": ", ranges from the cache", "miss": ", ranges cached"}.get(cal.get("cache", ""), "")
+    src = f" from {cal['images']['folder']}" if cal.get("images") else ""
     typer.echo(f"quantized: {what}; kept in float: {len(meta['excluded_nodes'])} excluded nodes; "
-               f"calibration: {cal['samples']} samples, {cal['method']}, seed {cal['seed']}{cache}")  # fmt: skip
+               f"calibration: {cal['samples']} samples{src}, {cal['method']}, seed {cal['seed']}{cache}")  # fmt: skip
     if meta.get("warning"):
         typer.echo(f"warning: {meta['warning']}", err=True)
 
@@ -325,6 +331,7 @@ def quantize(
     per_channel: bool = PerChannelOpt,
     exclude: Optional[List[str]] = ExcludeOpt,
     op_types: Optional[str] = typer.Option(None, "--op-types", help="Comma-separated op types to quantize (default: Conv,ConvTranspose,Gemm,MatMul)."),
+    calib_images: Optional[Path] = CalibImagesOpt,
     calib_cache: bool = CalibCacheOpt,
     tolerance: Optional[float] = typer.Option(None, "--tolerance", help="Max abs error allowed against the fp32 model (default 0.5)."),
     report: bool = typer.Option(False, "--report", help="Sensitivity: quantize one layer group at a time, list groups by PSNR vs fp32 (most harmful first), write <stem>.int8-sensitivity.md."),
@@ -337,7 +344,7 @@ def quantize(
 
     if not int8:
         raise InputError("only --int8 quantization exists; for fp16 use accelkit export --fp16")
-    opts = _int8_options(calib, calib_method, per_channel, exclude, op_types, calib_cache)
+    opts = _int8_options(calib, calib_method, per_channel, exclude, op_types, calib_cache, calib_images)
     with progress_status() as progress:
         art = _load(str(onnx_file), None, None, input, None, None, None, False)
         if art.format != "onnx":
@@ -349,7 +356,7 @@ def quantize(
             from accelkit.artifact import write_text_atomic
             from accelkit.passes.sensitivity import auto_exclude, format_report, sensitivity
 
-            sens_kw = {k: v for k, v in opts.items() if k in ("calib_method", "per_channel", "exclude", "op_types", "calib_cache")}
+            sens_kw = {k: v for k, v in opts.items() if k in ("calib_method", "per_channel", "exclude", "op_types", "calib_cache", "calib_images")}
             sens = sensitivity(art, calib_samples=min(calib, 64), progress=progress, **sens_kw)
             if report:
                 text = format_report(sens, title=f"INT8 sensitivity: {onnx_file.name}")
@@ -358,7 +365,7 @@ def quantize(
                 typer.echo(text)
                 typer.echo(f"wrote {md}")
             if auto_exclude_db is not None:
-                chosen = auto_exclude(art, auto_exclude_db, sens, calib_cache=opts.get("calib_cache"), progress=progress)
+                chosen = auto_exclude(art, auto_exclude_db, sens, calib_cache=opts.get("calib_cache"), calib_images=opts.get("calib_images"), progress=progress)
                 if len(chosen.groups) >= len(sens):
                     raise InputError(f"reaching {auto_exclude_db:g} dB needs every layer group in float, so nothing would be quantized; lower --auto-exclude (see --report)")
                 opts["exclude"] = tuple(opts["exclude"]) + tuple(chosen)

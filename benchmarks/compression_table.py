@@ -1,19 +1,21 @@
 #!/usr/bin/env python
-"""fp32 / fp16 / int8 / pruned+distilled on the bundled DCGAN: speed and quality in one table.
+"""fp32 / fp16 / int8 / pruned+distilled on the bundled generators: speed and quality in one table.
 
-Runs (unless ``--from-results``):
+For each generator G (unless ``--from-results``):
 
-1. ``accelkit prune dcgan --ratio 0.5 --distill-steps 1500 -o WORK/dcgan.pruned.pt``
-2. ``accelkit bench dcgan --precision fp32,fp16,int8 --batch 1,32 --fid 500 --threads 1 --out WORK/teacher``
-3. ``accelkit bench WORK/dcgan.pruned.pt --precision fp32 --batch 1,32 --fid 500 --threads 1 --reference dcgan --out WORK/pruned``
+1. ``accelkit prune G --ratio 0.5 --distill-steps S --fid 500 --threads 2 -o WORK/G/G.pruned.pt``
+   (FID drift vs the teacher before and after distillation, stored in the sidecar)
+2. ``accelkit bench G --precision fp32,fp16,int8 --batch 1,32 --fid 500 --threads 1 --out WORK/G/teacher``
+3. ``accelkit bench WORK/G/G.pruned.pt --precision fp32 --batch 1,32 --fid 500 --threads 1 --reference G --out WORK/G/pruned``
 
-then writes a Markdown table (images/sec at batch 1 and 32, paired PSNR, FID drift vs
-the FP32 teacher and the noise floor) from the two ``results.json`` files.
+then writes one Markdown table (images/sec at batch 1 and 32, speed-up vs torch fp32,
+paired PSNR, FID drift vs the FP32 teacher and the noise floor) from the results files.
 
 Usage::
 
-    python benchmarks/compression_table.py --work /tmp/p5 --out benchmarks/results/compression_dcgan_cpu.md
-    python benchmarks/compression_table.py --work /tmp/p5 --from-results --out ...   # only assemble
+    python benchmarks/compression_table.py --work /tmp/p6 --out benchmarks/results/compression_cpu.md
+    python benchmarks/compression_table.py --work /tmp/p6 --generators sr4x --distill-steps 400   # one generator
+    python benchmarks/compression_table.py --work /tmp/p6 --from-results --out ...                # only assemble
 """
 
 from __future__ import annotations
@@ -25,12 +27,20 @@ import subprocess
 import sys
 from pathlib import Path
 
-COMMANDS = [
-    ["prune", "dcgan", "--ratio", "0.5", "--distill-steps", "1500", "-o", "{work}/dcgan.pruned.pt", "--force"],
-    ["bench", "dcgan", "--precision", "fp32,fp16,int8", "--batch", "1,32", "--fid", "500", "--threads", "1", "--out", "{work}/teacher"],
-    ["bench", "{work}/dcgan.pruned.pt", "--precision", "fp32", "--batch", "1,32", "--fid", "500", "--threads", "1",
-     "--reference", "dcgan", "--out", "{work}/pruned"],
-]  # fmt: skip
+GENERATORS = ("dcgan", "stylegan2", "sr4x")
+#: Distillation steps per generator (batch 16). StyleGAN2 and sr4x cost ~1.8 s/step on 2 CPU cores.
+DISTILL_STEPS = {"dcgan": 1500, "stylegan2": 400, "sr4x": 400}
+
+
+def commands(gen: str, steps: int) -> list[list[str]]:
+    w = f"{{work}}/{gen}"
+    return [
+        ["prune", gen, "--ratio", "0.5", "--distill-steps", str(steps), "--fid", "500", "--threads", "2",
+         "-o", f"{w}/{gen}.pruned.pt", "--force"],
+        ["bench", gen, "--precision", "fp32,fp16,int8", "--batch", "1,32", "--fid", "500", "--threads", "1", "--out", f"{w}/teacher"],
+        ["bench", f"{w}/{gen}.pruned.pt", "--precision", "fp32", "--batch", "1,32", "--fid", "500", "--threads", "1",
+         "--reference", gen, "--out", f"{w}/pruned"],
+    ]  # fmt: skip
 
 
 def _rows(path: Path, label_prefix: str = "") -> dict[str, dict[int, dict]]:
@@ -39,50 +49,93 @@ def _rows(path: Path, label_prefix: str = "") -> dict[str, dict[int, dict]]:
     for r in data["rows"]:
         if r["status"] != "ok":
             continue
-        label = f"{label_prefix}{r['backend']} {r['precision']}"
-        out.setdefault(label, {})[r["batch_size"]] = r
+        out.setdefault(f"{label_prefix}{r['backend']} {r['precision']}", {})[r["batch_size"]] = r
     return out
+
+
+def _fmt(v: float | None, spec: str, none: str = "—") -> str:
+    return none if v is None else format(v, spec)
+
+
+def table(work: Path, gens: list[str]) -> list[str]:
+    lines = [
+        "| generator | build | params | img/s b1 | img/s b32 | vs torch fp32 b1 | vs torch fp32 b32 | PSNR dB | FID drift | noise floor | verdict |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for gen in gens:
+        folder = work / gen
+        if not (folder / "teacher" / "results.json").is_file():
+            continue
+        rows = _rows(folder / "teacher")
+        pruned_rows = _rows(folder / "pruned", "pruned+distilled ") if (folder / "pruned" / "results.json").is_file() else {}
+        base = rows.get("torch fp32", {})
+        side_path = folder / f"{gen}.pruned.accelkit.json"
+        side = json.loads(side_path.read_text()) if side_path.is_file() else {}
+        prune_rec = next((p for p in side.get("passes", []) if p.get("name") == "Prune"), {})
+        quality = side.get("meta", {}).get("quality_vs_teacher", {})
+        distill_rec = next((p for p in side.get("passes", []) if p.get("name") == "Distill"), {})
+        for label, by_b in {**rows, **pruned_rows}.items():
+            r1, r32 = by_b.get(1), by_b.get(32)
+            r = r1 or r32 or {}
+            ips = [x["images_per_sec"] if x else None for x in (r1, r32)]
+            sp = [(x["images_per_sec"] / base[b]["images_per_sec"]) if x and b in base else None for x, b in ((r1, 1), (r32, 32))]
+            psnr = r.get("psnr_db")
+            params = prune_rec.get("params_after") if label.startswith("pruned") else prune_rec.get("params_before")
+            psnr_s = "∞" if psnr is None and r.get("drift_verdict") == "reference" else _fmt(psnr, ".1f")
+            lines.append(
+                f"| {gen} | {label} | {_fmt(params, ',')} | {_fmt(ips[0], ',.1f')} | {_fmt(ips[1], ',.1f')} | "
+                f"{_fmt(sp[0], '.2f')}× | {_fmt(sp[1], '.2f')}× | {psnr_s} | {_fmt(r.get('fid_drift'), '.3f')} | "
+                f"{_fmt(r.get('noise_floor_fid'), '.2f')} | {r.get('drift_verdict')} |"
+            )
+        if "pruned" in quality:  # the same pruned model before distillation (speed as the row above)
+            q = quality["pruned"]
+            floor = quality.get("noise_floor_fid")
+            verdict = "within floor" if floor is not None and q["fid_drift"] <= floor else "drift"
+            lines.append(
+                f"| {gen} | pruned, not distilled (torch fp32) | {_fmt(prune_rec.get('params_after'), ',')} | — | — | — | — | "
+                f"{_fmt(q.get('psnr_db'), '.1f')} | {_fmt(q.get('fid_drift'), '.3f')} | {_fmt(floor, '.2f')} | {verdict} |"
+            )
+        if distill_rec:
+            lines.append(
+                f"| {gen} | (distillation: {distill_rec.get('options', {}).get('steps')} steps, PSNR vs teacher "
+                f"{distill_rec.get('psnr_before', 0):.1f} → {distill_rec.get('psnr_after', 0):.1f} dB on 64 held-out latents) "
+                "| | | | | | | | | |"
+            )
+    return lines
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--work", type=Path, required=True)
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--from-results", action="store_true", help="skip the runs; assemble from WORK/teacher and WORK/pruned")
+    ap.add_argument("--out", type=Path, default=None, help="Markdown file to write (default: print only)")
+    ap.add_argument("--generators", default=",".join(GENERATORS), help="comma-separated bundled generators to run")
+    ap.add_argument("--distill-steps", type=int, default=None, help="override the per-generator distillation steps")
+    ap.add_argument("--from-results", action="store_true", help="skip the runs; assemble from WORK/<generator>/")
     args = ap.parse_args()
+    gens = [g for g in args.generators.split(",") if g]
     args.work.mkdir(parents=True, exist_ok=True)
     if not args.from_results:
-        for cmd in COMMANDS:
-            subprocess.run([sys.executable, "-m", "accelkit.cli", *[c.format(work=args.work) for c in cmd]], check=True)
-    rows = {**_rows(args.work / "teacher"), **_rows(args.work / "pruned", "pruned+distilled ")}
-    base = rows["torch fp32"]
+        for gen in gens:
+            (args.work / gen).mkdir(exist_ok=True)
+            for cmd in commands(gen, args.distill_steps or DISTILL_STEPS[gen]):
+                subprocess.run([sys.executable, "-m", "accelkit.cli", *[c.format(work=args.work) for c in cmd]], check=True)
     lines = [
-        "# Compression on the bundled DCGAN (CPU): fp32 / fp16 / int8 / pruned + distilled",
+        "# Compression on the bundled generators (CPU): fp32 / fp16 / int8 / pruned + distilled",
         "",
-        f"Machine: {platform.machine()} 2-core shared developer VM, no GPU; 1 thread per backend (`--threads 1`).",
-        "Commands (run by `python benchmarks/compression_table.py --work DIR --out FILE`):",
+        f"Machine: {platform.machine()} 2-core shared developer VM, no GPU; benches use 1 thread per backend (`--threads 1`).",
+        "Commands per generator G (run by `python benchmarks/compression_table.py --work DIR --out FILE`):",
         "",
-        *[f"    accelkit {' '.join(c).replace('{work}', 'DIR')}" for c in COMMANDS],
+        *[f"    accelkit {' '.join(c).replace('{work}', 'DIR')}" for c in commands("G", 0)],
         "",
+        f"Distillation steps (batch 16, Adam 1e-3, pixel L1): {', '.join(f'{g} {s}' for g, s in DISTILL_STEPS.items())}.",
         "Quality is measured against the FP32 torch teacher on the same 500 latents; the noise floor is the FID",
         "between the teacher on two disjoint 500-latent sets (a drift inside it is not a drift).",
         "",
-        "| build | img/s b1 | img/s b32 | vs torch fp32 b1 | vs torch fp32 b32 | PSNR dB | FID drift | noise floor | verdict |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        *table(args.work, gens if args.from_results else list(GENERATORS)),
     ]
-    for label, by_b in rows.items():
-        r1, r32 = by_b.get(1), by_b.get(32)
-        any_r = r1 or r32 or {}
-        ips = [x["images_per_sec"] if x else None for x in (r1, r32)]
-        sp = [(x["images_per_sec"] / base[b]["images_per_sec"]) if x and b in base else None for x, b in ((r1, 1), (r32, 32))]
-        psnr = any_r.get("psnr_db")
-        lines.append(
-            f"| {label} | {ips[0] or 0:,.1f} | {ips[1] or 0:,.1f} | {sp[0] or 0:.2f}× | {sp[1] or 0:.2f}× | "
-            f"{'∞' if psnr is None and any_r.get('drift_verdict') == 'reference' else f'{psnr:.1f}' if psnr is not None else '—'} | "
-            f"{any_r.get('fid_drift', float('nan')):.3f} | {any_r.get('noise_floor_fid', float('nan')):.2f} | {any_r.get('drift_verdict')} |"
-        )
     text = "\n".join(lines) + "\n"
-    args.out.write_text(text)
+    if args.out:
+        args.out.write_text(text)
     print(text)
     return 0
 

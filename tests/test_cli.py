@@ -150,10 +150,26 @@ def test_export_int8_and_quantize(gen_files, in_tmp) -> None:
         (("quantize", "nothing.onnx"), "no such file"),
         (("export", "--int8", "--calib-method", "mean"), "--calib-method 'mean' is unknown"),
         (("export", "--int8", "--calib", "0"), "--calib 0"),
+        (("export", "--int8", "--calib-images", "."), "--calib-images is for image-to-image generators"),
     ],
 )
 def test_int8_user_errors(args, pattern, in_tmp) -> None:
     _one_line_error(run(*args), pattern)
+
+
+def test_quantize_with_calibration_images(gen_files, in_tmp) -> None:
+    from PIL import Image
+
+    Path("calib").mkdir()
+    for k in range(2):
+        Image.new("RGB", (40, 24), (40 * k, 90, 200)).save(f"calib/{k}.png")
+    assert run("export", str(gen_files["img2img_torchscript"]), "-o", "s.onnx").exit_code == 0
+    res = run("quantize", "s.onnx", "--calib", "8", "--calib-images", "calib")
+    assert res.exit_code == 0, res.output
+    assert "calibration: 2 samples from calib, minmax" in res.stdout
+    side = json.loads(Path("s.int8.accelkit.json").read_text())["meta"]["int8"]["calibration"]
+    assert side["images"]["files"] == 2 and side["images"]["folder"] == "calib"
+    _one_line_error(run("quantize", "s.onnx", "--calib-images", "missing", "--force"), "image folder missing does not exist")
 
 
 def test_quantize_report_and_auto_exclude(gen_files, in_tmp) -> None:

@@ -95,6 +95,8 @@ class SamplerDataReader:
         batch_size: Samples per batch.
         start: Index of the first sample.
         input_names: Model input names to feed (default: every spec input).
+        images: Per-sample values of the ``image`` inputs (``N x C x H x W``, ``N >= n``),
+            replacing the sampler's smooth random images (see :func:`load_calib_images`).
     """
 
     def __init__(
@@ -105,8 +107,10 @@ class SamplerDataReader:
         batch_size: int = 8,
         start: int = CALIB_OFFSET,
         input_names: Sequence[str] | None = None,
+        images: np.ndarray | None = None,
     ) -> None:
         self.spec = spec
+        self.images = images
         self.n = int(n)
         self.seed = int(seed)
         self.batch_size = int(batch_size)
@@ -116,7 +120,14 @@ class SamplerDataReader:
 
     def _batches(self) -> Iterator[dict[str, np.ndarray]]:
         sampler = LatentSampler(self.spec, seed=self.seed, batch_size=self.batch_size)
+        pos = 0
         for feeds in sampler.batches(self.n, start=self.start):
+            count = len(next(iter(feeds.values())))
+            if self.images is not None:
+                for inp in self.spec.inputs:
+                    if inp.kind == "image":
+                        feeds[inp.name] = np.ascontiguousarray(self.images[pos : pos + count])
+            pos += count
             if self.input_names is not None:
                 feeds = {k: v for k, v in feeds.items() if k in self.input_names}
             yield feeds
@@ -134,6 +145,37 @@ class SamplerDataReader:
 
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
         return self._batches()
+
+
+def load_calib_images(spec: GeneratorSpec, folder: str | os.PathLike[str], n: int) -> tuple[np.ndarray, dict[str, Any]]:
+    """The first ``n`` images of ``folder`` (sorted, recursive) as the image input of ``spec``.
+
+    Values are mapped to the spec's output range (the convention image-to-image
+    generators follow, as :class:`~accelkit.sampler.LatentSampler` does).
+
+    Returns:
+        ``(N x C x H x W float32, record)`` where N = min(n, files) and the record holds the
+        folder, the count and a sha256 over the files' names and bytes (for the cache key).
+
+    Raises:
+        InputError: The generator has no image input, or the folder has no readable image.
+    """
+    from accelkit.quality.images import list_images, load_input_images
+
+    images = [i for i in spec.inputs if i.kind == "image"]
+    if not images:
+        raise InputError(
+            f"--calib-images is for image-to-image generators; this one takes {', '.join(i.describe() for i in spec.inputs)} "
+            "and is calibrated on its own prior (leave --calib-images out)"
+        )
+    files = list_images(folder)[:n]
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f.relative_to(folder).as_posix().encode() + b"\0" + f.read_bytes())
+    arr = load_input_images(files, images[0].shape, spec.output_range)
+    if len(files) < n:
+        log.warning("%s holds %d images; calibrating on those instead of %d", folder, len(files), n)
+    return arr, {"folder": str(folder), "files": len(files), "sha256": digest.hexdigest()}
 
 
 def _calibration_reader_class() -> type:
@@ -223,6 +265,9 @@ class Int8:
         warn_psnr_db: PSNR under which the sidecar records a warning.
         batch_range: Batch sizes to verify at (min and a larger one).
         seed: Seed of calibration and verification inputs.
+        calib_images: Folder of images for the image input of an image-to-image
+            generator (the first ``calib_samples`` files, sorted); default: the
+            sampler's smooth random images.
         calib_cache: Folder of the calibration-range cache (default
             :func:`default_calib_cache_dir`); ``False`` calibrates every time.
         progress: Called with a short message at each step.
@@ -247,6 +292,7 @@ class Int8:
         warn_psnr_db: float = WARN_PSNR_DB,
         batch_range: tuple[int, int, int] | None = None,
         seed: int = 0,
+        calib_images: str | os.PathLike[str] | None = None,
         calib_cache: str | os.PathLike[str] | bool | None = None,
         progress: Callable[[str], None] | None = None,
     ) -> None:
@@ -270,6 +316,7 @@ class Int8:
         self.warn_psnr_db = warn_psnr_db
         self.batch_range = batch_range
         self.seed = int(seed)
+        self.calib_images = Path(calib_images) if calib_images is not None else None
         if calib_cache is False:
             self.calib_cache: Path | None = None
         elif calib_cache is None or calib_cache is True:
@@ -291,6 +338,7 @@ class Int8:
             "tolerance": self.tolerance,
             "seed": self.seed,
             "calib_cache": str(self.calib_cache) if self.calib_cache is not None else None,
+            "calib_images": str(self.calib_images) if self.calib_images is not None else None,
         }
 
     def __call__(self, artifact: Artifact) -> Artifact:
@@ -313,6 +361,11 @@ class Int8:
             raise InputError(f"{self.out} already exists; pass --force to overwrite it or -o to write elsewhere")
         q: Any = require("onnxruntime.quantization", "cpu", "int8 quantization")
         reader_cls = _calibration_reader_class()
+        images, images_rec = (None, None)
+        if self.calib_images is not None:
+            self.progress(f"loading calibration images from {self.calib_images}")
+            images, images_rec = load_calib_images(artifact.spec, self.calib_images, self.calib_samples)
+        n_calib = len(images) if images is not None else self.calib_samples
         t0 = time.perf_counter()
         original = onnx.load(str(artifact.path), load_external_data=True)
         scopes = {n.name: node_scope(n) for n in original.graph.node}
@@ -338,13 +391,14 @@ class Int8:
             prepared = onnx.load(str(model_in), load_external_data=True)
             excluded = self._excluded(prepared, scopes)
             inputs = [i.name for i in prepared.graph.input]
-            batch = calibration_batch(self.calib_samples, self.calib_batch)
-            reader = reader_cls(artifact.spec, self.calib_samples, seed=self.seed, batch_size=batch, input_names=inputs)
-            cache_key, cached, cache_arg = self._cache_lookup(q, src, pre_note, batch, artifact.spec, tmp)
+            batch = calibration_batch(n_calib, self.calib_batch)
+            reader = reader_cls(artifact.spec, n_calib, seed=self.seed, batch_size=batch, input_names=inputs, images=images)
+            cache_key, cached, cache_arg = self._cache_lookup(q, src, pre_note, batch, artifact.spec, tmp, images_rec)
             if cached is not None:
                 self.progress(f"int8 ranges from the calibration cache ({cached.name})")
             else:
-                self.progress(f"calibrating int8 ranges ({self.calib_method}) on {self.calib_samples} seeded samples")
+                what = f"images from {self.calib_images}" if images_rec else "seeded samples"
+                self.progress(f"calibrating int8 ranges ({self.calib_method}) on {n_calib} {what}")
             qout = tmp / "int8.onnx"
             try:
                 with _quiet():
@@ -389,7 +443,8 @@ class Int8:
             "weight_type": "int8 symmetric",
             "calibration": {
                 "seed": self.seed,
-                "samples": self.calib_samples,
+                "samples": n_calib,
+                "images": images_rec,
                 "first_sample": CALIB_OFFSET,
                 "batch_size": batch,
                 "method": self.calib_method,
@@ -424,7 +479,7 @@ class Int8:
         return out
 
     def _cache_lookup(
-        self, q: Any, src: Path, pre_note: str, batch: int, spec: GeneratorSpec, tmp: Path
+        self, q: Any, src: Path, pre_note: str, batch: int, spec: GeneratorSpec, tmp: Path, images: dict[str, Any] | None = None
     ) -> tuple[str | None, Path | None, dict[str, Any]]:
         """(cache key, cached file or None, extra quantize_static arguments).
 
@@ -446,6 +501,8 @@ class Int8:
             "seed": self.seed,
             "op_types": sorted(self.op_types),
             "preprocess": pre_note,
+            "images_sha256": images["sha256"] if images else None,
+            "images_count": images["files"] if images else None,
         }
         key = calib_cache_key(hashlib.sha256(src.read_bytes()).hexdigest(), spec, opts, onnxruntime.__version__)
         entry = self.calib_cache / f"{key[:32]}.json"

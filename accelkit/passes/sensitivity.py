@@ -233,7 +233,7 @@ class _Setup:
 
 def _setup(artifact: Artifact, *, groups: Mapping[str, Sequence[str]] | None, calib_samples: int, n_eval: int, seed: int,
            calib_method: str, per_channel: bool, op_types: Sequence[str] | None, exclude: Sequence[str], preprocess: bool,
-           calib_cache: Any = None) -> _Setup:
+           calib_cache: Any = None, calib_images: Any = None) -> _Setup:
     if artifact.format != "onnx" or artifact.path is None:
         raise InputError(f"the sensitivity report needs an ONNX model, got a {artifact.format} artifact; export it first")
     if artifact.precision != "fp32":
@@ -265,7 +265,8 @@ def _setup(artifact: Artifact, *, groups: Mapping[str, Sequence[str]] | None, ca
     if not all_groups:
         raise InputError(f"{artifact.path} has no quantizable node (op types {list(ops)}) left to measure")
     kw = {"calib_samples": int(calib_samples), "calib_method": calib_method, "per_channel": per_channel,
-          "op_types": ops, "preprocess": preprocess, "seed": int(seed), "calib_cache": calib_cache}
+          "op_types": ops, "preprocess": preprocess, "seed": int(seed), "calib_cache": calib_cache,
+          "calib_images": calib_images}
     kinds = {n.name: n.op_type for n in model.graph.node}
     return _Setup(artifact, all_groups, quantizable, _Evaluator(artifact, int(n_eval), int(seed)), kw, base, kinds)
 
@@ -287,6 +288,7 @@ def sensitivity(
     exclude: Sequence[str] = (),
     preprocess: bool = True,
     calib_cache: Any = None,
+    calib_images: Any = None,
     progress: Callable[[str], None] | None = None,
 ) -> SensitivityReport:
     """Quantize one layer group at a time and rank the groups by the error each causes.
@@ -297,7 +299,7 @@ def sensitivity(
         calib_samples: Calibration samples per quantization (as ``Int8``).
         n_eval: Seeded samples (``0 .. n_eval-1``) compared with fp32.
         seed: Seed of calibration and evaluation inputs.
-        calib_method, per_channel, op_types, preprocess, calib_cache: As ``Int8`` (the
+        calib_method, per_channel, op_types, preprocess, calib_cache, calib_images: As ``Int8`` (the
             calibration is cached once and reused by every group's quantization).
         exclude: Patterns kept in float in every measurement (not measured as groups).
         progress: Called with a short message per step.
@@ -313,7 +315,8 @@ def sensitivity(
     """
     say = progress or (lambda msg: None)
     s = _setup(fp32_artifact, groups=groups, calib_samples=calib_samples, n_eval=n_eval, seed=seed, calib_method=calib_method,
-               per_channel=per_channel, op_types=op_types, exclude=exclude, preprocess=preprocess, calib_cache=calib_cache)
+               per_channel=per_channel, op_types=op_types, exclude=exclude, preprocess=preprocess, calib_cache=calib_cache,
+               calib_images=calib_images)
     kinds, base = s.kinds, s.base
     rows: list[GroupSensitivity] = []
     total = len(s.groups)
@@ -349,6 +352,7 @@ def auto_exclude(
     exclude: Sequence[str] | None = None,
     preprocess: bool = True,
     calib_cache: Any = None,
+    calib_images: Any = None,
     progress: Callable[[str], None] | None = None,
 ) -> AutoExclusion:
     """The fewest of the most harmful groups to keep in float so the full model reaches ``target_psnr_db``.
@@ -361,7 +365,7 @@ def auto_exclude(
         fp32_artifact: The fp32 ONNX artifact the report was measured on.
         target_psnr_db: PSNR (dB) to reach; must be positive.
         report: From :func:`sensitivity` (computed here when ``None``).
-        calib_samples, n_eval, seed, calib_method, per_channel, op_types, exclude, calib_cache:
+        calib_samples, n_eval, seed, calib_method, per_channel, op_types, exclude, calib_cache, calib_images:
             Default to the options the report used (``sensitivity``'s defaults otherwise).
         progress: Called with a short message per step.
 
@@ -385,7 +389,7 @@ def auto_exclude(
         "calib_samples": pick(calib_samples, "calib_samples", 64), "n_eval": pick(n_eval, "n_eval", 16), "seed": pick(seed, "seed", 0),
         "calib_method": pick(calib_method, "calib_method", "minmax"), "per_channel": pick(per_channel, "per_channel", False),
         "op_types": pick(op_types, "op_types", None), "exclude": tuple(pick(exclude, "exclude", ())), "preprocess": preprocess,
-        "calib_cache": calib_cache,
+        "calib_cache": calib_cache, "calib_images": calib_images,
     }
     if report is None:
         report = sensitivity(fp32_artifact, progress=progress, **kw)

@@ -254,3 +254,32 @@ def iter_folder_batches(
             yield prepare_batch(np.stack(arrays), size)
         else:
             yield torch.cat([prepare_batch(a[None], size) for a in arrays])
+
+
+def load_input_images(files: Sequence[Path], shape: Sequence[int], value_range: tuple[float, float]) -> np.ndarray:
+    """Image files as a generator's image input: float32 N x C x H x W in ``value_range``.
+
+    Each file is read as RGB (grey for ``C == 1``), resized to ``H x W`` with the resize
+    of :data:`RESIZE_MODE` (bilinear, antialiased, on float values in ``[0, 255]``) and
+    mapped linearly from ``[0, 255]`` to ``value_range``.
+
+    Raises:
+        InputError: ``shape`` is not ``(1 or 3, H, W)``, or a file cannot be read.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    if len(shape) != 3 or shape[0] not in (1, 3):
+        raise InputError(f"image input of shape {tuple(shape)} cannot be filled from image files; expected (1 or 3, H, W)")
+    c, h, w = (int(d) for d in shape)
+    lo, hi = value_range
+    out = np.empty((len(files), c, h, w), dtype=np.float32)
+    for k, path in enumerate(files):
+        arr = load_image(path).astype(np.float32)  # H x W x 3 in [0, 255]
+        if c == 1:
+            arr = arr @ np.array([0.299, 0.587, 0.114], dtype=np.float32)[:, None]
+        t = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))[None]
+        if t.shape[-2:] != (h, w):
+            t = F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
+        out[k] = lo + (hi - lo) * (t[0].numpy().clip(0.0, 255.0) / 255.0)
+    return out

@@ -257,3 +257,53 @@ def test_default_calibration_cache_follows_env(monkeypatch, tmp_path) -> None:
     assert default_calib_cache_dir() == tmp_path / "calibration"
     monkeypatch.delenv("ACCELKIT_CACHE_DIR")
     assert default_calib_cache_dir() == Path("~/.cache/accelkit/calibration").expanduser()
+
+
+def _input_scale(path: Path) -> float:
+    """Scale of the QuantizeLinear that reads the graph's first input."""
+    g = onnx.load(str(path)).graph
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in g.initializer}
+    q = next(n for n in g.node if n.op_type == "QuantizeLinear" and n.input[0] == g.input[0].name)
+    return float(inits[q.input[1]])
+
+
+def test_calibration_from_an_image_folder(fp32, tmp_path, cwd) -> None:
+    from PIL import Image
+
+    from accelkit.passes.int8 import load_calib_images
+
+    art = fp32["img2img_torchscript"]
+    folder = tmp_path / "imgs"
+    (folder / "sub").mkdir(parents=True)
+    c, h, w = art.spec.inputs[0].shape
+    # dim images (values 0..63 of 255) of assorted sizes: a narrower input range than the sampler's
+    g = np.random.default_rng(0)
+    for k, size in enumerate([(h, w), (2 * h, 3 * w), (h + 5, w + 1)]):
+        Image.fromarray(g.integers(0, 64, (*size, 3), dtype=np.uint8)).save(folder / ("sub" if k == 2 else "") / f"{k}.png")
+    arr, rec = load_calib_images(art.spec, folder, 16)
+    lo, hi = art.spec.output_range
+    assert arr.shape == (3, c, h, w) and arr.dtype == np.float32
+    assert lo <= arr.min() and arr.max() <= lo + (hi - lo) * 64 / 255 + 1e-6
+    assert rec["files"] == 3 and len(rec["sha256"]) == 64
+    reader = SamplerDataReader(art.spec, 3, batch_size=3, images=arr)
+    np.testing.assert_array_equal(reader.get_next()[art.spec.inputs[0].name], arr)
+
+    default = Int8(tmp_path / "a.int8.onnx", calib_samples=3)(art)
+    folder_cal = Int8(tmp_path / "b.int8.onnx", calib_samples=3, calib_images=folder)(art)
+    cal = folder_cal.meta["int8"]["calibration"]
+    assert cal["images"]["files"] == 3 and cal["samples"] == 3 and cal["cache"] == "miss"
+    assert cal["cache_key"] != default.meta["int8"]["calibration"]["cache_key"]
+    assert _input_scale(folder_cal.path) < 0.5 * _input_scale(default.path)  # ranges came from the dim images
+    assert folder_cal.passes[-1]["options"]["calib_images"] == str(folder)
+    assert _listing(cwd) == []
+
+
+def test_calibration_images_errors(fp32, tmp_path) -> None:
+    from accelkit.passes.int8 import load_calib_images
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="image-to-image generators"):
+        Int8(tmp_path / "x.onnx", calib_images=tmp_path / "empty")(fp32["state_dict"])
+    with pytest.raises(InputError, match="holds no image file"):
+        load_calib_images(fp32["img2img_torchscript"].spec, tmp_path / "empty", 4)
+    assert not (tmp_path / "x.onnx").exists()
