@@ -32,7 +32,7 @@ GENERATORS = ("dcgan", "stylegan2", "sr4x")
 DISTILL_STEPS = {"dcgan": 1500, "stylegan2": 400, "sr4x": 400}
 
 
-def commands(gen: str, steps: int) -> list[list[str]]:
+def commands(gen: str, steps: int | str) -> list[list[str]]:
     w = f"{{work}}/{gen}"
     return [
         ["prune", gen, "--ratio", "0.5", "--distill-steps", str(steps), "--fid", "500", "--threads", "2",
@@ -51,6 +51,16 @@ def _rows(path: Path, label_prefix: str = "") -> dict[str, dict[int, dict]]:
             continue
         out.setdefault(f"{label_prefix}{r['backend']} {r['precision']}", {})[r["batch_size"]] = r
     return out
+
+
+def _failed(path: Path) -> dict[str, str]:
+    """Builds that were planned but not measured because their conversion failed (label -> reason)."""
+    data = json.loads((path / "results.json").read_text())
+    return {
+        f"{r['backend']} {r['precision']}": r.get("reason") or ""
+        for r in data["rows"]
+        if r["status"] != "ok" and r["backend"] == "ort" and "conversion failed" in (r.get("reason") or "")
+    }
 
 
 def _fmt(v: float | None, spec: str, none: str = "—") -> str:
@@ -87,6 +97,8 @@ def table(work: Path, gens: list[str]) -> list[str]:
                 f"{_fmt(sp[0], '.2f')}× | {_fmt(sp[1], '.2f')}× | {psnr_s} | {_fmt(r.get('fid_drift'), '.3f')} | "
                 f"{_fmt(r.get('noise_floor_fid'), '.2f')} | {r.get('drift_verdict')} |"
             )
+        for label, reason in _failed(folder / "teacher").items():
+            lines.append(f"| {gen} | {label}: **not measured** — {reason.replace('|', '/')} | | | | | | | | | failed |")
         if "pruned" in quality:  # the same pruned model before distillation (speed as the row above)
             q = quality["pruned"]
             floor = quality.get("noise_floor_fid")
@@ -125,7 +137,7 @@ def main() -> int:
         f"Machine: {platform.machine()} 2-core shared developer VM, no GPU; benches use 1 thread per backend (`--threads 1`).",
         "Commands per generator G (run by `python benchmarks/compression_table.py --work DIR --out FILE`):",
         "",
-        *[f"    accelkit {' '.join(c).replace('{work}', 'DIR')}" for c in commands("G", 0)],
+        *[f"    accelkit {' '.join(c).replace('{work}', 'DIR')}" for c in commands("G", "S")],
         "",
         f"Distillation steps (batch 16, Adam 1e-3, pixel L1): {', '.join(f'{g} {s}' for g, s in DISTILL_STEPS.items())}.",
         "Quality is measured against the FP32 torch teacher on the same 500 latents; the noise floor is the FID",
