@@ -114,6 +114,7 @@ FidWeightsOpt = typer.Option(None, "--fid-weights", help="TorchScript feature ex
 CalibOpt = typer.Option(256, "--calib", help="INT8: calibration samples drawn from the generator's prior.")
 CalibMethodOpt = typer.Option("minmax", "--calib-method", help="INT8: minmax, entropy or percentile.")
 PerChannelOpt = typer.Option(False, "--per-channel", help="INT8: per-channel weight scales.")
+IncludeOpt = typer.Option(None, "--include", help='INT8: quantize only matching nodes (glob on node name or torch module path, e.g. "synthesis.*"; repeatable; still limited to --op-types).')
 CalibImagesOpt = typer.Option(None, "--calib-images", help="INT8, image-to-image generators: calibrate on the images in this folder (first --calib files, sorted; resized to the input) instead of random smooth images.")
 CalibCacheOpt = typer.Option(True, "--calib-cache/--no-calib-cache", help="INT8: reuse calibration ranges cached in $ACCELKIT_CACHE_DIR/calibration (default ~/.cache/accelkit/calibration) for the same model and calibration options.")
 ExcludeOpt = typer.Option(None, "--exclude", help='INT8: keep matching nodes in float (glob on node name or torch module path, e.g. "mapping.*"; repeatable).')
@@ -228,6 +229,7 @@ def export(
     calib_method: str = CalibMethodOpt,
     per_channel: bool = PerChannelOpt,
     exclude: Optional[List[str]] = ExcludeOpt,
+    include: Optional[List[str]] = IncludeOpt,
     calib_images: Optional[Path] = CalibImagesOpt,
     calib_cache: bool = CalibCacheOpt,
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
@@ -252,7 +254,7 @@ def export(
         out = do_export(
             art, output, fp16=fp16, int8=int8, opset=opset, batch_range=br, exporter=exporter, force=force,
             tolerance=tolerance, fp16_keep_nodes=keep_node or (), progress=progress,
-            int8_options=_int8_options(calib, calib_method, per_channel, exclude, None, calib_cache, calib_images),
+            int8_options=_int8_options(calib, calib_method, per_channel, exclude, None, calib_cache, calib_images, include),
         )
     v = out.meta.get("verification", {})
     typer.echo(f"wrote {out.path} ({out.precision}, {out.path.stat().st_size / 1e6:.2f} MB) and {out.path.name.rsplit('.onnx', 1)[0]}.accelkit.json")
@@ -274,7 +276,7 @@ def export(
 
 def _int8_options(
     calib: int, method: str, per_channel: bool, exclude: Optional[List[str]], op_types: Optional[str], calib_cache: bool = True,
-    calib_images: Optional[Path] = None,
+    calib_images: Optional[Path] = None, include: Optional[List[str]] = None,
 ) -> dict[str, Any]:
     from accelkit.passes.int8 import CALIB_METHODS
 
@@ -287,6 +289,8 @@ def _int8_options(
         opts["calib_cache"] = False
     if calib_images is not None:
         opts["calib_images"] = calib_images
+    if include:
+        opts["include"] = tuple(include)
     if op_types is not None:
         opts["op_types"] = tuple(_csv(op_types, "--op-types"))
     return opts
@@ -331,6 +335,7 @@ def quantize(
     per_channel: bool = PerChannelOpt,
     exclude: Optional[List[str]] = ExcludeOpt,
     op_types: Optional[str] = typer.Option(None, "--op-types", help="Comma-separated op types to quantize (default: Conv,ConvTranspose,Gemm,MatMul)."),
+    include: Optional[List[str]] = IncludeOpt,
     calib_images: Optional[Path] = CalibImagesOpt,
     calib_cache: bool = CalibCacheOpt,
     tolerance: Optional[float] = typer.Option(None, "--tolerance", help="Max abs error allowed against the fp32 model (default 0.5)."),
@@ -344,7 +349,9 @@ def quantize(
 
     if not int8:
         raise InputError("only --int8 quantization exists; for fp16 use accelkit export --fp16")
-    opts = _int8_options(calib, calib_method, per_channel, exclude, op_types, calib_cache, calib_images)
+    opts = _int8_options(calib, calib_method, per_channel, exclude, op_types, calib_cache, calib_images, include)
+    if include and (report or auto_exclude_db is not None):
+        raise InputError("--include cannot be combined with --report/--auto-exclude (they choose the quantized layers themselves); use --exclude")
     with progress_status() as progress:
         art = _load(str(onnx_file), None, None, input, None, None, None, False)
         if art.format != "onnx":

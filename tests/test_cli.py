@@ -151,6 +151,7 @@ def test_export_int8_and_quantize(gen_files, in_tmp) -> None:
         (("export", "--int8", "--calib-method", "mean"), "--calib-method 'mean' is unknown"),
         (("export", "--int8", "--calib", "0"), "--calib 0"),
         (("export", "--int8", "--calib-images", "."), "--calib-images is for image-to-image generators"),
+        (("quantize", "x.onnx", "--include", "a*", "--report"), "--include cannot be combined"),
     ],
 )
 def test_int8_user_errors(args, pattern, in_tmp) -> None:

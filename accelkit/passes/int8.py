@@ -255,6 +255,8 @@ class Int8:
         per_channel: Per-output-channel weight scales (better accuracy, same TensorRT support).
         op_types: Op types to quantize (default :data:`DEFAULT_INT8_OPS`); an empty
             sequence means every op type ONNX Runtime can quantize.
+        include: fnmatch patterns (as ``exclude``) of the only nodes that may be quantized
+            (ORT's ``nodes_to_quantize``; still limited to ``op_types``). Empty: all.
         exclude: fnmatch patterns of nodes kept in float (node names or torch module
             paths, see :func:`match_nodes`). A pattern that matches nothing is an error.
         preprocess: Run ONNX Runtime's ``quant_pre_process`` (shape inference and
@@ -286,6 +288,7 @@ class Int8:
         per_channel: bool = False,
         op_types: Sequence[str] | None = None,
         exclude: Sequence[str] = (),
+        include: Sequence[str] = (),
         preprocess: bool = True,
         verify: bool = True,
         tolerance: float | None = None,
@@ -310,6 +313,7 @@ class Int8:
         self.per_channel = bool(per_channel)
         self.op_types = tuple(DEFAULT_INT8_OPS if op_types is None else op_types)
         self.exclude = tuple(exclude)
+        self.include = tuple(include)
         self.preprocess = preprocess
         self.verify = verify
         self.tolerance = tolerance
@@ -334,6 +338,7 @@ class Int8:
             "per_channel": self.per_channel,
             "op_types": list(self.op_types),
             "exclude": list(self.exclude),
+            "include": list(self.include),
             "preprocess": self.preprocess,
             "tolerance": self.tolerance,
             "seed": self.seed,
@@ -389,7 +394,8 @@ class Int8:
             else:
                 pre_note = "disabled"
             prepared = onnx.load(str(model_in), load_external_data=True)
-            excluded = self._excluded(prepared, scopes)
+            excluded = self._matched(prepared, scopes, self.exclude, "--exclude")
+            included = self._matched(prepared, scopes, self.include, "--include")
             inputs = [i.name for i in prepared.graph.input]
             batch = calibration_batch(n_calib, self.calib_batch)
             reader = reader_cls(artifact.spec, n_calib, seed=self.seed, batch_size=batch, input_names=inputs, images=images)
@@ -412,6 +418,7 @@ class Int8:
                         activation_type=q.QuantType.QInt8,
                         weight_type=q.QuantType.QInt8,
                         nodes_to_exclude=sorted(excluded),
+                        nodes_to_quantize=sorted(included) or None,
                         calibrate_method=method,
                         use_external_data_format=False,
                         calibration_providers=["CPUExecutionProvider"],
@@ -431,7 +438,7 @@ class Int8:
             raise ExportError(f"the int8 graph fails onnx.checker ({_short(exc)})") from None
         counts = quantized_nodes(converted, self.op_types)
         if not counts:
-            raise ExportError(f"no node was quantized (op types {list(self.op_types)}, {len(excluded)} excluded); check --op-types/--exclude")
+            raise ExportError(f"no node was quantized (op types {list(self.op_types)}, {len(excluded)} excluded); check --op-types/--include/--exclude")
 
         verification = self._verify(converted, artifact) if self.verify else None
         save_onnx_atomic(converted, self.out, self.force)
@@ -458,6 +465,7 @@ class Int8:
             "quantized_node_count": sum(counts.values()),
             "qdq_pairs": sum(1 for n in converted.graph.node if n.op_type == "DequantizeLinear"),
             "excluded_nodes": sorted(excluded),
+            "included_nodes": sorted(included),
             "psnr_db": None,
             "max_abs_err": None,
             "warning": None,
@@ -531,14 +539,14 @@ class Int8:
             return "miss (not stored)"
         return "miss"
 
-    def _excluded(self, model: Any, scopes: dict[str, str]) -> set[str]:
-        if not self.exclude:
+    def _matched(self, model: Any, scopes: dict[str, str], patterns: Sequence[str], flag: str) -> set[str]:
+        if not patterns:
             return set()
-        hits = match_nodes(model, self.exclude, scopes)
+        hits = match_nodes(model, patterns, scopes)
         missing = [p for p, names in hits.items() if not names]
         if missing:
             sample = ", ".join(n.name for n in list(model.graph.node)[:5])
-            raise InputError(f"--exclude {missing[0]!r} matches no node (node names look like: {sample}; dynamo exports also match module paths such as 'mapping.*')")
+            raise InputError(f"{flag} {missing[0]!r} matches no node (node names look like: {sample}; dynamo exports also match module paths such as 'mapping.*')")
         return {n for names in hits.values() for n in names}
 
     def _verify(self, converted: Any, artifact: Artifact) -> dict[str, Any]:

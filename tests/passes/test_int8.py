@@ -130,6 +130,19 @@ def test_int8_exclude_keeps_nodes_float(fp32, tmp_path, cwd) -> None:
     assert not (tmp_path / "none.int8.onnx").exists() and _listing(cwd) == []
 
 
+def test_int8_include_quantizes_only_matching_nodes(fp32, tmp_path, cwd) -> None:
+    art = fp32["img2img_torchscript"]
+    names = [n.name for n in onnx.load(str(art.path)).graph.node if n.op_type == "Conv"]
+    out = Int8(tmp_path / "in.int8.onnx", calib_samples=8, include=[names[1]])(art)
+    fed = _dq_fed(out.path)
+    assert names[1] in fed and names[0] not in fed
+    assert out.meta["int8"]["included_nodes"] == [names[1]] and out.meta["int8"]["quantized_nodes"] == {"Conv": 1}
+    assert out.passes[-1]["options"]["include"] == [names[1]]
+    with pytest.raises(InputError, match="--include 'nope' matches no node"):
+        Int8(tmp_path / "none.int8.onnx", calib_samples=8, include=["nope"])(art)
+    assert not (tmp_path / "none.int8.onnx").exists() and _listing(cwd) == []
+
+
 def test_int8_exclude_by_module_path(fp32, tmp_path) -> None:
     """Dynamo exports are matched on the torch module path too (``fc`` -> the Linear)."""
     art = fp32["state_dict"]
