@@ -43,6 +43,19 @@ def sidecar_path(path: str | os.PathLike[str]) -> Path:
     return p.with_name(p.stem + SIDECAR_SUFFIX) if p.suffix else p.with_name(p.name + SIDECAR_SUFFIX)
 
 
+def refuse_existing(dest: str | os.PathLike[str], force: bool = False) -> None:
+    """Raise the one-line error for an existing destination unless ``force``.
+
+    :func:`atomic_path` checks this when it writes; commands call it first as well, so a
+    long run never starts only to fail at the end.
+
+    Raises:
+        InputError: ``dest`` exists and ``force`` is False.
+    """
+    if Path(dest).exists() and not force:
+        raise InputError(f"{dest} already exists; pass --force to overwrite it or -o to write elsewhere")
+
+
 @contextlib.contextmanager
 def atomic_path(dest: str | os.PathLike[str], force: bool = False) -> Iterator[Path]:
     """Yield a temporary path in ``dest``'s folder; rename it onto ``dest`` on success.
@@ -54,8 +67,7 @@ def atomic_path(dest: str | os.PathLike[str], force: bool = False) -> Iterator[P
         InputError: ``dest`` exists and ``force`` is False, or its folder is missing.
     """
     dest = Path(dest)
-    if dest.exists() and not force:
-        raise InputError(f"{dest} already exists; pass --force to overwrite it or -o to write elsewhere")
+    refuse_existing(dest, force)
     if not dest.parent.is_dir():
         raise InputError(f"output folder {dest.parent} does not exist; create it or choose another -o path")
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)

@@ -345,6 +345,7 @@ def quantize(
     input: Optional[List[str]] = InputOpt,
 ) -> None:
     """Post-training INT8 quantization of an ONNX generator (Q/DQ), verified against fp32; optional sensitivity report."""
+    from accelkit.artifact import refuse_existing
     from accelkit.passes.export import export as do_export
 
     if not int8:
@@ -357,8 +358,7 @@ def quantize(
         if art.format != "onnx":
             raise InputError(f"{onnx_file} is not ONNX; use accelkit export {onnx_file} --int8")
         dest = output or onnx_file.with_name(onnx_file.name.split(".")[0] + ".int8.onnx")
-        if dest.exists() and not force:  # checked before the (long) sensitivity runs
-            raise InputError(f"{dest} already exists; pass --force to overwrite it or -o to write elsewhere")
+        refuse_existing(dest, force)  # checked before the (long) sensitivity runs
         if report or auto_exclude_db is not None:
             from accelkit.artifact import write_text_atomic
             from accelkit.passes.sensitivity import auto_exclude, format_report, sensitivity
@@ -416,6 +416,7 @@ def prune(
     trust_pickle: bool = TrustOpt,
 ) -> None:
     """Structured channel pruning (torch-pruning DepGraph), optionally followed by data-free distillation."""
+    from accelkit.artifact import refuse_existing
     from accelkit.passes.prune import Prune, distill, save_pruned
 
     if loss not in ("l1", "l2"):
@@ -442,8 +443,7 @@ def prune(
         from accelkit.passes.export import default_onnx_path
 
         dest = output or default_onnx_path(art, "pruned").with_suffix(".pt")
-        if dest.exists() and not force:
-            raise InputError(f"{dest} already exists; pass --force to overwrite it or -o to write elsewhere")
+        refuse_existing(dest, force)
         progress(f"pruning {ratio:.0%} of channels ({importance})")
         pruned = Prune(ratio, importance=importance, global_pruning=global_pruning, keep=tuple(keep or ()), round_to=round_to, seed=seed)(art)
         report = None

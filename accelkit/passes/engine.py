@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-from accelkit.artifact import Artifact, atomic_path, read_sidecar, sha256_file
+from accelkit.artifact import Artifact, atomic_path, read_sidecar, refuse_existing, sha256_file
 from accelkit.errors import (
     BackendUnavailableError,
     ExportError,
@@ -748,8 +748,8 @@ class EngineFromOnnx:
         onnx_path = Path(artifact.path)
         plain_dest = self.out or onnx_path.with_suffix(".plan")  # where a build without the cache goes
         for dest in (self.out, None if self.cache else plain_dest):
-            if dest is not None and dest.exists() and not self.force:
-                raise InputError(f"{dest} already exists; pass --force to overwrite it or -o to write elsewhere")
+            if dest is not None:
+                refuse_existing(dest, self.force)
         trt = load_tensorrt("building a TensorRT engine")
         gpu = gpu_identity(self.device_index)
         _use_device(self.device_index)

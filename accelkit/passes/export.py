@@ -21,7 +21,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from accelkit.artifact import Artifact, atomic_path
+from accelkit.artifact import Artifact, atomic_path, refuse_existing
 from accelkit.errors import AccelkitError, ExportError, InputError
 from accelkit.passes.verify import DEFAULT_TOLERANCE, torch_forward, verification_batches, verify_onnx
 from accelkit.sampler import LatentSampler
@@ -257,8 +257,7 @@ class OnnxFromTorch:
         import onnx
 
         dest = self.out or default_onnx_path(artifact)
-        if dest.exists() and not self.force:
-            raise InputError(f"{dest} already exists; pass --force to overwrite it or -o to write elsewhere")
+        refuse_existing(dest, self.force)
         t0 = time.perf_counter()
         self.progress(f"exporting to ONNX (opset {self.opset})")
         model, info = self.export_model(artifact)
@@ -363,8 +362,7 @@ def export(
         raise InputError("--fp16 and --int8 exclude each other; pick one precision per file")
     precision = "fp16" if fp16 else "int8" if int8 else "fp32"
     dest = Path(out) if out is not None else default_onnx_path(artifact, precision)
-    if dest.exists() and not force:
-        raise InputError(f"{dest} already exists; pass --force to overwrite it or -o to write elsewhere")
+    refuse_existing(dest, force)
     if dest.suffix.lower() != ".onnx":
         raise InputError(f"-o {dest}: the output must end in .onnx")
 

@@ -20,10 +20,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from accelkit.artifact import Artifact
-from accelkit.errors import ExportError, InputError, require
+from accelkit.artifact import Artifact, refuse_existing
+from accelkit.errors import ExportError, require
 from accelkit.passes.export import _short, save_onnx_atomic, set_metadata
-from accelkit.passes.verify import ort_session, verify_converted
+from accelkit.passes.verify import ort_session, require_fp32_onnx, verify_converted
 from accelkit.sampler import LatentSampler
 
 log = logging.getLogger(__name__)
@@ -260,12 +260,8 @@ class Fp16:
         """
         import onnx
 
-        if artifact.format != "onnx" or artifact.path is None:
-            raise InputError(f"Fp16 needs an ONNX model, got a {artifact.format} artifact; export it first")
-        if artifact.precision != "fp32":
-            raise InputError(f"{artifact.path} is already {artifact.precision}; convert from the fp32 ONNX model")
-        if self.out.exists() and not self.force:
-            raise InputError(f"{self.out} already exists; pass --force to overwrite it or -o to write elsewhere")
+        require_fp32_onnx(artifact, "Fp16", "convert from the fp32 ONNX model")
+        refuse_existing(self.out, self.force)
         f16: Any = require("onnxruntime.transformers.float16", "cpu", "fp16 conversion")
         t0 = time.perf_counter()
         model = onnx.load(str(artifact.path), load_external_data=True)

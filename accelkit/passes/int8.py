@@ -40,10 +40,10 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from accelkit.artifact import Artifact, atomic_path
+from accelkit.artifact import Artifact, atomic_path, refuse_existing
 from accelkit.errors import ExportError, InputError, require
 from accelkit.passes.export import _quiet, _short, save_onnx_atomic, set_metadata
-from accelkit.passes.verify import verify_converted
+from accelkit.passes.verify import require_fp32_onnx, verify_converted
 from accelkit.sampler import LatentSampler
 from accelkit.spec import GeneratorSpec
 
@@ -358,12 +358,8 @@ class Int8:
         """
         import onnx
 
-        if artifact.format != "onnx" or artifact.path is None:
-            raise InputError(f"Int8 needs an ONNX model, got a {artifact.format} artifact; export it first")
-        if artifact.precision != "fp32":
-            raise InputError(f"{artifact.path} is already {artifact.precision}; quantize from the fp32 ONNX model")
-        if self.out.exists() and not self.force:
-            raise InputError(f"{self.out} already exists; pass --force to overwrite it or -o to write elsewhere")
+        require_fp32_onnx(artifact, "Int8", "quantize from the fp32 ONNX model")
+        refuse_existing(self.out, self.force)
         q: Any = require("onnxruntime.quantization", "cpu", "int8 quantization")
         reader_cls = _calibration_reader_class()
         images, images_rec = (None, None)

@@ -29,7 +29,7 @@ from accelkit.artifact import Artifact
 from accelkit.errors import ExportError, InputError, require
 from accelkit.passes.export import _quiet, _short
 from accelkit.passes.int8 import DEFAULT_INT8_OPS, Int8, match_nodes, node_scope
-from accelkit.passes.verify import ort_session, paired_error
+from accelkit.passes.verify import ort_session, paired_error, require_fp32_onnx
 from accelkit.sampler import LatentSampler
 
 log = logging.getLogger(__name__)
@@ -234,10 +234,7 @@ class _Setup:
 def _setup(artifact: Artifact, *, groups: Mapping[str, Sequence[str]] | None, calib_samples: int, n_eval: int, seed: int,
            calib_method: str, per_channel: bool, op_types: Sequence[str] | None, exclude: Sequence[str], preprocess: bool,
            calib_cache: Any = None, calib_images: Any = None) -> _Setup:
-    if artifact.format != "onnx" or artifact.path is None:
-        raise InputError(f"the sensitivity report needs an ONNX model, got a {artifact.format} artifact; export it first")
-    if artifact.precision != "fp32":
-        raise InputError(f"{artifact.path} is already {artifact.precision}; run the sensitivity report on the fp32 ONNX model")
+    require_fp32_onnx(artifact, "the sensitivity report", "run the sensitivity report on the fp32 ONNX model")
     if int(n_eval) < 1:
         raise InputError(f"n_eval {n_eval}: need at least one evaluation sample")
     ops = tuple(DEFAULT_INT8_OPS if op_types is None else op_types)

@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from accelkit.artifact import Artifact
-from accelkit.errors import NonFiniteOutputError, VerificationError, require
+from accelkit.errors import InputError, NonFiniteOutputError, VerificationError, require
 from accelkit.sampler import LatentSampler
 from accelkit.spec import GeneratorSpec
 
@@ -134,6 +134,23 @@ def verify_onnx(
             f"(PSNR {result['psnr_db']:.1f} dB, batches {list(batch_sizes)}); raise --tolerance if this is expected"
         )
     return result
+
+
+def require_fp32_onnx(artifact: Artifact, what: str, remedy: str) -> None:
+    """Refuse anything but an fp32 ONNX artifact, in one line.
+
+    Args:
+        artifact: The input of a conversion.
+        what: Who needs it, e.g. ``"Int8"``.
+        remedy: What to do instead, e.g. ``"quantize from the fp32 ONNX model"``.
+
+    Raises:
+        InputError: Not ONNX (or no file), or not fp32.
+    """
+    if artifact.format != "onnx" or artifact.path is None:
+        raise InputError(f"{what} needs an ONNX model, got a {artifact.format} artifact; export it first")
+    if artifact.precision != "fp32":
+        raise InputError(f"{artifact.path} is already {artifact.precision}; {remedy}")
 
 
 def verify_converted(
