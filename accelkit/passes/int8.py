@@ -68,8 +68,9 @@ CALIB_CACHE_SCHEMA = 1
 
 def default_calib_cache_dir() -> Path:
     """Calibration-range cache: ``$ACCELKIT_CACHE_DIR/calibration`` or ``~/.cache/accelkit/calibration``."""
-    env = os.environ.get("ACCELKIT_CACHE_DIR")
-    return (Path(env).expanduser() if env else Path("~/.cache/accelkit").expanduser()) / "calibration"
+    from accelkit.quality.features import cache_dir
+
+    return cache_dir() / "calibration"
 
 
 def calib_cache_key(model_sha256: str, spec: GeneratorSpec, options: dict[str, Any], ort_version: str) -> str:
@@ -509,7 +510,7 @@ class Int8:
             "images_count": images["files"] if images else None,
         }
         key = calib_cache_key(hashlib.sha256(src.read_bytes()).hexdigest(), spec, opts, onnxruntime.__version__)
-        entry = self.calib_cache / f"{key[:32]}.json"
+        entry = self._cache_entry(key)
         if entry.is_file():
             try:
                 doc = json.loads(entry.read_text())
@@ -520,6 +521,10 @@ class Int8:
                 log.warning("calibration cache entry %s is unreadable (%s); calibrating again", entry, exc)
         return key, None, {"calibration_cache_path": str(tmp / "calibration.json")}
 
+    def _cache_entry(self, key: str) -> Path:
+        assert self.calib_cache is not None
+        return self.calib_cache / f"{key[:32]}.json"
+
     def _cache_store(self, key: str | None, cached: Path | None, cache_arg: dict[str, Any]) -> str:
         if key is None or self.calib_cache is None:
             return "off"
@@ -528,7 +533,7 @@ class Int8:
         written = Path(cache_arg["calibration_cache_path"])
         try:
             self.calib_cache.mkdir(parents=True, exist_ok=True)
-            with atomic_path(self.calib_cache / f"{key[:32]}.json", force=True) as dest:
+            with atomic_path(self._cache_entry(key), force=True) as dest:
                 shutil.copyfile(written, dest)
         except OSError as exc:  # a read-only cache folder costs the next run a calibration, nothing more
             log.warning("could not store calibration ranges in %s (%s)", self.calib_cache, exc)
