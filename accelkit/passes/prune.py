@@ -517,7 +517,8 @@ def _load_checkpoint(path: Path, student: Any, opt: Any, config: dict[str, Any],
 def match_feature_layers(teacher: Any, student: Any, patterns: Sequence[str] | None = None) -> list[str]:
     """Layers whose outputs the feature loss matches: by default every conv / linear /
     modulated conv whose output width pruning changed; with ``patterns``, the layers
-    (of those present in both models with the same output rank) whose names match.
+    present in both models whose names match (output shapes are checked when the
+    adapters are built).
 
     Raises:
         InputError: A pattern matches no layer, or no layer was pruned.
@@ -670,32 +671,33 @@ def distill(
 
     fweight = float(feature_loss)
     layers = match_feature_layers(t_mod, s_mod, feature_layers) if fweight > 0 else []
+    # The hooks sit on the caller's teacher module: every exit below removes them.
     t_tap = _FeatureTap(t_mod, layers) if layers else None
     s_tap = _FeatureTap(s_mod, layers) if layers else None
-    adapters = None
-    if layers:
-        assert t_tap is not None and s_tap is not None
-        with torch.no_grad():
-            probe = batch(0, 2)
-            t_mod(*probe)
-            s_mod(*probe)
-        adapters = _adapters(t_tap.out, s_tap.out)
-
-    params = [p for p in s_mod.parameters() if p.requires_grad] + (list(adapters.parameters()) if adapters is not None else [])
-    opt = torch.optim.Adam(params, lr=lr)
-    config = {
-        "steps": int(steps), "batch_size": int(batch_size), "lr": float(lr), "loss": loss, "seed": int(seed),
-        "feature_loss": fweight, "feature_layers": list(layers),
-    }
-    ck_path = Path(checkpoint) if checkpoint is not None else None
-    start_step = 0
-    if ck_path is not None and resume and ck_path.is_file():
-        start_step = _load_checkpoint(ck_path, s_mod, opt, config, adapters)
-    crit = torch.nn.functional.l1_loss if loss == "l1" else torch.nn.functional.mse_loss
-
-    s_mod.train()
-    last, last_feat = float("nan"), 0.0
     try:
+        adapters = None
+        if layers:
+            assert t_tap is not None and s_tap is not None
+            with torch.no_grad():
+                probe = batch(0, 2)
+                t_mod(*probe)
+                s_mod(*probe)
+            adapters = _adapters(t_tap.out, s_tap.out)
+
+        params = [p for p in s_mod.parameters() if p.requires_grad] + (list(adapters.parameters()) if adapters is not None else [])
+        opt = torch.optim.Adam(params, lr=lr)
+        config = {
+            "steps": int(steps), "batch_size": int(batch_size), "lr": float(lr), "loss": loss, "seed": int(seed),
+            "feature_loss": fweight, "feature_layers": list(layers),
+        }
+        ck_path = Path(checkpoint) if checkpoint is not None else None
+        start_step = 0
+        if ck_path is not None and resume and ck_path.is_file():
+            start_step = _load_checkpoint(ck_path, s_mod, opt, config, adapters)
+        crit = torch.nn.functional.l1_loss if loss == "l1" else torch.nn.functional.mse_loss
+
+        s_mod.train()
+        last, last_feat = float("nan"), 0.0
         for step in range(start_step, steps):
             args = batch(step * batch_size, batch_size)
             with torch.no_grad():

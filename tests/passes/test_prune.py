@@ -261,3 +261,5 @@ def test_distill_resume_matches_uninterrupted(tmp_path: Path) -> None:
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=k)
     with pytest.raises(InputError, match="batch_size"):
         distill(teacher, student, checkpoint=tmp_path / "b.ckpt", **{**kw, "batch_size": 8})
+    # the feature-loss hooks on the caller's teacher are gone, also after that refusal
+    assert all(not m._forward_hooks for m in teacher.module.modules())
