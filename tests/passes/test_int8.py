@@ -40,15 +40,6 @@ def fp32(gen_files, tmp_path_factory) -> dict[str, Artifact]:
     return out
 
 
-@pytest.fixture()
-def cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty working directory (outputs go to tmp_path, its parent)."""
-    work = tmp_path / "cwd"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    return work
-
-
 def _ops(path: Path) -> Counter:
     return Counter(n.op_type for n in onnx.load(str(path)).graph.node)
 

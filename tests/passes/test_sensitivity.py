@@ -80,14 +80,6 @@ def report(outlier) -> SensitivityReport:
     return sensitivity(outlier, **FAST)
 
 
-@pytest.fixture()
-def cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    work = tmp_path / "cwd"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    return work
-
-
 def _psnr_with(art: Artifact, exclude: list[str], tmp: Path, n_eval: int = 8) -> float:
     """Quantize with ``exclude`` via Int8 itself and re-measure on fresh code (samples 0..n_eval-1)."""
     q = Int8(tmp / "check.int8.onnx", calib_samples=FAST["calib_samples"], exclude=exclude, verify=False, force=True)(art)
