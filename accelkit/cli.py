@@ -474,10 +474,10 @@ def prune(
     if report:
         typer.echo(f"PSNR vs teacher: {report['psnr_before']:.2f} dB before distillation -> {report['psnr_after']:.2f} dB after {distill_steps} steps")
     if drifts:
-        floor = next(iter(drifts.values())).noise_floor_fid
+        last = list(drifts.values())[-1]
         parts = [f"{d.fid_drift:.2f} {'before distillation' if label == 'pruned' and report else label}" for label, d in drifts.items()]
-        typer.echo(f"FID drift vs teacher (N={fid}): {' -> '.join(parts)} (noise floor {floor:.2f}; "
-                   f"{'within' if list(drifts.values())[-1].fid_drift <= floor else 'outside'} the floor)")  # fmt: skip
+        typer.echo(f"FID drift vs teacher (N={fid}): {' -> '.join(parts)} (noise floor {last.noise_floor_fid:.2f}; "
+                   f"{'within' if last.verdict == 'within floor' else 'outside'} the floor)")  # fmt: skip
     typer.echo(f"measure it: accelkit bench {saved.path} --fid 500 --reference {generator or 'dcgan'}")
 
 

@@ -43,8 +43,11 @@ def commands(gen: str, steps: int | str) -> list[list[str]]:
     ]  # fmt: skip
 
 
-def _rows(path: Path, label_prefix: str = "") -> dict[str, dict[int, dict]]:
-    data = json.loads((path / "results.json").read_text())
+def _load(path: Path) -> dict:
+    return json.loads((path / "results.json").read_text())
+
+
+def _rows(data: dict, label_prefix: str = "") -> dict[str, dict[int, dict]]:
     out: dict[str, dict[int, dict]] = {}
     for r in data["rows"]:
         if r["status"] != "ok":
@@ -53,9 +56,8 @@ def _rows(path: Path, label_prefix: str = "") -> dict[str, dict[int, dict]]:
     return out
 
 
-def _failed(path: Path) -> dict[str, str]:
+def _failed(data: dict) -> dict[str, str]:
     """Builds that were planned but not measured because their conversion failed (label -> reason)."""
-    data = json.loads((path / "results.json").read_text())
     return {
         f"{r['backend']} {r['precision']}": r.get("reason") or ""
         for r in data["rows"]
@@ -76,8 +78,9 @@ def table(work: Path, gens: list[str]) -> list[str]:
         folder = work / gen
         if not (folder / "teacher" / "results.json").is_file():
             continue
-        rows = _rows(folder / "teacher")
-        pruned_rows = _rows(folder / "pruned", "pruned+distilled ") if (folder / "pruned" / "results.json").is_file() else {}
+        teacher = _load(folder / "teacher")
+        rows = _rows(teacher)
+        pruned_rows = _rows(_load(folder / "pruned"), "pruned+distilled ") if (folder / "pruned" / "results.json").is_file() else {}
         base = rows.get("torch fp32", {})
         side_path = folder / f"{gen}.pruned.accelkit.json"
         side = json.loads(side_path.read_text()) if side_path.is_file() else {}
@@ -97,7 +100,7 @@ def table(work: Path, gens: list[str]) -> list[str]:
                 f"{_fmt(sp[0], '.2f')}× | {_fmt(sp[1], '.2f')}× | {psnr_s} | {_fmt(r.get('fid_drift'), '.3f')} | "
                 f"{_fmt(r.get('noise_floor_fid'), '.2f')} | {r.get('drift_verdict')} |"
             )
-        for label, reason in _failed(folder / "teacher").items():
+        for label, reason in _failed(teacher).items():
             lines.append(f"| {gen} | {label}: **not measured** — {reason.replace('|', '/')} | | | | | | | | | failed |")
         if "pruned" in quality:  # the same pruned model before distillation (speed as the row above)
             q = quality["pruned"]
