@@ -15,6 +15,7 @@ Usage::
 
     python benchmarks/compression_table.py --work /tmp/p6 --out benchmarks/results/compression_cpu.md
     python benchmarks/compression_table.py --work /tmp/p6 --generators sr4x --distill-steps 400   # one generator
+    python benchmarks/compression_table.py --work /tmp/p6 --generators stylegan2 --feature-loss stylegan2  # + feature-loss run
     python benchmarks/compression_table.py --work /tmp/p6 --from-results --out ...                # only assemble
 """
 
@@ -41,6 +42,12 @@ def commands(gen: str, steps: int | str) -> list[list[str]]:
         ["bench", f"{w}/{gen}.pruned.pt", "--precision", "fp32", "--batch", "1,32", "--fid", "500", "--threads", "1",
          "--reference", gen, "--out", f"{w}/pruned"],
     ]  # fmt: skip
+
+
+def feature_loss_command(gen: str, steps: int | str) -> list[str]:
+    """The distillation of step 1 again with ``--feature-loss 1`` (quality only: the model is the same size)."""
+    return ["prune", gen, "--ratio", "0.5", "--distill-steps", str(steps), "--feature-loss", "1", "--fid", "500", "--threads", "2",
+            "-o", f"{{work}}/{gen}/feature_loss/{gen}.pruned.pt", "--force"]  # fmt: skip
 
 
 def _load(path: Path) -> dict:
@@ -110,6 +117,20 @@ def table(work: Path, gens: list[str]) -> list[str]:
                 f"| {gen} | pruned, not distilled (torch fp32) | {_fmt(prune_rec.get('params_after'), ',')} | — | — | — | — | "
                 f"{_fmt(q.get('psnr_db'), '.1f')} | {_fmt(q.get('fid_drift'), '.3f')} | {_fmt(floor, '.2f')} | {verdict} |"
             )
+        feat_path = folder / "feature_loss" / f"{gen}.pruned.accelkit.json"
+        if feat_path.is_file():
+            feat = json.loads(feat_path.read_text())
+            fq = feat.get("meta", {}).get("quality_vs_teacher", {})
+            fd = next((p for p in feat.get("passes", []) if p.get("name") == "Distill"), {})
+            if "pruned+distilled" in fq:
+                d = fq["pruned+distilled"]
+                floor = fq.get("noise_floor_fid")
+                verdict = "within floor" if floor is not None and d["fid_drift"] <= floor else "drift"
+                lines.append(
+                    f"| {gen} | pruned+distilled with --feature-loss {fd.get('options', {}).get('feature_loss')} (torch fp32) | "
+                    f"{_fmt(prune_rec.get('params_after'), ',')} | — | — | — | — | {_fmt(d.get('psnr_db'), '.1f')} | "
+                    f"{_fmt(d.get('fid_drift'), '.3f')} | {_fmt(floor, '.2f')} | {verdict} |"
+                )
         if distill_rec:
             lines.append(
                 f"| {gen} | (distillation: {distill_rec.get('options', {}).get('steps')} steps, PSNR vs teacher "
@@ -126,6 +147,7 @@ def main() -> int:
     ap.add_argument("--generators", default=",".join(GENERATORS), help="comma-separated bundled generators to run")
     ap.add_argument("--distill-steps", type=int, default=None, help="override the per-generator distillation steps")
     ap.add_argument("--from-results", action="store_true", help="skip the runs; assemble from WORK/<generator>/")
+    ap.add_argument("--feature-loss", default="", help="comma-separated generators to also distill with --feature-loss 1 (WORK/<generator>/feature_loss/)")
     args = ap.parse_args()
     gens = [g for g in args.generators.split(",") if g]
     args.work.mkdir(parents=True, exist_ok=True)
@@ -134,6 +156,10 @@ def main() -> int:
             (args.work / gen).mkdir(exist_ok=True)
             for cmd in commands(gen, args.distill_steps or DISTILL_STEPS[gen]):
                 subprocess.run([sys.executable, "-m", "accelkit.cli", *[c.format(work=args.work) for c in cmd]], check=True)
+        for gen in [g for g in args.feature_loss.split(",") if g]:
+            (args.work / gen / "feature_loss").mkdir(parents=True, exist_ok=True)
+            cmd = feature_loss_command(gen, args.distill_steps or DISTILL_STEPS[gen])
+            subprocess.run([sys.executable, "-m", "accelkit.cli", *[c.format(work=args.work) for c in cmd]], check=True)
     lines = [
         "# Compression on the bundled generators (CPU): fp32 / fp16 / int8 / pruned + distilled",
         "",
@@ -141,6 +167,10 @@ def main() -> int:
         "Commands per generator G (run by `python benchmarks/compression_table.py --work DIR --out FILE`):",
         "",
         *[f"    accelkit {' '.join(c).replace('{work}', 'DIR')}" for c in commands("G", "S")],
+        "",
+        "and, with `--feature-loss G` (the row \"with --feature-loss\"):",
+        "",
+        f"    accelkit {' '.join(feature_loss_command('G', 'S')).replace('{work}', 'DIR')}",
         "",
         f"Distillation steps (batch 16, Adam 1e-3, pixel L1): {', '.join(f'{g} {s}' for g, s in DISTILL_STEPS.items())}.",
         "Quality is measured against the FP32 torch teacher on the same 500 latents; the noise floor is the FID",
