@@ -8,19 +8,17 @@ can be traced back to its build.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import math
 import os
 import platform
-import tempfile
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Literal
 
 from accelkit.errors import InputError, LoadError
+from accelkit.files import sha256_file, write_text_atomic
 from accelkit.spec import GeneratorSpec
 
 ArtifactFormat = Literal["torch", "onnx", "trt"]
@@ -28,66 +26,10 @@ SIDECAR_SUFFIX = ".accelkit.json"
 SIDECAR_SCHEMA = 1
 
 
-def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def sidecar_path(path: str | os.PathLike[str]) -> Path:
     """``gen.fp16.onnx`` -> ``gen.fp16.accelkit.json``."""
     p = Path(path)
     return p.with_name(p.stem + SIDECAR_SUFFIX) if p.suffix else p.with_name(p.name + SIDECAR_SUFFIX)
-
-
-def refuse_existing(dest: str | os.PathLike[str], force: bool = False) -> None:
-    """Raise the one-line error for an existing destination unless ``force``.
-
-    :func:`atomic_path` checks this when it writes; commands call it first as well, so a
-    long run never starts only to fail at the end.
-
-    Raises:
-        InputError: ``dest`` exists and ``force`` is False.
-    """
-    if Path(dest).exists() and not force:
-        raise InputError(f"{dest} already exists; pass --force to overwrite it or -o to write elsewhere")
-
-
-@contextlib.contextmanager
-def atomic_path(dest: str | os.PathLike[str], force: bool = False) -> Iterator[Path]:
-    """Yield a temporary path in ``dest``'s folder; rename it onto ``dest`` on success.
-
-    Nothing is left behind when the body raises, so a failed step never leaves a
-    half-written artifact.
-
-    Raises:
-        InputError: ``dest`` exists and ``force`` is False, or its folder is missing.
-    """
-    dest = Path(dest)
-    refuse_existing(dest, force)
-    if not dest.parent.is_dir():
-        raise InputError(f"output folder {dest.parent} does not exist; create it or choose another -o path")
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; artifacts get normal file permissions
-        os.replace(tmp_path, dest)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
-
-
-def write_text_atomic(dest: str | os.PathLike[str], text: str) -> None:
-    """Write a text file through a temp file and a rename (overwrites)."""
-    with atomic_path(dest, force=True) as tmp:
-        tmp.write_text(text)
 
 
 def tool_versions() -> dict[str, str | None]:

@@ -345,7 +345,7 @@ def quantize(
     input: Optional[List[str]] = InputOpt,
 ) -> None:
     """Post-training INT8 quantization of an ONNX generator (Q/DQ), verified against fp32; optional sensitivity report."""
-    from accelkit.artifact import refuse_existing
+    from accelkit.files import refuse_existing
     from accelkit.passes.export import export as do_export
 
     if not int8:
@@ -360,7 +360,7 @@ def quantize(
         dest = output or onnx_file.with_name(onnx_file.name.split(".")[0] + ".int8.onnx")
         refuse_existing(dest, force)  # checked before the (long) sensitivity runs
         if report or auto_exclude_db is not None:
-            from accelkit.artifact import write_text_atomic
+            from accelkit.files import write_text_atomic
             from accelkit.passes.sensitivity import auto_exclude, format_report, sensitivity
 
             sens_kw = {k: v for k, v in opts.items() if k in ("calib_method", "per_channel", "exclude", "op_types", "calib_cache", "calib_images")}
@@ -416,7 +416,7 @@ def prune(
     trust_pickle: bool = TrustOpt,
 ) -> None:
     """Structured channel pruning (torch-pruning DepGraph), optionally followed by data-free distillation."""
-    from accelkit.artifact import refuse_existing
+    from accelkit.files import refuse_existing
     from accelkit.passes.prune import Prune, distill, save_pruned
 
     if loss not in ("l1", "l2"):

@@ -46,6 +46,10 @@ class BackendUnavailableError(AccelkitError):
     """A backend was requested that this machine cannot run."""
 
 
+class StorageError(AccelkitError):
+    """A file or folder could not be read or written (permission, disk full, missing)."""
+
+
 class NonFiniteOutputError(AccelkitError):
     """A model produced NaN or Inf; that is a failure, never a number."""
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from accelkit.artifact import Artifact, sha256_file
+from accelkit.artifact import Artifact
+from accelkit.files import sha256_file
 
 
 def count_flops(module: Any, args: tuple[Any, ...]) -> int | None:

@@ -26,7 +26,8 @@ import zipfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from accelkit.artifact import Artifact, read_sidecar, sha256_file
+from accelkit.artifact import Artifact, read_sidecar
+from accelkit.files import sha256_file
 from accelkit.errors import AccelkitError, InputError, LoadError, SpecError, UntrustedPickleError
 from accelkit.spec import GeneratorSpec, InputSpec, apply_overrides
 

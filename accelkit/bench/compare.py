@@ -96,7 +96,7 @@ from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-from accelkit.artifact import write_text_atomic
+from accelkit.files import write_text_atomic
 from accelkit.bench.report import BenchRow, Report
 from accelkit.bench.report import _fmt_num as _num
 from accelkit.errors import InputError

@@ -415,7 +415,7 @@ def plot_speed_vs_drift(report: Report, dest: Path) -> Path:
     """Scatter of images/sec (largest batch) against FID drift, with the noise floor as a line."""
     from PIL import Image, ImageDraw
 
-    from accelkit.artifact import atomic_path
+    from accelkit.files import atomic_path
 
     pts: dict[str, tuple[float, float]] = {}
     for r in report.rows:

@@ -44,7 +44,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from accelkit.artifact import write_text_atomic
+from accelkit.files import write_text_atomic
 from accelkit.bench.compare import RatioEstimate, bootstrap_ratio, row_seed
 from accelkit.bench.report import BenchRow, Report
 from accelkit.errors import InputError

@@ -21,7 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-from accelkit.artifact import Artifact, atomic_path, read_sidecar, sha256_file, tool_versions, write_text_atomic
+from accelkit.artifact import Artifact, read_sidecar, tool_versions
+from accelkit.files import atomic_path, sha256_file, write_text_atomic
 from accelkit.bench.harness import Latency
 from accelkit.errors import AccelkitError, InputError
 

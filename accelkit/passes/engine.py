@@ -37,7 +37,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-from accelkit.artifact import Artifact, atomic_path, read_sidecar, refuse_existing, sha256_file
+from accelkit.artifact import Artifact, read_sidecar
+from accelkit.files import atomic_path, refuse_existing, sha256_file
 from accelkit.errors import (
     BackendUnavailableError,
     ExportError,

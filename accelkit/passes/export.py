@@ -21,7 +21,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from accelkit.artifact import Artifact, atomic_path, refuse_existing
+from accelkit.artifact import Artifact
+from accelkit.files import atomic_path, refuse_existing
 from accelkit.errors import AccelkitError, ExportError, InputError
 from accelkit.passes.verify import DEFAULT_TOLERANCE, torch_forward, verification_batches, verify_onnx
 from accelkit.sampler import LatentSampler

@@ -20,7 +20,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from accelkit.artifact import Artifact, refuse_existing
+from accelkit.artifact import Artifact
+from accelkit.files import refuse_existing
 from accelkit.errors import ExportError, require
 from accelkit.passes.export import _short, save_onnx_atomic, set_metadata
 from accelkit.passes.verify import ort_session, require_fp32_onnx, verify_converted

@@ -40,7 +40,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from accelkit.artifact import Artifact, atomic_path, refuse_existing
+from accelkit.artifact import Artifact
+from accelkit.files import atomic_path, refuse_existing
 from accelkit.errors import ExportError, InputError, require
 from accelkit.passes.export import _quiet, _short, save_onnx_atomic, set_metadata
 from accelkit.passes.verify import require_fp32_onnx, verify_converted

@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from accelkit.artifact import Artifact, atomic_path
+from accelkit.artifact import Artifact
+from accelkit.files import atomic_path
 from accelkit.errors import InputError, require
 from accelkit.sampler import LatentSampler
 

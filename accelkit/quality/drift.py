@@ -300,7 +300,7 @@ def save_grid(rows: list[tuple[str, np.ndarray]], dest: Path) -> Path:
     """A PNG with one labelled row of images per entry (uint8 NHWC), written atomically."""
     from PIL import Image, ImageDraw
 
-    from accelkit.artifact import atomic_path
+    from accelkit.files import atomic_path
 
     h, w = rows[0][1].shape[1:3]
     scale = max(1, 64 // max(h, w))

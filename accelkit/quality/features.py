@@ -40,7 +40,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from accelkit.artifact import atomic_path, sha256_file
+from accelkit.files import atomic_path, sha256_file
 from accelkit.errors import ExportError, InputError, LoadError, MissingDependencyError
 from accelkit.quality.images import INPUT_TRANSFORM, RESIZE_MODE, prepare_batch
 

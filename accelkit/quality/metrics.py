@@ -24,7 +24,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from accelkit.artifact import atomic_path
+from accelkit.files import atomic_path
 from accelkit.errors import InputError
 from accelkit.quality.images import check_finite, iter_folder_batches, list_images, to_uint8
 

@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from accelkit.artifact import Artifact, read_sidecar, sha256_file, sidecar_path
+from accelkit.artifact import Artifact, read_sidecar, sidecar_path
+from accelkit.files import sha256_file
 from accelkit.errors import (
     AccelkitError,
     BackendUnavailableError,

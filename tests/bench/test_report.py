@@ -233,7 +233,7 @@ def test_artifact_provenance_from_sidecar(tmp_path: Path) -> None:
     ident = rep.add_artifact(art)
     assert rep.add_artifact(art) == ident and len(rep.artifacts) == 1
     rec = rep.artifacts[0]
-    from accelkit.artifact import sha256_file
+    from accelkit.files import sha256_file
 
     assert art.path is not None
     assert rec["path"] == str(art.path) and rec["sha256"] == sha256_file(art.path)

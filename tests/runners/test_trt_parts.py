@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from accelkit.artifact import Artifact, read_sidecar, sha256_file, sidecar_path
+from accelkit.artifact import Artifact, read_sidecar, sidecar_path
+from accelkit.files import sha256_file
 from accelkit.errors import (
     BackendUnavailableError,
     InputError,

@@ -1,0 +1,117 @@
+"""File writing that never leaves a half-written artifact, and OS errors as one-line errors.
+
+Every file accelkit writes goes through :func:`atomic_path` (a temporary file in the
+destination folder, renamed onto the destination when the body succeeded), so a crash,
+a full disk or Ctrl-C leaves either the old file or the new one, never a torn one.
+:func:`refuse_existing` is the one check for "that file exists; pass --force".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from accelkit.errors import InputError, StorageError
+
+
+def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes.
+
+    Raises:
+        StorageError: The file cannot be read (missing, permission, I/O error).
+    """
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            while block := f.read(chunk):
+                h.update(block)
+    except OSError as exc:
+        raise storage_error(exc, f"cannot read {path}") from None
+    return h.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex sha256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def storage_error(exc: OSError, what: str) -> StorageError:
+    """Turn an ``OSError`` into a one-line :class:`StorageError` that names the fix."""
+    fixes = {
+        errno.ENOSPC: "the disk is full; free some space or write elsewhere",
+        errno.EDQUOT: "the disk quota is exceeded; free some space or write elsewhere",
+        errno.EACCES: "permission denied; choose a folder you can write to, or fix its permissions",
+        errno.EPERM: "operation not permitted; choose a folder you can write to",
+        errno.EROFS: "the file system is read-only; write elsewhere",
+        errno.ENOENT: "no such file or folder; check the path",
+        errno.ENOTDIR: "a part of the path is a file, not a folder; check the path",
+        errno.EISDIR: "the path is a folder, not a file; give a file path",
+        errno.ENAMETOOLONG: "the file name is too long; choose a shorter path",
+    }
+    fix = fixes.get(exc.errno or 0, exc.strerror or type(exc).__name__)
+    return StorageError(f"{what}: {fix}")
+
+
+def refuse_existing(dest: str | os.PathLike[str], force: bool = False) -> None:
+    """Raise the one-line error for an existing destination unless ``force``.
+
+    :func:`atomic_path` checks this when it writes; commands call it first as well, so a
+    long run never starts only to fail at the end.
+
+    Raises:
+        InputError: ``dest`` exists and ``force`` is False.
+    """
+    if Path(dest).exists() and not force:
+        raise InputError(f"{dest} already exists; pass --force to overwrite it or -o to write elsewhere")
+
+
+@contextlib.contextmanager
+def atomic_path(dest: str | os.PathLike[str], force: bool = False) -> Iterator[Path]:
+    """Yield a temporary path in ``dest``'s folder; rename it onto ``dest`` on success.
+
+    Nothing is left behind when the body raises (including ``KeyboardInterrupt``), so a
+    failed step never leaves a half-written file.
+
+    Raises:
+        InputError: ``dest`` exists and ``force`` is False, or its folder is missing.
+        StorageError: The folder is not writable, the disk is full, ...
+    """
+    dest = Path(dest)
+    refuse_existing(dest, force)
+    if not dest.parent.is_dir():
+        raise InputError(f"output folder {dest.parent} does not exist; create it or choose another -o path")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    except OSError as exc:
+        raise storage_error(exc, f"cannot write in {dest.parent}") from None
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; artifacts get normal file permissions
+        os.replace(tmp_path, dest)
+    except OSError as exc:
+        raise storage_error(exc, f"cannot write {dest}") from None
+    finally:
+        with contextlib.suppress(OSError):
+            if tmp_path.exists():
+                tmp_path.unlink()
+
+
+def write_text_atomic(dest: str | os.PathLike[str], text: str, force: bool = True) -> None:
+    """Write a UTF-8 text file through a temp file and a rename (overwrites unless ``force=False``)."""
+    with atomic_path(dest, force=force) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_bytes_atomic(dest: str | os.PathLike[str], data: bytes, force: bool = True) -> None:
+    """Write a binary file through a temp file and a rename (overwrites unless ``force=False``)."""
+    with atomic_path(dest, force=force) as tmp:
+        tmp.write_bytes(data)
