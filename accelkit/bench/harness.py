@@ -1,4 +1,4 @@
-"""Throughput and latency measurement, FLOP counting and MFU.
+"""Throughput and latency measurement (FLOPs and MFU live in :mod:`accelkit.flops`).
 
 How :func:`measure_throughput` measures (see DESIGN.md, "Measuring honestly"):
 
@@ -37,21 +37,18 @@ from __future__ import annotations
 import gc
 import logging
 import os
-import re
 import resource
 import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from accelkit.errors import InputError, NonFiniteOutputError
+from accelkit.errors import InputError
+from accelkit.quality.images import check_finite
 from accelkit.runners.base import Runner
 from accelkit.sampler import LatentSampler
-from accelkit.spec import GeneratorSpec
+from accelkit.stats import median, quantile
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +59,6 @@ DEFAULT_MAX_ITERS_PER_REPEAT = 10_000
 
 
 # --------------------------------------------------------------------------- results
-def _quantile(values: list[float], q: float) -> float:
-    """Linear-interpolated quantile (numpy's default method) of a non-empty list."""
-    return float(np.quantile(np.asarray(values, dtype=np.float64), q))
-
-
 @dataclass
 class Latency:
     """What one throughput measurement found, for one runner at one batch size.
@@ -122,18 +114,18 @@ class Latency:
     @property
     def images_per_sec(self) -> float:
         """Median of the per-repeat images/sec samples."""
-        return float(statistics.median(self.images_per_sec_samples))
+        return median(self.images_per_sec_samples)
 
     @property
     def spread(self) -> dict[str, float]:
         """Spread of the per-repeat images/sec samples: ``p25``, ``p75``, ``iqr``, ``min``, ``max``."""
         s = self.images_per_sec_samples
-        p25, p75 = _quantile(s, 0.25), _quantile(s, 0.75)
+        p25, p75 = quantile(s, 0.25), quantile(s, 0.75)
         return {"p25": p25, "p75": p75, "iqr": p75 - p25, "min": float(min(s)), "max": float(max(s))}
 
     def latency_percentile(self, q: float) -> float:
         """Latency percentile ``q`` in [0, 100], milliseconds."""
-        return _quantile(self.latencies_ms, q / 100.0)
+        return quantile(self.latencies_ms, q / 100.0)
 
     @property
     def latency_ms(self) -> dict[str, float]:
@@ -247,24 +239,6 @@ class _MemoryProbe:
 
 
 # --------------------------------------------------------------------------- timing
-def check_finite(output: np.ndarray, what: str) -> None:
-    """Raise :class:`NonFiniteOutputError` when ``output`` holds NaN or Inf.
-
-    Args:
-        output: Host array (any float dtype).
-        what: Which run produced it, for the message.
-    """
-    arr = np.asarray(output)
-    finite = np.isfinite(arr)
-    if not finite.all():
-        bad = int(arr.size - int(finite.sum()))
-        n_nan = int(np.isnan(arr).sum())
-        raise NonFiniteOutputError(
-            f"{what} produced {bad} non-finite values of {arr.size} ({n_nan} NaN, {bad - n_nan} Inf); "
-            "expected finite images; an fp16/int8 overflow is the usual cause: keep the failing ops in fp32 or use fp32"
-        )
-
-
 def _describe_run(runner: Runner, batch: int) -> str:
     return f"{runner.name} {runner.precision} on {runner.device} at batch {batch}"
 
@@ -414,234 +388,11 @@ def measure_throughput(
     return result
 
 
-# --------------------------------------------------------------------------- FLOPs
-def _load_onnx_model(path_or_model: Any) -> Any:
-    import onnx
-
-    if isinstance(path_or_model, onnx.ModelProto):
-        m = onnx.ModelProto()
-        m.CopyFrom(path_or_model)
-        return m
-    try:
-        return onnx.load(str(path_or_model), load_external_data=False)
-    except Exception as exc:  # noqa: BLE001 - onnx raises DecodeError, OSError...
-        raise InputError(f"cannot read ONNX model {path_or_model} ({type(exc).__name__}); give a valid .onnx file") from None
-
-
-def _fix_input_dims(model: Any, spec: GeneratorSpec | None) -> None:
-    """Set the batch dim of every graph input to 1 and fill other free dims from the spec."""
-    init_names = {i.name for i in model.graph.initializer}
-    by_name = {i.name: i for i in spec.inputs} if spec is not None else {}
-    for vi in model.graph.input:
-        if vi.name in init_names or not vi.type.HasField("tensor_type"):
-            continue
-        dims = vi.type.tensor_type.shape.dim
-        want = by_name.get(vi.name)
-        for k, d in enumerate(dims):
-            if k == 0:
-                d.Clear()
-                d.dim_value = 1
-            elif not d.HasField("dim_value") and want is not None and k - 1 < len(want.shape):
-                d.Clear()
-                d.dim_value = int(want.shape[k - 1])
-    for vi in model.graph.output:
-        if vi.type.HasField("tensor_type") and vi.type.tensor_type.shape.dim:
-            d0 = vi.type.tensor_type.shape.dim[0]
-            if not d0.HasField("dim_value"):
-                d0.Clear()
-                d0.dim_value = 1
-    del model.graph.value_info[:]
-
-
-def _shapes(model: Any) -> dict[str, list[int] | None]:
-    out: dict[str, list[int] | None] = {}
-    for init in model.graph.initializer:
-        out[init.name] = [int(d) for d in init.dims]
-    for vi in [*model.graph.input, *model.graph.value_info, *model.graph.output]:
-        if not vi.type.HasField("tensor_type") or not vi.type.tensor_type.HasField("shape"):
-            continue
-        dims = [int(d.dim_value) if d.HasField("dim_value") else -1 for d in vi.type.tensor_type.shape.dim]
-        out[vi.name] = None if any(d < 0 for d in dims) else dims
-    for node in model.graph.node:  # Constant nodes hold weights in some exports
-        if node.op_type == "Constant" and node.output:
-            for a in node.attribute:
-                if a.name == "value" and a.t is not None:
-                    out[node.output[0]] = [int(d) for d in a.t.dims]
-    return out
-
-
-def _attr_int(node: Any, name: str, default: int) -> int:
-    for a in node.attribute:
-        if a.name == name:
-            return int(a.i)
-    return default
-
-
-def _node_macs(node: Any, shapes: dict[str, list[int] | None]) -> int | None:
-    """Multiply-accumulates of one node, or None when a needed shape is unknown."""
-
-    def shp(i: int, outputs: bool = False) -> list[int] | None:
-        names = node.output if outputs else node.input
-        if i >= len(names) or not names[i]:
-            return None
-        return shapes.get(names[i])
-
-    op = node.op_type
-    if op == "Conv":
-        w, y = shp(1), shp(0, outputs=True)
-        if w is None or y is None or len(w) < 3:
-            return None
-        # y: (N, M, *spatial); w: (M, C/g, *k)
-        return int(np.prod(y, dtype=np.int64)) * int(np.prod(w[1:], dtype=np.int64))
-    if op == "ConvTranspose":
-        x, w = shp(0), shp(1)
-        if x is None or w is None or len(w) < 3:
-            return None
-        # x: (N, C, *spatial); w: (C, M/g, *k); each input element scatters M/g * prod(k) MACs
-        return int(np.prod(x, dtype=np.int64)) * int(np.prod(w[1:], dtype=np.int64))
-    if op == "Gemm":
-        a, y = shp(0), shp(0, outputs=True)
-        if a is None or y is None or len(a) != 2:
-            return None
-        k = a[0] if _attr_int(node, "transA", 0) else a[1]
-        return int(np.prod(y, dtype=np.int64)) * int(k)
-    if op == "MatMul":
-        a, y = shp(0), shp(0, outputs=True)
-        if a is None or y is None or not a:
-            return None
-        return max(1, int(np.prod(y, dtype=np.int64))) * int(a[-1])
-    return 0
-
-
-COUNTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
-
-
-def flops_per_image_onnx(path_or_model: str | Path | Any, spec: GeneratorSpec | None = None) -> int | None:
-    """FLOPs to generate one image: 2 x multiply-accumulates of Conv, ConvTranspose, Gemm, MatMul.
-
-    Shapes come from ONNX shape inference with the batch dimension fixed to 1 (other
-    free input dimensions are taken from ``spec``). Element-wise ops, normalisation and
-    bias additions are not counted, which is the usual convention for MFU.
-
-    Args:
-        path_or_model: ``.onnx`` path or an ``onnx.ModelProto`` (not modified).
-        spec: The generator's spec (input shapes without batch), if known.
-
-    Returns:
-        FLOPs per image, or None when a counted op's shape cannot be inferred (a
-        partial count would understate the work).
-
-    Raises:
-        InputError: The file is not a readable ONNX model.
-    """
-    import onnx
-
-    model = _load_onnx_model(path_or_model)
-    _fix_input_dims(model, spec)
-    try:
-        model = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
-    except Exception as exc:  # noqa: BLE001 - inference errors are informative only
-        log.warning("ONNX shape inference failed (%s); FLOPs unknown", exc)
-        return None
-    shapes = _shapes(model)
-    total = 0
-    for node in model.graph.node:
-        if node.op_type not in COUNTED_OPS:
-            continue
-        macs = _node_macs(node, shapes)
-        if macs is None:
-            log.info("FLOPs unknown: no inferred shape around %s node %r", node.op_type, node.name)
-            return None
-        total += macs
-    return 2 * total
-
-
-# --------------------------------------------------------------------------- MFU
-#: Dense (no sparsity) peak throughput per GPU, TFLOP/s (TOPS for int8), from NVIDIA
-#: data sheets. fp32 is the CUDA-core FP32 peak; with TF32 convolutions enabled (torch's
-#: default for cuDNN) an fp32 row can exceed it, so MFU above 1 is possible there.
-GPU_PEAK_TFLOPS: dict[str, dict[str, float]] = {
-    "H200 NVL": {"fp16": 835.5, "bf16": 835.5, "fp32": 60.0, "tf32": 417.5, "int8": 1670.5, "fp8": 1670.5},
-    "H200": {"fp16": 989.4, "bf16": 989.4, "fp32": 66.9, "tf32": 494.7, "int8": 1978.9, "fp8": 1978.9},
-    "H100 NVL": {"fp16": 835.5, "bf16": 835.5, "fp32": 60.0, "tf32": 417.5, "int8": 1670.5, "fp8": 1670.5},
-    "H100 PCIe": {"fp16": 756.5, "bf16": 756.5, "fp32": 51.2, "tf32": 378.0, "int8": 1513.0, "fp8": 1513.0},
-    "H100 SXM": {"fp16": 989.4, "bf16": 989.4, "fp32": 66.9, "tf32": 494.7, "int8": 1978.9, "fp8": 1978.9},
-    "A100": {"fp16": 312.0, "bf16": 312.0, "fp32": 19.5, "tf32": 156.0, "int8": 624.0},
-    "L4": {"fp16": 121.0, "bf16": 121.0, "fp32": 30.3, "tf32": 60.0, "int8": 242.5, "fp8": 242.5},
-    "T4": {"fp16": 65.0, "fp32": 8.1, "int8": 130.0},
-}
-
-
-def gpu_key(device_name: str | None) -> str | None:
-    """Map a CUDA device name (``torch.cuda.get_device_name``) to a :data:`GPU_PEAK_TFLOPS` key."""
-    if not device_name:
-        return None
-    n = device_name.lower()
-    if "h200" in n:
-        return "H200 NVL" if "nvl" in n else "H200"
-    if "h100" in n:
-        if "nvl" in n:
-            return "H100 NVL"
-        return "H100 PCIe" if "pcie" in n else "H100 SXM"
-    if "a100" in n:
-        return "A100"
-    if re.search(r"(^|[^a-z0-9])l4($|[^0-9a-z])", n):
-        return "L4"
-    if re.search(r"(^|[^a-z0-9])t4($|[^0-9a-z])", n):
-        return "T4"
-    return None
-
-
-def gpu_peak_flops(device_name: str | None, precision: str) -> float | None:
-    """Dense peak FLOP/s of a known GPU at ``precision``; None for an unknown GPU or precision."""
-    key = gpu_key(device_name)
-    if key is None:
-        return None
-    tflops = GPU_PEAK_TFLOPS[key].get(precision)
-    return None if tflops is None else tflops * 1e12
-
-
-def mfu(images_per_sec: float | None, flops_per_image: int | None, device_name: str | None, precision: str) -> float | None:
-    """Model FLOP utilisation: achieved FLOP/s divided by the GPU's dense peak.
-
-    Args:
-        images_per_sec: Measured throughput, images/second.
-        flops_per_image: From :func:`flops_per_image_onnx`.
-        device_name: CUDA device name; None (CPU) or an unknown GPU gives None.
-        precision: ``fp32``, ``fp16``, ``bf16`` or ``int8`` (selects the peak).
-
-    Returns:
-        A fraction (0.25 means 25 % of peak), or None when not computable.
-    """
-    if not images_per_sec or not flops_per_image:
-        return None
-    peak = gpu_peak_flops(device_name, precision)
-    if peak is None:
-        return None
-    return float(images_per_sec) * float(flops_per_image) / peak
-
-
-def cuda_device_name(device: str) -> str | None:
-    """``torch.cuda.get_device_name`` for a CUDA ``device``; None on CPU or without CUDA."""
-    torch = _torch_cuda(device)
-    if torch is None:
-        return None
-    try:
-        return str(torch.cuda.get_device_name(torch.device(device)))
-    except Exception:  # noqa: BLE001
-        return None
-
-
 __all__ = [
+    "DEFAULT_MAX_ITERS_PER_REPEAT",
     "DEFAULT_MIN_TIME_S",
     "DEFAULT_REPEATS",
     "DEFAULT_WARMUP",
-    "GPU_PEAK_TFLOPS",
     "Latency",
-    "check_finite",
-    "cuda_device_name",
-    "flops_per_image_onnx",
-    "gpu_peak_flops",
     "measure_throughput",
-    "mfu",
 ]

@@ -16,17 +16,11 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from accelkit.artifact import Artifact
-from accelkit.bench.harness import (
-    DEFAULT_MIN_TIME_S,
-    DEFAULT_REPEATS,
-    DEFAULT_WARMUP,
-    cuda_device_name,
-    flops_per_image_onnx,
-    measure_throughput,
-    mfu,
-)
+from accelkit.bench.harness import DEFAULT_MIN_TIME_S, DEFAULT_REPEATS, DEFAULT_WARMUP, measure_throughput
 from accelkit.bench.report import Report
+from accelkit.device import cuda_device_name
 from accelkit.errors import AccelkitError, BackendUnavailableError, MissingDependencyError
+from accelkit.flops import flops_per_image_onnx, mfu
 from accelkit.runners.base import Runner, create_runner
 from accelkit.sampler import LatentSampler
 

@@ -72,7 +72,7 @@ def count_params_flops(module: Any, inputs: tuple[Any, ...]) -> tuple[int, int]:
     """(parameters, FLOPs per batch of ``inputs``), FLOPs counted like ``accelkit info`` and
     bench (``torch.utils.flop_counter``: 2 per multiply-accumulate of conv/matmul), so the
     numbers before and after pruning compare with every other report."""
-    from accelkit.inspect import count_flops
+    from accelkit.flops import count_flops
 
     params = sum(int(p.numel()) for p in module.parameters())
     return params, int(count_flops(module, inputs) or 0)

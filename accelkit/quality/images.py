@@ -48,14 +48,15 @@ def _is_torch(x: Any) -> bool:
 
 
 def check_finite(x: Any, what: str = "generator output") -> None:
-    """Raise when ``x`` holds NaN or Inf.
+    """Raise when ``x`` holds NaN or Inf (the one check for generator outputs, features and statistics).
 
     Args:
-        x: numpy array or torch tensor (any device).
-        what: Name used in the message.
+        x: numpy array or torch tensor (any device); integer data is always finite.
+        what: Which run or value produced ``x``, for the message.
 
     Raises:
-        NonFiniteOutputError: Some value is NaN or Inf.
+        NonFiniteOutputError: Some value is NaN or Inf; the one-line message counts
+            them (``N non-finite values of T (a NaN, b Inf)``).
     """
     if _is_torch(x):
         import torch
@@ -63,17 +64,19 @@ def check_finite(x: Any, what: str = "generator output") -> None:
         if not torch.is_floating_point(x):
             return
         bad = int((~torch.isfinite(x)).sum().item())
+        n_nan = int(torch.isnan(x).sum().item()) if bad else 0
         total = x.numel()
     else:
         arr = np.asarray(x)
         if not np.issubdtype(arr.dtype, np.floating):
             return
         bad = int(np.count_nonzero(~np.isfinite(arr)))
+        n_nan = int(np.count_nonzero(np.isnan(arr))) if bad else 0
         total = arr.size
     if bad:
         raise NonFiniteOutputError(
-            f"{what} holds {bad} NaN/Inf values out of {total}; expected finite numbers; "
-            "fix the model or precision (e.g. keep the overflowing ops in FP32) before measuring quality"
+            f"{what} produced {bad} non-finite values of {total} ({n_nan} NaN, {bad - n_nan} Inf); expected finite numbers, "
+            "no NaN/Inf; an fp16/int8 overflow is the usual cause: keep the overflowing ops in FP32 or use fp32"
         )
 
 
