@@ -57,7 +57,8 @@ if str(ROOT) not in sys.path:
 
 from accelkit.artifact import Artifact  # noqa: E402
 from accelkit.bench.ratio_gate import RatioBaseline, baseline_from_reports, merge_reports, ratio_gate  # noqa: E402
-from accelkit.bench.report import Report, collect_environment  # noqa: E402
+from accelkit.bench.environment import collect_environment  # noqa: E402
+from accelkit.bench.report import Report  # noqa: E402
 from accelkit.bench.suite import BenchTarget, run_benchmark  # noqa: E402
 from accelkit.errors import AccelkitError  # noqa: E402
 

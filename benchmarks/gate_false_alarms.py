@@ -81,7 +81,8 @@ for p in (str(ROOT), str(HERE)):
 from accelkit.artifact import Artifact  # noqa: E402
 from accelkit.bench.compare import Comparison, compare_reports  # noqa: E402
 from accelkit.bench.ratio_gate import merge_reports  # noqa: E402
-from accelkit.bench.report import Report, collect_environment  # noqa: E402
+from accelkit.bench.environment import collect_environment  # noqa: E402
+from accelkit.bench.report import Report  # noqa: E402
 from accelkit.bench.suite import BenchTarget, run_benchmark  # noqa: E402
 from ci_perf_gate import _slowed, export_fp32, load_dcgan  # noqa: E402
 

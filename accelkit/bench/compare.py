@@ -98,7 +98,7 @@ import numpy as np
 
 from accelkit.files import write_text_atomic
 from accelkit.bench.report import BenchRow, Report
-from accelkit.bench.report import _fmt_num as _num
+from accelkit.bench.render import fmt_num as _num
 from accelkit.errors import InputError
 
 log = logging.getLogger(__name__)

@@ -9,92 +9,28 @@ half-written report.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
-import math
 import os
-import platform
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-from accelkit.artifact import Artifact, read_sidecar, tool_versions
-from accelkit.files import atomic_path, sha256_file, write_text_atomic
+from accelkit.artifact import Artifact, read_sidecar
+from accelkit.bench.environment import collect_environment
 from accelkit.bench.harness import Latency
+from accelkit.bench.plot import plot_throughput
+from accelkit.bench.render import CSV_COLUMNS as _CSV_COLUMNS
+from accelkit.bench.render import to_csv as _to_csv
+from accelkit.bench.render import to_markdown as _to_markdown
 from accelkit.errors import AccelkitError, InputError
+from accelkit.files import sha256_file, write_text_atomic
 
 log = logging.getLogger(__name__)
 
 STATUSES = ("ok", "failed", "skipped")
 FILES = {"json": "results.json", "md": "results.md", "csv": "results.csv", "png": "throughput.png"}
-
-
-# ----------------------------------------------------------------------- environment
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def collect_environment() -> dict[str, Any]:
-    """Where the numbers were measured: versions, CPU, GPU, thread settings.
-
-    Returns:
-        A JSON-ready dict; see ``docs/results-schema.md`` (``environment``).
-    """
-    from accelkit.runners.ort_runner import available_physical_cores, installed_ort_distributions
-
-    try:
-        affinity = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        affinity = os.cpu_count() or 1
-    env: dict[str, Any] = {
-        "versions": tool_versions(),
-        "onnxruntime_distributions": installed_ort_distributions(),
-        "platform": {"system": platform.system(), "release": platform.release(), "machine": platform.machine()},
-        "cpu": {
-            "model": _cpu_model(),
-            "logical_cores": os.cpu_count(),
-            "available_cores": affinity,
-            "physical_cores": available_physical_cores(),
-        },
-        "gpus": [],
-        "threads": {},
-    }
-    try:
-        env["cpu"]["load_average"] = [round(x, 2) for x in os.getloadavg()]
-    except (AttributeError, OSError):
-        env["cpu"]["load_average"] = None
-    try:
-        import torch
-
-        env["threads"] = {"torch_intra_op": torch.get_num_threads(), "torch_inter_op": torch.get_num_interop_threads()}
-        env["cuda"] = torch.version.cuda
-        if torch.cuda.is_available():
-            for i in range(torch.cuda.device_count()):
-                props = torch.cuda.get_device_properties(i)
-                env["gpus"].append(
-                    {
-                        "index": i,
-                        "name": props.name,
-                        "compute_capability": f"{props.major}.{props.minor}",
-                        "memory_mb": round(props.total_memory / 2**20),
-                    }
-                )
-    except Exception as exc:  # noqa: BLE001 - the environment block is informative
-        log.warning("could not query torch for the environment block: %s", exc)
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES"):
-        if var in os.environ:
-            env["threads" if "THREADS" in var else "platform"][var] = os.environ[var]
-    return env
 
 
 # -------------------------------------------------------------------------- rows
@@ -210,19 +146,6 @@ def _onnx_external_files(path: Path) -> list[Path]:
 
 
 # ------------------------------------------------------------------------ report
-def _fmt_num(v: float | None) -> str:
-    if v is None:
-        return "—"
-    a = abs(v)
-    if a >= 1000:
-        return f"{v:,.0f}"
-    if a >= 100:
-        return f"{v:.1f}"
-    if a >= 1:
-        return f"{v:.2f}"
-    return f"{v:.3g}"
-
-
 class Report:
     """A benchmark's results: environment, artifacts' provenance and one row per measurement.
 
@@ -410,130 +333,16 @@ class Report:
         """``results.json`` as text (NaN never appears: non-finite numbers become null)."""
         return json.dumps(_finite(self.to_dict()), indent=2, sort_keys=False, allow_nan=False) + "\n"
 
-    def _sorted_rows(self, rows: Iterable[BenchRow]) -> list[BenchRow]:
-        order: dict[tuple[str, str], int] = {}
-        for r in self.rows:
-            order.setdefault((r.label, r.precision), len(order))
-        return sorted(rows, key=lambda r: (r.batch_size, order[(r.label, r.precision)]))
+    #: Columns of ``results.csv`` (:data:`accelkit.bench.render.CSV_COLUMNS`).
+    CSV_COLUMNS = _CSV_COLUMNS
 
     def to_markdown(self) -> str:
-        """``results.md``: the table a person reads first, then skipped/failed rows with reasons."""
-        self.compute_speedups()
-        env = self.environment
-        lines = ["# accelkit benchmark", ""]
-        devices = sorted({r.device for r in self.rows}) or ["—"]
-        cpu = env.get("cpu", {})
-        gpus = ", ".join(g.get("name", "?") for g in env.get("gpus", [])) or "none"
-        vers = env.get("versions", {})
-        vtxt = ", ".join(f"{k} {v}" for k, v in vers.items() if v and k in ("torch", "onnxruntime", "onnxruntime-gpu", "tensorrt", "accelkit"))
-        lines.append(f"Created {self.created} on {', '.join(devices)}. CPU: {cpu.get('model', '?')} ({cpu.get('available_cores', '?')} cores available); GPU: {gpus}.")
-        if vtxt:
-            lines.append(f"Versions: {vtxt}.")
-        if self.settings:
-            lines.append("Settings: " + ", ".join(f"{k}={v}" for k, v in self.settings.items()) + ".")
-        loads = [r.load_average_1m for r in self.rows if r.load_average_1m is not None]
-        cores = cpu.get("available_cores")
-        if loads and isinstance(cores, int) and max(loads) > cores:
-            lines.append(
-                f"Note: the 1-minute load average reached {max(loads):.1f} on {cores} cores during the run; other processes "
-                "competed for the CPU, so CPU numbers are pessimistic and noisy (re-run on a quiet machine for figures to quote)."
-            )
-        lines.append("")
-        shown = self._sorted_rows(r for r in self.rows if r.status != "skipped")
-        if shown:
-            lines.append("| backend | precision | batch | images/s | p50 ms | p99 ms | vs torch fp32 | status |")
-            lines.append("|---|---|---:|---:|---:|---:|---:|---|")
-            for r in shown:
-                if r.status == "ok" and r.images_per_sec is not None:
-                    half_iqr = (r.images_per_sec_spread or {}).get("iqr", 0.0) / 2
-                    ips = f"{_fmt_num(r.images_per_sec)} ± {_fmt_num(half_iqr)}"
-                    p50 = _fmt_num((r.latency_ms or {}).get("p50"))
-                    p99 = _fmt_num((r.latency_ms or {}).get("p99"))
-                    sp = f"{r.speedup_vs_torch_fp32:.2f}×" if r.speedup_vs_torch_fp32 is not None else "—"
-                else:
-                    ips = p50 = p99 = sp = "—"
-                lines.append(f"| {r.label} | {r.precision} | {r.batch_size} | {ips} | {p50} | {p99} | {sp} | {r.status} |")
-            n_rep = sorted({len(r.images_per_sec_samples) for r in shown if r.status == "ok"})
-            lines.append("")
-            lines.append(
-                f"images/s is the median over {'/'.join(map(str, n_rep)) or 'the'} timed repeats, ± half the interquartile range of those repeats; "
-                "p50/p99 are per-batch latencies; 'vs torch fp32' divides by plain torch fp32 at the same batch size on the same device."
-            )
-        else:
-            lines.append("No measurements.")
-        lines += self._quality_markdown()
-        for status, title in (("failed", "Failed"), ("skipped", "Skipped")):
-            groups: dict[tuple[str, str, str, str], list[int]] = {}
-            for r in self.rows:
-                if r.status == status:
-                    groups.setdefault((r.label, r.precision, r.device, r.reason or "no reason given"), []).append(r.batch_size)
-            if groups:
-                lines += ["", f"## {title}", ""]
-                for (label, prec, dev, reason), batches in groups.items():
-                    bs = ", ".join(str(b) for b in sorted(set(batches)))
-                    lines.append(f"- **{label} {prec}** on {dev} (batch {bs}): {reason}")
-        return "\n".join(lines) + "\n"
-
-    def _quality_markdown(self) -> list[str]:
-        """The quality-drift table (one line per backend+precision), when measured."""
-        seen: dict[tuple[str, str], BenchRow] = {}
-        for r in self.rows:
-            if r.fid_drift is not None:
-                seen.setdefault((r.label, r.precision), r)
-        if not seen:
-            return []
-        q = next(iter(seen.values())).quality or {}
-        lines = [
-            "",
-            "## Quality drift vs FP32 torch",
-            "",
-            f"N = {q.get('n', '?')} images per set, seed {q.get('seed', '?')}, extractor {q.get('extractor_name', '?')} "
-            f"(sha256 {str(q.get('extractor_sha256', '?'))[:12]}…, resize {q.get('resize_mode', '?')}). The noise floor is the FID "
-            "between the reference on two disjoint latent sets of the same N: a drift inside it is not a drift.",
-            "",
-            "| backend | precision | FID drift | noise floor | verdict | KID drift | PSNR dB | max abs err | uint8 changed | grid |",
-            "|---|---|---:|---:|---|---:|---:|---:|---:|---|",
-        ]
-        for (label, prec), r in seen.items():
-            grid = f"[png](grid_{label.replace(':', '-')}_{prec}.png)"
-            psnr = "∞" if r.psnr_db is not None and math.isinf(r.psnr_db) else _fmt_num(r.psnr_db)
-            lines.append(
-                f"| {label} | {prec} | {_fmt_num(r.fid_drift)} | {_fmt_num(r.noise_floor_fid)} | {r.drift_verdict} | "
-                f"{_fmt_num(r.kid_drift)} | {psnr} | {_fmt_num(r.max_abs_err)} | {100 * (r.changed_uint8_fraction or 0):.2f}% | {grid} |"
-            )
-        lines += ["", "Pictures: [all backends on the same latents](samples_grid.png), [speed vs drift](speed_vs_drift.png)."]
-        return lines
-
-    CSV_COLUMNS = (
-        "backend", "variant", "precision", "batch_size", "device", "status", "reason",
-        "images_per_sec", "images_per_sec_p25", "images_per_sec_p75", "images_per_sec_min", "images_per_sec_max",
-        "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "peak_memory_mb", "memory_kind", "model_size_mb",
-        "build_seconds", "flops_per_image", "mfu", "speedup_vs_torch_fp32", "repeats", "images_per_sec_samples", "artifact",
-        "fid_drift", "noise_floor_fid", "drift_verdict", "kid_drift", "psnr_db", "max_abs_err", "changed_uint8_fraction",
-    )  # fmt: skip
+        """``results.md`` (:func:`accelkit.bench.render.to_markdown`)."""
+        return _to_markdown(self)
 
     def to_csv(self) -> str:
-        """``results.csv``: one line per row, flat columns (:attr:`CSV_COLUMNS`)."""
-        self.compute_speedups()
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(self.CSV_COLUMNS)
-        for r in self._sorted_rows(self.rows):
-            sp = r.images_per_sec_spread or {}
-            lat = r.latency_ms or {}
-            w.writerow(
-                [
-                    r.backend, r.variant or "", r.precision, r.batch_size, r.device, r.status, r.reason or "",
-                    _csv_num(r.images_per_sec), _csv_num(sp.get("p25")), _csv_num(sp.get("p75")), _csv_num(sp.get("min")), _csv_num(sp.get("max")),
-                    _csv_num(lat.get("p50")), _csv_num(lat.get("p90")), _csv_num(lat.get("p99")),
-                    _csv_num(r.peak_memory_mb), r.memory_kind or "", _csv_num(r.model_size_mb), _csv_num(r.build_seconds),
-                    r.flops_per_image if r.flops_per_image is not None else "", _csv_num(r.mfu), _csv_num(r.speedup_vs_torch_fp32),
-                    len(r.images_per_sec_samples), ";".join(f"{s:.6g}" for s in r.images_per_sec_samples), r.artifact or "",
-                    _csv_num(r.fid_drift), _csv_num(r.noise_floor_fid), r.drift_verdict or "", _csv_num(r.kid_drift),
-                    _csv_num(r.psnr_db), _csv_num(r.max_abs_err), _csv_num(r.changed_uint8_fraction),
-                ]
-            )  # fmt: skip
-        return buf.getvalue()
+        """``results.csv`` (:func:`accelkit.bench.render.to_csv`)."""
+        return _to_csv(self)
 
     def write(self, out_dir: str | os.PathLike[str], *, plot: bool = True) -> dict[str, Path]:
         """Write results.json/.md/.csv and throughput.png into ``out_dir`` (created if missing), atomically.
@@ -636,10 +445,6 @@ def _validate_row(rd: Any, where: str) -> BenchRow:
         raise InputError(f"{where}: {exc}; re-run accelkit bench") from None
 
 
-def _csv_num(v: float | None) -> str:
-    return "" if v is None else f"{v:.6g}"
-
-
 def _finite(obj: Any) -> Any:
     """Replace NaN/Inf floats by None, recursively (JSON has no NaN)."""
     if isinstance(obj, float):
@@ -651,121 +456,4 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
-# -------------------------------------------------------------------------- plot
-def _series(rows: Iterable[BenchRow]) -> dict[str, list[tuple[int, float, float, float]]]:
-    """``label precision`` -> sorted (batch, median, p25, p75) for ok rows."""
-    out: dict[str, list[tuple[int, float, float, float]]] = {}
-    for r in rows:
-        if r.status != "ok" or r.images_per_sec is None:
-            continue
-        sp = r.images_per_sec_spread or {}
-        key = f"{r.label} {r.precision}" + (f" ({r.device})" if r.device != "cpu" else "")
-        out.setdefault(key, []).append((r.batch_size, r.images_per_sec, sp.get("p25", r.images_per_sec), sp.get("p75", r.images_per_sec)))
-    return {k: sorted(v) for k, v in out.items()}
-
-
-def plot_throughput(rows: Iterable[BenchRow], dest: str | os.PathLike[str]) -> Path:
-    """Draw images/sec vs batch size, one line per backend+precision, into a PNG (atomically).
-
-    Uses matplotlib (Agg) when importable, else a plain Pillow drawing.
-    """
-    series = _series(rows)
-    dest = Path(dest)
-    with atomic_path(dest, force=True) as tmp:
-        try:
-            import matplotlib  # noqa: F401 - optional; Pillow draws the chart without it
-        except ImportError:
-            _plot_pillow(series, tmp)
-        else:
-            _plot_matplotlib(series, tmp)
-    return dest
-
-
-def _plot_matplotlib(series: dict[str, list[tuple[int, float, float, float]]], path: Path) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(8, 5), dpi=100)
-    FigureCanvasAgg(fig)  # render with Agg, never a GUI backend; pyplot's global state is untouched
-    ax = fig.add_subplot(1, 1, 1)
-    batches = sorted({b for pts in series.values() for b, *_ in pts})
-    for label, pts in series.items():
-        xs = [p[0] for p in pts]
-        ys = [p[1] for p in pts]
-        lo = [max(0.0, p[1] - p[2]) for p in pts]
-        hi = [max(0.0, p[3] - p[1]) for p in pts]
-        ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=label)
-    if batches:
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(batches)
-        ax.set_xticklabels([str(b) for b in batches])
-        ax.legend(loc="best", fontsize=8)
-    else:
-        ax.text(0.5, 0.5, "no successful measurements", ha="center", va="center", transform=ax.transAxes)
-    ax.set_xlabel("batch size")
-    ax.set_ylabel("images / second (median, bars: IQR)")
-    ax.set_title("Throughput")
-    ax.set_ylim(bottom=0)
-    ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(str(path), format="png")
-
-
-_COLORS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75), (227, 119, 194), (127, 127, 127)]
-
-
-def _nice_step(raw: float) -> float:
-    """1, 2 or 5 times a power of ten, at least ``raw``."""
-    if raw <= 0:
-        return 1.0
-    mag = 10.0 ** math.floor(math.log10(raw))
-    return float(next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw))
-
-
-def _plot_pillow(series: dict[str, list[tuple[int, float, float, float]]], path: Path) -> None:
-    from PIL import Image, ImageDraw
-
-    w, h = 800, 500
-    left, right, top, bottom = 80, 20, 40, 60
-    img = Image.new("RGB", (w, h), "white")
-    d = ImageDraw.Draw(img)
-    d.text((w // 2 - 40, 12), "Throughput", fill="black")
-    x0, x1, y0, y1 = left, w - right, h - bottom, top
-    d.line([(x0, y0), (x1, y0)], fill="black")
-    d.line([(x0, y0), (x0, y1)], fill="black")
-    d.text((w // 2 - 30, h - 25), "batch size", fill="black")
-    d.text((5, top - 25), "images/s", fill="black")
-    batches = sorted({b for pts in series.values() for b, *_ in pts})
-    if not batches:
-        d.text((w // 2 - 80, h // 2), "no successful measurements", fill="black")
-        img.save(path, format="PNG")
-        return
-    top_v = max(p[3] for pts in series.values() for p in pts) or 1.0
-    step = _nice_step(top_v / 5)
-    ymax = step * math.ceil(top_v * 1.05 / step)
-    pos = {b: x0 + (i + 0.5) * (x1 - x0) / len(batches) for i, b in enumerate(batches)}
-
-    def ypix(v: float) -> float:
-        return y0 - (v / ymax) * (y0 - y1)
-
-    for k in range(int(round(ymax / step)) + 1):
-        v = step * k
-        y = ypix(v)
-        d.line([(x0 - 4, y), (x0, y)], fill="black")
-        d.line([(x0 + 1, y), (x1, y)], fill=(225, 225, 225))
-        d.text((5, y - 6), _fmt_num(v), fill="black")
-    for b, x in pos.items():
-        d.line([(x, y0), (x, y0 + 4)], fill="black")
-        d.text((x - 4, y0 + 8), str(b), fill="black")
-    for i, (label, pts) in enumerate(series.items()):
-        col = _COLORS[i % len(_COLORS)]
-        xy = [(pos[b], ypix(m)) for b, m, _, _ in pts]
-        if len(xy) > 1:
-            d.line(xy, fill=col, width=2)
-        for (b, m, lo, hi), (x, y) in zip(pts, xy):
-            d.line([(x, ypix(lo)), (x, ypix(hi))], fill=col)
-            d.ellipse([x - 4, y - 4, x + 4, y + 4], fill=col)
-        ly = top + 5 + 16 * i
-        d.rectangle([x0 + 10, ly + 2, x0 + 22, ly + 12], fill=col)
-        d.text((x0 + 28, ly), label, fill="black")
-    img.save(path, format="PNG")
+__all__ = ["FILES", "STATUSES", "BenchRow", "Report", "artifact_size_mb"]

@@ -21,7 +21,6 @@ Options (recorded by :meth:`OrtRunner.describe`):
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -31,6 +30,7 @@ import numpy as np
 
 from accelkit.artifact import Artifact
 from accelkit.errors import BackendUnavailableError, InputError, LoadError, MissingDependencyError, require
+from accelkit.host import available_physical_cores, installed_ort_distributions
 from accelkit.runners.base import Runner
 
 log = logging.getLogger(__name__)
@@ -54,38 +54,6 @@ _ONNX_TO_NUMPY: dict[str, Any] = {
     "tensor(uint8)": np.uint8,
     "tensor(bool)": np.bool_,
 }
-
-
-def available_physical_cores() -> int:
-    """Physical CPU cores this process may run on (affinity mask, hyper-threads merged).
-
-    Reads ``os.sched_getaffinity`` and Linux's ``/sys/.../topology`` to count distinct
-    (package, core) pairs among the allowed logical CPUs; falls back to the number of
-    allowed logical CPUs, then to ``os.cpu_count()``.
-    """
-    try:
-        cpus = sorted(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
-    cores: set[tuple[str, str]] = set()
-    for cpu in cpus:
-        topo = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
-        try:
-            cores.add(((topo / "physical_package_id").read_text().strip(), (topo / "core_id").read_text().strip()))
-        except OSError:
-            return max(1, len(cpus))
-    return max(1, len(cores) or len(cpus))
-
-
-def installed_ort_distributions() -> dict[str, str]:
-    """Installed distributions that provide the ``onnxruntime`` module, name -> version."""
-    found: dict[str, str] = {}
-    for dist in ("onnxruntime", "onnxruntime-gpu", "onnxruntime-directml", "onnxruntime-openvino", "onnxruntime-training"):
-        try:
-            found[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            continue
-    return found
 
 
 def _distribution_warnings() -> list[str]:

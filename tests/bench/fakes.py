@@ -1,4 +1,4 @@
-"""A fake runner with known latencies, for testing the harness without a model."""
+"""Test doubles for bench and gate tests: a fake runner with known latencies, and a sample report."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from accelkit.artifact import Artifact
+from accelkit.bench.harness import Latency
+from accelkit.bench.report import Report
 from accelkit.runners.base import Runner
 from accelkit.spec import GeneratorSpec, InputSpec
 
@@ -69,3 +71,40 @@ class SleepRunner(Runner):
 
     def _to_numpy_impl(self, output: Any) -> np.ndarray:
         return np.asarray(output)
+
+
+# ----------------------------------------------------------------------- reports
+#: A fixed environment block, so report tests do not depend on the machine.
+ENV = {"versions": {"torch": "2.13.0", "onnxruntime": "1.32.0"}, "cpu": {"model": "Test CPU", "available_cores": 2}, "gpus": []}
+
+
+def fake_latency(batch: int, samples: list[float], p50: float = 1.0) -> Latency:
+    """A measurement with the given images/sec samples and a constant per-batch latency ``p50`` ms."""
+    return Latency(
+        batch_size=batch,
+        device="cpu",
+        warmup=3,
+        iters_per_repeat=[10] * len(samples),
+        latencies_ms=[p50] * 10 * len(samples),
+        images_per_sec_samples=samples,
+        peak_memory_mb=1.5,
+        memory_kind="cpu_max_rss_delta",
+    )
+
+
+def runner_info(backend: str, precision: str) -> dict[str, Any]:
+    """What a CPU runner's ``describe()`` returns, reduced to what reports read."""
+    return {"backend": backend, "device": "cpu", "precision": precision, "threads": 2}
+
+
+def sample_report() -> Report:
+    """Four ok rows (torch/ort fp32 and ort fp16 at batches 1 and 8), one failed and two skipped rows."""
+    rep = Report(environment=dict(ENV), created="2025-01-01T00:00:00+00:00", settings={"repeats": 5})
+    rep.add_result(runner_info("torch", "fp32"), fake_latency(1, [90.0, 100.0, 110.0, 100.0, 95.0], p50=10.0))
+    rep.add_result(runner_info("torch", "fp32"), fake_latency(8, [400.0, 410.0, 390.0, 400.0, 405.0], p50=20.0))
+    rep.add_result(runner_info("ort", "fp32"), fake_latency(1, [300.0, 310.0, 290.0, 300.0, 305.0], p50=3.3), flops_per_image=1000)
+    rep.add_result(runner_info("ort", "fp16"), fake_latency(8, [200.0, 200.0, 200.0, 200.0, 200.0]))
+    rep.add_failure("ort", "fp16", 1, "cpu", "ort fp16 on cpu at batch 1 produced 12 non-finite values of 48 (12 NaN, 0 Inf)")
+    rep.add_failure("trt", "fp16", 1, "cpu", "TensorRT needs an NVIDIA GPU", status="skipped")
+    rep.add_failure("trt", "fp16", 8, "cpu", "TensorRT needs an NVIDIA GPU", status="skipped")
+    return rep

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 import csv
 import json
 from pathlib import Path
@@ -13,45 +12,16 @@ from PIL import Image
 from torch import nn
 
 from accelkit.artifact import Artifact
-from accelkit.bench import BenchTarget, Latency, Report, run_benchmark
-from accelkit.bench import report as report_mod
+from accelkit.bench import BenchTarget, Report, run_benchmark
+from accelkit.bench.environment import collect_environment
 from accelkit.errors import InputError
 from accelkit.spec import GeneratorSpec, InputSpec
+from tests.bench.fakes import fake_latency as _lat
+from tests.bench.fakes import runner_info as _info
+from tests.bench.fakes import sample_report as _sample_report
 from tests.fixtures import tiny_generators as tg
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-ENV = {"versions": {"torch": "2.13.0", "onnxruntime": "1.32.0"}, "cpu": {"model": "Test CPU", "available_cores": 2}, "gpus": []}
-
-
-def _lat(batch: int, samples: list[float], p50: float = 1.0) -> Latency:
-    return Latency(
-        batch_size=batch,
-        device="cpu",
-        warmup=3,
-        iters_per_repeat=[10] * len(samples),
-        latencies_ms=[p50] * 10 * len(samples),
-        images_per_sec_samples=samples,
-        peak_memory_mb=1.5,
-        memory_kind="cpu_max_rss_delta",
-    )
-
-
-def _info(backend: str, precision: str) -> dict[str, Any]:
-    return {"backend": backend, "device": "cpu", "precision": precision, "threads": 2}
-
-
-def _sample_report() -> Report:
-    rep = Report(environment=dict(ENV), created="2025-01-01T00:00:00+00:00", settings={"repeats": 5})
-    rep.add_result(_info("torch", "fp32"), _lat(1, [90.0, 100.0, 110.0, 100.0, 95.0], p50=10.0))
-    rep.add_result(_info("torch", "fp32"), _lat(8, [400.0, 410.0, 390.0, 400.0, 405.0], p50=20.0))
-    rep.add_result(_info("ort", "fp32"), _lat(1, [300.0, 310.0, 290.0, 300.0, 305.0], p50=3.3), flops_per_image=1000)
-    rep.add_result(_info("ort", "fp16"), _lat(8, [200.0, 200.0, 200.0, 200.0, 200.0]))
-    rep.add_failure("ort", "fp16", 1, "cpu", "ort fp16 on cpu at batch 1 produced 12 non-finite values of 48 (12 NaN, 0 Inf)")
-    rep.add_failure("trt", "fp16", 1, "cpu", "TensorRT needs an NVIDIA GPU", status="skipped")
-    rep.add_failure("trt", "fp16", 8, "cpu", "TensorRT needs an NVIDIA GPU", status="skipped")
-    return rep
-
 
 def test_files_written_and_parseable(tmp_path: Path) -> None:
     written = _sample_report().write(tmp_path / "out")
@@ -183,40 +153,6 @@ def test_unknown_row_fields_are_kept(tmp_path: Path) -> None:
     assert back.rows[0].extra["future_field"] == 42
 
 
-def test_pillow_fallback_when_matplotlib_is_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_import = builtins.__import__
-
-    def no_mpl(name: str, *a: Any, **k: Any) -> Any:
-        if name == "matplotlib" or name.startswith("matplotlib."):
-            raise ImportError("no matplotlib")
-        return real_import(name, *a, **k)
-
-    monkeypatch.setattr(builtins, "__import__", no_mpl)
-    dest = report_mod.plot_throughput(_sample_report().rows, tmp_path / "t.png")
-    with Image.open(dest) as img:
-        assert img.size == (800, 500)
-        # something other than white was drawn (axes, lines, legend)
-        assert len(img.getcolors(maxcolors=100_000) or []) > 3
-
-
-def test_matplotlib_plot(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
-    dest = report_mod.plot_throughput(_sample_report().rows, tmp_path / "t.png")
-    with Image.open(dest) as img:
-        assert img.format == "PNG" and img.size == (800, 500)
-
-
-def test_failed_plot_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def boom(*a: Any, **k: Any) -> None:
-        raise RuntimeError("disk full")
-
-    monkeypatch.setattr(report_mod, "_plot_matplotlib", boom)
-    monkeypatch.setattr(report_mod, "_plot_pillow", boom)
-    with pytest.raises(RuntimeError):
-        report_mod.plot_throughput([], tmp_path / "t.png")
-    assert list(tmp_path.iterdir()) == []
-
-
 def test_non_finite_numbers_become_null() -> None:
     rep = Report(environment={}, created="x")
     rep.add_result(_info("torch", "fp32"), _lat(1, [1.0, 2.0, 3.0]), mfu=float("nan"))
@@ -239,14 +175,6 @@ def test_artifact_provenance_from_sidecar(tmp_path: Path) -> None:
     assert rec["path"] == str(art.path) and rec["sha256"] == sha256_file(art.path)
     assert [p["name"] for p in rec["passes"]] == ["OnnxFromTorch", "Fp16"] and rec["build_seconds"] == pytest.approx(2.0)
     assert rec["precision"] == "fp32" and rec["size_mb"] > 0
-
-
-def test_environment_block() -> None:
-    env = report_mod.collect_environment()
-    assert env["versions"]["torch"] and env["cpu"]["model"] and env["cpu"]["available_cores"] >= 1
-    assert env["cpu"]["physical_cores"] >= 1 and env["threads"]["torch_intra_op"] >= 1
-    assert isinstance(env["gpus"], list)
-    json.dumps(env)
 
 
 # --------------------------------------------------------------------- run_benchmark
@@ -307,7 +235,7 @@ def test_schema_doc_lists_every_field(tmp_path: Path) -> None:
     doc = (Path(__file__).resolve().parents[2] / "docs" / "results-schema.md").read_text()
     documented = set(re.findall(r"^\| `([a-z_0-9.]+)` \|", doc, flags=re.M))
     data = _valid()
-    data["environment"] = report_mod.collect_environment()
+    data["environment"] = collect_environment()
     rep = Report(environment=data["environment"], created="x")
     art, _ = tg.onnx_artifact("uncond", tmp_path)
     rep.add_artifact(art)

@@ -1,0 +1,238 @@
+"""The report's charts: ``throughput.png`` and ``speed_vs_drift.png``.
+
+Both are drawn with Pillow on one small axes helper (:class:`_Axes`: canvas, frame,
+linear value-to-pixel scales, ticks); the throughput chart uses matplotlib (Agg) instead
+when it is importable. Every PNG is written through a temporary file and a rename.
+Nothing here imports the report module: charts read rows and reports by their fields.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+from accelkit.bench.render import ReportLike, fmt_num
+from accelkit.files import atomic_path
+
+#: Line colours, in order (matplotlib's default cycle).
+_COLORS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75), (227, 119, 194), (127, 127, 127)]
+
+
+# -------------------------------------------------------------------------- axes
+class _Axes:
+    """A white RGB canvas with an L-shaped frame and linear scales from 0 to ``xmax``/``ymax``.
+
+    Args:
+        size: ``(width, height)`` in pixels.
+        left, right, top, bottom: Margins around the plotting area, pixels.
+    """
+
+    def __init__(self, size: tuple[int, int], left: int, right: int, top: int, bottom: int) -> None:
+        from PIL import Image, ImageDraw
+
+        self.w, self.h = size
+        self.img = Image.new("RGB", size, "white")
+        self.draw = ImageDraw.Draw(self.img)
+        self.x0, self.x1, self.y0, self.y1 = left, self.w - right, self.h - bottom, top
+        self.xmax = 1.0
+        self.ymax = 1.0
+
+    def frame(self) -> None:
+        """Draw the x axis (bottom) and the y axis (left)."""
+        self.draw.line([(self.x0, self.y0), (self.x1, self.y0)], fill="black")
+        self.draw.line([(self.x0, self.y0), (self.x0, self.y1)], fill="black")
+
+    def text(self, xy: tuple[float, float], label: str, fill: Any = "black") -> None:
+        self.draw.text(xy, label, fill=fill)
+
+    def at_x(self, frac: float) -> float:
+        """Pixel column at fraction ``frac`` of the x axis (0 left, 1 right)."""
+        return self.x0 + (self.x1 - self.x0) * frac
+
+    def at_y(self, frac: float) -> float:
+        """Pixel row at fraction ``frac`` of the y axis (0 bottom, 1 top)."""
+        return self.y0 - (self.y0 - self.y1) * frac
+
+    def px(self, v: float) -> float:
+        """Pixel column of value ``v`` on the x scale."""
+        return self.x0 + (self.x1 - self.x0) * v / self.xmax
+
+    def py(self, v: float) -> float:
+        """Pixel row of value ``v`` on the y scale."""
+        return self.y0 - (self.y0 - self.y1) * v / self.ymax
+
+    def y_tick(self, y: float, label: str, *, fill: Any = "black", mark: bool = False, grid: bool = False) -> None:
+        """A y-axis label at pixel row ``y``, with a tick mark and/or a light grid line."""
+        if mark:
+            self.draw.line([(self.x0 - 4, y), (self.x0, y)], fill="black")
+        if grid:
+            self.draw.line([(self.x0 + 1, y), (self.x1, y)], fill=(225, 225, 225))
+        self.text((5, y - 6), label, fill)
+
+    def x_tick(self, x: float, label: str, *, fill: Any = "black", mark: bool = False, dx: float = -4, dy: float = 8) -> None:
+        """An x-axis label at pixel column ``x`` (offset ``dx``, ``dy`` below the axis), with an optional tick mark."""
+        if mark:
+            self.draw.line([(x, self.y0), (x, self.y0 + 4)], fill="black")
+        self.text((x + dx, self.y0 + dy), label, fill)
+
+    def save(self, dest: str | os.PathLike[str]) -> Path:
+        """Write the PNG atomically; returns ``dest``."""
+        dest = Path(dest)
+        with atomic_path(dest, force=True) as tmp:
+            self.img.save(tmp, format="PNG")
+        return dest
+
+
+def _nice_step(raw: float) -> float:
+    """1, 2 or 5 times a power of ten, at least ``raw``."""
+    if raw <= 0:
+        return 1.0
+    mag = 10.0 ** math.floor(math.log10(raw))
+    return float(next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw))
+
+
+# -------------------------------------------------------------------- throughput
+Series = dict[str, list[tuple[int, float, float, float]]]
+
+
+def _series(rows: Iterable[Any]) -> Series:
+    """``label precision`` -> sorted (batch, median, p25, p75) for ok rows."""
+    out: Series = {}
+    for r in rows:
+        if r.status != "ok" or r.images_per_sec is None:
+            continue
+        sp = r.images_per_sec_spread or {}
+        key = f"{r.label} {r.precision}" + (f" ({r.device})" if r.device != "cpu" else "")
+        out.setdefault(key, []).append((r.batch_size, r.images_per_sec, sp.get("p25", r.images_per_sec), sp.get("p75", r.images_per_sec)))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def plot_throughput(rows: Iterable[Any], dest: str | os.PathLike[str]) -> Path:
+    """Draw images/sec vs batch size, one line per backend+precision, into a PNG (atomically).
+
+    Args:
+        rows: Report rows (:class:`~accelkit.bench.report.BenchRow`); only ``ok`` ones are drawn.
+        dest: PNG path (800 x 500 pixels).
+
+    Uses matplotlib (Agg) when importable, else a plain Pillow drawing.
+    """
+    series = _series(rows)
+    dest = Path(dest)
+    with atomic_path(dest, force=True) as tmp:
+        try:
+            import matplotlib  # noqa: F401 - optional; Pillow draws the chart without it
+        except ImportError:
+            _plot_pillow(series, tmp)
+        else:
+            _plot_matplotlib(series, tmp)
+    return dest
+
+
+def _plot_matplotlib(series: Series, path: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 5), dpi=100)
+    FigureCanvasAgg(fig)  # render with Agg, never a GUI backend; pyplot's global state is untouched
+    ax = fig.add_subplot(1, 1, 1)
+    batches = sorted({b for pts in series.values() for b, *_ in pts})
+    for label, pts in series.items():
+        xs = [p[0] for p in pts]
+        ys = [p[1] for p in pts]
+        lo = [max(0.0, p[1] - p[2]) for p in pts]
+        hi = [max(0.0, p[3] - p[1]) for p in pts]
+        ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=label)
+    if batches:
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(batches)
+        ax.set_xticklabels([str(b) for b in batches])
+        ax.legend(loc="best", fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no successful measurements", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("images / second (median, bars: IQR)")
+    ax.set_title("Throughput")
+    ax.set_ylim(bottom=0)
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(str(path), format="png")
+
+
+def _plot_pillow(series: Series, path: Path) -> None:
+    ax = _Axes((800, 500), left=80, right=20, top=40, bottom=60)
+    ax.text((ax.w // 2 - 40, 12), "Throughput")
+    ax.frame()
+    ax.text((ax.w // 2 - 30, ax.h - 25), "batch size")
+    ax.text((5, ax.y1 - 25), "images/s")
+    batches = sorted({b for pts in series.values() for b, *_ in pts})
+    if not batches:
+        ax.text((ax.w // 2 - 80, ax.h // 2), "no successful measurements")
+        ax.img.save(path, format="PNG")
+        return
+    top_v = max(p[3] for pts in series.values() for p in pts) or 1.0
+    step = _nice_step(top_v / 5)
+    ax.ymax = step * math.ceil(top_v * 1.05 / step)
+    pos = {b: ax.at_x((i + 0.5) / len(batches)) for i, b in enumerate(batches)}  # batch sizes are categories
+    for k in range(int(round(ax.ymax / step)) + 1):
+        v = step * k
+        ax.y_tick(ax.py(v), fmt_num(v), mark=True, grid=True)
+    for b, x in pos.items():
+        ax.x_tick(x, str(b), mark=True)
+    for i, (label, pts) in enumerate(series.items()):
+        col = _COLORS[i % len(_COLORS)]
+        xy = [(pos[b], ax.py(m)) for b, m, _, _ in pts]
+        if len(xy) > 1:
+            ax.draw.line(xy, fill=col, width=2)
+        for (b, m, lo, hi), (x, y) in zip(pts, xy):
+            ax.draw.line([(x, ax.py(lo)), (x, ax.py(hi))], fill=col)
+            ax.draw.ellipse([x - 4, y - 4, x + 4, y + 4], fill=col)
+        ly = ax.y1 + 5 + 16 * i
+        ax.draw.rectangle([ax.x0 + 10, ly + 2, ax.x0 + 22, ly + 12], fill=col)
+        ax.text((ax.x0 + 28, ly), label)
+    ax.img.save(path, format="PNG")
+
+
+# ------------------------------------------------------------------ speed vs drift
+def plot_speed_vs_drift(report: ReportLike, dest: str | os.PathLike[str]) -> Path:
+    """Scatter of images/sec (largest batch) against FID drift, with the noise floor as a line.
+
+    Args:
+        report: A report whose rows carry ``fid_drift`` (``accelkit bench --fid N``).
+        dest: PNG path (720 x 440 pixels), written atomically.
+
+    Returns:
+        ``dest``.
+    """
+    pts: dict[str, tuple[float, float, int]] = {}
+    for r in report.rows:
+        if r.status == "ok" and r.fid_drift is not None and r.images_per_sec:
+            key = f"{r.label} {r.precision}"
+            if key not in pts or r.batch_size > pts[key][2]:
+                pts[key] = (r.fid_drift, r.images_per_sec, r.batch_size)
+    floor = next((r.noise_floor_fid for r in report.rows if r.noise_floor_fid is not None), None)
+    ax = _Axes((720, 440), left=60, right=20, top=20, bottom=60)
+    xs = [p[0] for p in pts.values()] + ([floor] if floor else [])
+    ys = [p[1] for p in pts.values()]
+    ax.xmax = max(xs + [1e-6]) * 1.15
+    ax.ymax = max(ys + [1e-6]) * 1.15
+    ax.frame()
+    ax.text((ax.w // 2 - 60, ax.y0 + 25), "FID drift vs FP32 torch (lower is better)")
+    ax.text((5, 5), "images/sec (largest batch)")
+    for k in range(5):
+        ax.x_tick(ax.at_x(k / 4), f"{ax.xmax * k / 4:.3g}", fill="gray", dx=-10, dy=5)
+        ax.y_tick(ax.at_y(k / 4), f"{ax.ymax * k / 4:.3g}", fill="gray")
+    red = (200, 60, 60)
+    if floor:
+        fx = ax.px(floor)
+        ax.draw.line([(fx, ax.y0), (fx, ax.y1)], fill=red)
+        ax.text((fx + 4, ax.y1 + 4), f"noise floor {floor:.3g}", red)
+    for label, (x, y, _b) in pts.items():
+        px, py = ax.px(x), ax.py(y)
+        ax.draw.ellipse([px - 5, py - 5, px + 5, py + 5], fill=(40, 90, 200))
+        ax.text((px + 7, py - 7), label)
+    return ax.save(dest)
+
+
+__all__ = ["plot_speed_vs_drift", "plot_throughput"]

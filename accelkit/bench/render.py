@@ -1,0 +1,184 @@
+"""Text renderings of a benchmark report: ``results.md``, ``results.csv`` and number formatting.
+
+The report's data live in :mod:`accelkit.bench.report`; this module only reads them
+(it never imports the report module, which calls it). :func:`fmt_num` is the one number
+format for people, shared by the report and the gate's outputs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from typing import Any, Iterable, Protocol
+
+
+class ReportLike(Protocol):
+    """What the renderers read from a :class:`~accelkit.bench.report.Report`."""
+
+    rows: list[Any]
+    environment: dict[str, Any]
+    settings: dict[str, Any]
+    created: str
+
+    def compute_speedups(self) -> None: ...
+
+
+# ------------------------------------------------------------------------ numbers
+def fmt_num(v: float | None) -> str:
+    """A number for people: thousands separators from 1,000, 1 decimal from 100, 2 from 1, else 3 significant digits; ``—`` for None."""
+    if v is None:
+        return "—"
+    a = abs(v)
+    if a >= 1000:
+        return f"{v:,.0f}"
+    if a >= 100:
+        return f"{v:.1f}"
+    if a >= 1:
+        return f"{v:.2f}"
+    return f"{v:.3g}"
+
+
+def csv_num(v: float | None) -> str:
+    """A number for ``results.csv``: 6 significant digits, empty for None."""
+    return "" if v is None else f"{v:.6g}"
+
+
+# ------------------------------------------------------------------------ markdown
+def sorted_rows(report: ReportLike, rows: Iterable[Any]) -> list[Any]:
+    """``rows`` ordered by batch size, then by where their (backend, precision) first appears in the report."""
+    order: dict[tuple[str, str], int] = {}
+    for r in report.rows:
+        order.setdefault((r.label, r.precision), len(order))
+    return sorted(rows, key=lambda r: (r.batch_size, order[(r.label, r.precision)]))
+
+
+def to_markdown(report: ReportLike) -> str:
+    """``results.md``: the table a person reads first, then skipped/failed rows with reasons.
+
+    Fills the report's speed-ups first (:meth:`~accelkit.bench.report.Report.compute_speedups`).
+    """
+    report.compute_speedups()
+    env = report.environment
+    lines = ["# accelkit benchmark", ""]
+    devices = sorted({r.device for r in report.rows}) or ["—"]
+    cpu = env.get("cpu", {})
+    gpus = ", ".join(g.get("name", "?") for g in env.get("gpus", [])) or "none"
+    vers = env.get("versions", {})
+    vtxt = ", ".join(f"{k} {v}" for k, v in vers.items() if v and k in ("torch", "onnxruntime", "onnxruntime-gpu", "tensorrt", "accelkit"))
+    lines.append(f"Created {report.created} on {', '.join(devices)}. CPU: {cpu.get('model', '?')} ({cpu.get('available_cores', '?')} cores available); GPU: {gpus}.")
+    if vtxt:
+        lines.append(f"Versions: {vtxt}.")
+    if report.settings:
+        lines.append("Settings: " + ", ".join(f"{k}={v}" for k, v in report.settings.items()) + ".")
+    loads = [r.load_average_1m for r in report.rows if r.load_average_1m is not None]
+    cores = cpu.get("available_cores")
+    if loads and isinstance(cores, int) and max(loads) > cores:
+        lines.append(
+            f"Note: the 1-minute load average reached {max(loads):.1f} on {cores} cores during the run; other processes "
+            "competed for the CPU, so CPU numbers are pessimistic and noisy (re-run on a quiet machine for figures to quote)."
+        )
+    lines.append("")
+    shown = sorted_rows(report, [r for r in report.rows if r.status != "skipped"])
+    if shown:
+        lines.append("| backend | precision | batch | images/s | p50 ms | p99 ms | vs torch fp32 | status |")
+        lines.append("|---|---|---:|---:|---:|---:|---:|---|")
+        for r in shown:
+            if r.status == "ok" and r.images_per_sec is not None:
+                half_iqr = (r.images_per_sec_spread or {}).get("iqr", 0.0) / 2
+                ips = f"{fmt_num(r.images_per_sec)} ± {fmt_num(half_iqr)}"
+                p50 = fmt_num((r.latency_ms or {}).get("p50"))
+                p99 = fmt_num((r.latency_ms or {}).get("p99"))
+                sp = f"{r.speedup_vs_torch_fp32:.2f}×" if r.speedup_vs_torch_fp32 is not None else "—"
+            else:
+                ips = p50 = p99 = sp = "—"
+            lines.append(f"| {r.label} | {r.precision} | {r.batch_size} | {ips} | {p50} | {p99} | {sp} | {r.status} |")
+        n_rep = sorted({len(r.images_per_sec_samples) for r in shown if r.status == "ok"})
+        lines.append("")
+        lines.append(
+            f"images/s is the median over {'/'.join(map(str, n_rep)) or 'the'} timed repeats, ± half the interquartile range of those repeats; "
+            "p50/p99 are per-batch latencies; 'vs torch fp32' divides by plain torch fp32 at the same batch size on the same device."
+        )
+    else:
+        lines.append("No measurements.")
+    lines += quality_markdown(report)
+    for status, title in (("failed", "Failed"), ("skipped", "Skipped")):
+        groups: dict[tuple[str, str, str, str], list[int]] = {}
+        for r in report.rows:
+            if r.status == status:
+                groups.setdefault((r.label, r.precision, r.device, r.reason or "no reason given"), []).append(r.batch_size)
+        if groups:
+            lines += ["", f"## {title}", ""]
+            for (label, prec, dev, reason), batches in groups.items():
+                bs = ", ".join(str(b) for b in sorted(set(batches)))
+                lines.append(f"- **{label} {prec}** on {dev} (batch {bs}): {reason}")
+    return "\n".join(lines) + "\n"
+
+
+def quality_markdown(report: ReportLike) -> list[str]:
+    """The quality-drift section of ``results.md`` (one line per backend+precision); no lines when not measured."""
+    seen: dict[tuple[str, str], Any] = {}
+    for r in report.rows:
+        if r.fid_drift is not None:
+            seen.setdefault((r.label, r.precision), r)
+    if not seen:
+        return []
+    q = next(iter(seen.values())).quality or {}
+    lines = [
+        "",
+        "## Quality drift vs FP32 torch",
+        "",
+        f"N = {q.get('n', '?')} images per set, seed {q.get('seed', '?')}, extractor {q.get('extractor_name', '?')} "
+        f"(sha256 {str(q.get('extractor_sha256', '?'))[:12]}…, resize {q.get('resize_mode', '?')}). The noise floor is the FID "
+        "between the reference on two disjoint latent sets of the same N: a drift inside it is not a drift.",
+        "",
+        "| backend | precision | FID drift | noise floor | verdict | KID drift | PSNR dB | max abs err | uint8 changed | grid |",
+        "|---|---|---:|---:|---|---:|---:|---:|---:|---|",
+    ]
+    for (label, prec), r in seen.items():
+        grid = f"[png](grid_{label.replace(':', '-')}_{prec}.png)"
+        psnr = "∞" if r.psnr_db is not None and math.isinf(r.psnr_db) else fmt_num(r.psnr_db)
+        lines.append(
+            f"| {label} | {prec} | {fmt_num(r.fid_drift)} | {fmt_num(r.noise_floor_fid)} | {r.drift_verdict} | "
+            f"{fmt_num(r.kid_drift)} | {psnr} | {fmt_num(r.max_abs_err)} | {100 * (r.changed_uint8_fraction or 0):.2f}% | {grid} |"
+        )
+    lines += ["", "Pictures: [all backends on the same latents](samples_grid.png), [speed vs drift](speed_vs_drift.png)."]
+    return lines
+
+
+# ----------------------------------------------------------------------------- csv
+#: Columns of ``results.csv``, in order.
+CSV_COLUMNS = (
+    "backend", "variant", "precision", "batch_size", "device", "status", "reason",
+    "images_per_sec", "images_per_sec_p25", "images_per_sec_p75", "images_per_sec_min", "images_per_sec_max",
+    "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "peak_memory_mb", "memory_kind", "model_size_mb",
+    "build_seconds", "flops_per_image", "mfu", "speedup_vs_torch_fp32", "repeats", "images_per_sec_samples", "artifact",
+    "fid_drift", "noise_floor_fid", "drift_verdict", "kid_drift", "psnr_db", "max_abs_err", "changed_uint8_fraction",
+)  # fmt: skip
+
+
+def to_csv(report: ReportLike) -> str:
+    """``results.csv``: one line per row, flat columns (:data:`CSV_COLUMNS`)."""
+    report.compute_speedups()
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for r in sorted_rows(report, report.rows):
+        sp = r.images_per_sec_spread or {}
+        lat = r.latency_ms or {}
+        w.writerow(
+            [
+                r.backend, r.variant or "", r.precision, r.batch_size, r.device, r.status, r.reason or "",
+                csv_num(r.images_per_sec), csv_num(sp.get("p25")), csv_num(sp.get("p75")), csv_num(sp.get("min")), csv_num(sp.get("max")),
+                csv_num(lat.get("p50")), csv_num(lat.get("p90")), csv_num(lat.get("p99")),
+                csv_num(r.peak_memory_mb), r.memory_kind or "", csv_num(r.model_size_mb), csv_num(r.build_seconds),
+                r.flops_per_image if r.flops_per_image is not None else "", csv_num(r.mfu), csv_num(r.speedup_vs_torch_fp32),
+                len(r.images_per_sec_samples), ";".join(f"{s:.6g}" for s in r.images_per_sec_samples), r.artifact or "",
+                csv_num(r.fid_drift), csv_num(r.noise_floor_fid), r.drift_verdict or "", csv_num(r.kid_drift),
+                csv_num(r.psnr_db), csv_num(r.max_abs_err), csv_num(r.changed_uint8_fraction),
+            ]
+        )  # fmt: skip
+    return buf.getvalue()
+
+
+__all__ = ["CSV_COLUMNS", "ReportLike", "csv_num", "fmt_num", "quality_markdown", "sorted_rows", "to_csv", "to_markdown"]

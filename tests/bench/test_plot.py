@@ -1,0 +1,71 @@
+"""accelkit.bench.plot: the throughput chart (matplotlib or Pillow) and the speed-vs-drift scatter, written atomically."""
+
+from __future__ import annotations
+
+import builtins
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from accelkit.bench import plot as plot_mod
+from accelkit.bench.report import BenchRow, Report
+from tests.bench.fakes import ENV
+from tests.bench.fakes import sample_report as _sample_report
+
+
+def test_pillow_fallback_when_matplotlib_is_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_import = builtins.__import__
+
+    def no_mpl(name: str, *a: Any, **k: Any) -> Any:
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            raise ImportError("no matplotlib")
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_mpl)
+    dest = plot_mod.plot_throughput(_sample_report().rows, tmp_path / "t.png")
+    with Image.open(dest) as img:
+        assert img.size == (800, 500)
+        # something other than white was drawn (axes, lines, legend)
+        assert len(img.getcolors(maxcolors=100_000) or []) > 3
+
+
+def test_matplotlib_plot(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    dest = plot_mod.plot_throughput(_sample_report().rows, tmp_path / "t.png")
+    with Image.open(dest) as img:
+        assert img.format == "PNG" and img.size == (800, 500)
+
+
+def test_failed_plot_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*a: Any, **k: Any) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(plot_mod, "_plot_matplotlib", boom)
+    monkeypatch.setattr(plot_mod, "_plot_pillow", boom)
+    with pytest.raises(RuntimeError):
+        plot_mod.plot_throughput([], tmp_path / "t.png")
+    assert list(tmp_path.iterdir()) == []
+
+
+def _drift_report() -> Report:
+    rows = [
+        BenchRow("torch", "fp32", b, "cpu", images_per_sec=100.0 * b, fid_drift=0.1, noise_floor_fid=0.5) for b in (1, 8)
+    ] + [BenchRow("ort", "int8", 8, "cpu", images_per_sec=2000.0, fid_drift=3.0, noise_floor_fid=0.5)]
+    return Report(rows, environment=dict(ENV), created="x")
+
+
+def test_speed_vs_drift_scatter(tmp_path: Path) -> None:
+    dest = plot_mod.plot_speed_vs_drift(_drift_report(), tmp_path / "speed_vs_drift.png")
+    assert dest == tmp_path / "speed_vs_drift.png" and [p.name for p in tmp_path.iterdir()] == ["speed_vs_drift.png"]
+    with Image.open(dest) as img:
+        assert img.format == "PNG" and img.size == (720, 440)
+        colors = {c for _, c in img.convert("RGB").getcolors(maxcolors=100_000) or []}
+    assert (40, 90, 200) in colors and (200, 60, 60) in colors  # the points and the noise-floor line
+
+
+def test_speed_vs_drift_without_drift_rows(tmp_path: Path) -> None:
+    dest = plot_mod.plot_speed_vs_drift(Report(environment={}, created="x"), tmp_path / "s.png")
+    with Image.open(dest) as img:
+        assert img.size == (720, 440)
