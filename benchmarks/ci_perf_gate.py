@@ -14,13 +14,13 @@ What it does, in about a minute on a 2-core machine:
    second of each other, so a burst of load from another process hits both (with
    whole benches per round, bursts made single runs' ratios swing by -47 %). The rounds
    are merged so each row holds one sample per round
-   (:func:`accelkit.bench.ratio_gate.merge_reports`).
+   (:func:`accelkit.gate.ratio_gate.merge_reports`).
    Both backends run **single-threaded** (``--threads 1``): on a shared 2-core machine
    at load 5, torch eager with 2 OpenMP threads ran 30x slower at batch 1 than with
    one (its threads spin at barriers and get descheduled), which made the ratio
    swing by 25 % between runs; one thread per backend gets a fair share of the CPU,
    so competition slows both backends in proportion and the ratio holds.
-4. Applies :func:`accelkit.bench.ratio_gate.ratio_gate`: per batch size, the
+4. Applies :func:`accelkit.gate.ratio_gate.ratio_gate`: per batch size, the
    ORT/torch images/sec ratio measured in this run against
    ``benchmarks/baselines/cpu_ratio.json``. The ratio cancels a slower or busier
    machine; see the module docstring for the rule.
@@ -56,11 +56,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from accelkit.artifact import Artifact  # noqa: E402
-from accelkit.bench.ratio_gate import RatioBaseline, baseline_from_reports, merge_reports, ratio_gate  # noqa: E402
 from accelkit.bench.environment import collect_environment  # noqa: E402
 from accelkit.bench.report import Report  # noqa: E402
 from accelkit.bench.suite import BenchTarget, run_benchmark  # noqa: E402
 from accelkit.errors import AccelkitError  # noqa: E402
+from accelkit.gate.ratio_gate import RatioBaseline, baseline_from_reports, merge_reports, ratio_gate  # noqa: E402
 
 DEFAULT_BASELINE = ROOT / "benchmarks" / "baselines" / "cpu_ratio.json"
 #: Chosen from calibration runs on the 2-core shared dev machine (see the baseline's

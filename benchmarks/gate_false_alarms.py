@@ -6,7 +6,7 @@ behind ``accelkit bench``): torch eager fp32 and ONNX Runtime CPU fp32 at batch 
 1 and 8 (4 rows), each row ``--repeats`` timed repeats of ``--min-time`` seconds after 3
 warm-up iterations. Each bench's report goes through JSON (``Report.to_json`` then
 ``Report.from_dict``), as ``accelkit compare`` reads files, and is compared by
-:func:`accelkit.bench.compare.compare_reports` at each ``--thresholds`` value. A trial
+:func:`accelkit.gate.compare.compare_reports` at each ``--thresholds`` value. A trial
 "alarms" when the comparison's exit code is 1: a false alarm for the unchanged build, a
 detection for the slowed one.
 
@@ -14,7 +14,7 @@ Part 1, interleaved A/B (the pass/fail measurement). Each trial measures the bas
 build (A) and the current build (B) row by row: in each of ``--rounds`` rounds, every
 (backend, batch size) row is benched for A and for B back to back (one
 ``run_benchmark`` call each, alternating which goes first), and each side's rounds are
-merged (:func:`accelkit.bench.ratio_gate.merge_reports`) into one report of
+merged (:func:`accelkit.gate.ratio_gate.merge_reports`) into one report of
 ``--rounds`` x ``--repeats`` samples per row. Both sides' samples of a row thus span
 the same seconds. This is how two builds must be compared on a machine whose speed
 changes from second to second: then the repeats carry the machine's noise and the
@@ -79,11 +79,11 @@ for p in (str(ROOT), str(HERE)):
         sys.path.insert(0, p)
 
 from accelkit.artifact import Artifact  # noqa: E402
-from accelkit.bench.compare import Comparison, compare_reports  # noqa: E402
-from accelkit.bench.ratio_gate import merge_reports  # noqa: E402
 from accelkit.bench.environment import collect_environment  # noqa: E402
 from accelkit.bench.report import Report  # noqa: E402
 from accelkit.bench.suite import BenchTarget, run_benchmark  # noqa: E402
+from accelkit.gate.compare import Comparison, compare_reports  # noqa: E402
+from accelkit.gate.ratio_gate import merge_reports  # noqa: E402
 from ci_perf_gate import _slowed, export_fp32, load_dcgan  # noqa: E402
 
 BATCHES = (1, 8)

@@ -1,4 +1,4 @@
-"""accelkit.bench.compare on synthetic results: verdicts, exit codes, outputs, bad input; the CI workflow file."""
+"""accelkit.gate.compare on synthetic results: verdicts, exit codes, outputs, bad input; the CI workflow file."""
 
 from __future__ import annotations
 
@@ -11,15 +11,10 @@ from typing import Any
 
 import pytest
 
-from accelkit.bench.compare import (
-    MIN_SAMPLES,
-    bootstrap_ratio,
-    compare_files,
-    compare_reports,
-    parse_fraction,
-)
 from accelkit.bench.report import Report
 from accelkit.errors import AccelkitError, InputError
+from accelkit.gate.compare import compare_files, compare_reports, parse_fraction
+from accelkit.gate.stats import MIN_SAMPLES
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ROOT / ".github" / "workflows" / "perf-regression.yml"
@@ -332,22 +327,6 @@ def test_parse_fraction_rejects(text: str) -> None:
     with pytest.raises(InputError) as ei:
         parse_fraction(text)
     assert "--max-slowdown" in _one_line(ei.value)
-
-
-# ------------------------------------------------------------------- bootstrap
-def test_bootstrap_is_seeded_and_brackets_the_ratio() -> None:
-    a = [100.0, 110.0, 95.0, 105.0, 98.0]
-    b = [80.0, 85.0, 79.0, 90.0, 82.0]
-    e1 = bootstrap_ratio(b, a, seed=3)
-    e2 = bootstrap_ratio(b, a, seed=3)
-    assert e1 == e2
-    assert e1.ratio == pytest.approx(82.0 / 100.0)
-    assert e1.low <= e1.ratio <= e1.high and e1.high < 1.0
-    const = bootstrap_ratio([50.0] * 4, [100.0] * 4)
-    assert (const.low, const.ratio, const.high) == (0.5, 0.5, 0.5)
-    wide = bootstrap_ratio(b, a, confidence=0.99)
-    narrow = bootstrap_ratio(b, a, confidence=0.5)
-    assert wide.high - wide.low >= narrow.high - narrow.low
 
 
 def test_accepts_report_objects() -> None:

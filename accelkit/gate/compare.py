@@ -53,8 +53,8 @@ the resampled medians is taken, and the percentile interval at ``confidence`` is
 reported. This is the *within-run* noise. A machine that is uniformly slower during the
 whole current run (another job, thermal throttling, a different instance type) shifts
 every repeat alike, which no interval computed from one run can see; compare on the
-same dedicated runner, or gate on an in-run ratio (:mod:`accelkit.bench.ratio_gate`).
-A side with fewer than :data:`MIN_SAMPLES` repeats has no usable noise estimate: such a
+same dedicated runner, or gate on an in-run ratio (:mod:`accelkit.gate.ratio_gate`).
+A side with fewer than :data:`~accelkit.gate.stats.MIN_SAMPLES` repeats has no usable noise estimate: such a
 row can be ``pass``, ``within-noise`` or ``improved`` but never ``regression``, and
 ``strict`` fails it.
 
@@ -87,19 +87,17 @@ import logging
 import math
 import os
 import re
-import statistics
 import xml.etree.ElementTree as ET
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, NamedTuple, Sequence
+from typing import Any, Iterable, Mapping, NamedTuple
 
-import numpy as np
-
-from accelkit.files import write_text_atomic
-from accelkit.bench.report import BenchRow, Report
 from accelkit.bench.render import fmt_num as _num
+from accelkit.bench.report import BenchRow, Report
 from accelkit.errors import InputError
+from accelkit.files import write_text_atomic
+from accelkit.gate.stats import MIN_SAMPLES, bootstrap_ratio, check_bootstrap_settings, row_seed
+from accelkit.stats import median
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +106,6 @@ VERDICTS = ("pass", "regression", "within-noise", "improved", "missing-in-curren
 FAILING = ("regression", "failed")
 #: Verdicts that fail it only with ``strict``.
 STRICT_FAILING = ("missing-in-current", "new-in-current")
-#: Fewest repeats per side for a noise estimate; below it a row never regresses.
-MIN_SAMPLES = 3
 
 VERSION_KEYS = ("accelkit", "torch", "onnxruntime", "onnxruntime-gpu", "tensorrt")
 SETTINGS_KEYS = ("warmup", "repeats", "min_time_s")
@@ -167,102 +163,6 @@ class RowKey(NamedTuple):
     def of(cls, row: BenchRow) -> RowKey:
         """The key of a report row."""
         return cls(row.label, row.precision, int(row.batch_size), row.device)
-
-
-# ---------------------------------------------------------------------- bootstrap
-@dataclass(frozen=True)
-class RatioEstimate:
-    """A ratio of medians with its bootstrap percentile interval.
-
-    Attributes:
-        ratio: ``median(numerator) / median(denominator)`` (dimensionless).
-        low: Lower bound of the interval.
-        high: Upper bound of the interval.
-        confidence: Two-sided coverage of ``[low, high]`` (0.95).
-        n_numerator: Samples on the numerator side.
-        n_denominator: Samples on the denominator side.
-    """
-
-    ratio: float
-    low: float
-    high: float
-    confidence: float
-    n_numerator: int
-    n_denominator: int
-
-    @property
-    def noise_known(self) -> bool:
-        """Both sides have at least :data:`MIN_SAMPLES` samples."""
-        return min(self.n_numerator, self.n_denominator) >= MIN_SAMPLES
-
-
-def _positive_samples(samples: Sequence[float], what: str) -> np.ndarray:
-    arr = np.asarray(list(samples), dtype=np.float64)
-    if arr.size == 0:
-        raise InputError(f"{what} has no images_per_sec_samples; re-run accelkit bench (every ok row stores its repeats)")
-    if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
-        raise InputError(f"{what} has a non-positive or non-finite images/sec sample {arr.tolist()}; re-run accelkit bench")
-    return arr
-
-
-def bootstrap_ratio(
-    numerator: Sequence[float],
-    denominator: Sequence[float],
-    *,
-    confidence: float = 0.95,
-    n_boot: int = 2000,
-    seed: int | Sequence[int] = 0,
-    what: str = "row",
-    paired: bool = False,
-) -> RatioEstimate:
-    """Bootstrap the ratio of medians ``median(numerator) / median(denominator)``.
-
-    Each side is resampled with replacement independently (its own size), ``n_boot``
-    times; the interval is the ``(1-confidence)/2`` and ``(1+confidence)/2`` percentiles
-    of the resampled ratios. With a single sample on a side, that side does not vary.
-    With ``paired`` and equal sizes, sample *i* of both sides was measured together
-    (same round) and the same indices are drawn for both, which keeps what a round's
-    machine load did to both sides out of the interval.
-
-    Args:
-        numerator: Positive samples (e.g. current images/sec per repeat).
-        denominator: Positive samples (e.g. baseline images/sec per repeat).
-        confidence: Two-sided coverage in (0, 1).
-        n_boot: Bootstrap resamples (>= 100).
-        seed: Seed of the resampling (``numpy.random.default_rng``), for reproducibility.
-        what: Which row, for error messages.
-
-    Returns:
-        The :class:`RatioEstimate`.
-
-    Raises:
-        InputError: Empty, non-positive or non-finite samples, or bad settings.
-    """
-    _check_settings(confidence, n_boot)
-    num = _positive_samples(numerator, what)
-    den = _positive_samples(denominator, what)
-    point = float(np.median(num) / np.median(den))
-    rng = np.random.default_rng(seed)
-    idx_num = rng.integers(0, num.size, size=(n_boot, num.size))
-    idx_den = idx_num if (paired and num.size == den.size) else rng.integers(0, den.size, size=(n_boot, den.size))
-    med_num = np.median(num[idx_num], axis=1)
-    med_den = np.median(den[idx_den], axis=1)
-    ratios = med_num / med_den
-    alpha = 1.0 - confidence
-    lo, hi = np.quantile(ratios, [alpha / 2.0, 1.0 - alpha / 2.0])
-    return RatioEstimate(point, float(min(lo, point)), float(max(hi, point)), confidence, int(num.size), int(den.size))
-
-
-def _check_settings(confidence: float, n_boot: int) -> None:
-    if not (isinstance(confidence, (int, float)) and 0.0 < float(confidence) < 1.0):
-        raise InputError(f"--confidence {confidence!r} is out of range; expected a fraction between 0 and 1 such as 0.95")
-    if not isinstance(n_boot, int) or isinstance(n_boot, bool) or n_boot < 100:
-        raise InputError(f"n_boot {n_boot!r} is too small; use at least 100 bootstrap resamples (2000 is the default)")
-
-
-def row_seed(seed: int, key: Any) -> list[int]:
-    """A per-row seed independent of row order: ``[seed, crc32(str(key))]``."""
-    return [int(seed) & 0xFFFFFFFF, zlib.crc32(str(key).encode())]
 
 
 # ------------------------------------------------------------------------- results
@@ -699,7 +599,7 @@ def fid_fields(row: BenchRow) -> tuple[float | None, float | None]:
 
 def _median(row: BenchRow) -> float | None:
     if row.images_per_sec_samples:
-        return float(statistics.median(row.images_per_sec_samples))
+        return median(row.images_per_sec_samples)
     return _number(row.images_per_sec)
 
 
@@ -862,7 +762,7 @@ def compare_reports(
         isinstance(max_fid_drift, bool) or not isinstance(max_fid_drift, (int, float)) or not math.isfinite(max_fid_drift) or max_fid_drift < 0
     ):
         raise InputError(f"--max-fid-drift {max_fid_drift!r} is invalid; expected a non-negative number of FID units such as 0.5")
-    _check_settings(confidence, n_boot)
+    check_bootstrap_settings(confidence, n_boot)
     base = _as_report(baseline, baseline_name)
     cur = _as_report(current, current_name)
     bidx, cidx = _index(base, baseline_name), _index(cur, current_name)
@@ -947,18 +847,14 @@ def compare_files(
 
 __all__ = [
     "FAILING",
-    "MIN_SAMPLES",
     "STRICT_FAILING",
     "VERDICTS",
     "Comparison",
     "EnvMismatch",
-    "RatioEstimate",
     "RowComparison",
     "RowKey",
-    "bootstrap_ratio",
     "compare_files",
     "compare_reports",
     "fid_fields",
     "parse_fraction",
-    "row_seed",
 ]

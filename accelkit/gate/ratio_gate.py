@@ -1,6 +1,6 @@
 """An in-run ratio gate: a CPU-only performance check that does not flake on a noisy machine.
 
-Comparing absolute images/sec between two runs (:mod:`accelkit.bench.compare`) needs a
+Comparing absolute images/sec between two runs (:mod:`accelkit.gate.compare`) needs a
 quiet, dedicated machine: on a shared CI box the whole current run can be 20 % slower
 because of a neighbour, and no interval computed from one run can see that. This gate
 compares two backends measured **in the same run** instead: the ratio
@@ -13,7 +13,7 @@ settings, an extra copy per iteration in the runner).
 
 Rule: for each batch size in the committed baseline (``benchmarks/baselines/cpu_ratio.json``,
 see :class:`RatioBaseline`), the current ratio's bootstrap interval (ratio of medians,
-:func:`~accelkit.bench.compare.bootstrap_ratio`; both rows' repeats resampled
+:func:`~accelkit.gate.stats.bootstrap_ratio`; both rows' repeats resampled
 independently, or whole rounds when ``paired`` and the rows were measured in interleaved
 rounds) is compared with the baseline ratio ``r0``:
 
@@ -36,24 +36,18 @@ from __future__ import annotations
 import json
 import logging
 import os
-import statistics
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import numpy as np
-
-from accelkit.files import write_text_atomic
-from accelkit.bench.compare import RatioEstimate, bootstrap_ratio, row_seed
 from accelkit.bench.report import BenchRow, Report
 from accelkit.errors import InputError
+from accelkit.files import write_text_atomic
+from accelkit.gate.stats import RatioEstimate, bootstrap_ratio, row_seed
+from accelkit.stats import median, quantile
 
 log = logging.getLogger(__name__)
-
-
-def _quantile(values: Sequence[float], q: float) -> float:
-    return float(np.quantile(np.asarray(values, dtype=np.float64), q))
 
 BASELINE_SCHEMA = 1
 #: (backend, variant, precision) of the ratio's numerator and denominator.
@@ -198,11 +192,11 @@ def measure_ratios(
         seed: Bootstrap seed.
         paired: The rows' samples were measured in rounds, sample *i* of both rows in
             round *i* (:func:`merge_reports` of interleaved rounds); resample rounds, not
-            samples (see :func:`~accelkit.bench.compare.bootstrap_ratio`). Used only
+            samples (see :func:`~accelkit.gate.stats.bootstrap_ratio`). Used only
             when both rows have as many samples.
 
     Returns:
-        Batch size -> :class:`~accelkit.bench.compare.RatioEstimate`, or a one-line
+        Batch size -> :class:`~accelkit.gate.stats.RatioEstimate`, or a one-line
         reason string when the ratio cannot be measured at that batch size.
     """
     out: dict[int, RatioEstimate | str] = {}
@@ -408,10 +402,10 @@ def baseline_from_reports(
         "per_run_ratios": {str(b): [round(x, 4) for x in v] for b, v in sorted(per_batch.items())},
         "relative_spread": {
             str(b): {
-                "min": round(min(v) / statistics.median(v) - 1, 4),
-                "max": round(max(v) / statistics.median(v) - 1, 4),
-                "p10": round(_quantile(v, 0.10) / statistics.median(v) - 1, 4),
-                "p90": round(_quantile(v, 0.90) / statistics.median(v) - 1, 4),
+                "min": round(min(v) / median(v) - 1, 4),
+                "max": round(max(v) / median(v) - 1, 4),
+                "p10": round(quantile(v, 0.10) / median(v) - 1, 4),
+                "p90": round(quantile(v, 0.90) / median(v) - 1, 4),
             }
             for b, v in sorted(per_batch.items())
         },
@@ -419,7 +413,7 @@ def baseline_from_reports(
         "versions": dict(env.get("versions") or {}),
     }
     return RatioBaseline(
-        ratios={b: float(statistics.median(v)) for b, v in sorted(per_batch.items())},
+        ratios={b: median(v) for b, v in sorted(per_batch.items())},
         tolerance=float(tolerance),
         device=device,
         machine={"cpu": cpu.get("model"), "available_cores": cpu.get("available_cores")},
@@ -469,8 +463,8 @@ def merge_reports(reports: Sequence[Report]) -> Report:
                 continue
             m = merged[k]
             s = m.images_per_sec_samples
-            m.images_per_sec = float(statistics.median(s))
-            p25, p75 = _quantile(s, 0.25), _quantile(s, 0.75)
+            m.images_per_sec = median(s)
+            p25, p75 = quantile(s, 0.25), quantile(s, 0.75)
             m.images_per_sec_spread = {"p25": p25, "p75": p75, "iqr": p75 - p25, "min": float(min(s)), "max": float(max(s))}
             rows.append(m)
     first = reports[0]

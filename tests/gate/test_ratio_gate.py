@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from accelkit.bench.ratio_gate import RatioBaseline, baseline_from_reports, measure_ratios, merge_reports, ratio_gate
 from accelkit.bench.report import Report
 from accelkit.errors import InputError
+from accelkit.gate.ratio_gate import RatioBaseline, baseline_from_reports, measure_ratios, merge_reports, ratio_gate
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV: dict[str, Any] = {"versions": {"torch": "2.13.0", "onnxruntime": "1.32.0"}, "cpu": {"model": "AMD EPYC", "available_cores": 2}, "gpus": []}
