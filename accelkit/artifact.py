@@ -1,6 +1,7 @@
 """Artifacts: a model file (or an in-memory torch module) plus its JSON sidecar.
 
-The sidecar ``<name>.accelkit.json`` records how the artifact was made: format,
+The sidecar ``<file>.accelkit.json`` (``gen.fp16.onnx.accelkit.json``: one per artifact
+file) records how the artifact was made: format,
 precision, generator spec, the chain of passes with their options, verification
 numbers, tool versions and the sha256 of the source file, so any number in a report
 can be traced back to its build.
@@ -15,10 +16,10 @@ import platform
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from accelkit.errors import InputError, LoadError
-from accelkit.files import sha256_file, write_text_atomic
+from accelkit.files import publish, refuse_existing, sha256_file, storage_error, temp_beside, write_text_atomic
 from accelkit.spec import GeneratorSpec
 
 ArtifactFormat = Literal["torch", "onnx", "trt"]
@@ -27,7 +28,16 @@ SIDECAR_SCHEMA = 1
 
 
 def sidecar_path(path: str | os.PathLike[str]) -> Path:
-    """``gen.fp16.onnx`` -> ``gen.fp16.accelkit.json``."""
+    """``gen.fp16.onnx`` -> ``gen.fp16.onnx.accelkit.json``: one sidecar per artifact file.
+
+    (``gen.pt``, ``gen.onnx`` and ``gen.plan`` each get their own record.)
+    """
+    p = Path(path)
+    return p.with_name(p.name + SIDECAR_SUFFIX)
+
+
+def legacy_sidecar_path(path: str | os.PathLike[str]) -> Path:
+    """The name accelkit 0.1 used, shared by every suffix: ``gen.fp16.onnx`` -> ``gen.fp16.accelkit.json``."""
     p = Path(path)
     return p.with_name(p.stem + SIDECAR_SUFFIX) if p.suffix else p.with_name(p.name + SIDECAR_SUFFIX)
 
@@ -96,14 +106,16 @@ class Artifact:
         base.update(changes)
         return Artifact(**base)
 
-    def sidecar(self) -> dict[str, Any]:
-        """The sidecar content as a dict."""
+    def sidecar(self, sha256: str | None = None) -> dict[str, Any]:
+        """The sidecar content as a dict (``sha256``: of the file, computed when not given)."""
+        if sha256 is None and self.path is not None and self.path.is_file():
+            sha256 = sha256_file(self.path)
         return {
             "schema_version": SIDECAR_SCHEMA,
             "format": self.format,
             "precision": self.precision,
             "file": self.path.name if self.path else None,
-            "sha256": sha256_file(self.path) if self.path and self.path.is_file() else None,
+            "sha256": sha256,
             "spec": self.spec.to_dict(),
             "source": self.source,
             "source_sha256": self.source_sha256,
@@ -117,9 +129,42 @@ class Artifact:
         if self.path is None:
             raise InputError("an in-memory artifact has no file to describe; export it first")
         dest = sidecar_path(self.path)
-        text = json.dumps(_json_safe(self.sidecar()), indent=2, sort_keys=True, default=str, allow_nan=False)
-        write_text_atomic(dest, text + "\n")
+        write_text_atomic(dest, self.sidecar_text())
         return dest
+
+    def sidecar_text(self, sha256: str | None = None) -> str:
+        """The sidecar as strict JSON text."""
+        return json.dumps(_json_safe(self.sidecar(sha256)), indent=2, sort_keys=True, default=str, allow_nan=False) + "\n"
+
+    def save(self, write: Callable[[Path], None], force: bool = False) -> Artifact:
+        """Write the artifact's file and its sidecar as a unit; returns ``self``.
+
+        ``write(tmp)`` writes the file to a temporary path in the destination folder.
+        Both files are complete on disk before either is renamed into place; the file is
+        renamed first and removed again if the sidecar cannot follow, so an artifact and
+        its record land together or not at all (also on Ctrl-C or a full disk).
+
+        Raises:
+            InputError: The file exists and ``force`` is False, or its folder is missing.
+            StorageError: The folder is not writable or the disk is full.
+        """
+        if self.path is None:
+            raise InputError("an in-memory artifact has no file to write; give it a path")
+        dest, side = self.path, sidecar_path(self.path)
+        refuse_existing(dest, force)
+        with temp_beside(dest) as tmp_file, temp_beside(side) as tmp_side:
+            try:
+                write(tmp_file)
+                tmp_side.write_text(self.sidecar_text(sha256_file(tmp_file)), encoding="utf-8")
+            except OSError as exc:
+                raise storage_error(exc, f"cannot write {dest}") from None
+            publish(tmp_file, dest)
+            try:
+                publish(tmp_side, side)
+            except BaseException:
+                dest.unlink(missing_ok=True)
+                raise
+        return self
 
 
 def _json_safe(obj: Any) -> Any:
@@ -140,12 +185,17 @@ def read_sidecar(path: str | os.PathLike[str]) -> dict[str, Any] | None:
         LoadError: The sidecar exists but is not valid JSON.
     """
     side = sidecar_path(path)
+    legacy = False
     if not side.is_file():
-        return None
+        side, legacy = legacy_sidecar_path(path), True
+        if not side.is_file():
+            return None
     try:
         data = json.loads(side.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise LoadError(f"sidecar {side} is not valid JSON ({exc}); delete it or re-run accelkit export") from None
     if not isinstance(data, dict):
         raise LoadError(f"sidecar {side} is not a JSON object; delete it or re-run accelkit export")
+    if legacy and data.get("file") not in (None, Path(path).name):
+        return None  # an old shared-name sidecar that describes another file (gen.onnx's, read for gen.pt)
     return data

@@ -92,17 +92,17 @@ class Cache:
 
     Args:
         kind: Sub-folder name (``drift``, ``calibration``, ``extractor``, ``engines``...).
-        root: Cache root (default :func:`cache_root`, read when the cache is used).
+        folder: Use this folder instead of ``<cache root>/<kind>`` (a user's ``--calib-cache DIR``).
     """
 
-    def __init__(self, kind: str, root: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, kind: str, folder: str | os.PathLike[str] | None = None) -> None:
         self.kind = kind
-        self._root = Path(root) if root is not None else None
+        self._folder = Path(folder).expanduser() if folder is not None else None
 
     @property
     def folder(self) -> Path:
-        """The folder holding this kind's entries."""
-        return (self._root if self._root is not None else cache_root()) / self.kind
+        """The folder holding this kind's entries (the cache root is read when used)."""
+        return self._folder if self._folder is not None else cache_dir(self.kind)
 
     def path_for(self, key: str, suffix: str) -> Path:
         """Where the payload of ``key`` lives (whether or not it exists)."""

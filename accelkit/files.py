@@ -71,6 +71,46 @@ def refuse_existing(dest: str | os.PathLike[str], force: bool = False) -> None:
 
 
 @contextlib.contextmanager
+def temp_beside(dest: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary file path in ``dest``'s folder (same file system, so a later
+    ``os.replace`` onto ``dest`` is atomic); whatever is left at that path is removed on exit.
+
+    Raises:
+        InputError: ``dest``'s folder does not exist.
+        StorageError: The folder is not writable.
+    """
+    dest = Path(dest)
+    if not dest.parent.is_dir():
+        raise InputError(f"output folder {dest.parent} does not exist; create it or choose another -o path")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    except OSError as exc:
+        raise storage_error(exc, f"cannot write in {dest.parent}") from None
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+    finally:
+        with contextlib.suppress(OSError):
+            tmp_path.unlink()
+
+
+def publish(tmp: Path, dest: Path) -> None:
+    """Give a finished temporary file normal permissions and rename it onto ``dest``.
+
+    Raises:
+        StorageError: The rename failed.
+    """
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; artifacts get normal file permissions
+        os.replace(tmp, dest)
+    except OSError as exc:
+        raise storage_error(exc, f"cannot write {dest}") from None
+
+
+@contextlib.contextmanager
 def atomic_path(dest: str | os.PathLike[str], force: bool = False) -> Iterator[Path]:
     """Yield a temporary path in ``dest``'s folder; rename it onto ``dest`` on success.
 
@@ -83,26 +123,12 @@ def atomic_path(dest: str | os.PathLike[str], force: bool = False) -> Iterator[P
     """
     dest = Path(dest)
     refuse_existing(dest, force)
-    if not dest.parent.is_dir():
-        raise InputError(f"output folder {dest.parent} does not exist; create it or choose another -o path")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    except OSError as exc:
-        raise storage_error(exc, f"cannot write in {dest.parent}") from None
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; artifacts get normal file permissions
-        os.replace(tmp_path, dest)
-    except OSError as exc:
-        raise storage_error(exc, f"cannot write {dest}") from None
-    finally:
-        with contextlib.suppress(OSError):
-            if tmp_path.exists():
-                tmp_path.unlink()
+    with temp_beside(dest) as tmp:
+        try:
+            yield tmp
+        except OSError as exc:
+            raise storage_error(exc, f"cannot write {dest}") from None
+        publish(tmp, dest)
 
 
 def write_text_atomic(dest: str | os.PathLike[str], text: str, force: bool = True) -> None:

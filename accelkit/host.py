@@ -2,7 +2,7 @@
 
 Standard library only: nothing here imports torch or onnxruntime. The ONNX Runtime
 runner takes its default thread count from :func:`available_physical_cores`; the
-benchmark report's environment block (:mod:`accelkit.bench.environment`) records both.
+benchmark report's environment block (:mod:`accelkit.benchmark.environment`) records both.
 """
 
 from __future__ import annotations

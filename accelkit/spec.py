@@ -238,3 +238,50 @@ def apply_overrides(
     if truncation_psi is not None:
         spec = replace(spec, truncation_psi=truncation_psi)
     return spec
+
+
+_BATCH_HELP = "use MIN:OPT:MAX with 1 <= MIN <= OPT <= MAX (e.g. 1:8:64), or a single N for a fixed batch"
+
+
+# --------------------------------------------------------------------------- parsing
+def parse_batch_range(text: str) -> tuple[int, int, int]:
+    """Parse a ``--batch-range`` value.
+
+    Args:
+        text: ``MIN:OPT:MAX`` (e.g. ``1:8:64``) or a single ``N`` meaning ``N:N:N``.
+            Values are batch sizes (images per call).
+
+    Returns:
+        ``(min, opt, max)`` with ``1 <= min <= opt <= max``.
+
+    Raises:
+        InputError: The text is not of that form, a value is not a positive integer,
+            or the values are out of order.
+    """
+    raw = str(text).strip()
+    parts = [p.strip() for p in raw.split(":")] if raw else []
+    if len(parts) not in (1, 3) or any(not re.fullmatch(r"[+-]?\d+", p) for p in parts):
+        raise InputError(f"--batch-range {text!r} is not MIN:OPT:MAX or N; {_BATCH_HELP}")
+    values = [int(p) for p in parts]
+    if any(v < 1 for v in values):
+        raise InputError(f"--batch-range {text!r}: batch sizes must be positive integers; {_BATCH_HELP}")
+    lo, opt, hi = values * 3 if len(values) == 1 else values
+    if not lo <= opt <= hi:
+        raise InputError(f"--batch-range {text!r}: need MIN <= OPT <= MAX, got {lo}:{opt}:{hi}; {_BATCH_HELP}")
+    return (lo, opt, hi)
+
+
+def as_batch_range(value: str | Sequence[int]) -> tuple[int, int, int]:
+    """``(min, opt, max)`` from a ``--batch-range`` string or a sequence of 1 or 3 ints.
+
+    Raises:
+        InputError: Not a valid batch range.
+    """
+    if isinstance(value, str):
+        return parse_batch_range(value)
+    vals = tuple(value)
+    if len(vals) == 1:
+        vals = vals * 3
+    if len(vals) != 3 or not all(isinstance(v, int) and not isinstance(v, bool) for v in vals):
+        raise InputError(f"batch range {value!r} is not three integers (MIN, OPT, MAX); {_BATCH_HELP}")
+    return parse_batch_range(":".join(str(v) for v in vals))

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from accelkit.artifact import Artifact  # noqa: E402
-from accelkit.bench import BenchTarget, run_benchmark  # noqa: E402
+from accelkit.benchmark import BenchTarget, run_benchmark  # noqa: E402
 from accelkit.passes.export import OnnxFromTorch  # noqa: E402
 from accelkit.passes.fp16 import Fp16  # noqa: E402
 from accelkit.spec import GeneratorSpec, InputSpec  # noqa: E402

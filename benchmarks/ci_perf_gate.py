@@ -7,7 +7,7 @@ What it does, in about a minute on a 2-core machine:
    checkpoint is absent it builds the same architecture with seeded random weights,
    which runs at the same speed, and says so).
 2. Exports it to fp32 ONNX in a temporary folder (no verification: speed only).
-3. Runs ``--rounds`` rounds of :func:`accelkit.bench.suite.run_benchmark`: in each
+3. Runs ``--rounds`` rounds of :func:`accelkit.benchmark.suite.run_benchmark`: in each
    round, per batch size (1 and 8), torch eager fp32 and ONNX Runtime (CPU) fp32 back
    to back, alternating which goes first, each measured for ``--repeats`` x
    ``--min-time`` seconds. The two sides of a ratio are thus measured within about a
@@ -56,9 +56,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from accelkit.artifact import Artifact  # noqa: E402
-from accelkit.bench.environment import collect_environment  # noqa: E402
-from accelkit.bench.report import Report  # noqa: E402
-from accelkit.bench.suite import BenchTarget, run_benchmark  # noqa: E402
+from accelkit.benchmark.environment import collect_environment  # noqa: E402
+from accelkit.benchmark.report import Report  # noqa: E402
+from accelkit.benchmark.suite import BenchTarget, run_benchmark  # noqa: E402
 from accelkit.errors import AccelkitError  # noqa: E402
 from accelkit.gate.ratio_gate import RatioBaseline, baseline_from_reports, merge_reports, ratio_gate  # noqa: E402
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Measure ``accelkit compare`` on real benches: false alarms on an unchanged build, detections of a slowed one.
 
-Every bench below really runs (:func:`accelkit.bench.suite.run_benchmark`, the library
+Every bench below really runs (:func:`accelkit.benchmark.suite.run_benchmark`, the library
 behind ``accelkit bench``): torch eager fp32 and ONNX Runtime CPU fp32 at batch sizes
 1 and 8 (4 rows), each row ``--repeats`` timed repeats of ``--min-time`` seconds after 3
 warm-up iterations. Each bench's report goes through JSON (``Report.to_json`` then
@@ -79,9 +79,9 @@ for p in (str(ROOT), str(HERE)):
         sys.path.insert(0, p)
 
 from accelkit.artifact import Artifact  # noqa: E402
-from accelkit.bench.environment import collect_environment  # noqa: E402
-from accelkit.bench.report import Report  # noqa: E402
-from accelkit.bench.suite import BenchTarget, run_benchmark  # noqa: E402
+from accelkit.benchmark.environment import collect_environment  # noqa: E402
+from accelkit.benchmark.report import Report  # noqa: E402
+from accelkit.benchmark.suite import BenchTarget, run_benchmark  # noqa: E402
 from accelkit.gate.compare import Comparison, compare_reports  # noqa: E402
 from accelkit.gate.ratio_gate import merge_reports  # noqa: E402
 from ci_perf_gate import _slowed, export_fp32, load_dcgan  # noqa: E402

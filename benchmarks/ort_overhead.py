@@ -7,7 +7,7 @@ first, so load from other processes hits both; each round gives one images/sec s
 per side and the script reports the ratio of medians (accelkit / bare). Target: >= 0.97.
 
 * accelkit side: :class:`accelkit.runners.ort_runner.OrtRunner` timed by
-  :func:`accelkit.bench.harness.measure_throughput` (one repeat per round).
+  :func:`accelkit.benchmark.harness.measure_throughput` (one repeat per round).
 * bare side: ``onnxruntime.InferenceSession`` with the same ``SessionOptions``
   (intra/inter-op threads, ORT_ENABLE_ALL) and ``session.run(None, feeds)`` in a loop
   timed with ``time.perf_counter`` per iteration, for the same minimum time.
@@ -32,7 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from accelkit.bench.harness import measure_throughput  # noqa: E402
+from accelkit.benchmark.harness import measure_throughput  # noqa: E402
 from accelkit.loading import load_generator  # noqa: E402
 from accelkit.passes.export import OnnxFromTorch  # noqa: E402
 from accelkit.runners.ort_runner import OrtRunner  # noqa: E402

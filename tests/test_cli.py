@@ -55,7 +55,7 @@ def test_export_writes_verified_onnx(gen_files, in_tmp) -> None:
     res = run("export", str(gen_files["state_dict"]), "--arch", "tests.fixtures.generators:LatentGen", "-o", "g.onnx", "--batch-range", "2:4:16")
     assert res.exit_code == 0, res.output
     assert "wrote g.onnx (fp32" in res.stdout and "verified vs torch fp32" in res.stdout and "at batch 2,4" in res.stdout
-    assert onnx.load("g.onnx").graph.node and Path("g.accelkit.json").is_file()
+    assert onnx.load("g.onnx").graph.node and Path("g.onnx.accelkit.json").is_file()
 
 
 def test_export_default_name_next_to_input(gen_files, tmp_path) -> None:
@@ -63,7 +63,7 @@ def test_export_default_name_next_to_input(gen_files, tmp_path) -> None:
     src.write_bytes(gen_files["torchscript"].read_bytes())
     res = run("export", str(src), "--fp16")
     assert res.exit_code == 0, res.output
-    assert (tmp_path / "mygen.fp16.onnx").is_file() and (tmp_path / "mygen.fp16.accelkit.json").is_file()
+    assert (tmp_path / "mygen.fp16.onnx").is_file() and (tmp_path / "mygen.fp16.onnx.accelkit.json").is_file()
     assert "kept in float32" in res.stdout
     again = run("export", str(src), "--fp16")
     _one_line_error(again, "already exists; pass --force")
@@ -135,12 +135,12 @@ def test_export_int8_and_quantize(gen_files, in_tmp) -> None:
     q = run("quantize", "g.onnx", "--calib", "16", "--per-channel", "--calib-method", "percentile", "--no-calib-cache")
     assert q.exit_code == 0, q.output
     assert "wrote " in q.stdout and Path("g.int8.onnx").is_file() and "PSNR" in q.stdout
-    side = json.loads(Path("g.int8.accelkit.json").read_text())
+    side = json.loads(Path("g.int8.onnx.accelkit.json").read_text())
     assert side["meta"]["int8"]["per_channel"] is True and side["meta"]["int8"]["calibration"]["method"] == "percentile"
     assert side["meta"]["int8"]["calibration"]["cache"] == "off"
     again = run("quantize", "g.onnx", "--calib", "16", "--calib-method", "percentile", "--force")  # fills the cache
     assert again.exit_code == 0 and run("quantize", "g.onnx", "--calib", "16", "--calib-method", "percentile", "--force").exit_code == 0
-    assert json.loads(Path("g.int8.accelkit.json").read_text())["meta"]["int8"]["calibration"]["cache"] == "hit"
+    assert json.loads(Path("g.int8.onnx.accelkit.json").read_text())["meta"]["int8"]["calibration"]["cache"] == "hit"
 
 
 @pytest.mark.parametrize(
@@ -168,7 +168,7 @@ def test_quantize_with_calibration_images(gen_files, in_tmp) -> None:
     res = run("quantize", "s.onnx", "--calib", "8", "--calib-images", "calib")
     assert res.exit_code == 0, res.output
     assert "calibration: 2 samples from calib, minmax" in res.stdout
-    side = json.loads(Path("s.int8.accelkit.json").read_text())["meta"]["int8"]["calibration"]
+    side = json.loads(Path("s.int8.onnx.accelkit.json").read_text())["meta"]["int8"]["calibration"]
     assert side["images"]["files"] == 2 and side["images"]["folder"] == "calib"
     _one_line_error(run("quantize", "s.onnx", "--calib-images", "missing", "--force"), "image folder missing does not exist")
 

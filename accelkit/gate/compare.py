@@ -92,8 +92,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, NamedTuple
 
-from accelkit.bench.render import fmt_num as _num
-from accelkit.bench.report import BenchRow, Report
+from accelkit.benchmark.render import fmt_num as _num
+from accelkit.benchmark.report import BenchRow, Report
 from accelkit.errors import InputError
 from accelkit.files import write_text_atomic
 from accelkit.gate.stats import MIN_SAMPLES, bootstrap_ratio, check_bootstrap_settings, row_seed

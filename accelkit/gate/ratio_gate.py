@@ -41,7 +41,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from accelkit.bench.report import BenchRow, Report
+from accelkit.benchmark.report import BenchRow, Report
 from accelkit.errors import InputError
 from accelkit.files import write_text_atomic
 from accelkit.gate.stats import RatioEstimate, bootstrap_ratio, row_seed

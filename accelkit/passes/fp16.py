@@ -14,16 +14,15 @@ The kept list (op types and node names, with the reason) is recorded in the side
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from accelkit.artifact import Artifact
-from accelkit.files import refuse_existing
 from accelkit.errors import ExportError, require
-from accelkit.passes.export import _short, save_onnx_atomic, set_metadata
+from accelkit.passes.base import Pass, PassResult
+from accelkit.passes.onnx_io import check_graph, onnx_writer, set_metadata, short_error
 from accelkit.passes.verify import ort_session, require_fp32_onnx, verify_converted
 from accelkit.sampler import LatentSampler
 
@@ -184,7 +183,7 @@ def toposort(graph: Any) -> None:
     graph.node.extend(copies)
 
 
-class Fp16:
+class Fp16(Pass):
     """Convert an fp32 ONNX artifact to float16, verify it, write it with its sidecar.
 
     Args:
@@ -223,8 +222,7 @@ class Fp16:
         seed: int = 0,
         progress: Callable[[str], None] | None = None,
     ) -> None:
-        self.out = Path(out)
-        self.force = force
+        super().__init__(out, force=force, progress=progress)
         self.keep_io_types = keep_io_types
         self.keep_ops = tuple(DEFAULT_KEEP_FP32_OPS if keep_ops is None else keep_ops)
         self.keep_nodes = tuple(keep_nodes)
@@ -235,7 +233,6 @@ class Fp16:
         self.tolerance = tolerance
         self.batch_range = batch_range
         self.seed = seed
-        self.progress = progress or (lambda msg: None)
 
     def options(self) -> dict[str, Any]:
         """The options as recorded in the sidecar."""
@@ -250,21 +247,21 @@ class Fp16:
             "seed": self.seed,
         }
 
-    def __call__(self, artifact: Artifact) -> Artifact:
-        """Convert, check, verify and write.
+    def check(self, artifact: Artifact) -> None:
+        """Refuse anything but an fp32 ONNX artifact."""
+        require_fp32_onnx(artifact, "Fp16", "convert from the fp32 ONNX model")
+
+    def _run_impl(self, artifact: Artifact, dest: Path) -> PassResult:
+        """Convert, check and verify.
 
         Raises:
-            InputError: Not an fp32 ONNX artifact, or ``out`` exists without ``force``.
             ExportError: The conversion fails.
             NonFiniteOutputError: fp16 outputs hold NaN/Inf.
             VerificationError: Error beyond the tolerance.
         """
         import onnx
 
-        require_fp32_onnx(artifact, "Fp16", "convert from the fp32 ONNX model")
-        refuse_existing(self.out, self.force)
         f16: Any = require("onnxruntime.transformers.float16", "cpu", "fp16 conversion")
-        t0 = time.perf_counter()
         model = onnx.load(str(artifact.path), load_external_data=True)
 
         kept: dict[str, str] = {}
@@ -289,32 +286,23 @@ class Fp16:
                 node_block_list=sorted(kept),
             )
         except Exception as exc:
-            raise ExportError(f"float16 conversion failed ({_short(exc)}); keep the failing node in fp32 with --fp16-keep-node NAME") from None
+            raise ExportError(f"float16 conversion failed ({short_error(exc)}); keep the failing node in fp32 with --fp16-keep-node NAME") from None
         collapse_cast_round_trips(converted.graph)
         toposort(converted.graph)
         del converted.graph.value_info[:]  # stale types from before the conversion; re-inferred on load
         set_metadata(converted, artifact, "fp16")
-        try:
-            onnx.checker.check_model(converted, full_check=True)
-        except Exception as exc:
-            raise ExportError(f"the fp16 graph fails onnx.checker ({_short(exc)})") from None
-
-        verification = None
-        if self.verify:
-            verification = self._verify(converted, artifact)
-        save_onnx_atomic(converted, self.out, self.force)
-        out = artifact.derive(format="onnx", path=self.out, precision="fp16")
-        out.passes.append({"name": self.name, "options": self.options(), "seconds": round(time.perf_counter() - t0, 3)})
-        out.meta["fp16"] = {
-            "kept_fp32": [{"node": n, "reason": r} for n, r in sorted(kept.items())],
-            "kept_fp32_count": len(kept),
-            "fp16_nodes": sum(1 for n in converted.graph.node if n.name not in kept and n.op_type != "Cast"),
-            "peak_activation": max(peaks.values()) if peaks else None,
+        check_graph(converted, "the fp16 graph")
+        meta: dict[str, Any] = {
+            "fp16": {
+                "kept_fp32": [{"node": n, "reason": r} for n, r in sorted(kept.items())],
+                "kept_fp32_count": len(kept),
+                "fp16_nodes": sum(1 for n in converted.graph.node if n.name not in kept and n.op_type != "Cast"),
+                "peak_activation": max(peaks.values()) if peaks else None,
+            }
         }
-        if verification is not None:
-            out.meta["verification"] = verification
-        out.save_sidecar()
-        return out
+        if self.verify:
+            meta["verification"] = self._verify(converted, artifact)
+        return PassResult(onnx_writer(converted), "onnx", "fp16", meta=meta)
 
     def _verify(self, converted: Any, artifact: Artifact) -> dict[str, Any]:
         return verify_converted(

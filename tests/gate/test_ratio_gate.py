@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from accelkit.bench.report import Report
+from accelkit.benchmark.report import Report
 from accelkit.errors import InputError
 from accelkit.gate.ratio_gate import RatioBaseline, baseline_from_reports, measure_ratios, merge_reports, ratio_gate
 
@@ -199,7 +199,7 @@ def test_script_bad_baseline_exits_2_with_one_line(tmp_path: Path, capsys: pytes
 
 
 def test_script_slowed_runner_takes_longer() -> None:
-    from tests.bench.fakes import SleepRunner
+    from tests.benchmark.fakes import SleepRunner
 
     mod = _script()
     slow_cls = mod._slowed(SleepRunner, 1.0)

@@ -14,7 +14,15 @@ from torch import nn
 from accelkit.artifact import Artifact, sidecar_path
 from accelkit.errors import ExportError, InputError, NonFiniteOutputError, VerificationError
 from accelkit.loading import load_generator
-from accelkit.passes.export import OnnxFromTorch, export
+from accelkit.passes.export import OnnxFromTorch
+from accelkit.pipelines import export_onnx
+from accelkit.pipelines.options import ExportOptions
+
+
+def export(art, out, *, fp16: bool = False, force: bool = False, tolerance: float | None = None):
+    """The export pipeline (fp32, or fp16 through a temporary fp32 export) as the passes tests use it."""
+    opts = ExportOptions(out=out, precision="fp16" if fp16 else "fp32", force=force, tolerance=tolerance)
+    return export_onnx(art, opts).artifact
 from accelkit.passes.fp16 import Fp16
 from accelkit.passes.verify import ort_session, torch_forward
 from accelkit.sampler import LatentSampler

@@ -66,7 +66,7 @@ def test_int8_qdq_runs_and_stays_close(fp32, tmp_path, cwd) -> None:
     assert ops["QuantizeLinear"] > 0 and ops["DequantizeLinear"] >= ops["QuantizeLinear"]
     model = onnx.load(str(dest))
     # single file, float32 I/O, symmetric int8 (zero points are int8 zeros)
-    assert sorted(p.name for p in dest.parent.iterdir()) == ["g.int8.accelkit.json", "g.int8.onnx"]
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["g.int8.onnx", "g.int8.onnx.accelkit.json"]
     assert all(v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for v in list(model.graph.input) + list(model.graph.output))
     inits = {t.name: t for t in model.graph.initializer}
     zps = [inits[n.input[2]] for n in model.graph.node if n.op_type == "QuantizeLinear" and len(n.input) > 2 and n.input[2] in inits]
@@ -214,12 +214,37 @@ def test_int8_bundled_generators(name, kw, tmp_path, cwd) -> None:
     assert _listing(cwd) == [] and Path.cwd() == cwd and os.getcwd() == str(cwd)
 
 
+def _entries(cache):
+    """The cached calibration files (not their manifests or the lock)."""
+    return sorted(p for p in cache.glob("*.json") if not p.name.endswith(".manifest.json"))
+
+
+def test_tampered_calibration_ranges_are_detected_and_recalibrated(fp32, tmp_path, cwd, caplog) -> None:
+    """Valid JSON with ranges x3 used to be accepted silently; the content hash catches it."""
+    art = fp32["img2img_torchscript"]
+    cache = tmp_path / "calib-cache"
+    made = Int8(tmp_path / "a.int8.onnx", calib_samples=16, calib_cache=cache)(art)
+    (entry,) = _entries(cache)
+    doc = json.loads(entry.read_text())
+    text = json.dumps(doc)
+    import re
+
+    tampered = re.sub(r"(-?\d+\.\d+(?:[eE][-+]?\d+)?)", lambda m: repr(3 * float(m.group(1))), text)
+    assert tampered != text
+    entry.write_text(tampered)
+    with caplog.at_level("WARNING"):
+        again = Int8(tmp_path / "b.int8.onnx", calib_samples=16, calib_cache=cache)(art)
+    assert again.meta["int8"]["calibration"]["cache"] == "miss" and "corrupt" in caplog.text
+    assert (tmp_path / "b.int8.onnx").read_bytes() == (tmp_path / "a.int8.onnx").read_bytes()
+    assert made.meta["int8"]["calibration"]["cache_key"] == again.meta["int8"]["calibration"]["cache_key"]
+
+
 def test_calibration_cache_hit_reuses_ranges(fp32, tmp_path, cwd, caplog) -> None:
     art = fp32["img2img_torchscript"]
     cache = tmp_path / "calib-cache"
     first = Int8(tmp_path / "a.int8.onnx", calib_samples=16, calib_cache=cache)(art)
     assert first.meta["int8"]["calibration"]["cache"] == "miss"
-    entries = sorted(cache.iterdir())
+    entries = _entries(cache)
     assert len(entries) == 1 and json.loads(entries[0].read_text())["CLS"] == "TensorsData"
     second = Int8(tmp_path / "b.int8.onnx", calib_samples=16, calib_cache=cache)(art)
     assert second.meta["int8"]["calibration"]["cache"] == "hit"
@@ -233,7 +258,7 @@ def test_calibration_cache_hit_reuses_ranges(fp32, tmp_path, cwd, caplog) -> Non
     for kw in ({"calib_samples": 8}, {"calib_method": "percentile"}, {"seed": 1}):
         other = Int8(tmp_path / "d.int8.onnx", force=True, calib_cache=cache, **{"calib_samples": 16, **kw})(art)
         assert other.meta["int8"]["calibration"]["cache"] == "miss", kw
-    assert len(list(cache.iterdir())) == 4
+    assert len(_entries(cache)) == 4
     assert _listing(cwd) == []
 
 
@@ -243,12 +268,12 @@ def test_calibration_cache_off_and_corrupt_entry(fp32, tmp_path, cwd, caplog) ->
     off = Int8(tmp_path / "off.int8.onnx", calib_samples=16, calib_cache=False)(art)
     assert off.meta["int8"]["calibration"]["cache"] == "off" and not cache.exists()
     made = Int8(tmp_path / "a.int8.onnx", calib_samples=16, calib_cache=cache)(art)
-    entry = next(cache.iterdir())
+    (entry,) = _entries(cache)
     entry.write_text("{not json")
     with caplog.at_level("WARNING"):
         again = Int8(tmp_path / "b.int8.onnx", calib_samples=16, calib_cache=cache)(art)
     assert again.meta["int8"]["calibration"]["cache"] == "miss"
-    assert "unreadable" in caplog.text
+    assert "corrupt" in caplog.text
     assert json.loads(entry.read_text())["CLS"] == "TensorsData"  # replaced by a good entry
     assert (tmp_path / "b.int8.onnx").read_bytes() == (tmp_path / "a.int8.onnx").read_bytes()
     assert made.passes[-1]["options"]["calib_cache"] == str(cache)

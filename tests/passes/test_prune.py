@@ -16,7 +16,8 @@ from accelkit.artifact import Artifact
 from accelkit.errors import InputError
 from accelkit.loading import infer_torch_spec, load_generator
 from accelkit.passes.export import OnnxFromTorch
-from accelkit.passes.prune import Prune, distill, match_feature_layers, save_pruned
+from accelkit.passes.distill import distill, match_feature_layers
+from accelkit.passes.prune import Prune, save_pruned
 from accelkit.passes.verify import ort_session, torch_forward
 from accelkit.sampler import LatentSampler
 from tests.fixtures.generators import make

@@ -163,7 +163,7 @@ def test_bench_fid_against_another_reference(gen_files, tiny_weights, tmp_path) 
 def test_drift_vs_reference_and_prune_fid(tiny_weights, tmp_path, monkeypatch) -> None:
     pytest.importorskip("torch_pruning", reason="torch-pruning is in the dev extra; install accelkit[prune]")
     from accelkit.passes.prune import Prune
-    from accelkit.quality.drift import drift_vs_reference
+    from accelkit.pipelines.bench import drift_vs_reference
 
     teacher = load_generator("dcgan")
     pruned = Prune(0.5)(teacher)
@@ -180,6 +180,6 @@ def test_drift_vs_reference_and_prune_fid(tiny_weights, tmp_path, monkeypatch) -
     assert res.exit_code == 0, res.output
     line = next(x for x in res.stdout.splitlines() if x.startswith("FID drift vs teacher (N=16): "))
     assert " before distillation -> " in line and "pruned+distilled (noise floor " in line
-    q = json.loads((tmp_path / "d.pruned.accelkit.json").read_text())["meta"]["quality_vs_teacher"]
+    q = json.loads((tmp_path / "d.pruned.pt.accelkit.json").read_text())["meta"]["quality_vs_teacher"]
     assert q["n"] == 16 and q["pruned"]["fid_drift"] > 0 and "fid_drift" in q["pruned+distilled"] and q["noise_floor_fid"] > 0
     assert f"{q['pruned']['fid_drift']:.2f} before distillation" in line

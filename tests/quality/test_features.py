@@ -16,7 +16,7 @@ import pytest
 
 from accelkit.errors import InputError, LoadError, MissingDependencyError, NonFiniteOutputError
 from accelkit.quality import features as features_mod
-from accelkit.quality.features import INCEPTION_NAME, INCEPTION_SHA256, FeatureExtractor, onnx_path_for
+from accelkit.quality.features import INCEPTION_NAME, INCEPTION_SHA256, FeatureExtractor, onnx_cache_path
 from accelkit.quality.images import RESIZE_MODE, list_images, load_image, prepare_batch, to_uint8
 from accelkit.quality.metrics import accumulate, fid_between, load_stats, stats_from_folder
 
@@ -68,10 +68,9 @@ def test_torch_and_ort_agree(tiny_weights: Path, rng: np.random.Generator) -> No
 
 def test_onnx_is_cached_by_sha256(tiny_weights: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch) -> None:
     ex = FeatureExtractor(tiny_weights, backend="ort").load()
-    cached = onnx_path_for(ex.sha256)
+    cached = onnx_cache_path(ex.sha256, ex.input_size)
     assert cached.is_file()
     assert str(cached).startswith(os.environ["ACCELKIT_CACHE_DIR"])
-    assert ex.sha256 in cached.name
 
     def no_export(*a: object, **k: object) -> None:
         raise AssertionError("exported again although the cache holds the file")
@@ -83,11 +82,29 @@ def test_onnx_is_cached_by_sha256(tiny_weights: Path, rng: np.random.Generator, 
 def test_damaged_cache_is_rebuilt(tiny_weights: Path, rng: np.random.Generator) -> None:
     ex = FeatureExtractor(tiny_weights, backend="ort")
     ex.load()
-    cached = onnx_path_for(ex.sha256)
+    cached = onnx_cache_path(ex.sha256, ex.input_size)
     cached.write_bytes(b"garbage")
     again = FeatureExtractor(tiny_weights, backend="ort")
     assert again(u8_images(rng, 2)).shape == (2, 64)
     assert cached.stat().st_size > 1000
+
+
+def test_swapped_cache_entry_is_detected_and_replaced(tiny_weights: Path, rng: np.random.Generator, tmp_path: Path) -> None:
+    """A valid ONNX model of another network at the cache path must never be used (it gave FID 0)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = u8_images(rng, 3)
+    good = FeatureExtractor(tiny_weights, backend="ort")(x)
+    ex = FeatureExtractor(tiny_weights)
+    cached = onnx_cache_path(ex.sha256, ex.input_size)
+    inp = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["n", 3, None, None])
+    out = helper.make_tensor_value_info("features", TensorProto.FLOAT, ["n", None])
+    pool = helper.make_node("GlobalAveragePool", ["images"], ["p"])
+    flat = helper.make_node("Flatten", ["p"], ["features"])
+    onnx.save(helper.make_model(helper.make_graph([pool, flat], "swap", [inp], [out]), opset_imports=[helper.make_opsetid("", 17)]), str(cached))
+    again = FeatureExtractor(tiny_weights, backend="ort")(x)
+    np.testing.assert_allclose(again, good, rtol=0, atol=1e-9)
 
 
 def test_layouts_grayscale_and_batches_agree(tiny_weights: Path, rng: np.random.Generator) -> None:

@@ -240,7 +240,7 @@ def test_missing_file_is_a_load_error(onnx_art: tuple[Artifact, Any], tmp_path: 
 
 def test_importing_runners_and_bench_does_not_import_onnxruntime() -> None:
     code = (
-        "import sys, accelkit.runners.ort_runner, accelkit.runners.torch_runner, accelkit.bench, accelkit.bench.report; "
+        "import sys, accelkit.runners.ort_runner, accelkit.runners.torch_runner, accelkit.benchmark, accelkit.benchmark.report; "
         "bad = [m for m in ('onnxruntime', 'tensorrt', 'matplotlib') if m in sys.modules]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )

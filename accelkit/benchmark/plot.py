@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
-from accelkit.bench.render import ReportLike, fmt_num
+from accelkit.benchmark.render import ReportLike, fmt_num
 from accelkit.files import atomic_path
 
 #: Line colours, in order (matplotlib's default cycle).
@@ -113,7 +113,7 @@ def plot_throughput(rows: Iterable[Any], dest: str | os.PathLike[str]) -> Path:
     """Draw images/sec vs batch size, one line per backend+precision, into a PNG (atomically).
 
     Args:
-        rows: Report rows (:class:`~accelkit.bench.report.BenchRow`); only ``ok`` ones are drawn.
+        rows: Report rows (:class:`~accelkit.benchmark.report.BenchRow`); only ``ok`` ones are drawn.
         dest: PNG path (800 x 500 pixels).
 
     Uses matplotlib (Agg) when importable, else a plain Pillow drawing.

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from accelkit.bench.harness import Latency, measure_throughput
+from accelkit.benchmark.harness import Latency, measure_throughput
 from accelkit.errors import InputError, NonFiniteOutputError
 from accelkit.quality.images import check_finite
 from accelkit.sampler import LatentSampler
-from tests.bench.fakes import SPEC, SleepRunner
+from tests.benchmark.fakes import SPEC, SleepRunner
 from tests.fixtures import tiny_generators as tg
 
 # the TorchScript ONNX exporter used to build fixtures warns that it is deprecated

@@ -1,4 +1,4 @@
-"""accelkit.bench.plot: the throughput chart (matplotlib or Pillow) and the speed-vs-drift scatter, written atomically."""
+"""accelkit.benchmark.plot: the throughput chart (matplotlib or Pillow) and the speed-vs-drift scatter, written atomically."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from accelkit.bench import plot as plot_mod
-from accelkit.bench.report import BenchRow, Report
-from tests.bench.fakes import ENV
-from tests.bench.fakes import sample_report as _sample_report
+from accelkit.benchmark import plot as plot_mod
+from accelkit.benchmark.report import BenchRow, Report
+from tests.benchmark.fakes import ENV
+from tests.benchmark.fakes import sample_report as _sample_report
 
 
 def test_pillow_fallback_when_matplotlib_is_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,4 @@
-"""accelkit.bench.environment: the environment block of a report, collected without importing a backend runner or onnxruntime."""
+"""accelkit.benchmark.environment: the environment block of a report, collected without importing a backend runner or onnxruntime."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from accelkit.bench.environment import collect_environment
+from accelkit.benchmark.environment import collect_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,7 +22,7 @@ def test_environment_block() -> None:
 
 def test_collecting_the_environment_imports_no_runner_and_no_onnxruntime() -> None:
     code = (
-        "import sys; from accelkit.bench.environment import collect_environment; env = collect_environment(); "
+        "import sys; from accelkit.benchmark.environment import collect_environment; env = collect_environment(); "
         "bad = [m for m in sys.modules if m.startswith(('onnxruntime', 'tensorrt', 'accelkit.runners.ort_runner', 'accelkit.runners.trt_runner'))]; "
         "print(bad); sys.exit(1 if bad or not env['onnxruntime_distributions'] else 0)"
     )

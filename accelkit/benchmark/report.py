@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from accelkit.artifact import Artifact, read_sidecar
-from accelkit.bench.environment import collect_environment
-from accelkit.bench.harness import Latency
-from accelkit.bench.plot import plot_throughput
-from accelkit.bench.render import CSV_COLUMNS as _CSV_COLUMNS
-from accelkit.bench.render import to_csv as _to_csv
-from accelkit.bench.render import to_markdown as _to_markdown
+from accelkit.benchmark.environment import collect_environment
+from accelkit.benchmark.harness import Latency
+from accelkit.benchmark.plot import plot_throughput
+from accelkit.benchmark.render import CSV_COLUMNS as _CSV_COLUMNS
+from accelkit.benchmark.render import to_csv as _to_csv
+from accelkit.benchmark.render import to_markdown as _to_markdown
 from accelkit.errors import AccelkitError, InputError
 from accelkit.files import sha256_file, write_text_atomic
 
@@ -230,7 +230,7 @@ class Report:
         flops_per_image: int | None = None,
         mfu: float | None = None,
     ) -> BenchRow:
-        """Add an ``ok`` row from a runner's ``describe()`` and a :class:`~accelkit.bench.harness.Latency`.
+        """Add an ``ok`` row from a runner's ``describe()`` and a :class:`~accelkit.benchmark.harness.Latency`.
 
         ``build_seconds`` is the sum of the artifact's pass times plus, for a compiled
         torch runner, the compile time at this batch size.
@@ -333,15 +333,15 @@ class Report:
         """``results.json`` as text (NaN never appears: non-finite numbers become null)."""
         return json.dumps(_finite(self.to_dict()), indent=2, sort_keys=False, allow_nan=False) + "\n"
 
-    #: Columns of ``results.csv`` (:data:`accelkit.bench.render.CSV_COLUMNS`).
+    #: Columns of ``results.csv`` (:data:`accelkit.benchmark.render.CSV_COLUMNS`).
     CSV_COLUMNS = _CSV_COLUMNS
 
     def to_markdown(self) -> str:
-        """``results.md`` (:func:`accelkit.bench.render.to_markdown`)."""
+        """``results.md`` (:func:`accelkit.benchmark.render.to_markdown`)."""
         return _to_markdown(self)
 
     def to_csv(self) -> str:
-        """``results.csv`` (:func:`accelkit.bench.render.to_csv`)."""
+        """``results.csv`` (:func:`accelkit.benchmark.render.to_csv`)."""
         return _to_csv(self)
 
     def write(self, out_dir: str | os.PathLike[str], *, plot: bool = True) -> dict[str, Path]:

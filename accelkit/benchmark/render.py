@@ -1,6 +1,6 @@
 """Text renderings of a benchmark report: ``results.md``, ``results.csv`` and number formatting.
 
-The report's data live in :mod:`accelkit.bench.report`; this module only reads them
+The report's data live in :mod:`accelkit.benchmark.report`; this module only reads them
 (it never imports the report module, which calls it). :func:`fmt_num` is the one number
 format for people, shared by the report and the gate's outputs.
 """
@@ -14,7 +14,7 @@ from typing import Any, Iterable, Protocol
 
 
 class ReportLike(Protocol):
-    """What the renderers read from a :class:`~accelkit.bench.report.Report`."""
+    """What the renderers read from a :class:`~accelkit.benchmark.report.Report`."""
 
     rows: list[Any]
     environment: dict[str, Any]
@@ -56,7 +56,7 @@ def sorted_rows(report: ReportLike, rows: Iterable[Any]) -> list[Any]:
 def to_markdown(report: ReportLike) -> str:
     """``results.md``: the table a person reads first, then skipped/failed rows with reasons.
 
-    Fills the report's speed-ups first (:meth:`~accelkit.bench.report.Report.compute_speedups`).
+    Fills the report's speed-ups first (:meth:`~accelkit.benchmark.report.Report.compute_speedups`).
     """
     report.compute_speedups()
     env = report.environment

@@ -8,8 +8,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from accelkit.artifact import Artifact
-from accelkit.bench.harness import Latency
-from accelkit.bench.report import Report
+from accelkit.benchmark.harness import Latency
+from accelkit.benchmark.report import Report
 from accelkit.runners.base import Runner
 from accelkit.spec import GeneratorSpec, InputSpec
 

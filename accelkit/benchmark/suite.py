@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from accelkit.artifact import Artifact
-from accelkit.bench.harness import DEFAULT_MIN_TIME_S, DEFAULT_REPEATS, DEFAULT_WARMUP, measure_throughput
-from accelkit.bench.report import Report
+from accelkit.benchmark.harness import DEFAULT_MIN_TIME_S, DEFAULT_REPEATS, DEFAULT_WARMUP, measure_throughput
+from accelkit.benchmark.report import Report
 from accelkit.device import cuda_device_name
 from accelkit.errors import AccelkitError, BackendUnavailableError, MissingDependencyError
 from accelkit.flops import flops_per_image_onnx, mfu
@@ -95,7 +95,7 @@ def run_benchmark(
             torch fp32 first: it is the speed-up baseline).
         batch_sizes: Batch sizes to measure (images per iteration).
         device: ``cpu`` or ``cuda[:N]`` for every target.
-        warmup, repeats, min_time_s: See :func:`~accelkit.bench.harness.measure_throughput`.
+        warmup, repeats, min_time_s: See :func:`~accelkit.benchmark.harness.measure_throughput`.
         seed: :class:`~accelkit.sampler.LatentSampler` seed (same inputs for every backend).
         flops_model: ONNX file (normally the fp32 export) used to count FLOPs for
             targets that are not ONNX themselves (torch, TensorRT engines).

@@ -62,11 +62,12 @@ def test_bench_user_errors_exit_2_before_any_work(tmp_path, args, pattern) -> No
 
 def test_bench_vs_interleaves_both_builds_and_compares(gen_files, tmp_path) -> None:
     from accelkit.loading import load_generator
-    from accelkit.passes.export import export
+    from accelkit.pipelines import export_onnx
+    from accelkit.pipelines.options import ExportOptions
 
     art = load_generator(gen_files["torchscript"])
-    a = export(art, tmp_path / "a.onnx").path
-    b = export(art, tmp_path / "b.onnx").path
+    a = export_onnx(art, ExportOptions(out=tmp_path / "a.onnx")).artifact.path
+    b = export_onnx(art, ExportOptions(out=tmp_path / "b.onnx")).artifact.path
     out = tmp_path / "vs"
     res = runner.invoke(app, ["bench", str(a), "--vs", str(b), "--backend", "ort", "--precision", "fp32", "--batch", "1",
                               "--repeats", "4", "--warmup", "1", "--min-time", "0.05", "--out", str(out)])  # fmt: skip

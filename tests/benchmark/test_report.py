@@ -12,13 +12,13 @@ from PIL import Image
 from torch import nn
 
 from accelkit.artifact import Artifact
-from accelkit.bench import BenchTarget, Report, run_benchmark
-from accelkit.bench.environment import collect_environment
+from accelkit.benchmark import BenchTarget, Report, run_benchmark
+from accelkit.benchmark.environment import collect_environment
 from accelkit.errors import InputError
 from accelkit.spec import GeneratorSpec, InputSpec
-from tests.bench.fakes import fake_latency as _lat
-from tests.bench.fakes import runner_info as _info
-from tests.bench.fakes import sample_report as _sample_report
+from tests.benchmark.fakes import fake_latency as _lat
+from tests.benchmark.fakes import runner_info as _info
+from tests.benchmark.fakes import sample_report as _sample_report
 from tests.fixtures import tiny_generators as tg
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -230,7 +230,7 @@ def test_schema_doc_lists_every_field(tmp_path: Path) -> None:
     import re
     from dataclasses import fields
 
-    from accelkit.bench.report import BenchRow
+    from accelkit.benchmark.report import BenchRow
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "results-schema.md").read_text()
     documented = set(re.findall(r"^\| `([a-z_0-9.]+)` \|", doc, flags=re.M))

@@ -1,0 +1,5 @@
+"""``python -m accelkit``: the command line."""
+
+from accelkit.cli import main
+
+main()

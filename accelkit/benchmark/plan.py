@@ -1,0 +1,229 @@
+"""Planning a benchmark: which (backend, precision) targets to measure and the artifacts they need.
+
+:func:`plan_targets` turns :class:`BenchOptions` into the backend configurations
+(:class:`~accelkit.benchmark.suite.BenchTarget`) for one generator, exporting the ONNX files
+ONNX Runtime and TensorRT share; :func:`accelkit.pipelines.bench.bench` runs them with
+:func:`~accelkit.benchmark.suite.run_benchmark` and writes the report folder.
+
+Defaults: every backend and precision this machine can run. What it cannot run is kept
+as a ``skipped`` row with the reason, so the report says what was left out and why.
+A backend the user asked for by name that cannot run here is an error instead
+(:class:`~accelkit.errors.BackendUnavailableError`, exit 2).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from accelkit.artifact import Artifact
+from accelkit.benchmark.suite import BenchTarget
+from accelkit.errors import AccelkitError, BackendUnavailableError, InputError
+from accelkit.runners.base import RUNNERS, runner_class
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "fp16", "int8", "bf16")
+DEFAULT_PRECISIONS = ("fp32", "fp16")
+
+
+@dataclass
+class BenchOptions:
+    """Everything ``accelkit bench`` was asked for.
+
+    Attributes:
+        backends: Backend names; empty = every backend this machine can run.
+        precisions: ``fp32``, ``fp16``, ``bf16`` (bf16: torch only).
+        batch_sizes: Images per iteration.
+        device: ``auto`` (CUDA when available, else CPU), ``cpu`` or ``cuda[:N]``.
+        out: Report folder (also holds the exported ONNX files under ``artifacts/``).
+        warmup, repeats, min_time_s: Timing budget (see ``measure_throughput``).
+        threads: CPU threads for torch and ONNX Runtime (None: physical cores).
+        seed: Latent seed, identical for every backend.
+        batch_range: TensorRT optimization profile ``(min, opt, max)``.
+        compile: Add a ``torch.compile`` torch row.
+        channels_last: Run torch in channels_last memory format.
+        cuda_graphs: Capture torch runs in CUDA graphs (CUDA only).
+        ort_tensorrt: Add ONNX Runtime rows on its TensorRT execution provider (CUDA).
+        plot: Write the throughput PNG.
+        fid: Images per set for quality drift (0: no drift measurement).
+        fid_weights: Feature extractor TorchScript (None: the packaged FID Inception).
+        fid_batch: Images per inference call while measuring drift.
+    """
+
+    backends: Sequence[str] = ()
+    precisions: Sequence[str] = DEFAULT_PRECISIONS
+    batch_sizes: Sequence[int] = (1, 8)
+    device: str = "auto"
+    out: Path = Path("accelkit-results")
+    warmup: int = 3
+    repeats: int = 5
+    min_time_s: float = 0.5
+    threads: int | None = None
+    seed: int = 0
+    batch_range: tuple[int, int, int] | None = None
+    compile: bool = False
+    channels_last: bool = False
+    cuda_graphs: bool = False
+    ort_tensorrt: bool = False
+    plot: bool = True
+    fid: int = 0
+    fid_weights: str | None = None
+    fid_batch: int = 32
+
+    def validate(self) -> None:
+        """Raise :class:`InputError` for values that cannot work."""
+        unknown = [b for b in self.backends if b not in RUNNERS]
+        if unknown:
+            raise InputError(f"--backend {','.join(unknown)} is unknown; choose from {', '.join(RUNNERS)}")
+        bad = [p for p in self.precisions if p not in PRECISIONS]
+        if bad:
+            raise InputError(f"--precision {','.join(bad)} is unknown; choose from {', '.join(PRECISIONS)}")
+        if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
+            raise InputError("--batch needs positive integers, e.g. --batch 1,8,32")
+        if self.repeats < 3:
+            raise InputError(f"--repeats {self.repeats} is too few for a median and spread; use 3 or more")
+        if self.warmup < 0 or self.min_time_s <= 0:
+            raise InputError("--warmup must be >= 0 and --min-time > 0")
+        if self.fid < 0 or self.fid == 1:
+            raise InputError(f"--fid {self.fid}: give the number of images per set (e.g. 500), or 0 for none")
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; others checked as given."""
+    if device == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device != "cpu" and not device.startswith("cuda"):
+        raise InputError(f"--device {device!r} is unknown; use auto, cpu or cuda[:N]")
+    return device
+
+
+def _max_batch(cfg: BenchOptions) -> tuple[int, int, int]:
+    if cfg.batch_range is not None:
+        return cfg.batch_range
+    lo, hi = min(cfg.batch_sizes), max(cfg.batch_sizes)
+    return (lo, sorted(cfg.batch_sizes)[len(cfg.batch_sizes) // 2], max(hi, 2))
+
+
+def check_requested_backends(cfg: BenchOptions, device: str) -> list[str]:
+    """The backends to plan. Named ones must be able to run here (else exit-2 error).
+
+    Raises:
+        BackendUnavailableError: A backend named with ``--backend`` cannot run on ``device``.
+    """
+    from accelkit.runners.base import available_backends
+
+    if not cfg.backends:
+        return list(RUNNERS)
+    for name in cfg.backends:
+        reason = runner_class(name).availability(device)  # ort on cuda checks the CUDA provider
+        if reason is not None:
+            avail = available_backends(device)
+            raise BackendUnavailableError(
+                f"--backend {name} cannot run on {device} here: {reason}; available here: {', '.join(avail) or 'none'}"
+            )
+    return list(cfg.backends)
+
+
+def plan_targets(
+    artifact: Artifact,
+    cfg: BenchOptions,
+    device: str,
+    workdir: Path,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[list[BenchTarget], Path | None]:
+    """Make the artifacts each (backend, precision) needs and describe the targets.
+
+    The torch fp32 row comes first (the speed-up baseline). ONNX files are exported
+    once per precision into ``workdir`` and shared by ONNX Runtime and TensorRT.
+
+    Returns:
+        ``(targets, fp32_onnx_path)``; the ONNX path is used to count FLOPs.
+    """
+    from accelkit.passes.export import OnnxFromTorch
+    from accelkit.passes.fp16 import Fp16
+
+    say = progress or (lambda m: None)
+    backends = check_requested_backends(cfg, device)
+    targets: list[BenchTarget] = []
+    threads = {"threads": cfg.threads} if cfg.threads else {}
+    br = _max_batch(cfg)
+
+    # ---- torch
+    if "torch" in backends:
+        if artifact.format != "torch":
+            for p in cfg.precisions:
+                targets.append(BenchTarget("torch", None, precision=p, skip_reason="the generator was given as ONNX; torch rows need the torch model"))
+        else:
+            for p in cfg.precisions:
+                opts: dict[str, Any] = {"precision": p, **threads}
+                if cfg.channels_last:
+                    opts["channels_last"] = True
+                if cfg.cuda_graphs:
+                    opts["cuda_graphs"] = True
+                reason = None
+                if p == "int8":
+                    reason = "int8 is an ONNX Q/DQ precision; it runs on ort and trt, not torch eager"
+                elif p == "fp16" and not device.startswith("cuda"):
+                    reason = "torch fp16 runs on CUDA only (CPU half kernels are missing or slow); use bf16 on CPU"
+                targets.append(BenchTarget("torch", artifact if reason is None else None, opts, precision=p, skip_reason=reason))
+                if cfg.compile and reason is None:
+                    targets.append(BenchTarget("torch", artifact, {**opts, "compile": True}, variant="compile"))
+
+    # ---- ONNX artifacts for ort / trt
+    onnx_by_prec: dict[str, Artifact | str] = {}
+    needs_onnx = [b for b in backends if b in ("ort", "trt")]
+    fp32_path: Path | None = None
+    if needs_onnx:
+        try:
+            if artifact.format == "onnx":
+                fp32 = artifact
+            else:
+                say("exporting fp32 ONNX for ort/trt")
+                fp32 = OnnxFromTorch(workdir / f"{artifact.name}.onnx", batch_range=br, force=True, progress=say)(artifact)
+            onnx_by_prec["fp32"] = fp32
+            fp32_path = fp32.path
+        except AccelkitError as exc:
+            onnx_by_prec["fp32"] = f"ONNX export failed: {exc}"
+        from accelkit.passes.int8 import Int8
+
+        converters = {
+            "fp16": lambda base: Fp16(workdir / f"{artifact.name}.fp16.onnx", force=True, progress=say)(base),
+            "int8": lambda base: Int8(workdir / f"{artifact.name}.int8.onnx", force=True, calib_samples=64, progress=say)(base),
+        }
+        for prec, convert in converters.items():
+            if prec not in cfg.precisions:
+                continue
+            base = onnx_by_prec["fp32"]
+            if isinstance(base, str):
+                onnx_by_prec[prec] = base
+            elif base.precision != "fp32":
+                onnx_by_prec[prec] = f"the ONNX file is {base.precision}; {prec} is made from fp32"
+            else:
+                try:
+                    say(f"converting to {prec} ONNX")
+                    onnx_by_prec[prec] = convert(base)
+                except AccelkitError as exc:
+                    onnx_by_prec[prec] = f"{prec} conversion failed: {exc}"
+    for backend in needs_onnx:
+        for p in cfg.precisions:
+            if p == "bf16":
+                targets.append(BenchTarget(backend, None, precision=p, skip_reason=f"bf16 is a torch-only precision here; {backend} takes fp32/fp16 ONNX"))
+                continue
+            made = onnx_by_prec.get(p)
+            if isinstance(made, str) or made is None:
+                targets.append(BenchTarget(backend, None, precision=p, skip_reason=made or "no ONNX artifact"))
+                continue
+            if backend == "ort":
+                provider = "cuda" if device.startswith("cuda") else "cpu"
+                targets.append(BenchTarget("ort", made, {"provider": provider, **(threads if provider == "cpu" else {})}))
+                if cfg.ort_tensorrt and device.startswith("cuda"):
+                    targets.append(BenchTarget("ort", made, {"provider": "tensorrt"}, variant="tensorrt"))
+            else:
+                targets.append(BenchTarget("trt", made, {"batch_range": br, "cache_dir": str(workdir / "engines")}, flops_model=fp32_path))
+    # A backend that cannot run here (not requested by name) is kept as skipped rows with the reason.
+    return targets, fp32_path

@@ -1,0 +1,5 @@
+"""``python -m accelkit.cli``."""
+
+from accelkit.cli import main
+
+main()

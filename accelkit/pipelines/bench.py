@@ -1,0 +1,366 @@
+"""``bench`` and ``bench_vs``: measure every backend, optionally with quality drift, and report.
+
+This is the orchestration behind ``accelkit bench``: plan the targets
+(:mod:`accelkit.benchmark.plan`), measure them (:func:`accelkit.benchmark.suite.run_benchmark`),
+add quality drift against the FP32 torch reference (:mod:`accelkit.quality.drift`),
+and write the report folder (:class:`accelkit.benchmark.report.Report`).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from accelkit.artifact import Artifact
+from accelkit.benchmark.plan import BenchOptions, check_requested_backends, plan_targets, resolve_device
+from accelkit.benchmark.report import Report
+from accelkit.benchmark.suite import BenchTarget, run_benchmark
+from accelkit.errors import InputError
+from accelkit.pipelines.options import resolve_artifact
+from accelkit.pipelines.results import Result
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class BenchResult(Result):
+    """A benchmark report and the files written for it.
+
+    ``exit_code`` is 1 when a row failed (NaN output, runner error), else 0.
+    """
+
+    report: Report
+    files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        """1 when any row failed, else 0."""
+        return 1 if any(r.status == "failed" for r in self.report.rows) else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report (results.json content) and the file paths."""
+        return {"report": self.report.to_dict(), "files": {k: str(v) for k, v in self.files.items()}}
+
+    def to_text(self) -> str:
+        """The Markdown table and the files written."""
+        return self.report.to_markdown().rstrip("\n") + "\nwrote " + ", ".join(str(p) for p in self.files.values())
+
+    def _repr_markdown_(self) -> str:
+        return self.report.to_markdown()
+
+
+@dataclass
+class BenchVsResult(Result):
+    """Candidate and baseline measured interleaved in one process, and their comparison."""
+
+    report: Report
+    baseline_report: Report
+    comparison: Any
+    files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        """The comparison's: 0 pass, 1 regression."""
+        return int(self.comparison.exit_code)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Both reports, the comparison and the files."""
+        return {
+            "report": self.report.to_dict(),
+            "baseline_report": self.baseline_report.to_dict(),
+            "comparison": self.comparison.to_dict(),
+            "files": {k: str(v) for k, v in self.files.items()},
+        }
+
+    def to_text(self) -> str:
+        """The candidate's table, the comparison and the files written."""
+        return (self.report.to_markdown().rstrip("\n") + "\n" + self.comparison.to_text().rstrip("\n")
+                + "\nwrote " + ", ".join(str(p) for p in self.files.values()))  # fmt: skip
+
+
+def check_bench_options(options: BenchOptions) -> str:
+    """Validate the options and the requested backends before any loading; the device to use.
+
+    Raises:
+        InputError: Bad values.
+        BackendUnavailableError: A backend named explicitly cannot run here.
+        MissingDependencyError: ``fid`` is set and no FID weights are installed.
+    """
+    options.validate()
+    if options.fid:
+        from accelkit.quality.features import resolve_weights
+
+        resolve_weights(options.fid_weights)  # missing weights: fail before any work
+    device = resolve_device(options.device)
+    check_requested_backends(options, device)
+    return device
+
+
+def bench(
+    generator: Any = None,
+    options: BenchOptions | None = None,
+    progress: Progress | None = None,
+    reference: Any = None,
+) -> BenchResult:
+    """Benchmark a generator on every backend and precision asked for; write the report folder.
+
+    Args:
+        generator: Path, bundled name, :class:`LoadOptions` or :class:`Artifact`.
+        options: :class:`BenchOptions` (backends, precisions, batch sizes, timing, ``fid``...).
+        progress: Called with a short message per step.
+        reference: With ``options.fid``: measure drift against this generator's FP32
+            torch model instead of the generator's own (e.g. a pruned model's teacher).
+
+    Returns:
+        :class:`BenchResult` (report + files: json, md, csv, png, grids).
+
+    Raises:
+        InputError / BackendUnavailableError: before any work, for bad options.
+    """
+    cfg = options or BenchOptions()
+    device = check_bench_options(cfg)
+    if reference is not None and not cfg.fid:
+        raise InputError("--reference only matters with --fid N")
+    say = progress or (lambda m: None)
+    say("loading the generator")
+    artifact = resolve_artifact(generator)
+    reference = resolve_artifact(reference) if reference is not None else None
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file; give a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    workdir = out / "artifacts"
+    workdir.mkdir(exist_ok=True)
+    targets, fp32_path = plan_targets(artifact, cfg, device, workdir, progress)
+    report = Report()
+    report.settings["generator"] = Path(artifact.source).name if artifact.source else "in-memory"
+    report.settings["generator_sha256"] = (artifact.source_sha256 or "")[:16]
+    report = run_benchmark(
+        targets,
+        cfg.batch_sizes,
+        device=device,
+        warmup=cfg.warmup,
+        repeats=cfg.repeats,
+        min_time_s=cfg.min_time_s,
+        seed=cfg.seed,
+        flops_model=fp32_path,
+        report=report,
+        progress=progress,
+    )
+    extra_files: dict[str, Path] = {}
+    if cfg.fid:
+        extra_files = measure_quality(artifact, targets, report, cfg, device, out, progress, reference=reference)
+    files = report.write(out, plot=cfg.plot)
+    return BenchResult(report, {**files, **extra_files})
+
+
+def bench_vs(
+    candidate: Any,
+    baseline: Any,
+    options: BenchOptions | None = None,
+    progress: Progress | None = None,
+    max_slowdown: float = 0.05,
+) -> BenchVsResult:
+    """Bench a candidate against a baseline build **interleaved in one process**.
+
+    Each of ``cfg.repeats`` rounds measures, per batch size and per matching
+    (backend, precision) pair, the candidate and the baseline back to back (alternating
+    which goes first), one repeat each; the rounds are then merged so every row holds one
+    sample per round. A burst of load from another process therefore hits both sides of
+    the ratio, which is what lets a ratio gate on a noisy shared machine.
+
+    Args:
+        candidate, baseline: Path, bundled name, :class:`LoadOptions` or :class:`Artifact` each.
+        options: :class:`BenchOptions` (``fid`` must be 0).
+        progress: Called with a short message per step.
+        max_slowdown: Allowed slowdown (fraction) before a row regresses.
+
+    Returns:
+        :class:`BenchVsResult`; the candidate's report goes to ``options.out``, the
+        baseline's to ``options.out/vs-baseline``, and the comparison
+        (:func:`accelkit.gate.compare.compare_reports`) to ``options.out/comparison.md``.
+    """
+    from accelkit.benchmark.environment import collect_environment
+    from accelkit.gate.compare import compare_reports
+    from accelkit.gate.ratio_gate import merge_reports
+
+    cfg = options or BenchOptions()
+    device = check_bench_options(cfg)
+    if cfg.fid:
+        raise InputError("--vs and --fid cannot be combined; run the drift measurement separately")
+    say = progress or (lambda m: None)
+    say("loading both builds")
+    candidate = resolve_artifact(candidate)
+    baseline = resolve_artifact(baseline)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "artifacts" / "vs").mkdir(parents=True, exist_ok=True)
+    cand_targets, cand_flops = plan_targets(candidate, cfg, device, out / "artifacts", progress)
+    base_targets, _ = plan_targets(baseline, cfg, device, out / "artifacts" / "vs", progress)
+
+    def key(t: BenchTarget) -> tuple[str, str | None, str]:
+        return (t.backend, t.variant, t.precision_label() if t.artifact is None else str(t.options.get("precision") or t.artifact.precision))
+
+    base_by_key = {key(t): t for t in base_targets}
+    pairs = [(t, base_by_key[key(t)]) for t in cand_targets if key(t) in base_by_key]
+    env = collect_environment()
+    parts: dict[str, list[Report]] = {"candidate": [], "baseline": []}
+    for rnd in range(cfg.repeats):
+        for j, b in enumerate(cfg.batch_sizes):
+            for ct, bt in pairs:
+                order = [("candidate", ct), ("baseline", bt)]
+                for side, t in order if (rnd + j) % 2 == 0 else order[::-1]:
+                    if progress:
+                        progress(f"round {rnd + 1}/{cfg.repeats}: {side} {t.backend} batch {b}")
+                    rep = Report(environment=env)
+                    parts[side].append(
+                        run_benchmark([t], [b], device=device, warmup=cfg.warmup, repeats=1, min_time_s=cfg.min_time_s,
+                                      seed=cfg.seed, flops_model=cand_flops, report=rep)
+                    )  # fmt: skip
+    cand = merge_reports(parts["candidate"])
+    base = merge_reports(parts["baseline"])
+    for rep, art in ((cand, candidate), (base, baseline)):
+        rep.settings.update({"generator": Path(art.source).name if art.source else "in-memory", "interleaved_rounds": cfg.repeats,
+                             "vs": Path(baseline.source).name if art is candidate and baseline.source else None})  # fmt: skip
+        rep.compute_speedups()
+    comp = compare_reports(base, cand, max_slowdown=max_slowdown, baseline_name=str(baseline.path or baseline.source), current_name=str(candidate.path or candidate.source))
+    files = cand.write(out, plot=cfg.plot)
+    base.write(out / "vs-baseline", plot=False)
+    files.update(comp.write(markdown=out / "comparison.md"))
+    return BenchVsResult(cand, base, comp, files)
+
+
+def measure_quality(
+    artifact: Artifact,
+    targets: Sequence[BenchTarget],
+    report: Report,
+    cfg: BenchOptions,
+    device: str,
+    out: Path,
+    progress: Callable[[str], None] | None = None,
+    reference: Artifact | None = None,
+) -> dict[str, Path]:
+    """Add FID/KID/paired drift and the noise floor to every measured row; write grids and the scatter.
+
+    The reference is ``reference`` when given (its FP32 torch model; it must share the
+    generator's spec), else the generator's own FP32 torch model.
+
+    Returns:
+        Paths of the PNG files written (sample grids, speed-vs-drift scatter).
+    """
+    from accelkit.benchmark.plot import plot_speed_vs_drift
+    from accelkit.errors import NonFiniteOutputError
+    from accelkit.quality.drift import DriftMeter, save_grid
+    from accelkit.quality.features import FeatureExtractor
+    from accelkit.runners.base import create_runner
+
+    ref_art = reference or artifact
+    if ref_art.format != "torch":
+        raise InputError("--fid needs a torch generator as the FP32 reference; pass the .pt/.pt2/TorchScript file (or --reference), not ONNX")
+    if reference is not None and (reference.spec.inputs != artifact.spec.inputs or reference.spec.output_shape != artifact.spec.output_shape):
+        raise InputError("--reference has different inputs or output shape than the generator; drift needs the same latents and image size")
+    extractor = FeatureExtractor(cfg.fid_weights, device=device, threads=cfg.threads)
+    extractor.load()
+    say = progress or (lambda m: None)
+    ref_runner = create_runner("torch", ref_art, device=device, precision="fp32", **({"threads": cfg.threads} if cfg.threads else {}))
+    files: dict[str, Path] = {}
+    with ref_runner:
+        meter = DriftMeter(ref_runner, reference_identity(ref_art), extractor, cfg.fid, cfg.seed, cfg.fid_batch, out / "artifacts", progress=say)
+        try:
+            meter.prepare()
+            ref_imgs = meter.first_images(None, 8)
+            grid_rows = [("reference torch fp32" if reference is None else "reference (--reference)", ref_imgs)]
+            for t in targets:
+                if t.artifact is None or t.skip_reason:
+                    continue
+                rows = [r for r in report.rows if r.backend == t.backend and r.variant == t.variant and r.status == "ok"
+                        and r.precision == (t.options.get("precision") or t.artifact.precision)]
+                if not rows:
+                    continue
+                label = f"{rows[0].label} {rows[0].precision}"
+                if reference is None and t.backend == "torch" and rows[0].precision == "fp32" and t.variant is None and not cfg.channels_last:
+                    drift, imgs = meter.reference_drift(), ref_imgs
+                else:
+                    say(f"quality drift: {label} on {cfg.fid} images")
+                    try:
+                        with create_runner(t.backend, t.artifact, device=device, **t.options) as runner:
+                            drift = meter.measure(runner)
+                            imgs = meter.first_images(runner, 8)
+                    except NonFiniteOutputError as exc:
+                        for r in rows:
+                            r.status, r.reason = "failed", f"quality: {exc}"
+                        continue
+                for r in rows:
+                    for k, v in drift.row_fields().items():
+                        setattr(r, k, v)
+                grid_rows.append((label, imgs))
+                name = f"grid_{rows[0].label.replace(':', '-')}_{rows[0].precision}.png"
+                files[name] = save_grid([grid_rows[0], (label, imgs)], out / name)
+            files["samples_grid.png"] = save_grid(grid_rows, out / "samples_grid.png")
+        finally:
+            meter.close()
+    report.settings["fid"] = {"n": cfg.fid, "seed": cfg.seed, "reference": Path(ref_art.source).name if ref_art.source else "in-memory", **meter.provenance()}
+    files["speed_vs_drift.png"] = plot_speed_vs_drift(report, out / "speed_vs_drift.png")
+    return files
+
+
+def reference_identity(art: Artifact) -> dict[str, Any]:
+    """What identifies a reference model in the drift feature cache: file sha256, architecture, arguments."""
+    return {
+        "sha256": art.source_sha256 or "unknown",
+        "arch": art.meta.get("arch"),
+        "arch_kwargs": art.meta.get("arch_kwargs"),
+        "format": art.format,
+        "precision": art.precision,
+    }
+
+
+def drift_vs_reference(
+    reference: Artifact,
+    candidates: Sequence[tuple[str, Artifact]],
+    n: int,
+    *,
+    seed: int = 0,
+    batch_size: int = 32,
+    fid_weights: str | None = None,
+    device: str = "cpu",
+    threads: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Drift of torch generators against another one's FP32 torch model, on the same ``n`` latents.
+
+    For models that are not accelerated builds of the reference (a pruned or distilled
+    student and its teacher): each candidate runs in torch fp32 on set A; the noise
+    floor is the reference on A vs B, as in ``bench --fid``.
+
+    Returns:
+        label -> :class:`~accelkit.quality.drift.Drift`, in the order given.
+
+    Raises:
+        InputError: A candidate has other inputs or another output shape than the reference.
+    """
+    from accelkit.quality.drift import DriftMeter
+    from accelkit.quality.features import FeatureExtractor
+    from accelkit.runners.base import create_runner
+
+    for label, art in candidates:
+        if art.spec.inputs != reference.spec.inputs or art.spec.output_shape != reference.spec.output_shape:
+            raise InputError(f"{label} has different inputs or output shape than the reference; drift needs the same latents and image size")
+    say = progress or (lambda m: None)
+    extractor = FeatureExtractor(fid_weights, device=device, threads=threads)
+    extractor.load()
+    opts: dict[str, Any] = {"precision": "fp32", **({"threads": threads} if threads else {})}
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="accelkit-drift-") as tmp, create_runner("torch", reference, device=device, **opts) as ref:
+        meter = DriftMeter(ref, reference_identity(reference), extractor, n, seed, batch_size, Path(tmp), progress=say)
+        try:
+            meter.prepare()
+            for label, art in candidates:
+                say(f"FID drift: {label} on {n} images")
+                with create_runner("torch", art, device=device, **opts) as runner:
+                    results[label] = meter.measure(runner)
+        finally:
+            meter.close()
+    return results

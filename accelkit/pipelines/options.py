@@ -1,0 +1,504 @@
+"""Typed options of the pipelines: one dataclass per step, enums for every choice.
+
+The CLI parses flags into these objects and hands them to one pipeline function; a
+Python user builds them directly. Validation happens here, once, with the same one-line
+messages whether the values came from flags or from code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+from accelkit.errors import InputError
+
+if TYPE_CHECKING:
+    from accelkit.artifact import Artifact
+
+
+class Precision(str, Enum):
+    """Numeric precision of a build."""
+
+    fp32 = "fp32"
+    fp16 = "fp16"
+    int8 = "int8"
+    bf16 = "bf16"
+
+
+class Exporter(str, Enum):
+    """Which torch ONNX exporter runs (``auto``: dynamo, falling back to TorchScript)."""
+
+    auto = "auto"
+    dynamo = "dynamo"
+    torchscript = "torchscript"
+
+
+class CalibMethod(str, Enum):
+    """INT8 calibration method."""
+
+    minmax = "minmax"
+    entropy = "entropy"
+    percentile = "percentile"
+
+
+class Importance(str, Enum):
+    """Channel importance for structured pruning."""
+
+    l2 = "l2"
+    l1 = "l1"
+    random = "random"
+
+
+class DistillLoss(str, Enum):
+    """Pixel loss of data-free distillation."""
+
+    l1 = "l1"
+    l2 = "l2"
+
+
+class LatentDistribution(str, Enum):
+    """Prior latents are drawn from."""
+
+    normal = "normal"
+    uniform = "uniform"
+
+
+def _value(x: Any) -> Any:
+    return x.value if isinstance(x, Enum) else x
+
+
+def check_number(value: float | None, flag: str, *, low: float | None = None, high: float | None = None, low_open: bool = False) -> None:
+    """Refuse NaN/Inf and values out of ``[low, high]`` (``(low, high]`` with ``low_open``).
+
+    Raises:
+        InputError: One line naming the flag and the allowed range.
+    """
+    if value is None:
+        return
+    if not math.isfinite(value):
+        raise InputError(f"{flag} {value} is not a finite number")
+    if low is not None and (value <= low if low_open else value < low):
+        raise InputError(f"{flag} {value:g} is out of range; use a value {'>' if low_open else '>='} {low:g}" + (f" and <= {high:g}" if high is not None else ""))
+    if high is not None and value > high:
+        raise InputError(f"{flag} {value:g} is out of range; use a value <= {high:g}")
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How to load a generator (the options every command shares).
+
+    Attributes:
+        generator: File path, bundled name (``dcgan``, ``stylegan2``, ``sr4x``) or None
+            for the bundled DCGAN.
+        arch: Architecture for weight-only files: ``module:Class``, ``file.py:Class`` or
+            a bundled name.
+        arch_kwargs: Constructor keyword arguments for ``arch``.
+        inputs: Input overrides as ``--input`` texts (``z:256``, ``label:int:10``,
+            ``image:3x32x32``).
+        output_range: Output value range ``(low, high)``.
+        latent_dist: Latent prior.
+        truncation: Truncation psi applied to latents.
+        trust_pickle: Allow a full pickled module (runs code from the file).
+    """
+
+    generator: str | None = None
+    arch: str | None = None
+    arch_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    inputs: tuple[str, ...] = ()
+    output_range: tuple[float, float] | None = None
+    latent_dist: LatentDistribution | None = None
+    truncation: float | None = None
+    trust_pickle: bool = False
+
+    @classmethod
+    def from_flags(
+        cls,
+        generator: str | None = None,
+        *,
+        arch: str | None = None,
+        arch_kwargs: str | None = None,
+        inputs: Sequence[str] | None = None,
+        output_range: str | None = None,
+        latent_dist: str | LatentDistribution | None = None,
+        truncation: float | None = None,
+        trust_pickle: bool = False,
+    ) -> LoadOptions:
+        """Build from command-line text, validating each value.
+
+        Raises:
+            InputError: A value is malformed (one line naming the flag and the fix).
+        """
+        from accelkit.spec import parse_output_range
+
+        kwargs: dict[str, Any] = {}
+        if arch_kwargs:
+            try:
+                kwargs = json.loads(arch_kwargs)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"--arch-kwargs is not valid JSON ({exc.msg} at column {exc.colno}); use e.g. '{{\"z_dim\": 128}}'") from None
+            if not isinstance(kwargs, dict):
+                raise InputError("--arch-kwargs must be a JSON object, e.g. '{\"z_dim\": 128}'")
+        if latent_dist is not None and not isinstance(latent_dist, LatentDistribution):
+            try:
+                latent_dist = LatentDistribution(latent_dist)
+            except ValueError:
+                raise InputError(f"--latent-dist {latent_dist!r} is unknown; use normal or uniform") from None
+        return cls(
+            generator=generator,
+            arch=arch,
+            arch_kwargs=kwargs,
+            inputs=tuple(inputs or ()),
+            output_range=parse_output_range(output_range) if output_range else None,
+            latent_dist=latent_dist,
+            truncation=truncation,
+            trust_pickle=trust_pickle,
+        ).validated()
+
+    def validated(self) -> LoadOptions:
+        """Check the values (also when built in code); returns ``self``."""
+        from accelkit.spec import parse_input_flag
+
+        check_number(self.truncation, "--truncation", low=0.0, low_open=True)
+        if self.output_range is not None:
+            lo, hi = self.output_range
+            if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+                raise InputError(f"--output-range {lo:g},{hi:g} must be two finite numbers LOW < HIGH; use -1,1 or 0,1")
+        for text in self.inputs:
+            parse_input_flag(text)
+        return self
+
+    def with_generator(self, generator: str | None, *, keep_arch: bool = True) -> LoadOptions:
+        """The same options for another file (``--vs``, ``--reference``)."""
+        if keep_arch:
+            return replace(self, generator=generator)
+        return replace(self, generator=generator, arch=None, arch_kwargs={})
+
+    def load(self) -> Artifact:
+        """Load the generator (see :func:`accelkit.loading.load_generator`)."""
+        from accelkit.loading import load_generator
+        from accelkit.spec import parse_input_flag
+
+        return load_generator(
+            self.generator,
+            arch=self.arch,
+            arch_kwargs=dict(self.arch_kwargs),
+            inputs=[parse_input_flag(i) for i in self.inputs],
+            output_range=self.output_range,
+            latent_dist=_value(self.latent_dist),
+            truncation_psi=self.truncation,
+            trust=self.trust_pickle,
+        )
+
+
+def resolve_artifact(source: Any) -> Artifact:
+    """An :class:`Artifact` from an artifact, :class:`LoadOptions`, a path/name or None (bundled DCGAN)."""
+    from accelkit.artifact import Artifact
+
+    if isinstance(source, Artifact):
+        return source
+    if isinstance(source, LoadOptions):
+        return source.load()
+    if source is None or isinstance(source, (str, Path)):
+        return LoadOptions(generator=None if source is None else str(source)).load()
+    raise InputError(f"expected a generator path, LoadOptions or Artifact, got {type(source).__name__}")
+
+
+@dataclass(frozen=True)
+class Int8Options:
+    """Post-training INT8 quantization (explicit Q/DQ, calibrated on the generator's prior).
+
+    Attributes:
+        calib: Calibration samples.
+        calib_method: minmax, entropy or percentile.
+        per_channel: Per-channel weight scales.
+        exclude: Node-name / module-path globs kept in float.
+        include: Globs of the only nodes quantized.
+        op_types: Op types to quantize (None: Conv, ConvTranspose, Gemm, MatMul).
+        calib_images: Folder of real inputs for image-to-image generators.
+        calib_cache: Reuse cached calibration ranges.
+    """
+
+    calib: int = 256
+    calib_method: CalibMethod = CalibMethod.minmax
+    per_channel: bool = False
+    exclude: tuple[str, ...] = ()
+    include: tuple[str, ...] = ()
+    op_types: tuple[str, ...] | None = None
+    calib_images: Path | None = None
+    calib_cache: bool = True
+
+    def validated(self) -> Int8Options:
+        """Check the values; returns ``self``."""
+        if not isinstance(self.calib_method, CalibMethod):
+            try:
+                CalibMethod(self.calib_method)
+            except ValueError:
+                raise InputError(f"--calib-method {self.calib_method!r} is unknown; choose one of minmax, entropy, percentile") from None
+        if self.calib < 1:
+            raise InputError(f"--calib {self.calib}: give a positive number of calibration samples, e.g. 256")
+        if self.calib > 1_000_000:
+            raise InputError(f"--calib {self.calib} is unreasonably large; a few hundred samples calibrate a generator")
+        return self
+
+    def pass_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :class:`accelkit.passes.int8.Int8`."""
+        kw: dict[str, Any] = {
+            "calib_samples": self.calib,
+            "calib_method": _value(self.calib_method),
+            "per_channel": self.per_channel,
+            "exclude": tuple(self.exclude),
+        }
+        if not self.calib_cache:
+            kw["calib_cache"] = False
+        if self.calib_images is not None:
+            kw["calib_images"] = self.calib_images
+        if self.include:
+            kw["include"] = tuple(self.include)
+        if self.op_types is not None:
+            kw["op_types"] = tuple(self.op_types)
+        return kw
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """``accelkit export``: torch (or fp32 ONNX) -> verified fp32/fp16/int8 ONNX.
+
+    Attributes:
+        out: Destination ``.onnx`` (None: next to the input, ``<stem>[.<precision>].onnx``).
+        precision: fp32, fp16 or int8.
+        opset: ONNX opset.
+        batch_range: ``(min, opt, max)`` of the dynamic batch dimension.
+        exporter: Which torch exporter.
+        tolerance: Max abs error vs torch (None: per-precision default).
+        fp16_keep_nodes: Node names kept in float32 by ``--fp16``.
+        int8: INT8 options (used with ``precision=int8``).
+        force: Overwrite an existing file.
+    """
+
+    out: Path | None = None
+    precision: Precision = Precision.fp32
+    opset: int = 18
+    batch_range: tuple[int, int, int] = (1, 8, 64)
+    exporter: Exporter = Exporter.auto
+    tolerance: float | None = None
+    fp16_keep_nodes: tuple[str, ...] = ()
+    int8: Int8Options = field(default_factory=Int8Options)
+    force: bool = False
+
+    def validated(self) -> ExportOptions:
+        """Check the values; returns ``self``."""
+        if Precision(self.precision) == Precision.bf16:
+            raise InputError("bf16 is a torch runtime precision, not an ONNX export; use --fp16 or --int8")
+        if not 13 <= self.opset <= 25:
+            raise InputError(f"--opset {self.opset} is out of range; use 13..25 (18 recommended)")
+        check_number(self.tolerance, "--tolerance", low=0.0, low_open=True)
+        self.int8.validated()
+        return self
+
+
+@dataclass(frozen=True)
+class QuantizeOptions:
+    """``accelkit quantize``: fp32 ONNX -> INT8 Q/DQ ONNX, optionally with a sensitivity report.
+
+    Attributes:
+        out: Destination (None: ``<stem>.int8.onnx`` next to the input).
+        int8: The quantization options.
+        tolerance: Max abs error vs fp32 (None: 0.5).
+        report: Write the per-layer-group sensitivity report (``<stem>.int8-sensitivity.md``).
+        auto_exclude_db: Keep in float the fewest harmful groups needed to reach this PSNR.
+        force: Overwrite existing files (the model and the report).
+    """
+
+    out: Path | None = None
+    int8: Int8Options = field(default_factory=Int8Options)
+    tolerance: float | None = None
+    report: bool = False
+    auto_exclude_db: float | None = None
+    force: bool = False
+
+    def validated(self) -> QuantizeOptions:
+        """Check the values; returns ``self``."""
+        self.int8.validated()
+        check_number(self.tolerance, "--tolerance", low=0.0, low_open=True)
+        v = self.auto_exclude_db
+        if v is not None and not (math.isfinite(v) and 0 < v <= 200):
+            raise InputError(f"--auto-exclude {v:g}: give a target PSNR in dB above 0, e.g. 35")
+        if self.int8.include and (self.report or self.auto_exclude_db is not None):
+            raise InputError("--include cannot be combined with --report/--auto-exclude (they choose the quantized layers themselves); use --exclude")
+        return self
+
+
+@dataclass(frozen=True)
+class PruneOptions:
+    """``accelkit prune``: structured channel pruning, optional data-free distillation.
+
+    Attributes:
+        out: Destination TorchScript (None: ``<stem>.pruned.pt``).
+        ratio: Fraction of channels removed.
+        importance: Channel importance criterion.
+        global_pruning: Rank channels across layers.
+        keep: Module-name globs never pruned.
+        round_to: Keep channel counts a multiple of this.
+        distill_steps: Distillation steps (0: none).
+        distill_batch: Latents per step.
+        lr: Adam learning rate.
+        loss: Pixel loss.
+        feature_loss: Weight of the feature loss (0: pixels only).
+        feature_layers: Globs of the layers the feature loss matches.
+        fid: FID drift vs the teacher on N images (0: off).
+        fid_weights: Feature extractor file (None: FID Inception).
+        threads: CPU threads for torch (None: torch's default).
+        checkpoint: Distillation checkpoint (None: ``<out>.distill.ckpt``).
+        resume: Resume from the checkpoint when it exists.
+        seed: Seed of latents and random importance.
+        force: Overwrite an existing file.
+    """
+
+    out: Path | None = None
+    ratio: float = 0.5
+    importance: Importance = Importance.l2
+    global_pruning: bool = False
+    keep: tuple[str, ...] = ()
+    round_to: int | None = None
+    distill_steps: int = 0
+    distill_batch: int = 16
+    lr: float = 1e-3
+    loss: DistillLoss = DistillLoss.l1
+    feature_loss: float = 0.0
+    feature_layers: tuple[str, ...] = ()
+    fid: int = 0
+    fid_weights: str | None = None
+    threads: int | None = None
+    checkpoint: Path | None = None
+    resume: bool = True
+    seed: int = 0
+    force: bool = False
+
+    def validated(self) -> PruneOptions:
+        """Check the values; returns ``self``."""
+        try:
+            DistillLoss(self.loss)
+        except ValueError:
+            raise InputError(f"--loss {self.loss!r} is unknown; use l1 or l2") from None
+        check_number(self.lr, "--lr", low=0.0, low_open=True)
+        check_number(self.feature_loss, "--feature-loss", low=0.0)
+        if self.distill_steps < 0:
+            raise InputError("--distill-steps must be >= 0")
+        if self.distill_batch < 1:
+            raise InputError(f"--distill-batch {self.distill_batch}: give a positive batch size")
+        if self.fid < 0 or self.fid == 1:
+            raise InputError(f"--fid {self.fid}: give the number of images (>= 2; hundreds for a meaningful FID), or 0 to skip it")
+        if (self.feature_loss or self.feature_layers) and not self.distill_steps:
+            raise InputError("--feature-loss/--feature-layer shape distillation; add --distill-steps N")
+        if self.feature_layers and not self.feature_loss:
+            raise InputError("--feature-layer needs a --feature-loss weight > 0, e.g. --feature-loss 1")
+        if self.threads is not None and self.threads < 1:
+            raise InputError(f"--threads {self.threads}: give a positive number of threads")
+        if self.seed < 0:
+            raise InputError(f"--seed {self.seed}: give a non-negative seed")
+        if self.round_to is not None and self.round_to < 1:
+            raise InputError(f"--round-to {self.round_to}: give a positive channel multiple, e.g. 8")
+        return self
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """``accelkit build``: ONNX -> TensorRT engine (strongly typed, batch profile, caches).
+
+    Attributes:
+        out: Engine path (None: ``<onnx stem>.plan`` next to the ONNX file).
+        batch_range: Optimization profile ``(min, opt, max)``.
+        workspace_mb: Builder workspace limit, MiB.
+        opt_level: Builder optimization level 0..5 (None: TensorRT's default).
+        tf32: Allow TF32 for fp32 layers (False: exact fp32 math; None: TensorRT's default).
+        cache: Use and fill the engine cache.
+        rebuild: Build even when a matching cached engine exists.
+        device: ``cuda`` or ``cuda:N``.
+        force: Overwrite an existing engine file.
+    """
+
+    out: Path | None = None
+    batch_range: tuple[int, int, int] = (1, 8, 64)
+    workspace_mb: int = 1024
+    opt_level: int | None = None
+    tf32: bool | None = None
+    cache: bool = True
+    rebuild: bool = False
+    device: str = "cuda"
+    force: bool = False
+
+    def validated(self) -> BuildOptions:
+        """Check the values; returns ``self``."""
+        if self.workspace_mb < 1:
+            raise InputError(f"--workspace {self.workspace_mb}: give a positive size in MiB, e.g. 1024")
+        if self.opt_level is not None and not 0 <= self.opt_level <= 5:
+            raise InputError(f"--opt-level {self.opt_level} is out of range; use 0..5")
+        if not self.device.startswith("cuda"):
+            raise InputError(f"--device {self.device!r}: TensorRT engines build on cuda or cuda:N")
+        return self
+
+
+@dataclass(frozen=True)
+class FidOptions:
+    """``accelkit fid``: FID/KID between image folders or ``.npz`` statistics.
+
+    Attributes:
+        save_stats: Write the first source's statistics to this ``.npz``.
+        fid_weights: Feature extractor file (None: FID Inception).
+        batch_size: Images per extractor call.
+        kid_subsets: KID subsets (folders only).
+        device: ``cpu`` or ``cuda[:N]`` for the extractor.
+        force: Overwrite an existing ``save_stats`` file.
+    """
+
+    save_stats: Path | None = None
+    fid_weights: str | None = None
+    batch_size: int = 32
+    kid_subsets: int = 100
+    device: str = "cpu"
+    force: bool = False
+
+    def validated(self) -> FidOptions:
+        """Check the values; returns ``self``."""
+        if self.batch_size < 1:
+            raise InputError(f"--batch-size {self.batch_size}: give a positive number of images per call")
+        if self.kid_subsets < 0:
+            raise InputError(f"--kid-subsets {self.kid_subsets}: give 0 (no KID) or a positive number of subsets")
+        if self.device != "cpu" and not self.device.startswith("cuda"):
+            raise InputError(f"--device {self.device!r} is unknown; use cpu or cuda[:N]")
+        return self
+
+
+@dataclass(frozen=True)
+class CompareOptions:
+    """``accelkit compare``: the CI gate between two bench reports.
+
+    Attributes:
+        max_slowdown: Allowed slowdown as a fraction (0.05 = 5 %).
+        max_fid_drift: Allowed growth of FID drift (None: quality not gated).
+        confidence: Confidence level of the bootstrap interval.
+        strict: Fail on missing rows and environment mismatches.
+        markdown: Write a Markdown summary here.
+        junit: Write JUnit XML here.
+        force: Overwrite existing summary files.
+    """
+
+    max_slowdown: float = 0.05
+    max_fid_drift: float | None = None
+    confidence: float = 0.95
+    strict: bool = False
+    markdown: Path | None = None
+    junit: Path | None = None
+    force: bool = False
+
+    def validated(self) -> CompareOptions:
+        """Check the values; returns ``self``."""
+        check_number(self.max_slowdown, "--max-slowdown", low=0.0, high=0.99)
+        check_number(self.max_fid_drift, "--max-fid-drift", low=0.0)
+        if not (math.isfinite(self.confidence) and 0.5 <= self.confidence < 1):
+            raise InputError(f"--confidence {self.confidence} is out of range; use e.g. 0.95")
+        return self
