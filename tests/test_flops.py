@@ -11,7 +11,7 @@ from torch import nn
 
 from accelkit.errors import InputError
 from accelkit.flops import flops_per_image, flops_per_image_onnx, gpu_key, gpu_peak_flops, mfu
-from tests.fixtures import tiny_generators as tg
+from tests.fixtures import generators as tg
 
 # the TorchScript ONNX exporter used to build fixtures warns that it is deprecated
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 #   cond:   Linear 12->128 (1,536) + 16,384 + 24,576 = 42,496 (the embedding Gather is not counted)
 #   img2img: Conv 3->8 k3 at 16x16 (8*256 * 27 = 55,296) + Conv 8->12 k3 (12*256 * 72 = 221,184) = 276,480
 @pytest.mark.parametrize(("kind", "macs"), [("uncond", 43_008), ("cond", 42_496), ("img2img", 276_480)])
-def test_flops_of_tiny_generators(tmp_path: Path, kind: str, macs: int) -> None:
+def test_flops_of_generators(tmp_path: Path, kind: str, macs: int) -> None:
     art, _ = tg.onnx_artifact(kind, tmp_path)
     assert flops_per_image_onnx(art.path, art.spec) == 2 * macs
     assert flops_per_image_onnx(onnx.load(str(art.path)), art.spec) == 2 * macs  # ModelProto works too

@@ -73,6 +73,13 @@ class BenchOptions:
     fid_weights: str | None = None
     fid_batch: int = 32
 
+    def __post_init__(self) -> None:
+        if isinstance(self.batch_range, (str, int)):
+            from accelkit.spec import as_batch_range
+
+            self.batch_range = as_batch_range(str(self.batch_range))
+        self.out = Path(self.out)
+
     def validate(self) -> None:
         """Raise :class:`InputError` for values that cannot work."""
         unknown = [b for b in self.backends if b not in RUNNERS]

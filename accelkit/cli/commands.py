@@ -39,7 +39,6 @@ from accelkit.pipelines.options import (
     PruneOptions,
     QuantizeOptions,
 )
-from accelkit.spec import parse_batch_range
 
 
 @app.command()
@@ -92,7 +91,7 @@ def export(
         out=output,
         precision=Precision.fp16 if fp16 else Precision.int8 if int8 else Precision.fp32,
         opset=opset,
-        batch_range=parse_batch_range(batch_range),
+        batch_range=batch_range,
         exporter=exporter,
         tolerance=tolerance,
         fp16_keep_nodes=tuple(keep_node or ()),
@@ -215,7 +214,6 @@ def bench(
     load: LoadOptions,
 ) -> None:
     """Benchmark images/sec and latency per backend and precision; write JSON/MD/CSV/PNG reports."""
-    from accelkit.gate.compare import parse_fraction
     from accelkit.pipelines.bench import BenchOptions, bench_vs, check_bench_options
     from accelkit.pipelines.bench import bench as run_bench
 
@@ -230,7 +228,7 @@ def bench(
         min_time_s=min_time,
         threads=threads,
         seed=seed,
-        batch_range=parse_batch_range(batch_range) if batch_range else None,
+        batch_range=batch_range,
         compile=compile,
         channels_last=channels_last,
         cuda_graphs=cuda_graphs,
@@ -241,11 +239,10 @@ def bench(
     )
     check_bench_options(opts)  # fail fast, before loading/exporting
     if vs is not None:
-        slow = parse_fraction(max_slowdown)
         if fid:
             raise InputError("--vs and --fid cannot be combined; run the drift measurement separately")
         with progress_status() as progress:
-            result = bench_vs(load, load.with_generator(vs), opts, progress, max_slowdown=slow)
+            result = bench_vs(load, load.with_generator(vs), opts, progress, max_slowdown=max_slowdown)
         emit(result)
         return
     if reference is not None and not fid:
@@ -299,7 +296,7 @@ def build(
     """Build a TensorRT engine (strongly typed, batch profile, timing + engine caches) from ONNX."""
     from accelkit.pipelines.build import build_engine
 
-    opts = BuildOptions(out=output, batch_range=parse_batch_range(batch_range), workspace_mb=workspace_mb, opt_level=opt_level,
+    opts = BuildOptions(out=output, batch_range=batch_range, workspace_mb=workspace_mb, opt_level=opt_level,
                         tf32=False if no_tf32 else None, cache=not no_cache, rebuild=rebuild, device=device, force=force).validated()  # fmt: skip
     with progress_status() as progress:
         result = build_engine(load, opts, progress)
@@ -320,9 +317,8 @@ def compare(
     force: bool = force_option("existing --markdown/--junit files"),
 ) -> None:
     """Compare two bench results: exit 0 pass, 1 regression, 2 bad input."""
-    from accelkit.gate.compare import parse_fraction
     from accelkit.pipelines.compare import compare as run_compare
 
-    opts = CompareOptions(max_slowdown=parse_fraction(max_slowdown), max_fid_drift=max_fid_drift, confidence=confidence,
+    opts = CompareOptions(max_slowdown=max_slowdown, max_fid_drift=max_fid_drift, confidence=confidence,
                           strict=strict, markdown=markdown, junit=junit, force=force).validated()  # fmt: skip
     emit(run_compare(baseline, current, opts))

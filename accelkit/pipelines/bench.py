@@ -161,7 +161,7 @@ def bench_vs(
     baseline: Any,
     options: BenchOptions | None = None,
     progress: Progress | None = None,
-    max_slowdown: float = 0.05,
+    max_slowdown: float | str = 0.05,
 ) -> BenchVsResult:
     """Bench a candidate against a baseline build **interleaved in one process**.
 
@@ -175,7 +175,7 @@ def bench_vs(
         candidate, baseline: Path, bundled name, :class:`LoadOptions` or :class:`Artifact` each.
         options: :class:`BenchOptions` (``fid`` must be 0).
         progress: Called with a short message per step.
-        max_slowdown: Allowed slowdown (fraction) before a row regresses.
+        max_slowdown: Allowed slowdown before a row regresses: a fraction or ``"5%"``.
 
     Returns:
         :class:`BenchVsResult`; the candidate's report goes to ``options.out``, the
@@ -186,8 +186,11 @@ def bench_vs(
     from accelkit.gate.compare import compare_reports
     from accelkit.gate.ratio_gate import merge_reports
 
+    from accelkit.gate.compare import parse_fraction
+
     cfg = options or BenchOptions()
     device = check_bench_options(cfg)
+    max_slowdown = parse_fraction(max_slowdown) if isinstance(max_slowdown, str) else float(max_slowdown)
     if cfg.fid:
         raise InputError("--vs and --fid cannot be combined; run the drift measurement separately")
     say = progress or (lambda m: None)

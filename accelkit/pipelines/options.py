@@ -71,6 +71,34 @@ def _value(x: Any) -> Any:
     return x.value if isinstance(x, Enum) else x
 
 
+def _normalize(obj: Any, name: str, fn: Any) -> None:
+    """Set a frozen dataclass field to its normalized value (used in ``__post_init__``)."""
+    object.__setattr__(obj, name, fn(getattr(obj, name)))
+
+
+def _enum(enum: Any, value: Any, flag: str) -> Any:
+    if isinstance(value, enum):
+        return value
+    try:
+        return enum(value)
+    except ValueError:
+        raise InputError(f"{flag} {value!r} is unknown; choose one of {', '.join(m.value for m in enum)}") from None
+
+
+def _batch_range(value: Any) -> tuple[int, int, int]:
+    """``"1:8:64"``, ``8`` or a sequence -> ``(min, opt, max)``."""
+    from accelkit.spec import as_batch_range
+
+    return as_batch_range(str(value) if isinstance(value, int) else value)
+
+
+def _fraction(value: Any) -> float:
+    """``"5%"``, ``"0.05"`` or ``0.05`` -> ``0.05``."""
+    from accelkit.gate.compare import parse_fraction
+
+    return float(parse_fraction(value)) if isinstance(value, str) else float(value)
+
+
 def check_number(value: float | None, flag: str, *, low: float | None = None, high: float | None = None, low_open: bool = False) -> None:
     """Refuse NaN/Inf and values out of ``[low, high]`` (``(low, high]`` with ``low_open``).
 
@@ -231,13 +259,12 @@ class Int8Options:
     calib_images: Path | None = None
     calib_cache: bool = True
 
+    def __post_init__(self) -> None:
+        _normalize(self, "calib_method", lambda v: _enum(CalibMethod, v, "--calib-method"))
+        _normalize(self, "calib_images", lambda v: Path(v) if v is not None else None)
+
     def validated(self) -> Int8Options:
         """Check the values; returns ``self``."""
-        if not isinstance(self.calib_method, CalibMethod):
-            try:
-                CalibMethod(self.calib_method)
-            except ValueError:
-                raise InputError(f"--calib-method {self.calib_method!r} is unknown; choose one of minmax, entropy, percentile") from None
         if self.calib < 1:
             raise InputError(f"--calib {self.calib}: give a positive number of calibration samples, e.g. 256")
         if self.calib > 1_000_000:
@@ -280,14 +307,20 @@ class ExportOptions:
     """
 
     out: Path | None = None
-    precision: Precision = Precision.fp32
+    precision: Precision | str = Precision.fp32
     opset: int = 18
-    batch_range: tuple[int, int, int] = (1, 8, 64)
+    batch_range: tuple[int, int, int] | str = (1, 8, 64)
     exporter: Exporter = Exporter.auto
     tolerance: float | None = None
     fp16_keep_nodes: tuple[str, ...] = ()
     int8: Int8Options = field(default_factory=Int8Options)
     force: bool = False
+
+    def __post_init__(self) -> None:
+        _normalize(self, "batch_range", _batch_range)
+        _normalize(self, "precision", lambda v: _enum(Precision, v, "--precision"))
+        _normalize(self, "exporter", lambda v: _enum(Exporter, v, "--exporter"))
+        _normalize(self, "out", lambda v: Path(v) if v is not None else None)
 
     def validated(self) -> ExportOptions:
         """Check the values; returns ``self``."""
@@ -378,12 +411,12 @@ class PruneOptions:
     seed: int = 0
     force: bool = False
 
+    def __post_init__(self) -> None:
+        _normalize(self, "loss", lambda v: _enum(DistillLoss, v, "--loss"))
+        _normalize(self, "importance", lambda v: _enum(Importance, v, "--importance"))
+
     def validated(self) -> PruneOptions:
         """Check the values; returns ``self``."""
-        try:
-            DistillLoss(self.loss)
-        except ValueError:
-            raise InputError(f"--loss {self.loss!r} is unknown; use l1 or l2") from None
         check_number(self.lr, "--lr", low=0.0, low_open=True)
         check_number(self.feature_loss, "--feature-loss", low=0.0)
         if self.distill_steps < 0:
@@ -422,7 +455,7 @@ class BuildOptions:
     """
 
     out: Path | None = None
-    batch_range: tuple[int, int, int] = (1, 8, 64)
+    batch_range: tuple[int, int, int] | str = (1, 8, 64)
     workspace_mb: int = 1024
     opt_level: int | None = None
     tf32: bool | None = None
@@ -430,6 +463,9 @@ class BuildOptions:
     rebuild: bool = False
     device: str = "cuda"
     force: bool = False
+
+    def __post_init__(self) -> None:
+        _normalize(self, "batch_range", _batch_range)
 
     def validated(self) -> BuildOptions:
         """Check the values; returns ``self``."""
@@ -487,13 +523,16 @@ class CompareOptions:
         force: Overwrite existing summary files.
     """
 
-    max_slowdown: float = 0.05
+    max_slowdown: float | str = 0.05
     max_fid_drift: float | None = None
     confidence: float = 0.95
     strict: bool = False
     markdown: Path | None = None
     junit: Path | None = None
     force: bool = False
+
+    def __post_init__(self) -> None:
+        _normalize(self, "max_slowdown", _fraction)
 
     def validated(self) -> CompareOptions:
         """Check the values; returns ``self``."""

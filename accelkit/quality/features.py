@@ -91,15 +91,22 @@ def default_weights_path() -> Path:
     )
 
 
+#: Environment variable naming the default feature extractor file (else the packaged Inception).
+WEIGHTS_ENV = "ACCELKIT_FID_WEIGHTS"
+
+
 def resolve_weights(weights: str | os.PathLike[str] | None) -> Path:
-    """The weights file to use: ``weights`` if given, else the packaged Inception.
+    """The weights file to use: ``weights`` if given, else ``$ACCELKIT_FID_WEIGHTS``, else the packaged Inception.
 
     Raises:
         InputError: ``weights`` was given and is not a file.
         MissingDependencyError: No weights given and none installed.
     """
     if weights is None:
-        return default_weights_path()
+        env = os.environ.get(WEIGHTS_ENV)
+        if not env:
+            return default_weights_path()
+        weights = env
     path = Path(weights).expanduser()
     if not path.is_file():
         raise InputError(

@@ -17,7 +17,7 @@ from accelkit.errors import InputError, NonFiniteOutputError
 from accelkit.quality.images import check_finite
 from accelkit.sampler import LatentSampler
 from tests.benchmark.fakes import SPEC, SleepRunner
-from tests.fixtures import tiny_generators as tg
+from tests.fixtures import generators as tg
 
 # the TorchScript ONNX exporter used to build fixtures warns that it is deprecated
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

@@ -19,7 +19,7 @@ from accelkit.spec import GeneratorSpec, InputSpec
 from tests.benchmark.fakes import fake_latency as _lat
 from tests.benchmark.fakes import runner_info as _info
 from tests.benchmark.fakes import sample_report as _sample_report
-from tests.fixtures import tiny_generators as tg
+from tests.fixtures import generators as tg
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

@@ -107,25 +107,6 @@ def test_dynamo_exporter_refuses_scriptmodule(gen_files, tmp_path) -> None:
         OnnxFromTorch(tmp_path / "g.onnx", exporter="dynamo")(art)
 
 
-def test_no_overwrite_without_force(gen_files, tmp_path) -> None:
-    art = load_generator(gen_files["torchscript"])
-    dest = tmp_path / "g.onnx"
-    dest.write_text("keep me")
-    with pytest.raises(InputError, match=r"already exists; pass --force"):
-        export(art, dest)
-    assert dest.read_text() == "keep me"
-    export(art, dest, force=True)
-    assert onnx.load(str(dest)).graph.node
-
-
-def test_failed_verification_writes_nothing(gen_files, tmp_path) -> None:
-    art = load_generator(gen_files["torchscript"])
-    dest = tmp_path / "g.fp16.onnx"
-    with pytest.raises(VerificationError, match=r"max abs error .* > tolerance 1e-09"):
-        export(art, dest, fp16=True, tolerance=1e-9)
-    assert list(tmp_path.iterdir()) == []
-
-
 def test_unsupported_op_is_one_line_export_error(tmp_path) -> None:
     art = _artifact(make(Unexportable))
     with pytest.raises(ExportError) as info:
@@ -161,22 +142,6 @@ def test_fp16_keeps_overflowing_nodes_in_fp32(tmp_path) -> None:
     kept = out.meta["fp16"]["kept_fp32"]
     assert any("activation peak" in k["reason"] for k in kept)
     _check_against_torch(out.path, art, 4, 2e-2)
-
-
-def test_fp16_of_onnx_without_torch_reference(gen_files, tmp_path) -> None:
-    art = load_generator(gen_files["torchscript"])
-    export(art, tmp_path / "g.onnx")
-    onnx_art = load_generator(tmp_path / "g.onnx")
-    out = export(onnx_art, tmp_path / "g.fp16.onnx", fp16=True)
-    assert out.meta["verification"]["reference"].startswith("onnx fp32")
-    with pytest.raises(InputError, match=r"already ONNX"):
-        export(onnx_art, tmp_path / "again.onnx")
-
-
-def test_export_needs_onnx_suffix(gen_files, tmp_path) -> None:
-    art = load_generator(gen_files["torchscript"])
-    with pytest.raises(InputError, match=r"must end in .onnx"):
-        export(art, tmp_path / "g.pt")
 
 
 def test_spec_mismatch_with_fixed_batch_program(tmp_path) -> None:

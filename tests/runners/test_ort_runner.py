@@ -16,7 +16,7 @@ from accelkit.errors import BackendUnavailableError, InputError
 from accelkit.runners import ort_runner
 from accelkit.runners.ort_runner import OrtRunner, available_physical_cores
 from accelkit.sampler import LatentSampler
-from tests.fixtures import tiny_generators as tg
+from tests.fixtures import generators as tg
 
 ort = pytest.importorskip("onnxruntime")
 _RealSession = ort.InferenceSession  # the fakes below wrap it; the test patches the module attribute

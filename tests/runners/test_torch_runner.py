@@ -13,7 +13,7 @@ from accelkit.errors import AccelkitError, BackendUnavailableError, InputError
 from accelkit.runners import create_runner
 from accelkit.runners.torch_runner import TorchRunner
 from accelkit.sampler import LatentSampler
-from tests.fixtures import tiny_generators as tg
+from tests.fixtures import generators as tg
 
 CUDA = torch.cuda.is_available()
 
