@@ -6,9 +6,14 @@ Formats: TorchScript archives, ``torch.export`` programs (``.pt2``), ONNX files,
 safetensors files, and -- only with ``trust=True`` -- full pickled modules.
 
 Security: ``torch.load`` always runs with ``weights_only=True`` unless the caller
-passes ``trust=True``; a file that needs arbitrary pickle execution is refused with a
-message saying how to opt in. An architecture given as ``module:Class`` is code the
-user named explicitly; nothing in the file itself is ever imported or executed.
+passes ``trust=True``, also for the pickles nested inside a ``.pt2`` archive (sample
+inputs, pickled weights or constants, which ``torch.export.load`` would otherwise unpickle
+with ``weights_only=False``); a file that needs arbitrary pickle execution is refused
+with a message saying how to opt in. An architecture comes only from the caller
+(``arch=`` / ``--arch``): one named inside a file (``accelkit_arch`` / ``arch`` keys of a
+checkpoint dict, ``accelkit.arch`` safetensors metadata) is used only when it is one of
+accelkit's bundled architectures, and otherwise shown in the error as a hint, never
+imported. Nothing in a file decides what code runs.
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ import pickle
 import re
 import struct
 import sys
+import threading
 import warnings
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from accelkit.artifact import Artifact, read_sidecar
 from accelkit.files import sha256_file
@@ -159,6 +166,59 @@ def _build_module(arch: str, arch_kwargs: Mapping[str, Any] | None) -> Any:
         return cls(**dict(arch_kwargs or {}))
     except TypeError as exc:
         raise InputError(f"--arch {arch}: constructing it failed ({exc}); pass the constructor arguments with --arch-kwargs '{{...}}'") from None
+
+
+def stored_architecture(name: Any, path: Path, where: str) -> str:
+    """An architecture named inside a file, allowed only when it is a bundled one.
+
+    A file can name any importable callable (``os:system``, ``subprocess:Popen``,
+    ``evil.py:Class``); importing it would run code the user never chose. Bundled
+    architectures are accelkit's own code, so those names are safe to follow.
+
+    Raises:
+        InputError: The name is not a bundled architecture (the message shows it as a hint).
+    """
+    from accelkit.models import ARCHITECTURES
+
+    if isinstance(name, str) and name in ARCHITECTURES:
+        return name
+    shown = repr(name)[:80]
+    raise InputError(
+        f"{path} holds only weights and names its architecture {shown} in {where}; accelkit never imports code named "
+        f"inside a file: if you trust that code, pass it yourself with --arch (plus --arch-kwargs JSON)"
+    )
+
+
+_TORCH_LOAD_LOCK = threading.Lock()
+
+
+@contextmanager
+def weights_only_torch_load(path: Path) -> Iterator[None]:
+    """Make every ``torch.load`` inside the body weights-only (for ``torch.export.load``).
+
+    ``torch.export.load`` unpickles sample inputs, pickled weights and constants with
+    ``weights_only=False`` (after a weights-only attempt, for sample inputs); any such
+    call here raises :class:`UntrustedPickleError` instead, before a byte is unpickled.
+    """
+    import torch
+
+    real = torch.load
+
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("weights_only") is False:
+            raise UntrustedPickleError(
+                f"{path} is a torch.export archive holding a pickle that needs code execution to load "
+                f"(sample inputs, weights or constants); {_PICKLE_HINT}, or re-export it with plain tensors"
+            )
+        kwargs["weights_only"] = True
+        return real(*args, **kwargs)
+
+    with _TORCH_LOAD_LOCK:
+        torch.load = guarded  # type: ignore[assignment]
+        try:
+            yield
+        finally:
+            torch.load = real  # type: ignore[assignment]
 
 
 def _is_state_dict(obj: Any) -> bool:
@@ -565,7 +625,13 @@ def load_generator(
             raise LoadError(f"{p} is a TorchScript archive that fails to load ({str(exc).splitlines()[0][:160]}); re-save it with torch.jit.save") from None
     elif fmt == "pt2":
         try:
-            program = torch.export.load(str(p))
+            if trust:
+                program = torch.export.load(str(p))
+            else:
+                with weights_only_torch_load(p):
+                    program = torch.export.load(str(p))
+        except AccelkitError:
+            raise
         except Exception as exc:
             raise LoadError(f"{p} is a torch.export archive that fails to load ({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}); re-save it with torch.export.save") from None
         module = program.module()
@@ -580,12 +646,15 @@ def load_generator(
                 raise UntrustedPickleError(f"{p} holds a pickled module; {_PICKLE_HINT}")
             module = found
         else:
-            ck_arch = None
-            if isinstance(obj, Mapping):
-                ck_arch = obj.get("accelkit_arch") or obj.get("arch")
-                if not arch and isinstance(ck_arch, str):
-                    arch_kwargs = obj.get("accelkit_arch_kwargs") or obj.get("arch_kwargs") or {}
-            use_arch = arch or (ck_arch if isinstance(ck_arch, str) else None)
+            use_arch = arch
+            if not use_arch and isinstance(obj, Mapping):
+                key = "accelkit_arch" if obj.get("accelkit_arch") is not None else "arch" if obj.get("arch") is not None else None
+                if key is not None:
+                    use_arch = stored_architecture(obj[key], p, f"its {key!r} entry")
+                    stored_kwargs = obj.get("accelkit_arch_kwargs") or obj.get("arch_kwargs") or {}
+                    if not isinstance(stored_kwargs, Mapping) or not all(isinstance(k, str) for k in stored_kwargs):
+                        raise InputError(f"{p}: the stored architecture arguments are not a dict of names; pass --arch-kwargs")
+                    arch_kwargs = dict(stored_kwargs)
             if not use_arch:
                 raise InputError(
                     f"{p} holds only weights (a state_dict under {where}); say which architecture they belong to with "
@@ -663,7 +732,9 @@ def _load_safetensors(p: Path, arch: str | None, arch_kwargs: Mapping[str, Any] 
             sd = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError) as exc:
         raise LoadError(f"{p} is a corrupt or truncated safetensors file ({exc}); re-save it") from None
-    use_arch = arch or st_meta.get("accelkit.arch")
+    use_arch = arch
+    if not use_arch and "accelkit.arch" in st_meta:
+        use_arch = stored_architecture(st_meta["accelkit.arch"], p, "its safetensors metadata (accelkit.arch)")
     if not use_arch:
         raise InputError(f"{p} holds only weights (safetensors); say which architecture they belong to with --arch module:Class or a bundled name")
     if not arch and "accelkit.arch_kwargs" in st_meta:
