@@ -13,7 +13,7 @@ for name in {OPTIONAL!r}:
     sys.modules[name] = None  # importing any of them now raises ImportError
 import accelkit, accelkit.cli, accelkit.runners, accelkit.loading, accelkit.spec
 from accelkit.runners import base
-import accelkit.runners.trt_runner, accelkit.runners.ort_runner, accelkit.passes.engine
+import accelkit.trt.runner, accelkit.runners.ort_runner, accelkit.trt.build, accelkit.device
 loaded = [m for m in {OPTIONAL!r} if sys.modules.get(m) is not None]
 assert not loaded, loaded
 sys.argv = ["accelkit", "--help"]

@@ -26,7 +26,7 @@ from accelkit.errors import AccelkitError, BackendUnavailableError, InputError
 RUNNERS: dict[str, str] = {
     "torch": "accelkit.runners.torch_runner:TorchRunner",
     "ort": "accelkit.runners.ort_runner:OrtRunner",
-    "trt": "accelkit.runners.trt_runner:TrtRunner",
+    "trt": "accelkit.trt.runner:TrtRunner",
 }
 
 

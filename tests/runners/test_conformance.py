@@ -117,7 +117,7 @@ class _Artifacts:
     def engine(self, kind: str, precision: str, device: str) -> Artifact:
         key = ("trt", kind, precision, device)
         if key not in self.cache:
-            from accelkit.passes.engine import EngineFromOnnx
+            from accelkit.trt.build import EngineFromOnnx
 
             onnx_art = self.onnx(kind, precision, device)
             out = self.folder / f"{kind}.{precision}.plan"
