@@ -1,13 +1,17 @@
 """Facts about this machine's CPU and installed packages that runners and reports share.
 
-Standard library only: nothing here imports torch or onnxruntime. The ONNX Runtime
-runner takes its default thread count from :func:`available_physical_cores`; the
-benchmark report's environment block (:mod:`accelkit.benchmark.environment`) records both.
+Standard library only: nothing here imports torch or onnxruntime. The CPU runners take
+their default thread count from :func:`default_threads` (physical cores this process may
+use, minus the cores other processes keep busy); the benchmark report's environment block
+(:mod:`accelkit.benchmark.environment`) records the cores, the ISA flags that decide which
+kernels run (:func:`isa_flags`), the affinity and the load.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -47,4 +51,141 @@ def installed_ort_distributions() -> dict[str, str]:
     return found
 
 
-__all__ = ["ORT_DISTRIBUTIONS", "available_physical_cores", "installed_ort_distributions"]
+#: CPU flags (``/proc/cpuinfo`` names) that decide which kernels the CPU runtimes pick:
+#: AVX2/FMA (baseline fp32), AVX-512 (wider fp32), VNNI (int8 dot products), AVX-512
+#: BF16 and AMX (bf16/int8 matrix tiles), AVX-512 FP16.
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8")
+
+
+def cpu_flags() -> frozenset[str]:
+    """Every flag of the first CPU in ``/proc/cpuinfo`` (empty off Linux)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def isa_flags() -> dict[str, bool]:
+    """The flags of :data:`ISA_FLAGS`, name -> present on this CPU."""
+    have = cpu_flags()
+    return {f: f in have for f in ISA_FLAGS}
+
+
+def isa_summary(flags: dict[str, bool] | None = None) -> str:
+    """The widest ISA level in one word: ``amx``, ``avx512_bf16``, ``avx512_vnni``, ``avx512``, ``avx2`` or ``baseline``."""
+    f = isa_flags() if flags is None else flags
+    for name, keys in (("amx", ("amx_tile", "amx_bf16")), ("avx512_bf16", ("avx512_bf16",)), ("avx512_vnni", ("avx512_vnni",)),
+                       ("avx512", ("avx512f",)), ("avx2", ("avx2",))):  # fmt: skip
+        if all(f.get(k) for k in keys):
+            return name
+    return "baseline"
+
+
+def has_native_bf16(flags: dict[str, bool] | None = None) -> bool:
+    """True when the CPU computes bf16 in hardware (AVX-512 BF16 or AMX-BF16); elsewhere bf16 is emulated and slow."""
+    f = isa_flags() if flags is None else flags
+    return bool(f.get("avx512_bf16") or f.get("amx_bf16"))
+
+
+def cpu_affinity() -> list[int]:
+    """Logical CPUs this process may run on (all of them where the OS cannot tell)."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return list(range(os.cpu_count() or 1))
+
+
+def cpu_jiffies(cpus: list[int]) -> tuple[int, int] | None:
+    """(busy, total) jiffies summed over ``cpus`` from ``/proc/stat``; None off Linux."""
+    want = {f"cpu{c}" for c in cpus}
+    busy = total = 0
+    try:
+        with open("/proc/stat") as f:
+            for line in f:
+                parts = line.split()
+                if parts and parts[0] in want:
+                    vals = [int(v) for v in parts[1:9]]  # user nice system idle iowait irq softirq steal
+                    total += sum(vals)
+                    busy += sum(vals) - vals[3] - vals[4]
+    except (OSError, ValueError):
+        return None
+    return (busy, total) if total else None
+
+
+def own_cpu_seconds() -> float:
+    """CPU seconds (user + system) this process has used, all threads."""
+    t = os.times()
+    return t.user + t.system
+
+
+def busy_cores(interval_s: float = 0.3) -> float | None:
+    """Cores kept busy by *other* processes, measured now over ``interval_s`` seconds.
+
+    Reads ``/proc/stat`` for the CPUs this process may use before and after a sleep and
+    subtracts this process's own CPU time. A number, not a load average: the 1-minute
+    load average also counts this process's own threads of the last minute, so it
+    cannot tell a benchmark's own work from a competitor's.
+
+    Returns:
+        Busy cores in ``[0, len(affinity)]`` (1.5 = one and a half cores' worth of
+        other work), or None where ``/proc/stat`` is unavailable.
+    """
+    cpus = cpu_affinity()
+    a = cpu_jiffies(cpus)
+    own0 = own_cpu_seconds()
+    w0 = time.monotonic()
+    time.sleep(interval_s)
+    b = cpu_jiffies(cpus)
+    own = own_cpu_seconds() - own0
+    wall = time.monotonic() - w0
+    if a is None or b is None or b[1] <= a[1] or wall <= 0:
+        return None
+    share = (b[0] - a[0]) / (b[1] - a[1])  # busy fraction of all allowed CPUs
+    others = share * len(cpus) - own / wall
+    return max(0.0, min(float(len(cpus)), others))
+
+
+#: A thread is given a core only when at least this share of the core is free.
+FREE_CORE_SHARE = 0.75
+
+
+def default_threads(busy: float | None = None) -> int:
+    """Threads for a CPU runtime on this machine now: free physical cores, at least 1.
+
+    ``floor(physical cores - busy cores + 1 - FREE_CORE_SHARE)``, at least 1 and at
+    most the physical cores: on a quiet machine every physical core; when other
+    processes keep cores busy, only the cores left (1 when the machine is loaded).
+    Measured on a 2-core machine with one core kept busy (``benchmarks/threads_under_load.py``):
+    torch eager with 2 threads collapses while 1 thread keeps its speed; see ``docs/cpu.md``.
+
+    Args:
+        busy: Cores busy with other work (default: :func:`busy_cores` measured now).
+    """
+    cores = available_physical_cores()
+    if busy is None:
+        busy = busy_cores()
+    if busy is None:
+        return cores
+    return max(1, min(cores, math.floor(cores - busy + 1.0 - FREE_CORE_SHARE)))
+
+
+__all__ = [
+    "FREE_CORE_SHARE",
+    "ISA_FLAGS",
+    "ORT_DISTRIBUTIONS",
+    "available_physical_cores",
+    "busy_cores",
+    "cpu_affinity",
+    "cpu_flags",
+    "cpu_jiffies",
+    "default_threads",
+    "has_native_bf16",
+    "installed_ort_distributions",
+    "isa_flags",
+    "isa_summary",
+    "own_cpu_seconds",
+]

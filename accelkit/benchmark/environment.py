@@ -15,7 +15,7 @@ from typing import Any
 
 from accelkit.artifact import tool_versions
 from accelkit.device import gpu_identity
-from accelkit.host import available_physical_cores, installed_ort_distributions
+from accelkit.host import available_physical_cores, cpu_affinity, installed_ort_distributions, isa_flags, isa_summary
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ def collect_environment() -> dict[str, Any]:
         affinity = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         affinity = os.cpu_count() or 1
+    isa = isa_flags()
     env: dict[str, Any] = {
         "versions": tool_versions(),
         "onnxruntime_distributions": installed_ort_distributions(),
@@ -68,6 +69,8 @@ def collect_environment() -> dict[str, Any]:
             "logical_cores": os.cpu_count(),
             "available_cores": affinity,
             "physical_cores": available_physical_cores(),
+            "affinity": cpu_affinity(),
+            "isa": {"summary": isa_summary(isa), "flags": isa},
         },
         "gpus": [],
         "threads": {},
@@ -84,9 +87,15 @@ def collect_environment() -> dict[str, Any]:
         _add_gpus(torch, env["gpus"])
     except Exception as exc:  # noqa: BLE001 - the environment block is informative
         log.warning("could not query torch for the environment block: %s", exc)
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES"):
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "ONEDNN_MAX_CPU_ISA"):
         if var in os.environ:
             env["threads" if "THREADS" in var else "platform"][var] = os.environ[var]
+    try:
+        from importlib import metadata
+
+        env["versions"].setdefault("openvino", metadata.version("openvino"))
+    except Exception:  # noqa: BLE001 - not installed
+        pass
     return env
 
 

@@ -44,6 +44,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from accelkit.benchmark.stability import ContentionProbe
 from accelkit.errors import InputError
 from accelkit.quality.images import check_finite
 from accelkit.runners.base import Runner
@@ -90,6 +91,10 @@ class Latency:
         load_average_1m: The machine's 1-minute load average when the measurement
             started (None where unknown): above the number of cores, other processes
             competed for the CPU and the numbers are pessimistic and noisy.
+        contention: CPU runs only: what other processes did to the CPUs during the
+            timed repeats (:class:`accelkit.benchmark.stability.Contention` as a dict:
+            ``busy_cores_others``, ``cpus``, ``wall_seconds``); None on CUDA or where
+            ``/proc/stat`` is unavailable.
         extra: Anything else worth keeping.
     """
 
@@ -104,6 +109,7 @@ class Latency:
     memory_kind: str = "none"
     wall_seconds: float = 0.0
     load_average_1m: float | None = None
+    contention: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -350,6 +356,7 @@ def measure_throughput(
         counts: list[int] = []
         gc.collect()
         gc.disable()
+        cpu_probe = None if runner.device.startswith("cuda") else ContentionProbe().start()
         try:
             for _ in range(repeats):
                 ms, out = _time_iters(runner, prepared, n, torch_cuda, budget)
@@ -359,6 +366,7 @@ def measure_throughput(
         finally:
             if gc_was_enabled:
                 gc.enable()
+        contention = cpu_probe.stop() if cpu_probe is not None else None
         check_finite(runner.to_numpy(out), what)
         peak = probe.peak_mb()
     finally:
@@ -376,6 +384,7 @@ def measure_throughput(
         memory_kind=probe.kind,
         wall_seconds=time.perf_counter() - t_start,
         load_average_1m=load1,
+        contention=asdict(contention) if contention is not None else None,
     )
     log.info(
         "%s: %.1f images/s (median of %d repeats), p50 %.3f ms, %d iterations timed",

@@ -21,6 +21,7 @@ from typing import Any, Callable, Sequence
 from accelkit.artifact import Artifact
 from accelkit.benchmark.suite import BenchTarget
 from accelkit.errors import AccelkitError, BackendUnavailableError, InputError
+from accelkit.host import default_threads
 from accelkit.runners.base import RUNNERS, runner_class
 
 log = logging.getLogger(__name__)
@@ -35,12 +36,13 @@ class BenchOptions:
 
     Attributes:
         backends: Backend names; empty = every backend this machine can run.
-        precisions: ``fp32``, ``fp16``, ``bf16`` (bf16: torch only).
+        precisions: ``fp32``, ``fp16``, ``int8``, ``bf16`` (bf16: torch, and OpenVINO's bf16 hint).
         batch_sizes: Images per iteration.
         device: ``auto`` (CUDA when available, else CPU), ``cpu`` or ``cuda[:N]``.
         out: Report folder (also holds the exported ONNX files under ``artifacts/``).
         warmup, repeats, min_time_s: Timing budget (see ``measure_throughput``).
-        threads: CPU threads for torch and ONNX Runtime (None: physical cores).
+        threads: CPU threads for torch, ONNX Runtime and OpenVINO (None: chosen once per
+            run by :func:`accelkit.host.default_threads`: free physical cores, 1 when loaded).
         seed: Latent seed, identical for every backend.
         batch_range: TensorRT optimization profile ``(min, opt, max)``.
         compile: Add a ``torch.compile`` torch row.
@@ -157,7 +159,8 @@ def plan_targets(
     say = progress or (lambda m: None)
     backends = check_requested_backends(cfg, device)
     targets: list[BenchTarget] = []
-    threads = {"threads": cfg.threads} if cfg.threads else {}
+    n_threads = cfg.threads or (None if device.startswith("cuda") else default_threads())
+    threads = {"threads": n_threads} if n_threads else {}
     br = _max_batch(cfg)
 
     # ---- torch
@@ -183,7 +186,7 @@ def plan_targets(
 
     # ---- ONNX artifacts for ort / trt
     onnx_by_prec: dict[str, Artifact | str] = {}
-    needs_onnx = [b for b in backends if b in ("ort", "trt")]
+    needs_onnx = [b for b in backends if b in ("ort", "trt", "openvino")]
     fp32_path: Path | None = None
     if needs_onnx:
         try:
@@ -218,6 +221,9 @@ def plan_targets(
                     onnx_by_prec[prec] = f"{prec} conversion failed: {exc}"
     for backend in needs_onnx:
         for p in cfg.precisions:
+            if backend == "openvino":
+                targets.append(openvino_target(p, onnx_by_prec, threads))
+                continue
             if p == "bf16":
                 targets.append(BenchTarget(backend, None, precision=p, skip_reason=f"bf16 is a torch-only precision here; {backend} takes fp32/fp16 ONNX"))
                 continue
@@ -234,3 +240,21 @@ def plan_targets(
                 targets.append(BenchTarget("trt", made, {"batch_range": br, "cache_dir": str(workdir / "engines")}, flops_model=fp32_path))
     # A backend that cannot run here (not requested by name) is kept as skipped rows with the reason.
     return targets, fp32_path
+
+
+def openvino_target(precision: str, onnx_by_prec: dict[str, Artifact | str], threads: dict[str, Any]) -> BenchTarget:
+    """The OpenVINO row for ``precision``: fp32/fp16/int8 run their ONNX file with an f32 hint, bf16 the fp32 file with a bf16 hint.
+
+    bf16 on a CPU without native bf16 (AVX-512 BF16 or AMX) is a skipped row: OpenVINO
+    would silently compute in f32 there.
+    """
+    from accelkit.host import has_native_bf16
+
+    made = onnx_by_prec.get("fp32" if precision == "bf16" else precision)
+    if isinstance(made, str) or made is None:
+        return BenchTarget("openvino", None, precision=precision, skip_reason=made or "no ONNX artifact")
+    if precision == "bf16":
+        if not has_native_bf16():
+            return BenchTarget("openvino", None, precision="bf16", skip_reason="this CPU has no native bf16 (AVX-512 BF16 or AMX); OpenVINO would compute in f32")
+        return BenchTarget("openvino", made, {"precision": "bf16", **threads})
+    return BenchTarget("openvino", made, dict(threads))

@@ -65,8 +65,12 @@ def to_markdown(report: ReportLike) -> str:
     cpu = env.get("cpu", {})
     gpus = ", ".join(g.get("name", "?") for g in env.get("gpus", [])) or "none"
     vers = env.get("versions", {})
-    vtxt = ", ".join(f"{k} {v}" for k, v in vers.items() if v and k in ("torch", "onnxruntime", "onnxruntime-gpu", "tensorrt", "accelkit"))
+    vtxt = ", ".join(f"{k} {v}" for k, v in vers.items() if v and k in ("torch", "onnxruntime", "onnxruntime-gpu", "openvino", "tensorrt", "accelkit"))
     lines.append(f"Created {report.created} on {', '.join(devices)}. CPU: {cpu.get('model', '?')} ({cpu.get('available_cores', '?')} cores available); GPU: {gpus}.")
+    if cpu.get("isa"):
+        isa = cpu["isa"]
+        flags = ", ".join(k for k, v in (isa.get("flags") or {}).items() if v) or "none of avx2/avx512/amx"
+        lines.append(f"ISA: {isa.get('summary', '?')} ({flags}); affinity CPUs {cpu.get('affinity', '?')}; threads per row in results.json (`runner`).")
     if vtxt:
         lines.append(f"Versions: {vtxt}.")
     if report.settings:
@@ -90,15 +94,27 @@ def to_markdown(report: ReportLike) -> str:
                 p50 = fmt_num((r.latency_ms or {}).get("p50"))
                 p99 = fmt_num((r.latency_ms or {}).get("p99"))
                 sp = f"{r.speedup_vs_torch_fp32:.2f}×" if r.speedup_vs_torch_fp32 is not None else "—"
+                if r.unstable:
+                    sp = "unstable"
+                elif r.speedup_vs_torch_fp32 is None and _baseline_unstable(report, r):
+                    sp = "— (baseline unstable)"
             else:
                 ips = p50 = p99 = sp = "—"
-            lines.append(f"| {r.label} | {r.precision} | {r.batch_size} | {ips} | {p50} | {p99} | {sp} | {r.status} |")
+            status = f"**unstable**: {r.unstable_reason}" if r.unstable else r.status
+            lines.append(f"| {r.label} | {r.precision} | {r.batch_size} | {ips} | {p50} | {p99} | {sp} | {status} |")
         n_rep = sorted({len(r.images_per_sec_samples) for r in shown if r.status == "ok"})
         lines.append("")
         lines.append(
             f"images/s is the median over {'/'.join(map(str, n_rep)) or 'the'} timed repeats, ± half the interquartile range of those repeats; "
             "p50/p99 are per-batch latencies; 'vs torch fp32' divides by plain torch fp32 at the same batch size on the same device."
         )
+        if any(r.unstable for r in shown):
+            lines.append("")
+            lines.append(
+                "**unstable** rows: their repeats disagree (coefficient of variation above the threshold) or other processes kept "
+                "the cores busy while they ran (threads + busy cores > cores); their images/s is what was measured, but it is not a "
+                "number to quote, and no speed-up is computed from it. Re-run on a quiet machine, or with fewer --threads."
+            )
     else:
         lines.append("No measurements.")
     lines += quality_markdown(report)
@@ -113,6 +129,15 @@ def to_markdown(report: ReportLike) -> str:
                 bs = ", ".join(str(b) for b in sorted(set(batches)))
                 lines.append(f"- **{label} {prec}** on {dev} (batch {bs}): {reason}")
     return "\n".join(lines) + "\n"
+
+
+def _baseline_unstable(report: ReportLike, row: Any) -> bool:
+    """True when the torch fp32 row at ``row``'s batch size and device is unstable."""
+    return any(
+        r.backend == "torch" and r.precision == "fp32" and r.status == "ok" and r.batch_size == row.batch_size
+        and r.device == row.device and getattr(r, "unstable", False)
+        for r in report.rows
+    )  # fmt: skip
 
 
 def quality_markdown(report: ReportLike) -> list[str]:
@@ -154,6 +179,7 @@ CSV_COLUMNS = (
     "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "peak_memory_mb", "memory_kind", "model_size_mb",
     "build_seconds", "flops_per_image", "mfu", "speedup_vs_torch_fp32", "repeats", "images_per_sec_samples", "artifact",
     "fid_drift", "noise_floor_fid", "drift_verdict", "kid_drift", "psnr_db", "max_abs_err", "changed_uint8_fraction",
+    "unstable", "unstable_reason", "cv", "busy_cores_others", "threads",
 )  # fmt: skip
 
 
@@ -166,6 +192,7 @@ def to_csv(report: ReportLike) -> str:
     for r in sorted_rows(report, report.rows):
         sp = r.images_per_sec_spread or {}
         lat = r.latency_ms or {}
+        st = r.stability or {}
         w.writerow(
             [
                 r.backend, r.variant or "", r.precision, r.batch_size, r.device, r.status, r.reason or "",
@@ -176,6 +203,8 @@ def to_csv(report: ReportLike) -> str:
                 len(r.images_per_sec_samples), ";".join(f"{s:.6g}" for s in r.images_per_sec_samples), r.artifact or "",
                 csv_num(r.fid_drift), csv_num(r.noise_floor_fid), r.drift_verdict or "", csv_num(r.kid_drift),
                 csv_num(r.psnr_db), csv_num(r.max_abs_err), csv_num(r.changed_uint8_fraction),
+                "true" if r.unstable else ("false" if r.status == "ok" else ""), r.unstable_reason or "",
+                csv_num(st.get("cv")), csv_num(st.get("busy_cores_others")), st.get("threads") if st.get("threads") is not None else "",
             ]
         )  # fmt: skip
     return buf.getvalue()

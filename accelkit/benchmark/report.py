@@ -71,6 +71,9 @@ class BenchRow:
     noise_floor_kid: float | None = None
     drift_verdict: str | None = None
     quality: dict[str, Any] | None = None
+    unstable: bool = False
+    unstable_reason: str | None = None
+    stability: dict[str, Any] | None = None
     runner: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -267,6 +270,7 @@ class Report:
             artifact=art_id,
             runner=dict(runner_info),
         )
+        mark_stability(row, getattr(latency, "contention", None))
         return self.add_row(row)
 
     def add_failure(
@@ -303,18 +307,22 @@ class Report:
         """Fill ``speedup_vs_torch_fp32``: images/sec over plain torch fp32's at the same batch size and device.
 
         The baseline is the ``ok`` row with backend ``torch``, precision ``fp32`` and
-        no variant (else the first torch fp32 row); rows without one get None.
+        no variant (else the first torch fp32 row); rows without one get None. An
+        ``unstable`` row (see :mod:`accelkit.benchmark.stability`) gets no speed-up, and
+        neither does any row whose baseline is unstable: a ratio of a number that does
+        not hold is not shown as a speed-up.
         """
-        base: dict[tuple[int, str], float] = {}
+        base: dict[tuple[int, str], BenchRow] = {}
         for prefer_plain in (True, False):
             for r in self.rows:
                 if r.status == "ok" and r.backend == "torch" and r.precision == "fp32" and r.images_per_sec:
                     if prefer_plain and r.variant:
                         continue
-                    base.setdefault((r.batch_size, r.device), r.images_per_sec)
+                    base.setdefault((r.batch_size, r.device), r)
         for r in self.rows:
             b = base.get((r.batch_size, r.device))
-            r.speedup_vs_torch_fp32 = (r.images_per_sec / b) if (r.status == "ok" and r.images_per_sec and b) else None
+            ok = r.status == "ok" and r.images_per_sec and b is not None and not r.unstable and not b.unstable
+            r.speedup_vs_torch_fp32 = (r.images_per_sec / b.images_per_sec) if ok else None  # type: ignore[operator,union-attr]
 
     # ------------------------------------------------------------------ output
     def to_dict(self) -> dict[str, Any]:
@@ -419,6 +427,39 @@ class Report:
         return cls.from_dict(data, str(p))
 
 
+def mark_stability(row: BenchRow, contention: dict[str, Any] | None = None) -> BenchRow:
+    """Judge an ``ok`` row's repeats and contention; set ``stability``, ``unstable`` and ``unstable_reason``.
+
+    See :func:`accelkit.benchmark.stability.assess`. CPU rows are checked for
+    oversubscription (threads from the runner's description); every row for spread.
+    """
+    from accelkit.benchmark.stability import assess, runner_threads
+
+    if row.status != "ok" or not row.images_per_sec_samples:
+        return row
+    threads = runner_threads(row.runner) if not row.device.startswith("cuda") else None
+    verdict = assess(row.images_per_sec_samples, threads=threads, contention=contention)
+    row.stability = verdict
+    row.unstable = bool(verdict["unstable"])
+    row.unstable_reason = "; ".join(verdict["reasons"]) or None
+    return row
+
+
+def merge_stability(row: BenchRow, parts: list[dict[str, Any] | None]) -> BenchRow:
+    """Re-judge a row merged from several rounds: spread over all its samples, the worst round's contention.
+
+    Args:
+        row: The merged row (all rounds' samples).
+        parts: Each round's ``stability`` dict (None where not judged).
+    """
+    worst: dict[str, Any] | None = None
+    for p in parts:
+        if p and isinstance(p.get("busy_cores_others"), (int, float)) and isinstance(p.get("cpus"), int):
+            if worst is None or p["busy_cores_others"] > worst["busy_cores_others"]:
+                worst = {"busy_cores_others": p["busy_cores_others"], "cpus": p["cpus"]}
+    return mark_stability(row, worst)
+
+
 def _validate_row(rd: Any, where: str) -> BenchRow:
     if not isinstance(rd, dict):
         raise InputError(f"{where} is not an object; the file is malformed, re-run accelkit bench")
@@ -456,4 +497,4 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
-__all__ = ["FILES", "STATUSES", "BenchRow", "Report", "artifact_size_mb"]
+__all__ = ["FILES", "STATUSES", "BenchRow", "Report", "artifact_size_mb", "mark_stability", "merge_stability"]

@@ -41,7 +41,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from accelkit.benchmark.report import BenchRow, Report
+from accelkit.benchmark.report import BenchRow, Report, merge_stability
 from accelkit.errors import InputError
 from accelkit.files import write_text_atomic
 from accelkit.gate.stats import RatioEstimate, bootstrap_ratio, row_seed
@@ -438,12 +438,14 @@ def merge_reports(reports: Sequence[Report]) -> Report:
         raise InputError("no reports to merge")
     merged: dict[tuple[str, str | None, str, int, str], BenchRow] = {}
     broken: dict[tuple[str, str | None, str, int, str], BenchRow] = {}
+    stabilities: dict[tuple[str, str | None, str, int, str], list[dict[str, Any] | None]] = {}
     for rep in reports:
         for r in rep.rows:
             k = (r.backend, r.variant, r.precision, r.batch_size, r.device)
             if r.status != "ok":
                 broken.setdefault(k, r)
                 continue
+            stabilities.setdefault(k, []).append(r.stability)
             if k not in merged:
                 merged[k] = BenchRow.from_dict(r.to_dict())
             else:
@@ -466,6 +468,7 @@ def merge_reports(reports: Sequence[Report]) -> Report:
             m.images_per_sec = median(s)
             p25, p75 = quantile(s, 0.25), quantile(s, 0.75)
             m.images_per_sec_spread = {"p25": p25, "p75": p75, "iqr": p75 - p25, "min": float(min(s)), "max": float(max(s))}
+            merge_stability(m, stabilities.get(k, []))  # spread over all rounds, the worst round's contention
             rows.append(m)
     first = reports[0]
     settings = dict(first.settings)

@@ -26,6 +26,7 @@ from accelkit.errors import AccelkitError, BackendUnavailableError, InputError
 RUNNERS: dict[str, str] = {
     "torch": "accelkit.runners.torch_runner:TorchRunner",
     "ort": "accelkit.runners.ort_runner:OrtRunner",
+    "openvino": "accelkit.runners.openvino_runner:OpenVinoRunner",
     "trt": "accelkit.trt.runner:TrtRunner",
 }
 

@@ -27,6 +27,7 @@ import torch
 
 from accelkit.artifact import Artifact
 from accelkit.errors import AccelkitError
+from accelkit.host import has_native_bf16
 from accelkit.runners import RUNNERS, runner_class
 from accelkit.sampler import LatentSampler
 from tests.fixtures import tiny_generators as tg
@@ -57,6 +58,11 @@ CONFIGS: dict[str, list[tuple[str, dict[str, Any], str, tuple[str, ...]]]] = {
         ("fp32", {}, "fp32", DEVICES),
         ("fp16", {}, "fp16", DEVICES),
         ("trt_ep_fp16", {"provider": "tensorrt"}, "fp16", ("cuda",)),
+    ],
+    "openvino": [  # CPU only; bf16 only where the CPU has it natively (elsewhere OpenVINO would run f32)
+        ("fp32", {}, "fp32", ("cpu",)),
+        *([("bf16", {"precision": "bf16"}, "fp32", ("cpu",))] if has_native_bf16() else []),
+        ("fp16", {}, "fp16", ("cpu",)),
     ],
     "trt": [
         ("fp32", {}, "fp32", ("cuda",)),
@@ -129,6 +135,7 @@ class _Artifacts:
 MAKERS: dict[str, Callable[[_Artifacts, str, str, str], Artifact]] = {
     "torch": _Artifacts.torch,
     "ort": _Artifacts.onnx,
+    "openvino": _Artifacts.onnx,
     "trt": _Artifacts.engine,
 }
 
