@@ -23,7 +23,7 @@ def test_environment_block() -> None:
 def test_collecting_the_environment_imports_no_runner_and_no_onnxruntime() -> None:
     code = (
         "import sys; from accelkit.benchmark.environment import collect_environment; env = collect_environment(); "
-        "bad = [m for m in sys.modules if m.startswith(('onnxruntime', 'tensorrt', 'accelkit.runners.ort_runner', 'accelkit.runners.trt_runner'))]; "
+        "bad = [m for m in sys.modules if m.startswith(('onnxruntime', 'tensorrt', 'accelkit.runners.ort_runner', 'accelkit.trt.runner'))]; "
         "print(bad); sys.exit(1 if bad or not env['onnxruntime_distributions'] else 0)"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)

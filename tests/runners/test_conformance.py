@@ -30,7 +30,7 @@ from accelkit.errors import AccelkitError
 from accelkit.host import has_native_bf16
 from accelkit.runners import RUNNERS, runner_class
 from accelkit.sampler import LatentSampler
-from tests.fixtures import tiny_generators as tg
+from tests.fixtures import generators as tg
 
 #: Max abs error vs the torch FP32 reference, by compute precision (outputs lie in a
 #: range of width 1 or 2). fp32: other kernels and summation order only (seen on CPU:
@@ -108,7 +108,7 @@ class _Artifacts:
             module, spec = self.module(kind)
             fp32 = self.folder / f"{kind}.onnx"
             if not fp32.exists():
-                tg.export_onnx(module, spec, fp32)
+                tg.export_tiny_onnx(module, spec, fp32)
             art = Artifact(format="onnx", spec=spec, path=fp32, precision="fp32", source=f"tiny-{kind}")
             if precision == "fp16":
                 try:
