@@ -6,18 +6,24 @@ median images/sec) is estimated with a bootstrap confidence interval from the pe
 samples each row stores (``images_per_sec_samples``), and the row gets one verdict:
 
 ``pass``
-    The point estimate of the slowdown is within ``max_slowdown`` (and FID drift, when
-    compared, is within ``max_fid_drift``).
+    The point estimate of the slowdown is within ``max_slowdown`` and the interval is
+    no wider than the threshold (and FID drift, when gated, is within ``max_fid_drift``).
 ``regression``
     The **whole** confidence interval of the ratio lies below ``1 - max_slowdown``
     (see "The rule" below), or the FID drift grew by more than ``max_fid_drift``.
 ``within-noise``
-    The point estimate is slower than ``1 - max_slowdown`` but the interval reaches
-    above it: the repeats are too noisy to tell a real slowdown from scheduler noise.
-    Not a failure; the reason says so, and a re-run on a quieter machine (or with more
-    ``--repeats``) settles it.
+    The point estimate is slower than ``1 - max_slowdown`` but the interval, no wider
+    than ±``max_slowdown``, reaches above it. Not a failure; the reason says so.
 ``improved``
     The whole interval lies above ``1 + max_slowdown``.
+``unreliable``
+    The data cannot support a speed verdict (see "Reliability" below): the two runs'
+    environments differ, the machine was oversubscribed, a side has too few repeats for
+    a noise estimate, or the interval straddles the threshold and is wider than it.
+    Exit 0 with a loud summary line, or a failure with ``strict``.
+``missing-metric``
+    A metric a threshold names is absent or not finite on either side (``fid_drift``
+    with ``max_fid_drift``). Always fails: a gate never passes on a number it lacks.
 ``missing-in-current``
     The baseline has an ``ok`` row the current report lacks or only has as ``skipped``.
 ``new-in-current``
@@ -25,6 +31,16 @@ samples each row stores (``images_per_sec_samples``), and the row gets one verdi
 ``failed``
     The current row has ``status: failed`` (NaN output, runner error, out of memory...).
     A build that broke is worse than a slow one, so it always fails the comparison.
+
+Failing closed
+--------------
+Besides failing rows, the comparison as a whole fails (exit 1, the reason in
+:attr:`Comparison.failures` and in the summary line) when it compared nothing: the
+current report has no rows, no baseline row has an ``ok`` counterpart (every row
+missing, skipped or failed), or the baseline has no ``ok`` row. With ``strict``,
+environment differences fail too. The summary line's counts always explain its
+status: ``FAIL`` comes with a failing count or a named reason, ``UNRELIABLE`` with
+``unreliable`` rows, ``PASS`` with neither.
 
 The rule, and why this one
 --------------------------
@@ -43,20 +59,49 @@ with tight repeats is flagged at a 5 % threshold although its interval may reach
 "slowdown <= max_slowdown" at level ``(1 - confidence) / 2`` (2.5 % for the default
 95 % two-sided interval). Its price is power: a true slowdown just above the threshold
 is reported as ``within-noise`` until the repeats are tight enough, so the threshold
-should sit well below the slowdown you must catch (5 % catches 20 % slowdowns on the
-noisy 2-core machine this was measured on; see ``benchmarks/results/gate_false_alarms.md``,
-which measures both rules on real benches).
+should sit well below the slowdown you must catch (see
+``benchmarks/results/gate_false_alarms.md``, measured on real benches).
 
 What the bootstrap does and does not cover: each side's repeats are resampled with
 replacement (``n_boot`` times, seeded, so the verdicts are reproducible), the ratio of
 the resampled medians is taken, and the percentile interval at ``confidence`` is
-reported. This is the *within-run* noise. A machine that is uniformly slower during the
-whole current run (another job, thermal throttling, a different instance type) shifts
-every repeat alike, which no interval computed from one run can see; compare on the
-same dedicated runner, or gate on an in-run ratio (:mod:`accelkit.gate.ratio_gate`).
-A side with fewer than :data:`~accelkit.gate.stats.MIN_SAMPLES` repeats has no usable noise estimate: such a
-row can be ``pass``, ``within-noise`` or ``improved`` but never ``regression``, and
-``strict`` fails it.
+reported. This is the *within-run* noise. When both reports come from one interleaved
+run (``accelkit bench --vs``, :func:`accelkit.gate.interleave.measure_interleaved`),
+sample *i* of both sides was measured in the same round and whole rounds are resampled
+(paired), so what a round's load did to both sides cancels.
+
+Reliability: run-to-run variance
+--------------------------------
+Across two runs (the usual CI setting: a committed baseline, a new bench), a machine
+that is uniformly slower during the whole current run (another job, thermal
+throttling, a different instance type) shifts every repeat alike, which no interval
+computed from one run can see. So a cross-run comparison checks what it can see of the
+run-to-run conditions and marks a speed verdict ``unreliable`` (keeping the statistical
+one in :attr:`RowComparison.speed_verdict`) when
+
+* the environments differ (:class:`EnvMismatch`: tool versions, CPU model, cores, GPU,
+  thread settings, warm-up or ``min_time_s``; a different number of repeats only
+  changes the interval's width and is listed but does not count);
+* a row's thread settings differ (``runner.threads`` and the like);
+* competition for the CPU differs or was too high: where both rows record their
+  ``stability`` block (cores other processes kept busy during the repeats, measured
+  from ``/proc/stat``), those differ by more than
+  ``max(LOAD_DIFF_MIN, LOAD_DIFF_PER_CORE * cores)`` or a side was ``oversubscribed``;
+  otherwise the rows' 1-minute load averages differ by more than that, or one exceeds
+  its available cores by more than :data:`BUSY_MARGIN` (on the 2-core machine this was
+  measured on, an unchanged build ran 0.3x to 1.6x as fast from one run to the next
+  under such load);
+* a side has fewer than :data:`~accelkit.gate.stats.MIN_SAMPLES` repeats (no noise
+  estimate), or the interval straddles ``1 - max_slowdown`` and its half-width is larger
+  than ``max_slowdown`` (the repeats cannot resolve a change the size of the threshold).
+
+The last item applies to interleaved comparisons too; the others only to cross-run
+ones. ``unreliable`` neither passes silently nor fails CI on noise: the exit code is 0,
+the summary line starts with ``UNRELIABLE`` and names the reasons and the remedy
+(``accelkit bench CURRENT --vs BASELINE``), JUnit marks the row ``skipped``; with
+``strict`` it fails. What a cross-run comparison cannot promise: equal environments
+and loads do not prove equal machine speed (a neighbour on the hypervisor, a throttled
+GPU); gate cross-run only on a dedicated runner, one job at a time.
 
 FID drift
 ---------
@@ -65,20 +110,14 @@ reference's images and this backend's on the same latents, lower is better) and
 ``noise_floor_fid`` (FID between two fp32 latent sets of the same size); see
 ``docs/results-schema.md`` and :func:`fid_fields`. With ``max_fid_drift`` set, a row
 regresses when ``current - baseline > max_fid_drift`` and the current drift is above its
-noise floor (when one is recorded). A drift present on one side only is reported in the
-reason (and fails under ``strict``).
+noise floor (when one is recorded); a drift that is absent or not finite on either side
+makes the row ``missing-metric`` (a failure). Without ``max_fid_drift`` FID is shown,
+not gated.
 
-Environment
------------
-Differences in tool versions (accelkit, torch, onnxruntime, onnxruntime-gpu,
-tensorrt), GPU names, CPU model and core count, and measurement settings (warm-up,
-repeats, min_time_s) are listed as :class:`EnvMismatch` entries. They are reported,
-never silently ignored, and make the comparison fail only with ``strict``.
-
-Exit codes: :attr:`Comparison.exit_code` is 0 (pass) or 1 (a regression or failed row;
-with ``strict`` also a missing/new row, an environment mismatch or a row without a
-noise estimate). Bad input raises :class:`~accelkit.errors.InputError` (the CLI exits 2).
-This module never prints and never exits.
+Exit codes: :attr:`Comparison.exit_code` is 0 (pass or unreliable) or 1 (a failing row
+or a comparison-level failure; with ``strict`` also a missing/new/unreliable row or an
+environment difference). Bad input raises :class:`~accelkit.errors.InputError` (the CLI
+exits 2). This module never prints and never exits.
 """
 
 from __future__ import annotations
@@ -101,14 +140,27 @@ from accelkit.stats import median
 
 log = logging.getLogger(__name__)
 
-VERDICTS = ("pass", "regression", "within-noise", "improved", "missing-in-current", "new-in-current", "failed")
+VERDICTS = (
+    "pass", "regression", "within-noise", "improved", "unreliable", "missing-metric", "missing-in-current", "new-in-current", "failed",
+)  # fmt: skip
 #: Verdicts that fail the comparison whatever ``strict`` says.
-FAILING = ("regression", "failed")
+FAILING = ("regression", "failed", "missing-metric")
 #: Verdicts that fail it only with ``strict``.
-STRICT_FAILING = ("missing-in-current", "new-in-current")
+STRICT_FAILING = ("missing-in-current", "new-in-current", "unreliable")
+#: What :attr:`Comparison.verdict` can be.
+OVERALL = ("pass", "unreliable", "fail")
 
 VERSION_KEYS = ("accelkit", "torch", "onnxruntime", "onnxruntime-gpu", "tensorrt")
 SETTINGS_KEYS = ("warmup", "repeats", "min_time_s")
+#: Settings whose difference does not bias the median (only the interval's width).
+HARMLESS_SETTINGS = ("settings.repeats",)
+#: Loads (1-minute averages) "differ" when apart by more than max(LOAD_DIFF_MIN, LOAD_DIFF_PER_CORE x cores).
+LOAD_DIFF_MIN = 1.0
+LOAD_DIFF_PER_CORE = 0.25
+#: A side was oversubscribed when its load exceeded its available cores by more than this.
+BUSY_MARGIN = 0.5
+#: The command that measures both builds in one process (the remedy for an unreliable verdict).
+VS_HINT = "re-run both builds interleaved in one process: accelkit bench CURRENT --vs BASELINE"
 
 
 # ----------------------------------------------------------------------- thresholds
@@ -183,11 +235,16 @@ class RowComparison:
         n_current: Current repeats.
         fid_baseline: Baseline FID drift (lower is better), if recorded.
         fid_current: Current FID drift, if recorded.
-        speed_verdict: The throughput part alone (``pass``, ``regression``,
-            ``within-noise``, ``improved``), None when not compared.
+        speed_verdict: What the interval alone says (``pass``, ``regression``,
+            ``within-noise``, ``improved``, ``unreliable``), None when not compared.
+            Differs from ``verdict`` when the row was marked ``unreliable`` for its
+            environment or decided by FID.
         fid_regressed: The FID drift grew beyond ``max_fid_drift``.
-        strict_problem: What ``strict`` fails on for this row besides missing/new rows
-            (no noise estimate, FID on one side only); None when nothing.
+        unreliable_reasons: Why the speed verdict cannot be trusted (short phrases:
+            ``"load 0.2 → 1.9 (2 cores)"``, ``"no noise estimate: ..."``); empty when
+            nothing is wrong.
+        run_to_run: Some of those reasons are run-to-run ones (environment, threads,
+            load), which only measuring both builds in one run (``bench --vs``) removes.
     """
 
     key: RowKey
@@ -204,18 +261,24 @@ class RowComparison:
     fid_current: float | None = None
     speed_verdict: str | None = None
     fid_regressed: bool = False
-    strict_problem: str | None = None
+    unreliable_reasons: list[str] = field(default_factory=list)
+    run_to_run: bool = False
 
     @property
     def change(self) -> float | None:
         """Relative images/sec change, ``ratio - 1`` (−0.2 is 20 % slower)."""
         return None if self.ratio is None else self.ratio - 1.0
 
+    @property
+    def compared(self) -> bool:
+        """Both sides were measured (``ok``) and their speeds compared."""
+        return self.ratio is not None
+
     def fails(self, strict: bool) -> bool:
         """Whether this row makes the comparison fail."""
         if self.verdict in FAILING:
             return True
-        return strict and (self.verdict in STRICT_FAILING or self.strict_problem is not None)
+        return strict and self.verdict in STRICT_FAILING
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -237,7 +300,8 @@ class RowComparison:
             "fid_drift_current": self.fid_current,
             "speed_verdict": self.speed_verdict,
             "fid_regressed": self.fid_regressed,
-            "strict_problem": self.strict_problem,
+            "unreliable_reasons": list(self.unreliable_reasons),
+            "run_to_run": self.run_to_run,
         }
 
 
@@ -247,7 +311,7 @@ class EnvMismatch:
 
     Attributes:
         field: What differs (``torch``, ``tensorrt``, ``gpu``, ``cpu``, ``cpu_cores``,
-            ``settings.repeats``...).
+            ``threads.torch_intra_op``, ``settings.repeats``...).
         baseline: The baseline's value (``None`` shown as ``—``).
         current: The current run's value.
     """
@@ -259,6 +323,11 @@ class EnvMismatch:
     def __str__(self) -> str:
         return f"{self.field}: {self.baseline or '—'} → {self.current or '—'}"
 
+    @property
+    def affects_speed(self) -> bool:
+        """Whether this difference can change the measured speed (all but the number of repeats)."""
+        return self.field not in HARMLESS_SETTINGS
+
 
 @dataclass
 class Comparison:
@@ -266,14 +335,18 @@ class Comparison:
 
     Attributes:
         rows: One entry per row key, in the baseline's order, then rows new in current.
-        env_mismatches: Differences in versions, hardware and measurement settings.
+        env_mismatches: Differences in versions, hardware, threads and measurement settings.
         notes: Other facts worth reporting (rows skipped on both sides...).
+        failures: Comparison-level reasons to fail whatever the rows say (nothing was
+            compared); one line each.
         max_slowdown: Threshold as a fraction (0.05).
         max_fid_drift: Allowed FID drift increase, None when not compared.
         confidence: Two-sided coverage of the intervals.
         n_boot: Bootstrap resamples per row.
         seed: Bootstrap seed.
-        strict: Whether missing/new rows and mismatches fail.
+        strict: Whether missing/new/unreliable rows and environment differences fail.
+        interleaved: Both reports come from one interleaved run (paired intervals; no
+            run-to-run checks).
         baseline_name: How the baseline is named in output (its path).
         current_name: How the current report is named in output.
         baseline_created: The baseline's ``created`` timestamp.
@@ -283,12 +356,14 @@ class Comparison:
     rows: list[RowComparison]
     env_mismatches: list[EnvMismatch] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
     max_slowdown: float = 0.05
     max_fid_drift: float | None = None
     confidence: float = 0.95
     n_boot: int = 2000
     seed: int = 0
     strict: bool = False
+    interleaved: bool = False
     baseline_name: str = "baseline"
     current_name: str = "current"
     baseline_created: str | None = None
@@ -308,29 +383,67 @@ class Comparison:
         return [r for r in self.rows if r.fails(self.strict)]
 
     @property
+    def problems(self) -> list[str]:
+        """Comparison-level reasons it fails: :attr:`failures`, plus environment differences under ``strict``."""
+        out = list(self.failures)
+        if self.strict and self.env_mismatches:
+            out.append(f"environments differ ({'; '.join(str(m) for m in self.env_mismatches)}) and --strict is set")
+        return out
+
+    @property
+    def verdict(self) -> str:
+        """``fail`` (exit 1), ``unreliable`` (exit 0, no trustworthy speed verdict for some row) or ``pass``."""
+        if self.failing_rows or self.problems:
+            return "fail"
+        if any(r.verdict == "unreliable" for r in self.rows):
+            return "unreliable"
+        return "pass"
+
+    @property
     def passed(self) -> bool:
-        """True when :attr:`exit_code` is 0."""
+        """True when :attr:`exit_code` is 0 (``pass`` or, without ``strict``, ``unreliable``)."""
         return self.exit_code == 0
 
     @property
     def exit_code(self) -> int:
-        """0 when nothing fails, 1 otherwise (2, bad input, is raised as InputError instead)."""
-        if self.failing_rows:
-            return 1
-        if self.strict and self.env_mismatches:
-            return 1
-        return 0
+        """0 unless :attr:`verdict` is ``fail`` (2, bad input, is raised as InputError instead)."""
+        return 1 if self.verdict == "fail" else 0
+
+    def unreliable_summary(self) -> str:
+        """Why rows are unreliable, the distinct reasons joined (at most four, then ``…``)."""
+        seen: dict[str, None] = {}
+        for r in self.rows:
+            if r.verdict == "unreliable":
+                for why in r.unreliable_reasons:
+                    seen.setdefault(why, None)
+        whys = list(seen)
+        return "; ".join(whys[:4]) + ("; …" if len(whys) > 4 else "")
+
+    def remedy(self) -> str:
+        """What to do about unreliable rows: measure both builds in one run, or measure longer."""
+        if any(r.run_to_run for r in self.rows if r.verdict == "unreliable"):
+            return VS_HINT
+        return "re-run with more --repeats (or on a quieter machine)"
 
     def summary_line(self) -> str:
-        """One line: PASS/FAIL and the verdict counts."""
+        """One line: PASS/UNRELIABLE/FAIL, the verdict counts, and what the status rests on."""
         c = self.counts()
         parts = [f"{n} {v}" for v, n in c.items() if n]
-        status = "PASS" if self.passed else "FAIL"
+        counts = ", ".join(parts) or "no rows"
+        verdict = self.verdict
+        if verdict == "fail":
+            failing = len(self.failing_rows)
+            why = [f"{failing} failing row{'s' if failing != 1 else ''}" + (" (--strict)" if self.strict and any(r.verdict in STRICT_FAILING for r in self.failing_rows) else "")] if failing else []
+            why += self.problems
+            return f"FAIL: {counts} — {'; '.join(why)}"
         extra = ""
         if self.env_mismatches:
-            extra = f"; {len(self.env_mismatches)} environment difference{'s' if len(self.env_mismatches) != 1 else ''}"
-            extra += " (fails: --strict)" if self.strict else " (reported, not failing)"
-        return f"{status}: {', '.join(parts) or 'no rows'}{extra}"
+            n = len(self.env_mismatches)
+            extra = f"; {n} environment difference{'s' if n != 1 else ''}"
+        if verdict == "unreliable":
+            return (f"UNRELIABLE (exit 0; --strict fails it): {counts}{extra} — no trustworthy speed verdict: "
+                    f"{self.unreliable_summary()}; {self.remedy()}")  # fmt: skip
+        return f"PASS: {counts}{extra}"
 
     def rule_text(self) -> str:
         """The decision rule with this comparison's numbers, one sentence."""
@@ -340,8 +453,13 @@ class Comparison:
             f"A row regresses when the whole {conf} bootstrap interval of current/baseline images/sec "
             f"(ratio of medians over the stored repeats, {self.n_boot} resamples) lies below {1 - self.max_slowdown:.3g} "
             f"(slower than the {pct} threshold beyond the measured noise); a slower point estimate whose interval "
-            f"reaches the threshold is within-noise; a failed row always fails"
+            f"reaches the threshold is within-noise, or unreliable when the interval is wider than ±{pct}; a failed row always fails"
         )
+        if not self.interleaved:
+            text += (
+                "; across two runs a speed verdict is unreliable when the environments, thread settings or loads differ, "
+                "or a machine was oversubscribed (the interval cannot see run-to-run changes)"
+            )
         if self.max_fid_drift is not None:
             text += f"; the FID drift may grow by at most {self.max_fid_drift:g}"
         return text + "."
@@ -350,7 +468,11 @@ class Comparison:
         """JSON-ready dict (for tools that want the verdicts as data)."""
         return {
             "exit_code": self.exit_code,
+            "verdict": self.verdict,
             "summary": self.summary_line(),
+            "counts": self.counts(),
+            "failures": self.problems,
+            "interleaved": self.interleaved,
             "settings": {
                 "max_slowdown": self.max_slowdown,
                 "max_fid_drift": self.max_fid_drift,
@@ -409,11 +531,12 @@ class Comparison:
             lines.append("(no rows to compare)")
         lines.append("")
         for r in self.rows:
-            if r.verdict != "pass" or r.strict_problem:
+            if r.verdict != "pass":
                 lines.append(f"{r.verdict}: {r.key}: {r.reason}")
         if self.env_mismatches:
-            lines.append("environment differences" + (" (fail with --strict):" if self.strict else " (reported; --strict fails them):"))
+            lines.append("environment differences" + (" (fail with --strict):" if self.strict else " (speed verdicts across them are unreliable; --strict fails them):"))
             lines.extend(f"  {m}" for m in self.env_mismatches)
+        lines.extend(f"failure: {f}" for f in self.problems)
         lines.extend(f"note: {n}" for n in self.notes)
         lines.append(self.rule_text())
         lines.append(self.summary_line())
@@ -421,8 +544,13 @@ class Comparison:
 
     def to_markdown(self) -> str:
         """A Markdown summary for a CI job summary or a PR comment."""
-        icon = {"pass": "✅", "regression": "❌", "within-noise": "〰️", "improved": "🚀", "missing-in-current": "❔", "new-in-current": "🆕", "failed": "💥"}
-        head = "✅ no performance regression" if self.passed else "❌ performance regression"
+        icon = {"pass": "✅", "regression": "❌", "within-noise": "〰️", "improved": "🚀", "unreliable": "⚠️", "missing-metric": "❓",
+                "missing-in-current": "❔", "new-in-current": "🆕", "failed": "💥"}  # fmt: skip
+        head = {
+            "pass": "✅ no performance regression",
+            "unreliable": "⚠️ unreliable: no trustworthy speed verdict",
+            "fail": "❌ performance regression" if not self.problems else "❌ gate failed",
+        }[self.verdict]
         lines = [f"## accelkit compare: {head}", ""]
         lines.append(f"**{self.summary_line()}**")
         lines.append("")
@@ -440,12 +568,15 @@ class Comparison:
             lines.append("| " + " | ".join(_md(c) for c in cells) + " |")
         if not self.rows:
             lines.append("| (no rows) |  |  |  |  |  |  |  |  |")
-        details = [r for r in self.rows if r.verdict != "pass" or r.strict_problem]
+        if self.problems:
+            lines += ["", "### Failures", ""]
+            lines += [f"- {_md(f)}" for f in self.problems]
+        details = [r for r in self.rows if r.verdict != "pass"]
         if details:
             lines += ["", "### Details", ""]
             lines += [f"- **{_md(str(r.key))}** — {r.verdict}: {_md(r.reason)}" for r in details]
         if self.env_mismatches:
-            lines += ["", "### Environment differences" + (" (failing: `--strict`)" if self.strict else " (reported, not failing without `--strict`)"), ""]
+            lines += ["", "### Environment differences" + (" (failing: `--strict`)" if self.strict else " (speed verdicts across them are unreliable; `--strict` fails them)"), ""]
             lines += ["| what | baseline | current |", "|---|---|---|"]
             lines += [f"| {_md(m.field)} | {_md(m.baseline or '—')} | {_md(m.current or '—')} |" for m in self.env_mismatches]
         if self.notes:
@@ -457,9 +588,11 @@ class Comparison:
     def to_junit(self) -> str:
         """JUnit XML: one ``testcase`` per row plus one for the environment.
 
-        Regressions and failed rows are ``failure`` elements; missing/new rows are
-        ``skipped`` (``failure`` with ``strict``); environment differences are a
-        ``failure`` of the ``environment`` test case with ``strict``, else its output.
+        Failing rows (regression, failed, missing-metric) are ``failure`` elements;
+        missing, new and unreliable rows are ``skipped`` with the reason (``failure`` with
+        ``strict``); environment differences are a ``failure`` of the ``environment``
+        test case with ``strict``, else its output; comparison-level failures (nothing
+        compared) are a ``failure`` of the ``coverage`` test case.
         """
         suite = ET.Element("testsuite", name="accelkit.compare")
         props = ET.SubElement(suite, "properties")
@@ -487,6 +620,14 @@ class Comparison:
             elif r.verdict in STRICT_FAILING:
                 n_skip += 1
                 case.insert(0, ET.Element("skipped", message=f"{r.verdict}: {r.reason}"))
+        cov_case = ET.SubElement(suite, "testcase", classname="accelkit.perf", name="coverage", time="0")
+        if self.failures:
+            n_fail += 1
+            fail = ET.SubElement(cov_case, "failure", message="; ".join(self.failures), type="coverage")
+            fail.text = "\n".join(self.failures)
+        else:
+            n_cmp = sum(1 for r in self.rows if r.compared)
+            ET.SubElement(cov_case, "system-out").text = f"{n_cmp} of {len(self.rows)} rows compared on both sides"
         env_case = ET.SubElement(suite, "testcase", classname="accelkit.perf", name="environment", time="0")
         if self.env_mismatches:
             text = "; ".join(str(m) for m in self.env_mismatches)
@@ -495,8 +636,8 @@ class Comparison:
                 fail = ET.SubElement(env_case, "failure", message=f"environment differs: {text}", type="environment")
                 fail.text = "\n".join(str(m) for m in self.env_mismatches)
             else:
-                ET.SubElement(env_case, "system-out").text = f"environment differs (not failing without --strict): {text}"
-        n_tests = len(self.rows) + 1
+                ET.SubElement(env_case, "system-out").text = f"environment differs (speed verdicts unreliable; not failing without --strict): {text}"
+        n_tests = len(self.rows) + 2
         suite.set("tests", str(n_tests))
         suite.set("failures", str(n_fail))
         suite.set("errors", "0")
@@ -628,6 +769,12 @@ def _env_mismatches(base: Report, cur: Report) -> list[EnvMismatch]:
     ):
         if a != b:
             out.append(EnvMismatch(name, a, b))
+    bt, ct = be.get("threads") or {}, ce.get("threads") or {}
+    if isinstance(bt, Mapping) and isinstance(ct, Mapping):
+        for k in sorted(set(bt) | set(ct)):
+            a, b = bt.get(k), ct.get(k)
+            if a != b:
+                out.append(EnvMismatch(f"threads.{k}", None if a is None else str(a), None if b is None else str(b)))
     for k in SETTINGS_KEYS:
         a, b = base.settings.get(k), cur.settings.get(k)
         if a is not None and b is not None and a != b:
@@ -635,40 +782,109 @@ def _env_mismatches(base: Report, cur: Report) -> list[EnvMismatch]:
     return out
 
 
+def _cores(report: Report) -> int | None:
+    cpu = (report.environment or {}).get("cpu") or {}
+    if not isinstance(cpu, Mapping):
+        return None
+    for k in ("available_cores", "logical_cores"):
+        v = cpu.get(k)
+        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+            return v
+    return None
+
+
+def _load(row: BenchRow, report: Report) -> float | None:
+    """The row's 1-minute load average when it was measured, else the report's when it was created."""
+    v = _number(row.load_average_1m)
+    if v is not None:
+        return v
+    cpu = (report.environment or {}).get("cpu") or {}
+    la = cpu.get("load_average") if isinstance(cpu, Mapping) else None
+    return _number(la[0]) if isinstance(la, (list, tuple)) and la else None
+
+
+def _contention(row: BenchRow) -> tuple[float | None, bool | None, int | None]:
+    """``(busy cores of other processes, oversubscribed, cpus)`` measured during the row (``stability``), where recorded."""
+    st = getattr(row, "stability", None)
+    if not isinstance(st, Mapping):
+        st = (row.extra or {}).get("stability")
+    if not isinstance(st, Mapping):
+        return None, None, None
+    over = st.get("oversubscribed")
+    cpus = st.get("cpus")
+    return _number(st.get("busy_cores_others")), over if isinstance(over, bool) else None, cpus if isinstance(cpus, int) else None
+
+
+def _run_to_run_reasons(b: BenchRow, c: BenchRow, base: Report, cur: Report, env_reasons: list[str]) -> list[str]:
+    """Why two runs' measurements of one row cannot be compared as if the machine were the same (short phrases).
+
+    Competition for the CPU is read from the rows' ``stability`` block (other processes'
+    busy cores measured during the repeats) where both rows have it, else from the
+    1-minute load averages (which also count the bench's own threads).
+    """
+    out = list(env_reasons)
+    bt = {k: v for k, v in b.runner.items() if "thread" in str(k)} if isinstance(b.runner, Mapping) else {}
+    ct = {k: v for k, v in c.runner.items() if "thread" in str(k)} if isinstance(c.runner, Mapping) else {}
+    for k in sorted(set(bt) | set(ct)):
+        if bt.get(k) != ct.get(k):
+            out.append(f"runner {k} {bt.get(k, '—')} → {ct.get(k, '—')}")
+    kb, kc = _cores(base), _cores(cur)
+    (ob, overb, cpb), (oc, overc, cpc) = _contention(b), _contention(c)
+    cores = kc or kb or cpc or cpb
+    allowed = max(LOAD_DIFF_MIN, LOAD_DIFF_PER_CORE * cores) if cores else LOAD_DIFF_MIN
+    if ob is not None and oc is not None:
+        if abs(ob - oc) > allowed:
+            out.append(f"other processes' busy cores {ob:.1f} → {oc:.1f}" + (f" ({cores} cores)" if cores else ""))
+    else:
+        lb, lc = _load(b, base), _load(c, cur)
+        if lb is not None and lc is not None and abs(lb - lc) > allowed:
+            out.append(f"load {lb:.1f} → {lc:.1f}" + (f" ({cores} cores)" if cores else ""))
+    for side, row, rep, over, others, cpus, k in (("baseline", b, base, overb, ob, cpb, kb), ("current", c, cur, overc, oc, cpc, kc)):
+        if over is not None:
+            if over:
+                out.append(f"{side} oversubscribed while measured (others kept {others or 0:.1f} of {cpus or k or '?'} cores busy)")
+            continue
+        load = _load(row, rep)
+        if load is not None and k and load > k + BUSY_MARGIN:
+            out.append(f"{side} machine oversubscribed (load {load:.1f} on {k} cores)")
+    return out
+
+
 # ------------------------------------------------------------------------ compare
 def _speed(
-    key: RowKey, b: BenchRow, c: BenchRow, max_slowdown: float, confidence: float, n_boot: int, seed: int
-) -> tuple[RowComparison, str]:
+    key: RowKey, b: BenchRow, c: BenchRow, max_slowdown: float, confidence: float, n_boot: int, seed: int, paired: bool
+) -> RowComparison:
+    """The interval's verdict for one row (no environment checks)."""
+    bs = b.images_per_sec_samples or [b.images_per_sec or 0.0]
+    cs = c.images_per_sec_samples or [c.images_per_sec or 0.0]
     est = bootstrap_ratio(
-        c.images_per_sec_samples or [c.images_per_sec or 0.0],
-        b.images_per_sec_samples or [b.images_per_sec or 0.0],
-        confidence=confidence,
-        n_boot=n_boot,
-        seed=row_seed(seed, key),
-        what=str(key),
+        cs, bs, confidence=confidence, n_boot=n_boot, seed=row_seed(seed, key), what=str(key), paired=paired and len(bs) == len(cs)
     )
     lo_thr, hi_thr = 1.0 - max_slowdown, 1.0 + max_slowdown
     conf = f"{confidence * 100:g}%"
+    thr = _pct_abs(max_slowdown)
     span = f"{_pct(est.ratio - 1)} (CI {_pct(est.low - 1)} … {_pct(est.high - 1)}, {est.n_denominator} vs {est.n_numerator} repeats)"
-    problem = None
+    half = (est.high - est.low) / 2.0
+    unreliable: list[str] = []
     if not est.noise_known:
-        problem = f"no noise estimate: {est.n_denominator} baseline and {est.n_numerator} current repeats (need >= {MIN_SAMPLES} each)"
-    if est.noise_known and est.high < lo_thr:
-        verdict, why = "regression", f"images/sec {span}: the whole {conf} interval is slower than the -{_pct_abs(max_slowdown)} threshold"
-    elif est.noise_known and est.low > hi_thr:
-        verdict, why = "improved", f"images/sec {span}: the whole {conf} interval is faster than +{_pct_abs(max_slowdown)}"
+        verdict = "unreliable"
+        unreliable.append(f"no noise estimate ({est.n_denominator} baseline and {est.n_numerator} current repeats, need >= {MIN_SAMPLES} each)")
+        why = f"images/sec {span}: {unreliable[0]}"
+    elif est.high < lo_thr:
+        verdict, why = "regression", f"images/sec {span}: the whole {conf} interval is slower than the -{thr} threshold"
+    elif est.low > hi_thr:
+        verdict, why = "improved", f"images/sec {span}: the whole {conf} interval is faster than +{thr}"
+    elif est.low < lo_thr and half > max_slowdown:
+        verdict = "unreliable"
+        unreliable.append(f"{conf} interval ±{half * 100:.0f}% wider than the ±{thr} threshold")
+        why = f"images/sec {span}: the {unreliable[0]}"
     elif est.ratio < lo_thr:
         verdict = "within-noise"
-        if problem:
-            why = f"images/sec {span} is beyond -{_pct_abs(max_slowdown)}, but there is {problem}"
-        else:
-            why = f"images/sec {span} is beyond -{_pct_abs(max_slowdown)}, but the {conf} interval reaches {_pct(est.high - 1)}: not separable from noise"
+        why = f"images/sec {span} is beyond -{thr}, but the {conf} interval reaches {_pct(est.high - 1)}: not separable from noise"
     else:
         verdict = "pass"
-        why = f"images/sec {span} within ±{_pct_abs(max_slowdown)}" if est.ratio <= hi_thr else f"images/sec {span}: faster, not beyond noise"
-        if problem:
-            why += f"; {problem}"
-    rc = RowComparison(
+        why = f"images/sec {span} within ±{thr}" if est.ratio <= hi_thr else f"images/sec {span}: faster, not beyond noise"
+    return RowComparison(
         key=key,
         verdict=verdict,
         reason=why,
@@ -680,22 +896,48 @@ def _speed(
         n_baseline=est.n_denominator,
         n_current=est.n_numerator,
         speed_verdict=verdict,
-        strict_problem=problem,
+        unreliable_reasons=unreliable,
     )
-    return rc, verdict
+
+
+def _mark_unreliable(rc: RowComparison, reasons: list[str]) -> None:
+    """Make a compared row ``unreliable`` for run-to-run reasons, keeping the interval's verdict in the reason."""
+    if not reasons:
+        return
+    rc.unreliable_reasons = list(dict.fromkeys([*rc.unreliable_reasons, *reasons]))
+    rc.run_to_run = True
+    rc.reason = f"{'; '.join(reasons)}: the interval's verdict ({rc.speed_verdict}) may be the machine, not the build; {rc.reason}"
+    rc.verdict = "unreliable"
+
+
+def _fid_state(row: BenchRow) -> str:
+    """How a row's FID drift is recorded: ``"ok"``, ``"absent"`` or ``"not finite (nan)"``."""
+    raw: Any = getattr(row, "fid_drift", None)
+    extra = row.extra or {}
+    q = row.quality if isinstance(row.quality, Mapping) else (extra.get("quality") if isinstance(extra.get("quality"), Mapping) else {})
+    for cand in (raw, extra.get("fid_drift"), q.get("fid_drift") if q else None):
+        if cand is None:
+            continue
+        if isinstance(cand, bool) or not isinstance(cand, (int, float)):
+            return f"not a number ({cand!r})"
+        return "ok" if math.isfinite(cand) else f"not finite ({cand})"
+    return "absent"
 
 
 def _apply_fid(rc: RowComparison, b: BenchRow, c: BenchRow, max_fid_drift: float | None) -> None:
     fb, _ = fid_fields(b)
     fc, floor = fid_fields(c)
     rc.fid_baseline, rc.fid_current = fb, fc
-    if max_fid_drift is None or (fb is None and fc is None):
+    if max_fid_drift is None:
         return
     if fb is None or fc is None:
-        side = "baseline" if fb is None else "current"
-        msg = f"FID drift not recorded in the {side} row, not compared"
-        rc.reason += f"; {msg}"
-        rc.strict_problem = f"{rc.strict_problem}; {msg}" if rc.strict_problem else msg
+        bad = [f"{side} {_fid_state(row)}" for side, row, v in (("baseline", b, fb), ("current", c, fc)) if v is None]
+        msg = f"--max-fid-drift {max_fid_drift:g} names fid_drift, but it is {' and '.join(bad)}; bench with --fid N on both sides"
+        if rc.verdict == "regression":
+            rc.reason += f"; {msg}"
+        else:
+            rc.reason = f"{msg}; speed: {rc.verdict}: {rc.reason}"
+            rc.verdict = "missing-metric"
         return
     delta = fc - fb
     if delta > max_fid_drift and (floor is None or fc > floor):
@@ -719,6 +961,25 @@ def _missing_reason(key: RowKey, cur_keys: Iterable[RowKey]) -> str:
     return "not in the current report"
 
 
+def _coverage_failures(base: Report, cur: Report, rows: list[RowComparison]) -> list[str]:
+    """Why the comparison compared nothing (empty when at least one row was compared on both sides)."""
+    if any(r.compared for r in rows):
+        return []
+    n_base_ok = sum(1 for r in base.rows if r.status == "ok")
+    n_cur_ok = sum(1 for r in cur.rows if r.status == "ok")
+    if not cur.rows:
+        return ["nothing compared: the current report has no rows (nothing was measured)"]
+    if n_cur_ok == 0:
+        first = next((f"{RowKey.of(r)}: {r.reason}" for r in cur.rows if r.reason), "")
+        return [f"nothing compared: the current report measured nothing (its {len(cur.rows)} rows are skipped or failed" + (f"; {first})" if first else ")")]
+    if n_base_ok == 0:
+        return [f"nothing compared: the baseline has no ok row ({len(base.rows)} rows, none measured); refresh the baseline"]
+    if sum(1 for r in rows if r.verdict == "missing-in-current") == n_base_ok:
+        return [f"nothing compared: the current report measured none of the baseline's {n_base_ok} rows "
+                f"(it measured {n_cur_ok} other row{'s' if n_cur_ok != 1 else ''}: device, backend or precision mismatch?)"]  # fmt: skip
+    return [f"nothing compared: no row was measured (ok) on both sides ({n_base_ok} ok in the baseline, {n_cur_ok} in the current report)"]
+
+
 def compare_reports(
     baseline: Report | Mapping[str, Any],
     current: Report | Mapping[str, Any],
@@ -729,6 +990,7 @@ def compare_reports(
     n_boot: int = 2000,
     seed: int = 0,
     strict: bool = False,
+    interleaved: bool | None = None,
     baseline_name: str = "baseline",
     current_name: str = "current",
 ) -> Comparison:
@@ -744,13 +1006,17 @@ def compare_reports(
         confidence: Two-sided coverage of the bootstrap intervals, in (0, 1).
         n_boot: Bootstrap resamples per row (>= 100).
         seed: Bootstrap seed (per row it is combined with the row key).
-        strict: Missing/new rows, environment mismatches and rows without a noise
-            estimate fail the comparison too.
+        strict: Missing, new and unreliable rows and environment differences fail
+            the comparison too.
+        interleaved: Both reports were measured in one interleaved run (``bench --vs``):
+            intervals resample whole rounds (paired) and no run-to-run check applies.
+            None: detect it (both reports carry the same ``settings.interleaved_run``).
         baseline_name: Label of the baseline in the outputs (e.g. its path).
         current_name: Label of the current report in the outputs.
 
     Returns:
-        The :class:`Comparison`; its :attr:`~Comparison.exit_code` is 0 or 1.
+        The :class:`Comparison`; its :attr:`~Comparison.exit_code` is 0 or 1 and
+        :attr:`~Comparison.verdict` ``pass``, ``unreliable`` or ``fail``.
 
     Raises:
         InputError: Malformed reports (unknown schema version, bad rows, duplicate
@@ -766,6 +1032,11 @@ def compare_reports(
     base = _as_report(baseline, baseline_name)
     cur = _as_report(current, current_name)
     bidx, cidx = _index(base, baseline_name), _index(cur, current_name)
+    if interleaved is None:
+        run_id = base.settings.get("interleaved_run")
+        interleaved = bool(run_id) and run_id == cur.settings.get("interleaved_run")
+    mismatches = _env_mismatches(base, cur)
+    env_reasons = [] if interleaved else [f"environments differ ({str(m)})" for m in mismatches if m.affects_speed]
     rows: list[RowComparison] = []
     notes: list[str] = []
     for key, b in bidx.items():
@@ -789,7 +1060,9 @@ def compare_reports(
         if b.status != "ok":
             rows.append(RowComparison(key, "new-in-current", f"{b.status} in the baseline ({b.reason}); nothing to compare with", current_ips=_median(c), n_current=len(c.images_per_sec_samples)))
             continue
-        rc, _ = _speed(key, b, c, float(max_slowdown), float(confidence), n_boot, seed)
+        rc = _speed(key, b, c, float(max_slowdown), float(confidence), n_boot, seed, paired=interleaved)
+        if not interleaved:
+            _mark_unreliable(rc, _run_to_run_reasons(b, c, base, cur, env_reasons))
         _apply_fid(rc, b, c, None if max_fid_drift is None else float(max_fid_drift))
         rows.append(rc)
     for key, c in cidx.items():
@@ -805,14 +1078,16 @@ def compare_reports(
             notes.append(f"{key}: skipped in the current run ({c.reason}) and absent from the baseline")
     comp = Comparison(
         rows=rows,
-        env_mismatches=_env_mismatches(base, cur),
+        env_mismatches=mismatches,
         notes=notes,
+        failures=_coverage_failures(base, cur, rows),
         max_slowdown=float(max_slowdown),
         max_fid_drift=None if max_fid_drift is None else float(max_fid_drift),
         confidence=float(confidence),
         n_boot=n_boot,
         seed=seed,
         strict=strict,
+        interleaved=bool(interleaved),
         baseline_name=baseline_name,
         current_name=current_name,
         baseline_created=base.created,

@@ -103,16 +103,19 @@ def test_slowdown_inside_the_threshold_passes() -> None:
     assert compare_reports(results(base_rows()), results(cur), max_slowdown=0.01).exit_code == 1
 
 
-def test_within_noise_change_does_not_fail() -> None:
+def test_noisy_repeats_are_unreliable_not_a_pass_nor_a_failure() -> None:
     base = [row("torch", 1, 800.0, shape=NOISY, precision="fp32")]
     cur = [row("torch", 1, 720.0, shape=NOISY[::-1], precision="fp32")]  # -10 % point estimate, ±15 % repeats
     comp = compare_reports(results(base), results(cur), max_slowdown=0.05)
     r = comp.rows[0]
     assert r.ratio == pytest.approx(0.9)
-    assert r.verdict == "within-noise"
-    assert r.ci_high is not None and r.ci_high >= 0.95
-    assert "noise" in r.reason
-    assert comp.exit_code == 0
+    assert r.verdict == r.speed_verdict == "unreliable" and not r.run_to_run
+    assert r.ci_low is not None and r.ci_high is not None and r.ci_low < 0.95 <= r.ci_high
+    assert "wider than the ±5% threshold" in r.reason
+    assert comp.exit_code == 0 and comp.verdict == "unreliable"
+    assert comp.summary_line().startswith("UNRELIABLE") and "more --repeats" in comp.summary_line()
+    strict = compare_reports(results(base), results(cur), max_slowdown=0.05, strict=True)
+    assert strict.exit_code == 1 and strict.summary_line().startswith("FAIL: 1 unreliable")
 
 
 def test_rule_needs_the_whole_interval_beyond_the_threshold() -> None:
@@ -139,8 +142,8 @@ def test_few_repeats_never_regress_but_fail_strict() -> None:
     assert MIN_SAMPLES > 2
     comp = compare_reports(results(base), results(cur))
     r = comp.rows[0]
-    assert r.verdict == "within-noise" and r.strict_problem and "repeats" in r.strict_problem
-    assert comp.exit_code == 0
+    assert r.verdict == "unreliable" and "repeats" in r.unreliable_reasons[0]
+    assert comp.exit_code == 0 and comp.summary_line().startswith("UNRELIABLE")
     assert compare_reports(results(base), results(cur), strict=True).exit_code == 1
 
 
@@ -168,7 +171,8 @@ def test_row_skipped_in_current_is_missing() -> None:
 def test_rows_skipped_on_both_sides_are_notes() -> None:
     skipped = row("trt", 1, None, status="skipped", reason="no GPU")
     comp = compare_reports(results([skipped]), results([skipped]))
-    assert comp.rows == [] and len(comp.notes) == 1 and comp.exit_code == 0
+    assert comp.rows == [] and len(comp.notes) == 1
+    assert comp.exit_code == 1 and "nothing compared" in comp.summary_line()  # a gate never passes on nothing
 
 
 def test_failed_row_fails_the_comparison() -> None:
@@ -198,7 +202,7 @@ def test_mismatched_devices_reported_and_strict_fails() -> None:
     missing = next(r for r in comp.rows if r.verdict == "missing-in-current")
     assert "device mismatch" in missing.reason and "cpu" in missing.reason
     assert any(m.field == "gpu" and m.baseline == "NVIDIA H100 80GB HBM3" and m.current is None for m in comp.env_mismatches)
-    assert comp.exit_code == 0
+    assert comp.exit_code == 1 and "measured none of the baseline's 4 rows" in comp.summary_line()  # nothing compared
     assert compare_reports(results(base_rows()), cur, strict=True).exit_code == 1
 
 
@@ -208,6 +212,8 @@ def test_version_mismatch_reported_and_strict_fails() -> None:
     fields = {m.field: (m.baseline, m.current) for m in comp.env_mismatches}
     assert fields["tensorrt"] == ("10.9.0", "10.11.0") and fields["torch"] == ("2.13.0", "2.14.0")
     assert comp.exit_code == 0 and "environment difference" in comp.summary_line()
+    assert comp.verdict == "unreliable" and {r.verdict for r in comp.rows} == {"unreliable"}
+    assert "tensorrt: 10.9.0 → 10.11.0" in comp.summary_line() and "--vs" in comp.summary_line()
     strict = compare_reports(results(base_rows()), cur, strict=True)
     assert strict.exit_code == 1
     md = strict.to_markdown()
@@ -222,6 +228,9 @@ def test_settings_mismatch_reported() -> None:
     cur["settings"]["repeats"] = 3
     comp = compare_reports(results(base_rows()), cur)
     assert any(m.field == "settings.repeats" for m in comp.env_mismatches)
+    assert comp.verdict == "pass"  # fewer repeats widen the interval, they do not bias the median
+    cur["settings"]["min_time_s"] = 0.05
+    assert compare_reports(results(base_rows()), cur).verdict == "unreliable"
 
 
 # ------------------------------------------------------------------------ FID
@@ -246,12 +255,14 @@ def test_fid_drift_regression_and_noise_floor() -> None:
     assert compare_reports(results(base), results(worse)).exit_code == 0
 
 
-def test_fid_on_one_side_only_is_reported() -> None:
+def test_fid_on_one_side_only_fails_when_gated() -> None:
     base = [row("trt", 1, 2000.0, fid_drift=1.0)]
     cur = [row("trt", 1, 2000.0)]
     comp = compare_reports(results(base), results(cur), max_fid_drift=0.5)
-    assert "not recorded in the current" in comp.rows[0].reason and comp.exit_code == 0
-    assert compare_reports(results(base), results(cur), max_fid_drift=0.5, strict=True).exit_code == 1
+    r = comp.rows[0]
+    assert r.verdict == "missing-metric" and "current absent" in r.reason and comp.exit_code == 1
+    assert comp.summary_line() == "FAIL: 1 missing-metric — 1 failing row"
+    assert compare_reports(results(base), results(cur)).exit_code == 0  # not gated without --max-fid-drift
 
 
 # ------------------------------------------------------------------ bad input
@@ -347,7 +358,7 @@ def test_junit_has_one_case_per_row_and_failures() -> None:
     comp = _mixed()
     root = ET.fromstring(comp.to_junit())
     cases = list(root.iter("testcase"))
-    assert len(cases) == len(comp.rows) + 1  # + environment
+    assert len(cases) == len(comp.rows) + 2  # + coverage, environment
     assert root.get("failures") == "1" and root.get("skipped") == "1"
     failed = [c for c in cases if c.find("failure") is not None]
     assert [c.get("classname") for c in failed] == ["accelkit.perf.trt.fp16"] and failed[0].get("name") == "batch 8 on cuda:0"
