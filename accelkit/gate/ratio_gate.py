@@ -21,7 +21,14 @@ rounds) is compared with the baseline ratio ``r0``:
 * ``improved`` when the whole interval lies above ``r0 * (1 + tolerance)`` (not a failure:
   refresh the baseline to lock the gain in);
 * ``within-noise`` when the point estimate is below ``r0 * (1 - tolerance)`` but the
-  interval reaches it;
+  interval, no wider than ±``tolerance`` of ``r0``, reaches it;
+* ``unreliable`` when the ratio cannot be judged against this baseline: the machine's
+  CPU model or core count differs from the baseline's (ratios depend on the CPU: on an
+  AMX Xeon ORT/torch measured ~1.8x the AMD EPYC baseline's, so a 20 % ORT slowdown
+  still "passed"), a row has fewer than :data:`~accelkit.gate.stats.MIN_SAMPLES`
+  repeats, or the interval straddles the floor and is wider than ±``tolerance``. Exit 0
+  with ``UNRELIABLE`` and the reason (refresh the baseline on this machine type), a
+  failure with ``strict``;
 * ``pass`` otherwise;
 * ``missing`` when either row is absent, skipped or failed at that batch size (fails: the
   check cannot vouch for a build it could not measure).
@@ -44,7 +51,7 @@ from typing import Any, Mapping, Sequence
 from accelkit.benchmark.report import BenchRow, Report, merge_stability
 from accelkit.errors import InputError
 from accelkit.files import write_text_atomic
-from accelkit.gate.stats import RatioEstimate, bootstrap_ratio, row_seed
+from accelkit.gate.stats import MIN_SAMPLES, RatioEstimate, bootstrap_ratio, row_seed
 from accelkit.stats import median, quantile
 
 log = logging.getLogger(__name__)
@@ -53,7 +60,7 @@ BASELINE_SCHEMA = 1
 #: (backend, variant, precision) of the ratio's numerator and denominator.
 NUMERATOR = ("ort", None, "fp32")
 DENOMINATOR = ("torch", None, "fp32")
-GATE_VERDICTS = ("pass", "regression", "within-noise", "improved", "missing")
+GATE_VERDICTS = ("pass", "regression", "within-noise", "improved", "unreliable", "missing")
 
 
 # ----------------------------------------------------------------------- baseline
@@ -250,7 +257,7 @@ class RatioVerdict:
 
     @property
     def fails(self) -> bool:
-        """Whether this verdict fails the gate."""
+        """Whether this verdict fails the gate (``unreliable`` fails only with ``strict``; see :class:`RatioGateResult`)."""
         return self.verdict in ("regression", "missing")
 
 
@@ -263,31 +270,48 @@ class RatioGateResult:
         tolerance: The tolerance used.
         confidence: Two-sided coverage of the intervals.
         notes: Other facts (machine differs from the baseline's, extra batch sizes...).
+        strict: ``unreliable`` verdicts fail too.
     """
 
     verdicts: list[RatioVerdict]
     tolerance: float
     confidence: float
     notes: list[str] = field(default_factory=list)
+    strict: bool = False
+
+    @property
+    def verdict(self) -> str:
+        """``fail`` (a regression or missing row; with ``strict`` an unreliable one), ``unreliable`` or ``pass``."""
+        if any(v.fails or (self.strict and v.verdict == "unreliable") for v in self.verdicts) or not self.verdicts:
+            return "fail"
+        return "unreliable" if any(v.verdict == "unreliable" for v in self.verdicts) else "pass"
 
     @property
     def exit_code(self) -> int:
-        """0 when every batch size passes (or is within noise or improved), else 1."""
-        return 1 if any(v.fails for v in self.verdicts) else 0
+        """1 when :attr:`verdict` is ``fail``, else 0 (pass, within noise, improved, or unreliable without ``strict``)."""
+        return 1 if self.verdict == "fail" else 0
 
     def to_text(self) -> str:
-        """A short plain-text report: one line per batch size, notes, then PASS/FAIL."""
+        """A short plain-text report: one line per batch size, notes, then PASS, UNRELIABLE or FAIL."""
         lines = [f"ratio gate: ort fp32 / torch fp32 images/sec, same run; tolerance {self.tolerance * 100:g}%, {self.confidence * 100:g}% bootstrap CI"]
         for v in self.verdicts:
             lines.append(f"  batch {v.batch_size}: {v.verdict}: {v.reason}")
         lines += [f"  note: {n}" for n in self.notes]
-        lines.append("PASS" if self.exit_code == 0 else "FAIL")
+        n_unrel = sum(1 for v in self.verdicts if v.verdict == "unreliable")
+        last = {
+            "pass": "PASS",
+            "fail": "FAIL",
+            "unreliable": f"UNRELIABLE (exit 0; strict fails it): {n_unrel} of {len(self.verdicts)} batch sizes cannot be judged against this baseline",
+        }[self.verdict]
+        lines.append(last)
         return "\n".join(lines) + "\n"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
         return {
             "exit_code": self.exit_code,
+            "verdict": self.verdict,
+            "strict": self.strict,
             "tolerance": self.tolerance,
             "confidence": self.confidence,
             "verdicts": [vars(v).copy() for v in self.verdicts],
@@ -304,6 +328,7 @@ def ratio_gate(
     n_boot: int = 2000,
     seed: int = 0,
     paired: bool = False,
+    strict: bool = False,
 ) -> RatioGateResult:
     """Check a report's in-run ORT/torch ratios against the committed baseline.
 
@@ -317,9 +342,11 @@ def ratio_gate(
         seed: Bootstrap seed.
         paired: Resample rounds instead of samples (see :func:`measure_ratios`); for
             reports merged from interleaved rounds, like ``benchmarks/ci_perf_gate.py``'s.
+        strict: ``unreliable`` verdicts (another machine type than the baseline's, too
+            few repeats, an interval wider than the tolerance) fail too.
 
     Returns:
-        The verdicts; ``exit_code`` 0 or 1.
+        The verdicts; ``exit_code`` 0 or 1 (no batch size to check is a failure).
 
     Raises:
         InputError: Malformed report or bad settings.
@@ -332,6 +359,16 @@ def ratio_gate(
         rep, batch_sizes=sorted(baseline.ratios), device=baseline.device, confidence=confidence, n_boot=n_boot, seed=seed, paired=paired
     )
     conf = f"{confidence * 100:g}%"
+    notes: list[str] = []
+    model = (rep.environment.get("cpu") or {}).get("model")
+    cores = (rep.environment.get("cpu") or {}).get("available_cores")
+    other_machine = None
+    if baseline.machine and (baseline.machine.get("cpu") != model or baseline.machine.get("available_cores") != cores):
+        other_machine = (
+            f"this machine ({model}, {cores} cores) is not the baseline's ({baseline.machine.get('cpu')}, "
+            f"{baseline.machine.get('available_cores')} cores): ratios depend on the CPU"
+        )
+        notes.append(f"{other_machine}; refresh the baseline on this machine type (benchmarks/ci_perf_gate.py --update-baseline --runs 5)")
     verdicts: list[RatioVerdict] = []
     for b, r0 in sorted(baseline.ratios.items()):
         e = est[b]
@@ -340,28 +377,28 @@ def ratio_gate(
             verdicts.append(RatioVerdict(b, "missing", e, baseline_ratio=r0, floor=floor))
             continue
         nums = f"ratio {e.ratio:.3f} (CI {e.low:.3f} … {e.high:.3f}) vs baseline {r0:.3f}, {(e.ratio / r0 - 1) * 100:+.1f}%"
-        if e.noise_known and e.high < floor:
+        half = (e.high - e.low) / 2.0 / r0
+        if not e.noise_known:
+            verdict, why = "unreliable", f"{nums}: no noise estimate ({e.n_numerator} and {e.n_denominator} repeats, need >= {MIN_SAMPLES})"
+        elif e.high < floor:
             verdict, why = "regression", f"{nums}: the whole {conf} interval is below {floor:.3f} (baseline −{tol * 100:g}%)"
-        elif e.noise_known and e.low > ceil:
+        elif e.low > ceil:
             verdict, why = "improved", f"{nums}: the whole {conf} interval is above {ceil:.3f}; refresh the baseline with --update-baseline"
+        elif e.low < floor and half > tol:
+            verdict, why = "unreliable", f"{nums}: the {conf} interval (±{half * 100:.0f}% of the baseline) is wider than the ±{tol * 100:g}% tolerance"
         elif e.ratio < floor:
             verdict, why = "within-noise", f"{nums}: below {floor:.3f} but the {conf} interval reaches it"
         else:
             verdict, why = "pass", f"{nums}, floor {floor:.3f}"
+        if other_machine:
+            why = f"{other_machine}; against it the interval says {verdict}: {why}"
+            verdict = "unreliable"
         verdicts.append(RatioVerdict(b, verdict, why, baseline_ratio=r0, ratio=e.ratio, ci_low=e.low, ci_high=e.high, floor=floor))
-    notes: list[str] = []
-    model = (rep.environment.get("cpu") or {}).get("model")
-    cores = (rep.environment.get("cpu") or {}).get("available_cores")
-    if baseline.machine and (baseline.machine.get("cpu") != model or baseline.machine.get("available_cores") != cores):
-        notes.append(
-            f"this machine ({model}, {cores} cores) differs from the baseline's ({baseline.machine.get('cpu')}, "
-            f"{baseline.machine.get('available_cores')} cores); ratios depend on the CPU, refresh the baseline on this machine type if it fails"
-        )
     extra = [b for b in _batches(rep, baseline.device) if b not in baseline.ratios]
     if extra:
         notes.append(f"batch sizes {extra} are not in the baseline and were not checked")
-    result = RatioGateResult(verdicts, tol, confidence, notes)
-    log.info("ratio gate: %s", "pass" if result.exit_code == 0 else "fail")
+    result = RatioGateResult(verdicts, tol, confidence, notes, strict=strict)
+    log.info("ratio gate: %s", result.verdict)
     return result
 
 

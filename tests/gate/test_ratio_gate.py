@@ -105,11 +105,36 @@ def test_variant_rows_are_not_the_plain_backend() -> None:
     assert {v.verdict for v in res.verdicts} == {"missing"}
 
 
-def test_other_machine_and_extra_batches_are_noted() -> None:
+def test_other_machine_is_unreliable_and_extra_batches_are_noted() -> None:
     rep = report(100, 300, 200, 200, cpu="Intel Xeon")
     res = ratio_gate(rep, RatioBaseline(ratios={1: 3.0}, tolerance=0.2, machine={"cpu": "AMD EPYC", "available_cores": 2}))
-    assert any("differs from the baseline" in n for n in res.notes)
+    assert any("is not the baseline's (AMD EPYC, 2 cores)" in n and "--update-baseline" in n for n in res.notes)
     assert any("[8]" in n for n in res.notes)
+    assert res.verdicts[0].verdict == "unreliable" and res.verdict == "unreliable" and res.exit_code == 0
+    assert res.to_text().strip().splitlines()[-1].startswith("UNRELIABLE (exit 0; strict fails it): 1 of 1")
+
+
+def test_other_machine_neither_passes_nor_fails_a_slowdown() -> None:
+    """The committed AMD baseline on an Intel box: a 30 % ORT loss is not judged against it, loudly; strict fails it."""
+    rep = report(100, 210, 200, 200, cpu="Intel Xeon")
+    res = ratio_gate(rep, BASE)
+    assert {v.verdict for v in res.verdicts} == {"unreliable"} and "against it the interval says regression" in res.verdicts[0].reason
+    assert res.exit_code == 0 and res.to_dict()["verdict"] == "unreliable"
+    strict = ratio_gate(rep, BASE, strict=True)
+    assert strict.exit_code == 1 and strict.to_text().strip().endswith("FAIL")
+
+
+def test_wide_interval_or_few_repeats_is_unreliable() -> None:
+    wild = [1.0, 1.9, 0.4, 1.6, 0.5, 1.0]
+    res = ratio_gate(report(100, 250, 200, 200, ort_shape=wild), BASE)
+    assert res.verdicts[0].verdict == "unreliable" and "wider than the ±20% tolerance" in res.verdicts[0].reason
+    assert res.exit_code == 0
+    few = Report.from_dict({**report(100, 300, 200, 200).to_dict()})
+    for r in few.rows:
+        r.images_per_sec_samples = r.images_per_sec_samples[:2]
+    res = ratio_gate(few, BASE)
+    assert {v.verdict for v in res.verdicts} == {"unreliable"} and "no noise estimate" in res.verdicts[0].reason
+    assert ratio_gate(few, BASE, strict=True).exit_code == 1
 
 
 def test_tolerance_override_and_validation() -> None:
