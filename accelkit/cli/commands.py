@@ -208,7 +208,7 @@ def bench(
     fid_weights: Optional[Path] = fid_weights_option(),
     fid_batch: int = typer.Option(32, "--fid-batch", help="Images per inference call while measuring drift."),
     reference: Optional[str] = typer.Option(None, "--reference", help="With --fid: measure drift against this generator's FP32 torch model instead (e.g. the teacher of a pruned model)."),
-    vs: Optional[str] = typer.Option(None, "--vs", help="A baseline build (ONNX or generator file) to measure interleaved with this one, in one process: each of --repeats rounds runs both back to back; prints the comparison (exit 1 on a regression beyond noise)."),
+    vs: Optional[str] = typer.Option(None, "--vs", help="A baseline build (ONNX or generator file) to measure interleaved with this one, in one process: each of --repeats rounds runs both back to back; prints the comparison (exit 1 on a regression beyond noise, or when no row was measured on both sides)."),
     max_slowdown: str = typer.Option("5%", "--max-slowdown", help="With --vs: allowed slowdown before a row regresses."),
     *,
     load: LoadOptions,
@@ -309,14 +309,17 @@ def compare(
     baseline: Path = typer.Argument(..., help="Baseline results.json (or its folder)."),
     current: Path = typer.Argument(..., help="Current results.json (or its folder)."),
     max_slowdown: str = typer.Option("5%", "--max-slowdown", help="Allowed slowdown, e.g. 5% or 0.05; a row regresses only when the whole confidence interval of its speed ratio is below 1 - this."),
-    max_fid_drift: Optional[float] = typer.Option(None, "--max-fid-drift", help="Allowed growth of FID drift (rows measured with bench --fid)."),
+    max_fid_drift: Optional[float] = typer.Option(None, "--max-fid-drift", help="Allowed growth of FID drift (rows measured with bench --fid); a row without a finite FID drift on both sides then fails."),
     confidence: float = typer.Option(0.95, "--confidence", help="Confidence level of the bootstrap interval over per-repeat samples."),
-    strict: bool = typer.Option(False, "--strict", help="Fail on rows missing on either side and on device/version mismatches."),
+    strict: bool = typer.Option(False, "--strict", help="Also fail on rows missing on either side, on unreliable rows (environments, threads or loads differ; interval wider than the threshold) and on environment differences."),
     markdown: Optional[Path] = typer.Option(None, "--markdown", help="Write a Markdown summary (CI job summary / PR comment)."),
     junit: Optional[Path] = typer.Option(None, "--junit", help="Write JUnit XML, one test case per row."),
     force: bool = force_option("existing --markdown/--junit files"),
 ) -> None:
-    """Compare two bench results: exit 0 pass, 1 regression, 2 bad input."""
+    """Compare two bench results: exit 0 pass (or unreliable, said loudly), 1 regression or nothing compared, 2 bad input.
+
+    Across two runs the interval cannot see a machine that was busier for one of them: rows whose environments, threads or loads differ are marked unreliable (exit 0 unless --strict). On a shared machine, gate with `accelkit bench CURRENT --vs BASELINE` instead.
+    """
     from accelkit.pipelines.compare import compare as run_compare
 
     opts = CompareOptions(max_slowdown=max_slowdown, max_fid_drift=max_fid_drift, confidence=confidence,

@@ -18,6 +18,7 @@ from accelkit.benchmark.plan import BenchOptions, check_requested_backends, plan
 from accelkit.benchmark.report import Report
 from accelkit.benchmark.suite import BenchTarget, run_benchmark
 from accelkit.errors import InputError
+from accelkit.files import folder_lock, storage_error
 from accelkit.pipelines.options import resolve_artifact
 from accelkit.pipelines.results import Result
 
@@ -89,6 +90,7 @@ def check_bench_options(options: BenchOptions) -> str:
         MissingDependencyError: ``fid`` is set and no FID weights are installed.
     """
     options.validate()
+    check_out_folder(Path(options.out), options.force)
     if options.fid:
         from accelkit.quality.features import resolve_weights
 
@@ -96,6 +98,20 @@ def check_bench_options(options: BenchOptions) -> str:
     device = resolve_device(options.device)
     check_requested_backends(options, device)
     return device
+
+
+def check_out_folder(out: Path, force: bool) -> None:
+    """Refuse an ``--out`` that is a file, or that holds a report, unless ``force``.
+
+    Raises:
+        InputError: One line naming the fix.
+    """
+    from accelkit.benchmark.report import FILES
+
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file; give a folder")
+    if (out / FILES["json"]).exists() and not force:
+        raise InputError(f"--out {out} already holds a report ({FILES['json']}); pass --force to replace it, or choose another --out")
 
 
 def bench(
@@ -128,11 +144,19 @@ def bench(
     artifact = resolve_artifact(generator)
     reference = resolve_artifact(reference) if reference is not None else None
     out = Path(cfg.out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out} is a file; give a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out, "a benchmark report"):
+        check_out_folder(out, cfg.force)  # again, under the lock
+        return _bench_locked(artifact, reference, cfg, device, out, progress)
+
+
+def _bench_locked(artifact: Artifact, reference: Artifact | None, cfg: BenchOptions, device: str, out: Path, progress: Progress | None) -> BenchResult:
+    from accelkit.errors import one_line
+
     workdir = out / "artifacts"
-    workdir.mkdir(exist_ok=True)
+    try:
+        workdir.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise storage_error(exc, f"cannot write in {out}") from None
     targets, fp32_path = plan_targets(artifact, cfg, device, workdir, progress)
     report = Report()
     report.settings["generator"] = Path(artifact.source).name if artifact.source else "in-memory"
@@ -150,10 +174,18 @@ def bench(
         progress=progress,
     )
     extra_files: dict[str, Path] = {}
+    warnings: list[str] = []
     if cfg.fid:
-        extra_files = measure_quality(artifact, targets, report, cfg, device, out, progress, reference=reference)
+        try:
+            extra_files = measure_quality(artifact, targets, report, cfg, device, out, progress, reference=reference)
+        except Exception as exc:  # noqa: BLE001 - the speed rows that ran are still reported
+            reason = f"quality: {one_line(exc)}"
+            for r in report.rows:
+                if r.status == "ok" and r.fid_drift is None:
+                    r.status, r.reason = "failed", reason
+            warnings.append(f"quality drift was not measured ({one_line(exc)}); the speed rows are in the report")
     files = report.write(out, plot=cfg.plot)
-    return BenchResult(report, {**files, **extra_files})
+    return BenchResult(report, {**files, **extra_files}, warnings=warnings)
 
 
 def bench_vs(
@@ -169,7 +201,9 @@ def bench_vs(
     (backend, precision) pair, the candidate and the baseline back to back (alternating
     which goes first), one repeat each; the rounds are then merged so every row holds one
     sample per round. A burst of load from another process therefore hits both sides of
-    the ratio, which is what lets a ratio gate on a noisy shared machine.
+    the ratio, which is what lets a ratio gate on a noisy shared machine
+    (:func:`accelkit.gate.interleave.measure_interleaved`; the comparison resamples whole
+    rounds). No row measured on both sides fails the comparison (exit 1), never a pass.
 
     Args:
         candidate, baseline: Path, bundled name, :class:`LoadOptions` or :class:`Artifact` each.
@@ -182,11 +216,8 @@ def bench_vs(
         baseline's to ``options.out/vs-baseline``, and the comparison
         (:func:`accelkit.gate.compare.compare_reports`) to ``options.out/comparison.md``.
     """
-    from accelkit.benchmark.environment import collect_environment
-    from accelkit.gate.compare import compare_reports
-    from accelkit.gate.ratio_gate import merge_reports
-
-    from accelkit.gate.compare import parse_fraction
+    from accelkit.gate.compare import compare_reports, parse_fraction
+    from accelkit.gate.interleave import measure_interleaved
 
     cfg = options or BenchOptions()
     device = check_bench_options(cfg)
@@ -208,27 +239,17 @@ def bench_vs(
 
     base_by_key = {key(t): t for t in base_targets}
     pairs = [(t, base_by_key[key(t)]) for t in cand_targets if key(t) in base_by_key]
-    env = collect_environment()
-    parts: dict[str, list[Report]] = {"candidate": [], "baseline": []}
-    for rnd in range(cfg.repeats):
-        for j, b in enumerate(cfg.batch_sizes):
-            for ct, bt in pairs:
-                order = [("candidate", ct), ("baseline", bt)]
-                for side, t in order if (rnd + j) % 2 == 0 else order[::-1]:
-                    if progress:
-                        progress(f"round {rnd + 1}/{cfg.repeats}: {side} {t.backend} batch {b}")
-                    rep = Report(environment=env)
-                    parts[side].append(
-                        run_benchmark([t], [b], device=device, warmup=cfg.warmup, repeats=1, min_time_s=cfg.min_time_s,
-                                      seed=cfg.seed, flops_model=cand_flops, report=rep)
-                    )  # fmt: skip
-    cand = merge_reports(parts["candidate"])
-    base = merge_reports(parts["baseline"])
+    unmatched = [f"{t.backend}{':' + t.variant if t.variant else ''} {key(t)[2]}" for t in cand_targets if key(t) not in base_by_key]
+    cand, base = measure_interleaved(pairs, cfg.batch_sizes, rounds=cfg.repeats, device=device, warmup=cfg.warmup,
+                                     min_time_s=cfg.min_time_s, seed=cfg.seed, flops_model=cand_flops, progress=progress)  # fmt: skip
     for rep, art in ((cand, candidate), (base, baseline)):
-        rep.settings.update({"generator": Path(art.source).name if art.source else "in-memory", "interleaved_rounds": cfg.repeats,
+        rep.settings.update({"generator": Path(art.source).name if art.source else "in-memory",
                              "vs": Path(baseline.source).name if art is candidate and baseline.source else None})  # fmt: skip
         rep.compute_speedups()
-    comp = compare_reports(base, cand, max_slowdown=max_slowdown, baseline_name=str(baseline.path or baseline.source), current_name=str(candidate.path or candidate.source))
+    comp = compare_reports(base, cand, max_slowdown=max_slowdown, interleaved=True,
+                           baseline_name=str(baseline.path or baseline.source), current_name=str(candidate.path or candidate.source))  # fmt: skip
+    if unmatched:
+        comp.notes.append(f"not measured: the baseline build has no {', '.join(unmatched)} target to pair with")
     files = cand.write(out, plot=cfg.plot)
     base.write(out / "vs-baseline", plot=False)
     files.update(comp.write(markdown=out / "comparison.md"))
@@ -264,7 +285,7 @@ def measure_quality(
         raise InputError("--fid needs a torch generator as the FP32 reference; pass the .pt/.pt2/TorchScript file (or --reference), not ONNX")
     if reference is not None and (reference.spec.inputs != artifact.spec.inputs or reference.spec.output_shape != artifact.spec.output_shape):
         raise InputError("--reference has different inputs or output shape than the generator; drift needs the same latents and image size")
-    extractor = FeatureExtractor(cfg.fid_weights, device=device, threads=cfg.threads)
+    extractor = FeatureExtractor(cfg.fid_weights, device=device, threads=cfg.threads, precision=cfg.fid_precision)
     extractor.load()
     say = progress or (lambda m: None)
     ref_runner = create_runner("torch", ref_art, device=device, precision="fp32", **({"threads": cfg.threads} if cfg.threads else {}))

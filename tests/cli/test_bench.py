@@ -21,7 +21,7 @@ def test_bench_writes_all_reports_with_torch_and_ort_rows(gen_files, tmp_path) -
     for name in ("results.json", "results.md", "results.csv", "throughput.png"):
         assert (out / name).is_file(), name
     data = json.loads((out / "results.json").read_text())
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == 2
     ok = {(r["backend"], r["precision"], r["batch_size"]) for r in data["rows"] if r["status"] == "ok"}
     assert {("torch", "fp32", 1), ("torch", "fp32", 2), ("ort", "fp32", 1), ("ort", "fp16", 2)} <= ok
     for r in data["rows"]:
@@ -61,23 +61,57 @@ def test_bench_user_errors_exit_2_before_any_work(tmp_path, args, pattern) -> No
     assert not (tmp_path / "r").exists()
 
 
-def test_bench_vs_interleaves_both_builds_and_compares(gen_files, tmp_path) -> None:
+VS_FAST = ["--backend", "ort", "--precision", "fp32", "--batch", "1", "--repeats", "4", "--warmup", "1", "--min-time", "0.05"]
+
+
+def _onnx(tmp_path, name: str, ngf: int):
+    """A LatentGen (z 16 -> 3x16x16) with ``ngf`` base channels as fp32 ONNX; ngf 64 costs ~60x the MACs of ngf 8."""
+    import torch
+
     from accelkit.loading import load_generator
     from accelkit.pipelines import export_onnx
     from accelkit.pipelines.options import ExportOptions
+    from tests.fixtures.generators import LatentGen
 
-    art = load_generator(gen_files["torchscript"])
-    a = export_onnx(art, ExportOptions(out=tmp_path / "a.onnx")).artifact.path
-    b = export_onnx(art, ExportOptions(out=tmp_path / "b.onnx")).artifact.path
+    torch.manual_seed(0)
+    ts = tmp_path / f"{name}.ts.pt"
+    torch.jit.save(torch.jit.script(LatentGen(ngf=ngf).eval()), str(ts))
+    return export_onnx(load_generator(ts), ExportOptions(out=tmp_path / f"{name}.onnx")).artifact.path
+
+
+def test_bench_vs_interleaves_both_builds_and_passes_the_same_build(tmp_path) -> None:
+    a, b = _onnx(tmp_path, "a", 8), _onnx(tmp_path, "b", 8)
     out = tmp_path / "vs"
-    res = runner.invoke(app, ["bench", str(a), "--vs", str(b), "--backend", "ort", "--precision", "fp32", "--batch", "1",
-                              "--repeats", "4", "--warmup", "1", "--min-time", "0.05", "--out", str(out)])  # fmt: skip
-    assert res.exit_code in (0, 1), res.output  # same model on both sides: a pass unless the machine is wildly noisy
+    # same model on both sides and a 90% allowance: nothing a shared machine does can make this a regression
+    res = runner.invoke(app, ["bench", str(a), "--vs", str(b), *VS_FAST, "--max-slowdown", "90%", "--out", str(out)])
+    assert res.exit_code == 0, res.output
     cand = json.loads((out / "results.json").read_text())
     base = json.loads((out / "vs-baseline" / "results.json").read_text())
     for rep in (cand, base):
         (row,) = [r for r in rep["rows"] if r["status"] == "ok"]
         assert len(row["images_per_sec_samples"]) == 4  # one sample per interleaved round
-    assert cand["settings"]["interleaved_rounds"] == 4
-    assert "ort fp32" in (out / "comparison.md").read_text()
-    assert "verdict" in res.stdout
+        assert rep["settings"]["interleaved_rounds"] == 4
+    assert cand["settings"]["interleaved_run"] == base["settings"]["interleaved_run"]  # compare knows they are one run
+    md = (out / "comparison.md").read_text()
+    assert "ort fp32" in md and "✅ pass" in md
+    assert res.stdout.strip().splitlines()[-2] == "PASS: 1 pass"
+
+
+def test_bench_vs_catches_a_clearly_slower_candidate(tmp_path) -> None:
+    slow, fast = _onnx(tmp_path, "slow", 64), _onnx(tmp_path, "fast", 8)
+    out = tmp_path / "vs"
+    res = runner.invoke(app, ["bench", str(slow), "--vs", str(fast), *VS_FAST, "--max-slowdown", "50%", "--out", str(out)])
+    assert res.exit_code == 1, res.output
+    assert "FAIL: 1 regression" in res.stdout and "regression: ort fp32 batch 1 on cpu" in res.stdout
+    assert "❌ regression" in (out / "comparison.md").read_text()
+
+
+def test_bench_vs_with_no_comparable_rows_fails_closed(tmp_path) -> None:
+    a, b = _onnx(tmp_path, "a", 8), _onnx(tmp_path, "b", 8)
+    out = tmp_path / "vs"
+    # torch rows need the torch model: both sides are skipped, nothing is measured
+    res = runner.invoke(app, ["bench", str(a), "--vs", str(b), "--backend", "torch", *VS_FAST[2:], "--out", str(out)])
+    assert res.exit_code == 1, res.output
+    last = [ln for ln in res.stdout.splitlines() if ln.startswith(("PASS", "FAIL", "UNRELIABLE"))]
+    assert last and last[-1].startswith("FAIL: ") and "nothing compared: the current report measured nothing" in last[-1]
+    assert "torch rows need the torch model" in last[-1]
