@@ -81,3 +81,31 @@ def require(module: str, extra: str, feature: str) -> object:
             f"are installed; install it with: pip install 'accelkit[{extra}]'"
         )
     return mod
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """One line describing ``exc``: its message for accelkit errors, ``Type: first line`` otherwise."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    text = lines[0] if lines else ""
+    if "TorchScript interpreter" in text and len(lines) > 1:  # the real error is the last line: "builtins.X: message"
+        text = lines[-1].removeprefix("builtins.")
+    if isinstance(exc, AccelkitError):
+        return (" ".join(lines) or type(exc).__name__)[:limit]
+    return (f"{type(exc).__name__}: {text}" if text else type(exc).__name__)[:limit]
+
+
+def interruption_in(exc: BaseException) -> BaseException | None:
+    """A Ctrl-C / SIGTERM (a ``BaseException`` that is not an ``Exception``) in ``exc``'s cause chain.
+
+    Some libraries (the torch exporters among them) wrap whatever stops them in their own
+    ``Exception``; a caller that falls back on failure must re-raise the interruption
+    instead, so Ctrl-C stops the command.
+    """
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if not isinstance(cur, Exception):
+            return cur
+        cur = cur.__cause__ or cur.__context__
+    return None

@@ -134,10 +134,68 @@ def atomic_path(dest: str | os.PathLike[str], force: bool = False) -> Iterator[P
 def write_text_atomic(dest: str | os.PathLike[str], text: str, force: bool = True) -> None:
     """Write a UTF-8 text file through a temp file and a rename (overwrites unless ``force=False``)."""
     with atomic_path(dest, force=force) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8", errors="surrogateescape")
 
 
 def write_bytes_atomic(dest: str | os.PathLike[str], data: bytes, force: bool = True) -> None:
     """Write a binary file through a temp file and a rename (overwrites unless ``force=False``)."""
     with atomic_path(dest, force=force) as tmp:
         tmp.write_bytes(data)
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike[str], what: str) -> Iterator[None]:
+    """Hold ``<folder>/.accelkit.lock`` for the body; a second holder fails at once.
+
+    Two ``accelkit bench --out D`` runs at the same time would each write half a report
+    into ``D``; the second one is refused instead, with a one-line error.
+
+    Raises:
+        InputError: Another accelkit process holds the lock.
+        StorageError: The folder cannot be created or written.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fh = open(folder / ".accelkit.lock", "a+b")  # noqa: SIM115 - closed in finally
+    except OSError as exc:
+        raise storage_error(exc, f"cannot write in {folder}") from None
+    try:
+        try:
+            import fcntl
+
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(f"another accelkit process is writing {what} in {folder}; wait for it or choose another --out") from None
+        except ImportError:  # pragma: no cover - Windows: no advisory lock
+            pass
+        yield
+    finally:
+        fh.close()
+
+
+def publish_group(folder: Path, staged: dict[str, Path], last: str | None = None) -> dict[str, Path]:
+    """Move a set of finished temporary files into ``folder`` as one report.
+
+    The old files of the set are removed first (``last`` first of all) and the new ones
+    moved in with ``last`` at the end, so a reader that sees ``last`` sees a complete
+    set, and a crash in between leaves no mix of old and new files, only a set without
+    its ``last`` file.
+
+    Args:
+        folder: Destination folder (same file system as the staged files).
+        staged: Final file name -> finished temporary file.
+        last: The name that marks the set complete (e.g. ``results.json``).
+
+    Returns:
+        Final name -> destination path.
+    """
+    names = [n for n in staged if n != last] + ([last] if last in staged else [])
+    try:
+        for name in ([last] if last else []) + names:
+            (folder / name).unlink(missing_ok=True)
+        for name in names:
+            publish(staged[name], folder / name)
+    except OSError as exc:
+        raise storage_error(exc, f"cannot write the report in {folder}") from None
+    return {name: folder / name for name in names}

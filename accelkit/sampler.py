@@ -11,6 +11,7 @@ from typing import Iterator
 
 import numpy as np
 
+from accelkit.errors import InputError
 from accelkit.spec import GeneratorSpec, InputSpec
 
 
@@ -50,7 +51,9 @@ class LatentSampler:
 
     def __init__(self, spec: GeneratorSpec, seed: int = 0, batch_size: int = 1) -> None:
         if batch_size < 1:
-            raise ValueError("batch_size must be >= 1")
+            raise InputError(f"batch size {batch_size} must be >= 1")
+        if int(seed) < 0:
+            raise InputError(f"--seed {seed}: give a non-negative seed")
         self.spec = spec
         self.seed = int(seed)
         self.batch_size = int(batch_size)

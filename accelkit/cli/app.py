@@ -24,7 +24,8 @@ from accelkit.errors import AccelkitError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Exit codes: 0 success, 1 a measured failure, 2 a user mistake, 130 Ctrl-C, 143 SIGTERM.
+#: Exit codes: 0 success, 1 a measured failure, 2 a user mistake, 70 an unexpected internal error, 130 Ctrl-C, 143 SIGTERM.
+EXIT_INTERNAL = 70  # EX_SOFTWARE: an unexpected exception (a bug), printed as one line
 EXIT_INTERRUPT = 130
 EXIT_TERMINATED = 143
 
@@ -33,8 +34,13 @@ class Terminated(BaseException):
     """Raised in the main thread on SIGTERM, so ``finally`` blocks clean up before exit 143."""
 
 
+def printable(text: str) -> str:
+    """Text safe to print: file names that are not valid UTF-8 (surrogate escapes) shown as ``\\xff``."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def _err(msg: str) -> None:
-    typer.echo(f"error: {' '.join(str(msg).split())}", err=True)
+    typer.echo(printable(f"error: {' '.join(str(msg).split())}"), err=True)
 
 
 def _bad_parameter_message(exc: Any) -> str:
@@ -122,6 +128,15 @@ def handle_errors(fn: F) -> F:
         except Terminated:
             _err("terminated")
             raise typer.Exit(EXIT_TERMINATED) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:  # a failure accelkit did not foresee: one line, not a traceback
+            if os.environ.get("ACCELKIT_DEBUG"):
+                raise
+            from accelkit.errors import one_line
+
+            _err(f"unexpected {one_line(exc)}; this is a bug in accelkit or in the generator: rerun with ACCELKIT_DEBUG=1 for the traceback and report it")
+            raise typer.Exit(EXIT_INTERNAL) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -160,9 +175,9 @@ def emit(result: Any, as_json: bool = False) -> None:
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
     else:
-        typer.echo(result.to_text())
+        typer.echo(printable(result.to_text()))
     for w in getattr(result, "warnings", ()):
-        typer.echo(f"warning: {w}", err=True)
+        typer.echo(printable(f"warning: {w}"), err=True)
     code = int(getattr(result, "exit_code", 0))
     if code:
         raise typer.Exit(code)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 from accelkit.artifact import Artifact, ArtifactFormat
+from accelkit.errors import AccelkitError, ExportError, one_line
 from accelkit.files import refuse_existing
 
 Progress = Callable[[str], None]
@@ -92,7 +93,12 @@ class Pass:
         dest = self.destination(artifact)
         refuse_existing(dest, self.force)  # before any long work
         t0 = time.perf_counter()
-        res = self._run_impl(artifact, dest)
+        try:
+            res = self._run_impl(artifact, dest)
+        except AccelkitError:
+            raise
+        except Exception as exc:  # a library or the user's model failed in a way the pass did not foresee
+            raise ExportError(f"{self.name} failed on {artifact.path or artifact.source}: {one_line(exc)}") from exc
         out = artifact.derive(format=res.format, path=dest, precision=res.precision, **res.changes)
         out.passes.append({"name": self.name, "options": self.options(), **res.record, "seconds": round(time.perf_counter() - t0, 3)})
         out.meta.update(res.meta)

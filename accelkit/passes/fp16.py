@@ -22,7 +22,7 @@ import numpy as np
 from accelkit.artifact import Artifact
 from accelkit.errors import ExportError, require
 from accelkit.passes.base import Pass, PassResult
-from accelkit.passes.onnx_io import check_graph, onnx_writer, set_metadata, short_error
+from accelkit.passes.onnx_io import check_graph, check_standard_ops, onnx_writer, set_metadata, short_error
 from accelkit.passes.verify import ort_session, require_fp32_onnx, verify_converted
 from accelkit.sampler import LatentSampler
 
@@ -263,6 +263,7 @@ class Fp16(Pass):
 
         f16: Any = require("onnxruntime.transformers.float16", "cpu", "fp16 conversion")
         model = onnx.load(str(artifact.path), load_external_data=True)
+        check_standard_ops(model, str(artifact.path))
 
         kept: dict[str, str] = {}
         for node in model.graph.node:

@@ -43,7 +43,7 @@ from accelkit.cache import Cache, cache_dir, cache_key
 from accelkit.files import sha256_file
 from accelkit.errors import ExportError, InputError, require
 from accelkit.passes.base import Pass, PassResult
-from accelkit.passes.onnx_io import check_graph, onnx_writer, quiet_exporters, set_metadata, short_error
+from accelkit.passes.onnx_io import check_graph, check_standard_ops, onnx_writer, quiet_exporters, set_metadata, short_error
 from accelkit.passes.verify import require_fp32_onnx, verify_converted
 from accelkit.sampler import LatentSampler
 from accelkit.spec import GeneratorSpec
@@ -367,6 +367,7 @@ class Int8(Pass):
             images, images_rec = load_calib_images(artifact.spec, self.calib_images, self.calib_samples)
         n_calib = len(images) if images is not None else self.calib_samples
         original = onnx.load(str(artifact.path), load_external_data=True)
+        check_standard_ops(original, str(artifact.path))
         scopes = {n.name: node_scope(n) for n in original.graph.node}
         method = {"minmax": q.CalibrationMethod.MinMax, "entropy": q.CalibrationMethod.Entropy, "percentile": q.CalibrationMethod.Percentile}[self.calib_method]
 

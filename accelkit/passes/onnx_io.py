@@ -140,3 +140,27 @@ def temp_onnx(model: Any) -> Iterator[Path]:
         yield Path(name)
     finally:
         os.unlink(name)
+
+
+#: Operator domains ONNX Runtime (CPU) implements; anything else is a custom op.
+STANDARD_DOMAINS = ("", "ai.onnx", "ai.onnx.ml", "com.microsoft", "ai.onnx.preview.training")
+
+
+def check_standard_ops(model: Any, what: str) -> None:
+    """Refuse a graph with custom-domain operators (no kernel here to run or calibrate them).
+
+    Raises:
+        ExportError: One line naming the domain and an op of it.
+    """
+    from accelkit.errors import ExportError
+
+    custom = {}
+    for node in model.graph.node:
+        if node.domain not in STANDARD_DOMAINS:
+            custom.setdefault(node.domain, node.op_type)
+    if custom:
+        dom, op = next(iter(custom.items()))
+        raise ExportError(
+            f"{what} uses operators of the custom domain {dom!r} (e.g. {op}) that ONNX Runtime cannot run here, so it "
+            "cannot be calibrated or verified; convert it where that op's library is loaded, or replace the op"
+        )

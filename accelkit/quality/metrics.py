@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 import logging
 import math
 import os
@@ -513,12 +514,26 @@ def load_stats(path: str | os.PathLike[str]) -> tuple[StreamingStats, StatsProve
             sigma = np.asarray(data["sigma"], dtype=np.float64)
             n = int(data["n"]) if "n" in keys else 0
             meta: dict[str, Any] = json.loads(str(data["provenance"])) if "provenance" in keys else {}
+            if not isinstance(meta, dict):
+                raise ValueError("its provenance is not a JSON object")
     except InputError:
         raise
-    except (OSError, ValueError, json.JSONDecodeError, KeyError) as exc:
-        raise InputError(f"cannot read stats file {p} ({exc}); expected an .npz written by accelkit fid --save-stats") from None
-    if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
-        raise InputError(f"stats file {p} has mu {mu.shape} and sigma {sigma.shape}; expected D and D x D")
+    except (OSError, ValueError, TypeError, json.JSONDecodeError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        first = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise InputError(f"cannot read stats file {p} ({type(exc).__name__}: {first}); expected an .npz written by accelkit fid --save-stats") from None
+    if mu.ndim != 1 or mu.shape[0] == 0 or sigma.shape != (mu.shape[0], mu.shape[0]):
+        raise InputError(f"stats file {p} has mu {mu.shape} and sigma {sigma.shape}; expected D and D x D with D > 0")
+    if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
+        raise InputError(f"stats file {p} holds NaN or Inf in mu or sigma; recompute it with accelkit fid --save-stats")
+    if not np.allclose(sigma, sigma.T, rtol=1e-5, atol=1e-8 * max(1.0, float(np.abs(sigma).max()))):
+        raise InputError(f"stats file {p}: sigma is not symmetric, so it is no covariance; recompute it with accelkit fid --save-stats")
+    eig_min = float(np.linalg.eigvalsh(sigma).min())
+    scale = max(1e-12, float(np.abs(np.diag(sigma)).max()))
+    if eig_min < -1e-6 * scale:
+        raise InputError(
+            f"stats file {p}: sigma has a negative eigenvalue ({eig_min:.3g}), so it is no covariance and any FID from it "
+            "would be meaningless; recompute it with accelkit fid --save-stats"
+        )
     meta.pop("schema", None)
     meta.setdefault("n", n)
     if not meta.get("dims"):

@@ -178,3 +178,21 @@ def test_bundled_generators_export_and_match_torch(tmp_path, name, fp16) -> None
         assert art.spec.num_classes and [i.kind for i in art.spec.inputs] == ["latent", "label"]
     if name == "sr4x":
         assert art.spec.inputs[0].kind == "image" and art.spec.output_range == (0.0, 1.0)
+
+
+def test_ctrl_c_inside_the_exporter_stops_instead_of_falling_back(monkeypatch, tmp_path) -> None:
+    """An exporter that wraps KeyboardInterrupt in its own exception must not make the pass try TorchScript."""
+    art = _artifact(make(LatentGen))
+    tried: list[str] = []
+
+    def interrupted(self, exp, *a, **k):  # type: ignore[no-untyped-def]
+        tried.append(exp)
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as ki:
+            raise RuntimeError("torch.onnx: export failed") from ki
+
+    monkeypatch.setattr(OnnxFromTorch, "_run_exporter", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        OnnxFromTorch(tmp_path / "g.onnx")(art)
+    assert tried == ["dynamo"] and list(tmp_path.iterdir()) == []

@@ -200,8 +200,15 @@ def test_kid_full_subset_matches_direct_unbiased_mmd(rng: np.random.Generator) -
 
 
 def test_kid_is_seeded(rng: np.random.Generator) -> None:
-    x, y = rng.standard_normal((100, 4)), rng.standard_normal((100, 4))
-    assert kid(x, y, subsets=5, subset_size=20, seed=1) == kid(x, y, subsets=5, subset_size=20, seed=1)
+    """Same seed, same subsets, same number; another seed draws other subsets and so gives another number."""
+    x, y = rng.standard_normal((100, 4)), rng.standard_normal((100, 4)) + 0.3
+    a = kid(x, y, subsets=5, subset_size=20, seed=1)
+    assert a == kid(x.copy(), y.copy(), subsets=5, subset_size=20, seed=1)
+    b = kid(x, y, subsets=5, subset_size=20, seed=2)
+    assert (a.mean, a.std) != (b.mean, b.std)
+    # with every subset the whole set, the seed cannot matter: the mean is the full-set estimate
+    full = [kid(x, y, subsets=3, subset_size=100, seed=s).mean for s in (1, 2)]
+    assert full[0] == pytest.approx(full[1], rel=1e-12)
 
 
 def test_kid_rejects_bad_input() -> None:
