@@ -1,56 +1,44 @@
 #!/usr/bin/env python
-"""Measure ``accelkit compare`` on real benches: false alarms on an unchanged build, detections of a slowed one.
+"""Measure every CI gate mode on this machine: false alarms on an unchanged build, detections of a 20 % slower one.
 
-Every bench below really runs (:func:`accelkit.benchmark.suite.run_benchmark`, the library
-behind ``accelkit bench``): torch eager fp32 and ONNX Runtime CPU fp32 at batch sizes
-1 and 8 (4 rows), each row ``--repeats`` timed repeats of ``--min-time`` seconds after 3
-warm-up iterations. Each bench's report goes through JSON (``Report.to_json`` then
-``Report.from_dict``), as ``accelkit compare`` reads files, and is compared by
-:func:`accelkit.gate.compare.compare_reports` at each ``--thresholds`` value. A trial
-"alarms" when the comparison's exit code is 1: a false alarm for the unchanged build, a
-detection for the slowed one.
+Three ways accelkit can gate a change, each run for real here, in the same cycles (one
+trial of every mode per cycle, so all modes meet the same machine load):
 
-Part 1, interleaved A/B (the pass/fail measurement). Each trial measures the baseline
-build (A) and the current build (B) row by row: in each of ``--rounds`` rounds, every
-(backend, batch size) row is benched for A and for B back to back (one
-``run_benchmark`` call each, alternating which goes first), and each side's rounds are
-merged (:func:`accelkit.gate.ratio_gate.merge_reports`) into one report of
-``--rounds`` x ``--repeats`` samples per row. Both sides' samples of a row thus span
-the same seconds. This is how two builds must be compared on a machine whose speed
-changes from second to second: then the repeats carry the machine's noise and the
-bootstrap interval can account for it. ``--unchanged`` trials use B = A; ``--slowed``
-trials use the slowed build.
+``compare`` (cross-run)
+    A baseline bench and a current bench, each in its own fresh Python process, back to
+    back (what ``accelkit bench`` then ``accelkit compare BASELINE CURRENT`` does with a
+    freshly measured baseline; a baseline committed days earlier can only be worse), then
+    :func:`accelkit.gate.compare.compare_reports`. Reported: the exit code without and
+    with ``--strict``, how many trials were ``unreliable``, and what the bootstrap
+    interval alone would have said (any row whose whole interval is below the threshold:
+    the verdict before run-to-run checks existed).
+``bench --vs`` (interleaved)
+    Both builds in one process, ``--vs-rounds`` interleaved rounds of one repeat each per
+    row and side (:func:`accelkit.gate.interleave.measure_interleaved`, the code
+    ``accelkit bench CANDIDATE --vs BASELINE`` runs), compared with a paired bootstrap.
+``ratio gate`` (in-run ORT/torch ratio, ``benchmarks/ci_perf_gate.py``)
+    12 interleaved rounds of torch and ORT, then
+    :func:`accelkit.gate.ratio_gate.ratio_gate` against a baseline calibrated on this
+    machine at the start of the run (``--calib-runs`` runs, the committed tolerance), and
+    against the committed ``benchmarks/baselines/cpu_ratio.json``.
 
-Part 2, sequential with one committed baseline (documented, not a criterion). One
-baseline bench, then ``--seq-unchanged`` unchanged and ``--seq-slowed`` slowed benches,
-each in its own fresh Python process, compared with that one baseline: what
-``accelkit compare`` faces on a shared machine when the baseline was measured at
-another time. On the 2-core machine shared with other developers, the speed available to
-one thread changed by up to 2x between runs (other tenants' jobs start and stop; raising
-the bench's priority with nice did not help), which no interval computed from one run can
-see: three exploratory runs of this part at a load average of ~5, while this script was
-being written, gave unchanged/baseline ratios from 0.28 to 1.64 and false alarms (5 %,
-rule b) in 2 of 2, 4 of 4 and 0 of 4 unchanged benches; in quiet stretches it gives none.
-That is why this project's own CI uses the in-run ratio (``benchmarks/ci_perf_gate.py``)
-and why the GPU workflow (``.github/workflows/perf-regression.yml``) runs on a dedicated
-self-hosted runner with one job at a time.
+Rows: torch eager fp32 and ONNX Runtime CPU fp32 of the bundled DCGAN at batch sizes 1
+and 8, one intra-op thread each (with 2 threads on a loaded 2-core machine torch eager
+collapses; the gate's statistics are measured here, not the backends' best speed).
 
-The slowed build: both runners are subclassed (``ci_perf_gate._slowed``) so that
-``run()`` does the real work (and synchronizes), then busy-waits (a
-``time.perf_counter()`` loop holding the CPU) until ``1 + --slow-factor`` times the
-real work's duration has passed. With the default 0.25, each iteration takes 1.25x as
-long: images/sec x 0.8, a 20 % slowdown that costs CPU like real extra work. The achieved
-slowdown is reported from the measurements.
+The slowed build: runners whose ``run()`` does the real work, synchronizes, then
+busy-waits (a ``time.perf_counter()`` loop holding the CPU) until ``1 + --slow-factor``
+times the work's duration has passed; with 0.25, images/sec x 0.8, a 20 % slowdown that
+costs CPU like real extra work. ``compare`` and ``--vs`` slow both backends (the whole
+build is slower); the ratio gate slows ORT only: it watches accelkit's ONNX path relative
+to torch, and a change that slows both backends alike is invisible to it by design.
 
-Threads: both backends run with one intra-op thread. With torch's default 2 OpenMP
-threads on this loaded 2-core machine, torch eager ran up to 30x slower than with one
-thread (threads spinning at barriers get descheduled), which turns its rows into noise;
-the gate's statistics are what is measured here, not the backends' best speed.
+A trial *alarms* when the mode's exit code is 1: a false alarm for the unchanged build, a
+detection for the slowed one. Output: a Markdown table (``--md``) with the command, the
+machine (CPU model and ISA), the settings, the run time and every trial, and the raw
+samples and verdicts as JSON (``--json``).
 
-Output: a Markdown report (``--md``) with the command, machine, settings, totals and
-every trial, and the raw per-bench samples as JSON (``--json``).
-
-Usage (about 8 minutes on the 2-core machine; the results folder has the last run)::
+Usage (about 40 minutes on the 2-core machine; the results folder has the last run)::
 
     nohup python benchmarks/gate_false_alarms.py > /tmp/gate.log 2>&1 &
 """
@@ -83,26 +71,50 @@ from accelkit.benchmark.environment import collect_environment  # noqa: E402
 from accelkit.benchmark.report import Report  # noqa: E402
 from accelkit.benchmark.suite import BenchTarget, run_benchmark  # noqa: E402
 from accelkit.gate.compare import Comparison, compare_reports  # noqa: E402
-from accelkit.gate.ratio_gate import merge_reports  # noqa: E402
-from ci_perf_gate import _slowed, export_fp32, load_dcgan  # noqa: E402
+from accelkit.gate.interleave import measure_interleaved  # noqa: E402
+from accelkit.gate.ratio_gate import RatioBaseline, RatioGateResult, baseline_from_reports, merge_reports, ratio_gate  # noqa: E402
+from ci_perf_gate import DEFAULT_BASELINE, export_fp32, load_dcgan, run_rounds  # noqa: E402
 
 BATCHES = (1, 8)
+ISA_ORDER = ("amx_tile", "avx512_bf16", "avx512_vnni", "avx512f", "avx2")
 
 
-# ------------------------------------------------------------------------ benches
+# ----------------------------------------------------------------- slowed builds
+def _switchable(cls: type) -> type:
+    """A subclass of runner ``cls`` taking ``slow_factor``: ``run`` then busy-waits that fraction of its own duration."""
+
+    class Switchable(cls):  # type: ignore[misc, valid-type]
+        def __init__(self, artifact: Any, device: str = "cpu", slow_factor: float = 0.0, **options: Any) -> None:
+            super().__init__(artifact, device=device, **options)
+            self._slow = float(slow_factor)
+
+        def run(self, prepared: Any) -> Any:
+            if self._slow <= 0:
+                return super().run(prepared)
+            t0 = time.perf_counter()
+            out = super().run(prepared)
+            self.synchronize()
+            end = t0 + (time.perf_counter() - t0) * (1.0 + self._slow)
+            while time.perf_counter() < end:
+                pass
+            return out
+
+    Switchable.__name__ = f"Switchable{cls.__name__}"
+    return Switchable
+
+
 @contextlib.contextmanager
-def slowed_build(factor: float, enabled: bool = True) -> Iterator[None]:
-    """Within the block, the ``torch`` and ``ort`` backends are the slowed build."""
+def switchable_runners() -> Iterator[None]:
+    """Within the block, ``torch`` and ``ort`` accept a ``slow_factor`` option (0: the unchanged build)."""
     from accelkit.runners import base
     from accelkit.runners.ort_runner import OrtRunner
     from accelkit.runners.torch_runner import TorchRunner
 
     saved = dict(base.RUNNERS)
-    if enabled:
-        globals()["_SlowTorch"] = _slowed(TorchRunner, factor)
-        globals()["_SlowOrt"] = _slowed(OrtRunner, factor)
-        base.RUNNERS["torch"] = f"{__name__}:_SlowTorch"
-        base.RUNNERS["ort"] = f"{__name__}:_SlowOrt"
+    globals()["_SwitchTorch"] = _switchable(TorchRunner)
+    globals()["_SwitchOrt"] = _switchable(OrtRunner)
+    base.RUNNERS["torch"] = f"{__name__}:_SwitchTorch"
+    base.RUNNERS["ort"] = f"{__name__}:_SwitchOrt"
     try:
         yield
     finally:
@@ -110,55 +122,31 @@ def slowed_build(factor: float, enabled: bool = True) -> Iterator[None]:
         base.RUNNERS.update(saved)
 
 
-def bench(
-    targets: list[BenchTarget], args: argparse.Namespace, *, slowed: bool, env: dict[str, Any] | None = None, batches: tuple[int, ...] = BATCHES
-) -> Report:
-    """One bench of ``targets`` at ``batches``, as JSON would carry it."""
-    with slowed_build(args.slow_factor, enabled=slowed):
-        rep = run_benchmark(targets, batches, warmup=3, repeats=args.repeats, min_time_s=args.min_time, report=Report(environment=env))
-    rep.settings["build"] = f"slowed x{1 + args.slow_factor:g} busy-wait" if slowed else "unchanged"
-    return Report.from_dict(json.loads(rep.to_json()))
-
-
-def ab_trial(targets: list[BenchTarget], args: argparse.Namespace, *, slowed: bool, env: dict[str, Any]) -> tuple[Report, Report]:
-    """Part 1: A (unchanged) and B (``slowed`` or unchanged) measured row by row, interleaved.
-
-    In each of ``args.rounds`` rounds, every (backend, batch size) row is measured for A
-    and for B back to back, alternating which goes first; each side's rounds are then
-    merged into one report (``args.rounds * args.repeats`` samples per row) that goes
-    through JSON as a results.json would.
-    """
-    a_reps: list[Report] = []
-    b_reps: list[Report] = []
-    for r in range(args.rounds):
-        for j, t in enumerate(targets):
-            for k, b in enumerate(BATCHES):
-                order = (False, True) if (r + j + k) % 2 == 0 else (True, False)
-                for is_b in order:
-                    rep = bench([t], args, slowed=(is_b and slowed), env=env, batches=(b,))
-                    (b_reps if is_b else a_reps).append(rep)
-    base, cur = merge_reports(a_reps), merge_reports(b_reps)
-    return Report.from_dict(json.loads(base.to_json())), Report.from_dict(json.loads(cur.to_json()))
-
-
-def make_targets(torch_art: Artifact, onnx_art: Artifact, threads: int) -> list[BenchTarget]:
-    """torch eager fp32 and ort fp32, ``threads`` intra-op threads each."""
-    opts = {"precision": "fp32", "threads": threads}
+def make_targets(torch_art: Artifact, onnx_art: Artifact, threads: int, slow: float = 0.0) -> list[BenchTarget]:
+    """torch eager fp32 and ort fp32, ``threads`` intra-op threads each (``slow``: the slowed build)."""
+    opts: dict[str, Any] = {"precision": "fp32", "threads": threads}
+    if slow:
+        opts["slow_factor"] = slow
     return [BenchTarget("torch", torch_art, dict(opts)), BenchTarget("ort", onnx_art, dict(opts))]
 
 
+# ---------------------------------------------------------- cross-run (processes)
 def _worker(args: argparse.Namespace) -> int:
+    """One bench in this fresh process, written as results.json would be."""
     from accelkit.loading import load_generator
 
     torch_art, _ = load_dcgan()
-    rep = bench(make_targets(torch_art, load_generator(args.onnx), args.threads), args, slowed=args.slow)
+    targets = make_targets(torch_art, load_generator(args.onnx), args.threads, args.slow_factor if args.slow else 0.0)
+    with switchable_runners():
+        rep = run_benchmark(targets, BATCHES, warmup=3, repeats=args.seq_repeats, min_time_s=args.min_time)
+    rep.settings["build"] = "slowed" if args.slow else "unchanged"
     args.worker.write_text(rep.to_json())
     return 0
 
 
 def _spawn(onnx_path: Path, out: Path, args: argparse.Namespace, slowed: bool) -> Report:
     cmd = [
-        sys.executable, __file__, "--worker", str(out), "--onnx", str(onnx_path), "--repeats", str(args.seq_repeats),
+        sys.executable, __file__, "--worker", str(out), "--onnx", str(onnx_path), "--seq-repeats", str(args.seq_repeats),
         "--min-time", str(args.min_time), "--threads", str(args.threads), "--slow-factor", str(args.slow_factor),
     ]  # fmt: skip
     if slowed:
@@ -168,6 +156,7 @@ def _spawn(onnx_path: Path, out: Path, args: argparse.Namespace, slowed: bool) -
 
 
 def _plan(unchanged: int, slowed: int) -> list[str]:
+    """Two unchanged trials, then a slowed one, and so on: both kinds meet the same stretches of load."""
     plan: list[str] = []
     while unchanged or slowed:
         for _ in range(2):
@@ -181,89 +170,102 @@ def _plan(unchanged: int, slowed: int) -> list[str]:
 
 
 # ---------------------------------------------------------------------- tallying
-def rule_a_rows(comp: Comparison, thr: float) -> int:
-    """Rows the looser rule (a) flags: point slowdown > thr and the whole interval below 1 (or failed)."""
-    return sum(1 for r in comp.rows if (r.ratio is not None and r.ci_high is not None and r.ratio < 1 - thr and r.ci_high < 1) or r.verdict == "failed")
+def interval_alone_alarms(comp: Comparison) -> bool:
+    """What the gate said before run-to-run checks: a row whose whole interval is below the threshold, or a failed row."""
+    return any(r.speed_verdict == "regression" or r.verdict in ("failed", "regression") for r in comp.rows)
 
 
 class Tally:
-    """Bench-level and row-level alarm counts per (kind, threshold, rule)."""
+    """Per (mode, kind): trials, exit-1 trials, unreliable trials."""
 
     def __init__(self) -> None:
-        self.t: dict[tuple[str, float, str], list[int]] = {}
-        self.ratios: dict[str, list[float]] = {"unchanged": [], "slowed": []}
+        self.t: dict[tuple[str, str], list[int]] = {}
 
-    def add(self, kind: str, comps: dict[float, Comparison]) -> None:
-        first = True
-        for thr, comp in comps.items():
-            if first:
-                self.ratios[kind] += [r.ratio for r in comp.rows if r.ratio is not None]
-                first = False
-            rb = sum(1 for r in comp.rows if r.fails(False))
-            ra = rule_a_rows(comp, thr)
-            for rule, rows in (("b", rb), ("a", ra)):
-                t = self.t.setdefault((kind, thr, rule), [0, 0, 0, 0])
-                t[0] += int(rows > 0)
-                t[1] += rows
-                t[2] += len(comp.rows)
-                t[3] += 1
+    def add(self, mode: str, kind: str, alarm: bool, unreliable: bool = False) -> None:
+        t = self.t.setdefault((mode, kind), [0, 0, 0])
+        t[0] += 1
+        t[1] += int(alarm)
+        t[2] += int(unreliable)
 
-    def table(self, thresholds: list[float]) -> list[str]:
-        lines = [
-            "| --max-slowdown | rule | false alarms (unchanged trials) | false alarms (rows) | detections (slowed trials) | detections (rows) |",
-            "|---:|---|---:|---:|---:|---:|",
-        ]
-        for thr in thresholds:
-            for rule in ("b", "a"):
-                fu = self.t.get(("unchanged", thr, rule), [0, 0, 0, 0])
-                fs = self.t.get(("slowed", thr, rule), [0, 0, 0, 0])
-                name = "(b) accelkit" if rule == "b" else "(a) for comparison"
-                lines.append(f"| {thr * 100:g}% | {name} | {fu[0]}/{fu[3]} | {fu[1]}/{fu[2]} | {fs[0]}/{fs[3]} | {fs[1]}/{fs[2]} |")
-        return lines
-
-    def ratio_line(self) -> str:
-        def d(xs: list[float]) -> str:
-            if not xs:
-                return "none"
-            s = sorted(xs)
-            return f"median {s[len(s) // 2]:.3f} (min {s[0]:.3f}, max {s[-1]:.3f}, {len(s)} rows)"
-
-        return f"current/baseline images/sec ratio, unchanged: {d(self.ratios['unchanged'])}; slowed: {d(self.ratios['slowed'])}"
+    def cell(self, mode: str, kind: str, unreliable: bool = True) -> str:
+        n, a, u = self.t.get((mode, kind), [0, 0, 0])
+        if not n:
+            return "—"
+        return f"{a}/{n}" + (f" ({u} unreliable)" if unreliable and u else "")
 
 
-def trial_row(i: int, kind: str, load: float, comps: dict[float, Comparison]) -> str:
-    first = next(iter(comps.values()))
-    cells = [f"{r.ratio:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}] {r.verdict}" if r.ratio is not None else r.verdict for r in first.rows]
-    exits = [str(c.exit_code) for c in comps.values()]
-    return f"| {i} | {kind} | {load:.1f} | " + " | ".join(cells) + " | " + " | ".join(exits) + " |"
+def _cpu_facts() -> tuple[str, str]:
+    model, flags = platform.processor() or "unknown", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            k, _, v = line.partition(":")
+            if k.strip() == "model name":
+                model = v.strip()
+            elif k.strip() == "flags":
+                flags = set(v.split())
+    except OSError:
+        pass
+    isa = [f for f in ISA_ORDER if f in flags]
+    return model, (", ".join(isa) if isa else "no AVX2")
 
 
-def trial_header(comps: dict[float, Comparison]) -> list[str]:
-    first = next(iter(comps.values()))
-    names = [f"{r.key.backend} b{r.key.batch_size}" for r in first.rows]
-    head = "| # | build | load 1m | " + " | ".join(f"{n} ratio [95% CI] verdict" for n in names) + " | " + " | ".join(f"exit @{t * 100:g}%" for t in comps) + " |"
-    return [head, "|" + "---|" * (3 + len(names) + len(comps))]
+def _rows(rep: Report) -> list[dict[str, Any]]:
+    return [{"row": f"{r.label} {r.precision} b{r.batch_size}", "status": r.status, "samples": [round(x, 2) for x in r.images_per_sec_samples]} for r in rep.rows]
 
 
-def _raw(rep: Report) -> list[dict[str, Any]]:
-    return [{"row": f"{r.label} {r.precision} b{r.batch_size}", "status": r.status, "samples": [round(x, 3) for x in r.images_per_sec_samples]} for r in rep.rows]
+REASON_KINDS = (
+    ("oversubscribed while measured", "CPU contention measured during the row (`stability`)"),
+    ("busy cores", "CPU contention measured during the row (`stability`)"),
+    ("load ", "1-minute load average"),
+    ("environments differ", "environment difference"),
+    ("runner ", "thread settings"),
+    ("wider than", "interval wider than the threshold"),
+    ("no noise estimate", "too few repeats"),
+)
+
+
+def reason_kinds(comp: Comparison) -> set[str]:
+    """Which kinds of reasons made rows of ``comp`` unreliable."""
+    out: set[str] = set()
+    for r in comp.rows:
+        if r.verdict == "unreliable":
+            for why in r.unreliable_reasons:
+                out.update(kind for key, kind in REASON_KINDS if key in why)
+    return out
+
+
+def _git() -> str:
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        return head + (" with uncommitted changes in the working tree" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _cmp_cell(comp: Comparison) -> str:
+    return f"{comp.verdict} ({comp.exit_code})"
+
+
+def _ratio_cell(res: RatioGateResult) -> str:
+    rel = ", ".join(f"b{v.batch_size} {(v.ratio / v.baseline_ratio - 1) * 100:+.0f}%" for v in res.verdicts if v.ratio and v.baseline_ratio)
+    return f"{res.verdict} ({res.exit_code}; {rel})"
 
 
 # -------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     """Run the measurement and write the report; returns 0 (the numbers are the result)."""
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    ap.add_argument("--unchanged", type=int, default=20, help="part 1: interleaved trials of the unchanged build (default: %(default)s)")
-    ap.add_argument("--slowed", type=int, default=8, help="part 1: interleaved trials of the slowed build (default: %(default)s)")
-    ap.add_argument("--rounds", type=int, default=3, help="part 1: interleaved rounds per trial (default: %(default)s)")
-    ap.add_argument("--seq-unchanged", type=int, default=4, help="part 2: sequential unchanged benches (default: %(default)s)")
-    ap.add_argument("--seq-slowed", type=int, default=2, help="part 2: sequential slowed benches (default: %(default)s)")
-    ap.add_argument("--seq-repeats", type=int, default=5, help="part 2: timed repeats per row (default: %(default)s)")
+    ap.add_argument("--unchanged", type=int, default=20, help="trials of the unchanged build per mode (default: %(default)s)")
+    ap.add_argument("--slowed", type=int, default=10, help="trials of the slowed build per mode (default: %(default)s)")
     ap.add_argument("--slow-factor", type=float, default=0.25, help="extra busy-wait per iteration, fraction of its duration (default: %(default)s)")
-    ap.add_argument("--repeats", type=int, default=2, help="timed repeats per row per bench (default: %(default)s)")
-    ap.add_argument("--min-time", type=float, default=0.15, help="seconds per repeat (default: %(default)s)")
+    ap.add_argument("--thresholds", default="0.05,0.10", help="--max-slowdown values for compare and --vs (default: %(default)s)")
+    ap.add_argument("--seq-repeats", type=int, default=5, help="compare: timed repeats per row per bench (accelkit bench's default: %(default)s)")
+    ap.add_argument("--vs-rounds", type=int, default=5, help="--vs: interleaved rounds (bench --vs uses --repeats, default %(default)s)")
+    ap.add_argument("--min-time", type=float, default=0.2, help="compare and --vs: seconds per timed repeat (default: %(default)s)")
+    ap.add_argument("--ratio-rounds", type=int, default=12, help="ratio gate: rounds per run (ci_perf_gate.py's default: %(default)s)")
+    ap.add_argument("--calib-runs", type=int, default=5, help="ratio gate: runs for this machine's baseline (default: %(default)s)")
     ap.add_argument("--threads", type=int, default=1, help="intra-op threads per backend (default: %(default)s)")
-    ap.add_argument("--thresholds", default="0.05,0.10", help="--max-slowdown values to evaluate (default: %(default)s)")
     ap.add_argument("--md", type=Path, default=HERE / "results" / "gate_false_alarms.md")
     ap.add_argument("--json", type=Path, default=HERE / "results" / "gate_false_alarms.json")
     ap.add_argument("--worker", type=Path, default=None, help=argparse.SUPPRESS)
@@ -273,117 +275,171 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker is not None:
         return _worker(args)
     thresholds = [float(x) for x in args.thresholds.split(",")]
+    thr0 = thresholds[0]
     cmd = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__, ROOT), *(argv if argv is not None else sys.argv[1:])])
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    git_state = _git()
     t0 = time.perf_counter()
-    loads: list[float] = []
+    loads: list[float] = [os.getloadavg()[0]]
     torch_art, origin = load_dcgan()
     env = collect_environment()
-    raw: dict[str, Any] = {"command": cmd, "started": started, "environment": env, "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}}
+    committed = RatioBaseline.load(DEFAULT_BASELINE)
+    raw: dict[str, Any] = {"command": cmd, "started": started, "environment": env,
+                           "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}, "trials": []}  # fmt: skip
+    tally = Tally()
+    kinds: dict[str, dict[str, int]] = {"compare": {}, "vs": {}}
+    table_rows: list[str] = []
+    mode_seconds = {"compare": 0.0, "vs": 0.0, "ratio": 0.0}
     with tempfile.TemporaryDirectory(prefix="accelkit-gate-fa-") as tmp_s:
         tmp = Path(tmp_s)
         onnx_art = export_fp32(torch_art, tmp)
-        targets = make_targets(torch_art, onnx_art, args.threads)
+        onnx_path = Path(str(onnx_art.path))
         # The export leaves ~10^6 long-lived Python objects; without this the harness's
         # gc.collect() before each row costs ~0.45 s (untimed, but it doubles the run time).
         gc.collect()
         gc.freeze()
 
-        # ---------------------------------------------------------------- part 1
-        bench(targets, args, slowed=False, env=env)  # warm-up bench, discarded (first-in-process effects)
-        p1 = Tally()
-        p1_rows: list[str] = []
-        p1_raw: list[dict[str, Any]] = []
-        header1: list[str] = []
+        # ratio gate: this machine's baseline, measured as ci_perf_gate.py --update-baseline does
+        calib = [merge_reports(run_rounds(torch_art, onnx_art, rounds=args.ratio_rounds, warmup=3, repeats=1, min_time_s=0.3,
+                                          threads=args.threads, env=env)) for _ in range(args.calib_runs)]  # fmt: skip
+        here = baseline_from_reports(calib, tolerance=committed.tolerance)
+        raw["ratio_baseline_here"] = here.to_dict()
+        print(f"[{time.perf_counter() - t0:6.1f} s] ratio baseline here: {here.ratios} (committed: {committed.ratios})", flush=True)
+        with switchable_runners():
+            measure_interleaved([(t, t) for t in make_targets(torch_art, onnx_art, args.threads)], BATCHES, rounds=1, warmup=3,
+                                min_time_s=args.min_time, environment=env)  # warm-up, discarded (first-in-process effects)  # fmt: skip
+        t_ready = time.perf_counter()
+
         for i, kind in enumerate(_plan(args.unchanged, args.slowed), start=1):
-            base, cur = ab_trial(targets, args, slowed=(kind == "slowed"), env=env)
+            slowed = kind == "slowed"
+            slow = args.slow_factor if slowed else 0.0
+            trial: dict[str, Any] = {"trial": i, "kind": kind}
+
+            # ---- compare: two fresh processes, back to back
+            ts = time.perf_counter()
+            base = _spawn(onnx_path, tmp / f"base{i:02d}.json", args, slowed=False)
+            cur = _spawn(onnx_path, tmp / f"cur{i:02d}.json", args, slowed=slowed)
+            mode_seconds["compare"] += time.perf_counter() - ts
+            comps = {thr: compare_reports(base, cur, max_slowdown=thr) for thr in thresholds}
+            strict = {thr: compare_reports(base, cur, max_slowdown=thr, strict=True) for thr in thresholds}
+            for thr in thresholds:
+                tally.add(f"compare@{thr:g}", kind, comps[thr].exit_code == 1, comps[thr].verdict == "unreliable")
+                tally.add(f"compare-strict@{thr:g}", kind, strict[thr].exit_code == 1)
+                tally.add(f"compare-interval@{thr:g}", kind, interval_alone_alarms(comps[thr]))
+            trial["compare"] = {"baseline": _rows(base), "current": _rows(cur),
+                                "load_1m": [base.environment.get("cpu", {}).get("load_average"), cur.environment.get("cpu", {}).get("load_average")],
+                                "comparison": comps[thr0].to_dict()}  # fmt: skip
+
+            # ---- bench --vs: both builds interleaved in this process
+            ts = time.perf_counter()
+            with switchable_runners():
+                pairs = list(zip(make_targets(torch_art, onnx_art, args.threads, slow), make_targets(torch_art, onnx_art, args.threads)))
+                cand, vbase = measure_interleaved(pairs, BATCHES, rounds=args.vs_rounds, warmup=3, min_time_s=args.min_time, environment=env)
+            mode_seconds["vs"] += time.perf_counter() - ts
+            vs = {thr: compare_reports(vbase, cand, max_slowdown=thr) for thr in thresholds}
+            for thr in thresholds:
+                assert vs[thr].interleaved
+                tally.add(f"vs@{thr:g}", kind, vs[thr].exit_code == 1, vs[thr].verdict == "unreliable")
+                tally.add(f"vs-strict@{thr:g}", kind, compare_reports(vbase, cand, max_slowdown=thr, strict=True).exit_code == 1)
+            trial["vs"] = {"baseline": _rows(vbase), "candidate": _rows(cand), "comparison": vs[thr0].to_dict()}
+            for mode, comp in (("compare", comps[thr0]), ("vs", vs[thr0])):
+                for k in reason_kinds(comp):
+                    kinds[mode][k] = kinds[mode].get(k, 0) + 1
+
+            # ---- ratio gate: ci_perf_gate.py's rounds, ORT slowed
+            ts = time.perf_counter()
+            merged = merge_reports(run_rounds(torch_art, onnx_art, rounds=args.ratio_rounds, warmup=3, repeats=1, min_time_s=0.3,
+                                              threads=args.threads, slowdown=slow, env=env))  # fmt: skip
+            mode_seconds["ratio"] += time.perf_counter() - ts
+            r_here = ratio_gate(merged, here, paired=True)
+            r_comm = ratio_gate(merged, committed, paired=True)
+            tally.add("ratio-here", kind, r_here.exit_code == 1, r_here.verdict == "unreliable")
+            tally.add("ratio-here-strict", kind, ratio_gate(merged, here, paired=True, strict=True).exit_code == 1)
+            tally.add("ratio-committed", kind, r_comm.exit_code == 1, r_comm.verdict == "unreliable")
+            trial["ratio"] = {"rows": _rows(merged), "here": r_here.to_dict(), "committed": r_comm.to_dict()}
+
             load = os.getloadavg()[0]
             loads.append(load)
-            comps = {thr: compare_reports(base, cur, max_slowdown=thr) for thr in thresholds}
-            p1.add(kind, comps)
-            header1 = header1 or trial_header(comps)
-            p1_rows.append(trial_row(i, kind, load, comps))
-            p1_raw.append({"trial": i, "kind": kind, "load_1m": round(load, 2), "baseline": _raw(base), "current": _raw(cur), "comparison": comps[thresholds[0]].to_dict()})
-            print(f"[{time.perf_counter() - t0:6.1f} s] part 1 trial {i} {kind}: exit " + ", ".join(f"{t:g}->{c.exit_code}" for t, c in comps.items()), flush=True)
-        t1 = time.perf_counter()
-
-        # ---------------------------------------------------------------- part 2
-        p2 = Tally()
-        p2_rows: list[str] = []
-        p2_raw: list[dict[str, Any]] = []
-        header2: list[str] = []
-        seq_base: Report | None = None
-        plan2 = _plan(args.seq_unchanged, args.seq_slowed)
-        if plan2:
-            onnx_path = Path(onnx_art.path) if onnx_art.path is not None else tmp / "dcgan.onnx"
-            seq_base = _spawn(onnx_path, tmp / "seq_base.json", args, slowed=False)
-            p2_raw.append({"bench": 0, "kind": "baseline", "rows": _raw(seq_base)})
-            for i, kind in enumerate(plan2, start=1):
-                cur = _spawn(onnx_path, tmp / f"seq{i:02d}.json", args, slowed=(kind == "slowed"))
-                load = os.getloadavg()[0]
-                loads.append(load)
-                comps = {thr: compare_reports(seq_base, cur, max_slowdown=thr) for thr in thresholds}
-                p2.add(kind, comps)
-                header2 = header2 or trial_header(comps)
-                p2_rows.append(trial_row(i, kind, load, comps))
-                p2_raw.append({"bench": i, "kind": kind, "load_1m": round(load, 2), "rows": _raw(cur), "comparison": comps[thresholds[0]].to_dict()})
-                print(f"[{time.perf_counter() - t0:6.1f} s] part 2 bench {i} {kind}: exit " + ", ".join(f"{t:g}->{c.exit_code}" for t, c in comps.items()), flush=True)
+            trial["load_1m_end"] = round(load, 2)
+            raw["trials"].append(trial)
+            table_rows.append(
+                f"| {i} | {kind} | {load:.1f} | {_cmp_cell(comps[thr0])} | {'alarm' if interval_alone_alarms(comps[thr0]) else '—'} "
+                f"| {_cmp_cell(vs[thr0])} | {_ratio_cell(r_here)} | {_ratio_cell(r_comm)} |"
+            )
+            print(f"[{time.perf_counter() - t0:6.1f} s] trial {i} {kind}: compare {comps[thr0].verdict}, vs {vs[thr0].verdict}, "
+                  f"ratio {r_here.verdict} / committed {r_comm.verdict}; load {load:.1f}", flush=True)  # fmt: skip
     total = time.perf_counter() - t0
+    model, isa = _cpu_facts()
     cpu = env.get("cpu", {})
-    vers = ", ".join(f"{k} {v}" for k, v in (env.get("versions") or {}).items() if v and k in ("torch", "onnxruntime"))
+    vers = ", ".join(f"{k} {v}" for k, v in (env.get("versions") or {}).items() if v and k in ("torch", "onnxruntime", "accelkit"))
+    n_u, n_s = args.unchanged, args.slowed
+
+    def line(name: str, mode: str, note: str, unreliable: bool = True) -> str:
+        return f"| {name} | {tally.cell(mode, 'unchanged', unreliable)} | {tally.cell(mode, 'slowed', unreliable)} | {note} |"
+
+    table = ["| mode | false alarms (exit 1, same build twice) | detections (exit 1, 20 % slower) | how |", "|---|---:|---:|---|"]
+    for thr in thresholds:
+        pct = f"{thr * 100:g}%"
+        table += [
+            line(f"`bench --vs`, `--max-slowdown {pct}`", f"vs@{thr:g}", f"interleaved, {args.vs_rounds} rounds, paired bootstrap"),
+            line(f"`bench --vs --strict`-equivalent, {pct}", f"vs-strict@{thr:g}", "unreliable fails too", False),
+            line(f"`compare`, `--max-slowdown {pct}`", f"compare@{thr:g}", f"two fresh processes back to back, {args.seq_repeats} repeats each"),
+            line(f"`compare --strict`, {pct}", f"compare-strict@{thr:g}", "unreliable, missing and environment differences fail", False),
+            line(f"`compare`, interval alone, {pct}", f"compare-interval@{thr:g}", "the verdict before run-to-run checks (for comparison)", False),
+        ]
+    table += [
+        line(f"ratio gate, baseline calibrated here, tolerance {committed.tolerance * 100:g}%", "ratio-here", f"ORT slowed; {args.ratio_rounds} rounds, paired"),
+        line("ratio gate, same, strict", "ratio-here-strict", "unreliable fails too", False),
+        line(f"ratio gate, committed baseline ({committed.machine.get('cpu')})", "ratio-committed", "what `.ci/run` does on this machine"),
+    ]
     lines = [
-        "# `accelkit compare` on real benches: false alarms and detections",
+        "# The CI gate's modes on real benches: false alarms and detections",
         "",
-        f"Command: `{cmd}` (from the repository root), started {started}, {total / 60:.1f} min in all "
-        f"(part 1 {(t1 - t0) / 60:.1f} min).",
+        f"Command: `{cmd}` (from the repository root), started {started}, **{total / 60:.1f} min** in all "
+        f"(setup and ratio calibration {(t_ready - t0) / 60:.1f} min; compare {mode_seconds['compare'] / 60:.1f} min, "
+        f"--vs {mode_seconds['vs'] / 60:.1f} min, ratio gate {mode_seconds['ratio'] / 60:.1f} min).",
         "",
-        f"Machine: {cpu.get('model', '?')} with {cpu.get('available_cores', '?')} cores available, shared with other developers "
-        f"working at the same time (1-minute load average {min(loads, default=0):.1f} to {max(loads, default=0):.1f} during the run); "
-        f"{platform.system()} {platform.release()}, Python {platform.python_version()}, {vers}. No GPU.",
+        f"Machine: **{model}** (ISA: {isa}), {cpu.get('available_cores', '?')} cores available, no GPU, shared with other developers "
+        f"working at the same time (1-minute load average {min(loads):.1f} to {max(loads):.1f} during the run); "
+        f"{platform.system()} {platform.release()}, Python {platform.python_version()}, {vers}. Code: {git_state}.",
         "",
-        f"Generator: {origin}. Rows: torch eager fp32 and ONNX Runtime CPU fp32 at batch sizes {', '.join(map(str, BATCHES))} (4 rows), "
-        f"3 warm-up iterations, repeats of {args.min_time:g} s, {args.threads} intra-op thread per backend; "
-        f"part 1: {args.rounds} rounds x {args.repeats} repeats per row and side; part 2: {args.seq_repeats} repeats per row. "
-        f"Slowed build: each iteration does the real work, then busy-waits {args.slow_factor:g}x its duration (images/sec x {1 / (1 + args.slow_factor):.2f}).",
+        f"Generator: {origin}. Rows: torch eager fp32 and ONNX Runtime CPU fp32 at batch sizes {', '.join(map(str, BATCHES))} "
+        f"(4 rows; the ratio gate uses them as 2 ratios), {args.threads} intra-op thread per backend, 3 warm-up iterations. "
+        f"Slowed build: every iteration busy-waits {args.slow_factor:g}x its own duration (images/sec x {1 / (1 + args.slow_factor):.2f}); "
+        f"compare and --vs slow both backends, the ratio gate ORT only. {n_u} unchanged and {n_s} slowed trials per mode, "
+        "run in the same cycles (unchanged, unchanged, slowed, ...).",
         "",
-        "Rules: **(b)**, accelkit's: a row regresses when the whole 95% bootstrap interval of current/baseline images/sec "
-        "(ratio of medians) lies below 1 − threshold. (a), for comparison only: the point estimate is below 1 − threshold and the "
-        "interval lies entirely below 1. A trial alarms when any of its 4 rows does (exit code 1).",
+        "A trial alarms when the mode's exit code is 1. `unreliable` trials exit 0 (without --strict) and say so loudly; "
+        "they are counted in brackets.",
         "",
-        f"## Part 1: interleaved A/B, row by row, {args.rounds} rounds x {args.repeats} repeats per side (the measurement of the gate)",
+        *table,
         "",
-        *p1.table(thresholds),
+        f"What made trials unreliable at {thr0 * 100:g}% (trials with at least one row for that reason): "
+        + "; ".join(f"{mode}: " + (", ".join(f"{k} {n}" for k, n in sorted(d.items(), key=lambda kv: -kv[1])) or "none") for mode, d in kinds.items())
+        + ".",
         "",
-        p1.ratio_line() + ".",
+        "## Every trial",
+        "",
+        f"Verdict (exit code) at --max-slowdown {thr0 * 100:g}%; ratio gate: verdict (exit; change of each batch size's ORT/torch ratio "
+        "against the baseline).",
+        "",
+        "| # | build | load 1m | compare | interval alone | bench --vs | ratio gate (here) | ratio gate (committed) |",
+        "|---|---|---:|---|---|---|---|---|",
+        *table_rows,
+        "",
+        f"This machine's ratio baseline: {', '.join(f'batch {b}: {r:.3f}' for b, r in here.ratios.items())} "
+        f"(committed, {committed.machine.get('cpu')}: {', '.join(f'batch {b}: {r:.3f}' for b, r in committed.ratios.items())}).",
+        "",
+        f"Raw samples and every comparison: `{os.path.relpath(args.json, ROOT)}`.",
         "",
     ]
-    if p2.t:
-        lines += [
-            "## Part 2: one baseline, then sequential benches in fresh processes (what a stale baseline meets on a shared machine)",
-            "",
-            *p2.table(thresholds),
-            "",
-            p2.ratio_line() + ".",
-            "",
-            "Part 2 is not a criterion. Benches run minutes apart meet whatever else the machine is doing at the time; on this shared "
-            "machine that changed the speed of one thread by up to 2x between runs while this script was being developed (see its "
-            "docstring), and no interval computed from one run can see it. Part 2's result therefore depends on the other tenants' "
-            "activity during the run; part 1's does not. This is why this project's CPU CI gates on the in-run ratio "
-            "(benchmarks/ci_perf_gate.py) and the GPU workflow runs on a dedicated runner, one job at a time.",
-            "",
-        ]
-    lines += ["## Every trial, part 1", "", *header1, *p1_rows, ""]
-    if p2_rows:
-        base_txt = ", ".join(f"{r.label} b{r.batch_size} {r.images_per_sec:.1f} img/s" for r in seq_base.rows if r.images_per_sec) if seq_base else ""
-        lines += ["## Every bench, part 2", "", f"Baseline bench: {base_txt}.", "", *header2, *p2_rows, ""]
-    lines += [f"Raw samples: `{os.path.relpath(args.json, ROOT)}`.", ""]
     args.md.parent.mkdir(parents=True, exist_ok=True)
     args.md.write_text("\n".join(lines))
-    raw.update(total_seconds=round(total, 1), part1=p1_raw, part2=p2_raw)
-    args.json.write_text(json.dumps(raw, indent=1) + "\n")
-    print("\n".join(p1.table(thresholds)))
-    if p2.t:
-        print("\n".join(p2.table(thresholds)))
+    raw.update(total_seconds=round(total, 1), mode_seconds={k: round(v, 1) for k, v in mode_seconds.items()},
+               tally={f"{m}|{k}": v for (m, k), v in tally.t.items()}, cpu_model=model, isa=isa,
+               unreliable_reason_kinds=kinds, code=git_state)  # fmt: skip
+    args.json.write_text(json.dumps(raw, indent=1, default=str) + "\n")
+    print("\n".join(table))
     print(f"wrote {args.md} and {args.json} in {total / 60:.1f} min")
     return 0
 
