@@ -49,3 +49,18 @@ def test_export_needs_onnx_suffix(gen_files, tmp_path) -> None:
     art = load_generator(gen_files["torchscript"])
     with pytest.raises(InputError, match=r"must end in .onnx"):
         export(art, tmp_path / "g.pt")
+
+
+def test_quantize_report_is_never_overwritten_without_force(gen_files, tmp_path) -> None:
+    from accelkit.pipelines import quantize
+    from accelkit.pipelines.options import Int8Options, QuantizeOptions
+
+    fp32 = export(load_generator(gen_files["img2img_torchscript"]), tmp_path / "s.onnx")
+    md = tmp_path / "s.int8-sensitivity.md"
+    md.write_text("my notes")
+    opts = QuantizeOptions(int8=Int8Options(calib=8), report=True)
+    with pytest.raises(InputError, match="already exists"):
+        quantize(fp32, opts)
+    assert md.read_text() == "my notes" and not (tmp_path / "s.int8.onnx").exists()
+    res = quantize(fp32, QuantizeOptions(int8=Int8Options(calib=8), report=True, force=True))
+    assert md.read_text().startswith("## INT8 sensitivity") and res.report_path == md

@@ -183,3 +183,48 @@ def test_drift_vs_reference_and_prune_fid(tiny_weights, tmp_path, monkeypatch) -
     q = json.loads((tmp_path / "d.pruned.pt.accelkit.json").read_text())["meta"]["quality_vs_teacher"]
     assert q["n"] == 16 and q["pruned"]["fid_drift"] > 0 and "fid_drift" in q["pruned+distilled"] and q["noise_floor_fid"] > 0
     assert f"{q['pruned']['fid_drift']:.2f} before distillation" in line
+
+
+def test_reference_cache_key_covers_everything_that_shapes_the_features(gen_files, tiny_weights, tmp_path) -> None:
+    """bench --fid with --truncation 0.1, then without, must not share reference features (a false 'drift')."""
+    from dataclasses import replace
+
+    art = load_generator(gen_files["torchscript"])
+    ex = FeatureExtractor(tiny_weights)
+    keys = {}
+    variants = {
+        "plain": art.spec,
+        "truncated": replace(art.spec, truncation_psi=0.1),
+        "uniform": replace(art.spec, latent_dist="uniform"),
+        "range01": replace(art.spec, output_range=(0.0, 1.0)),
+    }
+    for name, spec in variants.items():
+        with create_runner("torch", art.derive(spec=spec), precision="fp32") as ref:
+            keys[name] = DriftMeter(ref, {"sha256": art.source_sha256, "arch_kwargs": {}}, ex, 8, 0, 4, tmp_path).cache_key()
+    with create_runner("torch", art, precision="fp32") as ref:
+        keys["other_kwargs"] = DriftMeter(ref, {"sha256": art.source_sha256, "arch_kwargs": {"z_dim": 16}}, ex, 8, 0, 4, tmp_path).cache_key()
+        keys["other_seed"] = DriftMeter(ref, {"sha256": art.source_sha256, "arch_kwargs": {}}, ex, 8, 1, 4, tmp_path).cache_key()
+        keys["other_n"] = DriftMeter(ref, {"sha256": art.source_sha256, "arch_kwargs": {}}, ex, 9, 0, 4, tmp_path).cache_key()
+        same = DriftMeter(ref, {"sha256": art.source_sha256, "arch_kwargs": {}}, ex, 8, 0, 16, tmp_path).cache_key()
+    assert len(set(keys.values())) == len(keys)
+    assert same == keys["plain"]  # the batch size does not change the images, so it is not in the key
+
+
+def test_garbage_reference_cache_entry_is_recomputed_not_a_crash(gen_files, tiny_weights, tmp_path, caplog) -> None:
+    from accelkit.cache import Cache
+
+    art = load_generator(gen_files["torchscript"])
+    ex = FeatureExtractor(tiny_weights)
+    with create_runner("torch", art, precision="fp32") as ref:
+        m = DriftMeter(ref, art.source_sha256, ex, n=16, seed=0, batch_size=8, workdir=tmp_path)
+        m.prepare()
+        floor = m.noise_floor_fid
+        entry = Cache("drift").path_for(m.cache_key(), ".npz")
+        assert entry.is_file()
+        entry.write_bytes(b"garbage that is no npz")
+        again = DriftMeter(ref, art.source_sha256, ex, n=16, seed=0, batch_size=8, workdir=tmp_path)
+        with caplog.at_level("WARNING"):
+            again.prepare()
+        assert again.noise_floor_fid == pytest.approx(floor) and "corrupt" in caplog.text
+        m.close()
+        again.close()
