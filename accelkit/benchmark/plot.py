@@ -1,4 +1,4 @@
-"""The report's charts: ``throughput.png`` and ``speed_vs_drift.png``.
+"""The report's charts: ``throughput.png``, ``speed_vs_drift.png`` and ``serving.png``.
 
 Both are drawn with Pillow on one small axes helper (:class:`_Axes`: canvas, frame,
 linear value-to-pixel scales, ticks); the throughput chart uses matplotlib (Agg) instead
@@ -101,7 +101,7 @@ def _series(rows: Iterable[Any]) -> Series:
     """``label precision`` -> sorted (batch, median, p25, p75) for ok rows."""
     out: Series = {}
     for r in rows:
-        if r.status != "ok" or r.images_per_sec is None:
+        if r.status != "ok" or r.images_per_sec is None or getattr(r, "scenario", "in_process") == "serving":
             continue
         sp = r.images_per_sec_spread or {}
         key = f"{r.label} {r.precision}" + (f" ({r.device})" if r.device != "cpu" else "")
@@ -235,4 +235,59 @@ def plot_speed_vs_drift(report: ReportLike, dest: str | os.PathLike[str]) -> Pat
     return ax.save(dest)
 
 
-__all__ = ["plot_speed_vs_drift", "plot_throughput"]
+# ------------------------------------------------------------------------ serving
+def plot_serving(rows: Iterable[Any], dest: str | os.PathLike[str]) -> Path:
+    """Throughput against latency of the serving rows: one line per served build, one point per concurrency.
+
+    x: client p50 latency per request (ms), with a bar to p99; y: images/sec (median of
+    the windows). Points are labelled ``c<concurrency>``; the knee of the line is the
+    concurrency past which more in-flight requests only add queueing.
+
+    Args:
+        rows: Report rows; only ``ok`` rows with ``scenario == "serving"`` are drawn.
+        dest: PNG path (800 x 500 pixels), written atomically.
+
+    Returns:
+        ``dest``.
+    """
+    lines: dict[str, list[tuple[float, float, float, int]]] = {}
+    for r in rows:
+        if r.status != "ok" or getattr(r, "scenario", "in_process") != "serving" or not r.images_per_sec or not r.latency_ms:
+            continue
+        base = r.backend if not r.variant else f"{r.backend}:{r.variant}"
+        key = f"{base} {r.precision} batch {r.batch_size} via Triton"
+        lines.setdefault(key, []).append((r.latency_ms["p50"], r.latency_ms.get("p99", r.latency_ms["p50"]), r.images_per_sec, int(r.concurrency or 0)))
+    ax = _Axes((800, 500), left=80, right=30, top=40, bottom=60)
+    ax.text((ax.w // 2 - 120, 12), "Serving: throughput vs latency (Triton)")
+    ax.frame()
+    ax.text((ax.w // 2 - 110, ax.h - 25), "client latency per request, ms (p50; bar to p99)")
+    ax.text((5, ax.y1 - 25), "images/s")
+    if not lines:
+        ax.text((ax.w // 2 - 80, ax.h // 2), "no serving measurements")
+        return ax.save(dest)
+    top_x = max(p[1] for pts in lines.values() for p in pts) or 1.0
+    top_y = max(p[2] for pts in lines.values() for p in pts) or 1.0
+    xstep, ystep = _nice_step(top_x / 5), _nice_step(top_y / 5)
+    ax.xmax = xstep * math.ceil(top_x * 1.05 / xstep)
+    ax.ymax = ystep * math.ceil(top_y * 1.1 / ystep)
+    for k in range(int(round(ax.ymax / ystep)) + 1):
+        ax.y_tick(ax.py(ystep * k), fmt_num(ystep * k), mark=True, grid=True)
+    for k in range(int(round(ax.xmax / xstep)) + 1):
+        ax.x_tick(ax.px(xstep * k), fmt_num(xstep * k), mark=True, dx=-8)
+    for i, (label, pts) in enumerate(lines.items()):
+        col = _COLORS[i % len(_COLORS)]
+        pts = sorted(pts, key=lambda p: p[3])
+        xy = [(ax.px(p50), ax.py(ips)) for p50, _, ips, _ in pts]
+        if len(xy) > 1:
+            ax.draw.line(xy, fill=col, width=2)
+        for (p50, p99, ips, conc), (x, y) in zip(pts, xy):
+            ax.draw.line([(x, y), (ax.px(p99), y)], fill=col)
+            ax.draw.ellipse([x - 4, y - 4, x + 4, y + 4], fill=col)
+            ax.text((x + 5, y - 14), f"c{conc}", col)
+        ly = ax.y1 + 5 + 16 * i
+        ax.draw.rectangle([ax.x1 - 330, ly + 2, ax.x1 - 318, ly + 12], fill=col)
+        ax.text((ax.x1 - 312, ly), label)
+    return ax.save(dest)
+
+
+__all__ = ["plot_serving", "plot_speed_vs_drift", "plot_throughput"]

@@ -83,7 +83,7 @@ def to_markdown(report: ReportLike) -> str:
             "competed for the CPU, so CPU numbers are pessimistic and noisy (re-run on a quiet machine for figures to quote)."
         )
     lines.append("")
-    shown = sorted_rows(report, [r for r in report.rows if r.status != "skipped"])
+    shown = sorted_rows(report, [r for r in report.rows if r.status != "skipped" and getattr(r, "scenario", "in_process") != "serving"])
     if shown:
         lines.append("| backend | precision | batch | images/s | p50 ms | p99 ms | vs torch fp32 | status |")
         lines.append("|---|---|---:|---:|---:|---:|---:|---|")
@@ -118,6 +118,7 @@ def to_markdown(report: ReportLike) -> str:
     else:
         lines.append("No measurements.")
     lines += quality_markdown(report)
+    lines += serving_markdown(report)
     for status, title in (("failed", "Failed"), ("skipped", "Skipped")):
         groups: dict[tuple[str, str, str, str], list[int]] = {}
         for r in report.rows:
@@ -138,6 +139,39 @@ def _baseline_unstable(report: ReportLike, row: Any) -> bool:
         and r.device == row.device and getattr(r, "unstable", False)
         for r in report.rows
     )  # fmt: skip
+
+
+def serving_markdown(report: ReportLike) -> list[str]:
+    """The serving section of ``results.md`` (``accelkit loadtest``): one line per concurrency level; no lines without serving rows."""
+    rows = [r for r in report.rows if getattr(r, "scenario", "in_process") == "serving" and r.status == "ok"]
+    if not rows:
+        return []
+    lines = [
+        "", "## Serving (Triton Inference Server)", "",
+        "| served build | batch/request | concurrency | images/s | p50 ms | p90 ms | p99 ms | server queue ms | server compute ms | images/batch | vs in-process |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]  # fmt: skip
+    for r in sorted(rows, key=lambda r: (r.backend, r.variant or "", r.precision, r.batch_size, r.concurrency or 0)):
+        lat = r.latency_ms or {}
+        srv = r.server_latency_ms or {}
+        compute = sum(v for k, v in srv.items() if k.startswith("compute_")) if srv else None
+        half_iqr = (r.images_per_sec_spread or {}).get("iqr", 0.0) / 2
+        ratio = r.extra.get("vs_in_process")
+        base = r.backend if not r.variant else f"{r.backend}:{r.variant}"
+        lines.append(
+            f"| {base} {r.precision} | {r.batch_size} | {r.concurrency} | {fmt_num(r.images_per_sec)} ± {fmt_num(half_iqr)} | "
+            f"{fmt_num(lat.get('p50'))} | {fmt_num(lat.get('p90'))} | {fmt_num(lat.get('p99'))} | {fmt_num(srv.get('queue'))} | "
+            f"{fmt_num(compute)} | {fmt_num(r.extra.get('avg_server_batch'))} | {f'{ratio:.2f}×' if ratio else '—'} |"
+        )
+    lines += [
+        "",
+        "images/s: median over the measurement windows (± half their IQR), images completed per second at the client; p50/p90/p99: "
+        "client latency per request (send to decoded response). Server queue/compute: Triton's own statistics, average per request "
+        "(compute = input + infer + output; infer includes PyTriton's hop to the runner). images/batch: what the dynamic batcher formed. "
+        "vs in-process: images/s over the same runner's in-process images/s at the request batch size, measured in the same run "
+        "(— when not measured). Plot: [serving.png](serving.png).",
+    ]
+    return lines
 
 
 def quality_markdown(report: ReportLike) -> list[str]:
@@ -180,6 +214,7 @@ CSV_COLUMNS = (
     "build_seconds", "flops_per_image", "mfu", "speedup_vs_torch_fp32", "repeats", "images_per_sec_samples", "artifact",
     "fid_drift", "noise_floor_fid", "drift_verdict", "kid_drift", "psnr_db", "max_abs_err", "changed_uint8_fraction",
     "unstable", "unstable_reason", "cv", "busy_cores_others", "threads",
+    "scenario", "concurrency", "server_queue_ms", "server_compute_infer_ms",
 )  # fmt: skip
 
 
@@ -205,9 +240,11 @@ def to_csv(report: ReportLike) -> str:
                 csv_num(r.psnr_db), csv_num(r.max_abs_err), csv_num(r.changed_uint8_fraction),
                 "true" if r.unstable else ("false" if r.status == "ok" else ""), r.unstable_reason or "",
                 csv_num(st.get("cv")), csv_num(st.get("busy_cores_others")), st.get("threads") if st.get("threads") is not None else "",
+                r.scenario, r.concurrency if r.concurrency is not None else "",
+                csv_num((r.server_latency_ms or {}).get("queue")), csv_num((r.server_latency_ms or {}).get("compute_infer")),
             ]
         )  # fmt: skip
     return buf.getvalue()
 
 
-__all__ = ["CSV_COLUMNS", "ReportLike", "csv_num", "fmt_num", "quality_markdown", "sorted_rows", "to_csv", "to_markdown"]
+__all__ = ["CSV_COLUMNS", "ReportLike", "csv_num", "fmt_num", "quality_markdown", "serving_markdown", "sorted_rows", "to_csv", "to_markdown"]

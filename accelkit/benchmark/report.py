@@ -30,7 +30,10 @@ from accelkit.files import sha256_file, write_text_atomic
 log = logging.getLogger(__name__)
 
 STATUSES = ("ok", "failed", "skipped")
-FILES = {"json": "results.json", "md": "results.md", "csv": "results.csv", "png": "throughput.png"}
+#: ``in_process``: accelkit's own loop around a runner (``accelkit bench``); ``serving``: a
+#: Triton server under a concurrency sweep (``accelkit loadtest``).
+SCENARIOS = ("in_process", "serving")
+FILES = {"json": "results.json", "md": "results.md", "csv": "results.csv", "png": "throughput.png", "serving_png": "serving.png"}
 
 
 # -------------------------------------------------------------------------- rows
@@ -76,11 +79,16 @@ class BenchRow:
     stability: dict[str, Any] | None = None
     runner: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    scenario: str = "in_process"
+    concurrency: int | None = None
+    server_latency_ms: dict[str, float] | None = None
 
     @property
     def label(self) -> str:
-        """``backend`` or ``backend:variant`` (e.g. ``ort:tensorrt``, ``torch:compile``)."""
-        return self.backend if not self.variant else f"{self.backend}:{self.variant}"
+        """``backend`` or ``backend:variant`` (e.g. ``ort:tensorrt``, ``torch:compile``); served rows
+        add the server and the concurrency (``ort@triton c8``), so they never match an in-process row."""
+        base = self.backend if not self.variant else f"{self.backend}:{self.variant}"
+        return f"{base}@triton c{self.concurrency}" if self.scenario == "serving" else base
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -160,7 +168,10 @@ class Report:
         settings: How the bench ran (warm-up, repeats, min_time_s, seed...).
     """
 
-    SCHEMA_VERSION = 1
+    #: Version written. 2 added serving rows (``scenario``, ``concurrency``, ``server_latency_ms``).
+    SCHEMA_VERSION = 2
+    #: Versions read: a version-1 file's rows are all in-process rows.
+    READABLE_VERSIONS = (1, 2)
 
     def __init__(
         self,
@@ -310,18 +321,19 @@ class Report:
         no variant (else the first torch fp32 row); rows without one get None. An
         ``unstable`` row (see :mod:`accelkit.benchmark.stability`) gets no speed-up, and
         neither does any row whose baseline is unstable: a ratio of a number that does
-        not hold is not shown as a speed-up.
+        not hold is not shown as a speed-up. Serving rows (``scenario == "serving"``) are
+        neither baselines nor given a speed-up: their throughput is per concurrency level.
         """
         base: dict[tuple[int, str], BenchRow] = {}
         for prefer_plain in (True, False):
             for r in self.rows:
-                if r.status == "ok" and r.backend == "torch" and r.precision == "fp32" and r.images_per_sec:
+                if r.status == "ok" and r.backend == "torch" and r.precision == "fp32" and r.images_per_sec and r.scenario != "serving":
                     if prefer_plain and r.variant:
                         continue
                     base.setdefault((r.batch_size, r.device), r)
         for r in self.rows:
             b = base.get((r.batch_size, r.device))
-            ok = r.status == "ok" and r.images_per_sec and b is not None and not r.unstable and not b.unstable
+            ok = r.status == "ok" and r.images_per_sec and b is not None and not r.unstable and not b.unstable and r.scenario != "serving"
             r.speedup_vs_torch_fp32 = (r.images_per_sec / b.images_per_sec) if ok else None  # type: ignore[operator,union-attr]
 
     # ------------------------------------------------------------------ output
@@ -355,8 +367,10 @@ class Report:
     def write(self, out_dir: str | os.PathLike[str], *, plot: bool = True) -> dict[str, Path]:
         """Write results.json/.md/.csv and throughput.png into ``out_dir`` (created if missing), atomically.
 
+        With serving rows, ``serving.png`` (throughput vs latency per concurrency) too.
+
         Returns:
-            File kind (``json``, ``md``, ``csv``, ``png``) -> path written.
+            File kind (``json``, ``md``, ``csv``, ``png``, ``serving_png``) -> path written.
         """
         out = Path(out_dir)
         try:
@@ -372,6 +386,10 @@ class Report:
             dest = out / FILES["png"]
             plot_throughput(self.rows, dest)
             written["png"] = dest
+            if any(r.scenario == "serving" for r in self.rows):
+                from accelkit.benchmark.plot import plot_serving
+
+                written["serving_png"] = plot_serving(self.rows, out / FILES["serving_png"])
         return written
 
     # ------------------------------------------------------------------ reading
@@ -387,9 +405,9 @@ class Report:
         ver = data.get("schema_version")
         if ver is None:
             raise InputError(f"{where} has no schema_version; it is not an accelkit results.json, re-run accelkit bench")
-        if not isinstance(ver, int) or isinstance(ver, bool) or ver != cls.SCHEMA_VERSION:
+        if not isinstance(ver, int) or isinstance(ver, bool) or ver not in cls.READABLE_VERSIONS:
             raise InputError(
-                f"{where} has schema_version {ver!r}, this accelkit reads {cls.SCHEMA_VERSION}; "
+                f"{where} has schema_version {ver!r}, this accelkit reads {' and '.join(map(str, cls.READABLE_VERSIONS))}; "
                 "re-run accelkit bench with this version or use the accelkit that wrote it"
             )
         for key, typ in (("created", str), ("environment", dict), ("artifacts", list), ("rows", list)):
@@ -480,6 +498,12 @@ def _validate_row(rd: Any, where: str) -> BenchRow:
             raise InputError(f"{where}: an ok row needs images_per_sec and images_per_sec_samples; re-run accelkit bench")
     elif not rd.get("reason"):
         raise InputError(f"{where}: a {rd['status']} row needs a reason; re-run accelkit bench")
+    scenario = rd.get("scenario", "in_process")
+    if scenario not in SCENARIOS:
+        raise InputError(f"{where}: scenario {scenario!r} is not one of {', '.join(SCENARIOS)}; re-run accelkit bench")
+    conc = rd.get("concurrency")
+    if scenario == "serving" and (not isinstance(conc, int) or isinstance(conc, bool) or conc < 1):
+        raise InputError(f"{where}: a serving row needs a positive integer concurrency, got {conc!r}; re-run accelkit loadtest")
     try:
         return BenchRow.from_dict(rd)
     except TypeError as exc:
@@ -497,4 +521,4 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
-__all__ = ["FILES", "STATUSES", "BenchRow", "Report", "artifact_size_mb", "mark_stability", "merge_stability"]
+__all__ = ["FILES", "SCENARIOS", "STATUSES", "BenchRow", "Report", "artifact_size_mb", "mark_stability", "merge_stability"]

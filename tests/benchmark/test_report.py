@@ -31,7 +31,7 @@ def test_files_written_and_parseable(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["results.csv", "results.json", "results.md", "throughput.png"]  # no temp files left
 
     data = json.loads(written["json"].read_text())
-    assert data["schema_version"] == Report.SCHEMA_VERSION == 1
+    assert data["schema_version"] == Report.SCHEMA_VERSION == 2
     assert data["created"] == "2025-01-01T00:00:00+00:00"
     rows = data["rows"]
     assert len(rows) == 7
@@ -114,7 +114,7 @@ def _valid() -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("mutate", "match"),
     [
-        (lambda d: d.update(schema_version=2), "schema_version 2, this accelkit reads 1"),
+        (lambda d: d.update(schema_version=3), "schema_version 3, this accelkit reads 1 and 2"),
         (lambda d: d.update(schema_version="1"), "schema_version '1'"),
         (lambda d: d.pop("schema_version"), "no schema_version"),
         (lambda d: d.update(rows={}), "'rows' is missing or not a list"),
