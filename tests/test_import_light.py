@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-OPTIONAL = ["onnxruntime", "tensorrt", "pycuda", "cuda", "scipy", "matplotlib", "openvino"]
+OPTIONAL = ["onnxruntime", "tensorrt", "pycuda", "cuda", "scipy", "matplotlib", "openvino", "pytriton", "tritonclient"]
 
 SCRIPT = f"""
 import sys
@@ -14,6 +14,7 @@ for name in {OPTIONAL!r}:
 import accelkit, accelkit.cli, accelkit.runners, accelkit.loading, accelkit.spec
 from accelkit.runners import base
 import accelkit.trt.runner, accelkit.runners.ort_runner, accelkit.trt.build, accelkit.device
+import accelkit.serving.server, accelkit.serving.loadgen, accelkit.serving.repository, accelkit.pipelines.serve, accelkit.cli.serve
 import accelkit.runners.openvino_runner, accelkit.benchmark.stability, accelkit.host
 loaded = [m for m in {OPTIONAL!r} if sys.modules.get(m) is not None]
 assert not loaded, loaded

@@ -53,6 +53,8 @@ class BenchOptions:
         fid: Images per set for quality drift (0: no drift measurement).
         fid_weights: Feature extractor TorchScript (None: the packaged FID Inception).
         fid_batch: Images per inference call while measuring drift.
+        fid_precision: FID feature precision: ``fp32`` (default) or ``bf16`` (OpenVINO on a
+            native-bf16 CPU; faster, its effect on FID is measured in ``docs/quality.md``).
     """
 
     backends: Sequence[str] = ()
@@ -74,6 +76,7 @@ class BenchOptions:
     fid: int = 0
     fid_weights: str | None = None
     fid_batch: int = 32
+    fid_precision: str = "fp32"
 
     def __post_init__(self) -> None:
         if isinstance(self.batch_range, (str, int)):
@@ -96,6 +99,8 @@ class BenchOptions:
             raise InputError(f"--repeats {self.repeats} is too few for a median and spread; use 3 or more")
         if self.warmup < 0 or self.min_time_s <= 0:
             raise InputError("--warmup must be >= 0 and --min-time > 0")
+        if self.fid_precision not in ("fp32", "bf16"):
+            raise InputError(f"--fid-precision {self.fid_precision!r} is unknown; choose fp32 or bf16")
         if self.fid < 0 or self.fid == 1:
             raise InputError(f"--fid {self.fid}: give the number of images per set (e.g. 500), or 0 for none")
 

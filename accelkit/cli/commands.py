@@ -79,6 +79,7 @@ def export(
     calib_images: Optional[Path] = calib_images_option(),
     calib_cache: bool = calib_cache_option(),
     force: bool = force_option(),
+    triton_repo: Optional[Path] = typer.Option(None, "--triton-repo", help="Also write a Triton model repository entry for the exported file into this folder (see accelkit triton-repo)."),
     *,
     load: LoadOptions,
 ) -> None:
@@ -100,6 +101,12 @@ def export(
     ).validated()
     with progress_status() as progress:
         result = export_onnx(load, opts, progress)
+    if triton_repo is not None:
+        from accelkit.pipelines.serve import triton_repo as write_repo
+        from accelkit.serving.options import TritonRepoOptions
+
+        typer.echo(result.to_text())
+        result = write_repo(result.artifact, triton_repo, TritonRepoOptions(force=force))  # type: ignore[assignment]
     emit(result)
 
 
@@ -210,6 +217,8 @@ def bench(
     reference: Optional[str] = typer.Option(None, "--reference", help="With --fid: measure drift against this generator's FP32 torch model instead (e.g. the teacher of a pruned model)."),
     vs: Optional[str] = typer.Option(None, "--vs", help="A baseline build (ONNX or generator file) to measure interleaved with this one, in one process: each of --repeats rounds runs both back to back; prints the comparison (exit 1 on a regression beyond noise, or when no row was measured on both sides)."),
     max_slowdown: str = typer.Option("5%", "--max-slowdown", help="With --vs: allowed slowdown before a row regresses."),
+    serve: bool = typer.Option(False, "--serve", help="Then serve the build on Triton (PyTriton) and sweep --serve-concurrency in-flight requests at batch 1: serving rows + served/in-process ratio in the same report (pip install 'accelkit[serve]')."),
+    serve_concurrency: str = typer.Option("1,2,4,8,16", "--serve-concurrency", help="With --serve: concurrency levels."),
     *,
     load: LoadOptions,
 ) -> None:
@@ -248,6 +257,17 @@ def bench(
     if reference is not None and not fid:
         raise InputError("--reference only matters with --fid N")
     ref = load.with_generator(reference, keep_arch=False) if reference is not None else None
+    if serve:
+        from accelkit.pipelines.serve import bench_serve
+        from accelkit.serving.options import LoadtestOptions
+
+        if fid or ref is not None:
+            raise InputError("--serve cannot be combined with --fid/--reference; measure drift in a separate bench run")
+        lt = LoadtestOptions(concurrency=tuple(int_csv(serve_concurrency, "--serve-concurrency")), batch_size=1, out=out).validated()
+        with progress_status() as progress:
+            result = bench_serve(load, opts, lt, progress=progress)  # type: ignore[assignment]
+        emit(result)
+        return
     with progress_status() as progress:
         result = run_bench(load, opts, progress, reference=ref)
     emit(result)

@@ -32,6 +32,13 @@ _EXPORTS = {
     "FidRun": "accelkit.pipelines.fid",
     "compare": "accelkit.pipelines.compare",
     "CompareResult": "accelkit.pipelines.compare",
+    "triton_repo": "accelkit.pipelines.serve",
+    "TritonRepoResult": "accelkit.pipelines.serve",
+    "serve": "accelkit.pipelines.serve",
+    "ServeResult": "accelkit.pipelines.serve",
+    "loadtest": "accelkit.pipelines.serve",
+    "bench_serve": "accelkit.pipelines.serve",
+    "LoadtestResult": "accelkit.pipelines.serve",
 }
 
 __all__ = sorted(_EXPORTS)

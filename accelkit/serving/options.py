@@ -1,0 +1,257 @@
+"""Typed options of the serving steps: Triton model repository, PyTriton server, load test.
+
+Frozen dataclasses with enums for every choice, validated once in ``validated()`` with
+the same one-line messages whether the values came from flags or from code (the
+pattern of :mod:`accelkit.pipelines.options`, which re-exports these).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from accelkit.errors import InputError
+
+#: Triton model names: what Triton and PyTriton accept in a repository folder name and a URL.
+MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class InstanceKind(str, Enum):
+    """Where Triton places model instances (``instance_group.kind``); ``auto``: GPU for engines, else CPU."""
+
+    auto = "auto"
+    cpu = "cpu"
+    gpu = "gpu"
+
+
+class Protocol(str, Enum):
+    """Triton's client protocols."""
+
+    grpc = "grpc"
+    http = "http"
+
+
+class LoadTool(str, Enum):
+    """Who generates the load: perf_analyzer when installed (``auto``), else a tritonclient closed loop."""
+
+    auto = "auto"
+    perf_analyzer = "perf_analyzer"
+    tritonclient = "tritonclient"
+
+
+def _enum(enum: Any, value: Any, flag: str) -> Any:
+    if isinstance(value, enum):
+        return value
+    try:
+        return enum(value)
+    except ValueError:
+        raise InputError(f"{flag} {value!r} is unknown; choose one of {', '.join(m.value for m in enum)}") from None
+
+
+def _positive(value: int | None, flag: str, example: str) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise InputError(f"{flag} {value!r}: give a positive integer, e.g. {example}")
+
+
+def _port(value: int, flag: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+        raise InputError(f"{flag} {value!r} is not a TCP port; give 1..65535, or 0 for a free one")
+
+
+def check_model_name(name: str | None) -> None:
+    """Refuse a name Triton cannot use as a model folder and URL path segment.
+
+    Raises:
+        InputError: Names the allowed characters.
+    """
+    if name is not None and not MODEL_NAME_RE.match(name):
+        raise InputError(f"--name {name!r} is not a Triton model name; use letters, digits, '.', '_' and '-' (e.g. dcgan)")
+
+
+@dataclass(frozen=True)
+class TritonRepoOptions:
+    """``accelkit triton-repo`` / ``export --triton-repo``: a Triton model repository for one artifact.
+
+    Attributes:
+        name: Model name, the folder under the repository (None: the artifact's stem).
+        max_batch: ``max_batch_size`` (None: the max of the artifact's batch range, 64
+            when it records none; for an engine never above its profile's max).
+        preferred_batches: ``dynamic_batching.preferred_batch_size`` (empty: the best
+            batch of ``bench_results`` when given, else the batch range's opt).
+        bench_results: A ``results.json`` (or its folder) of ``accelkit bench``: its
+            fastest batch for this artifact's backend and precision becomes the preferred
+            batch size.
+        max_queue_delay_us: ``dynamic_batching.max_queue_delay_microseconds``: how long
+            Triton holds a request to gather a bigger batch, microseconds.
+        instances: ``instance_group.count``.
+        kind: ``instance_group.kind``.
+        threads: ONNX Runtime intra-op threads per instance (``parameters``), None: ORT's default.
+        force: Replace an existing model folder.
+    """
+
+    name: str | None = None
+    max_batch: int | None = None
+    preferred_batches: tuple[int, ...] = ()
+    bench_results: Path | None = None
+    max_queue_delay_us: int = 500
+    instances: int = 1
+    kind: InstanceKind | str = InstanceKind.auto
+    threads: int | None = None
+    force: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", _enum(InstanceKind, self.kind, "--kind"))
+        object.__setattr__(self, "preferred_batches", tuple(int(b) for b in self.preferred_batches))
+        if self.bench_results is not None:
+            object.__setattr__(self, "bench_results", Path(self.bench_results))
+
+    def validated(self) -> TritonRepoOptions:
+        """Check the values; returns ``self``."""
+        check_model_name(self.name)
+        _positive(self.max_batch, "--max-batch", "32")
+        _positive(self.instances, "--instances", "1")
+        _positive(self.threads, "--threads", "2")
+        for b in self.preferred_batches:
+            _positive(b, "--preferred-batch", "8")
+        if self.max_batch is not None and any(b > self.max_batch for b in self.preferred_batches):
+            raise InputError(f"--preferred-batch {list(self.preferred_batches)} exceeds --max-batch {self.max_batch}; lower it or raise --max-batch")
+        if self.max_queue_delay_us < 0:
+            raise InputError(f"--max-queue-delay-us {self.max_queue_delay_us}: give 0 or more microseconds, e.g. 500")
+        return self
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """``accelkit serve``: a Triton Inference Server (PyTriton) bound to one accelkit runner.
+
+    Attributes:
+        backend: Runner name (``ort``, ``torch``, ``trt``, ``openvino``); None: ``trt`` for
+            engines, ``ort`` for ONNX and for torch generators (exported to a temporary
+            fp32 ONNX first) when ONNX Runtime is installed, else ``torch``.
+        device: ``cpu`` or ``cuda[:N]``.
+        threads: CPU threads of each runner instance (None: the runner's default).
+        name: Model name (None: the artifact's stem).
+        host: Address the HTTP, gRPC and metrics endpoints bind to (``0.0.0.0``: every
+            interface; the default keeps the server on this machine).
+        http_port, grpc_port, metrics_port: TCP ports; 0 picks a free one.
+        max_batch: ``max_batch_size``: the largest batch the dynamic batcher forms.
+        max_queue_delay_us: How long a request may wait to be batched, microseconds.
+        preferred_batches: Preferred batch sizes (empty: ``max_batch``).
+        instances: Model instances (each its own runner and Triton stub process).
+        exit_timeout_s: Seconds Triton waits for in-flight requests when stopping.
+        startup_timeout_s: Seconds to wait for the server and model to become ready.
+    """
+
+    backend: str | None = None
+    device: str = "cpu"
+    threads: int | None = None
+    name: str | None = None
+    host: str = "127.0.0.1"
+    http_port: int = 8000
+    grpc_port: int = 8001
+    metrics_port: int = 8002
+    max_batch: int = 32
+    max_queue_delay_us: int = 500
+    preferred_batches: tuple[int, ...] = ()
+    instances: int = 1
+    exit_timeout_s: int = 5
+    startup_timeout_s: float = 120.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "preferred_batches", tuple(int(b) for b in self.preferred_batches))
+
+    def validated(self) -> ServeOptions:
+        """Check the values; returns ``self``."""
+        check_model_name(self.name)
+        _positive(self.threads, "--threads", "2")
+        _positive(self.max_batch, "--max-batch", "32")
+        _positive(self.instances, "--instances", "1")
+        for b in self.preferred_batches:
+            _positive(b, "--preferred-batch", "8")
+        if any(b > self.max_batch for b in self.preferred_batches):
+            raise InputError(f"--preferred-batch {list(self.preferred_batches)} exceeds --max-batch {self.max_batch}; lower it or raise --max-batch")
+        for flag, port in (("--http-port", self.http_port), ("--grpc-port", self.grpc_port), ("--metrics-port", self.metrics_port)):
+            _port(port, flag)
+        used = [p for p in (self.http_port, self.grpc_port, self.metrics_port) if p]
+        if len(used) != len(set(used)):
+            raise InputError(f"--http-port, --grpc-port and --metrics-port must differ, got {self.http_port}, {self.grpc_port}, {self.metrics_port}")
+        if self.max_queue_delay_us < 0:
+            raise InputError(f"--max-queue-delay-us {self.max_queue_delay_us}: give 0 or more microseconds, e.g. 500")
+        if self.exit_timeout_s < 0:
+            raise InputError(f"--exit-timeout {self.exit_timeout_s}: give 0 or more seconds")
+        if not (math.isfinite(self.startup_timeout_s) and self.startup_timeout_s > 0):
+            raise InputError(f"--startup-timeout {self.startup_timeout_s}: give a positive number of seconds")
+        if self.device != "cpu" and not self.device.startswith("cuda"):
+            raise InputError(f"--device {self.device!r} is unknown; use cpu or cuda[:N]")
+        if not self.host or any(c.isspace() for c in self.host):
+            raise InputError(f"--host {self.host!r} is not an address; use 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)")
+        return self
+
+
+@dataclass(frozen=True)
+class LoadtestOptions:
+    """``accelkit loadtest``: a concurrency sweep against a Triton server.
+
+    Attributes:
+        concurrency: In-flight requests per level, swept in order.
+        batch_size: Images per request.
+        window_s: Seconds each measurement window lasts.
+        windows: Measurement windows per level (each one images/sec sample; the median
+            is the level's number).
+        warmup_s: Untimed seconds of load before each level's windows.
+        max_requests: Hard bound on the requests of one window (the loop also stops at
+            ``window_s``).
+        request_timeout_s: Seconds one request may take before the test fails.
+        protocol: ``grpc`` or ``http``.
+        tool: ``perf_analyzer``, ``tritonclient`` or ``auto`` (perf_analyzer when installed).
+        model: Model name on the server (None: the only model it serves).
+        seed: :class:`~accelkit.sampler.LatentSampler` seed of the request inputs.
+        out: Report folder (results.json/.md/.csv, serving.png).
+    """
+
+    concurrency: tuple[int, ...] = (1, 2, 4, 8, 16)
+    batch_size: int = 1
+    window_s: float = 2.0
+    windows: int = 3
+    warmup_s: float = 0.5
+    max_requests: int = 100_000
+    request_timeout_s: float = 60.0
+    protocol: Protocol | str = Protocol.grpc
+    tool: LoadTool | str = LoadTool.auto
+    model: str | None = None
+    seed: int = 0
+    out: Path = Path("accelkit-serving")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "protocol", _enum(Protocol, self.protocol, "--protocol"))
+        object.__setattr__(self, "tool", _enum(LoadTool, self.tool, "--tool"))
+        object.__setattr__(self, "concurrency", tuple(int(c) for c in self.concurrency))
+        object.__setattr__(self, "out", Path(self.out))
+
+    def validated(self) -> LoadtestOptions:
+        """Check the values; returns ``self``."""
+        if not self.concurrency:
+            raise InputError("--concurrency needs at least one level, e.g. 1,2,4,8,16")
+        for c in self.concurrency:
+            _positive(c, "--concurrency", "1,2,4,8,16")
+        if max(self.concurrency) > 1024:
+            raise InputError(f"--concurrency {max(self.concurrency)} is unreasonably high for one load generator; use at most 1024")
+        _positive(self.batch_size, "--batch", "1")
+        _positive(self.windows, "--windows", "3")
+        _positive(self.max_requests, "--max-requests", "100000")
+        for flag, v, low in (("--window", self.window_s, 0.05), ("--warmup", self.warmup_s, 0.0), ("--request-timeout", self.request_timeout_s, 0.1)):
+            if not (math.isfinite(v) and v >= low):
+                raise InputError(f"{flag} {v}: give a number of seconds >= {low:g}")
+        if self.window_s > 600:
+            raise InputError(f"--window {self.window_s:g} s is longer than 10 minutes; measure in shorter windows (more --windows)")
+        check_model_name(self.model)
+        if self.seed < 0:
+            raise InputError(f"--seed {self.seed}: give a non-negative seed")
+        return self
+
+
+__all__ = ["InstanceKind", "LoadTool", "LoadtestOptions", "Protocol", "ServeOptions", "TritonRepoOptions", "check_model_name"]
