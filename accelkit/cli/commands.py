@@ -196,15 +196,15 @@ def prune(
 @load_options()
 def bench(
     generator: Optional[str] = generator_argument(),
-    backend: Optional[str] = typer.Option(None, "--backend", help="Comma-separated backends: torch, ort, trt. Default: every backend this machine can run (the others are listed as skipped, with the reason)."),
-    precision: str = typer.Option("fp32,fp16", "--precision", help="Comma-separated precisions: fp32, fp16, int8 (ONNX Q/DQ, calibrated on the prior), bf16 (torch only)."),
+    backend: Optional[str] = typer.Option(None, "--backend", help="Comma-separated backends: torch, ort, openvino (pip install 'accelkit[openvino]'), trt. Default: every backend this machine can run (the others are listed as skipped, with the reason)."),
+    precision: str = typer.Option("fp32,fp16", "--precision", help="Comma-separated precisions: fp32, fp16, int8 (ONNX Q/DQ, calibrated on the prior), bf16 (torch, and OpenVINO's bf16 hint on CPUs with native bf16)."),
     batch: str = typer.Option("1,8", "--batch", help="Comma-separated batch sizes (images per iteration)."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA if available), cpu or cuda[:N]."),
     out: Path = typer.Option(Path("accelkit-results"), "--out", help="Report folder: results.json, results.md, results.csv, throughput.png (+ artifacts/)."),
     repeats: int = typer.Option(5, "--repeats", help="Timed repeats per row (each one images/sec sample; the median is reported)."),
     warmup: int = typer.Option(3, "--warmup", help="Untimed warm-up iterations per row."),
     min_time: float = typer.Option(0.5, "--min-time", help="Seconds each repeat runs at least."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch and ONNX Runtime (default: physical cores)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch, ONNX Runtime and OpenVINO (default: physical cores not kept busy by other processes, 1 on a loaded machine; see docs/cpu.md)."),
     seed: int = typer.Option(0, "--seed", help="Latent seed (identical inputs for every backend)."),
     batch_range: Optional[str] = typer.Option(None, "--batch-range", help="TensorRT profile min:opt:max (default from --batch)."),
     compile: bool = typer.Option(False, "--compile", help="Add a torch.compile row."),
@@ -214,6 +214,7 @@ def bench(
     fid: int = typer.Option(0, "--fid", help="Also measure quality drift vs FP32 torch on N images per set: FID/KID, paired PSNR/max error, noise floor, sample grids (0: off)."),
     fid_weights: Optional[Path] = fid_weights_option(),
     fid_batch: int = typer.Option(32, "--fid-batch", help="Images per inference call while measuring drift."),
+    fid_precision: str = typer.Option("fp32", "--fid-precision", help="FID feature precision: fp32 (verified against TorchScript) or bf16 (OpenVINO on an AMX/AVX-512-BF16 CPU: ~3x faster features; see docs/quality.md)."),
     reference: Optional[str] = typer.Option(None, "--reference", help="With --fid: measure drift against this generator's FP32 torch model instead (e.g. the teacher of a pruned model)."),
     vs: Optional[str] = typer.Option(None, "--vs", help="A baseline build (ONNX or generator file) to measure interleaved with this one, in one process: each of --repeats rounds runs both back to back; prints the comparison (exit 1 on a regression beyond noise, or when no row was measured on both sides)."),
     max_slowdown: str = typer.Option("5%", "--max-slowdown", help="With --vs: allowed slowdown before a row regresses."),
@@ -245,6 +246,7 @@ def bench(
         fid=fid,
         fid_weights=str(fid_weights) if fid_weights else None,
         fid_batch=fid_batch,
+        fid_precision=fid_precision,
     )
     check_bench_options(opts)  # fail fast, before loading/exporting
     if vs is not None:

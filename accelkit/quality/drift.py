@@ -265,7 +265,11 @@ class DriftMeter:
         return np.ascontiguousarray(np.asarray(u8).transpose(0, 2, 3, 1))
 
     def provenance(self) -> dict[str, Any]:
-        """The extractor's provenance as recorded with every FID (name, sha256, resize, transform, size)."""
+        """The extractor's provenance as recorded with every FID (name, sha256, resize, transform, size, runtime, precision).
+
+        Part of the reference-feature cache key: features from another runtime or
+        precision are computed again, never mixed.
+        """
         ex = self.extractor
         return {
             "extractor_name": ex.name,
@@ -273,6 +277,8 @@ class DriftMeter:
             "resize_mode": ex.resize_mode,
             "input_transform": ex.input_transform,
             "input_size": ex.input_size,
+            "feature_runtime": ex.backend,
+            "feature_precision": getattr(ex, "precision", "fp32"),
         }
 
     def close(self) -> None:

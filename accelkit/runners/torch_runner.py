@@ -7,6 +7,14 @@ Options (all recorded by :meth:`TorchRunner.describe`):
 * ``channels_last``: run 4-D tensors in NHWC memory format.
 * ``compile``: wrap the module in ``torch.compile(dynamic=False)``; compilation for a
   batch shape happens in :meth:`prepare` and its seconds are recorded per batch size.
+  On CPU the Inductor settings of :data:`CPU_COMPILE_CONFIG` apply (chosen from the
+  measurement in ``benchmarks/results/torch_cpu_settings.md``; ``docs/cpu.md``). The
+  first compiled output per batch size is checked against eager on the same batch
+  (:data:`COMPILE_CHECK_RTOL`); a mismatch raises :class:`VerificationError`.
+* ``compile_mode``: ``torch.compile`` mode (``default``, ``max-autotune``...; default: torch's).
+* ``compile_config``: Inductor config overrides (``torch._inductor.config`` names, e.g.
+  ``{"freezing": True, "cpp_wrapper": True}``), patched while compiling; replaces the
+  CPU defaults.
 * ``cuda_graphs``: CUDA only; each prepared batch is captured into a CUDA graph in
   :meth:`prepare` and replayed by :meth:`run`.
 * ``threads``: intra-op CPU threads (``torch.set_num_threads``, process-wide); the
@@ -27,13 +35,22 @@ from typing import Any
 import numpy as np
 
 from accelkit.artifact import Artifact
-from accelkit.errors import BackendUnavailableError, InputError
+from accelkit.errors import BackendUnavailableError, InputError, VerificationError
 from accelkit.runners.base import Runner
 
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16", "bf16")
-_OPTIONS = ("precision", "channels_last", "compile", "cuda_graphs", "threads")
+_OPTIONS = ("precision", "channels_last", "compile", "compile_mode", "compile_config", "cuda_graphs", "threads")
+#: Inductor settings used for ``compile`` on CPU unless ``compile_config`` is given.
+#: Torch's defaults: ``freezing`` (weights folded into constants) was not faster in
+#: ``benchmarks/results/torch_cpu_settings.md`` and computed a wrong result (max error
+#: 0.04 on outputs of ~0.1) on a ConvTranspose+BatchNorm test generator with torch 2.13,
+#: which the compile check below catches; see ``docs/cpu.md``.
+CPU_COMPILE_CONFIG: dict[str, Any] = {}
+#: Largest |compiled - eager| accepted when a compiled module is first run, as a share of
+#: the output range's width, by precision (fp32: reordered float math only).
+COMPILE_CHECK_RTOL = {"fp32": 1e-3, "bf16": 5e-2, "fp16": 1e-2}
 
 
 @dataclass
@@ -97,6 +114,7 @@ class TorchRunner(Runner):
         self._compile_seconds: dict[int, float] = {}
         self._graphed_batches: set[int] = set()
         self._pool: Any = None
+        self._eager: Any = None
 
     # ----------------------------------------------------------------- availability
     @classmethod
@@ -126,18 +144,21 @@ class TorchRunner(Runner):
             torch.set_num_threads(int(threads))
         self._dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[self.precision]
         model = self.artifact.module
-        needs_copy = self._dtype != torch.float32 or bool(self.options.get("channels_last")) or _is_cuda(self.device)
+        needs_copy = self._dtype != torch.float32 or bool(self.options.get("channels_last")) or bool(self.options.get("compile")) or _is_cuda(self.device)
         if needs_copy:
             model = copy.deepcopy(model)
-        model = model.eval()
+        if self.artifact.program is None:  # a torch.export module refuses .eval(): it is frozen in the mode it was exported in
+            model = model.eval()
         if _is_cuda(self.device):
             model = model.to(self.device)
         if self._dtype != torch.float32:
             model = model.to(self._dtype)
         if self.options.get("channels_last"):
             model = model.to(memory_format=torch.channels_last)
+        self._eager = model
         if self.options.get("compile"):
-            model = torch.compile(model, dynamic=False)
+            mode = self.options.get("compile_mode")
+            model = torch.compile(model, dynamic=False, **({"mode": str(mode)} if mode else {}))
         self._model = model
         self._compile_seconds.clear()
         self._graphed_batches.clear()
@@ -146,6 +167,7 @@ class TorchRunner(Runner):
         import torch
 
         self._model = None
+        self._eager = None
         self._pool = None
         self._graphed_batches.clear()
         if self._prev_threads is not None:
@@ -180,14 +202,52 @@ class TorchRunner(Runner):
         prepared = _Prepared(args=tuple(args), batch_size=batch)
         if self.options.get("compile") and batch not in self._compile_seconds:
             t0 = time.perf_counter()
-            with torch.inference_mode():
-                self._forward(prepared.args)
+            with torch.inference_mode(), self._inductor_config():
+                got = self._forward(prepared.args)
             self._synchronize_impl()
             self._compile_seconds[batch] = time.perf_counter() - t0
+            self._check_compiled(got, prepared.args)
             log.info("torch.compile for batch %d took %.1f s", batch, self._compile_seconds[batch])
         if self.options.get("cuda_graphs"):
             self._capture(prepared)
         return prepared
+
+    def _check_compiled(self, got: Any, args: tuple[Any, ...]) -> None:
+        """Compare the compiled module's first output with eager on the same batch; a mismatch is an error."""
+        import torch
+
+        with torch.inference_mode():
+            out = self._eager(*args)
+        if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+            out = out[0]
+        lo, hi = self.spec.output_range
+        err = float((got.float() - out.float()).abs().max())
+        tol = COMPILE_CHECK_RTOL.get(self.precision, 1e-3) * max(hi - lo, 1e-6)
+        if not err <= tol:
+            raise VerificationError(
+                f"torch.compile (mode {self.options.get('compile_mode') or 'default'}, inductor config {self.compile_config()}) "
+                f"differs from eager by {err:.3g} > {tol:.3g} on the same batch; drop the compile_config/mode that causes it or run eager"
+            )
+
+    def compile_config(self) -> dict[str, Any]:
+        """Inductor overrides applied while compiling: ``compile_config``, else :data:`CPU_COMPILE_CONFIG` on CPU."""
+        given = self.options.get("compile_config")
+        if given is not None:
+            return dict(given)
+        return {} if _is_cuda(self.device) else dict(CPU_COMPILE_CONFIG)
+
+    def _inductor_config(self) -> Any:
+        import contextlib
+
+        cfg = self.compile_config()
+        if not cfg:
+            return contextlib.nullcontext()
+        import torch._inductor.config as inductor_config
+
+        try:
+            return inductor_config.patch(cfg)
+        except (AttributeError, KeyError, TypeError) as exc:
+            raise InputError(f"torch compile_config {cfg} is not valid for torch's Inductor ({exc}); use torch._inductor.config names") from None
 
     def _capture(self, prepared: _Prepared) -> None:
         """Capture one forward on ``prepared``'s static inputs into a CUDA graph."""
@@ -245,6 +305,8 @@ class TorchRunner(Runner):
         }
         if self.options.get("compile"):
             d["compile_seconds"] = {str(k): round(v, 3) for k, v in sorted(self._compile_seconds.items())}
+            d["compile_mode"] = self.options.get("compile_mode") or "default"
+            d["compile_config"] = self.compile_config()
         if self.options.get("cuda_graphs"):
             d["graphed_batches"] = sorted(self._graphed_batches)
         if _is_cuda(self.device) and torch.cuda.is_available():

@@ -51,7 +51,8 @@ def test_tiny_extractor_metadata(tiny_weights: Path) -> None:
     assert ex.input_size == 32 and ex.dims == 64
     assert ex.resize_mode == RESIZE_MODE
     assert len(ex.sha256) == 64
-    assert ex.backend == "ort"  # auto on CPU with onnxruntime installed
+    # auto on CPU: OpenVINO where installed (test_features_openvino.py), else onnxruntime
+    assert ex.backend == ("openvino" if importlib.util.find_spec("openvino") else "ort")
     desc = ex.describe()
     assert desc["extractor_sha256"] == ex.sha256 and desc["input_transform"] == "(x-128)/128"
 
@@ -162,6 +163,7 @@ def test_bad_backend_or_device(tiny_weights: Path) -> None:
 
 def test_without_onnxruntime(tiny_weights: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import now raises ImportError
+    monkeypatch.setitem(sys.modules, "openvino", None)
     auto = FeatureExtractor(tiny_weights)
     assert auto.backend == "torch"
     assert auto(u8_images(rng, 2)).shape == (2, 64)

@@ -152,3 +152,21 @@ def test_infer_after_deactivate_raises() -> None:
         runner.infer(feeds)
     with pytest.raises(AccelkitError, match="not active"):
         runner.prepare(feeds)
+
+
+@pytest.mark.slow
+def test_compile_is_checked_against_eager() -> None:
+    """Inductor's freezing miscomputes this ConvTranspose+BatchNorm generator (torch 2.13); the check refuses it."""
+    from accelkit.errors import VerificationError
+
+    art = tg.torch_artifact("uncond")
+    feeds = LatentSampler(art.spec, seed=3, batch_size=2).inputs(0, 2)
+    runner = TorchRunner(art, compile=True, compile_config={"freezing": True})
+    with runner:
+        try:
+            runner.infer(feeds)
+        except VerificationError as exc:
+            assert "differs from eager" in str(exc) and "freezing" in str(exc)
+        else:  # a torch that computes it right passes the check
+            assert runner.describe()["compile_config"] == {"freezing": True}
+    assert TorchRunner(art, compile=True).compile_config() == {}  # the CPU default: torch's own settings
