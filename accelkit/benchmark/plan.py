@@ -55,8 +55,6 @@ class BenchOptions:
         fid_batch: Images per inference call while measuring drift.
         fid_precision: FID feature precision: ``fp32`` (default) or ``bf16`` (OpenVINO on a
             native-bf16 CPU; faster, its effect on FID is measured in ``docs/quality.md``).
-        fid_precision: FID feature precision: ``fp32`` (default) or ``bf16`` (OpenVINO on a
-            native-bf16 CPU; faster, its effect on FID is measured in ``docs/quality.md``).
     """
 
     backends: Sequence[str] = ()
@@ -78,7 +76,6 @@ class BenchOptions:
     fid: int = 0
     fid_weights: str | None = None
     fid_batch: int = 32
-    fid_precision: str = "fp32"
     fid_precision: str = "fp32"
 
     def __post_init__(self) -> None:
@@ -102,8 +99,6 @@ class BenchOptions:
             raise InputError(f"--repeats {self.repeats} is too few for a median and spread; use 3 or more")
         if self.warmup < 0 or self.min_time_s <= 0:
             raise InputError("--warmup must be >= 0 and --min-time > 0")
-        if self.fid_precision not in ("fp32", "bf16"):
-            raise InputError(f"--fid-precision {self.fid_precision!r} is unknown; choose fp32 or bf16")
         if self.fid_precision not in ("fp32", "bf16"):
             raise InputError(f"--fid-precision {self.fid_precision!r} is unknown; choose fp32 or bf16")
         if self.fid < 0 or self.fid == 1:
