@@ -10,7 +10,8 @@ The public API, importable from the top level::
     print(result.report.to_markdown())
 
 Pipelines (:mod:`accelkit.pipelines`): ``info``, ``export_onnx``, ``quantize``,
-``prune_and_distill``, ``build_engine``, ``bench``, ``bench_vs``, ``fid``, ``compare``.
+``prune_and_distill``, ``build_engine``, ``bench``, ``bench_vs``, ``fid``, ``compare``,
+``optimize`` (the fastest build within a quality budget).
 Building blocks: :func:`load_generator`, :class:`GeneratorSpec`, :class:`Artifact`,
 :class:`LatentSampler`, the passes (:class:`OnnxFromTorch`, :class:`Fp16`, :class:`Int8`,
 :class:`Prune`, :class:`EngineFromOnnx`), :func:`create_runner`,
@@ -71,6 +72,8 @@ _EXPORTS = {
     "bench_vs": "accelkit.pipelines.bench",
     "fid": "accelkit.pipelines.fid",
     "compare": "accelkit.pipelines.compare",
+    "optimize": "accelkit.pipelines.optimize",
+    "OptimizeOptions": "accelkit.pipelines.options",
 }
 
 __all__ = ["AccelkitError", "__version__", *sorted(_EXPORTS)]

@@ -291,3 +291,54 @@ def plot_serving(rows: Iterable[Any], dest: str | os.PathLike[str]) -> Path:
 
 
 __all__ = ["plot_serving", "plot_speed_vs_drift", "plot_throughput"]
+
+
+# ------------------------------------------------------------------------- pareto
+def plot_pareto(
+    points: Iterable[tuple[str, float, float, str]],
+    dest: str | os.PathLike[str],
+    *,
+    budget_fid: float | None = None,
+    noise_floor: float | None = None,
+    title: str = "",
+) -> Path:
+    """images/sec against FID drift of the builds a search tried, with the budget line and the chosen point.
+
+    Args:
+        points: ``(label, fid_drift, images_per_sec, status)``; ``status`` ``chosen`` is drawn
+            large and green, ``accepted`` blue, ``rejected`` red.
+        dest: PNG path (760 x 460 pixels), written atomically.
+        budget_fid: The accepted FID drift (vertical line), if the budget is one.
+        noise_floor: The noise floor (dashed grey line).
+        title: A line printed at the top.
+
+    Returns:
+        ``dest``.
+    """
+    pts = [p for p in points if p[1] is not None and p[2] is not None and math.isfinite(p[1]) and math.isfinite(p[2])]
+    ax = _Axes((760, 460), left=60, right=150, top=30, bottom=60)
+    xs = [p[1] for p in pts] + [v for v in (budget_fid, noise_floor) if v is not None]
+    ax.xmax = max(xs + [1e-6]) * 1.15
+    ax.ymax = max([p[2] for p in pts] + [1e-6]) * 1.15
+    ax.frame()
+    ax.text((ax.w // 2 - 120, ax.y0 + 25), "FID drift vs FP32 torch (lower is better)")
+    ax.text((5, 5), f"images/sec   {title}")
+    for k in range(5):
+        ax.x_tick(ax.at_x(k / 4), f"{ax.xmax * k / 4:.3g}", fill="gray", dx=-10, dy=5)
+        ax.y_tick(ax.at_y(k / 4), fmt_num(ax.ymax * k / 4), fill="gray", grid=True)
+    if noise_floor is not None and noise_floor != budget_fid:
+        fx = ax.px(noise_floor)
+        for y in range(int(ax.y1), int(ax.y0), 8):
+            ax.draw.line([(fx, y), (fx, y + 4)], fill=(150, 150, 150))
+        ax.text((fx + 4, ax.y1 + 18), f"noise floor {noise_floor:.3g}", (120, 120, 120))
+    if budget_fid is not None:
+        bx = ax.px(budget_fid)
+        ax.draw.line([(bx, ax.y0), (bx, ax.y1)], fill=(200, 60, 60))
+        ax.text((bx + 4, ax.y1 + 4), f"budget {budget_fid:.3g}", (200, 60, 60))
+    colors = {"chosen": (30, 150, 60), "accepted": (40, 90, 200), "rejected": (200, 60, 60)}
+    for label, x, y, status in sorted(pts, key=lambda p: p[3] == "chosen"):
+        px, py = ax.px(x), ax.py(y)
+        r = 8 if status == "chosen" else 5
+        ax.draw.ellipse([px - r, py - r, px + r, py + r], fill=colors.get(status, (127, 127, 127)))
+        ax.text((px + r + 2, py - 7), label + (" (chosen)" if status == "chosen" else ""))
+    return ax.save(dest)

@@ -1,0 +1,317 @@
+"""``optimize``: find the fastest build of a generator whose quality the user accepts, and prove it.
+
+Searches every backend this machine runs x precision x INT8 layer exclusions (x pruning
+with ``allow_prune``) at the user's batch size, judging each candidate by FID drift
+against the FP32 torch reference with the noise floor (see
+:mod:`accelkit.autotune.search`). Writes into ``out``: the chosen artifact with its
+sidecar (recording the whole search), ``results.json/md/csv`` in the bench schema (one
+row per candidate timed), ``pareto.png`` (images/s vs FID drift, the budget line, the
+chosen point), ``optimize.json`` and the journal that lets a killed search resume.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from accelkit.artifact import Artifact
+from accelkit.errors import BackendUnavailableError, InputError
+from accelkit.pipelines.options import OptimizeOptions, parse_duration, resolve_artifact
+from accelkit.pipelines.results import Result
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class OptimizeResult(Result):
+    """The search outcome, the report and the files written.
+
+    Attributes:
+        outcome: :class:`accelkit.autotune.search.SearchOutcome`.
+        report: The candidates as a bench report (one row each, quality where checked).
+        files: Kind -> path of every file written.
+        chosen_artifact: The chosen build's file in ``out`` (None when it is the torch
+            model itself run with other runtime options).
+        commands: ``accelkit`` commands that reproduce the chosen build and re-measure it.
+        budget: The budget, in words.
+    """
+
+    outcome: Any
+    report: Any
+    files: dict[str, Path] = field(default_factory=dict)
+    chosen_artifact: Path | None = None
+    commands: list[str] = field(default_factory=list)
+    budget: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The search record (as in ``optimize.json``)."""
+        o = self.outcome
+        return {
+            "budget": self.budget,
+            "chosen": o.chosen.to_dict(),
+            "chosen_artifact": str(self.chosen_artifact) if self.chosen_artifact else None,
+            "speedup_vs_torch_fp32": _speedup(o.chosen, o.baseline),
+            "confirmation": o.confirmation,
+            "noise_floor_fid": o.noise_floor_fid,
+            "complete": o.complete,
+            "resumed": o.resumed,
+            "seconds": o.seconds,
+            "candidates": [t.to_dict() for t in o.tried],
+            "commands": self.commands,
+            "notes": o.notes,
+            "files": {k: str(v) for k, v in self.files.items()},
+        }
+
+    def to_text(self) -> str:
+        """A table of the candidates, the choice, how the time was spent, the commands."""
+        o = self.outcome
+        base = o.baseline.images_per_sec or 0.0
+        lines = [f"budget: {self.budget}" + (f" (noise floor FID {o.noise_floor_fid:.3g})" if o.noise_floor_fid is not None else ""), "",
+                 "| candidate | img/s | vs torch fp32 | quick PSNR | FID drift | decision |", "|---|---:|---:|---:|---:|---|"]  # fmt: skip
+        for t in sorted(o.tried, key=lambda t: -(t.images_per_sec or -1.0)):
+            ips = t.images_per_sec
+            drift = (t.drift or {}).get("fid_drift")
+            unstable = " (unstable)" if (t.row or {}).get("unstable") else ""
+            lines.append(
+                f"| {t.candidate.id} | {f'{ips:.1f}' if ips else '—'}{unstable} | {f'{ips / base:.2f}x' if ips and base and not unstable else '—'} "
+                f"| {_db(t.quick_psnr_db)} | {f'{drift:.3g}' if drift is not None else '—'} | {t.status}: {t.reason} |"
+            )
+        c = o.chosen
+        lines += ["", f"chosen: {c.candidate.id} — {c.images_per_sec:.1f} img/s at batch {c.row['batch_size'] if c.row else '?'}; {c.reason}"]
+        conf = o.confirmation
+        if conf:
+            lines.append(
+                f"confirmed interleaved with torch fp32 ({conf['rounds']} rounds): {conf['speedup']:.2f}x "
+                f"[{conf['speedup_low']:.2f}, {conf['speedup_high']:.2f}]"
+                + (" — UNSTABLE: the machine was busy, re-run optimize or bench --vs on a quiet machine" if conf["unstable"] else "")
+            )
+        if self.chosen_artifact:
+            lines.append(f"artifact: {self.chosen_artifact} (+ sidecar with the search record)")
+        spent = ", ".join(f"{k} {v:.0f} s" for k, v in o.seconds.items() if k != "total")
+        lines.append(f"time: {o.seconds.get('total', 0):.0f} s ({spent})" + ("" if o.complete else "; the search stopped early (see the decisions)"))
+        if o.resumed:
+            lines.append("resumed from the journal of an earlier run")
+        lines += [f"note: {n}" for n in o.notes]
+        lines += ["", "reproduce and re-measure:", *[f"  {cmd}" for cmd in self.commands]]
+        lines.append("wrote " + ", ".join(str(p) for p in self.files.values()))
+        return "\n".join(lines)
+
+
+def _finite(obj: Any) -> Any:
+    """Strict JSON: an infinite PSNR (identical outputs) becomes null."""
+    import math
+
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def _db(v: float | None) -> str:
+    if v is None:
+        return "—"
+    return "inf" if v == float("inf") else f"{v:.1f} dB"
+
+
+def _speedup(t: Any, base: Any) -> float | None:
+    """Speed-up of ``t`` over the baseline from the search's own timings; None when either row is unstable."""
+    a, b = t.images_per_sec, base.images_per_sec
+    if (t.row or {}).get("unstable") or (base.row or {}).get("unstable"):
+        return None
+    return a / b if a and b else None
+
+
+def optimize(generator: Any = None, options: OptimizeOptions | None = None, progress: Progress | None = None) -> OptimizeResult:
+    """Find the fastest build whose quality drift stays within the budget; write it with its proof.
+
+    Args:
+        generator: Path, bundled name, :class:`LoadOptions` or torch :class:`Artifact`.
+        options: :class:`OptimizeOptions`.
+        progress: Called with a status line (candidates done / left, best so far).
+
+    Returns:
+        :class:`OptimizeResult`.
+
+    Raises:
+        InputError: Bad options, an ONNX input (the search needs the torch model), ``out``
+            holding another search without ``force``.
+        BackendUnavailableError: A backend named in ``backends`` cannot run here.
+    """
+    from accelkit.benchmark.plan import resolve_device
+    from accelkit.cache import cache_key
+    from accelkit.files import folder_lock
+    from accelkit.host import has_native_bf16
+    from accelkit.autotune.journal import Journal
+    from accelkit.autotune.search import Budget, Search, SearchSettings
+    from accelkit.autotune.space import ALL_BACKENDS, enumerate_candidates
+    from accelkit.quality.features import resolve_weights
+    from accelkit.runners.base import RUNNERS, runner_class
+
+    opts = (options or OptimizeOptions()).validated()
+    budget = Budget.parse(opts.budget)
+    say = progress or (lambda m: None)
+    resolve_weights(opts.fid_weights)  # no FID weights: fail before any work
+    device = resolve_device(opts.device)
+    unknown = [b for b in opts.backends if b not in RUNNERS]
+    if unknown:
+        raise InputError(f"--backends {','.join(unknown)} is unknown; choose from {', '.join(RUNNERS)}")
+    available = [b for b in ALL_BACKENDS if b in RUNNERS and runner_class(b).availability(device) is None]
+    for b in opts.backends:
+        if b not in available:
+            reason = runner_class(b).availability(device)
+            raise BackendUnavailableError(f"--backends {b} cannot run on {device} here: {reason}; available here: {', '.join(available)}")
+    backends = [b for b in available if not opts.backends or b in opts.backends]
+    if "torch" not in backends:
+        backends = ["torch", *backends]  # the reference and the baseline
+    say("loading the generator")
+    art = resolve_artifact(generator)
+    if art.format != "torch":
+        raise InputError("optimize needs the torch generator (the FP32 reference and the model to accelerate), not an exported file")
+    settings = SearchSettings(
+        budget=budget, backends=backends, batch=opts.batch, device=device, fid=opts.fid, seed=opts.seed,
+        time_budget_s=parse_duration(opts.time_budget), threads=opts.threads, fid_weights=opts.fid_weights, calib=opts.calib,
+        min_psnr_db=opts.min_psnr_db, repeats=opts.repeats, min_time_s=opts.min_time_s,
+        prune_ratios=opts.prune_ratios if opts.allow_prune else (), distill_steps=opts.distill_steps,
+    )  # fmt: skip
+    candidates = enumerate_candidates(device=device, backends=backends, has_native_bf16=has_native_bf16(), threads=opts.threads,
+                                      prune_ratios=settings.prune_ratios, image_to_image=any(i.kind == "image" for i in art.spec.inputs),
+                                      precisions=opts.precisions)  # fmt: skip
+    out = Path(opts.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file; give a folder")
+    with folder_lock(out, "a search"):
+        workdir = out / "artifacts"
+        workdir.mkdir(exist_ok=True)
+        key_doc = {"generator_sha256": art.source_sha256, "spec": art.spec.to_dict() | {"inferred": None}, **settings.key_doc(),
+                   "candidates": [c.id for c in candidates]}  # fmt: skip
+        journal = Journal(out / "journal.jsonl", cache_key(key_doc), key_doc, force=opts.force)
+        outcome = Search(art, settings, workdir, journal, candidates, progress=say).run()
+        return _write_outputs(art, opts, budget, outcome, out)
+
+
+def _write_outputs(art: Artifact, opts: OptimizeOptions, budget: Any, outcome: Any, out: Path) -> OptimizeResult:
+    from accelkit.benchmark.plot import plot_pareto
+    from accelkit.benchmark.report import BenchRow, Report
+    from accelkit.files import write_text_atomic
+
+    report = Report()
+    report.settings["generator"] = Path(art.source).name if art.source else "in-memory"
+    report.settings["generator_sha256"] = (art.source_sha256 or "")[:16]
+    for t in outcome.tried:
+        if t.row is None:
+            continue
+        row = BenchRow.from_dict(dict(t.row))
+        row.variant = t.candidate.variant
+        if t.drift:
+            for k, v in t.drift.items():
+                if hasattr(row, k):
+                    setattr(row, k, v)
+        row.extra = {**(row.extra or {}), "optimize": {"candidate": t.candidate.id, "status": t.status, "reason": t.reason}}
+        report.add_row(row)
+    report.compute_speedups()
+    commands = reproduce_commands(art, opts, outcome.chosen.candidate)
+    record = {
+        "budget": budget.describe(),
+        "chosen": outcome.chosen.to_dict(),
+        "noise_floor_fid": outcome.noise_floor_fid,
+        "seconds": outcome.seconds,
+        "complete": outcome.complete,
+        "confirmation": outcome.confirmation,
+        "candidates": [t.to_dict() for t in outcome.tried],
+        "commands": commands,
+    }
+    report.settings["optimize"] = record
+    files = report.write(out, plot=True)
+    pts = [(t.candidate.id, (t.drift or {}).get("fid_drift"), t.images_per_sec, t.status) for t in outcome.tried if t.drift]
+    files["pareto"] = plot_pareto(pts, out / "pareto.png", budget_fid=budget.fid_line(outcome.noise_floor_fid), noise_floor=outcome.noise_floor_fid,
+                                  title=f"batch {opts.batch}; budget: {budget.describe()}")  # fmt: skip
+    chosen_path = _save_chosen(art, outcome, record, out)
+    result = OptimizeResult(outcome, report, files, chosen_path, commands, budget.describe())
+    write_text_atomic(out / "optimize.json", json.dumps(_finite(result.to_dict()), indent=2, default=str, allow_nan=False) + "\n")
+    result.files["optimize"] = out / "optimize.json"
+    return result
+
+
+def _save_chosen(art: Artifact, outcome: Any, record: dict[str, Any], out: Path) -> Path | None:
+    """Copy the chosen build's file into ``out`` with a sidecar holding the search record."""
+    from accelkit.artifact import read_sidecar
+    from accelkit.loading import load_generator
+
+    chosen = outcome.chosen
+    src = chosen.artifact
+    if not src:
+        return None  # the original torch model with runtime options: the commands say how to run it
+    p = Path(src)
+    dest = out / f"{art.name}.optimized{''.join(p.suffixes[-1:])}"
+    built = load_generator(p) if p.suffix == ".onnx" else None
+    side = read_sidecar(p) or {}
+    base = built if built is not None else Artifact(format="torch", spec=art.spec, path=p, source=art.source, source_sha256=art.source_sha256)
+    meta = {**side.get("meta", {}), **(base.meta or {}), "optimize": record}
+    chosen_art = base.derive(path=dest, meta=meta, passes=side.get("passes", base.passes) + [{"name": "optimize", "options": {"candidate": chosen.candidate.id}}])
+    chosen_art.save(lambda tmp: shutil.copyfile(p, tmp), force=True)
+    return dest
+
+
+def reproduce_commands(art: Artifact, opts: OptimizeOptions, cand: Any) -> list[str]:
+    """The ``accelkit`` commands that rebuild the chosen candidate and re-measure it on fresh latents."""
+    gen = _generator_arg(art)
+    load = _load_flags(art)
+    q = shlex.quote
+    cmds: list[str] = []
+    model = gen
+    if cand.prune_ratio:
+        pruned = f"{art.name}.pruned{round(cand.prune_ratio * 100)}.pt"
+        cmds.append(f"accelkit prune {gen}{load} --ratio {cand.prune_ratio:g} --distill-steps {opts.distill_steps} --seed {opts.seed} -o {q(pruned)}")
+        model, load = q(pruned), ""
+    seed2 = opts.seed + 1
+    threads = f" --threads {opts.threads}" if opts.threads else ""
+    fid = f" --fid {opts.fid} --seed {seed2}"
+    if cand.source == "torch":
+        flags = ""
+        if cand.runner_options.get("compile"):
+            flags += " --compile"
+        if cand.runner_options.get("channels_last"):
+            flags += " --channels-last"
+        cmds.append(f"accelkit bench {model}{load} --backend torch --precision {cand.precision} --batch {opts.batch}{flags}{threads}{fid} --out remeasure")
+        return cmds
+    name = f"{art.name}.{cand.source.split('-')[1]}.onnx"
+    export = f"accelkit export {model}{load}"
+    if cand.source == "onnx-fp16":
+        export += " --fp16" + (f" --fp16-headroom {cand.fp16_headroom:g}" if cand.fp16_headroom is not None else "")
+    elif cand.source == "onnx-int8":
+        export += f" --int8 --calib {opts.calib}"
+        export += "".join(f" --exclude {q(p)}" for p in cand.exclude)
+    cmds.append(f"{export} --batch-range 1:{max(1, opts.batch)}:{max(2, opts.batch)} -o {q(name)}")
+    prec = cand.precision
+    cmds.append(f"accelkit bench {q(name)} --backend {cand.backend} --precision {prec} --batch {opts.batch}{threads}{fid} --reference {gen}{_load_flags(art)} --out remeasure")
+    return cmds
+
+
+def _generator_arg(art: Artifact) -> str:
+    from accelkit.models import BUNDLED, bundled_path
+
+    src = art.source or ""
+    for name in BUNDLED:
+        try:
+            if Path(src).resolve() == bundled_path(name).resolve():
+                return name
+        except Exception:  # noqa: BLE001 - a bundled file that is missing is just not this one
+            continue
+    return shlex.quote(src)
+
+
+def _load_flags(art: Artifact) -> str:
+    arch = art.meta.get("arch")
+    from accelkit.models import ARCHITECTURES
+
+    if not arch or (arch in ARCHITECTURES and _generator_arg(art) in ARCHITECTURES):
+        return ""
+    kw = art.meta.get("arch_kwargs") or {}
+    return f" --arch {shlex.quote(str(arch))}" + (f" --arch-kwargs {shlex.quote(json.dumps(kw))}" if kw else "")

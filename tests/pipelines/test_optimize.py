@@ -1,0 +1,178 @@
+"""accelkit optimize on tiny generators: budget rejections, the INT8 rescue, resume after a kill, the time budget.
+
+Speeds are made deterministic by replacing the timing function with a table (the
+machine is shared and timings would make these tests flaky); everything else is real:
+exports, int8 quantization, the sensitivity report, FID drift with the tiny extractor,
+the journal, the report and the chosen artifact.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import accelkit as ak
+from accelkit.benchmark.harness import Latency
+from accelkit.cli import app
+from tests.fixtures.generators import LatentGen, SensitiveGen, make
+
+#: images/sec by (backend, precision); retries keeping k groups in float lose 50*k.
+SPEEDS = {("torch", "fp32"): 100.0, ("torch", "bf16"): 90.0, ("ort", "fp32"): 300.0, ("ort", "fp16"): 250.0, ("ort", "int8"): 1000.0,
+          ("openvino", "fp32"): 320.0, ("openvino", "bf16"): 310.0, ("openvino", "int8"): 900.0}  # fmt: skip
+
+
+class FakeTiming:
+    """``measure_throughput`` with speeds from :data:`SPEEDS`; counts calls per candidate."""
+
+    def __init__(self, sleep: float = 0.0) -> None:
+        self.calls: list[str] = []
+        self.sleep = sleep
+
+    def __call__(self, runner, sampler, **kw) -> Latency:  # type: ignore[no-untyped-def]
+        path = str(getattr(runner.artifact, "path", "") or "")
+        m = re.search(r"keep(\d+)", path)
+        ips = SPEEDS.get((runner.name, runner.precision), 50.0) - (50.0 * int(m.group(1)) if m else 0.0)
+        if runner.options.get("channels_last") or runner.options.get("compile"):
+            ips -= 10.0
+        self.calls.append(f"{runner.name}-{runner.precision}{'-keep' + m.group(1) if m else ''}")
+        if self.sleep:
+            time.sleep(self.sleep)
+        b = sampler.batch_size
+        ms = 1000.0 * b / ips
+        return Latency(batch_size=b, device="cpu", warmup=1, iters_per_repeat=[5] * 3, latencies_ms=[ms] * 15, images_per_sec_samples=[ips] * 3)
+
+
+@pytest.fixture()
+def timing(monkeypatch) -> FakeTiming:
+    fake = FakeTiming()
+    monkeypatch.setattr("accelkit.benchmark.harness.measure_throughput", fake)
+    monkeypatch.setattr("accelkit.benchmark.suite.measure_throughput", fake)
+    return fake
+
+
+@pytest.fixture(scope="module")
+def gens(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("optgens")
+    out = {}
+    for name, cls in (("latent", LatentGen), ("sensitive", SensitiveGen)):
+        p = folder / f"{name}.ts.pt"
+        torch.jit.save(torch.jit.script(make(cls)), str(p))
+        out[name] = p
+    return out
+
+
+def _opts(tmp_path, tiny_weights, **kw) -> ak.OptimizeOptions:
+    base = dict(fid=32, fid_weights=str(tiny_weights), out=tmp_path / "opt", repeats=3, min_time_s=0.05, time_budget="5m", calib=32)
+    return ak.OptimizeOptions(**{**base, **kw})
+
+
+def test_a_candidate_outside_the_budget_is_rejected(gens, tiny_weights, tmp_path, timing) -> None:
+    """ORT int8 is the fastest but loses ~20 dB on this model: a PSNR budget of 40 dB rejects it."""
+    res = ak.optimize(gens["sensitive"], _opts(tmp_path, tiny_weights, budget="psnr:40", backends=("ort",), precisions=("fp32", "int8")))
+    by_id = {t.candidate.id: t for t in res.outcome.tried}
+    assert by_id["ort-int8"].status == "rejected" and "PSNR" in by_id["ort-int8"].reason
+    chosen = res.outcome.chosen
+    assert chosen.status == "chosen" and chosen.drift["psnr_db"] >= 40
+    assert chosen.candidate.id.startswith("ort-int8+keep") or chosen.candidate.id == "ort-fp32"
+
+
+def test_the_sensitive_layers_kept_in_float_rescue_int8(gens, tiny_weights, tmp_path, timing) -> None:
+    """All-int8 fails (23 dB); keeping the two most harmful groups in float passes (58 dB) and, still faster
+    than fp32, is chosen; the sidecar of the written artifact records the search."""
+    res = ak.optimize(gens["sensitive"], _opts(tmp_path, tiny_weights, budget="psnr:40", backends=("ort",), precisions=("int8",)))
+    by_id = {t.candidate.id: t for t in res.outcome.tried}
+    assert by_id["ort-int8"].status == "rejected"
+    assert by_id["ort-int8+keep1"].status == "rejected"  # one of the two harmful layers is not enough
+    chosen = res.outcome.chosen
+    assert chosen.candidate.id == "ort-int8+keep2" and chosen.candidate.parent == "ort-int8"
+    assert sorted(chosen.candidate.exclude_groups) == ["fc1", "fc2"] and chosen.drift["psnr_db"] >= 40
+    side = json.loads((Path(str(res.chosen_artifact) + ".accelkit.json")).read_text())
+    assert side["meta"]["optimize"]["chosen"]["candidate"]["id"] == "ort-int8+keep2"
+    assert {c["candidate"]["id"] for c in side["meta"]["optimize"]["candidates"]} >= {"torch-fp32", "ort-int8", "ort-int8+keep1", "ort-int8+keep2"}
+    assert any("--exclude" in c and "/fc1/Gemm" in c for c in res.commands)
+    assert (tmp_path / "opt" / "pareto.png").is_file() and (tmp_path / "opt" / "results.json").is_file()
+    rows = json.loads((tmp_path / "opt" / "results.json").read_text())["rows"]
+    assert {r["extra"]["optimize"]["candidate"] for r in rows} >= {"ort-int8", "ort-int8+keep2"}
+
+
+def test_resume_after_a_kill_repeats_nothing(gens, tiny_weights, tmp_path, timing, monkeypatch) -> None:
+    from accelkit.autotune import search as search_mod
+
+    real_quality = search_mod.Search.quality
+    calls = {"n": 0}
+
+    def dying_quality(self, tried):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 2:  # after the baseline's check: the process is killed
+            raise KeyboardInterrupt
+        return real_quality(self, tried)
+
+    monkeypatch.setattr(search_mod.Search, "quality", dying_quality)
+    opts = _opts(tmp_path, tiny_weights, budget="floor", backends=("ort",), precisions=("fp32", "int8"))
+    with pytest.raises(KeyboardInterrupt):
+        ak.optimize(gens["latent"], opts)
+    timed_before = list(timing.calls)
+    assert (tmp_path / "opt" / "journal.jsonl").is_file() and len(timed_before) >= 3
+    monkeypatch.setattr(search_mod.Search, "quality", real_quality)
+    timing.calls.clear()
+    res = ak.optimize(gens["latent"], opts)
+    assert res.outcome.resumed
+    # every candidate was timed before the kill: the resumed search times only the interleaved confirmation
+    confirm_calls = [c for c in timing.calls if c.startswith("torch-fp32")]
+    assert len(timing.calls) - len(confirm_calls) == 5  # the chosen build's 5 confirmation rounds
+    assert res.outcome.chosen.status == "chosen"
+    with pytest.raises(ak.AccelkitError, match="other options"):
+        ak.optimize(gens["latent"], _opts(tmp_path, tiny_weights, budget="psnr:30", backends=("ort",), precisions=("fp32", "int8")))
+
+
+def test_the_time_budget_is_honoured(gens, tiny_weights, tmp_path, monkeypatch) -> None:
+    fake = FakeTiming(sleep=0.5)
+    monkeypatch.setattr("accelkit.benchmark.harness.measure_throughput", fake)
+    monkeypatch.setattr("accelkit.benchmark.suite.measure_throughput", fake)
+    t0 = time.monotonic()
+    res = ak.optimize(gens["latent"], _opts(tmp_path, tiny_weights, budget="floor", time_budget="2s"))
+    took = time.monotonic() - t0
+    o = res.outcome
+    assert not o.complete
+    assert any("time budget" in t.reason for t in o.tried)
+    assert o.chosen.status == "chosen"  # the best build found in time (at worst the FP32 baseline)
+    assert took < 60, took  # the budget stops the search; what remains is the report and confirmation
+    assert "stopped early" in res.to_text()
+
+
+def test_optimize_command_writes_artifact_report_and_plot(gens, tiny_weights, tmp_path, timing) -> None:
+    out = tmp_path / "o"
+    res = CliRunner().invoke(app, ["optimize", str(gens["latent"]), "--budget", "floor", "--fid", "32", "--fid-weights", str(tiny_weights),
+                                   "--backends", "torch,ort", "--time-budget", "5m", "--repeats", "3", "--out", str(out)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "chosen: ort-int8" in res.stdout and "reproduce and re-measure" in res.stdout
+    for name in ("results.json", "results.md", "pareto.png", "optimize.json", "journal.jsonl", "latent.optimized.onnx", "latent.optimized.onnx.accelkit.json"):
+        assert (out / name).is_file(), name
+    record = json.loads((out / "optimize.json").read_text())
+    assert record["chosen"]["candidate"]["id"] == "ort-int8" and record["confirmation"]["speedup"] == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize(
+    ("args", "pattern"),
+    [
+        (["--budget", "fast"], "--budget 'fast'"),
+        (["--budget", "psnr:-3"], "--budget"),
+        (["--time-budget", "soon"], "--time-budget"),
+        (["--backends", "tpu"], "--backends tpu is unknown"),
+        (["--backends", "trt"], "--backends trt cannot run"),
+        (["--precisions", "int4"], "--precisions 'int4' is unknown"),
+        (["--fid", "1"], "--fid 1"),
+    ],
+)
+def test_optimize_user_errors(args, pattern, tmp_path) -> None:
+    res = CliRunner().invoke(app, ["optimize", "--out", str(tmp_path / "o"), *args])
+    assert res.exit_code == 2, res.output
+    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error: ")]
+    assert len(errors) == 1 and pattern in errors[0], res.stderr
+    assert not (tmp_path / "o").exists()
