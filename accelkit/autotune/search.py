@@ -403,8 +403,7 @@ class Search:
         """Activate the FP32 reference, prepare the drift meter (reference images, noise floor)."""
         if self.meter is not None:
             return
-        from accelkit.pipelines.bench import reference_identity
-        from accelkit.quality.drift import DriftMeter
+        from accelkit.quality.drift import DriftMeter, reference_identity
         from accelkit.quality.features import FeatureExtractor
         from accelkit.runners.base import create_runner
         from accelkit.sampler import LatentSampler

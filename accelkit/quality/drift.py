@@ -104,6 +104,10 @@ class DriftMeter:
         workdir: Folder for the reference outputs memmap (removed by :meth:`close`).
         kid_subsets, kid_subset_size: KID settings.
         progress: Called with a short message per step.
+        images: Real inputs for the image input of an image-to-image generator
+            (``bench --images``): float32 ``M x C x H x W`` in the spec's range, ``M >= 2n``
+            (set A takes the first n, the noise floor's set B the next n).
+        images_id: What identifies ``images`` in the feature cache (folder sha256, preprocessing).
     """
 
     def __init__(
@@ -118,14 +122,22 @@ class DriftMeter:
         kid_subsets: int = 100,
         kid_subset_size: int = 1000,
         progress: Callable[[str], None] | None = None,
+        images: np.ndarray | None = None,
+        images_id: Mapping[str, Any] | None = None,
     ) -> None:
         if n < 2:
             raise InputError(f"--fid {n}: FID needs at least 2 images per set (hundreds for a meaningful number)")
+        if images is not None and len(images) < 2 * n:
+            raise InputError(
+                f"--fid {n} with --images needs {2 * n} images (n for the drift set, n more for the noise floor); the folder gives "
+                f"{len(images)}: lower --fid to {len(images) // 2} or add images"
+            )
         self.reference = reference
         self.extractor = extractor
         self.n = n
         self.seed = seed
-        self.sampler = LatentSampler(reference.spec, seed=seed, batch_size=batch_size)
+        self.sampler = LatentSampler(reference.spec, seed=seed, batch_size=batch_size, images=images)
+        self.images_id = dict(images_id) if images_id else None
         self.reference_id = {"sha256": reference_id} if isinstance(reference_id, str) else dict(reference_id)
         self.workdir = workdir
         self.kid_subsets = kid_subsets
@@ -153,6 +165,7 @@ class DriftMeter:
                 "seed": self.seed,
                 "extractor": self.provenance(),
                 "extractor_device": ex.device,
+                **({"images": self.images_id} if self.images_id else {}),
             }
         )
 
@@ -264,6 +277,17 @@ class DriftMeter:
         u8 = to_uint8(imgs, self.range)
         return np.ascontiguousarray(np.asarray(u8).transpose(0, 2, 3, 1))
 
+    def first_inputs(self, count: int) -> np.ndarray | None:
+        """The image input of the first ``count`` samples of set A, uint8 NHWC (None without an image input)."""
+        image = next((i for i in self.reference.spec.inputs if i.kind == "image"), None)
+        if image is None:
+            return None
+        arr = self.sampler.inputs(0, min(count, self.n))[image.name]
+        u8 = to_uint8(arr, self.range)
+        if u8.shape[1] == 1:
+            u8 = np.repeat(u8, 3, axis=1)
+        return np.ascontiguousarray(u8.transpose(0, 2, 3, 1))
+
     def provenance(self) -> dict[str, Any]:
         """The extractor's provenance as recorded with every FID (name, sha256, resize, transform, size, runtime, precision).
 
@@ -285,6 +309,17 @@ class DriftMeter:
         """Drop the reference memmap file."""
         self._ref = None
         self._ref_path.unlink(missing_ok=True)
+
+
+def reference_identity(art: Any) -> dict[str, Any]:
+    """What identifies a reference model in the drift feature cache: file sha256, architecture, arguments."""
+    return {
+        "sha256": art.source_sha256 or "unknown",
+        "arch": art.meta.get("arch"),
+        "arch_kwargs": art.meta.get("arch_kwargs"),
+        "format": art.format,
+        "precision": art.precision,
+    }
 
 
 def measure_drift(
