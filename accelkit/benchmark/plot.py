@@ -241,7 +241,8 @@ def plot_serving(rows: Iterable[Any], dest: str | os.PathLike[str]) -> Path:
 
     x: client p50 latency per request (ms), with a bar to p99; y: images/sec (median of
     the windows). Points are labelled ``c<concurrency>``; the knee of the line is the
-    concurrency past which more in-flight requests only add queueing.
+    concurrency past which more in-flight requests only add queueing. When the rows hold the
+    same runner measured in-process at the request batch size, it is a dashed line.
 
     Args:
         rows: Report rows; only ``ok`` rows with ``scenario == "serving"`` are drawn.
@@ -250,7 +251,12 @@ def plot_serving(rows: Iterable[Any], dest: str | os.PathLike[str]) -> Path:
     Returns:
         ``dest``.
     """
+    rows = list(rows)
     lines: dict[str, list[tuple[float, float, float, int]]] = {}
+    refs: dict[str, float] = {}  # the same runner in-process at the request batch size, drawn as a dashed line
+    for r in rows:
+        if r.status == "ok" and getattr(r, "scenario", "in_process") == "in_process" and r.images_per_sec and not r.variant:
+            refs[f"{r.backend} {r.precision} batch {r.batch_size} via Triton"] = r.images_per_sec
     for r in rows:
         if r.status != "ok" or getattr(r, "scenario", "in_process") != "serving" or not r.images_per_sec or not r.latency_ms:
             continue
@@ -266,7 +272,7 @@ def plot_serving(rows: Iterable[Any], dest: str | os.PathLike[str]) -> Path:
         ax.text((ax.w // 2 - 80, ax.h // 2), "no serving measurements")
         return ax.save(dest)
     top_x = max(p[1] for pts in lines.values() for p in pts) or 1.0
-    top_y = max(p[2] for pts in lines.values() for p in pts) or 1.0
+    top_y = max([p[2] for pts in lines.values() for p in pts] + [refs[k] for k in lines if k in refs]) or 1.0
     xstep, ystep = _nice_step(top_x / 5), _nice_step(top_y / 5)
     ax.xmax = xstep * math.ceil(top_x * 1.05 / xstep)
     ax.ymax = ystep * math.ceil(top_y * 1.1 / ystep)
@@ -287,6 +293,11 @@ def plot_serving(rows: Iterable[Any], dest: str | os.PathLike[str]) -> Path:
         ly = ax.y1 + 5 + 16 * i
         ax.draw.rectangle([ax.x1 - 330, ly + 2, ax.x1 - 318, ly + 12], fill=col)
         ax.text((ax.x1 - 312, ly), label)
+        if label in refs:
+            ry = ax.py(refs[label])
+            for x0 in range(int(ax.x0), int(ax.x1), 12):
+                ax.draw.line([(x0, ry), (min(x0 + 6, ax.x1), ry)], fill=col)
+            ax.text((ax.x0 + 6, ry - 14), f"in-process, same runner and batch: {fmt_num(refs[label])} images/s", col)
     return ax.save(dest)
 
 
