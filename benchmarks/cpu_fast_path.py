@@ -243,6 +243,11 @@ def main() -> int:
     lines += ["", "## Best CPU build within the noise floor", ""]
     for b, (lab, ratio, ips) in best.items():
         lines.append(f"- batch {b}: **{lab}**, {ips:,.0f} images/s, **{ratio:.2f}×** torch eager fp32 (paired median).")
+    lines += ["", "## accelkit's best torch setting", ""]
+    for b in batches:
+        torch_rows = [(statistics.median(paired[(i, b)]), labels[i]) for i, t in enumerate(targets) if t.backend == "torch"]
+        ratio, lab = max(torch_rows)
+        lines.append(f"- batch {b}: **{lab}**, {ratio:.2f}× torch eager fp32 (paired median).")
     lines += ["", f"Report folder: `{out}` (results.json/md/csv). Timing + quality took {total / 60:.1f} min"
               + (f", of which quality drift {fid_seconds / 60:.1f} min." if fid_seconds else ".")]  # fmt: skip
     text = "\n".join(lines) + "\n"

@@ -4,7 +4,7 @@
 Rows on the bundled DCGAN (``--generator``), every one a :class:`~accelkit.runners.torch_runner.TorchRunner`
 configuration accelkit can run: eager fp32, eager channels_last, bf16 (native-bf16 CPUs),
 bf16 + channels_last, ``torch.compile`` with torch's default Inductor settings
-(``compile_config={}``), with ``freezing`` (accelkit's CPU default), and with ``freezing``
+(``compile_config={}``, accelkit's CPU default), with ``freezing``, and with ``freezing``
 + ``cpp_wrapper``. Every runner is activated once and compiled per batch size before the
 rounds; then ``--rounds`` interleaved rounds measure every row once at every batch size,
 rotating the order. The defaults in ``accelkit/runners/torch_runner.py`` and the
@@ -41,12 +41,12 @@ def configs() -> list[tuple[str, dict[str, Any]]]:
     if has_native_bf16():
         rows += [("eager bf16", {"precision": "bf16"}), ("eager bf16 channels_last", {"precision": "bf16", "channels_last": True})]
     rows += [
-        ("compile (torch defaults)", {"compile": True, "compile_config": {}}),
-        ("compile + freezing (accelkit default)", {"compile": True}),
+        ("compile (torch defaults = accelkit default)", {"compile": True, "compile_config": {}}),
+        ("compile + freezing", {"compile": True, "compile_config": {"freezing": True}}),
         ("compile + freezing + cpp_wrapper", {"compile": True, "compile_config": {"freezing": True, "cpp_wrapper": True}}),
     ]
     if has_native_bf16():
-        rows.append(("compile + freezing, bf16", {"compile": True, "precision": "bf16"}))
+        rows.append(("compile + freezing, bf16", {"compile": True, "precision": "bf16", "compile_config": {"freezing": True}}))
     return rows
 
 

@@ -13,12 +13,13 @@ Options (all recorded by :meth:`TorchRunner.describe`):
   (:data:`COMPILE_CHECK_RTOL`); a mismatch raises :class:`VerificationError`.
 * ``compile_mode``: ``torch.compile`` mode (``default``, ``max-autotune``...; default: torch's).
 * ``compile_config``: Inductor config overrides (``torch._inductor.config`` names, e.g.
-  ``{"freezing": True, "cpp_wrapper": True}``), patched while compiling; replaces the
-  CPU defaults.
+  ``{"freezing": True, "cpp_wrapper": True}``) passed as ``torch.compile(options=...)``;
+  replaces the CPU defaults; excludes ``compile_mode``.
 * ``cuda_graphs``: CUDA only; each prepared batch is captured into a CUDA graph in
   :meth:`prepare` and replayed by :meth:`run`.
-* ``threads``: intra-op CPU threads (``torch.set_num_threads``, process-wide); the
-  previous value is restored by :meth:`deactivate`.
+* ``threads``: intra-op CPU threads (``torch.set_num_threads``, process-wide; set again
+  in :meth:`prepare`, so runners with different thread counts can be measured in turn);
+  the previous value is restored by :meth:`deactivate`.
 
 The artifact's module is never modified: when a precision, memory format or device
 change is needed the runner works on a deep copy.
@@ -42,11 +43,10 @@ log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 _OPTIONS = ("precision", "channels_last", "compile", "compile_mode", "compile_config", "cuda_graphs", "threads")
-#: Inductor settings used for ``compile`` on CPU unless ``compile_config`` is given.
-#: Torch's defaults: ``freezing`` (weights folded into constants) was not faster in
-#: ``benchmarks/results/torch_cpu_settings.md`` and computed a wrong result (max error
-#: 0.04 on outputs of ~0.1) on a ConvTranspose+BatchNorm test generator with torch 2.13,
-#: which the compile check below catches; see ``docs/cpu.md``.
+#: Inductor settings used for ``compile`` on CPU unless ``compile_config`` is given:
+#: torch's own. ``freezing`` and ``cpp_wrapper`` were measured against them on the bundled
+#: DCGAN (``benchmarks/results/torch_cpu_settings.md``) without a gain that held across
+#: batch sizes on a shared 2-core machine; the table is the place to re-check on other CPUs.
 CPU_COMPILE_CONFIG: dict[str, Any] = {}
 #: Largest |compiled - eager| accepted when a compiled module is first run, as a share of
 #: the output range's width, by precision (fp32: reordered float math only).
@@ -158,7 +158,13 @@ class TorchRunner(Runner):
         self._eager = model
         if self.options.get("compile"):
             mode = self.options.get("compile_mode")
-            model = torch.compile(model, dynamic=False, **({"mode": str(mode)} if mode else {}))
+            cfg = self.compile_config()
+            if mode and cfg:
+                raise InputError(f"torch compile_mode {mode!r} and compile_config {cfg} exclude each other (torch.compile takes one); give one")
+            # Inductor settings go to this compile call (options=), not to the process-wide config:
+            # dynamo then recompiles for this runner instead of reusing another runner's graph of the same model class.
+            kwargs: dict[str, Any] = {"mode": str(mode)} if mode else ({"options": cfg} if cfg else {})
+            model = torch.compile(model, dynamic=False, **kwargs)
         self._model = model
         self._compile_seconds.clear()
         self._graphed_batches.clear()
@@ -188,6 +194,11 @@ class TorchRunner(Runner):
     def _prepare_impl(self, inputs: dict[str, np.ndarray]) -> _Prepared:
         import torch
 
+        threads = self.options.get("threads")
+        if threads is not None and torch.get_num_threads() != int(threads):
+            # torch's pool is process-wide: another active runner may have changed it since activate()
+            torch.set_num_threads(int(threads))
+
         args = []
         for inp in self.spec.inputs:
             t = torch.from_numpy(np.ascontiguousarray(inputs[inp.name]))
@@ -202,7 +213,7 @@ class TorchRunner(Runner):
         prepared = _Prepared(args=tuple(args), batch_size=batch)
         if self.options.get("compile") and batch not in self._compile_seconds:
             t0 = time.perf_counter()
-            with torch.inference_mode(), self._inductor_config():
+            with torch.inference_mode():
                 got = self._forward(prepared.args)
             self._synchronize_impl()
             self._compile_seconds[batch] = time.perf_counter() - t0
@@ -235,19 +246,6 @@ class TorchRunner(Runner):
         if given is not None:
             return dict(given)
         return {} if _is_cuda(self.device) else dict(CPU_COMPILE_CONFIG)
-
-    def _inductor_config(self) -> Any:
-        import contextlib
-
-        cfg = self.compile_config()
-        if not cfg:
-            return contextlib.nullcontext()
-        import torch._inductor.config as inductor_config
-
-        try:
-            return inductor_config.patch(cfg)
-        except (AttributeError, KeyError, TypeError) as exc:
-            raise InputError(f"torch compile_config {cfg} is not valid for torch's Inductor ({exc}); use torch._inductor.config names") from None
 
     def _capture(self, prepared: _Prepared) -> None:
         """Capture one forward on ``prepared``'s static inputs into a CUDA graph."""

@@ -156,17 +156,28 @@ def test_infer_after_deactivate_raises() -> None:
 
 @pytest.mark.slow
 def test_compile_is_checked_against_eager() -> None:
-    """Inductor's freezing miscomputes this ConvTranspose+BatchNorm generator (torch 2.13); the check refuses it."""
+    """A compiled module's first output is compared with eager; compile_config goes to this compile only."""
+    art = tg.torch_artifact("uncond")
+    feeds = LatentSampler(art.spec, seed=3, batch_size=2).inputs(0, 2)
+    with TorchRunner(art) as eager:
+        ref = eager.infer(feeds)
+    with TorchRunner(art, compile=True, compile_config={"freezing": True}) as runner:
+        out = runner.infer(feeds)  # checked against eager inside prepare()
+        assert runner.describe()["compile_config"] == {"freezing": True} and runner.describe()["compile_seconds"]["2"] > 0
+    np.testing.assert_allclose(out, ref, atol=1e-5, rtol=0)
+    assert TorchRunner(art, compile=True).compile_config() == {}  # the CPU default: torch's own settings
+    with pytest.raises(InputError, match="exclude each other"):
+        TorchRunner(art, compile=True, compile_mode="max-autotune", compile_config={"freezing": True}).activate()
+
+
+def test_a_compiled_output_that_differs_from_eager_is_refused() -> None:
     from accelkit.errors import VerificationError
 
     art = tg.torch_artifact("uncond")
     feeds = LatentSampler(art.spec, seed=3, batch_size=2).inputs(0, 2)
-    runner = TorchRunner(art, compile=True, compile_config={"freezing": True})
-    with runner:
-        try:
-            runner.infer(feeds)
-        except VerificationError as exc:
-            assert "differs from eager" in str(exc) and "freezing" in str(exc)
-        else:  # a torch that computes it right passes the check
-            assert runner.describe()["compile_config"] == {"freezing": True}
-    assert TorchRunner(art, compile=True).compile_config() == {}  # the CPU default: torch's own settings
+    with TorchRunner(art) as runner:
+        prepared = runner.prepare(feeds)
+        good = runner.run(prepared)
+        runner._check_compiled(good, prepared.args)  # identical: accepted
+        with pytest.raises(VerificationError, match="differs from eager"):
+            runner._check_compiled(good + 0.5, prepared.args)  # what a miscompiled graph would return
