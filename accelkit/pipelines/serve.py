@@ -220,6 +220,7 @@ class LoadtestResult(Result):
     server: dict[str, Any]
     in_process: dict[int, dict[str, Any]] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
+    preface: str | None = None
 
     def best(self) -> Any:
         """The level with the highest median images/sec."""
@@ -247,7 +248,8 @@ class LoadtestResult(Result):
 
     def to_text(self) -> str:
         """The concurrency table, the summary line and the files written."""
-        lines = [f"Triton load test: model {self.server.get('model')} at {self.server.get('url')} ({self.levels[0].tool}, {self.server.get('protocol')})", ""]
+        lines = [self.preface.rstrip("\n"), ""] if self.preface else []
+        lines += [f"Triton load test: model {self.server.get('model')} at {self.server.get('url')} ({self.levels[0].tool}, {self.server.get('protocol')})", ""]
         lines.append("| concurrency | images/s | p50 ms | p90 ms | p99 ms | server queue ms | server compute ms | images/batch |")
         lines.append("|---:|---:|---:|---:|---:|---:|---:|---:|")
         for lv in self.levels:
@@ -519,6 +521,7 @@ def bench_serve(generator: Any, bench_options: Any, loadtest_options: LoadtestOp
     say = progress or (lambda m: None)
     load = generator if isinstance(generator, (LoadOptions, Artifact)) else LoadOptions(generator=None if generator is None else str(generator))
     res = run_bench(load, bench_options, progress)
+    preface = res.report.to_markdown()  # the in-process table, before the serving rows join the report
     lt = replace(loadtest_options or LoadtestOptions(), out=Path(bench_options.out))
     sopts = serve_options or ServeOptions()
     if sopts.backend is None and bench_options.backends:
@@ -527,6 +530,7 @@ def bench_serve(generator: Any, bench_options: Any, loadtest_options: LoadtestOp
         sopts = replace(sopts, threads=bench_options.threads)
     result = loadtest(load, lt, sopts, say, in_process=False, report=res.report)
     result.files = {**res.files, **res.report.write(Path(bench_options.out), plot=bench_options.plot)}
+    result.preface = preface
     return result
 
 

@@ -116,3 +116,45 @@ def test_serve_answers_then_stops_cleanly_on_signal(sig: signal.Signals, dcgan_o
         if proc.poll() is None:
             proc.kill()
             proc.wait(30)
+
+
+@pytest.mark.slow
+def test_loadtest_of_a_generator_serves_it_and_compares_in_process(tmp_path: Path) -> None:
+    """`accelkit loadtest FILE`: serves the file in a child process, measures the runner in-process, sweeps, writes the report."""
+    from typer.testing import CliRunner
+
+    from accelkit.benchmark.report import Report
+    from accelkit.cli import app
+    from tests.fixtures.generators import onnx_artifact
+
+    art, _ = onnx_artifact("uncond", tmp_path)
+    res = CliRunner().invoke(app, ["loadtest", str(art.path), "--concurrency", "1,2", "--window", "0.4", "--windows", "2", "--warmup", "0.2",
+                                   "--threads", "1", "--out", str(tmp_path / "lt")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "per-request overhead at concurrency 1:" in res.stdout and "the in-process runner" in res.stdout
+    rep = Report.load(tmp_path / "lt")
+    inproc = [r for r in rep.rows if r.scenario == "in_process"]
+    served = [r for r in rep.rows if r.scenario == "serving"]
+    assert [(r.backend, r.batch_size) for r in inproc] == [("ort", 1)]
+    assert [r.concurrency for r in served] == [1, 2] and all(r.extra["vs_in_process"] > 0 for r in served)
+    assert all(r.backend == "ort" and r.precision == "fp32" and r.server_latency_ms for r in served)
+
+
+@pytest.mark.slow
+def test_bench_serve_puts_both_scenarios_in_one_report(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from accelkit.benchmark.report import Report
+    from accelkit.cli import app
+    from tests.fixtures.generators import onnx_artifact
+
+    art, _ = onnx_artifact("uncond", tmp_path)
+    res = CliRunner().invoke(app, ["bench", str(art.path), "--backend", "ort", "--precision", "fp32", "--batch", "1", "--repeats", "3",
+                                   "--min-time", "0.1", "--threads", "1", "--serve", "--serve-concurrency", "2", "--out", str(tmp_path / "b")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "| ort | fp32 | 1 |" in res.stdout and "Triton load test" in res.stdout
+    rep = Report.load(tmp_path / "b")
+    assert {(r.scenario, r.concurrency) for r in rep.rows} == {("in_process", None), ("serving", 2)}
+    served = next(r for r in rep.rows if r.scenario == "serving")
+    assert served.extra["in_process_images_per_sec"] == next(r for r in rep.rows if r.scenario == "in_process").images_per_sec
+    assert (tmp_path / "b" / "serving.png").is_file()
