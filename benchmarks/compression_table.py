@@ -38,9 +38,9 @@ def commands(gen: str, steps: int | str) -> list[list[str]]:
     return [
         ["prune", gen, "--ratio", "0.5", "--distill-steps", str(steps), "--fid", "500", "--threads", "2",
          "-o", f"{w}/{gen}.pruned.pt", "--force"],
-        ["bench", gen, "--precision", "fp32,fp16,int8", "--batch", "1,32", "--fid", "500", "--threads", "1", "--out", f"{w}/teacher"],
+        ["bench", gen, "--precision", "fp32,fp16,int8", "--batch", "1,32", "--fid", "500", "--threads", "1", "--out", f"{w}/teacher", "--force"],
         ["bench", f"{w}/{gen}.pruned.pt", "--precision", "fp32", "--batch", "1,32", "--fid", "500", "--threads", "1",
-         "--reference", gen, "--out", f"{w}/pruned"],
+         "--reference", gen, "--out", f"{w}/pruned", "--force"],
     ]  # fmt: skip
 
 
