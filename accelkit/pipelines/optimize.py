@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from accelkit.artifact import Artifact
 from accelkit.errors import BackendUnavailableError, InputError
-from accelkit.pipelines.options import OptimizeOptions, parse_duration, resolve_artifact
+from accelkit.pipelines.options import LoadOptions, OptimizeOptions, parse_duration, resolve_artifact
 from accelkit.pipelines.results import Result
 
 Progress = Callable[[str], None]
@@ -193,10 +193,10 @@ def optimize(generator: Any = None, options: OptimizeOptions | None = None, prog
                    "candidates": [c.id for c in candidates]}  # fmt: skip
         journal = Journal(out / "journal.jsonl", cache_key(key_doc), key_doc, force=opts.force)
         outcome = Search(art, settings, workdir, journal, candidates, progress=say).run()
-        return _write_outputs(art, opts, budget, outcome, out)
+        return _write_outputs(art, opts, budget, outcome, out, generator if isinstance(generator, LoadOptions) else None)
 
 
-def _write_outputs(art: Artifact, opts: OptimizeOptions, budget: Any, outcome: Any, out: Path) -> OptimizeResult:
+def _write_outputs(art: Artifact, opts: OptimizeOptions, budget: Any, outcome: Any, out: Path, load: LoadOptions | None = None) -> OptimizeResult:
     from accelkit.benchmark.plot import plot_pareto
     from accelkit.benchmark.report import BenchRow, Report
     from accelkit.files import write_text_atomic
@@ -216,7 +216,7 @@ def _write_outputs(art: Artifact, opts: OptimizeOptions, budget: Any, outcome: A
         row.extra = {**(row.extra or {}), "optimize": {"candidate": t.candidate.id, "status": t.status, "reason": t.reason}}
         report.add_row(row)
     report.compute_speedups()
-    commands = reproduce_commands(art, opts, outcome.chosen.candidate)
+    commands = reproduce_commands(art, opts, outcome.chosen.candidate, load)
     record = {
         "budget": budget.describe(),
         "chosen": outcome.chosen.to_dict(),
@@ -259,38 +259,41 @@ def _save_chosen(art: Artifact, outcome: Any, record: dict[str, Any], out: Path)
     return dest
 
 
-def reproduce_commands(art: Artifact, opts: OptimizeOptions, cand: Any) -> list[str]:
-    """The ``accelkit`` commands that rebuild the chosen candidate and re-measure it on fresh latents."""
+def reproduce_commands(art: Artifact, opts: OptimizeOptions, cand: Any, load: LoadOptions | None = None) -> list[str]:
+    """The ``accelkit`` commands that rebuild the chosen candidate and re-measure it on fresh latents (seed + 1).
+
+    The loading flags the user gave (``--arch``, ``--input``, ``--output-range``...) are
+    repeated where the generator is loaded; the re-measurement names the generator as
+    ``--reference`` (with ``--reference-arch`` for weight-only files), so its drift is
+    against the same FP32 torch model.
+    """
     gen = _generator_arg(art)
-    load = _load_flags(art)
+    arch_flags, spec_flags = _load_flags(art, load)
     q = shlex.quote
     cmds: list[str] = []
-    model = gen
+    model, model_flags = gen, arch_flags + spec_flags
     if cand.prune_ratio:
         pruned = f"{art.name}.pruned{round(cand.prune_ratio * 100)}.pt"
-        cmds.append(f"accelkit prune {gen}{load} --ratio {cand.prune_ratio:g} --distill-steps {opts.distill_steps} --seed {opts.seed} -o {q(pruned)}")
-        model, load = q(pruned), ""
-    seed2 = opts.seed + 1
+        cmds.append(f"accelkit prune {gen}{arch_flags}{spec_flags} --ratio {cand.prune_ratio:g} --distill-steps {opts.distill_steps} "
+                    f"--seed {opts.seed} -o {q(pruned)}")  # fmt: skip
+        model, model_flags = q(pruned), ""
     threads = f" --threads {opts.threads}" if opts.threads else ""
-    fid = f" --fid {opts.fid} --seed {seed2}"
+    fid = f" --fid {opts.fid} --seed {opts.seed + 1}"
+    ref = f" --reference {gen}" + arch_flags.replace(" --arch ", " --reference-arch ").replace(" --arch-kwargs ", " --reference-arch-kwargs ")
     if cand.source == "torch":
-        flags = ""
-        if cand.runner_options.get("compile"):
-            flags += " --compile"
-        if cand.runner_options.get("channels_last"):
-            flags += " --channels-last"
-        cmds.append(f"accelkit bench {model}{load} --backend torch --precision {cand.precision} --batch {opts.batch}{flags}{threads}{fid} --out remeasure")
+        flags = (" --compile" if cand.runner_options.get("compile") else "") + (" --channels-last" if cand.runner_options.get("channels_last") else "")
+        reference = ref if cand.prune_ratio else ""
+        cmds.append(f"accelkit bench {model}{model_flags} --backend torch --precision {cand.precision} --batch {opts.batch}{flags}{threads}{fid}"
+                    f"{reference}{spec_flags if cand.prune_ratio else ''} --out remeasure")  # fmt: skip
         return cmds
-    name = f"{art.name}.{cand.source.split('-')[1]}.onnx"
-    export = f"accelkit export {model}{load}"
+    name = f"{art.name}{f'.pruned{round(cand.prune_ratio * 100)}' if cand.prune_ratio else ''}.{cand.source.split('-')[1]}.onnx"
+    export = f"accelkit export {model}{model_flags}"
     if cand.source == "onnx-fp16":
         export += " --fp16" + (f" --fp16-headroom {cand.fp16_headroom:g}" if cand.fp16_headroom is not None else "")
     elif cand.source == "onnx-int8":
-        export += f" --int8 --calib {opts.calib}"
-        export += "".join(f" --exclude {q(p)}" for p in cand.exclude)
+        export += f" --int8 --calib {opts.calib}" + "".join(f" --exclude {q(p)}" for p in cand.exclude)
     cmds.append(f"{export} --batch-range 1:{max(1, opts.batch)}:{max(2, opts.batch)} -o {q(name)}")
-    prec = cand.precision
-    cmds.append(f"accelkit bench {q(name)} --backend {cand.backend} --precision {prec} --batch {opts.batch}{threads}{fid} --reference {gen}{_load_flags(art)} --out remeasure")
+    cmds.append(f"accelkit bench {q(name)} --backend {cand.backend} --precision {cand.precision} --batch {opts.batch}{threads}{fid}{ref}{spec_flags} --out remeasure")
     return cmds
 
 
@@ -307,11 +310,22 @@ def _generator_arg(art: Artifact) -> str:
     return shlex.quote(src)
 
 
-def _load_flags(art: Artifact) -> str:
-    arch = art.meta.get("arch")
+def _load_flags(art: Artifact, load: LoadOptions | None) -> tuple[str, str]:
+    """``(architecture flags, spec flags)`` that load the generator as the search did."""
+    q = shlex.quote
+    arch, kwargs = (load.arch, dict(load.arch_kwargs)) if load is not None else (None, {})
     from accelkit.models import ARCHITECTURES
 
-    if not arch or (arch in ARCHITECTURES and _generator_arg(art) in ARCHITECTURES):
-        return ""
-    kw = art.meta.get("arch_kwargs") or {}
-    return f" --arch {shlex.quote(str(arch))}" + (f" --arch-kwargs {shlex.quote(json.dumps(kw))}" if kw else "")
+    if not arch and art.meta.get("arch") and art.meta.get("arch") not in ARCHITECTURES:
+        arch, kwargs = art.meta.get("arch"), dict(art.meta.get("arch_kwargs") or {})
+    arch_flags = (f" --arch {q(str(arch))}" + (f" --arch-kwargs {q(json.dumps(kwargs))}" if kwargs else "")) if arch else ""
+    spec = ""
+    if load is not None:
+        spec += "".join(f" --input {q(i)}" for i in load.inputs)
+        if load.output_range is not None:
+            spec += f" --output-range={load.output_range[0]:g},{load.output_range[1]:g}"
+        if load.latent_dist is not None:
+            spec += f" --latent-dist {getattr(load.latent_dist, 'value', load.latent_dist)}"
+        if load.truncation is not None:
+            spec += f" --truncation {load.truncation:g}"
+    return arch_flags, spec
