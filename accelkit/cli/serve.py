@@ -117,8 +117,10 @@ def serve(
                           startup_timeout_s=startup_timeout)  # fmt: skip
     stop = threading.Event()
     why: dict[str, str] = {}
+    say: dict[str, Any] = {}
 
     def ready(info: Any) -> None:
+        say["progress"]("serving (Ctrl-C or SIGTERM stops it)")
         typer.echo(
             f"ready: model {info.model!r} ({info.backend} {info.precision} on {info.device}, max batch {info.max_batch}, "
             f"queue delay {info.max_queue_delay_us} us, {info.instances} instance(s)) — HTTP {info.http_url}, gRPC {info.grpc_url}, "
@@ -127,6 +129,7 @@ def serve(
 
     with _stop_on_signals(stop, why):
         with progress_status() as progress:
+            say["progress"] = progress
             result = run_serve(load, opts, progress, on_ready=ready, stop=stop, stop_reason=lambda: why.get("signal", "stop requested"))
     emit(result)
 
