@@ -839,14 +839,14 @@ def _run_to_run_reasons(b: BenchRow, c: BenchRow, base: Report, cur: Report, env
         lb, lc = _load(b, base), _load(c, cur)
         if lb is not None and lc is not None and abs(lb - lc) > allowed:
             out.append(f"load {lb:.1f} → {lc:.1f}" + (f" ({cores} cores)" if cores else ""))
-    for side, row, rep, over, others, cpus, k in (("baseline", b, base, overb, ob, cpb, kb), ("current", c, cur, overc, oc, cpc, kc)):
+    for side, row, rep, over, others, cpus, ncores in (("baseline", b, base, overb, ob, cpb, kb), ("current", c, cur, overc, oc, cpc, kc)):
         if over is not None:
             if over:
-                out.append(f"{side} oversubscribed while measured (others kept {others or 0:.1f} of {cpus or k or '?'} cores busy)")
+                out.append(f"{side} oversubscribed while measured (others kept {others or 0:.1f} of {cpus or ncores or '?'} cores busy)")
             continue
         load = _load(row, rep)
-        if load is not None and k and load > k + BUSY_MARGIN:
-            out.append(f"{side} machine oversubscribed (load {load:.1f} on {k} cores)")
+        if load is not None and ncores and load > ncores + BUSY_MARGIN:
+            out.append(f"{side} machine oversubscribed (load {load:.1f} on {ncores} cores)")
     return out
 
 
