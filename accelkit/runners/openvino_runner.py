@@ -276,9 +276,8 @@ class OpenVinoRunner(Runner):
         batch = int(next(iter(inputs.values())).shape[0])
         key = batch if self.options["static_shapes"] else 0
         self._compile(key)
-        request = self._requests[key] if key in self._requests else None
-        if key == 0:  # one dynamic model: one request per batch size keeps each binding
-            request = self._compiled[0].create_infer_request()
+        # static: the batch's own compiled model and request; dynamic: one request per prepared batch
+        request = self._compiled[0].create_infer_request() if key == 0 else self._requests[key]
         keep = []
         for name, arr in inputs.items():
             want = self._input_types.get(name)
