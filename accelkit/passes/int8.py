@@ -27,7 +27,6 @@ report does it once per layer group) calibrates once.
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import json
 import logging
 import os
@@ -160,22 +159,12 @@ def load_calib_images(spec: GeneratorSpec, folder: str | os.PathLike[str], n: in
     Raises:
         InputError: The generator has no image input, or the folder has no readable image.
     """
-    from accelkit.quality.images import list_images, load_input_images
+    from accelkit.quality.images import input_images
 
-    images = [i for i in spec.inputs if i.kind == "image"]
-    if not images:
-        raise InputError(
-            f"--calib-images is for image-to-image generators; this one takes {', '.join(i.describe() for i in spec.inputs)} "
-            "and is calibrated on its own prior (leave --calib-images out)"
-        )
-    files = list_images(folder)[:n]
-    digest = hashlib.sha256()
-    for f in files:
-        digest.update(f.relative_to(folder).as_posix().encode() + b"\0" + f.read_bytes())
-    arr = load_input_images(files, images[0].shape, spec.output_range)
-    if len(files) < n:
-        log.warning("%s holds %d images; calibrating on those instead of %d", folder, len(files), n)
-    return arr, {"folder": str(folder), "files": len(files), "sha256": digest.hexdigest()}
+    arr, record = input_images(spec, folder, n, "--calib-images")
+    if record["files"] < n:
+        log.warning("%s holds %d images; calibrating on those instead of %d", folder, record["files"], n)
+    return arr, record
 
 
 def _calibration_reader_class() -> type:
@@ -501,6 +490,7 @@ class Int8(Pass):
             "preprocess": pre_note,
             "images_sha256": images["sha256"] if images else None,
             "images_count": images["files"] if images else None,
+            "images_preprocess": images.get("preprocess") if images else None,
         }
         key = calib_cache_key(sha256_file(src), spec, opts, onnxruntime.__version__)
         entry = Cache("calibration", self.calib_cache).lookup(key, ".json")

@@ -93,8 +93,12 @@ def check_bench_options(options: BenchOptions) -> str:
     check_out_folder(Path(options.out), options.force)
     if options.fid:
         from accelkit.quality.features import resolve_weights
+        from accelkit.quality.images import check_fid_mode
 
         resolve_weights(options.fid_weights)  # missing weights: fail before any work
+        check_fid_mode(options.fid_mode)
+    if options.images is not None and not Path(options.images).is_dir():
+        raise InputError(f"--images {options.images} is not a folder; give a folder of PNG/JPG images (the generator's real inputs)")
     device = resolve_device(options.device)
     check_requested_backends(options, device)
     return device
@@ -157,10 +161,13 @@ def _bench_locked(artifact: Artifact, reference: Artifact | None, cfg: BenchOpti
         workdir.mkdir(exist_ok=True)
     except OSError as exc:
         raise storage_error(exc, f"cannot write in {out}") from None
+    images, images_rec = bench_images(artifact, cfg)
     targets, fp32_path = plan_targets(artifact, cfg, device, workdir, progress)
     report = Report()
     report.settings["generator"] = Path(artifact.source).name if artifact.source else "in-memory"
     report.settings["generator_sha256"] = (artifact.source_sha256 or "")[:16]
+    if images_rec is not None:
+        report.settings["images"] = images_rec
     report = run_benchmark(
         targets,
         cfg.batch_sizes,
@@ -172,12 +179,13 @@ def _bench_locked(artifact: Artifact, reference: Artifact | None, cfg: BenchOpti
         flops_model=fp32_path,
         report=report,
         progress=progress,
+        images=images,
     )
     extra_files: dict[str, Path] = {}
     warnings: list[str] = []
     if cfg.fid:
         try:
-            extra_files = measure_quality(artifact, targets, report, cfg, device, out, progress, reference=reference)
+            extra_files = measure_quality(artifact, targets, report, cfg, device, out, progress, reference=reference, images=images, images_rec=images_rec)
         except Exception as exc:  # noqa: BLE001 - the speed rows that ran are still reported
             reason = f"quality: {one_line(exc)}"
             for r in report.rows:
@@ -256,6 +264,28 @@ def bench_vs(
     return BenchVsResult(cand, base, comp, files)
 
 
+def bench_images(artifact: Artifact, cfg: BenchOptions) -> tuple[Any, dict[str, Any] | None]:
+    """``bench --images DIR``: the folder's images as the generator's image input, and their record.
+
+    Enough for the largest batch and, with ``--fid N``, for both drift sets (2N).
+
+    Raises:
+        InputError: No image input, no readable image, or too few images for ``--fid``.
+    """
+    if cfg.images is None:
+        return None, None
+    from accelkit.quality.images import input_images
+
+    want = max(max(cfg.batch_sizes), 2 * cfg.fid)
+    images, rec = input_images(artifact.spec, cfg.images, want, "--images")
+    if cfg.fid and len(images) < 2 * cfg.fid:
+        raise InputError(
+            f"--fid {cfg.fid} with --images needs {2 * cfg.fid} images (N for the drift set, N more for the noise floor); "
+            f"{cfg.images} holds {len(images)}: lower --fid to {len(images) // 2} or add images"
+        )
+    return images, rec
+
+
 def measure_quality(
     artifact: Artifact,
     targets: Sequence[BenchTarget],
@@ -265,11 +295,15 @@ def measure_quality(
     out: Path,
     progress: Callable[[str], None] | None = None,
     reference: Artifact | None = None,
+    images: Any = None,
+    images_rec: dict[str, Any] | None = None,
 ) -> dict[str, Path]:
     """Add FID/KID/paired drift and the noise floor to every measured row; write grids and the scatter.
 
     The reference is ``reference`` when given (its FP32 torch model; it must share the
-    generator's spec), else the generator's own FP32 torch model.
+    generator's spec), else the generator's own FP32 torch model. With ``images`` (real
+    inputs of an image-to-image generator, ``bench --images``) every set is made from
+    them and the grids show them in an ``input`` row.
 
     Returns:
         Paths of the PNG files written (sample grids, speed-vs-drift scatter).
@@ -286,15 +320,21 @@ def measure_quality(
     if reference is not None and (reference.spec.inputs != artifact.spec.inputs or reference.spec.output_shape != artifact.spec.output_shape):
         raise InputError("--reference has different inputs or output shape than the generator; drift needs the same latents and image size")
     extractor = FeatureExtractor(cfg.fid_weights, device=device, threads=cfg.threads, precision=cfg.fid_precision)
+    from accelkit.quality.images import check_fid_mode
+
+    extractor.resize_mode = check_fid_mode(cfg.fid_mode)
     extractor.load()
     say = progress or (lambda m: None)
     ref_runner = create_runner("torch", ref_art, device=device, precision="fp32", **({"threads": cfg.threads} if cfg.threads else {}))
     files: dict[str, Path] = {}
     with ref_runner:
-        meter = DriftMeter(ref_runner, reference_identity(ref_art), extractor, cfg.fid, cfg.seed, cfg.fid_batch, out / "artifacts", progress=say)
+        meter = DriftMeter(ref_runner, reference_identity(ref_art), extractor, cfg.fid, cfg.seed, cfg.fid_batch, out / "artifacts", progress=say,
+                           images=images, images_id={k: v for k, v in (images_rec or {}).items() if k != "folder"} or None)  # fmt: skip
         try:
             meter.prepare()
             ref_imgs = meter.first_images(None, 8)
+            inputs = meter.first_inputs(8)  # an image-to-image generator's grid shows its inputs first
+            head = [("input" + (" (--images)" if images is not None else " (seeded)"), inputs)] if inputs is not None else []
             grid_rows = [("reference torch fp32" if reference is None else "reference (--reference)", ref_imgs)]
             for t in targets:
                 if t.artifact is None or t.skip_reason:
@@ -321,11 +361,12 @@ def measure_quality(
                         setattr(r, k, v)
                 grid_rows.append((label, imgs))
                 name = f"grid_{rows[0].label.replace(':', '-')}_{rows[0].precision}.png"
-                files[name] = save_grid([grid_rows[0], (label, imgs)], out / name)
-            files["samples_grid.png"] = save_grid(grid_rows, out / "samples_grid.png")
+                files[name] = save_grid(head + [grid_rows[0], (label, imgs)], out / name)
+            files["samples_grid.png"] = save_grid(head + grid_rows, out / "samples_grid.png")
         finally:
             meter.close()
-    report.settings["fid"] = {"n": cfg.fid, "seed": cfg.seed, "reference": Path(ref_art.source).name if ref_art.source else "in-memory", **meter.provenance()}
+    report.settings["fid"] = {"n": cfg.fid, "seed": cfg.seed, "reference": Path(ref_art.source).name if ref_art.source else "in-memory",
+                              "fid_mode": extractor.resize_mode, **({"images": images_rec} if images_rec else {}), **meter.provenance()}  # fmt: skip
     files["speed_vs_drift.png"] = plot_speed_vs_drift(report, out / "speed_vs_drift.png")
     return files
 

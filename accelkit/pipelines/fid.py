@@ -71,6 +71,8 @@ def fid(source_a: str | Path, source_b: str | Path | None = None, options: FidOp
         raise InputError("give a second folder/.npz to compare with, or --save-stats FILE to only compute statistics")
     needs_extractor = any(p is not None and p.suffix != ".npz" for p in (a, b))
     extractor = FeatureExtractor(opts.fid_weights, device=opts.device) if needs_extractor else None
+    if extractor is not None:
+        extractor.resize_mode = opts.fid_mode
     if b is None:
         say(f"computing statistics of {a}")
         stats, prov = stats_from_source(a, extractor, opts.batch_size)

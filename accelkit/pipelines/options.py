@@ -489,6 +489,8 @@ class FidOptions:
         kid_subsets: KID subsets (folders only).
         device: ``cpu`` or ``cuda[:N]`` for the extractor.
         force: Overwrite an existing ``save_stats`` file.
+        fid_mode: Resize before the extractor: ``clean`` (default), ``legacy-tensorflow``
+            or ``legacy-pytorch`` (clean-fid's modes); recorded in the provenance.
     """
 
     save_stats: Path | None = None
@@ -497,6 +499,7 @@ class FidOptions:
     kid_subsets: int = 100
     device: str = "cpu"
     force: bool = False
+    fid_mode: str = "clean"
 
     def validated(self) -> FidOptions:
         """Check the values; returns ``self``."""
@@ -506,6 +509,9 @@ class FidOptions:
             raise InputError(f"--kid-subsets {self.kid_subsets}: give 0 (no KID) or a positive number of subsets")
         if self.device != "cpu" and not self.device.startswith("cuda"):
             raise InputError(f"--device {self.device!r} is unknown; use cpu or cuda[:N]")
+        from accelkit.quality.images import check_fid_mode
+
+        object.__setattr__(self, "fid_mode", check_fid_mode(self.fid_mode))
         return self
 
 

@@ -8,11 +8,23 @@ same features:
    mapped to ``[0, 255]``, rounded half up (``floor(v + 0.5)``) and clipped, exactly
    what saving a PNG does. Images loaded from files are already uint8.
 2. **Resize** (:func:`resize_uint8`): the uint8 image, as float32 values in
-   ``[0, 255]``, is resized to the extractor's square input with
-   ``torch.nn.functional.interpolate(mode="bilinear", align_corners=False,
-   antialias=True)``, without re-quantizing. The mode is recorded as
-   :data:`RESIZE_MODE` in every stats file. Images already at the input size are not
-   touched.
+   ``[0, 255]``, is resized to the extractor's square input without re-quantizing, in
+   one of the FID modes clean-fid defines (``--fid-mode``; recorded as ``resize_mode``
+   in every FID's provenance; images already at the input size are not touched):
+
+   * ``clean`` (default): PIL bicubic on each channel as a float32 ``F`` image, clipped
+     to ``[0, 255]``: exactly clean-fid's ``clean`` resizer (``make_resizer("PIL",
+     False, "bicubic", ...)``), the mode to compare absolute FIDs with papers that use it;
+   * ``legacy-tensorflow``: the bilinear resize inside the TensorFlow FID graph (and
+     NVIDIA's TorchScript port that clean-fid's ``legacy_tensorflow`` mode runs): output
+     pixel ``j`` samples input position ``j * in / out`` (no half-pixel offset), edges
+     clamped;
+   * ``legacy-pytorch``: ``torch.nn.functional.interpolate(mode="bilinear",
+     align_corners=False)`` without antialiasing, clipped: clean-fid's
+     ``legacy_pytorch`` resizer (pytorch-fid's).
+
+   Drift (FID between a build and its reference) works in any mode, as long as both
+   sides use the same one.
 3. **Scale** (:func:`to_extractor_range`): ``(x - 128) / 128``, i.e. ``[0, 255]`` ->
    ``[-1, 0.9921875]``, the preprocessing of the 2015-12-05 TensorFlow Inception graph
    that the standard FID network was converted from.
@@ -35,8 +47,10 @@ from accelkit.errors import InputError, NonFiniteOutputError
 
 log = logging.getLogger(__name__)
 
-#: The one resize used before feature extraction; recorded in every stats file.
-RESIZE_MODE = "torch-bilinear-antialias-f32"
+#: FID modes (clean-fid's names, with dashes): how images are resized for the extractor.
+FID_MODES = ("clean", "legacy-tensorflow", "legacy-pytorch")
+#: The default FID mode; recorded (as ``resize_mode``) in every stats file and drift.
+RESIZE_MODE = "clean"
 #: How uint8 values become extractor input; recorded in every stats file.
 INPUT_TRANSFORM = "(x-128)/128"
 #: File suffixes read from image folders (lower case).
@@ -149,25 +163,76 @@ def to_nchw3(x: Any) -> Any:
     return out
 
 
-def resize_uint8(x: Any, size: int) -> Any:
-    """Resize a uint8 N x 3 x H x W batch to ``size`` x ``size`` (:data:`RESIZE_MODE`).
+def check_fid_mode(mode: str) -> str:
+    """``mode`` when it is one of :data:`FID_MODES` (underscores accepted, as clean-fid spells them).
+
+    Raises:
+        InputError: Unknown mode.
+    """
+    m = str(mode).strip().lower().replace("_", "-")
+    if m not in FID_MODES:
+        raise InputError(f"--fid-mode {mode!r} is unknown; choose one of {', '.join(FID_MODES)} (clean-fid's modes)")
+    return m
+
+
+def _resize_clean(t: Any, size: int) -> Any:
+    """clean-fid ``clean``: PIL bicubic per channel on float32 ``F`` images, clipped to [0, 255]."""
+    import torch
+    from PIL import Image
+
+    arr = t.detach().to("cpu", torch.float32).numpy()
+    out = np.empty((arr.shape[0], arr.shape[1], size, size), dtype=np.float32)
+    for i in range(arr.shape[0]):
+        for c in range(arr.shape[1]):
+            img = Image.fromarray(np.ascontiguousarray(arr[i, c], dtype=np.float32))  # 2-D float32 -> mode "F"
+            out[i, c] = np.asarray(img.resize((size, size), resample=Image.BICUBIC), dtype=np.float32).clip(0, 255)
+    return torch.from_numpy(out).to(t.device)
+
+
+def _resize_legacy_tensorflow(t: Any, size: int) -> Any:
+    """TensorFlow 1 ``resize_bilinear(align_corners=False)``: out pixel j reads input position j * in / out, edges clamped."""
+    import torch
+
+    def axis(n_in: int) -> tuple[Any, Any, Any]:
+        pos = torch.arange(size, dtype=torch.float64, device=t.device) * (n_in / size)
+        i0 = pos.floor().long().clamp(0, n_in - 1)
+        i1 = (i0 + 1).clamp(max=n_in - 1)
+        return i0, i1, (pos - i0).to(torch.float32)
+
+    y0, y1, fy = axis(t.shape[-2])
+    x0, x1, fx = axis(t.shape[-1])
+    rows = t[..., y0, :] * (1 - fy)[:, None] + t[..., y1, :] * fy[:, None]
+    return rows[..., x0] * (1 - fx) + rows[..., x1] * fx
+
+
+def resize_uint8(x: Any, size: int, mode: str = RESIZE_MODE) -> Any:
+    """Resize a uint8 N x 3 x H x W batch to ``size`` x ``size`` in FID mode ``mode``.
 
     Args:
         x: uint8 numpy array or torch tensor (any device), NCHW with 3 channels.
         size: Output height and width in pixels.
+        mode: One of :data:`FID_MODES` (see the module docstring).
 
     Returns:
         float32 torch tensor N x 3 x size x size, values in ``[0, 255]`` (not
         re-quantized), on ``x``'s device (CPU for numpy input).
+
+    Raises:
+        InputError: Unknown mode.
     """
     import torch
     import torch.nn.functional as F
 
+    mode = check_fid_mode(mode)
     t = x if _is_torch(x) else torch.from_numpy(np.ascontiguousarray(x))
     t = t.to(torch.float32)
     if t.shape[-2] == size and t.shape[-1] == size:
         return t
-    return F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    if mode == "clean":
+        return _resize_clean(t, size)
+    if mode == "legacy-tensorflow":
+        return _resize_legacy_tensorflow(t, size)
+    return F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False).clamp_(0.0, 255.0)
 
 
 def to_extractor_range(x: Any) -> Any:
@@ -175,18 +240,19 @@ def to_extractor_range(x: Any) -> Any:
     return (x - 128.0) / 128.0
 
 
-def prepare_batch(images: Any, size: int) -> Any:
+def prepare_batch(images: Any, size: int, mode: str = RESIZE_MODE) -> Any:
     """uint8 images (NCHW or NHWC, 1 or 3 channels) -> extractor input.
 
     Args:
         images: uint8 numpy array or torch tensor.
         size: Extractor input size in pixels.
+        mode: FID mode of the resize (:data:`FID_MODES`).
 
     Returns:
         float32 torch tensor N x 3 x size x size in ``[-1, 0.9921875]`` on the
         images' device.
     """
-    return to_extractor_range(resize_uint8(to_nchw3(images), size))
+    return to_extractor_range(resize_uint8(to_nchw3(images), size, mode))
 
 
 # ----------------------------------------------------------------------- folders
@@ -231,7 +297,7 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
 
 
 def iter_folder_batches(
-    files: Sequence[Path], batch_size: int, size: int
+    files: Sequence[Path], batch_size: int, size: int, mode: str = RESIZE_MODE
 ) -> Iterator[Any]:
     """Load, resize and scale image files in batches, in the given order.
 
@@ -242,6 +308,7 @@ def iter_folder_batches(
         files: Image paths (see :func:`list_images`).
         batch_size: Images per yielded batch.
         size: Extractor input size in pixels.
+        mode: FID mode of the resize (:data:`FID_MODES`).
 
     Yields:
         float32 torch tensors B x 3 x size x size in the extractor's input range.
@@ -254,17 +321,21 @@ def iter_folder_batches(
         chunk = files[start : start + batch_size]
         arrays = [load_image(p) for p in chunk]
         if all(a.shape == arrays[0].shape for a in arrays):
-            yield prepare_batch(np.stack(arrays), size)
+            yield prepare_batch(np.stack(arrays), size, mode)
         else:
-            yield torch.cat([prepare_batch(a[None], size) for a in arrays])
+            yield torch.cat([prepare_batch(a[None], size, mode) for a in arrays])
+
+
+#: How image files become a generator's image input; recorded with every use (calibration, bench --images).
+INPUT_PREPROCESS = "center-crop to the input's aspect ratio, bilinear-antialias resize, [0, 255] mapped linearly to the input range"
 
 
 def load_input_images(files: Sequence[Path], shape: Sequence[int], value_range: tuple[float, float]) -> np.ndarray:
     """Image files as a generator's image input: float32 N x C x H x W in ``value_range``.
 
-    Each file is read as RGB (grey for ``C == 1``), resized to ``H x W`` with the resize
-    of :data:`RESIZE_MODE` (bilinear, antialiased, on float values in ``[0, 255]``) and
-    mapped linearly from ``[0, 255]`` to ``value_range``.
+    Each file is read as RGB (grey for ``C == 1``), center-cropped to the input's aspect
+    ratio, resized to ``H x W`` (bilinear, antialiased, on float values in ``[0, 255]``)
+    and mapped linearly from ``[0, 255]`` to ``value_range`` (:data:`INPUT_PREPROCESS`).
 
     Raises:
         InputError: ``shape`` is not ``(1 or 3, H, W)``, or a file cannot be read.
@@ -281,8 +352,48 @@ def load_input_images(files: Sequence[Path], shape: Sequence[int], value_range: 
         arr = load_image(path).astype(np.float32)  # H x W x 3 in [0, 255]
         if c == 1:
             arr = arr @ np.array([0.299, 0.587, 0.114], dtype=np.float32)[:, None]
+        sh, sw = arr.shape[:2]
+        if sh * w != sw * h:  # crop the largest centered region with the input's aspect ratio
+            ch, cw = (sh, max(1, round(sh * w / h))) if sw * h > sh * w else (max(1, round(sw * h / w)), sw)
+            top, left = (sh - ch) // 2, (sw - cw) // 2
+            arr = arr[top : top + ch, left : left + cw]
         t = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))[None]
         if t.shape[-2:] != (h, w):
             t = F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
         out[k] = lo + (hi - lo) * (t[0].numpy().clip(0.0, 255.0) / 255.0)
     return out
+
+
+def input_images(spec: Any, folder: str | os.PathLike[str], n: int, flag: str) -> tuple[np.ndarray, dict[str, Any]]:
+    """The first ``n`` images of ``folder`` (sorted, recursive) as the image input of ``spec``.
+
+    Args:
+        spec: The generator's :class:`~accelkit.spec.GeneratorSpec` (its first image input
+            gives the size, its output range the value range).
+        folder: Image folder.
+        n: Images wanted (fewer when the folder holds fewer).
+        flag: The flag that asked (``--images``, ``--calib-images``), for messages.
+
+    Returns:
+        ``(N x C x H x W float32, record)``; the record holds the folder, the count, a
+        sha256 over the files' names and bytes, and the preprocessing.
+
+    Raises:
+        InputError: The generator has no image input, or the folder has no readable image.
+    """
+    import hashlib
+
+    images = [i for i in spec.inputs if i.kind == "image"]
+    if not images:
+        raise InputError(
+            f"{flag} is for image-to-image generators; this one takes {', '.join(i.describe() for i in spec.inputs)} "
+            f"and draws its inputs from its own prior (leave {flag} out)"
+        )
+    files = list_images(folder)[:n]
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f.relative_to(folder).as_posix().encode() + b"\0" + f.read_bytes())
+    arr = load_input_images(files, images[0].shape, spec.output_range)
+    record = {"folder": str(folder), "files": len(files), "sha256": digest.hexdigest(), "preprocess": INPUT_PREPROCESS,
+              "size": list(images[0].shape)}  # fmt: skip
+    return arr, record

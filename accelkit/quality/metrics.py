@@ -623,7 +623,7 @@ def stats_from_folder(
     """
     files = list_images(folder)
     stats: StreamingStats | None = None
-    for x in iter_folder_batches(files, batch_size, extractor.input_size):
+    for x in iter_folder_batches(files, batch_size, extractor.input_size, extractor.resize_mode):
         feats = extractor.features_prepared(x)
         if stats is None:
             stats = StreamingStats(feats.shape[1])
