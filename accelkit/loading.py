@@ -22,6 +22,7 @@ import importlib
 import importlib.util
 import json
 import logging
+import math
 import pickle
 import re
 import struct
@@ -30,21 +31,24 @@ import threading
 import warnings
 import zipfile
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from accelkit.artifact import Artifact, read_sidecar
-from accelkit.files import sha256_file
+from accelkit.files import sha256_file, storage_error
 from accelkit.errors import AccelkitError, InputError, LoadError, SpecError, UntrustedPickleError
-from accelkit.spec import GeneratorSpec, InputSpec, apply_overrides
+from accelkit.spec import MAX_ELEMENTS, GeneratorSpec, InputSpec, apply_overrides
 
 log = logging.getLogger(__name__)
 
 #: Checkpoint-dict keys that may hold the generator, in order of preference
 #: (EMA weights first: they are what people ship).
-GENERATOR_KEYS = ("G_ema", "g_ema", "generator_ema", "netG", "generator", "gen", "G", "model", "state_dict", "ema", "module")
+GENERATOR_KEYS = (
+    "G_ema", "g_ema", "generator_ema", "params_ema", "netG", "generator", "gen", "G", "g", "params", "model", "state_dict", "ema", "module",
+)
 
-_LATENT_ATTRS = ("z_dim", "nz", "latent_dim", "noise_dim", "dim_z", "latent_size", "nz_dim")
+_LATENT_ATTRS = ("z_dim", "nz", "latent_dim", "noise_dim", "dim_z", "latent_size", "nz_dim", "style_dim")
 _CLASS_ATTRS = ("num_classes", "n_classes", "c_dim", "num_labels", "n_class")
 _LATENT_ARG_NAMES = ("z", "latent", "latents", "noise", "z_in", "input_z", "w", "x", "input")
 _LABEL_ARG_NAMES = ("label", "labels", "y", "c", "class_label", "class_labels", "cls", "class_idx", "classes")
@@ -58,11 +62,13 @@ def detect_format(path: Path) -> str:
 
     Returns:
         One of ``onnx``, ``safetensors``, ``torchscript``, ``pt2``, ``torch_save``,
-        ``torch_legacy``.
+        ``torch_legacy``, ``diffusers`` (a folder).
 
     Raises:
         LoadError: The file is empty, truncated or not a model format accelkit knows.
     """
+    if path.is_dir():
+        return "diffusers"  # _resolve_path let only a diffusers VAE folder through
     size = path.stat().st_size
     if size == 0:
         raise LoadError(f"{path} is empty (0 bytes); re-save or re-download the model file")
@@ -114,10 +120,18 @@ def _resolve_path(path: str | Path | None) -> Path:
     p = Path(path).expanduser()
     if p.exists():
         if p.is_dir():
-            raise InputError(f"{p} is a folder; give the generator file inside it (e.g. {p}/gen.pt)")
+            from accelkit.loaders.diffusers_vae import vae_folder
+
+            if vae_folder(p) is None:
+                raise InputError(f"{p} is a folder; give the generator file inside it (e.g. {p}/gen.pt), or a diffusers VAE folder (config.json + diffusion_pytorch_model.safetensors)")
         return p
     if str(path) in BUNDLED:
         return bundled_path(str(path))
+    if p.is_symlink():  # a dangling or looping link: say what the OS says
+        try:
+            p.stat()
+        except OSError as exc:
+            raise storage_error(exc, f"cannot read {p}") from None
     raise InputError(f"no such file: {p}; give the path of a generator file or a bundled name ({', '.join(BUNDLED)})")
 
 
@@ -287,11 +301,19 @@ def _fit_state_dict(module: Any, sd: Mapping[str, Any], arch: str, path: Path) -
         raise LoadError(f"{path}: weights do not fit --arch {arch} ({detail}); check --arch-kwargs") from None
 
 
+#: Plain-data classes training scripts put in checkpoints (rosinality's StyleGAN2 saves its
+#: ``args``); allowed in weights-only loading: unpickling them sets attributes, runs no code.
+SAFE_CHECKPOINT_GLOBALS = ("argparse:Namespace",)
+
+
 def _torch_load(path: Path, trust: bool) -> Any:
+    import argparse
+
     import torch
 
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         msg = str(exc)
         if "Weights only load failed" in msg or "weights_only" in msg or "Unsupported global" in msg:
@@ -318,6 +340,10 @@ def _forward_arg_names(module: Any) -> list[str] | None:
     import inspect
 
     import torch
+
+    adapted = getattr(module, "accelkit_input_names", None)  # an OutputAdapter(*inputs) keeps its inner names
+    if adapted:
+        return [str(n) for n in adapted]
 
     if isinstance(module, torch.jit.ScriptModule):
         try:
@@ -350,20 +376,42 @@ def _attr(module: Any, names: Sequence[str]) -> Any:
     return None
 
 
-def _first_layer_channels(module: Any) -> int | None:
+def _layer_kind(m: Any) -> str:
+    """Class name of a layer, also for TorchScript submodules (which keep it as ``original_name``)."""
     import torch
 
+    if isinstance(m, torch.jit.ScriptModule):
+        return str(getattr(m, "original_name", type(m).__name__))
+    return type(m).__name__
+
+
+def _weight_shape(m: Any) -> tuple[int, ...] | None:
+    w = getattr(m, "weight", None)
+    shape = getattr(w, "shape", None)
+    return tuple(int(d) for d in shape) if shape is not None else None
+
+
+def _first_layer(module: Any) -> tuple[str, tuple[int, ...]] | None:
+    """``(kind, weight shape)`` of the first Linear / Conv2d / ConvTranspose2d (Embeddings skipped), eager or TorchScript."""
     for m in module.modules():
-        if isinstance(m, torch.nn.Conv2d):
-            return int(m.in_channels)
-        if isinstance(m, (torch.nn.Linear, torch.nn.ConvTranspose2d, torch.nn.Embedding)):
-            return None
+        kind = _layer_kind(m)
+        if kind in ("Linear", "Conv2d", "ConvTranspose2d"):
+            shape = _weight_shape(m)
+            if shape is not None:
+                return kind, shape
     return None
 
 
-def _output_range_guess(module: Any) -> tuple[tuple[float, float], str]:
-    import torch
+def _first_layer_channels(module: Any) -> int | None:
+    """Input channels of the first layer when it is a Conv2d (an image or spatial-latent input)."""
+    first = _first_layer(module)
+    if first is None or first[0] != "Conv2d" or len(first[1]) != 4:
+        return None
+    return int(first[1][1])
 
+
+def _output_range_guess(module: Any) -> tuple[tuple[float, float], str] | None:
+    """The range a module declares (``output_range`` attribute) or its final Tanh/Sigmoid implies; None if neither."""
     rng = _attr(module, ("output_range", "out_range", "value_range"))
     if rng is not None:
         try:
@@ -375,16 +423,99 @@ def _output_range_guess(module: Any) -> tuple[tuple[float, float], str]:
     for m in module.modules():
         if len(list(m.children())) == 0:
             last = m
-    kind = getattr(last, "original_name", type(last).__name__)  # ScriptModules keep the class name there
-    if isinstance(last, torch.nn.Tanh) or kind == "Tanh":
+    kind = _layer_kind(last) if last is not None else ""
+    if kind == "Tanh":
         return (-1.0, 1.0), "final Tanh layer"
-    if isinstance(last, torch.nn.Sigmoid) or kind == "Sigmoid":
+    if kind == "Sigmoid":
         return (0.0, 1.0), "final Sigmoid layer"
-    return (-1.0, 1.0), "default (override with --output-range 0,1 if needed)"
+    return None
+
+
+#: Slack around [0, 1] / [-1, 1] when reading a range from probe outputs (SR networks overshoot a little).
+RANGE_TOLERANCE = 0.1
+RANGE_PROBE_SAMPLES = 8
+
+
+def classify_range(lo: float, hi: float, tol: float = RANGE_TOLERANCE) -> tuple[float, float] | None:
+    """``(0, 1)`` for values in [0, 1], ``(-1, 1)`` for values in [-1, 1] with clear negatives, else None.
+
+    Args:
+        lo, hi: Smallest and largest observed output value.
+        tol: Slack around each bound.
+    """
+    if lo >= -tol and hi <= 1 + tol:
+        return (0.0, 1.0)
+    if lo < -tol and lo >= -1 - tol and hi <= 1 + tol:
+        return (-1.0, 1.0)
+    return None
+
+
+def probe_output_range(run: Any, spec: GeneratorSpec, samples: int = RANGE_PROBE_SAMPLES, batch: int | None = None) -> tuple[tuple[float, float], str]:
+    """Infer the output range by running the generator on seeded inputs.
+
+    Values observed in [0, 1] give ``(0, 1)``; in [-1, 1] with negatives, ``(-1, 1)``
+    (each with :data:`RANGE_TOLERANCE` slack). An image-to-image generator is probed with
+    images in [0, 1] first (the convention of SR and restoration networks), then in
+    [-1, 1]; its input range follows its output range.
+
+    Args:
+        run: ``run(feeds) -> NCHW float32 numpy array`` (torch module or ONNX session).
+        spec: The generator's spec (inputs; its range is ignored).
+        samples: Seeded samples per probe.
+        batch: Batch size of each run (a program exported with a fixed batch needs its own).
+
+    Returns:
+        ``(range, how)``, ``how`` naming the observed extremes.
+
+    Raises:
+        SpecError: Outputs outside both ranges, or NaN/Inf: refuse to guess, ask for ``--output-range``.
+    """
+    import numpy as np
+
+    from accelkit.sampler import LatentSampler
+
+    has_image = any(i.kind == "image" for i in spec.inputs)
+    tries = [(0.0, 1.0), (-1.0, 1.0)] if has_image else [spec.output_range]
+    seen: list[tuple[float, float]] = []
+    for in_range in tries:
+        probe_spec = replace(spec, output_range=in_range)
+        step = batch or min(samples, 4)
+        sampler = LatentSampler(probe_spec, seed=987, batch_size=step)
+        outs = [np.asarray(run(feeds)) for feeds in sampler.batches(-(-samples // step) * step)]
+        arr = np.concatenate([o.reshape(o.shape[0], -1) for o in outs])
+        if not np.isfinite(arr).all():
+            raise SpecError("the generator returned NaN/Inf on seeded inputs while accelkit probed its output range; give it with --output-range LOW,HIGH")
+        lo, hi = float(arr.min()), float(arr.max())
+        seen.append((lo, hi))
+        rng = classify_range(lo, hi)
+        if rng is not None and (not has_image or rng == in_range):
+            src = f" with input images in [{in_range[0]:g}, {in_range[1]:g}]" if has_image else ""
+            return rng, f"probing {samples} seeded samples{src} (outputs in [{lo:.3g}, {hi:.3g}])"
+    shown = "; ".join(f"[{lo:.3g}, {hi:.3g}]" for lo, hi in seen)
+    raise SpecError(
+        f"cannot tell the generator's output range: on seeded inputs it returned values in {shown}, not clearly [0, 1] or [-1, 1]; "
+        "give it with --output-range LOW,HIGH (e.g. 0,1 or -1,1)"
+    )
+
+
+def torch_runner_fn(module: Any) -> Any:
+    """``feeds -> numpy`` for a torch module taking the spec's inputs positionally (CPU, fp32)."""
+    import numpy as np
+    import torch
+
+    def run(feeds: dict[str, Any], names: Sequence[str] | None = None) -> Any:
+        args = [torch.from_numpy(np.ascontiguousarray(v)) for v in feeds.values()]
+        with torch.inference_mode():
+            out = module(*args)
+        return out.detach().float().cpu().numpy()
+
+    return run
 
 
 def _candidate_inputs(module: Any) -> tuple[list[list[InputSpec]], str]:
-    """Candidate input lists to probe, from attributes and the forward signature."""
+    """Candidate input lists to probe, from attributes, the forward signature and the first layer."""
+    from accelkit.spec import LATENT_NAMES
+
     names = _forward_arg_names(module) or []
     z_dim = _attr(module, _LATENT_ATTRS)
     n_cls = _attr(module, _CLASS_ATTRS)
@@ -393,13 +524,14 @@ def _candidate_inputs(module: Any) -> tuple[list[list[InputSpec]], str]:
     how = []
     label_name = next((n for n in names[1:] if n in _LABEL_ARG_NAMES), None)
     label: list[InputSpec] = []
-    if not isinstance(n_cls, int) and label_name is not None:
+    if isinstance(n_cls, int) and n_cls > 0:
+        how.append("num_classes attribute")
+    elif label_name is not None:
         n_cls = _first_embedding_rows(module)
         if n_cls:
             how.append("Embedding rows as class count")
     if isinstance(n_cls, int) and n_cls > 0:
         label = [InputSpec(label_name or (names[1] if len(names) > 1 else "label"), "label", (), "int64", int(n_cls))]
-        how.append("num_classes attribute")
     first = names[0] if names else None
     if isinstance(in_shape, (tuple, list)) and len(in_shape) == 3:
         cands.append([InputSpec(first or "image", "image", tuple(int(d) for d in in_shape))] + label)
@@ -409,52 +541,84 @@ def _candidate_inputs(module: Any) -> tuple[list[list[InputSpec]], str]:
         cands.append([InputSpec(lname, "latent", (int(z_dim),))] + label)
         cands.append([InputSpec(lname, "latent", (int(z_dim), 1, 1))] + label)
         how.append("z_dim-like attribute")
-    if not cands and first is not None:
-        ch = _first_layer_channels(module)
-        if ch is not None and first in _IMAGE_ARG_NAMES:
+    if not cands:
+        layer = _first_layer(module)
+        name = first or "input"
+        if layer is not None and layer[0] == "Conv2d" and len(layer[1]) == 4:
+            ch = int(layer[1][1])
+            latent_like = name.lower() in LATENT_NAMES or (ch not in (1, 3, 4) and name not in _IMAGE_ARG_NAMES)
+            kind = "latent" if latent_like else "image"
             for s in (32, 64):
-                cands.append([InputSpec(first, "image", (ch, s, s))] + label)
-            how.append("first Conv2d in_channels (image size assumed; override with --input)")
-        lin = _first_latent_width(module)
-        if lin is not None:
-            cands.append([InputSpec(first, "latent", (lin,))] + label)
-            cands.append([InputSpec(first, "latent", (lin, 1, 1))] + label)
-            how.append("first layer width")
+                cands.append([InputSpec(name if first else ("latent" if latent_like else "image"), kind, (ch, s, s))] + label)  # type: ignore[arg-type]
+            how.append(f"first Conv2d takes {ch} channels ({kind}; size {cands[-2][0].shape[1]} assumed: override with --input)")
+        elif layer is not None and layer[0] == "Linear" and len(layer[1]) == 2:
+            width = int(layer[1][1])
+            cands.append([InputSpec(first or "z", "latent", (width,))] + label)
+            emb = _first_embedding_width(module)
+            if label and emb and width > emb:  # z concatenated with the label's embedding
+                cands.append([InputSpec(first or "z", "latent", (width - emb,))] + label)
+            how.append(f"first layer Linear({width}, ...)" + (f" less the {emb}-wide label embedding" if label and emb and width > emb else ""))
+        elif layer is not None and layer[0] == "ConvTranspose2d" and len(layer[1]) == 4:
+            cands.append([InputSpec(first or "z", "latent", (int(layer[1][0]), 1, 1))] + label)
+            cands.append([InputSpec(first or "z", "latent", (int(layer[1][0]),))] + label)
+            how.append(f"first ConvTranspose2d takes {layer[1][0]} channels")
     return cands, ", ".join(how)
 
 
+def _first_embedding_width(module: Any) -> int | None:
+    for m in module.modules():
+        if _layer_kind(m) == "Embedding":
+            shape = _weight_shape(m)
+            if shape and len(shape) == 2:
+                return int(shape[1])
+    return None
+
+
 def _first_embedding_rows(module: Any) -> int | None:
-    import torch
-
     for m in module.modules():
-        if isinstance(m, torch.nn.Embedding):
-            return int(m.num_embeddings)
-        if getattr(m, "original_name", "") == "Embedding" and hasattr(m, "weight"):
-            return int(m.weight.shape[0])
+        if _layer_kind(m) == "Embedding":
+            shape = _weight_shape(m)
+            if shape:
+                return int(shape[0])
     return None
 
 
-def _first_latent_width(module: Any) -> int | None:
-    import torch
+def merge_inputs(inferred: Sequence[InputSpec], given: Sequence[InputSpec]) -> list[InputSpec]:
+    """Inferred inputs with user-given ones replacing those of the same name (or position).
 
-    for m in module.modules():
-        if isinstance(m, torch.nn.Linear):
-            return int(m.in_features)
-        if isinstance(m, torch.nn.ConvTranspose2d):
-            return int(m.in_channels)
-        if isinstance(m, torch.nn.Conv2d):
-            return None
-    return None
+    A given input whose name matches none replaces the inferred input at its position
+    when the user gave no more inputs than were inferred; otherwise it is appended.
+    """
+    new = list(inferred)
+    for pos, inp in enumerate(given):
+        idx = next((k for k, cur in enumerate(new) if cur.name == inp.name), None)
+        if idx is None and pos < len(new) and len(given) <= len(new) and new[pos].name not in {g.name for g in given}:
+            idx = pos
+        if idx is None:
+            new.append(inp)
+        else:
+            new[idx] = inp
+    return new
 
 
-def probe_output(module: Any, inputs: Sequence[InputSpec], batch: int = 2) -> tuple[int, ...]:
-    """Run the module on zeros-like seeded inputs; return the per-sample output shape.
+def probe_output(module: Any, inputs: Sequence[InputSpec], batch: int = 2, output_shape: Sequence[int] | None = None) -> tuple[tuple[int, ...], Any]:
+    """Run the module on seeded inputs; return the per-sample image shape and how it was found.
+
+    Args:
+        module: The generator.
+        inputs: Its inputs.
+        batch: Probe batch size.
+        output_shape: ``--output-shape`` for flat outputs.
+
+    Returns:
+        ``(shape, rule)``: ``(C, H, W)`` and the :class:`~accelkit.loaders.adapters.OutputRule`.
 
     Raises:
-        SpecError: The forward pass fails or returns something that is not an NCHW tensor.
+        SpecError: The forward pass fails or returns no image batch.
     """
     import torch
 
+    from accelkit.loaders.adapters import find_image
     from accelkit.sampler import LatentSampler
 
     spec = GeneratorSpec(inputs=tuple(inputs))
@@ -466,57 +630,110 @@ def probe_output(module: Any, inputs: Sequence[InputSpec], batch: int = 2) -> tu
     except Exception as exc:
         shapes = ", ".join(f"{i.name}={(batch, *i.shape)}" for i in inputs)
         raise SpecError(f"the generator fails on inputs {shapes} ({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}); give its inputs with --input") from None
-    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
-        out = out[0]
-    if not isinstance(out, torch.Tensor) or out.dim() != 4 or out.shape[0] != batch:
-        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise SpecError(f"the generator returned {got}, expected an NCHW image batch of {batch}; accelkit handles image generators only")
-    return tuple(int(d) for d in out.shape[1:])
+    img, rule = find_image(out, batch, output_shape)
+    return tuple(int(d) for d in img.shape[1:]), rule
 
 
-def infer_torch_spec(module: Any, given: Sequence[InputSpec] = (), batch: int = 2) -> GeneratorSpec:
-    """Infer a torch generator's spec by attributes, signature and probing.
+def infer_spec_and_rule(
+    module: Any,
+    given: Sequence[InputSpec] = (),
+    batch: int = 2,
+    output_shape: Sequence[int] | None = None,
+    candidates: Sequence[Sequence[InputSpec]] | None = None,
+    candidates_how: str = "",
+) -> tuple[GeneratorSpec, Any]:
+    """Inputs, output shape and output rule of a torch generator (no output range yet).
 
     Args:
-        module: The generator in eval mode (nn.Module, ScriptModule or GraphModule).
-        given: User-given inputs (``--input``); when complete they are used as-is.
-        batch: Batch size to probe with (a fixed-batch program needs its own).
+        module: The generator in eval mode.
+        given: User-given inputs (``--input``): each replaces the inferred input of its
+            name; with nothing inferred they are the inputs.
+        batch: Probe batch size.
+        output_shape: ``--output-shape`` for flat outputs.
+        candidates: Input lists to try instead of inferring them from the module.
+        candidates_how: How ``candidates`` were found (recorded).
 
     Raises:
-        SpecError: Nothing worked; the message says which ``--input`` to pass.
+        SpecError: No candidate runs; the message says which ``--input`` to pass.
     """
-    inferred: list[tuple[str, str]] = []
-    if given:
-        cands = [list(given)]
-        inferred.append(("inputs", "--input"))
+    if candidates is not None:
+        cands, how = [list(c) for c in candidates], candidates_how
     else:
         cands, how = _candidate_inputs(module)
-        if not cands:
-            names = _forward_arg_names(module)
-            raise SpecError(
-                f"cannot infer the generator's inputs (forward arguments: {names}); "
-                "pass them with --input, e.g. --input z:128 or --input label:int:10 or --input image:3x64x64"
-            )
-        inferred.append(("inputs", how))
+    if given:
+        merged = [merge_inputs(c, given) for c in cands]
+        cands = [c for k, c in enumerate(merged) if c not in merged[:k]]
+        if list(given) not in cands:
+            cands.append(list(given))
+        how = "--input" + (f" over {how}" if how and cands[0] != list(given) else "")
+    if not cands:
+        names = _forward_arg_names(module)
+        raise SpecError(
+            f"cannot infer the generator's inputs (forward arguments: {names}); "
+            "pass them with --input, e.g. --input z:128 or --input label:int:10 or --input image:3x64x64"
+        )
     errors: list[str] = []
     for cand in cands:
+        unknown = [i.name for i in cand if i.kind == "label" and not i.num_classes]
+        if unknown:
+            errors.append(f"input {unknown[0]!r} is an integer label and the number of classes is unknown; pass --input {unknown[0]}:int:CLASSES")
+            continue
         try:
-            out_shape = probe_output(module, cand, batch)
+            out_shape, rule = probe_output(module, cand, batch, output_shape)
         except SpecError as exc:
             errors.append(str(exc))
             continue
-        rng, rng_how = _output_range_guess(module)
-        inferred.append(("output_range", rng_how))
-        inferred.append(("output_shape", "probing"))
-        return GeneratorSpec(inputs=tuple(cand), output_shape=out_shape, output_range=rng, inferred=tuple(inferred))
+        inferred = [("inputs", how or "--input"), ("output_shape", "probing")]
+        if not rule.identity:
+            inferred.append(("output", rule.describe()))
+        return GeneratorSpec(inputs=tuple(cand), output_shape=out_shape, inferred=tuple(inferred)), rule
     raise SpecError(errors[0] if errors else "cannot infer the generator's inputs; pass them with --input")
 
 
-def spec_from_onnx(model: Any, path: Path) -> GeneratorSpec:
-    """Spec of an ONNX generator from its accelkit metadata or its graph I/O.
+def infer_torch_spec(module: Any, given: Sequence[InputSpec] = (), batch: int = 2, output_shape: Sequence[int] | None = None) -> GeneratorSpec:
+    """Infer a torch generator's spec by attributes, signature, first layer and probing.
+
+    The output range comes from an ``output_range`` attribute, a final Tanh/Sigmoid, or
+    by probing (:func:`probe_output_range`).
+
+    Args:
+        module: The generator in eval mode (nn.Module, ScriptModule or GraphModule); its
+            output must be an NCHW batch (see :mod:`accelkit.loaders.adapters` otherwise).
+        given: User-given inputs (``--input``), merged over the inferred ones by name.
+        batch: Batch size to probe with (a fixed-batch program needs its own).
+        output_shape: ``--output-shape`` for flat outputs.
 
     Raises:
-        SpecError: An input whose shape or meaning cannot be read; say ``--input``.
+        SpecError: Nothing worked; the message says which ``--input`` (or ``--output-range``) to pass.
+    """
+    spec, _ = infer_spec_and_rule(module, given, batch, output_shape)
+    return _with_inferred_range(module, spec)
+
+
+def _with_inferred_range(module: Any, spec: GeneratorSpec, batch: int | None = None) -> GeneratorSpec:
+    guess = _output_range_guess(module)
+    if guess is None:
+        guess = probe_output_range(torch_runner_fn(module), spec, batch=batch)
+    rng, how = guess
+    return replace(spec, output_range=rng, inferred=tuple(k for k in spec.inferred if k[0] != "output_range") + (("output_range", how),))
+
+
+def spec_from_onnx(
+    model: Any,
+    path: Path,
+    given: Sequence[InputSpec] = (),
+    output_range: tuple[float, float] | None = None,
+) -> GeneratorSpec:
+    """Spec of an ONNX generator from its accelkit metadata, or from its graph I/O.
+
+    Without metadata: inputs come from the graph (a dynamic height/width or an integer
+    label needs ``--input``), the output shape from the graph or one ONNX Runtime run,
+    and the output range from ``output_range`` or by probing in ONNX Runtime
+    (:func:`probe_output_range`).
+
+    Raises:
+        SpecError: An input whose shape or meaning cannot be read (say ``--input``), or an
+            output range that probing cannot tell (say ``--output-range``).
     """
     import onnx
 
@@ -527,32 +744,88 @@ def spec_from_onnx(model: Any, path: Path) -> GeneratorSpec:
         except (json.JSONDecodeError, SpecError):
             log.warning("%s: ignoring unreadable accelkit.spec metadata", path)
     init_names = {i.name for i in model.graph.initializer}
-    inputs = []
+    inputs: list[InputSpec] = []
+    problems: dict[str, str] = {}
+    dynamic_hw = False
     for vi in model.graph.input:
         if vi.name in init_names:
             continue
         tt = vi.type.tensor_type
         dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
         per = dims[1:]
+        if tt.elem_type in (onnx.TensorProto.INT64, onnx.TensorProto.INT32):
+            problems[vi.name] = f"{path}: input {vi.name!r} is an integer label and the number of classes is unknown; pass --input {vi.name}:int:CLASSES"
+            inputs.append(InputSpec(vi.name, "label", (), "int64", None))
+            continue
         if not dims or any(d is None for d in per):
-            raise SpecError(f"{path}: input {vi.name!r} has shape {dims}; only the batch (first) dimension may be dynamic — give it with --input")
-        elem = tt.elem_type
-        if elem in (onnx.TensorProto.INT64, onnx.TensorProto.INT32):
-            raise SpecError(f"{path}: input {vi.name!r} is an integer label and the number of classes is unknown; pass --input {vi.name}:int:CLASSES")
+            dynamic_hw = dynamic_hw or (len(dims) == 4 and dims[1] is not None)
+            problems[vi.name] = (
+                f"{path}: input {vi.name!r} has shape {['?' if d is None else d for d in dims]}; give the size to run it at with "
+                f"--input {vi.name}:{dims[1] if len(dims) == 4 and dims[1] else 'C'}xHxW"
+            )
+            inputs.append(InputSpec(vi.name, "latent", ()))
+            continue
         shape = tuple(int(d) for d in per)  # type: ignore[arg-type]
+        if math.prod(shape) > MAX_ELEMENTS:
+            raise SpecError(f"{path}: input {vi.name!r} declares dimension {max(shape):,} ({math.prod(shape):,} values per sample); that is no generator input, check the file")
         kind = "image" if len(shape) == 3 and shape[1] > 1 else "latent"
         inputs.append(InputSpec(vi.name, kind, shape))  # type: ignore[arg-type]
+    if given:
+        inputs = merge_inputs(inputs, given)
+    for inp in inputs:
+        if inp.name in problems and not any(g.name == inp.name for g in given):
+            raise SpecError(problems[inp.name])
+    inferred: list[tuple[str, str]] = [("inputs", "ONNX graph inputs" + (" and --input" if given else ""))]
+    spec = GeneratorSpec(inputs=tuple(inputs))
+    if dynamic_hw and spec.spatial_inputs:
+        from accelkit.spec import default_hw_range
+
+        h, w = spec.spatial_inputs[0].shape[1:]
+        spec = replace(spec, hw_range=default_hw_range(max(h, w)))
+        inferred.append(("hw_range", "dynamic height/width in the ONNX graph (range assumed; set it with --hw-range)"))
     outs = model.graph.output
-    out_shape: tuple[int, ...] = ()
-    if outs:
-        d = [x.dim_value if x.HasField("dim_value") else 0 for x in outs[0].type.tensor_type.shape.dim]
-        if len(d) == 4 and all(d[1:]):
-            out_shape = tuple(d[1:])
-    return GeneratorSpec(
-        inputs=tuple(inputs),
-        output_shape=out_shape,
-        inferred=(("inputs", "ONNX graph inputs"), ("output_range", "default (override with --output-range)")),
-    )
+    d = [x.dim_value if x.HasField("dim_value") else 0 for x in outs[0].type.tensor_type.shape.dim] if outs else []
+    run = _onnx_run_fn(model)
+    if len(d) == 4 and all(d[1:]) and not dynamic_hw:
+        spec = replace(spec, output_shape=tuple(d[1:]))
+        inferred.append(("output_shape", "ONNX graph output"))
+    elif run is not None:
+        from accelkit.sampler import LatentSampler
+
+        out = run(LatentSampler(spec, seed=0).inputs(0, 1))
+        spec = replace(spec, output_shape=tuple(int(x) for x in out.shape[1:]))
+        inferred.append(("output_shape", "probing in ONNX Runtime"))
+    if output_range is not None:
+        spec = replace(spec, output_range=output_range)
+    elif run is not None:
+        rng, how = probe_output_range(run, spec)
+        spec = replace(spec, output_range=rng)
+        inferred.append(("output_range", how + " in ONNX Runtime"))
+    else:
+        inferred.append(("output_range", "default [-1, 1]: onnxruntime is not installed to probe it (override with --output-range)"))
+    return replace(spec, inferred=tuple(inferred))
+
+
+def _onnx_run_fn(model: Any) -> Any:
+    """``feeds -> output`` through ONNX Runtime on CPU, or None when onnxruntime is not installed."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    try:
+        sess = ort.InferenceSession(model.SerializeToString(), sess_options=so, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - an ONNX file ORT cannot open: say so where it is run
+        log.warning("ONNX Runtime cannot open the model to probe it (%s)", str(exc).splitlines()[0][:160] if str(exc) else exc)
+        return None
+    out_name = sess.get_outputs()[0].name
+    feed_names = {i.name for i in sess.get_inputs()}
+
+    def run(feeds: dict[str, Any]) -> Any:
+        return sess.run([out_name], {k: v for k, v in feeds.items() if k in feed_names})[0]
+
+    return run
 
 
 def onnx_precision(model: Any) -> str:
@@ -567,6 +840,39 @@ def onnx_precision(model: Any) -> str:
 
 
 # ----------------------------------------------------------------------- public API
+#: Name of the spec stored inside TorchScript and ``.pt2`` archives that accelkit writes
+#: (``_extra_files`` / ``extra_files``): the next command needs no ``--input`` flags.
+SPEC_EXTRA_FILE = "accelkit_spec.json"
+
+
+def spec_extra_files(spec: GeneratorSpec) -> dict[str, str]:
+    """``{SPEC_EXTRA_FILE: spec JSON}`` for ``torch.jit.save(..., _extra_files=...)`` / ``torch.export.save(..., extra_files=...)``."""
+    return {SPEC_EXTRA_FILE: spec.to_json()}
+
+
+def _stored_spec_text(text: str | bytes | None, path: Path, where: str) -> dict[str, Any] | None:
+    if not text:
+        return None
+    try:
+        data = json.loads(text)
+        GeneratorSpec.from_dict(data)
+    except (json.JSONDecodeError, SpecError, TypeError, UnicodeDecodeError):
+        log.warning("%s: ignoring an unreadable spec in %s", path, where)
+        return None
+    return data  # type: ignore[no-any-return]
+
+
+def _matching_sidecar(path: Path, sha: str) -> dict[str, Any] | None:
+    """The sidecar of ``path`` when it describes exactly this file (same sha256), else None."""
+    try:
+        side = read_sidecar(path)
+    except LoadError:
+        return None
+    if side and side.get("sha256") == sha and isinstance(side.get("spec"), dict):
+        return side
+    return None
+
+
 def load_generator(
     path: str | Path | None = None,
     *,
@@ -576,67 +882,94 @@ def load_generator(
     output_range: tuple[float, float] | None = None,
     latent_dist: str | None = None,
     truncation_psi: float | None = None,
+    output_shape: Sequence[int] | None = None,
+    hw_range: tuple[int, int, int] | None = None,
     trust: bool = False,
 ) -> Artifact:
     """Load a generator file into an artifact with an inferred (or given) spec.
 
     Args:
-        path: The file; None for the bundled DCGAN demo generator; a bundled name
-            (``dcgan``, ``stylegan2``, ``sr4x``) also works.
+        path: The file; a diffusers VAE folder (``config.json`` +
+            ``diffusion_pytorch_model.safetensors``, or a pipeline folder with ``vae/``);
+            None for the bundled DCGAN demo generator; a bundled name (``dcgan``,
+            ``stylegan2``, ``sr4x``) also works.
         arch: Architecture for weight-only files: ``module:Class``, ``file.py:Class``
-            or a bundled architecture name.
+            or a bundled architecture name. Without it, a super-resolution state_dict is
+            given to spandrel (extra ``[sr]``) to detect.
         arch_kwargs: Constructor keyword arguments for ``arch``.
-        inputs: User-given inputs (``--input``), overriding inference.
-        output_range: User-given output range (``--output-range``).
+        inputs: User-given inputs (``--input``); each replaces the inferred input of its name.
+        output_range: User-given output range (``--output-range``); else read from the
+            model (attribute, final Tanh/Sigmoid, family convention) or probed.
         latent_dist: ``normal`` or ``uniform``.
         truncation_psi: Truncation for latents.
+        output_shape: ``(C, H, W)`` of a flat output (``--output-shape``).
+        hw_range: ``(min, opt, max)`` height/width of spatial inputs for a generator that
+            runs at any size (``--hw-range``); ``(0, 0, 0)``: a default range around the
+            input size (``--dynamic-hw``).
         trust: Allow full pickle loading (runs code from the file).
 
     Returns:
-        A ``torch`` artifact (module in eval mode on CPU, float32) or an ``onnx`` one.
+        A ``torch`` artifact (module in eval mode on CPU, float32; a dict, tuple or flat
+        output wrapped by :class:`~accelkit.loaders.adapters.OutputAdapter`) or an ``onnx`` one.
 
     Raises:
-        InputError, LoadError, UntrustedPickleError, SpecError: one-line explanations.
+        InputError, LoadError, UntrustedPickleError, SpecError, MissingDependencyError:
+        one-line explanations.
     """
     import torch
 
     p = _resolve_path(path)
     fmt = detect_format(p)
-    sha = sha256_file(p)
-    meta: dict[str, Any] = {"loader": fmt, "file_bytes": p.stat().st_size}
+    sha = sha256_file(p) if p.is_file() else _folder_sha256(p)
+    meta: dict[str, Any] = {"loader": fmt, "file_bytes": p.stat().st_size if p.is_file() else _folder_bytes(p)}
     load_opts: dict[str, Any] = {"path": str(p), "format": fmt, "trust_pickle": trust}
     if arch:
         load_opts.update(arch=arch, arch_kwargs=dict(arch_kwargs or {}))
+    if output_shape:
+        load_opts["output_shape"] = list(output_shape)
 
     if fmt == "onnx":
-        art = _load_onnx(p, sha, meta, load_opts)
-        art.spec = apply_overrides(art.spec, inputs, output_range, latent_dist, truncation_psi) or art.spec  # type: ignore[arg-type]
+        art = _load_onnx(p, sha, meta, load_opts, inputs, output_range)
+        art.spec = apply_overrides(art.spec, inputs, output_range, latent_dist, truncation_psi, hw_range) or art.spec  # type: ignore[arg-type]
         return art
 
     module: Any = None
     program: Any = None
     stored_spec: dict[str, Any] | None = None
-    if fmt == "torchscript":
+    family: GeneratorSpec | None = None  # a family loader's spec (inputs and range by its convention)
+    sidecar: dict[str, Any] | None = None
+    if fmt == "diffusers":
+        from accelkit.loaders.diffusers_vae import load_vae_decoder
+
+        module, family, fam_meta = load_vae_decoder(p)
+        meta.update(fam_meta)
+    elif fmt == "torchscript":
+        extra = {SPEC_EXTRA_FILE: ""}
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated but users have such files
-                module = torch.jit.load(str(p), map_location="cpu")
+                with open(p, "rb") as fh:  # a file object: paths that are not valid UTF-8 work too
+                    module = torch.jit.load(fh, map_location="cpu", _extra_files=extra)
         except Exception as exc:
             raise LoadError(f"{p} is a TorchScript archive that fails to load ({str(exc).splitlines()[0][:160]}); re-save it with torch.jit.save") from None
+        stored_spec = _stored_spec_text(extra.get(SPEC_EXTRA_FILE), p, "the TorchScript archive")
     elif fmt == "pt2":
+        extra = {SPEC_EXTRA_FILE: ""}
         try:
-            if trust:
-                program = torch.export.load(str(p))
-            else:
-                with weights_only_torch_load(p):
-                    program = torch.export.load(str(p))
+            with open(p, "rb") as fh:  # a file object: paths that are not valid UTF-8 work too
+                if trust:
+                    program = torch.export.load(fh, extra_files=extra)
+                else:
+                    with weights_only_torch_load(p):
+                        program = torch.export.load(fh, extra_files=extra)
         except AccelkitError:
             raise
         except Exception as exc:
             raise LoadError(f"{p} is a torch.export archive that fails to load ({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}); re-save it with torch.export.save") from None
         module = program.module()
+        stored_spec = _stored_spec_text(extra.get(SPEC_EXTRA_FILE), p, "the torch.export archive")
     elif fmt == "safetensors":
-        module, stored_spec = _load_safetensors(p, arch, arch_kwargs, meta)
+        module, stored_spec, family = _load_safetensors(p, arch, arch_kwargs, meta)
     else:  # torch_save / torch_legacy
         obj = _torch_load(p, trust)
         found, where = find_state_dict(obj, p)
@@ -656,14 +989,12 @@ def load_generator(
                         raise InputError(f"{p}: the stored architecture arguments are not a dict of names; pass --arch-kwargs")
                     arch_kwargs = dict(stored_kwargs)
             if not use_arch:
-                raise InputError(
-                    f"{p} holds only weights (a state_dict under {where}); say which architecture they belong to with "
-                    "--arch module:Class (plus --arch-kwargs JSON) or a bundled name (dcgan, stylegan2, sr4x)"
-                )
-            module = _build_module(use_arch, arch_kwargs)
-            _fit_state_dict(module, found, use_arch, p)
-            meta["arch"] = use_arch
-            meta["arch_kwargs"] = dict(arch_kwargs or {})
+                module, family = _weights_without_arch(found, where, p, meta)
+            else:
+                module = _build_module(use_arch, arch_kwargs)
+                _fit_state_dict(module, found, use_arch, p)
+                meta["arch"] = use_arch
+                meta["arch_kwargs"] = dict(arch_kwargs or {})
     if not isinstance(module, torch.nn.Module):
         raise LoadError(f"{p} did not yield a torch module (got {type(module).__name__})")
     if program is None:  # an unlifted torch.export module refuses .eval(); it is frozen in its export mode
@@ -671,23 +1002,53 @@ def load_generator(
     for prm in module.parameters():
         prm.requires_grad_(False)
     meta["parameters"] = int(sum(prm.numel() for prm in module.parameters()))
+    if fmt in ("torchscript", "pt2"):  # a file accelkit wrote (a pruned model): its record comes back with it
+        found_side = _matching_sidecar(p, sha)
+        if found_side is not None:
+            meta.update({k: v for k, v in (found_side.get("meta") or {}).items() if k not in meta and k not in ("loader", "file_bytes", "parameters")})
+            if stored_spec is None:
+                stored_spec, sidecar = found_side["spec"], found_side
 
-    if stored_spec is not None and not inputs:
-        spec = GeneratorSpec.from_dict(stored_spec)
-    elif program is not None:
+    batch = 2
+    if program is not None:
         meta["static_batch"] = _program_static_batch(program)
-        spec = infer_torch_spec(module, inputs or _program_inputs(program, module), batch=meta["static_batch"] or 2)
-        if not inputs:
-            spec = GeneratorSpec(spec.inputs, spec.output_shape, spec.output_range, inferred=(("inputs", "torch.export signature"),) + spec.inferred[1:])
+        batch = meta["static_batch"] or 2
+    rule = None
+    if stored_spec is not None and not inputs and not output_shape:
+        spec = GeneratorSpec.from_dict(stored_spec)
+        spec = replace(spec, inferred=(("spec", "stored by accelkit with the file" if sidecar is None else "the file's sidecar (same sha256)"),))
     else:
-        spec = infer_torch_spec(module, inputs)
-    spec = apply_overrides(spec, (), output_range, latent_dist, truncation_psi) or spec  # type: ignore[arg-type]
+        if stored_spec is not None:
+            family = GeneratorSpec.from_dict(stored_spec)
+        cands: list[list[InputSpec]] | None = None
+        how = ""
+        if family is not None:
+            cands, how = [list(family.inputs)], dict(family.inferred).get("inputs", "the file")
+        elif program is not None:
+            prog_inputs, problems = _program_inputs(program, module)
+            unresolved = [n for n in problems if not any(g.name == n for g in inputs)]
+            if unresolved:
+                raise SpecError(problems[unresolved[0]])
+            cands, how = [prog_inputs], "torch.export signature"
+        spec, rule = infer_spec_and_rule(module, inputs, batch=batch, output_shape=output_shape, candidates=cands, candidates_how=how)
+        if rule is not None and not rule.identity:
+            from accelkit.loaders.adapters import adapt
+
+            module = adapt(module, rule, spec.input_names)
+            meta["output_adapter"] = rule.to_dict()
+        if family is not None:
+            kept = tuple((k, v) for k, v in family.inferred if k != "inputs")
+            spec = replace(spec, output_range=family.output_range, latent_dist=family.latent_dist, hw_range=family.hw_range,
+                           inferred=spec.inferred + kept)  # fmt: skip
+        elif output_range is None:
+            spec = _with_inferred_range(module, spec, batch=meta.get("static_batch"))
+    spec = apply_overrides(spec, (), output_range, latent_dist, truncation_psi, hw_range) or spec  # type: ignore[arg-type]
     return Artifact(
         format="torch",
         spec=spec,
         path=None,
         module=module,
-        program=program,
+        program=program if rule is None or rule.identity else None,
         source=str(p),
         source_sha256=sha,
         passes=[{"name": "load", "options": load_opts}],
@@ -695,7 +1056,44 @@ def load_generator(
     )
 
 
-def _load_onnx(p: Path, sha: str, meta: dict[str, Any], load_opts: dict[str, Any]) -> Artifact:
+def _weights_without_arch(found: Mapping[str, Any], where: str, p: Path, meta: dict[str, Any]) -> tuple[Any, GeneratorSpec]:
+    """A state_dict given without ``--arch``: spandrel may recognise a super-resolution network.
+
+    Raises:
+        InputError: Not recognised (or spandrel not importable): ask for ``--arch``.
+    """
+    from accelkit.errors import MissingDependencyError
+    from accelkit.loaders.spandrel_sr import load_sr
+
+    try:
+        module, spec, fam_meta = load_sr(found, p)
+    except MissingDependencyError as exc:
+        raise InputError(
+            f"{p} holds only weights (a state_dict under {where}); say which architecture they belong to with "
+            "--arch module:Class (plus --arch-kwargs JSON) or a bundled name (dcgan, stylegan2, sr4x); "
+            f"super-resolution checkpoints (ESRGAN, Real-ESRGAN, SwinIR...) load without --arch once spandrel imports: {exc}"
+        ) from None
+    meta.update(fam_meta)
+    return module, spec
+
+
+def _folder_sha256(folder: Path) -> str:
+    """sha256 over a model folder's config and weight files (names and bytes), sorted."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted(q for q in folder.rglob("*") if q.is_file() and q.suffix in (".json", ".safetensors", ".bin")):
+        h.update(str(f.relative_to(folder)).encode() + b"\0" + sha256_file(f).encode())
+    return h.hexdigest()
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(q.stat().st_size for q in folder.rglob("*") if q.is_file())
+
+
+def _load_onnx(
+    p: Path, sha: str, meta: dict[str, Any], load_opts: dict[str, Any], inputs: Sequence[InputSpec] = (), output_range: tuple[float, float] | None = None
+) -> Artifact:
     import onnx
 
     try:
@@ -705,7 +1103,7 @@ def _load_onnx(p: Path, sha: str, meta: dict[str, Any], load_opts: dict[str, Any
     if not model.graph.node:
         raise LoadError(f"{p} parses as ONNX but has an empty graph; it is not a model (truncated or wrong file?)")
     side = read_sidecar(p)
-    spec = spec_from_onnx(model, p)
+    spec = spec_from_onnx(model, p, inputs, output_range)
     passes = [{"name": "load", "options": load_opts}]
     if side:
         passes = list(side.get("passes", [])) or passes
@@ -723,20 +1121,32 @@ def _load_onnx(p: Path, sha: str, meta: dict[str, Any], load_opts: dict[str, Any
     )
 
 
-def _load_safetensors(p: Path, arch: str | None, arch_kwargs: Mapping[str, Any] | None, meta: dict[str, Any]) -> tuple[Any, dict[str, Any] | None]:
-    from safetensors import SafetensorError, safe_open
+def _load_safetensors(
+    p: Path, arch: str | None, arch_kwargs: Mapping[str, Any] | None, meta: dict[str, Any]
+) -> tuple[Any, dict[str, Any] | None, GeneratorSpec | None]:
+    """``(module, stored spec dict, family spec)`` of a safetensors file (weights + ``--arch``, or spandrel)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load as load_safetensors_bytes
 
     try:
-        with safe_open(str(p), framework="pt") as f:
-            st_meta = f.metadata() or {}
-            sd = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise LoadError(f"{p} is a corrupt or truncated safetensors file ({exc}); re-save it") from None
+        data = p.read_bytes()  # bytes, not a path: any file name works, and the header is parsed once
+        (n,) = struct.unpack("<Q", data[:8])
+        header = json.loads(data[8 : 8 + n])
+        if not isinstance(header, dict):
+            raise ValueError("the header is not a JSON object")
+        st_meta = header.get("__metadata__") or {}
+        if not isinstance(st_meta, dict) or not all(isinstance(v, str) for v in st_meta.values()):
+            raise ValueError("__metadata__ is not a map of strings")
+        sd = load_safetensors_bytes(data)
+    except (SafetensorError, OSError, ValueError, struct.error, UnicodeDecodeError) as exc:
+        first = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise LoadError(f"{p} is not a valid safetensors file ({first}); re-save it with safetensors.torch.save_file") from None
     use_arch = arch
     if not use_arch and "accelkit.arch" in st_meta:
         use_arch = stored_architecture(st_meta["accelkit.arch"], p, "its safetensors metadata (accelkit.arch)")
     if not use_arch:
-        raise InputError(f"{p} holds only weights (safetensors); say which architecture they belong to with --arch module:Class or a bundled name")
+        module, family = _weights_without_arch(sd, "safetensors", p, meta)
+        return module, None, family
     if not arch and "accelkit.arch_kwargs" in st_meta:
         try:
             arch_kwargs = json.loads(st_meta["accelkit.arch_kwargs"])
@@ -751,11 +1161,31 @@ def _load_safetensors(p: Path, arch: str | None, arch_kwargs: Mapping[str, Any] 
             stored = json.loads(st_meta["accelkit.spec"])
         except json.JSONDecodeError:
             stored = None
-    return module, stored
+    return module, stored, None
 
 
-def _program_inputs(program: Any, module: Any) -> list[InputSpec]:
-    """Inputs of a torch.export program from its placeholder fake tensors."""
+def _embedding_rows(program: Any, node: Any) -> int | None:
+    """Rows of the embedding table an integer program input indexes (its number of classes), if any."""
+    for user in node.users:
+        if "embedding" in str(user.target) and len(user.args) >= 2 and user.args[1] is node:
+            weight = user.args[0]
+            val = getattr(weight, "meta", {}).get("val")
+            if val is not None and getattr(val, "dim", lambda: 0)() == 2:
+                try:
+                    return int(val.shape[0])
+                except (TypeError, ValueError):
+                    return None
+    return None
+
+
+def _program_inputs(program: Any, module: Any) -> tuple[list[InputSpec], dict[str, str]]:
+    """Inputs of a torch.export program from its placeholder fake tensors.
+
+    Returns:
+        ``(inputs, problems)``: an input whose shape or class count cannot be read is
+        listed with an empty shape (and no classes), and ``problems`` maps its name to
+        the message telling which ``--input`` gives it.
+    """
     import torch
 
     sig = program.graph_signature
@@ -763,27 +1193,33 @@ def _program_inputs(program: Any, module: Any) -> list[InputSpec]:
     placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
     names = _forward_arg_names(module) or []
     out: list[InputSpec] = []
-    n_cls = None
+    problems: dict[str, str] = {}
     for k, name in enumerate(user):
         node = placeholders.get(name)
         val = node.meta.get("val") if node is not None else None
+        arg_name = names[k] if k < len(names) else name
         if val is None or not hasattr(val, "shape"):
-            raise SpecError(f"torch.export program input {name!r} has no recorded shape; give inputs with --input")
+            problems[arg_name] = f"torch.export program input {arg_name!r} has no recorded shape; give it with --input"
+            out.append(InputSpec(arg_name, "latent", ()))
+            continue
+        if val.dtype in (torch.int64, torch.int32):
+            n_cls = _embedding_rows(program, node) or _attr(module, _CLASS_ATTRS)
+            if not isinstance(n_cls, int):
+                problems[arg_name] = f"input {arg_name!r} is an integer label and the number of classes is unknown; pass --input {arg_name}:int:CLASSES"
+                out.append(InputSpec(arg_name, "label", (), "int64", None))
+            else:
+                out.append(InputSpec(arg_name, "label", (), "int64", int(n_cls)))
+            continue
         shape = tuple(val.shape)[1:]
         try:
             per = tuple(int(d) for d in shape)
         except (TypeError, ValueError):
-            raise SpecError(f"torch.export program input {name!r} has symbolic non-batch dims {shape}; give inputs with --input") from None
-        arg_name = names[k] if k < len(names) else name
-        if val.dtype in (torch.int64, torch.int32):
-            n_cls = n_cls or _attr(module, _CLASS_ATTRS)
-            if not isinstance(n_cls, int):
-                raise SpecError(f"input {arg_name!r} is an integer label and the number of classes is unknown; pass --input {arg_name}:int:CLASSES")
-            out.append(InputSpec(arg_name, "label", (), "int64", int(n_cls)))
-        else:
-            kind = "image" if len(per) == 3 and per[1] > 1 else "latent"
-            out.append(InputSpec(arg_name, kind, per))  # type: ignore[arg-type]
-    return out
+            problems[arg_name] = f"torch.export program input {arg_name!r} has symbolic non-batch dims {shape}; give its size with --input"
+            out.append(InputSpec(arg_name, "latent", ()))
+            continue
+        kind = "image" if len(per) == 3 and per[1] > 1 and arg_name.lower() not in ("z", "latent", "latents", "noise") else "latent"
+        out.append(InputSpec(arg_name, kind, per))  # type: ignore[arg-type]
+    return out, problems
 
 
 def _program_static_batch(program: Any) -> int | None:

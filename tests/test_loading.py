@@ -112,15 +112,37 @@ def test_pt2_program_keeps_names_and_label_classes(gen_files) -> None:
     _same_as_reference(art, make(CondGen))
 
 
-def test_pt2_with_integer_input_needs_class_count(gen_files) -> None:
+def test_pt2_reads_label_classes_from_its_embedding(gen_files) -> None:
+    # torch.export drops the num_classes attribute; the embedding table the label indexes has 5 rows.
+    art = load_generator(gen_files["pt2"])
+    assert [(i.name, i.kind, i.num_classes) for i in art.spec.inputs] == [("z", "latent", None), ("label", "label", 5)]
+    assert dict(art.spec.inferred)["inputs"] == "torch.export signature"
+
+
+def test_pt2_label_without_embedding_needs_class_count(tmp_path) -> None:
+    class OneHot(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(4 + 3, 3 * 4 * 4)
+
+        def forward(self, z: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+            h = torch.cat([z, torch.nn.functional.one_hot(label, 3).float()], 1)
+            return torch.tanh(self.fc(h)).view(-1, 3, 4, 4)
+
+    ep = torch.export.export(OneHot().eval(), (torch.randn(2, 4), torch.tensor([0, 2])))
+    path = tmp_path / "onehot.pt2"
+    torch.export.save(ep, str(path))
     with pytest.raises(SpecError, match=r"--input label:int:CLASSES"):
-        load_generator(gen_files["pt2"])
+        load_generator(path)
+    art = load_generator(path, inputs=[InputSpec("label", "label", (), "int64", 3)])  # overrides one input, keeps z
+    assert [(i.name, i.shape, i.num_classes) for i in art.spec.inputs] == [("z", (4,), None), ("label", (), 3)]
 
 
-def test_traced_conditional_torchscript_needs_and_takes_input_flags(gen_files) -> None:
-    # Tracing drops z_dim/num_classes attributes: inference must say which flags to pass.
-    with pytest.raises(SpecError, match=r"--input"):
-        load_generator(gen_files["cond_torchscript"])
+def test_traced_conditional_torchscript_inputs_from_its_layers(gen_files) -> None:
+    # Tracing drops z_dim/num_classes attributes: the embedding gives the classes, the first
+    # Linear's width less the embedding's the latent size.
+    art = load_generator(gen_files["cond_torchscript"])
+    assert [(i.name, i.kind, i.shape, i.num_classes) for i in art.spec.inputs] == [("z", "latent", (8,), None), ("label", "label", (), 5)]
     art = load_generator(gen_files["cond_torchscript"], inputs=[InputSpec("z", "latent", (8,)), InputSpec("label", "label", (), "int64", 5)])
     assert [i.kind for i in art.spec.inputs] == ["latent", "label"]
     assert art.spec.num_classes == 5

@@ -201,13 +201,19 @@ def plan_targets(
     fp32_path: Path | None = None
     if needs_onnx:
         try:
-            if artifact.format == "onnx":
-                fp32 = artifact
+            if artifact.format == "onnx" and artifact.precision != "fp32":
+                # A given fp16/int8 file is measured as what it is; the other precisions are made from fp32 only.
+                onnx_by_prec[artifact.precision] = artifact
+                onnx_by_prec["fp32"] = f"the ONNX file is {artifact.precision}; fp32 rows need the fp32 ONNX or the torch model"
+                fp32_path = artifact.path
             else:
-                say("exporting fp32 ONNX for ort/trt")
-                fp32 = OnnxFromTorch(workdir / f"{artifact.name}.onnx", batch_range=br, force=True, progress=say)(artifact)
-            onnx_by_prec["fp32"] = fp32
-            fp32_path = fp32.path
+                if artifact.format == "onnx":
+                    fp32 = artifact
+                else:
+                    say("exporting fp32 ONNX for ort/trt")
+                    fp32 = OnnxFromTorch(workdir / f"{artifact.name}.onnx", batch_range=br, force=True, progress=say)(artifact)
+                onnx_by_prec["fp32"] = fp32
+                fp32_path = fp32.path
         except AccelkitError as exc:
             onnx_by_prec["fp32"] = f"ONNX export failed: {exc}"
         from accelkit.passes.int8 import Int8
@@ -217,11 +223,11 @@ def plan_targets(
             "int8": lambda base: Int8(workdir / f"{artifact.name}.int8.onnx", force=True, calib_samples=64, progress=say)(base),
         }
         for prec, convert in converters.items():
-            if prec not in cfg.precisions:
+            if prec not in cfg.precisions or prec in onnx_by_prec:
                 continue
             base = onnx_by_prec["fp32"]
             if isinstance(base, str):
-                onnx_by_prec[prec] = base
+                onnx_by_prec[prec] = base if artifact.format != "onnx" else f"the ONNX file is {artifact.precision}; {prec} is made from the fp32 ONNX or the torch model"
             elif base.precision != "fp32":
                 onnx_by_prec[prec] = f"the ONNX file is {base.precision}; {prec} is made from fp32"
             else:

@@ -113,7 +113,7 @@ def export(
 
 @app.command()
 @handle_errors
-@load_options(("input",), generator_param="onnx_file")
+@load_options(("input", "output_range", "dynamic_hw", "hw_range"), generator_param="onnx_file")
 def quantize(
     onnx_file: Path = typer.Argument(..., help="fp32 ONNX model (e.g. from accelkit export)."),
     int8: bool = typer.Option(True, "--int8/--no-int8", help="INT8 with explicit Q/DQ nodes (the only mode today)."),
@@ -153,7 +153,7 @@ def quantize(
 
 @app.command()
 @handle_errors
-@load_options(("arch", "arch_kwargs", "input", "output_range", "trust_pickle"))
+@load_options(("arch", "arch_kwargs", "input", "output_range", "trust_pickle", "output_shape", "dynamic_hw", "hw_range"))
 def prune(
     generator: Optional[str] = generator_argument(),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Pruned generator, saved as TorchScript (default: <stem>.pruned.pt; the current folder for bundled generators)."),
@@ -219,6 +219,8 @@ def bench(
     images: Optional[Path] = typer.Option(None, "--images", help="Image-to-image generators: a folder of real input images (sorted, recursive; center-cropped and resized to the input) for throughput inputs, drift (needs 2x --fid images) and the sample grids, instead of random smooth images."),
     fid_precision: str = typer.Option("fp32", "--fid-precision", help="FID feature precision: fp32 (verified against TorchScript) or bf16 (OpenVINO on an AMX/AVX-512-BF16 CPU: ~3x faster features; see docs/quality.md)."),
     reference: Optional[str] = typer.Option(None, "--reference", help="With --fid: measure drift against this generator's FP32 torch model instead (e.g. the teacher of a pruned model)."),
+    reference_arch: Optional[str] = typer.Option(None, "--reference-arch", help="Architecture of a weight-only --reference (module:Class or a bundled name); the teacher a pruned model records is found without it."),
+    reference_arch_kwargs: Optional[str] = typer.Option(None, "--reference-arch-kwargs", help="JSON constructor arguments for --reference-arch."),
     vs: Optional[str] = typer.Option(None, "--vs", help="A baseline build (ONNX or generator file) to measure interleaved with this one, in one process: each of --repeats rounds runs both back to back; prints the comparison (exit 1 on a regression beyond noise, or when no row was measured on both sides)."),
     max_slowdown: str = typer.Option("5%", "--max-slowdown", help="With --vs: allowed slowdown before a row regresses."),
     serve: bool = typer.Option(False, "--serve", help="Then serve the build on Triton (PyTriton) and sweep --serve-concurrency in-flight requests at batch 1: serving rows + served/in-process ratio in the same report (pip install 'accelkit[serve]')."),
@@ -263,7 +265,11 @@ def bench(
         return
     if reference is not None and not fid:
         raise InputError("--reference only matters with --fid N")
-    ref = load.with_generator(reference, keep_arch=False) if reference is not None else None
+    if (reference_arch or reference_arch_kwargs) and reference is None:
+        raise InputError("--reference-arch/--reference-arch-kwargs describe --reference; give --reference FILE too")
+    ref_arch = LoadOptions.from_flags(None, arch=reference_arch, arch_kwargs=reference_arch_kwargs) if reference_arch else None
+    ref = load.with_generator(reference, keep_arch=False, arch=ref_arch.arch if ref_arch else None,
+                              arch_kwargs=ref_arch.arch_kwargs if ref_arch else None) if reference is not None else None  # fmt: skip
     if serve:
         from accelkit.pipelines.serve import bench_serve
         from accelkit.serving.options import LoadtestOptions
@@ -306,7 +312,7 @@ def fid(
 
 @app.command()
 @handle_errors
-@load_options(("input",), generator_param="onnx_file")
+@load_options(("input", "output_range", "dynamic_hw", "hw_range"), generator_param="onnx_file")
 def build(
     onnx_file: Path = typer.Argument(..., help="ONNX model to build (fp32, fp16 or int8 Q/DQ: precision comes from the graph)."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Engine path (default: <onnx stem>.plan next to the ONNX file)."),

@@ -40,6 +40,9 @@ _LOAD_FLAGS: dict[str, tuple[Any, Callable[[], Any]]] = {
     "latent_dist": (Optional[LatentDistribution], lambda: typer.Option(None, "--latent-dist", help="Latent prior.", rich_help_panel="Loading")),
     "truncation": (Optional[float], lambda: typer.Option(None, "--truncation", help="Truncation psi applied to latents (> 0).", rich_help_panel="Loading")),
     "trust_pickle": (bool, lambda: typer.Option(False, "--trust-pickle", help="Allow loading a full pickled module. This RUNS CODE from the file: only for files you trust.", rich_help_panel="Loading")),
+    "output_shape": (Optional[str], lambda: typer.Option(None, "--output-shape", help="Image shape CxHxW of a generator that returns flat vectors, e.g. 1x28x28.", rich_help_panel="Loading")),
+    "dynamic_hw": (bool, lambda: typer.Option(False, "--dynamic-hw", help="Image (and spatial-latent) inputs of any height/width: dynamic H/W in ONNX and TensorRT profiles (default range: a quarter to 4x the input size).", rich_help_panel="Loading")),
+    "hw_range": (Optional[str], lambda: typer.Option(None, "--hw-range", help="Height/width range MIN:OPT:MAX in pixels for --dynamic-hw, e.g. 16:64:256 (implies --dynamic-hw).", rich_help_panel="Loading")),
 }
 ALL_LOAD_FLAGS = tuple(_LOAD_FLAGS)
 
@@ -70,6 +73,9 @@ def load_options(flags: Sequence[str] = ALL_LOAD_FLAGS, generator_param: str = "
                 latent_dist=vals.get("latent_dist"),
                 truncation=vals.get("truncation"),
                 trust_pickle=bool(vals.get("trust_pickle", False)),
+                output_shape=vals.get("output_shape"),
+                dynamic_hw=bool(vals.get("dynamic_hw", False)),
+                hw_range=vals.get("hw_range"),
             )
             return fn(*args, load=load, **kwargs)
 

@@ -5,7 +5,9 @@ default in recent torch) for eager modules and ``.pt2`` programs, and the TorchS
 exporter (``dynamo=False``) for ScriptModules, which the dynamo exporter cannot take;
 with ``exporter="auto"`` an eager module that the dynamo exporter rejects is retried
 with the TorchScript exporter, and the sidecar says which one produced the file.
-The batch dimension is dynamic; weights are stored inline (single file) unless the
+The batch dimension is dynamic, and so are height and width of every spatial input
+when the spec has an ``hw_range`` (``--dynamic-hw``): such a model is verified at its
+nominal size and at a second one. Weights are stored inline (single file) unless the
 model exceeds ONNX's 2 GB protobuf limit.
 """
 
@@ -30,7 +32,7 @@ from accelkit.passes.onnx_io import (
     static_batch,
     temp_onnx,
 )
-from accelkit.passes.verify import DEFAULT_TOLERANCE, torch_forward, verification_batches, verify_onnx
+from accelkit.passes.verify import DEFAULT_TOLERANCE, torch_forward, verification_batches, verify_sizes
 from accelkit.sampler import LatentSampler
 
 log = logging.getLogger(__name__)
@@ -148,6 +150,8 @@ class OnnxFromTorch(Pass):
 
         out_name = output_name(names)
         lo, _opt, hi = self.batch_range
+        spec = artifact.spec
+        spatial = {i.name for i in spec.spatial_inputs} if spec.hw_range is not None else set()
         if exp == "dynamo":
             if artifact.program is not None:
                 torch.onnx.export(
@@ -156,25 +160,43 @@ class OnnxFromTorch(Pass):
                 )
                 return
             batch = torch.export.Dim("batch", min=max(1, lo), max=max(hi, 2))
-            fwd_names = _forward_names(artifact.module, len(names))
+            per_input: list[dict[int, Any]] = []
+            for n in names:
+                axes: dict[int, Any] = {0: batch}
+                if n in spatial:
+                    assert spec.hw_range is not None
+                    hw_lo, _, hw_hi = spec.hw_range
+                    axes[2] = torch.export.Dim("height", min=max(1, hw_lo), max=hw_hi)
+                    axes[3] = torch.export.Dim("width", min=max(1, hw_lo), max=hw_hi)
+                per_input.append(axes)
+            if _takes_varargs(artifact.module):  # an output adapter: forward(*inputs)
+                dynamic: Any = (tuple(per_input),)
+            else:
+                dynamic = dict(zip(_forward_names(artifact.module, len(names)), per_input))
             torch.onnx.export(
                 artifact.module, args, str(f), input_names=list(names), output_names=[out_name],
-                opset_version=self.opset, dynamo=True, external_data=False,
-                dynamic_shapes={n: {0: batch} for n in fwd_names},
+                opset_version=self.opset, dynamo=True, external_data=False, dynamic_shapes=dynamic,
             )
             return
         module = artifact.module
         if artifact.program is not None:
             module = artifact.program.module()
+        axes_ts = {n: ({0: "batch", 2: "height", 3: "width"} if n in spatial else {0: "batch"}) for n in names}
+        axes_ts[out_name] = {0: "batch", 2: "out_height", 3: "out_width"} if spatial else {0: "batch"}
         torch.onnx.export(
             module, args, str(f), input_names=list(names), output_names=[out_name], opset_version=self.opset,
-            dynamo=False, dynamic_axes={**{n: {0: "batch"} for n in names}, out_name: {0: "batch"}},
+            dynamo=False, dynamic_axes=axes_ts,
         )
 
     def check(self, artifact: Artifact) -> None:
-        """Refuse anything but a torch artifact."""
+        """Refuse anything but a torch artifact, and dynamic H/W for a program exported at a fixed size."""
         if artifact.format != "torch" or artifact.module is None:
             raise InputError(f"OnnxFromTorch needs a torch generator, got a {artifact.format} artifact")
+        if artifact.program is not None and artifact.spec.hw_range is not None and _program_fixed_hw(artifact.program):
+            raise InputError(
+                "this torch.export program was exported at a fixed height/width, so --dynamic-hw cannot make it "
+                "size-free; re-export it with dynamic_shapes for dims 2 and 3, or load the eager model"
+            )
 
     def default_destination(self, artifact: Artifact) -> Path:
         """``<stem>.onnx`` next to the source (the current folder for bundled generators)."""
@@ -205,7 +227,7 @@ class OnnxFromTorch(Pass):
     def _verify(self, onnx_path: Path, artifact: Artifact, static: int | None, precision: str) -> dict[str, Any]:
         self.progress(f"verifying {precision} ONNX against torch in ONNX Runtime")
         tol = self.tolerance if self.tolerance is not None else DEFAULT_TOLERANCE[precision]
-        return verify_onnx(
+        return verify_sizes(
             onnx_path,
             artifact.spec,
             lambda feeds: torch_forward(artifact, feeds),
@@ -221,3 +243,24 @@ def _forward_names(module: Any, n: int) -> list[str]:
 
     names = _forward_arg_names(module) or []
     return names[:n] if len(names) >= n else [f"arg{i}" for i in range(n)]
+
+
+def _takes_varargs(module: Any) -> bool:
+    """True when ``module.forward`` takes ``*inputs`` (the output adapter)."""
+    import inspect
+
+    try:
+        params = list(inspect.signature(module.forward).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    return bool(params) and params[0].kind == inspect.Parameter.VAR_POSITIONAL
+
+
+def _program_fixed_hw(program: Any) -> bool:
+    """True when a 4-D input of ``program`` has integer (not symbolic) height or width."""
+    for n in program.graph.nodes:
+        if n.op == "placeholder" and n.name in set(program.graph_signature.user_inputs):
+            val = n.meta.get("val")
+            if val is not None and val.dim() == 4 and (isinstance(val.shape[2], int) or isinstance(val.shape[3], int)):
+                return True
+    return False

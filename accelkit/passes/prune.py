@@ -139,6 +139,55 @@ def default_ignored(module: Any, out_channels: int, keep: Sequence[str] = ()) ->
     return list(dict.fromkeys(names))
 
 
+def shuffle_feeders(module: Any, inputs: tuple[Any, ...]) -> list[str]:
+    """Names of conv/linear layers whose output reaches a pixel (un)shuffle, found by running the model once.
+
+    A pixel shuffle interleaves channels with space: the layer feeding it cannot lose
+    channels one by one (torch-pruning fails with an IndexError). Layers are found
+    wherever they sit (a ``Sequential`` or not, ``nn.PixelShuffle`` or
+    ``F.pixel_shuffle``): each layer's output is tagged, tags follow shape-keeping ops
+    (activations, scaling, residual adds), and a pixel (un)shuffle reports the tag of its input.
+    """
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    source: dict[int, str] = {}
+    alive: list[Any] = []  # keep tagged tensors alive so their ids stay unique during the run
+    hits: list[str] = []
+
+    class Tracker(TorchFunctionMode):
+        def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            out = func(*args, **(kwargs or {}))
+            name = getattr(func, "__name__", "")
+            first = args[0] if args else None
+            if name in ("pixel_shuffle", "pixel_unshuffle"):
+                if isinstance(first, torch.Tensor) and id(first) in source:
+                    hits.append(source[id(first)])
+            elif isinstance(out, torch.Tensor) and isinstance(first, torch.Tensor) and id(first) in source and out.shape == first.shape:
+                source[id(out)] = source[id(first)]
+                alive.append(out)
+            return out
+
+    def tag(name: str) -> Any:
+        def hook(_m: Any, _inp: Any, out: Any) -> None:
+            if isinstance(out, torch.Tensor):
+                source[id(out)] = name
+                alive.append(out)
+
+        return hook
+
+    handles = [m.register_forward_hook(tag(n)) for n, m in prunable_layers(module)]
+    try:
+        with torch.no_grad(), Tracker():
+            module(*inputs)
+    except Exception:  # noqa: BLE001 - a model the tracker cannot follow: torch-pruning reports it later
+        return []
+    finally:
+        for h in handles:
+            h.remove()
+    return list(dict.fromkeys(hits))
+
+
 def _modulated(module: Any) -> list[tuple[str, Any]]:
     return [(n, m) for n, m in module.named_modules() if is_modulated_conv(m)]
 
@@ -371,6 +420,8 @@ class Prune:
         params_before, flops_before = count_params_flops(model, inputs)
 
         ignored_names = default_ignored(model, artifact.spec.output_shape[0], self.keep)
+        shuffled = [n for n in shuffle_feeders(model, inputs) if n not in ignored_names]
+        ignored_names += shuffled
         bare, bad = _bare_parameters(model, ignored_names)
         if bad:
             raise InputError(
@@ -417,13 +468,25 @@ class Prune:
                 for i, (m, r) in enumerate(mod_ratio.items()):
                     pruner.pruning_ratio_dict[m] = pruner.iterative_pruning_ratio_scheduler(r, pruner.iterative_steps)
                     pruner._layer_to_scope[m] = ("accelkit_modulated" + ("" if self.global_pruning else f"_{i}"), [m])
-                pruner.step()
+                for group in pruner.step(interactive=True):
+                    root = _group_root(pruner, group)
+                    try:
+                        group.prune()
+                    except Exception as exc:  # noqa: BLE001 - named below, with the layer that failed
+                        raise _GroupFailed(root, exc) from None
         except InputError:
             raise
+        except _GroupFailed as failed:
+            exc = failed.exc
+            raise InputError(
+                f"torch-pruning could not prune the channels of layer {failed.layer!r} ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0][:160] if str(exc) else ''}); keep it with --keep {failed.layer!r} "
+                "(keep=[...]) or leave this generator unpruned"
+            ) from None
         except Exception as exc:  # noqa: BLE001 - torch-pruning/torch raise many types; re-raised as one line
             raise InputError(
-                f"torch-pruning could not prune this generator ({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}); "
-                "keep the offending layers with keep=[...] (--keep) or leave it unpruned"
+                f"torch-pruning could not trace this generator ({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}); "
+                "keep the layers it fails on with --keep NAME (keep=[...]) or leave it unpruned"
             ) from None
         finally:
             for p, g in zip(model.parameters(), grads):
@@ -445,6 +508,7 @@ class Prune:
             "name": self.name,
             "options": self.options(),
             "ignored_layers": ignored_names,
+            "pixel_shuffle_inputs_kept": shuffled,
             "params_before": params_before,
             "params_after": params_after,
             "flops_before": flops_before,
@@ -458,12 +522,32 @@ class Prune:
         return artifact.derive(module=model, path=None, passes=[*(dict(p) for p in artifact.passes), record], meta=meta)
 
 
+class _GroupFailed(Exception):
+    """torch-pruning failed on the group rooted at ``layer``."""
+
+    def __init__(self, layer: str, exc: BaseException) -> None:
+        super().__init__(layer)
+        self.layer = layer
+        self.exc = exc
+
+
+def _group_root(pruner: Any, group: Any) -> str:
+    """Name of the layer a torch-pruning group is rooted at (``?`` when unknown)."""
+    try:
+        mod = group[0].dep.target.module
+        return str(pruner.DG._module2name.get(mod, type(mod).__name__))
+    except Exception:  # noqa: BLE001 - naming is best effort, never the failure itself
+        return "?"
+
+
 # ----------------------------------------------------------------------- saving
 def save_pruned(artifact: Artifact, path: str | os.PathLike[str], *, force: bool = False) -> Artifact:
     """Save a (pruned) torch artifact as a TorchScript archive plus its sidecar.
 
     ``torch.jit.script`` is tried first, ``torch.jit.trace`` (on sampler inputs) second.
-    The file loads with :func:`accelkit.loading.load_generator` without ``--trust-pickle``.
+    The generator's spec is stored inside the archive (``accelkit_spec.json``), so the
+    file loads with :func:`accelkit.loading.load_generator` without ``--trust-pickle`` and
+    without ``--input`` flags.
 
     Returns:
         The artifact with ``path`` set.
@@ -486,9 +570,12 @@ def save_pruned(artifact: Artifact, path: str | os.PathLike[str], *, force: bool
                 ts = torch.jit.trace(module, example_inputs(artifact, batch=2), check_trace=False)
             except Exception as exc:  # noqa: BLE001 - torch-pruning/torch raise many types; re-raised as one line
                 raise InputError(f"the pruned generator can be neither scripted nor traced ({type(exc).__name__}: {str(exc)[:160]})") from None
+    from accelkit.loading import spec_extra_files
+
     meta = dict(artifact.meta)
     meta["torchscript"] = how
-    return artifact.derive(path=Path(path), meta=meta).save(lambda tmp: torch.jit.save(ts, str(tmp)), force=force)
+    extra = spec_extra_files(artifact.spec)  # the spec travels inside the archive: the next command needs no --input
+    return artifact.derive(path=Path(path), meta=meta).save(lambda tmp: torch.jit.save(ts, str(tmp), _extra_files=extra), force=force)
 
 
 __all__ = [

@@ -136,6 +136,64 @@ def verify_onnx(
     return result
 
 
+def second_size(spec: GeneratorSpec) -> tuple[int, int] | None:
+    """A second height x width to verify a dynamic-H/W model at (None when the size is fixed).
+
+    Half the nominal size (doubled when that leaves the range), kept a multiple of the
+    nominal size's power-of-two factor (up to 8) so window- and pixel-shuffle-based
+    networks still accept it.
+    """
+    if spec.hw_range is None or not spec.spatial_inputs:
+        return None
+    lo, _, hi = spec.hw_range
+
+    def other(n: int) -> int:
+        m = 1
+        while m < 8 and n % (m * 2) == 0:
+            m *= 2
+        for cand in (n // 2, n * 2, n - m, n + m):
+            cand = max(m, cand // m * m)
+            if cand != n and lo <= cand <= hi:
+                return cand
+        return n
+
+    h, w = spec.spatial_inputs[0].shape[1:]
+    size = (other(h), other(w))
+    return None if size == (h, w) else size
+
+
+def verify_sizes(
+    onnx_path: str | Path,
+    spec: GeneratorSpec,
+    reference: Callable[[dict[str, np.ndarray]], np.ndarray],
+    *,
+    batch_sizes: Sequence[int],
+    tolerance: float,
+    precision: str,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """:func:`verify_onnx` at the spec's size and, for a dynamic-H/W spec, at a second size too.
+
+    Returns:
+        :func:`verify_onnx`'s record; with a second size, its numbers cover both sizes and
+        ``sizes`` lists ``[[h, w], ...]`` with ``per_size`` records.
+    """
+    res = verify_onnx(onnx_path, spec, reference, batch_sizes=batch_sizes, tolerance=tolerance, precision=precision, seed=seed)
+    size = second_size(spec)
+    if size is None:
+        return res
+    other = verify_onnx(onnx_path, spec.at_size(*size), reference, batch_sizes=batch_sizes[:1], tolerance=tolerance, precision=precision, seed=seed + 1)
+    h, w = spec.spatial_inputs[0].shape[1:]
+    return {
+        **res,
+        "max_abs_err": max(res["max_abs_err"], other["max_abs_err"]),
+        "mean_abs_err": float(np.mean([res["mean_abs_err"], other["mean_abs_err"]])),
+        "psnr_db": min(res["psnr_db"], other["psnr_db"]),
+        "sizes": [[h, w], list(size)],
+        "per_size": [{"size": [h, w], **{k: res[k] for k in ("max_abs_err", "psnr_db")}}, {"size": list(size), **{k: other[k] for k in ("max_abs_err", "psnr_db")}}],
+    }
+
+
 def require_fp32_onnx(artifact: Artifact, what: str, remedy: str) -> None:
     """Refuse anything but an fp32 ONNX artifact, in one line.
 
@@ -192,7 +250,7 @@ def verify_converted(
     with tempfile.TemporaryDirectory(prefix=f"accelkit-{precision}-") as tmp:
         path = Path(tmp) / f"{precision}.onnx"
         onnx.save_model(converted, str(path))
-        res = verify_onnx(
+        res = verify_sizes(
             path,
             artifact.spec,
             reference,

@@ -9,7 +9,7 @@ and write the report folder (:class:`accelkit.benchmark.report.Report`).
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -45,8 +45,9 @@ class BenchResult(Result):
         return {"report": self.report.to_dict(), "files": {k: str(v) for k, v in self.files.items()}}
 
     def to_text(self) -> str:
-        """The Markdown table and the files written."""
-        return self.report.to_markdown().rstrip("\n") + "\nwrote " + ", ".join(str(p) for p in self.files.values())
+        """The Markdown table, what was inferred about the generator, and the files written."""
+        notes = "".join(f"\n{line}" for line in self.report.settings.get("inferred", []))
+        return self.report.to_markdown().rstrip("\n") + notes + "\nwrote " + ", ".join(str(p) for p in self.files.values())
 
     def _repr_markdown_(self) -> str:
         return self.report.to_markdown()
@@ -146,7 +147,7 @@ def bench(
     say = progress or (lambda m: None)
     say("loading the generator")
     artifact = resolve_artifact(generator)
-    reference = resolve_artifact(reference) if reference is not None else None
+    reference = resolve_artifact(teacher_reference(reference, artifact)) if reference is not None else None
     out = Path(cfg.out)
     with folder_lock(out, "a benchmark report"):
         check_out_folder(out, cfg.force)  # again, under the lock
@@ -168,6 +169,10 @@ def _bench_locked(artifact: Artifact, reference: Artifact | None, cfg: BenchOpti
     report.settings["generator_sha256"] = (artifact.source_sha256 or "")[:16]
     if images_rec is not None:
         report.settings["images"] = images_rec
+    from accelkit.pipelines.results import inferred_notes
+
+    if inferred_notes(artifact.spec):
+        report.settings["inferred"] = inferred_notes(artifact.spec)
     report = run_benchmark(
         targets,
         cfg.batch_sizes,
@@ -369,6 +374,35 @@ def measure_quality(
                               "fid_mode": extractor.resize_mode, **({"images": images_rec} if images_rec else {}), **meter.provenance()}  # fmt: skip
     files["speed_vs_drift.png"] = plot_speed_vs_drift(report, out / "speed_vs_drift.png")
     return files
+
+
+def teacher_reference(reference: Any, artifact: Artifact) -> Any:
+    """``--reference`` as the teacher recorded in a pruned model's sidecar, when it is that file.
+
+    ``accelkit prune`` records how its teacher was loaded (architecture, output shape) and
+    the pruned model keeps the teacher's inputs and range; so ``bench PRUNED --fid N
+    --reference TEACHER`` needs no ``--arch``/``--input`` flags. A reference given with
+    its own ``--reference-arch``, or another file, is loaded as given.
+    """
+    from accelkit.files import sha256_file
+    from accelkit.pipelines.options import LoadOptions
+    from accelkit.spec import input_flag
+
+    teacher = artifact.meta.get("teacher")
+    if not isinstance(reference, LoadOptions) or reference.arch or not isinstance(teacher, dict) or reference.generator is None:
+        return reference
+    path = Path(reference.generator)
+    if not path.is_file() or sha256_file(path) != teacher.get("sha256"):
+        return reference
+    shape = teacher.get("output_shape")
+    return replace(
+        reference,
+        arch=teacher.get("arch"),
+        arch_kwargs=dict(teacher.get("arch_kwargs") or {}),
+        inputs=tuple(input_flag(i) for i in artifact.spec.inputs) if not reference.inputs else reference.inputs,
+        output_range=reference.output_range or artifact.spec.output_range,
+        output_shape=tuple(shape) if shape else reference.output_shape,
+    )
 
 
 def reference_identity(art: Artifact) -> dict[str, Any]:

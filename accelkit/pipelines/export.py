@@ -10,7 +10,7 @@ from typing import Any, Callable
 from accelkit.artifact import Artifact, sidecar_path
 from accelkit.errors import InputError
 from accelkit.pipelines.options import ExportOptions, Precision, QuantizeOptions, _value, resolve_artifact
-from accelkit.pipelines.results import Result
+from accelkit.pipelines.results import Result, inferred_notes
 
 Progress = Callable[[str], None]
 
@@ -58,10 +58,12 @@ class ExportResult(Result):
             lines.append(f"exporter: {exp['exporter']}" + (f" (dynamo failed: {exp['fallback_reason']})" if exp.get("fallback_reason") else ""))
         v = out.meta.get("verification", {})
         if v:
+            sizes = f" and sizes {', '.join('x'.join(map(str, hw)) for hw in v['sizes'])}" if v.get("sizes") else ""
             lines.append(
-                f"verified vs {v.get('reference')} at batch {','.join(map(str, v['batch_sizes']))}: "
+                f"verified vs {v.get('reference')} at batch {','.join(map(str, v['batch_sizes']))}{sizes}: "
                 f"max abs error {v['max_abs_err']:.3g} (tolerance {v['tolerance']:g}), PSNR {v['psnr_db']:.1f} dB"
             )
+        lines += inferred_notes(out.spec)
         lines += _int8_lines(out)[0]
         if out.precision == "fp16":
             kept = out.meta.get("fp16", {})

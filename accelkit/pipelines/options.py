@@ -131,6 +131,10 @@ class LoadOptions:
         latent_dist: Latent prior.
         truncation: Truncation psi applied to latents.
         trust_pickle: Allow a full pickled module (runs code from the file).
+        output_shape: ``(C, H, W)`` of a flat output (``--output-shape 1x28x28``).
+        hw_range: ``(min, opt, max)`` pixels of height/width for spatial inputs of a
+            generator that runs at any size (``--hw-range``); ``(0, 0, 0)`` asks for the
+            default range around the input size (``--dynamic-hw``).
     """
 
     generator: str | None = None
@@ -141,6 +145,8 @@ class LoadOptions:
     latent_dist: LatentDistribution | None = None
     truncation: float | None = None
     trust_pickle: bool = False
+    output_shape: tuple[int, ...] | None = None
+    hw_range: tuple[int, int, int] | None = None
 
     @classmethod
     def from_flags(
@@ -154,13 +160,16 @@ class LoadOptions:
         latent_dist: str | LatentDistribution | None = None,
         truncation: float | None = None,
         trust_pickle: bool = False,
+        output_shape: str | None = None,
+        dynamic_hw: bool = False,
+        hw_range: str | None = None,
     ) -> LoadOptions:
         """Build from command-line text, validating each value.
 
         Raises:
             InputError: A value is malformed (one line naming the flag and the fix).
         """
-        from accelkit.spec import parse_output_range
+        from accelkit.spec import parse_hw_range, parse_output_range, parse_output_shape
 
         kwargs: dict[str, Any] = {}
         if arch_kwargs:
@@ -184,6 +193,8 @@ class LoadOptions:
             latent_dist=latent_dist,
             truncation=truncation,
             trust_pickle=trust_pickle,
+            output_shape=parse_output_shape(output_shape) if output_shape else None,
+            hw_range=parse_hw_range(hw_range) if hw_range else (0, 0, 0) if dynamic_hw else None,
         ).validated()
 
     def validated(self) -> LoadOptions:
@@ -199,8 +210,19 @@ class LoadOptions:
             parse_input_flag(text)
         return self
 
-    def with_generator(self, generator: str | None, *, keep_arch: bool = True) -> LoadOptions:
-        """The same options for another file (``--vs``, ``--reference``)."""
+    def with_generator(
+        self, generator: str | None, *, keep_arch: bool = True, arch: str | None = None, arch_kwargs: Mapping[str, Any] | None = None
+    ) -> LoadOptions:
+        """The same options for another file (``--vs``, ``--reference``).
+
+        Args:
+            generator: The other file.
+            keep_arch: Keep ``--arch``/``--arch-kwargs`` (False: drop them, e.g. for a
+                teacher of a pruned TorchScript, unless ``arch`` is given).
+            arch, arch_kwargs: The other file's own architecture (``--reference-arch``).
+        """
+        if arch is not None:
+            return replace(self, generator=generator, arch=arch, arch_kwargs=dict(arch_kwargs or {}))
         if keep_arch:
             return replace(self, generator=generator)
         return replace(self, generator=generator, arch=None, arch_kwargs={})
@@ -218,6 +240,8 @@ class LoadOptions:
             output_range=self.output_range,
             latent_dist=_value(self.latent_dist),
             truncation_psi=self.truncation,
+            output_shape=self.output_shape,
+            hw_range=self.hw_range,
             trust=self.trust_pickle,
         )
 

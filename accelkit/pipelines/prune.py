@@ -115,9 +115,29 @@ def prune_and_distill(generator: Any = None, options: PruneOptions | None = None
             "n": opts.fid, "seed": opts.seed, "noise_floor_fid": next(iter(drifts.values())).noise_floor_fid,
             **{label: {"fid_drift": d.fid_drift, "kid_drift": d.kid_drift, "psnr_db": d.psnr_db} for label, d in drifts.items()},
         }  # fmt: skip
+    pruned.meta["teacher"] = teacher_record(art)
     saved = save_pruned(pruned, dest, force=opts.force)
     teacher = art.source if art.source and not _is_bundled(art) else (Path(art.source).name.split(".")[0] if art.source else "dcgan")
     return PruneResult(saved, report, drifts, teacher=teacher, distill_steps=opts.distill_steps)
+
+
+def teacher_record(art: Artifact) -> dict[str, Any]:
+    """What ``bench --reference TEACHER`` needs to load the teacher again with no flags.
+
+    Its file (path, sha256), the architecture it was loaded with (``--arch``; none for
+    families accelkit detects itself) and its ``--output-shape``; its inputs and range are
+    the pruned model's own (pruning keeps the I/O spec).
+    """
+    arch = art.meta.get("arch")
+    detected = isinstance(arch, str) and arch.split(":")[0] in ("spandrel", "diffusers")
+    load = next((p.get("options", {}) for p in art.passes if p.get("name") == "load"), {})
+    return {
+        "source": art.source,
+        "sha256": art.source_sha256,
+        "arch": None if detected else arch,
+        "arch_kwargs": None if detected else art.meta.get("arch_kwargs"),
+        "output_shape": load.get("output_shape"),
+    }
 
 
 def _is_bundled(art: Artifact) -> bool:

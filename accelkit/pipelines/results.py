@@ -16,6 +16,23 @@ def fmt_flops(n: int | None) -> str:
     return f"{n} FLOP"
 
 
+def inferred_notes(spec: Any) -> list[str]:
+    """Lines saying what accelkit inferred about a generator's I/O and how (empty when nothing was).
+
+    An inferred value is printed where it is used, with the flag that overrides it.
+    """
+    notes = dict(getattr(spec, "inferred", ()) or ())
+    lines = []
+    if "output_range" in notes:
+        lo, hi = spec.output_range
+        lines.append(f"output range [{lo:g}, {hi:g}] inferred from {notes['output_range']}; override with --output-range")
+    if "output" in notes:
+        lines.append(f"output image taken from the generator's {notes['output']}")
+    if "hw_range" in notes:
+        lines.append(f"height/width: {notes['hw_range']}")
+    return lines
+
+
 @dataclass
 class Result:
     """Base of pipeline results.

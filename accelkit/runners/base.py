@@ -160,6 +160,11 @@ class Runner(abc.ABC):
             raise InputError(f"all inputs need the same leading batch dimension, got shapes { {k: v.shape for k, v in inputs.items()} }")
         for inp in self.spec.inputs:
             got = inputs[inp.name].shape[1:]
+            if self.spec.hw_range is not None and inp in self.spec.spatial_inputs and len(got) == 3:
+                lo, _, hi = self.spec.hw_range  # a dynamic-H/W generator takes any size in its range
+                if got[0] == inp.shape[0] and lo <= got[1] <= hi and lo <= got[2] <= hi:
+                    continue
+                raise InputError(f"input {inp.name!r} has per-sample shape {tuple(got)}, expected {inp.shape[0]} x H x W with H, W in {lo}..{hi}")
             if tuple(got) != tuple(inp.shape):
                 raise InputError(f"input {inp.name!r} has per-sample shape {tuple(got)}, expected {inp.shape}")
 

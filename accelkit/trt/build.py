@@ -91,10 +91,18 @@ def profile_shapes(spec: GeneratorSpec, batch_range: Sequence[int]) -> dict[str,
         batch_range: ``(min, opt, max)`` batch sizes.
 
     Returns:
-        Input name -> ``(min_shape, opt_shape, max_shape)``, each ``(batch, *per_sample)``.
+        Input name -> ``(min_shape, opt_shape, max_shape)``, each ``(batch, *per_sample)``;
+        with ``spec.hw_range`` (``--dynamic-hw``) the height and width of every spatial
+        input span that range too (``(batch, C, min, min)`` .. ``(batch, C, max, max)``).
     """
     lo, opt, hi = batch_range
-    return {inp.name: ((lo, *inp.shape), (opt, *inp.shape), (hi, *inp.shape)) for inp in spec.inputs}
+    shapes = {inp.name: ((lo, *inp.shape), (opt, *inp.shape), (hi, *inp.shape)) for inp in spec.inputs}
+    if spec.hw_range is not None:
+        hw_lo, hw_opt, hw_hi = spec.hw_range
+        for inp in spec.spatial_inputs:
+            c = inp.shape[0]
+            shapes[inp.name] = ((lo, c, hw_lo, hw_lo), (opt, c, hw_opt, hw_opt), (hi, c, hw_hi, hw_hi))
+    return shapes
 
 
 def check_network_inputs(network_inputs: Mapping[str, Sequence[int]], spec: GeneratorSpec, batch_range: Sequence[int]) -> None:
@@ -130,6 +138,11 @@ def check_network_inputs(network_inputs: Mapping[str, Sequence[int]], spec: Gene
                     f"ONNX input {inp.name!r} has per-sample shape {tuple(shape[1:])}, the spec says {inp.shape}; "
                     "fix the spec with --input or re-export"
                 )
+        if spec.hw_range is not None and inp in spec.spatial_inputs and -1 not in shape[2:]:
+            raise SpecError(
+                f"ONNX input {inp.name!r} has a fixed height/width {tuple(shape[2:])} but the spec asks for sizes {spec.hw_range[0]}..{spec.hw_range[2]}; "
+                "re-export it with accelkit export --dynamic-hw"
+            )
         if shape[0] != -1 and not lo == hi == shape[0]:
             raise InputError(
                 f"ONNX input {inp.name!r} has a fixed batch of {shape[0]} but the batch range is {lo}..{hi}; "

@@ -122,6 +122,7 @@ class _Overflow(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.z_dim = 4
+        self.output_range = (-3.0, 3.0)  # a bare Linear: no range to infer (probing would refuse to guess)
         self.fc = nn.Linear(4, 3 * 4 * 4)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
