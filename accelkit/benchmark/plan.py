@@ -14,19 +14,22 @@ A backend the user asked for by name that cannot run here is an error instead
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from accelkit.artifact import Artifact
 from accelkit.benchmark.suite import BenchTarget
-from accelkit.errors import AccelkitError, BackendUnavailableError, InputError
+from accelkit.errors import BackendUnavailableError, InputError, one_line
 from accelkit.host import default_threads
 from accelkit.runners.base import RUNNERS, runner_class
 
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16", "int8", "bf16")
+#: Largest batch accepted (images per call); larger values are typing mistakes, not benchmarks.
+MAX_BATCH = 65536
 DEFAULT_PRECISIONS = ("fp32", "fp16")
 
 
@@ -50,6 +53,8 @@ class BenchOptions:
         cuda_graphs: Capture torch runs in CUDA graphs (CUDA only).
         ort_tensorrt: Add ONNX Runtime rows on its TensorRT execution provider (CUDA).
         plot: Write the throughput PNG.
+        force: Replace a report already in ``out``.
+        trust_engine: Load TensorRT plans whose sidecar does not vouch for them (runs plugin code).
         fid: Images per set for quality drift (0: no drift measurement).
         fid_weights: Feature extractor TorchScript (None: the packaged FID Inception).
         fid_batch: Images per inference call while measuring drift.
@@ -83,6 +88,8 @@ class BenchOptions:
     fid_mode: str = "clean"
     images: Path | None = None
     fid_precision: str = "fp32"
+    force: bool = False
+    trust_engine: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.batch_range, (str, int)):
@@ -101,10 +108,22 @@ class BenchOptions:
             raise InputError(f"--precision {','.join(bad)} is unknown; choose from {', '.join(PRECISIONS)}")
         if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
             raise InputError("--batch needs positive integers, e.g. --batch 1,8,32")
+        if max(self.batch_sizes) > MAX_BATCH:
+            raise InputError(f"--batch {max(self.batch_sizes)} is beyond any generator's memory; use at most {MAX_BATCH} images per call")
         if self.repeats < 3:
             raise InputError(f"--repeats {self.repeats} is too few for a median and spread; use 3 or more")
-        if self.warmup < 0 or self.min_time_s <= 0:
-            raise InputError("--warmup must be >= 0 and --min-time > 0")
+        if self.repeats > 10_000:
+            raise InputError(f"--repeats {self.repeats} is unreasonably many; 5 to 30 give a stable median")
+        if self.warmup < 0:
+            raise InputError(f"--warmup {self.warmup}: give 0 or more untimed iterations")
+        if not (math.isfinite(self.min_time_s) and 0 < self.min_time_s <= 3600):
+            raise InputError(f"--min-time {self.min_time_s}: give a finite number of seconds > 0 (e.g. 0.5)")
+        if self.threads is not None and self.threads < 1:
+            raise InputError(f"--threads {self.threads}: give a positive number of threads")
+        if self.seed < 0:
+            raise InputError(f"--seed {self.seed}: give a non-negative seed")
+        if self.fid_batch < 1:
+            raise InputError(f"--fid-batch {self.fid_batch}: give a positive number of images per call")
         if self.fid_precision not in ("fp32", "bf16"):
             raise InputError(f"--fid-precision {self.fid_precision!r} is unknown; choose fp32 or bf16")
         if self.fid < 0 or self.fid == 1:
@@ -119,6 +138,13 @@ def resolve_device(device: str) -> str:
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device != "cpu" and not device.startswith("cuda"):
         raise InputError(f"--device {device!r} is unknown; use auto, cpu or cuda[:N]")
+    if device.startswith("cuda"):
+        from accelkit.device import gpu_identity, parse_device_index
+
+        try:
+            gpu_identity(parse_device_index(device))
+        except BackendUnavailableError as exc:  # nothing could be measured: say so instead of an empty report
+            raise BackendUnavailableError(f"--device {device}: {exc}; use --device cpu (or auto)") from None
     return device
 
 
@@ -214,8 +240,8 @@ def plan_targets(
                     fp32 = OnnxFromTorch(workdir / f"{artifact.name}.onnx", batch_range=br, force=True, progress=say)(artifact)
                 onnx_by_prec["fp32"] = fp32
                 fp32_path = fp32.path
-        except AccelkitError as exc:
-            onnx_by_prec["fp32"] = f"ONNX export failed: {exc}"
+        except Exception as exc:  # noqa: BLE001 - a generator that breaks in export fails its rows, not the run
+            onnx_by_prec["fp32"] = f"ONNX export failed: {one_line(exc)}"
         from accelkit.passes.int8 import Int8
 
         converters = {
@@ -234,8 +260,8 @@ def plan_targets(
                 try:
                     say(f"converting to {prec} ONNX")
                     onnx_by_prec[prec] = convert(base)
-                except AccelkitError as exc:
-                    onnx_by_prec[prec] = f"{prec} conversion failed: {exc}"
+                except Exception as exc:  # noqa: BLE001 - a failed conversion fails its rows, not the run
+                    onnx_by_prec[prec] = f"{prec} conversion failed: {one_line(exc)}"
     for backend in needs_onnx:
         for p in cfg.precisions:
             if backend == "openvino":
@@ -254,7 +280,10 @@ def plan_targets(
                 if cfg.ort_tensorrt and device.startswith("cuda"):
                     targets.append(BenchTarget("ort", made, {"provider": "tensorrt"}, variant="tensorrt"))
             else:
-                targets.append(BenchTarget("trt", made, {"batch_range": br, "cache_dir": str(workdir / "engines")}, flops_model=fp32_path))
+                trt_opts: dict[str, Any] = {"batch_range": br, "cache_dir": str(workdir / "engines")}
+                if cfg.trust_engine:
+                    trt_opts["trust_engine"] = True
+                targets.append(BenchTarget("trt", made, trt_opts, flops_model=fp32_path))
     # A backend that cannot run here (not requested by name) is kept as skipped rows with the reason.
     return targets, fp32_path
 

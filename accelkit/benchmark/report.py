@@ -25,11 +25,14 @@ from accelkit.benchmark.render import CSV_COLUMNS as _CSV_COLUMNS
 from accelkit.benchmark.render import to_csv as _to_csv
 from accelkit.benchmark.render import to_markdown as _to_markdown
 from accelkit.errors import AccelkitError, InputError
-from accelkit.files import sha256_file, write_text_atomic
+from accelkit.files import sha256_file
 
 log = logging.getLogger(__name__)
 
 STATUSES = ("ok", "failed", "skipped")
+#: ``in_process``: accelkit's own loop around a runner (``accelkit bench``); ``serving``: a
+#: Triton server under a concurrency sweep (``accelkit loadtest``).
+SCENARIOS = ("in_process", "serving")
 #: ``in_process``: accelkit's own loop around a runner (``accelkit bench``); ``serving``: a
 #: Triton server under a concurrency sweep (``accelkit loadtest``).
 SCENARIOS = ("in_process", "serving")
@@ -333,7 +336,7 @@ class Report:
                     base.setdefault((r.batch_size, r.device), r)
         for r in self.rows:
             b = base.get((r.batch_size, r.device))
-            ok = r.status == "ok" and r.images_per_sec and b is not None and not r.unstable and not b.unstable and r.scenario != "serving"
+            ok = r.status == "ok" and r.images_per_sec and b is not None and not r.unstable and not b.unstable and r.scenario != "serving" and r.scenario != "serving"
             r.speedup_vs_torch_fp32 = (r.images_per_sec / b.images_per_sec) if ok else None  # type: ignore[operator,union-attr]
 
     # ------------------------------------------------------------------ output
@@ -372,25 +375,40 @@ class Report:
         Returns:
             File kind (``json``, ``md``, ``csv``, ``png``, ``serving_png``) -> path written.
         """
+        import tempfile
+
+        from accelkit.files import publish_group, storage_error
+
         out = Path(out_dir)
         try:
             out.mkdir(parents=True, exist_ok=True)
+            stage = Path(tempfile.mkdtemp(prefix=".report-", dir=out))
         except OSError as exc:
-            raise InputError(f"cannot create the report folder {out} ({exc.strerror}); choose another --out") from None
-        written: dict[str, Path] = {}
-        for kind, text in (("json", self.to_json()), ("md", self.to_markdown()), ("csv", self.to_csv())):
-            dest = out / FILES[kind]
-            write_text_atomic(dest, text)
-            written[kind] = dest
-        if plot:
-            dest = out / FILES["png"]
-            plot_throughput(self.rows, dest)
-            written["png"] = dest
-            if any(r.scenario == "serving" for r in self.rows):
-                from accelkit.benchmark.plot import plot_serving
+            raise storage_error(exc, f"cannot create the report folder {out}; choose another --out") from None
+        try:
+            staged: dict[str, Path] = {}
+            kinds: dict[str, str] = {}
+            for kind, text in (("json", self.to_json()), ("md", self.to_markdown()), ("csv", self.to_csv())):
+                staged[FILES[kind]] = stage / FILES[kind]
+                staged[FILES[kind]].write_text(text, encoding="utf-8", errors="surrogateescape")
+                kinds[kind] = FILES[kind]
+            if plot:
+                plot_throughput(self.rows, stage / FILES["png"])
+                staged[FILES["png"]], kinds["png"] = stage / FILES["png"], FILES["png"]
+                if any(r.scenario == "serving" for r in self.rows):
+                    from accelkit.benchmark.plot import plot_serving
 
-                written["serving_png"] = plot_serving(self.rows, out / FILES["serving_png"])
-        return written
+                    plot_serving(self.rows, stage / FILES["serving_png"])
+                    staged[FILES["serving_png"]], kinds["serving_png"] = stage / FILES["serving_png"], FILES["serving_png"]
+            # results.json last: a folder holding results.json holds its whole report
+            paths = publish_group(out, staged, last=FILES["json"])
+        except OSError as exc:
+            raise storage_error(exc, f"cannot write the report in {out}") from None
+        finally:
+            import shutil
+
+            shutil.rmtree(stage, ignore_errors=True)
+        return {kind: paths[name] for kind, name in kinds.items()}
 
     # ------------------------------------------------------------------ reading
     @classmethod

@@ -19,7 +19,7 @@ from accelkit.artifact import Artifact
 from accelkit.benchmark.harness import DEFAULT_MIN_TIME_S, DEFAULT_REPEATS, DEFAULT_WARMUP, measure_throughput
 from accelkit.benchmark.report import Report
 from accelkit.device import cuda_device_name
-from accelkit.errors import AccelkitError, BackendUnavailableError, MissingDependencyError
+from accelkit.errors import AccelkitError, BackendUnavailableError, MissingDependencyError, one_line
 from accelkit.flops import flops_per_image_onnx, mfu
 from accelkit.runners.base import Runner, create_runner
 from accelkit.sampler import LatentSampler
@@ -66,13 +66,6 @@ class BenchTarget:
 
 
 ProgressFn = Callable[[str], None]
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    if isinstance(exc, AccelkitError):
-        return text or type(exc).__name__
-    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
 
 
 def run_benchmark(
@@ -163,7 +156,7 @@ def run_benchmark(
             if runner is not None:
                 runner.deactivate()
             for b in batch_sizes:
-                rep.add_failure(t.backend, prec, b, device, _one_line(exc), status=status, variant=t.variant, artifact=t.artifact, runner_info=info)
+                rep.add_failure(t.backend, prec, b, device, one_line(exc), status=status, variant=t.variant, artifact=t.artifact, runner_info=info)
             continue
         try:
             flops = flops_for(t)
@@ -177,7 +170,7 @@ def run_benchmark(
                     if not isinstance(exc, AccelkitError):
                         log.warning("%s batch %d failed", t.backend, b, exc_info=True)
                     rep.add_failure(
-                        t.backend, runner.precision, b, device, _one_line(exc),
+                        t.backend, runner.precision, b, device, one_line(exc),
                         status=status, variant=t.variant, artifact=t.artifact, runner_info=runner.describe(),
                     )  # fmt: skip
                     continue

@@ -72,6 +72,7 @@ def export(
     exporter: Exporter = typer.Option(Exporter.auto.value, "--exporter", help="Torch exporter (ScriptModules always use torchscript)."),
     tolerance: Optional[float] = typer.Option(None, "--tolerance", help="Max abs error allowed against torch, in output units (default 1e-3 fp32, 5e-2 fp16, 0.5 int8)."),
     keep_node: Optional[List[str]] = typer.Option(None, "--fp16-keep-node", help="Node name to keep in float32 (repeatable)."),
+    fp16_headroom: float = typer.Option(0.5, "--fp16-headroom", help="--fp16: keep in float32 every node whose calibrated activations exceed this fraction of the fp16 maximum (lower keeps more nodes in float32)."),
     calib: int = calib_option(),
     calib_method: CalibMethod = calib_method_option(),
     per_channel: bool = per_channel_option(),
@@ -97,6 +98,7 @@ def export(
         exporter=exporter,
         tolerance=tolerance,
         fp16_keep_nodes=tuple(keep_node or ()),
+        fp16_headroom=fp16_headroom,
         int8=int8_options(calib, calib_method, per_channel, exclude, include, calib_images, calib_cache),
         force=force,
     ).validated()
@@ -225,6 +227,8 @@ def bench(
     max_slowdown: str = typer.Option("5%", "--max-slowdown", help="With --vs: allowed slowdown before a row regresses."),
     serve: bool = typer.Option(False, "--serve", help="Then serve the build on Triton (PyTriton) and sweep --serve-concurrency in-flight requests at batch 1: serving rows + served/in-process ratio in the same report (pip install 'accelkit[serve]')."),
     serve_concurrency: str = typer.Option("1,2,4,8,16", "--serve-concurrency", help="With --serve: concurrency levels."),
+    force: bool = force_option("a report already in --out"),
+    trust_engine: bool = typer.Option(False, "--trust-engine", help="Load TensorRT plans whose sidecar does not vouch for them. Deserializing an engine can RUN PLUGIN CODE: only for plans you trust."),
     *,
     load: LoadOptions,
 ) -> None:
@@ -254,6 +258,8 @@ def bench(
         fid_precision=fid_precision,
         fid_mode=fid_mode,
         images=images,
+        force=force,
+        trust_engine=trust_engine,
     )
     check_bench_options(opts)  # fail fast, before loading/exporting
     if vs is not None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from accelkit.artifact import Artifact
-from accelkit.errors import AccelkitError, ExportError, InputError
+from accelkit.errors import AccelkitError, ExportError, InputError, interruption_in
 from accelkit.passes.base import Pass, PassResult, Progress
 from accelkit.passes.onnx_io import (
     check_graph,
@@ -125,6 +125,9 @@ class OnnxFromTorch(Pass):
                 except AccelkitError:
                     raise
                 except Exception as exc:  # exporter failures come in many types
+                    stop = interruption_in(exc)
+                    if stop is not None:  # Ctrl-C wrapped by the exporter: stop, never fall back
+                        raise stop from None
                     log.debug("exporter %s failed", exp, exc_info=True)
                     errors.append(f"{exp} exporter: {short_error(exc)}")
                     if exp == "dynamo" and len(order) > 1:

@@ -106,7 +106,8 @@ def export_onnx(generator: Any = None, options: ExportOptions | None = None, pro
 
     def convert(fp32: Artifact) -> Artifact:
         if precision == "fp16":
-            return Fp16(dest, force=opts.force, tolerance=opts.tolerance, keep_nodes=opts.fp16_keep_nodes, progress=say)(fp32)
+            return Fp16(dest, force=opts.force, tolerance=opts.tolerance, keep_nodes=opts.fp16_keep_nodes, headroom=opts.fp16_headroom,
+                        progress=say)(fp32)  # fmt: skip
         return Int8(dest, force=opts.force, tolerance=opts.tolerance, progress=say, batch_range=opts.batch_range, **opts.int8.pass_kwargs())(fp32)
 
     if artifact.format == "onnx":

@@ -326,6 +326,8 @@ class ExportOptions:
         exporter: Which torch exporter.
         tolerance: Max abs error vs torch (None: per-precision default).
         fp16_keep_nodes: Node names kept in float32 by ``--fp16``.
+        fp16_headroom: ``--fp16``: keep in float32 every node whose calibrated activations
+            exceed this fraction of the fp16 maximum (0.5 default; lower keeps more).
         int8: INT8 options (used with ``precision=int8``).
         force: Overwrite an existing file.
     """
@@ -337,6 +339,7 @@ class ExportOptions:
     exporter: Exporter = Exporter.auto
     tolerance: float | None = None
     fp16_keep_nodes: tuple[str, ...] = ()
+    fp16_headroom: float = 0.5
     int8: Int8Options = field(default_factory=Int8Options)
     force: bool = False
 
@@ -348,6 +351,7 @@ class ExportOptions:
 
     def validated(self) -> ExportOptions:
         """Check the values; returns ``self``."""
+        check_number(self.fp16_headroom, "--fp16-headroom", low=0.0, low_open=True, high=1.0)
         if Precision(self.precision) == Precision.bf16:
             raise InputError("bf16 is a torch runtime precision, not an ONNX export; use --fp16 or --int8")
         if not 13 <= self.opset <= 25:
@@ -570,4 +574,102 @@ class CompareOptions:
         check_number(self.max_fid_drift, "--max-fid-drift", low=0.0)
         if not (math.isfinite(self.confidence) and 0.5 <= self.confidence < 1):
             raise InputError(f"--confidence {self.confidence} is out of range; use e.g. 0.95")
+        return self
+
+
+def parse_duration(text: str | float | int, flag: str = "--time-budget") -> float:
+    """``20m``, ``90s``, ``1h``, ``1.5h`` or a number of seconds -> seconds.
+
+    Raises:
+        InputError: Not a positive finite duration.
+    """
+    import re
+
+    if isinstance(text, (int, float)):
+        value = float(text)
+    else:
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(s|sec|m|min|h)?\s*", str(text).lower())
+        if not m:
+            raise InputError(f"{flag} {text!r} is not a duration; use e.g. 20m, 90s or 1h")
+        value = float(m.group(1)) * {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, None: 1}[m.group(2)]
+    if not math.isfinite(value) or value <= 0:
+        raise InputError(f"{flag} {text!r} must be a positive duration, e.g. 20m")
+    return value
+
+
+@dataclass(frozen=True)
+class OptimizeOptions:
+    """``accelkit optimize``: the fastest build whose quality the user accepts.
+
+    Attributes:
+        budget: ``floor`` (FID drift within the noise floor), a max FID drift, or ``psnr:DB``.
+        backends: Backends to search (empty: every backend this machine runs).
+        precisions: Precisions to search (empty: all; the FP32 torch baseline always runs).
+        batch: Images per call the build is tuned for.
+        device: ``auto``, ``cpu`` or ``cuda[:N]``.
+        time_budget: Wall time for the search (``20m``, seconds...).
+        out: Output folder (chosen artifact, report, Pareto plot, journal).
+        fid: Images per set for FID/KID drift (the noise floor uses twice as many).
+        fid_weights: Feature extractor file (None: the FID Inception).
+        seed: Latent seed.
+        threads: CPU threads for every runner (None: the default policy).
+        allow_prune: Also search structured pruning + distillation (changes weights).
+        prune_ratios: Pruning ratios tried with ``allow_prune``.
+        distill_steps: Distillation steps per pruned model.
+        calib: INT8 calibration samples.
+        min_psnr_db: Quick check: reject a candidate whose paired PSNR on a few images is below this.
+        repeats, min_time_s: Timing of each candidate.
+        force: Start over even when ``out`` holds a search (default: resume it).
+    """
+
+    budget: str = "floor"
+    backends: tuple[str, ...] = ()
+    precisions: tuple[str, ...] = ()
+    batch: int = 1
+    device: str = "auto"
+    time_budget: str | float = "20m"
+    out: Path = Path("accelkit-optimize")
+    fid: int = 500
+    fid_weights: str | None = None
+    seed: int = 0
+    threads: int | None = None
+    allow_prune: bool = False
+    prune_ratios: tuple[float, ...] = (0.25, 0.5)
+    distill_steps: int = 300
+    calib: int = 128
+    min_psnr_db: float = 20.0
+    repeats: int = 5
+    min_time_s: float = 0.3
+    force: bool = False
+
+    def __post_init__(self) -> None:
+        _normalize(self, "out", Path)
+        _normalize(self, "backends", lambda v: tuple(v))
+        _normalize(self, "precisions", lambda v: tuple(_enum(Precision, p, "--precisions").value for p in v))
+        _normalize(self, "prune_ratios", lambda v: tuple(float(x) for x in v))
+
+    def validated(self) -> OptimizeOptions:
+        """Check the values; returns ``self``."""
+        from accelkit.autotune.search import Budget
+
+        Budget.parse(self.budget)
+        parse_duration(self.time_budget)
+        if not 1 <= self.batch <= 65536:
+            raise InputError(f"--batch {self.batch}: give the number of images per call the build is for (1..65536)")
+        if self.fid < 2:
+            raise InputError(f"--fid {self.fid}: the quality gate needs images (hundreds for a meaningful FID, e.g. 500)")
+        if self.seed < 0:
+            raise InputError(f"--seed {self.seed}: give a non-negative seed")
+        if self.threads is not None and self.threads < 1:
+            raise InputError(f"--threads {self.threads}: give a positive number of threads")
+        if self.calib < 1:
+            raise InputError(f"--calib {self.calib}: give a positive number of calibration samples")
+        if self.repeats < 3:
+            raise InputError(f"--repeats {self.repeats} is too few for a median; use 3 or more")
+        check_number(self.min_time_s, "--min-time", low=0.0, low_open=True, high=3600.0)
+        check_number(self.min_psnr_db, "--min-psnr", low=0.0)
+        if any(not (0 < r < 1) or not math.isfinite(r) for r in self.prune_ratios):
+            raise InputError(f"--prune-ratios {','.join(map(str, self.prune_ratios))}: each ratio must be in (0, 1)")
+        if self.distill_steps < 0:
+            raise InputError("--distill-steps must be >= 0")
         return self

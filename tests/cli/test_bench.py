@@ -45,7 +45,7 @@ def test_bench_writes_all_reports_with_torch_and_ort_rows(gen_files, tmp_path) -
     ("args", "pattern"),
     [
         (["--backend", "trt"], "available here: torch, ort"),
-        (["--backend", "ort", "--device", "cuda"], "--backend ort cannot run on cuda"),
+        (["--backend", "ort", "--device", "cuda"], "--device cuda: no CUDA GPU"),
         (["--backend", "tpu"], "--backend tpu is unknown"),
         (["--precision", "int4"], "--precision int4 is unknown"),
         (["--batch", "0"], "--batch needs positive integers"),
