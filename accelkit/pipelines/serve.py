@@ -364,7 +364,6 @@ def loadtest(
         MissingDependencyError: The ``serve`` extra is missing.
     """
     from accelkit.benchmark.report import Report
-    from accelkit.sampler import LatentSampler
     from accelkit.serving.deps import require_serve
 
     opts = (options or LoadtestOptions()).validated()
