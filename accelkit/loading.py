@@ -431,21 +431,24 @@ def _output_range_guess(module: Any) -> tuple[tuple[float, float], str] | None:
     return None
 
 
-#: Slack around [0, 1] / [-1, 1] when reading a range from probe outputs (SR networks overshoot a little).
+#: Slack around [0, 1] when reading a range from probe outputs (SR networks overshoot a little).
 RANGE_TOLERANCE = 0.1
+#: Slack around [-1, 1]: unclamped GAN generators (StyleGAN2) overshoot more.
+SIGNED_RANGE_TOLERANCE = 0.25
 RANGE_PROBE_SAMPLES = 8
 
 
-def classify_range(lo: float, hi: float, tol: float = RANGE_TOLERANCE) -> tuple[float, float] | None:
+def classify_range(lo: float, hi: float, tol: float = RANGE_TOLERANCE, signed_tol: float = SIGNED_RANGE_TOLERANCE) -> tuple[float, float] | None:
     """``(0, 1)`` for values in [0, 1], ``(-1, 1)`` for values in [-1, 1] with clear negatives, else None.
 
     Args:
         lo, hi: Smallest and largest observed output value.
-        tol: Slack around each bound.
+        tol: Slack around [0, 1]; values below ``-tol`` are clear negatives.
+        signed_tol: Slack around [-1, 1].
     """
     if lo >= -tol and hi <= 1 + tol:
         return (0.0, 1.0)
-    if lo < -tol and lo >= -1 - tol and hi <= 1 + tol:
+    if lo < -tol and lo >= -1 - signed_tol and hi <= 1 + signed_tol:
         return (-1.0, 1.0)
     return None
 
@@ -454,7 +457,7 @@ def probe_output_range(run: Any, spec: GeneratorSpec, samples: int = RANGE_PROBE
     """Infer the output range by running the generator on seeded inputs.
 
     Values observed in [0, 1] give ``(0, 1)``; in [-1, 1] with negatives, ``(-1, 1)``
-    (each with :data:`RANGE_TOLERANCE` slack). An image-to-image generator is probed with
+    (with :data:`RANGE_TOLERANCE` and :data:`SIGNED_RANGE_TOLERANCE` slack). An image-to-image generator is probed with
     images in [0, 1] first (the convention of SR and restoration networks), then in
     [-1, 1]; its input range follows its output range.
 

@@ -118,6 +118,7 @@ def load_vae_decoder(path: Path) -> tuple[Any, GeneratorSpec, dict[str, Any]]:
     require("diffusers", "vae", "loading a diffusers VAE decoder")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach the network for a local folder
     import diffusers
+    import torch
 
     cls = getattr(diffusers, cfg["_class_name"])
     use_st = (folder / WEIGHT_FILES[0]).is_file()
@@ -127,6 +128,9 @@ def load_vae_decoder(path: Path) -> tuple[Any, GeneratorSpec, dict[str, Any]]:
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise LoadError(f"{folder}: diffusers could not load the {cfg['_class_name']} ({type(exc).__name__}: {first}); re-save it with save_pretrained") from None
     vae = vae.eval().float()
+    for part in ("encoder", "quant_conv"):  # decode() never runs them: drop them from memory, exports and counts
+        if isinstance(getattr(vae, part, None), torch.nn.Module):
+            setattr(vae, part, None)
     scaling = float(cfg.get("scaling_factor") or 1.0)
     shift = float(cfg.get("shift_factor") or 0.0)
     module = _decoder_class()(vae, scaling, shift).eval()

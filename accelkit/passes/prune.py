@@ -139,8 +139,32 @@ def default_ignored(module: Any, out_channels: int, keep: Sequence[str] = ()) ->
     return list(dict.fromkeys(names))
 
 
+def norm_round_to(module: Any, round_to: int | None) -> int | None:
+    """``round_to`` raised to a multiple of every GroupNorm's group count (a VAE decoder's 32).
+
+    GroupNorm splits its channels into ``num_groups`` equal groups; a channel count that
+    is not a multiple of it cannot be normalised, so pruned counts stay multiples of it.
+    """
+    import math
+
+    from torch import nn
+
+    groups = [int(m.num_groups) for m in module.modules() if isinstance(m, nn.GroupNorm)]
+    if not groups:
+        return round_to
+    return math.lcm(round_to or 1, *groups)
+
+
 def shuffle_feeders(module: Any, inputs: tuple[Any, ...]) -> list[str]:
-    """Names of conv/linear layers whose output reaches a pixel (un)shuffle, found by running the model once.
+    """Names of conv/linear layers whose output reaches a pixel (un)shuffle (see :func:`trace_layers`)."""
+    return trace_layers(module, inputs)[1]
+
+
+def trace_layers(module: Any, inputs: tuple[Any, ...]) -> tuple[list[str], list[str]]:
+    """Run the model once: conv/linear layers in execution order, and those whose output reaches a pixel (un)shuffle.
+
+    The execution order gives the layer that writes the output (the last one run, not the
+    last one registered: a diffusers VAE registers ``post_quant_conv`` after its decoder).
 
     A pixel shuffle interleaves channels with space: the layer feeding it cannot lose
     channels one by one (torch-pruning fails with an IndexError). Layers are found
@@ -154,6 +178,7 @@ def shuffle_feeders(module: Any, inputs: tuple[Any, ...]) -> list[str]:
     source: dict[int, str] = {}
     alive: list[Any] = []  # keep tagged tensors alive so their ids stay unique during the run
     hits: list[str] = []
+    order: list[str] = []
 
     class Tracker(TorchFunctionMode):
         def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
@@ -170,6 +195,7 @@ def shuffle_feeders(module: Any, inputs: tuple[Any, ...]) -> list[str]:
 
     def tag(name: str) -> Any:
         def hook(_m: Any, _inp: Any, out: Any) -> None:
+            order.append(name)
             if isinstance(out, torch.Tensor):
                 source[id(out)] = name
                 alive.append(out)
@@ -181,11 +207,11 @@ def shuffle_feeders(module: Any, inputs: tuple[Any, ...]) -> list[str]:
         with torch.no_grad(), Tracker():
             module(*inputs)
     except Exception:  # noqa: BLE001 - a model the tracker cannot follow: torch-pruning reports it later
-        return []
+        return [], []
     finally:
         for h in handles:
             h.remove()
-    return list(dict.fromkeys(hits))
+    return list(dict.fromkeys(order)), list(dict.fromkeys(hits))
 
 
 def _modulated(module: Any) -> list[tuple[str, Any]]:
@@ -419,8 +445,12 @@ class Prune:
         inputs = example_inputs(artifact, batch=1, seed=self.seed)
         params_before, flops_before = count_params_flops(model, inputs)
 
+        round_to = norm_round_to(model, self.round_to)
         ignored_names = default_ignored(model, artifact.spec.output_shape[0], self.keep)
-        shuffled = [n for n in shuffle_feeders(model, inputs) if n not in ignored_names]
+        order, feeders = trace_layers(model, inputs)
+        if order and order[-1] not in ignored_names:  # the layer that really writes the output
+            ignored_names.append(order[-1])
+        shuffled = [n for n in feeders if n not in ignored_names]
         ignored_names += shuffled
         bare, bad = _bare_parameters(model, ignored_names)
         if bad:
@@ -458,7 +488,7 @@ class Prune:
                         pruning_ratio_dict={m: r for m, r in ratio_dict.items() if m not in mod_ratio} or None,
                         global_pruning=self.global_pruning,
                         ignored_layers=ignored,
-                        round_to=self.round_to,
+                        round_to=round_to,
                         customized_pruners={t: mod_pruner for t in mod_types} or None,
                         unwrapped_parameters=bare,
                         root_module_types=[tp.ops.TORCH_CONV, tp.ops.TORCH_LINEAR, tp.ops.TORCH_LSTM, *mod_types],
@@ -509,6 +539,7 @@ class Prune:
             "options": self.options(),
             "ignored_layers": ignored_names,
             "pixel_shuffle_inputs_kept": shuffled,
+            "round_to_used": round_to,
             "params_before": params_before,
             "params_after": params_after,
             "flops_before": flops_before,

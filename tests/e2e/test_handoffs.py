@@ -38,7 +38,7 @@ def sr_ts(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # ------------------------------------------------------------------------ .pt2 on torch
 def test_pt2_program_benches_on_torch_with_fid(gen_files, tiny_weights, tmp_path) -> None:
     out = tmp_path / "r"
-    res = cli("bench", gen_files["pt2"], "--input", "label:int:5", "--backend", "torch,ort", "--precision", "fp32",
+    res = cli("bench", gen_files["pt2"], "--input", "z:8", "--input", "label:int:5", "--backend", "torch,ort", "--precision", "fp32",
               "--fid", 8, "--fid-weights", tiny_weights, "--out", out, *QUICK)  # fmt: skip
     assert "Calling eval()" not in res.output + res.stderr
     rows = json.loads((out / "results.json").read_text())["rows"]
