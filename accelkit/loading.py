@@ -355,7 +355,7 @@ def _forward_arg_names(module: Any) -> list[str] | None:
         sig = inspect.signature(module.forward)
     except (TypeError, ValueError):
         return None
-    names = []
+    names: list[str] = []
     for p in sig.parameters.values():
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             return names or None

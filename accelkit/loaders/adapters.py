@@ -119,7 +119,7 @@ def find_image(out: Any, batch: int, output_shape: Sequence[int] | None = None) 
         img, shape = _reshape_rule(out[idx[0]], batch, output_shape, f"at item {idx[0]} ")
         return img, OutputRule(index=idx[0], shape=shape, of=len(out))
     sample = getattr(out, "sample", None)
-    if _is_batch(sample, batch):
+    if isinstance(sample, torch.Tensor) and _is_batch(sample, batch):
         img, shape = _reshape_rule(sample, batch, output_shape, "in .sample ")
         return img, OutputRule(key="sample", shape=shape, attribute=True)
     raise SpecError(f"the generator returned a {type(out).__name__}, expected an NCHW image batch of {batch}; accelkit handles image generators only")

@@ -507,10 +507,10 @@ class Prune:
         except InputError:
             raise
         except _GroupFailed as failed:
-            exc = failed.exc
+            cause = failed.exc
             raise InputError(
-                f"torch-pruning could not prune the channels of layer {failed.layer!r} ({type(exc).__name__}: "
-                f"{str(exc).splitlines()[0][:160] if str(exc) else ''}); keep it with --keep {failed.layer!r} "
+                f"torch-pruning could not prune the channels of layer {failed.layer!r} ({type(cause).__name__}: "
+                f"{str(cause).splitlines()[0][:160] if str(cause) else ''}); keep it with --keep {failed.layer!r} "
                 "(keep=[...]) or leave this generator unpruned"
             ) from None
         except Exception as exc:  # noqa: BLE001 - torch-pruning/torch raise many types; re-raised as one line

@@ -119,7 +119,7 @@ def verify_onnx(
         except NonFiniteOutputError as exc:
             raise NonFiniteOutputError(f"the {precision} ONNX model produced NaN/Inf at batch {b} ({exc}); keep more ops in float32 or export fp32") from None
         per_batch.append({"batch_size": b, **m})
-    result = {
+    result: dict[str, Any] = {
         "batch_sizes": list(batch_sizes),
         "seed": seed,
         "tolerance": tolerance,

@@ -130,7 +130,7 @@ def teacher_record(art: Artifact) -> dict[str, Any]:
     """
     arch = art.meta.get("arch")
     detected = isinstance(arch, str) and arch.split(":")[0] in ("spandrel", "diffusers")
-    load = next((p.get("options", {}) for p in art.passes if p.get("name") == "load"), {})
+    load: dict[str, Any] = next((p.get("options", {}) for p in art.passes if p.get("name") == "load"), {})
     return {
         "source": art.source,
         "sha256": art.source_sha256,

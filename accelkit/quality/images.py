@@ -185,7 +185,7 @@ def _resize_clean(t: Any, size: int) -> Any:
     for i in range(arr.shape[0]):
         for c in range(arr.shape[1]):
             img = Image.fromarray(np.ascontiguousarray(arr[i, c], dtype=np.float32))  # 2-D float32 -> mode "F"
-            out[i, c] = np.asarray(img.resize((size, size), resample=Image.BICUBIC), dtype=np.float32).clip(0, 255)
+            out[i, c] = np.asarray(img.resize((size, size), resample=Image.Resampling.BICUBIC), dtype=np.float32).clip(0, 255)
     return torch.from_numpy(out).to(t.device)
 
 

@@ -96,7 +96,7 @@ def profile_shapes(spec: GeneratorSpec, batch_range: Sequence[int]) -> dict[str,
         input span that range too (``(batch, C, min, min)`` .. ``(batch, C, max, max)``).
     """
     lo, opt, hi = batch_range
-    shapes = {inp.name: ((lo, *inp.shape), (opt, *inp.shape), (hi, *inp.shape)) for inp in spec.inputs}
+    shapes: dict[str, tuple[tuple[int, ...], ...]] = {inp.name: ((lo, *inp.shape), (opt, *inp.shape), (hi, *inp.shape)) for inp in spec.inputs}
     if spec.hw_range is not None:
         hw_lo, hw_opt, hw_hi = spec.hw_range
         for inp in spec.spatial_inputs:
