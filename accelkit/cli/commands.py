@@ -199,7 +199,7 @@ def prune(
 @load_options()
 def bench(
     generator: Optional[str] = generator_argument(),
-    backend: Optional[str] = typer.Option(None, "--backend", help="Comma-separated backends: torch, ort, openvino (pip install 'accelkit[openvino]'), trt. Default: every backend this machine can run (the others are listed as skipped, with the reason)."),
+    backend: Optional[str] = typer.Option(None, "--backend", help="Comma-separated backends: torch, ort, openvino (needs the openvino extra), trt. Default: every backend this machine can run (the others are listed as skipped, with the reason)."),
     precision: str = typer.Option("fp32,fp16", "--precision", help="Comma-separated precisions: fp32, fp16, int8 (ONNX Q/DQ, calibrated on the prior), bf16 (torch, and OpenVINO's bf16 hint on CPUs with native bf16)."),
     batch: str = typer.Option("1,8", "--batch", help="Comma-separated batch sizes (images per iteration)."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA if available), cpu or cuda[:N]."),
