@@ -64,7 +64,7 @@ def targets_for(art: Any, fp32: Any, int8: Any, threads: int) -> list[BenchTarge
     bf16 = has_native_bf16()
     out = [BenchTarget("torch", art, {"precision": "fp32", **t})]
     if bf16:
-        out.append(BenchTarget("torch", art, {"precision": "bf16", **t}))
+        out.append(BenchTarget("torch", art, {"precision": "bf16", "channels_last": True, **t}))  # as accelkit bench runs CPU bf16
     out.append(BenchTarget("torch", art, {"precision": "fp32", "compile": True, **t}, variant="compile"))
     out += [BenchTarget("ort", fp32, dict(t)), BenchTarget("ort", int8, dict(t))]
     if "openvino" in available_backends("cpu"):
