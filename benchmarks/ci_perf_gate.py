@@ -62,7 +62,43 @@ from accelkit.benchmark.suite import BenchTarget, run_benchmark  # noqa: E402
 from accelkit.errors import AccelkitError  # noqa: E402
 from accelkit.gate.ratio_gate import RatioBaseline, baseline_from_reports, merge_reports, ratio_gate  # noqa: E402
 
-DEFAULT_BASELINE = ROOT / "benchmarks" / "baselines" / "cpu_ratio.json"
+BASELINES = ROOT / "benchmarks" / "baselines"
+#: The first baseline (AMD EPYC); others are ``cpu_ratio.<cpu>-<cores>c.json``, one per machine type.
+DEFAULT_BASELINE = BASELINES / "cpu_ratio.json"
+
+
+def _machine(env: dict[str, Any]) -> tuple[str | None, int | None, str]:
+    from accelkit.host import isa_summary
+
+    cpu = env.get("cpu") or {}
+    return cpu.get("model"), cpu.get("available_cores"), isa_summary().split(" ")[0]
+
+
+def baseline_for(env: dict[str, Any]) -> Path:
+    """The committed baseline measured on this machine type (CPU model and cores), else the default one.
+
+    CI machines differ from session to session (AMD EPYC, AVX2-only Xeons, AMX Xeons) and
+    the ORT/torch ratio depends on the CPU, so each type keeps its own baseline; on a type
+    without one the gate can only say ``unreliable``.
+    """
+    model, cores, isa = _machine(env)
+    for p in sorted(BASELINES.glob("cpu_ratio*.json")):
+        try:
+            b = RatioBaseline.load(p)
+        except AccelkitError:
+            continue
+        if b.machine.get("cpu") == model and b.machine.get("available_cores") == cores and b.machine.get("isa", isa) == isa:
+            return p
+    return DEFAULT_BASELINE
+
+
+def new_baseline_path(env: dict[str, Any]) -> Path:
+    """Where ``--update-baseline`` writes this machine type's baseline."""
+    import re
+
+    model, cores, isa = _machine(env)
+    slug = re.sub(r"[^a-z0-9]+", "-", (model or "unknown-cpu").lower()).strip("-")
+    return BASELINES / f"cpu_ratio.{slug}-{isa}-{cores or 0}c.json"
 #: Chosen from calibration runs on the 2-core shared dev machine (see the baseline's
 #: ``measured`` block and benchmarks/results/ci_perf_gate.md).
 DEFAULT_TOLERANCE = 0.25
@@ -158,7 +194,8 @@ def run_rounds(
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status (0 pass, 1 regression, 2 bad input)."""
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE, help="ratio baseline JSON (default: %(default)s)")
+    ap.add_argument("--baseline", type=Path, default=None, help="ratio baseline JSON (default: the committed one of this machine type, "
+                    "benchmarks/baselines/cpu_ratio*.json; --update-baseline writes cpu_ratio.<cpu>-<cores>c.json)")
     ap.add_argument("--update-baseline", action="store_true", help="measure and rewrite the baseline instead of checking")
     ap.add_argument("--runs", type=int, default=1, help="independent measurements: with --update-baseline the baseline is their median; "
                     "when checking, each is checked (calibration of the tolerance) and the worst exit status is returned")
@@ -175,9 +212,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     t0 = time.perf_counter()
     try:
+        env = collect_environment()
+        if args.baseline is None:
+            args.baseline = new_baseline_path(env) if args.update_baseline else baseline_for(env)
         base = None if args.update_baseline else RatioBaseline.load(args.baseline)
         torch_art, origin = load_dcgan()
-        env = collect_environment()
         merged_runs = []
         with tempfile.TemporaryDirectory(prefix="accelkit-ci-gate-") as tmp:
             onnx_art = export_fp32(torch_art, Path(tmp))
@@ -200,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         timing = f"setup {t_ready - t0:.1f} s, measurement {t_done - t_ready:.1f} s, total {t_done - t0:.1f} s"
         if base is None:
             new = baseline_from_reports(merged_runs, tolerance=args.tolerance if args.tolerance is not None else DEFAULT_TOLERANCE)
+            new.machine["isa"] = _machine(env)[2]  # "Intel Xeon Processor" names AVX2-only and AMX machines alike
             new.measured["generator"] = origin
             new.measured["how"] = (
                 f"python benchmarks/ci_perf_gate.py --update-baseline --runs {len(merged_runs)} "
@@ -226,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"batch {b}: ratio vs baseline over {len(rel)} runs: min {min(rel):+.1f}%, median {sorted(rel)[len(rel) // 2]:+.1f}%, "
                         f"max {max(rel):+.1f}%; verdicts: " + ", ".join(f"{verdicts.count(x)} {x}" for x in dict.fromkeys(verdicts))
                     )
-            print(f"({origin}; {timing})")
+            print(f"({origin}; baseline {args.baseline.relative_to(ROOT) if args.baseline.is_relative_to(ROOT) else args.baseline}; {timing})")
         return max(r.exit_code for r in results)
     except AccelkitError as exc:
         print(f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
