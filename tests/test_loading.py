@@ -269,3 +269,28 @@ def test_eager_conditional_without_class_attribute_uses_embedding_rows(tmp_path)
     fx.NoCount = NoCount  # importable by name for --arch
     art = load_generator(p, arch="tests.fixtures.generators:NoCount")
     assert art.spec.num_classes == 5
+
+
+def test_onnx_without_metadata_probes_its_range_and_asks_for_a_dynamic_size(tmp_path) -> None:
+    """A plain ONNX file (no accelkit metadata): range probed in ONNX Runtime; dynamic H/W needs --input."""
+    import warnings
+
+    from accelkit.spec import InputSpec as _In
+    from tests.fixtures.generators import build, export_tiny_onnx
+
+    module, spec = build("img2img")
+    path = export_tiny_onnx(module, spec, tmp_path / "plain.onnx")
+    art = load_generator(path)
+    assert art.spec.output_range == (0.0, 1.0) and "probing" in dict(art.spec.inferred)["output_range"]
+    assert art.spec.output_shape == (3, 32, 32)
+
+    dyn = tmp_path / "dyn.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (torch.rand(2, 3, 16, 16),), str(dyn), dynamo=False, input_names=["image"], output_names=["out"],
+                          dynamic_axes={"image": {0: "b", 2: "h", 3: "w"}, "out": {0: "b", 2: "H", 3: "W"}})  # fmt: skip
+    with pytest.raises(SpecError, match=r"--input image:3xHxW"):
+        load_generator(dyn)
+    art = load_generator(dyn, inputs=[_In("image", "image", (3, 24, 24))])
+    assert art.spec.output_shape == (3, 48, 48) and art.spec.hw_range == (6, 24, 96)
+
