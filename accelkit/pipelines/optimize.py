@@ -157,7 +157,6 @@ def optimize(generator: Any = None, options: OptimizeOptions | None = None, prog
     opts = (options or OptimizeOptions()).validated()
     budget = Budget.parse(opts.budget)
     say = progress or (lambda m: None)
-    resolve_weights(opts.fid_weights)  # no FID weights: fail before any work
     device = resolve_device(opts.device)
     unknown = [b for b in opts.backends if b not in RUNNERS]
     if unknown:
@@ -168,6 +167,7 @@ def optimize(generator: Any = None, options: OptimizeOptions | None = None, prog
             reason = runner_class(b).availability(device)
             raise BackendUnavailableError(f"--backends {b} cannot run on {device} here: {reason}; available here: {', '.join(available)}")
     backends = [b for b in available if not opts.backends or b in opts.backends]
+    resolve_weights(opts.fid_weights)  # no FID weights: fail before any work
     if "torch" not in backends:
         backends = ["torch", *backends]  # the reference and the baseline
     say("loading the generator")

