@@ -2,11 +2,12 @@
 
 The architecture is Real-ESRGAN's RRDBNet (``basicsr/archs/rrdbnet_arch.py``: conv_first,
 residual-in-residual dense blocks, conv_body, two nearest x2 upsamplings with convs,
-conv_hr, conv_last, LeakyReLU 0.2) at a small width, written here from that layout so
-the state_dict keys are the ones a Real-ESRGAN ``.pth`` holds. accelkit never saw it:
-it is loaded the way a user would load a released checkpoint, a ``params_ema`` dict
-plus ``--arch benchmarks/thirdparty_sr.py:RRDBNet --arch-kwargs ...`` and
-``--output-range 0,1`` (Real-ESRGAN clamps its output to [0, 1]).
+conv_hr, conv_last, LeakyReLU 0.2; the test fixtures' copy in ``tests/fixtures/families.py``,
+written from that layout so the state_dict keys are the ones a Real-ESRGAN ``.pth``
+holds) at a small width, *trained* here. accelkit's bundled models never include it: it
+is loaded the way a user loads a released checkpoint, a ``params_ema`` dict plus
+``--arch tests/fixtures/families.py:RRDBNet --arch-kwargs ...`` and ``--output-range 0,1``
+(Real-ESRGAN clamps its output to [0, 1]).
 
 Training: the same procedural shapes and 4x4 box degradation as ``models/make_sr.py``,
 MSE, Adam, a few minutes on the CPU::
@@ -24,65 +25,12 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.fixtures.families import RRDBNet  # noqa: E402
 
 ARCH_KWARGS = {"num_in_ch": 3, "num_out_ch": 3, "num_feat": 16, "num_block": 2, "num_grow_ch": 8}
-
-
-class ResidualDenseBlock(nn.Module):
-    """Five 3x3 convs with dense connections; output scaled by 0.2 and added to the input."""
-
-    def __init__(self, num_feat: int = 64, num_grow_ch: int = 32) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(num_feat, num_grow_ch, 3, 1, 1)
-        self.conv2 = nn.Conv2d(num_feat + num_grow_ch, num_grow_ch, 3, 1, 1)
-        self.conv3 = nn.Conv2d(num_feat + 2 * num_grow_ch, num_grow_ch, 3, 1, 1)
-        self.conv4 = nn.Conv2d(num_feat + 3 * num_grow_ch, num_grow_ch, 3, 1, 1)
-        self.conv5 = nn.Conv2d(num_feat + 4 * num_grow_ch, num_feat, 3, 1, 1)
-        self.lrelu = nn.LeakyReLU(negative_slope=0.2, inplace=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x1 = self.lrelu(self.conv1(x))
-        x2 = self.lrelu(self.conv2(torch.cat((x, x1), 1)))
-        x3 = self.lrelu(self.conv3(torch.cat((x, x1, x2), 1)))
-        x4 = self.lrelu(self.conv4(torch.cat((x, x1, x2, x3), 1)))
-        x5 = self.conv5(torch.cat((x, x1, x2, x3, x4), 1))
-        return x5 * 0.2 + x
-
-
-class RRDB(nn.Module):
-    """Three residual dense blocks, scaled by 0.2, added to the input."""
-
-    def __init__(self, num_feat: int, num_grow_ch: int = 32) -> None:
-        super().__init__()
-        self.rdb1 = ResidualDenseBlock(num_feat, num_grow_ch)
-        self.rdb2 = ResidualDenseBlock(num_feat, num_grow_ch)
-        self.rdb3 = ResidualDenseBlock(num_feat, num_grow_ch)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.rdb3(self.rdb2(self.rdb1(x))) * 0.2 + x
-
-
-class RRDBNet(nn.Module):
-    """Real-ESRGAN's x4 generator (scale 4 only here)."""
-
-    def __init__(self, num_in_ch: int = 3, num_out_ch: int = 3, num_feat: int = 64, num_block: int = 23, num_grow_ch: int = 32) -> None:
-        super().__init__()
-        self.conv_first = nn.Conv2d(num_in_ch, num_feat, 3, 1, 1)
-        self.body = nn.Sequential(*[RRDB(num_feat, num_grow_ch) for _ in range(num_block)])
-        self.conv_body = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
-        self.conv_up1 = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
-        self.conv_up2 = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
-        self.conv_hr = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
-        self.conv_last = nn.Conv2d(num_feat, num_out_ch, 3, 1, 1)
-        self.lrelu = nn.LeakyReLU(negative_slope=0.2, inplace=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feat = self.conv_first(x)
-        feat = feat + self.conv_body(self.body(feat))
-        feat = self.lrelu(self.conv_up1(F.interpolate(feat, scale_factor=2.0, mode="nearest")))
-        feat = self.lrelu(self.conv_up2(F.interpolate(feat, scale_factor=2.0, mode="nearest")))
-        return self.conv_last(self.lrelu(self.conv_hr(feat)))
 
 
 def main() -> None:
@@ -93,7 +41,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
+    sys.path.insert(0, str(ROOT / "models"))
     import shapes
 
     torch.set_num_threads(a.threads)

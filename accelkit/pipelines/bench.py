@@ -21,6 +21,7 @@ from accelkit.errors import InputError
 from accelkit.files import folder_lock, storage_error
 from accelkit.pipelines.options import resolve_artifact
 from accelkit.pipelines.results import Result
+from accelkit.quality.drift import reference_identity
 
 Progress = Callable[[str], None]
 
@@ -403,17 +404,6 @@ def teacher_reference(reference: Any, artifact: Artifact) -> Any:
         output_range=reference.output_range or artifact.spec.output_range,
         output_shape=tuple(shape) if shape else reference.output_shape,
     )
-
-
-def reference_identity(art: Artifact) -> dict[str, Any]:
-    """What identifies a reference model in the drift feature cache: file sha256, architecture, arguments."""
-    return {
-        "sha256": art.source_sha256 or "unknown",
-        "arch": art.meta.get("arch"),
-        "arch_kwargs": art.meta.get("arch_kwargs"),
-        "format": art.format,
-        "precision": art.precision,
-    }
 
 
 def drift_vs_reference(
