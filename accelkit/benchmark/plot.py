@@ -1,6 +1,7 @@
-"""The report's charts: ``throughput.png``, ``speed_vs_drift.png`` and ``serving.png``.
+"""Every picture accelkit draws: ``throughput.png``, ``speed_vs_drift.png``, ``serving.png``,
+the optimize search's ``pareto.png`` and the sample grids of ``bench --fid``.
 
-Both are drawn with Pillow on one small axes helper (:class:`_Axes`: canvas, frame,
+The charts are drawn with Pillow on one small axes helper (:class:`_Axes`: canvas, frame,
 linear value-to-pixel scales, ticks); the throughput chart uses matplotlib (Agg) instead
 when it is importable. Every PNG is written through a temporary file and a rename.
 Nothing here imports the report module: charts read rows and reports by their fields.
@@ -353,3 +354,34 @@ def plot_pareto(
         ax.draw.ellipse([px - r, py - r, px + r, py + r], fill=colors.get(status, (127, 127, 127)))
         ax.text((px + r + 2, py - 7), label + (" (chosen)" if status == "chosen" else ""))
     return ax.save(dest)
+
+
+# --------------------------------------------------------------------- sample grids
+def save_grid(rows: list[tuple[str, Any]], dest: str | os.PathLike[str]) -> Path:
+    """A PNG with one labelled row of images per entry (uint8 NHWC numpy arrays), written atomically.
+
+    Args:
+        rows: ``(label, images)``; every row's images have the same height and width.
+        dest: PNG path.
+
+    Returns:
+        ``dest``.
+    """
+    from PIL import Image, ImageDraw
+
+    h, w = rows[0][1].shape[1:3]
+    scale = max(1, 64 // max(h, w))
+    cell_h, cell_w = h * scale, w * scale
+    label_w = 150
+    cols = max(len(r[1]) for r in rows)
+    canvas = Image.new("RGB", (label_w + cols * (cell_w + 2), len(rows) * (cell_h + 2)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for i, (label, imgs) in enumerate(rows):
+        y = i * (cell_h + 2)
+        draw.text((4, y + cell_h // 2 - 6), label, fill="black")
+        for j, img in enumerate(imgs):
+            tile = Image.fromarray(img[..., :3] if img.shape[-1] >= 3 else img[..., 0]).resize((cell_w, cell_h), Image.NEAREST)
+            canvas.paste(tile, (label_w + j * (cell_w + 2), y))
+    with atomic_path(dest, force=True) as tmp:
+        canvas.save(tmp, format="PNG")
+    return Path(dest)

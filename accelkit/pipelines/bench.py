@@ -316,7 +316,8 @@ def measure_quality(
     """
     from accelkit.benchmark.plot import plot_speed_vs_drift
     from accelkit.errors import NonFiniteOutputError
-    from accelkit.quality.drift import DriftMeter, save_grid
+    from accelkit.benchmark.plot import save_grid
+    from accelkit.quality.drift import DriftMeter
     from accelkit.quality.features import FeatureExtractor
     from accelkit.runners.base import create_runner
 

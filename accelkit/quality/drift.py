@@ -370,27 +370,3 @@ def measure_drift(
     finally:
         if own_extractor:
             ex.close()
-
-
-def save_grid(rows: list[tuple[str, np.ndarray]], dest: Path) -> Path:
-    """A PNG with one labelled row of images per entry (uint8 NHWC), written atomically."""
-    from PIL import Image, ImageDraw
-
-    from accelkit.files import atomic_path
-
-    h, w = rows[0][1].shape[1:3]
-    scale = max(1, 64 // max(h, w))
-    cell_h, cell_w = h * scale, w * scale
-    label_w = 150
-    cols = max(len(r[1]) for r in rows)
-    canvas = Image.new("RGB", (label_w + cols * (cell_w + 2), len(rows) * (cell_h + 2)), "white")
-    draw = ImageDraw.Draw(canvas)
-    for i, (label, imgs) in enumerate(rows):
-        y = i * (cell_h + 2)
-        draw.text((4, y + cell_h // 2 - 6), label, fill="black")
-        for j, img in enumerate(imgs):
-            tile = Image.fromarray(img[..., :3] if img.shape[-1] >= 3 else img[..., 0]).resize((cell_w, cell_h), Image.NEAREST)
-            canvas.paste(tile, (label_w + j * (cell_w + 2), y))
-    with atomic_path(dest, force=True) as tmp:
-        canvas.save(tmp, format="PNG")
-    return dest
