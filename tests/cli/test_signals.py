@@ -12,7 +12,10 @@ import pytest
 
 
 def _run_and_signal(args: list[str], cwd: Path, sig: int, wait_for: str, timeout: float = 120.0) -> tuple[int, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "accelkit", *args], cwd=cwd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    # A terminal delivers Ctrl-C to a process whose SIGINT is not ignored; a test run started in the
+    # background of a non-interactive shell (CI) inherits SIGINT ignored, so restore the default first.
+    proc = subprocess.Popen([sys.executable, "-m", "accelkit", *args], cwd=cwd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     assert proc.stderr is not None
     seen = ""
     deadline = time.monotonic() + timeout
