@@ -17,7 +17,7 @@ from accelkit.artifact import Artifact
 from accelkit.benchmark.plan import BenchOptions, check_requested_backends, plan_targets, resolve_device
 from accelkit.benchmark.report import Report
 from accelkit.benchmark.suite import BenchTarget, run_benchmark
-from accelkit.errors import InputError
+from accelkit.errors import AccelkitError, InputError
 from accelkit.files import folder_lock, storage_error
 from accelkit.pipelines.options import resolve_artifact
 from accelkit.pipelines.results import Result
@@ -148,7 +148,18 @@ def bench(
     say = progress or (lambda m: None)
     say("loading the generator")
     artifact = resolve_artifact(generator)
+    if reference is None and cfg.fid and artifact.format != "torch":
+        reference = recorded_source(artifact)  # an exported build: its own FP32 torch model, as its sidecar names it
+        if reference is not None:
+            say(f"reference: {reference.generator} (the FP32 torch model this file was made from, per its sidecar)")
+        else:
+            raise InputError(
+                f"--fid on {artifact.path or artifact.source} needs its FP32 torch model as the reference, and its sidecar names "
+                "none that still exists unchanged; pass --reference GENERATOR (with --reference-arch for weight-only files)"
+            )
     reference = resolve_artifact(teacher_reference(reference, artifact)) if reference is not None else None
+    if reference is not None and (reference.spec.inputs != artifact.spec.inputs or reference.spec.output_shape != artifact.spec.output_shape):
+        raise InputError("--reference has different inputs or output shape than the generator; drift needs the same latents and image size")
     out = Path(cfg.out)
     with folder_lock(out, "a benchmark report"):
         check_out_folder(out, cfg.force)  # again, under the lock
@@ -376,6 +387,42 @@ def measure_quality(
                               "fid_mode": extractor.resize_mode, **({"images": images_rec} if images_rec else {}), **meter.provenance()}  # fmt: skip
     files["speed_vs_drift.png"] = plot_speed_vs_drift(report, out / "speed_vs_drift.png")
     return files
+
+
+def recorded_source(artifact: Artifact) -> Any:
+    """The generator an exported artifact was made from, as :class:`LoadOptions`, when it can be trusted to be it.
+
+    An ONNX file (or engine) accelkit wrote records in its sidecar the source file, its
+    sha256 and how it was loaded (architecture and arguments, the spec). When that file
+    still exists with the same sha256, ``bench BUILD --fid N`` measures drift against it
+    without ``--reference``; otherwise None (the caller asks for ``--reference``).
+    Nothing from the sidecar is imported: the architecture is followed only as
+    :func:`accelkit.loading.load_generator` follows one the user gave, and a pickled
+    module is never loaded (``trust_pickle`` stays off).
+    """
+    from accelkit.files import sha256_file
+    from accelkit.pipelines.options import LoadOptions
+    from accelkit.spec import input_flag
+
+    if artifact.format == "torch" or not artifact.source or not artifact.source_sha256:
+        return None
+    src = Path(artifact.source)
+    load = next((p.get("options") or {} for p in artifact.passes if p.get("name") == "load"), {})
+    if load.get("format") == "onnx" or not src.is_file():
+        return None
+    try:
+        if sha256_file(src) != artifact.source_sha256:
+            return None
+    except AccelkitError:
+        return None
+    kwargs = artifact.meta.get("arch_kwargs") or load.get("arch_kwargs") or {}
+    return LoadOptions(
+        generator=str(src),
+        arch=artifact.meta.get("arch") or load.get("arch"),
+        arch_kwargs=dict(kwargs) if isinstance(kwargs, dict) else {},
+        inputs=tuple(input_flag(i) for i in artifact.spec.inputs),
+        output_range=artifact.spec.output_range,
+    )
 
 
 def teacher_reference(reference: Any, artifact: Artifact) -> Any:
