@@ -312,10 +312,18 @@ def _torch_load(path: Path, trust: bool) -> Any:
     import torch
 
     try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
+        with torch.serialization.safe_globals([argparse.Namespace]), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")  # noise about protocol 4/5, not the user's concern
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         msg = str(exc)
+        opcode = re.search(r"Unsupported operand (\d+)", msg)
+        if opcode and not trust and "GLOBAL" not in msg:  # no class named: garbage, or a pickle opcode the safe loader lacks
+            raise LoadError(
+                f"{path} is not a model file accelkit can read safely (the weights-only unpickler stops at pickle opcode "
+                f"{opcode.group(1)}: a corrupt or non-model file, or a pickle with instructions only a full unpickler runs); "
+                f"re-save or re-download it, or {_PICKLE_HINT}"
+            ) from None
         if "Weights only load failed" in msg or "weights_only" in msg or "Unsupported global" in msg:
             if not trust:
                 found = re.search(r"GLOBAL ([\w.]+)", msg)
@@ -1102,7 +1110,13 @@ def _load_onnx(
     try:
         model = onnx.load(str(p), load_external_data=True)
     except Exception as exc:
-        raise LoadError(f"{p} is not a readable ONNX model ({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}); re-export it") from None
+        why = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
+        if p.suffix.lower() != ".onnx":  # only its first byte looked like ONNX
+            raise LoadError(
+                f"{p} is not a model file accelkit can read (expected TorchScript, .pt2, ONNX, a torch.save checkpoint or safetensors; "
+                f"it does not parse as ONNX either: {why})"
+            ) from None
+        raise LoadError(f"{p} is not a readable ONNX model ({why}); re-export it") from None
     if not model.graph.node:
         raise LoadError(f"{p} parses as ONNX but has an empty graph; it is not a model (truncated or wrong file?)")
     side = read_sidecar(p)

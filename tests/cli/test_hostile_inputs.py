@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import zipfile
 from pathlib import Path
 
@@ -66,8 +67,12 @@ def _files(folder: Path) -> dict[str, Path]:
     out["zip_safetensors"] = z
     (folder / "empty.pt").write_bytes(b"")
     out["empty"] = folder / "empty.pt"
-    (folder / "noise.pt").write_bytes(os.urandom(4096))
-    out["noise"] = folder / "noise.pt"
+    # Random bytes, seeded so every run sees the same file; the first byte is chosen, since
+    # 0x08 is how an ONNX protobuf starts and 0x80 how a pickle does (each sniffed differently).
+    noise = random.Random(0).randbytes(4096)
+    for name, first in (("noise", b"\x13"), ("noise_onnxish", b"\x08"), ("noise_picklish", b"\x80")):
+        (folder / f"{name}.pt").write_bytes(first + noise[1:])
+        out[name] = folder / f"{name}.pt"
     loop = folder / "loop.pt"
     os.symlink(loop.name, loop)  # ELOOP on open: an unreadable file even for root
     out["loop"] = loop
@@ -142,6 +147,8 @@ CASES: list[tuple[str, list[str], int, str]] = [
     ("info-symlink-loop", ["info", "{f:loop}"], 2, "cannot read"),
     ("info-empty", ["info", "{f:empty}"], 2, "empty"),
     ("info-noise", ["info", "{f:noise}"], 2, "not a model file"),
+    ("info-noise-onnxish", ["info", "{f:noise_onnxish}"], 2, "not a model file"),
+    ("info-noise-picklish", ["info", "{f:noise_picklish}"], 2, "not a model file"),
     ("info-zip-as-safetensors", ["info", "{f:zip_safetensors}", "--arch", "tests.fixtures.generators:LatentGen"], 2, "safetensors"),
     ("info-huge-input", ["info", "{f:torchscript}", "--input", "z:99999999999"], 2, "--input"),
     ("info-bad-arch-kwargs-type", ["info", "{f:state_dict}", "--arch", "tests.fixtures.generators:LatentGen", "--arch-kwargs", '{"z_dim": "abc"}'], 2, "--arch"),
