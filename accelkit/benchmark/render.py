@@ -74,7 +74,10 @@ def to_markdown(report: ReportLike) -> str:
     if vtxt:
         lines.append(f"Versions: {vtxt}.")
     if report.settings:
-        lines.append("Settings: " + ", ".join(f"{k}={v}" for k, v in report.settings.items()) + ".")
+        # Structured settings (optimize's search record) get their own section; they are in results.json whole.
+        flat = {k: v for k, v in report.settings.items() if not isinstance(v, (dict, list))}
+        if flat:
+            lines.append("Settings: " + ", ".join(f"{k}={v}" for k, v in flat.items()) + ".")
     loads = [r.load_average_1m for r in report.rows if r.load_average_1m is not None]
     cores = cpu.get("available_cores")
     if loads and isinstance(cores, int) and max(loads) > cores:
@@ -119,6 +122,7 @@ def to_markdown(report: ReportLike) -> str:
         lines.append("No measurements.")
     lines += quality_markdown(report)
     lines += serving_markdown(report)
+    lines += optimize_markdown(report)
     for status, title in (("failed", "Failed"), ("skipped", "Skipped")):
         groups: dict[tuple[str, str, str, str], list[int]] = {}
         for r in report.rows:
@@ -139,6 +143,42 @@ def _baseline_unstable(report: ReportLike, row: Any) -> bool:
         and r.device == row.device and getattr(r, "unstable", False)
         for r in report.rows
     )  # fmt: skip
+
+
+def optimize_markdown(report: ReportLike) -> list[str]:
+    """The search section of ``results.md`` written by ``accelkit optimize``: budget, choice, time, every candidate and its verdict."""
+    rec = report.settings.get("optimize") if report.settings else None
+    if not isinstance(rec, dict):
+        return []
+    chosen = rec.get("chosen") or {}
+    cand = (chosen.get("candidate") or {}).get("id", "?")
+    lines = ["", "## Search (accelkit optimize)", "", f"Budget: {rec.get('budget', '?')}. Chosen: **{cand}** ({chosen.get('reason', '')})."]
+    conf = rec.get("confirmation") or {}
+    if conf.get("speedup") is not None:
+        flag = " — **unstable**: the rounds disagree; re-run on a quiet machine before quoting it" if conf.get("unstable") else ""
+        lines.append(
+            f"Confirmation, {conf.get('rounds', '?')} interleaved rounds against torch fp32 at the same batch: "
+            f"{conf['speedup']:.2f}× (range {fmt_num(conf.get('speedup_low'))}–{fmt_num(conf.get('speedup_high'))}){flag}."
+        )
+    secs = rec.get("seconds") or {}
+    if secs:
+        parts = ", ".join(f"{k} {v:.0f} s" for k, v in secs.items() if k != "total" and isinstance(v, (int, float)))
+        total = secs.get("total")
+        lines.append(f"Time: {fmt_num(total)} s in all ({parts}){'' if rec.get('complete', True) else '; stopped at the time budget'}.")
+    lines += ["", "| candidate | images/s | quick PSNR dB | FID drift | status | why |", "|---|---:|---:|---:|---|---|"]
+    for t in rec.get("candidates") or []:
+        c = t.get("candidate") or {}
+        psnr = t.get("quick_psnr_db")
+        ptxt = "∞" if isinstance(psnr, float) and math.isinf(psnr) else fmt_num(psnr)
+        lines.append(
+            f"| {c.get('id', '?')} | {fmt_num(t.get('images_per_sec'))} | {ptxt} | {fmt_num(t.get('fid_drift'))} | "
+            f"{t.get('status', '?')} | {str(t.get('reason', '')).replace('|', '/')} |"
+        )
+    cmds = rec.get("commands") or []
+    if cmds:
+        lines += ["", "Reproduce the chosen build and re-measure it on fresh latents:", "", "```", *cmds, "```"]
+    lines += ["", "Speed vs drift of every candidate whose quality was measured: [pareto.png](pareto.png)."]
+    return lines
 
 
 def serving_markdown(report: ReportLike) -> list[str]:
