@@ -120,6 +120,7 @@ class SearchSettings:
     fid_batch: int = 32
     quick_images: int = 16
     min_psnr_db: float = 20.0
+    tie_margin: float = 0.05
     calib: int = 128
     repeats: int = 5
     warmup: int = 3
@@ -141,6 +142,7 @@ class SearchSettings:
             "fid_weights": self.fid_weights,
             "quick_images": self.quick_images,
             "min_psnr_db": self.min_psnr_db,
+            "tie_margin": self.tie_margin,
             "calib": self.calib,
             "prune_ratios": list(self.prune_ratios),
             "distill_steps": self.distill_steps,
@@ -486,13 +488,14 @@ class Search:
         if cand.source == "onnx-int8":
             groups = self._sensitive_groups(cand)
             out, n = [], 1
-            while n <= len(groups) and len(out) < self.s.max_retries:
+            # Keep 1, 2, 4... of the most harmful groups in float, never all of them (then nothing is int8).
+            while n < len(groups) and len(out) < self.s.max_retries:
                 chosen = groups[:n]
                 patterns = [p for _, pats in chosen for p in pats]
                 out.append(cand.retry(exclude_groups=[g for g, _ in chosen], exclude=patterns))
-                if n == len(groups):
+                if n == len(groups) - 1:
                     break
-                n = min(2 * n, len(groups))
+                n = min(2 * n, len(groups) - 1)
             return out
         if cand.source == "onnx-fp16":
             return [cand.retry(fp16_headroom=h) for h in (0.05, 0.005)][: self.s.max_retries]
@@ -530,9 +533,39 @@ class Search:
         best_txt = f"best so far {best.candidate.id} {best.images_per_sec:.1f} img/s" if best and best.images_per_sec else "no build accepted yet"
         return f"{done} tried, {len(self.candidates) - done if len(self.candidates) > done else 0} left, {best_txt}, {self.elapsed():.0f}/{self.s.time_budget_s:.0f} s"
 
-    def _best(self) -> Tried | None:
+    def _fastest(self) -> Tried | None:
         ok = [t for t in self.tried.values() if t.status in ("accepted", "chosen") and t.images_per_sec]
         return max(ok, key=lambda t: t.images_per_sec or 0.0) if ok else None
+
+    def _drift_key(self, t: Tried) -> float:
+        """Smaller is better: FID drift, or minus the PSNR for a PSNR budget (unmeasured: worst)."""
+        d = t.drift or {}
+        if self.s.budget.kind == "psnr":
+            v = d.get("psnr_db")
+            return -v if isinstance(v, (int, float)) else math.inf
+        v = d.get("fid_drift")
+        return v if isinstance(v, (int, float)) and math.isfinite(v) else math.inf
+
+    def _best(self) -> Tried | None:
+        """The choice so far: of the accepted builds as fast as the fastest within the tie margin
+        (timing noise), the one with the least drift; the fastest breaks a drift tie."""
+        fastest = self._fastest()
+        if fastest is None:
+            return None
+        bar = (fastest.images_per_sec or 0.0) * (1 - self.s.tie_margin)
+        tied = [t for t in self.tried.values() if t.status in ("accepted", "chosen") and (t.images_per_sec or 0.0) >= bar]
+        return min(tied, key=lambda t: (self._drift_key(t), -(t.images_per_sec or 0.0)))
+
+    def _cannot_win(self, t: Tried) -> str | None:
+        """Why ``t`` need not be quality-checked: slower than the fastest accepted build beyond the tie margin."""
+        fastest = self._fastest()
+        if fastest is None or fastest is t:
+            return None
+        bar = (fastest.images_per_sec or 0.0) * (1 - self.s.tie_margin)
+        if (t.images_per_sec or 0.0) > bar:
+            return None
+        margin = f" by more than the {self.s.tie_margin:.0%} tie margin" if self.s.tie_margin else ""
+        return f"{t.images_per_sec:.1f} img/s cannot beat the accepted {fastest.candidate.id} ({fastest.images_per_sec:.1f} img/s){margin}"
 
     def run(self) -> SearchOutcome:
         """Run (or resume) the search; always returns an outcome (the FP32 baseline at worst)."""
@@ -569,8 +602,15 @@ class Search:
         for t in queue:
             self._judge(t)
         chosen = self._best() or baseline
+        fastest = self._fastest() or chosen
         chosen.status = "chosen"
-        if chosen.reason and not chosen.reason.startswith("fastest"):
+        if fastest is not chosen:
+            if not chosen.reason.startswith("within"):
+                chosen.reason = (
+                    f"within {self.s.tie_margin:.0%} of the fastest accepted build {fastest.candidate.id} ({fastest.images_per_sec:.1f} img/s), "
+                    f"with less drift ({chosen.reason}; {fastest.candidate.id}: {fastest.reason})"
+                )
+        elif chosen.reason and not chosen.reason.startswith("fastest"):
             chosen.reason = f"fastest accepted build ({chosen.reason})"
         confirmation = self.confirm(chosen, baseline) if chosen is not baseline else None
         self.journal.record("done", chosen=chosen.candidate.id, confirmation=confirmation)
@@ -622,11 +662,11 @@ class Search:
         }
 
     def _judge(self, t: Tried) -> None:
-        best = self._best()
         if t.status in ("accepted", "rejected", "chosen"):
             return
-        if best is not None and (t.images_per_sec or 0) <= (best.images_per_sec or 0):
-            t.reason = f"{t.images_per_sec:.1f} img/s cannot beat the accepted {best.candidate.id} ({best.images_per_sec:.1f} img/s)"
+        why = self._cannot_win(t)
+        if why:
+            t.reason = why
             return
         if self.journal.find("quality", candidate=t.candidate.id) is None and self.quality_cost_s is not None and self.left() < self.quality_cost_s:
             t.reason = "time budget reached before its quality check"
@@ -635,7 +675,6 @@ class Search:
         if self.quality(t):
             return
         for retry in self.retries(t):
-            best = self._best()
             if self.left() <= 0 and self.journal.find("speed", candidate=retry.id) is None:
                 self.tried.setdefault(retry.id, Tried(retry)).reason = "not timed: time budget reached"
                 self.complete = False
@@ -643,8 +682,9 @@ class Search:
             rt = self.speed(retry)
             if rt.row is None:
                 continue
-            if best is not None and (rt.images_per_sec or 0) <= (best.images_per_sec or 0):
-                rt.reason = f"{rt.images_per_sec:.1f} img/s cannot beat the accepted {best.candidate.id} ({best.images_per_sec:.1f} img/s)"
+            why = self._cannot_win(rt)
+            if why:
+                rt.reason = why
                 return  # keeping more in float only gets slower
             self._judge(rt)
             if rt.status == "accepted":

@@ -121,6 +121,7 @@ def enumerate_candidates(
     prune_ratios: Sequence[float] = (),
     image_to_image: bool = False,
     precisions: Sequence[str] = (),
+    scripted: bool = False,
 ) -> list[Candidate]:
     """Every candidate build for one device, baseline first, expensive ones last.
 
@@ -132,6 +133,9 @@ def enumerate_candidates(
         prune_ratios: Pruned model variants to include (each with every backend).
         image_to_image: The generator maps images to images (``channels_last`` matters there).
         precisions: Only candidates of these precisions (the FP32 torch baseline always stays).
+        scripted: The generator is TorchScript. ``torch.compile`` cannot compile TorchScript,
+            so no compile candidate is listed for it; nor for pruned variants, which are
+            always TorchScript (what ``prune`` saves).
     """
     cuda = device.startswith("cuda")
     cpu_threads = None if cuda else threads
@@ -147,7 +151,8 @@ def enumerate_candidates(
                 fam.append(Candidate(f"{pre}torch-fp16", "torch", "fp16", "torch", {"precision": "fp16"}))
             if cuda or has_native_bf16:
                 fam.append(Candidate(f"{pre}torch-bf16", "torch", "bf16", "torch", {**base, "precision": "bf16"}))
-            fam.append(Candidate(f"{pre}torch-fp32+compile", "torch", "fp32", "torch", {**base, "compile": True}, expensive=True))
+            if not (ratio or scripted):
+                fam.append(Candidate(f"{pre}torch-fp32+compile", "torch", "fp32", "torch", {**base, "compile": True}, expensive=True))
         if "ort" in backends:
             opts = _threads({"provider": "cuda" if cuda else "cpu"}, cpu_threads)
             for prec in ("fp32", "fp16", "int8"):

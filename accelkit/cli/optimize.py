@@ -33,6 +33,7 @@ def optimize(
     distill_steps: int = typer.Option(300, "--distill-steps", help="With --allow-prune: distillation steps per pruned model."),
     calib: int = typer.Option(128, "--calib", help="INT8 calibration samples."),
     min_psnr: float = typer.Option(20.0, "--min-psnr", help="Quick check: reject a candidate whose paired PSNR on a few images is below this (dB) before measuring FID."),
+    tie_margin: float = typer.Option(0.05, "--tie-margin", help="Builds within this share of the fastest accepted build's speed count as equally fast (timing noise); of those the one with the least drift is chosen (0: the fastest, however small its lead)."),
     repeats: int = typer.Option(5, "--repeats", help="Timed repeats per candidate."),
     min_time: float = typer.Option(0.3, "--min-time", help="Seconds each repeat runs at least."),
     force: bool = typer.Option(False, "--force", help="Start over even when --out holds a search (default: resume it from its journal)."),
@@ -46,7 +47,7 @@ def optimize(
         budget=budget, backends=tuple(csv(backends, "--backends")) if backends else (),
         precisions=tuple(csv(precisions, "--precisions")) if precisions else (), batch=batch, device=device, time_budget=time_budget,
         out=out, fid=fid, fid_weights=str(fid_weights) if fid_weights else None, seed=seed, threads=threads, allow_prune=allow_prune,
-        prune_ratios=tuple(_floats(prune_ratios)), distill_steps=distill_steps, calib=calib, min_psnr_db=min_psnr, repeats=repeats,
+        prune_ratios=tuple(_floats(prune_ratios)), distill_steps=distill_steps, calib=calib, min_psnr_db=min_psnr, tie_margin=tie_margin, repeats=repeats,
         min_time_s=min_time, force=force,
     ).validated()  # fmt: skip
     with progress_status() as progress:

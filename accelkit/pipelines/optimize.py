@@ -177,12 +177,12 @@ def optimize(generator: Any = None, options: OptimizeOptions | None = None, prog
     settings = SearchSettings(
         budget=budget, backends=backends, batch=opts.batch, device=device, fid=opts.fid, seed=opts.seed,
         time_budget_s=parse_duration(opts.time_budget), threads=opts.threads, fid_weights=opts.fid_weights, calib=opts.calib,
-        min_psnr_db=opts.min_psnr_db, repeats=opts.repeats, min_time_s=opts.min_time_s,
+        min_psnr_db=opts.min_psnr_db, tie_margin=opts.tie_margin, repeats=opts.repeats, min_time_s=opts.min_time_s,
         prune_ratios=opts.prune_ratios if opts.allow_prune else (), distill_steps=opts.distill_steps,
     )  # fmt: skip
     candidates = enumerate_candidates(device=device, backends=backends, has_native_bf16=has_native_bf16(), threads=opts.threads,
                                       prune_ratios=settings.prune_ratios, image_to_image=any(i.kind == "image" for i in art.spec.inputs),
-                                      precisions=opts.precisions)  # fmt: skip
+                                      precisions=opts.precisions, scripted=_is_torchscript(art))  # fmt: skip
     out = Path(opts.out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is a file; give a folder")
@@ -194,6 +194,12 @@ def optimize(generator: Any = None, options: OptimizeOptions | None = None, prog
         journal = Journal(out / "journal.jsonl", cache_key(key_doc), key_doc, force=opts.force)
         outcome = Search(art, settings, workdir, journal, candidates, progress=say).run()
         return _write_outputs(art, opts, budget, outcome, out, generator if isinstance(generator, LoadOptions) else None)
+
+
+def _is_torchscript(art: Artifact) -> bool:
+    import torch
+
+    return isinstance(art.module, (torch.jit.ScriptModule, torch.jit.ScriptFunction))
 
 
 def _write_outputs(art: Artifact, opts: OptimizeOptions, budget: Any, outcome: Any, out: Path, load: LoadOptions | None = None) -> OptimizeResult:

@@ -618,6 +618,8 @@ class OptimizeOptions:
         distill_steps: Distillation steps per pruned model.
         calib: INT8 calibration samples.
         min_psnr_db: Quick check: reject a candidate whose paired PSNR on a few images is below this.
+        tie_margin: Builds within this share of the fastest accepted build's images/sec count as
+            equally fast (timing noise); of those, the one with the least drift is chosen.
         repeats, min_time_s: Timing of each candidate.
         force: Start over even when ``out`` holds a search (default: resume it).
     """
@@ -638,6 +640,7 @@ class OptimizeOptions:
     distill_steps: int = 300
     calib: int = 128
     min_psnr_db: float = 20.0
+    tie_margin: float = 0.05
     repeats: int = 5
     min_time_s: float = 0.3
     force: bool = False
@@ -668,6 +671,7 @@ class OptimizeOptions:
             raise InputError(f"--repeats {self.repeats} is too few for a median; use 3 or more")
         check_number(self.min_time_s, "--min-time", low=0.0, low_open=True, high=3600.0)
         check_number(self.min_psnr_db, "--min-psnr", low=0.0)
+        check_number(self.tie_margin, "--tie-margin", low=0.0, high=0.5)
         if any(not (0 < r < 1) or not math.isfinite(r) for r in self.prune_ratios):
             raise InputError(f"--prune-ratios {','.join(map(str, self.prune_ratios))}: each ratio must be in (0, 1)")
         if self.distill_steps < 0:

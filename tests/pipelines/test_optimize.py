@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 import accelkit as ak
 from accelkit.benchmark.harness import Latency
+from accelkit.benchmark.render import fmt_num
 from accelkit.cli import app
 from tests.fixtures.generators import LatentGen, SensitiveGen, make
 
@@ -98,7 +99,38 @@ def test_the_sensitive_layers_kept_in_float_rescue_int8(gens, tiny_weights, tmp_
     assert any("--exclude" in c and "/fc1/Gemm" in c for c in res.commands)
     assert (tmp_path / "opt" / "pareto.png").is_file() and (tmp_path / "opt" / "results.json").is_file()
     rows = json.loads((tmp_path / "opt" / "results.json").read_text())["rows"]
+    md = (tmp_path / "opt" / "results.md").read_text()
+    assert "optimize={" not in md  # the search record is a section, not a dict dumped into the Settings line
+    search = md[md.index("## Search (accelkit optimize)") :]
+    assert "Chosen: **ort-int8+keep2**" in search
+    assert f"| ort-int8 | {fmt_num(by_id['ort-int8'].images_per_sec)} |" in search and by_id["ort-int8"].reason in search
+    assert next(c for c in res.commands if "--exclude" in c) in search
     assert {r["extra"]["optimize"]["candidate"] for r in rows} >= {"ort-int8", "ort-int8+keep2"}
+
+
+@pytest.mark.parametrize(("margin", "want"), [(0.05, "ort-fp32"), (0.0, "ort-int8")])
+def test_a_speed_tie_goes_to_the_build_with_less_drift(gens, tiny_weights, tmp_path, timing, monkeypatch, margin, want) -> None:
+    """ORT fp32 timed 1 % slower than ORT int8 is a tie within timing noise: with the 5 % margin the
+    fp32 build (no drift) wins over int8 (some drift); with margin 0 the faster int8 does."""
+    monkeypatch.setitem(SPEEDS, ("ort", "fp32"), 990.0)
+    res = ak.optimize(gens["latent"], _opts(tmp_path, tiny_weights, backends=("ort",), precisions=("fp32", "int8"), tie_margin=margin))
+    by_id = {t.candidate.id: t for t in res.outcome.tried}
+    chosen = res.outcome.chosen
+    assert chosen.candidate.id == want
+    if margin:
+        assert by_id["ort-int8"].status == "accepted"
+        assert by_id["ort-fp32"].drift["fid_drift"] < by_id["ort-int8"].drift["fid_drift"]
+        assert chosen.reason.startswith("within 5% of the fastest accepted build ort-int8 (1000.0 img/s), with less drift")
+    else:  # the tie is not looked for: fp32 is not even quality-checked
+        assert chosen.reason.startswith("fastest accepted build") and by_id["ort-fp32"].drift is None
+
+
+def test_ties_do_not_reopen_slower_builds(gens, tiny_weights, tmp_path, timing) -> None:
+    """Builds more than the margin slower than the fastest accepted one are never quality-checked."""
+    res = ak.optimize(gens["latent"], _opts(tmp_path, tiny_weights, backends=("ort",), precisions=("fp32", "int8")))
+    by_id = {t.candidate.id: t for t in res.outcome.tried}
+    assert res.outcome.chosen.candidate.id == "ort-int8"
+    assert by_id["ort-fp32"].drift is None and "by more than the 5% tie margin" in by_id["ort-fp32"].reason
 
 
 def test_resume_after_a_kill_repeats_nothing(gens, tiny_weights, tmp_path, timing, monkeypatch) -> None:
@@ -188,3 +220,29 @@ def test_optimize_user_errors(args, pattern, tmp_path, tiny_weights) -> None:
     errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error: ")]
     assert len(errors) == 1 and pattern in errors[0], res.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_no_compile_candidate_where_torch_compile_cannot_run() -> None:
+    """torch.compile refuses TorchScript: no compile candidate for a scripted generator, nor for pruned
+    variants (prune saves TorchScript); the eager ones stay."""
+    from accelkit.autotune.space import enumerate_candidates
+
+    ids = [c.id for c in enumerate_candidates(device="cpu", backends=("torch",), has_native_bf16=False, prune_ratios=(0.5,))]
+    assert "torch-fp32+compile" in ids and "pruned50-torch-fp32" in ids and "pruned50-torch-fp32+compile" not in ids
+    ids = [c.id for c in enumerate_candidates(device="cpu", backends=("torch",), has_native_bf16=False, scripted=True)]
+    assert ids == ["torch-fp32", "torch-fp32+channels_last"]
+
+
+@pytest.mark.parametrize(("groups", "kept"), [(5, [1, 2, 4]), (3, [1, 2]), (2, [1]), (1, []), (9, [1, 2, 4, 8])])
+def test_int8_rescue_never_keeps_every_group_in_float(groups, kept, monkeypatch) -> None:
+    """Keeping every group in float leaves nothing to quantize (a build that fails): the rescue stops one short."""
+    from types import SimpleNamespace
+
+    from accelkit.autotune.search import Search, Tried
+    from accelkit.autotune.space import Candidate
+
+    search = Search.__new__(Search)
+    search.s = SimpleNamespace(max_retries=4)
+    monkeypatch.setattr(Search, "_sensitive_groups", lambda self, cand: [(f"g{i}", [f"/g{i}/*"]) for i in range(groups)])
+    tried = Tried(Candidate("ort-int8", "ort", "int8", "onnx-int8", {}), status="rejected")
+    assert [len(c.exclude_groups) for c in search.retries(tried)] == kept
