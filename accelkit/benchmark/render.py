@@ -234,14 +234,16 @@ def quality_markdown(report: ReportLike) -> list[str]:
         "| backend | precision | FID drift | noise floor | verdict | KID drift | PSNR dB | max abs err | uint8 changed | grid |",
         "|---|---|---:|---:|---|---:|---:|---:|---:|---|",
     ]
+    pictures = getattr(report, "pictures", True)
     for (label, prec), r in seen.items():
-        grid = f"[png](grid_{label.replace(':', '-')}_{prec}.png)"
+        grid = f"[png](grid_{label.replace(':', '-')}_{prec}.png)" if pictures else "—"
         psnr = "∞" if r.psnr_db is not None and math.isinf(r.psnr_db) else fmt_num(r.psnr_db)
         lines.append(
             f"| {label} | {prec} | {fmt_num(r.fid_drift)} | {fmt_num(r.noise_floor_fid)} | {r.drift_verdict} | "
             f"{fmt_num(r.kid_drift)} | {psnr} | {fmt_num(r.max_abs_err)} | {100 * (r.changed_uint8_fraction or 0):.2f}% | {grid} |"
         )
-    lines += ["", "Pictures: [all backends on the same latents](samples_grid.png), [speed vs drift](speed_vs_drift.png)."]
+    if pictures:
+        lines += ["", "Pictures: [all backends on the same latents](samples_grid.png), [speed vs drift](speed_vs_drift.png)."]
     return lines
 
 

@@ -190,6 +190,9 @@ class Report:
         self.artifacts: list[dict[str, Any]] = list(artifacts or [])
         self.created = created or datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.settings: dict[str, Any] = dict(settings or {})
+        #: results.md links the sample grids and speed_vs_drift.png of its quality rows; a writer
+        #: that draws none of them (optimize) sets this False so no link dangles.
+        self.pictures = True
 
     # ------------------------------------------------------------------ building
     def add_artifact(self, artifact: Artifact) -> str:

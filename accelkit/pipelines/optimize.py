@@ -234,6 +234,7 @@ def _write_outputs(art: Artifact, opts: OptimizeOptions, budget: Any, outcome: A
         "commands": commands,
     }
     report.settings["optimize"] = record
+    report.pictures = False  # no sample grids here: the search keeps no images; pareto.png is its picture
     files = report.write(out, plot=True)
     pts = [(t.candidate.id, (t.drift or {}).get("fid_drift"), t.images_per_sec, t.status) for t in outcome.tried if t.drift]
     files["pareto"] = plot_pareto(pts, out / "pareto.png", budget_fid=budget.fid_line(outcome.noise_floor_fid), noise_floor=outcome.noise_floor_fid,

@@ -101,6 +101,8 @@ def test_the_sensitive_layers_kept_in_float_rescue_int8(gens, tiny_weights, tmp_
     rows = json.loads((tmp_path / "opt" / "results.json").read_text())["rows"]
     md = (tmp_path / "opt" / "results.md").read_text()
     assert "optimize={" not in md  # the search record is a section, not a dict dumped into the Settings line
+    for link in re.findall(r"\]\(([\w.-]+\.png)\)", md):  # every picture results.md links exists
+        assert (tmp_path / "opt" / link).is_file(), link
     search = md[md.index("## Search (accelkit optimize)") :]
     assert "Chosen: **ort-int8+keep2**" in search
     assert f"| ort-int8 | {fmt_num(by_id['ort-int8'].images_per_sec)} |" in search and by_id["ort-int8"].reason in search
