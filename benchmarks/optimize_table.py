@@ -18,8 +18,10 @@ Usage::
 
     python benchmarks/optimize_table.py --work /tmp/opt --out benchmarks/results/optimize_cpu.md \\
         --case dcgan-b1=dcgan@1 --case dcgan-b32=dcgan@32 --case sr4x-b1=sr4x@1 \\
-        --case realesrgan-b1=/tmp/thirdparty/RealESRGAN_lite_x4.pth@1+--arch=benchmarks/thirdparty_sr.py:RRDBNet \\
+        --case 'realesrgan-b1=/tmp/opt/RealESRGAN_lite_x4.pth@1+--arch=tests/fixtures/families.py:RRDBNet+--arch-kwargs={"num_feat":16,"num_block":2,"num_grow_ch":8}+--output-range=0,1' \\
         --prune dcgan-b1 --prune sr4x-b1
+
+(the RealESRGAN file comes from ``python benchmarks/thirdparty_sr.py --out /tmp/opt/RealESRGAN_lite_x4.pth``).
 """
 
 from __future__ import annotations
@@ -95,6 +97,11 @@ def main() -> int:
     header = ["# `accelkit optimize --budget floor` on this CPU", "",
               f"Machine: {machine()}. Date: {time.strftime('%Y-%m-%dT%H:%M:%S%z')}. accelkit at `{_git_rev()}`.", "",
               "Command: `python benchmarks/optimize_table.py " + " ".join(shlex.quote(x) for x in sys.argv[1:]) + "`", ""]  # fmt: skip
+    saved = a.work / "table_header.md"
+    if a.from_results:  # the machine, date and revision of the run that measured, not of this assembly
+        header = saved.read_text().splitlines() if saved.is_file() else [*header[:2], f"(assembled from {a.work}; the run's machine and date were not recorded)", ""]
+    else:
+        saved.write_text("\n".join(header) + "\n")
     rows, prune_rows = [], []
     for case in a.case:
         name, gen, batch, extra = parse_case(case)
@@ -116,13 +123,13 @@ def main() -> int:
                     continue
             record = json.loads((work / "opt" / "optimize.json").read_text())
             re_row = remeasure(record, work, log) if not a.from_results else json.loads((work / "remeasure" / "results.json").read_text())["rows"][0]
-            rows.append((tag, _summary(record, re_row, batch, wall, a.time_budget)))
+            rows.append((tag, _summary(record | {"case": f"{tag}, "}, re_row, batch, wall, a.time_budget)))
             if name in a.prune:
                 prune_rows.append((name, with_prune, record))
-    lines = header + ["| case | chosen build | img/s | speed-up vs torch fp32 (interleaved, 95% CI) | FID drift / floor (search, seed 0) | re-measured FID drift / floor (seed 1) | verdict | search time (budget) |",
-                      "|---|---|---:|---|---|---|---|---|"]  # fmt: skip
+    lines = header + ["| case | chosen build | img/s (search) | img/s (re-measured) | speed-up vs torch fp32 (interleaved, 95% CI) | FID drift / floor (search, seed 0) | re-measured FID drift / floor (seed 1) | verdict | search time (budget) |",
+                      "|---|---|---:|---:|---|---|---|---|---|"]  # fmt: skip
     for tag, s in rows:
-        lines.append(s if s.startswith("|") else f"| {tag} | {s} | | | | | | |")
+        lines.append(s if s.startswith("|") else f"| {tag} | {s} | | | | | | | |")
     if prune_rows:
         lines += ["", "## Quantization alone vs with pruning + distillation (same budget)", "", "| generator | search | chosen | img/s | FID drift / floor |", "|---|---|---|---:|---|"]
         for name, with_prune, rec in prune_rows:
@@ -146,13 +153,15 @@ def _summary(rec: dict, re_row: dict, batch: int, wall: float | None, budget: st
     conf = rec.get("confirmation") or {}
     sp = f"{conf['speedup']:.2f}x [{conf['speedup_low']:.2f}, {conf['speedup_high']:.2f}]" + (" (unstable)" if conf.get("unstable") else "") if conf else "—"
     search = f"{_fmt(c.get('fid_drift'))} / {_fmt(rec.get('noise_floor_fid'))}"
+    re_ips = re_row.get("images_per_sec")
+    re_ips = f"{re_ips:.1f}" if isinstance(re_ips, (int, float)) else "—"
     if "error" in re_row:
         again, verdict = re_row["error"], "—"
     else:
         again = f"{_fmt(re_row.get('fid_drift'))} / {_fmt(re_row.get('noise_floor_fid'))}"
         verdict = re_row.get("drift_verdict") or "—"
     took = rec["seconds"].get("total", 0.0)
-    return (f"| {rec.get('case', '')}batch {batch} | {c['candidate']['id']} | {c['images_per_sec']:.1f} | {sp} | {search} | {again} | {verdict} | "
+    return (f"| {rec.get('case', '')}batch {batch} | {c['candidate']['id']} | {c['images_per_sec']:.1f} | {re_ips} | {sp} | {search} | {again} | {verdict} | "
             f"{took:.0f} s ({budget}){'' if rec.get('complete', True) else ', stopped early'} |")  # fmt: skip
 
 
