@@ -37,7 +37,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from accelkit.artifact import Artifact, read_sidecar
 from accelkit.files import sha256_file, storage_error
-from accelkit.errors import AccelkitError, InputError, LoadError, SpecError, UntrustedPickleError
+from accelkit.errors import AccelkitError, InputError, LoadError, SpecError, UntrustedPickleError, one_line
 from accelkit.spec import MAX_ELEMENTS, GeneratorSpec, InputSpec, apply_overrides
 
 log = logging.getLogger(__name__)
@@ -1110,7 +1110,7 @@ def _load_onnx(
     try:
         model = onnx.load(str(p), load_external_data=True)
     except Exception as exc:
-        why = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
+        why = one_line(exc)
         if p.suffix.lower() != ".onnx":  # only its first byte looked like ONNX
             raise LoadError(
                 f"{p} is not a model file accelkit can read (expected TorchScript, .pt2, ONNX, a torch.save checkpoint or safetensors; "

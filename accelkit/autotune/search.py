@@ -546,13 +546,17 @@ class Search:
         v = d.get("fid_drift")
         return v if isinstance(v, (int, float)) and math.isfinite(v) else math.inf
 
+    def _tie_bar(self, fastest: Tried) -> float:
+        """The images/sec a build needs to tie with ``fastest`` (within the tie margin)."""
+        return (fastest.images_per_sec or 0.0) * (1 - self.s.tie_margin)
+
     def _best(self) -> Tried | None:
         """The choice so far: of the accepted builds as fast as the fastest within the tie margin
         (timing noise), the one with the least drift; the fastest breaks a drift tie."""
         fastest = self._fastest()
         if fastest is None:
             return None
-        bar = (fastest.images_per_sec or 0.0) * (1 - self.s.tie_margin)
+        bar = self._tie_bar(fastest)
         tied = [t for t in self.tried.values() if t.status in ("accepted", "chosen") and (t.images_per_sec or 0.0) >= bar]
         return min(tied, key=lambda t: (self._drift_key(t), -(t.images_per_sec or 0.0)))
 
@@ -561,8 +565,7 @@ class Search:
         fastest = self._fastest()
         if fastest is None or fastest is t:
             return None
-        bar = (fastest.images_per_sec or 0.0) * (1 - self.s.tie_margin)
-        if (t.images_per_sec or 0.0) > bar:
+        if (t.images_per_sec or 0.0) > self._tie_bar(fastest):
             return None
         margin = f" by more than the {self.s.tie_margin:.0%} tie margin" if self.s.tie_margin else ""
         return f"{t.images_per_sec:.1f} img/s cannot beat the accepted {fastest.candidate.id} ({fastest.images_per_sec:.1f} img/s){margin}"

@@ -33,9 +33,6 @@ STATUSES = ("ok", "failed", "skipped")
 #: ``in_process``: accelkit's own loop around a runner (``accelkit bench``); ``serving``: a
 #: Triton server under a concurrency sweep (``accelkit loadtest``).
 SCENARIOS = ("in_process", "serving")
-#: ``in_process``: accelkit's own loop around a runner (``accelkit bench``); ``serving``: a
-#: Triton server under a concurrency sweep (``accelkit loadtest``).
-SCENARIOS = ("in_process", "serving")
 FILES = {"json": "results.json", "md": "results.md", "csv": "results.csv", "png": "throughput.png", "serving_png": "serving.png"}
 
 
@@ -339,7 +336,7 @@ class Report:
                     base.setdefault((r.batch_size, r.device), r)
         for r in self.rows:
             b = base.get((r.batch_size, r.device))
-            ok = r.status == "ok" and r.images_per_sec and b is not None and not r.unstable and not b.unstable and r.scenario != "serving" and r.scenario != "serving"
+            ok = r.status == "ok" and r.images_per_sec and b is not None and not r.unstable and not b.unstable and r.scenario != "serving"
             r.speedup_vs_torch_fp32 = (r.images_per_sec / b.images_per_sec) if ok else None  # type: ignore[operator,union-attr]
 
     # ------------------------------------------------------------------ output

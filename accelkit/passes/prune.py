@@ -155,11 +155,6 @@ def norm_round_to(module: Any, round_to: int | None) -> int | None:
     return math.lcm(round_to or 1, *groups)
 
 
-def shuffle_feeders(module: Any, inputs: tuple[Any, ...]) -> list[str]:
-    """Names of conv/linear layers whose output reaches a pixel (un)shuffle (see :func:`trace_layers`)."""
-    return trace_layers(module, inputs)[1]
-
-
 def trace_layers(module: Any, inputs: tuple[Any, ...]) -> tuple[list[str], list[str]]:
     """Run the model once: conv/linear layers in execution order, and those whose output reaches a pixel (un)shuffle.
 

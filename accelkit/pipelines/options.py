@@ -654,11 +654,12 @@ class OptimizeOptions:
     def validated(self) -> OptimizeOptions:
         """Check the values; returns ``self``."""
         from accelkit.autotune.search import Budget
+        from accelkit.benchmark.plan import MAX_BATCH
 
         Budget.parse(self.budget)
         parse_duration(self.time_budget)
-        if not 1 <= self.batch <= 65536:
-            raise InputError(f"--batch {self.batch}: give the number of images per call the build is for (1..65536)")
+        if not 1 <= self.batch <= MAX_BATCH:
+            raise InputError(f"--batch {self.batch}: give the number of images per call the build is for (1..{MAX_BATCH})")
         if self.fid < 2:
             raise InputError(f"--fid {self.fid}: the quality gate needs images (hundreds for a meaningful FID, e.g. 500)")
         if self.seed < 0:
