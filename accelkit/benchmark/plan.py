@@ -40,6 +40,8 @@ class BenchOptions:
     Attributes:
         backends: Backend names; empty = every backend this machine can run.
         precisions: ``fp32``, ``fp16``, ``int8``, ``bf16`` (bf16: torch, and OpenVINO's bf16 hint).
+            Empty: :func:`default_precisions` of the generator (``fp32,fp16``, and an int8
+            ONNX file's own precision).
         batch_sizes: Images per iteration.
         device: ``auto`` (CUDA when available, else CPU), ``cpu`` or ``cuda[:N]``.
         out: Report folder (also holds the exported ONNX files under ``artifacts/``).
@@ -67,7 +69,7 @@ class BenchOptions:
     """
 
     backends: Sequence[str] = ()
-    precisions: Sequence[str] = DEFAULT_PRECISIONS
+    precisions: Sequence[str] = ()
     batch_sizes: Sequence[int] = (1, 8)
     device: str = "auto"
     out: Path = Path("accelkit-results")
@@ -175,6 +177,15 @@ def check_requested_backends(cfg: BenchOptions, device: str) -> list[str]:
     return list(cfg.backends)
 
 
+def default_precisions(artifact: Artifact) -> tuple[str, ...]:
+    """The precisions planned when none are given: ``fp32,fp16``, plus an int8 ONNX file's own
+    (nothing else can be made from it: without int8 the default would measure nothing; the
+    others stay, as rows skipped with the reason)."""
+    if artifact.format == "onnx" and artifact.precision not in DEFAULT_PRECISIONS:
+        return (*DEFAULT_PRECISIONS, artifact.precision)
+    return DEFAULT_PRECISIONS
+
+
 def plan_targets(
     artifact: Artifact,
     cfg: BenchOptions,
@@ -195,6 +206,7 @@ def plan_targets(
 
     say = progress or (lambda m: None)
     backends = check_requested_backends(cfg, device)
+    precisions = tuple(cfg.precisions) or default_precisions(artifact)
     targets: list[BenchTarget] = []
     n_threads = cfg.threads or (None if device.startswith("cuda") else default_threads())
     threads = {"threads": n_threads} if n_threads else {}
@@ -203,10 +215,10 @@ def plan_targets(
     # ---- torch
     if "torch" in backends:
         if artifact.format != "torch":
-            for p in cfg.precisions:
+            for p in precisions:
                 targets.append(BenchTarget("torch", None, precision=p, skip_reason="the generator was given as ONNX; torch rows need the torch model"))
         else:
-            for p in cfg.precisions:
+            for p in precisions:
                 opts: dict[str, Any] = {"precision": p, **threads}
                 if cfg.channels_last or (p == "bf16" and not device.startswith("cuda")):
                     # bf16 on CPU: channels_last measured 1.9x-3.9x eager vs 0.8x-2.4x without (torch_cpu_settings.md)
@@ -250,7 +262,7 @@ def plan_targets(
             "int8": lambda base: Int8(workdir / f"{artifact.name}.int8.onnx", force=True, calib_samples=64, progress=say)(base),
         }
         for prec, convert in converters.items():
-            if prec not in cfg.precisions or prec in onnx_by_prec:
+            if prec not in precisions or prec in onnx_by_prec:
                 continue
             base = onnx_by_prec["fp32"]
             if isinstance(base, str):
@@ -264,7 +276,7 @@ def plan_targets(
                 except Exception as exc:  # noqa: BLE001 - a failed conversion fails its rows, not the run
                     onnx_by_prec[prec] = f"{prec} conversion failed: {one_line(exc)}"
     for backend in needs_onnx:
-        for p in cfg.precisions:
+        for p in precisions:
             if backend == "openvino":
                 targets.append(openvino_target(p, onnx_by_prec, threads))
                 continue

@@ -200,7 +200,7 @@ def prune(
 def bench(
     generator: Optional[str] = generator_argument(),
     backend: Optional[str] = typer.Option(None, "--backend", help="Comma-separated backends: torch, ort, openvino (needs the openvino extra), trt. Default: every backend this machine can run (the others are listed as skipped, with the reason)."),
-    precision: str = typer.Option("fp32,fp16", "--precision", help="Comma-separated precisions: fp32, fp16, int8 (ONNX Q/DQ, calibrated on the prior), bf16 (torch, and OpenVINO's bf16 hint on CPUs with native bf16)."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="Comma-separated precisions: fp32, fp16, int8 (ONNX Q/DQ, calibrated on the prior), bf16 (torch, and OpenVINO's bf16 hint on CPUs with native bf16). Default: fp32,fp16, plus int8 for an int8 ONNX file."),
     batch: str = typer.Option("1,8", "--batch", help="Comma-separated batch sizes (images per iteration)."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA if available), cpu or cuda[:N]."),
     out: Path = typer.Option(Path("accelkit-results"), "--out", help="Report folder: results.json, results.md, results.csv, throughput.png (+ artifacts/)."),
@@ -238,7 +238,7 @@ def bench(
 
     opts = BenchOptions(
         backends=csv(backend, "--backend") if backend else (),
-        precisions=csv(precision, "--precision"),
+        precisions=csv(precision, "--precision") if precision else (),
         batch_sizes=int_csv(batch, "--batch"),
         device=device,
         out=out,
