@@ -13,13 +13,21 @@ import json
 import math
 import os
 import platform
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from accelkit.errors import InputError, LoadError
-from accelkit.files import publish, refuse_existing, sha256_file, storage_error, temp_beside, write_text_atomic
+from accelkit.files import (
+    publish,
+    refuse_existing,
+    sha256_file,
+    storage_error,
+    temp_beside,
+    write_text_atomic,
+)
 from accelkit.spec import GeneratorSpec
 
 ArtifactFormat = Literal["torch", "onnx", "trt"]
@@ -39,7 +47,9 @@ def sidecar_path(path: str | os.PathLike[str]) -> Path:
 def legacy_sidecar_path(path: str | os.PathLike[str]) -> Path:
     """The name accelkit 0.1 used, shared by every suffix: ``gen.fp16.onnx`` -> ``gen.fp16.accelkit.json``."""
     p = Path(path)
-    return p.with_name(p.stem + SIDECAR_SUFFIX) if p.suffix else p.with_name(p.name + SIDECAR_SUFFIX)
+    return (
+        p.with_name(p.stem + SIDECAR_SUFFIX) if p.suffix else p.with_name(p.name + SIDECAR_SUFFIX)
+    )
 
 
 def tool_versions() -> dict[str, str | None]:
@@ -134,7 +144,16 @@ class Artifact:
 
     def sidecar_text(self, sha256: str | None = None) -> str:
         """The sidecar as strict JSON text."""
-        return json.dumps(_json_safe(self.sidecar(sha256)), indent=2, sort_keys=True, default=str, allow_nan=False) + "\n"
+        return (
+            json.dumps(
+                _json_safe(self.sidecar(sha256)),
+                indent=2,
+                sort_keys=True,
+                default=str,
+                allow_nan=False,
+            )
+            + "\n"
+        )
 
     def save(self, write: Callable[[Path], None], force: bool = False) -> Artifact:
         """Write the artifact's file and its sidecar as a unit; returns ``self``.
@@ -193,7 +212,9 @@ def read_sidecar(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     try:
         data = json.loads(side.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise LoadError(f"sidecar {side} is not valid JSON ({exc}); delete it or re-run accelkit export") from None
+        raise LoadError(
+            f"sidecar {side} is not valid JSON ({exc}); delete it or re-run accelkit export"
+        ) from None
     if not isinstance(data, dict):
         raise LoadError(f"sidecar {side} is not a JSON object; delete it or re-run accelkit export")
     if legacy and data.get("file") not in (None, Path(path).name):

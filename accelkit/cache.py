@@ -21,8 +21,9 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from accelkit.files import atomic_path, sha256_bytes, sha256_file
 
@@ -51,7 +52,9 @@ def cache_key(doc: Mapping[str, Any]) -> str:
     ``doc`` must hold everything that changes the cached content; values that are not
     JSON types are written with ``str()``.
     """
-    return sha256_bytes(json.dumps(doc, sort_keys=True, default=str, separators=(",", ":")).encode())
+    return sha256_bytes(
+        json.dumps(doc, sort_keys=True, default=str, separators=(",", ":")).encode()
+    )
 
 
 @contextlib.contextmanager
@@ -79,7 +82,9 @@ def file_lock(path: str | os.PathLike[str], timeout_s: float = 600.0) -> Iterato
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"could not lock {lock_path} within {timeout_s:.0f} s") from None
+                    raise TimeoutError(
+                        f"could not lock {lock_path} within {timeout_s:.0f} s"
+                    ) from None
                 time.sleep(0.05)
         try:
             yield
@@ -137,7 +142,11 @@ class Cache:
         except (OSError, ValueError) as exc:
             self._discard(payload, f"unreadable ({type(exc).__name__})")
             return None
-        if not isinstance(doc, dict) or doc.get("schema") != MANIFEST_SCHEMA or doc.get("key") != key:
+        if (
+            not isinstance(doc, dict)
+            or doc.get("schema") != MANIFEST_SCHEMA
+            or doc.get("key") != key
+        ):
             self._discard(payload, "for another key or an old schema")
             return None
         try:
@@ -151,7 +160,9 @@ class Cache:
         return payload
 
     @contextlib.contextmanager
-    def writing(self, key: str, suffix: str, doc: Mapping[str, Any] | None = None) -> Iterator[Path]:
+    def writing(
+        self, key: str, suffix: str, doc: Mapping[str, Any] | None = None
+    ) -> Iterator[Path]:
         """Yield a temporary path to write the payload of ``key`` to; commit it on success.
 
         The payload is renamed into place, then its manifest (key, sha256, size, ``doc``)
@@ -167,7 +178,9 @@ class Cache:
             folder.mkdir(parents=True, exist_ok=True)
             tmpdir = Path(tempfile.mkdtemp(prefix=".store-", dir=folder))
         except OSError as exc:
-            log.warning("cache folder %s is not writable (%s); the result is not cached", folder, exc)
+            log.warning(
+                "cache folder %s is not writable (%s); the result is not cached", folder, exc
+            )
         work = tmpdir if tmpdir is not None else Path(tempfile.mkdtemp(prefix="accelkit-nocache-"))
         tmp = work / f"payload{suffix}"
         try:
@@ -193,11 +206,22 @@ class Cache:
                     self._manifest(payload).unlink()  # uncommit the old entry first
                 os.replace(tmp, payload)
                 with atomic_path(self._manifest(payload), force=True) as mtmp:
-                    mtmp.write_text(json.dumps(manifest, sort_keys=True, default=str, indent=1), encoding="utf-8")
+                    mtmp.write_text(
+                        json.dumps(manifest, sort_keys=True, default=str, indent=1),
+                        encoding="utf-8",
+                    )
         except Exception as exc:  # noqa: BLE001 - OSError, StorageError, lock timeout: not cached
-            log.warning("could not store cache entry %s (%s); the result is not cached", payload, exc)
+            log.warning(
+                "could not store cache entry %s (%s); the result is not cached", payload, exc
+            )
 
-    def store_file(self, key: str, suffix: str, src: str | os.PathLike[str], doc: Mapping[str, Any] | None = None) -> Path | None:
+    def store_file(
+        self,
+        key: str,
+        suffix: str,
+        src: str | os.PathLike[str],
+        doc: Mapping[str, Any] | None = None,
+    ) -> Path | None:
         """Copy ``src`` into the cache as the payload of ``key``; the stored path or None."""
         with self.writing(key, suffix, doc) as tmp:
             try:
@@ -206,7 +230,9 @@ class Cache:
                 log.warning("could not copy %s into the cache (%s)", src, exc)
         return self.lookup(key, suffix)
 
-    def store_bytes(self, key: str, suffix: str, data: bytes, doc: Mapping[str, Any] | None = None) -> Path | None:
+    def store_bytes(
+        self, key: str, suffix: str, data: bytes, doc: Mapping[str, Any] | None = None
+    ) -> Path | None:
         """Store ``data`` as the payload of ``key``; the stored path or None."""
         with self.writing(key, suffix, doc) as tmp:
             tmp.write_bytes(data)

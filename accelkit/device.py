@@ -17,7 +17,8 @@ import ctypes.util
 import logging
 import re
 import sys
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from accelkit.errors import BackendUnavailableError, InputError, MissingDependencyError
 
@@ -105,7 +106,11 @@ def gpu_identity(index: int = 0) -> dict[str, Any]:
             cuda-python or pycuda (the message says what each one answered).
     """
     tried: list[str] = []
-    ident = _gpu_from_torch(index, tried) or _gpu_from_cuda_python(index, tried) or _gpu_from_pycuda(index, tried)
+    ident = (
+        _gpu_from_torch(index, tried)
+        or _gpu_from_cuda_python(index, tried)
+        or _gpu_from_pycuda(index, tried)
+    )
     if ident is None:
         raise BackendUnavailableError(
             f"no CUDA GPU with index {index} is visible ({'; '.join(tried)}); "
@@ -230,7 +235,11 @@ def cuda_device_name(device: str) -> str | None:
 
 def cuda_driver_version() -> str | None:
     """CUDA driver API version from libcuda (``cuDriverGetVersion``), e.g. ``"12.4"``; None without a driver."""
-    names = ["nvcuda.dll"] if sys.platform == "win32" else ["libcuda.so.1", "libcuda.so", ctypes.util.find_library("cuda")]
+    names = (
+        ["nvcuda.dll"]
+        if sys.platform == "win32"
+        else ["libcuda.so.1", "libcuda.so", ctypes.util.find_library("cuda")]
+    )
     for name in names:
         if not name:
             continue
@@ -282,7 +291,9 @@ def use_device(index: int) -> Iterator[None]:
     err, previous = cudart.cudaGetDevice()
     (set_err,) = cudart.cudaSetDevice(index)
     if set_err != success:
-        raise BackendUnavailableError(f"cannot select CUDA device {index} ({set_err}); check --device against nvidia-smi")
+        raise BackendUnavailableError(
+            f"cannot select CUDA device {index} ({set_err}); check --device against nvidia-smi"
+        )
     try:
         yield
     finally:

@@ -87,7 +87,9 @@ def one_line(exc: BaseException, limit: int = 300) -> str:
     """One line describing ``exc``: its message for accelkit errors, ``Type: first line`` otherwise."""
     lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
     text = lines[0] if lines else ""
-    if "TorchScript interpreter" in text and len(lines) > 1:  # the real error is the last line: "builtins.X: message"
+    if (
+        "TorchScript interpreter" in text and len(lines) > 1
+    ):  # the real error is the last line: "builtins.X: message"
         text = lines[-1].removeprefix("builtins.")
     if isinstance(exc, AccelkitError):
         return (" ".join(lines) or type(exc).__name__)[:limit]

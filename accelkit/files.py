@@ -13,8 +13,8 @@ import errno
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from accelkit.errors import InputError, StorageError
 
@@ -67,7 +67,9 @@ def refuse_existing(dest: str | os.PathLike[str], force: bool = False) -> None:
         InputError: ``dest`` exists and ``force`` is False.
     """
     if Path(dest).exists() and not force:
-        raise InputError(f"{dest} already exists; pass --force to overwrite it or -o to write elsewhere")
+        raise InputError(
+            f"{dest} already exists; pass --force to overwrite it or -o to write elsewhere"
+        )
 
 
 @contextlib.contextmanager
@@ -81,7 +83,9 @@ def temp_beside(dest: str | os.PathLike[str]) -> Iterator[Path]:
     """
     dest = Path(dest)
     if not dest.parent.is_dir():
-        raise InputError(f"output folder {dest.parent} does not exist; create it or choose another -o path")
+        raise InputError(
+            f"output folder {dest.parent} does not exist; create it or choose another -o path"
+        )
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     except OSError as exc:
@@ -157,7 +161,7 @@ def folder_lock(folder: str | os.PathLike[str], what: str) -> Iterator[None]:
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fh = open(folder / ".accelkit.lock", "a+b")  # noqa: SIM115 - closed in finally
+        fh = open(folder / ".accelkit.lock", "a+b")
     except OSError as exc:
         raise storage_error(exc, f"cannot write in {folder}") from None
     try:
@@ -166,7 +170,9 @@ def folder_lock(folder: str | os.PathLike[str], what: str) -> Iterator[None]:
 
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise InputError(f"another accelkit process is writing {what} in {folder}; wait for it or choose another --out") from None
+            raise InputError(
+                f"another accelkit process is writing {what} in {folder}; wait for it or choose another --out"
+            ) from None
         except ImportError:  # pragma: no cover - Windows: no advisory lock
             pass
         yield
@@ -174,7 +180,9 @@ def folder_lock(folder: str | os.PathLike[str], what: str) -> Iterator[None]:
         fh.close()
 
 
-def publish_group(folder: Path, staged: dict[str, Path], last: str | None = None) -> dict[str, Path]:
+def publish_group(
+    folder: Path, staged: dict[str, Path], last: str | None = None
+) -> dict[str, Path]:
     """Move a set of finished temporary files into ``folder`` as one report.
 
     The old files of the set are removed first (``last`` first of all) and the new ones

@@ -38,7 +38,9 @@ def _load_onnx_model(path_or_model: Any) -> Any:
     try:
         return onnx.load(str(path_or_model), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - onnx raises DecodeError, OSError...
-        raise InputError(f"cannot read ONNX model {path_or_model} ({type(exc).__name__}); give a valid .onnx file") from None
+        raise InputError(
+            f"cannot read ONNX model {path_or_model} ({type(exc).__name__}); give a valid .onnx file"
+        ) from None
 
 
 def _fix_input_dims(model: Any, spec: GeneratorSpec | None) -> None:
@@ -73,7 +75,10 @@ def _shapes(model: Any) -> dict[str, list[int] | None]:
     for vi in [*model.graph.input, *model.graph.value_info, *model.graph.output]:
         if not vi.type.HasField("tensor_type") or not vi.type.tensor_type.HasField("shape"):
             continue
-        dims = [int(d.dim_value) if d.HasField("dim_value") else -1 for d in vi.type.tensor_type.shape.dim]
+        dims = [
+            int(d.dim_value) if d.HasField("dim_value") else -1
+            for d in vi.type.tensor_type.shape.dim
+        ]
         out[vi.name] = None if any(d < 0 for d in dims) else dims
     for node in model.graph.node:  # Constant nodes hold weights in some exports
         if node.op_type == "Constant" and node.output:
@@ -129,7 +134,9 @@ def _node_macs(node: Any, shapes: dict[str, list[int] | None]) -> int | None:
 COUNTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 
 
-def flops_per_image_onnx(path_or_model: str | Path | Any, spec: GeneratorSpec | None = None) -> int | None:
+def flops_per_image_onnx(
+    path_or_model: str | Path | Any, spec: GeneratorSpec | None = None
+) -> int | None:
     """FLOPs to generate one image: 2 x multiply-accumulates of Conv, ConvTranspose, Gemm, MatMul.
 
     Shapes come from ONNX shape inference with the batch dimension fixed to 1 (other
@@ -181,7 +188,7 @@ def count_flops(module: Any, args: tuple[Any, ...]) -> int | None:
         with counter, torch.inference_mode():
             module(*args)
         return int(counter.get_total_flops())
-    except Exception:  # some ScriptModules/GraphModules do not run under the mode
+    except Exception:  # noqa: BLE001 - some ScriptModules/GraphModules do not run under the mode
         return None
 
 
@@ -196,7 +203,9 @@ def flops_per_image_torch(artifact: Artifact) -> int | None:
     from accelkit.sampler import LatentSampler
 
     feeds = LatentSampler(artifact.spec, seed=0).inputs(0, 1)
-    return count_flops(artifact.module, tuple(torch.from_numpy(feeds[i.name]) for i in artifact.spec.inputs))
+    return count_flops(
+        artifact.module, tuple(torch.from_numpy(feeds[i.name]) for i in artifact.spec.inputs)
+    )
 
 
 def flops_per_image(artifact: Artifact) -> int | None:
@@ -213,11 +222,46 @@ def flops_per_image(artifact: Artifact) -> int | None:
 #: data sheets. fp32 is the CUDA-core FP32 peak; with TF32 convolutions enabled (torch's
 #: default for cuDNN) an fp32 row can exceed it, so MFU above 1 is possible there.
 GPU_PEAK_TFLOPS: dict[str, dict[str, float]] = {
-    "H200 NVL": {"fp16": 835.5, "bf16": 835.5, "fp32": 60.0, "tf32": 417.5, "int8": 1670.5, "fp8": 1670.5},
-    "H200": {"fp16": 989.4, "bf16": 989.4, "fp32": 66.9, "tf32": 494.7, "int8": 1978.9, "fp8": 1978.9},
-    "H100 NVL": {"fp16": 835.5, "bf16": 835.5, "fp32": 60.0, "tf32": 417.5, "int8": 1670.5, "fp8": 1670.5},
-    "H100 PCIe": {"fp16": 756.5, "bf16": 756.5, "fp32": 51.2, "tf32": 378.0, "int8": 1513.0, "fp8": 1513.0},
-    "H100 SXM": {"fp16": 989.4, "bf16": 989.4, "fp32": 66.9, "tf32": 494.7, "int8": 1978.9, "fp8": 1978.9},
+    "H200 NVL": {
+        "fp16": 835.5,
+        "bf16": 835.5,
+        "fp32": 60.0,
+        "tf32": 417.5,
+        "int8": 1670.5,
+        "fp8": 1670.5,
+    },
+    "H200": {
+        "fp16": 989.4,
+        "bf16": 989.4,
+        "fp32": 66.9,
+        "tf32": 494.7,
+        "int8": 1978.9,
+        "fp8": 1978.9,
+    },
+    "H100 NVL": {
+        "fp16": 835.5,
+        "bf16": 835.5,
+        "fp32": 60.0,
+        "tf32": 417.5,
+        "int8": 1670.5,
+        "fp8": 1670.5,
+    },
+    "H100 PCIe": {
+        "fp16": 756.5,
+        "bf16": 756.5,
+        "fp32": 51.2,
+        "tf32": 378.0,
+        "int8": 1513.0,
+        "fp8": 1513.0,
+    },
+    "H100 SXM": {
+        "fp16": 989.4,
+        "bf16": 989.4,
+        "fp32": 66.9,
+        "tf32": 494.7,
+        "int8": 1978.9,
+        "fp8": 1978.9,
+    },
     "A100": {"fp16": 312.0, "bf16": 312.0, "fp32": 19.5, "tf32": 156.0, "int8": 624.0},
     "L4": {"fp16": 121.0, "bf16": 121.0, "fp32": 30.3, "tf32": 60.0, "int8": 242.5, "fp8": 242.5},
     "T4": {"fp16": 65.0, "fp32": 8.1, "int8": 130.0},
@@ -253,7 +297,12 @@ def gpu_peak_flops(device_name: str | None, precision: str) -> float | None:
     return None if tflops is None else tflops * 1e12
 
 
-def mfu(images_per_sec: float | None, flops_per_image: int | None, device_name: str | None, precision: str) -> float | None:
+def mfu(
+    images_per_sec: float | None,
+    flops_per_image: int | None,
+    device_name: str | None,
+    precision: str,
+) -> float | None:
     """Model FLOP utilisation: achieved FLOP/s divided by the GPU's dense peak.
 
     Args:

@@ -16,7 +16,13 @@ from importlib import metadata
 from pathlib import Path
 
 #: Distributions that install the ``onnxruntime`` module (they overwrite each other).
-ORT_DISTRIBUTIONS = ("onnxruntime", "onnxruntime-gpu", "onnxruntime-directml", "onnxruntime-openvino", "onnxruntime-training")
+ORT_DISTRIBUTIONS = (
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "onnxruntime-directml",
+    "onnxruntime-openvino",
+    "onnxruntime-training",
+)
 
 
 def available_physical_cores() -> int:
@@ -34,7 +40,12 @@ def available_physical_cores() -> int:
     for cpu in cpus:
         topo = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
         try:
-            cores.add(((topo / "physical_package_id").read_text().strip(), (topo / "core_id").read_text().strip()))
+            cores.add(
+                (
+                    (topo / "physical_package_id").read_text().strip(),
+                    (topo / "core_id").read_text().strip(),
+                )
+            )
         except OSError:
             return max(1, len(cpus))
     return max(1, len(cores) or len(cpus))
@@ -54,7 +65,18 @@ def installed_ort_distributions() -> dict[str, str]:
 #: CPU flags (``/proc/cpuinfo`` names) that decide which kernels the CPU runtimes pick:
 #: AVX2/FMA (baseline fp32), AVX-512 (wider fp32), VNNI (int8 dot products), AVX-512
 #: BF16 and AMX (bf16/int8 matrix tiles), AVX-512 FP16.
-ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8")
+ISA_FLAGS = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_vnni",
+    "avx_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+)
 
 
 def cpu_flags() -> frozenset[str]:
@@ -78,8 +100,13 @@ def isa_flags() -> dict[str, bool]:
 def isa_summary(flags: dict[str, bool] | None = None) -> str:
     """The widest ISA level in one word: ``amx``, ``avx512_bf16``, ``avx512_vnni``, ``avx512``, ``avx2`` or ``baseline``."""
     f = isa_flags() if flags is None else flags
-    for name, keys in (("amx", ("amx_tile", "amx_bf16")), ("avx512_bf16", ("avx512_bf16",)), ("avx512_vnni", ("avx512_vnni",)),
-                       ("avx512", ("avx512f",)), ("avx2", ("avx2",))):  # fmt: skip
+    for name, keys in (
+        ("amx", ("amx_tile", "amx_bf16")),
+        ("avx512_bf16", ("avx512_bf16",)),
+        ("avx512_vnni", ("avx512_vnni",)),
+        ("avx512", ("avx512f",)),
+        ("avx2", ("avx2",)),
+    ):
         if all(f.get(k) for k in keys):
             return name
     return "baseline"
@@ -108,7 +135,9 @@ def cpu_jiffies(cpus: list[int]) -> tuple[int, int] | None:
             for line in f:
                 parts = line.split()
                 if parts and parts[0] in want:
-                    vals = [int(v) for v in parts[1:9]]  # user nice system idle iowait irq softirq steal
+                    vals = [
+                        int(v) for v in parts[1:9]
+                    ]  # user nice system idle iowait irq softirq steal
                     total += sum(vals)
                     busy += sum(vals) - vals[3] - vals[4]
     except (OSError, ValueError):

@@ -30,14 +30,22 @@ import sys
 import threading
 import warnings
 import zipfile
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Literal
 
 from accelkit.artifact import Artifact, read_sidecar
+from accelkit.errors import (
+    AccelkitError,
+    InputError,
+    LoadError,
+    SpecError,
+    UntrustedPickleError,
+    one_line,
+)
 from accelkit.files import sha256_file, storage_error
-from accelkit.errors import AccelkitError, InputError, LoadError, SpecError, UntrustedPickleError, one_line
 from accelkit.spec import MAX_ELEMENTS, GeneratorSpec, InputSpec, apply_overrides
 
 log = logging.getLogger(__name__)
@@ -45,13 +53,45 @@ log = logging.getLogger(__name__)
 #: Checkpoint-dict keys that may hold the generator, in order of preference
 #: (EMA weights first: they are what people ship).
 GENERATOR_KEYS = (
-    "G_ema", "g_ema", "generator_ema", "params_ema", "netG", "generator", "gen", "G", "g", "params", "model", "state_dict", "ema", "module",
+    "G_ema",
+    "g_ema",
+    "generator_ema",
+    "params_ema",
+    "netG",
+    "generator",
+    "gen",
+    "G",
+    "g",
+    "params",
+    "model",
+    "state_dict",
+    "ema",
+    "module",
 )
 
-_LATENT_ATTRS = ("z_dim", "nz", "latent_dim", "noise_dim", "dim_z", "latent_size", "nz_dim", "style_dim")
+_LATENT_ATTRS = (
+    "z_dim",
+    "nz",
+    "latent_dim",
+    "noise_dim",
+    "dim_z",
+    "latent_size",
+    "nz_dim",
+    "style_dim",
+)
 _CLASS_ATTRS = ("num_classes", "n_classes", "c_dim", "num_labels", "n_class")
 _LATENT_ARG_NAMES = ("z", "latent", "latents", "noise", "z_in", "input_z", "w", "x", "input")
-_LABEL_ARG_NAMES = ("label", "labels", "y", "c", "class_label", "class_labels", "cls", "class_idx", "classes")
+_LABEL_ARG_NAMES = (
+    "label",
+    "labels",
+    "y",
+    "c",
+    "class_label",
+    "class_labels",
+    "cls",
+    "class_idx",
+    "classes",
+)
 _IMAGE_ARG_NAMES = ("image", "img", "images", "x", "lr", "input", "src", "source", "inputs")
 _PICKLE_HINT = "load it only if you trust its origin, with --trust-pickle (trust=True)"
 
@@ -77,15 +117,21 @@ def detect_format(path: Path) -> str:
     suffix = path.suffix.lower()
     if head.startswith(b"PK\x03\x04"):
         if not zipfile.is_zipfile(path):
-            raise LoadError(f"{path} looks like a torch zip archive but is truncated or corrupt ({size} bytes); re-save or re-download it")
+            raise LoadError(
+                f"{path} looks like a torch zip archive but is truncated or corrupt ({size} bytes); re-save or re-download it"
+            )
         try:
             with zipfile.ZipFile(path) as zf:
                 names = zf.namelist()
                 bad = zf.testzip()
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise LoadError(f"{path} is a corrupt zip archive ({exc}); re-save or re-download it") from None
+            raise LoadError(
+                f"{path} is a corrupt zip archive ({exc}); re-save or re-download it"
+            ) from None
         if bad is not None:
-            raise LoadError(f"{path} is corrupt (member {bad} fails its checksum); re-save or re-download it")
+            raise LoadError(
+                f"{path} is corrupt (member {bad} fails its checksum); re-save or re-download it"
+            )
         if any(n.endswith(("/archive_format", "serialized_exported_program.json")) for n in names):
             return "pt2"
         if any(n.endswith("constants.pkl") for n in names) and any("/code/" in n for n in names):
@@ -94,15 +140,21 @@ def detect_format(path: Path) -> str:
             return "torch_save"
         if suffix == ".pt2":
             return "pt2"
-        raise LoadError(f"{path} is a zip archive but not a TorchScript, torch.export or torch.save file; export your generator with torch.save/torch.jit.save/torch.export.save")
+        raise LoadError(
+            f"{path} is a zip archive but not a TorchScript, torch.export or torch.save file; export your generator with torch.save/torch.jit.save/torch.export.save"
+        )
     if len(head) >= 8:
         (hlen,) = struct.unpack("<Q", head[:8])
         if 1 < hlen < min(size, 100_000_000) and head[8:9] == b"{":
             if 8 + hlen > size:
-                raise LoadError(f"{path} is a truncated safetensors file (header says {hlen} bytes, file has {size}); re-save it")
+                raise LoadError(
+                    f"{path} is a truncated safetensors file (header says {hlen} bytes, file has {size}); re-save it"
+                )
             return "safetensors"
     if suffix == ".safetensors":
-        raise LoadError(f"{path} has a .safetensors name but no valid safetensors header; re-save it with safetensors.torch.save_file")
+        raise LoadError(
+            f"{path} has a .safetensors name but no valid safetensors header; re-save it with safetensors.torch.save_file"
+        )
     if head[:1] == b"\x80" and suffix not in (".onnx",):
         return "torch_legacy"
     if suffix == ".onnx" or head[:1] == b"\x08":
@@ -123,7 +175,9 @@ def _resolve_path(path: str | Path | None) -> Path:
             from accelkit.loaders.diffusers_vae import vae_folder
 
             if vae_folder(p) is None:
-                raise InputError(f"{p} is a folder; give the generator file inside it (e.g. {p}/gen.pt), or a diffusers VAE folder (config.json + diffusion_pytorch_model.safetensors)")
+                raise InputError(
+                    f"{p} is a folder; give the generator file inside it (e.g. {p}/gen.pt), or a diffusers VAE folder (config.json + diffusion_pytorch_model.safetensors)"
+                )
         return p
     if str(path) in BUNDLED:
         return bundled_path(str(path))
@@ -132,7 +186,9 @@ def _resolve_path(path: str | Path | None) -> Path:
             p.stat()
         except OSError as exc:
             raise storage_error(exc, f"cannot read {p}") from None
-    raise InputError(f"no such file: {p}; give the path of a generator file or a bundled name ({', '.join(BUNDLED)})")
+    raise InputError(
+        f"no such file: {p}; give the path of a generator file or a bundled name ({', '.join(BUNDLED)})"
+    )
 
 
 # ------------------------------------------------------------------- architectures
@@ -149,7 +205,9 @@ def resolve_architecture(arch: str) -> type:
     if arch in ARCHITECTURES:
         return architecture(arch)
     if ":" not in arch:
-        raise InputError(f"--arch {arch!r} is neither module:Class nor a bundled architecture ({', '.join(ARCHITECTURES)})")
+        raise InputError(
+            f"--arch {arch!r} is neither module:Class nor a bundled architecture ({', '.join(ARCHITECTURES)})"
+        )
     mod_name, _, cls_name = arch.rpartition(":")
     try:
         if mod_name.endswith(".py"):
@@ -166,8 +224,10 @@ def resolve_architecture(arch: str) -> type:
             module = importlib.import_module(mod_name)
     except AccelkitError:
         raise
-    except Exception as exc:  # the user's module failed to import
-        raise InputError(f"--arch {arch!r}: importing {mod_name} failed ({type(exc).__name__}: {exc}); check the module path and PYTHONPATH") from None
+    except Exception as exc:  # noqa: BLE001 - the user's module failed to import
+        raise InputError(
+            f"--arch {arch!r}: importing {mod_name} failed ({type(exc).__name__}: {exc}); check the module path and PYTHONPATH"
+        ) from None
     cls = getattr(module, cls_name, None)
     if cls is None:
         raise InputError(f"--arch {arch!r}: module {mod_name} has no attribute {cls_name!r}")
@@ -179,7 +239,9 @@ def _build_module(arch: str, arch_kwargs: Mapping[str, Any] | None) -> Any:
     try:
         return cls(**dict(arch_kwargs or {}))
     except TypeError as exc:
-        raise InputError(f"--arch {arch}: constructing it failed ({exc}); pass the constructor arguments with --arch-kwargs '{{...}}'") from None
+        raise InputError(
+            f"--arch {arch}: constructing it failed ({exc}); pass the constructor arguments with --arch-kwargs '{{...}}'"
+        ) from None
 
 
 def stored_architecture(name: Any, path: Path, where: str) -> str:
@@ -238,8 +300,11 @@ def weights_only_torch_load(path: Path) -> Iterator[None]:
 def _is_state_dict(obj: Any) -> bool:
     import torch
 
-    return isinstance(obj, Mapping) and len(obj) > 0 and all(isinstance(k, str) for k in obj) and all(
-        isinstance(v, torch.Tensor) for v in obj.values()
+    return (
+        isinstance(obj, Mapping)
+        and len(obj) > 0
+        and all(isinstance(k, str) for k in obj)
+        and all(isinstance(v, torch.Tensor) for v in obj.values())
     )
 
 
@@ -272,7 +337,9 @@ def find_state_dict(obj: Any, path: Path) -> tuple[Any, str]:
             f"{path}: no generator weights found in the checkpoint (top-level keys: {keys}); expected one of "
             f"{', '.join(GENERATOR_KEYS)} or a plain state_dict"
         )
-    raise LoadError(f"{path} holds a {type(obj).__name__}, not a generator, state_dict or checkpoint dict")
+    raise LoadError(
+        f"{path} holds a {type(obj).__name__}, not a generator, state_dict or checkpoint dict"
+    )
 
 
 def _fit_state_dict(module: Any, sd: Mapping[str, Any], arch: str, path: Path) -> None:
@@ -282,7 +349,7 @@ def _fit_state_dict(module: Any, sd: Mapping[str, Any], arch: str, path: Path) -
     candidates = [""] + sorted({k.split(".")[0] + "." for k in keys}) + ["module.", "_orig_mod."]
     best = None
     for prefix in candidates:
-        stripped = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+        stripped = {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
         if set(stripped) == want:
             best = stripped
             break
@@ -297,8 +364,12 @@ def _fit_state_dict(module: Any, sd: Mapping[str, Any], arch: str, path: Path) -
         module.load_state_dict(best, strict=True)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()
-        detail = next((ln.strip() for ln in first if "size mismatch" in ln), first[0] if first else "")
-        raise LoadError(f"{path}: weights do not fit --arch {arch} ({detail}); check --arch-kwargs") from None
+        detail = next(
+            (ln.strip() for ln in first if "size mismatch" in ln), first[0] if first else ""
+        )
+        raise LoadError(
+            f"{path}: weights do not fit --arch {arch} ({detail}); check --arch-kwargs"
+        ) from None
 
 
 #: Plain-data classes training scripts put in checkpoints (rosinality's StyleGAN2 saves its
@@ -313,18 +384,26 @@ def _torch_load(path: Path, trust: bool) -> Any:
 
     try:
         with torch.serialization.safe_globals([argparse.Namespace]), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Detected pickle protocol")  # noise about protocol 4/5, not the user's concern
+            warnings.filterwarnings(
+                "ignore", message="Detected pickle protocol"
+            )  # noise about protocol 4/5, not the user's concern
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         msg = str(exc)
         opcode = re.search(r"Unsupported operand (\d+)", msg)
-        if opcode and not trust and "GLOBAL" not in msg:  # no class named: garbage, or a pickle opcode the safe loader lacks
+        if (
+            opcode and not trust and "GLOBAL" not in msg
+        ):  # no class named: garbage, or a pickle opcode the safe loader lacks
             raise LoadError(
                 f"{path} is not a model file accelkit can read safely (the weights-only unpickler stops at pickle opcode "
                 f"{opcode.group(1)}: a corrupt or non-model file, or a pickle with instructions only a full unpickler runs); "
                 f"re-save or re-download it, or {_PICKLE_HINT}"
             ) from None
-        if "Weights only load failed" in msg or "weights_only" in msg or "Unsupported global" in msg:
+        if (
+            "Weights only load failed" in msg
+            or "weights_only" in msg
+            or "Unsupported global" in msg
+        ):
             if not trust:
                 found = re.search(r"GLOBAL ([\w.]+)", msg)
                 glob = f" (it references {found.group(1)})" if found else ""
@@ -335,12 +414,18 @@ def _torch_load(path: Path, trust: bool) -> Any:
             log.warning("loading %s with weights_only=False because trust=True was given", path)
             try:
                 return torch.load(path, map_location="cpu", weights_only=False)
-            except Exception as exc2:  # a trusted pickle can still fail to unpickle
-                raise LoadError(f"{path}: unpickling failed ({type(exc2).__name__}: {exc2}); make sure the classes it needs are importable") from None
-        raise LoadError(f"{path} is corrupt or truncated ({msg.splitlines()[0] if msg else 'unpickling failed'}); re-save or re-download it") from None
+            except Exception as exc2:  # noqa: BLE001 - a trusted pickle can still fail to unpickle
+                raise LoadError(
+                    f"{path}: unpickling failed ({type(exc2).__name__}: {exc2}); make sure the classes it needs are importable"
+                ) from None
+        raise LoadError(
+            f"{path} is corrupt or truncated ({msg.splitlines()[0] if msg else 'unpickling failed'}); re-save or re-download it"
+        ) from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise LoadError(f"{path} is corrupt or truncated ({first}); re-save or re-download it") from None
+        raise LoadError(
+            f"{path} is corrupt or truncated ({first}); re-save or re-download it"
+        ) from None
 
 
 # --------------------------------------------------------------------- spec inference
@@ -349,7 +434,9 @@ def _forward_arg_names(module: Any) -> list[str] | None:
 
     import torch
 
-    adapted = getattr(module, "accelkit_input_names", None)  # an OutputAdapter(*inputs) keeps its inner names
+    adapted = getattr(
+        module, "accelkit_input_names", None
+    )  # an OutputAdapter(*inputs) keeps its inner names
     if adapted:
         return [str(n) for n in adapted]
 
@@ -446,7 +533,9 @@ SIGNED_RANGE_TOLERANCE = 0.25
 RANGE_PROBE_SAMPLES = 8
 
 
-def classify_range(lo: float, hi: float, tol: float = RANGE_TOLERANCE, signed_tol: float = SIGNED_RANGE_TOLERANCE) -> tuple[float, float] | None:
+def classify_range(
+    lo: float, hi: float, tol: float = RANGE_TOLERANCE, signed_tol: float = SIGNED_RANGE_TOLERANCE
+) -> tuple[float, float] | None:
     """``(0, 1)`` for values in [0, 1], ``(-1, 1)`` for values in [-1, 1] with clear negatives, else None.
 
     Args:
@@ -461,7 +550,9 @@ def classify_range(lo: float, hi: float, tol: float = RANGE_TOLERANCE, signed_to
     return None
 
 
-def probe_output_range(run: Any, spec: GeneratorSpec, samples: int = RANGE_PROBE_SAMPLES, batch: int | None = None) -> tuple[tuple[float, float], str]:
+def probe_output_range(
+    run: Any, spec: GeneratorSpec, samples: int = RANGE_PROBE_SAMPLES, batch: int | None = None
+) -> tuple[tuple[float, float], str]:
     """Infer the output range by running the generator on seeded inputs.
 
     Values observed in [0, 1] give ``(0, 1)``; in [-1, 1] with negatives, ``(-1, 1)``
@@ -495,7 +586,9 @@ def probe_output_range(run: Any, spec: GeneratorSpec, samples: int = RANGE_PROBE
         outs = [np.asarray(run(feeds)) for feeds in sampler.batches(-(-samples // step) * step)]
         arr = np.concatenate([o.reshape(o.shape[0], -1) for o in outs])
         if not np.isfinite(arr).all():
-            raise SpecError("the generator returned NaN/Inf on seeded inputs while accelkit probed its output range; give it with --output-range LOW,HIGH")
+            raise SpecError(
+                "the generator returned NaN/Inf on seeded inputs while accelkit probed its output range; give it with --output-range LOW,HIGH"
+            )
         lo, hi = float(arr.min()), float(arr.max())
         seen.append((lo, hi))
         rng = classify_range(lo, hi)
@@ -542,10 +635,20 @@ def _candidate_inputs(module: Any) -> tuple[list[list[InputSpec]], str]:
         if n_cls:
             how.append("Embedding rows as class count")
     if isinstance(n_cls, int) and n_cls > 0:
-        label = [InputSpec(label_name or (names[1] if len(names) > 1 else "label"), "label", (), "int64", int(n_cls))]
+        label = [
+            InputSpec(
+                label_name or (names[1] if len(names) > 1 else "label"),
+                "label",
+                (),
+                "int64",
+                int(n_cls),
+            )
+        ]
     first = names[0] if names else None
     if isinstance(in_shape, (tuple, list)) and len(in_shape) == 3:
-        cands.append([InputSpec(first or "image", "image", tuple(int(d) for d in in_shape))] + label)
+        cands.append(
+            [InputSpec(first or "image", "image", tuple(int(d) for d in in_shape))] + label
+        )
         how.append("input_shape attribute")
     if isinstance(z_dim, int) and z_dim > 0:
         lname = first if first and first not in _IMAGE_ARG_NAMES[:4] else (first or "z")
@@ -557,18 +660,34 @@ def _candidate_inputs(module: Any) -> tuple[list[list[InputSpec]], str]:
         name = first or "input"
         if layer is not None and layer[0] == "Conv2d" and len(layer[1]) == 4:
             ch = int(layer[1][1])
-            latent_like = name.lower() in LATENT_NAMES or (ch not in (1, 3, 4) and name not in _IMAGE_ARG_NAMES)
-            kind = "latent" if latent_like else "image"
+            latent_like = name.lower() in LATENT_NAMES or (
+                ch not in (1, 3, 4) and name not in _IMAGE_ARG_NAMES
+            )
+            kind: Literal["latent", "label", "image"] = "latent" if latent_like else "image"
             for s in (32, 64):
-                cands.append([InputSpec(name if first else ("latent" if latent_like else "image"), kind, (ch, s, s))] + label)  # type: ignore[arg-type]
-            how.append(f"first Conv2d takes {ch} channels ({kind}; size {cands[-2][0].shape[1]} assumed: override with --input)")
+                cands.append(
+                    [
+                        InputSpec(
+                            name if first else ("latent" if latent_like else "image"),
+                            kind,
+                            (ch, s, s),
+                        )
+                    ]
+                    + label
+                )  # type: ignore[arg-type]
+            how.append(
+                f"first Conv2d takes {ch} channels ({kind}; size {cands[-2][0].shape[1]} assumed: override with --input)"
+            )
         elif layer is not None and layer[0] == "Linear" and len(layer[1]) == 2:
             width = int(layer[1][1])
             cands.append([InputSpec(first or "z", "latent", (width,))] + label)
             emb = _first_embedding_width(module)
             if label and emb and width > emb:  # z concatenated with the label's embedding
                 cands.append([InputSpec(first or "z", "latent", (width - emb,))] + label)
-            how.append(f"first layer Linear({width}, ...)" + (f" less the {emb}-wide label embedding" if label and emb and width > emb else ""))
+            how.append(
+                f"first layer Linear({width}, ...)"
+                + (f" less the {emb}-wide label embedding" if label and emb and width > emb else "")
+            )
         elif layer is not None and layer[0] == "ConvTranspose2d" and len(layer[1]) == 4:
             cands.append([InputSpec(first or "z", "latent", (int(layer[1][0]), 1, 1))] + label)
             cands.append([InputSpec(first or "z", "latent", (int(layer[1][0]),))] + label)
@@ -603,7 +722,12 @@ def merge_inputs(inferred: Sequence[InputSpec], given: Sequence[InputSpec]) -> l
     new = list(inferred)
     for pos, inp in enumerate(given):
         idx = next((k for k, cur in enumerate(new) if cur.name == inp.name), None)
-        if idx is None and pos < len(new) and len(given) <= len(new) and new[pos].name not in {g.name for g in given}:
+        if (
+            idx is None
+            and pos < len(new)
+            and len(given) <= len(new)
+            and new[pos].name not in {g.name for g in given}
+        ):
             idx = pos
         if idx is None:
             new.append(inp)
@@ -612,7 +736,12 @@ def merge_inputs(inferred: Sequence[InputSpec], given: Sequence[InputSpec]) -> l
     return new
 
 
-def probe_output(module: Any, inputs: Sequence[InputSpec], batch: int = 2, output_shape: Sequence[int] | None = None) -> tuple[tuple[int, ...], Any]:
+def probe_output(
+    module: Any,
+    inputs: Sequence[InputSpec],
+    batch: int = 2,
+    output_shape: Sequence[int] | None = None,
+) -> tuple[tuple[int, ...], Any]:
     """Run the module on seeded inputs; return the per-sample image shape and how it was found.
 
     Args:
@@ -638,9 +767,11 @@ def probe_output(module: Any, inputs: Sequence[InputSpec], batch: int = 2, outpu
     try:
         with torch.inference_mode():
             out = module(*args)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - turned into a one-line error below
         shapes = ", ".join(f"{i.name}={(batch, *i.shape)}" for i in inputs)
-        raise SpecError(f"the generator fails on inputs {shapes} ({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}); give its inputs with --input") from None
+        raise SpecError(
+            f"the generator fails on inputs {shapes} ({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}); give its inputs with --input"
+        ) from None
     img, rule = find_image(out, batch, output_shape)
     return tuple(int(d) for d in img.shape[1:]), rule
 
@@ -687,7 +818,9 @@ def infer_spec_and_rule(
     for cand in cands:
         unknown = [i.name for i in cand if i.kind == "label" and not i.num_classes]
         if unknown:
-            errors.append(f"input {unknown[0]!r} is an integer label and the number of classes is unknown; pass --input {unknown[0]}:int:CLASSES")
+            errors.append(
+                f"input {unknown[0]!r} is an integer label and the number of classes is unknown; pass --input {unknown[0]}:int:CLASSES"
+            )
             continue
         try:
             out_shape, rule = probe_output(module, cand, batch, output_shape)
@@ -697,11 +830,20 @@ def infer_spec_and_rule(
         inferred = [("inputs", how or "--input"), ("output_shape", "probing")]
         if not rule.identity:
             inferred.append(("output", rule.describe()))
-        return GeneratorSpec(inputs=tuple(cand), output_shape=out_shape, inferred=tuple(inferred)), rule
-    raise SpecError(errors[0] if errors else "cannot infer the generator's inputs; pass them with --input")
+        return GeneratorSpec(
+            inputs=tuple(cand), output_shape=out_shape, inferred=tuple(inferred)
+        ), rule
+    raise SpecError(
+        errors[0] if errors else "cannot infer the generator's inputs; pass them with --input"
+    )
 
 
-def infer_torch_spec(module: Any, given: Sequence[InputSpec] = (), batch: int = 2, output_shape: Sequence[int] | None = None) -> GeneratorSpec:
+def infer_torch_spec(
+    module: Any,
+    given: Sequence[InputSpec] = (),
+    batch: int = 2,
+    output_shape: Sequence[int] | None = None,
+) -> GeneratorSpec:
     """Infer a torch generator's spec by attributes, signature, first layer and probing.
 
     The output range comes from an ``output_range`` attribute, a final Tanh/Sigmoid, or
@@ -721,12 +863,19 @@ def infer_torch_spec(module: Any, given: Sequence[InputSpec] = (), batch: int = 
     return _with_inferred_range(module, spec)
 
 
-def _with_inferred_range(module: Any, spec: GeneratorSpec, batch: int | None = None) -> GeneratorSpec:
+def _with_inferred_range(
+    module: Any, spec: GeneratorSpec, batch: int | None = None
+) -> GeneratorSpec:
     guess = _output_range_guess(module)
     if guess is None:
         guess = probe_output_range(torch_runner_fn(module), spec, batch=batch)
     rng, how = guess
-    return replace(spec, output_range=rng, inferred=tuple(k for k in spec.inferred if k[0] != "output_range") + (("output_range", how),))
+    return replace(
+        spec,
+        output_range=rng,
+        inferred=tuple(k for k in spec.inferred if k[0] != "output_range")
+        + (("output_range", how),),
+    )
 
 
 def spec_from_onnx(
@@ -765,7 +914,9 @@ def spec_from_onnx(
         dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
         per = dims[1:]
         if tt.elem_type in (onnx.TensorProto.INT64, onnx.TensorProto.INT32):
-            problems[vi.name] = f"{path}: input {vi.name!r} is an integer label and the number of classes is unknown; pass --input {vi.name}:int:CLASSES"
+            problems[vi.name] = (
+                f"{path}: input {vi.name!r} is an integer label and the number of classes is unknown; pass --input {vi.name}:int:CLASSES"
+            )
             inputs.append(InputSpec(vi.name, "label", (), "int64", None))
             continue
         if not dims or any(d is None for d in per):
@@ -778,7 +929,9 @@ def spec_from_onnx(
             continue
         shape = tuple(int(d) for d in per)  # type: ignore[arg-type]
         if math.prod(shape) > MAX_ELEMENTS:
-            raise SpecError(f"{path}: input {vi.name!r} declares dimension {max(shape):,} ({math.prod(shape):,} values per sample); that is no generator input, check the file")
+            raise SpecError(
+                f"{path}: input {vi.name!r} declares dimension {max(shape):,} ({math.prod(shape):,} values per sample); that is no generator input, check the file"
+            )
         kind = "image" if len(shape) == 3 and shape[1] > 1 else "latent"
         inputs.append(InputSpec(vi.name, kind, shape))  # type: ignore[arg-type]
     if given:
@@ -786,16 +939,27 @@ def spec_from_onnx(
     for inp in inputs:
         if inp.name in problems and not any(g.name == inp.name for g in given):
             raise SpecError(problems[inp.name])
-    inferred: list[tuple[str, str]] = [("inputs", "ONNX graph inputs" + (" and --input" if given else ""))]
+    inferred: list[tuple[str, str]] = [
+        ("inputs", "ONNX graph inputs" + (" and --input" if given else ""))
+    ]
     spec = GeneratorSpec(inputs=tuple(inputs))
     if dynamic_hw and spec.spatial_inputs:
         from accelkit.spec import default_hw_range
 
         h, w = spec.spatial_inputs[0].shape[1:]
         spec = replace(spec, hw_range=default_hw_range(max(h, w)))
-        inferred.append(("hw_range", "dynamic height/width in the ONNX graph (range assumed; set it with --hw-range)"))
+        inferred.append(
+            (
+                "hw_range",
+                "dynamic height/width in the ONNX graph (range assumed; set it with --hw-range)",
+            )
+        )
     outs = model.graph.output
-    d = [x.dim_value if x.HasField("dim_value") else 0 for x in outs[0].type.tensor_type.shape.dim] if outs else []
+    d = (
+        [x.dim_value if x.HasField("dim_value") else 0 for x in outs[0].type.tensor_type.shape.dim]
+        if outs
+        else []
+    )
     run = _onnx_run_fn(model)
     if len(d) == 4 and all(d[1:]) and not dynamic_hw:
         spec = replace(spec, output_shape=tuple(d[1:]))
@@ -813,7 +977,12 @@ def spec_from_onnx(
         spec = replace(spec, output_range=rng)
         inferred.append(("output_range", how + " in ONNX Runtime"))
     else:
-        inferred.append(("output_range", "default [-1, 1]: onnxruntime is not installed to probe it (override with --output-range)"))
+        inferred.append(
+            (
+                "output_range",
+                "default [-1, 1]: onnxruntime is not installed to probe it (override with --output-range)",
+            )
+        )
     return replace(spec, inferred=tuple(inferred))
 
 
@@ -826,9 +995,14 @@ def _onnx_run_fn(model: Any) -> Any:
     so = ort.SessionOptions()
     so.log_severity_level = 3
     try:
-        sess = ort.InferenceSession(model.SerializeToString(), sess_options=so, providers=["CPUExecutionProvider"])
+        sess = ort.InferenceSession(
+            model.SerializeToString(), sess_options=so, providers=["CPUExecutionProvider"]
+        )
     except Exception as exc:  # noqa: BLE001 - an ONNX file ORT cannot open: say so where it is run
-        log.warning("ONNX Runtime cannot open the model to probe it (%s)", str(exc).splitlines()[0][:160] if str(exc) else exc)
+        log.warning(
+            "ONNX Runtime cannot open the model to probe it (%s)",
+            str(exc).splitlines()[0][:160] if str(exc) else exc,
+        )
         return None
     out_name = sess.get_outputs()[0].name
     feed_names = {i.name for i in sess.get_inputs()}
@@ -932,7 +1106,10 @@ def load_generator(
     p = _resolve_path(path)
     fmt = detect_format(p)
     sha = sha256_file(p) if p.is_file() else _folder_sha256(p)
-    meta: dict[str, Any] = {"loader": fmt, "file_bytes": p.stat().st_size if p.is_file() else _folder_bytes(p)}
+    meta: dict[str, Any] = {
+        "loader": fmt,
+        "file_bytes": p.stat().st_size if p.is_file() else _folder_bytes(p),
+    }
     load_opts: dict[str, Any] = {"path": str(p), "format": fmt, "trust_pickle": trust}
     if arch:
         load_opts.update(arch=arch, arch_kwargs=dict(arch_kwargs or {}))
@@ -941,13 +1118,18 @@ def load_generator(
 
     if fmt == "onnx":
         art = _load_onnx(p, sha, meta, load_opts, inputs, output_range)
-        art.spec = apply_overrides(art.spec, inputs, output_range, latent_dist, truncation_psi, hw_range) or art.spec  # type: ignore[arg-type]
+        art.spec = (
+            apply_overrides(art.spec, inputs, output_range, latent_dist, truncation_psi, hw_range)  # type: ignore[arg-type]
+            or art.spec
+        )
         return art
 
     module: Any = None
     program: Any = None
     stored_spec: dict[str, Any] | None = None
-    family: GeneratorSpec | None = None  # a family loader's spec (inputs and range by its convention)
+    family: GeneratorSpec | None = (
+        None  # a family loader's spec (inputs and range by its convention)
+    )
     sidecar: dict[str, Any] | None = None
     if fmt == "diffusers":
         from accelkit.loaders.diffusers_vae import load_vae_decoder
@@ -958,11 +1140,15 @@ def load_generator(
         extra = {SPEC_EXTRA_FILE: ""}
         try:
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated but users have such files
+                warnings.simplefilter(
+                    "ignore", DeprecationWarning
+                )  # TorchScript is deprecated but users have such files
                 with open(p, "rb") as fh:  # a file object: paths that are not valid UTF-8 work too
                     module = torch.jit.load(fh, map_location="cpu", _extra_files=extra)
-        except Exception as exc:
-            raise LoadError(f"{p} is a TorchScript archive that fails to load ({str(exc).splitlines()[0][:160]}); re-save it with torch.jit.save") from None
+        except Exception as exc:  # noqa: BLE001 - turned into a one-line error below
+            raise LoadError(
+                f"{p} is a TorchScript archive that fails to load ({str(exc).splitlines()[0][:160]}); re-save it with torch.jit.save"
+            ) from None
         stored_spec = _stored_spec_text(extra.get(SPEC_EXTRA_FILE), p, "the TorchScript archive")
     elif fmt == "pt2":
         extra = {SPEC_EXTRA_FILE: ""}
@@ -975,8 +1161,10 @@ def load_generator(
                         program = torch.export.load(fh, extra_files=extra)
         except AccelkitError:
             raise
-        except Exception as exc:
-            raise LoadError(f"{p} is a torch.export archive that fails to load ({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}); re-save it with torch.export.save") from None
+        except Exception as exc:  # noqa: BLE001 - turned into a one-line error below
+            raise LoadError(
+                f"{p} is a torch.export archive that fails to load ({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}); re-save it with torch.export.save"
+            ) from None
         module = program.module()
         stored_spec = _stored_spec_text(extra.get(SPEC_EXTRA_FILE), p, "the torch.export archive")
     elif fmt == "safetensors":
@@ -992,12 +1180,22 @@ def load_generator(
         else:
             use_arch = arch
             if not use_arch and isinstance(obj, Mapping):
-                key = "accelkit_arch" if obj.get("accelkit_arch") is not None else "arch" if obj.get("arch") is not None else None
+                key = (
+                    "accelkit_arch"
+                    if obj.get("accelkit_arch") is not None
+                    else "arch"
+                    if obj.get("arch") is not None
+                    else None
+                )
                 if key is not None:
                     use_arch = stored_architecture(obj[key], p, f"its {key!r} entry")
                     stored_kwargs = obj.get("accelkit_arch_kwargs") or obj.get("arch_kwargs") or {}
-                    if not isinstance(stored_kwargs, Mapping) or not all(isinstance(k, str) for k in stored_kwargs):
-                        raise InputError(f"{p}: the stored architecture arguments are not a dict of names; pass --arch-kwargs")
+                    if not isinstance(stored_kwargs, Mapping) or not all(
+                        isinstance(k, str) for k in stored_kwargs
+                    ):
+                        raise InputError(
+                            f"{p}: the stored architecture arguments are not a dict of names; pass --arch-kwargs"
+                        )
                     arch_kwargs = dict(stored_kwargs)
             if not use_arch:
                 module, family = _weights_without_arch(found, where, p, meta)
@@ -1008,15 +1206,26 @@ def load_generator(
                 meta["arch_kwargs"] = dict(arch_kwargs or {})
     if not isinstance(module, torch.nn.Module):
         raise LoadError(f"{p} did not yield a torch module (got {type(module).__name__})")
-    if program is None:  # an unlifted torch.export module refuses .eval(); it is frozen in its export mode
+    if (
+        program is None
+    ):  # an unlifted torch.export module refuses .eval(); it is frozen in its export mode
         module = module.eval().float()
     for prm in module.parameters():
         prm.requires_grad_(False)
     meta["parameters"] = int(sum(prm.numel() for prm in module.parameters()))
-    if fmt in ("torchscript", "pt2"):  # a file accelkit wrote (a pruned model): its record comes back with it
+    if fmt in (
+        "torchscript",
+        "pt2",
+    ):  # a file accelkit wrote (a pruned model): its record comes back with it
         found_side = _matching_sidecar(p, sha)
         if found_side is not None:
-            meta.update({k: v for k, v in (found_side.get("meta") or {}).items() if k not in meta and k not in ("loader", "file_bytes", "parameters")})
+            meta.update(
+                {
+                    k: v
+                    for k, v in (found_side.get("meta") or {}).items()
+                    if k not in meta and k not in ("loader", "file_bytes", "parameters")
+                }
+            )
             if stored_spec is None:
                 stored_spec, sidecar = found_side["spec"], found_side
 
@@ -1027,7 +1236,17 @@ def load_generator(
     rule = None
     if stored_spec is not None and not inputs and not output_shape:
         spec = GeneratorSpec.from_dict(stored_spec)
-        spec = replace(spec, inferred=(("spec", "stored by accelkit with the file" if sidecar is None else "the file's sidecar (same sha256)"),))
+        spec = replace(
+            spec,
+            inferred=(
+                (
+                    "spec",
+                    "stored by accelkit with the file"
+                    if sidecar is None
+                    else "the file's sidecar (same sha256)",
+                ),
+            ),
+        )
     else:
         if stored_spec is not None:
             family = GeneratorSpec.from_dict(stored_spec)
@@ -1041,7 +1260,14 @@ def load_generator(
             if unresolved:
                 raise SpecError(problems[unresolved[0]])
             cands, how = [prog_inputs], "torch.export signature"
-        spec, rule = infer_spec_and_rule(module, inputs, batch=batch, output_shape=output_shape, candidates=cands, candidates_how=how)
+        spec, rule = infer_spec_and_rule(
+            module,
+            inputs,
+            batch=batch,
+            output_shape=output_shape,
+            candidates=cands,
+            candidates_how=how,
+        )
         if rule is not None and not rule.identity:
             from accelkit.loaders.adapters import adapt
 
@@ -1049,8 +1275,13 @@ def load_generator(
             meta["output_adapter"] = rule.to_dict()
         if family is not None:
             kept = tuple((k, v) for k, v in family.inferred if k != "inputs")
-            spec = replace(spec, output_range=family.output_range, latent_dist=family.latent_dist, hw_range=family.hw_range,
-                           inferred=spec.inferred + kept)  # fmt: skip
+            spec = replace(
+                spec,
+                output_range=family.output_range,
+                latent_dist=family.latent_dist,
+                hw_range=family.hw_range,
+                inferred=spec.inferred + kept,
+            )
         elif output_range is None:
             spec = _with_inferred_range(module, spec, batch=meta.get("static_batch"))
     spec = apply_overrides(spec, (), output_range, latent_dist, truncation_psi, hw_range) or spec  # type: ignore[arg-type]
@@ -1067,7 +1298,9 @@ def load_generator(
     )
 
 
-def _weights_without_arch(found: Mapping[str, Any], where: str, p: Path, meta: dict[str, Any]) -> tuple[Any, GeneratorSpec]:
+def _weights_without_arch(
+    found: Mapping[str, Any], where: str, p: Path, meta: dict[str, Any]
+) -> tuple[Any, GeneratorSpec]:
     """A state_dict given without ``--arch``: spandrel may recognise a super-resolution network.
 
     Raises:
@@ -1093,7 +1326,11 @@ def _folder_sha256(folder: Path) -> str:
     import hashlib
 
     h = hashlib.sha256()
-    for f in sorted(q for q in folder.rglob("*") if q.is_file() and q.suffix in (".json", ".safetensors", ".bin")):
+    for f in sorted(
+        q
+        for q in folder.rglob("*")
+        if q.is_file() and q.suffix in (".json", ".safetensors", ".bin")
+    ):
         h.update(str(f.relative_to(folder)).encode() + b"\0" + sha256_file(f).encode())
     return h.hexdigest()
 
@@ -1103,13 +1340,18 @@ def _folder_bytes(folder: Path) -> int:
 
 
 def _load_onnx(
-    p: Path, sha: str, meta: dict[str, Any], load_opts: dict[str, Any], inputs: Sequence[InputSpec] = (), output_range: tuple[float, float] | None = None
+    p: Path,
+    sha: str,
+    meta: dict[str, Any],
+    load_opts: dict[str, Any],
+    inputs: Sequence[InputSpec] = (),
+    output_range: tuple[float, float] | None = None,
 ) -> Artifact:
     import onnx
 
     try:
         model = onnx.load(str(p), load_external_data=True)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - turned into a one-line error below
         why = one_line(exc)
         if p.suffix.lower() != ".onnx":  # only its first byte looked like ONNX
             raise LoadError(
@@ -1118,14 +1360,18 @@ def _load_onnx(
             ) from None
         raise LoadError(f"{p} is not a readable ONNX model ({why}); re-export it") from None
     if not model.graph.node:
-        raise LoadError(f"{p} parses as ONNX but has an empty graph; it is not a model (truncated or wrong file?)")
+        raise LoadError(
+            f"{p} parses as ONNX but has an empty graph; it is not a model (truncated or wrong file?)"
+        )
     side = read_sidecar(p)
     spec = spec_from_onnx(model, p, inputs, output_range)
     passes = [{"name": "load", "options": load_opts}]
     if side:
         passes = list(side.get("passes", [])) or passes
         meta.update({k: v for k, v in side.get("meta", {}).items() if k not in meta})
-    meta["opset"] = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=None)
+    meta["opset"] = max(
+        (o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=None
+    )
     return Artifact(
         format="onnx",
         spec=spec,
@@ -1146,7 +1392,9 @@ def _load_safetensors(
     from safetensors.torch import load as load_safetensors_bytes
 
     try:
-        data = p.read_bytes()  # bytes, not a path: any file name works, and the header is parsed once
+        data = (
+            p.read_bytes()
+        )  # bytes, not a path: any file name works, and the header is parsed once
         (n,) = struct.unpack("<Q", data[:8])
         header = json.loads(data[8 : 8 + n])
         if not isinstance(header, dict):
@@ -1157,10 +1405,14 @@ def _load_safetensors(
         sd = load_safetensors_bytes(data)
     except (SafetensorError, OSError, ValueError, struct.error, UnicodeDecodeError) as exc:
         first = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-        raise LoadError(f"{p} is not a valid safetensors file ({first}); re-save it with safetensors.torch.save_file") from None
+        raise LoadError(
+            f"{p} is not a valid safetensors file ({first}); re-save it with safetensors.torch.save_file"
+        ) from None
     use_arch = arch
     if not use_arch and "accelkit.arch" in st_meta:
-        use_arch = stored_architecture(st_meta["accelkit.arch"], p, "its safetensors metadata (accelkit.arch)")
+        use_arch = stored_architecture(
+            st_meta["accelkit.arch"], p, "its safetensors metadata (accelkit.arch)"
+        )
     if not use_arch:
         module, family = _weights_without_arch(sd, "safetensors", p, meta)
         return module, None, family
@@ -1168,7 +1420,9 @@ def _load_safetensors(
         try:
             arch_kwargs = json.loads(st_meta["accelkit.arch_kwargs"])
         except json.JSONDecodeError:
-            raise LoadError(f"{p}: metadata accelkit.arch_kwargs is not JSON; pass --arch-kwargs") from None
+            raise LoadError(
+                f"{p}: metadata accelkit.arch_kwargs is not JSON; pass --arch-kwargs"
+            ) from None
     module = _build_module(use_arch, arch_kwargs)
     _fit_state_dict(module, sd, use_arch, p)
     meta.update(arch=use_arch, arch_kwargs=dict(arch_kwargs or {}), safetensors_metadata=st_meta)
@@ -1216,13 +1470,17 @@ def _program_inputs(program: Any, module: Any) -> tuple[list[InputSpec], dict[st
         val = node.meta.get("val") if node is not None else None
         arg_name = names[k] if k < len(names) else name
         if val is None or not hasattr(val, "shape"):
-            problems[arg_name] = f"torch.export program input {arg_name!r} has no recorded shape; give it with --input"
+            problems[arg_name] = (
+                f"torch.export program input {arg_name!r} has no recorded shape; give it with --input"
+            )
             out.append(InputSpec(arg_name, "latent", ()))
             continue
         if val.dtype in (torch.int64, torch.int32):
             n_cls = _embedding_rows(program, node) or _attr(module, _CLASS_ATTRS)
             if not isinstance(n_cls, int):
-                problems[arg_name] = f"input {arg_name!r} is an integer label and the number of classes is unknown; pass --input {arg_name}:int:CLASSES"
+                problems[arg_name] = (
+                    f"input {arg_name!r} is an integer label and the number of classes is unknown; pass --input {arg_name}:int:CLASSES"
+                )
                 out.append(InputSpec(arg_name, "label", (), "int64", None))
             else:
                 out.append(InputSpec(arg_name, "label", (), "int64", int(n_cls)))
@@ -1231,10 +1489,18 @@ def _program_inputs(program: Any, module: Any) -> tuple[list[InputSpec], dict[st
         try:
             per = tuple(int(d) for d in shape)
         except (TypeError, ValueError):
-            problems[arg_name] = f"torch.export program input {arg_name!r} has symbolic non-batch dims {shape}; give its size with --input"
+            problems[arg_name] = (
+                f"torch.export program input {arg_name!r} has symbolic non-batch dims {shape}; give its size with --input"
+            )
             out.append(InputSpec(arg_name, "latent", ()))
             continue
-        kind = "image" if len(per) == 3 and per[1] > 1 and arg_name.lower() not in ("z", "latent", "latents", "noise") else "latent"
+        kind = (
+            "image"
+            if len(per) == 3
+            and per[1] > 1
+            and arg_name.lower() not in ("z", "latent", "latents", "noise")
+            else "latent"
+        )
         out.append(InputSpec(arg_name, kind, per))  # type: ignore[arg-type]
     return out, problems
 

@@ -7,7 +7,7 @@ TensorRT, fp32 vs fp16) see exactly the same latents, labels and images.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -15,7 +15,9 @@ from accelkit.errors import InputError
 from accelkit.spec import GeneratorSpec, InputSpec
 
 
-def _smooth_image(rng: np.random.Generator, shape: tuple[int, ...], lo: float, hi: float) -> np.ndarray:
+def _smooth_image(
+    rng: np.random.Generator, shape: tuple[int, ...], lo: float, hi: float
+) -> np.ndarray:
     """A random low-frequency image in ``[lo, hi]``: coarse noise upsampled bilinearly."""
     c, h, w = shape
     ch, cw = max(2, h // 8), max(2, w // 8)
@@ -52,7 +54,13 @@ class LatentSampler:
             e.g. from :func:`accelkit.quality.images.load_input_images` (``bench --images``).
     """
 
-    def __init__(self, spec: GeneratorSpec, seed: int = 0, batch_size: int = 1, images: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        spec: GeneratorSpec,
+        seed: int = 0,
+        batch_size: int = 1,
+        images: np.ndarray | None = None,
+    ) -> None:
         if batch_size < 1:
             raise InputError(f"batch size {batch_size} must be >= 1")
         if int(seed) < 0:
@@ -63,16 +71,24 @@ class LatentSampler:
         self.images = images
         image_inputs = [i for i in spec.inputs if i.kind == "image"]
         self._image_input = image_inputs[0].name if images is not None and image_inputs else None
-        if images is not None and (not image_inputs or tuple(images.shape[1:]) != tuple(image_inputs[0].shape) or len(images) == 0):
+        if images is not None and (
+            not image_inputs
+            or tuple(images.shape[1:]) != tuple(image_inputs[0].shape)
+            or len(images) == 0
+        ):
             want = image_inputs[0].shape if image_inputs else "no image input"
-            raise InputError(f"images of shape {tuple(images.shape)} do not fit the generator's image input ({want})")
+            raise InputError(
+                f"images of shape {tuple(images.shape)} do not fit the generator's image input ({want})"
+            )
 
     def _one(self, inp: InputSpec, rng: np.random.Generator, k: int = 0) -> np.ndarray:
         if inp.kind == "label":
             return np.asarray(rng.integers(0, inp.num_classes or 1), dtype=np.int64)
         if inp.kind == "image":
             lo, hi = self.spec.output_range
-            img = _smooth_image(rng, inp.shape, lo, hi)  # drawn either way: other inputs do not depend on ``images``
+            img = _smooth_image(
+                rng, inp.shape, lo, hi
+            )  # drawn either way: other inputs do not depend on ``images``
             if self.images is not None and inp.name == self._image_input:
                 return np.asarray(self.images[k % len(self.images)], dtype=np.float32)
             return img

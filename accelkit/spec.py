@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 from accelkit.errors import InputError, SpecError
 
@@ -111,13 +112,18 @@ class GeneratorSpec:
         if not spatial:
             return self
         h0, w0 = spatial[0].shape[1:]
-        inputs = tuple(replace(i, shape=(i.shape[0], height, width)) if is_spatial(i) else i for i in self.inputs)
+        inputs = tuple(
+            replace(i, shape=(i.shape[0], height, width)) if is_spatial(i) else i
+            for i in self.inputs
+        )
         out = self.output_shape
         if len(out) == 3 and (out[1] * height) % h0 == 0 and (out[2] * width) % w0 == 0:
             out = (out[0], out[1] * height // h0, out[2] * width // w0)
         return replace(self, inputs=inputs, output_shape=out)
 
-    def with_output(self, shape: Sequence[int] | None = None, rng: tuple[float, float] | None = None) -> GeneratorSpec:
+    def with_output(
+        self, shape: Sequence[int] | None = None, rng: tuple[float, float] | None = None
+    ) -> GeneratorSpec:
         """Copy with the output shape and/or range replaced."""
         return replace(
             self,
@@ -162,7 +168,9 @@ class GeneratorSpec:
                 inferred=tuple(sorted(dict(d.get("inferred", {})).items())),
             )
         except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise SpecError(f"malformed generator spec ({exc!r}); re-create the artifact with accelkit export") from None
+            raise SpecError(
+                f"malformed generator spec ({exc!r}); re-create the artifact with accelkit export"
+            ) from None
 
     def describe(self) -> list[str]:
         """Human-readable lines for ``accelkit info``."""
@@ -170,13 +178,17 @@ class GeneratorSpec:
         out = "x".join(str(d) for d in self.output_shape) or "?"
         lo, hi = self.output_range
         lines.append(f"output float32[{out}] in [{lo:g}, {hi:g}]")
-        lat = self.latent_dist + (f", truncation psi={self.truncation_psi:g}" if self.truncation_psi else "")
+        lat = self.latent_dist + (
+            f", truncation psi={self.truncation_psi:g}" if self.truncation_psi else ""
+        )
         if any(i.kind == "latent" for i in self.inputs):
             lines.append(f"latent distribution: {lat}")
         if self.hw_range is not None:
             lo_hw, opt_hw, hi_hw = self.hw_range
             names = ", ".join(i.name for i in self.spatial_inputs)
-            lines.append(f"dynamic height/width of {names}: {lo_hw}..{hi_hw} pixels (opt {opt_hw}); the input shape above is the size benchmarks use")
+            lines.append(
+                f"dynamic height/width of {names}: {lo_hw}..{hi_hw} pixels (opt {opt_hw}); the input shape above is the size benchmarks use"
+            )
         if self.inferred:
             lines.append("inferred: " + "; ".join(f"{k} from {v}" for k, v in self.inferred))
         return lines
@@ -196,7 +208,9 @@ def _parse_dims(text: str, flag: str) -> tuple[int, ...]:
     if not dims or any(d <= 0 for d in dims):
         raise InputError(f"--input {flag!r}: dimensions must be positive integers; {_INPUT_HELP}")
     if max(dims) > MAX_DIM or math.prod(dims) > MAX_ELEMENTS:
-        raise InputError(f"--input {flag!r}: {text} is far too large for one sample (at most {MAX_ELEMENTS:,} values); {_INPUT_HELP}")
+        raise InputError(
+            f"--input {flag!r}: {text} is far too large for one sample (at most {MAX_ELEMENTS:,} values); {_INPUT_HELP}"
+        )
     return dims
 
 
@@ -219,7 +233,9 @@ def parse_input_flag(flag: str) -> InputSpec:
         if kind in ("int", "label", "int64", "class"):
             (n,) = _parse_dims(rest, flag) if rest else (0,)
             if n < 1:
-                raise InputError(f"--input {flag!r}: a label needs its number of classes; {_INPUT_HELP}")
+                raise InputError(
+                    f"--input {flag!r}: a label needs its number of classes; {_INPUT_HELP}"
+                )
             return InputSpec(name, "label", (), "int64", n)
         if kind in ("latent", "z", "float"):
             return InputSpec(name, "latent", _parse_dims(rest, flag))
@@ -232,7 +248,15 @@ def parse_input_flag(flag: str) -> InputSpec:
     if len(parts) != 2:
         raise InputError(f"--input {flag!r} has too many ':'; {_INPUT_HELP}")
     dims = _parse_dims(parts[1], flag)
-    looks_image = name.lower() in ("image", "img", "x_img", "lr", "input_image", "src", "cond_image")
+    looks_image = name.lower() in (
+        "image",
+        "img",
+        "x_img",
+        "lr",
+        "input_image",
+        "src",
+        "cond_image",
+    )
     looks_latent = name.lower() in LATENT_NAMES
     if len(dims) == 3 and not looks_latent and (looks_image or dims[1] > 1 or dims[2] > 1):
         return InputSpec(name, "image", dims)
@@ -254,7 +278,9 @@ def parse_output_range(text: str) -> tuple[float, float]:
     except ValueError:
         raise InputError(f"--output-range {text!r} is not LOW,HIGH; use -1,1 or 0,1") from None
     if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise InputError(f"--output-range {text!r}: LOW and HIGH must be finite numbers; use -1,1 or 0,1")
+        raise InputError(
+            f"--output-range {text!r}: LOW and HIGH must be finite numbers; use -1,1 or 0,1"
+        )
     if not lo < hi:
         raise InputError(f"--output-range {text!r}: LOW must be below HIGH; use -1,1 or 0,1")
     return (lo, hi)
@@ -294,7 +320,11 @@ def apply_overrides(
         inferred = tuple((k, v) for k, v in spec.inferred if not (k == "inputs" and inputs))
         spec = replace(spec, inputs=tuple(new), inferred=inferred)
     if output_range is not None:
-        spec = replace(spec, output_range=output_range, inferred=tuple((k, v) for k, v in spec.inferred if k != "output_range"))
+        spec = replace(
+            spec,
+            output_range=output_range,
+            inferred=tuple((k, v) for k, v in spec.inferred if k != "output_range"),
+        )
     if latent_dist is not None:
         spec = replace(spec, latent_dist=latent_dist)
     if truncation_psi is not None:
@@ -345,7 +375,9 @@ def parse_hw_range(text: str) -> tuple[int, int, int]:
     raw = str(text).strip()
     parts = [p.strip() for p in raw.split(":")]
     if len(parts) != 3 or any(not re.fullmatch(r"\d+", p) for p in parts):
-        raise InputError(f"--hw-range {text!r} is not MIN:OPT:MAX; give pixel sizes of height and width, e.g. 16:64:256")
+        raise InputError(
+            f"--hw-range {text!r} is not MIN:OPT:MAX; give pixel sizes of height and width, e.g. 16:64:256"
+        )
     lo, opt, hi = (int(p) for p in parts)
     if not 1 <= lo <= opt <= hi:
         raise InputError(f"--hw-range {text!r}: need 1 <= MIN <= OPT <= MAX, e.g. 16:64:256")
@@ -361,13 +393,19 @@ def parse_output_shape(text: str) -> tuple[int, ...]:
     try:
         dims = tuple(int(p) for p in re.split(r"[x,]", str(text).strip()))
     except ValueError:
-        raise InputError(f"--output-shape {text!r} is not CxHxW; give the image shape of each output, e.g. 1x28x28 or 3x64x64") from None
+        raise InputError(
+            f"--output-shape {text!r} is not CxHxW; give the image shape of each output, e.g. 1x28x28 or 3x64x64"
+        ) from None
     if len(dims) != 3 or any(d <= 0 for d in dims):
-        raise InputError(f"--output-shape {text!r} is not CxHxW; give the image shape of each output, e.g. 1x28x28 or 3x64x64")
+        raise InputError(
+            f"--output-shape {text!r} is not CxHxW; give the image shape of each output, e.g. 1x28x28 or 3x64x64"
+        )
     return dims
 
 
-_BATCH_HELP = "use MIN:OPT:MAX with 1 <= MIN <= OPT <= MAX (e.g. 1:8:64), or a single N for a fixed batch"
+_BATCH_HELP = (
+    "use MIN:OPT:MAX with 1 <= MIN <= OPT <= MAX (e.g. 1:8:64), or a single N for a fixed batch"
+)
 
 
 # --------------------------------------------------------------------------- parsing
@@ -391,10 +429,14 @@ def parse_batch_range(text: str) -> tuple[int, int, int]:
         raise InputError(f"--batch-range {text!r} is not MIN:OPT:MAX or N; {_BATCH_HELP}")
     values = [int(p) for p in parts]
     if any(v < 1 for v in values):
-        raise InputError(f"--batch-range {text!r}: batch sizes must be positive integers; {_BATCH_HELP}")
+        raise InputError(
+            f"--batch-range {text!r}: batch sizes must be positive integers; {_BATCH_HELP}"
+        )
     lo, opt, hi = values * 3 if len(values) == 1 else values
     if not lo <= opt <= hi:
-        raise InputError(f"--batch-range {text!r}: need MIN <= OPT <= MAX, got {lo}:{opt}:{hi}; {_BATCH_HELP}")
+        raise InputError(
+            f"--batch-range {text!r}: need MIN <= OPT <= MAX, got {lo}:{opt}:{hi}; {_BATCH_HELP}"
+        )
     return (lo, opt, hi)
 
 
@@ -410,5 +452,7 @@ def as_batch_range(value: str | Sequence[int]) -> tuple[int, int, int]:
     if len(vals) == 1:
         vals = vals * 3
     if len(vals) != 3 or not all(isinstance(v, int) and not isinstance(v, bool) for v in vals):
-        raise InputError(f"batch range {value!r} is not three integers (MIN, OPT, MAX); {_BATCH_HELP}")
+        raise InputError(
+            f"batch range {value!r} is not three integers (MIN, OPT, MAX); {_BATCH_HELP}"
+        )
     return parse_batch_range(":".join(str(v) for v in vals))

@@ -8,7 +8,7 @@ median and the coefficient of variation. The bootstrap the gates use lives besid
 from __future__ import annotations
 
 import statistics
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -26,11 +26,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from accelkit.artifact import Artifact  # noqa: E402
-from accelkit.benchmark import BenchTarget, run_benchmark  # noqa: E402
-from accelkit.passes.export import OnnxFromTorch  # noqa: E402
-from accelkit.passes.fp16 import Fp16  # noqa: E402
-from accelkit.spec import GeneratorSpec, InputSpec  # noqa: E402
+from accelkit.artifact import Artifact
+from accelkit.benchmark import BenchTarget, run_benchmark
+from accelkit.passes.export import OnnxFromTorch
+from accelkit.passes.fp16 import Fp16
+from accelkit.spec import GeneratorSpec, InputSpec
 
 BUDGET_S = 120.0
 
@@ -40,15 +40,19 @@ def _generator() -> tuple[Artifact, str]:
         from accelkit.loading import load_generator
 
         return load_generator(None), "bundled DCGAN checkpoint"
-    except Exception as exc:  # noqa: BLE001 - fall back to the architecture alone
+    except Exception as exc:
         import torch
 
         from accelkit.models.dcgan import DCGANGenerator
 
         torch.manual_seed(0)
         module = DCGANGenerator().eval()
-        spec = GeneratorSpec(inputs=(InputSpec("z", "latent", (module.z_dim,)),), output_shape=(3, 64, 64))
-        return Artifact(format="torch", spec=spec, module=module, source="dcgan-random"), f"DCGAN architecture, random weights ({exc})"
+        spec = GeneratorSpec(
+            inputs=(InputSpec("z", "latent", (module.z_dim,)),), output_shape=(3, 64, 64)
+        )
+        return Artifact(
+            format="torch", spec=spec, module=module, source="dcgan-random"
+        ), f"DCGAN architecture, random weights ({exc})"
 
 
 def main() -> int:
@@ -64,7 +68,11 @@ def main() -> int:
     onnx_art = OnnxFromTorch(tmp / "g.onnx")(torch_art)
     fp16_art = Fp16(tmp / "g.fp16.onnx")(onnx_art)
     t_export = time.perf_counter() - t0
-    targets = [BenchTarget("torch", torch_art), BenchTarget("ort", onnx_art), BenchTarget("ort", fp16_art)]
+    targets = [
+        BenchTarget("torch", torch_art),
+        BenchTarget("ort", onnx_art),
+        BenchTarget("ort", fp16_art),
+    ]
     t1 = time.perf_counter()
     rep = run_benchmark(targets, (1, 8), flops_model=onnx_art.path)
     t_bench = time.perf_counter() - t1
@@ -83,11 +91,22 @@ def main() -> int:
         written["md"].read_text().split("\n", 2)[2],
     ]
     if args.threads:
-        one = [BenchTarget(t.backend, t.artifact, options={"threads": 1}, variant="1thread") for t in targets]
+        one = [
+            BenchTarget(t.backend, t.artifact, options={"threads": 1}, variant="1thread")
+            for t in targets
+        ]
         rep1 = run_benchmark(one, (1, 8), flops_model=onnx_art.path)
-        lines += ["", "## Same rows at 1 thread", "", "| backend | precision | batch | images/s (default threads) | images/s (1 thread) |", "|---|---|---:|---:|---:|"]
+        lines += [
+            "",
+            "## Same rows at 1 thread",
+            "",
+            "| backend | precision | batch | images/s (default threads) | images/s (1 thread) |",
+            "|---|---|---:|---:|---:|",
+        ]
         for a, b in zip(rep.rows, rep1.rows):
-            lines.append(f"| {a.backend} | {a.precision} | {a.batch_size} | {a.images_per_sec or 0:.1f} | {b.images_per_sec or 0:.1f} |")
+            lines.append(
+                f"| {a.backend} | {a.precision} | {a.batch_size} | {a.images_per_sec or 0:.1f} | {b.images_per_sec or 0:.1f} |"
+            )
     text = "\n".join(lines) + "\n"
     if args.out:
         args.out.write_text(text)

@@ -55,12 +55,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from accelkit.artifact import Artifact  # noqa: E402
-from accelkit.benchmark.environment import collect_environment  # noqa: E402
-from accelkit.benchmark.report import Report  # noqa: E402
-from accelkit.benchmark.suite import BenchTarget, run_benchmark  # noqa: E402
-from accelkit.errors import AccelkitError  # noqa: E402
-from accelkit.gate.ratio_gate import RatioBaseline, baseline_from_reports, merge_reports, ratio_gate  # noqa: E402
+from accelkit.artifact import Artifact
+from accelkit.benchmark.environment import collect_environment
+from accelkit.benchmark.report import Report
+from accelkit.benchmark.suite import BenchTarget, run_benchmark
+from accelkit.errors import AccelkitError
+from accelkit.gate.ratio_gate import RatioBaseline, baseline_from_reports, merge_reports, ratio_gate
 
 BASELINES = ROOT / "benchmarks" / "baselines"
 #: The first baseline (AMD EPYC); others are ``cpu_ratio.<cpu>-<cores>c.json``, one per machine type.
@@ -87,7 +87,11 @@ def baseline_for(env: dict[str, Any]) -> Path:
             b = RatioBaseline.load(p)
         except AccelkitError:
             continue
-        if b.machine.get("cpu") == model and b.machine.get("available_cores") == cores and b.machine.get("isa", isa) == isa:
+        if (
+            b.machine.get("cpu") == model
+            and b.machine.get("available_cores") == cores
+            and b.machine.get("isa", isa) == isa
+        ):
             return p
     return DEFAULT_BASELINE
 
@@ -99,6 +103,8 @@ def new_baseline_path(env: dict[str, Any]) -> Path:
     model, cores, isa = _machine(env)
     slug = re.sub(r"[^a-z0-9]+", "-", (model or "unknown-cpu").lower()).strip("-")
     return BASELINES / f"cpu_ratio.{slug}-{isa}-{cores or 0}c.json"
+
+
 #: Chosen from calibration runs on the 2-core shared dev machine (see the baseline's
 #: ``measured`` block and benchmarks/results/ci_perf_gate.md).
 DEFAULT_TOLERANCE = 0.25
@@ -121,7 +127,12 @@ def load_dcgan() -> tuple[Artifact, str]:
 
         torch.manual_seed(0)
         module = build("dcgan").eval()
-        art = Artifact(format="torch", spec=infer_torch_spec(module), module=module, source="dcgan (seeded random init)")
+        art = Artifact(
+            format="torch",
+            spec=infer_torch_spec(module),
+            module=module,
+            source="dcgan (seeded random init)",
+        )
         return art, f"dcgan architecture with seeded random weights (checkpoint unavailable: {exc})"
 
 
@@ -129,7 +140,9 @@ def export_fp32(art: Artifact, folder: Path) -> Artifact:
     """fp32 ONNX with a dynamic batch, unverified (this script measures speed only)."""
     from accelkit.passes.export import OnnxFromTorch
 
-    return OnnxFromTorch(folder / "dcgan.onnx", force=True, verify=False, batch_range=(1, 8, 8))(art)
+    return OnnxFromTorch(folder / "dcgan.onnx", force=True, verify=False, batch_range=(1, 8, 8))(
+        art
+    )
 
 
 def _slowed(cls: type, factor: float) -> type:
@@ -184,7 +197,16 @@ def run_rounds(
             for j, b in enumerate(BATCHES):
                 for t in pair if (i + j) % 2 == 0 else pair[::-1]:
                     rep = Report(environment=env)
-                    out.append(run_benchmark([t], [b], warmup=warmup, repeats=repeats, min_time_s=min_time_s, report=rep))
+                    out.append(
+                        run_benchmark(
+                            [t],
+                            [b],
+                            warmup=warmup,
+                            repeats=repeats,
+                            min_time_s=min_time_s,
+                            report=rep,
+                        )
+                    )
         return out
     finally:
         base.RUNNERS.clear()
@@ -193,20 +215,68 @@ def run_rounds(
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status (0 pass, 1 regression, 2 bad input)."""
-    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--baseline", type=Path, default=None, help="ratio baseline JSON (default: the committed one of this machine type, "
-                    "benchmarks/baselines/cpu_ratio*.json; --update-baseline writes cpu_ratio.<cpu>-<cores>c.json)")
-    ap.add_argument("--update-baseline", action="store_true", help="measure and rewrite the baseline instead of checking")
-    ap.add_argument("--runs", type=int, default=1, help="independent measurements: with --update-baseline the baseline is their median; "
-                    "when checking, each is checked (calibration of the tolerance) and the worst exit status is returned")
-    ap.add_argument("--tolerance", type=float, default=None, help=f"allowed relative drop of the ratio (default: the baseline's; new baselines: {DEFAULT_TOLERANCE})")
-    ap.add_argument("--rounds", type=int, default=12, help="interleaved rounds per run (default: %(default)s)")
-    ap.add_argument("--repeats", type=int, default=1, help="timed repeats per row per round (default: %(default)s)")
-    ap.add_argument("--min-time", type=float, default=0.3, help="seconds per repeat (default: %(default)s)")
-    ap.add_argument("--warmup", type=int, default=3, help="untimed iterations per row (default: %(default)s)")
-    ap.add_argument("--threads", type=int, default=1, help="intra-op threads of both backends (default: %(default)s; see the docstring)")
-    ap.add_argument("--slowdown", type=float, default=0.0, help="self-test only: make ORT iterations this fraction longer")
-    ap.add_argument("--out", type=Path, default=None, help="also write the (last run's) merged report (results.json/.md/.csv) here")
+    ap = argparse.ArgumentParser(
+        description=(__doc__ or "").split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="ratio baseline JSON (default: the committed one of this machine type, "
+        "benchmarks/baselines/cpu_ratio*.json; --update-baseline writes cpu_ratio.<cpu>-<cores>c.json)",
+    )
+    ap.add_argument(
+        "--update-baseline",
+        action="store_true",
+        help="measure and rewrite the baseline instead of checking",
+    )
+    ap.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="independent measurements: with --update-baseline the baseline is their median; "
+        "when checking, each is checked (calibration of the tolerance) and the worst exit status is returned",
+    )
+    ap.add_argument(
+        "--tolerance",
+        type=float,
+        default=None,
+        help=f"allowed relative drop of the ratio (default: the baseline's; new baselines: {DEFAULT_TOLERANCE})",
+    )
+    ap.add_argument(
+        "--rounds", type=int, default=12, help="interleaved rounds per run (default: %(default)s)"
+    )
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="timed repeats per row per round (default: %(default)s)",
+    )
+    ap.add_argument(
+        "--min-time", type=float, default=0.3, help="seconds per repeat (default: %(default)s)"
+    )
+    ap.add_argument(
+        "--warmup", type=int, default=3, help="untimed iterations per row (default: %(default)s)"
+    )
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="intra-op threads of both backends (default: %(default)s; see the docstring)",
+    )
+    ap.add_argument(
+        "--slowdown",
+        type=float,
+        default=0.0,
+        help="self-test only: make ORT iterations this fraction longer",
+    )
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="also write the (last run's) merged report (results.json/.md/.csv) here",
+    )
     ap.add_argument("--json", action="store_true", help="print the verdicts as JSON")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -227,30 +297,55 @@ def main(argv: list[str] | None = None) -> int:
             t_ready = time.perf_counter()
             for _ in range(max(1, args.runs)):
                 reps = run_rounds(
-                    torch_art, onnx_art, rounds=args.rounds, warmup=args.warmup, repeats=args.repeats,
-                    min_time_s=args.min_time, threads=args.threads, slowdown=args.slowdown, env=env,
-                )  # fmt: skip
+                    torch_art,
+                    onnx_art,
+                    rounds=args.rounds,
+                    warmup=args.warmup,
+                    repeats=args.repeats,
+                    min_time_s=args.min_time,
+                    threads=args.threads,
+                    slowdown=args.slowdown,
+                    env=env,
+                )
                 merged_runs.append(merge_reports(reps))
         t_done = time.perf_counter()
         for m in merged_runs:
-            m.settings.update(generator=origin, threads=args.threads, slowdown=args.slowdown, rounds=args.rounds, repeats=args.repeats)
+            m.settings.update(
+                generator=origin,
+                threads=args.threads,
+                slowdown=args.slowdown,
+                rounds=args.rounds,
+                repeats=args.repeats,
+            )
         if args.out is not None:
             merged_runs[-1].write(args.out, plot=False)
         timing = f"setup {t_ready - t0:.1f} s, measurement {t_done - t_ready:.1f} s, total {t_done - t0:.1f} s"
         if base is None:
-            new = baseline_from_reports(merged_runs, tolerance=args.tolerance if args.tolerance is not None else DEFAULT_TOLERANCE)
-            new.machine["isa"] = _machine(env)[2]  # "Intel Xeon Processor" names AVX2-only and AMX machines alike
+            new = baseline_from_reports(
+                merged_runs,
+                tolerance=args.tolerance if args.tolerance is not None else DEFAULT_TOLERANCE,
+            )
+            new.machine["isa"] = _machine(env)[
+                2
+            ]  # "Intel Xeon Processor" names AVX2-only and AMX machines alike
             new.measured["generator"] = origin
             new.measured["how"] = (
                 f"python benchmarks/ci_perf_gate.py --update-baseline --runs {len(merged_runs)} "
                 f"(rounds={args.rounds}, repeats={args.repeats}, min_time_s={args.min_time}, warmup={args.warmup}, threads={args.threads})"
             )
             new.save(args.baseline)
-            print(f"wrote {args.baseline}: ratios {json.dumps({str(k): round(v, 4) for k, v in new.ratios.items()})}, tolerance {new.tolerance:g} ({timing})")
+            print(
+                f"wrote {args.baseline}: ratios {json.dumps({str(k): round(v, 4) for k, v in new.ratios.items()})}, tolerance {new.tolerance:g} ({timing})"
+            )
             return 0
         results = [ratio_gate(m, base, tolerance=args.tolerance, paired=True) for m in merged_runs]
         if args.json:
-            doc = {"generator": origin, "timing": timing, "runs": [r.to_dict() for r in results], "exit_code": max(r.exit_code for r in results)}
+            doc = {
+                "generator": origin,
+                "timing": timing,
+                "runs": [r.to_dict() for r in results],
+                "exit_code": max(r.exit_code for r in results),
+            }
             print(json.dumps(doc, indent=2))
         else:
             for i, r in enumerate(results):
@@ -260,16 +355,27 @@ def main(argv: list[str] | None = None) -> int:
             if len(results) > 1:
                 for v0 in results[0].verdicts:
                     b = v0.batch_size
-                    rel = [(v.ratio / v.baseline_ratio - 1) * 100 for r in results for v in r.verdicts if v.batch_size == b and v.ratio and v.baseline_ratio]
+                    rel = [
+                        (v.ratio / v.baseline_ratio - 1) * 100
+                        for r in results
+                        for v in r.verdicts
+                        if v.batch_size == b and v.ratio and v.baseline_ratio
+                    ]
                     verdicts = [v.verdict for r in results for v in r.verdicts if v.batch_size == b]
                     print(
                         f"batch {b}: ratio vs baseline over {len(rel)} runs: min {min(rel):+.1f}%, median {sorted(rel)[len(rel) // 2]:+.1f}%, "
-                        f"max {max(rel):+.1f}%; verdicts: " + ", ".join(f"{verdicts.count(x)} {x}" for x in dict.fromkeys(verdicts))
+                        f"max {max(rel):+.1f}%; verdicts: "
+                        + ", ".join(f"{verdicts.count(x)} {x}" for x in dict.fromkeys(verdicts))
                     )
-            print(f"({origin}; baseline {args.baseline.relative_to(ROOT) if args.baseline.is_relative_to(ROOT) else args.baseline}; {timing})")
+            print(
+                f"({origin}; baseline {args.baseline.relative_to(ROOT) if args.baseline.is_relative_to(ROOT) else args.baseline}; {timing})"
+            )
         return max(r.exit_code for r in results)
     except AccelkitError as exc:
-        print(f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
+        print(
+            f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+            file=sys.stderr,
+        )
         return 2
 
 

@@ -36,18 +36,75 @@ DISTILL_STEPS = {"dcgan": 1500, "stylegan2": 400, "sr4x": 400}
 def commands(gen: str, steps: int | str) -> list[list[str]]:
     w = f"{{work}}/{gen}"
     return [
-        ["prune", gen, "--ratio", "0.5", "--distill-steps", str(steps), "--fid", "500", "--threads", "2",
-         "-o", f"{w}/{gen}.pruned.pt", "--force"],
-        ["bench", gen, "--precision", "fp32,fp16,int8", "--batch", "1,32", "--fid", "500", "--threads", "1", "--out", f"{w}/teacher", "--force"],
-        ["bench", f"{w}/{gen}.pruned.pt", "--precision", "fp32", "--batch", "1,32", "--fid", "500", "--threads", "1",
-         "--reference", gen, "--out", f"{w}/pruned", "--force"],
-    ]  # fmt: skip
+        [
+            "prune",
+            gen,
+            "--ratio",
+            "0.5",
+            "--distill-steps",
+            str(steps),
+            "--fid",
+            "500",
+            "--threads",
+            "2",
+            "-o",
+            f"{w}/{gen}.pruned.pt",
+            "--force",
+        ],
+        [
+            "bench",
+            gen,
+            "--precision",
+            "fp32,fp16,int8",
+            "--batch",
+            "1,32",
+            "--fid",
+            "500",
+            "--threads",
+            "1",
+            "--out",
+            f"{w}/teacher",
+            "--force",
+        ],
+        [
+            "bench",
+            f"{w}/{gen}.pruned.pt",
+            "--precision",
+            "fp32",
+            "--batch",
+            "1,32",
+            "--fid",
+            "500",
+            "--threads",
+            "1",
+            "--reference",
+            gen,
+            "--out",
+            f"{w}/pruned",
+            "--force",
+        ],
+    ]
 
 
 def feature_loss_command(gen: str, steps: int | str) -> list[str]:
     """The distillation of step 1 again with ``--feature-loss 1`` (quality only: the model is the same size)."""
-    return ["prune", gen, "--ratio", "0.5", "--distill-steps", str(steps), "--feature-loss", "1", "--fid", "500", "--threads", "2",
-            "-o", f"{{work}}/{gen}/feature_loss/{gen}.pruned.pt", "--force"]  # fmt: skip
+    return [
+        "prune",
+        gen,
+        "--ratio",
+        "0.5",
+        "--distill-steps",
+        str(steps),
+        "--feature-loss",
+        "1",
+        "--fid",
+        "500",
+        "--threads",
+        "2",
+        "-o",
+        f"{{work}}/{gen}/feature_loss/{gen}.pruned.pt",
+        "--force",
+    ]
 
 
 def _load(path: Path) -> dict:
@@ -68,7 +125,9 @@ def _failed(data: dict) -> dict[str, str]:
     return {
         f"{r['backend']} {r['precision']}": r.get("reason") or ""
         for r in data["rows"]
-        if r["status"] != "ok" and r["backend"] == "ort" and "conversion failed" in (r.get("reason") or "")
+        if r["status"] != "ok"
+        and r["backend"] == "ort"
+        and "conversion failed" in (r.get("reason") or "")
     }
 
 
@@ -87,7 +146,11 @@ def table(work: Path, gens: list[str]) -> list[str]:
             continue
         teacher = _load(folder / "teacher")
         rows = _rows(teacher)
-        pruned_rows = _rows(_load(folder / "pruned"), "pruned+distilled ") if (folder / "pruned" / "results.json").is_file() else {}
+        pruned_rows = (
+            _rows(_load(folder / "pruned"), "pruned+distilled ")
+            if (folder / "pruned" / "results.json").is_file()
+            else {}
+        )
         base = rows.get("torch fp32", {})
         side_path = folder / f"{gen}.pruned.accelkit.json"
         side = json.loads(side_path.read_text()) if side_path.is_file() else {}
@@ -98,18 +161,31 @@ def table(work: Path, gens: list[str]) -> list[str]:
             r1, r32 = by_b.get(1), by_b.get(32)
             r = r1 or r32 or {}
             ips = [x["images_per_sec"] if x else None for x in (r1, r32)]
-            sp = [(x["images_per_sec"] / base[b]["images_per_sec"]) if x and b in base else None for x, b in ((r1, 1), (r32, 32))]
+            sp = [
+                (x["images_per_sec"] / base[b]["images_per_sec"]) if x and b in base else None
+                for x, b in ((r1, 1), (r32, 32))
+            ]
             psnr = r.get("psnr_db")
-            params = prune_rec.get("params_after") if label.startswith("pruned") else prune_rec.get("params_before")
-            psnr_s = "∞" if psnr is None and r.get("drift_verdict") == "reference" else _fmt(psnr, ".1f")
+            params = (
+                prune_rec.get("params_after")
+                if label.startswith("pruned")
+                else prune_rec.get("params_before")
+            )
+            psnr_s = (
+                "∞" if psnr is None and r.get("drift_verdict") == "reference" else _fmt(psnr, ".1f")
+            )
             lines.append(
                 f"| {gen} | {label} | {_fmt(params, ',')} | {_fmt(ips[0], ',.1f')} | {_fmt(ips[1], ',.1f')} | "
                 f"{_fmt(sp[0], '.2f')}× | {_fmt(sp[1], '.2f')}× | {psnr_s} | {_fmt(r.get('fid_drift'), '.3f')} | "
                 f"{_fmt(r.get('noise_floor_fid'), '.2f')} | {r.get('drift_verdict')} |"
             )
         for label, reason in _failed(teacher).items():
-            lines.append(f"| {gen} | {label}: **not measured** — {reason.replace('|', '/')} | | | | | | | | | failed |")
-        if "pruned" in quality:  # the same pruned model before distillation (speed as the row above)
+            lines.append(
+                f"| {gen} | {label}: **not measured** — {reason.replace('|', '/')} | | | | | | | | | failed |"
+            )
+        if (
+            "pruned" in quality
+        ):  # the same pruned model before distillation (speed as the row above)
             q = quality["pruned"]
             floor = quality.get("noise_floor_fid")
             verdict = "within floor" if floor is not None and q["fid_drift"] <= floor else "drift"
@@ -125,7 +201,9 @@ def table(work: Path, gens: list[str]) -> list[str]:
             if "pruned+distilled" in fq:
                 d = fq["pruned+distilled"]
                 floor = fq.get("noise_floor_fid")
-                verdict = "within floor" if floor is not None and d["fid_drift"] <= floor else "drift"
+                verdict = (
+                    "within floor" if floor is not None and d["fid_drift"] <= floor else "drift"
+                )
                 lines.append(
                     f"| {gen} | pruned+distilled with --feature-loss {fd.get('options', {}).get('feature_loss')} (torch fp32) | "
                     f"{_fmt(prune_rec.get('params_after'), ',')} | — | — | — | — | {_fmt(d.get('psnr_db'), '.1f')} | "
@@ -143,11 +221,28 @@ def table(work: Path, gens: list[str]) -> list[str]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--work", type=Path, required=True)
-    ap.add_argument("--out", type=Path, default=None, help="Markdown file to write (default: print only)")
-    ap.add_argument("--generators", default=",".join(GENERATORS), help="comma-separated bundled generators to run")
-    ap.add_argument("--distill-steps", type=int, default=None, help="override the per-generator distillation steps")
-    ap.add_argument("--from-results", action="store_true", help="skip the runs; assemble from WORK/<generator>/")
-    ap.add_argument("--feature-loss", default="", help="comma-separated generators to also distill with --feature-loss 1 (WORK/<generator>/feature_loss/)")
+    ap.add_argument(
+        "--out", type=Path, default=None, help="Markdown file to write (default: print only)"
+    )
+    ap.add_argument(
+        "--generators",
+        default=",".join(GENERATORS),
+        help="comma-separated bundled generators to run",
+    )
+    ap.add_argument(
+        "--distill-steps",
+        type=int,
+        default=None,
+        help="override the per-generator distillation steps",
+    )
+    ap.add_argument(
+        "--from-results", action="store_true", help="skip the runs; assemble from WORK/<generator>/"
+    )
+    ap.add_argument(
+        "--feature-loss",
+        default="",
+        help="comma-separated generators to also distill with --feature-loss 1 (WORK/<generator>/feature_loss/)",
+    )
     args = ap.parse_args()
     gens = [g for g in args.generators.split(",") if g]
     args.work.mkdir(parents=True, exist_ok=True)
@@ -155,11 +250,22 @@ def main() -> int:
         for gen in gens:
             (args.work / gen).mkdir(exist_ok=True)
             for cmd in commands(gen, args.distill_steps or DISTILL_STEPS[gen]):
-                subprocess.run([sys.executable, "-m", "accelkit.cli", *[c.format(work=args.work) for c in cmd]], check=True)
+                subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "accelkit.cli",
+                        *[c.format(work=args.work) for c in cmd],
+                    ],
+                    check=True,
+                )
         for gen in [g for g in args.feature_loss.split(",") if g]:
             (args.work / gen / "feature_loss").mkdir(parents=True, exist_ok=True)
             cmd = feature_loss_command(gen, args.distill_steps or DISTILL_STEPS[gen])
-            subprocess.run([sys.executable, "-m", "accelkit.cli", *[c.format(work=args.work) for c in cmd]], check=True)
+            subprocess.run(
+                [sys.executable, "-m", "accelkit.cli", *[c.format(work=args.work) for c in cmd]],
+                check=True,
+            )
     lines = [
         "# Compression on the bundled generators (CPU): fp32 / fp16 / int8 / pruned + distilled",
         "",
@@ -168,7 +274,7 @@ def main() -> int:
         "",
         *[f"    accelkit {' '.join(c).replace('{work}', 'DIR')}" for c in commands("G", "S")],
         "",
-        "and, with `--feature-loss G` (the row \"with --feature-loss\"):",
+        'and, with `--feature-loss G` (the row "with --feature-loss"):',
         "",
         f"    accelkit {' '.join(feature_loss_command('G', 'S')).replace('{work}', 'DIR')}",
         "",

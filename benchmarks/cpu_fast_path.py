@@ -45,17 +45,17 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from accelkit.benchmark.harness import Latency, measure_throughput  # noqa: E402
-from accelkit.benchmark.plan import BenchOptions  # noqa: E402
-from accelkit.benchmark.report import Report  # noqa: E402
-from accelkit.benchmark.suite import BenchTarget  # noqa: E402
-from accelkit.host import busy_cores, default_threads, has_native_bf16  # noqa: E402
-from accelkit.loading import load_generator  # noqa: E402
-from accelkit.passes.export import OnnxFromTorch  # noqa: E402
-from accelkit.passes.int8 import Int8  # noqa: E402
-from accelkit.pipelines.bench import measure_quality  # noqa: E402
-from accelkit.runners import available_backends, create_runner  # noqa: E402
-from accelkit.sampler import LatentSampler  # noqa: E402
+from accelkit.benchmark.harness import Latency, measure_throughput
+from accelkit.benchmark.plan import BenchOptions
+from accelkit.benchmark.report import Report
+from accelkit.benchmark.suite import BenchTarget
+from accelkit.host import busy_cores, default_threads, has_native_bf16
+from accelkit.loading import load_generator
+from accelkit.passes.export import OnnxFromTorch
+from accelkit.passes.int8 import Int8
+from accelkit.pipelines.bench import measure_quality
+from accelkit.runners import available_backends, create_runner
+from accelkit.sampler import LatentSampler
 
 
 def targets_for(art: Any, fp32: Any, int8: Any, threads: int) -> list[BenchTarget]:
@@ -64,8 +64,12 @@ def targets_for(art: Any, fp32: Any, int8: Any, threads: int) -> list[BenchTarge
     bf16 = has_native_bf16()
     out = [BenchTarget("torch", art, {"precision": "fp32", **t})]
     if bf16:
-        out.append(BenchTarget("torch", art, {"precision": "bf16", "channels_last": True, **t}))  # as accelkit bench runs CPU bf16
-    out.append(BenchTarget("torch", art, {"precision": "fp32", "compile": True, **t}, variant="compile"))
+        out.append(
+            BenchTarget("torch", art, {"precision": "bf16", "channels_last": True, **t})
+        )  # as accelkit bench runs CPU bf16
+    out.append(
+        BenchTarget("torch", art, {"precision": "fp32", "compile": True, **t}, variant="compile")
+    )
     out += [BenchTarget("ort", fp32, dict(t)), BenchTarget("ort", int8, dict(t))]
     if "openvino" in available_backends("cpu"):
         out.append(BenchTarget("openvino", fp32, dict(t)))
@@ -73,7 +77,11 @@ def targets_for(art: Any, fp32: Any, int8: Any, threads: int) -> list[BenchTarge
             out.append(BenchTarget("openvino", fp32, {"precision": "bf16", **t}))
         out.append(BenchTarget("openvino", int8, dict(t)))
         if bf16:
-            out.append(BenchTarget("openvino", int8, {"inference_precision": "bf16", **t}, variant="bf16-hint"))
+            out.append(
+                BenchTarget(
+                    "openvino", int8, {"inference_precision": "bf16", **t}, variant="bf16-hint"
+                )
+            )
     return out
 
 
@@ -85,7 +93,11 @@ def label(t: BenchTarget) -> str:
 def merge(parts: list[Latency]) -> Latency:
     """One Latency from one-repeat rounds: samples and latencies concatenated, the worst round's contention."""
     first = parts[0]
-    worst = max((p.contention for p in parts if p.contention), key=lambda c: c["busy_cores_others"], default=None)
+    worst = max(
+        (p.contention for p in parts if p.contention),
+        key=lambda c: c["busy_cores_others"],
+        default=None,
+    )
     return Latency(
         batch_size=first.batch_size,
         device=first.device,
@@ -94,10 +106,14 @@ def merge(parts: list[Latency]) -> Latency:
         latencies_ms=[x for p in parts for x in p.latencies_ms],
         images_per_sec_samples=[x for p in parts for x in p.images_per_sec_samples],
         timer=first.timer,
-        peak_memory_mb=max((p.peak_memory_mb for p in parts if p.peak_memory_mb is not None), default=None),
+        peak_memory_mb=max(
+            (p.peak_memory_mb for p in parts if p.peak_memory_mb is not None), default=None
+        ),
         memory_kind=first.memory_kind,
         wall_seconds=sum(p.wall_seconds for p in parts),
-        load_average_1m=max((p.load_average_1m for p in parts if p.load_average_1m is not None), default=None),
+        load_average_1m=max(
+            (p.load_average_1m for p in parts if p.load_average_1m is not None), default=None
+        ),
         contention=worst,
     )
 
@@ -109,7 +125,12 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--min-time", type=float, default=0.5)
-    ap.add_argument("--threads", type=int, default=None, help="CPU threads for every row (default: accelkit's default_threads)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for every row (default: accelkit's default_threads)",
+    )
     ap.add_argument("--fid", type=int, default=0, help="images per set for quality drift (0: none)")
     ap.add_argument("--fid-precision", default="fp32")
     ap.add_argument("--calib", type=int, default=256, help="int8 calibration samples")
@@ -147,17 +168,35 @@ def main() -> int:
             for i in order:
                 sampler = LatentSampler(targets[i].artifact.spec, seed=0, batch_size=b)
                 warm = args.warmup if (i, b) in prepared_warm else max(args.warmup, 3)
-                lat = measure_throughput(runners[i], sampler, warmup=warm, repeats=1, min_time_s=args.min_time)
+                lat = measure_throughput(
+                    runners[i], sampler, warmup=warm, repeats=1, min_time_s=args.min_time
+                )
                 prepared_warm.add((i, b))
                 parts.setdefault((i, b), []).append(lat)
-            print(f"round {rnd + 1}/{args.rounds} batch {b}: " + ", ".join(f"{labels[i]} {parts[(i, b)][-1].images_per_sec:.0f}" for i in range(len(targets))), flush=True)
+            print(
+                f"round {rnd + 1}/{args.rounds} batch {b}: "
+                + ", ".join(
+                    f"{labels[i]} {parts[(i, b)][-1].images_per_sec:.0f}"
+                    for i in range(len(targets))
+                ),
+                flush=True,
+            )
 
     report = Report()
-    report.settings.update({
-        "generator": args.generator, "batch_sizes": batches, "interleaved_rounds": args.rounds, "warmup": args.warmup,
-        "min_time_s": args.min_time, "threads": threads, "busy_cores_at_start": busy0, "seed": 0, "device": "cpu",
-        "command": "python benchmarks/cpu_fast_path.py " + " ".join(sys.argv[1:]),
-    })  # fmt: skip
+    report.settings.update(
+        {
+            "generator": args.generator,
+            "batch_sizes": batches,
+            "interleaved_rounds": args.rounds,
+            "warmup": args.warmup,
+            "min_time_s": args.min_time,
+            "threads": threads,
+            "busy_cores_at_start": busy0,
+            "seed": 0,
+            "device": "cpu",
+            "command": "python benchmarks/cpu_fast_path.py " + " ".join(sys.argv[1:]),
+        }
+    )
     for i, t in enumerate(targets):
         info = runners[i].describe()
         for b in batches:
@@ -176,9 +215,17 @@ def main() -> int:
 
     fid_seconds = None
     if args.fid:
-        cfg = BenchOptions(backends=("torch", "ort", "openvino"), fid=args.fid, threads=threads, fid_precision=args.fid_precision, seed=0)
+        cfg = BenchOptions(
+            backends=("torch", "ort", "openvino"),
+            fid=args.fid,
+            threads=threads,
+            fid_precision=args.fid_precision,
+            seed=0,
+        )
         t0 = time.perf_counter()
-        measure_quality(art, targets, report, cfg, "cpu", out, progress=lambda m: print(m, flush=True))
+        measure_quality(
+            art, targets, report, cfg, "cpu", out, progress=lambda m: print(m, flush=True)
+        )
         fid_seconds = time.perf_counter() - t0
     files = report.write(out, plot=False)
     total = time.perf_counter() - t_start
@@ -229,7 +276,11 @@ def main() -> int:
                 continue
             pr = paired[(i, b)]
             half = (r.images_per_sec_spread or {}).get("iqr", 0.0) / 2
-            psnr = "∞" if r.psnr_db is not None and r.psnr_db == float("inf") else (f"{r.psnr_db:.1f}" if r.psnr_db is not None else "—")
+            psnr = (
+                "∞"
+                if r.psnr_db is not None and r.psnr_db == float("inf")
+                else (f"{r.psnr_db:.1f}" if r.psnr_db is not None else "—")
+            )
             fidd = f"{r.fid_drift:.3f}" if r.fid_drift is not None else "—"
             floor = f"{r.noise_floor_fid:.2f}" if r.noise_floor_fid is not None else "—"
             stable = "**unstable**: " + (r.unstable_reason or "") if r.unstable else "yes"
@@ -242,14 +293,23 @@ def main() -> int:
                 best[b] = (lab, statistics.median(pr), r.images_per_sec)
     lines += ["", "## Best CPU build within the noise floor", ""]
     for b, (lab, ratio, ips) in best.items():
-        lines.append(f"- batch {b}: **{lab}**, {ips:,.0f} images/s, **{ratio:.2f}×** torch eager fp32 (paired median).")
+        lines.append(
+            f"- batch {b}: **{lab}**, {ips:,.0f} images/s, **{ratio:.2f}×** torch eager fp32 (paired median)."
+        )
     lines += ["", "## accelkit's best torch setting", ""]
     for b in batches:
-        torch_rows = [(statistics.median(paired[(i, b)]), labels[i]) for i, t in enumerate(targets) if t.backend == "torch"]
+        torch_rows = [
+            (statistics.median(paired[(i, b)]), labels[i])
+            for i, t in enumerate(targets)
+            if t.backend == "torch"
+        ]
         ratio, lab = max(torch_rows)
         lines.append(f"- batch {b}: **{lab}**, {ratio:.2f}× torch eager fp32 (paired median).")
-    lines += ["", f"Report folder: `{out}` (results.json/md/csv). Timing + quality took {total / 60:.1f} min"
-              + (f", of which quality drift {fid_seconds / 60:.1f} min." if fid_seconds else ".")]  # fmt: skip
+    lines += [
+        "",
+        f"Report folder: `{out}` (results.json/md/csv). Timing + quality took {total / 60:.1f} min"
+        + (f", of which quality drift {fid_seconds / 60:.1f} min." if fid_seconds else "."),
+    ]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.table:

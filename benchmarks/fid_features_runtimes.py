@@ -38,14 +38,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from accelkit.benchmark.environment import collect_environment  # noqa: E402
-from accelkit.host import default_threads  # noqa: E402
-from accelkit.loading import load_generator  # noqa: E402
-from accelkit.quality.features import FeatureExtractor  # noqa: E402
-from accelkit.quality.images import to_uint8  # noqa: E402
-from accelkit.quality.metrics import StreamingStats, fid_between_stats  # noqa: E402
-from accelkit.runners import create_runner  # noqa: E402
-from accelkit.sampler import LatentSampler  # noqa: E402
+from accelkit.benchmark.environment import collect_environment
+from accelkit.host import default_threads
+from accelkit.loading import load_generator
+from accelkit.quality.features import FeatureExtractor
+from accelkit.quality.images import to_uint8
+from accelkit.quality.metrics import StreamingStats, fid_between_stats
+from accelkit.runners import create_runner
+from accelkit.sampler import LatentSampler
 
 
 def dcgan_images(n: int, start: int, threads: int) -> np.ndarray:
@@ -61,7 +61,9 @@ def dcgan_images(n: int, start: int, threads: int) -> np.ndarray:
 
 
 def fid(a: np.ndarray, b: np.ndarray) -> float:
-    return fid_between_stats(StreamingStats(a.shape[1]).update(a), StreamingStats(b.shape[1]).update(b))
+    return fid_between_stats(
+        StreamingStats(a.shape[1]).update(a), StreamingStats(b.shape[1]).update(b)
+    )
 
 
 def main() -> int:
@@ -70,8 +72,15 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--check", type=int, default=64, help="images for the agreement check")
-    ap.add_argument("--fid-n", type=int, default=250, help="images per set for the bf16 FID effect (0: skip)")
-    ap.add_argument("--threads", type=int, default=None, help="CPU threads (default: accelkit's default_threads)")
+    ap.add_argument(
+        "--fid-n", type=int, default=250, help="images per set for the bf16 FID effect (0: skip)"
+    )
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads (default: accelkit's default_threads)",
+    )
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     threads = args.threads or default_threads()
@@ -99,14 +108,17 @@ def main() -> int:
     names = list(ex)
     batch = imgs[: args.batch]
     for rnd in range(args.rounds):
-        order = names[rnd % len(names):] + names[: rnd % len(names)]
+        order = names[rnd % len(names) :] + names[: rnd % len(names)]
         for name in order:
             t0, c0 = time.perf_counter(), time.process_time()
             ex[name](batch)
             dt, dc = time.perf_counter() - t0, time.process_time() - c0
             info[name]["rates"].append(args.batch / dt)
             info[name]["cpu_rates"].append(args.batch / max(dc, 1e-9))
-        print(f"round {rnd + 1}: " + ", ".join(f"{n} {info[n]['rates'][-1]:.1f}/s" for n in names), flush=True)
+        print(
+            f"round {rnd + 1}: " + ", ".join(f"{n} {info[n]['rates'][-1]:.1f}/s" for n in names),
+            flush=True,
+        )
 
     ref_name = next((n for n in names if n.startswith("torch")), None)
     check = imgs[: args.check]
@@ -125,7 +137,12 @@ def main() -> int:
         b = dcgan_images(args.fid_n, 20_000, threads)
         fa32, fb32 = ex["openvino fp32"](a), ex["openvino fp32"](b)
         fa16, fb16 = ex["openvino bf16"](a), ex["openvino bf16"](b)
-        effect = {"n": args.fid_n, "fid_ab_fp32": fid(fa32, fb32), "fid_ab_bf16": fid(fa16, fb16), "fid_same_images_fp32_vs_bf16": fid(fa32, fa16)}
+        effect = {
+            "n": args.fid_n,
+            "fid_ab_fp32": fid(fa32, fb32),
+            "fid_ab_bf16": fid(fa16, fb16),
+            "fid_same_images_fp32_vs_bf16": fid(fa32, fa16),
+        }
         print(json.dumps(effect), flush=True)
 
     load1 = os.getloadavg()

@@ -35,9 +35,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from accelkit.quality.features import FeatureExtractor  # noqa: E402
-from accelkit.quality.images import prepare_batch  # noqa: E402
-from accelkit.quality.metrics import accumulate  # noqa: E402
+from accelkit.quality.features import FeatureExtractor
+from accelkit.quality.images import prepare_batch
+from accelkit.quality.metrics import accumulate
 
 
 def images(n: int, size: int, seed: int = 0) -> np.ndarray:
@@ -49,7 +49,9 @@ def batches(x: np.ndarray, batch: int) -> list[np.ndarray]:
     return [x[i : i + batch] for i in range(0, len(x), batch)]
 
 
-def time_backend(backend: str, n: int, batch: int, size: int, repeats: int, threads: int | None) -> dict:
+def time_backend(
+    backend: str, n: int, batch: int, size: int, repeats: int, threads: int | None
+) -> dict:
     ex = FeatureExtractor(backend=backend, threads=threads)  # type: ignore[arg-type]
     t0 = time.perf_counter()
     ex.load()
@@ -112,7 +114,11 @@ def rss_child(n: int, batch: int, size: int, backend: str) -> None:
     stats, _ = accumulate(gen(), ex)
     dt = time.perf_counter() - t0
     peak = peak_rss_mib()
-    print(json.dumps({"n": stats.n, "peak_rss_mib": peak, "peak_rss_after_load_mib": base, "per_s": n / dt}))
+    print(
+        json.dumps(
+            {"n": stats.n, "peak_rss_mib": peak, "peak_rss_after_load_mib": base, "per_s": n / dt}
+        )
+    )
 
 
 def machine() -> dict:
@@ -123,7 +129,8 @@ def machine() -> dict:
                 cpu = line.split(":", 1)[1].strip()
                 break
         flags = next(
-            (ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("flags")), ""
+            (ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("flags")),
+            "",
         ).split()
     except OSError:
         flags = []
@@ -150,9 +157,13 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--size", type=int, default=64, help="source image size (resized to 299)")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=None, help="ORT intra-op threads (default: all cores)")
+    ap.add_argument(
+        "--threads", type=int, default=None, help="ORT intra-op threads (default: all cores)"
+    )
     ap.add_argument("--backends", default="ort,torch")
-    ap.add_argument("--rss-n", default="32,128,512", help="N values for the memory check ('' to skip)")
+    ap.add_argument(
+        "--rss-n", default="32,128,512", help="N values for the memory check ('' to skip)"
+    )
     ap.add_argument("--out", type=Path, default=None, help="write a Markdown report here")
     ap.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -163,21 +174,37 @@ def main() -> None:
 
     info = machine()
     results = [
-        time_backend(b, args.n, args.batch, args.size, args.repeats, args.threads) for b in args.backends.split(",") if b
+        time_backend(b, args.n, args.batch, args.size, args.repeats, args.threads)
+        for b in args.backends.split(",")
+        if b
     ]
     resize_rate = time_resize(args.n, args.batch, args.size)
     rss = []
     for n in [int(v) for v in args.rss_n.split(",") if v]:
         out = subprocess.run(
-            [sys.executable, __file__, "--rss-child", str(n), "--batch", str(args.batch), "--size", str(args.size)],
+            [
+                sys.executable,
+                __file__,
+                "--rss-child",
+                str(n),
+                "--batch",
+                str(args.batch),
+                "--size",
+                str(args.size),
+            ],
             check=True,
             capture_output=True,
             text=True,
         ).stdout
         rss.append(json.loads(out.strip().splitlines()[-1]))
     info["loadavg_end"] = os.getloadavg()
-    report = {"args": {k: v for k, v in vars(args).items() if k != "out"}, "machine": info, "throughput": results,
-              "resize_per_s": resize_rate, "rss": rss}
+    report = {
+        "args": {k: v for k, v in vars(args).items() if k != "out"},
+        "machine": info,
+        "throughput": results,
+        "resize_per_s": resize_rate,
+        "rss": rss,
+    }
     print(json.dumps(report, indent=2, default=str))
     if args.out:
         args.out.write_text(markdown(report, " ".join(sys.argv)))
@@ -218,7 +245,9 @@ def markdown(r: dict, command: str) -> str:
         "|---|---|---|---|",
     ]
     for x in r["rss"]:
-        lines.append(f"| {x['n']} | {x['peak_rss_mib']:.0f} | {x['peak_rss_after_load_mib']:.0f} | {x['per_s']:.2f} |")
+        lines.append(
+            f"| {x['n']} | {x['peak_rss_mib']:.0f} | {x['peak_rss_after_load_mib']:.0f} | {x['per_s']:.2f} |"
+        )
     lines.append("")
     return "\n".join(lines)
 

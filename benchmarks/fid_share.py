@@ -30,15 +30,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from accelkit.benchmark.environment import collect_environment  # noqa: E402
-from accelkit.cache import CACHE_ENV, cache_dir  # noqa: E402
-from accelkit.host import default_threads  # noqa: E402
-from accelkit.quality import features as features_mod  # noqa: E402
+from accelkit.benchmark.environment import collect_environment
+from accelkit.cache import CACHE_ENV, cache_dir
+from accelkit.host import default_threads
+from accelkit.quality import features as features_mod
 
 
-def one_run(runtime: str, precision: str, n: int, threads: int, extractor_cache: Path) -> dict[str, float]:
-    from accelkit.pipelines.bench import bench
+def one_run(
+    runtime: str, precision: str, n: int, threads: int, extractor_cache: Path
+) -> dict[str, float]:
     from accelkit.benchmark.plan import BenchOptions
+    from accelkit.pipelines.bench import bench
 
     spent = {"s": 0.0, "images": 0}
     orig_call = features_mod.FeatureExtractor.__call__
@@ -61,8 +63,21 @@ def one_run(runtime: str, precision: str, n: int, threads: int, extractor_cache:
             features_mod._openvino_available = lambda: False  # type: ignore[assignment]
         try:
             t0 = time.perf_counter()
-            bench("dcgan", BenchOptions(backends=("torch", "ort"), precisions=("fp32",), batch_sizes=(1,), out=Path(tmp) / "out",
-                                        repeats=3, min_time_s=0.2, plot=False, fid=n, fid_precision=precision, threads=threads))  # fmt: skip
+            bench(
+                "dcgan",
+                BenchOptions(
+                    backends=("torch", "ort"),
+                    precisions=("fp32",),
+                    batch_sizes=(1,),
+                    out=Path(tmp) / "out",
+                    repeats=3,
+                    min_time_s=0.2,
+                    plot=False,
+                    fid=n,
+                    fid_precision=precision,
+                    threads=threads,
+                ),
+            )
             total = time.perf_counter() - t0
         finally:
             features_mod.FeatureExtractor.__call__ = orig_call  # type: ignore[method-assign]
@@ -84,7 +99,9 @@ def main() -> int:
     threads = args.threads or default_threads()
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     load0 = os.getloadavg()
-    features_mod.FeatureExtractor(backend="ort").load()  # make sure the extractor ONNX is cached (not timed)
+    features_mod.FeatureExtractor(
+        backend="ort"
+    ).load()  # make sure the extractor ONNX is cached (not timed)
     extractor_cache = cache_dir("extractor")
     rows = []
     for spec in args.runtimes.split(","):
@@ -110,7 +127,9 @@ def main() -> int:
         "|---|---:|---:|---:|---:|---:|",
     ]
     for name, g in rows:
-        lines.append(f"| {name} | {g['total_s']:.0f} | {g['features_s']:.0f} | {100 * g['features_s'] / g['total_s']:.0f} % | {g['images']} | {g['images'] / g['features_s']:.1f} |")
+        lines.append(
+            f"| {name} | {g['total_s']:.0f} | {g['features_s']:.0f} | {100 * g['features_s'] / g['total_s']:.0f} % | {g['images']} | {g['images'] / g['features_s']:.1f} |"
+        )
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

@@ -56,9 +56,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -66,14 +67,21 @@ for p in (str(ROOT), str(HERE)):
     if p not in sys.path:
         sys.path.insert(0, p)
 
-from accelkit.artifact import Artifact  # noqa: E402
-from accelkit.benchmark.environment import collect_environment  # noqa: E402
-from accelkit.benchmark.report import Report  # noqa: E402
-from accelkit.benchmark.suite import BenchTarget, run_benchmark  # noqa: E402
-from accelkit.gate.compare import Comparison, compare_reports  # noqa: E402
-from accelkit.gate.interleave import measure_interleaved  # noqa: E402
-from accelkit.gate.ratio_gate import RatioBaseline, RatioGateResult, baseline_from_reports, merge_reports, ratio_gate  # noqa: E402
-from ci_perf_gate import DEFAULT_BASELINE, export_fp32, load_dcgan, run_rounds  # noqa: E402
+from ci_perf_gate import DEFAULT_BASELINE, export_fp32, load_dcgan, run_rounds
+
+from accelkit.artifact import Artifact
+from accelkit.benchmark.environment import collect_environment
+from accelkit.benchmark.report import Report
+from accelkit.benchmark.suite import BenchTarget, run_benchmark
+from accelkit.gate.compare import Comparison, compare_reports
+from accelkit.gate.interleave import measure_interleaved
+from accelkit.gate.ratio_gate import (
+    RatioBaseline,
+    RatioGateResult,
+    baseline_from_reports,
+    merge_reports,
+    ratio_gate,
+)
 
 BATCHES = (1, 8)
 ISA_ORDER = ("amx_tile", "avx512_bf16", "avx512_vnni", "avx512f", "avx2")
@@ -84,7 +92,9 @@ def _switchable(cls: type) -> type:
     """A subclass of runner ``cls`` taking ``slow_factor``: ``run`` then busy-waits that fraction of its own duration."""
 
     class Switchable(cls):  # type: ignore[misc, valid-type]
-        def __init__(self, artifact: Any, device: str = "cpu", slow_factor: float = 0.0, **options: Any) -> None:
+        def __init__(
+            self, artifact: Any, device: str = "cpu", slow_factor: float = 0.0, **options: Any
+        ) -> None:
             super().__init__(artifact, device=device, **options)
             self._slow = float(slow_factor)
 
@@ -122,7 +132,9 @@ def switchable_runners() -> Iterator[None]:
         base.RUNNERS.update(saved)
 
 
-def make_targets(torch_art: Artifact, onnx_art: Artifact, threads: int, slow: float = 0.0) -> list[BenchTarget]:
+def make_targets(
+    torch_art: Artifact, onnx_art: Artifact, threads: int, slow: float = 0.0
+) -> list[BenchTarget]:
     """torch eager fp32 and ort fp32, ``threads`` intra-op threads each (``slow``: the slowed build)."""
     opts: dict[str, Any] = {"precision": "fp32", "threads": threads}
     if slow:
@@ -136,9 +148,13 @@ def _worker(args: argparse.Namespace) -> int:
     from accelkit.loading import load_generator
 
     torch_art, _ = load_dcgan()
-    targets = make_targets(torch_art, load_generator(args.onnx), args.threads, args.slow_factor if args.slow else 0.0)
+    targets = make_targets(
+        torch_art, load_generator(args.onnx), args.threads, args.slow_factor if args.slow else 0.0
+    )
     with switchable_runners():
-        rep = run_benchmark(targets, BATCHES, warmup=3, repeats=args.seq_repeats, min_time_s=args.min_time)
+        rep = run_benchmark(
+            targets, BATCHES, warmup=3, repeats=args.seq_repeats, min_time_s=args.min_time
+        )
     rep.settings["build"] = "slowed" if args.slow else "unchanged"
     args.worker.write_text(rep.to_json())
     return 0
@@ -146,9 +162,21 @@ def _worker(args: argparse.Namespace) -> int:
 
 def _spawn(onnx_path: Path, out: Path, args: argparse.Namespace, slowed: bool) -> Report:
     cmd = [
-        sys.executable, __file__, "--worker", str(out), "--onnx", str(onnx_path), "--seq-repeats", str(args.seq_repeats),
-        "--min-time", str(args.min_time), "--threads", str(args.threads), "--slow-factor", str(args.slow_factor),
-    ]  # fmt: skip
+        sys.executable,
+        __file__,
+        "--worker",
+        str(out),
+        "--onnx",
+        str(onnx_path),
+        "--seq-repeats",
+        str(args.seq_repeats),
+        "--min-time",
+        str(args.min_time),
+        "--threads",
+        str(args.threads),
+        "--slow-factor",
+        str(args.slow_factor),
+    ]
     if slowed:
         cmd.append("--slow")
     subprocess.run(cmd, check=True, cwd=ROOT)
@@ -172,7 +200,9 @@ def _plan(unchanged: int, slowed: int) -> list[str]:
 # ---------------------------------------------------------------------- tallying
 def interval_alone_alarms(comp: Comparison) -> bool:
     """What the gate said before run-to-run checks: a row whose whole interval is below the threshold, or a failed row."""
-    return any(r.speed_verdict == "regression" or r.verdict in ("failed", "regression") for r in comp.rows)
+    return any(
+        r.speed_verdict == "regression" or r.verdict in ("failed", "regression") for r in comp.rows
+    )
 
 
 class Tally:
@@ -210,7 +240,14 @@ def _cpu_facts() -> tuple[str, str]:
 
 
 def _rows(rep: Report) -> list[dict[str, Any]]:
-    return [{"row": f"{r.label} {r.precision} b{r.batch_size}", "status": r.status, "samples": [round(x, 2) for x in r.images_per_sec_samples]} for r in rep.rows]
+    return [
+        {
+            "row": f"{r.label} {r.precision} b{r.batch_size}",
+            "status": r.status,
+            "samples": [round(x, 2) for x in r.images_per_sec_samples],
+        }
+        for r in rep.rows
+    ]
 
 
 REASON_KINDS = (
@@ -236,8 +273,19 @@ def reason_kinds(comp: Comparison) -> set[str]:
 
 def _git() -> str:
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         return head + (" with uncommitted changes in the working tree" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -248,7 +296,11 @@ def _cmp_cell(comp: Comparison) -> str:
 
 
 def _ratio_cell(res: RatioGateResult) -> str:
-    rel = ", ".join(f"b{v.batch_size} {(v.ratio / v.baseline_ratio - 1) * 100:+.0f}%" for v in res.verdicts if v.ratio and v.baseline_ratio)
+    rel = ", ".join(
+        f"b{v.batch_size} {(v.ratio / v.baseline_ratio - 1) * 100:+.0f}%"
+        for v in res.verdicts
+        if v.ratio and v.baseline_ratio
+    )
     return f"{res.verdict} ({res.exit_code}; {rel})"
 
 
@@ -256,16 +308,62 @@ def _ratio_cell(res: RatioGateResult) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the measurement and write the report; returns 0 (the numbers are the result)."""
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    ap.add_argument("--unchanged", type=int, default=20, help="trials of the unchanged build per mode (default: %(default)s)")
-    ap.add_argument("--slowed", type=int, default=10, help="trials of the slowed build per mode (default: %(default)s)")
-    ap.add_argument("--slow-factor", type=float, default=0.25, help="extra busy-wait per iteration, fraction of its duration (default: %(default)s)")
-    ap.add_argument("--thresholds", default="0.05,0.10", help="--max-slowdown values for compare and --vs (default: %(default)s)")
-    ap.add_argument("--seq-repeats", type=int, default=5, help="compare: timed repeats per row per bench (accelkit bench's default: %(default)s)")
-    ap.add_argument("--vs-rounds", type=int, default=5, help="--vs: interleaved rounds (bench --vs uses --repeats, default %(default)s)")
-    ap.add_argument("--min-time", type=float, default=0.2, help="compare and --vs: seconds per timed repeat (default: %(default)s)")
-    ap.add_argument("--ratio-rounds", type=int, default=12, help="ratio gate: rounds per run (ci_perf_gate.py's default: %(default)s)")
-    ap.add_argument("--calib-runs", type=int, default=5, help="ratio gate: runs for this machine's baseline (default: %(default)s)")
-    ap.add_argument("--threads", type=int, default=1, help="intra-op threads per backend (default: %(default)s)")
+    ap.add_argument(
+        "--unchanged",
+        type=int,
+        default=20,
+        help="trials of the unchanged build per mode (default: %(default)s)",
+    )
+    ap.add_argument(
+        "--slowed",
+        type=int,
+        default=10,
+        help="trials of the slowed build per mode (default: %(default)s)",
+    )
+    ap.add_argument(
+        "--slow-factor",
+        type=float,
+        default=0.25,
+        help="extra busy-wait per iteration, fraction of its duration (default: %(default)s)",
+    )
+    ap.add_argument(
+        "--thresholds",
+        default="0.05,0.10",
+        help="--max-slowdown values for compare and --vs (default: %(default)s)",
+    )
+    ap.add_argument(
+        "--seq-repeats",
+        type=int,
+        default=5,
+        help="compare: timed repeats per row per bench (accelkit bench's default: %(default)s)",
+    )
+    ap.add_argument(
+        "--vs-rounds",
+        type=int,
+        default=5,
+        help="--vs: interleaved rounds (bench --vs uses --repeats, default %(default)s)",
+    )
+    ap.add_argument(
+        "--min-time",
+        type=float,
+        default=0.2,
+        help="compare and --vs: seconds per timed repeat (default: %(default)s)",
+    )
+    ap.add_argument(
+        "--ratio-rounds",
+        type=int,
+        default=12,
+        help="ratio gate: rounds per run (ci_perf_gate.py's default: %(default)s)",
+    )
+    ap.add_argument(
+        "--calib-runs",
+        type=int,
+        default=5,
+        help="ratio gate: runs for this machine's baseline (default: %(default)s)",
+    )
+    ap.add_argument(
+        "--threads", type=int, default=1, help="intra-op threads per backend (default: %(default)s)"
+    )
     ap.add_argument("--md", type=Path, default=HERE / "results" / "gate_false_alarms.md")
     ap.add_argument("--json", type=Path, default=HERE / "results" / "gate_false_alarms.json")
     ap.add_argument("--worker", type=Path, default=None, help=argparse.SUPPRESS)
@@ -276,7 +374,10 @@ def main(argv: list[str] | None = None) -> int:
         return _worker(args)
     thresholds = [float(x) for x in args.thresholds.split(",")]
     thr0 = thresholds[0]
-    cmd = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__, ROOT), *(argv if argv is not None else sys.argv[1:])])
+    cmd = "python " + " ".join(
+        shlex.quote(a)
+        for a in [os.path.relpath(__file__, ROOT), *(argv if argv is not None else sys.argv[1:])]
+    )
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     git_state = _git()
     t0 = time.perf_counter()
@@ -284,8 +385,13 @@ def main(argv: list[str] | None = None) -> int:
     torch_art, origin = load_dcgan()
     env = collect_environment()
     committed = RatioBaseline.load(DEFAULT_BASELINE)
-    raw: dict[str, Any] = {"command": cmd, "started": started, "environment": env,
-                           "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}, "trials": []}  # fmt: skip
+    raw: dict[str, Any] = {
+        "command": cmd,
+        "started": started,
+        "environment": env,
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "trials": [],
+    }
     tally = Tally()
     kinds: dict[str, dict[str, int]] = {"compare": {}, "vs": {}}
     table_rows: list[str] = []
@@ -300,14 +406,36 @@ def main(argv: list[str] | None = None) -> int:
         gc.freeze()
 
         # ratio gate: this machine's baseline, measured as ci_perf_gate.py --update-baseline does
-        calib = [merge_reports(run_rounds(torch_art, onnx_art, rounds=args.ratio_rounds, warmup=3, repeats=1, min_time_s=0.3,
-                                          threads=args.threads, env=env)) for _ in range(args.calib_runs)]  # fmt: skip
+        calib = [
+            merge_reports(
+                run_rounds(
+                    torch_art,
+                    onnx_art,
+                    rounds=args.ratio_rounds,
+                    warmup=3,
+                    repeats=1,
+                    min_time_s=0.3,
+                    threads=args.threads,
+                    env=env,
+                )
+            )
+            for _ in range(args.calib_runs)
+        ]
         here = baseline_from_reports(calib, tolerance=committed.tolerance)
         raw["ratio_baseline_here"] = here.to_dict()
-        print(f"[{time.perf_counter() - t0:6.1f} s] ratio baseline here: {here.ratios} (committed: {committed.ratios})", flush=True)
+        print(
+            f"[{time.perf_counter() - t0:6.1f} s] ratio baseline here: {here.ratios} (committed: {committed.ratios})",
+            flush=True,
+        )
         with switchable_runners():
-            measure_interleaved([(t, t) for t in make_targets(torch_art, onnx_art, args.threads)], BATCHES, rounds=1, warmup=3,
-                                min_time_s=args.min_time, environment=env)  # warm-up, discarded (first-in-process effects)  # fmt: skip
+            measure_interleaved(
+                [(t, t) for t in make_targets(torch_art, onnx_art, args.threads)],
+                BATCHES,
+                rounds=1,
+                warmup=3,
+                min_time_s=args.min_time,
+                environment=env,
+            )  # warm-up, discarded (first-in-process effects)
         t_ready = time.perf_counter()
 
         for i, kind in enumerate(_plan(args.unchanged, args.slowed), start=1):
@@ -321,42 +449,98 @@ def main(argv: list[str] | None = None) -> int:
             cur = _spawn(onnx_path, tmp / f"cur{i:02d}.json", args, slowed=slowed)
             mode_seconds["compare"] += time.perf_counter() - ts
             comps = {thr: compare_reports(base, cur, max_slowdown=thr) for thr in thresholds}
-            strict = {thr: compare_reports(base, cur, max_slowdown=thr, strict=True) for thr in thresholds}
+            strict = {
+                thr: compare_reports(base, cur, max_slowdown=thr, strict=True) for thr in thresholds
+            }
             for thr in thresholds:
-                tally.add(f"compare@{thr:g}", kind, comps[thr].exit_code == 1, comps[thr].verdict == "unreliable")
+                tally.add(
+                    f"compare@{thr:g}",
+                    kind,
+                    comps[thr].exit_code == 1,
+                    comps[thr].verdict == "unreliable",
+                )
                 tally.add(f"compare-strict@{thr:g}", kind, strict[thr].exit_code == 1)
                 tally.add(f"compare-interval@{thr:g}", kind, interval_alone_alarms(comps[thr]))
-            trial["compare"] = {"baseline": _rows(base), "current": _rows(cur),
-                                "load_1m": [base.environment.get("cpu", {}).get("load_average"), cur.environment.get("cpu", {}).get("load_average")],
-                                "comparison": comps[thr0].to_dict()}  # fmt: skip
+            trial["compare"] = {
+                "baseline": _rows(base),
+                "current": _rows(cur),
+                "load_1m": [
+                    base.environment.get("cpu", {}).get("load_average"),
+                    cur.environment.get("cpu", {}).get("load_average"),
+                ],
+                "comparison": comps[thr0].to_dict(),
+            }
 
             # ---- bench --vs: both builds interleaved in this process
             ts = time.perf_counter()
             with switchable_runners():
-                pairs = list(zip(make_targets(torch_art, onnx_art, args.threads, slow), make_targets(torch_art, onnx_art, args.threads)))
-                cand, vbase = measure_interleaved(pairs, BATCHES, rounds=args.vs_rounds, warmup=3, min_time_s=args.min_time, environment=env)
+                pairs = list(
+                    zip(
+                        make_targets(torch_art, onnx_art, args.threads, slow),
+                        make_targets(torch_art, onnx_art, args.threads),
+                    )
+                )
+                cand, vbase = measure_interleaved(
+                    pairs,
+                    BATCHES,
+                    rounds=args.vs_rounds,
+                    warmup=3,
+                    min_time_s=args.min_time,
+                    environment=env,
+                )
             mode_seconds["vs"] += time.perf_counter() - ts
             vs = {thr: compare_reports(vbase, cand, max_slowdown=thr) for thr in thresholds}
             for thr in thresholds:
                 assert vs[thr].interleaved
-                tally.add(f"vs@{thr:g}", kind, vs[thr].exit_code == 1, vs[thr].verdict == "unreliable")
-                tally.add(f"vs-strict@{thr:g}", kind, compare_reports(vbase, cand, max_slowdown=thr, strict=True).exit_code == 1)
-            trial["vs"] = {"baseline": _rows(vbase), "candidate": _rows(cand), "comparison": vs[thr0].to_dict()}
+                tally.add(
+                    f"vs@{thr:g}", kind, vs[thr].exit_code == 1, vs[thr].verdict == "unreliable"
+                )
+                tally.add(
+                    f"vs-strict@{thr:g}",
+                    kind,
+                    compare_reports(vbase, cand, max_slowdown=thr, strict=True).exit_code == 1,
+                )
+            trial["vs"] = {
+                "baseline": _rows(vbase),
+                "candidate": _rows(cand),
+                "comparison": vs[thr0].to_dict(),
+            }
             for mode, comp in (("compare", comps[thr0]), ("vs", vs[thr0])):
                 for k in reason_kinds(comp):
                     kinds[mode][k] = kinds[mode].get(k, 0) + 1
 
             # ---- ratio gate: ci_perf_gate.py's rounds, ORT slowed
             ts = time.perf_counter()
-            merged = merge_reports(run_rounds(torch_art, onnx_art, rounds=args.ratio_rounds, warmup=3, repeats=1, min_time_s=0.3,
-                                              threads=args.threads, slowdown=slow, env=env))  # fmt: skip
+            merged = merge_reports(
+                run_rounds(
+                    torch_art,
+                    onnx_art,
+                    rounds=args.ratio_rounds,
+                    warmup=3,
+                    repeats=1,
+                    min_time_s=0.3,
+                    threads=args.threads,
+                    slowdown=slow,
+                    env=env,
+                )
+            )
             mode_seconds["ratio"] += time.perf_counter() - ts
             r_here = ratio_gate(merged, here, paired=True)
             r_comm = ratio_gate(merged, committed, paired=True)
             tally.add("ratio-here", kind, r_here.exit_code == 1, r_here.verdict == "unreliable")
-            tally.add("ratio-here-strict", kind, ratio_gate(merged, here, paired=True, strict=True).exit_code == 1)
-            tally.add("ratio-committed", kind, r_comm.exit_code == 1, r_comm.verdict == "unreliable")
-            trial["ratio"] = {"rows": _rows(merged), "here": r_here.to_dict(), "committed": r_comm.to_dict()}
+            tally.add(
+                "ratio-here-strict",
+                kind,
+                ratio_gate(merged, here, paired=True, strict=True).exit_code == 1,
+            )
+            tally.add(
+                "ratio-committed", kind, r_comm.exit_code == 1, r_comm.verdict == "unreliable"
+            )
+            trial["ratio"] = {
+                "rows": _rows(merged),
+                "here": r_here.to_dict(),
+                "committed": r_comm.to_dict(),
+            }
 
             load = os.getloadavg()[0]
             loads.append(load)
@@ -366,31 +550,72 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {i} | {kind} | {load:.1f} | {_cmp_cell(comps[thr0])} | {'alarm' if interval_alone_alarms(comps[thr0]) else '—'} "
                 f"| {_cmp_cell(vs[thr0])} | {_ratio_cell(r_here)} | {_ratio_cell(r_comm)} |"
             )
-            print(f"[{time.perf_counter() - t0:6.1f} s] trial {i} {kind}: compare {comps[thr0].verdict}, vs {vs[thr0].verdict}, "
-                  f"ratio {r_here.verdict} / committed {r_comm.verdict}; load {load:.1f}", flush=True)  # fmt: skip
+            print(
+                f"[{time.perf_counter() - t0:6.1f} s] trial {i} {kind}: compare {comps[thr0].verdict}, vs {vs[thr0].verdict}, "
+                f"ratio {r_here.verdict} / committed {r_comm.verdict}; load {load:.1f}",
+                flush=True,
+            )
     total = time.perf_counter() - t0
     model, isa = _cpu_facts()
     cpu = env.get("cpu", {})
-    vers = ", ".join(f"{k} {v}" for k, v in (env.get("versions") or {}).items() if v and k in ("torch", "onnxruntime", "accelkit"))
+    vers = ", ".join(
+        f"{k} {v}"
+        for k, v in (env.get("versions") or {}).items()
+        if v and k in ("torch", "onnxruntime", "accelkit")
+    )
     n_u, n_s = args.unchanged, args.slowed
 
     def line(name: str, mode: str, note: str, unreliable: bool = True) -> str:
         return f"| {name} | {tally.cell(mode, 'unchanged', unreliable)} | {tally.cell(mode, 'slowed', unreliable)} | {note} |"
 
-    table = ["| mode | false alarms (exit 1, same build twice) | detections (exit 1, 20 % slower) | how |", "|---|---:|---:|---|"]
+    table = [
+        "| mode | false alarms (exit 1, same build twice) | detections (exit 1, 20 % slower) | how |",
+        "|---|---:|---:|---|",
+    ]
     for thr in thresholds:
         pct = f"{thr * 100:g}%"
         table += [
-            line(f"`bench --vs`, `--max-slowdown {pct}`", f"vs@{thr:g}", f"interleaved, {args.vs_rounds} rounds, paired bootstrap"),
-            line(f"`bench --vs --strict`-equivalent, {pct}", f"vs-strict@{thr:g}", "unreliable fails too", False),
-            line(f"`compare`, `--max-slowdown {pct}`", f"compare@{thr:g}", f"two fresh processes back to back, {args.seq_repeats} repeats each"),
-            line(f"`compare --strict`, {pct}", f"compare-strict@{thr:g}", "unreliable, missing and environment differences fail", False),
-            line(f"`compare`, interval alone, {pct}", f"compare-interval@{thr:g}", "the verdict before run-to-run checks (for comparison)", False),
+            line(
+                f"`bench --vs`, `--max-slowdown {pct}`",
+                f"vs@{thr:g}",
+                f"interleaved, {args.vs_rounds} rounds, paired bootstrap",
+            ),
+            line(
+                f"`bench --vs --strict`-equivalent, {pct}",
+                f"vs-strict@{thr:g}",
+                "unreliable fails too",
+                False,
+            ),
+            line(
+                f"`compare`, `--max-slowdown {pct}`",
+                f"compare@{thr:g}",
+                f"two fresh processes back to back, {args.seq_repeats} repeats each",
+            ),
+            line(
+                f"`compare --strict`, {pct}",
+                f"compare-strict@{thr:g}",
+                "unreliable, missing and environment differences fail",
+                False,
+            ),
+            line(
+                f"`compare`, interval alone, {pct}",
+                f"compare-interval@{thr:g}",
+                "the verdict before run-to-run checks (for comparison)",
+                False,
+            ),
         ]
     table += [
-        line(f"ratio gate, baseline calibrated here, tolerance {committed.tolerance * 100:g}%", "ratio-here", f"ORT slowed; {args.ratio_rounds} rounds, paired"),
+        line(
+            f"ratio gate, baseline calibrated here, tolerance {committed.tolerance * 100:g}%",
+            "ratio-here",
+            f"ORT slowed; {args.ratio_rounds} rounds, paired",
+        ),
         line("ratio gate, same, strict", "ratio-here-strict", "unreliable fails too", False),
-        line(f"ratio gate, committed baseline ({committed.machine.get('cpu')})", "ratio-committed", "what `.ci/run` does on this machine"),
+        line(
+            f"ratio gate, committed baseline ({committed.machine.get('cpu')})",
+            "ratio-committed",
+            "what `.ci/run` does on this machine",
+        ),
     ]
     lines = [
         "# The CI gate's modes on real benches: false alarms and detections",
@@ -415,7 +640,11 @@ def main(argv: list[str] | None = None) -> int:
         *table,
         "",
         f"What made trials unreliable at {thr0 * 100:g}% (trials with at least one row for that reason): "
-        + "; ".join(f"{mode}: " + (", ".join(f"{k} {n}" for k, n in sorted(d.items(), key=lambda kv: -kv[1])) or "none") for mode, d in kinds.items())
+        + "; ".join(
+            f"{mode}: "
+            + (", ".join(f"{k} {n}" for k, n in sorted(d.items(), key=lambda kv: -kv[1])) or "none")
+            for mode, d in kinds.items()
+        )
         + ".",
         "",
         "## Every trial",
@@ -435,9 +664,15 @@ def main(argv: list[str] | None = None) -> int:
     ]
     args.md.parent.mkdir(parents=True, exist_ok=True)
     args.md.write_text("\n".join(lines))
-    raw.update(total_seconds=round(total, 1), mode_seconds={k: round(v, 1) for k, v in mode_seconds.items()},
-               tally={f"{m}|{k}": v for (m, k), v in tally.t.items()}, cpu_model=model, isa=isa,
-               unreliable_reason_kinds=kinds, code=git_state)  # fmt: skip
+    raw.update(
+        total_seconds=round(total, 1),
+        mode_seconds={k: round(v, 1) for k, v in mode_seconds.items()},
+        tally={f"{m}|{k}": v for (m, k), v in tally.t.items()},
+        cpu_model=model,
+        isa=isa,
+        unreliable_reason_kinds=kinds,
+        code=git_state,
+    )
     args.json.write_text(json.dumps(raw, indent=1, default=str) + "\n")
     print("\n".join(table))
     print(f"wrote {args.md} and {args.json} in {total / 60:.1f} min")

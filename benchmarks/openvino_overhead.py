@@ -39,14 +39,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from accelkit.benchmark.environment import collect_environment  # noqa: E402
-from accelkit.benchmark.harness import measure_throughput  # noqa: E402
-from accelkit.host import default_threads  # noqa: E402
-from accelkit.loading import load_generator  # noqa: E402
-from accelkit.passes.export import OnnxFromTorch  # noqa: E402
-from accelkit.passes.int8 import Int8  # noqa: E402
-from accelkit.runners.openvino_runner import OpenVinoRunner  # noqa: E402
-from accelkit.sampler import LatentSampler  # noqa: E402
+from accelkit.benchmark.environment import collect_environment
+from accelkit.benchmark.harness import measure_throughput
+from accelkit.host import default_threads
+from accelkit.loading import load_generator
+from accelkit.passes.export import OnnxFromTorch
+from accelkit.passes.int8 import Int8
+from accelkit.runners.openvino_runner import OpenVinoRunner
+from accelkit.sampler import LatentSampler
 
 
 def bare_request(path: Path, batch: int, threads: int) -> tuple[Any, str]:
@@ -60,12 +60,18 @@ def bare_request(path: Path, batch: int, threads: int) -> tuple[Any, str]:
     name = model.inputs[0].get_any_name()
     per_sample = [d.get_length() for d in list(model.inputs[0].get_partial_shape())[1:]]
     model.reshape({name: [batch, *per_sample]})
-    cfg = {hints.inference_precision: ov.Type.f32, props.inference_num_threads: threads, props.num_streams: 1,
-           hints.performance_mode: hints.PerformanceMode.LATENCY}  # fmt: skip
+    cfg = {
+        hints.inference_precision: ov.Type.f32,
+        props.inference_num_threads: threads,
+        props.num_streams: 1,
+        hints.performance_mode: hints.PerformanceMode.LATENCY,
+    }
     return core.compile_model(model, "CPU", cfg).create_infer_request(), name
 
 
-def bare_loop(request: Any, feeds: dict[str, np.ndarray], warmup: int, min_time_s: float, bound: bool = False) -> float:
+def bare_loop(
+    request: Any, feeds: dict[str, np.ndarray], warmup: int, min_time_s: float, bound: bool = False
+) -> float:
     """images/sec of a plain ``request.infer(feeds)`` loop, or ``request.infer()`` on inputs bound once (one repeat)."""
     import openvino as ov
 
@@ -111,18 +117,36 @@ def main() -> int:
                 request, name = bare_request(Path(onnx_art.path), b, threads)
                 bare_feeds = {name: np.ascontiguousarray(feeds[name])}
                 sampler = LatentSampler(onnx_art.spec, seed=0, batch_size=b)
-                measure_throughput(runner, sampler, warmup=args.warmup, repeats=1, min_time_s=0.1)  # compile outside the rounds
+                measure_throughput(
+                    runner, sampler, warmup=args.warmup, repeats=1, min_time_s=0.1
+                )  # compile outside the rounds
                 bound_request, _ = bare_request(Path(onnx_art.path), b, threads)
                 got: dict[str, list[float]] = {"accelkit": [], "bare": [], "bound": []}
                 sides = list(got)
                 for r in range(args.rounds):
-                    for side in sides[r % 3:] + sides[: r % 3]:
+                    for side in sides[r % 3 :] + sides[: r % 3]:
                         if side == "bare":
-                            got[side].append(bare_loop(request, bare_feeds, args.warmup, args.min_time))
+                            got[side].append(
+                                bare_loop(request, bare_feeds, args.warmup, args.min_time)
+                            )
                         elif side == "bound":
-                            got[side].append(bare_loop(bound_request, bare_feeds, args.warmup, args.min_time, bound=True))
+                            got[side].append(
+                                bare_loop(
+                                    bound_request,
+                                    bare_feeds,
+                                    args.warmup,
+                                    args.min_time,
+                                    bound=True,
+                                )
+                            )
                         else:
-                            lat = measure_throughput(runner, sampler, warmup=args.warmup, repeats=1, min_time_s=args.min_time)
+                            lat = measure_throughput(
+                                runner,
+                                sampler,
+                                warmup=args.warmup,
+                                repeats=1,
+                                min_time_s=args.min_time,
+                            )
                             got[side].append(lat.images_per_sec)
                 ak = got["accelkit"]
                 for side in ("bare", "bound"):

@@ -63,7 +63,14 @@ def machine() -> str:
     sys.path.insert(0, str(ROOT))
     from accelkit.host import isa_summary
 
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in open("/proc/cpuinfo")
+            if ln.startswith("model name")
+        ),
+        platform.processor(),
+    )
     return f"{cpu}, {os.cpu_count()} cores, ISA {isa_summary()}, load average at start {os.getloadavg()[0]:.1f}"
 
 
@@ -77,7 +84,13 @@ def remeasure(record: dict, work: Path, log: Path) -> dict:
             return {"error": f"`{cmd}` exited {rc} (see {log})"}
     data = json.loads((work / "remeasure" / "results.json").read_text())
     chosen = record["chosen"]["candidate"]
-    rows = [r for r in data["rows"] if r["status"] == "ok" and r["backend"] == chosen["backend"] and r["precision"] == chosen["precision"]]
+    rows = [
+        r
+        for r in data["rows"]
+        if r["status"] == "ok"
+        and r["backend"] == chosen["backend"]
+        and r["precision"] == chosen["precision"]
+    ]
     return rows[0] if rows else {"error": "the re-measurement has no row of the chosen build"}
 
 
@@ -85,8 +98,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--out", type=Path, default=None)
-    ap.add_argument("--case", action="append", required=True, help="NAME=GENERATOR@BATCH[+--flag=value...]")
-    ap.add_argument("--prune", action="append", default=[], help="also run this case with --allow-prune")
+    ap.add_argument(
+        "--case", action="append", required=True, help="NAME=GENERATOR@BATCH[+--flag=value...]"
+    )
+    ap.add_argument(
+        "--prune", action="append", default=[], help="also run this case with --allow-prune"
+    )
     ap.add_argument("--fid", type=int, default=500)
     ap.add_argument("--time-budget", default="20m")
     ap.add_argument("--threads", type=int, default=None)
@@ -94,22 +111,55 @@ def main() -> int:
     a = ap.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
     log = a.work / "log.txt"
-    header = ["# `accelkit optimize --budget floor` on this CPU", "",
-              f"Machine: {machine()}. Date: {time.strftime('%Y-%m-%dT%H:%M:%S%z')}. accelkit at `{_git_rev()}`.", "",
-              "Command: `python benchmarks/optimize_table.py " + " ".join(shlex.quote(x) for x in sys.argv[1:]) + "`", ""]  # fmt: skip
+    header = [
+        "# `accelkit optimize --budget floor` on this CPU",
+        "",
+        f"Machine: {machine()}. Date: {time.strftime('%Y-%m-%dT%H:%M:%S%z')}. accelkit at `{_git_rev()}`.",
+        "",
+        "Command: `python benchmarks/optimize_table.py "
+        + " ".join(shlex.quote(x) for x in sys.argv[1:])
+        + "`",
+        "",
+    ]
     saved = a.work / "table_header.md"
-    if a.from_results:  # the machine, date and revision of the run that measured, not of this assembly
-        header = saved.read_text().splitlines() if saved.is_file() else [*header[:2], f"(assembled from {a.work}; the run's machine and date were not recorded)", ""]
+    if (
+        a.from_results
+    ):  # the machine, date and revision of the run that measured, not of this assembly
+        header = (
+            saved.read_text().splitlines()
+            if saved.is_file()
+            else [
+                *header[:2],
+                f"(assembled from {a.work}; the run's machine and date were not recorded)",
+                "",
+            ]
+        )
     else:
         saved.write_text("\n".join(header) + "\n")
     rows, prune_rows = [], []
     for case in a.case:
         name, gen, batch, extra = parse_case(case)
-        for with_prune in ([False, True] if name in a.prune else [False]):
+        for with_prune in [False, True] if name in a.prune else [False]:
             tag = f"{name}{'-prune' if with_prune else ''}"
             work = a.work / tag
-            cmd = [sys.executable, "-m", "accelkit", "optimize", gen, "--budget", "floor", "--batch", str(batch), "--time-budget", a.time_budget,
-                   "--fid", str(a.fid), "--out", str(work / "opt"), *extra]  # fmt: skip
+            cmd = [
+                sys.executable,
+                "-m",
+                "accelkit",
+                "optimize",
+                gen,
+                "--budget",
+                "floor",
+                "--batch",
+                str(batch),
+                "--time-budget",
+                a.time_budget,
+                "--fid",
+                str(a.fid),
+                "--out",
+                str(work / "opt"),
+                *extra,
+            ]
             if a.threads:
                 cmd += ["--threads", str(a.threads)]
             if with_prune:
@@ -122,21 +172,40 @@ def main() -> int:
                     rows.append((tag, f"optimize exited {rc}; see {log}"))
                     continue
             record = json.loads((work / "opt" / "optimize.json").read_text())
-            re_row = remeasure(record, work, log) if not a.from_results else json.loads((work / "remeasure" / "results.json").read_text())["rows"][0]
-            rows.append((tag, _summary(record | {"case": f"{tag}, "}, re_row, batch, wall, a.time_budget)))
+            re_row = (
+                remeasure(record, work, log)
+                if not a.from_results
+                else json.loads((work / "remeasure" / "results.json").read_text())["rows"][0]
+            )
+            rows.append(
+                (tag, _summary(record | {"case": f"{tag}, "}, re_row, batch, wall, a.time_budget))
+            )
             if name in a.prune:
                 prune_rows.append((name, with_prune, record))
-    lines = header + ["| case | chosen build | img/s (search) | img/s (re-measured) | speed-up vs torch fp32 (interleaved, 95% CI) | FID drift / floor (search, seed 0) | re-measured FID drift / floor (seed 1) | verdict | search time (budget) |",
-                      "|---|---|---:|---:|---|---|---|---|---|"]  # fmt: skip
+    lines = header + [
+        "| case | chosen build | img/s (search) | img/s (re-measured) | speed-up vs torch fp32 (interleaved, 95% CI) | FID drift / floor (search, seed 0) | re-measured FID drift / floor (seed 1) | verdict | search time (budget) |",
+        "|---|---|---:|---:|---|---|---|---|---|",
+    ]
     for tag, s in rows:
         lines.append(s if s.startswith("|") else f"| {tag} | {s} | | | | | | | |")
     if prune_rows:
-        lines += ["", "## Quantization alone vs with pruning + distillation (same budget)", "", "| generator | search | chosen | img/s | FID drift / floor |", "|---|---|---|---:|---|"]
+        lines += [
+            "",
+            "## Quantization alone vs with pruning + distillation (same budget)",
+            "",
+            "| generator | search | chosen | img/s | FID drift / floor |",
+            "|---|---|---|---:|---|",
+        ]
         for name, with_prune, rec in prune_rows:
             c = rec["chosen"]
-            lines.append(f"| {name} | {'with --allow-prune' if with_prune else 'quantization and runtimes only'} | {c['candidate']['id']} | "
-                         f"{c['images_per_sec']:.1f} | {_fmt(c.get('fid_drift'))} / {_fmt(rec.get('noise_floor_fid'))} |")  # fmt: skip
-    lines += ["", "Time spent per phase (seconds) is in each case's `optimize.json` (`seconds`); per-candidate decisions in its `results.md`/`optimize.json`."]
+            lines.append(
+                f"| {name} | {'with --allow-prune' if with_prune else 'quantization and runtimes only'} | {c['candidate']['id']} | "
+                f"{c['images_per_sec']:.1f} | {_fmt(c.get('fid_drift'))} / {_fmt(rec.get('noise_floor_fid'))} |"
+            )
+    lines += [
+        "",
+        "Time spent per phase (seconds) is in each case's `optimize.json` (`seconds`); per-candidate decisions in its `results.md`/`optimize.json`.",
+    ]
     text = "\n".join(lines) + "\n"
     print(text)
     if a.out:
@@ -151,7 +220,12 @@ def _fmt(v: object) -> str:
 def _summary(rec: dict, re_row: dict, batch: int, wall: float | None, budget: str) -> str:
     c = rec["chosen"]
     conf = rec.get("confirmation") or {}
-    sp = f"{conf['speedup']:.2f}x [{conf['speedup_low']:.2f}, {conf['speedup_high']:.2f}]" + (" (unstable)" if conf.get("unstable") else "") if conf else "—"
+    sp = (
+        f"{conf['speedup']:.2f}x [{conf['speedup_low']:.2f}, {conf['speedup_high']:.2f}]"
+        + (" (unstable)" if conf.get("unstable") else "")
+        if conf
+        else "—"
+    )
     search = f"{_fmt(c.get('fid_drift'))} / {_fmt(rec.get('noise_floor_fid'))}"
     re_ips = re_row.get("images_per_sec")
     re_ips = f"{re_ips:.1f}" if isinstance(re_ips, (int, float)) else "—"
@@ -161,13 +235,17 @@ def _summary(rec: dict, re_row: dict, batch: int, wall: float | None, budget: st
         again = f"{_fmt(re_row.get('fid_drift'))} / {_fmt(re_row.get('noise_floor_fid'))}"
         verdict = re_row.get("drift_verdict") or "—"
     took = rec["seconds"].get("total", 0.0)
-    return (f"| {rec.get('case', '')}batch {batch} | {c['candidate']['id']} | {c['images_per_sec']:.1f} | {re_ips} | {sp} | {search} | {again} | {verdict} | "
-            f"{took:.0f} s ({budget}){'' if rec.get('complete', True) else ', stopped early'} |")  # fmt: skip
+    return (
+        f"| {rec.get('case', '')}batch {batch} | {c['candidate']['id']} | {c['images_per_sec']:.1f} | {re_ips} | {sp} | {search} | {again} | {verdict} | "
+        f"{took:.0f} s ({budget}){'' if rec.get('complete', True) else ', stopped early'} |"
+    )
 
 
 def _git_rev() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
     except OSError:
         return "unknown"
 

@@ -32,14 +32,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from accelkit.benchmark.harness import measure_throughput  # noqa: E402
-from accelkit.loading import load_generator  # noqa: E402
-from accelkit.passes.export import OnnxFromTorch  # noqa: E402
-from accelkit.runners.ort_runner import OrtRunner  # noqa: E402
-from accelkit.sampler import LatentSampler  # noqa: E402
+from accelkit.benchmark.harness import measure_throughput
+from accelkit.loading import load_generator
+from accelkit.passes.export import OnnxFromTorch
+from accelkit.runners.ort_runner import OrtRunner
+from accelkit.sampler import LatentSampler
 
 
-def bare_loop(path: Path, feeds: dict[str, np.ndarray], threads: int, warmup: int, min_time_s: float) -> float:
+def bare_loop(
+    path: Path, feeds: dict[str, np.ndarray], threads: int, warmup: int, min_time_s: float
+) -> float:
     """images/sec of a plain InferenceSession.run loop (one repeat)."""
     import onnxruntime as ort
 
@@ -82,11 +84,20 @@ def main() -> int:
                 order = ("accelkit", "bare") if r % 2 == 0 else ("bare", "accelkit")
                 for side in order:
                     if side == "bare":
-                        bare.append(bare_loop(onnx_art.path, feeds, args.threads, args.warmup, args.min_time))
+                        bare.append(
+                            bare_loop(
+                                onnx_art.path, feeds, args.threads, args.warmup, args.min_time
+                            )
+                        )
                     else:
                         runner = OrtRunner(onnx_art, threads=args.threads)
-                        lat = measure_throughput(runner, LatentSampler(onnx_art.spec, seed=0, batch_size=b),
-                                                 warmup=args.warmup, repeats=1, min_time_s=args.min_time)  # fmt: skip
+                        lat = measure_throughput(
+                            runner,
+                            LatentSampler(onnx_art.spec, seed=0, batch_size=b),
+                            warmup=args.warmup,
+                            repeats=1,
+                            min_time_s=args.min_time,
+                        )
                         ak.append(lat.images_per_sec)
             ratio = statistics.median(ak) / statistics.median(bare)
             per_round = [a / x for a, x in zip(ak, bare)]

@@ -27,14 +27,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from accelkit.benchmark.environment import collect_environment  # noqa: E402
-from accelkit.benchmark.harness import measure_throughput  # noqa: E402
-from accelkit.host import available_physical_cores, busy_cores, default_threads  # noqa: E402
-from accelkit.loading import load_generator  # noqa: E402
-from accelkit.passes.export import OnnxFromTorch  # noqa: E402
-from accelkit.runners import create_runner  # noqa: E402
-from accelkit.sampler import LatentSampler  # noqa: E402
-from accelkit.stats import cv  # noqa: E402
+from accelkit.benchmark.environment import collect_environment
+from accelkit.benchmark.harness import measure_throughput
+from accelkit.host import available_physical_cores, busy_cores, default_threads
+from accelkit.loading import load_generator
+from accelkit.passes.export import OnnxFromTorch
+from accelkit.runners import create_runner
+from accelkit.sampler import LatentSampler
+from accelkit.stats import cv
 
 SPIN = "import time\nwhile True: pass\n"
 
@@ -62,13 +62,22 @@ def main() -> int:
                 chosen = default_threads(busy)
                 settings = sorted({1, cores, chosen})
                 rows = [(be, n) for be in ("torch", "ort") for n in settings]
-                runners = {(be, n): create_runner(be, art if be == "torch" else onnx, threads=n).activate() for be, n in rows}
+                runners = {
+                    (be, n): create_runner(be, art if be == "torch" else onnx, threads=n).activate()
+                    for be, n in rows
+                }
                 got: dict[tuple[str, int, int], list[float]] = {}
                 for rnd in range(args.rounds):
                     for b in batches:
-                        order = rows[rnd % len(rows):] + rows[: rnd % len(rows)]
+                        order = rows[rnd % len(rows) :] + rows[: rnd % len(rows)]
                         for be, n in order:
-                            lat = measure_throughput(runners[(be, n)], LatentSampler(art.spec, seed=0, batch_size=b), warmup=3, repeats=1, min_time_s=args.min_time)
+                            lat = measure_throughput(
+                                runners[(be, n)],
+                                LatentSampler(art.spec, seed=0, batch_size=b),
+                                warmup=3,
+                                repeats=1,
+                                min_time_s=args.min_time,
+                            )
                             got.setdefault((be, n, b), []).append(lat.images_per_sec)
                 for r in runners.values():
                     r.deactivate()
@@ -80,28 +89,32 @@ def main() -> int:
                 for be, n in rows:
                     s = got[(be, n, b)]
                     mark = " (default)" if n == chosen else ""
-                    lines.append(f"| {k} | {busy:.2f} | {be} | {b} | {n}{mark} | {statistics.median(s):,.0f} | {min(s):,.0f}–{max(s):,.0f} | {cv(s):.2f} |")
+                    lines.append(
+                        f"| {k} | {busy:.2f} | {be} | {b} | {n}{mark} | {statistics.median(s):,.0f} | {min(s):,.0f}–{max(s):,.0f} | {cv(s):.2f} |"
+                    )
                     print(lines[-1], flush=True)
     env = collect_environment()
     cpu = env["cpu"]
-    text = "\n".join([
-        "# Threads on a loaded machine: 1 thread vs all cores vs accelkit's default",
-        "",
-        f"Command: `python benchmarks/threads_under_load.py {' '.join(sys.argv[1:])}`",
-        "",
-        f"Date: {started}. Machine: {cpu['model']}, {cores} physical cores, ISA {cpu['isa']['summary']}; torch {env['versions']['torch']}, "
-        f"onnxruntime {env['versions'].get('onnxruntime')}. Other developers' jobs also ran on this machine (load average now "
-        f"{tuple(round(x, 2) for x in os.getloadavg())}), on top of the spinners this script starts.",
-        "",
-        "spinners: busy-looping processes started by the script; busy cores: other processes' CPU use measured by "
-        "`accelkit.host.busy_cores` just before (spinners and everything else); default: `accelkit.host.default_threads` at that moment. "
-        f"{args.rounds} interleaved rounds per row.",
-        "",
-        "| spinners | busy cores | backend | batch | threads | images/s (median) | min–max | CV |",
-        "|---:|---:|---|---:|---|---:|---|---:|",
-        *lines,
-        "",
-    ])  # fmt: skip
+    text = "\n".join(
+        [
+            "# Threads on a loaded machine: 1 thread vs all cores vs accelkit's default",
+            "",
+            f"Command: `python benchmarks/threads_under_load.py {' '.join(sys.argv[1:])}`",
+            "",
+            f"Date: {started}. Machine: {cpu['model']}, {cores} physical cores, ISA {cpu['isa']['summary']}; torch {env['versions']['torch']}, "
+            f"onnxruntime {env['versions'].get('onnxruntime')}. Other developers' jobs also ran on this machine (load average now "
+            f"{tuple(round(x, 2) for x in os.getloadavg())}), on top of the spinners this script starts.",
+            "",
+            "spinners: busy-looping processes started by the script; busy cores: other processes' CPU use measured by "
+            "`accelkit.host.busy_cores` just before (spinners and everything else); default: `accelkit.host.default_threads` at that moment. "
+            f"{args.rounds} interleaved rounds per row.",
+            "",
+            "| spinners | busy cores | backend | batch | threads | images/s (median) | min–max | CV |",
+            "|---:|---:|---|---:|---|---:|---|---:|",
+            *lines,
+            "",
+        ]
+    )
     print(text)
     if args.out:
         args.out.write_text(text)

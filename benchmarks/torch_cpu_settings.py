@@ -26,27 +26,41 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cpu_fast_path import ROOT  # noqa: E402,F401  (puts the repo on sys.path)
+from cpu_fast_path import ROOT  # noqa: F401  (puts the repo on sys.path)
 
-from accelkit.benchmark.environment import collect_environment  # noqa: E402
-from accelkit.benchmark.harness import measure_throughput  # noqa: E402
-from accelkit.host import default_threads, has_native_bf16  # noqa: E402
-from accelkit.loading import load_generator  # noqa: E402
-from accelkit.runners import create_runner  # noqa: E402
-from accelkit.sampler import LatentSampler  # noqa: E402
+from accelkit.benchmark.environment import collect_environment
+from accelkit.benchmark.harness import measure_throughput
+from accelkit.host import default_threads, has_native_bf16
+from accelkit.loading import load_generator
+from accelkit.runners import create_runner
+from accelkit.sampler import LatentSampler
 
 
 def configs() -> list[tuple[str, dict[str, Any]]]:
-    rows: list[tuple[str, dict[str, Any]]] = [("eager fp32", {}), ("eager fp32 channels_last", {"channels_last": True})]
+    rows: list[tuple[str, dict[str, Any]]] = [
+        ("eager fp32", {}),
+        ("eager fp32 channels_last", {"channels_last": True}),
+    ]
     if has_native_bf16():
-        rows += [("eager bf16", {"precision": "bf16"}), ("eager bf16 channels_last", {"precision": "bf16", "channels_last": True})]
+        rows += [
+            ("eager bf16", {"precision": "bf16"}),
+            ("eager bf16 channels_last", {"precision": "bf16", "channels_last": True}),
+        ]
     rows += [
         ("compile (torch defaults = accelkit default)", {"compile": True, "compile_config": {}}),
         ("compile + freezing", {"compile": True, "compile_config": {"freezing": True}}),
-        ("compile + freezing + cpp_wrapper", {"compile": True, "compile_config": {"freezing": True, "cpp_wrapper": True}}),
+        (
+            "compile + freezing + cpp_wrapper",
+            {"compile": True, "compile_config": {"freezing": True, "cpp_wrapper": True}},
+        ),
     ]
     if has_native_bf16():
-        rows.append(("compile + freezing, bf16", {"compile": True, "precision": "bf16", "compile_config": {"freezing": True}}))
+        rows.append(
+            (
+                "compile + freezing, bf16",
+                {"compile": True, "precision": "bf16", "compile_config": {"freezing": True}},
+            )
+        )
     return rows
 
 
@@ -71,7 +85,13 @@ def main() -> int:
     compile_s: dict[tuple[int, int], float] = {}
     for b in batches:
         for i, r in enumerate(runners):  # compile + warm every row before the rounds
-            measure_throughput(r, LatentSampler(art.spec, seed=0, batch_size=b), warmup=args.warmup, repeats=1, min_time_s=0.05)
+            measure_throughput(
+                r,
+                LatentSampler(art.spec, seed=0, batch_size=b),
+                warmup=args.warmup,
+                repeats=1,
+                min_time_s=0.05,
+            )
             cs = r.describe().get("compile_seconds", {}).get(str(b))
             if cs is not None:
                 compile_s[(i, b)] = cs
@@ -79,9 +99,19 @@ def main() -> int:
         for b in batches:
             k = (rnd + b) % len(rows)
             for i in list(range(len(rows)))[k:] + list(range(len(rows)))[:k]:
-                lat = measure_throughput(runners[i], LatentSampler(art.spec, seed=0, batch_size=b), warmup=args.warmup, repeats=1, min_time_s=args.min_time)
+                lat = measure_throughput(
+                    runners[i],
+                    LatentSampler(art.spec, seed=0, batch_size=b),
+                    warmup=args.warmup,
+                    repeats=1,
+                    min_time_s=args.min_time,
+                )
                 samples.setdefault((i, b), []).append(lat.images_per_sec)
-            print(f"round {rnd + 1} batch {b}: " + ", ".join(f"{rows[i][0]} {samples[(i, b)][-1]:.0f}" for i in range(len(rows))), flush=True)
+            print(
+                f"round {rnd + 1} batch {b}: "
+                + ", ".join(f"{rows[i][0]} {samples[(i, b)][-1]:.0f}" for i in range(len(rows))),
+                flush=True,
+            )
     for r in runners:
         r.deactivate()
     env = collect_environment()
@@ -106,7 +136,9 @@ def main() -> int:
             s = samples[(i, b)]
             paired = statistics.median([x / e for x, e in zip(s, base)])
             cs = compile_s.get((i, b))
-            lines.append(f"| {b} | {name} | {statistics.median(s):,.0f} | {min(s):,.0f}–{max(s):,.0f} | {paired:.2f}× | {f'{cs:.1f}' if cs is not None else '—'} |")
+            lines.append(
+                f"| {b} | {name} | {statistics.median(s):,.0f} | {min(s):,.0f}–{max(s):,.0f} | {paired:.2f}× | {f'{cs:.1f}' if cs is not None else '—'} |"
+            )
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

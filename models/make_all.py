@@ -22,9 +22,15 @@ HERE = Path(__file__).resolve().parent
 def main() -> None:
     p = argparse.ArgumentParser(description="Regenerate the bundled demo checkpoints.")
     p.add_argument("--out-dir", default=str(HERE / "weights"))
-    p.add_argument("--only", choices=["dcgan", "stylegan2", "sr4x"], action="append",
-                   help="make only this one (repeatable)")
-    p.add_argument("--quick", action="store_true", help="a few training steps each and no PNGs (smoke test)")
+    p.add_argument(
+        "--only",
+        choices=["dcgan", "stylegan2", "sr4x"],
+        action="append",
+        help="make only this one (repeatable)",
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="a few training steps each and no PNGs (smoke test)"
+    )
     a = p.parse_args()
     out = Path(a.out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -19,14 +19,21 @@ from __future__ import annotations
 import argparse
 import time
 
+import shapes
 import torch
 
-import shapes  # noqa: I001 (also puts the repository on sys.path)
 from accelkit.models.stylegan2 import StyleGAN2Generator, SynthesisLayer
 
 ARCH_KWARGS = {
-    "z_dim": 128, "w_dim": 128, "num_classes": 4, "img_size": 64, "channels": 3,
-    "channel_base": 2048, "channel_max": 128, "mapping_layers": 4, "rgb_gain": 4.0,
+    "z_dim": 128,
+    "w_dim": 128,
+    "num_classes": 4,
+    "img_size": 64,
+    "channels": 3,
+    "channel_base": 2048,
+    "channel_max": 128,
+    "mapping_layers": 4,
+    "rgb_gain": 4.0,
 }
 
 
@@ -45,11 +52,20 @@ def output_stats(g: StyleGAN2Generator, n: int, seed: int) -> dict[str, float]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description="Make the bundled StyleGAN2-style checkpoint (seeded random init).")
+    p = argparse.ArgumentParser(
+        description="Make the bundled StyleGAN2-style checkpoint (seeded random init)."
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--noise-strength", type=float, default=0.1)
-    p.add_argument("--calib", type=int, default=256, help="random samples used to centre the output colours")
-    p.add_argument("--steps", type=int, default=0, help="accepted for symmetry with the other scripts; must be 0 (no training)")
+    p.add_argument(
+        "--calib", type=int, default=256, help="random samples used to centre the output colours"
+    )
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=0,
+        help="accepted for symmetry with the other scripts; must be 0 (no training)",
+    )
     p.add_argument("--out", default=str(shapes.WEIGHTS / "stylegan2.safetensors"))
     p.add_argument("--samples-png", default="", help="optionally write an 8x8 grid of samples here")
     a = p.parse_args()
@@ -72,12 +88,21 @@ def main() -> None:
         pre = torch.atanh(g(z, label).clamp(-0.999999, 0.999999))
         g.torgb4.bias.sub_(pre.mean(dim=(0, 2, 3)))
     stats = output_stats(g, 64, seed=a.seed + 2)
-    print(f"StyleGAN2Generator: {n_params:,} params; outputs over 64 samples: "
-          + ", ".join(f"{k} {v:.3f}" for k, v in stats.items()), flush=True)
+    print(
+        f"StyleGAN2Generator: {n_params:,} params; outputs over 64 samples: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in stats.items()),
+        flush=True,
+    )
     size = shapes.save_checkpoint(
-        g, a.out, "stylegan2", ARCH_KWARGS,
+        g,
+        a.out,
+        "stylegan2",
+        ARCH_KWARGS,
         trained="no: seeded random initialisation (models/make_stylegan2.py)",
-        seed=a.seed, steps=0, noise_strength=a.noise_strength, params=n_params,
+        seed=a.seed,
+        steps=0,
+        noise_strength=a.noise_strength,
+        params=n_params,
         **{f"output_{k}": f"{v:.4f}" for k, v in stats.items()},
     )
     print(f"wrote {a.out} ({size / 1e6:.2f} MB) in {time.perf_counter() - t0:.1f}s", flush=True)

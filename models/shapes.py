@@ -106,7 +106,13 @@ def make_shapes(n: int, size: int = 64, seed: int = 0) -> np.ndarray:
     return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
 
 
-def save_grid(images: np.ndarray, path: str, nrow: int = 8, value_range: tuple[float, float] = (0.0, 1.0), pad: int = 2) -> None:
+def save_grid(
+    images: np.ndarray,
+    path: str,
+    nrow: int = 8,
+    value_range: tuple[float, float] = (0.0, 1.0),
+    pad: int = 2,
+) -> None:
     """Write an (N, 3, H, W) float array as an ``nrow``-wide PNG grid."""
     from PIL import Image
 
@@ -118,7 +124,10 @@ def save_grid(images: np.ndarray, path: str, nrow: int = 8, value_range: tuple[f
     grid = np.ones((nr * (h + pad) + pad, ncol * (w + pad) + pad, 3), dtype=np.float32)
     for i in range(n):
         r, q = divmod(i, ncol)
-        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + q * (w + pad): pad + q * (w + pad) + w] = x[i].transpose(1, 2, 0)
+        grid[
+            pad + r * (h + pad) : pad + r * (h + pad) + h,
+            pad + q * (w + pad) : pad + q * (w + pad) + w,
+        ] = x[i].transpose(1, 2, 0)
     Image.fromarray((grid * 255.0 + 0.5).astype(np.uint8)).save(path)
 
 
@@ -143,7 +152,9 @@ def save_checkpoint(model, path: str | os.PathLike, arch: str, kwargs: dict, **i
     path.parent.mkdir(parents=True, exist_ok=True)
     sd = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
     meta = {"accelkit.arch": arch, "accelkit.arch_kwargs": json.dumps(kwargs, sort_keys=True)}
-    meta.update({k if k.startswith("accelkit.") else f"accelkit.{k}": str(v) for k, v in info.items()})
+    meta.update(
+        {k if k.startswith("accelkit.") else f"accelkit.{k}": str(v) for k, v in info.items()}
+    )
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:

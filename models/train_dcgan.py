@@ -28,23 +28,38 @@ import os
 import time
 
 import numpy as np
+import shapes
 import torch
 from torch import nn
 
-import shapes  # noqa: I001 (also puts the repository on sys.path)
 from accelkit.models.dcgan import DCGANGenerator
 
-ARCH_KWARGS = {"z_dim": 64, "ngf": 32, "channels": 3, "img_size": 64, "num_classes": 0, "embed_dim": 16}
+ARCH_KWARGS = {
+    "z_dim": 64,
+    "ngf": 32,
+    "channels": 3,
+    "img_size": 64,
+    "num_classes": 0,
+    "embed_dim": 16,
+}
 
 
 def discriminator(ndf: int = 32, channels: int = 3) -> nn.Sequential:
     """DCGAN discriminator for 64x64 images: mirror of the generator, logits out."""
     m = nn.Sequential(
-        nn.Conv2d(channels, ndf, 4, 2, 1), nn.LeakyReLU(0.2, True),
-        nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 2), nn.LeakyReLU(0.2, True),
-        nn.Conv2d(ndf * 2, ndf * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 4), nn.LeakyReLU(0.2, True),
-        nn.Conv2d(ndf * 4, ndf * 8, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 8), nn.LeakyReLU(0.2, True),
-        nn.Conv2d(ndf * 8, 1, 4, 1, 0), nn.Flatten(),
+        nn.Conv2d(channels, ndf, 4, 2, 1),
+        nn.LeakyReLU(0.2, True),
+        nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=False),
+        nn.BatchNorm2d(ndf * 2),
+        nn.LeakyReLU(0.2, True),
+        nn.Conv2d(ndf * 2, ndf * 4, 4, 2, 1, bias=False),
+        nn.BatchNorm2d(ndf * 4),
+        nn.LeakyReLU(0.2, True),
+        nn.Conv2d(ndf * 4, ndf * 8, 4, 2, 1, bias=False),
+        nn.BatchNorm2d(ndf * 8),
+        nn.LeakyReLU(0.2, True),
+        nn.Conv2d(ndf * 8, 1, 4, 1, 0),
+        nn.Flatten(),
     )
     for mod in m.modules():
         if isinstance(mod, nn.Conv2d):
@@ -83,22 +98,41 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--n-train", type=int, default=12000, help="size of the procedural training set")
     p.add_argument("--lr", type=float, default=2e-4)
-    p.add_argument("--ema", type=float, default=0.99, help="EMA decay of the saved generator weights (0: off)")
+    p.add_argument(
+        "--ema", type=float, default=0.99, help="EMA decay of the saved generator weights (0: off)"
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--sample-seed", type=int, default=1234, help="seed of the latents in docs/dcgan_samples.png")
+    p.add_argument(
+        "--sample-seed",
+        type=int,
+        default=1234,
+        help="seed of the latents in docs/dcgan_samples.png",
+    )
     p.add_argument("--ndf", type=int, default=16, help="discriminator width")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (1 is fastest on a shared 2-core machine; results depend on it slightly)")
-    p.add_argument("--max-seconds", type=float, default=560,
-                   help="stop training early after this many seconds (0: never) so the script stays within "
-                        "10 minutes on a busy machine; the steps actually done are recorded in the metadata")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (1 is fastest on a shared 2-core machine; results depend on it slightly)",
+    )
+    p.add_argument(
+        "--max-seconds",
+        type=float,
+        default=560,
+        help="stop training early after this many seconds (0: never) so the script stays within "
+        "10 minutes on a busy machine; the steps actually done are recorded in the metadata",
+    )
     p.add_argument("--log-every", type=int, default=100)
     p.add_argument("--out", default=str(shapes.WEIGHTS / "dcgan.safetensors"))
     p.add_argument("--samples-png", default=str(shapes.DOCS / "dcgan_samples.png"))
     p.add_argument("--data-png", default=str(shapes.DOCS / "dcgan_data.png"))
     p.add_argument("--no-png", action="store_true", help="do not write the PNG grids")
-    p.add_argument("--snapshot-every", type=int, default=0,
-                   help="also write a grid of EMA samples to --snapshot-dir every N steps (0: off)")
+    p.add_argument(
+        "--snapshot-every",
+        type=int,
+        default=0,
+        help="also write a grid of EMA samples to --snapshot-dir every N steps (0: off)",
+    )
     p.add_argument("--snapshot-dir", default="dcgan-snapshots")
     a = p.parse_args()
 
@@ -122,8 +156,11 @@ def main() -> None:
     bs = a.batch_size
     ones, zeros = torch.ones(bs, 1), torch.zeros(bs, 1)
     n_params = sum(q.numel() for q in g.parameters())
-    print(f"G: {n_params:,} params; D: {sum(q.numel() for q in d.parameters()):,} params; "
-          f"{a.steps} steps of batch {bs} on {a.threads} threads", flush=True)
+    print(
+        f"G: {n_params:,} params; D: {sum(q.numel() for q in d.parameters()):,} params; "
+        f"{a.steps} steps of batch {bs} on {a.threads} threads",
+        flush=True,
+    )
 
     perm = rng.permutation(a.n_train)
     pos = 0
@@ -131,7 +168,7 @@ def main() -> None:
     for step in range(1, a.steps + 1):
         if pos + bs > a.n_train:
             perm, pos = rng.permutation(a.n_train), 0
-        real = data[torch.from_numpy(perm[pos:pos + bs])]
+        real = data[torch.from_numpy(perm[pos : pos + bs])]
         pos += bs
         z = torch.randn(bs, g.z_dim)
         fake = g(z)
@@ -150,17 +187,29 @@ def main() -> None:
             ema_update(g_ema, g, min(a.ema, (1.0 + step) / (10.0 + step)))
         if step % a.log_every == 0 or step == a.steps:
             el = time.perf_counter() - t_train
-            print(f"step {step:5d}/{a.steps}  loss_d {loss_d.item():.3f}  loss_g {loss_g.item():.3f}  "
-                  f"{el:6.0f}s ({el / step:.2f}s/step)", flush=True)
+            print(
+                f"step {step:5d}/{a.steps}  loss_d {loss_d.item():.3f}  loss_g {loss_g.item():.3f}  "
+                f"{el:6.0f}s ({el / step:.2f}s/step)",
+                flush=True,
+            )
         if a.snapshot_every and step % a.snapshot_every == 0:
             snap = copy.deepcopy(g_ema if a.ema > 0 else g)
             recalibrate_bn(snap, g.z_dim, batches=4, batch_size=64, seed=a.seed + 1)
             with torch.no_grad():
-                zs = torch.randn(64, g.z_dim, generator=torch.Generator().manual_seed(a.sample_seed))
+                zs = torch.randn(
+                    64, g.z_dim, generator=torch.Generator().manual_seed(a.sample_seed)
+                )
                 os.makedirs(a.snapshot_dir, exist_ok=True)
-                shapes.save_grid(snap(zs).numpy(), os.path.join(a.snapshot_dir, f"step{step:05d}.png"), value_range=(-1.0, 1.0))
+                shapes.save_grid(
+                    snap(zs).numpy(),
+                    os.path.join(a.snapshot_dir, f"step{step:05d}.png"),
+                    value_range=(-1.0, 1.0),
+                )
         if a.max_seconds and time.perf_counter() - t_train > a.max_seconds:
-            print(f"WARNING: time budget of {a.max_seconds:.0f}s reached; stopping after {step} steps", flush=True)
+            print(
+                f"WARNING: time budget of {a.max_seconds:.0f}s reached; stopping after {step} steps",
+                flush=True,
+            )
             break
 
     out_g = g_ema if a.ema > 0 else copy.deepcopy(g)
@@ -172,13 +221,27 @@ def main() -> None:
         samples = out_g(z)
         s_flat = samples.flatten(1)
         div = torch.cdist(s_flat[:16], s_flat[:16]).sum() / (16 * 15) / s_flat.shape[1] ** 0.5
-    print(f"samples: mean {samples.mean():.3f} std {samples.std():.3f}; "
-          f"mean pairwise RMS distance of 16 samples {div:.3f}", flush=True)
+    print(
+        f"samples: mean {samples.mean():.3f} std {samples.std():.3f}; "
+        f"mean pairwise RMS distance of 16 samples {div:.3f}",
+        flush=True,
+    )
     size = shapes.save_checkpoint(
-        out_g, a.out, "dcgan", ARCH_KWARGS,
+        out_g,
+        a.out,
+        "dcgan",
+        ARCH_KWARGS,
         trained="procedural shapes 64x64 (models/shapes.py), DCGAN BCE loss, EMA generator, BN recalibrated",
-        seed=a.seed, steps=step, ndf=a.ndf, threads=a.threads, batch_size=bs, n_train=a.n_train, lr=a.lr, ema=a.ema,
-        train_seconds=f"{train_s:.0f}", params=n_params,
+        seed=a.seed,
+        steps=step,
+        ndf=a.ndf,
+        threads=a.threads,
+        batch_size=bs,
+        n_train=a.n_train,
+        lr=a.lr,
+        ema=a.ema,
+        train_seconds=f"{train_s:.0f}",
+        params=n_params,
     )
     print(f"wrote {a.out} ({size / 1e6:.2f} MB)", flush=True)
     if not a.no_png:

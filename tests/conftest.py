@@ -45,7 +45,9 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny TorchScript feature extractor (3x32x32 -> 64) standing in for Inception, built once per session."""
-    spec = importlib.util.spec_from_file_location("make_tiny_extractor", ROOT / "tests" / "fixtures" / "make_tiny_extractor.py")
+    spec = importlib.util.spec_from_file_location(
+        "make_tiny_extractor", ROOT / "tests" / "fixtures" / "make_tiny_extractor.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

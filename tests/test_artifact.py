@@ -24,7 +24,9 @@ def test_each_file_has_its_own_sidecar(tmp_path) -> None:
     pt, onnx_, plan = tmp_path / "gen.pt", tmp_path / "gen.onnx", tmp_path / "gen.plan"
     assert len({sidecar_path(pt), sidecar_path(onnx_), sidecar_path(plan)}) == 3
     assert sidecar_path(tmp_path / "g.fp16.onnx").name == "g.fp16.onnx.accelkit.json"
-    Artifact(format="torch", spec=SPEC, path=pt, precision="fp32", meta={"pruning": {"params_after": 7}}).save(lambda t: t.write_bytes(b"pt"))
+    Artifact(
+        format="torch", spec=SPEC, path=pt, precision="fp32", meta={"pruning": {"params_after": 7}}
+    ).save(lambda t: t.write_bytes(b"pt"))
     _art(onnx_).save(lambda t: t.write_bytes(b"onnx"))
     assert read_sidecar(pt)["meta"]["pruning"]["params_after"] == 7  # type: ignore[index]
     assert read_sidecar(onnx_)["format"] == "onnx"  # type: ignore[index]
@@ -52,7 +54,9 @@ def test_disk_full_between_file_and_sidecar_leaves_neither(tmp_path, monkeypatch
 
     def publish(tmp, final):  # the model lands, then the disk is full for the sidecar
         if str(final).endswith(".accelkit.json"):
-            raise files.storage_error(OSError(errno.ENOSPC, "No space left on device"), f"cannot write {final}")
+            raise files.storage_error(
+                OSError(errno.ENOSPC, "No space left on device"), f"cannot write {final}"
+            )
         return real(tmp, final)
 
     import accelkit.artifact as artifact_mod

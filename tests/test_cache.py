@@ -6,8 +6,6 @@ import json
 import threading
 import time
 
-import pytest
-
 from accelkit.cache import Cache, cache_dir, cache_key, cache_root, file_lock
 
 
@@ -35,13 +33,17 @@ def test_store_then_hit_and_every_kind_of_damage_is_a_miss(tmp_path, caplog) -> 
         path.write_bytes(b"payloaD")  # same size, other content
         assert c.lookup(key, ".bin") is None and not path.exists()
         c.store_bytes(key, ".bin", b"payload")
-        c.path_for(key, ".bin").with_name(c.path_for(key, ".bin").name + ".manifest.json").write_text("{broken")
+        c.path_for(key, ".bin").with_name(
+            c.path_for(key, ".bin").name + ".manifest.json"
+        ).write_text("{broken")
         assert c.lookup(key, ".bin") is None
         c.store_bytes(key, ".bin", b"payload")
         other = cache_key({"k": 2})
         # a file copied in under another key's name: its manifest names another key
         c.path_for(other, ".bin").write_bytes(b"payload")
-        c.path_for(other, ".bin").with_name(c.path_for(other, ".bin").name + ".manifest.json").write_text(manifest.read_text())
+        c.path_for(other, ".bin").with_name(
+            c.path_for(other, ".bin").name + ".manifest.json"
+        ).write_text(manifest.read_text())
         assert c.lookup(other, ".bin") is None
         c.path_for(key, ".bin").with_name(c.path_for(key, ".bin").name + ".manifest.json").unlink()
         assert c.lookup(key, ".bin") is None  # no manifest: unverified, removed
@@ -74,7 +76,9 @@ def test_file_lock_serialises(tmp_path) -> None:
     t.join()
     assert order == ["a-in", "a-out", "b-in"]
     with file_lock(tmp_path / "m"):  # a short timeout while someone else holds it
-        t2 = threading.Thread(target=lambda: order.append("timeout" if _times_out(tmp_path / "m") else "got it"))
+        t2 = threading.Thread(
+            target=lambda: order.append("timeout" if _times_out(tmp_path / "m") else "got it")
+        )
         t2.start()
         t2.join()
     assert order[-1] == "timeout"

@@ -16,13 +16,21 @@ from typing import Any
 import pytest
 
 from accelkit import device
-from accelkit.device import cuda_device_name, gpu_identity, is_cuda_device, parse_device_index, use_device
+from accelkit.device import (
+    cuda_device_name,
+    gpu_identity,
+    is_cuda_device,
+    parse_device_index,
+    use_device,
+)
 from accelkit.errors import BackendUnavailableError, InputError, MissingDependencyError
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize(("text", "index"), [("cuda", 0), ("gpu", 0), ("cuda:0", 0), ("cuda:3", 3), (" cuda:1 ", 1)])
+@pytest.mark.parametrize(
+    ("text", "index"), [("cuda", 0), ("gpu", 0), ("cuda:0", 0), ("cuda:3", 3), (" cuda:1 ", 1)]
+)
 def test_parse_device_index(text: str, index: int) -> None:
     assert parse_device_index(text) == index
 
@@ -64,7 +72,9 @@ class FakeTorch:
         self.cuda = SimpleNamespace(
             is_available=lambda: True,
             device_count=lambda: len(names),
-            get_device_properties=lambda i: SimpleNamespace(name=names[i], major=9, minor=0, total_memory=80 << 30),
+            get_device_properties=lambda i: SimpleNamespace(
+                name=names[i], major=9, minor=0, total_memory=80 << 30
+            ),
             get_device_name=lambda d: names[outer.current if d.index is None else d.index],
             device=_DeviceCtx,
         )
@@ -88,7 +98,9 @@ class FakeCudart:
         return 0, self.count
 
     def cudaGetDeviceProperties(self, idx: int) -> tuple[int, Any]:
-        return 0, SimpleNamespace(name=b"NVIDIA L4\x00\x00garbage", major=8, minor=9, totalGlobalMem=24 << 30)
+        return 0, SimpleNamespace(
+            name=b"NVIDIA L4\x00\x00garbage", major=8, minor=9, totalGlobalMem=24 << 30
+        )
 
     def cudaGetDevice(self) -> tuple[int, int]:
         return 0, self.current
@@ -140,11 +152,17 @@ def test_identity_falls_back_to_cuda_python(monkeypatch: pytest.MonkeyPatch) -> 
     _no_torch_cuda(monkeypatch)
     monkeypatch.setattr(device, "import_cudart", lambda: FakeCudart())
     ident = gpu_identity(0)
-    assert ident["name"] == "NVIDIA L4" and ident["compute_capability"] == "8.9" and ident["source"] == "cuda-python"
+    assert (
+        ident["name"] == "NVIDIA L4"
+        and ident["compute_capability"] == "8.9"
+        and ident["source"] == "cuda-python"
+    )
     assert ident["memory_bytes"] == 24 << 30
 
 
-def test_identity_without_any_gpu_says_what_each_library_answered(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_identity_without_any_gpu_says_what_each_library_answered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     _no_torch_cuda(monkeypatch)
     monkeypatch.setattr(device, "import_cudart", lambda: FakeCudart(count=1))
     _no_pycuda(monkeypatch)
@@ -152,7 +170,11 @@ def test_identity_without_any_gpu_says_what_each_library_answered(monkeypatch: p
         gpu_identity(2)
     msg = str(info.value)
     assert "no CUDA GPU with index 2" in msg and "torch" in msg
-    assert "cuda-python: only 1 CUDA device(s)" in msg and "pycuda: not installed" in msg and "\n" not in msg
+    assert (
+        "cuda-python: only 1 CUDA device(s)" in msg
+        and "pycuda: not installed" in msg
+        and "\n" not in msg
+    )
 
 
 def test_identity_here_raises_or_describes() -> None:
@@ -220,7 +242,10 @@ def test_use_device_without_libraries(monkeypatch: pytest.MonkeyPatch) -> None:
     _no_cuda_python(monkeypatch)
     with use_device(0):  # the default device needs no selection
         pass
-    with pytest.raises(MissingDependencyError, match=r"cuda:1 needs torch with CUDA or cuda-python.*accelkit\[gpu\]"):
+    with pytest.raises(
+        MissingDependencyError,
+        match=r"cuda:1 needs torch with CUDA or cuda-python.*accelkit\[gpu\]",
+    ):
         with use_device(1):
             pass
 
@@ -228,7 +253,9 @@ def test_use_device_without_libraries(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_import_is_light() -> None:
     code = "import sys, accelkit.device; print(','.join(m for m in ('torch', 'cuda', 'pycuda', 'tensorrt') if m in sys.modules))"
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""
 

@@ -11,7 +11,11 @@ from accelkit.errors import InputError, StorageError
 
 
 def test_storage_errors_name_the_fix() -> None:
-    for code, words in ((errno.ENOSPC, "disk is full"), (errno.EACCES, "permission denied"), (errno.EROFS, "read-only")):
+    for code, words in (
+        (errno.ENOSPC, "disk is full"),
+        (errno.EACCES, "permission denied"),
+        (errno.EROFS, "read-only"),
+    ):
         err = files.storage_error(OSError(code, "x"), "cannot write a")
         assert isinstance(err, StorageError) and words in str(err) and "\n" not in str(err)
 
@@ -54,18 +58,26 @@ def test_publish_group_never_mixes_old_and_new(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(files, "publish", crash_on_second)
     with pytest.raises(KeyboardInterrupt):
         files.publish_group(out, staged, last="results.json")
-    assert not (out / "results.json").exists()  # no json: readers see an incomplete report, never a mixed one
-    assert all((out / n).read_text() == "new" for n in ("results.md", "results.csv") if (out / n).exists())
+    assert not (
+        out / "results.json"
+    ).exists()  # no json: readers see an incomplete report, never a mixed one
+    assert all(
+        (out / n).read_text() == "new" for n in ("results.md", "results.csv") if (out / n).exists()
+    )
     monkeypatch.setattr(files, "publish", real)
     for name in staged:
         staged[name].write_text("new")
     written = files.publish_group(out, staged, last="results.json")
-    assert list(written)[-1] == "results.json" and all(p.read_text() == "new" for p in written.values())
+    assert list(written)[-1] == "results.json" and all(
+        p.read_text() == "new" for p in written.values()
+    )
 
 
 def test_folder_lock_refuses_a_second_writer(tmp_path) -> None:
     with files.folder_lock(tmp_path / "r", "a benchmark report"):
-        with pytest.raises(InputError, match="another accelkit process is writing a benchmark report"):
+        with pytest.raises(
+            InputError, match="another accelkit process is writing a benchmark report"
+        ):
             with files.folder_lock(tmp_path / "r", "a benchmark report"):
                 pass
     with files.folder_lock(tmp_path / "r", "a benchmark report"):  # released

@@ -23,17 +23,29 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 #           + ConvT 8->3 k4 on 8x8 (8*64 * 3*16 = 24,576) = 43,008
 #   cond:   Linear 12->128 (1,536) + 16,384 + 24,576 = 42,496 (the embedding Gather is not counted)
 #   img2img: Conv 3->8 k3 at 16x16 (8*256 * 27 = 55,296) + Conv 8->12 k3 (12*256 * 72 = 221,184) = 276,480
-@pytest.mark.parametrize(("kind", "macs"), [("uncond", 43_008), ("cond", 42_496), ("img2img", 276_480)])
+@pytest.mark.parametrize(
+    ("kind", "macs"), [("uncond", 43_008), ("cond", 42_496), ("img2img", 276_480)]
+)
 def test_flops_of_generators(tmp_path: Path, kind: str, macs: int) -> None:
     art, _ = tg.onnx_artifact(kind, tmp_path)
     assert flops_per_image_onnx(art.path, art.spec) == 2 * macs
-    assert flops_per_image_onnx(onnx.load(str(art.path)), art.spec) == 2 * macs  # ModelProto works too
+    assert (
+        flops_per_image_onnx(onnx.load(str(art.path)), art.spec) == 2 * macs
+    )  # ModelProto works too
 
 
 def test_flops_are_per_image_whatever_the_export_batch(tmp_path: Path) -> None:
     module, spec = tg.build("uncond")
     path = tmp_path / "static4.onnx"
-    torch.onnx.export(module, (torch.zeros(4, 16),), str(path), dynamo=False, input_names=["z"], output_names=["image"], opset_version=18)
+    torch.onnx.export(
+        module,
+        (torch.zeros(4, 16),),
+        str(path),
+        dynamo=False,
+        input_names=["z"],
+        output_names=["image"],
+        opset_version=18,
+    )
     assert flops_per_image_onnx(path, spec) == 2 * 43_008
 
 
@@ -46,9 +58,15 @@ class _Mm(nn.Module):
 def test_flops_count_matmul(tmp_path: Path) -> None:
     path = tmp_path / "mm.onnx"
     torch.onnx.export(
-        _Mm(), (torch.zeros(2, 3, 6),), str(path), dynamo=False, input_names=["x"], output_names=["y"],
-        dynamic_axes={"x": {0: "b"}, "y": {0: "b"}}, opset_version=18,
-    )  # fmt: skip
+        _Mm(),
+        (torch.zeros(2, 3, 6),),
+        str(path),
+        dynamo=False,
+        input_names=["x"],
+        output_names=["y"],
+        dynamic_axes={"x": {0: "b"}, "y": {0: "b"}},
+        opset_version=18,
+    )
     model = onnx.load(str(path))
     assert any(n.op_type == "MatMul" for n in model.graph.node)
     assert flops_per_image_onnx(path) == 2 * (3 * 5 * 6)
@@ -58,9 +76,15 @@ def test_flops_unknown_shape_gives_none(tmp_path: Path) -> None:
     module, spec = tg.build("img2img")
     path = tmp_path / "dyn_hw.onnx"
     torch.onnx.export(
-        module, (torch.zeros(1, 3, 16, 16),), str(path), dynamo=False, input_names=["image"], output_names=["out"],
-        dynamic_axes={"image": {0: "b", 2: "h", 3: "w"}, "out": {0: "b"}}, opset_version=18,
-    )  # fmt: skip
+        module,
+        (torch.zeros(1, 3, 16, 16),),
+        str(path),
+        dynamo=False,
+        input_names=["image"],
+        output_names=["out"],
+        dynamic_axes={"image": {0: "b", 2: "h", 3: "w"}, "out": {0: "b"}},
+        opset_version=18,
+    )
     assert flops_per_image_onnx(path) is None  # H, W unknown: no partial count
     assert flops_per_image_onnx(path, spec) == 2 * 276_480  # the spec fixes them
 
@@ -76,7 +100,11 @@ def test_flops_bad_file_is_input_error(tmp_path: Path) -> None:
 def test_torch_and_onnx_counts_agree(tmp_path: Path, kind: str) -> None:
     """Both counters follow one convention (2 per MAC of conv/conv-transpose/matmul), so ``accelkit info`` gives one number."""
     onnx_art, _ = tg.onnx_artifact(kind, tmp_path)
-    assert flops_per_image(tg.torch_artifact(kind)) == flops_per_image(onnx_art) == flops_per_image_onnx(onnx_art.path, onnx_art.spec)
+    assert (
+        flops_per_image(tg.torch_artifact(kind))
+        == flops_per_image(onnx_art)
+        == flops_per_image_onnx(onnx_art.path, onnx_art.spec)
+    )
 
 
 # ------------------------------------------------------------------------------- MFU

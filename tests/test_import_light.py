@@ -5,7 +5,17 @@ from __future__ import annotations
 import subprocess
 import sys
 
-OPTIONAL = ["onnxruntime", "tensorrt", "pycuda", "cuda", "scipy", "matplotlib", "openvino", "pytriton", "tritonclient"]
+OPTIONAL = [
+    "onnxruntime",
+    "tensorrt",
+    "pycuda",
+    "cuda",
+    "scipy",
+    "matplotlib",
+    "openvino",
+    "pytriton",
+    "tritonclient",
+]
 
 SCRIPT = f"""
 import sys
@@ -25,7 +35,9 @@ main()
 
 
 def test_import_and_help_without_optional_packages() -> None:
-    proc = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Usage" in proc.stdout and "export" in proc.stdout
 
@@ -37,6 +49,8 @@ def test_missing_onnxruntime_names_the_extra() -> None:
         "from accelkit.passes.verify import ort_session\n"
         "try:\n    ort_session(b'')\nexcept MissingDependencyError as e:\n    print(e)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert "pip install 'accelkit[cpu]'" in proc.stdout

@@ -106,7 +106,10 @@ def test_malicious_pickle_never_executes(tmp_path, monkeypatch) -> None:
 
 
 def test_pt2_program_keeps_names_and_label_classes(gen_files) -> None:
-    art = load_generator(gen_files["pt2"], inputs=[InputSpec("z", "latent", (8,)), InputSpec("label", "label", (), "int64", 5)])
+    art = load_generator(
+        gen_files["pt2"],
+        inputs=[InputSpec("z", "latent", (8,)), InputSpec("label", "label", (), "int64", 5)],
+    )
     assert art.program is not None and art.meta["loader"] == "pt2"
     assert art.spec.num_classes == 5
     _same_as_reference(art, make(CondGen))
@@ -115,7 +118,10 @@ def test_pt2_program_keeps_names_and_label_classes(gen_files) -> None:
 def test_pt2_reads_label_classes_from_its_embedding(gen_files) -> None:
     # torch.export drops the num_classes attribute; the embedding table the label indexes has 5 rows.
     art = load_generator(gen_files["pt2"])
-    assert [(i.name, i.kind, i.num_classes) for i in art.spec.inputs] == [("z", "latent", None), ("label", "label", 5)]
+    assert [(i.name, i.kind, i.num_classes) for i in art.spec.inputs] == [
+        ("z", "latent", None),
+        ("label", "label", 5),
+    ]
     assert dict(art.spec.inferred)["inputs"] == "torch.export signature"
 
 
@@ -134,16 +140,27 @@ def test_pt2_label_without_embedding_needs_class_count(tmp_path) -> None:
     torch.export.save(ep, str(path))
     with pytest.raises(SpecError, match=r"--input label:int:CLASSES"):
         load_generator(path)
-    art = load_generator(path, inputs=[InputSpec("label", "label", (), "int64", 3)])  # overrides one input, keeps z
-    assert [(i.name, i.shape, i.num_classes) for i in art.spec.inputs] == [("z", (4,), None), ("label", (), 3)]
+    art = load_generator(
+        path, inputs=[InputSpec("label", "label", (), "int64", 3)]
+    )  # overrides one input, keeps z
+    assert [(i.name, i.shape, i.num_classes) for i in art.spec.inputs] == [
+        ("z", (4,), None),
+        ("label", (), 3),
+    ]
 
 
 def test_traced_conditional_torchscript_inputs_from_its_layers(gen_files) -> None:
     # Tracing drops z_dim/num_classes attributes: the embedding gives the classes, the first
     # Linear's width less the embedding's the latent size.
     art = load_generator(gen_files["cond_torchscript"])
-    assert [(i.name, i.kind, i.shape, i.num_classes) for i in art.spec.inputs] == [("z", "latent", (8,), None), ("label", "label", (), 5)]
-    art = load_generator(gen_files["cond_torchscript"], inputs=[InputSpec("z", "latent", (8,)), InputSpec("label", "label", (), "int64", 5)])
+    assert [(i.name, i.kind, i.shape, i.num_classes) for i in art.spec.inputs] == [
+        ("z", "latent", (8,), None),
+        ("label", "label", (), 5),
+    ]
+    art = load_generator(
+        gen_files["cond_torchscript"],
+        inputs=[InputSpec("z", "latent", (8,)), InputSpec("label", "label", (), "int64", 5)],
+    )
     assert [i.kind for i in art.spec.inputs] == ["latent", "label"]
     assert art.spec.num_classes == 5
     _same_as_reference(art, make(CondGen))
@@ -157,7 +174,9 @@ def test_image_to_image_torchscript(gen_files) -> None:
 
 
 def test_input_override_changes_image_size(gen_files) -> None:
-    art = load_generator(gen_files["img2img_torchscript"], inputs=[InputSpec("image", "image", (3, 20, 20))])
+    art = load_generator(
+        gen_files["img2img_torchscript"], inputs=[InputSpec("image", "image", (3, 20, 20))]
+    )
     assert art.spec.output_shape == (3, 40, 40)
     assert ("inputs", "--input") in art.spec.inferred
 
@@ -252,7 +271,10 @@ def test_scripted_conditional_keeps_attributes(tmp_path) -> None:
     p = tmp_path / "cond_scripted.pt"
     torch.jit.save(torch.jit.script(make(CondGen)), str(p))
     art = load_generator(p)
-    assert art.spec.inputs == (InputSpec("z", "latent", (8,)), InputSpec("label", "label", (), "int64", 5))
+    assert art.spec.inputs == (
+        InputSpec("z", "latent", (8,)),
+        InputSpec("label", "label", (), "int64", 5),
+    )
     _same_as_reference(art, make(CondGen))
 
 
@@ -281,16 +303,24 @@ def test_onnx_without_metadata_probes_its_range_and_asks_for_a_dynamic_size(tmp_
     module, spec = build("img2img")
     path = export_tiny_onnx(module, spec, tmp_path / "plain.onnx")
     art = load_generator(path)
-    assert art.spec.output_range == (0.0, 1.0) and "probing" in dict(art.spec.inferred)["output_range"]
+    assert (
+        art.spec.output_range == (0.0, 1.0) and "probing" in dict(art.spec.inferred)["output_range"]
+    )
     assert art.spec.output_shape == (3, 32, 32)
 
     dyn = tmp_path / "dyn.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, (torch.rand(2, 3, 16, 16),), str(dyn), dynamo=False, input_names=["image"], output_names=["out"],
-                          dynamic_axes={"image": {0: "b", 2: "h", 3: "w"}, "out": {0: "b", 2: "H", 3: "W"}})  # fmt: skip
+        torch.onnx.export(
+            module,
+            (torch.rand(2, 3, 16, 16),),
+            str(dyn),
+            dynamo=False,
+            input_names=["image"],
+            output_names=["out"],
+            dynamic_axes={"image": {0: "b", 2: "h", 3: "w"}, "out": {0: "b", 2: "H", 3: "W"}},
+        )
     with pytest.raises(SpecError, match=r"--input image:3xHxW"):
         load_generator(dyn)
     art = load_generator(dyn, inputs=[_In("image", "image", (3, 24, 24))])
     assert art.spec.output_shape == (3, 48, 48) and art.spec.hw_range == (6, 24, 96)
-

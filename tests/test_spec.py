@@ -7,7 +7,13 @@ import pytest
 
 from accelkit.errors import InputError, SpecError
 from accelkit.sampler import LatentSampler
-from accelkit.spec import GeneratorSpec, InputSpec, apply_overrides, parse_input_flag, parse_output_range
+from accelkit.spec import (
+    GeneratorSpec,
+    InputSpec,
+    apply_overrides,
+    parse_input_flag,
+    parse_output_range,
+)
 
 
 @pytest.mark.parametrize(
@@ -54,11 +60,20 @@ def test_parse_output_range() -> None:
 
 
 def test_overrides_replace_by_name_then_position() -> None:
-    spec = GeneratorSpec(inputs=(InputSpec("z", "latent", (8,)), InputSpec("y", "label", (), "int64", 3)), output_shape=(3, 8, 8))
-    new = apply_overrides(spec, [InputSpec("y", "label", (), "int64", 10)], (0.0, 1.0), "uniform", 0.5)
+    spec = GeneratorSpec(
+        inputs=(InputSpec("z", "latent", (8,)), InputSpec("y", "label", (), "int64", 3)),
+        output_shape=(3, 8, 8),
+    )
+    new = apply_overrides(
+        spec, [InputSpec("y", "label", (), "int64", 10)], (0.0, 1.0), "uniform", 0.5
+    )
     assert new is not None
     assert new.inputs[1].num_classes == 10 and new.inputs[0].shape == (8,)
-    assert new.output_range == (0.0, 1.0) and new.latent_dist == "uniform" and new.truncation_psi == 0.5
+    assert (
+        new.output_range == (0.0, 1.0)
+        and new.latent_dist == "uniform"
+        and new.truncation_psi == 0.5
+    )
     pos = apply_overrides(spec, [InputSpec("noise", "latent", (16,))])
     assert pos is not None and pos.inputs[0] == InputSpec("noise", "latent", (16,))
 
@@ -78,7 +93,11 @@ def test_spec_round_trips_through_json() -> None:
 
 def test_sampler_is_batch_size_independent_and_seeded() -> None:
     spec = GeneratorSpec(
-        inputs=(InputSpec("z", "latent", (8,)), InputSpec("label", "label", (), "int64", 3), InputSpec("image", "image", (3, 16, 16))),
+        inputs=(
+            InputSpec("z", "latent", (8,)),
+            InputSpec("label", "label", (), "int64", 3),
+            InputSpec("image", "image", (3, 16, 16)),
+        ),
         output_shape=(3, 16, 16),
     )
     whole = LatentSampler(spec, seed=5).inputs(0, 10)

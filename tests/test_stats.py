@@ -27,7 +27,9 @@ def test_median_matches_statistics() -> None:
 def test_cv_is_sample_std_over_mean() -> None:
     values = [90.0, 100.0, 110.0]
     assert cv(values) == pytest.approx(np.std(values, ddof=1) / 100.0)
-    assert cv([-90.0, -100.0, -110.0]) == pytest.approx(0.1)  # relative spread, sign of the mean ignored
+    assert cv([-90.0, -100.0, -110.0]) == pytest.approx(
+        0.1
+    )  # relative spread, sign of the mean ignored
     assert cv([5.0]) == 0.0 and cv([2.0, 2.0, 2.0]) == 0.0
     assert cv([0.0, 0.0]) == 0.0 and cv([-1.0, 1.0]) == float("inf")
     with pytest.raises(ValueError):

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from accelkit.errors import InputError
 from accelkit.files import storage_error
@@ -35,7 +36,15 @@ class Journal:
         InputError: A journal of another search (or one not to resume) exists without ``force``.
     """
 
-    def __init__(self, path: Path, key: str, config: dict[str, Any], *, resume: bool = True, force: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        key: str,
+        config: dict[str, Any],
+        *,
+        resume: bool = True,
+        force: bool = False,
+    ) -> None:
         self.path = Path(path)
         self.key = key
         self.events: list[dict[str, Any]] = []
@@ -49,14 +58,22 @@ class Journal:
                     "over or choose another --out"
                 )
             if not resume:
-                raise InputError(f"{self.path.parent} holds a search journal; resume it (default) or pass --force to start over")
+                raise InputError(
+                    f"{self.path.parent} holds a search journal; resume it (default) or pass --force to start over"
+                )
             self.events = events
             self._resumed = bool(events)
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "w", encoding="utf-8") as fh:
-                fh.write(json.dumps({"type": "header", "schema": JOURNAL_SCHEMA, "key": key, "config": config}, default=str) + "\n")
+                fh.write(
+                    json.dumps(
+                        {"type": "header", "schema": JOURNAL_SCHEMA, "key": key, "config": config},
+                        default=str,
+                    )
+                    + "\n"
+                )
         except OSError as exc:
             raise storage_error(exc, f"cannot write the search journal {self.path}") from None
 
@@ -78,7 +95,11 @@ class Journal:
                 break  # a torn last line: the search was killed while writing it
             if isinstance(obj, dict):
                 parsed.append(obj)
-        if not parsed or parsed[0].get("type") != "header" or parsed[0].get("schema") != JOURNAL_SCHEMA:
+        if (
+            not parsed
+            or parsed[0].get("type") != "header"
+            or parsed[0].get("schema") != JOURNAL_SCHEMA
+        ):
             return ({}, [])
         return parsed[0], parsed[1:]
 

@@ -26,16 +26,17 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from accelkit.artifact import Artifact
-from accelkit.errors import AccelkitError, InputError, NonFiniteOutputError, one_line
 from accelkit.autotune.journal import Journal
 from accelkit.autotune.space import Candidate, baseline_candidate
+from accelkit.errors import AccelkitError, InputError, NonFiniteOutputError, one_line
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,9 @@ class Budget:
         try:
             value = float(num)
         except ValueError:
-            raise InputError(f"--budget {text!r} is not floor, a max FID drift (e.g. 2.5) or psnr:DB (e.g. psnr:35)") from None
+            raise InputError(
+                f"--budget {text!r} is not floor, a max FID drift (e.g. 2.5) or psnr:DB (e.g. psnr:35)"
+            ) from None
         if not math.isfinite(value) or value < 0 or (kind == "psnr" and value == 0):
             raise InputError(f"--budget {text!r}: the threshold must be a finite positive number")
         return cls(kind, value)
@@ -89,10 +92,16 @@ class Budget:
             return False, "FID drift could not be measured"
         if self.kind == "floor":
             ok = drift.fid_drift <= drift.noise_floor_fid
-            return ok, f"FID drift {drift.fid_drift:.3g} {'<=' if ok else '>'} noise floor {drift.noise_floor_fid:.3g}"
+            return (
+                ok,
+                f"FID drift {drift.fid_drift:.3g} {'<=' if ok else '>'} noise floor {drift.noise_floor_fid:.3g}",
+            )
         if self.kind == "fid":
             ok = drift.fid_drift <= (self.value or 0.0)
-            return ok, f"FID drift {drift.fid_drift:.3g} {'<=' if ok else '>'} budget {self.value:g}"
+            return (
+                ok,
+                f"FID drift {drift.fid_drift:.3g} {'<=' if ok else '>'} budget {self.value:g}",
+            )
         ok = drift.psnr_db >= (self.value or 0.0)
         return ok, f"PSNR {drift.psnr_db:.1f} dB {'>=' if ok else '<'} budget {self.value:g} dB"
 
@@ -222,8 +231,15 @@ class Search:
         progress: Called with a short status line (done / left / best so far).
     """
 
-    def __init__(self, original: Artifact, settings: SearchSettings, workdir: Path, journal: Journal, candidates: Sequence[Candidate],
-                 progress: Progress | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        original: Artifact,
+        settings: SearchSettings,
+        workdir: Path,
+        journal: Journal,
+        candidates: Sequence[Candidate],
+        progress: Progress | None = None,
+    ) -> None:
         self.original = original
         self.s = settings
         self.workdir = workdir
@@ -280,15 +296,23 @@ class Search:
         self.say(f"pruning {ratio:.0%} of channels and distilling ({self.s.distill_steps} steps)")
         pruned = Prune(float(ratio or 0), seed=self.s.seed)(self.original)
         if self.s.distill_steps:
-            pruned, _ = distill(self.original, pruned, steps=self.s.distill_steps, seed=self.s.seed,
-                                checkpoint=self.workdir / f"{key}.distill.ckpt", resume=True)  # fmt: skip
+            pruned, _ = distill(
+                self.original,
+                pruned,
+                steps=self.s.distill_steps,
+                seed=self.s.seed,
+                checkpoint=self.workdir / f"{key}.distill.ckpt",
+                resume=True,
+            )
         dest = self.workdir / f"{self.original.name}.{key}.pt"
         saved = save_pruned(pruned, dest, force=True)
         art = load_generator(saved.path)
         self._timed("prune", t0)
         from accelkit.files import sha256_file
 
-        self.journal.record("artifact", key=f"{key}/torch", path=str(dest), sha256=sha256_file(dest))
+        self.journal.record(
+            "artifact", key=f"{key}/torch", path=str(dest), sha256=sha256_file(dest)
+        )
         self.models[key] = art
         return art
 
@@ -319,9 +343,15 @@ class Search:
         if cand.source == "torch":
             return model
         rec = self.journal.find("artifact", key=key)
-        if rec is not None and Path(rec["path"]).is_file() and sha256_file(rec["path"]) == rec.get("sha256"):
+        if (
+            rec is not None
+            and Path(rec["path"]).is_file()
+            and sha256_file(rec["path"]) == rec.get("sha256")
+        ):
             art = load_generator(rec["path"])
-            return art.derive(module=model.module)  # keep the torch model as the verification reference
+            return art.derive(
+                module=model.module
+            )  # keep the torch model as the verification reference
         t0 = time.monotonic()
         stem = f"{self.original.name}.{cand.model_key}"
         br = (1, max(1, self.s.batch), max(2, self.s.batch))
@@ -330,28 +360,44 @@ class Search:
             from accelkit.passes.export import OnnxFromTorch
 
             self.say(f"exporting {cand.model_key} to fp32 ONNX")
-            art = OnnxFromTorch(self.workdir / f"{stem}.onnx", batch_range=br, force=True, seed=self.s.seed)(model)
+            art = OnnxFromTorch(
+                self.workdir / f"{stem}.onnx", batch_range=br, force=True, seed=self.s.seed
+            )(model)
         else:
-            fp32 = self.artifact(Candidate("fp32", cand.backend, "fp32", "onnx-fp32", prune_ratio=cand.prune_ratio))
+            fp32 = self.artifact(
+                Candidate("fp32", cand.backend, "fp32", "onnx-fp32", prune_ratio=cand.prune_ratio)
+            )
             if cand.source == "onnx-fp16":
                 from accelkit.passes.fp16 import Fp16
 
                 h = cand.fp16_headroom if cand.fp16_headroom is not None else 0.5
                 name = f"{stem}.fp16{'' if cand.fp16_headroom is None else f'.h{h:g}'}.onnx"
                 self.say(f"converting to fp16 ONNX (headroom {h:g})")
-                art = Fp16(self.workdir / name, force=True, headroom=h, tolerance=1e9, batch_range=br)(fp32)
+                art = Fp16(
+                    self.workdir / name, force=True, headroom=h, tolerance=1e9, batch_range=br
+                )(fp32)
             elif cand.source == "onnx-int8":
                 from accelkit.passes.int8 import Int8
 
                 name = f"{stem}.int8{f'.keep{len(cand.exclude_groups)}' if cand.exclude_groups else ''}.onnx"
-                self.say(f"quantizing to int8 ONNX ({len(cand.exclude_groups)} groups kept in float)")
-                art = Int8(self.workdir / name, force=True, calib_samples=self.s.calib, exclude=cand.exclude, tolerance=1e9,
-                           batch_range=br)(fp32)  # fmt: skip  (calibration seed 0, as `accelkit export --int8`)
+                self.say(
+                    f"quantizing to int8 ONNX ({len(cand.exclude_groups)} groups kept in float)"
+                )
+                art = Int8(
+                    self.workdir / name,
+                    force=True,
+                    calib_samples=self.s.calib,
+                    exclude=cand.exclude,
+                    tolerance=1e9,
+                    batch_range=br,
+                )(fp32)  # (calibration seed 0, as `accelkit export --int8`)
             else:  # pragma: no cover - the space has no other source
                 raise InputError(f"unknown candidate source {cand.source!r}")
         assert art.path is not None
         self._timed("build", t0)
-        self.journal.record("artifact", key=key, path=str(art.path), sha256=sha256_file(art.path), fp32=fp32_key)
+        self.journal.record(
+            "artifact", key=key, path=str(art.path), sha256=sha256_file(art.path), fp32=fp32_key
+        )
         return art
 
     # ---------------------------------------------------------------- speed
@@ -381,14 +427,37 @@ class Search:
         self.say(f"timing {cand.id} at batch {self.s.batch} ({self._progress_note()})")
         rep = Report()
         try:
-            with create_runner(cand.backend, art, device=self.s.device, **cand.runner_options) as runner:
+            with create_runner(
+                cand.backend, art, device=self.s.device, **cand.runner_options
+            ) as runner:
                 sampler = LatentSampler(art.spec, seed=self.s.seed, batch_size=self.s.batch)
-                lat = measure_throughput(runner, sampler, warmup=self.s.warmup, repeats=self.s.repeats, min_time_s=self.s.min_time_s)
-                row = rep.add_result(runner.describe(), lat, artifact=art if art.path else None, variant=cand.variant)
-                if row.unstable:  # one more, longer try before a number that does not hold is used to rank
-                    lat = measure_throughput(runner, sampler, warmup=1, repeats=self.s.repeats + 2, min_time_s=2 * self.s.min_time_s)
+                lat = measure_throughput(
+                    runner,
+                    sampler,
+                    warmup=self.s.warmup,
+                    repeats=self.s.repeats,
+                    min_time_s=self.s.min_time_s,
+                )
+                row = rep.add_result(
+                    runner.describe(), lat, artifact=art if art.path else None, variant=cand.variant
+                )
+                if (
+                    row.unstable
+                ):  # one more, longer try before a number that does not hold is used to rank
+                    lat = measure_throughput(
+                        runner,
+                        sampler,
+                        warmup=1,
+                        repeats=self.s.repeats + 2,
+                        min_time_s=2 * self.s.min_time_s,
+                    )
                     rep = Report()
-                    row = rep.add_result(runner.describe(), lat, artifact=art if art.path else None, variant=cand.variant)
+                    row = rep.add_result(
+                        runner.describe(),
+                        lat,
+                        artifact=art if art.path else None,
+                        variant=cand.variant,
+                    )
         except Exception as exc:  # noqa: BLE001 - a candidate that cannot run is a failed candidate
             tried.status, tried.reason = "failed", one_line(exc)
             self._timed("speed", t0)
@@ -412,19 +481,42 @@ class Search:
 
         t0 = time.monotonic()
         self.say(f"reference: FP32 torch images and the noise floor on 2 x {self.s.fid} latents")
-        self.extractor = FeatureExtractor(self.s.fid_weights, device=self.s.device, threads=self.s.threads)
+        self.extractor = FeatureExtractor(
+            self.s.fid_weights, device=self.s.device, threads=self.s.threads
+        )
         self.extractor.load()
-        opts = {"precision": "fp32", **({"threads": self.s.threads} if self.s.threads and not self.s.device.startswith("cuda") else {})}
+        opts = {
+            "precision": "fp32",
+            **(
+                {"threads": self.s.threads}
+                if self.s.threads and not self.s.device.startswith("cuda")
+                else {}
+            ),
+        }
         self.ref_runner = create_runner("torch", self.original, device=self.s.device, **opts)
         self.ref_runner.activate()
-        self.meter = DriftMeter(self.ref_runner, reference_identity(self.original), self.extractor, self.s.fid, self.s.seed,
-                                self.s.fid_batch, self.workdir, progress=self.say)  # fmt: skip
+        self.meter = DriftMeter(
+            self.ref_runner,
+            reference_identity(self.original),
+            self.extractor,
+            self.s.fid,
+            self.s.seed,
+            self.s.fid_batch,
+            self.workdir,
+            progress=self.say,
+        )
         self.meter.prepare()
         self.noise_floor = self.meter.noise_floor_fid
         k = min(self.s.quick_images, self.s.fid)
-        self.quick_ref = self.ref_runner.infer(LatentSampler(self.original.spec, seed=self.s.seed, batch_size=k).inputs(0, k))
+        self.quick_ref = self.ref_runner.infer(
+            LatentSampler(self.original.spec, seed=self.s.seed, batch_size=k).inputs(0, k)
+        )
         self._timed("reference", t0)
-        self.journal.record("reference", noise_floor_fid=self.noise_floor, noise_floor_kid=self.meter.noise_floor_kid)
+        self.journal.record(
+            "reference",
+            noise_floor_fid=self.noise_floor,
+            noise_floor_kid=self.meter.noise_floor_kid,
+        )
 
     def quality(self, tried: Tried) -> bool:
         """Judge one candidate against the budget (from the journal when already done); True when accepted."""
@@ -435,17 +527,36 @@ class Search:
         cand = tried.candidate
         rec = self.journal.find("quality", candidate=cand.id)
         if rec is not None:
-            tried.quick_psnr_db, tried.drift, tried.reason = rec.get("quick_psnr_db"), rec.get("drift"), rec.get("reason", "")
-            tried.status = "accepted" if rec.get("accepted") else ("failed" if rec.get("failed") else "rejected")
+            tried.quick_psnr_db, tried.drift, tried.reason = (
+                rec.get("quick_psnr_db"),
+                rec.get("drift"),
+                rec.get("reason", ""),
+            )
+            tried.status = (
+                "accepted"
+                if rec.get("accepted")
+                else ("failed" if rec.get("failed") else "rejected")
+            )
             if self.noise_floor is None and rec.get("drift"):
                 self.noise_floor = rec["drift"].get("noise_floor_fid")
             return bool(rec.get("accepted"))
-        if cand.id == baseline_candidate().id and cand.prune_ratio is None and not cand.runner_options.get("channels_last"):
+        if (
+            cand.id == baseline_candidate().id
+            and cand.prune_ratio is None
+            and not cand.runner_options.get("channels_last")
+        ):
             self._reference()
             d = self.meter.reference_drift()
             tried.drift, tried.quick_psnr_db = d.row_fields(), math.inf
             tried.status, tried.reason = "accepted", "the FP32 reference itself"
-            self.journal.record("quality", candidate=cand.id, drift=tried.drift, accepted=True, reason=tried.reason, quick_psnr_db=None)
+            self.journal.record(
+                "quality",
+                candidate=cand.id,
+                drift=tried.drift,
+                accepted=True,
+                reason=tried.reason,
+                quick_psnr_db=None,
+            )
             return True
         self._reference()
         t0 = time.monotonic()
@@ -453,15 +564,22 @@ class Search:
         k = len(self.quick_ref) if self.quick_ref is not None else 0
         self.say(f"quality: {cand.id} ({self._progress_note()})")
         try:
-            with create_runner(cand.backend, art, device=self.s.device, **cand.runner_options) as runner:
-                out = runner.infer(LatentSampler(art.spec, seed=self.s.seed, batch_size=k).inputs(0, k))
+            with create_runner(
+                cand.backend, art, device=self.s.device, **cand.runner_options
+            ) as runner:
+                out = runner.infer(
+                    LatentSampler(art.spec, seed=self.s.seed, batch_size=k).inputs(0, k)
+                )
                 quick = paired_metrics(self.quick_ref, out, self.original.spec.output_range).psnr_db
                 tried.quick_psnr_db = quick
                 floor_db = self.s.min_psnr_db
                 if self.s.budget.kind == "psnr":
                     floor_db = max(floor_db, (self.s.budget.value or 0) - 6.0)
                 if quick < floor_db:
-                    tried.status, tried.reason = "rejected", f"quick check: PSNR {quick:.1f} dB < {floor_db:g} dB on {k} images"
+                    tried.status, tried.reason = (
+                        "rejected",
+                        f"quick check: PSNR {quick:.1f} dB < {floor_db:g} dB on {k} images",
+                    )
                 else:
                     drift = self.meter.measure(runner)
                     tried.drift = drift.row_fields()
@@ -474,9 +592,18 @@ class Search:
         cost = time.monotonic() - t0
         self._timed("quality", t0)
         if tried.drift is not None:
-            self.quality_cost_s = cost if self.quality_cost_s is None else max(self.quality_cost_s, cost)
-        self.journal.record("quality", candidate=cand.id, drift=tried.drift, quick_psnr_db=tried.quick_psnr_db, reason=tried.reason,
-                            accepted=tried.status == "accepted", failed=tried.status == "failed")  # fmt: skip
+            self.quality_cost_s = (
+                cost if self.quality_cost_s is None else max(self.quality_cost_s, cost)
+            )
+        self.journal.record(
+            "quality",
+            candidate=cand.id,
+            drift=tried.drift,
+            quick_psnr_db=tried.quick_psnr_db,
+            reason=tried.reason,
+            accepted=tried.status == "accepted",
+            failed=tried.status == "failed",
+        )
         return tried.status == "accepted"
 
     # ---------------------------------------------------------------- rescue
@@ -487,7 +614,8 @@ class Search:
             return []
         if cand.source == "onnx-int8":
             groups = self._sensitive_groups(cand)
-            out, n = [], 1
+            out: list[Candidate] = []
+            n = 1
             # Keep 1, 2, 4... of the most harmful groups in float, never all of them (then nothing is int8).
             while n < len(groups) and len(out) < self.s.max_retries:
                 chosen = groups[:n]
@@ -515,8 +643,12 @@ class Search:
         t0 = time.monotonic()
         self.say(f"int8 sensitivity of {key}: one layer group at a time")
         try:
-            fp32 = self.artifact(Candidate("fp32", "ort", "fp32", "onnx-fp32", prune_ratio=cand.prune_ratio))
-            report = sensitivity(fp32, calib_samples=min(self.s.calib, 64), seed=self.s.seed, progress=self.say)
+            fp32 = self.artifact(
+                Candidate("fp32", "ort", "fp32", "onnx-fp32", prune_ratio=cand.prune_ratio)
+            )
+            report = sensitivity(
+                fp32, calib_samples=min(self.s.calib, 64), seed=self.s.seed, progress=self.say
+            )
             groups = [(g.group, g.patterns) for g in report if g.psnr_db is not None or g.note]
         except Exception as exc:  # noqa: BLE001 - no sensitivity report: no rescue, the search goes on
             self.notes.append(f"int8 sensitivity of {key} failed ({one_line(exc)}); no int8 rescue")
@@ -530,11 +662,19 @@ class Search:
     def _progress_note(self) -> str:
         done = sum(1 for t in self.tried.values() if t.status != "not checked" or t.row is not None)
         best = self._best()
-        best_txt = f"best so far {best.candidate.id} {best.images_per_sec:.1f} img/s" if best and best.images_per_sec else "no build accepted yet"
+        best_txt = (
+            f"best so far {best.candidate.id} {best.images_per_sec:.1f} img/s"
+            if best and best.images_per_sec
+            else "no build accepted yet"
+        )
         return f"{done} tried, {len(self.candidates) - done if len(self.candidates) > done else 0} left, {best_txt}, {self.elapsed():.0f}/{self.s.time_budget_s:.0f} s"
 
     def _fastest(self) -> Tried | None:
-        ok = [t for t in self.tried.values() if t.status in ("accepted", "chosen") and t.images_per_sec]
+        ok = [
+            t
+            for t in self.tried.values()
+            if t.status in ("accepted", "chosen") and t.images_per_sec
+        ]
         return max(ok, key=lambda t: t.images_per_sec or 0.0) if ok else None
 
     def _drift_key(self, t: Tried) -> float:
@@ -557,7 +697,11 @@ class Search:
         if fastest is None:
             return None
         bar = self._tie_bar(fastest)
-        tied = [t for t in self.tried.values() if t.status in ("accepted", "chosen") and (t.images_per_sec or 0.0) >= bar]
+        tied = [
+            t
+            for t in self.tried.values()
+            if t.status in ("accepted", "chosen") and (t.images_per_sec or 0.0) >= bar
+        ]
         return min(tied, key=lambda t: (self._drift_key(t), -(t.images_per_sec or 0.0)))
 
     def _cannot_win(self, t: Tried) -> str | None:
@@ -567,7 +711,9 @@ class Search:
             return None
         if (t.images_per_sec or 0.0) > self._tie_bar(fastest):
             return None
-        margin = f" by more than the {self.s.tie_margin:.0%} tie margin" if self.s.tie_margin else ""
+        margin = (
+            f" by more than the {self.s.tie_margin:.0%} tie margin" if self.s.tie_margin else ""
+        )
         return f"{t.images_per_sec:.1f} img/s cannot beat the accepted {fastest.candidate.id} ({fastest.images_per_sec:.1f} img/s){margin}"
 
     def run(self) -> SearchOutcome:
@@ -586,22 +732,33 @@ class Search:
         base_cand = self.candidates[0]
         baseline = self.speed(base_cand)
         if baseline.row is None:
-            raise InputError(f"the FP32 torch baseline could not run ({baseline.reason}); the generator must run in torch to be optimized")
+            raise InputError(
+                f"the FP32 torch baseline could not run ({baseline.reason}); the generator must run in torch to be optimized"
+            )
         self.quality(baseline)
         # 1. speed of every candidate, expensive ones only while time remains
         for cand in self.candidates[1:]:
-            if cand.expensive and self.left() < 0.5 * self.s.time_budget_s and self.journal.find("speed", candidate=cand.id) is None:
+            if (
+                cand.expensive
+                and self.left() < 0.5 * self.s.time_budget_s
+                and self.journal.find("speed", candidate=cand.id) is None
+            ):
                 t = self.tried.setdefault(cand.id, Tried(cand))
                 t.reason = "not timed: expensive to try, and half the time budget was used"
                 self.complete = False
                 continue
             if self.left() <= 0 and self.journal.find("speed", candidate=cand.id) is None:
-                self.tried.setdefault(cand.id, Tried(cand)).reason = "not timed: time budget reached"
+                self.tried.setdefault(
+                    cand.id, Tried(cand)
+                ).reason = "not timed: time budget reached"
                 self.complete = False
                 continue
             self.speed(cand)
         # 2. quality, fastest first, only where a win is still possible
-        queue = sorted((t for t in self.tried.values() if t.row is not None and t.status != "failed"), key=lambda t: -(t.images_per_sec or 0))
+        queue = sorted(
+            (t for t in self.tried.values() if t.row is not None and t.status != "failed"),
+            key=lambda t: -(t.images_per_sec or 0),
+        )
         for t in queue:
             self._judge(t)
         chosen = self._best() or baseline
@@ -618,10 +775,16 @@ class Search:
         confirmation = self.confirm(chosen, baseline) if chosen is not baseline else None
         self.journal.record("done", chosen=chosen.candidate.id, confirmation=confirmation)
         return SearchOutcome(
-            tried=list(self.tried.values()), chosen=chosen, baseline=baseline, noise_floor_fid=self.noise_floor,
-            seconds={**self.seconds, "total": self.elapsed()}, complete=self.complete, resumed=self.resumed, notes=self.notes,
+            tried=list(self.tried.values()),
+            chosen=chosen,
+            baseline=baseline,
+            noise_floor_fid=self.noise_floor,
+            seconds={**self.seconds, "total": self.elapsed()},
+            complete=self.complete,
+            resumed=self.resumed,
+            notes=self.notes,
             confirmation=confirmation,
-        )  # fmt: skip
+        )
 
     def confirm(self, chosen: Tried, baseline: Tried, rounds: int = 5) -> dict[str, Any] | None:
         """Re-time the chosen build against the FP32 torch baseline interleaved, round by round.
@@ -639,15 +802,34 @@ class Search:
         from accelkit.gate.stats import bootstrap_ratio
 
         t0 = time.monotonic()
-        self.say(f"confirming {chosen.candidate.id} against torch fp32, interleaved in {rounds} rounds")
+        self.say(
+            f"confirming {chosen.candidate.id} against torch fp32, interleaved in {rounds} rounds"
+        )
         try:
-            ct = BenchTarget(chosen.candidate.backend, self.artifact(chosen.candidate), dict(chosen.candidate.runner_options), variant=chosen.candidate.variant)
+            ct = BenchTarget(
+                chosen.candidate.backend,
+                self.artifact(chosen.candidate),
+                dict(chosen.candidate.runner_options),
+                variant=chosen.candidate.variant,
+            )
             bt = BenchTarget("torch", self.original, dict(baseline.candidate.runner_options))
-            crep, brep = measure_interleaved([(ct, bt)], [self.s.batch], rounds=rounds, device=self.s.device, warmup=self.s.warmup,
-                                             min_time_s=self.s.min_time_s, seed=self.s.seed)  # fmt: skip
+            crep, brep = measure_interleaved(
+                [(ct, bt)],
+                [self.s.batch],
+                rounds=rounds,
+                device=self.s.device,
+                warmup=self.s.warmup,
+                min_time_s=self.s.min_time_s,
+                seed=self.s.seed,
+            )
             crow = next(r for r in crep.rows if r.status == "ok")
             brow = next(r for r in brep.rows if r.status == "ok")
-            est = bootstrap_ratio(crow.images_per_sec_samples, brow.images_per_sec_samples, paired=True, what=chosen.candidate.id)
+            est = bootstrap_ratio(
+                crow.images_per_sec_samples,
+                brow.images_per_sec_samples,
+                paired=True,
+                what=chosen.candidate.id,
+            )
         except Exception as exc:  # noqa: BLE001 - the choice stands; only its confirmation is missing
             self.notes.append(f"the interleaved confirmation could not run ({one_line(exc)})")
             return None
@@ -671,7 +853,11 @@ class Search:
         if why:
             t.reason = why
             return
-        if self.journal.find("quality", candidate=t.candidate.id) is None and self.quality_cost_s is not None and self.left() < self.quality_cost_s:
+        if (
+            self.journal.find("quality", candidate=t.candidate.id) is None
+            and self.quality_cost_s is not None
+            and self.left() < self.quality_cost_s
+        ):
             t.reason = "time budget reached before its quality check"
             self.complete = False
             return
@@ -679,7 +865,9 @@ class Search:
             return
         for retry in self.retries(t):
             if self.left() <= 0 and self.journal.find("speed", candidate=retry.id) is None:
-                self.tried.setdefault(retry.id, Tried(retry)).reason = "not timed: time budget reached"
+                self.tried.setdefault(
+                    retry.id, Tried(retry)
+                ).reason = "not timed: time budget reached"
                 self.complete = False
                 return
             rt = self.speed(retry)

@@ -9,8 +9,9 @@ compiles for tens of seconds on a CPU) are marked so the search tries them last.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from typing import Any
 
 #: Backends the search considers, in the order it lists them.
 ALL_BACKENDS = ("torch", "ort", "openvino", "trt")
@@ -96,16 +97,30 @@ class Candidate:
             "variant": self.variant,
         }
 
-    def retry(self, *, exclude_groups: Sequence[str] = (), exclude: Sequence[str] = (), fp16_headroom: float | None = None) -> Candidate:
+    def retry(
+        self,
+        *,
+        exclude_groups: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        fp16_headroom: float | None = None,
+    ) -> Candidate:
         """This candidate with more of the graph kept in higher precision."""
         suffix = f"keep{len(exclude_groups)}" if exclude_groups else f"headroom{fp16_headroom:g}"
-        return replace(self, id=f"{self.id.split('+')[0]}+{suffix}", exclude_groups=tuple(exclude_groups), exclude=tuple(exclude),
-                       fp16_headroom=fp16_headroom, parent=self.id)  # fmt: skip
+        return replace(
+            self,
+            id=f"{self.id.split('+')[0]}+{suffix}",
+            exclude_groups=tuple(exclude_groups),
+            exclude=tuple(exclude),
+            fp16_headroom=fp16_headroom,
+            parent=self.id,
+        )
 
 
 def baseline_candidate(threads: int | None = None) -> Candidate:
     """FP32 torch eager: the speed-up baseline and the quality reference."""
-    return Candidate("torch-fp32", "torch", "fp32", "torch", _threads({"precision": "fp32"}, threads))
+    return Candidate(
+        "torch-fp32", "torch", "fp32", "torch", _threads({"precision": "fp32"}, threads)
+    )
 
 
 def _threads(opts: dict[str, Any], threads: int | None) -> dict[str, Any]:
@@ -146,26 +161,69 @@ def enumerate_candidates(
         if "torch" in backends:
             base = _threads({"precision": "fp32"}, cpu_threads)
             fam.append(Candidate(f"{pre}torch-fp32", "torch", "fp32", "torch", base))
-            fam.append(Candidate(f"{pre}torch-fp32+channels_last", "torch", "fp32", "torch", {**base, "channels_last": True}))
+            fam.append(
+                Candidate(
+                    f"{pre}torch-fp32+channels_last",
+                    "torch",
+                    "fp32",
+                    "torch",
+                    {**base, "channels_last": True},
+                )
+            )
             if cuda:
-                fam.append(Candidate(f"{pre}torch-fp16", "torch", "fp16", "torch", {"precision": "fp16"}))
+                fam.append(
+                    Candidate(f"{pre}torch-fp16", "torch", "fp16", "torch", {"precision": "fp16"})
+                )
             if cuda or has_native_bf16:
-                fam.append(Candidate(f"{pre}torch-bf16", "torch", "bf16", "torch", {**base, "precision": "bf16"}))
+                fam.append(
+                    Candidate(
+                        f"{pre}torch-bf16", "torch", "bf16", "torch", {**base, "precision": "bf16"}
+                    )
+                )
             if not (ratio or scripted):
-                fam.append(Candidate(f"{pre}torch-fp32+compile", "torch", "fp32", "torch", {**base, "compile": True}, expensive=True))
+                fam.append(
+                    Candidate(
+                        f"{pre}torch-fp32+compile",
+                        "torch",
+                        "fp32",
+                        "torch",
+                        {**base, "compile": True},
+                        expensive=True,
+                    )
+                )
         if "ort" in backends:
             opts = _threads({"provider": "cuda" if cuda else "cpu"}, cpu_threads)
             for prec in ("fp32", "fp16", "int8"):
                 fam.append(Candidate(f"{pre}ort-{prec}", "ort", prec, f"onnx-{prec}", dict(opts)))
         if "openvino" in backends and not cuda:
             opts = _threads({}, cpu_threads)
-            fam.append(Candidate(f"{pre}openvino-fp32", "openvino", "fp32", "onnx-fp32", {**opts, "precision": "fp32"}))
+            fam.append(
+                Candidate(
+                    f"{pre}openvino-fp32",
+                    "openvino",
+                    "fp32",
+                    "onnx-fp32",
+                    {**opts, "precision": "fp32"},
+                )
+            )
             if has_native_bf16:
-                fam.append(Candidate(f"{pre}openvino-bf16", "openvino", "bf16", "onnx-fp32", {**opts, "precision": "bf16"}))
-            fam.append(Candidate(f"{pre}openvino-int8", "openvino", "int8", "onnx-int8", dict(opts)))
+                fam.append(
+                    Candidate(
+                        f"{pre}openvino-bf16",
+                        "openvino",
+                        "bf16",
+                        "onnx-fp32",
+                        {**opts, "precision": "bf16"},
+                    )
+                )
+            fam.append(
+                Candidate(f"{pre}openvino-int8", "openvino", "int8", "onnx-int8", dict(opts))
+            )
         if "trt" in backends and cuda:
             for prec in ("fp16", "int8"):
-                fam.append(Candidate(f"{pre}trt-{prec}", "trt", prec, f"onnx-{prec}", {}, expensive=True))
+                fam.append(
+                    Candidate(f"{pre}trt-{prec}", "trt", prec, f"onnx-{prec}", {}, expensive=True)
+                )
         if ratio:
             fam = [replace(c, prune_ratio=ratio) for c in fam]
         out.extend(fam)

@@ -15,7 +15,13 @@ from typing import Any
 
 from accelkit.artifact import tool_versions
 from accelkit.device import gpu_identity
-from accelkit.host import available_physical_cores, cpu_affinity, installed_ort_distributions, isa_flags, isa_summary
+from accelkit.host import (
+    available_physical_cores,
+    cpu_affinity,
+    installed_ort_distributions,
+    isa_flags,
+    isa_summary,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +69,11 @@ def collect_environment() -> dict[str, Any]:
     env: dict[str, Any] = {
         "versions": tool_versions(),
         "onnxruntime_distributions": installed_ort_distributions(),
-        "platform": {"system": platform.system(), "release": platform.release(), "machine": platform.machine()},
+        "platform": {
+            "system": platform.system(),
+            "release": platform.release(),
+            "machine": platform.machine(),
+        },
         "cpu": {
             "model": cpu_model(),
             "logical_cores": os.cpu_count(),
@@ -82,7 +92,10 @@ def collect_environment() -> dict[str, Any]:
     try:
         import torch
 
-        env["threads"] = {"torch_intra_op": torch.get_num_threads(), "torch_inter_op": torch.get_num_interop_threads()}
+        env["threads"] = {
+            "torch_intra_op": torch.get_num_threads(),
+            "torch_inter_op": torch.get_num_interop_threads(),
+        }
         env["cuda"] = torch.version.cuda
         _add_gpus(torch, env["gpus"])
     except Exception as exc:  # noqa: BLE001 - the environment block is informative

@@ -127,7 +127,13 @@ class Latency:
         """Spread of the per-repeat images/sec samples: ``p25``, ``p75``, ``iqr``, ``min``, ``max``."""
         s = self.images_per_sec_samples
         p25, p75 = quantile(s, 0.25), quantile(s, 0.75)
-        return {"p25": p25, "p75": p75, "iqr": p75 - p25, "min": float(min(s)), "max": float(max(s))}
+        return {
+            "p25": p25,
+            "p75": p75,
+            "iqr": p75 - p25,
+            "min": float(min(s)),
+            "max": float(max(s)),
+        }
 
     def latency_percentile(self, q: float) -> float:
         """Latency percentile ``q`` in [0, 100], milliseconds."""
@@ -209,7 +215,9 @@ class _MemoryProbe:
         if callable(getattr(runner, "peak_memory_bytes", None)):
             self.kind = "runner_reported"
         elif self.torch is not None:
-            self.kind = "cuda_torch_max_allocated" if runner.name == "torch" else "cuda_device_used_delta"
+            self.kind = (
+                "cuda_torch_max_allocated" if runner.name == "torch" else "cuda_device_used_delta"
+            )
         elif runner.device.startswith("cuda"):
             self.kind = "none"
         else:
@@ -249,7 +257,9 @@ def _describe_run(runner: Runner, batch: int) -> str:
     return f"{runner.name} {runner.precision} on {runner.device} at batch {batch}"
 
 
-def _time_iters(runner: Runner, prepared: Any, n: int, torch_cuda: Any, min_time_s: float = 0.0) -> tuple[list[float], Any]:
+def _time_iters(
+    runner: Runner, prepared: Any, n: int, torch_cuda: Any, min_time_s: float = 0.0
+) -> tuple[list[float], Any]:
     """Time iterations of run()+synchronize(); return (latencies in ms, last output).
 
     Runs exactly ``n`` iterations when ``min_time_s`` is 0; otherwise runs until the
@@ -324,7 +334,13 @@ def measure_throughput(
         NonFiniteOutputError: The output holds NaN or Inf.
         AccelkitError: Whatever the runner raises (unavailable backend, bad inputs).
     """
-    if warmup < 0 or repeats < 1 or min_time_s < 0 or (iters_per_repeat is not None and iters_per_repeat < 1) or max_iters_per_repeat < 1:
+    if (
+        warmup < 0
+        or repeats < 1
+        or min_time_s < 0
+        or (iters_per_repeat is not None and iters_per_repeat < 1)
+        or max_iters_per_repeat < 1
+    ):
         raise InputError(
             f"bad measurement settings (warmup={warmup}, repeats={repeats}, min_time_s={min_time_s}, "
             f"iters_per_repeat={iters_per_repeat}); expected warmup >= 0, repeats >= 1, min_time_s >= 0, iters >= 1"

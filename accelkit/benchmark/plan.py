@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from accelkit.artifact import Artifact
 from accelkit.benchmark.suite import BenchTarget
@@ -104,32 +105,50 @@ class BenchOptions:
         """Raise :class:`InputError` for values that cannot work."""
         unknown = [b for b in self.backends if b not in RUNNERS]
         if unknown:
-            raise InputError(f"--backend {','.join(unknown)} is unknown; choose from {', '.join(RUNNERS)}")
+            raise InputError(
+                f"--backend {','.join(unknown)} is unknown; choose from {', '.join(RUNNERS)}"
+            )
         bad = [p for p in self.precisions if p not in PRECISIONS]
         if bad:
-            raise InputError(f"--precision {','.join(bad)} is unknown; choose from {', '.join(PRECISIONS)}")
+            raise InputError(
+                f"--precision {','.join(bad)} is unknown; choose from {', '.join(PRECISIONS)}"
+            )
         if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
             raise InputError("--batch needs positive integers, e.g. --batch 1,8,32")
         if max(self.batch_sizes) > MAX_BATCH:
-            raise InputError(f"--batch {max(self.batch_sizes)} is beyond any generator's memory; use at most {MAX_BATCH} images per call")
+            raise InputError(
+                f"--batch {max(self.batch_sizes)} is beyond any generator's memory; use at most {MAX_BATCH} images per call"
+            )
         if self.repeats < 3:
-            raise InputError(f"--repeats {self.repeats} is too few for a median and spread; use 3 or more")
+            raise InputError(
+                f"--repeats {self.repeats} is too few for a median and spread; use 3 or more"
+            )
         if self.repeats > 10_000:
-            raise InputError(f"--repeats {self.repeats} is unreasonably many; 5 to 30 give a stable median")
+            raise InputError(
+                f"--repeats {self.repeats} is unreasonably many; 5 to 30 give a stable median"
+            )
         if self.warmup < 0:
             raise InputError(f"--warmup {self.warmup}: give 0 or more untimed iterations")
         if not (math.isfinite(self.min_time_s) and 0 < self.min_time_s <= 3600):
-            raise InputError(f"--min-time {self.min_time_s}: give a finite number of seconds > 0 (e.g. 0.5)")
+            raise InputError(
+                f"--min-time {self.min_time_s}: give a finite number of seconds > 0 (e.g. 0.5)"
+            )
         if self.threads is not None and self.threads < 1:
             raise InputError(f"--threads {self.threads}: give a positive number of threads")
         if self.seed < 0:
             raise InputError(f"--seed {self.seed}: give a non-negative seed")
         if self.fid_batch < 1:
-            raise InputError(f"--fid-batch {self.fid_batch}: give a positive number of images per call")
+            raise InputError(
+                f"--fid-batch {self.fid_batch}: give a positive number of images per call"
+            )
         if self.fid_precision not in ("fp32", "bf16"):
-            raise InputError(f"--fid-precision {self.fid_precision!r} is unknown; choose fp32 or bf16")
+            raise InputError(
+                f"--fid-precision {self.fid_precision!r} is unknown; choose fp32 or bf16"
+            )
         if self.fid < 0 or self.fid == 1:
-            raise InputError(f"--fid {self.fid}: give the number of images per set (e.g. 500), or 0 for none")
+            raise InputError(
+                f"--fid {self.fid}: give the number of images per set (e.g. 500), or 0 for none"
+            )
 
 
 def resolve_device(device: str) -> str:
@@ -145,8 +164,12 @@ def resolve_device(device: str) -> str:
 
         try:
             gpu_identity(parse_device_index(device))
-        except BackendUnavailableError as exc:  # nothing could be measured: say so instead of an empty report
-            raise BackendUnavailableError(f"--device {device}: {exc}; use --device cpu (or auto)") from None
+        except (
+            BackendUnavailableError
+        ) as exc:  # nothing could be measured: say so instead of an empty report
+            raise BackendUnavailableError(
+                f"--device {device}: {exc}; use --device cpu (or auto)"
+            ) from None
     return device
 
 
@@ -216,7 +239,14 @@ def plan_targets(
     if "torch" in backends:
         if artifact.format != "torch":
             for p in precisions:
-                targets.append(BenchTarget("torch", None, precision=p, skip_reason="the generator was given as ONNX; torch rows need the torch model"))
+                targets.append(
+                    BenchTarget(
+                        "torch",
+                        None,
+                        precision=p,
+                        skip_reason="the generator was given as ONNX; torch rows need the torch model",
+                    )
+                )
         else:
             for p in precisions:
                 opts: dict[str, Any] = {"precision": p, **threads}
@@ -230,9 +260,19 @@ def plan_targets(
                     reason = "int8 is an ONNX Q/DQ precision; it runs on ort, openvino and trt, not torch eager"
                 elif p == "fp16" and not device.startswith("cuda"):
                     reason = "torch fp16 runs on CUDA only (CPU half kernels are missing or slow); use bf16 on CPU"
-                targets.append(BenchTarget("torch", artifact if reason is None else None, opts, precision=p, skip_reason=reason))
+                targets.append(
+                    BenchTarget(
+                        "torch",
+                        artifact if reason is None else None,
+                        opts,
+                        precision=p,
+                        skip_reason=reason,
+                    )
+                )
                 if cfg.compile and reason is None:
-                    targets.append(BenchTarget("torch", artifact, {**opts, "compile": True}, variant="compile"))
+                    targets.append(
+                        BenchTarget("torch", artifact, {**opts, "compile": True}, variant="compile")
+                    )
 
     # ---- ONNX artifacts for ort / trt
     onnx_by_prec: dict[str, Artifact | str] = {}
@@ -243,14 +283,18 @@ def plan_targets(
             if artifact.format == "onnx" and artifact.precision != "fp32":
                 # A given fp16/int8 file is measured as what it is; the other precisions are made from fp32 only.
                 onnx_by_prec[artifact.precision] = artifact
-                onnx_by_prec["fp32"] = f"the ONNX file is {artifact.precision}; fp32 rows need the fp32 ONNX or the torch model"
+                onnx_by_prec["fp32"] = (
+                    f"the ONNX file is {artifact.precision}; fp32 rows need the fp32 ONNX or the torch model"
+                )
                 fp32_path = artifact.path
             else:
                 if artifact.format == "onnx":
                     fp32 = artifact
                 else:
                     say("exporting fp32 ONNX for ort/trt")
-                    fp32 = OnnxFromTorch(workdir / f"{artifact.name}.onnx", batch_range=br, force=True, progress=say)(artifact)
+                    fp32 = OnnxFromTorch(
+                        workdir / f"{artifact.name}.onnx", batch_range=br, force=True, progress=say
+                    )(artifact)
                 onnx_by_prec["fp32"] = fp32
                 fp32_path = fp32.path
         except Exception as exc:  # noqa: BLE001 - a generator that breaks in export fails its rows, not the run
@@ -258,15 +302,23 @@ def plan_targets(
         from accelkit.passes.int8 import Int8
 
         converters = {
-            "fp16": lambda base: Fp16(workdir / f"{artifact.name}.fp16.onnx", force=True, progress=say)(base),
-            "int8": lambda base: Int8(workdir / f"{artifact.name}.int8.onnx", force=True, calib_samples=64, progress=say)(base),
+            "fp16": lambda base: Fp16(
+                workdir / f"{artifact.name}.fp16.onnx", force=True, progress=say
+            )(base),
+            "int8": lambda base: Int8(
+                workdir / f"{artifact.name}.int8.onnx", force=True, calib_samples=64, progress=say
+            )(base),
         }
         for prec, convert in converters.items():
             if prec not in precisions or prec in onnx_by_prec:
                 continue
             base = onnx_by_prec["fp32"]
             if isinstance(base, str):
-                onnx_by_prec[prec] = base if artifact.format != "onnx" else f"the ONNX file is {artifact.precision}; {prec} is made from the fp32 ONNX or the torch model"
+                onnx_by_prec[prec] = (
+                    base
+                    if artifact.format != "onnx"
+                    else f"the ONNX file is {artifact.precision}; {prec} is made from the fp32 ONNX or the torch model"
+                )
             elif base.precision != "fp32":
                 onnx_by_prec[prec] = f"the ONNX file is {base.precision}; {prec} is made from fp32"
             else:
@@ -281,19 +333,39 @@ def plan_targets(
                 targets.append(openvino_target(p, onnx_by_prec, threads))
                 continue
             if p == "bf16":
-                targets.append(BenchTarget(backend, None, precision=p, skip_reason=f"bf16 is a torch-only precision here; {backend} takes fp32/fp16 ONNX"))
+                targets.append(
+                    BenchTarget(
+                        backend,
+                        None,
+                        precision=p,
+                        skip_reason=f"bf16 is a torch-only precision here; {backend} takes fp32/fp16 ONNX",
+                    )
+                )
                 continue
             made = onnx_by_prec.get(p)
             if isinstance(made, str) or made is None:
-                targets.append(BenchTarget(backend, None, precision=p, skip_reason=made or "no ONNX artifact"))
+                targets.append(
+                    BenchTarget(backend, None, precision=p, skip_reason=made or "no ONNX artifact")
+                )
                 continue
             if backend == "ort":
                 provider = "cuda" if device.startswith("cuda") else "cpu"
-                targets.append(BenchTarget("ort", made, {"provider": provider, **(threads if provider == "cpu" else {})}))
+                targets.append(
+                    BenchTarget(
+                        "ort",
+                        made,
+                        {"provider": provider, **(threads if provider == "cpu" else {})},
+                    )
+                )
                 if cfg.ort_tensorrt and device.startswith("cuda"):
-                    targets.append(BenchTarget("ort", made, {"provider": "tensorrt"}, variant="tensorrt"))
+                    targets.append(
+                        BenchTarget("ort", made, {"provider": "tensorrt"}, variant="tensorrt")
+                    )
             else:
-                trt_opts: dict[str, Any] = {"batch_range": br, "cache_dir": str(workdir / "engines")}
+                trt_opts: dict[str, Any] = {
+                    "batch_range": br,
+                    "cache_dir": str(workdir / "engines"),
+                }
                 if cfg.trust_engine:
                     trt_opts["trust_engine"] = True
                 targets.append(BenchTarget("trt", made, trt_opts, flops_model=fp32_path))
@@ -301,7 +373,9 @@ def plan_targets(
     return targets, fp32_path
 
 
-def openvino_target(precision: str, onnx_by_prec: dict[str, Artifact | str], threads: dict[str, Any]) -> BenchTarget:
+def openvino_target(
+    precision: str, onnx_by_prec: dict[str, Artifact | str], threads: dict[str, Any]
+) -> BenchTarget:
     """The OpenVINO row for ``precision``: fp32/fp16/int8 run their ONNX file with an f32 hint, bf16 the fp32 file with a bf16 hint.
 
     bf16 on a CPU without native bf16 (AVX-512 BF16 or AMX) is a skipped row: OpenVINO
@@ -311,9 +385,16 @@ def openvino_target(precision: str, onnx_by_prec: dict[str, Artifact | str], thr
 
     made = onnx_by_prec.get("fp32" if precision == "bf16" else precision)
     if isinstance(made, str) or made is None:
-        return BenchTarget("openvino", None, precision=precision, skip_reason=made or "no ONNX artifact")
+        return BenchTarget(
+            "openvino", None, precision=precision, skip_reason=made or "no ONNX artifact"
+        )
     if precision == "bf16":
         if not has_native_bf16():
-            return BenchTarget("openvino", None, precision="bf16", skip_reason="this CPU has no native bf16 (AVX-512 BF16 or AMX); OpenVINO would compute in f32")
+            return BenchTarget(
+                "openvino",
+                None,
+                precision="bf16",
+                skip_reason="this CPU has no native bf16 (AVX-512 BF16 or AMX); OpenVINO would compute in f32",
+            )
         return BenchTarget("openvino", made, {"precision": "bf16", **threads})
     return BenchTarget("openvino", made, dict(threads))

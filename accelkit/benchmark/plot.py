@@ -11,14 +11,24 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from accelkit.benchmark.render import ReportLike, fmt_num
 from accelkit.files import atomic_path
 
 #: Line colours, in order (matplotlib's default cycle).
-_COLORS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75), (227, 119, 194), (127, 127, 127)]
+_COLORS = [
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+]
 
 
 # -------------------------------------------------------------------------- axes
@@ -64,7 +74,9 @@ class _Axes:
         """Pixel row of value ``v`` on the y scale."""
         return self.y0 - (self.y0 - self.y1) * v / self.ymax
 
-    def y_tick(self, y: float, label: str, *, fill: Any = "black", mark: bool = False, grid: bool = False) -> None:
+    def y_tick(
+        self, y: float, label: str, *, fill: Any = "black", mark: bool = False, grid: bool = False
+    ) -> None:
         """A y-axis label at pixel row ``y``, with a tick mark and/or a light grid line."""
         if mark:
             self.draw.line([(self.x0 - 4, y), (self.x0, y)], fill="black")
@@ -72,7 +84,16 @@ class _Axes:
             self.draw.line([(self.x0 + 1, y), (self.x1, y)], fill=(225, 225, 225))
         self.text((5, y - 6), label, fill)
 
-    def x_tick(self, x: float, label: str, *, fill: Any = "black", mark: bool = False, dx: float = -4, dy: float = 8) -> None:
+    def x_tick(
+        self,
+        x: float,
+        label: str,
+        *,
+        fill: Any = "black",
+        mark: bool = False,
+        dx: float = -4,
+        dy: float = 8,
+    ) -> None:
         """An x-axis label at pixel column ``x`` (offset ``dx``, ``dy`` below the axis), with an optional tick mark."""
         if mark:
             self.draw.line([(x, self.y0), (x, self.y0 + 4)], fill="black")
@@ -102,11 +123,22 @@ def _series(rows: Iterable[Any]) -> Series:
     """``label precision`` -> sorted (batch, median, p25, p75) for ok rows."""
     out: Series = {}
     for r in rows:
-        if r.status != "ok" or r.images_per_sec is None or getattr(r, "scenario", "in_process") == "serving":
+        if (
+            r.status != "ok"
+            or r.images_per_sec is None
+            or getattr(r, "scenario", "in_process") == "serving"
+        ):
             continue
         sp = r.images_per_sec_spread or {}
         key = f"{r.label} {r.precision}" + (f" ({r.device})" if r.device != "cpu" else "")
-        out.setdefault(key, []).append((r.batch_size, r.images_per_sec, sp.get("p25", r.images_per_sec), sp.get("p75", r.images_per_sec)))
+        out.setdefault(key, []).append(
+            (
+                r.batch_size,
+                r.images_per_sec,
+                sp.get("p25", r.images_per_sec),
+                sp.get("p75", r.images_per_sec),
+            )
+        )
     return {k: sorted(v) for k, v in out.items()}
 
 
@@ -151,7 +183,9 @@ def _plot_matplotlib(series: Series, path: Path) -> None:
         ax.set_xticklabels([str(b) for b in batches])
         ax.legend(loc="best", fontsize=8)
     else:
-        ax.text(0.5, 0.5, "no successful measurements", ha="center", va="center", transform=ax.transAxes)
+        ax.text(
+            0.5, 0.5, "no successful measurements", ha="center", va="center", transform=ax.transAxes
+        )
     ax.set_xlabel("batch size")
     ax.set_ylabel("images / second (median, bars: IQR)")
     ax.set_title("Throughput")
@@ -175,7 +209,9 @@ def _plot_pillow(series: Series, path: Path) -> None:
     top_v = max(p[3] for pts in series.values() for p in pts) or 1.0
     step = _nice_step(top_v / 5)
     ax.ymax = step * math.ceil(top_v * 1.05 / step)
-    pos = {b: ax.at_x((i + 0.5) / len(batches)) for i, b in enumerate(batches)}  # batch sizes are categories
+    pos = {
+        b: ax.at_x((i + 0.5) / len(batches)) for i, b in enumerate(batches)
+    }  # batch sizes are categories
     for k in range(int(round(ax.ymax / step)) + 1):
         v = step * k
         ax.y_tick(ax.py(v), fmt_num(v), mark=True, grid=True)
@@ -186,7 +222,7 @@ def _plot_pillow(series: Series, path: Path) -> None:
         xy = [(pos[b], ax.py(m)) for b, m, _, _ in pts]
         if len(xy) > 1:
             ax.draw.line(xy, fill=col, width=2)
-        for (b, m, lo, hi), (x, y) in zip(pts, xy):
+        for (_b, _m, lo, hi), (x, y) in zip(pts, xy):
             ax.draw.line([(x, ax.py(lo)), (x, ax.py(hi))], fill=col)
             ax.draw.ellipse([x - 4, y - 4, x + 4, y + 4], fill=col)
         ly = ax.y1 + 5 + 16 * i
@@ -254,16 +290,35 @@ def plot_serving(rows: Iterable[Any], dest: str | os.PathLike[str]) -> Path:
     """
     rows = list(rows)
     lines: dict[str, list[tuple[float, float, float, int]]] = {}
-    refs: dict[str, float] = {}  # the same runner in-process at the request batch size, drawn as a dashed line
+    refs: dict[
+        str, float
+    ] = {}  # the same runner in-process at the request batch size, drawn as a dashed line
     for r in rows:
-        if r.status == "ok" and getattr(r, "scenario", "in_process") == "in_process" and r.images_per_sec and not r.variant:
+        if (
+            r.status == "ok"
+            and getattr(r, "scenario", "in_process") == "in_process"
+            and r.images_per_sec
+            and not r.variant
+        ):
             refs[f"{r.backend} {r.precision} batch {r.batch_size} via Triton"] = r.images_per_sec
     for r in rows:
-        if r.status != "ok" or getattr(r, "scenario", "in_process") != "serving" or not r.images_per_sec or not r.latency_ms:
+        if (
+            r.status != "ok"
+            or getattr(r, "scenario", "in_process") != "serving"
+            or not r.images_per_sec
+            or not r.latency_ms
+        ):
             continue
         base = r.backend if not r.variant else f"{r.backend}:{r.variant}"
         key = f"{base} {r.precision} batch {r.batch_size} via Triton"
-        lines.setdefault(key, []).append((r.latency_ms["p50"], r.latency_ms.get("p99", r.latency_ms["p50"]), r.images_per_sec, int(r.concurrency or 0)))
+        lines.setdefault(key, []).append(
+            (
+                r.latency_ms["p50"],
+                r.latency_ms.get("p99", r.latency_ms["p50"]),
+                r.images_per_sec,
+                int(r.concurrency or 0),
+            )
+        )
     ax = _Axes((800, 500), left=80, right=30, top=40, bottom=60)
     ax.text((ax.w // 2 - 120, 12), "Serving: throughput vs latency (Triton)")
     ax.frame()
@@ -273,7 +328,10 @@ def plot_serving(rows: Iterable[Any], dest: str | os.PathLike[str]) -> Path:
         ax.text((ax.w // 2 - 80, ax.h // 2), "no serving measurements")
         return ax.save(dest)
     top_x = max(p[1] for pts in lines.values() for p in pts) or 1.0
-    top_y = max([p[2] for pts in lines.values() for p in pts] + [refs[k] for k in lines if k in refs]) or 1.0
+    top_y = (
+        max([p[2] for pts in lines.values() for p in pts] + [refs[k] for k in lines if k in refs])
+        or 1.0
+    )
     xstep, ystep = _nice_step(top_x / 5), _nice_step(top_y / 5)
     ax.xmax = xstep * math.ceil(top_x * 1.05 / xstep)
     ax.ymax = ystep * math.ceil(top_y * 1.1 / ystep)
@@ -287,7 +345,7 @@ def plot_serving(rows: Iterable[Any], dest: str | os.PathLike[str]) -> Path:
         xy = [(ax.px(p50), ax.py(ips)) for p50, _, ips, _ in pts]
         if len(xy) > 1:
             ax.draw.line(xy, fill=col, width=2)
-        for (p50, p99, ips, conc), (x, y) in zip(pts, xy):
+        for (_p50, p99, _ips, conc), (x, y) in zip(pts, xy):
             ax.draw.line([(x, y), (ax.px(p99), y)], fill=col)
             ax.draw.ellipse([x - 4, y - 4, x + 4, y + 4], fill=col)
             ax.text((x + 5, y - 14), f"c{conc}", col)
@@ -298,7 +356,11 @@ def plot_serving(rows: Iterable[Any], dest: str | os.PathLike[str]) -> Path:
             ry = ax.py(refs[label])
             for x0 in range(int(ax.x0), int(ax.x1), 12):
                 ax.draw.line([(x0, ry), (min(x0 + 6, ax.x1), ry)], fill=col)
-            ax.text((ax.x0 + 6, ry - 14), f"in-process, same runner and batch: {fmt_num(refs[label])} images/s", col)
+            ax.text(
+                (ax.x0 + 6, ry - 14),
+                f"in-process, same runner and batch: {fmt_num(refs[label])} images/s",
+                col,
+            )
     return ax.save(dest)
 
 
@@ -327,7 +389,11 @@ def plot_pareto(
     Returns:
         ``dest``.
     """
-    pts = [p for p in points if p[1] is not None and p[2] is not None and math.isfinite(p[1]) and math.isfinite(p[2])]
+    pts = [
+        p
+        for p in points
+        if p[1] is not None and p[2] is not None and math.isfinite(p[1]) and math.isfinite(p[2])
+    ]
     ax = _Axes((760, 460), left=60, right=150, top=30, bottom=60)
     xs = [p[1] for p in pts] + [v for v in (budget_fid, noise_floor) if v is not None]
     ax.xmax = max(xs + [1e-6]) * 1.15
@@ -348,8 +414,8 @@ def plot_pareto(
         ax.draw.line([(bx, ax.y0), (bx, ax.y1)], fill=(200, 60, 60))
         ax.text((bx + 4, ax.y1 + 4), f"budget {budget_fid:.3g}", (200, 60, 60))
     colors = {"chosen": (30, 150, 60), "accepted": (40, 90, 200), "rejected": (200, 60, 60)}
-    for label, x, y, status in sorted(pts, key=lambda p: p[3] == "chosen"):
-        px, py = ax.px(x), ax.py(y)
+    for label, x, ips, status in sorted(pts, key=lambda p: p[3] == "chosen"):
+        px, py = ax.px(x), ax.py(ips)
         r = 8 if status == "chosen" else 5
         ax.draw.ellipse([px - r, py - r, px + r, py + r], fill=colors.get(status, (127, 127, 127)))
         ax.text((px + r + 2, py - 7), label + (" (chosen)" if status == "chosen" else ""))
@@ -380,7 +446,9 @@ def save_grid(rows: list[tuple[str, Any]], dest: str | os.PathLike[str]) -> Path
         y = i * (cell_h + 2)
         draw.text((4, y + cell_h // 2 - 6), label, fill="black")
         for j, img in enumerate(imgs):
-            tile = Image.fromarray(img[..., :3] if img.shape[-1] >= 3 else img[..., 0]).resize((cell_w, cell_h), Image.NEAREST)
+            tile = Image.fromarray(img[..., :3] if img.shape[-1] >= 3 else img[..., 0]).resize(
+                (cell_w, cell_h), Image.Resampling.NEAREST
+            )
             canvas.paste(tile, (label_w + j * (cell_w + 2), y))
     with atomic_path(dest, force=True) as tmp:
         canvas.save(tmp, format="PNG")

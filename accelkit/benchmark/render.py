@@ -10,7 +10,8 @@ from __future__ import annotations
 import csv
 import io
 import math
-from typing import Any, Iterable, Protocol
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 
 class ReportLike(Protocol):
@@ -65,12 +66,24 @@ def to_markdown(report: ReportLike) -> str:
     cpu = env.get("cpu", {})
     gpus = ", ".join(g.get("name", "?") for g in env.get("gpus", [])) or "none"
     vers = env.get("versions", {})
-    vtxt = ", ".join(f"{k} {v}" for k, v in vers.items() if v and k in ("torch", "onnxruntime", "onnxruntime-gpu", "openvino", "tensorrt", "accelkit"))
-    lines.append(f"Created {report.created} on {', '.join(devices)}. CPU: {cpu.get('model', '?')} ({cpu.get('available_cores', '?')} cores available); GPU: {gpus}.")
+    vtxt = ", ".join(
+        f"{k} {v}"
+        for k, v in vers.items()
+        if v
+        and k in ("torch", "onnxruntime", "onnxruntime-gpu", "openvino", "tensorrt", "accelkit")
+    )
+    lines.append(
+        f"Created {report.created} on {', '.join(devices)}. CPU: {cpu.get('model', '?')} ({cpu.get('available_cores', '?')} cores available); GPU: {gpus}."
+    )
     if cpu.get("isa"):
         isa = cpu["isa"]
-        flags = ", ".join(k for k, v in (isa.get("flags") or {}).items() if v) or "none of avx2/avx512/amx"
-        lines.append(f"ISA: {isa.get('summary', '?')} ({flags}); affinity CPUs {cpu.get('affinity', '?')}; threads per row in results.json (`runner`).")
+        flags = (
+            ", ".join(k for k, v in (isa.get("flags") or {}).items() if v)
+            or "none of avx2/avx512/amx"
+        )
+        lines.append(
+            f"ISA: {isa.get('summary', '?')} ({flags}); affinity CPUs {cpu.get('affinity', '?')}; threads per row in results.json (`runner`)."
+        )
     if vtxt:
         lines.append(f"Versions: {vtxt}.")
     if report.settings:
@@ -86,9 +99,18 @@ def to_markdown(report: ReportLike) -> str:
             "competed for the CPU, so CPU numbers are pessimistic and noisy (re-run on a quiet machine for figures to quote)."
         )
     lines.append("")
-    shown = sorted_rows(report, [r for r in report.rows if r.status != "skipped" and getattr(r, "scenario", "in_process") != "serving"])
+    shown = sorted_rows(
+        report,
+        [
+            r
+            for r in report.rows
+            if r.status != "skipped" and getattr(r, "scenario", "in_process") != "serving"
+        ],
+    )
     if shown:
-        lines.append("| backend | precision | batch | images/s | p50 ms | p99 ms | vs torch fp32 | status |")
+        lines.append(
+            "| backend | precision | batch | images/s | p50 ms | p99 ms | vs torch fp32 | status |"
+        )
         lines.append("|---|---|---:|---:|---:|---:|---:|---|")
         for r in shown:
             if r.status == "ok" and r.images_per_sec is not None:
@@ -96,7 +118,11 @@ def to_markdown(report: ReportLike) -> str:
                 ips = f"{fmt_num(r.images_per_sec)} ± {fmt_num(half_iqr)}"
                 p50 = fmt_num((r.latency_ms or {}).get("p50"))
                 p99 = fmt_num((r.latency_ms or {}).get("p99"))
-                sp = f"{r.speedup_vs_torch_fp32:.2f}×" if r.speedup_vs_torch_fp32 is not None else "—"
+                sp = (
+                    f"{r.speedup_vs_torch_fp32:.2f}×"
+                    if r.speedup_vs_torch_fp32 is not None
+                    else "—"
+                )
                 if r.unstable:
                     sp = "unstable"
                 elif r.speedup_vs_torch_fp32 is None and _baseline_unstable(report, r):
@@ -104,7 +130,9 @@ def to_markdown(report: ReportLike) -> str:
             else:
                 ips = p50 = p99 = sp = "—"
             status = f"**unstable**: {r.unstable_reason}" if r.unstable else r.status
-            lines.append(f"| {r.label} | {r.precision} | {r.batch_size} | {ips} | {p50} | {p99} | {sp} | {status} |")
+            lines.append(
+                f"| {r.label} | {r.precision} | {r.batch_size} | {ips} | {p50} | {p99} | {sp} | {status} |"
+            )
         n_rep = sorted({len(r.images_per_sec_samples) for r in shown if r.status == "ok"})
         lines.append("")
         lines.append(
@@ -127,7 +155,9 @@ def to_markdown(report: ReportLike) -> str:
         groups: dict[tuple[str, str, str, str], list[int]] = {}
         for r in report.rows:
             if r.status == status:
-                groups.setdefault((r.label, r.precision, r.device, r.reason or "no reason given"), []).append(r.batch_size)
+                groups.setdefault(
+                    (r.label, r.precision, r.device, r.reason or "no reason given"), []
+                ).append(r.batch_size)
         if groups:
             lines += ["", f"## {title}", ""]
             for (label, prec, dev, reason), batches in groups.items():
@@ -139,10 +169,14 @@ def to_markdown(report: ReportLike) -> str:
 def _baseline_unstable(report: ReportLike, row: Any) -> bool:
     """True when the torch fp32 row at ``row``'s batch size and device is unstable."""
     return any(
-        r.backend == "torch" and r.precision == "fp32" and r.status == "ok" and r.batch_size == row.batch_size
-        and r.device == row.device and getattr(r, "unstable", False)
+        r.backend == "torch"
+        and r.precision == "fp32"
+        and r.status == "ok"
+        and r.batch_size == row.batch_size
+        and r.device == row.device
+        and getattr(r, "unstable", False)
         for r in report.rows
-    )  # fmt: skip
+    )
 
 
 def optimize_markdown(report: ReportLike) -> list[str]:
@@ -152,20 +186,39 @@ def optimize_markdown(report: ReportLike) -> list[str]:
         return []
     chosen = rec.get("chosen") or {}
     cand = (chosen.get("candidate") or {}).get("id", "?")
-    lines = ["", "## Search (accelkit optimize)", "", f"Budget: {rec.get('budget', '?')}. Chosen: **{cand}** ({chosen.get('reason', '')})."]
+    lines = [
+        "",
+        "## Search (accelkit optimize)",
+        "",
+        f"Budget: {rec.get('budget', '?')}. Chosen: **{cand}** ({chosen.get('reason', '')}).",
+    ]
     conf = rec.get("confirmation") or {}
     if conf.get("speedup") is not None:
-        flag = " — **unstable**: the rounds disagree; re-run on a quiet machine before quoting it" if conf.get("unstable") else ""
+        flag = (
+            " — **unstable**: the rounds disagree; re-run on a quiet machine before quoting it"
+            if conf.get("unstable")
+            else ""
+        )
         lines.append(
             f"Confirmation, {conf.get('rounds', '?')} interleaved rounds against torch fp32 at the same batch: "
             f"{conf['speedup']:.2f}× (range {fmt_num(conf.get('speedup_low'))}–{fmt_num(conf.get('speedup_high'))}){flag}."
         )
     secs = rec.get("seconds") or {}
     if secs:
-        parts = ", ".join(f"{k} {v:.0f} s" for k, v in secs.items() if k != "total" and isinstance(v, (int, float)))
+        parts = ", ".join(
+            f"{k} {v:.0f} s"
+            for k, v in secs.items()
+            if k != "total" and isinstance(v, (int, float))
+        )
         total = secs.get("total")
-        lines.append(f"Time: {fmt_num(total)} s in all ({parts}){'' if rec.get('complete', True) else '; stopped at the time budget'}.")
-    lines += ["", "| candidate | images/s | quick PSNR dB | FID drift | status | why |", "|---|---:|---:|---:|---|---|"]
+        lines.append(
+            f"Time: {fmt_num(total)} s in all ({parts}){'' if rec.get('complete', True) else '; stopped at the time budget'}."
+        )
+    lines += [
+        "",
+        "| candidate | images/s | quick PSNR dB | FID drift | status | why |",
+        "|---|---:|---:|---:|---|---|",
+    ]
     for t in rec.get("candidates") or []:
         c = t.get("candidate") or {}
         psnr = t.get("quick_psnr_db")
@@ -176,22 +229,41 @@ def optimize_markdown(report: ReportLike) -> list[str]:
         )
     cmds = rec.get("commands") or []
     if cmds:
-        lines += ["", "Reproduce the chosen build and re-measure it on fresh latents:", "", "```", *cmds, "```"]
-    lines += ["", "Speed vs drift of every candidate whose quality was measured: [pareto.png](pareto.png)."]
+        lines += [
+            "",
+            "Reproduce the chosen build and re-measure it on fresh latents:",
+            "",
+            "```",
+            *cmds,
+            "```",
+        ]
+    lines += [
+        "",
+        "Speed vs drift of every candidate whose quality was measured: [pareto.png](pareto.png).",
+    ]
     return lines
 
 
 def serving_markdown(report: ReportLike) -> list[str]:
     """The serving section of ``results.md`` (``accelkit loadtest``): one line per concurrency level; no lines without serving rows."""
-    rows = [r for r in report.rows if getattr(r, "scenario", "in_process") == "serving" and r.status == "ok"]
+    rows = [
+        r
+        for r in report.rows
+        if getattr(r, "scenario", "in_process") == "serving" and r.status == "ok"
+    ]
     if not rows:
         return []
     lines = [
-        "", "## Serving (Triton Inference Server)", "",
+        "",
+        "## Serving (Triton Inference Server)",
+        "",
         "| served build | batch/request | concurrency | images/s | p50 ms | p90 ms | p99 ms | server queue ms | server compute ms | images/batch | vs in-process |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]  # fmt: skip
-    for r in sorted(rows, key=lambda r: (r.backend, r.variant or "", r.precision, r.batch_size, r.concurrency or 0)):
+    ]
+    for r in sorted(
+        rows,
+        key=lambda r: (r.backend, r.variant or "", r.precision, r.batch_size, r.concurrency or 0),
+    ):
         lat = r.latency_ms or {}
         srv = r.server_latency_ms or {}
         compute = sum(v for k, v in srv.items() if k.startswith("compute_")) if srv else None
@@ -243,21 +315,58 @@ def quality_markdown(report: ReportLike) -> list[str]:
             f"{fmt_num(r.kid_drift)} | {psnr} | {fmt_num(r.max_abs_err)} | {100 * (r.changed_uint8_fraction or 0):.2f}% | {grid} |"
         )
     if pictures:
-        lines += ["", "Pictures: [all backends on the same latents](samples_grid.png), [speed vs drift](speed_vs_drift.png)."]
+        lines += [
+            "",
+            "Pictures: [all backends on the same latents](samples_grid.png), [speed vs drift](speed_vs_drift.png).",
+        ]
     return lines
 
 
 # ----------------------------------------------------------------------------- csv
 #: Columns of ``results.csv``, in order.
 CSV_COLUMNS = (
-    "backend", "variant", "precision", "batch_size", "device", "status", "reason",
-    "images_per_sec", "images_per_sec_p25", "images_per_sec_p75", "images_per_sec_min", "images_per_sec_max",
-    "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "peak_memory_mb", "memory_kind", "model_size_mb",
-    "build_seconds", "flops_per_image", "mfu", "speedup_vs_torch_fp32", "repeats", "images_per_sec_samples", "artifact",
-    "fid_drift", "noise_floor_fid", "drift_verdict", "kid_drift", "psnr_db", "max_abs_err", "changed_uint8_fraction",
-    "unstable", "unstable_reason", "cv", "busy_cores_others", "threads",
-    "scenario", "concurrency", "server_queue_ms", "server_compute_infer_ms",
-)  # fmt: skip
+    "backend",
+    "variant",
+    "precision",
+    "batch_size",
+    "device",
+    "status",
+    "reason",
+    "images_per_sec",
+    "images_per_sec_p25",
+    "images_per_sec_p75",
+    "images_per_sec_min",
+    "images_per_sec_max",
+    "latency_p50_ms",
+    "latency_p90_ms",
+    "latency_p99_ms",
+    "peak_memory_mb",
+    "memory_kind",
+    "model_size_mb",
+    "build_seconds",
+    "flops_per_image",
+    "mfu",
+    "speedup_vs_torch_fp32",
+    "repeats",
+    "images_per_sec_samples",
+    "artifact",
+    "fid_drift",
+    "noise_floor_fid",
+    "drift_verdict",
+    "kid_drift",
+    "psnr_db",
+    "max_abs_err",
+    "changed_uint8_fraction",
+    "unstable",
+    "unstable_reason",
+    "cv",
+    "busy_cores_others",
+    "threads",
+    "scenario",
+    "concurrency",
+    "server_queue_ms",
+    "server_compute_infer_ms",
+)
 
 
 def to_csv(report: ReportLike) -> str:
@@ -272,21 +381,60 @@ def to_csv(report: ReportLike) -> str:
         st = r.stability or {}
         w.writerow(
             [
-                r.backend, r.variant or "", r.precision, r.batch_size, r.device, r.status, r.reason or "",
-                csv_num(r.images_per_sec), csv_num(sp.get("p25")), csv_num(sp.get("p75")), csv_num(sp.get("min")), csv_num(sp.get("max")),
-                csv_num(lat.get("p50")), csv_num(lat.get("p90")), csv_num(lat.get("p99")),
-                csv_num(r.peak_memory_mb), r.memory_kind or "", csv_num(r.model_size_mb), csv_num(r.build_seconds),
-                r.flops_per_image if r.flops_per_image is not None else "", csv_num(r.mfu), csv_num(r.speedup_vs_torch_fp32),
-                len(r.images_per_sec_samples), ";".join(f"{s:.6g}" for s in r.images_per_sec_samples), r.artifact or "",
-                csv_num(r.fid_drift), csv_num(r.noise_floor_fid), r.drift_verdict or "", csv_num(r.kid_drift),
-                csv_num(r.psnr_db), csv_num(r.max_abs_err), csv_num(r.changed_uint8_fraction),
-                "true" if r.unstable else ("false" if r.status == "ok" else ""), r.unstable_reason or "",
-                csv_num(st.get("cv")), csv_num(st.get("busy_cores_others")), st.get("threads") if st.get("threads") is not None else "",
-                r.scenario, r.concurrency if r.concurrency is not None else "",
-                csv_num((r.server_latency_ms or {}).get("queue")), csv_num((r.server_latency_ms or {}).get("compute_infer")),
+                r.backend,
+                r.variant or "",
+                r.precision,
+                r.batch_size,
+                r.device,
+                r.status,
+                r.reason or "",
+                csv_num(r.images_per_sec),
+                csv_num(sp.get("p25")),
+                csv_num(sp.get("p75")),
+                csv_num(sp.get("min")),
+                csv_num(sp.get("max")),
+                csv_num(lat.get("p50")),
+                csv_num(lat.get("p90")),
+                csv_num(lat.get("p99")),
+                csv_num(r.peak_memory_mb),
+                r.memory_kind or "",
+                csv_num(r.model_size_mb),
+                csv_num(r.build_seconds),
+                r.flops_per_image if r.flops_per_image is not None else "",
+                csv_num(r.mfu),
+                csv_num(r.speedup_vs_torch_fp32),
+                len(r.images_per_sec_samples),
+                ";".join(f"{s:.6g}" for s in r.images_per_sec_samples),
+                r.artifact or "",
+                csv_num(r.fid_drift),
+                csv_num(r.noise_floor_fid),
+                r.drift_verdict or "",
+                csv_num(r.kid_drift),
+                csv_num(r.psnr_db),
+                csv_num(r.max_abs_err),
+                csv_num(r.changed_uint8_fraction),
+                "true" if r.unstable else ("false" if r.status == "ok" else ""),
+                r.unstable_reason or "",
+                csv_num(st.get("cv")),
+                csv_num(st.get("busy_cores_others")),
+                st.get("threads") if st.get("threads") is not None else "",
+                r.scenario,
+                r.concurrency if r.concurrency is not None else "",
+                csv_num((r.server_latency_ms or {}).get("queue")),
+                csv_num((r.server_latency_ms or {}).get("compute_infer")),
             ]
-        )  # fmt: skip
+        )
     return buf.getvalue()
 
 
-__all__ = ["CSV_COLUMNS", "ReportLike", "csv_num", "fmt_num", "quality_markdown", "serving_markdown", "sorted_rows", "to_csv", "to_markdown"]
+__all__ = [
+    "CSV_COLUMNS",
+    "ReportLike",
+    "csv_num",
+    "fmt_num",
+    "quality_markdown",
+    "serving_markdown",
+    "sorted_rows",
+    "to_csv",
+    "to_markdown",
+]

@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from accelkit.artifact import Artifact, read_sidecar
 from accelkit.benchmark.environment import collect_environment
@@ -33,7 +34,13 @@ STATUSES = ("ok", "failed", "skipped")
 #: ``in_process``: accelkit's own loop around a runner (``accelkit bench``); ``serving``: a
 #: Triton server under a concurrency sweep (``accelkit loadtest``).
 SCENARIOS = ("in_process", "serving")
-FILES = {"json": "results.json", "md": "results.md", "csv": "results.csv", "png": "throughput.png", "serving_png": "serving.png"}
+FILES = {
+    "json": "results.json",
+    "md": "results.md",
+    "csv": "results.csv",
+    "png": "throughput.png",
+    "serving_png": "serving.png",
+}
 
 
 # -------------------------------------------------------------------------- rows
@@ -211,7 +218,11 @@ class Report:
                 log.warning("ignoring unreadable sidecar of %s: %s", artifact.path, exc)
         if sidecar and isinstance(sidecar.get("passes"), list):
             passes = sidecar["passes"]
-        sha = sha256_file(artifact.path) if artifact.path is not None and Path(artifact.path).is_file() else None
+        sha = (
+            sha256_file(artifact.path)
+            if artifact.path is not None and Path(artifact.path).is_file()
+            else None
+        )
         self.artifacts.append(
             {
                 "id": ident,
@@ -270,7 +281,12 @@ class Report:
             images_per_sec=latency.images_per_sec,
             images_per_sec_samples=list(latency.images_per_sec_samples),
             images_per_sec_spread=latency.spread,
-            latency_ms={"p50": lat["p50"], "p90": lat["p90"], "p99": lat["p99"], "mean": lat["mean"]},
+            latency_ms={
+                "p50": lat["p50"],
+                "p90": lat["p90"],
+                "p99": lat["p99"],
+                "mean": lat["mean"],
+            },
             iters_per_repeat=list(latency.iters_per_repeat),
             warmup=latency.warmup,
             timer=latency.timer,
@@ -330,13 +346,26 @@ class Report:
         base: dict[tuple[int, str], BenchRow] = {}
         for prefer_plain in (True, False):
             for r in self.rows:
-                if r.status == "ok" and r.backend == "torch" and r.precision == "fp32" and r.images_per_sec and r.scenario != "serving":
+                if (
+                    r.status == "ok"
+                    and r.backend == "torch"
+                    and r.precision == "fp32"
+                    and r.images_per_sec
+                    and r.scenario != "serving"
+                ):
                     if prefer_plain and r.variant:
                         continue
                     base.setdefault((r.batch_size, r.device), r)
         for r in self.rows:
             b = base.get((r.batch_size, r.device))
-            ok = r.status == "ok" and r.images_per_sec and b is not None and not r.unstable and not b.unstable and r.scenario != "serving"
+            ok = (
+                r.status == "ok"
+                and r.images_per_sec
+                and b is not None
+                and not r.unstable
+                and not b.unstable
+                and r.scenario != "serving"
+            )
             r.speedup_vs_torch_fp32 = (r.images_per_sec / b.images_per_sec) if ok else None  # type: ignore[operator,union-attr]
 
     # ------------------------------------------------------------------ output
@@ -354,7 +383,9 @@ class Report:
 
     def to_json(self) -> str:
         """``results.json`` as text (NaN never appears: non-finite numbers become null)."""
-        return json.dumps(_finite(self.to_dict()), indent=2, sort_keys=False, allow_nan=False) + "\n"
+        return (
+            json.dumps(_finite(self.to_dict()), indent=2, sort_keys=False, allow_nan=False) + "\n"
+        )
 
     #: Columns of ``results.csv`` (:data:`accelkit.benchmark.render.CSV_COLUMNS`).
     CSV_COLUMNS = _CSV_COLUMNS
@@ -384,11 +415,17 @@ class Report:
             out.mkdir(parents=True, exist_ok=True)
             stage = Path(tempfile.mkdtemp(prefix=".report-", dir=out))
         except OSError as exc:
-            raise storage_error(exc, f"cannot create the report folder {out}; choose another --out") from None
+            raise storage_error(
+                exc, f"cannot create the report folder {out}; choose another --out"
+            ) from None
         try:
             staged: dict[str, Path] = {}
             kinds: dict[str, str] = {}
-            for kind, text in (("json", self.to_json()), ("md", self.to_markdown()), ("csv", self.to_csv())):
+            for kind, text in (
+                ("json", self.to_json()),
+                ("md", self.to_markdown()),
+                ("csv", self.to_csv()),
+            ):
                 staged[FILES[kind]] = stage / FILES[kind]
                 staged[FILES[kind]].write_text(text, encoding="utf-8", errors="surrogateescape")
                 kinds[kind] = FILES[kind]
@@ -399,7 +436,10 @@ class Report:
                     from accelkit.benchmark.plot import plot_serving
 
                     plot_serving(self.rows, stage / FILES["serving_png"])
-                    staged[FILES["serving_png"]], kinds["serving_png"] = stage / FILES["serving_png"], FILES["serving_png"]
+                    staged[FILES["serving_png"]], kinds["serving_png"] = (
+                        stage / FILES["serving_png"],
+                        FILES["serving_png"],
+                    )
             # results.json last: a folder holding results.json holds its whole report
             paths = publish_group(out, staged, last=FILES["json"])
         except OSError as exc:
@@ -419,18 +459,29 @@ class Report:
             InputError: Unknown ``schema_version`` or malformed content (one line).
         """
         if not isinstance(data, dict):
-            raise InputError(f"{where} is not a JSON object; expected an accelkit results.json (schema {cls.SCHEMA_VERSION})")
+            raise InputError(
+                f"{where} is not a JSON object; expected an accelkit results.json (schema {cls.SCHEMA_VERSION})"
+            )
         ver = data.get("schema_version")
         if ver is None:
-            raise InputError(f"{where} has no schema_version; it is not an accelkit results.json, re-run accelkit bench")
+            raise InputError(
+                f"{where} has no schema_version; it is not an accelkit results.json, re-run accelkit bench"
+            )
         if not isinstance(ver, int) or isinstance(ver, bool) or ver not in cls.READABLE_VERSIONS:
             raise InputError(
                 f"{where} has schema_version {ver!r}, this accelkit reads {' and '.join(map(str, cls.READABLE_VERSIONS))}; "
                 "re-run accelkit bench with this version or use the accelkit that wrote it"
             )
-        for key, typ in (("created", str), ("environment", dict), ("artifacts", list), ("rows", list)):
+        for key, typ in (
+            ("created", str),
+            ("environment", dict),
+            ("artifacts", list),
+            ("rows", list),
+        ):
             if not isinstance(data.get(key), typ):
-                raise InputError(f"{where}: field {key!r} is missing or not a {typ.__name__}; the file is truncated or edited, re-run accelkit bench")
+                raise InputError(
+                    f"{where}: field {key!r} is missing or not a {typ.__name__}; the file is truncated or edited, re-run accelkit bench"
+                )
         rows: list[BenchRow] = []
         for i, rd in enumerate(data["rows"]):
             rows.append(_validate_row(rd, f"{where}: rows[{i}]"))
@@ -455,11 +506,15 @@ class Report:
         try:
             text = p.read_text()
         except OSError as exc:
-            raise InputError(f"cannot read {p} ({exc.strerror or exc}); give the results.json of an accelkit bench run") from None
+            raise InputError(
+                f"cannot read {p} ({exc.strerror or exc}); give the results.json of an accelkit bench run"
+            ) from None
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise InputError(f"{p} is not valid JSON (line {exc.lineno}: {exc.msg}); re-run accelkit bench") from None
+            raise InputError(
+                f"{p} is not valid JSON (line {exc.lineno}: {exc.msg}); re-run accelkit bench"
+            ) from None
         return cls.from_dict(data, str(p))
 
 
@@ -490,7 +545,11 @@ def merge_stability(row: BenchRow, parts: list[dict[str, Any] | None]) -> BenchR
     """
     worst: dict[str, Any] | None = None
     for p in parts:
-        if p and isinstance(p.get("busy_cores_others"), (int, float)) and isinstance(p.get("cpus"), int):
+        if (
+            p
+            and isinstance(p.get("busy_cores_others"), (int, float))
+            and isinstance(p.get("cpus"), int)
+        ):
             if worst is None or p["busy_cores_others"] > worst["busy_cores_others"]:
                 worst = {"busy_cores_others": p["busy_cores_others"], "cpus": p["cpus"]}
     return mark_stability(row, worst)
@@ -501,27 +560,41 @@ def _validate_row(rd: Any, where: str) -> BenchRow:
         raise InputError(f"{where} is not an object; the file is malformed, re-run accelkit bench")
     for key, typ in (("backend", str), ("precision", str), ("device", str), ("status", str)):
         if not isinstance(rd.get(key), typ):
-            raise InputError(f"{where}: field {key!r} is missing or not a string; re-run accelkit bench")
+            raise InputError(
+                f"{where}: field {key!r} is missing or not a string; re-run accelkit bench"
+            )
     bs = rd.get("batch_size")
     if not isinstance(bs, int) or isinstance(bs, bool) or bs < 1:
-        raise InputError(f"{where}: batch_size {bs!r} is not a positive integer; re-run accelkit bench")
+        raise InputError(
+            f"{where}: batch_size {bs!r} is not a positive integer; re-run accelkit bench"
+        )
     if rd["status"] not in STATUSES:
         raise InputError(f"{where}: status {rd['status']!r} is not one of {', '.join(STATUSES)}")
     samples = rd.get("images_per_sec_samples", [])
-    if not isinstance(samples, list) or not all(isinstance(s, (int, float)) and not isinstance(s, bool) for s in samples):
-        raise InputError(f"{where}: images_per_sec_samples must be a list of numbers; re-run accelkit bench")
+    if not isinstance(samples, list) or not all(
+        isinstance(s, (int, float)) and not isinstance(s, bool) for s in samples
+    ):
+        raise InputError(
+            f"{where}: images_per_sec_samples must be a list of numbers; re-run accelkit bench"
+        )
     if rd["status"] == "ok":
         ips = rd.get("images_per_sec")
         if not isinstance(ips, (int, float)) or isinstance(ips, bool) or not samples:
-            raise InputError(f"{where}: an ok row needs images_per_sec and images_per_sec_samples; re-run accelkit bench")
+            raise InputError(
+                f"{where}: an ok row needs images_per_sec and images_per_sec_samples; re-run accelkit bench"
+            )
     elif not rd.get("reason"):
         raise InputError(f"{where}: a {rd['status']} row needs a reason; re-run accelkit bench")
     scenario = rd.get("scenario", "in_process")
     if scenario not in SCENARIOS:
-        raise InputError(f"{where}: scenario {scenario!r} is not one of {', '.join(SCENARIOS)}; re-run accelkit bench")
+        raise InputError(
+            f"{where}: scenario {scenario!r} is not one of {', '.join(SCENARIOS)}; re-run accelkit bench"
+        )
     conc = rd.get("concurrency")
     if scenario == "serving" and (not isinstance(conc, int) or isinstance(conc, bool) or conc < 1):
-        raise InputError(f"{where}: a serving row needs a positive integer concurrency, got {conc!r}; re-run accelkit loadtest")
+        raise InputError(
+            f"{where}: a serving row needs a positive integer concurrency, got {conc!r}; re-run accelkit loadtest"
+        )
     try:
         return BenchRow.from_dict(rd)
     except TypeError as exc:
@@ -539,4 +612,13 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
-__all__ = ["FILES", "SCENARIOS", "STATUSES", "BenchRow", "Report", "artifact_size_mb", "mark_stability", "merge_stability"]
+__all__ = [
+    "FILES",
+    "SCENARIOS",
+    "STATUSES",
+    "BenchRow",
+    "Report",
+    "artifact_size_mb",
+    "mark_stability",
+    "merge_stability",
+]

@@ -19,10 +19,11 @@ Such a row is marked ``unstable`` in ``results.json``, ``results.md`` and
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
-from accelkit.host import cpu_jiffies, own_cpu_seconds, cpu_affinity
+from accelkit.host import cpu_affinity, cpu_jiffies, own_cpu_seconds
 from accelkit.stats import cv
 
 #: Coefficient of variation of the repeats' images/sec above which a row is unstable.
@@ -109,7 +110,9 @@ def assess(
     reasons: list[str] = []
     spread = cv(samples) if samples else 0.0
     if len(samples) >= 2 and spread > cv_threshold:
-        reasons.append(f"repeats disagree: coefficient of variation {spread:.2f} > {cv_threshold:.2f}")
+        reasons.append(
+            f"repeats disagree: coefficient of variation {spread:.2f} > {cv_threshold:.2f}"
+        )
     over: bool | None = None
     busy = cpus = None
     if contention is not None:
@@ -117,7 +120,9 @@ def assess(
     if threads is not None and isinstance(busy, (int, float)) and isinstance(cpus, int):
         over = threads + busy > cpus + OVERSUB_MARGIN
         if over:
-            reasons.append(f"oversubscribed: {threads} thread(s) + {busy:.1f} cores busy with other processes > {cpus} cores")
+            reasons.append(
+                f"oversubscribed: {threads} thread(s) + {busy:.1f} cores busy with other processes > {cpus} cores"
+            )
     return {
         "unstable": bool(reasons),
         "reasons": reasons,
@@ -130,4 +135,11 @@ def assess(
     }
 
 
-__all__ = ["CV_THRESHOLD", "OVERSUB_MARGIN", "Contention", "ContentionProbe", "assess", "runner_threads"]
+__all__ = [
+    "CV_THRESHOLD",
+    "OVERSUB_MARGIN",
+    "Contention",
+    "ContentionProbe",
+    "assess",
+    "runner_threads",
+]

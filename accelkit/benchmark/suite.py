@@ -11,12 +11,18 @@ the other rows.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from accelkit.artifact import Artifact
-from accelkit.benchmark.harness import DEFAULT_MIN_TIME_S, DEFAULT_REPEATS, DEFAULT_WARMUP, measure_throughput
+from accelkit.benchmark.harness import (
+    DEFAULT_MIN_TIME_S,
+    DEFAULT_REPEATS,
+    DEFAULT_WARMUP,
+    measure_throughput,
+)
 from accelkit.benchmark.report import Report
 from accelkit.device import cuda_device_name
 from accelkit.errors import AccelkitError, BackendUnavailableError, MissingDependencyError, one_line
@@ -117,7 +123,12 @@ def run_benchmark(
 
     def flops_for(t: BenchTarget) -> int | None:
         src = t.flops_model
-        if src is None and t.artifact is not None and t.artifact.format == "onnx" and t.artifact.path is not None:
+        if (
+            src is None
+            and t.artifact is not None
+            and t.artifact.format == "onnx"
+            and t.artifact.path is not None
+        ):
             src = t.artifact.path
         if src is None:
             src = flops_model
@@ -126,7 +137,9 @@ def run_benchmark(
         key = str(src)
         if key not in flops_cache:
             try:
-                flops_cache[key] = flops_per_image_onnx(src, t.artifact.spec if t.artifact is not None else None)
+                flops_cache[key] = flops_per_image_onnx(
+                    src, t.artifact.spec if t.artifact is not None else None
+                )
             except AccelkitError as exc:
                 log.warning("FLOPs of %s unknown: %s", src, exc)
                 flops_cache[key] = None
@@ -141,14 +154,24 @@ def run_benchmark(
         prec = t.precision_label()
         if t.skip_reason or t.artifact is None:
             for b in batch_sizes:
-                rep.add_failure(t.backend, prec, b, device, t.skip_reason or "no artifact to run", status="skipped", variant=t.variant)
+                rep.add_failure(
+                    t.backend,
+                    prec,
+                    b,
+                    device,
+                    t.skip_reason or "no artifact to run",
+                    status="skipped",
+                    variant=t.variant,
+                )
             continue
         runner: Runner | None = None
         try:
             runner = create_runner(t.backend, t.artifact, device=device, **t.options)
-            note(f"activating {t.backend}{':' + t.variant if t.variant else ''} {runner.precision} on {device}")
+            note(
+                f"activating {t.backend}{':' + t.variant if t.variant else ''} {runner.precision} on {device}"
+            )
             runner.activate()
-        except Exception as exc:  # noqa: BLE001 - a bad target becomes rows, never a crash
+        except Exception as exc:
             status = "skipped" if isinstance(exc, SKIP_ERRORS) else "failed"
             if not isinstance(exc, AccelkitError):
                 log.warning("%s failed to start", t.backend, exc_info=True)
@@ -156,23 +179,44 @@ def run_benchmark(
             if runner is not None:
                 runner.deactivate()
             for b in batch_sizes:
-                rep.add_failure(t.backend, prec, b, device, one_line(exc), status=status, variant=t.variant, artifact=t.artifact, runner_info=info)
+                rep.add_failure(
+                    t.backend,
+                    prec,
+                    b,
+                    device,
+                    one_line(exc),
+                    status=status,
+                    variant=t.variant,
+                    artifact=t.artifact,
+                    runner_info=info,
+                )
             continue
         try:
             flops = flops_for(t)
             for b in batch_sizes:
-                note(f"measuring {t.backend}{':' + t.variant if t.variant else ''} {runner.precision} batch {b}")
+                note(
+                    f"measuring {t.backend}{':' + t.variant if t.variant else ''} {runner.precision} batch {b}"
+                )
                 sampler = LatentSampler(t.artifact.spec, seed=seed, batch_size=b, images=images)
                 try:
-                    lat = measure_throughput(runner, sampler, warmup=warmup, repeats=repeats, min_time_s=min_time_s)
-                except Exception as exc:  # noqa: BLE001 - NaN, OOM, runner errors -> failed row
+                    lat = measure_throughput(
+                        runner, sampler, warmup=warmup, repeats=repeats, min_time_s=min_time_s
+                    )
+                except Exception as exc:
                     status = "skipped" if isinstance(exc, SKIP_ERRORS) else "failed"
                     if not isinstance(exc, AccelkitError):
                         log.warning("%s batch %d failed", t.backend, b, exc_info=True)
                     rep.add_failure(
-                        t.backend, runner.precision, b, device, one_line(exc),
-                        status=status, variant=t.variant, artifact=t.artifact, runner_info=runner.describe(),
-                    )  # fmt: skip
+                        t.backend,
+                        runner.precision,
+                        b,
+                        device,
+                        one_line(exc),
+                        status=status,
+                        variant=t.variant,
+                        artifact=t.artifact,
+                        runner_info=runner.describe(),
+                    )
                     continue
                 info = runner.describe()
                 rep.add_result(

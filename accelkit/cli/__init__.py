@@ -8,9 +8,9 @@ exits 130 and SIGTERM 143. ``ACCELKIT_DEBUG=1`` shows tracebacks.
 
 from __future__ import annotations
 
-from accelkit.cli.app import app, main
 from accelkit.cli import commands as _commands  # noqa: F401  (registers the commands)
 from accelkit.cli import optimize as _optimize  # noqa: F401  (registers optimize)
 from accelkit.cli import serve as _serve  # noqa: F401  (registers triton-repo, serve, loadtest)
+from accelkit.cli.app import app, main
 
 __all__ = ["app", "main"]

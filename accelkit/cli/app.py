@@ -11,16 +11,17 @@ import re
 import signal
 import sys
 import time
-from typing import Any, Callable, Iterator, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import typer
 from typer.core import TyperGroup
 
-# typer >= 0.2x vendors click as typer._click (its classes derive from it); older typer uses click.
-click: Any = getattr(typer, "_click", None) or __import__("click")
-
 from accelkit import __version__
 from accelkit.errors import AccelkitError
+
+# typer >= 0.2x vendors click as typer._click (its classes derive from it); older typer uses click.
+click: Any = getattr(typer, "_click", None) or __import__("click")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -60,15 +61,38 @@ def _bad_parameter_message(exc: Any) -> str:
 class AccelkitGroup(TyperGroup):
     """Runs click without its standalone error printing, so every failure is one ``error:`` line."""
 
-    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,  # type: ignore[override]
-             standalone_mode: bool = True, **extra: Any) -> Any:  # fmt: skip
+    def main(
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
         if not standalone_mode:
-            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            return super().main(
+                args,
+                prog_name,
+                complete_var,
+                standalone_mode=False,
+                windows_expand_args=windows_expand_args,
+                **extra,
+            )
         old = signal.getsignal(signal.SIGTERM)
-        with contextlib.suppress(ValueError):  # not the main thread (tests): leave the handler alone
+        with contextlib.suppress(
+            ValueError
+        ):  # not the main thread (tests): leave the handler alone
             signal.signal(signal.SIGTERM, _on_sigterm)
         try:
-            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            rv = super().main(
+                args,
+                prog_name,
+                complete_var,
+                standalone_mode=False,
+                windows_expand_args=windows_expand_args,
+                **extra,
+            )
             code = rv if isinstance(rv, int) else 0
         except typer.BadParameter as exc:
             _err(_bad_parameter_message(exc))
@@ -135,7 +159,9 @@ def handle_errors(fn: F) -> F:
                 raise
             from accelkit.errors import one_line
 
-            _err(f"unexpected {one_line(exc)}; this is a bug in accelkit or in the generator: rerun with ACCELKIT_DEBUG=1 for the traceback and report it")
+            _err(
+                f"unexpected {one_line(exc)}; this is a bug in accelkit or in the generator: rerun with ACCELKIT_DEBUG=1 for the traceback and report it"
+            )
             raise typer.Exit(EXIT_INTERNAL) from None
 
     return wrapper  # type: ignore[return-value]
@@ -155,7 +181,7 @@ def progress_status(enabled: bool = True) -> Iterator[Callable[[str], None]]:
         yield lambda msg: None
         return
     if not console.is_terminal:
-        last = {"key": "", "t": 0.0}
+        last: dict[str, Any] = {"key": "", "t": 0.0}
 
         def line(msg: str) -> None:
             key = msg.split(":")[0]
@@ -191,10 +217,17 @@ def _version_cb(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version_cb, is_eager=True, help="Print the version and exit."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what the library does (to stderr)."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version_cb, is_eager=True, help="Print the version and exit."
+    ),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Log what the library does (to stderr)."
+    ),
 ) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
 
 
 def main() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -40,13 +39,14 @@ from accelkit.pipelines.options import (
     PruneOptions,
     QuantizeOptions,
 )
+from accelkit.spec import as_batch_range
 
 
 @app.command()
 @handle_errors
 @load_options()
 def info(
-    generator: Optional[str] = generator_argument(),
+    generator: str | None = generator_argument(),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
     *,
     load: LoadOptions,
@@ -63,25 +63,60 @@ def info(
 @handle_errors
 @load_options()
 def export(
-    generator: Optional[str] = generator_argument(),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output .onnx path (default: <stem>.onnx or <stem>.fp16.onnx next to the input; the current folder for bundled generators)."),
-    fp16: bool = typer.Option(False, "--fp16", help="Write a float16 graph (float32 inputs/outputs; overflow-prone ops kept in float32)."),
-    int8: bool = typer.Option(False, "--int8", help="Write an INT8 graph with explicit QuantizeLinear/DequantizeLinear nodes, calibrated on the generator's own latent prior."),
+    generator: str | None = generator_argument(),
+    output: Path | None = typer.Option(
+        None,
+        "-o",
+        "--output",
+        help="Output .onnx path (default: <stem>.onnx or <stem>.fp16.onnx next to the input; the current folder for bundled generators).",
+    ),
+    fp16: bool = typer.Option(
+        False,
+        "--fp16",
+        help="Write a float16 graph (float32 inputs/outputs; overflow-prone ops kept in float32).",
+    ),
+    int8: bool = typer.Option(
+        False,
+        "--int8",
+        help="Write an INT8 graph with explicit QuantizeLinear/DequantizeLinear nodes, calibrated on the generator's own latent prior.",
+    ),
     opset: int = typer.Option(18, "--opset", help="ONNX opset version (13..25)."),
-    batch_range: str = typer.Option("1:8:64", "--batch-range", help="min:opt:max batch sizes for the dynamic batch dimension; verification runs at min and a larger size."),
-    exporter: Exporter = typer.Option(Exporter.auto.value, "--exporter", help="Torch exporter (ScriptModules always use torchscript)."),
-    tolerance: Optional[float] = typer.Option(None, "--tolerance", help="Max abs error allowed against torch, in output units (default 1e-3 fp32, 5e-2 fp16, 0.5 int8)."),
-    keep_node: Optional[List[str]] = typer.Option(None, "--fp16-keep-node", help="Node name to keep in float32 (repeatable)."),
-    fp16_headroom: float = typer.Option(0.5, "--fp16-headroom", help="--fp16: keep in float32 every node whose calibrated activations exceed this fraction of the fp16 maximum (lower keeps more nodes in float32)."),
+    batch_range: str = typer.Option(
+        "1:8:64",
+        "--batch-range",
+        help="min:opt:max batch sizes for the dynamic batch dimension; verification runs at min and a larger size.",
+    ),
+    exporter: Exporter = typer.Option(
+        Exporter.auto.value,
+        "--exporter",
+        help="Torch exporter (ScriptModules always use torchscript).",
+    ),
+    tolerance: float | None = typer.Option(
+        None,
+        "--tolerance",
+        help="Max abs error allowed against torch, in output units (default 1e-3 fp32, 5e-2 fp16, 0.5 int8).",
+    ),
+    keep_node: list[str] | None = typer.Option(
+        None, "--fp16-keep-node", help="Node name to keep in float32 (repeatable)."
+    ),
+    fp16_headroom: float = typer.Option(
+        0.5,
+        "--fp16-headroom",
+        help="--fp16: keep in float32 every node whose calibrated activations exceed this fraction of the fp16 maximum (lower keeps more nodes in float32).",
+    ),
     calib: int = calib_option(),
     calib_method: CalibMethod = calib_method_option(),
     per_channel: bool = per_channel_option(),
-    exclude: Optional[List[str]] = exclude_option(),
-    include: Optional[List[str]] = include_option(),
-    calib_images: Optional[Path] = calib_images_option(),
+    exclude: list[str] | None = exclude_option(),
+    include: list[str] | None = include_option(),
+    calib_images: Path | None = calib_images_option(),
     calib_cache: bool = calib_cache_option(),
     force: bool = force_option(),
-    triton_repo: Optional[Path] = typer.Option(None, "--triton-repo", help="Also write a Triton model repository entry for the exported file into this folder (see accelkit triton-repo)."),
+    triton_repo: Path | None = typer.Option(
+        None,
+        "--triton-repo",
+        help="Also write a Triton model repository entry for the exported file into this folder (see accelkit triton-repo).",
+    ),
     *,
     load: LoadOptions,
 ) -> None:
@@ -99,7 +134,9 @@ def export(
         tolerance=tolerance,
         fp16_keep_nodes=tuple(keep_node or ()),
         fp16_headroom=fp16_headroom,
-        int8=int8_options(calib, calib_method, per_channel, exclude, include, calib_images, calib_cache),
+        int8=int8_options(
+            calib, calib_method, per_channel, exclude, include, calib_images, calib_cache
+        ),
         force=force,
     ).validated()
     with progress_status() as progress:
@@ -118,19 +155,39 @@ def export(
 @load_options(("input", "output_range", "dynamic_hw", "hw_range"), generator_param="onnx_file")
 def quantize(
     onnx_file: Path = typer.Argument(..., help="fp32 ONNX model (e.g. from accelkit export)."),
-    int8: bool = typer.Option(True, "--int8/--no-int8", help="INT8 with explicit Q/DQ nodes (the only mode today)."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output path (default: <stem>.int8.onnx next to the input)."),
+    int8: bool = typer.Option(
+        True, "--int8/--no-int8", help="INT8 with explicit Q/DQ nodes (the only mode today)."
+    ),
+    output: Path | None = typer.Option(
+        None, "-o", "--output", help="Output path (default: <stem>.int8.onnx next to the input)."
+    ),
     calib: int = calib_option(),
     calib_method: CalibMethod = calib_method_option(),
     per_channel: bool = per_channel_option(),
-    exclude: Optional[List[str]] = exclude_option(),
-    op_types: Optional[str] = typer.Option(None, "--op-types", help="Comma-separated op types to quantize (default: Conv,ConvTranspose,Gemm,MatMul).", rich_help_panel="INT8"),
-    include: Optional[List[str]] = include_option(),
-    calib_images: Optional[Path] = calib_images_option(),
+    exclude: list[str] | None = exclude_option(),
+    op_types: str | None = typer.Option(
+        None,
+        "--op-types",
+        help="Comma-separated op types to quantize (default: Conv,ConvTranspose,Gemm,MatMul).",
+        rich_help_panel="INT8",
+    ),
+    include: list[str] | None = include_option(),
+    calib_images: Path | None = calib_images_option(),
     calib_cache: bool = calib_cache_option(),
-    tolerance: Optional[float] = typer.Option(None, "--tolerance", help="Max abs error allowed against the fp32 model (default 0.5)."),
-    report: bool = typer.Option(False, "--report", help="Sensitivity: quantize one layer group at a time, list groups by PSNR vs fp32 (most harmful first), write <stem>.int8-sensitivity.md."),
-    auto_exclude_db: Optional[float] = typer.Option(None, "--auto-exclude", metavar="PSNR_DB", help="Keep in float the fewest most-harmful layer groups needed to reach this PSNR vs fp32."),
+    tolerance: float | None = typer.Option(
+        None, "--tolerance", help="Max abs error allowed against the fp32 model (default 0.5)."
+    ),
+    report: bool = typer.Option(
+        False,
+        "--report",
+        help="Sensitivity: quantize one layer group at a time, list groups by PSNR vs fp32 (most harmful first), write <stem>.int8-sensitivity.md.",
+    ),
+    auto_exclude_db: float | None = typer.Option(
+        None,
+        "--auto-exclude",
+        metavar="PSNR_DB",
+        help="Keep in float the fewest most-harmful layer groups needed to reach this PSNR vs fp32.",
+    ),
     force: bool = force_option("existing output files (model and report)"),
     *,
     load: LoadOptions,
@@ -142,7 +199,9 @@ def quantize(
         raise InputError("only --int8 quantization exists; for fp16 use accelkit export --fp16")
     opts = QuantizeOptions(
         out=output,
-        int8=int8_options(calib, calib_method, per_channel, exclude, include, calib_images, calib_cache, op_types),
+        int8=int8_options(
+            calib, calib_method, per_channel, exclude, include, calib_images, calib_cache, op_types
+        ),
         tolerance=tolerance,
         report=report,
         auto_exclude_db=auto_exclude_db,
@@ -155,26 +214,82 @@ def quantize(
 
 @app.command()
 @handle_errors
-@load_options(("arch", "arch_kwargs", "input", "output_range", "trust_pickle", "output_shape", "dynamic_hw", "hw_range"))
+@load_options(
+    (
+        "arch",
+        "arch_kwargs",
+        "input",
+        "output_range",
+        "trust_pickle",
+        "output_shape",
+        "dynamic_hw",
+        "hw_range",
+    )
+)
 def prune(
-    generator: Optional[str] = generator_argument(),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Pruned generator, saved as TorchScript (default: <stem>.pruned.pt; the current folder for bundled generators)."),
-    ratio: float = typer.Option(0.5, "--ratio", help="Fraction of channels to remove (per layer, or over the network with --global)."),
-    importance: Importance = typer.Option(Importance.l2.value, "--importance", help="Channel importance."),
-    global_pruning: bool = typer.Option(False, "--global", help="Rank channels across layers instead of within each layer."),
-    keep: Optional[List[str]] = typer.Option(None, "--keep", help="Module-name glob never pruned (repeatable)."),
-    round_to: Optional[int] = typer.Option(None, "--round-to", help="Keep channel counts a multiple of this (e.g. 8)."),
-    distill_steps: int = typer.Option(0, "--distill-steps", help="Data-free distillation steps after pruning (teacher: the FP32 model; latents from its prior)."),
+    generator: str | None = generator_argument(),
+    output: Path | None = typer.Option(
+        None,
+        "-o",
+        "--output",
+        help="Pruned generator, saved as TorchScript (default: <stem>.pruned.pt; the current folder for bundled generators).",
+    ),
+    ratio: float = typer.Option(
+        0.5,
+        "--ratio",
+        help="Fraction of channels to remove (per layer, or over the network with --global).",
+    ),
+    importance: Importance = typer.Option(
+        Importance.l2.value, "--importance", help="Channel importance."
+    ),
+    global_pruning: bool = typer.Option(
+        False, "--global", help="Rank channels across layers instead of within each layer."
+    ),
+    keep: list[str] | None = typer.Option(
+        None, "--keep", help="Module-name glob never pruned (repeatable)."
+    ),
+    round_to: int | None = typer.Option(
+        None, "--round-to", help="Keep channel counts a multiple of this (e.g. 8)."
+    ),
+    distill_steps: int = typer.Option(
+        0,
+        "--distill-steps",
+        help="Data-free distillation steps after pruning (teacher: the FP32 model; latents from its prior).",
+    ),
     distill_batch: int = typer.Option(16, "--distill-batch", help="Latents per distillation step."),
     lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate for distillation."),
-    loss: DistillLoss = typer.Option(DistillLoss.l1.value, "--loss", help="Distillation pixel loss."),
-    feature_loss: float = typer.Option(0.0, "--feature-loss", help="Weight of the distillation feature loss: intermediate outputs of the pruned layers matched to the teacher's through learned 1x1 adapters (0: pixels only)."),
-    feature_layer: Optional[List[str]] = typer.Option(None, "--feature-layer", help="Layer-name glob whose output the feature loss matches (repeatable; default: every pruned layer)."),
-    fid: int = typer.Option(0, "--fid", help="Measure FID drift vs the teacher on N images (torch fp32, with the noise floor) after pruning, and after distillation when --distill-steps is set."),
-    fid_weights: Optional[str] = fid_weights_option(),
-    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch during distillation and FID (default: torch's)."),
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Distillation checkpoint (default: <output>.distill.ckpt); an interrupted run resumes from it."),
-    no_resume: bool = typer.Option(False, "--no-resume", help="Start distillation from scratch even if a checkpoint exists."),
+    loss: DistillLoss = typer.Option(
+        DistillLoss.l1.value, "--loss", help="Distillation pixel loss."
+    ),
+    feature_loss: float = typer.Option(
+        0.0,
+        "--feature-loss",
+        help="Weight of the distillation feature loss: intermediate outputs of the pruned layers matched to the teacher's through learned 1x1 adapters (0: pixels only).",
+    ),
+    feature_layer: list[str] | None = typer.Option(
+        None,
+        "--feature-layer",
+        help="Layer-name glob whose output the feature loss matches (repeatable; default: every pruned layer).",
+    ),
+    fid: int = typer.Option(
+        0,
+        "--fid",
+        help="Measure FID drift vs the teacher on N images (torch fp32, with the noise floor) after pruning, and after distillation when --distill-steps is set.",
+    ),
+    fid_weights: str | None = fid_weights_option(),
+    threads: int | None = typer.Option(
+        None,
+        "--threads",
+        help="CPU threads for torch during distillation and FID (default: torch's).",
+    ),
+    checkpoint: Path | None = typer.Option(
+        None,
+        "--checkpoint",
+        help="Distillation checkpoint (default: <output>.distill.ckpt); an interrupted run resumes from it.",
+    ),
+    no_resume: bool = typer.Option(
+        False, "--no-resume", help="Start distillation from scratch even if a checkpoint exists."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of latents and random importance."),
     force: bool = force_option(),
     *,
@@ -184,11 +299,26 @@ def prune(
     from accelkit.pipelines.prune import prune_and_distill
 
     opts = PruneOptions(
-        out=output, ratio=ratio, importance=importance, global_pruning=global_pruning, keep=tuple(keep or ()), round_to=round_to,
-        distill_steps=distill_steps, distill_batch=distill_batch, lr=lr, loss=loss, feature_loss=feature_loss,
-        feature_layers=tuple(feature_layer or ()), fid=fid, fid_weights=fid_weights, threads=threads, checkpoint=checkpoint,
-        resume=not no_resume, seed=seed, force=force,
-    ).validated()  # fmt: skip
+        out=output,
+        ratio=ratio,
+        importance=importance,
+        global_pruning=global_pruning,
+        keep=tuple(keep or ()),
+        round_to=round_to,
+        distill_steps=distill_steps,
+        distill_batch=distill_batch,
+        lr=lr,
+        loss=loss,
+        feature_loss=feature_loss,
+        feature_layers=tuple(feature_layer or ()),
+        fid=fid,
+        fid_weights=fid_weights,
+        threads=threads,
+        checkpoint=checkpoint,
+        resume=not no_resume,
+        seed=seed,
+        force=force,
+    ).validated()
     with progress_status() as progress:
         result = prune_and_distill(load, opts, progress)
     emit(result)
@@ -198,37 +328,109 @@ def prune(
 @handle_errors
 @load_options()
 def bench(
-    generator: Optional[str] = generator_argument(),
-    backend: Optional[str] = typer.Option(None, "--backend", help="Comma-separated backends: torch, ort, openvino (needs the openvino extra), trt. Default: every backend this machine can run (the others are listed as skipped, with the reason)."),
-    precision: Optional[str] = typer.Option(None, "--precision", help="Comma-separated precisions: fp32, fp16, int8 (ONNX Q/DQ, calibrated on the prior), bf16 (torch, and OpenVINO's bf16 hint on CPUs with native bf16). Default: fp32,fp16, plus int8 for an int8 ONNX file."),
-    batch: str = typer.Option("1,8", "--batch", help="Comma-separated batch sizes (images per iteration)."),
-    device: str = typer.Option("auto", "--device", help="auto (CUDA if available), cpu or cuda[:N]."),
-    out: Path = typer.Option(Path("accelkit-results"), "--out", help="Report folder: results.json, results.md, results.csv, throughput.png (+ artifacts/)."),
-    repeats: int = typer.Option(5, "--repeats", help="Timed repeats per row (each one images/sec sample; the median is reported)."),
+    generator: str | None = generator_argument(),
+    backend: str | None = typer.Option(
+        None,
+        "--backend",
+        help="Comma-separated backends: torch, ort, openvino (needs the openvino extra), trt. Default: every backend this machine can run (the others are listed as skipped, with the reason).",
+    ),
+    precision: str | None = typer.Option(
+        None,
+        "--precision",
+        help="Comma-separated precisions: fp32, fp16, int8 (ONNX Q/DQ, calibrated on the prior), bf16 (torch, and OpenVINO's bf16 hint on CPUs with native bf16). Default: fp32,fp16, plus int8 for an int8 ONNX file.",
+    ),
+    batch: str = typer.Option(
+        "1,8", "--batch", help="Comma-separated batch sizes (images per iteration)."
+    ),
+    device: str = typer.Option(
+        "auto", "--device", help="auto (CUDA if available), cpu or cuda[:N]."
+    ),
+    out: Path = typer.Option(
+        Path("accelkit-results"),
+        "--out",
+        help="Report folder: results.json, results.md, results.csv, throughput.png (+ artifacts/).",
+    ),
+    repeats: int = typer.Option(
+        5,
+        "--repeats",
+        help="Timed repeats per row (each one images/sec sample; the median is reported).",
+    ),
     warmup: int = typer.Option(3, "--warmup", help="Untimed warm-up iterations per row."),
     min_time: float = typer.Option(0.5, "--min-time", help="Seconds each repeat runs at least."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch, ONNX Runtime and OpenVINO (default: physical cores not kept busy by other processes, 1 on a loaded machine; see docs/cpu.md)."),
+    threads: int | None = typer.Option(
+        None,
+        "--threads",
+        help="CPU threads for torch, ONNX Runtime and OpenVINO (default: physical cores not kept busy by other processes, 1 on a loaded machine; see docs/cpu.md).",
+    ),
     seed: int = typer.Option(0, "--seed", help="Latent seed (identical inputs for every backend)."),
-    batch_range: Optional[str] = typer.Option(None, "--batch-range", help="TensorRT profile min:opt:max (default from --batch)."),
+    batch_range: str | None = typer.Option(
+        None, "--batch-range", help="TensorRT profile min:opt:max (default from --batch)."
+    ),
     compile: bool = typer.Option(False, "--compile", help="Add a torch.compile row."),
-    channels_last: bool = typer.Option(False, "--channels-last", help="Run torch in channels_last memory format."),
-    cuda_graphs: bool = typer.Option(False, "--cuda-graphs", help="Capture torch runs in CUDA graphs (CUDA only)."),
-    ort_trt: bool = typer.Option(False, "--ort-trt", help="Add ONNX Runtime rows on its TensorRT execution provider (CUDA)."),
-    fid: int = typer.Option(0, "--fid", help="Also measure quality drift vs FP32 torch on N images per set: FID/KID, paired PSNR/max error, noise floor, sample grids (0: off)."),
-    fid_weights: Optional[Path] = fid_weights_option(),
-    fid_batch: int = typer.Option(32, "--fid-batch", help="Images per inference call while measuring drift."),
+    channels_last: bool = typer.Option(
+        False, "--channels-last", help="Run torch in channels_last memory format."
+    ),
+    cuda_graphs: bool = typer.Option(
+        False, "--cuda-graphs", help="Capture torch runs in CUDA graphs (CUDA only)."
+    ),
+    ort_trt: bool = typer.Option(
+        False, "--ort-trt", help="Add ONNX Runtime rows on its TensorRT execution provider (CUDA)."
+    ),
+    fid: int = typer.Option(
+        0,
+        "--fid",
+        help="Also measure quality drift vs FP32 torch on N images per set: FID/KID, paired PSNR/max error, noise floor, sample grids (0: off).",
+    ),
+    fid_weights: Path | None = fid_weights_option(),
+    fid_batch: int = typer.Option(
+        32, "--fid-batch", help="Images per inference call while measuring drift."
+    ),
     fid_mode: str = fid_mode_option(),
-    images: Optional[Path] = typer.Option(None, "--images", help="Image-to-image generators: a folder of real input images (sorted, recursive; center-cropped and resized to the input) for throughput inputs, drift (needs 2x --fid images) and the sample grids, instead of random smooth images."),
-    fid_precision: str = typer.Option("fp32", "--fid-precision", help="FID feature precision: fp32 (verified against TorchScript) or bf16 (OpenVINO on an AMX/AVX-512-BF16 CPU: ~3x faster features; see docs/quality.md)."),
-    reference: Optional[str] = typer.Option(None, "--reference", help="With --fid: measure drift against this generator's FP32 torch model instead (e.g. the teacher of a pruned model)."),
-    reference_arch: Optional[str] = typer.Option(None, "--reference-arch", help="Architecture of a weight-only --reference (module:Class or a bundled name); the teacher a pruned model records is found without it."),
-    reference_arch_kwargs: Optional[str] = typer.Option(None, "--reference-arch-kwargs", help="JSON constructor arguments for --reference-arch."),
-    vs: Optional[str] = typer.Option(None, "--vs", help="A baseline build (ONNX or generator file) to measure interleaved with this one, in one process: each of --repeats rounds runs both back to back; prints the comparison (exit 1 on a regression beyond noise, or when no row was measured on both sides)."),
-    max_slowdown: str = typer.Option("5%", "--max-slowdown", help="With --vs: allowed slowdown before a row regresses."),
-    serve: bool = typer.Option(False, "--serve", help="Then serve the build on Triton (PyTriton) and sweep --serve-concurrency in-flight requests at batch 1: serving rows + served/in-process ratio in the same report (pip install 'accelkit[serve]')."),
-    serve_concurrency: str = typer.Option("1,2,4,8,16", "--serve-concurrency", help="With --serve: concurrency levels."),
+    images: Path | None = typer.Option(
+        None,
+        "--images",
+        help="Image-to-image generators: a folder of real input images (sorted, recursive; center-cropped and resized to the input) for throughput inputs, drift (needs 2x --fid images) and the sample grids, instead of random smooth images.",
+    ),
+    fid_precision: str = typer.Option(
+        "fp32",
+        "--fid-precision",
+        help="FID feature precision: fp32 (verified against TorchScript) or bf16 (OpenVINO on an AMX/AVX-512-BF16 CPU: ~3x faster features; see docs/quality.md).",
+    ),
+    reference: str | None = typer.Option(
+        None,
+        "--reference",
+        help="With --fid: measure drift against this generator's FP32 torch model instead (e.g. the teacher of a pruned model).",
+    ),
+    reference_arch: str | None = typer.Option(
+        None,
+        "--reference-arch",
+        help="Architecture of a weight-only --reference (module:Class or a bundled name); the teacher a pruned model records is found without it.",
+    ),
+    reference_arch_kwargs: str | None = typer.Option(
+        None, "--reference-arch-kwargs", help="JSON constructor arguments for --reference-arch."
+    ),
+    vs: str | None = typer.Option(
+        None,
+        "--vs",
+        help="A baseline build (ONNX or generator file) to measure interleaved with this one, in one process: each of --repeats rounds runs both back to back; prints the comparison (exit 1 on a regression beyond noise, or when no row was measured on both sides).",
+    ),
+    max_slowdown: str = typer.Option(
+        "5%", "--max-slowdown", help="With --vs: allowed slowdown before a row regresses."
+    ),
+    serve: bool = typer.Option(
+        False,
+        "--serve",
+        help="Then serve the build on Triton (PyTriton) and sweep --serve-concurrency in-flight requests at batch 1: serving rows + served/in-process ratio in the same report (pip install 'accelkit[serve]').",
+    ),
+    serve_concurrency: str = typer.Option(
+        "1,2,4,8,16", "--serve-concurrency", help="With --serve: concurrency levels."
+    ),
     force: bool = force_option("a report already in --out"),
-    trust_engine: bool = typer.Option(False, "--trust-engine", help="Load TensorRT plans whose sidecar does not vouch for them. Deserializing an engine can RUN PLUGIN CODE: only for plans you trust."),
+    trust_engine: bool = typer.Option(
+        False,
+        "--trust-engine",
+        help="Load TensorRT plans whose sidecar does not vouch for them. Deserializing an engine can RUN PLUGIN CODE: only for plans you trust.",
+    ),
     *,
     load: LoadOptions,
 ) -> None:
@@ -247,7 +449,7 @@ def bench(
         min_time_s=min_time,
         threads=threads,
         seed=seed,
-        batch_range=batch_range,
+        batch_range=as_batch_range(batch_range) if batch_range else None,
         compile=compile,
         channels_last=channels_last,
         cuda_graphs=cuda_graphs,
@@ -264,43 +466,75 @@ def bench(
     check_bench_options(opts)  # fail fast, before loading/exporting
     if vs is not None:
         if fid:
-            raise InputError("--vs and --fid cannot be combined; run the drift measurement separately")
+            raise InputError(
+                "--vs and --fid cannot be combined; run the drift measurement separately"
+            )
         with progress_status() as progress:
-            result = bench_vs(load, load.with_generator(vs), opts, progress, max_slowdown=max_slowdown)
+            result = bench_vs(
+                load, load.with_generator(vs), opts, progress, max_slowdown=max_slowdown
+            )
         emit(result)
         return
     if reference is not None and not fid:
         raise InputError("--reference only matters with --fid N")
     if (reference_arch or reference_arch_kwargs) and reference is None:
-        raise InputError("--reference-arch/--reference-arch-kwargs describe --reference; give --reference FILE too")
-    ref_arch = LoadOptions.from_flags(None, arch=reference_arch, arch_kwargs=reference_arch_kwargs) if reference_arch else None
-    ref = load.with_generator(reference, keep_arch=False, arch=ref_arch.arch if ref_arch else None,
-                              arch_kwargs=ref_arch.arch_kwargs if ref_arch else None) if reference is not None else None  # fmt: skip
+        raise InputError(
+            "--reference-arch/--reference-arch-kwargs describe --reference; give --reference FILE too"
+        )
+    ref_arch = (
+        LoadOptions.from_flags(None, arch=reference_arch, arch_kwargs=reference_arch_kwargs)
+        if reference_arch
+        else None
+    )
+    ref = (
+        load.with_generator(
+            reference,
+            keep_arch=False,
+            arch=ref_arch.arch if ref_arch else None,
+            arch_kwargs=ref_arch.arch_kwargs if ref_arch else None,
+        )
+        if reference is not None
+        else None
+    )
     if serve:
         from accelkit.pipelines.serve import bench_serve
         from accelkit.serving.options import LoadtestOptions
 
         if fid or ref is not None:
-            raise InputError("--serve cannot be combined with --fid/--reference; measure drift in a separate bench run")
-        lt = LoadtestOptions(concurrency=tuple(int_csv(serve_concurrency, "--serve-concurrency")), batch_size=1, out=out).validated()
+            raise InputError(
+                "--serve cannot be combined with --fid/--reference; measure drift in a separate bench run"
+            )
+        lt = LoadtestOptions(
+            concurrency=tuple(int_csv(serve_concurrency, "--serve-concurrency")),
+            batch_size=1,
+            out=out,
+        ).validated()
         with progress_status() as progress:
-            result = bench_serve(load, opts, lt, progress=progress)  # type: ignore[assignment]
-        emit(result)
+            served = bench_serve(load, opts, lt, progress=progress)
+        emit(served)
         return
     with progress_status() as progress:
-        result = run_bench(load, opts, progress, reference=ref)
-    emit(result)
+        bench_result = run_bench(load, opts, progress, reference=ref)
+    emit(bench_result)
 
 
 @app.command()
 @handle_errors
 def fid(
-    source_a: Path = typer.Argument(..., help="Image folder (PNG/JPG, recursive) or .npz statistics."),
-    source_b: Optional[Path] = typer.Argument(None, help="Second folder or .npz; omit with --save-stats to only compute statistics."),
-    save_stats: Optional[Path] = typer.Option(None, "--save-stats", help="Write A's statistics (with provenance) to this .npz."),
-    fid_weights: Optional[Path] = fid_weights_option(),
+    source_a: Path = typer.Argument(
+        ..., help="Image folder (PNG/JPG, recursive) or .npz statistics."
+    ),
+    source_b: Path | None = typer.Argument(
+        None, help="Second folder or .npz; omit with --save-stats to only compute statistics."
+    ),
+    save_stats: Path | None = typer.Option(
+        None, "--save-stats", help="Write A's statistics (with provenance) to this .npz."
+    ),
+    fid_weights: Path | None = fid_weights_option(),
     batch_size: int = typer.Option(32, "--batch-size", help="Images per extractor call."),
-    kid_subsets: int = typer.Option(100, "--kid-subsets", help="KID subsets (folders only; needs features, not .npz)."),
+    kid_subsets: int = typer.Option(
+        100, "--kid-subsets", help="KID subsets (folders only; needs features, not .npz)."
+    ),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda[:N] for the extractor."),
     fid_mode: str = fid_mode_option(),
     force: bool = force_option("an existing --save-stats file"),
@@ -309,8 +543,15 @@ def fid(
     """FID (and KID for folders) between two image folders or .npz statistics; or save statistics."""
     from accelkit.pipelines.fid import fid as run_fid
 
-    opts = FidOptions(save_stats=save_stats, fid_weights=str(fid_weights) if fid_weights else None, batch_size=batch_size,
-                      kid_subsets=kid_subsets, device=device, force=force, fid_mode=fid_mode).validated()  # fmt: skip
+    opts = FidOptions(
+        save_stats=save_stats,
+        fid_weights=str(fid_weights) if fid_weights else None,
+        batch_size=batch_size,
+        kid_subsets=kid_subsets,
+        device=device,
+        force=force,
+        fid_mode=fid_mode,
+    ).validated()
     with progress_status(not as_json) as progress:
         result = run_fid(source_a, source_b, opts, progress)
     emit(result, as_json)
@@ -320,14 +561,29 @@ def fid(
 @handle_errors
 @load_options(("input", "output_range", "dynamic_hw", "hw_range"), generator_param="onnx_file")
 def build(
-    onnx_file: Path = typer.Argument(..., help="ONNX model to build (fp32, fp16 or int8 Q/DQ: precision comes from the graph)."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Engine path (default: <onnx stem>.plan next to the ONNX file)."),
-    batch_range: str = typer.Option("1:8:64", "--batch-range", help="Optimization profile min:opt:max batch sizes."),
+    onnx_file: Path = typer.Argument(
+        ..., help="ONNX model to build (fp32, fp16 or int8 Q/DQ: precision comes from the graph)."
+    ),
+    output: Path | None = typer.Option(
+        None,
+        "-o",
+        "--output",
+        help="Engine path (default: <onnx stem>.plan next to the ONNX file).",
+    ),
+    batch_range: str = typer.Option(
+        "1:8:64", "--batch-range", help="Optimization profile min:opt:max batch sizes."
+    ),
     workspace_mb: int = typer.Option(1024, "--workspace", help="Builder workspace limit in MiB."),
-    opt_level: Optional[int] = typer.Option(None, "--opt-level", help="Builder optimization level 0..5 (TensorRT default 3)."),
-    no_tf32: bool = typer.Option(False, "--no-tf32", help="Forbid TF32 for fp32 layers (exact fp32 math)."),
+    opt_level: int | None = typer.Option(
+        None, "--opt-level", help="Builder optimization level 0..5 (TensorRT default 3)."
+    ),
+    no_tf32: bool = typer.Option(
+        False, "--no-tf32", help="Forbid TF32 for fp32 layers (exact fp32 math)."
+    ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not use or fill the engine cache."),
-    rebuild: bool = typer.Option(False, "--rebuild", help="Build even if a matching cached engine exists."),
+    rebuild: bool = typer.Option(
+        False, "--rebuild", help="Build even if a matching cached engine exists."
+    ),
     device: str = typer.Option("cuda", "--device", help="cuda or cuda:N."),
     force: bool = force_option("an existing engine file"),
     *,
@@ -336,8 +592,17 @@ def build(
     """Build a TensorRT engine (strongly typed, batch profile, timing + engine caches) from ONNX."""
     from accelkit.pipelines.build import build_engine
 
-    opts = BuildOptions(out=output, batch_range=batch_range, workspace_mb=workspace_mb, opt_level=opt_level,
-                        tf32=False if no_tf32 else None, cache=not no_cache, rebuild=rebuild, device=device, force=force).validated()  # fmt: skip
+    opts = BuildOptions(
+        out=output,
+        batch_range=batch_range,
+        workspace_mb=workspace_mb,
+        opt_level=opt_level,
+        tf32=False if no_tf32 else None,
+        cache=not no_cache,
+        rebuild=rebuild,
+        device=device,
+        force=force,
+    ).validated()
     with progress_status() as progress:
         result = build_engine(load, opts, progress)
     emit(result)
@@ -348,12 +613,32 @@ def build(
 def compare(
     baseline: Path = typer.Argument(..., help="Baseline results.json (or its folder)."),
     current: Path = typer.Argument(..., help="Current results.json (or its folder)."),
-    max_slowdown: str = typer.Option("5%", "--max-slowdown", help="Allowed slowdown, e.g. 5% or 0.05; a row regresses only when the whole confidence interval of its speed ratio is below 1 - this."),
-    max_fid_drift: Optional[float] = typer.Option(None, "--max-fid-drift", help="Allowed growth of FID drift (rows measured with bench --fid); a row without a finite FID drift on both sides then fails."),
-    confidence: float = typer.Option(0.95, "--confidence", help="Confidence level of the bootstrap interval over per-repeat samples."),
-    strict: bool = typer.Option(False, "--strict", help="Also fail on rows missing on either side, on unreliable rows (environments, threads or loads differ; interval wider than the threshold) and on environment differences."),
-    markdown: Optional[Path] = typer.Option(None, "--markdown", help="Write a Markdown summary (CI job summary / PR comment)."),
-    junit: Optional[Path] = typer.Option(None, "--junit", help="Write JUnit XML, one test case per row."),
+    max_slowdown: str = typer.Option(
+        "5%",
+        "--max-slowdown",
+        help="Allowed slowdown, e.g. 5% or 0.05; a row regresses only when the whole confidence interval of its speed ratio is below 1 - this.",
+    ),
+    max_fid_drift: float | None = typer.Option(
+        None,
+        "--max-fid-drift",
+        help="Allowed growth of FID drift (rows measured with bench --fid); a row without a finite FID drift on both sides then fails.",
+    ),
+    confidence: float = typer.Option(
+        0.95,
+        "--confidence",
+        help="Confidence level of the bootstrap interval over per-repeat samples.",
+    ),
+    strict: bool = typer.Option(
+        False,
+        "--strict",
+        help="Also fail on rows missing on either side, on unreliable rows (environments, threads or loads differ; interval wider than the threshold) and on environment differences.",
+    ),
+    markdown: Path | None = typer.Option(
+        None, "--markdown", help="Write a Markdown summary (CI job summary / PR comment)."
+    ),
+    junit: Path | None = typer.Option(
+        None, "--junit", help="Write JUnit XML, one test case per row."
+    ),
     force: bool = force_option("existing --markdown/--junit files"),
 ) -> None:
     """Compare two bench results: exit 0 pass (or unreliable, said loudly), 1 regression or nothing compared, 2 bad input.
@@ -362,6 +647,13 @@ def compare(
     """
     from accelkit.pipelines.compare import compare as run_compare
 
-    opts = CompareOptions(max_slowdown=max_slowdown, max_fid_drift=max_fid_drift, confidence=confidence,
-                          strict=strict, markdown=markdown, junit=junit, force=force).validated()  # fmt: skip
+    opts = CompareOptions(
+        max_slowdown=max_slowdown,
+        max_fid_drift=max_fid_drift,
+        confidence=confidence,
+        strict=strict,
+        markdown=markdown,
+        junit=junit,
+        force=force,
+    ).validated()
     emit(run_compare(baseline, current, opts))

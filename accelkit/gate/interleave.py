@@ -18,7 +18,8 @@ they are one interleaved run.
 from __future__ import annotations
 
 import uuid
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from accelkit.benchmark.report import Report
 
@@ -75,9 +76,18 @@ def measure_interleaved(
                         progress(f"round {rnd + 1}/{rounds}: {side} {t.backend} batch {b}")
                     rep = Report(environment=env)
                     parts[side].append(
-                        run_benchmark([t], [b], device=device, warmup=warmup, repeats=1, min_time_s=min_time_s,
-                                      seed=seed, flops_model=flops_model, report=rep)
-                    )  # fmt: skip
+                        run_benchmark(
+                            [t],
+                            [b],
+                            device=device,
+                            warmup=warmup,
+                            repeats=1,
+                            min_time_s=min_time_s,
+                            seed=seed,
+                            flops_model=flops_model,
+                            report=rep,
+                        )
+                    )
     run_id = uuid.uuid4().hex
     out: list[Report] = []
     for side in ("candidate", "baseline"):

@@ -44,10 +44,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from accelkit.benchmark.report import BenchRow, Report, merge_stability
 from accelkit.errors import InputError
@@ -108,7 +109,9 @@ class RatioBaseline:
             InputError: Wrong schema version or malformed fields (one line).
         """
         if not isinstance(data, dict):
-            raise InputError(f"{where} is not a JSON object; regenerate it with benchmarks/ci_perf_gate.py --update-baseline")
+            raise InputError(
+                f"{where} is not a JSON object; regenerate it with benchmarks/ci_perf_gate.py --update-baseline"
+            )
         if data.get("schema_version") != BASELINE_SCHEMA:
             raise InputError(
                 f"{where} has schema_version {data.get('schema_version')!r}, expected {BASELINE_SCHEMA}; "
@@ -127,7 +130,9 @@ class RatioBaseline:
             except (TypeError, ValueError):
                 raise InputError(f"{where}: batch size {k!r} is not an integer") from None
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-                raise InputError(f"{where}: ratio for batch {k} is {v!r}; expected a positive number")
+                raise InputError(
+                    f"{where}: ratio for batch {k} is {v!r}; expected a positive number"
+                )
             ratios[b] = float(v)
         return cls(
             ratios=ratios,
@@ -155,7 +160,9 @@ class RatioBaseline:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise InputError(f"{p} is not valid JSON (line {exc.lineno}: {exc.msg}); regenerate it with --update-baseline") from None
+            raise InputError(
+                f"{p} is not valid JSON (line {exc.lineno}: {exc.msg}); regenerate it with --update-baseline"
+            ) from None
         return cls.from_dict(data, str(p))
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -167,16 +174,31 @@ class RatioBaseline:
 
 
 # ----------------------------------------------------------------------- measuring
-def _find(report: Report, which: tuple[str, str | None, str], batch: int, device: str) -> BenchRow | None:
+def _find(
+    report: Report, which: tuple[str, str | None, str], batch: int, device: str
+) -> BenchRow | None:
     backend, variant, precision = which
     for r in report.rows:
-        if r.backend == backend and (r.variant or None) == variant and r.precision == precision and r.batch_size == batch and r.device == device:
+        if (
+            r.backend == backend
+            and (r.variant or None) == variant
+            and r.precision == precision
+            and r.batch_size == batch
+            and r.device == device
+        ):
             return r
     return None
 
 
 def _batches(report: Report, device: str) -> list[int]:
-    return sorted({r.batch_size for r in report.rows if r.device == device and (r.backend, r.variant or None, r.precision) in (NUMERATOR, DENOMINATOR)})
+    return sorted(
+        {
+            r.batch_size
+            for r in report.rows
+            if r.device == device
+            and (r.backend, r.variant or None, r.precision) in (NUMERATOR, DENOMINATOR)
+        }
+    )
 
 
 def measure_ratios(
@@ -283,7 +305,10 @@ class RatioGateResult:
     @property
     def verdict(self) -> str:
         """``fail`` (a regression or missing row; with ``strict`` an unreliable one), ``unreliable`` or ``pass``."""
-        if any(v.fails or (self.strict and v.verdict == "unreliable") for v in self.verdicts) or not self.verdicts:
+        if (
+            any(v.fails or (self.strict and v.verdict == "unreliable") for v in self.verdicts)
+            or not self.verdicts
+        ):
             return "fail"
         return "unreliable" if any(v.verdict == "unreliable" for v in self.verdicts) else "pass"
 
@@ -294,7 +319,9 @@ class RatioGateResult:
 
     def to_text(self) -> str:
         """A short plain-text report: one line per batch size, notes, then PASS, UNRELIABLE or FAIL."""
-        lines = [f"ratio gate: ort fp32 / torch fp32 images/sec, same run; tolerance {self.tolerance * 100:g}%, {self.confidence * 100:g}% bootstrap CI"]
+        lines = [
+            f"ratio gate: ort fp32 / torch fp32 images/sec, same run; tolerance {self.tolerance * 100:g}%, {self.confidence * 100:g}% bootstrap CI"
+        ]
         for v in self.verdicts:
             lines.append(f"  batch {v.batch_size}: {v.verdict}: {v.reason}")
         lines += [f"  note: {n}" for n in self.notes]
@@ -357,19 +384,29 @@ def ratio_gate(
     if not 0.0 <= tol < 1.0:
         raise InputError(f"tolerance {tolerance!r} must be a fraction in [0, 1)")
     est = measure_ratios(
-        rep, batch_sizes=sorted(baseline.ratios), device=baseline.device, confidence=confidence, n_boot=n_boot, seed=seed, paired=paired
+        rep,
+        batch_sizes=sorted(baseline.ratios),
+        device=baseline.device,
+        confidence=confidence,
+        n_boot=n_boot,
+        seed=seed,
+        paired=paired,
     )
     conf = f"{confidence * 100:g}%"
     notes: list[str] = []
     model = (rep.environment.get("cpu") or {}).get("model")
     cores = (rep.environment.get("cpu") or {}).get("available_cores")
     other_machine = None
-    if baseline.machine and (baseline.machine.get("cpu") != model or baseline.machine.get("available_cores") != cores):
+    if baseline.machine and (
+        baseline.machine.get("cpu") != model or baseline.machine.get("available_cores") != cores
+    ):
         other_machine = (
             f"this machine ({model}, {cores} cores) is not the baseline's ({baseline.machine.get('cpu')}, "
             f"{baseline.machine.get('available_cores')} cores): ratios depend on the CPU"
         )
-        notes.append(f"{other_machine}; refresh the baseline on this machine type (benchmarks/ci_perf_gate.py --update-baseline --runs 5)")
+        notes.append(
+            f"{other_machine}; refresh the baseline on this machine type (benchmarks/ci_perf_gate.py --update-baseline --runs 5)"
+        )
     verdicts: list[RatioVerdict] = []
     for b, r0 in sorted(baseline.ratios.items()):
         e = est[b]
@@ -380,21 +417,47 @@ def ratio_gate(
         nums = f"ratio {e.ratio:.3f} (CI {e.low:.3f} … {e.high:.3f}) vs baseline {r0:.3f}, {(e.ratio / r0 - 1) * 100:+.1f}%"
         half = (e.high - e.low) / 2.0 / r0
         if not e.noise_known:
-            verdict, why = "unreliable", f"{nums}: no noise estimate ({e.n_numerator} and {e.n_denominator} repeats, need >= {MIN_SAMPLES})"
+            verdict, why = (
+                "unreliable",
+                f"{nums}: no noise estimate ({e.n_numerator} and {e.n_denominator} repeats, need >= {MIN_SAMPLES})",
+            )
         elif e.high < floor:
-            verdict, why = "regression", f"{nums}: the whole {conf} interval is below {floor:.3f} (baseline −{tol * 100:g}%)"
+            verdict, why = (
+                "regression",
+                f"{nums}: the whole {conf} interval is below {floor:.3f} (baseline −{tol * 100:g}%)",
+            )
         elif e.low > ceil:
-            verdict, why = "improved", f"{nums}: the whole {conf} interval is above {ceil:.3f}; refresh the baseline with --update-baseline"
+            verdict, why = (
+                "improved",
+                f"{nums}: the whole {conf} interval is above {ceil:.3f}; refresh the baseline with --update-baseline",
+            )
         elif e.low < floor and half > tol:
-            verdict, why = "unreliable", f"{nums}: the {conf} interval (±{half * 100:.0f}% of the baseline) is wider than the ±{tol * 100:g}% tolerance"
+            verdict, why = (
+                "unreliable",
+                f"{nums}: the {conf} interval (±{half * 100:.0f}% of the baseline) is wider than the ±{tol * 100:g}% tolerance",
+            )
         elif e.ratio < floor:
-            verdict, why = "within-noise", f"{nums}: below {floor:.3f} but the {conf} interval reaches it"
+            verdict, why = (
+                "within-noise",
+                f"{nums}: below {floor:.3f} but the {conf} interval reaches it",
+            )
         else:
             verdict, why = "pass", f"{nums}, floor {floor:.3f}"
         if other_machine:
             why = f"{other_machine}; against it the interval says {verdict}: {why}"
             verdict = "unreliable"
-        verdicts.append(RatioVerdict(b, verdict, why, baseline_ratio=r0, ratio=e.ratio, ci_low=e.low, ci_high=e.high, floor=floor))
+        verdicts.append(
+            RatioVerdict(
+                b,
+                verdict,
+                why,
+                baseline_ratio=r0,
+                ratio=e.ratio,
+                ci_low=e.low,
+                ci_high=e.high,
+                floor=floor,
+            )
+        )
     extra = [b for b in _batches(rep, baseline.device) if b not in baseline.ratios]
     if extra:
         notes.append(f"batch sizes {extra} are not in the baseline and were not checked")
@@ -427,12 +490,16 @@ def baseline_from_reports(
         raise InputError("no calibration runs to make a ratio baseline from")
     per_batch: dict[int, list[float]] = {}
     for i, rep in enumerate(reports):
-        for b, e in measure_ratios(rep, device=device, confidence=confidence, n_boot=n_boot, seed=seed).items():
+        for b, e in measure_ratios(
+            rep, device=device, confidence=confidence, n_boot=n_boot, seed=seed
+        ).items():
             if isinstance(e, str):
                 raise InputError(f"calibration run {i + 1} cannot give a ratio at batch {b}: {e}")
             per_batch.setdefault(b, []).append(e.ratio)
     if not per_batch:
-        raise InputError("the calibration runs hold no ort fp32 and torch fp32 rows; nothing to make a baseline from")
+        raise InputError(
+            "the calibration runs hold no ort fp32 and torch fp32 rows; nothing to make a baseline from"
+        )
     env = reports[0].environment
     cpu = env.get("cpu") or {}
     measured = {
@@ -488,7 +555,9 @@ def merge_reports(reports: Sequence[Report]) -> Report:
                 merged[k] = BenchRow.from_dict(r.to_dict())
             else:
                 m = merged[k]
-                m.images_per_sec_samples = list(m.images_per_sec_samples) + list(r.images_per_sec_samples)
+                m.images_per_sec_samples = list(m.images_per_sec_samples) + list(
+                    r.images_per_sec_samples
+                )
                 m.iters_per_repeat = list(m.iters_per_repeat) + list(r.iters_per_repeat)
     rows: list[BenchRow] = []
     seen: set[tuple[str, str | None, str, int, str]] = set()
@@ -505,14 +574,28 @@ def merge_reports(reports: Sequence[Report]) -> Report:
             s = m.images_per_sec_samples
             m.images_per_sec = median(s)
             p25, p75 = quantile(s, 0.25), quantile(s, 0.75)
-            m.images_per_sec_spread = {"p25": p25, "p75": p75, "iqr": p75 - p25, "min": float(min(s)), "max": float(max(s))}
-            merge_stability(m, stabilities.get(k, []))  # spread over all rounds, the worst round's contention
+            m.images_per_sec_spread = {
+                "p25": p25,
+                "p75": p75,
+                "iqr": p75 - p25,
+                "min": float(min(s)),
+                "max": float(max(s)),
+            }
+            merge_stability(
+                m, stabilities.get(k, [])
+            )  # spread over all rounds, the worst round's contention
             rows.append(m)
     first = reports[0]
     settings = dict(first.settings)
     settings["merged_reports"] = len(reports)
     settings["batch_sizes"] = sorted({r.batch_size for r in rows})
-    return Report(rows, environment=first.environment, artifacts=first.artifacts, created=first.created, settings=settings)
+    return Report(
+        rows,
+        environment=first.environment,
+        artifacts=first.artifacts,
+        created=first.created,
+        settings=settings,
+    )
 
 
 __all__ = [

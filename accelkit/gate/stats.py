@@ -9,8 +9,9 @@ variation) live in :mod:`accelkit.stats`.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -49,9 +50,13 @@ class RatioEstimate:
 def _positive_samples(samples: Sequence[float], what: str) -> np.ndarray:
     arr = np.asarray(list(samples), dtype=np.float64)
     if arr.size == 0:
-        raise InputError(f"{what} has no images_per_sec_samples; re-run accelkit bench (every ok row stores its repeats)")
+        raise InputError(
+            f"{what} has no images_per_sec_samples; re-run accelkit bench (every ok row stores its repeats)"
+        )
     if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
-        raise InputError(f"{what} has a non-positive or non-finite images/sec sample {arr.tolist()}; re-run accelkit bench")
+        raise InputError(
+            f"{what} has a non-positive or non-finite images/sec sample {arr.tolist()}; re-run accelkit bench"
+        )
     return arr
 
 
@@ -94,21 +99,36 @@ def bootstrap_ratio(
     point = float(np.median(num) / np.median(den))
     rng = np.random.default_rng(seed)
     idx_num = rng.integers(0, num.size, size=(n_boot, num.size))
-    idx_den = idx_num if (paired and num.size == den.size) else rng.integers(0, den.size, size=(n_boot, den.size))
+    idx_den = (
+        idx_num
+        if (paired and num.size == den.size)
+        else rng.integers(0, den.size, size=(n_boot, den.size))
+    )
     med_num = np.median(num[idx_num], axis=1)
     med_den = np.median(den[idx_den], axis=1)
     ratios = med_num / med_den
     alpha = 1.0 - confidence
     lo, hi = np.quantile(ratios, [alpha / 2.0, 1.0 - alpha / 2.0])
-    return RatioEstimate(point, float(min(lo, point)), float(max(hi, point)), confidence, int(num.size), int(den.size))
+    return RatioEstimate(
+        point,
+        float(min(lo, point)),
+        float(max(hi, point)),
+        confidence,
+        int(num.size),
+        int(den.size),
+    )
 
 
 def check_bootstrap_settings(confidence: float, n_boot: int) -> None:
     """Raise :class:`~accelkit.errors.InputError` for a coverage outside (0, 1) or fewer than 100 resamples."""
     if not (isinstance(confidence, (int, float)) and 0.0 < float(confidence) < 1.0):
-        raise InputError(f"--confidence {confidence!r} is out of range; expected a fraction between 0 and 1 such as 0.95")
+        raise InputError(
+            f"--confidence {confidence!r} is out of range; expected a fraction between 0 and 1 such as 0.95"
+        )
     if not isinstance(n_boot, int) or isinstance(n_boot, bool) or n_boot < 100:
-        raise InputError(f"n_boot {n_boot!r} is too small; use at least 100 bootstrap resamples (2000 is the default)")
+        raise InputError(
+            f"n_boot {n_boot!r} is too small; use at least 100 bootstrap resamples (2000 is the default)"
+        )
 
 
 def row_seed(seed: int, key: Any) -> list[int]:
@@ -116,4 +136,10 @@ def row_seed(seed: int, key: Any) -> list[int]:
     return [int(seed) & 0xFFFFFFFF, zlib.crc32(str(key).encode())]
 
 
-__all__ = ["MIN_SAMPLES", "RatioEstimate", "bootstrap_ratio", "check_bootstrap_settings", "row_seed"]
+__all__ = [
+    "MIN_SAMPLES",
+    "RatioEstimate",
+    "bootstrap_ratio",
+    "check_bootstrap_settings",
+    "row_seed",
+]

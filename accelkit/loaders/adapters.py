@@ -11,8 +11,9 @@ spec's ``inferred`` notes and the sidecar.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -20,7 +21,20 @@ from torch import nn
 from accelkit.errors import SpecError
 
 #: Keys tried first in a dict output, in order.
-IMAGE_KEYS = ("sample", "image", "images", "img", "imgs", "x", "out", "output", "pred", "prediction", "fake", "rgb")
+IMAGE_KEYS = (
+    "sample",
+    "image",
+    "images",
+    "img",
+    "imgs",
+    "x",
+    "out",
+    "output",
+    "pred",
+    "prediction",
+    "fake",
+    "rgb",
+)
 
 
 @dataclass(frozen=True)
@@ -59,17 +73,32 @@ class OutputRule:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form for the sidecar."""
-        return {"key": self.key, "index": self.index, "shape": list(self.shape) if self.shape else None, "of": self.of, "how": self.describe()}
+        return {
+            "key": self.key,
+            "index": self.index,
+            "shape": list(self.shape) if self.shape else None,
+            "of": self.of,
+            "how": self.describe(),
+        }
 
 
 def _is_batch(t: Any, batch: int) -> bool:
-    return isinstance(t, torch.Tensor) and t.dim() >= 1 and t.shape[0] == batch and t.is_floating_point()
+    return (
+        isinstance(t, torch.Tensor)
+        and t.dim() >= 1
+        and t.shape[0] == batch
+        and t.is_floating_point()
+    )
 
 
-def _reshape_rule(t: torch.Tensor, batch: int, shape: Sequence[int] | None, where: str) -> tuple[torch.Tensor, tuple[int, ...] | None]:
+def _reshape_rule(
+    t: torch.Tensor, batch: int, shape: Sequence[int] | None, where: str
+) -> tuple[torch.Tensor, tuple[int, ...] | None]:
     if t.dim() == 4:
         if shape is not None and tuple(t.shape[1:]) != tuple(shape):
-            raise SpecError(f"the generator's output {where}is {tuple(t.shape[1:])} per image, not --output-shape {'x'.join(map(str, shape))}; drop --output-shape or fix it")
+            raise SpecError(
+                f"the generator's output {where}is {tuple(t.shape[1:])} per image, not --output-shape {'x'.join(map(str, shape))}; drop --output-shape or fix it"
+            )
         return t, None
     per = int(t[0].numel()) if t.shape[0] else 0
     if shape is None:
@@ -86,7 +115,9 @@ def _reshape_rule(t: torch.Tensor, batch: int, shape: Sequence[int] | None, wher
     return t.reshape(batch, *shape), tuple(int(d) for d in shape)
 
 
-def find_image(out: Any, batch: int, output_shape: Sequence[int] | None = None) -> tuple[torch.Tensor, OutputRule]:
+def find_image(
+    out: Any, batch: int, output_shape: Sequence[int] | None = None
+) -> tuple[torch.Tensor, OutputRule]:
     """The image batch inside one probe output, and the rule that found it.
 
     Args:
@@ -103,10 +134,17 @@ def find_image(out: Any, batch: int, output_shape: Sequence[int] | None = None) 
     if isinstance(out, Mapping) or (hasattr(out, "keys") and hasattr(out, "__getitem__")):
         keys = [k for k in out.keys() if isinstance(k, str)]
         cands = [k for k in IMAGE_KEYS if k in keys and _is_batch(out[k], batch)]
-        cands += [k for k in keys if k not in cands and _is_batch(out[k], batch) and out[k].dim() == 4]
+        cands += [
+            k for k in keys if k not in cands and _is_batch(out[k], batch) and out[k].dim() == 4
+        ]
         if not cands:
-            shapes = {k: tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__ for k, v in out.items()}
-            raise SpecError(f"the generator returned a dict {shapes} with no image batch of {batch}; accelkit handles image generators only")
+            shapes = {
+                k: tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
+                for k, v in out.items()
+            }
+            raise SpecError(
+                f"the generator returned a dict {shapes} with no image batch of {batch}; accelkit handles image generators only"
+            )
         img, shape = _reshape_rule(out[cands[0]], batch, output_shape, f"under key {cands[0]!r} ")
         return img, OutputRule(key=cands[0], shape=shape)
     if isinstance(out, (tuple, list)):
@@ -114,15 +152,21 @@ def find_image(out: Any, batch: int, output_shape: Sequence[int] | None = None) 
         if not idx:
             idx = [i for i, v in enumerate(out) if _is_batch(v, batch)]
         if not idx:
-            kinds = [tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__ for v in out]
-            raise SpecError(f"the generator returned a {len(out)}-tuple {kinds} with no image batch of {batch}; accelkit handles image generators only")
+            kinds = [
+                tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__ for v in out
+            ]
+            raise SpecError(
+                f"the generator returned a {len(out)}-tuple {kinds} with no image batch of {batch}; accelkit handles image generators only"
+            )
         img, shape = _reshape_rule(out[idx[0]], batch, output_shape, f"at item {idx[0]} ")
         return img, OutputRule(index=idx[0], shape=shape, of=len(out))
     sample = getattr(out, "sample", None)
     if isinstance(sample, torch.Tensor) and _is_batch(sample, batch):
         img, shape = _reshape_rule(sample, batch, output_shape, "in .sample ")
         return img, OutputRule(key="sample", shape=shape, attribute=True)
-    raise SpecError(f"the generator returned a {type(out).__name__}, expected an NCHW image batch of {batch}; accelkit handles image generators only")
+    raise SpecError(
+        f"the generator returned a {type(out).__name__}, expected an NCHW image batch of {batch}; accelkit handles image generators only"
+    )
 
 
 class OutputAdapter(nn.Module):

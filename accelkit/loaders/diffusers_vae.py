@@ -50,7 +50,9 @@ def read_config(folder: Path) -> dict[str, Any]:
     try:
         cfg = json.loads((folder / "config.json").read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise LoadError(f"{folder}/config.json is not readable JSON ({exc}); re-save the model with save_pretrained") from None
+        raise LoadError(
+            f"{folder}/config.json is not readable JSON ({exc}); re-save the model with save_pretrained"
+        ) from None
     name = cfg.get("_class_name")
     if name not in SUPPORTED:
         raise InputError(
@@ -58,7 +60,9 @@ def read_config(folder: Path) -> dict[str, Any]:
             "give the VAE's folder (a pipeline's vae/)"
         )
     if not any((folder / f).is_file() for f in WEIGHT_FILES):
-        raise LoadError(f"{folder} has a config.json but no {' or '.join(WEIGHT_FILES)}; re-save the model with save_pretrained")
+        raise LoadError(
+            f"{folder} has a config.json but no {' or '.join(WEIGHT_FILES)}; re-save the model with save_pretrained"
+        )
     return cfg  # type: ignore[no-any-return]
 
 
@@ -113,7 +117,9 @@ def load_vae_decoder(path: Path) -> tuple[Any, GeneratorSpec, dict[str, Any]]:
     """
     folder = vae_folder(path)
     if folder is None:
-        raise InputError(f"{path} is a folder without a diffusers config.json (nor vae/config.json); give a generator file or a diffusers VAE folder")
+        raise InputError(
+            f"{path} is a folder without a diffusers config.json (nor vae/config.json); give a generator file or a diffusers VAE folder"
+        )
     cfg = read_config(folder)
     require("diffusers", "vae", "loading a diffusers VAE decoder")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach the network for a local folder
@@ -123,12 +129,19 @@ def load_vae_decoder(path: Path) -> tuple[Any, GeneratorSpec, dict[str, Any]]:
     cls = getattr(diffusers, cfg["_class_name"])
     use_st = (folder / WEIGHT_FILES[0]).is_file()
     try:
-        vae = cls.from_pretrained(str(folder), local_files_only=True, use_safetensors=use_st, low_cpu_mem_usage=False)
-    except Exception as exc:  # diffusers raises many types for bad folders
+        vae = cls.from_pretrained(
+            str(folder), local_files_only=True, use_safetensors=use_st, low_cpu_mem_usage=False
+        )
+    except Exception as exc:  # noqa: BLE001 - diffusers raises many types for bad folders
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise LoadError(f"{folder}: diffusers could not load the {cfg['_class_name']} ({type(exc).__name__}: {first}); re-save it with save_pretrained") from None
+        raise LoadError(
+            f"{folder}: diffusers could not load the {cfg['_class_name']} ({type(exc).__name__}: {first}); re-save it with save_pretrained"
+        ) from None
     vae = vae.eval().float()
-    for part in ("encoder", "quant_conv"):  # decode() never runs them: drop them from memory, exports and counts
+    for part in (
+        "encoder",
+        "quant_conv",
+    ):  # decode() never runs them: drop them from memory, exports and counts
         if isinstance(getattr(vae, part, None), torch.nn.Module):
             setattr(vae, part, None)
     scaling = float(cfg.get("scaling_factor") or 1.0)
@@ -140,9 +153,17 @@ def load_vae_decoder(path: Path) -> tuple[Any, GeneratorSpec, dict[str, Any]]:
         inputs=(InputSpec("latent", "latent", (channels, s, s)),),
         output_range=(-1.0, 1.0),
         inferred=(
-            ("inputs", f"diffusers {cfg['_class_name']} config (latent_channels {channels}, sample_size {cfg.get('sample_size')})"),
+            (
+                "inputs",
+                f"diffusers {cfg['_class_name']} config (latent_channels {channels}, sample_size {cfg.get('sample_size')})",
+            ),
             ("output_range", "diffusers VAE convention (pipelines map images with x / 2 + 0.5)"),
-            ("latent_scaling", f"the VAE config (latent / {scaling:g}" + (f" + {shift:g}" if shift else "") + " before decoding, as diffusers pipelines do)"),
+            (
+                "latent_scaling",
+                f"the VAE config (latent / {scaling:g}"
+                + (f" + {shift:g}" if shift else "")
+                + " before decoding, as diffusers pipelines do)",
+            ),
         ),
     )
     meta = {

@@ -15,8 +15,9 @@ for; when it cannot be imported, the error says why and how to install it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from accelkit.errors import InputError, LoadError, MissingDependencyError
 from accelkit.spec import GeneratorSpec, InputSpec
@@ -31,8 +32,10 @@ def import_spandrel() -> Any:
     try:
         import spandrel
     except ImportError as exc:
-        raise MissingDependencyError(f"spandrel is not installed ({exc}); install it with: {INSTALL}") from None
-    except Exception as exc:  # torchvision built for another torch fails with RuntimeError at import
+        raise MissingDependencyError(
+            f"spandrel is not installed ({exc}); install it with: {INSTALL}"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - torchvision built for another torch fails with RuntimeError at import
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise MissingDependencyError(
             f"spandrel is installed but cannot be imported ({type(exc).__name__}: {first}); torchvision must match torch: {INSTALL}"
@@ -76,9 +79,11 @@ def load_sr(state_dict: Mapping[str, Any], path: Path) -> tuple[Any, GeneratorSp
             f"{path} holds only weights and spandrel does not recognise their architecture; give it with --arch module:Class "
             "(plus --arch-kwargs JSON)"
         ) from None
-    except Exception as exc:  # a recognised architecture whose weights do not fit
+    except Exception as exc:  # noqa: BLE001 - a recognised architecture whose weights do not fit
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise LoadError(f"{path}: spandrel could not build the network ({type(exc).__name__}: {first}); give the architecture with --arch") from None
+        raise LoadError(
+            f"{path}: spandrel could not build the network ({type(exc).__name__}: {first}); give the architecture with --arch"
+        ) from None
     if not isinstance(desc, spandrel.ImageModelDescriptor):
         raise InputError(
             f"{path} is a {desc.architecture.name} {desc.purpose} model ({type(desc).__name__}); accelkit runs image-to-image "
@@ -95,7 +100,10 @@ def load_sr(state_dict: Mapping[str, Any], path: Path) -> tuple[Any, GeneratorSp
         inputs=(InputSpec("image", "image", (int(desc.input_channels), s, s)),),
         output_range=(0.0, 1.0),
         inferred=(
-            ("inputs", f"spandrel {name} (x{desc.scale}, {desc.input_channels} channels; image size {s} nominal: override with --input image:{desc.input_channels}xHxW)"),
+            (
+                "inputs",
+                f"spandrel {name} (x{desc.scale}, {desc.input_channels} channels; image size {s} nominal: override with --input image:{desc.input_channels}xHxW)",
+            ),
             ("output_range", "spandrel convention: images in [0, 1]"),
         ),
     )
@@ -107,7 +115,11 @@ def load_sr(state_dict: Mapping[str, Any], path: Path) -> tuple[Any, GeneratorSp
             "purpose": str(desc.purpose),
             "scale": int(desc.scale),
             "tags": list(desc.tags),
-            "size_requirements": {"minimum": int(req.minimum), "multiple_of": int(req.multiple_of), "square": bool(req.square)},
+            "size_requirements": {
+                "minimum": int(req.minimum),
+                "multiple_of": int(req.multiple_of),
+                "square": bool(req.square),
+            },
             "version": getattr(spandrel, "__version__", None),
         },
     }

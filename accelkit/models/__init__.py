@@ -38,7 +38,9 @@ def architecture(name: str) -> type:
     """
     target = ARCHITECTURES.get(name)
     if target is None:
-        raise InputError(f"unknown bundled architecture {name!r}; choose one of {', '.join(ARCHITECTURES)} or give module:Class")
+        raise InputError(
+            f"unknown bundled architecture {name!r}; choose one of {', '.join(ARCHITECTURES)} or give module:Class"
+        )
     mod, cls = target.split(":")
     return getattr(importlib.import_module(mod), cls)  # type: ignore[no-any-return]
 

@@ -6,8 +6,6 @@ default arguments, trained by ``models/train_dcgan.py`` on the procedural shapes
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch import Tensor, nn
 
@@ -49,7 +47,9 @@ class DCGANGenerator(nn.Module):
         self.num_classes = int(num_classes)
         self.output_range: tuple[float, float] = (-1.0, 1.0)
         self.output_shape: tuple[int, int, int] = (channels, img_size, img_size)
-        self.embed: Optional[nn.Embedding] = nn.Embedding(num_classes, embed_dim) if num_classes > 0 else None
+        self.embed: nn.Embedding | None = (
+            nn.Embedding(num_classes, embed_dim) if num_classes > 0 else None
+        )
         in_dim = z_dim + (embed_dim if num_classes > 0 else 0)
 
         n_up = img_size.bit_length() - 1 - 2  # stride-2 stages from 4x4
@@ -60,7 +60,11 @@ class DCGANGenerator(nn.Module):
             nn.ReLU(True),
         ]
         for _ in range(n_up - 1):
-            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
+            layers += [
+                nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(ch // 2),
+                nn.ReLU(True),
+            ]
             ch //= 2
         layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1, bias=False), nn.Tanh()]
         self.net = nn.Sequential(*layers)
@@ -105,6 +109,8 @@ class ConditionalDCGANGenerator(DCGANGenerator):
             float32 ``(N, 3, img_size, img_size)`` in ``[-1, 1]``.
         """
         embed = self.embed
-        assert embed is not None  # always set when num_classes > 0; refines the type for TorchScript
+        assert (
+            embed is not None
+        )  # always set when num_classes > 0; refines the type for TorchScript
         x = torch.cat([z, embed(label)], dim=1)
         return self.net(x.unsqueeze(-1).unsqueeze(-1))

@@ -61,13 +61,17 @@ class SRResNet4x(nn.Module):
         self.body = nn.Sequential(*[ResidualBlock(features, res_scale) for _ in range(num_blocks)])
         self.body_tail = nn.Conv2d(features, features, 3, padding=1)
         self.up = nn.Sequential(
-            nn.Conv2d(features, features * 4, 3, padding=1), nn.PixelShuffle(2), nn.LeakyReLU(0.2, True),
-            nn.Conv2d(features, features * 4, 3, padding=1), nn.PixelShuffle(2), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(features, features * 4, 3, padding=1),
+            nn.PixelShuffle(2),
+            nn.LeakyReLU(0.2, True),
+            nn.Conv2d(features, features * 4, 3, padding=1),
+            nn.PixelShuffle(2),
+            nn.LeakyReLU(0.2, True),
         )
         self.tail = nn.Conv2d(features, channels, 3, padding=1)
         with torch.no_grad():  # start as plain bilinear upsampling
             self.tail.weight.mul_(0.1)
-            self.tail.bias.zero_()
+            self.tail.bias.zero_()  # type: ignore[union-attr]  # Conv2d has a bias here
 
     def forward(self, image: Tensor) -> Tensor:
         """Upscale ``image`` (float32 ``(N, C, H, W)`` in ``[0, 1]``) by 4.

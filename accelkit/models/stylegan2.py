@@ -24,7 +24,6 @@ not trained, but its outputs are smooth, varied and not saturated.
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -53,7 +52,9 @@ class MappingNetwork(nn.Module):
 
     def __init__(self, z_dim: int, w_dim: int, num_classes: int, num_layers: int) -> None:
         super().__init__()
-        self.embed: Optional[nn.Embedding] = nn.Embedding(num_classes, w_dim) if num_classes > 0 else None
+        self.embed: nn.Embedding | None = (
+            nn.Embedding(num_classes, w_dim) if num_classes > 0 else None
+        )
         dims = [z_dim + (w_dim if num_classes > 0 else 0)] + [w_dim] * num_layers
         self.fcs = nn.ModuleList(nn.Linear(dims[i], dims[i + 1]) for i in range(num_layers))
 
@@ -71,8 +72,15 @@ class ModulatedConv2d(nn.Module):
     has shape ``(N, out_ch)``; both broadcast over the spatial dimensions.
     """
 
-    def __init__(self, in_ch: int, out_ch: int, w_dim: int, kernel: int, demodulate: bool = True,
-                 style_bias: float = 0.0) -> None:
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        w_dim: int,
+        kernel: int,
+        demodulate: bool = True,
+        style_bias: float = 0.0,
+    ) -> None:
         super().__init__()
         self.affine = nn.Linear(w_dim, in_ch)
         self.weight = nn.Parameter(torch.randn(out_ch, in_ch, kernel, kernel))
@@ -109,7 +117,7 @@ class SynthesisLayer(nn.Module):
         if self.up:
             x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
         x = self.conv(x, w)
-        x = x + self.noise_const * self.noise_strength
+        x = x + self.noise_const * self.noise_strength  # type: ignore[operator]
         x = x + self.bias.view(1, -1, 1, 1)
         return _lrelu(x)
 
@@ -131,7 +139,9 @@ class ToRGB(nn.Module):
 class SynthesisBlock(nn.Module):
     """One resolution: upsample + two modulated convs + toRGB added to the upsampled skip image."""
 
-    def __init__(self, in_ch: int, out_ch: int, w_dim: int, resolution: int, channels: int, rgb_gain: float) -> None:
+    def __init__(
+        self, in_ch: int, out_ch: int, w_dim: int, resolution: int, channels: int, rgb_gain: float
+    ) -> None:
         super().__init__()
         self.conv0 = SynthesisLayer(in_ch, out_ch, w_dim, resolution, up=True)
         self.conv1 = SynthesisLayer(out_ch, out_ch, w_dim, resolution, up=False)
@@ -139,7 +149,9 @@ class SynthesisBlock(nn.Module):
 
     def forward(self, x: Tensor, img: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
         x = self.conv1(self.conv0(x, w), w)
-        img = F.interpolate(img, scale_factor=2.0, mode="bilinear", align_corners=False) + self.torgb(x, w)
+        img = F.interpolate(
+            img, scale_factor=2.0, mode="bilinear", align_corners=False
+        ) + self.torgb(x, w)
         return x, img
 
 
@@ -244,6 +256,8 @@ class ConditionalStyleGAN2Generator(StyleGAN2Generator):
             float32 ``(N, 3, img_size, img_size)`` in ``[-1, 1]``.
         """
         embed = self.mapping.embed
-        assert embed is not None  # always set when num_classes > 0; refines the type for TorchScript
+        assert (
+            embed is not None
+        )  # always set when num_classes > 0; refines the type for TorchScript
         x = torch.cat([_normalize_2nd_moment(z), _normalize_2nd_moment(embed(label))], dim=1)
         return self.synthesize(self.mapping(x))

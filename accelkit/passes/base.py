@@ -11,9 +11,10 @@ artifact's pass chain, and write the file and its sidecar as a unit
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 from accelkit.artifact import Artifact, ArtifactFormat
 from accelkit.errors import AccelkitError, ExportError, one_line
@@ -59,7 +60,13 @@ class Pass:
 
     name: ClassVar[str] = "Pass"
 
-    def __init__(self, out: str | Path | None = None, *, force: bool = False, progress: Progress | None = None) -> None:
+    def __init__(
+        self,
+        out: str | Path | None = None,
+        *,
+        force: bool = False,
+        progress: Progress | None = None,
+    ) -> None:
         self.out = Path(out) if out is not None else None
         self.force = force
         self.progress: Progress = progress or (lambda msg: None)
@@ -97,9 +104,20 @@ class Pass:
             res = self._run_impl(artifact, dest)
         except AccelkitError:
             raise
-        except Exception as exc:  # a library or the user's model failed in a way the pass did not foresee
-            raise ExportError(f"{self.name} failed on {artifact.path or artifact.source}: {one_line(exc)}") from exc
+        except (
+            Exception
+        ) as exc:  # a library or the user's model failed in a way the pass did not foresee
+            raise ExportError(
+                f"{self.name} failed on {artifact.path or artifact.source}: {one_line(exc)}"
+            ) from exc
         out = artifact.derive(format=res.format, path=dest, precision=res.precision, **res.changes)
-        out.passes.append({"name": self.name, "options": self.options(), **res.record, "seconds": round(time.perf_counter() - t0, 3)})
+        out.passes.append(
+            {
+                "name": self.name,
+                "options": self.options(),
+                **res.record,
+                "seconds": round(time.perf_counter() - t0, 3),
+            }
+        )
         out.meta.update(res.meta)
         return out.save(res.write, force=self.force)

@@ -9,8 +9,8 @@ checkpoints and exact resume.
 from __future__ import annotations
 
 import copy
-import math
 import fnmatch
+import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -42,27 +42,43 @@ def psnr_vs(reference: Any, module: Any, batches: Sequence[tuple[Any, ...]], pea
     return psnr_from_mse(se / max(n, 1), peak)
 
 
-def _save_checkpoint(path: Path, step: int, student: Any, opt: Any, config: dict[str, Any], adapters: Any = None) -> None:
+def _save_checkpoint(
+    path: Path, step: int, student: Any, opt: Any, config: dict[str, Any], adapters: Any = None
+) -> None:
     import torch
 
-    state = {"step": int(step), "student": student.state_dict(), "optimizer": opt.state_dict(), "config": config}
+    state = {
+        "step": int(step),
+        "student": student.state_dict(),
+        "optimizer": opt.state_dict(),
+        "config": config,
+    }
     if adapters is not None:
         state["adapters"] = adapters.state_dict()
     with atomic_path(path, force=True) as tmp:
         torch.save(state, tmp)
 
 
-def _load_checkpoint(path: Path, student: Any, opt: Any, config: dict[str, Any], adapters: Any = None) -> int:
+def _load_checkpoint(
+    path: Path, student: Any, opt: Any, config: dict[str, Any], adapters: Any = None
+) -> int:
     import torch
 
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch-pruning/torch raise many types; re-raised as one line
-        raise InputError(f"distillation checkpoint {path} cannot be read ({type(exc).__name__}); delete it to start over") from None
+        raise InputError(
+            f"distillation checkpoint {path} cannot be read ({type(exc).__name__}); delete it to start over"
+        ) from None
     if not isinstance(state, dict) or "student" not in state or "step" not in state:
-        raise InputError(f"{path} is not an accelkit distillation checkpoint; delete it or choose another path")
+        raise InputError(
+            f"{path} is not an accelkit distillation checkpoint; delete it or choose another path"
+        )
     stored = state.get("config", {})
-    defaults = {"feature_loss": 0.0, "feature_layers": []}  # checkpoints made before the feature loss existed
+    defaults = {
+        "feature_loss": 0.0,
+        "feature_layers": [],
+    }  # checkpoints made before the feature loss existed
     for key in ("batch_size", "lr", "loss", "seed", "steps", "feature_loss", "feature_layers"):
         if stored.get(key, defaults.get(key)) != config[key]:
             raise InputError(
@@ -72,7 +88,9 @@ def _load_checkpoint(path: Path, student: Any, opt: Any, config: dict[str, Any],
     own = student.state_dict()
     ck = state["student"]
     if set(ck) != set(own) or any(tuple(ck[k].shape) != tuple(own[k].shape) for k in own):
-        raise InputError(f"checkpoint {path} holds weights of a different (differently pruned) student; delete it or use resume=False")
+        raise InputError(
+            f"checkpoint {path} holds weights of a different (differently pruned) student; delete it or use resume=False"
+        )
     student.load_state_dict(ck)
     if adapters is not None:
         adapters.load_state_dict(state["adapters"])
@@ -80,7 +98,9 @@ def _load_checkpoint(path: Path, student: Any, opt: Any, config: dict[str, Any],
     return int(state["step"])
 
 
-def match_feature_layers(teacher: Any, student: Any, patterns: Sequence[str] | None = None) -> list[str]:
+def match_feature_layers(
+    teacher: Any, student: Any, patterns: Sequence[str] | None = None
+) -> list[str]:
     """Layers whose outputs the feature loss matches: by default every conv / linear /
     modulated conv whose output width pruning changed; with ``patterns``, the layers
     present in both models whose names match (output shapes are checked when the
@@ -97,12 +117,16 @@ def match_feature_layers(teacher: Any, student: Any, patterns: Sequence[str] | N
         for pat in patterns:
             hits = [n for n in both if fnmatch.fnmatchcase(n, pat)]
             if not hits:
-                raise InputError(f"feature layer pattern {pat!r} matches no layer; layer names: {', '.join(both[:8])}{' ...' if len(both) > 8 else ''}")
+                raise InputError(
+                    f"feature layer pattern {pat!r} matches no layer; layer names: {', '.join(both[:8])}{' ...' if len(both) > 8 else ''}"
+                )
             names += hits
         return list(dict.fromkeys(names))
     names = [n for n in both if out_width(t_layers[n]) != out_width(s_layers[n])]
     if not names:
-        raise InputError("no layer of the student is narrower than the teacher's, so there is no feature to match; name layers with feature_layers")
+        raise InputError(
+            "no layer of the student is narrower than the teacher's, so there is no feature to match; name layers with feature_layers"
+        )
     return names
 
 
@@ -133,16 +157,25 @@ def _adapters(t_feats: dict[str, Any], s_feats: dict[str, Any]) -> Any:
     mods = {}
     for name, t in t_feats.items():
         s = s_feats[name]
-        if t.ndim not in (2, 4) or t.ndim != s.ndim or t.shape[0] != s.shape[0] or t.shape[2:] != s.shape[2:]:
+        if (
+            t.ndim not in (2, 4)
+            or t.ndim != s.ndim
+            or t.shape[0] != s.shape[0]
+            or t.shape[2:] != s.shape[2:]
+        ):
             raise InputError(
                 f"feature layer {name!r}: teacher output {tuple(t.shape)} and student output {tuple(s.shape)} are not "
                 "(N, C) or (N, C, H, W) tensors differing only in C; choose other layers"
             )
         mods[name.replace(".", "__")] = (
-            nn.Conv2d(s.shape[1], t.shape[1], 1, bias=False) if t.ndim == 4 else nn.Linear(s.shape[1], t.shape[1], bias=False)
+            nn.Conv2d(s.shape[1], t.shape[1], 1, bias=False)
+            if t.ndim == 4
+            else nn.Linear(s.shape[1], t.shape[1], bias=False)
         )
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)  # the adapters start the same in every run (resume equals an uninterrupted run)
+        torch.manual_seed(
+            0
+        )  # the adapters start the same in every run (resume equals an uninterrupted run)
         for m in mods.values():
             m.reset_parameters()
     return nn.ModuleDict(mods)
@@ -207,8 +240,13 @@ def distill(
 
     t_mod = check_eager_torch(teacher, "distillation")
     s_src = check_eager_torch(student, "distillation")
-    if teacher.spec.inputs != student.spec.inputs or teacher.spec.output_shape != student.spec.output_shape:
-        raise InputError("teacher and student have different input/output specs; distill a student pruned from this teacher")
+    if (
+        teacher.spec.inputs != student.spec.inputs
+        or teacher.spec.output_shape != student.spec.output_shape
+    ):
+        raise InputError(
+            "teacher and student have different input/output specs; distill a student pruned from this teacher"
+        )
     if loss not in ("l1", "l2"):
         raise InputError(f"unknown distillation loss {loss!r}; choose l1 or l2")
     if not (float(feature_loss) >= 0.0 and math.isfinite(float(feature_loss))):
@@ -216,7 +254,9 @@ def distill(
     if steps < 0 or batch_size < 1 or checkpoint_every < 1 or eval_samples < 1:
         raise InputError("steps must be >= 0 and batch_size, checkpoint_every, eval_samples >= 1")
     if steps * batch_size > HELD_OUT_START:
-        raise InputError(f"steps * batch_size must stay below {HELD_OUT_START} (the held-out samples start there)")
+        raise InputError(
+            f"steps * batch_size must stay below {HELD_OUT_START} (the held-out samples start there)"
+        )
 
     spec = teacher.spec
     lo, hi = spec.output_range
@@ -231,7 +271,9 @@ def distill(
         feeds = sampler.inputs(start, count)
         return tuple(torch.from_numpy(np.ascontiguousarray(feeds[i.name])) for i in spec.inputs)
 
-    held = [batch(HELD_OUT_START + k, min(16, eval_samples - k)) for k in range(0, eval_samples, 16)]
+    held = [
+        batch(HELD_OUT_START + k, min(16, eval_samples - k)) for k in range(0, eval_samples, 16)
+    ]
     s_mod.eval()
     psnr_before = psnr_vs(t_mod, s_mod, held, peak)
 
@@ -250,11 +292,18 @@ def distill(
                 s_mod(*probe)
             adapters = _adapters(t_tap.out, s_tap.out)
 
-        params = [p for p in s_mod.parameters() if p.requires_grad] + (list(adapters.parameters()) if adapters is not None else [])
+        params = [p for p in s_mod.parameters() if p.requires_grad] + (
+            list(adapters.parameters()) if adapters is not None else []
+        )
         opt = torch.optim.Adam(params, lr=lr)
         config = {
-            "steps": int(steps), "batch_size": int(batch_size), "lr": float(lr), "loss": loss, "seed": int(seed),
-            "feature_loss": fweight, "feature_layers": list(layers),
+            "steps": int(steps),
+            "batch_size": int(batch_size),
+            "lr": float(lr),
+            "loss": loss,
+            "seed": int(seed),
+            "feature_loss": fweight,
+            "feature_layers": list(layers),
         }
         ck_path = Path(checkpoint) if checkpoint is not None else None
         start_step = 0
@@ -273,18 +322,22 @@ def distill(
             if adapters is not None:
                 assert t_tap is not None and s_tap is not None
                 feat = sum(
-                    torch.nn.functional.mse_loss(adapters[n.replace(".", "__")](s_tap.out[n]), t_tap.out[n].detach())
+                    torch.nn.functional.mse_loss(
+                        adapters[n.replace(".", "__")](s_tap.out[n]), t_tap.out[n].detach()
+                    )
                     for n in layers
                 ) / len(layers)
                 feat = fweight * feat
                 err = err + feat
-                last_feat = float(feat.detach())
+                last_feat = float(torch.as_tensor(feat).detach())
             opt.zero_grad(set_to_none=True)
             err.backward()
             opt.step()
             last = float(err.detach())
             if not math.isfinite(last):
-                raise InputError(f"distillation diverged at step {step + 1} (loss {last}); lower the learning rate")
+                raise InputError(
+                    f"distillation diverged at step {step + 1} (loss {last}); lower the learning rate"
+                )
             done = step + 1
             if progress is not None:
                 progress(done, steps, last)
@@ -314,6 +367,12 @@ def distill(
         "psnr_before": psnr_before,
         "psnr_after": psnr_after,
     }
-    record = {"name": "Distill", "options": config, **{k: report[k] for k in ("psnr_before", "psnr_after", "final_loss", "eval_samples")}}
-    out_art = student.derive(module=s_mod, path=None, passes=[*(dict(p) for p in student.passes), record])
+    record = {
+        "name": "Distill",
+        "options": config,
+        **{k: report[k] for k in ("psnr_before", "psnr_after", "final_loss", "eval_samples")},
+    }
+    out_art = student.derive(
+        module=s_mod, path=None, passes=[*(dict(p) for p in student.passes), record]
+    )
     return out_art, report

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from accelkit.artifact import Artifact
 from accelkit.errors import AccelkitError, ExportError, InputError, interruption_in
@@ -32,7 +33,12 @@ from accelkit.passes.onnx_io import (
     static_batch,
     temp_onnx,
 )
-from accelkit.passes.verify import DEFAULT_TOLERANCE, torch_forward, verification_batches, verify_sizes
+from accelkit.passes.verify import (
+    DEFAULT_TOLERANCE,
+    torch_forward,
+    verification_batches,
+    verify_sizes,
+)
 from accelkit.sampler import LatentSampler
 
 log = logging.getLogger(__name__)
@@ -72,7 +78,9 @@ class OnnxFromTorch(Pass):
         progress: Progress | None = None,
     ) -> None:
         if exporter not in EXPORTERS:
-            raise InputError(f"--exporter {exporter!r} is unknown; choose one of {', '.join(EXPORTERS)}")
+            raise InputError(
+                f"--exporter {exporter!r} is unknown; choose one of {', '.join(EXPORTERS)}"
+            )
         if not 7 <= opset <= 25:
             raise InputError(f"--opset {opset} is out of range; use 13..25 (18 recommended)")
         super().__init__(out, force=force, progress=progress)
@@ -104,7 +112,9 @@ class OnnxFromTorch(Pass):
         import torch
 
         if artifact.format != "torch" or artifact.module is None:
-            raise InputError(f"OnnxFromTorch needs a torch generator, got a {artifact.format} artifact")
+            raise InputError(
+                f"OnnxFromTorch needs a torch generator, got a {artifact.format} artifact"
+            )
         spec = artifact.spec
         names = spec.input_names
         example = LatentSampler(spec, seed=12345).inputs(0, 2)
@@ -134,7 +144,9 @@ class OnnxFromTorch(Pass):
                         info["fallback_reason"] = errors[-1]
             else:
                 raise ExportError(
-                    "ONNX export failed (" + "; ".join(errors) + "); an unsupported op needs a newer --opset, "
+                    "ONNX export failed ("
+                    + "; ".join(errors)
+                    + "); an unsupported op needs a newer --opset, "
                     "a custom symbolic, or a model change"
                 )
         return model, info
@@ -142,13 +154,21 @@ class OnnxFromTorch(Pass):
     def _exporter_order(self, artifact: Artifact, is_script: bool) -> list[str]:
         if is_script:
             if self.exporter == "dynamo":
-                raise InputError("the dynamo exporter cannot take a TorchScript module; use --exporter torchscript (or auto)")
+                raise InputError(
+                    "the dynamo exporter cannot take a TorchScript module; use --exporter torchscript (or auto)"
+                )
             return ["torchscript"]
         if artifact.program is not None:
             return ["dynamo"] if self.exporter != "torchscript" else ["torchscript"]
-        return {"auto": ["dynamo", "torchscript"], "dynamo": ["dynamo"], "torchscript": ["torchscript"]}[self.exporter]
+        return {
+            "auto": ["dynamo", "torchscript"],
+            "dynamo": ["dynamo"],
+            "torchscript": ["torchscript"],
+        }[self.exporter]
 
-    def _run_exporter(self, exp: str, artifact: Artifact, args: tuple[Any, ...], names: Sequence[str], f: Path) -> None:
+    def _run_exporter(
+        self, exp: str, artifact: Artifact, args: tuple[Any, ...], names: Sequence[str], f: Path
+    ) -> None:
         import torch
 
         out_name = output_name(names)
@@ -158,8 +178,14 @@ class OnnxFromTorch(Pass):
         if exp == "dynamo":
             if artifact.program is not None:
                 torch.onnx.export(
-                    artifact.program, args, str(f), input_names=list(names), output_names=[out_name],
-                    opset_version=self.opset, dynamo=True, external_data=False,
+                    artifact.program,
+                    args,
+                    str(f),
+                    input_names=list(names),
+                    output_names=[out_name],
+                    opset_version=self.opset,
+                    dynamo=True,
+                    external_data=False,
                 )
                 return
             batch = torch.export.Dim("batch", min=max(1, lo), max=max(hi, 2))
@@ -177,25 +203,49 @@ class OnnxFromTorch(Pass):
             else:
                 dynamic = dict(zip(_forward_names(artifact.module, len(names)), per_input))
             torch.onnx.export(
-                artifact.module, args, str(f), input_names=list(names), output_names=[out_name],
-                opset_version=self.opset, dynamo=True, external_data=False, dynamic_shapes=dynamic,
+                artifact.module,
+                args,
+                str(f),
+                input_names=list(names),
+                output_names=[out_name],
+                opset_version=self.opset,
+                dynamo=True,
+                external_data=False,
+                dynamic_shapes=dynamic,
             )
             return
         module = artifact.module
         if artifact.program is not None:
             module = artifact.program.module()
-        axes_ts = {n: ({0: "batch", 2: "height", 3: "width"} if n in spatial else {0: "batch"}) for n in names}
-        axes_ts[out_name] = {0: "batch", 2: "out_height", 3: "out_width"} if spatial else {0: "batch"}
+        axes_ts = {
+            n: ({0: "batch", 2: "height", 3: "width"} if n in spatial else {0: "batch"})
+            for n in names
+        }
+        axes_ts[out_name] = (
+            {0: "batch", 2: "out_height", 3: "out_width"} if spatial else {0: "batch"}
+        )
         torch.onnx.export(
-            module, args, str(f), input_names=list(names), output_names=[out_name], opset_version=self.opset,
-            dynamo=False, dynamic_axes=axes_ts,
+            module,
+            args,
+            str(f),
+            input_names=list(names),
+            output_names=[out_name],
+            opset_version=self.opset,
+            dynamo=False,
+            dynamic_axes=axes_ts,
         )
 
     def check(self, artifact: Artifact) -> None:
         """Refuse anything but a torch artifact, and dynamic H/W for a program exported at a fixed size."""
         if artifact.format != "torch" or artifact.module is None:
-            raise InputError(f"OnnxFromTorch needs a torch generator, got a {artifact.format} artifact")
-        if artifact.program is not None and artifact.spec.hw_range is not None and _program_fixed_hw(artifact.program):
+            raise InputError(
+                f"OnnxFromTorch needs a torch generator, got a {artifact.format} artifact"
+            )
+        if (
+            artifact.program is not None
+            and artifact.spec.hw_range is not None
+            and _program_fixed_hw(artifact.program)
+        ):
             raise InputError(
                 "this torch.export program was exported at a fixed height/width, so --dynamic-hw cannot make it "
                 "size-free; re-export it with dynamic_shapes for dims 2 and 3, or load the eager model"
@@ -220,14 +270,26 @@ class OnnxFromTorch(Pass):
         check_graph(model, "the exported ONNX graph", "try another --opset or --exporter")
         if static is not None:
             info["static_batch"] = static
-            log.warning("the exported graph has a fixed batch of %s (the source program was exported that way)", static)
+            log.warning(
+                "the exported graph has a fixed batch of %s (the source program was exported that way)",
+                static,
+            )
         meta: dict[str, Any] = {"opset": self.opset, "batch_range": list(self.batch_range)}
         if self.verify:
             with temp_onnx(model) as tmp_model:
                 meta["verification"] = self._verify(tmp_model, artifact, static, "fp32")
-        return PassResult(onnx_writer(model), "onnx", "fp32", meta=meta, record=info, changes={"module": artifact.module, "program": None})
+        return PassResult(
+            onnx_writer(model),
+            "onnx",
+            "fp32",
+            meta=meta,
+            record=info,
+            changes={"module": artifact.module, "program": None},
+        )
 
-    def _verify(self, onnx_path: Path, artifact: Artifact, static: int | None, precision: str) -> dict[str, Any]:
+    def _verify(
+        self, onnx_path: Path, artifact: Artifact, static: int | None, precision: str
+    ) -> dict[str, Any]:
         self.progress(f"verifying {precision} ONNX against torch in ONNX Runtime")
         tol = self.tolerance if self.tolerance is not None else DEFAULT_TOLERANCE[precision]
         return verify_sizes(
@@ -264,6 +326,10 @@ def _program_fixed_hw(program: Any) -> bool:
     for n in program.graph.nodes:
         if n.op == "placeholder" and n.name in set(program.graph_signature.user_inputs):
             val = n.meta.get("val")
-            if val is not None and val.dim() == 4 and (isinstance(val.shape[2], int) or isinstance(val.shape[3], int)):
+            if (
+                val is not None
+                and val.dim() == 4
+                and (isinstance(val.shape[2], int) or isinstance(val.shape[3], int))
+            ):
                 return True
     return False

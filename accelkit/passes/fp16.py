@@ -14,15 +14,22 @@ The kept list (op types and node names, with the reason) is recorded in the side
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from accelkit.artifact import Artifact
 from accelkit.errors import ExportError, require
 from accelkit.passes.base import Pass, PassResult
-from accelkit.passes.onnx_io import check_graph, check_standard_ops, onnx_writer, set_metadata, short_error
+from accelkit.passes.onnx_io import (
+    check_graph,
+    check_standard_ops,
+    onnx_writer,
+    set_metadata,
+    short_error,
+)
 from accelkit.passes.verify import ort_session, require_fp32_onnx, verify_converted
 from accelkit.sampler import LatentSampler
 
@@ -70,7 +77,11 @@ def activation_peaks(model: Any, spec: Any, n: int = 16, seed: int = 0) -> dict[
     vi = {v.name: v for v in m.graph.value_info}
     for node in m.graph.node:
         for o in node.output:
-            if o in vi and o not in known and vi[o].type.tensor_type.elem_type == onnx.TensorProto.FLOAT:
+            if (
+                o in vi
+                and o not in known
+                and vi[o].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+            ):
                 m.graph.output.append(vi[o])
                 known.add(o)
     sess = ort_session(m.SerializeToString())
@@ -135,7 +146,11 @@ def collapse_cast_round_trips(graph: Any) -> int:
                 continue
             rename[b.output[0]] = a.input[0]
             drop.add(id(b))
-        if len(backs) == len(users) and all(id(b) in drop for b in backs) and a.output[0] not in outputs:
+        if (
+            len(backs) == len(users)
+            and all(id(b) in drop for b in backs)
+            and a.output[0] not in outputs
+        ):
             drop.add(id(a))
     if not rename:
         return 0
@@ -174,7 +189,9 @@ def toposort(graph: Any) -> None:
                 rest.append(node)
         if len(rest) == len(pending):
             missing = sorted({i for n in rest for i in n.input if i not in available})[:3]
-            raise ExportError(f"the converted graph has unresolved inputs {missing}; report this model to accelkit")
+            raise ExportError(
+                f"the converted graph has unresolved inputs {missing}; report this model to accelkit"
+            )
         pending = rest
     copies = [type(n)() for n in ordered]
     for dst, src in zip(copies, ordered):
@@ -283,21 +300,29 @@ class Fp16(Pass):
             converted = f16.convert_float_to_float16(
                 model,
                 keep_io_types=self.keep_io_types,
-                op_block_list=list(dict.fromkeys(list(f16.DEFAULT_OP_BLOCK_LIST) + list(self.keep_ops))),
+                op_block_list=list(
+                    dict.fromkeys(list(f16.DEFAULT_OP_BLOCK_LIST) + list(self.keep_ops))
+                ),
                 node_block_list=sorted(kept),
             )
-        except Exception as exc:
-            raise ExportError(f"float16 conversion failed ({short_error(exc)}); keep the failing node in fp32 with --fp16-keep-node NAME") from None
+        except Exception as exc:  # noqa: BLE001 - turned into a one-line error below
+            raise ExportError(
+                f"float16 conversion failed ({short_error(exc)}); keep the failing node in fp32 with --fp16-keep-node NAME"
+            ) from None
         collapse_cast_round_trips(converted.graph)
         toposort(converted.graph)
-        del converted.graph.value_info[:]  # stale types from before the conversion; re-inferred on load
+        del converted.graph.value_info[
+            :
+        ]  # stale types from before the conversion; re-inferred on load
         set_metadata(converted, artifact, "fp16")
         check_graph(converted, "the fp16 graph")
         meta: dict[str, Any] = {
             "fp16": {
                 "kept_fp32": [{"node": n, "reason": r} for n, r in sorted(kept.items())],
                 "kept_fp32_count": len(kept),
-                "fp16_nodes": sum(1 for n in converted.graph.node if n.name not in kept and n.op_type != "Cast"),
+                "fp16_nodes": sum(
+                    1 for n in converted.graph.node if n.name not in kept and n.op_type != "Cast"
+                ),
                 "peak_activation": max(peaks.values()) if peaks else None,
             }
         }
@@ -307,5 +332,11 @@ class Fp16(Pass):
 
     def _verify(self, converted: Any, artifact: Artifact) -> dict[str, Any]:
         return verify_converted(
-            converted, artifact, "fp16", tolerance=self.tolerance, batch_range=self.batch_range, seed=self.seed, progress=self.progress
+            converted,
+            artifact,
+            "fp16",
+            tolerance=self.tolerance,
+            batch_range=self.batch_range,
+            seed=self.seed,
+            progress=self.progress,
         )

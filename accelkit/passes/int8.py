@@ -32,17 +32,25 @@ import logging
 import os
 import tempfile
 from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
 from accelkit.artifact import Artifact
 from accelkit.cache import Cache, cache_dir, cache_key
-from accelkit.files import sha256_file
 from accelkit.errors import ExportError, InputError, require
+from accelkit.files import sha256_file
 from accelkit.passes.base import Pass, PassResult
-from accelkit.passes.onnx_io import check_graph, check_standard_ops, onnx_writer, quiet_exporters, set_metadata, short_error
+from accelkit.passes.onnx_io import (
+    check_graph,
+    check_standard_ops,
+    onnx_writer,
+    quiet_exporters,
+    set_metadata,
+    short_error,
+)
 from accelkit.passes.verify import require_fp32_onnx, verify_converted
 from accelkit.sampler import LatentSampler
 from accelkit.spec import GeneratorSpec
@@ -71,7 +79,9 @@ def default_calib_cache_dir() -> Path:
     return cache_dir("calibration")
 
 
-def calib_cache_key(model_sha256: str, spec: GeneratorSpec, options: dict[str, Any], ort_version: str) -> str:
+def calib_cache_key(
+    model_sha256: str, spec: GeneratorSpec, options: dict[str, Any], ort_version: str
+) -> str:
     """Stable key of one calibration: sha256 of a canonical JSON document (64 hex chars)."""
     doc = {
         "schema": CALIB_CACHE_SCHEMA,
@@ -146,7 +156,9 @@ class SamplerDataReader:
         return self._batches()
 
 
-def load_calib_images(spec: GeneratorSpec, folder: str | os.PathLike[str], n: int) -> tuple[np.ndarray, dict[str, Any]]:
+def load_calib_images(
+    spec: GeneratorSpec, folder: str | os.PathLike[str], n: int
+) -> tuple[np.ndarray, dict[str, Any]]:
     """The first ``n`` images of ``folder`` (sorted, recursive) as the image input of ``spec``.
 
     Values are mapped to the spec's output range (the convention image-to-image
@@ -163,7 +175,9 @@ def load_calib_images(spec: GeneratorSpec, folder: str | os.PathLike[str], n: in
 
     arr, record = input_images(spec, folder, n, "--calib-images")
     if record["files"] < n:
-        log.warning("%s holds %d images; calibrating on those instead of %d", folder, record["files"], n)
+        log.warning(
+            "%s holds %d images; calibrating on those instead of %d", folder, record["files"], n
+        )
     return arr, record
 
 
@@ -197,7 +211,9 @@ def node_scope(node: Any) -> str:
     return ""
 
 
-def match_nodes(model: Any, patterns: Sequence[str], scopes: dict[str, str] | None = None) -> dict[str, list[str]]:
+def match_nodes(
+    model: Any, patterns: Sequence[str], scopes: dict[str, str] | None = None
+) -> dict[str, list[str]]:
     """Pattern -> names of the nodes it matches (fnmatch, case-sensitive).
 
     A pattern is tried on the node name (``/mapping/fc0/Gemm`` from the TorchScript
@@ -224,7 +240,9 @@ def quantized_nodes(model: Any, op_types: Sequence[str] = ()) -> dict[str, int]:
     dq_out = {o for n in model.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
     counts: Counter[str] = Counter()
     for n in model.graph.node:
-        if n.op_type in ("QuantizeLinear", "DequantizeLinear") or (op_types and n.op_type not in op_types):
+        if n.op_type in ("QuantizeLinear", "DequantizeLinear") or (
+            op_types and n.op_type not in op_types
+        ):
             continue
         if n.input and n.input[0] in dq_out:
             counts[n.op_type] += 1
@@ -289,7 +307,9 @@ class Int8(Pass):
         progress: Callable[[str], None] | None = None,
     ) -> None:
         if calib_method not in CALIB_METHODS:
-            raise InputError(f"calibration method {calib_method!r} is not one of {', '.join(CALIB_METHODS)}")
+            raise InputError(
+                f"calibration method {calib_method!r} is not one of {', '.join(CALIB_METHODS)}"
+            )
         if int(calib_samples) < 1:
             raise InputError(f"--calib {calib_samples}: need at least one calibration sample")
         if int(calib_batch) < 1:
@@ -353,12 +373,18 @@ class Int8(Pass):
         images, images_rec = (None, None)
         if self.calib_images is not None:
             self.progress(f"loading calibration images from {self.calib_images}")
-            images, images_rec = load_calib_images(artifact.spec, self.calib_images, self.calib_samples)
+            images, images_rec = load_calib_images(
+                artifact.spec, self.calib_images, self.calib_samples
+            )
         n_calib = len(images) if images is not None else self.calib_samples
         original = onnx.load(str(artifact.path), load_external_data=True)
         check_standard_ops(original, str(artifact.path))
         scopes = {n.name: node_scope(n) for n in original.graph.node}
-        method = {"minmax": q.CalibrationMethod.MinMax, "entropy": q.CalibrationMethod.Entropy, "percentile": q.CalibrationMethod.Percentile}[self.calib_method]
+        method = {
+            "minmax": q.CalibrationMethod.MinMax,
+            "entropy": q.CalibrationMethod.Entropy,
+            "percentile": q.CalibrationMethod.Percentile,
+        }[self.calib_method]
 
         with tempfile.TemporaryDirectory(prefix="accelkit-int8-") as tmp_dir:
             tmp = Path(tmp_dir)
@@ -372,9 +398,12 @@ class Int8(Pass):
                     with quiet_exporters():
                         q.quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
                     model_in = pre
-                except Exception as exc:  # ORT's pre-processing is best effort
+                except Exception as exc:  # noqa: BLE001 - ORT's pre-processing is best effort
                     pre_note = f"skipped: {short_error(exc)}"
-                    log.warning("quant_pre_process failed (%s); quantizing the graph as exported", short_error(exc))
+                    log.warning(
+                        "quant_pre_process failed (%s); quantizing the graph as exported",
+                        short_error(exc),
+                    )
             else:
                 pre_note = "disabled"
             prepared = onnx.load(str(model_in), load_external_data=True)
@@ -382,8 +411,17 @@ class Int8(Pass):
             included = self._matched(prepared, scopes, self.include, "--include")
             inputs = [i.name for i in prepared.graph.input]
             batch = calibration_batch(n_calib, self.calib_batch)
-            reader = reader_cls(artifact.spec, n_calib, seed=self.seed, batch_size=batch, input_names=inputs, images=images)
-            cache_key, cached, cache_arg = self._cache_lookup(q, src, pre_note, batch, artifact.spec, tmp, images_rec)
+            reader = reader_cls(
+                artifact.spec,
+                n_calib,
+                seed=self.seed,
+                batch_size=batch,
+                input_names=inputs,
+                images=images,
+            )
+            cache_key, cached, cache_arg = self._cache_lookup(
+                q, src, pre_note, batch, artifact.spec, tmp, images_rec
+            )
             if cached is not None:
                 self.progress(f"int8 ranges from the calibration cache ({cached.name})")
             else:
@@ -409,8 +447,10 @@ class Int8(Pass):
                         extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
                         **cache_arg,
                     )
-            except Exception as exc:
-                raise ExportError(f"int8 quantization failed ({short_error(exc)}); exclude the failing node with --exclude PATTERN or use --calib-method minmax") from None
+            except Exception as exc:  # noqa: BLE001 - turned into a one-line error below
+                raise ExportError(
+                    f"int8 quantization failed ({short_error(exc)}); exclude the failing node with --exclude PATTERN or use --calib-method minmax"
+                ) from None
             converted = onnx.load(str(qout), load_external_data=True)
             cache_note = self._cache_store(cache_key, cached, cache_arg)
 
@@ -419,7 +459,9 @@ class Int8(Pass):
         check_graph(converted, "the int8 graph")
         counts = quantized_nodes(converted, self.op_types)
         if not counts:
-            raise ExportError(f"no node was quantized (op types {list(self.op_types)}, {len(excluded)} excluded); check --op-types/--include/--exclude")
+            raise ExportError(
+                f"no node was quantized (op types {list(self.op_types)}, {len(excluded)} excluded); check --op-types/--include/--exclude"
+            )
 
         verification = self._verify(converted, artifact) if self.verify else None
         meta: dict[str, Any] = {}
@@ -465,7 +507,14 @@ class Int8(Pass):
         return PassResult(onnx_writer(converted), "onnx", "int8", meta=meta)
 
     def _cache_lookup(
-        self, q: Any, src: Path, pre_note: str, batch: int, spec: GeneratorSpec, tmp: Path, images: dict[str, Any] | None = None
+        self,
+        q: Any,
+        src: Path,
+        pre_note: str,
+        batch: int,
+        spec: GeneratorSpec,
+        tmp: Path,
+        images: dict[str, Any] | None = None,
     ) -> tuple[str | None, Path | None, dict[str, Any]]:
         """(cache key, verified cached file or None, extra quantize_static arguments).
 
@@ -479,7 +528,10 @@ class Int8(Pass):
 
         import onnxruntime
 
-        if self.calib_cache is None or "calibration_cache_path" not in inspect.signature(q.quantize_static).parameters:
+        if (
+            self.calib_cache is None
+            or "calibration_cache_path" not in inspect.signature(q.quantize_static).parameters
+        ):
             return None, None, {}
         opts = {
             "method": self.calib_method,
@@ -501,7 +553,9 @@ class Int8(Pass):
                     raise ValueError("no 'data' object")
                 return key, entry, {"calibration_cache_path": str(entry)}
             except (OSError, ValueError) as exc:
-                log.warning("calibration cache entry %s is unreadable (%s); calibrating again", entry, exc)
+                log.warning(
+                    "calibration cache entry %s is unreadable (%s); calibrating again", entry, exc
+                )
         return key, None, {"calibration_cache_path": str(tmp / "calibration.json")}
 
     def _cache_store(self, key: str | None, cached: Path | None, cache_arg: dict[str, Any]) -> str:
@@ -510,20 +564,32 @@ class Int8(Pass):
         if cached is not None:
             return "hit"
         written = Path(cache_arg["calibration_cache_path"])
-        stored = Cache("calibration", self.calib_cache).store_file(key, ".json", written, {"what": "onnxruntime calibration ranges"})
+        stored = Cache("calibration", self.calib_cache).store_file(
+            key, ".json", written, {"what": "onnxruntime calibration ranges"}
+        )
         return "miss" if stored is not None else "miss (not stored)"
 
-    def _matched(self, model: Any, scopes: dict[str, str], patterns: Sequence[str], flag: str) -> set[str]:
+    def _matched(
+        self, model: Any, scopes: dict[str, str], patterns: Sequence[str], flag: str
+    ) -> set[str]:
         if not patterns:
             return set()
         hits = match_nodes(model, patterns, scopes)
         missing = [p for p, names in hits.items() if not names]
         if missing:
             sample = ", ".join(n.name for n in list(model.graph.node)[:5])
-            raise InputError(f"{flag} {missing[0]!r} matches no node (node names look like: {sample}; dynamo exports also match module paths such as 'mapping.*')")
+            raise InputError(
+                f"{flag} {missing[0]!r} matches no node (node names look like: {sample}; dynamo exports also match module paths such as 'mapping.*')"
+            )
         return {n for names in hits.values() for n in names}
 
     def _verify(self, converted: Any, artifact: Artifact) -> dict[str, Any]:
         return verify_converted(
-            converted, artifact, "int8", tolerance=self.tolerance, batch_range=self.batch_range, seed=self.seed, progress=self.progress
+            converted,
+            artifact,
+            "int8",
+            tolerance=self.tolerance,
+            batch_range=self.batch_range,
+            seed=self.seed,
+            progress=self.progress,
         )

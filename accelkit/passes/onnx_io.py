@@ -12,8 +12,9 @@ import logging
 import os
 import tempfile
 import warnings
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 from accelkit.artifact import Artifact
 
@@ -23,14 +24,18 @@ log = logging.getLogger("accelkit.passes")
 TWO_GB = 2 * 1024**3
 
 
-def default_onnx_path(artifact: Artifact, precision: str = "fp32", folder: Path | None = None) -> Path:
+def default_onnx_path(
+    artifact: Artifact, precision: str = "fp32", folder: Path | None = None
+) -> Path:
     """``<stem>.onnx`` / ``<stem>.<precision>.onnx`` next to the source file (or next to
     the ONNX file being converted).
 
     Bundled checkpoints (inside the accelkit install) are exported to the current
     folder instead, never into the package.
     """
-    if artifact.format == "onnx" and artifact.path is not None:  # converting an ONNX file: next to it
+    if (
+        artifact.format == "onnx" and artifact.path is not None
+    ):  # converting an ONNX file: next to it
         stem = artifact.path.name.split(".")[0]
         folder = folder or artifact.path.parent
     else:
@@ -55,7 +60,13 @@ def quiet_exporters() -> contextlib.ExitStack:
     stack.enter_context(warnings.catch_warnings())
     warnings.simplefilter("ignore")
     stack.callback(lambda: log.debug("exporter output:\n%s", buf.getvalue()))
-    for name in ("torch.onnx", "torch.export", "torch._dynamo", "torch.fx.experimental.symbolic_shapes", "onnxscript"):
+    for name in (
+        "torch.onnx",
+        "torch.export",
+        "torch._dynamo",
+        "torch.fx.experimental.symbolic_shapes",
+        "onnxscript",
+    ):
         lg = logging.getLogger(name)
         old = lg.level
         lg.setLevel(logging.ERROR)
@@ -97,7 +108,13 @@ def onnx_writer(model: Any) -> Callable[[Path], None]:
         if model.ByteSize() < TWO_GB:
             onnx.save_model(model, str(tmp))
         else:  # pragma: no cover - needs a >2 GB model
-            onnx.save_model(model, str(tmp), save_as_external_data=True, all_tensors_to_one_file=True, location=tmp.name + ".data")
+            onnx.save_model(
+                model,
+                str(tmp),
+                save_as_external_data=True,
+                all_tensors_to_one_file=True,
+                location=tmp.name + ".data",
+            )
 
     return write
 
@@ -110,8 +127,10 @@ def check_graph(model: Any, what: str, fix: str = "") -> None:
 
     try:
         onnx.checker.check_model(model, full_check=True)
-    except Exception as exc:
-        raise ExportError(f"{what} fails onnx.checker ({short_error(exc)})" + (f"; {fix}" if fix else "")) from None
+    except Exception as exc:  # noqa: BLE001 - turned into a one-line error below
+        raise ExportError(
+            f"{what} fails onnx.checker ({short_error(exc)})" + (f"; {fix}" if fix else "")
+        ) from None
 
 
 def output_name(input_names: Sequence[str]) -> str:
@@ -154,7 +173,7 @@ def check_standard_ops(model: Any, what: str) -> None:
     """
     from accelkit.errors import ExportError
 
-    custom = {}
+    custom: dict[str, str] = {}
     for node in model.graph.node:
         if node.domain not in STANDARD_DOMAINS:
             custom.setdefault(node.domain, node.op_type)

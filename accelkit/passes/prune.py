@@ -34,9 +34,22 @@ HELD_OUT_START = 1_000_000  # distillation never trains on samples at or above t
 # directly only in layouts whose channel axis is known (see _bare_parameters); modulated
 # convolutions (see is_modulated_conv) get a pruner of their own.
 _SUPPORTED_PARAM_TYPES = (
-    "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
-    "Linear", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "GroupNorm",
-    "InstanceNorm1d", "InstanceNorm2d", "Embedding", "PReLU",
+    "Conv1d",
+    "Conv2d",
+    "Conv3d",
+    "ConvTranspose1d",
+    "ConvTranspose2d",
+    "ConvTranspose3d",
+    "Linear",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "BatchNorm3d",
+    "LayerNorm",
+    "GroupNorm",
+    "InstanceNorm1d",
+    "InstanceNorm2d",
+    "Embedding",
+    "PReLU",
 )
 
 
@@ -48,7 +61,9 @@ def check_eager_torch(artifact: Artifact, what: str) -> Any:
     import torch
 
     if artifact.format != "torch" or not isinstance(artifact.module, torch.nn.Module):
-        raise InputError(f"{what} needs a torch artifact with a module, got format {artifact.format!r}; load the .pt file, not an export")
+        raise InputError(
+            f"{what} needs a torch artifact with a module, got format {artifact.format!r}; load the .pt file, not an export"
+        )
     if artifact.program is not None or isinstance(artifact.module, torch.jit.ScriptModule):
         raise InputError(
             f"{what} needs an eager nn.Module, but this one is TorchScript or torch.export; load the weights with "
@@ -57,12 +72,16 @@ def check_eager_torch(artifact: Artifact, what: str) -> Any:
     return artifact.module
 
 
-def example_inputs(artifact: Artifact, batch: int = 1, seed: int = 0, start: int = 0) -> tuple[Any, ...]:
+def example_inputs(
+    artifact: Artifact, batch: int = 1, seed: int = 0, start: int = 0
+) -> tuple[Any, ...]:
     """Positional torch inputs for ``artifact``'s module, drawn by :class:`LatentSampler`."""
     import torch
 
     feeds = LatentSampler(artifact.spec, seed=seed).inputs(start, batch)
-    return tuple(torch.from_numpy(np.ascontiguousarray(feeds[i.name])) for i in artifact.spec.inputs)
+    return tuple(
+        torch.from_numpy(np.ascontiguousarray(feeds[i.name])) for i in artifact.spec.inputs
+    )
 
 
 def count_params_flops(module: Any, inputs: tuple[Any, ...]) -> tuple[int, int]:
@@ -88,7 +107,10 @@ def is_modulated_conv(m: Any) -> bool:
     w = m._parameters.get("weight") if hasattr(m, "_parameters") else None
     affine = m._modules.get("affine") if hasattr(m, "_modules") else None
     return (
-        w is not None and w.ndim == 4 and isinstance(affine, nn.Linear) and affine.out_features == w.shape[1]
+        w is not None
+        and w.ndim == 4
+        and isinstance(affine, nn.Linear)
+        and affine.out_features == w.shape[1]
         and not isinstance(m, nn.modules.conv._ConvNd)
     )
 
@@ -97,7 +119,8 @@ def prunable_layers(module: Any) -> list[tuple[str, Any]]:
     from torch import nn
 
     layers = [
-        (n, m) for n, m in module.named_modules()
+        (n, m)
+        for n, m in module.named_modules()
         if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear)) or is_modulated_conv(m)
     ]
     inner = [n for n, m in layers if is_modulated_conv(m)]  # their affine Linear is theirs to slice
@@ -125,7 +148,9 @@ def default_ignored(module: Any, out_channels: int, keep: Sequence[str] = ()) ->
     if layers:
         names.append(layers[-1][0])
     for n, m in layers:
-        if ("rgb" in n.lower() or "rgb" in type(m).__name__.lower()) and out_width(m) == out_channels:
+        if ("rgb" in n.lower() or "rgb" in type(m).__name__.lower()) and out_width(
+            m
+        ) == out_channels:
             names.append(n)
     for n, m in module.named_modules():  # conv -> PixelShuffle inside a Sequential
         if isinstance(m, nn.Sequential):
@@ -133,8 +158,12 @@ def default_ignored(module: Any, out_channels: int, keep: Sequence[str] = ()) ->
             for (n1, m1), (_, m2) in itertools.pairwise(kids):
                 if isinstance(m1, nn.modules.conv._ConvNd) and isinstance(m2, nn.PixelShuffle):
                     names.append(f"{n}.{n1}" if n else n1)
-    for n, m in module.named_modules():
-        if n and any(fnmatch.fnmatchcase(n, g) for g in keep) and not any(n.startswith(k + ".") for k in names):
+    for n, _m in module.named_modules():
+        if (
+            n
+            and any(fnmatch.fnmatchcase(n, g) for g in keep)
+            and not any(n.startswith(k + ".") for k in names)
+        ):
             names.append(n)
     return list(dict.fromkeys(names))
 
@@ -176,14 +205,21 @@ def trace_layers(module: Any, inputs: tuple[Any, ...]) -> tuple[list[str], list[
     order: list[str] = []
 
     class Tracker(TorchFunctionMode):
-        def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        def __torch_function__(
+            self, func: Any, types: Any, args: Any = (), kwargs: Any = None
+        ) -> Any:
             out = func(*args, **(kwargs or {}))
             name = getattr(func, "__name__", "")
             first = args[0] if args else None
             if name in ("pixel_shuffle", "pixel_unshuffle"):
                 if isinstance(first, torch.Tensor) and id(first) in source:
                     hits.append(source[id(first)])
-            elif isinstance(out, torch.Tensor) and isinstance(first, torch.Tensor) and id(first) in source and out.shape == first.shape:
+            elif (
+                isinstance(out, torch.Tensor)
+                and isinstance(first, torch.Tensor)
+                and id(first) in source
+                and out.shape == first.shape
+            ):
                 source[id(out)] = source[id(first)]
                 alive.append(out)
             return out
@@ -213,7 +249,9 @@ def _modulated(module: Any) -> list[tuple[str, Any]]:
     return [(n, m) for n, m in module.named_modules() if is_modulated_conv(m)]
 
 
-def _bare_parameters(module: Any, ignored: Sequence[str]) -> tuple[list[tuple[Any, int]], list[str]]:
+def _bare_parameters(
+    module: Any, ignored: Sequence[str]
+) -> tuple[list[tuple[Any, int]], list[str]]:
     """Parameters owned by modules torch-pruning has no pruner for, with their channel axis.
 
     A scalar is left alone (a gain, a noise strength); a 1-D parameter is a per-channel
@@ -228,7 +266,9 @@ def _bare_parameters(module: Any, ignored: Sequence[str]) -> tuple[list[tuple[An
     pairs: list[tuple[Any, int]] = []
     bad: list[str] = []
     for n, m in module.named_modules():
-        if type(m).__name__ in _SUPPORTED_PARAM_TYPES or any(n == k or n.startswith(k + ".") for k in ignored):
+        if type(m).__name__ in _SUPPORTED_PARAM_TYPES or any(
+            n == k or n.startswith(k + ".") for k in ignored
+        ):
             continue
         modulated = is_modulated_conv(m)
         for pn, p in m._parameters.items():
@@ -243,7 +283,9 @@ def _bare_parameters(module: Any, ignored: Sequence[str]) -> tuple[list[tuple[An
             elif p.ndim >= 2 and p.shape[0] == 1:
                 pairs.append((p, 1))
             elif p.ndim != 0:
-                bad.append(f"{n + '.' if n else ''}{pn} ({type(m).__name__}, shape {tuple(p.shape)})")
+                bad.append(
+                    f"{n + '.' if n else ''}{pn} ({type(m).__name__}, shape {tuple(p.shape)})"
+                )
     return pairs, bad
 
 
@@ -263,15 +305,23 @@ def _modulated_pruner() -> Any:
 
         def prune_out_channels(self, layer: Any, idxs: Sequence[int]) -> Any:
             k = keep(layer.weight.shape[0], idxs)
-            layer.weight = nn.Parameter(layer.weight.data.index_select(0, k).clone(), requires_grad=layer.weight.requires_grad)
+            layer.weight = nn.Parameter(
+                layer.weight.data.index_select(0, k).clone(),
+                requires_grad=layer.weight.requires_grad,
+            )
             bias = layer._parameters.get("bias")
             if bias is not None:
-                layer.bias = nn.Parameter(bias.data.index_select(0, k).clone(), requires_grad=bias.requires_grad)
+                layer.bias = nn.Parameter(
+                    bias.data.index_select(0, k).clone(), requires_grad=bias.requires_grad
+                )
             return layer
 
         def prune_in_channels(self, layer: Any, idxs: Sequence[int]) -> Any:
             k = keep(layer.weight.shape[1], idxs)
-            layer.weight = nn.Parameter(layer.weight.data.index_select(1, k).clone(), requires_grad=layer.weight.requires_grad)
+            layer.weight = nn.Parameter(
+                layer.weight.data.index_select(1, k).clone(),
+                requires_grad=layer.weight.requires_grad,
+            )
             tp.prune_linear_out_channels(layer.affine, list(idxs))  # one style per input channel
             return layer
 
@@ -299,16 +349,35 @@ def _modulated_importance(p: int, types: tuple[type, ...]) -> Any:
             imps: list[Any] = []
             roots: list[Any] = []
             for i, (dep, idxs) in enumerate(group):
-                layer, handler = dep.layer, dep.pruning_fn
+                layer: Any = dep.layer
+                handler = dep.pruning_fn
                 name = getattr(handler, "__name__", "")
-                if isinstance(layer, types) and name in ("prune_out_channels", "prune_in_channels"):
-                    w = layer.weight.data if name == "prune_out_channels" else layer.weight.data.transpose(0, 1)
+                if isinstance(dep.layer, types) and name in (
+                    "prune_out_channels",
+                    "prune_in_channels",
+                ):
+                    w = (
+                        layer.weight.data
+                        if name == "prune_out_channels"
+                        else layer.weight.data.transpose(0, 1)
+                    )
                     imps.append(w[idxs].flatten(1).abs().pow(self.p).sum(1))
                 elif handler in (fn.prune_conv_out_channels, fn.prune_linear_out_channels):
-                    w = layer.weight.data.transpose(1, 0) if getattr(layer, "transposed", False) else layer.weight.data
+                    w = (
+                        layer.weight.data.transpose(1, 0)
+                        if getattr(layer, "transposed", False)
+                        else layer.weight.data
+                    )
                     imps.append(w[idxs].flatten(1).abs().pow(self.p).sum(1))
-                elif handler in (fn.prune_conv_in_channels, fn.prune_linear_in_channels) and getattr(layer, "groups", 1) == 1:
-                    w = layer.weight.data if getattr(layer, "transposed", False) else layer.weight.data.transpose(0, 1)
+                elif (
+                    handler in (fn.prune_conv_in_channels, fn.prune_linear_in_channels)
+                    and getattr(layer, "groups", 1) == 1
+                ):
+                    w = (
+                        layer.weight.data
+                        if getattr(layer, "transposed", False)
+                        else layer.weight.data.transpose(0, 1)
+                    )
                     imps.append(w[idxs].flatten(1).abs().pow(self.p).sum(1))
                 elif handler == fn.prune_batchnorm_out_channels and layer.affine:
                     imps.append(layer.weight.data[idxs].abs().pow(self.p))
@@ -338,8 +407,11 @@ class _StylesDetached:
         import torch
 
         for m in self.mods:
+
             def fwd(x: Any, *rest: Any, _f: Any = type(m).forward, _m: Any = m, **kw: Any) -> Any:
-                return _f(_m, x, *[r.detach() if isinstance(r, torch.Tensor) else r for r in rest], **kw)
+                return _f(
+                    _m, x, *[r.detach() if isinstance(r, torch.Tensor) else r for r in rest], **kw
+                )
 
             m.forward = fwd
 
@@ -352,7 +424,11 @@ def _importance(name: str, modulated: tuple[type, ...] = ()) -> Any:
     tp = _tp()
     if name in ("l1", "l2"):
         p = 2 if name == "l2" else 1
-        return _modulated_importance(p, modulated) if modulated else tp.importance.MagnitudeImportance(p=p)
+        return (
+            _modulated_importance(p, modulated)
+            if modulated
+            else tp.importance.MagnitudeImportance(p=p)
+        )
     if name == "random":
         return tp.importance.RandomImportance()
     raise InputError(f"unknown importance {name!r}; choose one of {', '.join(IMPORTANCES)}")
@@ -407,7 +483,9 @@ class Prune:
         if not 0.0 <= float(ratio) < 1.0:
             raise InputError(f"pruning ratio must be in [0, 1), got {ratio}")
         if importance not in IMPORTANCES:
-            raise InputError(f"unknown importance {importance!r}; choose one of {', '.join(IMPORTANCES)}")
+            raise InputError(
+                f"unknown importance {importance!r}; choose one of {', '.join(IMPORTANCES)}"
+            )
         for pat, r in (per_layer or {}).items():
             if not 0.0 <= float(r) < 1.0:
                 raise InputError(f"per-layer ratio for {pat!r} must be in [0, 1), got {r}")
@@ -463,7 +541,9 @@ class Prune:
                 if fnmatch.fnmatchcase(n, pat):
                     ratio_dict[m] = r
         if self.per_layer and not ratio_dict:
-            raise InputError(f"no layer matches the per-layer patterns {sorted(self.per_layer)}; layer names: {', '.join(n for n, _ in prunable_layers(model))}")
+            raise InputError(
+                f"no layer matches the per-layer patterns {sorted(self.per_layer)}; layer names: {', '.join(n for n, _ in prunable_layers(model))}"
+            )
 
         grads = [p.requires_grad for p in model.parameters()]
         for p in model.parameters():
@@ -480,19 +560,32 @@ class Prune:
                         inputs,
                         importance=_importance(self.importance, mod_types),
                         pruning_ratio=self.ratio,
-                        pruning_ratio_dict={m: r for m, r in ratio_dict.items() if m not in mod_ratio} or None,
+                        pruning_ratio_dict={
+                            m: r for m, r in ratio_dict.items() if m not in mod_ratio
+                        }
+                        or None,
                         global_pruning=self.global_pruning,
                         ignored_layers=ignored,
                         round_to=round_to,
                         customized_pruners={t: mod_pruner for t in mod_types} or None,
                         unwrapped_parameters=bare,
-                        root_module_types=[tp.ops.TORCH_CONV, tp.ops.TORCH_LINEAR, tp.ops.TORCH_LSTM, *mod_types],
+                        root_module_types=[
+                            tp.ops.TORCH_CONV,
+                            tp.ops.TORCH_LINEAR,
+                            tp.ops.TORCH_LSTM,
+                            *mod_types,
+                        ],
                     )
                 # MetaPruner files pruning_ratio_dict entries only for its built-in layer
                 # types; per-layer ratios of modulated convs are filed here the same way.
                 for i, (m, r) in enumerate(mod_ratio.items()):
-                    pruner.pruning_ratio_dict[m] = pruner.iterative_pruning_ratio_scheduler(r, pruner.iterative_steps)
-                    pruner._layer_to_scope[m] = ("accelkit_modulated" + ("" if self.global_pruning else f"_{i}"), [m])
+                    pruner.pruning_ratio_dict[m] = pruner.iterative_pruning_ratio_scheduler(
+                        r, pruner.iterative_steps
+                    )
+                    pruner._layer_to_scope[m] = (
+                        "accelkit_modulated" + ("" if self.global_pruning else f"_{i}"),
+                        [m],
+                    )
                 for group in pruner.step(interactive=True):
                     root = _group_root(pruner, group)
                     try:
@@ -524,9 +617,13 @@ class Prune:
                 out = model(*example_inputs(artifact, batch=2, seed=self.seed))
             got = tuple((out[0] if isinstance(out, (tuple, list)) else out).shape)
         except Exception as exc:  # noqa: BLE001 - torch-pruning/torch raise many types; re-raised as one line
-            raise InputError(f"the pruned generator fails to run ({type(exc).__name__}: {str(exc)[:160]}); keep more layers with --keep") from None
+            raise InputError(
+                f"the pruned generator fails to run ({type(exc).__name__}: {str(exc)[:160]}); keep more layers with --keep"
+            ) from None
         if got != want:
-            raise InputError(f"pruning changed the output shape from {want} to {got}; keep the output layers with --keep")
+            raise InputError(
+                f"pruning changed the output shape from {want} to {got}; keep the output layers with --keep"
+            )
 
         params_after, flops_after = count_params_flops(model, inputs)
         record = {
@@ -544,8 +641,12 @@ class Prune:
         }
         meta = dict(artifact.meta)
         meta["parameters"] = params_after
-        meta["pruning"] = {k: record[k] for k in ("params_before", "params_after", "flops_before", "flops_after")}
-        return artifact.derive(module=model, path=None, passes=[*(dict(p) for p in artifact.passes), record], meta=meta)
+        meta["pruning"] = {
+            k: record[k] for k in ("params_before", "params_after", "flops_before", "flops_after")
+        }
+        return artifact.derive(
+            module=model, path=None, passes=[*(dict(p) for p in artifact.passes), record], meta=meta
+        )
 
 
 class _GroupFailed(Exception):
@@ -567,7 +668,9 @@ def _group_root(pruner: Any, group: Any) -> str:
 
 
 # ----------------------------------------------------------------------- saving
-def save_pruned(artifact: Artifact, path: str | os.PathLike[str], *, force: bool = False) -> Artifact:
+def save_pruned(
+    artifact: Artifact, path: str | os.PathLike[str], *, force: bool = False
+) -> Artifact:
     """Save a (pruned) torch artifact as a TorchScript archive plus its sidecar.
 
     ``torch.jit.script`` is tried first, ``torch.jit.trace`` (on sampler inputs) second.
@@ -595,13 +698,19 @@ def save_pruned(artifact: Artifact, path: str | os.PathLike[str], *, force: bool
             try:
                 ts = torch.jit.trace(module, example_inputs(artifact, batch=2), check_trace=False)
             except Exception as exc:  # noqa: BLE001 - torch-pruning/torch raise many types; re-raised as one line
-                raise InputError(f"the pruned generator can be neither scripted nor traced ({type(exc).__name__}: {str(exc)[:160]})") from None
+                raise InputError(
+                    f"the pruned generator can be neither scripted nor traced ({type(exc).__name__}: {str(exc)[:160]})"
+                ) from None
     from accelkit.loading import spec_extra_files
 
     meta = dict(artifact.meta)
     meta["torchscript"] = how
-    extra = spec_extra_files(artifact.spec)  # the spec travels inside the archive: the next command needs no --input
-    return artifact.derive(path=Path(path), meta=meta).save(lambda tmp: torch.jit.save(ts, str(tmp), _extra_files=extra), force=force)
+    extra = spec_extra_files(
+        artifact.spec
+    )  # the spec travels inside the archive: the next command needs no --input
+    return artifact.derive(path=Path(path), meta=meta).save(
+        lambda tmp: torch.jit.save(ts, str(tmp), _extra_files=extra), force=force
+    )
 
 
 __all__ = [

@@ -19,16 +19,17 @@ import logging
 import math
 import tempfile
 from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from accelkit.artifact import Artifact
 from accelkit.errors import ExportError, InputError, require
-from accelkit.passes.onnx_io import quiet_exporters, short_error
 from accelkit.passes.int8 import DEFAULT_INT8_OPS, Int8, match_nodes, node_scope
+from accelkit.passes.onnx_io import quiet_exporters, short_error
 from accelkit.passes.verify import ort_session, paired_error, require_fp32_onnx
 from accelkit.sampler import LatentSampler
 
@@ -88,8 +89,14 @@ class SensitivityReport(list):
         options: The options the measurement used (calibration, evaluation samples, seed).
     """
 
-    def __init__(self, rows: Sequence[GroupSensitivity] = (), *, all_psnr_db: float | None = None,
-                 all_max_abs_err: float | None = None, options: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        rows: Sequence[GroupSensitivity] = (),
+        *,
+        all_psnr_db: float | None = None,
+        all_max_abs_err: float | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__(rows)
         self.all_psnr_db = all_psnr_db
         self.all_max_abs_err = all_max_abs_err
@@ -99,7 +106,10 @@ class SensitivityReport(list):
         psnr = self.all_psnr_db
         return {
             "options": self.options,
-            "all_quantized": {"psnr_db": None if psnr is None or math.isinf(psnr) else psnr, "max_abs_err": self.all_max_abs_err},
+            "all_quantized": {
+                "psnr_db": None if psnr is None or math.isinf(psnr) else psnr,
+                "max_abs_err": self.all_max_abs_err,
+            },
             "groups": [r.to_dict() for r in self],
         }
 
@@ -113,7 +123,9 @@ class AutoExclusion(list):
         max_abs_err: Its max abs error.
     """
 
-    def __init__(self, patterns: Sequence[str], *, groups: Sequence[str], psnr_db: float, max_abs_err: float) -> None:
+    def __init__(
+        self, patterns: Sequence[str], *, groups: Sequence[str], psnr_db: float, max_abs_err: float
+    ) -> None:
         super().__init__(patterns)
         self.groups = list(groups)
         self.psnr_db = psnr_db
@@ -159,10 +171,16 @@ def layer_groups(
     scopes = scopes or {}
     groups: dict[str, list[str]] = {}
     for node in model.graph.node:
-        if node.op_type in ("QuantizeLinear", "DequantizeLinear") or (ops and node.op_type not in ops):
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear") or (
+            ops and node.op_type not in ops
+        ):
             continue
         parts = _path_of(node, scopes)
-        key = ".".join(parts[: max(1, depth)]) if parts else (node.name or f"{node.op_type}#{len(groups)}")
+        key = (
+            ".".join(parts[: max(1, depth)])
+            if parts
+            else (node.name or f"{node.op_type}#{len(groups)}")
+        )
         groups.setdefault(key, []).append(node.name)
     return groups
 
@@ -183,8 +201,10 @@ def _prepared(artifact: Artifact, preprocess: bool) -> tuple[Any, dict[str, str]
             with quiet_exporters():
                 q.quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
             return onnx.load(str(pre), load_external_data=True), scopes
-        except Exception as exc:  # best effort, like Int8
-            log.warning("quant_pre_process failed (%s); grouping the graph as exported", short_error(exc))
+        except Exception as exc:  # noqa: BLE001 - best effort, like Int8
+            log.warning(
+                "quant_pre_process failed (%s); grouping the graph as exported", short_error(exc)
+            )
             return original, scopes
 
 
@@ -192,7 +212,9 @@ class _Evaluator:
     """Runs models on fixed seeded inputs and compares them with the fp32 outputs."""
 
     def __init__(self, artifact: Artifact, n_eval: int, seed: int) -> None:
-        static = next((p.get("static_batch") for p in artifact.passes if p.get("static_batch")), None)
+        static = next(
+            (p.get("static_batch") for p in artifact.passes if p.get("static_batch")), None
+        )
         batch = int(static) if static else min(8, n_eval)
         sampler = LatentSampler(artifact.spec, seed=seed)
         count = -(-n_eval // batch) * batch
@@ -204,7 +226,14 @@ class _Evaluator:
         sess = ort_session(path)
         names = {i.name for i in sess.get_inputs()}
         out = sess.get_outputs()[0].name
-        return np.concatenate([np.asarray(sess.run([out], {k: v for k, v in f.items() if k in names})[0], dtype=np.float32) for f in self.feeds])
+        return np.concatenate(
+            [
+                np.asarray(
+                    sess.run([out], {k: v for k, v in f.items() if k in names})[0], dtype=np.float32
+                )
+                for f in self.feeds
+            ]
+        )
 
     def error(self, path: Any) -> tuple[float, float]:
         m = paired_error(self.ref, self._run(path), self.value_range)
@@ -227,26 +256,49 @@ class _Setup:
         if set(exclude) >= set(self.quantizable):
             return math.inf, 0.0  # nothing quantized: the fp32 model itself
         with tempfile.TemporaryDirectory(prefix="accelkit-sens-") as tmp:
-            out = Int8(Path(tmp) / "q.int8.onnx", exclude=patterns, verify=False, **self.int8_kw)(self.artifact)
+            out = Int8(Path(tmp) / "q.int8.onnx", exclude=patterns, verify=False, **self.int8_kw)(
+                self.artifact
+            )
             return self.evaluator.error(out.path)
 
 
-def _setup(artifact: Artifact, *, groups: Mapping[str, Sequence[str]] | None, calib_samples: int, n_eval: int, seed: int,
-           calib_method: str, per_channel: bool, op_types: Sequence[str] | None, exclude: Sequence[str], preprocess: bool,
-           calib_cache: Any = None, calib_images: Any = None) -> _Setup:
-    require_fp32_onnx(artifact, "the sensitivity report", "run the sensitivity report on the fp32 ONNX model")
+def _setup(
+    artifact: Artifact,
+    *,
+    groups: Mapping[str, Sequence[str]] | None,
+    calib_samples: int,
+    n_eval: int,
+    seed: int,
+    calib_method: str,
+    per_channel: bool,
+    op_types: Sequence[str] | None,
+    exclude: Sequence[str],
+    preprocess: bool,
+    calib_cache: Any = None,
+    calib_images: Any = None,
+) -> _Setup:
+    require_fp32_onnx(
+        artifact, "the sensitivity report", "run the sensitivity report on the fp32 ONNX model"
+    )
     if int(n_eval) < 1:
         raise InputError(f"n_eval {n_eval}: need at least one evaluation sample")
     ops = tuple(DEFAULT_INT8_OPS if op_types is None else op_types)
     model, scopes = _prepared(artifact, preprocess)
-    all_groups = {k: list(v) for k, v in (groups if groups is not None else layer_groups(model, ops, scopes=scopes)).items()}
+    all_groups = {
+        k: list(v)
+        for k, v in (
+            groups if groups is not None else layer_groups(model, ops, scopes=scopes)
+        ).items()
+    }
     quantizable = [n for names in layer_groups(model, ops, scopes=scopes).values() for n in names]
     if groups is not None:
         known = set(quantizable)
         for g, names in all_groups.items():
             bad = [n for n in names if n not in known]
             if bad:
-                raise InputError(f"group {g!r}: node {bad[0]!r} is not a quantizable node of {artifact.path}")
+                raise InputError(
+                    f"group {g!r}: node {bad[0]!r} is not a quantizable node of {artifact.path}"
+                )
     if exclude:  # the user's own exclusions stay float everywhere and are not groups
         hits = match_nodes(model, list(exclude), scopes)
         missing = [p for p, names in hits.items() if not names]
@@ -260,12 +312,29 @@ def _setup(artifact: Artifact, *, groups: Mapping[str, Sequence[str]] | None, ca
     else:
         base = set()
     if not all_groups:
-        raise InputError(f"{artifact.path} has no quantizable node (op types {list(ops)}) left to measure")
-    kw = {"calib_samples": int(calib_samples), "calib_method": calib_method, "per_channel": per_channel,
-          "op_types": ops, "preprocess": preprocess, "seed": int(seed), "calib_cache": calib_cache,
-          "calib_images": calib_images}
+        raise InputError(
+            f"{artifact.path} has no quantizable node (op types {list(ops)}) left to measure"
+        )
+    kw = {
+        "calib_samples": int(calib_samples),
+        "calib_method": calib_method,
+        "per_channel": per_channel,
+        "op_types": ops,
+        "preprocess": preprocess,
+        "seed": int(seed),
+        "calib_cache": calib_cache,
+        "calib_images": calib_images,
+    }
     kinds = {n.name: n.op_type for n in model.graph.node}
-    return _Setup(artifact, all_groups, quantizable, _Evaluator(artifact, int(n_eval), int(seed)), kw, base, kinds)
+    return _Setup(
+        artifact,
+        all_groups,
+        quantizable,
+        _Evaluator(artifact, int(n_eval), int(seed)),
+        kw,
+        base,
+        kinds,
+    )
 
 
 def _op_counts(model_ops: Mapping[str, str], names: Sequence[str]) -> dict[str, int]:
@@ -311,9 +380,20 @@ def sensitivity(
         NonFiniteOutputError: A quantized model produced NaN/Inf.
     """
     say = progress or (lambda msg: None)
-    s = _setup(fp32_artifact, groups=groups, calib_samples=calib_samples, n_eval=n_eval, seed=seed, calib_method=calib_method,
-               per_channel=per_channel, op_types=op_types, exclude=exclude, preprocess=preprocess, calib_cache=calib_cache,
-               calib_images=calib_images)
+    s = _setup(
+        fp32_artifact,
+        groups=groups,
+        calib_samples=calib_samples,
+        n_eval=n_eval,
+        seed=seed,
+        calib_method=calib_method,
+        per_channel=per_channel,
+        op_types=op_types,
+        exclude=exclude,
+        preprocess=preprocess,
+        calib_cache=calib_cache,
+        calib_images=calib_images,
+    )
     kinds, base = s.kinds, s.base
     rows: list[GroupSensitivity] = []
     total = len(s.groups)
@@ -328,10 +408,23 @@ def sensitivity(
         rows.append(GroupSensitivity(name, tuple(nodes), _op_counts(kinds, nodes), psnr, err, note))
     say(f"sensitivity: quantizing all {total} groups")
     all_psnr, all_err = s.measure(sorted(base))
-    rows.sort(key=lambda r: (r.psnr_db is None, r.psnr_db if r.psnr_db is not None else 0.0, -(r.max_abs_err or 0.0)))
-    options = {"calib_samples": int(calib_samples), "calib_method": calib_method, "per_channel": per_channel,
-               "op_types": list(s.int8_kw["op_types"]), "exclude": list(exclude), "n_eval": int(n_eval), "seed": int(seed),
-               "eval_samples": [0, len(s.evaluator.ref)]}
+    rows.sort(
+        key=lambda r: (
+            r.psnr_db is None,
+            r.psnr_db if r.psnr_db is not None else 0.0,
+            -(r.max_abs_err or 0.0),
+        )
+    )
+    options = {
+        "calib_samples": int(calib_samples),
+        "calib_method": calib_method,
+        "per_channel": per_channel,
+        "op_types": list(s.int8_kw["op_types"]),
+        "exclude": list(exclude),
+        "n_eval": int(n_eval),
+        "seed": int(seed),
+        "eval_samples": [0, len(s.evaluator.ref)],
+    }
     return SensitivityReport(rows, all_psnr_db=all_psnr, all_max_abs_err=all_err, options=options)
 
 
@@ -375,7 +468,9 @@ def auto_exclude(
     """
     target = float(target_psnr_db)
     if not target > 0 or math.isnan(target):
-        raise InputError(f"--auto-exclude {target_psnr_db}: give a positive PSNR target in dB, e.g. 35")
+        raise InputError(
+            f"--auto-exclude {target_psnr_db}: give a positive PSNR target in dB, e.g. 35"
+        )
     say = progress or (lambda msg: None)
     opts = dict(getattr(report, "options", {}) or {})
 
@@ -383,10 +478,16 @@ def auto_exclude(
         return val if val is not None else opts.get(key, default)
 
     kw: dict[str, Any] = {
-        "calib_samples": pick(calib_samples, "calib_samples", 64), "n_eval": pick(n_eval, "n_eval", 16), "seed": pick(seed, "seed", 0),
-        "calib_method": pick(calib_method, "calib_method", "minmax"), "per_channel": pick(per_channel, "per_channel", False),
-        "op_types": pick(op_types, "op_types", None), "exclude": tuple(pick(exclude, "exclude", ())), "preprocess": preprocess,
-        "calib_cache": calib_cache, "calib_images": calib_images,
+        "calib_samples": pick(calib_samples, "calib_samples", 64),
+        "n_eval": pick(n_eval, "n_eval", 16),
+        "seed": pick(seed, "seed", 0),
+        "calib_method": pick(calib_method, "calib_method", "minmax"),
+        "per_channel": pick(per_channel, "per_channel", False),
+        "op_types": pick(op_types, "op_types", None),
+        "exclude": tuple(pick(exclude, "exclude", ())),
+        "preprocess": preprocess,
+        "calib_cache": calib_cache,
+        "calib_images": calib_images,
     }
     if report is None:
         report = sensitivity(fp32_artifact, progress=progress, **kw)
@@ -408,8 +509,12 @@ def auto_exclude(
         say(f"auto-exclude: keeping {k} group(s) in float ({row.group} added)")
         psnr, err = s.measure(sorted(base | set(kept)))
         if psnr >= target:
-            return AutoExclusion([glob.escape(n) for n in kept], groups=names, psnr_db=psnr, max_abs_err=err)
-    raise InputError(f"--auto-exclude {target:g}: even with every measured group in float the PSNR stays below target; check the report")
+            return AutoExclusion(
+                [glob.escape(n) for n in kept], groups=names, psnr_db=psnr, max_abs_err=err
+            )
+    raise InputError(
+        f"--auto-exclude {target:g}: even with every measured group in float the PSNR stays below target; check the report"
+    )
 
 
 def _fmt_psnr(v: float | None) -> str:
@@ -428,24 +533,57 @@ def format_report(results: Sequence[GroupSensitivity], *, title: str | None = No
     for i, r in enumerate(results, 1):
         ops = ", ".join(f"{k} {v}" for k, v in r.op_types.items())
         err = "n/a" if r.max_abs_err is None else f"{r.max_abs_err:.3g}"
-        rows.append([str(i), r.group + (f" ({r.note})" if r.note else ""), str(len(r.nodes)), ops, _fmt_psnr(r.psnr_db), err])
+        rows.append(
+            [
+                str(i),
+                r.group + (f" ({r.note})" if r.note else ""),
+                str(len(r.nodes)),
+                ops,
+                _fmt_psnr(r.psnr_db),
+                err,
+            ]
+        )
     all_psnr = getattr(results, "all_psnr_db", None)
     if all_psnr is not None:
         all_err = getattr(results, "all_max_abs_err", None)
-        rows.append(["", ALL_GROUPS, str(sum(len(r.nodes) for r in results)), "", _fmt_psnr(all_psnr), "n/a" if all_err is None else f"{all_err:.3g}"])
+        rows.append(
+            [
+                "",
+                ALL_GROUPS,
+                str(sum(len(r.nodes) for r in results)),
+                "",
+                _fmt_psnr(all_psnr),
+                "n/a" if all_err is None else f"{all_err:.3g}",
+            ]
+        )
     widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
     right = {0, 2, 4, 5}
 
     def line(cells: list[str]) -> str:
-        return "| " + " | ".join(c.rjust(w) if j in right else c.ljust(w) for j, (c, w) in enumerate(zip(cells, widths))) + " |"
+        return (
+            "| "
+            + " | ".join(
+                c.rjust(w) if j in right else c.ljust(w)
+                for j, (c, w) in enumerate(zip(cells, widths))
+            )
+            + " |"
+        )
 
-    sep = "|" + "|".join(("-" * (w + 1) + ":") if j in right else ("-" * (w + 2)) for j, w in enumerate(widths)) + "|"
+    sep = (
+        "|"
+        + "|".join(
+            ("-" * (w + 1) + ":") if j in right else ("-" * (w + 2)) for j, w in enumerate(widths)
+        )
+        + "|"
+    )
     out = [f"## {title}", ""] if title else []
     out += [line(rows[0]), sep] + [line(r) for r in rows[1:]]
     opts = getattr(results, "options", None)
     if opts:
-        note = (f"Each group quantized alone (int8 Q/DQ, {opts.get('calib_method')}, {opts.get('calib_samples')} calibration samples); "
-                f"PSNR vs fp32 on seeded samples {opts['eval_samples'][0]}..{opts['eval_samples'][1] - 1} (seed {opts.get('seed')}); "
-                "most harmful first.")
+        note = (
+            f"Each group quantized alone (int8 Q/DQ, {opts.get('calib_method')}, {opts.get('calib_samples')} calibration samples); "
+            f"PSNR vs fp32 on seeded samples {opts['eval_samples'][0]}..{opts['eval_samples'][1] - 1} (seed {opts.get('seed')}); "
+            "most harmful first."
+        )
         out += ["", note]
     return "\n".join(out) + "\n"

@@ -8,8 +8,9 @@ output's own units; PSNR uses the output range width as peak.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +23,9 @@ from accelkit.spec import GeneratorSpec
 DEFAULT_TOLERANCE = {"fp32": 1e-3, "fp16": 5e-2, "int8": 0.5}
 
 
-def paired_error(ref: np.ndarray, out: np.ndarray, value_range: tuple[float, float]) -> dict[str, float]:
+def paired_error(
+    ref: np.ndarray, out: np.ndarray, value_range: tuple[float, float]
+) -> dict[str, float]:
     """Max/mean abs error, PSNR (dB, peak = range width) and changed uint8 share of ``out`` vs ``ref``.
 
     Raises:
@@ -62,7 +65,9 @@ def ort_session(model: str | Path | bytes, threads: int | None = None) -> Any:
     return ort.InferenceSession(src, sess_options=so, providers=["CPUExecutionProvider"])
 
 
-def verification_batches(batch_range: tuple[int, int, int], static_batch: int | None = None) -> list[int]:
+def verification_batches(
+    batch_range: tuple[int, int, int], static_batch: int | None = None
+) -> list[int]:
     """The two batch sizes to verify at: the profile's minimum and a larger one (<= 8)."""
     if static_batch is not None:
         return [static_batch]
@@ -110,14 +115,20 @@ def verify_onnx(
         ref = reference(feeds)
         try:
             got = sess.run([out_name], feeds)[0]
-        except Exception as exc:
-            raise VerificationError(f"ONNX Runtime failed to run the {precision} model at batch {b} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+        except Exception as exc:  # noqa: BLE001 - turned into a one-line error below
+            raise VerificationError(
+                f"ONNX Runtime failed to run the {precision} model at batch {b} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+            ) from None
         if got.shape != ref.shape:
-            raise VerificationError(f"ONNX output shape {got.shape} differs from torch {ref.shape} at batch {b}; the export is wrong")
+            raise VerificationError(
+                f"ONNX output shape {got.shape} differs from torch {ref.shape} at batch {b}; the export is wrong"
+            )
         try:
             m = paired_error(ref, got.astype(np.float32), spec.output_range)
         except NonFiniteOutputError as exc:
-            raise NonFiniteOutputError(f"the {precision} ONNX model produced NaN/Inf at batch {b} ({exc}); keep more ops in float32 or export fp32") from None
+            raise NonFiniteOutputError(
+                f"the {precision} ONNX model produced NaN/Inf at batch {b} ({exc}); keep more ops in float32 or export fp32"
+            ) from None
         per_batch.append({"batch_size": b, **m})
     result: dict[str, Any] = {
         "batch_sizes": list(batch_sizes),
@@ -178,11 +189,27 @@ def verify_sizes(
         :func:`verify_onnx`'s record; with a second size, its numbers cover both sizes and
         ``sizes`` lists ``[[h, w], ...]`` with ``per_size`` records.
     """
-    res = verify_onnx(onnx_path, spec, reference, batch_sizes=batch_sizes, tolerance=tolerance, precision=precision, seed=seed)
+    res = verify_onnx(
+        onnx_path,
+        spec,
+        reference,
+        batch_sizes=batch_sizes,
+        tolerance=tolerance,
+        precision=precision,
+        seed=seed,
+    )
     size = second_size(spec)
     if size is None:
         return res
-    other = verify_onnx(onnx_path, spec.at_size(*size), reference, batch_sizes=batch_sizes[:1], tolerance=tolerance, precision=precision, seed=seed + 1)
+    other = verify_onnx(
+        onnx_path,
+        spec.at_size(*size),
+        reference,
+        batch_sizes=batch_sizes[:1],
+        tolerance=tolerance,
+        precision=precision,
+        seed=seed + 1,
+    )
     h, w = spec.spatial_inputs[0].shape[1:]
     return {
         **res,
@@ -190,7 +217,10 @@ def verify_sizes(
         "mean_abs_err": float(np.mean([res["mean_abs_err"], other["mean_abs_err"]])),
         "psnr_db": min(res["psnr_db"], other["psnr_db"]),
         "sizes": [[h, w], list(size)],
-        "per_size": [{"size": [h, w], **{k: res[k] for k in ("max_abs_err", "psnr_db")}}, {"size": list(size), **{k: other[k] for k in ("max_abs_err", "psnr_db")}}],
+        "per_size": [
+            {"size": [h, w], **{k: res[k] for k in ("max_abs_err", "psnr_db")}},
+            {"size": list(size), **{k: other[k] for k in ("max_abs_err", "psnr_db")}},
+        ],
     }
 
 
@@ -206,7 +236,9 @@ def require_fp32_onnx(artifact: Artifact, what: str, remedy: str) -> None:
         InputError: Not ONNX (or no file), or not fp32.
     """
     if artifact.format != "onnx" or artifact.path is None:
-        raise InputError(f"{what} needs an ONNX model, got a {artifact.format} artifact; export it first")
+        raise InputError(
+            f"{what} needs an ONNX model, got a {artifact.format} artifact; export it first"
+        )
     if artifact.precision != "fp32":
         raise InputError(f"{artifact.path} is already {artifact.precision}; {remedy}")
 

@@ -9,12 +9,18 @@ and write the report folder (:class:`accelkit.benchmark.report.Report`).
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from accelkit.artifact import Artifact
-from accelkit.benchmark.plan import BenchOptions, check_requested_backends, plan_targets, resolve_device
+from accelkit.benchmark.plan import (
+    BenchOptions,
+    check_requested_backends,
+    plan_targets,
+    resolve_device,
+)
 from accelkit.benchmark.report import Report
 from accelkit.benchmark.suite import BenchTarget, run_benchmark
 from accelkit.errors import AccelkitError, InputError
@@ -43,12 +49,20 @@ class BenchResult(Result):
 
     def to_dict(self) -> dict[str, Any]:
         """The report (results.json content) and the file paths."""
-        return {"report": self.report.to_dict(), "files": {k: str(v) for k, v in self.files.items()}}
+        return {
+            "report": self.report.to_dict(),
+            "files": {k: str(v) for k, v in self.files.items()},
+        }
 
     def to_text(self) -> str:
         """The Markdown table, what was inferred about the generator, and the files written."""
         notes = "".join(f"\n{line}" for line in self.report.settings.get("inferred", []))
-        return self.report.to_markdown().rstrip("\n") + notes + "\nwrote " + ", ".join(str(p) for p in self.files.values())
+        return (
+            self.report.to_markdown().rstrip("\n")
+            + notes
+            + "\nwrote "
+            + ", ".join(str(p) for p in self.files.values())
+        )
 
     def _repr_markdown_(self) -> str:
         return self.report.to_markdown()
@@ -79,8 +93,13 @@ class BenchVsResult(Result):
 
     def to_text(self) -> str:
         """The candidate's table, the comparison and the files written."""
-        return (self.report.to_markdown().rstrip("\n") + "\n" + self.comparison.to_text().rstrip("\n")
-                + "\nwrote " + ", ".join(str(p) for p in self.files.values()))  # fmt: skip
+        return (
+            self.report.to_markdown().rstrip("\n")
+            + "\n"
+            + self.comparison.to_text().rstrip("\n")
+            + "\nwrote "
+            + ", ".join(str(p) for p in self.files.values())
+        )
 
 
 def check_bench_options(options: BenchOptions) -> str:
@@ -100,7 +119,9 @@ def check_bench_options(options: BenchOptions) -> str:
         resolve_weights(options.fid_weights)  # missing weights: fail before any work
         check_fid_mode(options.fid_mode)
     if options.images is not None and not Path(options.images).is_dir():
-        raise InputError(f"--images {options.images} is not a folder; give a folder of PNG/JPG images (the generator's real inputs)")
+        raise InputError(
+            f"--images {options.images} is not a folder; give a folder of PNG/JPG images (the generator's real inputs)"
+        )
     device = resolve_device(options.device)
     check_requested_backends(options, device)
     return device
@@ -117,7 +138,9 @@ def check_out_folder(out: Path, force: bool) -> None:
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is a file; give a folder")
     if (out / FILES["json"]).exists() and not force:
-        raise InputError(f"--out {out} already holds a report ({FILES['json']}); pass --force to replace it, or choose another --out")
+        raise InputError(
+            f"--out {out} already holds a report ({FILES['json']}); pass --force to replace it, or choose another --out"
+        )
 
 
 def bench(
@@ -149,24 +172,42 @@ def bench(
     say("loading the generator")
     artifact = resolve_artifact(generator)
     if reference is None and cfg.fid and artifact.format != "torch":
-        reference = recorded_source(artifact)  # an exported build: its own FP32 torch model, as its sidecar names it
+        reference = recorded_source(
+            artifact
+        )  # an exported build: its own FP32 torch model, as its sidecar names it
         if reference is not None:
-            say(f"reference: {reference.generator} (the FP32 torch model this file was made from, per its sidecar)")
+            say(
+                f"reference: {reference.generator} (the FP32 torch model this file was made from, per its sidecar)"
+            )
         else:
             raise InputError(
                 f"--fid on {artifact.path or artifact.source} needs its FP32 torch model as the reference, and its sidecar names "
                 "none that still exists unchanged; pass --reference GENERATOR (with --reference-arch for weight-only files)"
             )
-    reference = resolve_artifact(teacher_reference(reference, artifact)) if reference is not None else None
-    if reference is not None and (reference.spec.inputs != artifact.spec.inputs or reference.spec.output_shape != artifact.spec.output_shape):
-        raise InputError("--reference has different inputs or output shape than the generator; drift needs the same latents and image size")
+    reference = (
+        resolve_artifact(teacher_reference(reference, artifact)) if reference is not None else None
+    )
+    if reference is not None and (
+        reference.spec.inputs != artifact.spec.inputs
+        or reference.spec.output_shape != artifact.spec.output_shape
+    ):
+        raise InputError(
+            "--reference has different inputs or output shape than the generator; drift needs the same latents and image size"
+        )
     out = Path(cfg.out)
     with folder_lock(out, "a benchmark report"):
         check_out_folder(out, cfg.force)  # again, under the lock
         return _bench_locked(artifact, reference, cfg, device, out, progress)
 
 
-def _bench_locked(artifact: Artifact, reference: Artifact | None, cfg: BenchOptions, device: str, out: Path, progress: Progress | None) -> BenchResult:
+def _bench_locked(
+    artifact: Artifact,
+    reference: Artifact | None,
+    cfg: BenchOptions,
+    device: str,
+    out: Path,
+    progress: Progress | None,
+) -> BenchResult:
     from accelkit.errors import one_line
 
     workdir = out / "artifacts"
@@ -202,13 +243,26 @@ def _bench_locked(artifact: Artifact, reference: Artifact | None, cfg: BenchOpti
     warnings: list[str] = []
     if cfg.fid:
         try:
-            extra_files = measure_quality(artifact, targets, report, cfg, device, out, progress, reference=reference, images=images, images_rec=images_rec)
+            extra_files = measure_quality(
+                artifact,
+                targets,
+                report,
+                cfg,
+                device,
+                out,
+                progress,
+                reference=reference,
+                images=images,
+                images_rec=images_rec,
+            )
         except Exception as exc:  # noqa: BLE001 - the speed rows that ran are still reported
             reason = f"quality: {one_line(exc)}"
             for r in report.rows:
                 if r.status == "ok" and r.fid_drift is None:
                     r.status, r.reason = "failed", reason
-            warnings.append(f"quality drift was not measured ({one_line(exc)}); the speed rows are in the report")
+            warnings.append(
+                f"quality drift was not measured ({one_line(exc)}); the speed rows are in the report"
+            )
     files = report.write(out, plot=cfg.plot)
     return BenchResult(report, {**files, **extra_files}, warnings=warnings)
 
@@ -246,7 +300,9 @@ def bench_vs(
 
     cfg = options or BenchOptions()
     device = check_bench_options(cfg)
-    max_slowdown = parse_fraction(max_slowdown) if isinstance(max_slowdown, str) else float(max_slowdown)
+    max_slowdown = (
+        parse_fraction(max_slowdown) if isinstance(max_slowdown, str) else float(max_slowdown)
+    )
     if cfg.fid:
         raise InputError("--vs and --fid cannot be combined; run the drift measurement separately")
     say = progress or (lambda m: None)
@@ -260,21 +316,52 @@ def bench_vs(
     base_targets, _ = plan_targets(baseline, cfg, device, out / "artifacts" / "vs", progress)
 
     def key(t: BenchTarget) -> tuple[str, str | None, str]:
-        return (t.backend, t.variant, t.precision_label() if t.artifact is None else str(t.options.get("precision") or t.artifact.precision))
+        return (
+            t.backend,
+            t.variant,
+            t.precision_label()
+            if t.artifact is None
+            else str(t.options.get("precision") or t.artifact.precision),
+        )
 
     base_by_key = {key(t): t for t in base_targets}
     pairs = [(t, base_by_key[key(t)]) for t in cand_targets if key(t) in base_by_key]
-    unmatched = [f"{t.backend}{':' + t.variant if t.variant else ''} {key(t)[2]}" for t in cand_targets if key(t) not in base_by_key]
-    cand, base = measure_interleaved(pairs, cfg.batch_sizes, rounds=cfg.repeats, device=device, warmup=cfg.warmup,
-                                     min_time_s=cfg.min_time_s, seed=cfg.seed, flops_model=cand_flops, progress=progress)  # fmt: skip
+    unmatched = [
+        f"{t.backend}{':' + t.variant if t.variant else ''} {key(t)[2]}"
+        for t in cand_targets
+        if key(t) not in base_by_key
+    ]
+    cand, base = measure_interleaved(
+        pairs,
+        cfg.batch_sizes,
+        rounds=cfg.repeats,
+        device=device,
+        warmup=cfg.warmup,
+        min_time_s=cfg.min_time_s,
+        seed=cfg.seed,
+        flops_model=cand_flops,
+        progress=progress,
+    )
     for rep, art in ((cand, candidate), (base, baseline)):
-        rep.settings.update({"generator": Path(art.source).name if art.source else "in-memory",
-                             "vs": Path(baseline.source).name if art is candidate and baseline.source else None})  # fmt: skip
+        rep.settings.update(
+            {
+                "generator": Path(art.source).name if art.source else "in-memory",
+                "vs": Path(baseline.source).name if art is candidate and baseline.source else None,
+            }
+        )
         rep.compute_speedups()
-    comp = compare_reports(base, cand, max_slowdown=max_slowdown, interleaved=True,
-                           baseline_name=str(baseline.path or baseline.source), current_name=str(candidate.path or candidate.source))  # fmt: skip
+    comp = compare_reports(
+        base,
+        cand,
+        max_slowdown=max_slowdown,
+        interleaved=True,
+        baseline_name=str(baseline.path or baseline.source),
+        current_name=str(candidate.path or candidate.source),
+    )
     if unmatched:
-        comp.notes.append(f"not measured: the baseline build has no {', '.join(unmatched)} target to pair with")
+        comp.notes.append(
+            f"not measured: the baseline build has no {', '.join(unmatched)} target to pair with"
+        )
     files = cand.write(out, plot=cfg.plot)
     base.write(out / "vs-baseline", plot=False)
     files.update(comp.write(markdown=out / "comparison.md"))
@@ -325,49 +412,98 @@ def measure_quality(
     Returns:
         Paths of the PNG files written (sample grids, speed-vs-drift scatter).
     """
-    from accelkit.benchmark.plot import plot_speed_vs_drift
+    from accelkit.benchmark.plot import plot_speed_vs_drift, save_grid
     from accelkit.errors import NonFiniteOutputError
-    from accelkit.benchmark.plot import save_grid
     from accelkit.quality.drift import DriftMeter
     from accelkit.quality.features import FeatureExtractor
     from accelkit.runners.base import create_runner
 
     ref_art = reference or artifact
     if ref_art.format != "torch":
-        raise InputError("--fid needs a torch generator as the FP32 reference; pass the .pt/.pt2/TorchScript file (or --reference), not ONNX")
-    if reference is not None and (reference.spec.inputs != artifact.spec.inputs or reference.spec.output_shape != artifact.spec.output_shape):
-        raise InputError("--reference has different inputs or output shape than the generator; drift needs the same latents and image size")
-    extractor = FeatureExtractor(cfg.fid_weights, device=device, threads=cfg.threads, precision=cfg.fid_precision)
+        raise InputError(
+            "--fid needs a torch generator as the FP32 reference; pass the .pt/.pt2/TorchScript file (or --reference), not ONNX"
+        )
+    if reference is not None and (
+        reference.spec.inputs != artifact.spec.inputs
+        or reference.spec.output_shape != artifact.spec.output_shape
+    ):
+        raise InputError(
+            "--reference has different inputs or output shape than the generator; drift needs the same latents and image size"
+        )
+    extractor = FeatureExtractor(
+        cfg.fid_weights, device=device, threads=cfg.threads, precision=cfg.fid_precision
+    )
     from accelkit.quality.images import check_fid_mode
 
     extractor.resize_mode = check_fid_mode(cfg.fid_mode)
     extractor.load()
     say = progress or (lambda m: None)
-    ref_runner = create_runner("torch", ref_art, device=device, precision="fp32", **({"threads": cfg.threads} if cfg.threads else {}))
+    ref_runner = create_runner(
+        "torch",
+        ref_art,
+        device=device,
+        precision="fp32",
+        **({"threads": cfg.threads} if cfg.threads else {}),
+    )
     files: dict[str, Path] = {}
     with ref_runner:
-        meter = DriftMeter(ref_runner, reference_identity(ref_art), extractor, cfg.fid, cfg.seed, cfg.fid_batch, out / "artifacts", progress=say,
-                           images=images, images_id={k: v for k, v in (images_rec or {}).items() if k != "folder"} or None)  # fmt: skip
+        meter = DriftMeter(
+            ref_runner,
+            reference_identity(ref_art),
+            extractor,
+            cfg.fid,
+            cfg.seed,
+            cfg.fid_batch,
+            out / "artifacts",
+            progress=say,
+            images=images,
+            images_id={k: v for k, v in (images_rec or {}).items() if k != "folder"} or None,
+        )
         try:
             meter.prepare()
             ref_imgs = meter.first_images(None, 8)
-            inputs = meter.first_inputs(8)  # an image-to-image generator's grid shows its inputs first
-            head = [("input" + (" (--images)" if images is not None else " (seeded)"), inputs)] if inputs is not None else []
-            grid_rows = [("reference torch fp32" if reference is None else "reference (--reference)", ref_imgs)]
+            inputs = meter.first_inputs(
+                8
+            )  # an image-to-image generator's grid shows its inputs first
+            head = (
+                [("input" + (" (--images)" if images is not None else " (seeded)"), inputs)]
+                if inputs is not None
+                else []
+            )
+            grid_rows = [
+                (
+                    "reference torch fp32" if reference is None else "reference (--reference)",
+                    ref_imgs,
+                )
+            ]
             for t in targets:
                 if t.artifact is None or t.skip_reason:
                     continue
-                rows = [r for r in report.rows if r.backend == t.backend and r.variant == t.variant and r.status == "ok"
-                        and r.precision == (t.options.get("precision") or t.artifact.precision)]
+                rows = [
+                    r
+                    for r in report.rows
+                    if r.backend == t.backend
+                    and r.variant == t.variant
+                    and r.status == "ok"
+                    and r.precision == (t.options.get("precision") or t.artifact.precision)
+                ]
                 if not rows:
                     continue
                 label = f"{rows[0].label} {rows[0].precision}"
-                if reference is None and t.backend == "torch" and rows[0].precision == "fp32" and t.variant is None and not cfg.channels_last:
+                if (
+                    reference is None
+                    and t.backend == "torch"
+                    and rows[0].precision == "fp32"
+                    and t.variant is None
+                    and not cfg.channels_last
+                ):
                     drift, imgs = meter.reference_drift(), ref_imgs
                 else:
                     say(f"quality drift: {label} on {cfg.fid} images")
                     try:
-                        with create_runner(t.backend, t.artifact, device=device, **t.options) as runner:
+                        with create_runner(
+                            t.backend, t.artifact, device=device, **t.options
+                        ) as runner:
                             drift = meter.measure(runner)
                             imgs = meter.first_images(runner, 8)
                     except NonFiniteOutputError as exc:
@@ -383,8 +519,14 @@ def measure_quality(
             files["samples_grid.png"] = save_grid(head + grid_rows, out / "samples_grid.png")
         finally:
             meter.close()
-    report.settings["fid"] = {"n": cfg.fid, "seed": cfg.seed, "reference": Path(ref_art.source).name if ref_art.source else "in-memory",
-                              "fid_mode": extractor.resize_mode, **({"images": images_rec} if images_rec else {}), **meter.provenance()}  # fmt: skip
+    report.settings["fid"] = {
+        "n": cfg.fid,
+        "seed": cfg.seed,
+        "reference": Path(ref_art.source).name if ref_art.source else "in-memory",
+        "fid_mode": extractor.resize_mode,
+        **({"images": images_rec} if images_rec else {}),
+        **meter.provenance(),
+    }
     files["speed_vs_drift.png"] = plot_speed_vs_drift(report, out / "speed_vs_drift.png")
     return files
 
@@ -438,7 +580,12 @@ def teacher_reference(reference: Any, artifact: Artifact) -> Any:
     from accelkit.spec import input_flag
 
     teacher = artifact.meta.get("teacher")
-    if not isinstance(reference, LoadOptions) or reference.arch or not isinstance(teacher, dict) or reference.generator is None:
+    if (
+        not isinstance(reference, LoadOptions)
+        or reference.arch
+        or not isinstance(teacher, dict)
+        or reference.generator is None
+    ):
         return reference
     path = Path(reference.generator)
     if not path.is_file() or sha256_file(path) != teacher.get("sha256"):
@@ -448,7 +595,9 @@ def teacher_reference(reference: Any, artifact: Artifact) -> Any:
         reference,
         arch=teacher.get("arch"),
         arch_kwargs=dict(teacher.get("arch_kwargs") or {}),
-        inputs=tuple(input_flag(i) for i in artifact.spec.inputs) if not reference.inputs else reference.inputs,
+        inputs=tuple(input_flag(i) for i in artifact.spec.inputs)
+        if not reference.inputs
+        else reference.inputs,
         output_range=reference.output_range or artifact.spec.output_range,
         output_shape=tuple(shape) if shape else reference.output_shape,
     )
@@ -483,15 +632,32 @@ def drift_vs_reference(
     from accelkit.runners.base import create_runner
 
     for label, art in candidates:
-        if art.spec.inputs != reference.spec.inputs or art.spec.output_shape != reference.spec.output_shape:
-            raise InputError(f"{label} has different inputs or output shape than the reference; drift needs the same latents and image size")
+        if (
+            art.spec.inputs != reference.spec.inputs
+            or art.spec.output_shape != reference.spec.output_shape
+        ):
+            raise InputError(
+                f"{label} has different inputs or output shape than the reference; drift needs the same latents and image size"
+            )
     say = progress or (lambda m: None)
     extractor = FeatureExtractor(fid_weights, device=device, threads=threads)
     extractor.load()
     opts: dict[str, Any] = {"precision": "fp32", **({"threads": threads} if threads else {})}
     results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="accelkit-drift-") as tmp, create_runner("torch", reference, device=device, **opts) as ref:
-        meter = DriftMeter(ref, reference_identity(reference), extractor, n, seed, batch_size, Path(tmp), progress=say)
+    with (
+        tempfile.TemporaryDirectory(prefix="accelkit-drift-") as tmp,
+        create_runner("torch", reference, device=device, **opts) as ref,
+    ):
+        meter = DriftMeter(
+            ref,
+            reference_identity(reference),
+            extractor,
+            n,
+            seed,
+            batch_size,
+            Path(tmp),
+            progress=say,
+        )
         try:
             meter.prepare()
             for label, art in candidates:

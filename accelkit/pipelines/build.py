@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from accelkit.artifact import Artifact
 from accelkit.errors import InputError
@@ -24,7 +25,12 @@ class BuildResult(Result):
     def to_dict(self) -> dict[str, Any]:
         """Path, TensorRT version, GPU and profile."""
         m = self.artifact.meta
-        return {"path": str(self.artifact.path), "tensorrt_version": m.get("tensorrt_version"), "gpu": m.get("gpu"), "batch_range": list(self.batch_range)}
+        return {
+            "path": str(self.artifact.path),
+            "tensorrt_version": m.get("tensorrt_version"),
+            "gpu": m.get("gpu"),
+            "batch_range": list(self.batch_range),
+        }
 
     def to_text(self) -> str:
         """What ``accelkit build`` prints."""
@@ -34,7 +40,9 @@ class BuildResult(Result):
         return f"wrote {self.artifact.path} (TensorRT {m.get('tensorrt_version', '?')}, {name}, batch {':'.join(map(str, self.batch_range))})"
 
 
-def build_engine(model: Any, options: BuildOptions | None = None, progress: Progress | None = None) -> BuildResult:
+def build_engine(
+    model: Any, options: BuildOptions | None = None, progress: Progress | None = None
+) -> BuildResult:
     """Build a TensorRT engine from an ONNX model (fp32, fp16 or int8 Q/DQ: precision from the graph).
 
     Args:
@@ -52,11 +60,24 @@ def build_engine(model: Any, options: BuildOptions | None = None, progress: Prog
     say = progress or (lambda m: None)
     art = resolve_artifact(model)
     if art.format != "onnx" or art.path is None:
-        raise InputError(f"{art.source} is not ONNX; export it first with: accelkit export {art.source}")
+        raise InputError(
+            f"{art.source} is not ONNX; export it first with: accelkit export {art.source}"
+        )
     dest = Path(opts.out) if opts.out is not None else art.path.with_suffix(".plan")
+
+    def report(msg: str, frac: float | None = None) -> None:
+        say(msg if frac is None else f"{msg} {100 * frac:.0f}%")
+
     engine = EngineFromOnnx(
-        batch_range=opts.batch_range, workspace=opts.workspace_mb * 1024 * 1024, out=dest, force=opts.force, rebuild=opts.rebuild,
-        cache=opts.cache, builder_optimization_level=opts.opt_level, tf32=opts.tf32,
-        progress=lambda msg, frac=None: say(msg if frac is None else f"{msg} {100 * frac:.0f}%"), device=opts.device,
-    )(art)  # fmt: skip
+        batch_range=opts.batch_range,
+        workspace=opts.workspace_mb * 1024 * 1024,
+        out=dest,
+        force=opts.force,
+        rebuild=opts.rebuild,
+        cache=opts.cache,
+        builder_optimization_level=opts.opt_level,
+        tf32=opts.tf32,
+        progress=report,
+        device=opts.device,
+    )(art)
     return BuildResult(engine, tuple(opts.batch_range))  # type: ignore[arg-type]

@@ -34,7 +34,9 @@ class CompareResult(Result):
         return str(self.comparison.to_markdown())
 
 
-def compare(baseline: str | Path | Any, current: str | Path | Any, options: CompareOptions | None = None) -> CompareResult:
+def compare(
+    baseline: str | Path | Any, current: str | Path | Any, options: CompareOptions | None = None
+) -> CompareResult:
     """Compare two bench reports row by row (bootstrap interval of the speed ratio, FID drift).
 
     Args:
@@ -52,7 +54,12 @@ def compare(baseline: str | Path | Any, current: str | Path | Any, options: Comp
     for dest in (opts.markdown, opts.junit):
         if dest is not None:
             refuse_existing(dest, opts.force)
-    kw = dict(max_slowdown=opts.max_slowdown, max_fid_drift=opts.max_fid_drift, confidence=opts.confidence, strict=opts.strict)
+    kw: dict[str, Any] = {
+        "max_slowdown": float(opts.max_slowdown),
+        "max_fid_drift": opts.max_fid_drift,
+        "confidence": opts.confidence,
+        "strict": opts.strict,
+    }
     if isinstance(baseline, Report) and isinstance(current, Report):
         comp = compare_reports(baseline, current, **kw)
     else:

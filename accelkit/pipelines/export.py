@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from accelkit.artifact import Artifact, sidecar_path
 from accelkit.errors import InputError
-from accelkit.pipelines.options import ExportOptions, Precision, QuantizeOptions, _value, resolve_artifact
+from accelkit.pipelines.options import (
+    ExportOptions,
+    Precision,
+    QuantizeOptions,
+    _value,
+    resolve_artifact,
+)
 from accelkit.pipelines.results import Result, inferred_notes
 
 Progress = Callable[[str], None]
@@ -21,10 +28,14 @@ def _int8_lines(art: Artifact) -> tuple[list[str], list[str]]:
         return [], []
     what = ", ".join(f"{k} {v}" for k, v in meta["quantized_nodes"].items()) or "nothing"
     cal = meta["calibration"]
-    cache = {"hit": ", ranges from the cache", "miss": ", ranges cached"}.get(cal.get("cache", ""), "")
+    cache = {"hit": ", ranges from the cache", "miss": ", ranges cached"}.get(
+        cal.get("cache", ""), ""
+    )
     src = f" from {cal['images']['folder']}" if cal.get("images") else ""
-    line = (f"quantized: {what}; kept in float: {len(meta['excluded_nodes'])} excluded nodes; "
-            f"calibration: {cal['samples']} samples{src}, {cal['method']}, seed {cal['seed']}{cache}")  # fmt: skip
+    line = (
+        f"quantized: {what}; kept in float: {len(meta['excluded_nodes'])} excluded nodes; "
+        f"calibration: {cal['samples']} samples{src}, {cal['method']}, seed {cal['seed']}{cache}"
+    )
     return [line], ([meta["warning"]] if meta.get("warning") else [])
 
 
@@ -52,13 +63,26 @@ class ExportResult(Result):
         """What ``accelkit export`` prints."""
         out = self.artifact
         assert out.path is not None
-        lines = [f"wrote {out.path} ({out.precision}, {out.path.stat().st_size / 1e6:.2f} MB) and {sidecar_path(out.path).name}"]
+        lines = [
+            f"wrote {out.path} ({out.precision}, {out.path.stat().st_size / 1e6:.2f} MB) and {sidecar_path(out.path).name}"
+        ]
         exp = next((p for p in out.passes if p.get("name") == "OnnxFromTorch"), {})
         if exp.get("exporter"):
-            lines.append(f"exporter: {exp['exporter']}" + (f" (dynamo failed: {exp['fallback_reason']})" if exp.get("fallback_reason") else ""))
+            lines.append(
+                f"exporter: {exp['exporter']}"
+                + (
+                    f" (dynamo failed: {exp['fallback_reason']})"
+                    if exp.get("fallback_reason")
+                    else ""
+                )
+            )
         v = out.meta.get("verification", {})
         if v:
-            sizes = f" and sizes {', '.join('x'.join(map(str, hw)) for hw in v['sizes'])}" if v.get("sizes") else ""
+            sizes = (
+                f" and sizes {', '.join('x'.join(map(str, hw)) for hw in v['sizes'])}"
+                if v.get("sizes")
+                else ""
+            )
             lines.append(
                 f"verified vs {v.get('reference')} at batch {','.join(map(str, v['batch_sizes']))}{sizes}: "
                 f"max abs error {v['max_abs_err']:.3g} (tolerance {v['tolerance']:g}), PSNR {v['psnr_db']:.1f} dB"
@@ -69,11 +93,16 @@ class ExportResult(Result):
             kept = out.meta.get("fp16", {})
             names = [k["node"] for k in kept.get("kept_fp32", [])[:6]]
             more = "…" if kept.get("kept_fp32_count", 0) > 6 else ""
-            lines.append(f"kept in float32: {kept.get('kept_fp32_count', 0)} nodes" + (f" ({', '.join(names)}{more})" if names else ""))
+            lines.append(
+                f"kept in float32: {kept.get('kept_fp32_count', 0)} nodes"
+                + (f" ({', '.join(names)}{more})" if names else "")
+            )
         return "\n".join(lines)
 
 
-def export_onnx(generator: Any = None, options: ExportOptions | None = None, progress: Progress | None = None) -> ExportResult:
+def export_onnx(
+    generator: Any = None, options: ExportOptions | None = None, progress: Progress | None = None
+) -> ExportResult:
     """Export a generator to verified ONNX: fp32, or fp16/int8 converted from a temporary fp32 export.
 
     A generator already in ONNX (fp32) is converted to fp16/int8 directly.
@@ -92,8 +121,10 @@ def export_onnx(generator: Any = None, options: ExportOptions | None = None, pro
     from accelkit.passes.fp16 import Fp16
     from accelkit.passes.int8 import Int8
     from accelkit.passes.onnx_io import default_onnx_path
+    from accelkit.pipelines.options import _batch_range
 
     opts = (options or ExportOptions()).validated()
+    br = _batch_range(opts.batch_range)  # normalized by ExportOptions; typed here
     say = progress or (lambda m: None)
     say("loading the generator")
     artifact = resolve_artifact(generator)
@@ -106,22 +137,51 @@ def export_onnx(generator: Any = None, options: ExportOptions | None = None, pro
 
     def convert(fp32: Artifact) -> Artifact:
         if precision == "fp16":
-            return Fp16(dest, force=opts.force, tolerance=opts.tolerance, keep_nodes=opts.fp16_keep_nodes, headroom=opts.fp16_headroom,
-                        progress=say)(fp32)  # fmt: skip
-        return Int8(dest, force=opts.force, tolerance=opts.tolerance, progress=say, batch_range=opts.batch_range, **opts.int8.pass_kwargs())(fp32)
+            return Fp16(
+                dest,
+                force=opts.force,
+                tolerance=opts.tolerance,
+                keep_nodes=opts.fp16_keep_nodes,
+                headroom=opts.fp16_headroom,
+                progress=say,
+            )(fp32)
+        return Int8(
+            dest,
+            force=opts.force,
+            tolerance=opts.tolerance,
+            progress=say,
+            batch_range=br,
+            **opts.int8.pass_kwargs(),
+        )(fp32)
 
     if artifact.format == "onnx":
         if precision == "fp32":
-            raise InputError(f"{artifact.path} is already ONNX; use --fp16 or --int8 to convert it, or accelkit build for TensorRT")
+            raise InputError(
+                f"{artifact.path} is already ONNX; use --fp16 or --int8 to convert it, or accelkit build for TensorRT"
+            )
         out = convert(artifact)
     elif artifact.format != "torch":
         raise InputError(f"cannot export a {artifact.format} artifact to ONNX")
     elif precision == "fp32":
-        out = OnnxFromTorch(dest, opset=opts.opset, batch_range=opts.batch_range, exporter=exporter, force=opts.force, tolerance=opts.tolerance, progress=say)(artifact)
+        out = OnnxFromTorch(
+            dest,
+            opset=opts.opset,
+            batch_range=br,
+            exporter=exporter,
+            force=opts.force,
+            tolerance=opts.tolerance,
+            progress=say,
+        )(artifact)
     else:
         with tempfile.TemporaryDirectory(prefix="accelkit-fp32-") as tmp:
-            fp32 = OnnxFromTorch(Path(tmp) / dest.name.replace(f".{precision}", ""), opset=opts.opset, batch_range=opts.batch_range,
-                                 exporter=exporter, force=True, progress=say)(artifact)  # fmt: skip
+            fp32 = OnnxFromTorch(
+                Path(tmp) / dest.name.replace(f".{precision}", ""),
+                opset=opts.opset,
+                batch_range=br,
+                exporter=exporter,
+                force=True,
+                progress=say,
+            )(artifact)
             out = convert(fp32)
     return ExportResult(out, warnings=_int8_lines(out)[1])
 
@@ -156,17 +216,23 @@ class QuantizeResult(Result):
             lines += [self.report_text, f"wrote {self.report_path}"]
         if self.auto_exclude is not None:
             ae = self.auto_exclude
-            lines.append(f"auto-exclude: keeping {len(ae['groups'])} group(s) in float ({', '.join(ae['groups']) or 'none'}): "
-                         f"PSNR {ae['psnr_db']:.1f} dB >= {ae['target_db']:g} on the sensitivity samples")  # fmt: skip
+            lines.append(
+                f"auto-exclude: keeping {len(ae['groups'])} group(s) in float ({', '.join(ae['groups']) or 'none'}): "
+                f"PSNR {ae['psnr_db']:.1f} dB >= {ae['target_db']:g} on the sensitivity samples"
+            )
         lines.append(f"wrote {out.path} (int8 Q/DQ, {out.path.stat().st_size / 1e6:.2f} MB)")
         lines += _int8_lines(out)[0]
         v = out.meta.get("verification", {})
         if v:
-            lines.append(f"vs {v.get('reference')}: PSNR {v['psnr_db']:.1f} dB, max abs error {v['max_abs_err']:.3g}")
+            lines.append(
+                f"vs {v.get('reference')}: PSNR {v['psnr_db']:.1f} dB, max abs error {v['max_abs_err']:.3g}"
+            )
         return "\n".join(lines)
 
 
-def quantize(model: Any, options: QuantizeOptions | None = None, progress: Progress | None = None) -> QuantizeResult:
+def quantize(
+    model: Any, options: QuantizeOptions | None = None, progress: Progress | None = None
+) -> QuantizeResult:
     """INT8 post-training quantization of an fp32 ONNX generator (explicit Q/DQ), verified.
 
     With ``report``, a per-layer-group sensitivity table is written next to the output
@@ -200,16 +266,36 @@ def quantize(model: Any, options: QuantizeOptions | None = None, progress: Progr
     kw = opts.int8.pass_kwargs()
     report_text, auto = None, None
     if opts.report or opts.auto_exclude_db is not None:
-        sens_kw = {k: v for k, v in kw.items() if k in ("calib_method", "per_channel", "exclude", "op_types", "calib_cache", "calib_images")}
+        sens_kw = {
+            k: v
+            for k, v in kw.items()
+            if k
+            in ("calib_method", "per_channel", "exclude", "op_types", "calib_cache", "calib_images")
+        }
         sens = sensitivity(art, calib_samples=min(opts.int8.calib, 64), progress=say, **sens_kw)
         if opts.report:
             report_text = format_report(sens, title=f"INT8 sensitivity: {src.name}")
             write_text_atomic(md, report_text, force=opts.force)
         if opts.auto_exclude_db is not None:
-            chosen = auto_exclude(art, opts.auto_exclude_db, sens, calib_cache=kw.get("calib_cache"), calib_images=kw.get("calib_images"), progress=say)
+            chosen = auto_exclude(
+                art,
+                opts.auto_exclude_db,
+                sens,
+                calib_cache=kw.get("calib_cache"),
+                calib_images=kw.get("calib_images"),
+                progress=say,
+            )
             if len(chosen.groups) >= len(sens):
-                raise InputError(f"reaching {opts.auto_exclude_db:g} dB needs every layer group in float, so nothing would be quantized; lower --auto-exclude (see --report)")
+                raise InputError(
+                    f"reaching {opts.auto_exclude_db:g} dB needs every layer group in float, so nothing would be quantized; lower --auto-exclude (see --report)"
+                )
             kw["exclude"] = tuple(kw["exclude"]) + tuple(chosen)
-            auto = {"groups": list(chosen.groups), "psnr_db": chosen.psnr_db, "target_db": opts.auto_exclude_db}
+            auto = {
+                "groups": list(chosen.groups),
+                "psnr_db": chosen.psnr_db,
+                "target_db": opts.auto_exclude_db,
+            }
     out = Int8(dest, force=opts.force, tolerance=opts.tolerance, progress=say, **kw)(art)
-    return QuantizeResult(out, report_text, md if opts.report else None, auto, warnings=_int8_lines(out)[1])
+    return QuantizeResult(
+        out, report_text, md if opts.report else None, auto, warnings=_int8_lines(out)[1]
+    )

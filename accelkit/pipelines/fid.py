@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from accelkit.errors import InputError
 from accelkit.pipelines.options import FidOptions
@@ -35,20 +36,32 @@ class FidRun(Result):
         """FID provenance of both sides and KID, or the saved statistics."""
         if self.fid is None:
             return {"saved": str(self.saved), "n": self.saved_n, "extractor": self.extractor_name}
-        return {**self.fid.to_dict(), **({"kid": self.kid[0], "kid_std": self.kid[1]} if self.kid else {})}
+        return {
+            **self.fid.to_dict(),
+            **({"kid": self.kid[0], "kid_std": self.kid[1]} if self.kid else {}),
+        }
 
     def to_text(self) -> str:
         """What ``accelkit fid`` prints."""
         if self.fid is None:
             return f"wrote {self.saved} ({self.saved_n} images, extractor {self.extractor_name})"
         res = self.fid
-        line = f"FID {res.fid:.4f}" + (f"   KID {self.kid[0]:.5f} ± {self.kid[1]:.5f}" if self.kid else "")
+        line = f"FID {res.fid:.4f}" + (
+            f"   KID {self.kid[0]:.5f} ± {self.kid[1]:.5f}" if self.kid else ""
+        )
         pa = res.a
-        return line + (f"\nA: {pa.n} images, B: {res.b.n} images; extractor {pa.extractor_name} "
-                       f"(sha256 {pa.extractor_sha256[:12]}…), resize {pa.resize_mode}")  # fmt: skip
+        return line + (
+            f"\nA: {pa.n} images, B: {res.b.n} images; extractor {pa.extractor_name} "
+            f"(sha256 {pa.extractor_sha256[:12]}…), resize {pa.resize_mode}"
+        )
 
 
-def fid(source_a: str | Path, source_b: str | Path | None = None, options: FidOptions | None = None, progress: Progress | None = None) -> FidRun:
+def fid(
+    source_a: str | Path,
+    source_b: str | Path | None = None,
+    options: FidOptions | None = None,
+    progress: Progress | None = None,
+) -> FidRun:
     """FID between two image folders or ``.npz`` statistics; or save one side's statistics.
 
     Args:
@@ -68,7 +81,9 @@ def fid(source_a: str | Path, source_b: str | Path | None = None, options: FidOp
     a = Path(source_a)
     b = Path(source_b) if source_b is not None else None
     if b is None and opts.save_stats is None:
-        raise InputError("give a second folder/.npz to compare with, or --save-stats FILE to only compute statistics")
+        raise InputError(
+            "give a second folder/.npz to compare with, or --save-stats FILE to only compute statistics"
+        )
     needs_extractor = any(p is not None and p.suffix != ".npz" for p in (a, b))
     extractor = FeatureExtractor(opts.fid_weights, device=opts.device) if needs_extractor else None
     if extractor is not None:
@@ -80,6 +95,16 @@ def fid(source_a: str | Path, source_b: str | Path | None = None, options: FidOp
         return FidRun(saved=opts.save_stats, saved_n=prov.n, extractor_name=prov.extractor_name)
     say(f"FID between {a} and {b}")
     want_kid = extractor is not None and a.is_dir() and b.is_dir() and opts.kid_subsets > 0
-    res = fid_between(a, b, extractor, opts.batch_size, save_stats_a=opts.save_stats, force=opts.force, keep_features=want_kid)
-    k = kid(res.feats_a, res.feats_b, subsets=opts.kid_subsets) if want_kid else None
+    res = fid_between(
+        a,
+        b,
+        extractor,
+        opts.batch_size,
+        save_stats_a=opts.save_stats,
+        force=opts.force,
+        keep_features=want_kid,
+    )
+    k = None
+    if want_kid and res.feats_a is not None and res.feats_b is not None:
+        k = kid(res.feats_a, res.feats_b, subsets=opts.kid_subsets)
     return FidRun(fid=res, kid=(k.mean, k.std) if k else None)

@@ -26,7 +26,11 @@ class InfoResult(Result):
         rows = [
             ("file", f"{d['file']} ({size})"),
             ("sha256", d["sha256"]),
-            ("format", d["format"] + (f" (architecture {d['architecture']})" if d.get("architecture") else "")),
+            (
+                "format",
+                d["format"]
+                + (f" (architecture {d['architecture']})" if d.get("architecture") else ""),
+            ),
             ("precision", d["precision"]),
             ("parameters", f"{d['parameters']:,}" if d.get("parameters") is not None else "?"),
             ("FLOPs/image", fmt_flops(d.get("flops_per_image"))),
@@ -34,7 +38,9 @@ class InfoResult(Result):
         lines = [f"{k:<12} {v}" for k, v in rows]
         for line in d["spec_lines"]:
             key, _, rest = line.partition(" ")
-            lines.append(f"{key:<12} {rest.strip()}" if key in ("input", "output") else f"{'':<12} {line}")
+            lines.append(
+                f"{key:<12} {rest.strip()}" if key in ("input", "output") else f"{'':<12} {line}"
+            )
         return "\n".join(lines)
 
 

@@ -14,13 +14,19 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from accelkit.artifact import Artifact
 from accelkit.errors import BackendUnavailableError, InputError
-from accelkit.pipelines.options import LoadOptions, OptimizeOptions, parse_duration, resolve_artifact
+from accelkit.pipelines.options import (
+    LoadOptions,
+    OptimizeOptions,
+    parse_duration,
+    resolve_artifact,
+)
 from accelkit.pipelines.results import Result
 
 Progress = Callable[[str], None]
@@ -70,8 +76,17 @@ class OptimizeResult(Result):
         """A table of the candidates, the choice, how the time was spent, the commands."""
         o = self.outcome
         base = o.baseline.images_per_sec or 0.0
-        lines = [f"budget: {self.budget}" + (f" (noise floor FID {o.noise_floor_fid:.3g})" if o.noise_floor_fid is not None else ""), "",
-                 "| candidate | img/s | vs torch fp32 | quick PSNR | FID drift | decision |", "|---|---:|---:|---:|---:|---|"]  # fmt: skip
+        lines = [
+            f"budget: {self.budget}"
+            + (
+                f" (noise floor FID {o.noise_floor_fid:.3g})"
+                if o.noise_floor_fid is not None
+                else ""
+            ),
+            "",
+            "| candidate | img/s | vs torch fp32 | quick PSNR | FID drift | decision |",
+            "|---|---:|---:|---:|---:|---|",
+        ]
         for t in sorted(o.tried, key=lambda t: -(t.images_per_sec or -1.0)):
             ips = t.images_per_sec
             drift = (t.drift or {}).get("fid_drift")
@@ -81,18 +96,28 @@ class OptimizeResult(Result):
                 f"| {_db(t.quick_psnr_db)} | {f'{drift:.3g}' if drift is not None else '—'} | {t.status}: {t.reason} |"
             )
         c = o.chosen
-        lines += ["", f"chosen: {c.candidate.id} — {c.images_per_sec:.1f} img/s at batch {c.row['batch_size'] if c.row else '?'}; {c.reason}"]
+        lines += [
+            "",
+            f"chosen: {c.candidate.id} — {c.images_per_sec:.1f} img/s at batch {c.row['batch_size'] if c.row else '?'}; {c.reason}",
+        ]
         conf = o.confirmation
         if conf:
             lines.append(
                 f"confirmed interleaved with torch fp32 ({conf['rounds']} rounds): {conf['speedup']:.2f}x "
                 f"[{conf['speedup_low']:.2f}, {conf['speedup_high']:.2f}]"
-                + (" — UNSTABLE: the machine was busy, re-run optimize or bench --vs on a quiet machine" if conf["unstable"] else "")
+                + (
+                    " — UNSTABLE: the machine was busy, re-run optimize or bench --vs on a quiet machine"
+                    if conf["unstable"]
+                    else ""
+                )
             )
         if self.chosen_artifact:
             lines.append(f"artifact: {self.chosen_artifact} (+ sidecar with the search record)")
         spent = ", ".join(f"{k} {v:.0f} s" for k, v in o.seconds.items() if k != "total")
-        lines.append(f"time: {o.seconds.get('total', 0):.0f} s ({spent})" + ("" if o.complete else "; the search stopped early (see the decisions)"))
+        lines.append(
+            f"time: {o.seconds.get('total', 0):.0f} s ({spent})"
+            + ("" if o.complete else "; the search stopped early (see the decisions)")
+        )
         if o.resumed:
             lines.append("resumed from the journal of an earlier run")
         lines += [f"note: {n}" for n in o.notes]
@@ -128,7 +153,9 @@ def _speedup(t: Any, base: Any) -> float | None:
     return a / b if a and b else None
 
 
-def optimize(generator: Any = None, options: OptimizeOptions | None = None, progress: Progress | None = None) -> OptimizeResult:
+def optimize(
+    generator: Any = None, options: OptimizeOptions | None = None, progress: Progress | None = None
+) -> OptimizeResult:
     """Find the fastest build whose quality drift stays within the budget; write it with its proof.
 
     Args:
@@ -144,13 +171,13 @@ def optimize(generator: Any = None, options: OptimizeOptions | None = None, prog
             holding another search without ``force``.
         BackendUnavailableError: A backend named in ``backends`` cannot run here.
     """
+    from accelkit.autotune.journal import Journal
+    from accelkit.autotune.search import Budget, Search, SearchSettings
+    from accelkit.autotune.space import ALL_BACKENDS, enumerate_candidates
     from accelkit.benchmark.plan import resolve_device
     from accelkit.cache import cache_key
     from accelkit.files import folder_lock
     from accelkit.host import has_native_bf16
-    from accelkit.autotune.journal import Journal
-    from accelkit.autotune.search import Budget, Search, SearchSettings
-    from accelkit.autotune.space import ALL_BACKENDS, enumerate_candidates
     from accelkit.quality.features import resolve_weights
     from accelkit.runners.base import RUNNERS, runner_class
 
@@ -160,12 +187,18 @@ def optimize(generator: Any = None, options: OptimizeOptions | None = None, prog
     device = resolve_device(opts.device)
     unknown = [b for b in opts.backends if b not in RUNNERS]
     if unknown:
-        raise InputError(f"--backends {','.join(unknown)} is unknown; choose from {', '.join(RUNNERS)}")
-    available = [b for b in ALL_BACKENDS if b in RUNNERS and runner_class(b).availability(device) is None]
+        raise InputError(
+            f"--backends {','.join(unknown)} is unknown; choose from {', '.join(RUNNERS)}"
+        )
+    available = [
+        b for b in ALL_BACKENDS if b in RUNNERS and runner_class(b).availability(device) is None
+    ]
     for b in opts.backends:
         if b not in available:
             reason = runner_class(b).availability(device)
-            raise BackendUnavailableError(f"--backends {b} cannot run on {device} here: {reason}; available here: {', '.join(available)}")
+            raise BackendUnavailableError(
+                f"--backends {b} cannot run on {device} here: {reason}; available here: {', '.join(available)}"
+            )
     backends = [b for b in available if not opts.backends or b in opts.backends]
     resolve_weights(opts.fid_weights)  # no FID weights: fail before any work
     if "torch" not in backends:
@@ -173,27 +206,59 @@ def optimize(generator: Any = None, options: OptimizeOptions | None = None, prog
     say("loading the generator")
     art = resolve_artifact(generator)
     if art.format != "torch":
-        raise InputError("optimize needs the torch generator (the FP32 reference and the model to accelerate), not an exported file")
+        raise InputError(
+            "optimize needs the torch generator (the FP32 reference and the model to accelerate), not an exported file"
+        )
     settings = SearchSettings(
-        budget=budget, backends=backends, batch=opts.batch, device=device, fid=opts.fid, seed=opts.seed,
-        time_budget_s=parse_duration(opts.time_budget), threads=opts.threads, fid_weights=opts.fid_weights, calib=opts.calib,
-        min_psnr_db=opts.min_psnr_db, tie_margin=opts.tie_margin, repeats=opts.repeats, min_time_s=opts.min_time_s,
-        prune_ratios=opts.prune_ratios if opts.allow_prune else (), distill_steps=opts.distill_steps,
-    )  # fmt: skip
-    candidates = enumerate_candidates(device=device, backends=backends, has_native_bf16=has_native_bf16(), threads=opts.threads,
-                                      prune_ratios=settings.prune_ratios, image_to_image=any(i.kind == "image" for i in art.spec.inputs),
-                                      precisions=opts.precisions, scripted=_is_torchscript(art))  # fmt: skip
+        budget=budget,
+        backends=backends,
+        batch=opts.batch,
+        device=device,
+        fid=opts.fid,
+        seed=opts.seed,
+        time_budget_s=parse_duration(opts.time_budget),
+        threads=opts.threads,
+        fid_weights=opts.fid_weights,
+        calib=opts.calib,
+        min_psnr_db=opts.min_psnr_db,
+        tie_margin=opts.tie_margin,
+        repeats=opts.repeats,
+        min_time_s=opts.min_time_s,
+        prune_ratios=opts.prune_ratios if opts.allow_prune else (),
+        distill_steps=opts.distill_steps,
+    )
+    candidates = enumerate_candidates(
+        device=device,
+        backends=backends,
+        has_native_bf16=has_native_bf16(),
+        threads=opts.threads,
+        prune_ratios=settings.prune_ratios,
+        image_to_image=any(i.kind == "image" for i in art.spec.inputs),
+        precisions=opts.precisions,
+        scripted=_is_torchscript(art),
+    )
     out = Path(opts.out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is a file; give a folder")
     with folder_lock(out, "a search"):
         workdir = out / "artifacts"
         workdir.mkdir(exist_ok=True)
-        key_doc = {"generator_sha256": art.source_sha256, "spec": art.spec.to_dict() | {"inferred": None}, **settings.key_doc(),
-                   "candidates": [c.id for c in candidates]}  # fmt: skip
+        key_doc = {
+            "generator_sha256": art.source_sha256,
+            "spec": art.spec.to_dict() | {"inferred": None},
+            **settings.key_doc(),
+            "candidates": [c.id for c in candidates],
+        }
         journal = Journal(out / "journal.jsonl", cache_key(key_doc), key_doc, force=opts.force)
         outcome = Search(art, settings, workdir, journal, candidates, progress=say).run()
-        return _write_outputs(art, opts, budget, outcome, out, generator if isinstance(generator, LoadOptions) else None)
+        return _write_outputs(
+            art,
+            opts,
+            budget,
+            outcome,
+            out,
+            generator if isinstance(generator, LoadOptions) else None,
+        )
 
 
 def _is_torchscript(art: Artifact) -> bool:
@@ -202,7 +267,14 @@ def _is_torchscript(art: Artifact) -> bool:
     return isinstance(art.module, (torch.jit.ScriptModule, torch.jit.ScriptFunction))
 
 
-def _write_outputs(art: Artifact, opts: OptimizeOptions, budget: Any, outcome: Any, out: Path, load: LoadOptions | None = None) -> OptimizeResult:
+def _write_outputs(
+    art: Artifact,
+    opts: OptimizeOptions,
+    budget: Any,
+    outcome: Any,
+    out: Path,
+    load: LoadOptions | None = None,
+) -> OptimizeResult:
     from accelkit.benchmark.plot import plot_pareto
     from accelkit.benchmark.report import BenchRow, Report
     from accelkit.files import write_text_atomic
@@ -219,7 +291,10 @@ def _write_outputs(art: Artifact, opts: OptimizeOptions, budget: Any, outcome: A
             for k, v in t.drift.items():
                 if hasattr(row, k):
                     setattr(row, k, v)
-        row.extra = {**(row.extra or {}), "optimize": {"candidate": t.candidate.id, "status": t.status, "reason": t.reason}}
+        row.extra = {
+            **(row.extra or {}),
+            "optimize": {"candidate": t.candidate.id, "status": t.status, "reason": t.reason},
+        }
         report.add_row(row)
     report.compute_speedups()
     commands = reproduce_commands(art, opts, outcome.chosen.candidate, load)
@@ -234,14 +309,30 @@ def _write_outputs(art: Artifact, opts: OptimizeOptions, budget: Any, outcome: A
         "commands": commands,
     }
     report.settings["optimize"] = record
-    report.pictures = False  # no sample grids here: the search keeps no images; pareto.png is its picture
+    report.pictures = (
+        False  # no sample grids here: the search keeps no images; pareto.png is its picture
+    )
     files = report.write(out, plot=True)
-    pts = [(t.candidate.id, (t.drift or {}).get("fid_drift"), t.images_per_sec, t.status) for t in outcome.tried if t.drift]
-    files["pareto"] = plot_pareto(pts, out / "pareto.png", budget_fid=budget.fid_line(outcome.noise_floor_fid), noise_floor=outcome.noise_floor_fid,
-                                  title=f"batch {opts.batch}; budget: {budget.describe()}")  # fmt: skip
+    pts: list[tuple[str, float, float, str]] = [
+        (t.candidate.id, float(fid), float(ips), t.status)
+        for t in outcome.tried
+        if t.drift
+        and (fid := t.drift.get("fid_drift")) is not None
+        and (ips := t.images_per_sec) is not None
+    ]
+    files["pareto"] = plot_pareto(
+        pts,
+        out / "pareto.png",
+        budget_fid=budget.fid_line(outcome.noise_floor_fid),
+        noise_floor=outcome.noise_floor_fid,
+        title=f"batch {opts.batch}; budget: {budget.describe()}",
+    )
     chosen_path = _save_chosen(art, outcome, record, out)
     result = OptimizeResult(outcome, report, files, chosen_path, commands, budget.describe())
-    write_text_atomic(out / "optimize.json", json.dumps(_finite(result.to_dict()), indent=2, default=str, allow_nan=False) + "\n")
+    write_text_atomic(
+        out / "optimize.json",
+        json.dumps(_finite(result.to_dict()), indent=2, default=str, allow_nan=False) + "\n",
+    )
     result.files["optimize"] = out / "optimize.json"
     return result
 
@@ -259,14 +350,35 @@ def _save_chosen(art: Artifact, outcome: Any, record: dict[str, Any], out: Path)
     dest = out / f"{art.name}.optimized{''.join(p.suffixes[-1:])}"
     built = load_generator(p) if p.suffix == ".onnx" else None
     side = read_sidecar(p) or {}
-    base = built if built is not None else Artifact(format="torch", spec=art.spec, path=p, source=art.source, source_sha256=art.source_sha256)
+    base = (
+        built
+        if built is not None
+        else Artifact(
+            format="torch",
+            spec=art.spec,
+            path=p,
+            source=art.source,
+            source_sha256=art.source_sha256,
+        )
+    )
     meta = {**side.get("meta", {}), **(base.meta or {}), "optimize": record}
-    chosen_art = base.derive(path=dest, meta=meta, passes=side.get("passes", base.passes) + [{"name": "optimize", "options": {"candidate": chosen.candidate.id}}])
-    chosen_art.save(lambda tmp: shutil.copyfile(p, tmp), force=True)
+    chosen_art = base.derive(
+        path=dest,
+        meta=meta,
+        passes=side.get("passes", base.passes)
+        + [{"name": "optimize", "options": {"candidate": chosen.candidate.id}}],
+    )
+
+    def copy(tmp: Path) -> None:
+        shutil.copyfile(p, tmp)
+
+    chosen_art.save(copy, force=True)
     return dest
 
 
-def reproduce_commands(art: Artifact, opts: OptimizeOptions, cand: Any, load: LoadOptions | None = None) -> list[str]:
+def reproduce_commands(
+    art: Artifact, opts: OptimizeOptions, cand: Any, load: LoadOptions | None = None
+) -> list[str]:
     """The ``accelkit`` commands that rebuild the chosen candidate and re-measure it on fresh latents (seed + 1).
 
     The loading flags the user gave (``--arch``, ``--input``, ``--output-range``...) are
@@ -281,26 +393,40 @@ def reproduce_commands(art: Artifact, opts: OptimizeOptions, cand: Any, load: Lo
     model, model_flags = gen, arch_flags + spec_flags
     if cand.prune_ratio:
         pruned = f"{art.name}.pruned{round(cand.prune_ratio * 100)}.pt"
-        cmds.append(f"accelkit prune {gen}{arch_flags}{spec_flags} --ratio {cand.prune_ratio:g} --distill-steps {opts.distill_steps} "
-                    f"--seed {opts.seed} -o {q(pruned)}")  # fmt: skip
+        cmds.append(
+            f"accelkit prune {gen}{arch_flags}{spec_flags} --ratio {cand.prune_ratio:g} --distill-steps {opts.distill_steps} "
+            f"--seed {opts.seed} -o {q(pruned)}"
+        )
         model, model_flags = q(pruned), ""
     threads = f" --threads {opts.threads}" if opts.threads else ""
     fid = f" --fid {opts.fid} --seed {opts.seed + 1}"
-    ref = f" --reference {gen}" + arch_flags.replace(" --arch ", " --reference-arch ").replace(" --arch-kwargs ", " --reference-arch-kwargs ")
+    ref = f" --reference {gen}" + arch_flags.replace(" --arch ", " --reference-arch ").replace(
+        " --arch-kwargs ", " --reference-arch-kwargs "
+    )
     if cand.source == "torch":
-        flags = (" --compile" if cand.runner_options.get("compile") else "") + (" --channels-last" if cand.runner_options.get("channels_last") else "")
+        flags = (" --compile" if cand.runner_options.get("compile") else "") + (
+            " --channels-last" if cand.runner_options.get("channels_last") else ""
+        )
         reference = ref if cand.prune_ratio else ""
-        cmds.append(f"accelkit bench {model}{model_flags} --backend torch --precision {cand.precision} --batch {opts.batch}{flags}{threads}{fid}"
-                    f"{reference}{spec_flags if cand.prune_ratio else ''} --out remeasure")  # fmt: skip
+        cmds.append(
+            f"accelkit bench {model}{model_flags} --backend torch --precision {cand.precision} --batch {opts.batch}{flags}{threads}{fid}"
+            f"{reference}{spec_flags if cand.prune_ratio else ''} --out remeasure"
+        )
         return cmds
     name = f"{art.name}{f'.pruned{round(cand.prune_ratio * 100)}' if cand.prune_ratio else ''}.{cand.source.split('-')[1]}.onnx"
     export = f"accelkit export {model}{model_flags}"
     if cand.source == "onnx-fp16":
-        export += " --fp16" + (f" --fp16-headroom {cand.fp16_headroom:g}" if cand.fp16_headroom is not None else "")
+        export += " --fp16" + (
+            f" --fp16-headroom {cand.fp16_headroom:g}" if cand.fp16_headroom is not None else ""
+        )
     elif cand.source == "onnx-int8":
-        export += f" --int8 --calib {opts.calib}" + "".join(f" --exclude {q(p)}" for p in cand.exclude)
+        export += f" --int8 --calib {opts.calib}" + "".join(
+            f" --exclude {q(p)}" for p in cand.exclude
+        )
     cmds.append(f"{export} --batch-range 1:{max(1, opts.batch)}:{max(2, opts.batch)} -o {q(name)}")
-    cmds.append(f"accelkit bench {q(name)} --backend {cand.backend} --precision {cand.precision} --batch {opts.batch}{threads}{fid}{ref}{spec_flags} --out remeasure")
+    cmds.append(
+        f"accelkit bench {q(name)} --backend {cand.backend} --precision {cand.precision} --batch {opts.batch}{threads}{fid}{ref}{spec_flags} --out remeasure"
+    )
     return cmds
 
 
@@ -325,7 +451,11 @@ def _load_flags(art: Artifact, load: LoadOptions | None) -> tuple[str, str]:
 
     if not arch and art.meta.get("arch") and art.meta.get("arch") not in ARCHITECTURES:
         arch, kwargs = art.meta.get("arch"), dict(art.meta.get("arch_kwargs") or {})
-    arch_flags = (f" --arch {q(str(arch))}" + (f" --arch-kwargs {q(json.dumps(kwargs))}" if kwargs else "")) if arch else ""
+    arch_flags = (
+        (f" --arch {q(str(arch))}" + (f" --arch-kwargs {q(json.dumps(kwargs))}" if kwargs else ""))
+        if arch
+        else ""
+    )
     spec = ""
     if load is not None:
         spec += "".join(f" --input {q(i)}" for i in load.inputs)

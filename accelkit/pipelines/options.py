@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from accelkit.errors import InputError
 
@@ -82,7 +83,9 @@ def _enum(enum: Any, value: Any, flag: str) -> Any:
     try:
         return enum(value)
     except ValueError:
-        raise InputError(f"{flag} {value!r} is unknown; choose one of {', '.join(m.value for m in enum)}") from None
+        raise InputError(
+            f"{flag} {value!r} is unknown; choose one of {', '.join(m.value for m in enum)}"
+        ) from None
 
 
 def _batch_range(value: Any) -> tuple[int, int, int]:
@@ -99,7 +102,14 @@ def _fraction(value: Any) -> float:
     return float(parse_fraction(value)) if isinstance(value, str) else float(value)
 
 
-def check_number(value: float | None, flag: str, *, low: float | None = None, high: float | None = None, low_open: bool = False) -> None:
+def check_number(
+    value: float | None,
+    flag: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+) -> None:
     """Refuse NaN/Inf and values out of ``[low, high]`` (``(low, high]`` with ``low_open``).
 
     Raises:
@@ -110,7 +120,10 @@ def check_number(value: float | None, flag: str, *, low: float | None = None, hi
     if not math.isfinite(value):
         raise InputError(f"{flag} {value} is not a finite number")
     if low is not None and (value <= low if low_open else value < low):
-        raise InputError(f"{flag} {value:g} is out of range; use a value {'>' if low_open else '>='} {low:g}" + (f" and <= {high:g}" if high is not None else ""))
+        raise InputError(
+            f"{flag} {value:g} is out of range; use a value {'>' if low_open else '>='} {low:g}"
+            + (f" and <= {high:g}" if high is not None else "")
+        )
     if high is not None and value > high:
         raise InputError(f"{flag} {value:g} is out of range; use a value <= {high:g}")
 
@@ -176,14 +189,18 @@ class LoadOptions:
             try:
                 kwargs = json.loads(arch_kwargs)
             except json.JSONDecodeError as exc:
-                raise InputError(f"--arch-kwargs is not valid JSON ({exc.msg} at column {exc.colno}); use e.g. '{{\"z_dim\": 128}}'") from None
+                raise InputError(
+                    f"--arch-kwargs is not valid JSON ({exc.msg} at column {exc.colno}); use e.g. '{{\"z_dim\": 128}}'"
+                ) from None
             if not isinstance(kwargs, dict):
                 raise InputError("--arch-kwargs must be a JSON object, e.g. '{\"z_dim\": 128}'")
         if latent_dist is not None and not isinstance(latent_dist, LatentDistribution):
             try:
                 latent_dist = LatentDistribution(latent_dist)
             except ValueError:
-                raise InputError(f"--latent-dist {latent_dist!r} is unknown; use normal or uniform") from None
+                raise InputError(
+                    f"--latent-dist {latent_dist!r} is unknown; use normal or uniform"
+                ) from None
         return cls(
             generator=generator,
             arch=arch,
@@ -205,13 +222,20 @@ class LoadOptions:
         if self.output_range is not None:
             lo, hi = self.output_range
             if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-                raise InputError(f"--output-range {lo:g},{hi:g} must be two finite numbers LOW < HIGH; use -1,1 or 0,1")
+                raise InputError(
+                    f"--output-range {lo:g},{hi:g} must be two finite numbers LOW < HIGH; use -1,1 or 0,1"
+                )
         for text in self.inputs:
             parse_input_flag(text)
         return self
 
     def with_generator(
-        self, generator: str | None, *, keep_arch: bool = True, arch: str | None = None, arch_kwargs: Mapping[str, Any] | None = None
+        self,
+        generator: str | None,
+        *,
+        keep_arch: bool = True,
+        arch: str | None = None,
+        arch_kwargs: Mapping[str, Any] | None = None,
     ) -> LoadOptions:
         """The same options for another file (``--vs``, ``--reference``).
 
@@ -222,7 +246,9 @@ class LoadOptions:
             arch, arch_kwargs: The other file's own architecture (``--reference-arch``).
         """
         if arch is not None:
-            return replace(self, generator=generator, arch=arch, arch_kwargs=dict(arch_kwargs or {}))
+            return replace(
+                self, generator=generator, arch=arch, arch_kwargs=dict(arch_kwargs or {})
+            )
         if keep_arch:
             return replace(self, generator=generator)
         return replace(self, generator=generator, arch=None, arch_kwargs={})
@@ -256,7 +282,9 @@ def resolve_artifact(source: Any) -> Artifact:
         return source.load()
     if source is None or isinstance(source, (str, Path)):
         return LoadOptions(generator=None if source is None else str(source)).load()
-    raise InputError(f"expected a generator path, LoadOptions or Artifact, got {type(source).__name__}")
+    raise InputError(
+        f"expected a generator path, LoadOptions or Artifact, got {type(source).__name__}"
+    )
 
 
 @dataclass(frozen=True)
@@ -290,9 +318,13 @@ class Int8Options:
     def validated(self) -> Int8Options:
         """Check the values; returns ``self``."""
         if self.calib < 1:
-            raise InputError(f"--calib {self.calib}: give a positive number of calibration samples, e.g. 256")
+            raise InputError(
+                f"--calib {self.calib}: give a positive number of calibration samples, e.g. 256"
+            )
         if self.calib > 1_000_000:
-            raise InputError(f"--calib {self.calib} is unreasonably large; a few hundred samples calibrate a generator")
+            raise InputError(
+                f"--calib {self.calib} is unreasonably large; a few hundred samples calibrate a generator"
+            )
         return self
 
     def pass_kwargs(self) -> dict[str, Any]:
@@ -353,7 +385,9 @@ class ExportOptions:
         """Check the values; returns ``self``."""
         check_number(self.fp16_headroom, "--fp16-headroom", low=0.0, low_open=True, high=1.0)
         if Precision(self.precision) == Precision.bf16:
-            raise InputError("bf16 is a torch runtime precision, not an ONNX export; use --fp16 or --int8")
+            raise InputError(
+                "bf16 is a torch runtime precision, not an ONNX export; use --fp16 or --int8"
+            )
         if not 13 <= self.opset <= 25:
             raise InputError(f"--opset {self.opset} is out of range; use 13..25 (18 recommended)")
         check_number(self.tolerance, "--tolerance", low=0.0, low_open=True)
@@ -389,7 +423,9 @@ class QuantizeOptions:
         if v is not None and not (math.isfinite(v) and 0 < v <= 200):
             raise InputError(f"--auto-exclude {v:g}: give a target PSNR in dB above 0, e.g. 35")
         if self.int8.include and (self.report or self.auto_exclude_db is not None):
-            raise InputError("--include cannot be combined with --report/--auto-exclude (they choose the quantized layers themselves); use --exclude")
+            raise InputError(
+                "--include cannot be combined with --report/--auto-exclude (they choose the quantized layers themselves); use --exclude"
+            )
         return self
 
 
@@ -452,17 +488,25 @@ class PruneOptions:
         if self.distill_batch < 1:
             raise InputError(f"--distill-batch {self.distill_batch}: give a positive batch size")
         if self.fid < 0 or self.fid == 1:
-            raise InputError(f"--fid {self.fid}: give the number of images (>= 2; hundreds for a meaningful FID), or 0 to skip it")
+            raise InputError(
+                f"--fid {self.fid}: give the number of images (>= 2; hundreds for a meaningful FID), or 0 to skip it"
+            )
         if (self.feature_loss or self.feature_layers) and not self.distill_steps:
-            raise InputError("--feature-loss/--feature-layer shape distillation; add --distill-steps N")
+            raise InputError(
+                "--feature-loss/--feature-layer shape distillation; add --distill-steps N"
+            )
         if self.feature_layers and not self.feature_loss:
-            raise InputError("--feature-layer needs a --feature-loss weight > 0, e.g. --feature-loss 1")
+            raise InputError(
+                "--feature-layer needs a --feature-loss weight > 0, e.g. --feature-loss 1"
+            )
         if self.threads is not None and self.threads < 1:
             raise InputError(f"--threads {self.threads}: give a positive number of threads")
         if self.seed < 0:
             raise InputError(f"--seed {self.seed}: give a non-negative seed")
         if self.round_to is not None and self.round_to < 1:
-            raise InputError(f"--round-to {self.round_to}: give a positive channel multiple, e.g. 8")
+            raise InputError(
+                f"--round-to {self.round_to}: give a positive channel multiple, e.g. 8"
+            )
         return self
 
 
@@ -498,7 +542,9 @@ class BuildOptions:
     def validated(self) -> BuildOptions:
         """Check the values; returns ``self``."""
         if self.workspace_mb < 1:
-            raise InputError(f"--workspace {self.workspace_mb}: give a positive size in MiB, e.g. 1024")
+            raise InputError(
+                f"--workspace {self.workspace_mb}: give a positive size in MiB, e.g. 1024"
+            )
         if self.opt_level is not None and not 0 <= self.opt_level <= 5:
             raise InputError(f"--opt-level {self.opt_level} is out of range; use 0..5")
         if not self.device.startswith("cuda"):
@@ -532,9 +578,13 @@ class FidOptions:
     def validated(self) -> FidOptions:
         """Check the values; returns ``self``."""
         if self.batch_size < 1:
-            raise InputError(f"--batch-size {self.batch_size}: give a positive number of images per call")
+            raise InputError(
+                f"--batch-size {self.batch_size}: give a positive number of images per call"
+            )
         if self.kid_subsets < 0:
-            raise InputError(f"--kid-subsets {self.kid_subsets}: give 0 (no KID) or a positive number of subsets")
+            raise InputError(
+                f"--kid-subsets {self.kid_subsets}: give 0 (no KID) or a positive number of subsets"
+            )
         if self.device != "cpu" and not self.device.startswith("cuda"):
             raise InputError(f"--device {self.device!r} is unknown; use cpu or cuda[:N]")
         from accelkit.quality.images import check_fid_mode
@@ -570,7 +620,7 @@ class CompareOptions:
 
     def validated(self) -> CompareOptions:
         """Check the values; returns ``self``."""
-        check_number(self.max_slowdown, "--max-slowdown", low=0.0, high=0.99)
+        check_number(float(self.max_slowdown), "--max-slowdown", low=0.0, high=0.99)
         check_number(self.max_fid_drift, "--max-fid-drift", low=0.0)
         if not (math.isfinite(self.confidence) and 0.5 <= self.confidence < 1):
             raise InputError(f"--confidence {self.confidence} is out of range; use e.g. 0.95")
@@ -591,7 +641,10 @@ def parse_duration(text: str | float | int, flag: str = "--time-budget") -> floa
         m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(s|sec|m|min|h)?\s*", str(text).lower())
         if not m:
             raise InputError(f"{flag} {text!r} is not a duration; use e.g. 20m, 90s or 1h")
-        value = float(m.group(1)) * {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, None: 1}[m.group(2)]
+        value = (
+            float(m.group(1))
+            * {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, None: 1}[m.group(2)]
+        )
     if not math.isfinite(value) or value <= 0:
         raise InputError(f"{flag} {text!r} must be a positive duration, e.g. 20m")
     return value
@@ -648,7 +701,11 @@ class OptimizeOptions:
     def __post_init__(self) -> None:
         _normalize(self, "out", Path)
         _normalize(self, "backends", lambda v: tuple(v))
-        _normalize(self, "precisions", lambda v: tuple(_enum(Precision, p, "--precisions").value for p in v))
+        _normalize(
+            self,
+            "precisions",
+            lambda v: tuple(_enum(Precision, p, "--precisions").value for p in v),
+        )
         _normalize(self, "prune_ratios", lambda v: tuple(float(x) for x in v))
 
     def validated(self) -> OptimizeOptions:
@@ -659,9 +716,13 @@ class OptimizeOptions:
         Budget.parse(self.budget)
         parse_duration(self.time_budget)
         if not 1 <= self.batch <= MAX_BATCH:
-            raise InputError(f"--batch {self.batch}: give the number of images per call the build is for (1..{MAX_BATCH})")
+            raise InputError(
+                f"--batch {self.batch}: give the number of images per call the build is for (1..{MAX_BATCH})"
+            )
         if self.fid < 2:
-            raise InputError(f"--fid {self.fid}: the quality gate needs images (hundreds for a meaningful FID, e.g. 500)")
+            raise InputError(
+                f"--fid {self.fid}: the quality gate needs images (hundreds for a meaningful FID, e.g. 500)"
+            )
         if self.seed < 0:
             raise InputError(f"--seed {self.seed}: give a non-negative seed")
         if self.threads is not None and self.threads < 1:
@@ -674,7 +735,9 @@ class OptimizeOptions:
         check_number(self.min_psnr_db, "--min-psnr", low=0.0)
         check_number(self.tie_margin, "--tie-margin", low=0.0, high=0.5)
         if any(not (0 < r < 1) or not math.isfinite(r) for r in self.prune_ratios):
-            raise InputError(f"--prune-ratios {','.join(map(str, self.prune_ratios))}: each ratio must be in (0, 1)")
+            raise InputError(
+                f"--prune-ratios {','.join(map(str, self.prune_ratios))}: each ratio must be in (0, 1)"
+            )
         if self.distill_steps < 0:
             raise InputError("--distill-steps must be >= 0")
         return self

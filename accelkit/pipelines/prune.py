@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from accelkit.artifact import Artifact
 from accelkit.errors import InputError
@@ -47,21 +48,32 @@ class PruneResult(Result):
         lines = [f"wrote {a.path} (TorchScript; load it like any generator)"]
         m = a.meta.get("pruning", {})
         if m:
-            lines.append(f"parameters {m['params_before']:,} -> {m['params_after']:,} ({m['params_after'] / m['params_before']:.0%}); "
-                         f"FLOPs/image {fmt_flops(m['flops_before'])} -> {fmt_flops(m['flops_after'])}")  # fmt: skip
+            lines.append(
+                f"parameters {m['params_before']:,} -> {m['params_after']:,} ({m['params_after'] / m['params_before']:.0%}); "
+                f"FLOPs/image {fmt_flops(m['flops_before'])} -> {fmt_flops(m['flops_after'])}"
+            )
         r = self.distill_report
         if r:
-            lines.append(f"PSNR vs teacher: {r['psnr_before']:.2f} dB before distillation -> {r['psnr_after']:.2f} dB after {self.distill_steps} steps")
+            lines.append(
+                f"PSNR vs teacher: {r['psnr_before']:.2f} dB before distillation -> {r['psnr_after']:.2f} dB after {self.distill_steps} steps"
+            )
         if self.drift:
             last = list(self.drift.values())[-1]
-            parts = [f"{d.fid_drift:.2f} {'before distillation' if label == 'pruned' and r else label}" for label, d in self.drift.items()]
-            lines.append(f"FID drift vs teacher (N={last.n}): {' -> '.join(parts)} (noise floor {last.noise_floor_fid:.2f}; "
-                         f"{'within' if last.verdict == 'within floor' else 'outside'} the floor)")  # fmt: skip
+            parts = [
+                f"{d.fid_drift:.2f} {'before distillation' if label == 'pruned' and r else label}"
+                for label, d in self.drift.items()
+            ]
+            lines.append(
+                f"FID drift vs teacher (N={last.n}): {' -> '.join(parts)} (noise floor {last.noise_floor_fid:.2f}; "
+                f"{'within' if last.verdict == 'within floor' else 'outside'} the floor)"
+            )
         lines.append(f"measure it: accelkit bench {a.path} --fid 500 --reference {self.teacher}")
         return "\n".join(lines)
 
 
-def prune_and_distill(generator: Any = None, options: PruneOptions | None = None, progress: Progress | None = None) -> PruneResult:
+def prune_and_distill(
+    generator: Any = None, options: PruneOptions | None = None, progress: Progress | None = None
+) -> PruneResult:
     """Prune channels of a torch generator, optionally distill it from the original, save it.
 
     The result is saved as TorchScript (loads without pickle) with a sidecar recording
@@ -90,34 +102,73 @@ def prune_and_distill(generator: Any = None, options: PruneOptions | None = None
     say("loading the generator")
     art = resolve_artifact(generator)
     if art.format != "torch":
-        raise InputError("pruning needs the torch generator, not ONNX; give the .pt/.pt2/TorchScript file")
-    dest = Path(opts.out) if opts.out is not None else default_onnx_path(art, "pruned").with_suffix(".pt")
+        raise InputError(
+            "pruning needs the torch generator, not ONNX; give the .pt/.pt2/TorchScript file"
+        )
+    dest = (
+        Path(opts.out)
+        if opts.out is not None
+        else default_onnx_path(art, "pruned").with_suffix(".pt")
+    )
     refuse_existing(dest, opts.force)
     say(f"pruning {opts.ratio:.0%} of channels ({_value(opts.importance)})")
-    pruned = Prune(opts.ratio, importance=_value(opts.importance), global_pruning=opts.global_pruning, keep=opts.keep,
-                   round_to=opts.round_to, seed=opts.seed)(art)  # fmt: skip
+    pruned = Prune(
+        opts.ratio,
+        importance=_value(opts.importance),
+        global_pruning=opts.global_pruning,
+        keep=opts.keep,
+        round_to=opts.round_to,
+        seed=opts.seed,
+    )(art)
     report = None
     undistilled = pruned
     if opts.distill_steps:
         pruned, report = distill(
-            art, pruned, steps=opts.distill_steps, batch_size=opts.distill_batch, lr=opts.lr, loss=_value(opts.loss), seed=opts.seed,
-            feature_loss=opts.feature_loss, feature_layers=list(opts.feature_layers) or None,
-            checkpoint=opts.checkpoint or dest.with_suffix(".distill.ckpt"), resume=opts.resume,
-            progress=lambda step, total, value: say(f"distilling: step {step}/{total}, loss {value:.4f}"),
-        )  # fmt: skip
+            art,
+            pruned,
+            steps=opts.distill_steps,
+            batch_size=opts.distill_batch,
+            lr=opts.lr,
+            loss=_value(opts.loss),
+            seed=opts.seed,
+            feature_loss=opts.feature_loss,
+            feature_layers=list(opts.feature_layers) or None,
+            checkpoint=opts.checkpoint or dest.with_suffix(".distill.ckpt"),
+            resume=opts.resume,
+            progress=lambda step, total, value: say(
+                f"distilling: step {step}/{total}, loss {value:.4f}"
+            ),
+        )
     drifts: dict[str, Any] = {}
     if opts.fid:
         from accelkit.pipelines.bench import drift_vs_reference
 
         cands = [("pruned", undistilled)] + ([("pruned+distilled", pruned)] if report else [])
-        drifts = drift_vs_reference(art, cands, opts.fid, seed=opts.seed, fid_weights=opts.fid_weights, threads=opts.threads, progress=say)
+        drifts = drift_vs_reference(
+            art,
+            cands,
+            opts.fid,
+            seed=opts.seed,
+            fid_weights=opts.fid_weights,
+            threads=opts.threads,
+            progress=say,
+        )
         pruned.meta["quality_vs_teacher"] = {
-            "n": opts.fid, "seed": opts.seed, "noise_floor_fid": next(iter(drifts.values())).noise_floor_fid,
-            **{label: {"fid_drift": d.fid_drift, "kid_drift": d.kid_drift, "psnr_db": d.psnr_db} for label, d in drifts.items()},
-        }  # fmt: skip
+            "n": opts.fid,
+            "seed": opts.seed,
+            "noise_floor_fid": next(iter(drifts.values())).noise_floor_fid,
+            **{
+                label: {"fid_drift": d.fid_drift, "kid_drift": d.kid_drift, "psnr_db": d.psnr_db}
+                for label, d in drifts.items()
+            },
+        }
     pruned.meta["teacher"] = teacher_record(art)
     saved = save_pruned(pruned, dest, force=opts.force)
-    teacher = art.source if art.source and not _is_bundled(art) else (Path(art.source).name.split(".")[0] if art.source else "dcgan")
+    teacher = (
+        art.source
+        if art.source and not _is_bundled(art)
+        else (Path(art.source).name.split(".")[0] if art.source else "dcgan")
+    )
     return PruneResult(saved, report, drifts, teacher=teacher, distill_steps=opts.distill_steps)
 
 
@@ -130,7 +181,9 @@ def teacher_record(art: Artifact) -> dict[str, Any]:
     """
     arch = art.meta.get("arch")
     detected = isinstance(arch, str) and arch.split(":")[0] in ("spandrel", "diffusers")
-    load: dict[str, Any] = next((p.get("options", {}) for p in art.passes if p.get("name") == "load"), {})
+    load: dict[str, Any] = next(
+        (p.get("options", {}) for p in art.passes if p.get("name") == "load"), {}
+    )
     return {
         "source": art.source,
         "sha256": art.source_sha256,

@@ -25,7 +25,9 @@ def inferred_notes(spec: Any) -> list[str]:
     lines = []
     if "output_range" in notes:
         lo, hi = spec.output_range
-        lines.append(f"output range [{lo:g}, {hi:g}] inferred from {notes['output_range']}; override with --output-range")
+        lines.append(
+            f"output range [{lo:g}, {hi:g}] inferred from {notes['output_range']}; override with --output-range"
+        )
     if "output" in notes:
         lines.append(f"output image taken from the generator's {notes['output']}")
     if "hw_range" in notes:

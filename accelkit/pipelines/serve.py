@@ -18,16 +18,23 @@ import json
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from accelkit.artifact import Artifact
 from accelkit.benchmark.render import fmt_num
 from accelkit.errors import InputError
 from accelkit.pipelines.options import LoadOptions, resolve_artifact
 from accelkit.pipelines.results import Result
-from accelkit.serving.options import LoadTool, LoadtestOptions, Protocol, ServeOptions, TritonRepoOptions
+from accelkit.serving.options import (
+    LoadtestOptions,
+    LoadTool,
+    Protocol,
+    ServeOptions,
+    TritonRepoOptions,
+)
 
 Progress = Callable[[str], None]
 
@@ -47,7 +54,9 @@ def choose_backend(artifact: Artifact, backend: str | None) -> str:
     return "ort" if OrtRunner.availability("cpu") is None else "torch"
 
 
-def servable(artifact: Artifact, backend: str, workdir: Path, progress: Progress | None = None) -> Artifact:
+def servable(
+    artifact: Artifact, backend: str, workdir: Path, progress: Progress | None = None
+) -> Artifact:
     """The artifact ``backend`` runs: a torch generator is exported to a verified fp32 ONNX in ``workdir`` for ``ort``/``openvino``.
 
     Raises:
@@ -57,11 +66,17 @@ def servable(artifact: Artifact, backend: str, workdir: Path, progress: Progress
         from accelkit.passes.export import OnnxFromTorch
 
         (progress or (lambda m: None))("exporting fp32 ONNX for the server")
-        return OnnxFromTorch(workdir / f"{artifact.name}.onnx", force=True, progress=progress)(artifact)
+        return OnnxFromTorch(workdir / f"{artifact.name}.onnx", force=True, progress=progress)(
+            artifact
+        )
     if backend == "trt" and artifact.format != "trt":
-        raise InputError(f"--backend trt serves a TensorRT engine; build one first (accelkit build {artifact.source or 'MODEL.onnx'})")
+        raise InputError(
+            f"--backend trt serves a TensorRT engine; build one first (accelkit build {artifact.source or 'MODEL.onnx'})"
+        )
     if backend == "torch" and artifact.format != "torch":
-        raise InputError(f"--backend torch serves a torch generator, got {artifact.format}; use --backend ort for ONNX files")
+        raise InputError(
+            f"--backend torch serves a torch generator, got {artifact.format}; use --backend ort for ONNX files"
+        )
     return artifact
 
 
@@ -76,27 +91,48 @@ class TritonRepoResult(Result):
         """Paths, the config text and what checked it."""
         r = self.repository
         return {
-            "repository": str(r.repository), "model_dir": str(r.model_dir), "config": str(r.config_path), "model": str(r.model_path),
-            "sidecar": str(r.sidecar) if r.sidecar else None, "config_text": r.config.to_pbtxt(), "checked_with": r.checked_with,
-        }  # fmt: skip
+            "repository": str(r.repository),
+            "model_dir": str(r.model_dir),
+            "config": str(r.config_path),
+            "model": str(r.model_path),
+            "sidecar": str(r.sidecar) if r.sidecar else None,
+            "config_text": r.config.to_pbtxt(),
+            "checked_with": r.checked_with,
+        }
 
     def to_text(self) -> str:
         """What ``accelkit triton-repo`` prints."""
         r = self.repository
         c = r.config
-        dims = lambda ts: ", ".join(f"{t.name} {t.data_type[5:].lower()}[{'x'.join(map(str, t.dims))}]" for t in ts)  # noqa: E731
-        check = f"checked with {r.checked_with}" if r.checked_with else f"not checked: tritonclient is not installed ({'pip install'} 'accelkit[serve]')"
-        return "\n".join([
-            f"wrote Triton model {c.name!r} into {r.repository}: {r.config_path.relative_to(r.repository)}, {r.model_path.relative_to(r.repository)}"
-            + (f", {r.sidecar.name}" if r.sidecar else ""),
-            f"platform {c.platform}, max_batch_size {c.max_batch_size}, preferred batch {c.preferred_batch_sizes or 'none'}, "
-            f"queue delay {c.max_queue_delay_us} us, {c.instance_count} x {c.instance_kind}; inputs {dims(c.inputs)}; outputs {dims(c.outputs)}",
-            f"config.pbtxt {check}",
-            f"run it: tritonserver --model-repository {r.repository.resolve()}   (see docs/serving.md)",
-        ])  # fmt: skip
+
+        def dims(ts):
+            return ", ".join(
+                f"{t.name} {t.data_type[5:].lower()}[{'x'.join(map(str, t.dims))}]" for t in ts
+            )
+
+        check = (
+            f"checked with {r.checked_with}"
+            if r.checked_with
+            else f"not checked: tritonclient is not installed ({'pip install'} 'accelkit[serve]')"
+        )
+        return "\n".join(
+            [
+                f"wrote Triton model {c.name!r} into {r.repository}: {r.config_path.relative_to(r.repository)}, {r.model_path.relative_to(r.repository)}"
+                + (f", {r.sidecar.name}" if r.sidecar else ""),
+                f"platform {c.platform}, max_batch_size {c.max_batch_size}, preferred batch {c.preferred_batch_sizes or 'none'}, "
+                f"queue delay {c.max_queue_delay_us} us, {c.instance_count} x {c.instance_kind}; inputs {dims(c.inputs)}; outputs {dims(c.outputs)}",
+                f"config.pbtxt {check}",
+                f"run it: tritonserver --model-repository {r.repository.resolve()}   (see docs/serving.md)",
+            ]
+        )
 
 
-def triton_repo(generator: Any, repository: str | Path, options: TritonRepoOptions | None = None, progress: Progress | None = None) -> TritonRepoResult:
+def triton_repo(
+    generator: Any,
+    repository: str | Path,
+    options: TritonRepoOptions | None = None,
+    progress: Progress | None = None,
+) -> TritonRepoResult:
     """Write a Triton model repository entry for an ONNX or TensorRT artifact.
 
     Args:
@@ -137,12 +173,20 @@ class ServeResult(Result):
 
     def to_dict(self) -> dict[str, Any]:
         """Where it served, for how long, how many requests, why it stopped."""
-        return {"server": self.info, "uptime_s": self.uptime_s, "requests": self.requests, "stopped_by": self.stopped_by, "error": self.error}
+        return {
+            "server": self.info,
+            "uptime_s": self.uptime_s,
+            "requests": self.requests,
+            "stopped_by": self.stopped_by,
+            "error": self.error,
+        }
 
     def to_text(self) -> str:
         """The closing line of ``accelkit serve``."""
         if self.error:
-            return f"the Triton server stopped unexpectedly after {self.uptime_s:.0f} s: {self.error}"
+            return (
+                f"the Triton server stopped unexpectedly after {self.uptime_s:.0f} s: {self.error}"
+            )
         n = f", {self.requests} inference requests served" if self.requests is not None else ""
         return f"stopped ({self.stopped_by}) after {self.uptime_s:.0f} s{n}"
 
@@ -181,7 +225,9 @@ def serve(
     stop = stop or threading.Event()
     with tempfile.TemporaryDirectory(prefix="accelkit-serve-") as tmp:
         art = servable(artifact, backend, Path(tmp), say)
-        server = GeneratorServer(art, backend, replace(opts, name=opts.name or artifact.name), progress=say)
+        server = GeneratorServer(
+            art, backend, replace(opts, name=opts.name or artifact.name), progress=say
+        )
         info = server.start()
         t0 = time.monotonic()
         error = None
@@ -203,8 +249,13 @@ def serve(
                     requests = None
         finally:
             server.stop()
-    return ServeResult(info.to_dict(), round(time.monotonic() - t0, 1), requests if error is None else None,
-                       (stop_reason() if stop_reason else "stop requested") if error is None else "server exited", error)  # fmt: skip
+    return ServeResult(
+        info.to_dict(),
+        round(time.monotonic() - t0, 1),
+        requests if error is None else None,
+        (stop_reason() if stop_reason else "stop requested") if error is None else "server exited",
+        error,
+    )
 
 
 # ---------------------------------------------------------------------- loadtest
@@ -230,7 +281,11 @@ class LoadtestResult(Result):
         """Best level, served/in-process ratio, per-request overhead at concurrency 1 (ms)."""
         best = self.best()
         ref = self.in_process.get(best.batch_size)
-        out: dict[str, Any] = {"best_concurrency": best.concurrency, "best_images_per_sec": best.images_per_sec, "batch_size": best.batch_size}
+        out: dict[str, Any] = {
+            "best_concurrency": best.concurrency,
+            "best_images_per_sec": best.images_per_sec,
+            "batch_size": best.batch_size,
+        }
         if ref:
             out["in_process_images_per_sec"] = ref["images_per_sec"]
             out["served_vs_in_process"] = best.images_per_sec / ref["images_per_sec"]
@@ -243,28 +298,42 @@ class LoadtestResult(Result):
 
     def to_dict(self) -> dict[str, Any]:
         """Levels, server, summary, files."""
-        return {"levels": [lv.to_dict() for lv in self.levels], "server": self.server, "summary": self.summary(),
-                "in_process": {str(k): v for k, v in self.in_process.items()}, "files": {k: str(v) for k, v in self.files.items()}}  # fmt: skip
+        return {
+            "levels": [lv.to_dict() for lv in self.levels],
+            "server": self.server,
+            "summary": self.summary(),
+            "in_process": {str(k): v for k, v in self.in_process.items()},
+            "files": {k: str(v) for k, v in self.files.items()},
+        }
 
     def to_text(self) -> str:
         """The concurrency table, the summary line and the files written."""
         lines = [self.preface.rstrip("\n"), ""] if self.preface else []
-        lines += [f"Triton load test: model {self.server.get('model')} at {self.server.get('url')} ({self.levels[0].tool}, {self.server.get('protocol')})", ""]
-        lines.append("| concurrency | images/s | p50 ms | p90 ms | p99 ms | server queue ms | server compute ms | images/batch |")
+        lines += [
+            f"Triton load test: model {self.server.get('model')} at {self.server.get('url')} ({self.levels[0].tool}, {self.server.get('protocol')})",
+            "",
+        ]
+        lines.append(
+            "| concurrency | images/s | p50 ms | p90 ms | p99 ms | server queue ms | server compute ms | images/batch |"
+        )
         lines.append("|---:|---:|---:|---:|---:|---:|---:|---:|")
         for lv in self.levels:
             lat, srv = lv.latency_ms, lv.server_ms or {}
             comp = sum(v for k, v in srv.items() if k.startswith("compute_")) if srv else None
-            lines.append(f"| {lv.concurrency} | {fmt_num(lv.images_per_sec)} | {fmt_num(lat.get('p50'))} | {fmt_num(lat.get('p90'))} | "
-                         f"{fmt_num(lat.get('p99'))} | {fmt_num(srv.get('queue'))} | {fmt_num(comp)} | {fmt_num(lv.avg_server_batch)} |")  # fmt: skip
+            lines.append(
+                f"| {lv.concurrency} | {fmt_num(lv.images_per_sec)} | {fmt_num(lat.get('p50'))} | {fmt_num(lat.get('p90'))} | "
+                f"{fmt_num(lat.get('p99'))} | {fmt_num(srv.get('queue'))} | {fmt_num(comp)} | {fmt_num(lv.avg_server_batch)} |"
+            )
         s = self.summary()
         lines.append("")
         msg = f"best: concurrency {s['best_concurrency']}, {fmt_num(s['best_images_per_sec'])} images/s at batch {s['batch_size']} per request"
         if "served_vs_in_process" in s:
-            msg += (f" = {s['served_vs_in_process']:.2f}x the in-process runner ({fmt_num(s['in_process_images_per_sec'])} images/s, same artifact and batch)")
+            msg += f" = {s['served_vs_in_process']:.2f}x the in-process runner ({fmt_num(s['in_process_images_per_sec'])} images/s, same artifact and batch)"
         lines.append(msg)
         if "overhead_ms_at_c1" in s:
-            lines.append(f"per-request overhead at concurrency 1: {s['overhead_ms_at_c1']:.2f} ms (served p50 {s['served_p50_ms_at_c1']:.2f} ms vs in-process p50 {s['in_process_p50_ms']:.2f} ms)")
+            lines.append(
+                f"per-request overhead at concurrency 1: {s['overhead_ms_at_c1']:.2f} ms (served p50 {s['served_p50_ms_at_c1']:.2f} ms vs in-process p50 {s['in_process_p50_ms']:.2f} ms)"
+            )
         if self.files:
             lines.append("wrote " + ", ".join(str(p) for p in self.files.values()))
         return "\n".join(lines)
@@ -285,33 +354,57 @@ def _model_name(client: Any, asked: str | None) -> str:
         return asked
     try:
         index = client.get_model_repository_index()
-        names = [m["name"] if isinstance(m, dict) else m.name for m in (index if isinstance(index, list) else index.models)]
+        names = [
+            m["name"] if isinstance(m, dict) else m.name
+            for m in (index if isinstance(index, list) else index.models)
+        ]
     except Exception:  # noqa: BLE001 - restricted (PyTriton protects it): the statistics of every model name them too
         names = []
     if not names:
         try:
-            raw = client.get_inference_statistics(as_json=True) if "grpc" in type(client).__module__ else client.get_inference_statistics()
+            raw = (
+                client.get_inference_statistics(as_json=True)
+                if "grpc" in type(client).__module__
+                else client.get_inference_statistics()
+            )
             raw = json.loads(raw) if isinstance(raw, str) else raw
             names = sorted({m["name"] for m in raw.get("model_stats", raw.get("modelStats", []))})
         except Exception:  # noqa: BLE001 - ask for --model below
             names = []
     if len(names) == 1:
         return str(names[0])
-    raise InputError(f"name the model to load-test with --model ({'the server has ' + ', '.join(map(str, names)) if names else 'the server does not list its models'})")
+    raise InputError(
+        f"name the model to load-test with --model ({'the server has ' + ', '.join(map(str, names)) if names else 'the server does not list its models'})"
+    )
 
 
-def _remote_io(client: Any, model: str, protocol: str) -> tuple[list[Any], Any, dict[str, Any], Any]:
+def _remote_io(
+    client: Any, model: str, protocol: str
+) -> tuple[list[Any], Any, dict[str, Any], Any]:
     """Served tensors, output, config facts and a spec of a model on a running server (from its config)."""
     from accelkit.serving.repository import TRITON_TO_NUMPY
     from accelkit.serving.server import ServedTensor
     from accelkit.spec import GeneratorSpec, InputSpec
 
     try:
-        cfg = client.get_model_config(model, as_json=True) if protocol == "grpc" else client.get_model_config(model)
+        cfg = (
+            client.get_model_config(model, as_json=True)
+            if protocol == "grpc"
+            else client.get_model_config(model)
+        )
     except Exception as exc:  # noqa: BLE001
-        raise InputError(f"the server has no model {model!r} ({' '.join(str(exc).split())[:120]}); check --model") from None
+        raise InputError(
+            f"the server has no model {model!r} ({' '.join(str(exc).split())[:120]}); check --model"
+        ) from None
     cfg = cfg.get("config", cfg)
-    norm = lambda k: k if k in cfg else "".join(w.capitalize() if i else w for i, w in enumerate(k.split("_")))  # noqa: E731
+
+    def norm(k):
+        return (
+            k
+            if k in cfg
+            else "".join(w.capitalize() if i else w for i, w in enumerate(k.split("_")))
+        )
+
     tensors, inputs = [], []
     for t in cfg.get("input", []):
         dtype = TRITON_TO_NUMPY.get(t.get("data_type", t.get("dataType", "TYPE_FP32")), "float32")
@@ -319,16 +412,35 @@ def _remote_io(client: Any, model: str, protocol: str) -> tuple[list[Any], Any, 
         reshape = t.get("reshape", {}).get("shape") if isinstance(t.get("reshape"), dict) else None
         runner_shape = tuple(int(d) for d in reshape) if reshape is not None else dims
         if -1 in dims:
-            raise InputError(f"input {t['name']!r} of {model} has dynamic dims {list(dims)}; the load test needs fixed request shapes (use an artifact target)")
+            raise InputError(
+                f"input {t['name']!r} of {model} has dynamic dims {list(dims)}; the load test needs fixed request shapes (use an artifact target)"
+            )
         tensors.append(ServedTensor(t["name"], dtype, dims, runner_shape))
         is_label = dtype.startswith("int")
-        inputs.append(InputSpec(t["name"], "label" if is_label else ("image" if len(dims) == 3 else "latent"), () if is_label else dims,
-                                "int64" if is_label else "float32", 2 if is_label else None))  # fmt: skip
+        inputs.append(
+            InputSpec(
+                t["name"],
+                "label" if is_label else ("image" if len(dims) == 3 else "latent"),
+                () if is_label else dims,
+                "int64" if is_label else "float32",
+                2 if is_label else None,
+            )
+        )
     out = cfg.get("output", [{}])[0]
-    out_t = ServedTensor(out.get("name", "image"), "float32", tuple(int(d) for d in out.get("dims", [])), ())
+    out_t = ServedTensor(
+        out.get("name", "image"), "float32", tuple(int(d) for d in out.get("dims", [])), ()
+    )
     params = cfg.get("parameters", {}) or {}
-    prec = (params.get("accelkit_precision") or {}).get("string_value", "unknown") if isinstance(params, dict) else "unknown"
-    facts = {"platform": cfg.get("platform") or cfg.get("backend"), "max_batch": int(cfg.get(norm("max_batch_size"), 0) or 0), "precision": prec}
+    prec = (
+        (params.get("accelkit_precision") or {}).get("string_value", "unknown")
+        if isinstance(params, dict)
+        else "unknown"
+    )
+    facts = {
+        "platform": cfg.get("platform") or cfg.get("backend"),
+        "max_batch": int(cfg.get(norm("max_batch_size"), 0) or 0),
+        "precision": prec,
+    }
     return tensors, out_t, facts, GeneratorSpec(inputs=tuple(inputs), output_shape=out_t.shape)
 
 
@@ -381,9 +493,19 @@ def loadtest(
         finally:
             client.close()
         if facts["max_batch"] and opts.batch_size > facts["max_batch"]:
-            raise InputError(f"--batch {opts.batch_size} exceeds the model's max_batch_size {facts['max_batch']}")
-        server = {"url": url, "model": model, "protocol": Protocol(opts.protocol).value, "backend": facts["platform"] or "triton", "variant": None,
-                  "precision": facts["precision"], "device": "remote", "started_here": False}  # fmt: skip
+            raise InputError(
+                f"--batch {opts.batch_size} exceeds the model's max_batch_size {facts['max_batch']}"
+            )
+        server = {
+            "url": url,
+            "model": model,
+            "protocol": Protocol(opts.protocol).value,
+            "backend": facts["platform"] or "triton",
+            "variant": None,
+            "precision": facts["precision"],
+            "device": "remote",
+            "started_here": False,
+        }
         levels = _sweep(url, model, tensors, out_t, spec, opts, say)
         artifact = None
     else:
@@ -399,20 +521,59 @@ def loadtest(
             loader = _loader(art, lo, artifact)
             from accelkit.serving.server import ServerProcess, served_io
 
-            sopts = replace(sopts, name=sopts.name or artifact.name, host="127.0.0.1", http_port=0, grpc_port=0, metrics_port=0)
+            sopts = replace(
+                sopts,
+                name=sopts.name or artifact.name,
+                host="127.0.0.1",
+                http_port=0,
+                grpc_port=0,
+                metrics_port=0,
+            )
             say(f"starting Triton ({backend}) in a child process")
             with ServerProcess(loader, backend, sopts) as proc:
                 assert proc.info is not None
                 info = proc.info
                 url = info.grpc_url if Protocol(opts.protocol) == Protocol.grpc else info.http_url
                 tensors, out_t = served_io(art)
-                server = {"url": url, "model": info.model, "protocol": Protocol(opts.protocol).value, "backend": backend, "variant": None,
-                          "precision": info.precision, "device": info.device, "started_here": True, **info.to_dict()}  # fmt: skip
+                server = {
+                    "url": url,
+                    "model": info.model,
+                    "protocol": Protocol(opts.protocol).value,
+                    "backend": backend,
+                    "variant": None,
+                    "precision": info.precision,
+                    "device": info.device,
+                    "started_here": True,
+                    **info.to_dict(),
+                }
                 levels = _sweep(url, info.model, tensors, out_t, art.spec, opts, say)
     ip = in_process_refs(rep, server)
     _add_rows(rep, levels, server, opts, ip, artifact)
-    rep.settings.setdefault("serving", {k: server.get(k) for k in ("url", "model", "protocol", "backend", "max_batch", "max_queue_delay_us", "preferred_batches", "instances")})
-    rep.settings["serving"].update({"tool": levels[0].tool, "window_s": opts.window_s, "windows": opts.windows, "warmup_s": opts.warmup_s, "seed": opts.seed})
+    rep.settings.setdefault(
+        "serving",
+        {
+            k: server.get(k)
+            for k in (
+                "url",
+                "model",
+                "protocol",
+                "backend",
+                "max_batch",
+                "max_queue_delay_us",
+                "preferred_batches",
+                "instances",
+            )
+        },
+    )
+    rep.settings["serving"].update(
+        {
+            "tool": levels[0].tool,
+            "window_s": opts.window_s,
+            "windows": opts.windows,
+            "warmup_s": opts.warmup_s,
+            "seed": opts.seed,
+        }
+    )
     files = rep.write(opts.out) if report is None else {}
     return LoadtestResult(rep, levels, server, ip, files)
 
@@ -427,20 +588,35 @@ def _loader(art: Artifact, lo: LoadOptions | None, original: Artifact) -> Callab
         return lo.load
     if original.source:
         return functools.partial(load_generator, str(original.source))
-    raise InputError("an in-memory torch generator cannot be served in a child process; save it first or pass its path")
+    raise InputError(
+        "an in-memory torch generator cannot be served in a child process; save it first or pass its path"
+    )
 
 
 def in_process_refs(rep: Any, server: dict[str, Any]) -> dict[int, dict[str, Any]]:
     """Batch size -> the report's in-process numbers of the runner the server used (same backend, precision, device; no variant)."""
     out: dict[int, dict[str, Any]] = {}
     for r in rep.rows:
-        if (r.scenario == "in_process" and r.status == "ok" and r.images_per_sec and not r.variant and r.backend == server.get("backend")
-                and r.precision == server.get("precision") and r.device == server.get("device")):  # fmt: skip
-            out[r.batch_size] = {"images_per_sec": r.images_per_sec, "latency_ms": dict(r.latency_ms or {}), "samples": list(r.images_per_sec_samples)}
+        if (
+            r.scenario == "in_process"
+            and r.status == "ok"
+            and r.images_per_sec
+            and not r.variant
+            and r.backend == server.get("backend")
+            and r.precision == server.get("precision")
+            and r.device == server.get("device")
+        ):
+            out[r.batch_size] = {
+                "images_per_sec": r.images_per_sec,
+                "latency_ms": dict(r.latency_ms or {}),
+                "samples": list(r.images_per_sec_samples),
+            }
     return out
 
 
-def _measure_in_process(art: Artifact, backend: str, sopts: ServeOptions, opts: LoadtestOptions, rep: Any, say: Progress) -> None:
+def _measure_in_process(
+    art: Artifact, backend: str, sopts: ServeOptions, opts: LoadtestOptions, rep: Any, say: Progress
+) -> None:
     """The same runner measured in-process at the request batch size (the ratio's denominator); adds its row."""
     from accelkit.benchmark.harness import measure_throughput
     from accelkit.runners.base import create_runner
@@ -449,11 +625,25 @@ def _measure_in_process(art: Artifact, backend: str, sopts: ServeOptions, opts: 
     say(f"in-process {backend} at batch {opts.batch_size}")
     ropts: dict[str, Any] = {"threads": sopts.threads} if sopts.threads else {}
     with create_runner(backend, art, device=sopts.device, **ropts) as runner:
-        lat = measure_throughput(runner, LatentSampler(art.spec, opts.seed, opts.batch_size), warmup=3, repeats=max(3, opts.windows), min_time_s=min(opts.window_s, 1.0))
+        lat = measure_throughput(
+            runner,
+            LatentSampler(art.spec, opts.seed, opts.batch_size),
+            warmup=3,
+            repeats=max(3, opts.windows),
+            min_time_s=min(opts.window_s, 1.0),
+        )
         rep.add_result(runner.describe(), lat, artifact=art)
 
 
-def _sweep(url: str, model: str, tensors: list[Any], out_t: Any, spec: Any, opts: LoadtestOptions, say: Progress) -> list[Any]:
+def _sweep(
+    url: str,
+    model: str,
+    tensors: list[Any],
+    out_t: Any,
+    spec: Any,
+    opts: LoadtestOptions,
+    say: Progress,
+) -> list[Any]:
     """Every concurrency level with the chosen tool."""
     from accelkit.sampler import LatentSampler
     from accelkit.serving.errors import LoadtestError
@@ -463,53 +653,135 @@ def _sweep(url: str, model: str, tensors: list[Any], out_t: Any, spec: Any, opts
     tool = LoadTool(opts.tool)
     pa = perf_analyzer_path() if tool in (LoadTool.auto, LoadTool.perf_analyzer) else None
     if tool == LoadTool.perf_analyzer and pa is None:
-        raise LoadtestError("--tool perf_analyzer: no perf_analyzer binary on PATH (the PyPI placeholder 0.1.0 has none); use the Triton SDK container, or --tool tritonclient")
+        raise LoadtestError(
+            "--tool perf_analyzer: no perf_analyzer binary on PATH (the PyPI placeholder 0.1.0 has none); use the Triton SDK container, or --tool tritonclient"
+        )
     levels = []
     proto = Protocol(opts.protocol).value
     for c in opts.concurrency:
         say(f"concurrency {c}: {opts.windows} x {opts.window_s:g} s")
         if pa is not None:
-            feeds = [sampler.inputs(k * opts.batch_size, opts.batch_size) for k in range(max(16, c))]
-            levels.append(perf_analyzer_level(pa, url, proto, model, tensors, feeds, c, opts.batch_size, window_s=opts.window_s, windows=opts.windows))
+            feeds = [
+                sampler.inputs(k * opts.batch_size, opts.batch_size) for k in range(max(16, c))
+            ]
+            levels.append(
+                perf_analyzer_level(
+                    pa,
+                    url,
+                    proto,
+                    model,
+                    tensors,
+                    feeds,
+                    c,
+                    opts.batch_size,
+                    window_s=opts.window_s,
+                    windows=opts.windows,
+                )
+            )
         else:
-            levels.append(closed_loop(
-                url, proto, model, tensors, out_t.name, lambda k: sampler.inputs(k * opts.batch_size, opts.batch_size), c, opts.batch_size,
-                window_s=opts.window_s, windows=opts.windows, warmup_s=opts.warmup_s, max_requests=opts.max_requests,
-                request_timeout_s=opts.request_timeout_s,
-            ))  # fmt: skip
+            levels.append(
+                closed_loop(
+                    url,
+                    proto,
+                    model,
+                    tensors,
+                    out_t.name,
+                    lambda k: sampler.inputs(k * opts.batch_size, opts.batch_size),
+                    c,
+                    opts.batch_size,
+                    window_s=opts.window_s,
+                    windows=opts.windows,
+                    warmup_s=opts.warmup_s,
+                    max_requests=opts.max_requests,
+                    request_timeout_s=opts.request_timeout_s,
+                )
+            )
     return levels
 
 
-def _add_rows(rep: Any, levels: list[Any], server: dict[str, Any], opts: LoadtestOptions, ip: dict[int, dict[str, Any]], artifact: Artifact | None) -> None:
+def _add_rows(
+    rep: Any,
+    levels: list[Any],
+    server: dict[str, Any],
+    opts: LoadtestOptions,
+    ip: dict[int, dict[str, Any]],
+    artifact: Artifact | None,
+) -> None:
     """One ``serving`` row per level."""
     from accelkit.benchmark.report import BenchRow
     from accelkit.stats import quantile
 
-    art_id = rep.add_artifact(artifact) if artifact is not None and artifact.path is not None else None
+    art_id = (
+        rep.add_artifact(artifact) if artifact is not None and artifact.path is not None else None
+    )
     for lv in levels:
         s = lv.images_per_sec_samples
         p25, p75 = quantile(s, 0.25), quantile(s, 0.75)
         ref = ip.get(lv.batch_size)
-        extra: dict[str, Any] = {"tool": lv.tool, "requests_per_window": lv.requests_per_window, "window_s": lv.window_s,
-                                 "server_requests": lv.server_requests, "server_executions": lv.server_executions,
-                                 "avg_server_batch": lv.avg_server_batch, **{k: v for k, v in lv.extra.items() if k != "latency_ms"}}  # fmt: skip
+        extra: dict[str, Any] = {
+            "tool": lv.tool,
+            "requests_per_window": lv.requests_per_window,
+            "window_s": lv.window_s,
+            "server_requests": lv.server_requests,
+            "server_executions": lv.server_executions,
+            "avg_server_batch": lv.avg_server_batch,
+            **{k: v for k, v in lv.extra.items() if k != "latency_ms"},
+        }
         if ref:
             extra["vs_in_process"] = lv.images_per_sec / ref["images_per_sec"]
             extra["in_process_images_per_sec"] = ref["images_per_sec"]
         lat = lv.latency_ms
-        rep.add_row(BenchRow(
-            backend=str(server.get("backend")), precision=str(server.get("precision") or "unknown"), batch_size=lv.batch_size,
-            device=str(server.get("device") or "cpu"), variant=server.get("variant"), images_per_sec=lv.images_per_sec,
-            images_per_sec_samples=list(s), images_per_sec_spread={"p25": p25, "p75": p75, "iqr": p75 - p25, "min": float(min(s)), "max": float(max(s))},
-            latency_ms={k: lat[k] for k in ("p50", "p90", "p99", "mean") if k in lat} or None, iters_per_repeat=list(lv.requests_per_window),
-            warmup=None, timer="perf_counter", artifact=art_id, scenario="serving", concurrency=lv.concurrency, server_latency_ms=lv.server_ms,
-            runner={k: server.get(k) for k in ("url", "model", "protocol", "backend", "max_batch", "max_queue_delay_us", "preferred_batches", "instances", "runner") if k in server},
-            extra=extra,
-        ))  # fmt: skip
+        rep.add_row(
+            BenchRow(
+                backend=str(server.get("backend")),
+                precision=str(server.get("precision") or "unknown"),
+                batch_size=lv.batch_size,
+                device=str(server.get("device") or "cpu"),
+                variant=server.get("variant"),
+                images_per_sec=lv.images_per_sec,
+                images_per_sec_samples=list(s),
+                images_per_sec_spread={
+                    "p25": p25,
+                    "p75": p75,
+                    "iqr": p75 - p25,
+                    "min": float(min(s)),
+                    "max": float(max(s)),
+                },
+                latency_ms={k: lat[k] for k in ("p50", "p90", "p99", "mean") if k in lat} or None,
+                iters_per_repeat=list(lv.requests_per_window),
+                warmup=None,
+                timer="perf_counter",
+                artifact=art_id,
+                scenario="serving",
+                concurrency=lv.concurrency,
+                server_latency_ms=lv.server_ms,
+                runner={
+                    k: server.get(k)
+                    for k in (
+                        "url",
+                        "model",
+                        "protocol",
+                        "backend",
+                        "max_batch",
+                        "max_queue_delay_us",
+                        "preferred_batches",
+                        "instances",
+                        "runner",
+                    )
+                    if k in server
+                },
+                extra=extra,
+            )
+        )
 
 
-def bench_serve(generator: Any, bench_options: Any, loadtest_options: LoadtestOptions | None = None, serve_options: ServeOptions | None = None,
-                progress: Progress | None = None) -> LoadtestResult:
+def bench_serve(
+    generator: Any,
+    bench_options: Any,
+    loadtest_options: LoadtestOptions | None = None,
+    serve_options: ServeOptions | None = None,
+    progress: Progress | None = None,
+) -> LoadtestResult:
     """``accelkit bench --serve``: the in-process benchmark, then the same build served on Triton under a concurrency sweep, one report.
 
     The serving rows' ``vs_in_process`` ratio uses the bench's own rows of the served
@@ -518,19 +790,44 @@ def bench_serve(generator: Any, bench_options: Any, loadtest_options: LoadtestOp
     from accelkit.pipelines.bench import bench as run_bench
 
     say = progress or (lambda m: None)
-    load = generator if isinstance(generator, (LoadOptions, Artifact)) else LoadOptions(generator=None if generator is None else str(generator))
+    load = (
+        generator
+        if isinstance(generator, (LoadOptions, Artifact))
+        else LoadOptions(generator=None if generator is None else str(generator))
+    )
     res = run_bench(load, bench_options, progress)
-    preface = res.report.to_markdown()  # the in-process table, before the serving rows join the report
+    preface = (
+        res.report.to_markdown()
+    )  # the in-process table, before the serving rows join the report
     lt = replace(loadtest_options or LoadtestOptions(), out=Path(bench_options.out))
     sopts = serve_options or ServeOptions()
     if sopts.backend is None and bench_options.backends:
-        sopts = replace(sopts, backend=[b for b in bench_options.backends if b != "torch"][0] if any(b != "torch" for b in bench_options.backends) else "torch")
+        sopts = replace(
+            sopts,
+            backend=[b for b in bench_options.backends if b != "torch"][0]
+            if any(b != "torch" for b in bench_options.backends)
+            else "torch",
+        )
     if sopts.threads is None and bench_options.threads:
         sopts = replace(sopts, threads=bench_options.threads)
     result = loadtest(load, lt, sopts, say, in_process=False, report=res.report)
-    result.files = {**res.files, **res.report.write(Path(bench_options.out), plot=bench_options.plot)}
+    result.files = {
+        **res.files,
+        **res.report.write(Path(bench_options.out), plot=bench_options.plot),
+    }
     result.preface = preface
     return result
 
 
-__all__ = ["LoadtestResult", "ServeResult", "TritonRepoResult", "bench_serve", "choose_backend", "in_process_refs", "loadtest", "serve", "servable", "triton_repo"]
+__all__ = [
+    "LoadtestResult",
+    "ServeResult",
+    "TritonRepoResult",
+    "bench_serve",
+    "choose_backend",
+    "in_process_refs",
+    "loadtest",
+    "serve",
+    "servable",
+    "triton_repo",
+]

@@ -26,9 +26,10 @@ from __future__ import annotations
 import logging
 import math
 import tempfile
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -77,7 +78,12 @@ class Drift:
         """The fields a results.json row gains."""
         d = asdict(self)
         d["drift_verdict"] = d.pop("verdict")
-        d["quality"] = {"n": d.pop("n"), "seed": d.pop("seed"), "image_format": "uint8", **d.pop("extractor")}
+        d["quality"] = {
+            "n": d.pop("n"),
+            "seed": d.pop("seed"),
+            "image_format": "uint8",
+            **d.pop("extractor"),
+        }
         return d
 
 
@@ -126,7 +132,9 @@ class DriftMeter:
         images_id: Mapping[str, Any] | None = None,
     ) -> None:
         if n < 2:
-            raise InputError(f"--fid {n}: FID needs at least 2 images per set (hundreds for a meaningful number)")
+            raise InputError(
+                f"--fid {n}: FID needs at least 2 images per set (hundreds for a meaningful number)"
+            )
         if images is not None and len(images) < 2 * n:
             raise InputError(
                 f"--fid {n} with --images needs {2 * n} images (n for the drift set, n more for the noise floor); the folder gives "
@@ -136,9 +144,13 @@ class DriftMeter:
         self.extractor = extractor
         self.n = n
         self.seed = seed
-        self.sampler = LatentSampler(reference.spec, seed=seed, batch_size=batch_size, images=images)
+        self.sampler = LatentSampler(
+            reference.spec, seed=seed, batch_size=batch_size, images=images
+        )
         self.images_id = dict(images_id) if images_id else None
-        self.reference_id = {"sha256": reference_id} if isinstance(reference_id, str) else dict(reference_id)
+        self.reference_id = (
+            {"sha256": reference_id} if isinstance(reference_id, str) else dict(reference_id)
+        )
         self.workdir = workdir
         self.kid_subsets = kid_subsets
         self.kid_subset_size = kid_subset_size
@@ -172,12 +184,16 @@ class DriftMeter:
     def prepare(self) -> None:
         """Generate the reference images (set A, kept for paired metrics) and the noise floor."""
         shape = (self.n, *self.reference.spec.output_shape)
-        self._ref = np.lib.format.open_memmap(self._ref_path, mode="w+", dtype=np.float32, shape=shape)
+        self._ref = np.lib.format.open_memmap(
+            self._ref_path, mode="w+", dtype=np.float32, shape=shape
+        )
         self.say(f"reference: generating {self.n} FP32 torch images")
         pos = 0
         for out in _generate(self.reference, self.sampler, 0, self.n):
             if not np.isfinite(out).all():
-                raise NonFiniteOutputError(f"the reference produced NaN/Inf in images {pos}..{pos + len(out) - 1}; drift needs a finite reference")
+                raise NonFiniteOutputError(
+                    f"the reference produced NaN/Inf in images {pos}..{pos + len(out) - 1}; drift needs a finite reference"
+                )
             self._ref[pos : pos + len(out)] = out
             pos += len(out)
         key = self.cache_key()
@@ -189,14 +205,18 @@ class DriftMeter:
             feats_b = self._features(_generate(self.reference, self.sampler, self.n, self.n))
             with cache.writing(key, ".npz", {"n": self.n, "seed": self.seed}) as tmp:
                 with open(tmp, "wb") as fh:
-                    np.savez(fh, feats_a=feats_a.astype(np.float32), feats_b=feats_b.astype(np.float32))
+                    np.savez(
+                        fh, feats_a=feats_a.astype(np.float32), feats_b=feats_b.astype(np.float32)
+                    )
         else:
             feats_a, feats_b = feats
         self._feats_a = feats_a
         self._stats_a = StreamingStats(feats_a.shape[1]).update(feats_a)
         stats_b = StreamingStats(feats_b.shape[1]).update(feats_b)
         self.noise_floor_fid = fid_between_stats(self._stats_a, stats_b)
-        self.noise_floor_kid = kid(feats_a, feats_b, self.kid_subsets, self.kid_subset_size, self.seed).mean
+        self.noise_floor_kid = kid(
+            feats_a, feats_b, self.kid_subsets, self.kid_subset_size, self.seed
+        ).mean
 
     def _cached_features(self, cache: Cache, key: str) -> tuple[np.ndarray, np.ndarray] | None:
         entry = cache.lookup(key, ".npz")
@@ -206,8 +226,11 @@ class DriftMeter:
             with np.load(entry, allow_pickle=False) as z:
                 feats_a, feats_b = z["feats_a"].astype(np.float64), z["feats_b"].astype(np.float64)
             want = (self.n, self.extractor.dims) if self.extractor.dims else None
-            if feats_a.shape != feats_b.shape or feats_a.ndim != 2 or (want and feats_a.shape != want) or not (
-                np.isfinite(feats_a).all() and np.isfinite(feats_b).all()
+            if (
+                feats_a.shape != feats_b.shape
+                or feats_a.ndim != 2
+                or (want and feats_a.shape != want)
+                or not (np.isfinite(feats_a).all() and np.isfinite(feats_b).all())
             ):
                 raise ValueError(f"arrays of shape {feats_a.shape}/{feats_b.shape}")
         except Exception as exc:  # noqa: BLE001 - a broken cache entry is recomputed, never a crash
@@ -229,7 +252,20 @@ class DriftMeter:
     # ------------------------------------------------------------------- measure
     def reference_drift(self) -> Drift:
         """The reference compared with itself: zero by construction."""
-        return Drift(0.0, 0.0, 0.0, math.inf, 0.0, 0.0, self.noise_floor_fid, self.noise_floor_kid, "reference", self.n, self.seed, self.provenance())
+        return Drift(
+            0.0,
+            0.0,
+            0.0,
+            math.inf,
+            0.0,
+            0.0,
+            self.noise_floor_fid,
+            self.noise_floor_kid,
+            "reference",
+            self.n,
+            self.seed,
+            self.provenance(),
+        )
 
     def measure(self, runner: Runner) -> Drift:
         """Drift of an active runner on set A.
@@ -251,7 +287,9 @@ class DriftMeter:
             ref = np.asarray(self._ref[pos : pos + len(out)])
             pos += len(out)
             if not np.isfinite(out).all():
-                raise NonFiniteOutputError(f"{runner.name} {runner.precision} produced NaN/Inf in drift images {pos - len(out)}..{pos - 1}")
+                raise NonFiniteOutputError(
+                    f"{runner.name} {runner.precision} produced NaN/Inf in drift images {pos - len(out)}..{pos - 1}"
+                )
             diff = out.astype(np.float64) - ref
             max_abs = max(max_abs, float(np.abs(diff).max()))
             sq += float((diff * diff).sum())
@@ -265,7 +303,20 @@ class DriftMeter:
         fid = fid_between_stats(self._stats_a, StreamingStats(f.shape[1]).update(f))
         k = kid(self._feats_a, f, self.kid_subsets, self.kid_subset_size, self.seed)
         verdict = "within floor" if fid <= self.noise_floor_fid else "drift"
-        return Drift(fid, k.mean, k.std, psnr, max_abs, changed / count, self.noise_floor_fid, self.noise_floor_kid, verdict, self.n, self.seed, self.provenance())
+        return Drift(
+            fid,
+            k.mean,
+            k.std,
+            psnr,
+            max_abs,
+            changed / count,
+            self.noise_floor_fid,
+            self.noise_floor_kid,
+            verdict,
+            self.n,
+            self.seed,
+            self.provenance(),
+        )
 
     def first_images(self, runner: Runner | None, count: int) -> np.ndarray:
         """The first ``count`` images of set A (reference when runner is None), uint8 NHWC."""
@@ -358,10 +409,23 @@ def measure_drift(
     """
     own_extractor = extractor is None
     ex = extractor or FeatureExtractor()
-    ident = reference_id if reference_id is not None else (reference.artifact.source_sha256 or "unknown")
+    ident = (
+        reference_id
+        if reference_id is not None
+        else (reference.artifact.source_sha256 or "unknown")
+    )
     try:
         with tempfile.TemporaryDirectory(prefix="accelkit-drift-") as tmp:
-            meter = DriftMeter(reference, ident, ex, n, sampler.seed, sampler.batch_size, Path(tmp), progress=progress)
+            meter = DriftMeter(
+                reference,
+                ident,
+                ex,
+                n,
+                sampler.seed,
+                sampler.batch_size,
+                Path(tmp),
+                progress=progress,
+            )
             try:
                 meter.prepare()
                 return meter.measure(runner)

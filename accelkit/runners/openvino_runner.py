@@ -47,7 +47,13 @@ from typing import Any
 import numpy as np
 
 from accelkit.artifact import Artifact
-from accelkit.errors import BackendUnavailableError, InputError, LoadError, MissingDependencyError, require
+from accelkit.errors import (
+    BackendUnavailableError,
+    InputError,
+    LoadError,
+    MissingDependencyError,
+    require,
+)
 from accelkit.host import default_threads, has_native_bf16
 from accelkit.runners.base import Runner
 
@@ -107,9 +113,15 @@ class OpenVinoRunner(Runner):
                 f"{' without a path' if artifact.format == 'onnx' else ''}; export it first (accelkit export) or use --backend torch"
             )
         if device != "cpu":
-            raise InputError(f"the openvino backend runs on the CPU here, got device {device!r}; use --device cpu")
+            raise InputError(
+                f"the openvino backend runs on the CPU here, got device {device!r}; use --device cpu"
+            )
         prec = str(options.get("precision") or artifact.precision).lower()
-        allowed = {artifact.precision, "bf16"} if artifact.precision in ("fp32", "fp16") else {artifact.precision}
+        allowed = (
+            {artifact.precision, "bf16"}
+            if artifact.precision in ("fp32", "fp16")
+            else {artifact.precision}
+        )
         if prec not in allowed:
             raise InputError(
                 f"the openvino backend runs a {artifact.precision} ONNX file as {' or '.join(sorted(allowed))}, got precision={prec!r}; "
@@ -120,20 +132,28 @@ class OpenVinoRunner(Runner):
             hint = "bf16" if prec == "bf16" else "f32"
         hint = str(hint).lower()
         if hint not in HINTS:
-            raise InputError(f"openvino inference_precision {hint!r} is unknown; choose one of {', '.join(HINTS)}")
+            raise InputError(
+                f"openvino inference_precision {hint!r} is unknown; choose one of {', '.join(HINTS)}"
+            )
         if prec == "bf16" and hint != "bf16":
-            raise InputError(f"openvino precision bf16 needs inference_precision bf16, got {hint!r}")
+            raise InputError(
+                f"openvino precision bf16 needs inference_precision bf16, got {hint!r}"
+            )
         if hint == "bf16" and not has_native_bf16():
             raise BackendUnavailableError(
                 "openvino bf16 needs a CPU with native bf16 (AVX-512 BF16 or AMX), which this one lacks "
                 "(OpenVINO would silently compute in f32); run fp32 or int8 here"
             )
         threads = options.get("threads")
-        if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+        if threads is not None and (
+            not isinstance(threads, int) or isinstance(threads, bool) or threads < 1
+        ):
             raise InputError(f"openvino threads must be a positive integer, got {threads!r}")
         config = options.get("config") or {}
         if not isinstance(config, dict):
-            raise InputError(f"openvino config must be a dict of OpenVINO property names to values, got {type(config).__name__}")
+            raise InputError(
+                f"openvino config must be a dict of OpenVINO property names to values, got {type(config).__name__}"
+            )
         self.options["precision"] = prec
         self.options["inference_precision"] = hint
         self.options["static_shapes"] = bool(options.get("static_shapes", True))
@@ -199,12 +219,16 @@ class OpenVinoRunner(Runner):
             self._model = self._core.read_model(str(path))
         except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError with long text
             msg = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            raise LoadError(f"openvino cannot read {path} ({msg}); check the file with accelkit info") from None
+            raise LoadError(
+                f"openvino cannot read {path} ({msg}); check the file with accelkit info"
+            ) from None
         names = {p.get_any_name(): p for p in self._model.inputs}
         missing = sorted(set(self.spec.input_names) - set(names))
         if missing:
             self._model = None
-            raise InputError(f"the ONNX graph's inputs {sorted(names)} lack the spec's inputs {missing}; give the graph's input names with --input")
+            raise InputError(
+                f"the ONNX graph's inputs {sorted(names)} lack the spec's inputs {missing}; give the graph's input names with --input"
+            )
         self._input_types = {n: p.get_element_type() for n, p in names.items()}
         self._threads_default = None
         self.threads()
@@ -240,14 +264,22 @@ class OpenVinoRunner(Runner):
             try:
                 model.reshape(shapes)
             except Exception as exc:  # noqa: BLE001
-                msg = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-                raise InputError(f"openvino cannot reshape {self.artifact.path} to batch {batch} ({msg}); pass static_shapes=False") from None
+                msg = (
+                    str(exc).strip().splitlines()[0][:200]
+                    if str(exc).strip()
+                    else type(exc).__name__
+                )
+                raise InputError(
+                    f"openvino cannot reshape {self.artifact.path} to batch {batch} ({msg}); pass static_shapes=False"
+                ) from None
         t0 = time.perf_counter()
         try:
             compiled = self._core.compile_model(model, "CPU", self._config())
         except Exception as exc:  # noqa: BLE001
             msg = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            raise LoadError(f"openvino cannot compile {self.artifact.path} for the CPU ({msg})") from None
+            raise LoadError(
+                f"openvino cannot compile {self.artifact.path} for the CPU ({msg})"
+            ) from None
         self._compile_seconds[batch] = time.perf_counter() - t0
         self._compiled[batch] = compiled
         self._requests[batch] = compiled.create_infer_request()
@@ -284,7 +316,9 @@ class OpenVinoRunner(Runner):
             dtype = np.dtype(want.to_dtype()) if want is not None else arr.dtype
             a = np.ascontiguousarray(arr, dtype=dtype)
             keep.append(a)
-            request.set_tensor(name, ov.Tensor(a, shared_memory=False))  # copied once: the request owns its inputs
+            request.set_tensor(
+                name, ov.Tensor(a, shared_memory=False)
+            )  # copied once: the request owns its inputs
         return _Prepared(batch_size=batch, request=request, arrays=keep)
 
     def _run_impl(self, prepared: _Prepared) -> Any:
@@ -321,5 +355,7 @@ class OpenVinoRunner(Runner):
         if self.options.get("config"):
             d["config"] = {str(k): str(v) for k, v in self.options["config"].items()}
         if self._compile_seconds:
-            d["compile_seconds"] = {str(k): round(v, 3) for k, v in sorted(self._compile_seconds.items())}
+            d["compile_seconds"] = {
+                str(k): round(v, 3) for k, v in sorted(self._compile_seconds.items())
+            }
         return d

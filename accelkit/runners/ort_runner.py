@@ -29,7 +29,13 @@ from typing import Any
 import numpy as np
 
 from accelkit.artifact import Artifact
-from accelkit.errors import BackendUnavailableError, InputError, LoadError, MissingDependencyError, require
+from accelkit.errors import (
+    BackendUnavailableError,
+    InputError,
+    LoadError,
+    MissingDependencyError,
+    require,
+)
 from accelkit.host import available_physical_cores, installed_ort_distributions
 from accelkit.runners.base import Runner
 
@@ -125,13 +131,21 @@ class OrtRunner(Runner):
         self.options.pop("precision", None)
         provider = str(options.get("provider") or _default_provider(device)).lower()
         if provider not in PROVIDERS:
-            raise InputError(f"unknown ort provider {provider!r}; choose one of {', '.join(PROVIDERS)}")
+            raise InputError(
+                f"unknown ort provider {provider!r}; choose one of {', '.join(PROVIDERS)}"
+            )
         if provider == "cpu" and device.startswith("cuda"):
-            raise InputError(f"ort provider cpu does not run on device {device}; use --device cpu or provider cuda/tensorrt")
+            raise InputError(
+                f"ort provider cpu does not run on device {device}; use --device cpu or provider cuda/tensorrt"
+            )
         if provider != "cpu" and not device.startswith("cuda"):
-            raise InputError(f"ort provider {provider} needs a CUDA device, got device {device}; use --device cuda or provider cpu")
+            raise InputError(
+                f"ort provider {provider} needs a CUDA device, got device {device}; use --device cuda or provider cpu"
+            )
         threads = options.get("threads")
-        if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+        if threads is not None and (
+            not isinstance(threads, int) or isinstance(threads, bool) or threads < 1
+        ):
             raise InputError(f"ort threads must be a positive integer, got {threads!r}")
         self.options["provider"] = provider
         self.provider = provider
@@ -167,7 +181,11 @@ class OrtRunner(Runner):
         want = PROVIDERS[provider]
         have = list(ort.get_available_providers())  # type: ignore[attr-defined]
         if want not in have:
-            hint = "install onnxruntime-gpu instead of onnxruntime: pip install 'accelkit[gpu]'" if provider != "cpu" else "reinstall onnxruntime"
+            hint = (
+                "install onnxruntime-gpu instead of onnxruntime: pip install 'accelkit[gpu]'"
+                if provider != "cpu"
+                else "reinstall onnxruntime"
+            )
             return f"onnxruntime {getattr(ort, '__version__', '?')} has no {want} (available: {', '.join(have)}); {hint}"
         return None
 
@@ -179,8 +197,12 @@ class OrtRunner(Runner):
     def _activate_impl(self) -> None:
         reason = self.availability(self.device, self.provider)
         if reason is not None:
-            raise BackendUnavailableError(f"ort provider {self.provider} on {self.device} cannot run here: {reason}")
-        ort: Any = require("onnxruntime", "cpu" if self.provider == "cpu" else "gpu", "the ort backend")
+            raise BackendUnavailableError(
+                f"ort provider {self.provider} on {self.device} cannot run here: {reason}"
+            )
+        ort: Any = require(
+            "onnxruntime", "cpu" if self.provider == "cpu" else "gpu", "the ort backend"
+        )
         self._ort = ort
         self._warnings = _distribution_warnings()
         for w in self._warnings:
@@ -199,7 +221,10 @@ class OrtRunner(Runner):
         if self.provider == "cpu":
             providers = [(want, user_opts)] if user_opts else [want]
         elif self.provider == "cuda":
-            providers = [(want, {"device_id": self._device_id, **user_opts}), "CPUExecutionProvider"]
+            providers = [
+                (want, {"device_id": self._device_id, **user_opts}),
+                "CPUExecutionProvider",
+            ]
         else:
             providers = [
                 (want, {"device_id": self._device_id, **user_opts}),
@@ -213,7 +238,9 @@ class OrtRunner(Runner):
             session = ort.InferenceSession(str(path), sess_options=so, providers=providers)
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types
             msg = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-            raise LoadError(f"onnxruntime cannot load {path} with {want} ({msg}); check the file with accelkit info") from None
+            raise LoadError(
+                f"onnxruntime cannot load {path} with {want} ({msg}); check the file with accelkit info"
+            ) from None
         got = list(session.get_providers())
         if want not in got:
             raise BackendUnavailableError(
@@ -267,7 +294,9 @@ class OrtRunner(Runner):
             binding.bind_ortvalue_input(name, val)
             keep.append(val)
         if self.spec.output_shape:
-            out = ort.OrtValue.ortvalue_from_shape_and_type((batch, *self.spec.output_shape), self._out_dtype, "cuda", self._device_id)
+            out = ort.OrtValue.ortvalue_from_shape_and_type(
+                (batch, *self.spec.output_shape), self._out_dtype, "cuda", self._device_id
+            )
             binding.bind_ortvalue_output(self._out_name, out)
             keep.append(out)
         else:
@@ -301,7 +330,9 @@ class OrtRunner(Runner):
             version = None
         d: dict[str, Any] = {
             "provider": self.provider,
-            "onnxruntime_version": version if version is not None else installed_ort_distributions().get("onnxruntime-gpu"),
+            "onnxruntime_version": version
+            if version is not None
+            else installed_ort_distributions().get("onnxruntime-gpu"),
             "onnxruntime_distributions": installed_ort_distributions(),
             "model": str(self.artifact.path),
             "io_binding": self.provider != "cpu",

@@ -42,7 +42,15 @@ from accelkit.runners.base import Runner
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16", "bf16")
-_OPTIONS = ("precision", "channels_last", "compile", "compile_mode", "compile_config", "cuda_graphs", "threads")
+_OPTIONS = (
+    "precision",
+    "channels_last",
+    "compile",
+    "compile_mode",
+    "compile_config",
+    "cuda_graphs",
+    "threads",
+)
 #: Inductor settings used for ``compile`` on CPU unless ``compile_config`` is given:
 #: ``freezing`` (inference-only weights folded into constants, so Inductor can pre-pack them
 #: for oneDNN) matched or beat torch's defaults on the bundled DCGAN (0.98x vs 0.81x eager
@@ -97,16 +105,22 @@ class TorchRunner(Runner):
             )
         prec = str(options.get("precision") or "fp32").lower()
         if prec not in PRECISIONS:
-            raise InputError(f"torch precision {prec!r} is not supported; choose one of {', '.join(PRECISIONS)}")
+            raise InputError(
+                f"torch precision {prec!r} is not supported; choose one of {', '.join(PRECISIONS)}"
+            )
         if prec == "fp16" and not _is_cuda(device):
             raise BackendUnavailableError(
                 "torch fp16 runs on CUDA only (half-precision convolutions on CPU are slow or missing); "
                 "use --device cuda, bf16 on CPU, or the ort backend with an fp16 ONNX model"
             )
         if options.get("cuda_graphs") and not _is_cuda(device):
-            raise BackendUnavailableError("torch cuda_graphs needs a CUDA device, got device cpu; drop cuda_graphs or use --device cuda")
+            raise BackendUnavailableError(
+                "torch cuda_graphs needs a CUDA device, got device cpu; drop cuda_graphs or use --device cuda"
+            )
         threads = options.get("threads")
-        if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+        if threads is not None and (
+            not isinstance(threads, int) or isinstance(threads, bool) or threads < 1
+        ):
             raise InputError(f"torch threads must be a positive integer, got {threads!r}")
         self.options["precision"] = prec
         self._model: Any = None
@@ -128,7 +142,9 @@ class TorchRunner(Runner):
         except ImportError as exc:  # pragma: no cover - torch is a core dependency
             return f"torch is not importable ({exc})"
         if not torch.cuda.is_available():
-            build = "a CPU-only torch build" if torch.version.cuda is None else "no visible CUDA device"
+            build = (
+                "a CPU-only torch build" if torch.version.cuda is None else "no visible CUDA device"
+            )
             return f"CUDA is not available to torch ({build}, torch {torch.__version__})"
         return None
 
@@ -143,12 +159,21 @@ class TorchRunner(Runner):
         if threads is not None:
             self._prev_threads = torch.get_num_threads()
             torch.set_num_threads(int(threads))
-        self._dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[self.precision]
+        self._dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[
+            self.precision
+        ]
         model = self.artifact.module
-        needs_copy = self._dtype != torch.float32 or bool(self.options.get("channels_last")) or bool(self.options.get("compile")) or _is_cuda(self.device)
+        needs_copy = (
+            self._dtype != torch.float32
+            or bool(self.options.get("channels_last"))
+            or bool(self.options.get("compile"))
+            or _is_cuda(self.device)
+        )
         if needs_copy:
             model = copy.deepcopy(model)
-        if self.artifact.program is None:  # a torch.export module refuses .eval(): it is frozen in the mode it was exported in
+        if (
+            self.artifact.program is None
+        ):  # a torch.export module refuses .eval(): it is frozen in the mode it was exported in
             model = model.eval()
         if _is_cuda(self.device):
             model = model.to(self.device)
@@ -161,10 +186,14 @@ class TorchRunner(Runner):
             mode = self.options.get("compile_mode")
             cfg = self.compile_config()
             if mode and cfg:
-                raise InputError(f"torch compile_mode {mode!r} and compile_config {cfg} exclude each other (torch.compile takes one); give one")
+                raise InputError(
+                    f"torch compile_mode {mode!r} and compile_config {cfg} exclude each other (torch.compile takes one); give one"
+                )
             # Inductor settings go to this compile call (options=), not to the process-wide config:
             # dynamo then recompiles for this runner instead of reusing another runner's graph of the same model class.
-            kwargs: dict[str, Any] = {"mode": str(mode)} if mode else ({"options": cfg} if cfg else {})
+            kwargs: dict[str, Any] = (
+                {"mode": str(mode)} if mode else ({"options": cfg} if cfg else {})
+            )
             model = torch.compile(model, dynamic=False, **kwargs)
         self._model = model
         self._compile_seconds.clear()
@@ -286,7 +315,9 @@ class TorchRunner(Runner):
         import torch
 
         if not isinstance(output, torch.Tensor):
-            raise InputError(f"the generator returned {type(output).__name__}, expected an NCHW tensor")
+            raise InputError(
+                f"the generator returned {type(output).__name__}, expected an NCHW tensor"
+            )
         return output.detach().to(device="cpu", dtype=torch.float32).contiguous().numpy()
 
     # ----------------------------------------------------------------------- report
@@ -303,7 +334,9 @@ class TorchRunner(Runner):
             "inference_mode": True,
         }
         if self.options.get("compile"):
-            d["compile_seconds"] = {str(k): round(v, 3) for k, v in sorted(self._compile_seconds.items())}
+            d["compile_seconds"] = {
+                str(k): round(v, 3) for k, v in sorted(self._compile_seconds.items())
+            }
             d["compile_mode"] = self.options.get("compile_mode") or "default"
             d["compile_config"] = self.compile_config()
         if self.options.get("cuda_graphs"):

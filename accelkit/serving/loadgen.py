@@ -31,9 +31,10 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -92,7 +93,12 @@ class LevelResult:
         lat = self.latencies_ms
         if not lat:
             return dict(self.extra.get("latency_ms", {}))
-        return {"p50": quantile(lat, 0.5), "p90": quantile(lat, 0.9), "p99": quantile(lat, 0.99), "mean": float(np.mean(lat))}
+        return {
+            "p50": quantile(lat, 0.5),
+            "p90": quantile(lat, 0.9),
+            "p99": quantile(lat, 0.99),
+            "mean": float(np.mean(lat)),
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (without the raw latencies)."""
@@ -113,7 +119,7 @@ def strip_scheme(url: str) -> str:
     """``grpc://h:p`` / ``http://h:p/`` -> ``h:p`` (tritonclient's form)."""
     for prefix in ("grpc://", "http://", "https://"):
         if url.startswith(prefix):
-            url = url[len(prefix):]
+            url = url[len(prefix) :]
     return url.rstrip("/")
 
 
@@ -157,7 +163,11 @@ def statistics(client: Any, model: str) -> dict[str, int] | None:
     inf = stats.get("inference_stats") or stats.get("inferenceStats") or {}
     out: dict[str, int] = {}
     for part in ("success", *STAT_PARTS):
-        key = part if part in inf else "".join(w.capitalize() if i else w for i, w in enumerate(part.split("_")))
+        key = (
+            part
+            if part in inf
+            else "".join(w.capitalize() if i else w for i, w in enumerate(part.split("_")))
+        )
         d = inf.get(key) or {}
         out[f"{part}_ns"] = int(d.get("ns", 0))
         out[f"{part}_count"] = int(d.get("count", 0))
@@ -166,7 +176,9 @@ def statistics(client: Any, model: str) -> dict[str, int] | None:
     return out
 
 
-def statistics_delta(before: dict[str, int] | None, after: dict[str, int] | None) -> tuple[dict[str, float] | None, int | None, int | None]:
+def statistics_delta(
+    before: dict[str, int] | None, after: dict[str, int] | None
+) -> tuple[dict[str, float] | None, int | None, int | None]:
     """Average server time per request (ms) between two snapshots, requests, executions."""
     if before is None or after is None:
         return None, None, None
@@ -229,7 +241,11 @@ def closed_loop(
     lock = threading.Lock()
 
     def worker(k: int) -> None:
-        kw = {"network_timeout": request_timeout_s, "connection_timeout": 10.0} if protocol == "http" else {}
+        kw = (
+            {"network_timeout": request_timeout_s, "connection_timeout": 10.0}
+            if protocol == "http"
+            else {}
+        )
         client = mod.InferenceServerClient(strip_scheme(url), **kw)
         req = request_inputs(mod, inputs, make_feeds(k))
         outs = [mod.InferRequestedOutput(output)]
@@ -246,7 +262,9 @@ def closed_loop(
                 arr = res.as_numpy(output)
                 t1 = time.perf_counter()
                 if arr is None or arr.shape[0] != batch_size:
-                    raise LoadtestError(f"the server answered {None if arr is None else arr.shape} for a batch of {batch_size}")
+                    raise LoadtestError(
+                        f"the server answered {None if arr is None else arr.shape} for a batch of {batch_size}"
+                    )
                 done_at[k].append(t1)
                 lat_ms[k].append((t1 - t0) * 1e3)
         except Exception as exc:  # noqa: BLE001 - reported once, below
@@ -255,7 +273,10 @@ def closed_loop(
         finally:
             client.close()
 
-    threads = [threading.Thread(target=worker, args=(k,), name=f"accelkit-load-{k}", daemon=True) for k in range(concurrency)]
+    threads = [
+        threading.Thread(target=worker, args=(k,), name=f"accelkit-load-{k}", daemon=True)
+        for k in range(concurrency)
+    ]
     for t in threads:
         t.start()
     try:
@@ -279,18 +300,33 @@ def closed_loop(
     edges = [t_meas + i * window_s for i in range(windows + 1)]
     edges[-1] = max(edges[-1], t_end) if t_end - edges[-1] < 0.05 * window_s else edges[-1]
     stamps = np.array(sorted(x for w in done_at for x in w))
-    lats = [lv for k in range(concurrency) for t1, lv in zip(done_at[k], lat_ms[k]) if t_meas <= t1 < edges[-1]]
+    lats = [
+        lv
+        for k in range(concurrency)
+        for t1, lv in zip(done_at[k], lat_ms[k])
+        if t_meas <= t1 < edges[-1]
+    ]
     counts = [int(((stamps >= a) & (stamps < b)).sum()) for a, b in zip(edges[:-1], edges[1:])]
     if sum(counts) == 0:
-        raise LoadtestError(f"no request completed within {window_s:g} s windows at concurrency {concurrency}; raise --window or check the server")
+        raise LoadtestError(
+            f"no request completed within {window_s:g} s windows at concurrency {concurrency}; raise --window or check the server"
+        )
     samples = [c * batch_size / (b - a) for c, a, b in zip(counts, edges[:-1], edges[1:])]
     server_ms, n_req, n_exec = statistics_delta(before, after)
     return LevelResult(
-        concurrency=concurrency, batch_size=batch_size, tool="tritonclient", images_per_sec_samples=samples, requests_per_window=counts,
-        latencies_ms=lats, server_ms=server_ms, server_requests=n_req, server_executions=n_exec,
-        avg_server_batch=(n_req * batch_size / n_exec) if n_req and n_exec else None, window_s=window_s,
+        concurrency=concurrency,
+        batch_size=batch_size,
+        tool="tritonclient",
+        images_per_sec_samples=samples,
+        requests_per_window=counts,
+        latencies_ms=lats,
+        server_ms=server_ms,
+        server_requests=n_req,
+        server_executions=n_exec,
+        avg_server_batch=(n_req * batch_size / n_exec) if n_req and n_exec else None,
+        window_s=window_s,
         extra={"protocol": protocol, "warmup_s": warmup_s},
-    )  # fmt: skip
+    )
 
 
 # --------------------------------------------------------------- perf_analyzer
@@ -299,13 +335,19 @@ def perf_analyzer_path() -> str | None:
     return shutil.which("perf_analyzer")
 
 
-def perf_input_data(inputs: list[ServedTensor], feeds: list[dict[str, np.ndarray]]) -> dict[str, Any]:
+def perf_input_data(
+    inputs: list[ServedTensor], feeds: list[dict[str, np.ndarray]]
+) -> dict[str, Any]:
     """perf_analyzer's ``--input-data`` JSON: one entry per request, each tensor's flat content and per-sample shape."""
     data = []
     for f in feeds:
         entry = {}
         for t in inputs:
-            arr = np.asarray(f[t.name], dtype=t.dtype).reshape((-1, *t.shape)) if -1 not in t.shape else np.asarray(f[t.name], dtype=t.dtype)
+            arr = (
+                np.asarray(f[t.name], dtype=t.dtype).reshape((-1, *t.shape))
+                if -1 not in t.shape
+                else np.asarray(f[t.name], dtype=t.dtype)
+            )
             entry[t.name] = {"content": arr.reshape(-1).tolist(), "shape": list(arr.shape[1:])}
         data.append(entry)
     return {"data": data}
@@ -328,8 +370,13 @@ def parse_perf_csv(text: str) -> list[dict[str, float]]:
     us = lambda v: float(v) / 1e3 if v not in (None, "") else None  # noqa: E731
     for r in reader:
         if "Concurrency" not in r or "Inferences/Second" not in r:
-            raise LoadtestError("perf_analyzer's CSV has no Concurrency/Inferences/Second columns; is it perf_analyzer's -f output?")
-        row: dict[str, Any] = {"concurrency": float(r["Concurrency"]), "infer_per_sec": float(r["Inferences/Second"])}
+            raise LoadtestError(
+                "perf_analyzer's CSV has no Concurrency/Inferences/Second columns; is it perf_analyzer's -f output?"
+            )
+        row: dict[str, Any] = {
+            "concurrency": float(r["Concurrency"]),
+            "infer_per_sec": float(r["Inferences/Second"]),
+        }
         for q in ("p50", "p90", "p95", "p99"):
             row[q] = us(r.get(f"{q} latency"))
         row["queue"] = us(r.get("Server Queue"))
@@ -367,17 +414,39 @@ def perf_analyzer_level(
         data.write_text(json.dumps(perf_input_data(inputs, feeds)))
         out = Path(tmp) / "perf.csv"
         cmd = [
-            binary, "-m", model, "-u", strip_scheme(url), "-i", protocol, "-b", str(batch_size),
-            "--concurrency-range", f"{concurrency}:{concurrency}", "--measurement-interval", str(int(window_s * 1000)),
-            "--max-trials", str(max(3, windows + 2)), "--input-data", str(data), "-f", str(out),
-        ]  # fmt: skip
+            binary,
+            "-m",
+            model,
+            "-u",
+            strip_scheme(url),
+            "-i",
+            protocol,
+            "-b",
+            str(batch_size),
+            "--concurrency-range",
+            f"{concurrency}:{concurrency}",
+            "--measurement-interval",
+            str(int(window_s * 1000)),
+            "--max-trials",
+            str(max(3, windows + 2)),
+            "--input-data",
+            str(data),
+            "-f",
+            str(out),
+        ]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            raise LoadtestError(f"perf_analyzer did not finish concurrency {concurrency} within {timeout_s:g} s") from None
+            raise LoadtestError(
+                f"perf_analyzer did not finish concurrency {concurrency} within {timeout_s:g} s"
+            ) from None
         if proc.returncode != 0 or not out.is_file():
-            tail = (proc.stderr or proc.stdout or "no output").strip().splitlines()[-1:] or ["no output"]
-            raise LoadtestError(f"perf_analyzer failed at concurrency {concurrency} (exit {proc.returncode}): {tail[0][:200]}; or use --tool tritonclient")
+            tail = (proc.stderr or proc.stdout or "no output").strip().splitlines()[-1:] or [
+                "no output"
+            ]
+            raise LoadtestError(
+                f"perf_analyzer failed at concurrency {concurrency} (exit {proc.returncode}): {tail[0][:200]}; or use --tool tritonclient"
+            )
         rows = parse_perf_csv(out.read_text())
     if not rows:
         raise LoadtestError(f"perf_analyzer wrote no result for concurrency {concurrency}")
@@ -386,13 +455,29 @@ def perf_analyzer_level(
     if server:
         server["total"] = sum(server.values())
     return LevelResult(
-        concurrency=concurrency, batch_size=batch_size, tool="perf_analyzer", images_per_sec_samples=[r["infer_per_sec"]],
-        server_ms=server or None, window_s=window_s,
-        extra={"command": " ".join(os.path.basename(c) if i == 0 else c for i, c in enumerate(cmd)), "latency_ms": {q: r[q] for q in ("p50", "p90", "p99") if r.get(q) is not None}, "csv": r},
-    )  # fmt: skip
+        concurrency=concurrency,
+        batch_size=batch_size,
+        tool="perf_analyzer",
+        images_per_sec_samples=[r["infer_per_sec"]],
+        server_ms=server or None,
+        window_s=window_s,
+        extra={
+            "command": " ".join(os.path.basename(c) if i == 0 else c for i, c in enumerate(cmd)),
+            "latency_ms": {q: r[q] for q in ("p50", "p90", "p99") if r.get(q) is not None},
+            "csv": r,
+        },
+    )
 
 
 __all__ = [
-    "LevelResult", "closed_loop", "connect", "parse_perf_csv", "perf_analyzer_level", "perf_analyzer_path",
-    "perf_input_data", "statistics", "statistics_delta", "strip_scheme",
-]  # fmt: skip
+    "LevelResult",
+    "closed_loop",
+    "connect",
+    "parse_perf_csv",
+    "perf_analyzer_level",
+    "perf_analyzer_path",
+    "perf_input_data",
+    "statistics",
+    "statistics_delta",
+    "strip_scheme",
+]

@@ -49,7 +49,9 @@ def _enum(enum: Any, value: Any, flag: str) -> Any:
     try:
         return enum(value)
     except ValueError:
-        raise InputError(f"{flag} {value!r} is unknown; choose one of {', '.join(m.value for m in enum)}") from None
+        raise InputError(
+            f"{flag} {value!r} is unknown; choose one of {', '.join(m.value for m in enum)}"
+        ) from None
 
 
 def _positive(value: int | None, flag: str, example: str) -> None:
@@ -69,7 +71,9 @@ def check_model_name(name: str | None) -> None:
         InputError: Names the allowed characters.
     """
     if name is not None and not MODEL_NAME_RE.match(name):
-        raise InputError(f"--name {name!r} is not a Triton model name; use letters, digits, '.', '_' and '-' (e.g. dcgan)")
+        raise InputError(
+            f"--name {name!r} is not a Triton model name; use letters, digits, '.', '_' and '-' (e.g. dcgan)"
+        )
 
 
 @dataclass(frozen=True)
@@ -118,9 +122,13 @@ class TritonRepoOptions:
         for b in self.preferred_batches:
             _positive(b, "--preferred-batch", "8")
         if self.max_batch is not None and any(b > self.max_batch for b in self.preferred_batches):
-            raise InputError(f"--preferred-batch {list(self.preferred_batches)} exceeds --max-batch {self.max_batch}; lower it or raise --max-batch")
+            raise InputError(
+                f"--preferred-batch {list(self.preferred_batches)} exceeds --max-batch {self.max_batch}; lower it or raise --max-batch"
+            )
         if self.max_queue_delay_us < 0:
-            raise InputError(f"--max-queue-delay-us {self.max_queue_delay_us}: give 0 or more microseconds, e.g. 500")
+            raise InputError(
+                f"--max-queue-delay-us {self.max_queue_delay_us}: give 0 or more microseconds, e.g. 500"
+            )
         return self
 
 
@@ -173,22 +181,36 @@ class ServeOptions:
         for b in self.preferred_batches:
             _positive(b, "--preferred-batch", "8")
         if any(b > self.max_batch for b in self.preferred_batches):
-            raise InputError(f"--preferred-batch {list(self.preferred_batches)} exceeds --max-batch {self.max_batch}; lower it or raise --max-batch")
-        for flag, port in (("--http-port", self.http_port), ("--grpc-port", self.grpc_port), ("--metrics-port", self.metrics_port)):
+            raise InputError(
+                f"--preferred-batch {list(self.preferred_batches)} exceeds --max-batch {self.max_batch}; lower it or raise --max-batch"
+            )
+        for flag, port in (
+            ("--http-port", self.http_port),
+            ("--grpc-port", self.grpc_port),
+            ("--metrics-port", self.metrics_port),
+        ):
             _port(port, flag)
         used = [p for p in (self.http_port, self.grpc_port, self.metrics_port) if p]
         if len(used) != len(set(used)):
-            raise InputError(f"--http-port, --grpc-port and --metrics-port must differ, got {self.http_port}, {self.grpc_port}, {self.metrics_port}")
+            raise InputError(
+                f"--http-port, --grpc-port and --metrics-port must differ, got {self.http_port}, {self.grpc_port}, {self.metrics_port}"
+            )
         if self.max_queue_delay_us < 0:
-            raise InputError(f"--max-queue-delay-us {self.max_queue_delay_us}: give 0 or more microseconds, e.g. 500")
+            raise InputError(
+                f"--max-queue-delay-us {self.max_queue_delay_us}: give 0 or more microseconds, e.g. 500"
+            )
         if self.exit_timeout_s < 0:
             raise InputError(f"--exit-timeout {self.exit_timeout_s}: give 0 or more seconds")
         if not (math.isfinite(self.startup_timeout_s) and self.startup_timeout_s > 0):
-            raise InputError(f"--startup-timeout {self.startup_timeout_s}: give a positive number of seconds")
+            raise InputError(
+                f"--startup-timeout {self.startup_timeout_s}: give a positive number of seconds"
+            )
         if self.device != "cpu" and not self.device.startswith("cuda"):
             raise InputError(f"--device {self.device!r} is unknown; use cpu or cuda[:N]")
         if not self.host or any(c.isspace() for c in self.host):
-            raise InputError(f"--host {self.host!r} is not an address; use 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)")
+            raise InputError(
+                f"--host {self.host!r} is not an address; use 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)"
+            )
         return self
 
 
@@ -239,19 +261,35 @@ class LoadtestOptions:
         for c in self.concurrency:
             _positive(c, "--concurrency", "1,2,4,8,16")
         if max(self.concurrency) > 1024:
-            raise InputError(f"--concurrency {max(self.concurrency)} is unreasonably high for one load generator; use at most 1024")
+            raise InputError(
+                f"--concurrency {max(self.concurrency)} is unreasonably high for one load generator; use at most 1024"
+            )
         _positive(self.batch_size, "--batch", "1")
         _positive(self.windows, "--windows", "3")
         _positive(self.max_requests, "--max-requests", "100000")
-        for flag, v, low in (("--window", self.window_s, 0.05), ("--warmup", self.warmup_s, 0.0), ("--request-timeout", self.request_timeout_s, 0.1)):
+        for flag, v, low in (
+            ("--window", self.window_s, 0.05),
+            ("--warmup", self.warmup_s, 0.0),
+            ("--request-timeout", self.request_timeout_s, 0.1),
+        ):
             if not (math.isfinite(v) and v >= low):
                 raise InputError(f"{flag} {v}: give a number of seconds >= {low:g}")
         if self.window_s > 600:
-            raise InputError(f"--window {self.window_s:g} s is longer than 10 minutes; measure in shorter windows (more --windows)")
+            raise InputError(
+                f"--window {self.window_s:g} s is longer than 10 minutes; measure in shorter windows (more --windows)"
+            )
         check_model_name(self.model)
         if self.seed < 0:
             raise InputError(f"--seed {self.seed}: give a non-negative seed")
         return self
 
 
-__all__ = ["InstanceKind", "LoadTool", "LoadtestOptions", "Protocol", "ServeOptions", "TritonRepoOptions", "check_model_name"]
+__all__ = [
+    "InstanceKind",
+    "LoadTool",
+    "LoadtestOptions",
+    "Protocol",
+    "ServeOptions",
+    "TritonRepoOptions",
+    "check_model_name",
+]

@@ -25,9 +25,10 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from accelkit.artifact import Artifact, sidecar_path
 from accelkit.errors import InputError, LoadError
@@ -38,20 +39,46 @@ log = logging.getLogger(__name__)
 
 #: ONNX TensorProto element type -> Triton data type.
 ONNX_TO_TRITON: dict[int, str] = {
-    1: "TYPE_FP32", 2: "TYPE_UINT8", 3: "TYPE_INT8", 4: "TYPE_UINT16", 5: "TYPE_INT16", 6: "TYPE_INT32",
-    7: "TYPE_INT64", 9: "TYPE_BOOL", 10: "TYPE_FP16", 11: "TYPE_FP64", 12: "TYPE_UINT32", 13: "TYPE_UINT64", 16: "TYPE_BF16",
-}  # fmt: skip
+    1: "TYPE_FP32",
+    2: "TYPE_UINT8",
+    3: "TYPE_INT8",
+    4: "TYPE_UINT16",
+    5: "TYPE_INT16",
+    6: "TYPE_INT32",
+    7: "TYPE_INT64",
+    9: "TYPE_BOOL",
+    10: "TYPE_FP16",
+    11: "TYPE_FP64",
+    12: "TYPE_UINT32",
+    13: "TYPE_UINT64",
+    16: "TYPE_BF16",
+}
 #: TensorRT ``DataType`` name (as recorded in an engine's sidecar ``io_tensors``) -> Triton data type.
 TRT_TO_TRITON: dict[str, str] = {
-    "FLOAT": "TYPE_FP32", "HALF": "TYPE_FP16", "BF16": "TYPE_BF16", "INT8": "TYPE_INT8", "INT32": "TYPE_INT32",
-    "INT64": "TYPE_INT64", "BOOL": "TYPE_BOOL", "UINT8": "TYPE_UINT8",
-}  # fmt: skip
+    "FLOAT": "TYPE_FP32",
+    "HALF": "TYPE_FP16",
+    "BF16": "TYPE_BF16",
+    "INT8": "TYPE_INT8",
+    "INT32": "TYPE_INT32",
+    "INT64": "TYPE_INT64",
+    "BOOL": "TYPE_BOOL",
+    "UINT8": "TYPE_UINT8",
+}
 #: Triton data type -> numpy dtype name.
 TRITON_TO_NUMPY: dict[str, str] = {
-    "TYPE_FP32": "float32", "TYPE_FP16": "float16", "TYPE_FP64": "float64", "TYPE_INT8": "int8", "TYPE_INT16": "int16",
-    "TYPE_INT32": "int32", "TYPE_INT64": "int64", "TYPE_UINT8": "uint8", "TYPE_UINT16": "uint16", "TYPE_UINT32": "uint32",
-    "TYPE_UINT64": "uint64", "TYPE_BOOL": "bool",
-}  # fmt: skip
+    "TYPE_FP32": "float32",
+    "TYPE_FP16": "float16",
+    "TYPE_FP64": "float64",
+    "TYPE_INT8": "int8",
+    "TYPE_INT16": "int16",
+    "TYPE_INT32": "int32",
+    "TYPE_INT64": "int64",
+    "TYPE_UINT8": "uint8",
+    "TYPE_UINT16": "uint16",
+    "TYPE_UINT32": "uint32",
+    "TYPE_UINT64": "uint64",
+    "TYPE_BOOL": "bool",
+}
 PLATFORMS = {"onnx": ("onnxruntime_onnx", "model.onnx"), "trt": ("tensorrt_plan", "model.plan")}
 DEFAULT_MAX_BATCH = 64
 
@@ -75,7 +102,12 @@ class TensorConfig:
 
     def pbtxt(self, indent: str = "  ") -> str:
         """The ``{ name: ... }`` block of ``input``/``output``."""
-        lines = [f'{indent}{{', f'{indent}  name: "{self.name}"', f"{indent}  data_type: {self.data_type}", f"{indent}  dims: [ {', '.join(map(str, self.dims))} ]"]
+        lines = [
+            f"{indent}{{",
+            f'{indent}  name: "{self.name}"',
+            f"{indent}  data_type: {self.data_type}",
+            f"{indent}  dims: [ {', '.join(map(str, self.dims))} ]",
+        ]
         if self.reshape is not None:
             lines.append(f"{indent}  reshape: {{ shape: [ {', '.join(map(str, self.reshape))} ] }}")
         lines.append(f"{indent}}}")
@@ -114,14 +146,27 @@ class ModelRepoConfig:
     def to_pbtxt(self) -> str:
         """``config.pbtxt`` text (Triton's ``ModelConfig`` in protobuf text format)."""
         out = [f"# {c}" for c in self.comments]
-        out += [f'name: "{self.name}"', f'platform: "{self.platform}"', f"max_batch_size: {self.max_batch_size}"]
+        out += [
+            f'name: "{self.name}"',
+            f'platform: "{self.platform}"',
+            f"max_batch_size: {self.max_batch_size}",
+        ]
         out += ["input [", ",\n".join(t.pbtxt() for t in self.inputs), "]"]
         out += ["output [", ",\n".join(t.pbtxt() for t in self.outputs), "]"]
         out.append("dynamic_batching {")
         if self.preferred_batch_sizes:
-            out.append(f"  preferred_batch_size: [ {', '.join(map(str, self.preferred_batch_sizes))} ]")
+            out.append(
+                f"  preferred_batch_size: [ {', '.join(map(str, self.preferred_batch_sizes))} ]"
+            )
         out += [f"  max_queue_delay_microseconds: {self.max_queue_delay_us}", "}"]
-        out += ["instance_group [", "  {", f"    count: {self.instance_count}", f"    kind: {self.instance_kind}", "  }", "]"]
+        out += [
+            "instance_group [",
+            "  {",
+            f"    count: {self.instance_count}",
+            f"    kind: {self.instance_kind}",
+            "  }",
+            "]",
+        ]
         for k, v in sorted(self.parameters.items()):
             out.append(f'parameters {{ key: "{k}" value: {{ string_value: "{v}" }} }}')
         return "\n".join(out) + "\n"
@@ -131,10 +176,14 @@ class ModelRepoConfig:
 def _dims(values: Sequence[int | None], where: str) -> tuple[int, ...]:
     """Per-sample dims from a full shape: the batch dimension must be dynamic."""
     if not values:
-        raise InputError(f"{where} is a scalar without a batch dimension; export with a dynamic batch (accelkit export)")
+        raise InputError(
+            f"{where} is a scalar without a batch dimension; export with a dynamic batch (accelkit export)"
+        )
     batch = values[0]
     if batch is not None and batch > 0:
-        raise InputError(f"{where} has a fixed batch of {batch}; Triton batches requests along a dynamic first dimension, re-export with accelkit export")
+        raise InputError(
+            f"{where} has a fixed batch of {batch}; Triton batches requests along a dynamic first dimension, re-export with accelkit export"
+        )
     return tuple(int(d) if d is not None and d > 0 else -1 for d in values[1:])
 
 
@@ -156,18 +205,24 @@ def onnx_io(path: Path) -> tuple[list[TensorConfig], list[TensorConfig]]:
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - onnx raises several types
-        raise LoadError(f"cannot read {path} as ONNX ({type(exc).__name__}); check the file with accelkit info") from None
+        raise LoadError(
+            f"cannot read {path} as ONNX ({type(exc).__name__}); check the file with accelkit info"
+        ) from None
     inits = {i.name for i in model.graph.initializer}
 
     def conv(vi: Any, kind: str) -> TensorConfig:
         tt = vi.type.tensor_type
         dtype = ONNX_TO_TRITON.get(tt.elem_type)
         if dtype is None:
-            raise InputError(f"{path}: {kind} {vi.name!r} has ONNX element type {tt.elem_type}, which Triton cannot carry")
+            raise InputError(
+                f"{path}: {kind} {vi.name!r} has ONNX element type {tt.elem_type}, which Triton cannot carry"
+            )
         dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
         return _tensor(vi.name, dtype, _dims(dims, f"{path}: {kind} {vi.name!r}"))
 
-    return [conv(v, "input") for v in model.graph.input if v.name not in inits], [conv(v, "output") for v in model.graph.output]
+    return [conv(v, "input") for v in model.graph.input if v.name not in inits], [
+        conv(v, "output") for v in model.graph.output
+    ]
 
 
 def engine_io(artifact: Artifact) -> tuple[list[TensorConfig], list[TensorConfig]]:
@@ -178,15 +233,21 @@ def engine_io(artifact: Artifact) -> tuple[list[TensorConfig], list[TensorConfig
     """
     io = artifact.meta.get("io_tensors")
     if not isinstance(io, dict) or not io:
-        raise InputError(f"{artifact.path}: its sidecar does not record the engine's I/O tensors; rebuild it with accelkit build")
+        raise InputError(
+            f"{artifact.path}: its sidecar does not record the engine's I/O tensors; rebuild it with accelkit build"
+        )
     ins: list[TensorConfig] = []
     outs: list[TensorConfig] = []
     for name, t in io.items():
         dtype = TRT_TO_TRITON.get(str(t.get("dtype", "")).upper())
         if dtype is None:
-            raise InputError(f"{artifact.path}: tensor {name!r} has TensorRT type {t.get('dtype')!r}, which Triton cannot carry")
+            raise InputError(
+                f"{artifact.path}: tensor {name!r} has TensorRT type {t.get('dtype')!r}, which Triton cannot carry"
+            )
         shape = [int(d) if int(d) > 0 else None for d in t.get("shape", [])]
-        (ins if t.get("mode") == "input" else outs).append(_tensor(name, dtype, _dims(shape, f"{artifact.path}: tensor {name!r}")))
+        (ins if t.get("mode") == "input" else outs).append(
+            _tensor(name, dtype, _dims(shape, f"{artifact.path}: tensor {name!r}"))
+        )
     return ins, outs
 
 
@@ -196,10 +257,14 @@ def _check_against_spec(artifact: Artifact, inputs: list[TensorConfig]) -> None:
     for inp in artifact.spec.inputs:
         t = by_name.get(inp.name)
         if t is None:
-            raise InputError(f"{artifact.path}: the model has no input {inp.name!r} (it has {sorted(by_name)}); give the model's input names with --input")
+            raise InputError(
+                f"{artifact.path}: the model has no input {inp.name!r} (it has {sorted(by_name)}); give the model's input names with --input"
+            )
         want = tuple(inp.shape) if inp.shape else (1,)
         if len(t.dims) != len(want) or any(d != -1 and d != w for d, w in zip(t.dims, want)):
-            raise InputError(f"{artifact.path}: input {inp.name!r} has per-sample dims {list(t.dims)} in the model, the spec says {list(want)}; fix --input")
+            raise InputError(
+                f"{artifact.path}: input {inp.name!r} has per-sample dims {list(t.dims)} in the model, the spec says {list(want)}; fix --input"
+            )
 
 
 # --------------------------------------------------------------------- the config
@@ -228,12 +293,20 @@ def best_bench_batch(results: Path, backend: str, precision: str, max_batch: int
 
     report = Report.load(results)
     rows = [
-        r for r in report.rows
-        if r.status == "ok" and r.backend == backend and not r.variant and r.precision == precision and r.batch_size <= max_batch
-        and getattr(r, "scenario", "in_process") == "in_process" and r.images_per_sec
-    ]  # fmt: skip
+        r
+        for r in report.rows
+        if r.status == "ok"
+        and r.backend == backend
+        and not r.variant
+        and r.precision == precision
+        and r.batch_size <= max_batch
+        and getattr(r, "scenario", "in_process") == "in_process"
+        and r.images_per_sec
+    ]
     if not rows:
-        raise InputError(f"{results} has no measured {backend} {precision} rows at batch <= {max_batch}; bench this artifact first or give --preferred-batch")
+        raise InputError(
+            f"{results} has no measured {backend} {precision} rows at batch <= {max_batch}; bench this artifact first or give --preferred-batch"
+        )
     return max(rows, key=lambda r: r.images_per_sec or 0.0).batch_size
 
 
@@ -250,7 +323,9 @@ def build_config(artifact: Artifact, options: TritonRepoOptions | None = None) -
     """
     opts = (options or TritonRepoOptions()).validated()
     if artifact.format not in PLATFORMS or artifact.path is None:
-        raise InputError(f"a Triton model repository holds ONNX or TensorRT files, got a {artifact.format} artifact; export it first (accelkit export GEN --triton-repo DIR)")
+        raise InputError(
+            f"a Triton model repository holds ONNX or TensorRT files, got a {artifact.format} artifact; export it first (accelkit export GEN --triton-repo DIR)"
+        )
     platform, _ = PLATFORMS[artifact.format]
     ins, outs = onnx_io(artifact.path) if artifact.format == "onnx" else engine_io(artifact)
     _check_against_spec(artifact, ins)
@@ -259,7 +334,9 @@ def build_config(artifact: Artifact, options: TritonRepoOptions | None = None) -
     br = batch_range_of(artifact)
     max_batch = opts.max_batch or (br[2] if br else DEFAULT_MAX_BATCH)
     if artifact.format == "trt" and br is not None and max_batch > br[2]:
-        raise InputError(f"--max-batch {max_batch} exceeds the engine's profile max {br[2]}; lower it or rebuild with --batch-range")
+        raise InputError(
+            f"--max-batch {max_batch} exceeds the engine's profile max {br[2]}; lower it or rebuild with --batch-range"
+        )
     backend = "trt" if artifact.format == "trt" else "ort"
     if opts.preferred_batches:
         preferred = sorted(set(opts.preferred_batches))
@@ -268,7 +345,9 @@ def build_config(artifact: Artifact, options: TritonRepoOptions | None = None) -
     else:
         preferred = [min(br[1], max_batch)] if br else []
     if any(b > max_batch for b in preferred):
-        raise InputError(f"preferred batch sizes {preferred} exceed max_batch_size {max_batch}; raise --max-batch")
+        raise InputError(
+            f"preferred batch sizes {preferred} exceed max_batch_size {max_batch}; raise --max-batch"
+        )
     kind = InstanceKind(opts.kind)
     if kind == InstanceKind.auto:
         kind = InstanceKind.gpu if artifact.format == "trt" else InstanceKind.cpu
@@ -283,10 +362,18 @@ def build_config(artifact: Artifact, options: TritonRepoOptions | None = None) -
         f"Provenance: 1/{PLATFORMS[artifact.format][1]}{'.accelkit.json'} (source sha256 {sha[:16]}).",
     ]
     return ModelRepoConfig(
-        name=name, platform=platform, max_batch_size=max_batch, inputs=ins, outputs=outs, preferred_batch_sizes=preferred,
-        max_queue_delay_us=opts.max_queue_delay_us, instance_count=opts.instances,
-        instance_kind="KIND_GPU" if kind == InstanceKind.gpu else "KIND_CPU", parameters=params, comments=comments,
-    )  # fmt: skip
+        name=name,
+        platform=platform,
+        max_batch_size=max_batch,
+        inputs=ins,
+        outputs=outs,
+        preferred_batch_sizes=preferred,
+        max_queue_delay_us=opts.max_queue_delay_us,
+        instance_count=opts.instances,
+        instance_kind="KIND_GPU" if kind == InstanceKind.gpu else "KIND_CPU",
+        parameters=params,
+        comments=comments,
+    )
 
 
 def parse_config(text: str) -> Any:
@@ -308,7 +395,9 @@ def parse_config(text: str) -> Any:
     try:
         text_format.Parse(text, msg)
     except text_format.ParseError as exc:
-        raise InputError(f"the Triton model config does not parse as ModelConfig ({exc}); this is an accelkit bug, please report it") from None
+        raise InputError(
+            f"the Triton model config does not parse as ModelConfig ({exc}); this is an accelkit bug, please report it"
+        ) from None
     return msg
 
 
@@ -356,11 +445,19 @@ def _external_data(path: Path) -> list[Path]:
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)
-    locs = {e.value for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL for e in t.external_data if e.key == "location"}
+    locs = {
+        e.value
+        for t in model.graph.initializer
+        if t.data_location == onnx.TensorProto.EXTERNAL
+        for e in t.external_data
+        if e.key == "location"
+    }
     return [path.parent / loc for loc in sorted(locs)]
 
 
-def write_model_repository(artifact: Artifact, repository: str | os.PathLike[str], options: TritonRepoOptions | None = None) -> ModelRepository:
+def write_model_repository(
+    artifact: Artifact, repository: str | os.PathLike[str], options: TritonRepoOptions | None = None
+) -> ModelRepository:
     """Write ``repository/<name>/{config.pbtxt, 1/model.onnx|model.plan, 1/<model>.accelkit.json}``.
 
     The repository folder is created when missing; other models in it are left alone.
@@ -387,13 +484,17 @@ def write_model_repository(artifact: Artifact, repository: str | os.PathLike[str
         raise InputError(f"--triton-repo {repo} is a file; give a folder")
     model_dir = repo / cfg.name
     if model_dir.exists() and not opts.force:
-        raise InputError(f"{model_dir} already exists; pass --force to replace it or --name to add another model")
+        raise InputError(
+            f"{model_dir} already exists; pass --force to replace it or --name to add another model"
+        )
     assert artifact.path is not None
     src = artifact.path
     extra = _external_data(src) if artifact.format == "onnx" else []
     missing = [p for p in extra if not p.is_file()]
     if missing:
-        raise LoadError(f"{src} refers to external data {missing[0].name} that is not beside it; keep the .onnx and its data files together")
+        raise LoadError(
+            f"{src} refers to external data {missing[0].name} that is not beside it; keep the .onnx and its data files together"
+        )
     filename = PLATFORMS[artifact.format][1]
     side_src = sidecar_path(src)
     try:
@@ -425,12 +526,25 @@ def write_model_repository(artifact: Artifact, repository: str | os.PathLike[str
             shutil.rmtree(tmp)
     log.info("wrote Triton model %s (%s) into %s", cfg.name, cfg.platform, repo)
     return ModelRepository(
-        repository=repo, model_dir=model_dir, config_path=model_dir / "config.pbtxt", model_path=model_dir / "1" / filename,
-        sidecar=(model_dir / "1" / sidecar_path(filename).name) if side_src.is_file() else None, config=cfg, checked_with=checked,
-    )  # fmt: skip
+        repository=repo,
+        model_dir=model_dir,
+        config_path=model_dir / "config.pbtxt",
+        model_path=model_dir / "1" / filename,
+        sidecar=(model_dir / "1" / sidecar_path(filename).name) if side_src.is_file() else None,
+        config=cfg,
+        checked_with=checked,
+    )
 
 
 __all__ = [
-    "ModelRepoConfig", "ModelRepository", "TensorConfig", "batch_range_of", "best_bench_batch", "build_config",
-    "engine_io", "onnx_io", "parse_config", "write_model_repository",
-]  # fmt: skip
+    "ModelRepoConfig",
+    "ModelRepository",
+    "TensorConfig",
+    "batch_range_of",
+    "best_bench_batch",
+    "build_config",
+    "engine_io",
+    "onnx_io",
+    "parse_config",
+    "write_model_repository",
+]

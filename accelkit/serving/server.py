@@ -37,9 +37,10 @@ import shutil
 import socket
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -79,17 +80,27 @@ def check_port(host: str, port: int, flag: str) -> None:
             s.bind((host, port))
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                raise PortInUseError(f"port {port} on {host} is in use; stop what listens there or pass {flag} with another port (0 picks a free one)") from None
+                raise PortInUseError(
+                    f"port {port} on {host} is in use; stop what listens there or pass {flag} with another port (0 picks a free one)"
+                ) from None
             if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
-                raise InputError(f"--host {host} is not an address of this machine; use 127.0.0.1 or 0.0.0.0") from None
+                raise InputError(
+                    f"--host {host} is not an address of this machine; use 127.0.0.1 or 0.0.0.0"
+                ) from None
             if exc.errno == errno.EACCES:
-                raise PortInUseError(f"port {port} needs privileges to bind; pass {flag} with a port above 1023") from None
+                raise PortInUseError(
+                    f"port {port} needs privileges to bind; pass {flag} with a port above 1023"
+                ) from None
             raise
 
 
 def _client_host(host: str) -> str:
     """Where a client on this machine reaches a server bound to ``host``."""
-    return "127.0.0.1" if host in ("0.0.0.0", "") else ("[::1]" if host == "::" else (f"[{host}]" if ":" in host else host))
+    return (
+        "127.0.0.1"
+        if host in ("0.0.0.0", "")
+        else ("[::1]" if host == "::" else (f"[{host}]" if ":" in host else host))
+    )
 
 
 # ---------------------------------------------------------------------- model I/O
@@ -127,7 +138,14 @@ def served_io(artifact: Artifact) -> tuple[list[ServedTensor], ServedTensor]:
         out_name, out_dims = gouts[0].name, gouts[0].dims
     for inp in artifact.spec.inputs:
         shape = graph_dims.get(inp.name, tuple(inp.shape) or (1,))
-        ins.append(ServedTensor(inp.name, "int64" if inp.kind == "label" else "float32", tuple(shape) or (1,), tuple(inp.shape)))
+        ins.append(
+            ServedTensor(
+                inp.name,
+                "int64" if inp.kind == "label" else "float32",
+                tuple(shape) or (1,),
+                tuple(inp.shape),
+            )
+        )
     return ins, ServedTensor(out_name, "float32", tuple(out_dims), tuple(out_dims))
 
 
@@ -175,7 +193,11 @@ class ServerInfo:
 
 
 #: Error lines every PyTriton start logs; never the reason a start failed.
-_BENIGN = ("model_config_content_name_ is empty", "Failed to initialize NVML", "Unable to find shared library libnvidia-ml")
+_BENIGN = (
+    "model_config_content_name_ is empty",
+    "Failed to initialize NVML",
+    "Unable to find shared library libnvidia-ml",
+)
 
 
 def _log_tail(path: Path | None, n: int = 400) -> str:
@@ -186,7 +208,12 @@ def _log_tail(path: Path | None, n: int = 400) -> str:
         lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
     except OSError:
         return "server log unreadable"
-    errs = [ln for ln in lines if (ln.startswith("E") or "error" in ln.lower() or "failed" in ln.lower()) and not any(b in ln for b in _BENIGN)]
+    errs = [
+        ln
+        for ln in lines
+        if (ln.startswith("E") or "error" in ln.lower() or "failed" in ln.lower())
+        and not any(b in ln for b in _BENIGN)
+    ]
     pick = (errs or lines or ["empty server log"])[-1]
     return " ".join(pick.split())[:n]
 
@@ -284,7 +311,11 @@ class GeneratorServer:
         host = o.host
         ports: dict[str, int] = {}
         self._ports = ports
-        for flag, port in (("--http-port", o.http_port), ("--grpc-port", o.grpc_port), ("--metrics-port", o.metrics_port)):
+        for flag, port in (
+            ("--http-port", o.http_port),
+            ("--grpc-port", o.grpc_port),
+            ("--metrics-port", o.metrics_port),
+        ):
             if port:
                 check_port(host, port, flag)
             ports[flag] = port or free_port(host if host not in ("0.0.0.0", "::") else "127.0.0.1")
@@ -292,26 +323,52 @@ class GeneratorServer:
         self._say(f"loading {o.instances} {self.backend} runner(s)")
         try:
             for _ in range(o.instances):
-                self._runners.append(create_runner(self.backend, self.artifact, device=o.device, **self.runner_options).activate())
+                self._runners.append(
+                    create_runner(
+                        self.backend, self.artifact, device=o.device, **self.runner_options
+                    ).activate()
+                )
             self._logdir = Path(tempfile.mkdtemp(prefix="accelkit-triton-log-"))
             preferred = sorted(set(o.preferred_batches)) or [o.max_batch]
             cfg = triton_mod.TritonConfig(
-                http_address=host, http_port=ports["--http-port"], grpc_address=host, grpc_port=ports["--grpc-port"],
-                metrics_address=host, metrics_port=ports["--metrics-port"], allow_metrics=True,
-                allow_gpu_metrics=o.device.startswith("cuda"), log_file=self._logdir / "tritonserver.log",
-                exit_timeout_secs=int(o.exit_timeout_s), log_verbose=0,
-            )  # fmt: skip
-            security = triton_mod.TritonSecurityConfig(restricted_endpoints=list(RESTRICTED_ENDPOINTS))
+                http_address=host,
+                http_port=ports["--http-port"],
+                grpc_address=host,
+                grpc_port=ports["--grpc-port"],
+                metrics_address=host,
+                metrics_port=ports["--metrics-port"],
+                allow_metrics=True,
+                allow_gpu_metrics=o.device.startswith("cuda"),
+                log_file=self._logdir / "tritonserver.log",
+                exit_timeout_secs=int(o.exit_timeout_s),
+                log_verbose=0,
+            )
+            security = triton_mod.TritonSecurityConfig(
+                restricted_endpoints=list(RESTRICTED_ENDPOINTS)
+            )
             self._triton = _quiet_triton_class(triton_mod)(config=cfg, security_config=security)
             self._triton.bind(
                 model_name=self.name,
                 infer_func=[self._make_infer(r) for r in self._runners],
-                inputs=[mc.Tensor(name=t.name, dtype=np.dtype(t.dtype), shape=t.shape) for t in self.inputs],
-                outputs=[mc.Tensor(name=self.output.name, dtype=np.dtype(self.output.dtype), shape=self.output.shape)],
+                inputs=[
+                    mc.Tensor(name=t.name, dtype=np.dtype(t.dtype), shape=t.shape)
+                    for t in self.inputs
+                ],
+                outputs=[
+                    mc.Tensor(
+                        name=self.output.name,
+                        dtype=np.dtype(self.output.dtype),
+                        shape=self.output.shape,
+                    )
+                ],
                 config=mc.ModelConfig(
-                    batching=True, max_batch_size=o.max_batch,
-                    batcher=mc.DynamicBatcher(max_queue_delay_microseconds=o.max_queue_delay_us, preferred_batch_size=preferred),
-                ),  # fmt: skip
+                    batching=True,
+                    max_batch_size=o.max_batch,
+                    batcher=mc.DynamicBatcher(
+                        max_queue_delay_microseconds=o.max_queue_delay_us,
+                        preferred_batch_size=preferred,
+                    ),
+                ),
                 strict=False,
             )
             self._stopped = False
@@ -319,12 +376,20 @@ class GeneratorServer:
             self._run_bounded(t0)
             client_host = _client_host(host)
             self.info = ServerInfo(
-                model=self.name, http_url=f"{client_host}:{ports['--http-port']}", grpc_url=f"{client_host}:{ports['--grpc-port']}",
-                metrics_url=f"{client_host}:{ports['--metrics-port']}/metrics", backend=self.backend,
-                precision=self._runners[0].precision, device=o.device, max_batch=o.max_batch, max_queue_delay_us=o.max_queue_delay_us,
-                preferred_batches=preferred, instances=o.instances, runner=self._runners[0].describe(),
+                model=self.name,
+                http_url=f"{client_host}:{ports['--http-port']}",
+                grpc_url=f"{client_host}:{ports['--grpc-port']}",
+                metrics_url=f"{client_host}:{ports['--metrics-port']}/metrics",
+                backend=self.backend,
+                precision=self._runners[0].precision,
+                device=o.device,
+                max_batch=o.max_batch,
+                max_queue_delay_us=o.max_queue_delay_us,
+                preferred_batches=preferred,
+                instances=o.instances,
+                runner=self._runners[0].describe(),
                 log_file=str(self._logdir / "tritonserver.log"),
-            )  # fmt: skip
+            )
             self._say("health check")
             self._health_check()
             self.info.startup_seconds = round(time.perf_counter() - t0, 3)
@@ -355,7 +420,9 @@ class GeneratorServer:
             try:
                 while True:
                     if not self._server_process_alive():
-                        raise ServerStartError(f"the Triton server exited while starting: {_log_tail(logf)}")
+                        raise ServerStartError(
+                            f"the Triton server exited while starting: {_log_tail(logf)}"
+                        )
                     with contextlib.suppress(Exception):
                         if client.is_server_live():
                             break
@@ -385,21 +452,40 @@ class GeneratorServer:
 
         assert self.info is not None
         http = require_serve("tritonclient.http", "accelkit serve")
-        client = http.InferenceServerClient(self.info.http_url, connection_timeout=10.0, network_timeout=60.0)
+        client = http.InferenceServerClient(
+            self.info.http_url, connection_timeout=10.0, network_timeout=60.0
+        )
         try:
-            if not (client.is_server_live() and client.is_server_ready() and client.is_model_ready(self.name)):
-                raise ServerStartError(f"the Triton server at {self.info.http_url} started but is not ready: {_log_tail(self._log_path())}")
+            if not (
+                client.is_server_live()
+                and client.is_server_ready()
+                and client.is_model_ready(self.name)
+            ):
+                raise ServerStartError(
+                    f"the Triton server at {self.info.http_url} started but is not ready: {_log_tail(self._log_path())}"
+                )
             feeds = LatentSampler(self.artifact.spec, seed=0).inputs(0, 1)
-            out = client.infer(self.name, request_inputs(http, self.inputs, feeds)).as_numpy(self.output.name)
+            out = client.infer(self.name, request_inputs(http, self.inputs, feeds)).as_numpy(
+                self.output.name
+            )
         except AccelkitError:
             raise
         except Exception as exc:  # noqa: BLE001 - tritonclient raises its own types
-            raise ServerStartError(f"the health check against {self.info.http_url} failed ({' '.join(str(exc).split())[:200]}); server log: {_log_tail(self._log_path())}") from None
+            raise ServerStartError(
+                f"the health check against {self.info.http_url} failed ({' '.join(str(exc).split())[:200]}); server log: {_log_tail(self._log_path())}"
+            ) from None
         finally:
             client.close()
         want = self.artifact.spec.output_shape
-        if out is None or out.ndim != 4 or (want and tuple(out.shape[1:]) != tuple(want)) or not np.isfinite(out).all():
-            raise ServerStartError(f"the health-check inference returned {None if out is None else out.shape} (want finite [1, {', '.join(map(str, want))}]); check the model with accelkit bench")
+        if (
+            out is None
+            or out.ndim != 4
+            or (want and tuple(out.shape[1:]) != tuple(want))
+            or not np.isfinite(out).all()
+        ):
+            raise ServerStartError(
+                f"the health-check inference returned {None if out is None else out.shape} (want finite [1, {', '.join(map(str, want))}]); check the model with accelkit bench"
+            )
 
     def _log_path(self) -> Path | None:
         return self._logdir / "tritonserver.log" if self._logdir else None
@@ -439,8 +525,16 @@ class GeneratorServer:
             sizes = [int(req[inputs[0].name].shape[0]) for req in requests]
             feeds = {}
             for t in inputs:
-                arr = np.concatenate([req[t.name] for req in requests]) if len(requests) > 1 else requests[0][t.name]
-                feeds[t.name] = arr.reshape((arr.shape[0], *t.runner_shape)) if t.runner_shape != t.shape and -1 not in t.shape else arr
+                arr = (
+                    np.concatenate([req[t.name] for req in requests])
+                    if len(requests) > 1
+                    else requests[0][t.name]
+                )
+                feeds[t.name] = (
+                    arr.reshape((arr.shape[0], *t.runner_shape))
+                    if t.runner_shape != t.shape and -1 not in t.shape
+                    else arr
+                )
             out = runner.infer(feeds)
             splits = np.cumsum(sizes)[:-1]
             return [{out_name: part} for part in np.split(out, splits)]
@@ -448,7 +542,9 @@ class GeneratorServer:
         return infer
 
 
-def request_inputs(client_mod: Any, tensors: list[ServedTensor], feeds: dict[str, np.ndarray]) -> list[Any]:
+def request_inputs(
+    client_mod: Any, tensors: list[ServedTensor], feeds: dict[str, np.ndarray]
+) -> list[Any]:
     """tritonclient ``InferInput`` objects for a batch of sampler inputs (labels sent as ``[N, 1]``).
 
     Args:
@@ -470,7 +566,13 @@ def request_inputs(client_mod: Any, tensors: list[ServedTensor], feeds: dict[str
 
 
 # ----------------------------------------------------------------- child process
-def _child_main(conn: Any, loader: Callable[[], Artifact], backend: str, options: ServeOptions, runner_options: dict[str, Any]) -> None:
+def _child_main(
+    conn: Any,
+    loader: Callable[[], Artifact],
+    backend: str,
+    options: ServeOptions,
+    runner_options: dict[str, Any],
+) -> None:
     """Run a :class:`GeneratorServer` until the parent says ``stop`` or goes away."""
     logging.basicConfig(level=logging.WARNING)
     server = None
@@ -493,7 +595,13 @@ def _child_main(conn: Any, loader: Callable[[], Artifact], backend: str, options
             conn.send(("error", type(exc).__name__, str(exc)))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent as one line
         with contextlib.suppress(Exception):
-            conn.send(("error", "ServerStartError", f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"))
+            conn.send(
+                (
+                    "error",
+                    "ServerStartError",
+                    f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}",
+                )
+            )
     finally:
         if server is not None:
             server.stop()
@@ -511,7 +619,13 @@ class ServerProcess:
         backend, options, runner_options: As for :class:`GeneratorServer`.
     """
 
-    def __init__(self, loader: Callable[[], Artifact], backend: str, options: ServeOptions, runner_options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        loader: Callable[[], Artifact],
+        backend: str,
+        options: ServeOptions,
+        runner_options: dict[str, Any] | None = None,
+    ) -> None:
         self.loader = loader
         self.backend = backend
         self.options = options.validated()
@@ -537,7 +651,11 @@ class ServerProcess:
 
         ctx = multiprocessing.get_context("spawn")
         parent, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_child_main, args=(child, self.loader, self.backend, self.options, self.runner_options), name="accelkit-serve")
+        self._proc = ctx.Process(
+            target=_child_main,
+            args=(child, self.loader, self.backend, self.options, self.runner_options),
+            name="accelkit-serve",
+        )
         self._proc.start()
         child.close()
         self._conn = parent
@@ -555,13 +673,19 @@ class ServerProcess:
                     self._join()
                     import accelkit.errors as aerr
 
-                    cls = getattr(serr, msg[1], None) or getattr(aerr, msg[1], None) or ServerStartError
+                    cls = (
+                        getattr(serr, msg[1], None)
+                        or getattr(aerr, msg[1], None)
+                        or ServerStartError
+                    )
                     raise cls(msg[2])
                 break
             if not self._proc.is_alive():
                 break
         self.stop()
-        raise ServerStartError("the server process ended before it was ready; run accelkit serve with -v to see why")
+        raise ServerStartError(
+            "the server process ended before it was ready; run accelkit serve with -v to see why"
+        )
 
     def alive(self) -> bool:
         """True while the child runs."""
@@ -587,4 +711,13 @@ class ServerProcess:
             self._conn = None
 
 
-__all__ = ["GeneratorServer", "ServerInfo", "ServerProcess", "ServedTensor", "check_port", "free_port", "request_inputs", "served_io"]
+__all__ = [
+    "GeneratorServer",
+    "ServerInfo",
+    "ServerProcess",
+    "ServedTensor",
+    "check_port",
+    "free_port",
+    "request_inputs",
+    "served_io",
+]

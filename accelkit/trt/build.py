@@ -42,9 +42,10 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from accelkit.artifact import Artifact
 from accelkit.cache import Cache, cache_dir, cache_key, file_lock
@@ -83,7 +84,9 @@ CACHE_KEY_SCHEMA = 2
 
 
 # --------------------------------------------------------------------------- shapes
-def profile_shapes(spec: GeneratorSpec, batch_range: Sequence[int]) -> dict[str, tuple[tuple[int, ...], ...]]:
+def profile_shapes(
+    spec: GeneratorSpec, batch_range: Sequence[int]
+) -> dict[str, tuple[tuple[int, ...], ...]]:
     """Optimization-profile shapes for every generator input.
 
     Args:
@@ -96,16 +99,24 @@ def profile_shapes(spec: GeneratorSpec, batch_range: Sequence[int]) -> dict[str,
         input span that range too (``(batch, C, min, min)`` .. ``(batch, C, max, max)``).
     """
     lo, opt, hi = batch_range
-    shapes: dict[str, tuple[tuple[int, ...], ...]] = {inp.name: ((lo, *inp.shape), (opt, *inp.shape), (hi, *inp.shape)) for inp in spec.inputs}
+    shapes: dict[str, tuple[tuple[int, ...], ...]] = {
+        inp.name: ((lo, *inp.shape), (opt, *inp.shape), (hi, *inp.shape)) for inp in spec.inputs
+    }
     if spec.hw_range is not None:
         hw_lo, hw_opt, hw_hi = spec.hw_range
         for inp in spec.spatial_inputs:
             c = inp.shape[0]
-            shapes[inp.name] = ((lo, c, hw_lo, hw_lo), (opt, c, hw_opt, hw_opt), (hi, c, hw_hi, hw_hi))
+            shapes[inp.name] = (
+                (lo, c, hw_lo, hw_lo),
+                (opt, c, hw_opt, hw_opt),
+                (hi, c, hw_hi, hw_hi),
+            )
     return shapes
 
 
-def check_network_inputs(network_inputs: Mapping[str, Sequence[int]], spec: GeneratorSpec, batch_range: Sequence[int]) -> None:
+def check_network_inputs(
+    network_inputs: Mapping[str, Sequence[int]], spec: GeneratorSpec, batch_range: Sequence[int]
+) -> None:
     """Check the parsed network's inputs against the spec and the batch range.
 
     Args:
@@ -204,7 +215,10 @@ def onnx_fingerprint(path: str | os.PathLike[str]) -> str:
     locations = _external_data_locations(path)
     if not locations:
         return own
-    external = {loc: (sha256_file(path.parent / loc) if (path.parent / loc).is_file() else "missing") for loc in locations}
+    external = {
+        loc: (sha256_file(path.parent / loc) if (path.parent / loc).is_file() else "missing")
+        for loc in locations
+    }
     return cache_key({"onnx": own, "external_data": external})
 
 
@@ -221,7 +235,13 @@ def _external_data_locations(path: Path) -> list[str]:
     tensors = list(model.graph.initializer)
     for node in model.graph.node:
         tensors += [attr.t for attr in node.attribute if attr.HasField("t")]
-    locs = {e.value for t in tensors if t.data_location == onnx.TensorProto.EXTERNAL for e in t.external_data if e.key == "location"}
+    locs = {
+        e.value
+        for t in tensors
+        if t.data_location == onnx.TensorProto.EXTERNAL
+        for e in t.external_data
+        if e.key == "location"
+    }
     return sorted(locs)
 
 
@@ -229,7 +249,9 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-").lower() or "unknown"
 
 
-def timing_cache_path(trt_version: str, gpu: Mapping[str, Any], folder: str | os.PathLike[str] | None = None) -> Path:
+def timing_cache_path(
+    trt_version: str, gpu: Mapping[str, Any], folder: str | os.PathLike[str] | None = None
+) -> Path:
     """The shared timing cache file of one GPU model and TensorRT version.
 
     Args:
@@ -294,7 +316,10 @@ def merge_timing_cache(path: Path, config: tensorrt.IBuilderConfig) -> bool:
                     except Exception:  # noqa: BLE001 - a damaged file: TensorRT's error type is not documented
                         merged = False
                     if not merged:
-                        log.warning("timing cache %s is damaged or from another TensorRT or GPU; it is replaced by this build's", path)
+                        log.warning(
+                            "timing cache %s is damaged or from another TensorRT or GPU; it is replaced by this build's",
+                            path,
+                        )
             blob = memoryview(ours.serialize()).tobytes()
             write_bytes_atomic(path, blob, force=True)
     except (OSError, TimeoutError, AccelkitError) as exc:
@@ -326,7 +351,7 @@ class ProgressTracker:
             fraction = min(1.0, max(0.0, float(fraction)))
         try:
             self._callback(stage, fraction)
-        except Exception:  # noqa: BLE001
+        except Exception:
             self._failed = True
             log.exception("the progress callback raised; progress reporting is off for this build")
 
@@ -450,8 +475,18 @@ def engine_loaders(
     """
     load_polygraphy("building a TensorRT engine")
     with polygraphy_logging():  # CreateConfig logs (to stdout by default) while it is constructed
-        return _engine_loaders(trt, onnx_path, spec, batch_range, workspace, builder_optimization_level, tf32,
-                               timing_cache_data, progress_monitor, tracker)  # fmt: skip
+        return _engine_loaders(
+            trt,
+            onnx_path,
+            spec,
+            batch_range,
+            workspace,
+            builder_optimization_level,
+            tf32,
+            timing_cache_data,
+            progress_monitor,
+            tracker,
+        )
 
 
 def _engine_loaders(
@@ -466,20 +501,33 @@ def _engine_loaders(
     progress_monitor: Any,
     tracker: ProgressTracker | None,
 ) -> EngineLoaders:
-    from polygraphy.backend.trt import CreateConfig, EngineBytesFromNetwork, NetworkFromOnnxPath, PostprocessNetwork, Profile
+    from polygraphy.backend.trt import (
+        CreateConfig,
+        EngineBytesFromNetwork,
+        NetworkFromOnnxPath,
+        PostprocessNetwork,
+        Profile,
+    )
 
     batch = as_batch_range(tuple(batch_range))
-    strongly_typed = hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED")  # always on (flag gone) in TensorRT 11+
+    strongly_typed = hasattr(
+        trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"
+    )  # always on (flag gone) in TensorRT 11+
     has_tf32_flag = hasattr(trt.BuilderFlag, "TF32")
     network = NetworkFromOnnxPath(str(onnx_path), strongly_typed=strongly_typed)
 
     def network_check(network: Any) -> None:
-        inputs = {network.get_input(i).name: dims(network.get_input(i).shape) for i in range(network.num_inputs)}
+        inputs = {
+            network.get_input(i).name: dims(network.get_input(i).shape)
+            for i in range(network.num_inputs)
+        }
         check_network_inputs(inputs, spec, batch)
         if tracker is not None:
             tracker.emit("building engine", None)
 
-    checked = PostprocessNetwork(network, network_check, name="accelkit: check inputs against the spec")
+    checked = PostprocessNetwork(
+        network, network_check, name="accelkit: check inputs against the spec"
+    )
     profile = Profile()
     for name, (lo, opt, hi) in profile_shapes(spec, batch).items():
         profile.add(name, min=lo, opt=opt, max=hi)
@@ -498,7 +546,9 @@ def _engine_loaders(
         built.append(cfg)
         return cfg
 
-    engine_bytes = EngineBytesFromNetwork(checked, config=keep_config)  # timing cache saved by merge_timing_cache
+    engine_bytes = EngineBytesFromNetwork(
+        checked, config=keep_config
+    )  # timing cache saved by merge_timing_cache
     return EngineLoaders(network, checked, network_check, config, engine_bytes, built)
 
 
@@ -518,7 +568,9 @@ def plan_io(plan: bytes, runtime: tensorrt.Runtime | None = None) -> dict[str, d
     try:
         engine: trt.ICudaEngine = EngineFromBytes(plan, runtime=rt)()
     except PolygraphyException:
-        raise ExportError(f"TensorRT built a plan it cannot deserialize ({last_trt_errors() or 'no message'})") from None
+        raise ExportError(
+            f"TensorRT built a plan it cannot deserialize ({last_trt_errors() or 'no message'})"
+        ) from None
     out: dict[str, dict[str, Any]] = {}
     for i in range(engine.num_io_tensors):
         name = engine.get_tensor_name(i)
@@ -537,7 +589,9 @@ def store_engine(cache: Cache, key: str, plan: bytes, info: Mapping[str, Any]) -
     """Put a built plan (and its build facts) into the engine cache; the stored plan's path or None."""
     stored = cache.store_bytes(key, ".plan", plan, doc={"what": "TensorRT plan"})
     if stored is not None:
-        cache.store_bytes(key, ".info.json", json.dumps(dict(info), sort_keys=True, default=str).encode())
+        cache.store_bytes(
+            key, ".info.json", json.dumps(dict(info), sort_keys=True, default=str).encode()
+        )
     return stored
 
 
@@ -606,14 +660,24 @@ class EngineFromOnnx(Pass):
         device: str = "cuda",
     ) -> None:
         self.tracker = ProgressTracker(progress)
-        super().__init__(Path(out) if out is not None else None, force=force, progress=lambda msg: self.tracker.emit(msg, None))
+        super().__init__(
+            Path(out) if out is not None else None,
+            force=force,
+            progress=lambda msg: self.tracker.emit(msg, None),
+        )
         self.batch_range = as_batch_range(batch_range)
         if not isinstance(workspace, int) or isinstance(workspace, bool) or workspace <= 0:
-            raise InputError(f"workspace {workspace!r} must be a positive number of bytes, e.g. {DEFAULT_WORKSPACE} (1 GiB)")
+            raise InputError(
+                f"workspace {workspace!r} must be a positive number of bytes, e.g. {DEFAULT_WORKSPACE} (1 GiB)"
+            )
         self.workspace = workspace
         level = builder_optimization_level
-        if level is not None and (isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= 5):
-            raise InputError(f"builder optimization level {level!r} is out of range; use an integer 0..5 (TensorRT's default is 3)")
+        if level is not None and (
+            isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= 5
+        ):
+            raise InputError(
+                f"builder optimization level {level!r} is out of range; use an integer 0..5 (TensorRT's default is 3)"
+            )
         self.builder_optimization_level = level
         self.tf32 = tf32
         self.rebuild = rebuild
@@ -657,7 +721,9 @@ class EngineFromOnnx(Pass):
                 "export it first (accelkit export) and build the engine from the .onnx file"
             )
         if artifact.path is None or not Path(artifact.path).is_file():
-            raise InputError(f"ONNX file {artifact.path} does not exist; export the model first or check the path")
+            raise InputError(
+                f"ONNX file {artifact.path} does not exist; export the model first or check the path"
+            )
 
     def default_destination(self, artifact: Artifact) -> Path:
         """``<onnx stem>.plan`` next to the ONNX file."""
@@ -683,7 +749,13 @@ class EngineFromOnnx(Pass):
             fingerprint = onnx_fingerprint(onnx_path)
             per_sample = {inp.name: list(inp.shape) for inp in artifact.spec.inputs}
             key = engine_cache_key(
-                fingerprint, trt_version, gpu["name"], gpu["compute_capability"], self.batch_range, per_sample, self.key_options()
+                fingerprint,
+                trt_version,
+                gpu["name"],
+                gpu["compute_capability"],
+                self.batch_range,
+                per_sample,
+                self.key_options(),
             )
             cache = self.engine_cache
             found = lookup_engine(cache, key) if self.cache and not self.rebuild else None
@@ -695,7 +767,9 @@ class EngineFromOnnx(Pass):
                 self.tracker.emit("engine cache hit", 1.0)
                 log.info("TensorRT engine cache hit: %s", cached_path)
             else:
-                timing = self.timing_cache or (timing_cache_path(trt_version, gpu, self.cache_dir) if self.cache else None)
+                timing = self.timing_cache or (
+                    timing_cache_path(trt_version, gpu, self.cache_dir) if self.cache else None
+                )
                 plan, info = self._build(trt, onnx_path, artifact.spec, timing)
                 status = "miss" if self.cache else "off"
                 cached_path = store_engine(cache, key, plan, info) if self.cache else None
@@ -716,10 +790,18 @@ class EngineFromOnnx(Pass):
         def write(tmp: Path) -> None:
             tmp.write_bytes(plan)
 
-        return PassResult(write=write, format="trt", precision=artifact.precision, meta=meta, record={"engine_cache": status})
+        return PassResult(
+            write=write,
+            format="trt",
+            precision=artifact.precision,
+            meta=meta,
+            record={"engine_cache": status},
+        )
 
     # ------------------------------------------------------------------ the build
-    def _build(self, trt: Any, onnx_path: Path, spec: GeneratorSpec, timing: Path | None) -> tuple[bytes, dict[str, Any]]:
+    def _build(
+        self, trt: Any, onnx_path: Path, spec: GeneratorSpec, timing: Path | None
+    ) -> tuple[bytes, dict[str, Any]]:
         """Parse, check, configure and build through Polygraphy's loaders; merge the timing cache.
 
         Returns:
@@ -734,8 +816,11 @@ class EngineFromOnnx(Pass):
             timing_data = read_timing_cache(timing) if timing is not None else None
             log.info(
                 "building TensorRT %s engine from %s (strongly typed, batch %d:%d:%d, workspace %d MiB)",
-                trt.__version__, onnx_path, *self.batch_range, self.workspace >> 20,
-            )  # fmt: skip
+                trt.__version__,
+                onnx_path,
+                *self.batch_range,
+                self.workspace >> 20,
+            )
             while True:
                 clear_trt_errors()
                 loaders = engine_loaders(
@@ -762,11 +847,16 @@ class EngineFromOnnx(Pass):
                     ) from None
                 except AccelkitError:
                     raise
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     if timing_data is None:
                         raise
                     # a damaged timing cache file (TensorRT may return no cache object for it): retry once without it
-                    log.warning("timing cache %s is unusable (%s: %s); building without it", timing, type(exc).__name__, exc)
+                    log.warning(
+                        "timing cache %s is unusable (%s: %s); building without it",
+                        timing,
+                        type(exc).__name__,
+                        exc,
+                    )
                     timing_data = None
             build_s = time.perf_counter() - t0
             plan = memoryview(serialized).tobytes()
@@ -778,7 +868,9 @@ class EngineFromOnnx(Pass):
         log.info("TensorRT engine built from %s in %.1f s", onnx_path, build_s)
         info = {
             "build_seconds": round(build_s, 3),
-            "input_profiles": {n: [list(s) for s in v] for n, v in profile_shapes(spec, self.batch_range).items()},
+            "input_profiles": {
+                n: [list(s) for s in v] for n, v in profile_shapes(spec, self.batch_range).items()
+            },
             "workspace_bytes": self.workspace,
             "builder_optimization_level": self.builder_optimization_level,
             "tf32": self.tf32,

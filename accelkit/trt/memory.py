@@ -34,7 +34,16 @@ _NUMPY = {
     "BOOL": np.bool_,
     "UINT8": np.uint8,
 }
-_TORCH = ("FLOAT:float32", "HALF:float16", "BF16:bfloat16", "INT8:int8", "INT32:int32", "INT64:int64", "BOOL:bool", "UINT8:uint8")
+_TORCH = (
+    "FLOAT:float32",
+    "HALF:float16",
+    "BF16:bfloat16",
+    "INT8:int8",
+    "INT32:int32",
+    "INT64:int64",
+    "BOOL:bool",
+    "UINT8:uint8",
+)
 
 
 def dtype_name(dt: Any) -> str:
@@ -142,7 +151,9 @@ class TorchMemory:
         """A new, uninitialised device tensor of ``shape`` and the engine's type."""
         torch = self._torch
         with torch.cuda.stream(self.stream):
-            t = torch.empty(shape, dtype=torch_dtype(self._trt, torch, trt_dtype), device=self._device)
+            t = torch.empty(
+                shape, dtype=torch_dtype(self._trt, torch, trt_dtype), device=self._device
+            )
         return DeviceBuffer(int(t.data_ptr()), tuple(t.shape), trt_dtype, t)
 
     def to_numpy(self, buf: DeviceBuffer) -> np.ndarray:
@@ -242,7 +253,10 @@ class CudaPythonMemory:
         """Device memory -> float32 host array (copied on the stream, then waited for)."""
         host = np.empty(buf.shape, dtype=self._np_dtype(buf.trt_dtype))
         kind = self._rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        self._check(self._rt.cudaMemcpyAsync(host.ctypes.data, buf.ptr, host.nbytes, kind, self.stream), "cudaMemcpyAsync")
+        self._check(
+            self._rt.cudaMemcpyAsync(host.ctypes.data, buf.ptr, host.nbytes, kind, self.stream),
+            "cudaMemcpyAsync",
+        )
         self.synchronize()
         return host.astype(np.float32)
 

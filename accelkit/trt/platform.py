@@ -22,8 +22,9 @@ import logging
 import os
 import re
 import threading
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from accelkit.artifact import read_sidecar, sidecar_path
 from accelkit.errors import LoadError, MissingDependencyError, require
@@ -39,7 +40,9 @@ trt_log = logging.getLogger("accelkit.trt.tensorrt")
 #: Oldest Polygraphy whose loaders accelkit uses (``CreateConfig(progress_monitor=...)``).
 MIN_POLYGRAPHY = (0, 49)
 
-_GPU_EXTRA_HINT = "install it with: pip install 'accelkit[gpu]' (TensorRT wheels download from pypi.nvidia.com)"
+_GPU_EXTRA_HINT = (
+    "install it with: pip install 'accelkit[gpu]' (TensorRT wheels download from pypi.nvidia.com)"
+)
 
 
 # --------------------------------------------------------------------------- imports
@@ -202,7 +205,9 @@ def clear_trt_errors() -> None:
 
 
 # --------------------------------------------------------------------------- which plans may run
-def check_plan_trusted(plan: str | os.PathLike[str], trust: bool = False, sha256: str | None = None) -> dict[str, Any] | None:
+def check_plan_trusted(
+    plan: str | os.PathLike[str], trust: bool = False, sha256: str | None = None
+) -> dict[str, Any] | None:
     """Refuse a TensorRT plan accelkit did not build, before anything deserializes it.
 
     Deserializing a plan can run code (plugins, and the host code of version-compatible
@@ -231,9 +236,13 @@ def check_plan_trusted(plan: str | os.PathLike[str], trust: bool = False, sha256
         problem = f"its sidecar is unreadable ({exc})"
     else:
         if side is None:
-            problem = f"it has no sidecar ({sidecar_path(plan).name}), so nothing shows accelkit built it"
+            problem = (
+                f"it has no sidecar ({sidecar_path(plan).name}), so nothing shows accelkit built it"
+            )
         elif side.get("format") not in (None, "trt"):
-            problem = f"its sidecar describes a {side.get('format')!r} artifact, not a TensorRT plan"
+            problem = (
+                f"its sidecar describes a {side.get('format')!r} artifact, not a TensorRT plan"
+            )
         elif not side.get("sha256"):
             problem = "its sidecar records no sha256 of the plan"
         elif side["sha256"] != (sha256 or sha256_file(plan)):
@@ -241,7 +250,9 @@ def check_plan_trusted(plan: str | os.PathLike[str], trust: bool = False, sha256
         else:
             return side
     if trust:
-        log.warning("loading TensorRT plan %s although %s, because trust_engine=True", plan, problem)
+        log.warning(
+            "loading TensorRT plan %s although %s, because trust_engine=True", plan, problem
+        )
         return side
     raise LoadError(
         f"refusing to load TensorRT plan {plan}: {problem}; deserializing a plan can run plugin code, so only plans "
@@ -261,7 +272,9 @@ def plan_build_info(sidecar: Mapping[str, Any]) -> tuple[str | None, dict[str, A
     return (str(version) if version else None), (dict(gpu) if isinstance(gpu, Mapping) else None)
 
 
-def check_plan_compatible(sidecar: Mapping[str, Any], trt_version: str, gpu: Mapping[str, Any]) -> str | None:
+def check_plan_compatible(
+    sidecar: Mapping[str, Any], trt_version: str, gpu: Mapping[str, Any]
+) -> str | None:
     """Why a plan cannot run here, or None when it can.
 
     TensorRT plans are, by default, bound to the exact TensorRT version that built them
@@ -292,7 +305,9 @@ def check_plan_compatible(sidecar: Mapping[str, Any], trt_version: str, gpu: Map
             f"but this GPU is {gpu.get('name')} (compute capability {h_cc})"
         )
     if str(built_gpu.get("name")) != str(gpu.get("name")):
-        return f"the plan was built on a {built_gpu.get('name')} but this GPU is a {gpu.get('name')}"
+        return (
+            f"the plan was built on a {built_gpu.get('name')} but this GPU is a {gpu.get('name')}"
+        )
     return None
 
 

@@ -55,7 +55,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_BUILD_OPTIONS = ("batch_range", "workspace", "builder_optimization_level", "tf32", "cache", "cache_dir", "timing_cache", "progress")
+_BUILD_OPTIONS = (
+    "batch_range",
+    "workspace",
+    "builder_optimization_level",
+    "tf32",
+    "cache",
+    "cache_dir",
+    "timing_cache",
+    "progress",
+)
 _OPTIONS = (*_BUILD_OPTIONS, "rebuild", "precision", "trust_engine")
 
 
@@ -152,11 +161,18 @@ class TrtRunner(Runner):
             self._load_engine(Path(plan.path), data)
             self._mem = memory_layer(self._trt, self._index)
             self.plan = plan
-            self._stack = stack.pop_all()  # device selection, logging routing and temp folder live until deactivate
+            self._stack = (
+                stack.pop_all()
+            )  # device selection, logging routing and temp folder live until deactivate
         log.info(
             "trt runner ready: %s on %s (TensorRT %s, batch %d..%d, buffers via %s)",
-            self.plan.path, self._gpu.get("name"), self._trt.__version__, self._batch_range[0], self._batch_range[2], self._mem.name,
-        )  # fmt: skip
+            self.plan.path,
+            self._gpu.get("name"),
+            self._trt.__version__,
+            self._batch_range[0],
+            self._batch_range[2],
+            self._mem.name,
+        )
 
     def _read_trusted(self, plan_path: Path) -> tuple[bytes, dict[str, Any] | None]:
         """The plan's bytes and sidecar, after the trust check on exactly those bytes.
@@ -165,14 +181,18 @@ class TrtRunner(Runner):
         for the file to be swapped between the check and the load.
         """
         if not plan_path.is_file():
-            raise InputError(f"TensorRT plan {plan_path} does not exist; build it with `accelkit build MODEL.onnx` or check the path")
+            raise InputError(
+                f"TensorRT plan {plan_path} does not exist; build it with `accelkit build MODEL.onnx` or check the path"
+            )
         try:
             data = plan_path.read_bytes()
         except OSError as exc:
             raise storage_error(exc, f"cannot read TensorRT plan {plan_path}") from None
         sha = sha256_bytes(data)
         side = platform.check_plan_trusted(plan_path, trust=self.trust_engine, sha256=sha)
-        self._trusted = "sidecar sha256" if side is not None and side.get("sha256") == sha else "trust_engine"
+        self._trusted = (
+            "sidecar sha256" if side is not None and side.get("sha256") == sha else "trust_engine"
+        )
         self._plan_sha256 = sha
         return data, side
 
@@ -194,12 +214,21 @@ class TrtRunner(Runner):
         stack.enter_context(use_device(self._index))
         if art.format == "onnx":
             return self._build(art, stack)
-        reason = platform.check_plan_compatible(side, str(self._trt.__version__), self._gpu) if side is not None else None
+        reason = (
+            platform.check_plan_compatible(side, str(self._trt.__version__), self._gpu)
+            if side is not None
+            else None
+        )
         if reason is None:
             return art, data
         onnx_src = self._recorded_onnx(side or {})
         if self.options.get("rebuild") and onnx_src is not None:
-            log.warning("TensorRT plan %s cannot run here (%s); rebuilding it from %s", art.path, reason, onnx_src.path)
+            log.warning(
+                "TensorRT plan %s cannot run here (%s); rebuilding it from %s",
+                art.path,
+                reason,
+                onnx_src.path,
+            )
             return self._build(onnx_src, stack)
         hint = (
             "pass rebuild=True (--rebuild) to rebuild it from its ONNX file"
@@ -218,7 +247,9 @@ class TrtRunner(Runner):
         out = folder / (Path(onnx_art.path).stem + ".plan")
         opts = {k: self.options[k] for k in _BUILD_OPTIONS if k in self.options}
         plan = EngineFromOnnx(out=out, force=True, device=self.device, **opts)(onnx_art)
-        data, _ = self._read_trusted(out)  # the sidecar the pass just wrote matches, unless the file was swapped
+        data, _ = self._read_trusted(
+            out
+        )  # the sidecar the pass just wrote matches, unless the file was swapped
         self._trusted = "built now"
         return plan, data
 
@@ -231,7 +262,9 @@ class TrtRunner(Runner):
         if not path or not sha or not Path(path).is_file():
             return None
         if onnx_fingerprint(path) != sha:
-            log.warning("the ONNX file %s changed since the plan was built; not rebuilding from it", path)
+            log.warning(
+                "the ONNX file %s changed since the plan was built; not rebuilding from it", path
+            )
             return None
         return self.artifact.derive(format="onnx", path=Path(path))
 
@@ -262,7 +295,9 @@ class TrtRunner(Runner):
         for i in range(engine.num_io_tensors):
             name = engine.get_tensor_name(i)
             dtypes[name] = engine.get_tensor_dtype(name)
-            (inputs if engine.get_tensor_mode(name) == tensorrt.TensorIOMode.INPUT else outputs).append(name)
+            (
+                inputs if engine.get_tensor_mode(name) == tensorrt.TensorIOMode.INPUT else outputs
+            ).append(name)
         if sorted(inputs) != sorted(self.spec.input_names):
             raise SpecError(
                 f"the engine's inputs {sorted(inputs)} do not match the generator spec's inputs {self.spec.input_names}; "
@@ -271,7 +306,12 @@ class TrtRunner(Runner):
         if not outputs:
             raise LoadError(f"the engine in {plan_path} has no outputs; rebuild it")
         if len(outputs) > 1:
-            log.info("engine has %d outputs %s; the image is taken from %r", len(outputs), outputs, outputs[0])
+            log.info(
+                "engine has %d outputs %s; the image is taken from %r",
+                len(outputs),
+                outputs,
+                outputs[0],
+            )
         profile = engine.get_tensor_profile_shape(inputs[0], 0)
         lo, opt, hi = (platform.dims(d)[0] for d in profile)
         self._runtime, self._engine, self._context = runtime, engine, context
@@ -314,7 +354,9 @@ class TrtRunner(Runner):
         for name in self._outputs:
             shape = platform.dims(self._context.get_tensor_shape(name))
             if any(d < 0 for d in shape):
-                raise LoadError(f"TensorRT could not infer the shape of output {name!r} ({shape}) for batch {batch}")
+                raise LoadError(
+                    f"TensorRT could not infer the shape of output {name!r} ({shape}) for batch {batch}"
+                )
             prepared.outputs[name] = self._mem.empty(shape, self._dtypes[name])
         self._bind(prepared)
         self._mem.synchronize()  # inputs are on the device before anything is timed
@@ -335,7 +377,9 @@ class TrtRunner(Runner):
         self._set_shapes(prepared)
         for name, buf in (*prepared.inputs.items(), *prepared.outputs.items()):
             if not ctx.set_tensor_address(name, buf.ptr):
-                raise AccelkitError(f"TensorRT rejected the device address of {name!r} ({platform.last_trt_errors() or 'no message'})")
+                raise AccelkitError(
+                    f"TensorRT rejected the device address of {name!r} ({platform.last_trt_errors() or 'no message'})"
+                )
         self._current = prepared  # held, so the identity check in _run_impl is safe
 
     def _run_impl(self, prepared: _Prepared) -> DeviceBuffer:
@@ -344,7 +388,9 @@ class TrtRunner(Runner):
         if prepared is not self._current:  # shapes and addresses change only with the batch
             self._bind(prepared)
         if not ctx.execute_async_v3(self._mem.stream_handle):
-            raise AccelkitError(f"TensorRT execution failed ({platform.last_trt_errors() or 'no message'})")
+            raise AccelkitError(
+                f"TensorRT execution failed ({platform.last_trt_errors() or 'no message'})"
+            )
         return prepared.outputs[self._outputs[0]]
 
     def _synchronize_impl(self) -> None:
@@ -363,7 +409,9 @@ class TrtRunner(Runner):
             "gpu": self._gpu.get("name"),
             "compute_capability": self._gpu.get("compute_capability"),
             "driver": self._gpu.get("driver"),
-            "batch_range": list(self._batch_range) if self._engine is not None else self.options.get("batch_range"),
+            "batch_range": list(self._batch_range)
+            if self._engine is not None
+            else self.options.get("batch_range"),
             "plan": str(self.plan.path) if self.plan is not None else None,
             "plan_sha256": self._plan_sha256,
             "plan_trusted_by": self._trusted,

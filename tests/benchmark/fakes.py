@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -13,7 +14,9 @@ from accelkit.benchmark.report import Report
 from accelkit.runners.base import Runner
 from accelkit.spec import GeneratorSpec, InputSpec
 
-SPEC = GeneratorSpec(inputs=(InputSpec("z", "latent", (4,)),), output_shape=(1, 2, 2), output_range=(-1.0, 1.0))
+SPEC = GeneratorSpec(
+    inputs=(InputSpec("z", "latent", (4,)),), output_shape=(1, 2, 2), output_range=(-1.0, 1.0)
+)
 
 
 def fake_artifact() -> Artifact:
@@ -61,7 +64,11 @@ class SleepRunner(Runner):
 
     def _run_impl(self, prepared: Any) -> Any:
         self.prepared_seen.add(id(prepared))
-        delay = self.slow_s if self.runs < self.slow_first else self.sleeps_s[self.runs % len(self.sleeps_s)]
+        delay = (
+            self.slow_s
+            if self.runs < self.slow_first
+            else self.sleeps_s[self.runs % len(self.sleeps_s)]
+        )
         self.runs += 1
         time.sleep(delay)
         return np.full((prepared["batch"], *SPEC.output_shape), self.fill, dtype=np.float32)
@@ -75,7 +82,11 @@ class SleepRunner(Runner):
 
 # ----------------------------------------------------------------------- reports
 #: A fixed environment block, so report tests do not depend on the machine.
-ENV = {"versions": {"torch": "2.13.0", "onnxruntime": "1.32.0"}, "cpu": {"model": "Test CPU", "available_cores": 2}, "gpus": []}
+ENV = {
+    "versions": {"torch": "2.13.0", "onnxruntime": "1.32.0"},
+    "cpu": {"model": "Test CPU", "available_cores": 2},
+    "gpus": [],
+}
 
 
 def fake_latency(batch: int, samples: list[float], p50: float = 1.0) -> Latency:
@@ -99,12 +110,28 @@ def runner_info(backend: str, precision: str) -> dict[str, Any]:
 
 def sample_report() -> Report:
     """Four ok rows (torch/ort fp32 and ort fp16 at batches 1 and 8), one failed and two skipped rows."""
-    rep = Report(environment=dict(ENV), created="2025-01-01T00:00:00+00:00", settings={"repeats": 5})
-    rep.add_result(runner_info("torch", "fp32"), fake_latency(1, [90.0, 100.0, 110.0, 100.0, 95.0], p50=10.0))
-    rep.add_result(runner_info("torch", "fp32"), fake_latency(8, [400.0, 410.0, 390.0, 400.0, 405.0], p50=20.0))
-    rep.add_result(runner_info("ort", "fp32"), fake_latency(1, [300.0, 310.0, 290.0, 300.0, 305.0], p50=3.3), flops_per_image=1000)
+    rep = Report(
+        environment=dict(ENV), created="2025-01-01T00:00:00+00:00", settings={"repeats": 5}
+    )
+    rep.add_result(
+        runner_info("torch", "fp32"), fake_latency(1, [90.0, 100.0, 110.0, 100.0, 95.0], p50=10.0)
+    )
+    rep.add_result(
+        runner_info("torch", "fp32"), fake_latency(8, [400.0, 410.0, 390.0, 400.0, 405.0], p50=20.0)
+    )
+    rep.add_result(
+        runner_info("ort", "fp32"),
+        fake_latency(1, [300.0, 310.0, 290.0, 300.0, 305.0], p50=3.3),
+        flops_per_image=1000,
+    )
     rep.add_result(runner_info("ort", "fp16"), fake_latency(8, [200.0, 200.0, 200.0, 200.0, 200.0]))
-    rep.add_failure("ort", "fp16", 1, "cpu", "ort fp16 on cpu at batch 1 produced 12 non-finite values of 48 (12 NaN, 0 Inf)")
+    rep.add_failure(
+        "ort",
+        "fp16",
+        1,
+        "cpu",
+        "ort fp16 on cpu at batch 1 produced 12 non-finite values of 48 (12 NaN, 0 Inf)",
+    )
     rep.add_failure("trt", "fp16", 1, "cpu", "TensorRT needs an NVIDIA GPU", status="skipped")
     rep.add_failure("trt", "fp16", 8, "cpu", "TensorRT needs an NVIDIA GPU", status="skipped")
     return rep

@@ -134,7 +134,9 @@ def test_bad_settings_are_input_errors(kwargs: dict[str, float]) -> None:
 
 
 def test_memory_is_measured_on_cpu() -> None:
-    lat = measure_throughput(SleepRunner(sleeps_s=[0.001]), _sampler(1), warmup=0, repeats=1, iters_per_repeat=2)
+    lat = measure_throughput(
+        SleepRunner(sleeps_s=[0.001]), _sampler(1), warmup=0, repeats=1, iters_per_repeat=2
+    )
     assert lat.memory_kind in ("cpu_peak_rss_delta", "cpu_max_rss_delta")
     assert lat.peak_memory_mb is not None and lat.peak_memory_mb >= 0.0
 
@@ -151,12 +153,18 @@ class _AllocRunner(SleepRunner):
         return out
 
 
-@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc/self/clear_refs")
+@pytest.mark.skipif(
+    not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc/self/clear_refs"
+)
 def test_peak_memory_sees_a_transient_allocation() -> None:
-    lat = measure_throughput(_AllocRunner(sleeps_s=[0.001]), _sampler(1), warmup=0, repeats=1, iters_per_repeat=2)
+    lat = measure_throughput(
+        _AllocRunner(sleeps_s=[0.001]), _sampler(1), warmup=0, repeats=1, iters_per_repeat=2
+    )
     assert lat.memory_kind == "cpu_peak_rss_delta"
     assert lat.peak_memory_mb is not None and lat.peak_memory_mb >= 0.8 * _AllocRunner.mb
-    quiet = measure_throughput(SleepRunner(sleeps_s=[0.001]), _sampler(1), warmup=0, repeats=1, iters_per_repeat=2)
+    quiet = measure_throughput(
+        SleepRunner(sleeps_s=[0.001]), _sampler(1), warmup=0, repeats=1, iters_per_repeat=2
+    )
     assert quiet.peak_memory_mb is not None and quiet.peak_memory_mb < 0.5 * _AllocRunner.mb
 
 
@@ -180,8 +188,17 @@ def test_latency_summaries_from_known_samples() -> None:
 def test_real_runners_measure_through_the_harness(tmp_path: Path) -> None:
     from accelkit.runners import create_runner
 
-    for backend, art in (("torch", tg.torch_artifact("cond")), ("ort", tg.onnx_artifact("cond", tmp_path)[0])):
+    for backend, art in (
+        ("torch", tg.torch_artifact("cond")),
+        ("ort", tg.onnx_artifact("cond", tmp_path)[0]),
+    ):
         runner = create_runner(backend, art)
-        lat = measure_throughput(runner, LatentSampler(art.spec, seed=0, batch_size=2), warmup=1, repeats=2, min_time_s=0.02)
+        lat = measure_throughput(
+            runner,
+            LatentSampler(art.spec, seed=0, batch_size=2),
+            warmup=1,
+            repeats=2,
+            min_time_s=0.02,
+        )
         assert lat.images_per_sec > 0 and all(s > 0 for s in lat.images_per_sec_samples)
         assert runner.active is False

@@ -15,7 +15,9 @@ from tests.benchmark.fakes import ENV
 from tests.benchmark.fakes import sample_report as _sample_report
 
 
-def test_pillow_fallback_when_matplotlib_is_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pillow_fallback_when_matplotlib_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real_import = builtins.__import__
 
     def no_mpl(name: str, *a: Any, **k: Any) -> Any:
@@ -51,18 +53,29 @@ def test_failed_plot_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 def _drift_report() -> Report:
     rows = [
-        BenchRow("torch", "fp32", b, "cpu", images_per_sec=100.0 * b, fid_drift=0.1, noise_floor_fid=0.5) for b in (1, 8)
-    ] + [BenchRow("ort", "int8", 8, "cpu", images_per_sec=2000.0, fid_drift=3.0, noise_floor_fid=0.5)]
+        BenchRow(
+            "torch", "fp32", b, "cpu", images_per_sec=100.0 * b, fid_drift=0.1, noise_floor_fid=0.5
+        )
+        for b in (1, 8)
+    ] + [
+        BenchRow("ort", "int8", 8, "cpu", images_per_sec=2000.0, fid_drift=3.0, noise_floor_fid=0.5)
+    ]
     return Report(rows, environment=dict(ENV), created="x")
 
 
 def test_speed_vs_drift_scatter(tmp_path: Path) -> None:
     dest = plot_mod.plot_speed_vs_drift(_drift_report(), tmp_path / "speed_vs_drift.png")
-    assert dest == tmp_path / "speed_vs_drift.png" and [p.name for p in tmp_path.iterdir()] == ["speed_vs_drift.png"]
+    assert dest == tmp_path / "speed_vs_drift.png" and [p.name for p in tmp_path.iterdir()] == [
+        "speed_vs_drift.png"
+    ]
     with Image.open(dest) as img:
         assert img.format == "PNG" and img.size == (720, 440)
         colors = {c for _, c in img.convert("RGB").getcolors(maxcolors=100_000) or []}
-    assert (40, 90, 200) in colors and (200, 60, 60) in colors  # the points and the noise-floor line
+    assert (40, 90, 200) in colors and (
+        200,
+        60,
+        60,
+    ) in colors  # the points and the noise-floor line
 
 
 def test_speed_vs_drift_without_drift_rows(tmp_path: Path) -> None:

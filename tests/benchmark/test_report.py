@@ -23,12 +23,18 @@ from tests.fixtures import generators as tg
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
+
 def test_files_written_and_parseable(tmp_path: Path) -> None:
     written = _sample_report().write(tmp_path / "out")
     assert set(written) == {"json", "md", "csv", "png"}
     for p in written.values():
         assert p.is_file() and p.stat().st_size > 0
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["results.csv", "results.json", "results.md", "throughput.png"]  # no temp files left
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "results.csv",
+        "results.json",
+        "results.md",
+        "throughput.png",
+    ]  # no temp files left
 
     data = json.loads(written["json"].read_text())
     assert data["schema_version"] == Report.SCHEMA_VERSION == 2
@@ -36,23 +42,47 @@ def test_files_written_and_parseable(tmp_path: Path) -> None:
     rows = data["rows"]
     assert len(rows) == 7
     required = {
-        "backend", "precision", "batch_size", "device", "status", "reason", "images_per_sec", "images_per_sec_samples",
-        "images_per_sec_spread", "latency_ms", "peak_memory_mb", "model_size_mb", "build_seconds", "flops_per_image",
-        "mfu", "runner", "speedup_vs_torch_fp32",
-    }  # fmt: skip
+        "backend",
+        "precision",
+        "batch_size",
+        "device",
+        "status",
+        "reason",
+        "images_per_sec",
+        "images_per_sec_samples",
+        "images_per_sec_spread",
+        "latency_ms",
+        "peak_memory_mb",
+        "model_size_mb",
+        "build_seconds",
+        "flops_per_image",
+        "mfu",
+        "runner",
+        "speedup_vs_torch_fp32",
+    }
     for r in rows:
         assert required <= set(r), required - set(r)
-    ort1 = next(r for r in rows if r["backend"] == "ort" and r["batch_size"] == 1 and r["status"] == "ok")
+    ort1 = next(
+        r for r in rows if r["backend"] == "ort" and r["batch_size"] == 1 and r["status"] == "ok"
+    )
     assert ort1["images_per_sec_samples"] == [300.0, 310.0, 290.0, 300.0, 305.0]  # raw, in order
     assert ort1["images_per_sec"] == 300.0
     assert ort1["speedup_vs_torch_fp32"] == pytest.approx(3.0)
-    assert set(ort1["latency_ms"]) >= {"p50", "p90", "p99"} and ort1["latency_ms"]["p50"] == pytest.approx(3.3)
+    assert set(ort1["latency_ms"]) >= {"p50", "p90", "p99"} and ort1["latency_ms"][
+        "p50"
+    ] == pytest.approx(3.3)
     assert ort1["images_per_sec_spread"]["iqr"] == pytest.approx(5.0)  # sorted: 290 300 300 305 310
     assert ort1["flops_per_image"] == 1000 and ort1["runner"]["threads"] == 2
     fp16_8 = next(r for r in rows if r["precision"] == "fp16" and r["batch_size"] == 8)
-    assert fp16_8["speedup_vs_torch_fp32"] == pytest.approx(0.5)  # vs torch fp32 at batch 8, not batch 1
+    assert fp16_8["speedup_vs_torch_fp32"] == pytest.approx(
+        0.5
+    )  # vs torch fp32 at batch 8, not batch 1
     failed = next(r for r in rows if r["status"] == "failed")
-    assert failed["images_per_sec"] is None and failed["images_per_sec_samples"] == [] and "NaN" in failed["reason"]
+    assert (
+        failed["images_per_sec"] is None
+        and failed["images_per_sec_samples"] == []
+        and "NaN" in failed["reason"]
+    )
 
     with Image.open(written["png"]) as img:
         assert img.format == "PNG" and img.size[0] >= 400
@@ -62,7 +92,10 @@ def test_markdown_table(tmp_path: Path) -> None:
     md = _sample_report().to_markdown()
     lines = md.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("| backend"))
-    assert lines[header] == "| backend | precision | batch | images/s | p50 ms | p99 ms | vs torch fp32 | status |"
+    assert (
+        lines[header]
+        == "| backend | precision | batch | images/s | p50 ms | p99 ms | vs torch fp32 | status |"
+    )
     table = []
     for line in lines[header + 2 :]:
         if not line.startswith("|"):
@@ -70,13 +103,22 @@ def test_markdown_table(tmp_path: Path) -> None:
         table.append([c.strip() for c in line.strip("|").split("|")])
     # batch 1 rows first (report order within a batch), skipped rows are not in the table
     assert [(r[0], r[1], r[2]) for r in table] == [
-        ("torch", "fp32", "1"), ("ort", "fp32", "1"), ("ort", "fp16", "1"), ("torch", "fp32", "8"), ("ort", "fp16", "8"),
-    ]  # fmt: skip
+        ("torch", "fp32", "1"),
+        ("ort", "fp32", "1"),
+        ("ort", "fp16", "1"),
+        ("torch", "fp32", "8"),
+        ("ort", "fp16", "8"),
+    ]
     ort1 = table[1]
-    assert ort1[3] == "300.0 ± 2.50" and ort1[4] == "3.30" and ort1[6] == "3.00×" and ort1[7] == "ok"
+    assert (
+        ort1[3] == "300.0 ± 2.50" and ort1[4] == "3.30" and ort1[6] == "3.00×" and ort1[7] == "ok"
+    )
     assert table[0][6] == "1.00×"
     assert table[2][3] == "—" and table[2][7] == "failed"
-    assert "## Skipped" in md and "- **trt fp16** on cpu (batch 1, 8): TensorRT needs an NVIDIA GPU" in md
+    assert (
+        "## Skipped" in md
+        and "- **trt fp16** on cpu (batch 1, 8): TensorRT needs an NVIDIA GPU" in md
+    )
     assert "## Failed" in md and "non-finite" in md.split("## Failed")[1]
     assert "Test CPU" in md
 
@@ -85,7 +127,9 @@ def test_csv_columns(tmp_path: Path) -> None:
     rows = list(csv.DictReader(_sample_report().to_csv().splitlines()))
     assert len(rows) == 7
     assert list(rows[0]) == list(Report.CSV_COLUMNS)
-    ort1 = next(r for r in rows if r["backend"] == "ort" and r["batch_size"] == "1" and r["status"] == "ok")
+    ort1 = next(
+        r for r in rows if r["backend"] == "ort" and r["batch_size"] == "1" and r["status"] == "ok"
+    )
     assert float(ort1["images_per_sec"]) == 300.0 and float(ort1["speedup_vs_torch_fp32"]) == 3.0
     assert ort1["images_per_sec_samples"] == "300;310;290;300;305" and ort1["repeats"] == "5"
     skipped = [r for r in rows if r["status"] == "skipped"]
@@ -135,7 +179,9 @@ def test_schema_validation_errors(tmp_path: Path, mutate: Any, match: str) -> No
     assert "\n" not in str(exc.value)
 
 
-@pytest.mark.parametrize(("text", "match"), [("{not json", "not valid JSON"), ("[1, 2]", "not a JSON object")])
+@pytest.mark.parametrize(
+    ("text", "match"), [("{not json", "not valid JSON"), ("[1, 2]", "not a JSON object")]
+)
 def test_malformed_json(tmp_path: Path, text: str, match: str) -> None:
     with pytest.raises(InputError, match=match):
         Report.load(_write(tmp_path, text))
@@ -162,7 +208,10 @@ def test_non_finite_numbers_become_null() -> None:
 
 def test_artifact_provenance_from_sidecar(tmp_path: Path) -> None:
     art, _ = tg.onnx_artifact("uncond", tmp_path)
-    art.passes = [{"name": "OnnxFromTorch", "options": {"opset": 18}, "seconds": 1.5}, {"name": "Fp16", "options": {}, "seconds": 0.5}]
+    art.passes = [
+        {"name": "OnnxFromTorch", "options": {"opset": 18}, "seconds": 1.5},
+        {"name": "Fp16", "options": {}, "seconds": 0.5},
+    ]
     art.save_sidecar()
     art.passes = []  # the sidecar, not the in-memory list, is the record
     rep = Report(environment={}, created="x")
@@ -173,7 +222,9 @@ def test_artifact_provenance_from_sidecar(tmp_path: Path) -> None:
 
     assert art.path is not None
     assert rec["path"] == str(art.path) and rec["sha256"] == sha256_file(art.path)
-    assert [p["name"] for p in rec["passes"]] == ["OnnxFromTorch", "Fp16"] and rec["build_seconds"] == pytest.approx(2.0)
+    assert [p["name"] for p in rec["passes"]] == ["OnnxFromTorch", "Fp16"] and rec[
+        "build_seconds"
+    ] == pytest.approx(2.0)
     assert rec["precision"] == "fp32" and rec["size_mb"] > 0
 
 
@@ -191,13 +242,23 @@ def test_run_benchmark_rows(tmp_path: Path) -> None:
     targets = [
         BenchTarget("torch", torch_art),
         BenchTarget("ort", onnx_art),
-        BenchTarget("torch", torch_art, options={"precision": "fp16"}),  # CPU: skipped with a reason
+        BenchTarget(
+            "torch", torch_art, options={"precision": "fp16"}
+        ),  # CPU: skipped with a reason
         BenchTarget("torch", nan_art, variant="nan"),  # NaN output: failed, never a number
-        BenchTarget("trt", None, precision="fp16", skip_reason="no engine: TensorRT is not installed"),
+        BenchTarget(
+            "trt", None, precision="fp16", skip_reason="no engine: TensorRT is not installed"
+        ),
     ]
     messages: list[str] = []
     rep = run_benchmark(
-        targets, (1, 2), warmup=1, repeats=2, min_time_s=0.01, flops_model=onnx_art.path, progress=messages.append
+        targets,
+        (1, 2),
+        warmup=1,
+        repeats=2,
+        min_time_s=0.01,
+        flops_model=onnx_art.path,
+        progress=messages.append,
     )
     assert messages and all(isinstance(m, str) for m in messages)
     rows = {(r.label, r.precision, r.batch_size): r for r in rep.rows}
@@ -208,19 +269,29 @@ def test_run_benchmark_rows(tmp_path: Path) -> None:
         assert t.status == o.status == "ok"
         assert o.images_per_sec is not None and t.images_per_sec is not None
         assert len(o.images_per_sec_samples) == 2 and o.images_per_sec > 0
-        assert t.flops_per_image == o.flops_per_image == 2 * 43_008  # torch counted from flops_model
+        assert (
+            t.flops_per_image == o.flops_per_image == 2 * 43_008
+        )  # torch counted from flops_model
         assert t.mfu is None  # CPU
-        if t.unstable or o.unstable:  # a loaded machine: no speed-up from a number that does not hold
+        if (
+            t.unstable or o.unstable
+        ):  # a loaded machine: no speed-up from a number that does not hold
             assert o.speedup_vs_torch_fp32 is None and (o.unstable_reason or t.unstable_reason)
         else:
-            assert t.speedup_vs_torch_fp32 == 1.0 and o.speedup_vs_torch_fp32 == pytest.approx(o.images_per_sec / t.images_per_sec)
+            assert t.speedup_vs_torch_fp32 == 1.0 and o.speedup_vs_torch_fp32 == pytest.approx(
+                o.images_per_sec / t.images_per_sec
+            )
         assert o.model_size_mb and o.model_size_mb > 0 and t.model_size_mb and t.model_size_mb > 0
         assert o.build_seconds == pytest.approx(0.1)  # from the artifact's pass records
         assert o.runner["provider"] == "cpu"
         fp16 = rows[("torch", "fp16", b)]
         assert fp16.status == "skipped" and "CUDA" in (fp16.reason or "")
         nan = rows[("torch:nan", "fp32", b)]
-        assert nan.status == "failed" and "non-finite" in (nan.reason or "") and nan.images_per_sec is None
+        assert (
+            nan.status == "failed"
+            and "non-finite" in (nan.reason or "")
+            and nan.images_per_sec is None
+        )
         trt = rows[("trt", "fp16", b)]
         assert trt.status == "skipped" and trt.reason == "no engine: TensorRT is not installed"
     assert rep.settings["repeats"] == 2 and rep.settings["batch_sizes"] == [1, 2]

@@ -22,17 +22,38 @@ def test_bench_writes_all_reports_with_torch_and_ort_rows(gen_files, tmp_path) -
         assert (out / name).is_file(), name
     data = json.loads((out / "results.json").read_text())
     assert data["schema_version"] == 2
-    ok = {(r["backend"], r["precision"], r["batch_size"]) for r in data["rows"] if r["status"] == "ok"}
-    assert {("torch", "fp32", 1), ("torch", "fp32", 2), ("ort", "fp32", 1), ("ort", "fp16", 2)} <= ok
+    ok = {
+        (r["backend"], r["precision"], r["batch_size"]) for r in data["rows"] if r["status"] == "ok"
+    }
+    assert {
+        ("torch", "fp32", 1),
+        ("torch", "fp32", 2),
+        ("ort", "fp32", 1),
+        ("ort", "fp16", 2),
+    } <= ok
     for r in data["rows"]:
         if r["status"] == "ok":
             assert r["images_per_sec"] > 0 and len(r["images_per_sec_samples"]) == 3
             assert r["latency_ms"]["p50"] <= r["latency_ms"]["p99"]
-    skipped = {(r["backend"], r["precision"]): r["reason"] for r in data["rows"] if r["status"] == "skipped"}
+    skipped = {
+        (r["backend"], r["precision"]): r["reason"]
+        for r in data["rows"]
+        if r["status"] == "skipped"
+    }
     assert "TensorRT" in skipped[("trt", "fp32")] and "CUDA" in skipped[("torch", "fp16")]
-    torch_rows = [r for r in data["rows"] if r["backend"] == "torch" and r["precision"] == "fp32" and r["status"] == "ok"]
-    assert all(r["speedup_vs_torch_fp32"] == pytest.approx(1.0) for r in torch_rows if not r["unstable"])
-    assert all(r["speedup_vs_torch_fp32"] is None for r in data["rows"] if r["status"] == "ok" and r["unstable"])
+    torch_rows = [
+        r
+        for r in data["rows"]
+        if r["backend"] == "torch" and r["precision"] == "fp32" and r["status"] == "ok"
+    ]
+    assert all(
+        r["speedup_vs_torch_fp32"] == pytest.approx(1.0) for r in torch_rows if not r["unstable"]
+    )
+    assert all(
+        r["speedup_vs_torch_fp32"] is None
+        for r in data["rows"]
+        if r["status"] == "ok" and r["unstable"]
+    )
     md = (out / "results.md").read_text()
     assert "| torch | fp32 | 1 |" in md and "| ort | fp16 |" in md and "Skipped" in md
     with open(out / "results.csv") as f:
@@ -61,7 +82,20 @@ def test_bench_user_errors_exit_2_before_any_work(tmp_path, args, pattern) -> No
     assert not (tmp_path / "r").exists()
 
 
-VS_FAST = ["--backend", "ort", "--precision", "fp32", "--batch", "1", "--repeats", "4", "--warmup", "1", "--min-time", "0.05"]
+VS_FAST = [
+    "--backend",
+    "ort",
+    "--precision",
+    "fp32",
+    "--batch",
+    "1",
+    "--repeats",
+    "4",
+    "--warmup",
+    "1",
+    "--min-time",
+    "0.05",
+]
 
 
 def _onnx(tmp_path, name: str, ngf: int):
@@ -76,14 +110,18 @@ def _onnx(tmp_path, name: str, ngf: int):
     torch.manual_seed(0)
     ts = tmp_path / f"{name}.ts.pt"
     torch.jit.save(torch.jit.script(LatentGen(ngf=ngf).eval()), str(ts))
-    return export_onnx(load_generator(ts), ExportOptions(out=tmp_path / f"{name}.onnx")).artifact.path
+    return export_onnx(
+        load_generator(ts), ExportOptions(out=tmp_path / f"{name}.onnx")
+    ).artifact.path
 
 
 def test_bench_vs_interleaves_both_builds_and_passes_the_same_build(tmp_path) -> None:
     a, b = _onnx(tmp_path, "a", 8), _onnx(tmp_path, "b", 8)
     out = tmp_path / "vs"
     # same model on both sides and a 90% allowance: nothing a shared machine does can make this a regression
-    res = runner.invoke(app, ["bench", str(a), "--vs", str(b), *VS_FAST, "--max-slowdown", "90%", "--out", str(out)])
+    res = runner.invoke(
+        app, ["bench", str(a), "--vs", str(b), *VS_FAST, "--max-slowdown", "90%", "--out", str(out)]
+    )
     assert res.exit_code == 0, res.output
     cand = json.loads((out / "results.json").read_text())
     base = json.loads((out / "vs-baseline" / "results.json").read_text())
@@ -91,7 +129,9 @@ def test_bench_vs_interleaves_both_builds_and_passes_the_same_build(tmp_path) ->
         (row,) = [r for r in rep["rows"] if r["status"] == "ok"]
         assert len(row["images_per_sec_samples"]) == 4  # one sample per interleaved round
         assert rep["settings"]["interleaved_rounds"] == 4
-    assert cand["settings"]["interleaved_run"] == base["settings"]["interleaved_run"]  # compare knows they are one run
+    assert (
+        cand["settings"]["interleaved_run"] == base["settings"]["interleaved_run"]
+    )  # compare knows they are one run
     md = (out / "comparison.md").read_text()
     assert "ort fp32" in md and "✅ pass" in md
     assert res.stdout.strip().splitlines()[-2] == "PASS: 1 pass"
@@ -100,9 +140,24 @@ def test_bench_vs_interleaves_both_builds_and_passes_the_same_build(tmp_path) ->
 def test_bench_vs_catches_a_clearly_slower_candidate(tmp_path) -> None:
     slow, fast = _onnx(tmp_path, "slow", 64), _onnx(tmp_path, "fast", 8)
     out = tmp_path / "vs"
-    res = runner.invoke(app, ["bench", str(slow), "--vs", str(fast), *VS_FAST, "--max-slowdown", "50%", "--out", str(out)])
+    res = runner.invoke(
+        app,
+        [
+            "bench",
+            str(slow),
+            "--vs",
+            str(fast),
+            *VS_FAST,
+            "--max-slowdown",
+            "50%",
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 1, res.output
-    assert "FAIL: 1 regression" in res.stdout and "regression: ort fp32 batch 1 on cpu" in res.stdout
+    assert (
+        "FAIL: 1 regression" in res.stdout and "regression: ort fp32 batch 1 on cpu" in res.stdout
+    )
     assert "❌ regression" in (out / "comparison.md").read_text()
 
 
@@ -110,8 +165,15 @@ def test_bench_vs_with_no_comparable_rows_fails_closed(tmp_path) -> None:
     a, b = _onnx(tmp_path, "a", 8), _onnx(tmp_path, "b", 8)
     out = tmp_path / "vs"
     # torch rows need the torch model: both sides are skipped, nothing is measured
-    res = runner.invoke(app, ["bench", str(a), "--vs", str(b), "--backend", "torch", *VS_FAST[2:], "--out", str(out)])
+    res = runner.invoke(
+        app,
+        ["bench", str(a), "--vs", str(b), "--backend", "torch", *VS_FAST[2:], "--out", str(out)],
+    )
     assert res.exit_code == 1, res.output
     last = [ln for ln in res.stdout.splitlines() if ln.startswith(("PASS", "FAIL", "UNRELIABLE"))]
-    assert last and last[-1].startswith("FAIL: ") and "nothing compared: the current report measured nothing" in last[-1]
+    assert (
+        last
+        and last[-1].startswith("FAIL: ")
+        and "nothing compared: the current report measured nothing" in last[-1]
+    )
     assert "torch rows need the torch model" in last[-1]

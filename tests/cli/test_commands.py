@@ -37,7 +37,9 @@ def test_help_lists_commands() -> None:
 
 
 def test_info_shows_spec_and_flops(gen_files) -> None:
-    res = run("info", str(gen_files["cond_torchscript"]), "--input", "z:8", "--input", "label:int:5")
+    res = run(
+        "info", str(gen_files["cond_torchscript"]), "--input", "z:8", "--input", "label:int:5"
+    )
     assert res.exit_code == 0, res.output
     assert "label: label int64[scalar] (5 classes)" in res.stdout
     assert "float32[3x8x8]" in res.stdout and "FLOPs/image" in res.stdout
@@ -52,9 +54,22 @@ def test_info_json(gen_files) -> None:
 
 
 def test_export_writes_verified_onnx(gen_files, in_tmp) -> None:
-    res = run("export", str(gen_files["state_dict"]), "--arch", "tests.fixtures.generators:LatentGen", "-o", "g.onnx", "--batch-range", "2:4:16")
+    res = run(
+        "export",
+        str(gen_files["state_dict"]),
+        "--arch",
+        "tests.fixtures.generators:LatentGen",
+        "-o",
+        "g.onnx",
+        "--batch-range",
+        "2:4:16",
+    )
     assert res.exit_code == 0, res.output
-    assert "wrote g.onnx (fp32" in res.stdout and "verified vs torch fp32" in res.stdout and "at batch 2,4" in res.stdout
+    assert (
+        "wrote g.onnx (fp32" in res.stdout
+        and "verified vs torch fp32" in res.stdout
+        and "at batch 2,4" in res.stdout
+    )
     assert onnx.load("g.onnx").graph.node and Path("g.onnx.accelkit.json").is_file()
 
 
@@ -63,7 +78,9 @@ def test_export_default_name_next_to_input(gen_files, tmp_path) -> None:
     src.write_bytes(gen_files["torchscript"].read_bytes())
     res = run("export", str(src), "--fp16")
     assert res.exit_code == 0, res.output
-    assert (tmp_path / "mygen.fp16.onnx").is_file() and (tmp_path / "mygen.fp16.onnx.accelkit.json").is_file()
+    assert (tmp_path / "mygen.fp16.onnx").is_file() and (
+        tmp_path / "mygen.fp16.onnx.accelkit.json"
+    ).is_file()
     assert "kept in float32" in res.stdout
     again = run("export", str(src), "--fp16")
     _one_line_error(again, "already exists; pass --force")
@@ -102,7 +119,14 @@ def test_unsupported_op_is_one_line(tmp_path) -> None:
 
     p = tmp_path / "u.pt"
     torch.save(Unexportable().state_dict(), p)
-    res = run("export", str(p), "--arch", "tests.fixtures.generators:Unexportable", "-o", str(tmp_path / "u.onnx"))
+    res = run(
+        "export",
+        str(p),
+        "--arch",
+        "tests.fixtures.generators:Unexportable",
+        "-o",
+        str(tmp_path / "u.onnx"),
+    )
     _one_line_error(res, "ONNX export failed")
     assert not (tmp_path / "u.onnx").exists()
 
@@ -111,7 +135,9 @@ def test_real_process_exit_code_and_stderr(tmp_path) -> None:
     """The installed entry point behaves the same in a real process."""
     proc = subprocess.run(
         [sys.executable, "-m", "accelkit.cli", "info", str(tmp_path / "missing.pt")],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("error: no such file")
@@ -124,23 +150,55 @@ def test_version() -> None:
 
 
 def test_export_int8_and_quantize(gen_files, in_tmp) -> None:
-    res = run("export", str(gen_files["torchscript"]), "--int8", "--calib", "16", "-o", "g.int8.onnx")
+    res = run(
+        "export", str(gen_files["torchscript"]), "--int8", "--calib", "16", "-o", "g.int8.onnx"
+    )
     assert res.exit_code == 0, res.output
     model = onnx.load("g.int8.onnx")
     assert any(n.op_type == "QuantizeLinear" for n in model.graph.node)
-    assert "quantized: ConvTranspose 2" in res.stdout and "calibration: 16 samples, minmax, seed 0" in res.stdout
+    assert (
+        "quantized: ConvTranspose 2" in res.stdout
+        and "calibration: 16 samples, minmax, seed 0" in res.stdout
+    )
     assert run("export", str(gen_files["torchscript"]), "-o", "g.onnx").exit_code == 0
-    _one_line_error(run("quantize", "g.onnx", "--calib", "16"), "g.int8.onnx already exists")  # default: next to g.onnx
+    _one_line_error(
+        run("quantize", "g.onnx", "--calib", "16"), "g.int8.onnx already exists"
+    )  # default: next to g.onnx
     Path("g.int8.onnx").unlink()
-    q = run("quantize", "g.onnx", "--calib", "16", "--per-channel", "--calib-method", "percentile", "--no-calib-cache")
+    q = run(
+        "quantize",
+        "g.onnx",
+        "--calib",
+        "16",
+        "--per-channel",
+        "--calib-method",
+        "percentile",
+        "--no-calib-cache",
+    )
     assert q.exit_code == 0, q.output
     assert "wrote " in q.stdout and Path("g.int8.onnx").is_file() and "PSNR" in q.stdout
     side = json.loads(Path("g.int8.onnx.accelkit.json").read_text())
-    assert side["meta"]["int8"]["per_channel"] is True and side["meta"]["int8"]["calibration"]["method"] == "percentile"
+    assert (
+        side["meta"]["int8"]["per_channel"] is True
+        and side["meta"]["int8"]["calibration"]["method"] == "percentile"
+    )
     assert side["meta"]["int8"]["calibration"]["cache"] == "off"
-    again = run("quantize", "g.onnx", "--calib", "16", "--calib-method", "percentile", "--force")  # fills the cache
-    assert again.exit_code == 0 and run("quantize", "g.onnx", "--calib", "16", "--calib-method", "percentile", "--force").exit_code == 0
-    assert json.loads(Path("g.int8.onnx.accelkit.json").read_text())["meta"]["int8"]["calibration"]["cache"] == "hit"
+    again = run(
+        "quantize", "g.onnx", "--calib", "16", "--calib-method", "percentile", "--force"
+    )  # fills the cache
+    assert (
+        again.exit_code == 0
+        and run(
+            "quantize", "g.onnx", "--calib", "16", "--calib-method", "percentile", "--force"
+        ).exit_code
+        == 0
+    )
+    assert (
+        json.loads(Path("g.int8.onnx.accelkit.json").read_text())["meta"]["int8"]["calibration"][
+            "cache"
+        ]
+        == "hit"
+    )
 
 
 @pytest.mark.parametrize(
@@ -150,7 +208,10 @@ def test_export_int8_and_quantize(gen_files, in_tmp) -> None:
         (("quantize", "nothing.onnx"), "no such file"),
         (("export", "--int8", "--calib-method", "mean"), "--calib-method 'mean' is unknown"),
         (("export", "--int8", "--calib", "0"), "--calib 0"),
-        (("export", "--int8", "--calib-images", "."), "--calib-images is for image-to-image generators"),
+        (
+            ("export", "--int8", "--calib-images", "."),
+            "--calib-images is for image-to-image generators",
+        ),
         (("quantize", "x.onnx", "--include", "a*", "--report"), "--include cannot be combined"),
     ],
 )
@@ -170,12 +231,18 @@ def test_quantize_with_calibration_images(gen_files, in_tmp) -> None:
     assert "calibration: 2 samples from calib, minmax" in res.stdout
     side = json.loads(Path("s.int8.onnx.accelkit.json").read_text())["meta"]["int8"]["calibration"]
     assert side["images"]["files"] == 2 and side["images"]["folder"] == "calib"
-    _one_line_error(run("quantize", "s.onnx", "--calib-images", "missing", "--force"), "image folder missing does not exist")
+    _one_line_error(
+        run("quantize", "s.onnx", "--calib-images", "missing", "--force"),
+        "image folder missing does not exist",
+    )
 
 
 def test_quantize_report_and_auto_exclude(gen_files, in_tmp) -> None:
     assert run("export", str(gen_files["img2img_torchscript"]), "-o", "s.onnx").exit_code == 0
-    _one_line_error(run("quantize", "s.onnx", "--calib", "8", "--auto-exclude", "200"), "needs every layer group in float")
+    _one_line_error(
+        run("quantize", "s.onnx", "--calib", "8", "--auto-exclude", "200"),
+        "needs every layer group in float",
+    )
     res = run("quantize", "s.onnx", "--calib", "8", "--report", "--auto-exclude", "45")
     assert res.exit_code == 0, res.output
     assert "| # | group" in res.stdout and "(all quantized)" in res.stdout
@@ -185,18 +252,49 @@ def test_quantize_report_and_auto_exclude(gen_files, in_tmp) -> None:
 
 
 def test_prune_with_distillation_writes_a_loadable_smaller_generator(in_tmp) -> None:
-    pytest.importorskip("torch_pruning", reason="torch-pruning is in the dev extra; install accelkit[prune]")
-    res = run("prune", "sr4x", "--ratio", "0.5", "--distill-steps", "4", "--distill-batch", "2", "-o", "sr.pruned.pt")
+    pytest.importorskip(
+        "torch_pruning", reason="torch-pruning is in the dev extra; install accelkit[prune]"
+    )
+    res = run(
+        "prune",
+        "sr4x",
+        "--ratio",
+        "0.5",
+        "--distill-steps",
+        "4",
+        "--distill-batch",
+        "2",
+        "-o",
+        "sr.pruned.pt",
+    )
     assert res.exit_code == 0, res.output
     assert "parameters 158,979 -> " in res.stdout and "PSNR vs teacher" in res.stdout
     info_res = run("info", "sr.pruned.pt", "--json")
     d = json.loads(info_res.stdout)
     assert d["format"] == "torchscript" and d["parameters"] < 0.7 * 158_979
     assert d["spec"]["output_shape"] == [3, 128, 128]
-    _one_line_error(run("prune", "stylegan2", "--ratio", "1", "-o", "sg.pt"), "pruning ratio must be in [0, 1)")
+    _one_line_error(
+        run("prune", "stylegan2", "--ratio", "1", "-o", "sg.pt"), "pruning ratio must be in [0, 1)"
+    )
     _one_line_error(run("prune", "--feature-loss", "1", "-o", "sg.pt"), "add --distill-steps N")
-    _one_line_error(run("prune", "--distill-steps", "2", "--feature-layer", "net.*", "-o", "sg.pt"), "needs a --feature-loss weight")
-    _one_line_error(run("prune", "--distill-steps", "2", "--feature-loss", "1", "--feature-layer", "nope*", "-o", "sg.pt"), "'nope*' matches no layer")
+    _one_line_error(
+        run("prune", "--distill-steps", "2", "--feature-layer", "net.*", "-o", "sg.pt"),
+        "needs a --feature-loss weight",
+    )
+    _one_line_error(
+        run(
+            "prune",
+            "--distill-steps",
+            "2",
+            "--feature-loss",
+            "1",
+            "--feature-layer",
+            "nope*",
+            "-o",
+            "sg.pt",
+        ),
+        "'nope*' matches no layer",
+    )
     _one_line_error(run("prune", "--fid", "1", "-o", "sg.pt"), "--fid 1")
     assert not Path("sg.pt").exists()
     _one_line_error(run("prune", "--loss", "l3"), "--loss 'l3'")

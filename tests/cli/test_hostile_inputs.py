@@ -70,7 +70,11 @@ def _files(folder: Path) -> dict[str, Path]:
     # Random bytes, seeded so every run sees the same file; the first byte is chosen, since
     # 0x08 is how an ONNX protobuf starts and 0x80 how a pickle does (each sniffed differently).
     noise = random.Random(0).randbytes(4096)
-    for name, first in (("noise", b"\x13"), ("noise_onnxish", b"\x08"), ("noise_picklish", b"\x80")):
+    for name, first in (
+        ("noise", b"\x13"),
+        ("noise_onnxish", b"\x08"),
+        ("noise_picklish", b"\x80"),
+    ):
         (folder / f"{name}.pt").write_bytes(first + noise[1:])
         out[name] = folder / f"{name}.pt"
     loop = folder / "loop.pt"
@@ -103,13 +107,21 @@ def _files(folder: Path) -> dict[str, Path]:
     x = helper.make_tensor_value_info("z", TensorProto.FLOAT, ["n", 8])
     y = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 3, 4, 4])
     custom = helper.make_node("Mystery", ["z"], ["image"], domain="com.example.secret")
-    m = helper.make_model(helper.make_graph([custom], "g", [x], [y]), opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("com.example.secret", 1)])
+    m = helper.make_model(
+        helper.make_graph([custom], "g", [x], [y]),
+        opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("com.example.secret", 1)],
+    )
     onnx.save(m, str(folder / "custom_op.onnx"))
     out["custom_op"] = folder / "custom_op.onnx"
     xh = helper.make_tensor_value_info("z", TensorProto.FLOAT, ["n", 2**40])
     yh = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 2**40])
     ident = helper.make_node("Identity", ["z"], ["image"])
-    onnx.save(helper.make_model(helper.make_graph([ident], "g", [xh], [yh]), opset_imports=[helper.make_opsetid("", 18)]), str(folder / "huge_dim.onnx"))
+    onnx.save(
+        helper.make_model(
+            helper.make_graph([ident], "g", [xh], [yh]), opset_imports=[helper.make_opsetid("", 18)]
+        ),
+        str(folder / "huge_dim.onnx"),
+    )
     out["huge_dim"] = folder / "huge_dim.onnx"
     # stats files
     bad = folder / "badzip.npz"
@@ -117,18 +129,44 @@ def _files(folder: Path) -> dict[str, Path]:
     out["badzip_npz"] = bad
     np.savez(folder / "empty.npz")
     out["empty_npz"] = folder / "empty.npz"
-    np.savez(folder / "strings.npz", mu=np.array(["a", "b"]), sigma=np.array([["a", "b"], ["c", "d"]]))
+    np.savez(
+        folder / "strings.npz", mu=np.array(["a", "b"]), sigma=np.array([["a", "b"], ["c", "d"]])
+    )
     out["strings_npz"] = folder / "strings.npz"
-    prov = json.dumps({"n": 10, "extractor_sha256": "0" * 64, "extractor_name": "x", "resize_mode": "r", "input_transform": "t", "input_size": 8, "dims": 2})
-    np.savez(folder / "negdef.npz", mu=np.zeros(2), sigma=-np.eye(2), n=np.int64(10), provenance=np.array(prov))
+    prov = json.dumps(
+        {
+            "n": 10,
+            "extractor_sha256": "0" * 64,
+            "extractor_name": "x",
+            "resize_mode": "r",
+            "input_transform": "t",
+            "input_size": 8,
+            "dims": 2,
+        }
+    )
+    np.savez(
+        folder / "negdef.npz",
+        mu=np.zeros(2),
+        sigma=-np.eye(2),
+        n=np.int64(10),
+        provenance=np.array(prov),
+    )
     out["negdef_npz"] = folder / "negdef.npz"
-    np.savez(folder / "ok.npz", mu=np.zeros(2), sigma=np.eye(2), n=np.int64(10), provenance=np.array(prov))
+    np.savez(
+        folder / "ok.npz",
+        mu=np.zeros(2),
+        sigma=np.eye(2),
+        n=np.int64(10),
+        provenance=np.array(prov),
+    )
     out["ok_npz"] = folder / "ok.npz"
     # reports
     (folder / "notjson.json").write_text("{not json")
     out["notjson"] = folder / "notjson.json"
     good = {"schema_version": 1, "rows": [], "settings": {}, "environment": {}}
-    (folder / "badrows.json").write_text(json.dumps({**good, "rows": [{"backend": 3, "precision": None}]}))
+    (folder / "badrows.json").write_text(
+        json.dumps({**good, "rows": [{"backend": 3, "precision": None}]})
+    )
     out["badrows"] = folder / "badrows.json"
     keep = folder / "keep.md"
     keep.write_text("precious")
@@ -149,31 +187,88 @@ CASES: list[tuple[str, list[str], int, str]] = [
     ("info-noise", ["info", "{f:noise}"], 2, "not a model file"),
     ("info-noise-onnxish", ["info", "{f:noise_onnxish}"], 2, "not a model file"),
     ("info-noise-picklish", ["info", "{f:noise_picklish}"], 2, "not a model file"),
-    ("info-zip-as-safetensors", ["info", "{f:zip_safetensors}", "--arch", "tests.fixtures.generators:LatentGen"], 2, "safetensors"),
+    (
+        "info-zip-as-safetensors",
+        ["info", "{f:zip_safetensors}", "--arch", "tests.fixtures.generators:LatentGen"],
+        2,
+        "safetensors",
+    ),
     ("info-huge-input", ["info", "{f:torchscript}", "--input", "z:99999999999"], 2, "--input"),
-    ("info-bad-arch-kwargs-type", ["info", "{f:state_dict}", "--arch", "tests.fixtures.generators:LatentGen", "--arch-kwargs", '{"z_dim": "abc"}'], 2, "--arch"),
-    ("info-raising-generator", ["info", "{f:broken_sd}", "--arch", ARCH_BROKEN], 2, "this generator is broken"),
+    (
+        "info-bad-arch-kwargs-type",
+        [
+            "info",
+            "{f:state_dict}",
+            "--arch",
+            "tests.fixtures.generators:LatentGen",
+            "--arch-kwargs",
+            '{"z_dim": "abc"}',
+        ],
+        2,
+        "--arch",
+    ),
+    (
+        "info-raising-generator",
+        ["info", "{f:broken_sd}", "--arch", ARCH_BROKEN],
+        2,
+        "this generator is broken",
+    ),
     ("info-truncation-nan", ["info", "--truncation", "nan"], 2, "--truncation"),
     ("info-range-inf", ["info", "--output-range=-inf,inf"], 2, "--output-range"),
     ("info-range-nan", ["info", "--output-range=nan,1"], 2, "--output-range"),
     # ---- export
     ("export-opset-7", ["export", "-o", f"{T}/g.onnx", "--opset", "7"], 2, "--opset 7"),
-    ("export-tolerance-nan", ["export", "-o", f"{T}/g.onnx", "--tolerance", "nan"], 2, "--tolerance"),
+    (
+        "export-tolerance-nan",
+        ["export", "-o", f"{T}/g.onnx", "--tolerance", "nan"],
+        2,
+        "--tolerance",
+    ),
     ("export-unwritable", ["export", "-o", "/proc/accelkit-test.onnx"], 2, "/proc"),
-    ("export-raising-generator", ["export", "{f:broken_sd}", "--arch", ARCH_BROKEN, "-o", f"{T}/b.onnx"], 2, "broken"),
-    ("bench-raising-generator", ["bench", "{f:broken_sd}", "--arch", ARCH_BROKEN, "--out", f"{T}/r"], 2, "broken"),
-    ("export-fp16-custom-op", ["export", "{f:custom_op}", "--fp16", "-o", f"{T}/c.fp16.onnx"], 2, "com.example.secret"),
-    ("export-fp16-huge-dim", ["export", "{f:huge_dim}", "--fp16", "-o", f"{T}/h.fp16.onnx"], 2, "dimension"),
+    (
+        "export-raising-generator",
+        ["export", "{f:broken_sd}", "--arch", ARCH_BROKEN, "-o", f"{T}/b.onnx"],
+        2,
+        "broken",
+    ),
+    (
+        "bench-raising-generator",
+        ["bench", "{f:broken_sd}", "--arch", ARCH_BROKEN, "--out", f"{T}/r"],
+        2,
+        "broken",
+    ),
+    (
+        "export-fp16-custom-op",
+        ["export", "{f:custom_op}", "--fp16", "-o", f"{T}/c.fp16.onnx"],
+        2,
+        "com.example.secret",
+    ),
+    (
+        "export-fp16-huge-dim",
+        ["export", "{f:huge_dim}", "--fp16", "-o", f"{T}/h.fp16.onnx"],
+        2,
+        "dimension",
+    ),
     # ---- quantize
     ("quantize-not-onnx", ["quantize", "{f:torchscript}", "-o", f"{T}/q.onnx"], 2, "not ONNX"),
-    ("quantize-calib-0", ["quantize", "{f:custom_op}", "--calib", "0", "-o", f"{T}/q.onnx"], 2, "--calib 0"),
+    (
+        "quantize-calib-0",
+        ["quantize", "{f:custom_op}", "--calib", "0", "-o", f"{T}/q.onnx"],
+        2,
+        "--calib 0",
+    ),
     # ---- prune
     ("prune-ratio-nan", ["prune", "--ratio", "nan", "-o", f"{T}/p.pt"], 2, "ratio"),
     ("prune-seed-negative", ["prune", "--seed", "-1", "-o", f"{T}/p.pt"], 2, "--seed"),
     ("prune-threads-negative", ["prune", "--threads", "-2", "-o", f"{T}/p.pt"], 2, "--threads"),
     ("prune-lr-nan", ["prune", "--lr", "nan", "-o", f"{T}/p.pt"], 2, "--lr"),
     # ---- bench
-    ("bench-fid-batch-0", ["bench", "--fid", "4", "--fid-batch", "0", "--out", f"{T}/r"], 2, "--fid-batch"),
+    (
+        "bench-fid-batch-0",
+        ["bench", "--fid", "4", "--fid-batch", "0", "--out", f"{T}/r"],
+        2,
+        "--fid-batch",
+    ),
     ("bench-seed-negative", ["bench", "--seed", "-1", "--out", f"{T}/r"], 2, "--seed"),
     ("bench-threads-negative", ["bench", "--threads", "-2", "--out", f"{T}/r"], 2, "--threads"),
     ("bench-min-time-nan", ["bench", "--min-time", "nan", "--out", f"{T}/r"], 2, "--min-time"),
@@ -186,12 +281,27 @@ CASES: list[tuple[str, list[str], int, str]] = [
     ("fid-empty-npz", ["fid", "{f:empty_npz}", "{f:ok_npz}"], 2, "empty.npz"),
     ("fid-string-npz", ["fid", "{f:strings_npz}", "{f:ok_npz}"], 2, "strings.npz"),
     ("fid-negative-definite", ["fid", "{f:negdef_npz}", "{f:ok_npz}"], 2, "sigma"),
-    ("fid-kid-subsets-negative", ["fid", "{f:ok_npz}", "{f:ok_npz}", "--kid-subsets", "-1"], 2, "--kid-subsets"),
-    ("fid-batch-size-0", ["fid", "{f:ok_npz}", "{f:ok_npz}", "--batch-size", "0"], 2, "--batch-size"),
+    (
+        "fid-kid-subsets-negative",
+        ["fid", "{f:ok_npz}", "{f:ok_npz}", "--kid-subsets", "-1"],
+        2,
+        "--kid-subsets",
+    ),
+    (
+        "fid-batch-size-0",
+        ["fid", "{f:ok_npz}", "{f:ok_npz}", "--batch-size", "0"],
+        2,
+        "--batch-size",
+    ),
     # ---- compare
     ("compare-not-json", ["compare", "{f:notjson}", "{f:notjson}"], 2, "notjson.json"),
     ("compare-bad-fields", ["compare", "{f:badrows}", "{f:badrows}"], 2, "badrows.json"),
-    ("compare-markdown-exists", ["compare", "{f:badrows}", "{f:badrows}", "--markdown", "{f:keep_md}"], 2, "already exists"),
+    (
+        "compare-markdown-exists",
+        ["compare", "{f:badrows}", "{f:badrows}", "--markdown", "{f:keep_md}"],
+        2,
+        "already exists",
+    ),
     # ---- build
     ("build-not-onnx", ["build", "{f:torchscript}", "-o", f"{T}/g.plan"], 2, "not ONNX"),
     ("build-no-gpu", ["build", "{f:custom_op}", "-o", f"{T}/g.plan"], 2, "TensorRT"),
@@ -213,10 +323,16 @@ def _expand(argv: list[str], tmp: Path, files: dict[str, Path]) -> list[str]:
     return out
 
 
-@pytest.mark.parametrize(("argv", "code", "pattern"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_hostile_input_is_one_line_and_writes_nothing(hostile, tmp_path, monkeypatch, argv, code, pattern) -> None:
+@pytest.mark.parametrize(
+    ("argv", "code", "pattern"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_hostile_input_is_one_line_and_writes_nothing(
+    hostile, tmp_path, monkeypatch, argv, code, pattern
+) -> None:
     monkeypatch.chdir(tmp_path)
-    before = {p: p.stat().st_mtime_ns for p in hostile.values() if p.exists() and not p.is_symlink()}
+    before = {
+        p: p.stat().st_mtime_ns for p in hostile.values() if p.exists() and not p.is_symlink()
+    }
     res = runner.invoke(app, _expand(argv, tmp_path, hostile))
     assert res.exit_code == code, res.output
     errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error: ")]
@@ -231,20 +347,62 @@ def test_hostile_input_is_one_line_and_writes_nothing(hostile, tmp_path, monkeyp
 def test_generator_raising_at_one_batch_fails_that_row_only(hostile, tmp_path) -> None:
     """The other rows are still measured and the report is still written; exit 1 (a measured failure)."""
     out = tmp_path / "r"
-    res = runner.invoke(app, ["bench", str(hostile["raises_b4"]), "--backend", "torch", "--precision", "fp32", "--batch", "1,16",
-                              "--repeats", "3", "--warmup", "1", "--min-time", "0.05", "--out", str(out)])  # fmt: skip
+    res = runner.invoke(
+        app,
+        [
+            "bench",
+            str(hostile["raises_b4"]),
+            "--backend",
+            "torch",
+            "--precision",
+            "fp32",
+            "--batch",
+            "1,16",
+            "--repeats",
+            "3",
+            "--warmup",
+            "1",
+            "--min-time",
+            "0.05",
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 1, res.output
     rows = {r["batch_size"]: r for r in json.loads((out / "results.json").read_text())["rows"]}
     assert rows[1]["status"] == "ok" and rows[1]["images_per_sec"] > 0
-    assert rows[16]["status"] == "failed" and "out of memory" in rows[16]["reason"] and "\n" not in rows[16]["reason"]
+    assert (
+        rows[16]["status"] == "failed"
+        and "out of memory" in rows[16]["reason"]
+        and "\n" not in rows[16]["reason"]
+    )
     assert (out / "results.md").is_file() and (out / "results.csv").is_file()
 
 
 def test_generator_that_cannot_export_still_benches_torch(hostile, tmp_path) -> None:
     """A model that runs in torch but breaks the ONNX exporters: torch rows measured, ONNX rows skipped with the reason."""
     out = tmp_path / "r"
-    res = runner.invoke(app, ["bench", str(hostile["unexportable_sd"]), "--arch", "tests.fixtures.generators:Unexportable", "--precision",
-                              "fp32", "--batch", "1", "--repeats", "3", "--warmup", "1", "--min-time", "0.05", "--out", str(out)])  # fmt: skip
+    res = runner.invoke(
+        app,
+        [
+            "bench",
+            str(hostile["unexportable_sd"]),
+            "--arch",
+            "tests.fixtures.generators:Unexportable",
+            "--precision",
+            "fp32",
+            "--batch",
+            "1",
+            "--repeats",
+            "3",
+            "--warmup",
+            "1",
+            "--min-time",
+            "0.05",
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     rows = {r["backend"]: r for r in json.loads((out / "results.json").read_text())["rows"]}
     assert rows["torch"]["status"] == "ok"
@@ -259,15 +417,50 @@ def test_non_utf8_paths_work(hostile, tmp_path) -> None:
     res = runner.invoke(app, ["info", str(src)])
     assert res.exit_code == 0, res.output
     out = tmp_path / os.fsdecode(b"res\xfe")
-    res = runner.invoke(app, ["bench", str(src), "--backend", "torch", "--precision", "fp32", "--batch", "1", "--repeats", "3",
-                              "--warmup", "1", "--min-time", "0.05", "--out", str(out)])  # fmt: skip
+    res = runner.invoke(
+        app,
+        [
+            "bench",
+            str(src),
+            "--backend",
+            "torch",
+            "--precision",
+            "fp32",
+            "--batch",
+            "1",
+            "--repeats",
+            "3",
+            "--warmup",
+            "1",
+            "--min-time",
+            "0.05",
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert (out / "results.json").is_file() and (out / "results.md").is_file()
 
 
 def test_bench_refuses_to_overwrite_a_report_without_force(tmp_path) -> None:
     out = tmp_path / "r"
-    args = ["bench", "--backend", "torch", "--precision", "fp32", "--batch", "1", "--repeats", "3", "--warmup", "1", "--min-time", "0.05", "--out", str(out)]
+    args = [
+        "bench",
+        "--backend",
+        "torch",
+        "--precision",
+        "fp32",
+        "--batch",
+        "1",
+        "--repeats",
+        "3",
+        "--warmup",
+        "1",
+        "--min-time",
+        "0.05",
+        "--out",
+        str(out),
+    ]
     assert runner.invoke(app, args).exit_code == 0
     first = (out / "results.json").read_bytes()
     res = runner.invoke(app, args)

@@ -20,7 +20,9 @@ QUICK = ["--batch", "2", "--repeats", "3", "--warmup", "1", "--min-time", "0.02"
 def cli(*args: Any, code: int = 0) -> Result:
     """Run ``accelkit ARGS`` in-process and assert its exit code (the output is shown on failure)."""
     res = _runner.invoke(app, [str(a) for a in args])
-    assert res.exit_code == code, f"accelkit {' '.join(map(str, args))} -> {res.exit_code}\n{res.output}\n{res.stderr if res.stderr_bytes else ''}"
+    assert res.exit_code == code, (
+        f"accelkit {' '.join(map(str, args))} -> {res.exit_code}\n{res.output}\n{res.stderr if res.stderr_bytes else ''}"
+    )
     if code == 2:
         errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error: ")]
         assert len(errors) == 1 and "Traceback" not in res.output, res.output

@@ -38,12 +38,32 @@ def sr_ts(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # ------------------------------------------------------------------------ .pt2 on torch
 def test_pt2_program_benches_on_torch_with_fid(gen_files, tiny_weights, tmp_path) -> None:
     out = tmp_path / "r"
-    res = cli("bench", gen_files["pt2"], "--input", "z:8", "--input", "label:int:5", "--backend", "torch,ort", "--precision", "fp32",
-              "--fid", 8, "--fid-weights", tiny_weights, "--out", out, *QUICK)  # fmt: skip
+    res = cli(
+        "bench",
+        gen_files["pt2"],
+        "--input",
+        "z:8",
+        "--input",
+        "label:int:5",
+        "--backend",
+        "torch,ort",
+        "--precision",
+        "fp32",
+        "--fid",
+        8,
+        "--fid-weights",
+        tiny_weights,
+        "--out",
+        out,
+        *QUICK,
+    )
     assert "Calling eval()" not in res.output + res.stderr
     rows = json.loads((out / "results.json").read_text())["rows"]
     by = {(r["backend"], r["precision"]): r for r in rows}
-    assert by[("torch", "fp32")]["status"] == "ok" and by[("torch", "fp32")]["drift_verdict"] == "reference"
+    assert (
+        by[("torch", "fp32")]["status"] == "ok"
+        and by[("torch", "fp32")]["drift_verdict"] == "reference"
+    )
     assert by[("ort", "fp32")]["status"] == "ok" and by[("ort", "fp32")]["fid_drift"] is not None
 
 
@@ -51,16 +71,23 @@ def test_pt2_program_benches_on_torch_with_fid(gen_files, tiny_weights, tmp_path
 def test_bench_of_an_fp16_onnx_measures_it_once(gen_files, tmp_path) -> None:
     fp16 = tmp_path / "g.fp16.onnx"
     cli("export", gen_files["torchscript"], "--fp16", "-o", fp16)
-    only = cli("bench", fp16, "--precision", "fp16", "--backend", "ort", "--out", tmp_path / "a", *QUICK)
+    only = cli(
+        "bench", fp16, "--precision", "fp16", "--backend", "ort", "--out", tmp_path / "a", *QUICK
+    )
     rows = json.loads((tmp_path / "a" / "results.json").read_text())["rows"]
-    assert [(r["backend"], r["precision"], r["status"]) for r in rows] == [("ort", "fp16", "ok")], only.output
+    assert [(r["backend"], r["precision"], r["status"]) for r in rows] == [("ort", "fp16", "ok")], (
+        only.output
+    )
     cli("bench", fp16, "--out", tmp_path / "b", *QUICK)
     rows = json.loads((tmp_path / "b" / "results.json").read_text())["rows"]
     keys = [(r["backend"], r.get("variant"), r["precision"], r["batch_size"]) for r in rows]
     assert len(keys) == len(set(keys)), f"a row is listed twice: {keys}"
     status = {(r["backend"], r["precision"]): (r["status"], r.get("reason") or "") for r in rows}
     assert status[("ort", "fp16")][0] == "ok"
-    assert status[("ort", "fp32")][0] == "skipped" and "the ONNX file is fp16" in status[("ort", "fp32")][1]
+    assert (
+        status[("ort", "fp32")][0] == "skipped"
+        and "the ONNX file is fp16" in status[("ort", "fp32")][1]
+    )
 
 
 # ------------------------------------------------------------------- image-to-image
@@ -69,7 +96,10 @@ def test_sr_export_with_dynamic_hw_runs_at_two_sizes(sr_ts, tmp_path) -> None:
     res = cli("export", sr_ts, "--input", "image:3x16x16", "--dynamic-hw", "-o", out)
     assert "sizes 16x16, 8x8" in res.stdout, res.stdout
     side = sidecar(out)
-    assert side["spec"]["hw_range"] == [4, 16, 64] and side["meta"]["verification"]["sizes"] == [[16, 16], [8, 8]]
+    assert side["spec"]["hw_range"] == [4, 16, 64] and side["meta"]["verification"]["sizes"] == [
+        [16, 16],
+        [8, 8],
+    ]
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
@@ -87,8 +117,25 @@ def test_sr_export_with_dynamic_hw_runs_at_two_sizes(sr_ts, tmp_path) -> None:
 
 def test_bench_images_feed_the_sr_grid_and_fid(sr_ts, images_dir, tiny_weights, tmp_path) -> None:
     out = tmp_path / "r"
-    cli("bench", sr_ts, "--input", "image:3x16x16", "--images", images_dir, "--backend", "torch,ort", "--precision", "fp32",
-        "--fid", 8, "--fid-weights", tiny_weights, "--out", out, *QUICK)  # fmt: skip
+    cli(
+        "bench",
+        sr_ts,
+        "--input",
+        "image:3x16x16",
+        "--images",
+        images_dir,
+        "--backend",
+        "torch,ort",
+        "--precision",
+        "fp32",
+        "--fid",
+        8,
+        "--fid-weights",
+        tiny_weights,
+        "--out",
+        out,
+        *QUICK,
+    )
     settings = json.loads((out / "results.json").read_text())["settings"]
     assert settings["images"]["files"] == 16 and settings["images"]["size"] == [3, 16, 16]
     assert settings["fid"]["images"]["sha256"] == settings["images"]["sha256"]
@@ -97,13 +144,36 @@ def test_bench_images_feed_the_sr_grid_and_fid(sr_ts, images_dir, tiny_weights, 
     grid = Image.open(out / "samples_grid.png")
     assert grid.height >= 3 * 64  # input row, reference row, ort row
     # the drift set is the folder's images, not random smooth ones: the grid's input row shows them
-    few = cli("bench", sr_ts, "--input", "image:3x16x16", "--images", images_dir, "--fid", 20, "--fid-weights", tiny_weights,
-              "--out", tmp_path / "x", *QUICK, code=2)  # fmt: skip
+    few = cli(
+        "bench",
+        sr_ts,
+        "--input",
+        "image:3x16x16",
+        "--images",
+        images_dir,
+        "--fid",
+        20,
+        "--fid-weights",
+        tiny_weights,
+        "--out",
+        tmp_path / "x",
+        *QUICK,
+        code=2,
+    )
     assert "needs 40 images" in error_line(few)
 
 
 def test_images_flag_refused_for_a_latent_generator(gen_files, images_dir, tmp_path) -> None:
-    res = cli("bench", gen_files["torchscript"], "--images", images_dir, "--out", tmp_path / "r", *QUICK, code=2)
+    res = cli(
+        "bench",
+        gen_files["torchscript"],
+        "--images",
+        images_dir,
+        "--out",
+        tmp_path / "r",
+        *QUICK,
+        code=2,
+    )
     assert "--images is for image-to-image generators" in error_line(res)
 
 
@@ -134,7 +204,9 @@ def test_an_output_range_that_cannot_be_told_asks_for_the_flag(tmp_path) -> None
 
 
 # ----------------------------------------------------------------------- prune -> bench
-def test_prune_of_a_state_dict_model_then_bench_needs_no_flags(gen_files, tiny_weights, tmp_path) -> None:
+def test_prune_of_a_state_dict_model_then_bench_needs_no_flags(
+    gen_files, tiny_weights, tmp_path
+) -> None:
     src = tmp_path / "gen_sd.pt"
     src.write_bytes(gen_files["state_dict"].read_bytes())
     pruned = tmp_path / "gen.pruned.pt"
@@ -146,17 +218,61 @@ def test_prune_of_a_state_dict_model_then_bench_needs_no_flags(gen_files, tiny_w
     argv = shlex.split(line.removeprefix("measure it: accelkit "))
     argv[argv.index("--fid") + 1] = "8"
     out = tmp_path / "r"
-    cli(*argv, "--fid-weights", tiny_weights, "--backend", "torch", "--precision", "fp32", "--out", out, *QUICK)
+    cli(
+        *argv,
+        "--fid-weights",
+        tiny_weights,
+        "--backend",
+        "torch",
+        "--precision",
+        "fp32",
+        "--out",
+        out,
+        *QUICK,
+    )
     ref = json.loads((out / "results.json").read_text())["settings"]["fid"]["reference"]
     assert ref == src.name
 
 
 def test_reference_arch_flag_loads_a_weight_only_teacher(gen_files, tiny_weights, tmp_path) -> None:
     out = tmp_path / "r"
-    cli("bench", gen_files["torchscript"], "--fid", 8, "--fid-weights", tiny_weights, "--reference", gen_files["state_dict"],
-        "--reference-arch", ARCH, "--backend", "torch", "--precision", "fp32", "--out", out, *QUICK)  # fmt: skip
-    res = cli("bench", gen_files["torchscript"], "--fid", 8, "--fid-weights", tiny_weights, "--reference", gen_files["state_dict"],
-              "--backend", "torch", "--precision", "fp32", "--out", tmp_path / "r2", *QUICK, code=2)  # fmt: skip
+    cli(
+        "bench",
+        gen_files["torchscript"],
+        "--fid",
+        8,
+        "--fid-weights",
+        tiny_weights,
+        "--reference",
+        gen_files["state_dict"],
+        "--reference-arch",
+        ARCH,
+        "--backend",
+        "torch",
+        "--precision",
+        "fp32",
+        "--out",
+        out,
+        *QUICK,
+    )
+    res = cli(
+        "bench",
+        gen_files["torchscript"],
+        "--fid",
+        8,
+        "--fid-weights",
+        tiny_weights,
+        "--reference",
+        gen_files["state_dict"],
+        "--backend",
+        "torch",
+        "--precision",
+        "fp32",
+        "--out",
+        tmp_path / "r2",
+        *QUICK,
+        code=2,
+    )
     assert "--arch" in error_line(res)
 
 
@@ -165,7 +281,18 @@ def test_prune_a_pixel_shuffle_sr_network(tmp_path) -> None:
     sd = tmp_path / "msr.pth"
     torch.save(PixelShuffleSR().state_dict(), str(sd))
     out = tmp_path / "msr.pruned.pt"
-    cli("prune", sd, "--arch", "tests.fixtures.families:PixelShuffleSR", "--input", "image:3x16x16", "--ratio", "0.5", "-o", out)
+    cli(
+        "prune",
+        sd,
+        "--arch",
+        "tests.fixtures.families:PixelShuffleSR",
+        "--input",
+        "image:3x16x16",
+        "--ratio",
+        "0.5",
+        "-o",
+        out,
+    )
     pruning = next(p for p in sidecar(out)["passes"] if p["name"] == "Prune")
     assert pruning["pixel_shuffle_inputs_kept"] == ["upconv1", "upconv2"]
     assert pruning["params_after"] < 0.8 * pruning["params_before"]
@@ -203,8 +330,13 @@ def test_torchscript_inputs_from_the_first_layer(tmp_path) -> None:
 
 def test_input_flag_overrides_one_inferred_input(gen_files) -> None:
     d = json.loads(cli("info", gen_files["pt2"], "--input", "label:int:5", "--json").stdout)
-    assert [(i["name"], i["shape"], i["num_classes"]) for i in d["spec"]["inputs"]] == [("z", [8], None), ("label", [], 5)]
-    d = json.loads(cli("info", gen_files["pt2"], "--json").stdout)  # and the classes come from its embedding table
+    assert [(i["name"], i["shape"], i["num_classes"]) for i in d["spec"]["inputs"]] == [
+        ("z", [8], None),
+        ("label", [], 5),
+    ]
+    d = json.loads(
+        cli("info", gen_files["pt2"], "--json").stdout
+    )  # and the classes come from its embedding table
     assert d["spec"]["inputs"][1]["num_classes"] == 5
 
 
@@ -214,7 +346,9 @@ def test_dynamic_hw_spec_reaches_tensorrt_profiles(sr_ts, tmp_path) -> None:
     from accelkit.spec import InputSpec
     from accelkit.trt.build import profile_shapes
 
-    art = load_generator(sr_ts, inputs=[InputSpec("image", "image", (3, 16, 16))], hw_range=(8, 16, 48))
+    art = load_generator(
+        sr_ts, inputs=[InputSpec("image", "image", (3, 16, 16))], hw_range=(8, 16, 48)
+    )
     shapes = profile_shapes(art.spec, (1, 2, 4))
     assert shapes["image"] == ((1, 3, 8, 8), (2, 3, 16, 16), (4, 3, 48, 48))
     model = onnx.load(str(_export(sr_ts, tmp_path)))

@@ -19,9 +19,10 @@ in ``.ci/run``'s second environment).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -88,11 +89,17 @@ FAMILIES: dict[str, Family] = {
     "stylegan2": Family(lambda d, g: "stylegan2", classes=4),
     "sr4x": Family(lambda d, g: "sr4x", output_range=(0.0, 1.0)),
     "vae-decoder": Family(_vae, needs="diffusers", fid=50),
-    "rrdbnet": Family(_rrdb, flags=["--input", "image:3x16x16"], output_range=(0.0, 1.0), sr=True, fid=50),
-    "pix2pix-unet": Family(_pix2pix, flags=["--arch", "tests.fixtures.families:UnetGenerator"], fid=50),
+    "rrdbnet": Family(
+        _rrdb, flags=["--input", "image:3x16x16"], output_range=(0.0, 1.0), sr=True, fid=50
+    ),
+    "pix2pix-unet": Family(
+        _pix2pix, flags=["--arch", "tests.fixtures.families:UnetGenerator"], fid=50
+    ),
     "pt2-cond": Family(_copy("pt2", "cond.pt2"), prune=False, classes=5),
     "torchscript": Family(_copy("torchscript", "gen.ts.pt"), prune=False),
-    "state-dict": Family(_copy("state_dict", "gen_sd.pt"), flags=["--arch", "tests.fixtures.generators:LatentGen"]),
+    "state-dict": Family(
+        _copy("state_dict", "gen_sd.pt"), flags=["--arch", "tests.fixtures.generators:LatentGen"]
+    ),
 }
 
 
@@ -138,7 +145,9 @@ class Chain:
     def fp16(self) -> Path:
         def make() -> Path:
             out = self.dir / "g.fp16.onnx"
-            cli("export", self.onnx(), "--fp16", "-o", out)  # no loading flags: the spec is in the file
+            cli(
+                "export", self.onnx(), "--fp16", "-o", out
+            )  # no loading flags: the spec is in the file
             return out
 
         return self._once("fp16", make)  # type: ignore[no-any-return]
@@ -146,22 +155,42 @@ class Chain:
     def bench(self, tiny_weights: Path) -> Path:
         def make() -> Path:
             out = self.dir / "bench"
-            cli("bench", self.source, *self.fam.flags, "--backend", "torch,ort", "--precision", "fp32", "--fid", self.fam.fid,
-                "--fid-weights", tiny_weights, "--fid-batch", 25, "--out", out, *QUICK)  # fmt: skip
+            cli(
+                "bench",
+                self.source,
+                *self.fam.flags,
+                "--backend",
+                "torch,ort",
+                "--precision",
+                "fp32",
+                "--fid",
+                self.fam.fid,
+                "--fid-weights",
+                tiny_weights,
+                "--fid-batch",
+                25,
+                "--out",
+                out,
+                *QUICK,
+            )
             return out
 
         return self._once("bench", make)  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="session")
-def chains(tmp_path_factory: pytest.TempPathFactory, gen_files: dict[str, Path]) -> Callable[[str], Chain]:
+def chains(
+    tmp_path_factory: pytest.TempPathFactory, gen_files: dict[str, Path]
+) -> Callable[[str], Chain]:
     root = tmp_path_factory.mktemp("matrix")
     made: dict[str, Chain] = {}
 
     def get(name: str) -> Chain:
         fam = FAMILIES[name]
         if fam.needs:
-            pytest.importorskip(fam.needs, reason=f"{fam.needs} is not installed (the family's extra)")
+            pytest.importorskip(
+                fam.needs, reason=f"{fam.needs} is not installed (the family's extra)"
+            )
         if fam.sr:
             from accelkit.loaders.spandrel_sr import spandrel_available
 
@@ -179,7 +208,9 @@ def _spec_ok(spec: dict[str, Any], fam: Family, where: str) -> None:
     assert spec["inputs"] and spec["output_shape"], f"{where}: no spec"
     assert tuple(spec["output_range"]) == fam.output_range, f"{where}: range {spec['output_range']}"
     labels = [i for i in spec["inputs"] if i["kind"] == "label"]
-    assert [i["num_classes"] for i in labels] == ([fam.classes] if fam.classes else []), f"{where}: classes"
+    assert [i["num_classes"] for i in labels] == ([fam.classes] if fam.classes else []), (
+        f"{where}: classes"
+    )
 
 
 # ------------------------------------------------------------------------------ cells
@@ -190,7 +221,9 @@ def test_info(name: str, chains) -> None:
     _spec_ok(d["spec"], c.fam, "info")
     text = cli("info", c.source, *c.fam.flags).stdout
     lo, hi = c.fam.output_range
-    assert f"in [{lo:g}, {hi:g}]" in text and "output_range from" in text  # the range is printed with how
+    assert (
+        f"in [{lo:g}, {hi:g}]" in text and "output_range from" in text
+    )  # the range is printed with how
 
 
 @pytest.mark.parametrize("name", cells())
@@ -199,8 +232,13 @@ def test_export_fp32(name: str, chains) -> None:
     side = sidecar(c.onnx())
     _spec_ok(side["spec"], c.fam, "fp32 sidecar")
     assert side["meta"]["verification"]["max_abs_err"] <= side["meta"]["verification"]["tolerance"]
-    info = json.loads(cli("info", c.onnx(), "--json").stdout)  # the next command reads the spec from the file
-    assert info["spec"]["inputs"] == side["spec"]["inputs"] and tuple(info["spec"]["output_range"]) == c.fam.output_range
+    info = json.loads(
+        cli("info", c.onnx(), "--json").stdout
+    )  # the next command reads the spec from the file
+    assert (
+        info["spec"]["inputs"] == side["spec"]["inputs"]
+        and tuple(info["spec"]["output_range"]) == c.fam.output_range
+    )
 
 
 @pytest.mark.parametrize("name", cells())
@@ -215,7 +253,9 @@ def test_export_fp16_from_the_onnx(name: str, chains) -> None:
 def test_quantize_int8_from_the_onnx(name: str, chains) -> None:
     c = chains(name)
     out = c.dir / "g.int8.onnx"
-    cli("quantize", c.onnx(), "--calib", 16, "--tolerance", 5, "-o", out)  # random-init weights: quality is not the point here
+    cli(
+        "quantize", c.onnx(), "--calib", 16, "--tolerance", 5, "-o", out
+    )  # random-init weights: quality is not the point here
     side = sidecar(out)
     assert side["precision"] == "int8" and side["meta"]["int8"]["quantized_nodes"]
     _spec_ok(side["spec"], c.fam, "int8 sidecar")
@@ -242,9 +282,21 @@ def test_bench_torch_and_ort_with_fid(name: str, chains, tiny_weights) -> None:
     ok = {(r["backend"], r["precision"]): r for r in report["rows"] if r["status"] == "ok"}
     assert {("torch", "fp32"), ("ort", "fp32")} <= set(ok), report["rows"]
     ort = ok[("ort", "fp32")]
-    assert ort["fid_drift"] is not None and np.isfinite(ort["max_abs_err"])  # psnr_db is null when the outputs are identical (infinite)
+    assert ort["fid_drift"] is not None and np.isfinite(
+        ort["max_abs_err"]
+    )  # psnr_db is null when the outputs are identical (infinite)
     assert report["settings"]["fid"]["resize_mode"] == "clean"
-    cli("bench", c.fp16(), "--backend", "ort", "--precision", "fp16", "--out", c.dir / "bench16", *QUICK)  # no flags
+    cli(
+        "bench",
+        c.fp16(),
+        "--backend",
+        "ort",
+        "--precision",
+        "fp16",
+        "--out",
+        c.dir / "bench16",
+        *QUICK,
+    )  # no flags
 
 
 @pytest.mark.parametrize("name", cells(slow=True))
@@ -269,7 +321,9 @@ def test_fid_on_folders_of_its_builds(name: str, chains, tiny_weights) -> None:
         for i, img in enumerate(to_uint8(imgs, art.spec.output_range)):
             Image.fromarray(img.transpose(1, 2, 0).squeeze()).save(folder / f"{i}.png")
         folders.append(folder)
-    d = json.loads(cli("fid", *folders, "--fid-weights", tiny_weights, "--kid-subsets", 0, "--json").stdout)
+    d = json.loads(
+        cli("fid", *folders, "--fid-weights", tiny_weights, "--kid-subsets", 0, "--json").stdout
+    )
     assert d["a"]["resize_mode"] == "clean" and np.isfinite(d["fid"])
 
 
@@ -277,7 +331,11 @@ def _torch_artifact(c: Chain) -> Any:
     from accelkit.pipelines.options import LoadOptions
 
     flags = dict(zip(c.fam.flags[::2], c.fam.flags[1::2]))
-    return LoadOptions.from_flags(c.source, arch=flags.get("--arch"), inputs=[flags["--input"]] if "--input" in flags else None).load()
+    return LoadOptions.from_flags(
+        c.source,
+        arch=flags.get("--arch"),
+        inputs=[flags["--input"]] if "--input" in flags else None,
+    ).load()
 
 
 @pytest.mark.parametrize("name", cells(slow=True))

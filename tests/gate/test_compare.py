@@ -20,7 +20,13 @@ ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ROOT / ".github" / "workflows" / "perf-regression.yml"
 
 ENV: dict[str, Any] = {
-    "versions": {"python": "3.11.7", "torch": "2.13.0", "onnxruntime-gpu": "1.22.0", "tensorrt": "10.9.0", "accelkit": "0.1.0"},
+    "versions": {
+        "python": "3.11.7",
+        "torch": "2.13.0",
+        "onnxruntime-gpu": "1.22.0",
+        "tensorrt": "10.9.0",
+        "accelkit": "0.1.0",
+    },
     "cpu": {"model": "Test CPU", "available_cores": 16},
     "gpus": [{"index": 0, "name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"}],
 }
@@ -31,8 +37,18 @@ STEADY = [1.00, 1.01, 0.99, 1.005, 0.995]
 NOISY = [1.00, 1.18, 0.82, 1.10, 0.87]
 
 
-def row(backend: str, batch: int, ips: float | None, *, shape: list[float] = STEADY, precision: str = "fp16",
-        device: str = "cuda:0", status: str = "ok", reason: str | None = None, **extra: Any) -> dict[str, Any]:  # fmt: skip
+def row(
+    backend: str,
+    batch: int,
+    ips: float | None,
+    *,
+    shape: list[float] = STEADY,
+    precision: str = "fp16",
+    device: str = "cuda:0",
+    status: str = "ok",
+    reason: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     """A results.json row whose samples are ``ips`` times ``shape``."""
     samples = [ips * s for s in shape] if (ips is not None and status == "ok") else []
     d: dict[str, Any] = {
@@ -56,11 +72,23 @@ def results(rows: list[dict[str, Any]], **env_changes: Any) -> dict[str, Any]:
             env["versions"][k] = v
         else:
             env[k] = v
-    return {"schema_version": 1, "created": "2025-05-01T12:00:00+00:00", "environment": env, "settings": dict(SETTINGS), "artifacts": [], "rows": rows}
+    return {
+        "schema_version": 1,
+        "created": "2025-05-01T12:00:00+00:00",
+        "environment": env,
+        "settings": dict(SETTINGS),
+        "artifacts": [],
+        "rows": rows,
+    }
 
 
 def base_rows() -> list[dict[str, Any]]:
-    return [row("trt", 1, 2000.0), row("trt", 8, 9000.0), row("torch", 1, 800.0, precision="fp32"), row("torch", 8, 3000.0, precision="fp32")]
+    return [
+        row("trt", 1, 2000.0),
+        row("trt", 8, 9000.0),
+        row("torch", 1, 800.0, precision="fp32"),
+        row("torch", 8, 3000.0, precision="fp32"),
+    ]
 
 
 def verdicts(comp: Any) -> dict[str, str]:
@@ -69,7 +97,12 @@ def verdicts(comp: Any) -> dict[str, str]:
 
 # ---------------------------------------------------------------------- verdicts
 def test_unchanged_build_passes() -> None:
-    cur = [row("trt", 1, 2010.0, shape=STEADY[::-1]), row("trt", 8, 8950.0), row("torch", 1, 805.0, precision="fp32"), row("torch", 8, 2990.0, precision="fp32")]
+    cur = [
+        row("trt", 1, 2010.0, shape=STEADY[::-1]),
+        row("trt", 8, 8950.0),
+        row("torch", 1, 805.0, precision="fp32"),
+        row("torch", 8, 2990.0, precision="fp32"),
+    ]
     comp = compare_reports(results(base_rows()), results(cur), max_slowdown=0.05)
     assert comp.exit_code == 0 and comp.passed
     assert set(verdicts(comp).values()) == {"pass"}
@@ -105,7 +138,9 @@ def test_slowdown_inside_the_threshold_passes() -> None:
 
 def test_noisy_repeats_are_unreliable_not_a_pass_nor_a_failure() -> None:
     base = [row("torch", 1, 800.0, shape=NOISY, precision="fp32")]
-    cur = [row("torch", 1, 720.0, shape=NOISY[::-1], precision="fp32")]  # -10 % point estimate, ±15 % repeats
+    cur = [
+        row("torch", 1, 720.0, shape=NOISY[::-1], precision="fp32")
+    ]  # -10 % point estimate, ±15 % repeats
     comp = compare_reports(results(base), results(cur), max_slowdown=0.05)
     r = comp.rows[0]
     assert r.ratio == pytest.approx(0.9)
@@ -125,7 +160,9 @@ def test_rule_needs_the_whole_interval_beyond_the_threshold() -> None:
     comp = compare_reports(results(base), results(cur), max_slowdown=0.05)
     r = comp.rows[0]
     assert r.ci_high is not None and r.ci_low is not None
-    assert r.ci_high < 1.0 and r.ci_high > 0.95  # rule (a) would flag it, accelkit's rule (b) does not
+    assert (
+        r.ci_high < 1.0 and r.ci_high > 0.95
+    )  # rule (a) would flag it, accelkit's rule (b) does not
     assert r.verdict == "within-noise" and comp.exit_code == 0
 
 
@@ -164,7 +201,10 @@ def test_row_skipped_in_current_is_missing() -> None:
     cur = base_rows()
     cur[0] = row("trt", 1, None, status="skipped", reason="TensorRT is not installed")
     comp = compare_reports(results(base_rows()), results(cur))
-    assert comp.rows[0].verdict == "missing-in-current" and "TensorRT is not installed" in comp.rows[0].reason
+    assert (
+        comp.rows[0].verdict == "missing-in-current"
+        and "TensorRT is not installed" in comp.rows[0].reason
+    )
     assert comp.exit_code == 0
 
 
@@ -172,7 +212,9 @@ def test_rows_skipped_on_both_sides_are_notes() -> None:
     skipped = row("trt", 1, None, status="skipped", reason="no GPU")
     comp = compare_reports(results([skipped]), results([skipped]))
     assert comp.rows == [] and len(comp.notes) == 1
-    assert comp.exit_code == 1 and "nothing compared" in comp.summary_line()  # a gate never passes on nothing
+    assert (
+        comp.exit_code == 1 and "nothing compared" in comp.summary_line()
+    )  # a gate never passes on nothing
 
 
 def test_failed_row_fails_the_comparison() -> None:
@@ -182,7 +224,10 @@ def test_failed_row_fails_the_comparison() -> None:
     assert comp.rows[1].verdict == "failed" and "NaN" in comp.rows[1].reason
     assert comp.exit_code == 1
     # a failed row that the baseline never had fails too
-    extra = compare_reports(results(base_rows()), results(base_rows() + [row("ort", 1, None, status="failed", reason="boom")]))
+    extra = compare_reports(
+        results(base_rows()),
+        results(base_rows() + [row("ort", 1, None, status="failed", reason="boom")]),
+    )
     assert verdicts(extra)["ort fp16 1"] == "failed" and extra.exit_code == 1
 
 
@@ -201,8 +246,13 @@ def test_mismatched_devices_reported_and_strict_fails() -> None:
     assert {r.verdict for r in comp.rows} == {"missing-in-current", "new-in-current"}
     missing = next(r for r in comp.rows if r.verdict == "missing-in-current")
     assert "device mismatch" in missing.reason and "cpu" in missing.reason
-    assert any(m.field == "gpu" and m.baseline == "NVIDIA H100 80GB HBM3" and m.current is None for m in comp.env_mismatches)
-    assert comp.exit_code == 1 and "measured none of the baseline's 4 rows" in comp.summary_line()  # nothing compared
+    assert any(
+        m.field == "gpu" and m.baseline == "NVIDIA H100 80GB HBM3" and m.current is None
+        for m in comp.env_mismatches
+    )
+    assert (
+        comp.exit_code == 1 and "measured none of the baseline's 4 rows" in comp.summary_line()
+    )  # nothing compared
     assert compare_reports(results(base_rows()), cur, strict=True).exit_code == 1
 
 
@@ -243,7 +293,9 @@ def test_fid_drift_regression_and_noise_floor() -> None:
     assert "FID drift" in r.reason and comp.exit_code == 1
     assert r.fid_baseline == 1.0 and r.fid_current == 2.0
     # inside the limit
-    ok = compare_reports(results(base), results([row("trt", 1, 2000.0, fid_drift=1.3)]), max_fid_drift=0.5)
+    ok = compare_reports(
+        results(base), results([row("trt", 1, 2000.0, fid_drift=1.3)]), max_fid_drift=0.5
+    )
     assert ok.rows[0].verdict == "pass" and ok.exit_code == 0
     # beyond the limit but inside the current run's noise floor
     floor = [row("trt", 1, 2000.0, fid_drift=2.0, noise_floor_fid=3.0)]
@@ -262,7 +314,9 @@ def test_fid_on_one_side_only_fails_when_gated() -> None:
     r = comp.rows[0]
     assert r.verdict == "missing-metric" and "current absent" in r.reason and comp.exit_code == 1
     assert comp.summary_line() == "FAIL: 1 missing-metric — 1 failing row"
-    assert compare_reports(results(base), results(cur)).exit_code == 0  # not gated without --max-fid-drift
+    assert (
+        compare_reports(results(base), results(cur)).exit_code == 0
+    )  # not gated without --max-fid-drift
 
 
 # ------------------------------------------------------------------ bad input
@@ -320,7 +374,13 @@ def test_bad_rows_and_duplicates() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"max_slowdown": 1.5}, {"max_slowdown": -0.1}, {"max_fid_drift": -1.0}, {"confidence": 1.0}, {"n_boot": 10}],
+    [
+        {"max_slowdown": 1.5},
+        {"max_slowdown": -0.1},
+        {"max_fid_drift": -1.0},
+        {"confidence": 1.0},
+        {"n_boot": 10},
+    ],
 )
 def test_bad_settings(kwargs: dict[str, Any]) -> None:
     with pytest.raises(InputError) as ei:
@@ -328,7 +388,10 @@ def test_bad_settings(kwargs: dict[str, Any]) -> None:
     _one_line(ei.value)
 
 
-@pytest.mark.parametrize(("text", "want"), [("5%", 0.05), ("0.05", 0.05), (" 12.5 % ", 0.125), ("0%", 0.0), (0.1, 0.1), (".2", 0.2)])
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [("5%", 0.05), ("0.05", 0.05), (" 12.5 % ", 0.125), ("0%", 0.0), (0.1, 0.1), (".2", 0.2)],
+)
 def test_parse_fraction(text: Any, want: float) -> None:
     assert parse_fraction(text) == pytest.approx(want)
 
@@ -351,7 +414,12 @@ def _mixed() -> Any:
     cur = base_rows()
     cur[1] = row("trt", 8, 7200.0)
     cur = cur[:3]  # torch fp32 8 missing
-    return compare_reports(results(base_rows()), results(cur), baseline_name="baseline/results.json", current_name="current/results.json")
+    return compare_reports(
+        results(base_rows()),
+        results(cur),
+        baseline_name="baseline/results.json",
+        current_name="current/results.json",
+    )
 
 
 def test_junit_has_one_case_per_row_and_failures() -> None:
@@ -361,10 +429,14 @@ def test_junit_has_one_case_per_row_and_failures() -> None:
     assert len(cases) == len(comp.rows) + 2  # + coverage, environment
     assert root.get("failures") == "1" and root.get("skipped") == "1"
     failed = [c for c in cases if c.find("failure") is not None]
-    assert [c.get("classname") for c in failed] == ["accelkit.perf.trt.fp16"] and failed[0].get("name") == "batch 8 on cuda:0"
+    assert [c.get("classname") for c in failed] == ["accelkit.perf.trt.fp16"] and failed[0].get(
+        "name"
+    ) == "batch 8 on cuda:0"
     assert "regression" in (failed[0].find("failure").get("message") or "")  # type: ignore[union-attr]
     skipped = [c for c in cases if c.find("skipped") is not None]
-    assert [c.get("name") for c in skipped] == ["batch 8 on cuda:0"] and skipped[0].get("classname") == "accelkit.perf.torch.fp32"
+    assert [c.get("name") for c in skipped] == ["batch 8 on cuda:0"] and skipped[0].get(
+        "classname"
+    ) == "accelkit.perf.torch.fp32"
     strict = compare_reports(results(base_rows()), results(base_rows()[:3]), strict=True)
     sroot = ET.fromstring(strict.to_junit())
     assert sroot.get("failures") == "1" and sroot.get("skipped") == "0"
@@ -374,7 +446,9 @@ def test_markdown_has_the_table_and_details() -> None:
     md = _mixed().to_markdown()
     assert md.startswith("## accelkit compare: ❌")
     assert "| row | batch | device | baseline img/s | current img/s | change |" in md
-    assert re.search(r"\| trt fp16 \| 8 \| cuda:0 \| 9,000 \| 7,200 \| -20\.0% \| .* \| ❌ regression \|", md), md
+    assert re.search(
+        r"\| trt fp16 \| 8 \| cuda:0 \| 9,000 \| 7,200 \| -20\.0% \| .* \| ❌ regression \|", md
+    ), md
     assert "missing-in-current" in md and "### Details" in md
     assert "`baseline/results.json`" in md
     ok = compare_reports(results(base_rows()), results(base_rows())).to_markdown()
@@ -386,7 +460,9 @@ def test_text_table() -> None:
     lines = text.splitlines()
     header = next(line for line in lines if line.startswith("row"))
     assert "baseline img/s" in header and "verdict" in header
-    assert any(line.startswith("trt fp16") and line.rstrip().endswith("regression") for line in lines)
+    assert any(
+        line.startswith("trt fp16") and line.rstrip().endswith("regression") for line in lines
+    )
     assert lines[-1].startswith("FAIL: ")
     assert "\x1b[" not in text
 
@@ -405,7 +481,9 @@ README_COMMANDS = (
 
 
 def _workflow() -> dict[str, Any]:
-    yaml = pytest.importorskip("yaml", reason="pyyaml is needed to parse the workflow (pip install -e '.[dev]')")
+    yaml = pytest.importorskip(
+        "yaml", reason="pyyaml is needed to parse the workflow (pip install -e '.[dev]')"
+    )
     data = yaml.safe_load(WORKFLOW.read_text())
     assert isinstance(data, dict)
     return data
@@ -433,7 +511,11 @@ def test_workflow_is_valid_and_complete() -> None:
     assert any('pip install -e ".[gpu]"' in str(s.get("run", "")) for s in steps)
     assert any("GITHUB_STEP_SUMMARY" in str(s.get("run", "")) for s in steps)
     upload = [s for s in steps if str(s.get("uses", "")).startswith("actions/upload-artifact@")]
-    assert upload and "current/" in upload[0]["with"]["path"] and upload[0].get("if") == "${{ always() }}"
+    assert (
+        upload
+        and "current/" in upload[0]["with"]["path"]
+        and upload[0].get("if") == "${{ always() }}"
+    )
     assert sorted(_accelkit_commands(data)) == sorted(README_COMMANDS)
 
 
@@ -446,7 +528,9 @@ def test_workflow_commands_are_documented_in_readme() -> None:
 def test_docs_carry_an_exact_copy_of_the_workflow() -> None:
     doc = (ROOT / "docs" / "perf-regression.md").read_text()
     blocks = re.findall(r"```yaml\n(.*?)```", doc, flags=re.S)
-    assert WORKFLOW.read_text() in blocks, "docs/perf-regression.md must embed .github/workflows/perf-regression.yml verbatim"
+    assert WORKFLOW.read_text() in blocks, (
+        "docs/perf-regression.md must embed .github/workflows/perf-regression.yml verbatim"
+    )
 
 
 def test_write_outputs_atomically(tmp_path: Path) -> None:

@@ -9,14 +9,22 @@ import json
 import math
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from accelkit.cli import app
-from accelkit.gate.compare import FAILING, STRICT_FAILING, VERDICTS, Comparison, compare_files, compare_reports
+from accelkit.gate.compare import (
+    FAILING,
+    STRICT_FAILING,
+    VERDICTS,
+    Comparison,
+    compare_files,
+    compare_reports,
+)
 from tests.gate.test_compare import NOISY, base_rows, results, row
 
 runner = CliRunner()
@@ -25,7 +33,9 @@ runner = CliRunner()
 def with_load(rep: dict[str, Any], load: float, cores: int = 2) -> dict[str, Any]:
     """``rep`` measured at 1-minute load ``load`` on ``cores`` cores (report and every row)."""
     out = copy.deepcopy(rep)
-    out["environment"]["cpu"] = dict(out["environment"]["cpu"], available_cores=cores, load_average=[load, load, load])
+    out["environment"]["cpu"] = dict(
+        out["environment"]["cpu"], available_cores=cores, load_average=[load, load, load]
+    )
     for r in out["rows"]:
         r["load_average_1m"] = load
     return out
@@ -37,18 +47,46 @@ def with_load(rep: dict[str, Any], load: float, cores: int = 2) -> dict[str, Any
     [
         ([], "the current report has no rows"),
         ([row("ort", 1, 500.0)], "measured none of the baseline's 4 rows (it measured 1 other row"),
-        ([row(r["backend"], r["batch_size"], None, precision=r["precision"], status="skipped", reason="no GPU") for r in base_rows()],
-         "the current report measured nothing (its 4 rows are skipped or failed; trt fp16 batch 1 on cuda:0: no GPU)"),
-        ([row(r["backend"], r["batch_size"], None, precision=r["precision"], status="failed", reason="NaN") for r in base_rows()],
-         "the current report measured nothing"),
+        (
+            [
+                row(
+                    r["backend"],
+                    r["batch_size"],
+                    None,
+                    precision=r["precision"],
+                    status="skipped",
+                    reason="no GPU",
+                )
+                for r in base_rows()
+            ],
+            "the current report measured nothing (its 4 rows are skipped or failed; trt fp16 batch 1 on cuda:0: no GPU)",
+        ),
+        (
+            [
+                row(
+                    r["backend"],
+                    r["batch_size"],
+                    None,
+                    precision=r["precision"],
+                    status="failed",
+                    reason="NaN",
+                )
+                for r in base_rows()
+            ],
+            "the current report measured nothing",
+        ),
         ([row("trt", 1, 2000.0), row("trt", 8, None, status="skipped", reason="x")], None),
     ],
     ids=["zero-rows", "all-missing", "all-skipped", "all-failed", "one-compared"],
 )
-def test_nothing_compared_fails_with_a_reason(current_rows: list[dict[str, Any]], why: str | None) -> None:
+def test_nothing_compared_fails_with_a_reason(
+    current_rows: list[dict[str, Any]], why: str | None
+) -> None:
     comp = compare_reports(results(base_rows()), results(current_rows))
     if why is None:  # one row compared: the missing ones are reported, not failing without --strict
-        assert comp.failures == [] and comp.exit_code == 0 and comp.counts()["missing-in-current"] == 3
+        assert (
+            comp.failures == [] and comp.exit_code == 0 and comp.counts()["missing-in-current"] == 3
+        )
         return
     assert comp.exit_code == 1 and comp.verdict == "fail"
     assert comp.failures and why in comp.failures[0], comp.failures
@@ -66,8 +104,14 @@ def test_empty_baseline_fails() -> None:
     assert {r.verdict for r in comp.rows} == {"new-in-current"}
 
 
-@pytest.mark.parametrize("current_rows", [[], [row("trt", 1, None, status="skipped", reason="no GPU")]], ids=["empty", "all-missing"])
-def test_cli_compare_on_empty_or_all_missing_current_exits_1(tmp_path: Path, current_rows: list[dict[str, Any]]) -> None:
+@pytest.mark.parametrize(
+    "current_rows",
+    [[], [row("trt", 1, None, status="skipped", reason="no GPU")]],
+    ids=["empty", "all-missing"],
+)
+def test_cli_compare_on_empty_or_all_missing_current_exits_1(
+    tmp_path: Path, current_rows: list[dict[str, Any]]
+) -> None:
     (tmp_path / "base.json").write_text(json.dumps(results(base_rows())))
     (tmp_path / "cur.json").write_text(json.dumps(results(current_rows)))
     res = runner.invoke(app, ["compare", str(tmp_path / "base.json"), str(tmp_path / "cur.json")])
@@ -79,7 +123,9 @@ def test_cli_compare_on_empty_or_all_missing_current_exits_1(tmp_path: Path, cur
 # ------------------------------------------------------------- missing metric
 def test_nan_fid_in_a_file_is_a_missing_metric(tmp_path: Path) -> None:
     (tmp_path / "base.json").write_text(json.dumps(results([row("trt", 1, 2000.0, fid_drift=1.0)])))
-    (tmp_path / "cur.json").write_text(json.dumps(results([row("trt", 1, 2000.0, fid_drift=math.nan)])))  # json writes NaN
+    (tmp_path / "cur.json").write_text(
+        json.dumps(results([row("trt", 1, 2000.0, fid_drift=math.nan)]))
+    )  # json writes NaN
     comp = compare_files(tmp_path / "base.json", tmp_path / "cur.json", max_fid_drift=0.5)
     r = comp.rows[0]
     assert r.verdict == "missing-metric" and "current not finite (nan)" in r.reason
@@ -88,17 +134,29 @@ def test_nan_fid_in_a_file_is_a_missing_metric(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("base_fid", "cur_fid", "said"),
-    [(None, 1.0, "baseline absent"), (None, None, "baseline absent and current absent"), ("1.2", 1.0, "baseline not a number")],
+    [
+        (None, 1.0, "baseline absent"),
+        (None, None, "baseline absent and current absent"),
+        ("1.2", 1.0, "baseline not a number"),
+    ],
 )
 def test_gated_fid_missing_on_either_side_fails(base_fid: Any, cur_fid: Any, said: str) -> None:
     b = row("trt", 1, 2000.0, **({} if base_fid is None else {"fid_drift": base_fid}))
     c = row("trt", 1, 2000.0, **({} if cur_fid is None else {"fid_drift": cur_fid}))
     comp = compare_reports(results([b]), results([c]), max_fid_drift=0.5)
-    assert comp.rows[0].verdict == "missing-metric" and said in comp.rows[0].reason and comp.exit_code == 1
+    assert (
+        comp.rows[0].verdict == "missing-metric"
+        and said in comp.rows[0].reason
+        and comp.exit_code == 1
+    )
 
 
 def test_missing_metric_keeps_a_speed_regression_a_regression() -> None:
-    comp = compare_reports(results([row("trt", 1, 2000.0, fid_drift=1.0)]), results([row("trt", 1, 1000.0)]), max_fid_drift=0.5)
+    comp = compare_reports(
+        results([row("trt", 1, 2000.0, fid_drift=1.0)]),
+        results([row("trt", 1, 1000.0)]),
+        max_fid_drift=0.5,
+    )
     assert comp.rows[0].verdict == "regression" and "names fid_drift" in comp.rows[0].reason
 
 
@@ -106,7 +164,10 @@ def test_missing_metric_keeps_a_speed_regression_a_regression() -> None:
 def test_same_build_at_different_loads_is_unreliable_not_a_regression() -> None:
     """The issue's case: same build, busier machine for the second run, rows 20 % slower with tight repeats."""
     base = with_load(results(base_rows()), 0.2)
-    cur_rows = [dict(r, images_per_sec_samples=[x * 0.8 for x in r["images_per_sec_samples"]]) for r in base_rows()]
+    cur_rows = [
+        dict(r, images_per_sec_samples=[x * 0.8 for x in r["images_per_sec_samples"]])
+        for r in base_rows()
+    ]
     cur = with_load(results(cur_rows), 1.9)
     comp = compare_reports(base, cur)
     assert {r.speed_verdict for r in comp.rows} == {"regression"}  # what the interval alone says
@@ -119,14 +180,22 @@ def test_same_build_at_different_loads_is_unreliable_not_a_regression() -> None:
     assert junit.get("failures") == "0" and junit.get("skipped") == "4"
     assert "⚠️ unreliable" in comp.to_markdown().splitlines()[0]
     d = json.loads(json.dumps(comp.to_dict()))
-    assert d["verdict"] == "unreliable" and d["rows"][0]["speed_verdict"] == "regression" and d["rows"][0]["unreliable_reasons"]
+    assert (
+        d["verdict"] == "unreliable"
+        and d["rows"][0]["speed_verdict"] == "regression"
+        and d["rows"][0]["unreliable_reasons"]
+    )
     strict = compare_reports(base, cur, strict=True)
-    assert strict.exit_code == 1 and strict.summary_line().startswith("FAIL: 4 unreliable — 4 failing rows (--strict)")
+    assert strict.exit_code == 1 and strict.summary_line().startswith(
+        "FAIL: 4 unreliable — 4 failing rows (--strict)"
+    )
     assert ET.fromstring(strict.to_junit()).get("failures") == "4"
 
 
 def test_oversubscribed_machine_is_unreliable_even_at_equal_loads() -> None:
-    comp = compare_reports(with_load(results(base_rows()), 4.9), with_load(results(base_rows()), 4.9))
+    comp = compare_reports(
+        with_load(results(base_rows()), 4.9), with_load(results(base_rows()), 4.9)
+    )
     assert {r.verdict for r in comp.rows} == {"unreliable"}
     assert "machine oversubscribed (load 4.9 on 2 cores)" in comp.summary_line()
 
@@ -139,18 +208,34 @@ def test_measured_contention_is_preferred_to_the_load_average() -> None:
             r["stability"] = {"busy_cores_others": others, "oversubscribed": over, "cpus": 2}
         return rep
 
-    quiet = compare_reports(stab(with_load(results(base_rows()), 0.2), 0.1, False), stab(with_load(results(base_rows()), 3.0), 0.2, False))
-    assert quiet.verdict == "pass"  # the load average counted the bench's own threads; nobody else competed
-    over = compare_reports(stab(with_load(results(base_rows()), 1.0), 0.1, False), stab(with_load(results(base_rows()), 1.0), 1.8, True))
+    quiet = compare_reports(
+        stab(with_load(results(base_rows()), 0.2), 0.1, False),
+        stab(with_load(results(base_rows()), 3.0), 0.2, False),
+    )
+    assert (
+        quiet.verdict == "pass"
+    )  # the load average counted the bench's own threads; nobody else competed
+    over = compare_reports(
+        stab(with_load(results(base_rows()), 1.0), 0.1, False),
+        stab(with_load(results(base_rows()), 1.0), 1.8, True),
+    )
     assert {r.verdict for r in over.rows} == {"unreliable"}
-    assert "current oversubscribed while measured (others kept 1.8 of 2 cores busy)" in over.summary_line()
+    assert (
+        "current oversubscribed while measured (others kept 1.8 of 2 cores busy)"
+        in over.summary_line()
+    )
     assert "other processes' busy cores 0.1 → 1.8 (2 cores)" in over.summary_line()
 
 
 def test_small_load_changes_and_quiet_machines_stay_reliable() -> None:
-    comp = compare_reports(with_load(results(base_rows()), 0.3), with_load(results(base_rows()), 1.1))
+    comp = compare_reports(
+        with_load(results(base_rows()), 0.3), with_load(results(base_rows()), 1.1)
+    )
     assert comp.verdict == "pass" and comp.summary_line() == "PASS: 4 pass"
-    big = compare_reports(with_load(results(base_rows()), 2.0, cores=16), with_load(results(base_rows()), 5.0, cores=16))
+    big = compare_reports(
+        with_load(results(base_rows()), 2.0, cores=16),
+        with_load(results(base_rows()), 5.0, cores=16),
+    )
     assert big.verdict == "pass"  # 3 more runnable processes on 16 cores: within 0.25 per core
 
 
@@ -164,17 +249,24 @@ def test_a_real_regression_on_equal_quiet_machines_still_fails() -> None:
 @pytest.mark.parametrize(
     ("change", "said"),
     [
-        (lambda r: r["environment"].update(threads={"torch_intra_op": 1}), "threads.torch_intra_op"),
+        (
+            lambda r: r["environment"].update(threads={"torch_intra_op": 1}),
+            "threads.torch_intra_op",
+        ),
         (lambda r: r["environment"]["cpu"].update(model="Other CPU"), "cpu: Test CPU → Other CPU"),
         (lambda r: [x.update(runner={"threads": 1}) for x in r["rows"]], "runner threads — → 1"),
     ],
     ids=["env-threads", "cpu-model", "runner-threads"],
 )
-def test_thread_and_hardware_differences_make_rows_unreliable(change: Callable[[dict[str, Any]], Any], said: str) -> None:
+def test_thread_and_hardware_differences_make_rows_unreliable(
+    change: Callable[[dict[str, Any]], Any], said: str
+) -> None:
     cur = results(base_rows())
     change(cur)
     comp = compare_reports(results(base_rows()), cur)
-    assert {r.verdict for r in comp.rows} == {"unreliable"} and said in comp.summary_line(), comp.summary_line()
+    assert {r.verdict for r in comp.rows} == {"unreliable"} and said in comp.summary_line(), (
+        comp.summary_line()
+    )
 
 
 def test_fid_regression_is_not_hidden_by_an_unreliable_speed() -> None:
@@ -185,7 +277,9 @@ def test_fid_regression_is_not_hidden_by_an_unreliable_speed() -> None:
 
 
 # ----------------------------------------------------------------- interleaved
-def _interleaved(base: dict[str, Any], cur: dict[str, Any], run: str = "abc") -> tuple[dict[str, Any], dict[str, Any]]:
+def _interleaved(
+    base: dict[str, Any], cur: dict[str, Any], run: str = "abc"
+) -> tuple[dict[str, Any], dict[str, Any]]:
     base, cur = copy.deepcopy(base), copy.deepcopy(cur)
     base["settings"]["interleaved_run"] = cur["settings"]["interleaved_run"] = run
     return base, cur
@@ -198,11 +292,16 @@ def test_interleaved_reports_skip_run_to_run_checks_and_pair_rounds() -> None:
     c = [row("ort", 1, 900.0, shape=rounds, precision="fp32", device="cpu")]
     base, cur = _interleaved(with_load(results(b), 0.2), with_load(results(c), 4.9))
     paired = compare_reports(base, cur)
-    assert paired.interleaved and paired.rows[0].verdict == "regression"  # load ignored: both sides shared it
+    assert (
+        paired.interleaved and paired.rows[0].verdict == "regression"
+    )  # load ignored: both sides shared it
     assert paired.rows[0].ci_high == pytest.approx(0.9)  # round effects cancel
     unpaired = compare_reports(base, cur, interleaved=False)
     assert unpaired.rows[0].verdict == "unreliable"
-    other_run = compare_reports(*_interleaved(results(b), results(c), "abc")[:1], _interleaved(results(b), results(c), "xyz")[1])
+    other_run = compare_reports(
+        *_interleaved(results(b), results(c), "abc")[:1],
+        _interleaved(results(b), results(c), "xyz")[1],
+    )
     assert not other_run.interleaved
 
 
@@ -213,7 +312,10 @@ def _scenarios() -> dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, An
     slow[1] = row("trt", 8, 7000.0)
     noisy_b = results([row("torch", 1, 800.0, shape=NOISY, precision="fp32")])
     noisy_c = results([row("torch", 1, 720.0, shape=NOISY[::-1], precision="fp32")])
-    few_b, few_c = results([row("trt", 1, 1000.0, shape=[1.0, 1.01])]), results([row("trt", 1, 990.0, shape=[1.0, 1.01])])
+    few_b, few_c = (
+        results([row("trt", 1, 1000.0, shape=[1.0, 1.01])]),
+        results([row("trt", 1, 990.0, shape=[1.0, 1.01])]),
+    )
     failed = base_rows()
     failed[2] = row("torch", 1, None, precision="fp32", status="failed", reason="NaN")
     return {
@@ -227,8 +329,21 @@ def _scenarios() -> dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, An
         "few-repeats": (few_b, few_c, {}),
         "env-versions": (base, results(base_rows(), torch="2.14.0"), {}),
         "load-differs": (with_load(base, 0.1), with_load(results(slow), 2.5), {}),
-        "fid-missing": (results([row("trt", 1, 1.0e3, fid_drift=1.0)]), results([row("trt", 1, 1.0e3)]), {"max_fid_drift": 0.5}),
-        "improved": (base, results([dict(r, images_per_sec_samples=[x * 1.5 for x in r["images_per_sec_samples"]]) for r in base_rows()]), {}),
+        "fid-missing": (
+            results([row("trt", 1, 1.0e3, fid_drift=1.0)]),
+            results([row("trt", 1, 1.0e3)]),
+            {"max_fid_drift": 0.5},
+        ),
+        "improved": (
+            base,
+            results(
+                [
+                    dict(r, images_per_sec_samples=[x * 1.5 for x in r["images_per_sec_samples"]])
+                    for r in base_rows()
+                ]
+            ),
+            {},
+        ),
     }
 
 
@@ -263,6 +378,9 @@ def test_summary_counts_match_the_verdict(name: str, strict: bool) -> None:
 
 def test_strict_never_says_fail_with_only_passing_counts() -> None:
     """The issue's 'FAIL: 1 pass' under --strict: a row without a noise estimate is now unreliable, and counted so."""
-    b, c = results([row("trt", 1, 1000.0, shape=[1.0, 1.01])]), results([row("trt", 1, 1000.0, shape=[1.0, 1.01])])
+    b, c = (
+        results([row("trt", 1, 1000.0, shape=[1.0, 1.01])]),
+        results([row("trt", 1, 1000.0, shape=[1.0, 1.01])]),
+    )
     line = compare_reports(b, c, strict=True).summary_line()
     assert line.startswith("FAIL: 1 unreliable") and "pass" not in line.split("—")[0]

@@ -16,37 +16,89 @@ import pytest
 
 from accelkit.benchmark.report import Report
 from accelkit.errors import InputError
-from accelkit.gate.ratio_gate import RatioBaseline, baseline_from_reports, measure_ratios, merge_reports, ratio_gate
+from accelkit.gate.ratio_gate import (
+    RatioBaseline,
+    baseline_from_reports,
+    measure_ratios,
+    merge_reports,
+    ratio_gate,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
-ENV: dict[str, Any] = {"versions": {"torch": "2.13.0", "onnxruntime": "1.32.0"}, "cpu": {"model": "AMD EPYC", "available_cores": 2}, "gpus": []}
+ENV: dict[str, Any] = {
+    "versions": {"torch": "2.13.0", "onnxruntime": "1.32.0"},
+    "cpu": {"model": "AMD EPYC", "available_cores": 2},
+    "gpus": [],
+}
 STEADY = [1.0, 1.01, 0.99, 1.005, 0.995, 1.0]
 NOISY = [1.0, 1.3, 0.7, 1.2, 0.8, 1.0]
 
 
-def row(backend: str, batch: int, ips: float | None, *, shape: list[float] = STEADY, status: str = "ok", reason: str | None = None, variant: str | None = None) -> dict[str, Any]:
+def row(
+    backend: str,
+    batch: int,
+    ips: float | None,
+    *,
+    shape: list[float] = STEADY,
+    status: str = "ok",
+    reason: str | None = None,
+    variant: str | None = None,
+) -> dict[str, Any]:
     samples = [ips * s for s in shape] if (ips is not None and status == "ok") else []
     return {
-        "backend": backend, "precision": "fp32", "batch_size": batch, "device": "cpu", "status": status, "reason": reason,
-        "variant": variant, "images_per_sec": sorted(samples)[len(samples) // 2] if samples else None, "images_per_sec_samples": samples,
-    }  # fmt: skip
+        "backend": backend,
+        "precision": "fp32",
+        "batch_size": batch,
+        "device": "cpu",
+        "status": status,
+        "reason": reason,
+        "variant": variant,
+        "images_per_sec": sorted(samples)[len(samples) // 2] if samples else None,
+        "images_per_sec_samples": samples,
+    }
 
 
-def report(torch1: float, ort1: float, torch8: float, ort8: float, *, ort_shape: list[float] = STEADY, cpu: str = "AMD EPYC") -> Report:
+def report(
+    torch1: float,
+    ort1: float,
+    torch8: float,
+    ort8: float,
+    *,
+    ort_shape: list[float] = STEADY,
+    cpu: str = "AMD EPYC",
+) -> Report:
     env = copy.deepcopy(ENV)
     env["cpu"]["model"] = cpu
-    rows = [row("torch", 1, torch1), row("torch", 8, torch8), row("ort", 1, ort1, shape=ort_shape), row("ort", 8, ort8, shape=ort_shape)]
-    return Report.from_dict({"schema_version": 1, "created": "2025-05-01T00:00:00+00:00", "environment": env, "settings": {}, "artifacts": [], "rows": rows})
+    rows = [
+        row("torch", 1, torch1),
+        row("torch", 8, torch8),
+        row("ort", 1, ort1, shape=ort_shape),
+        row("ort", 8, ort8, shape=ort_shape),
+    ]
+    return Report.from_dict(
+        {
+            "schema_version": 1,
+            "created": "2025-05-01T00:00:00+00:00",
+            "environment": env,
+            "settings": {},
+            "artifacts": [],
+            "rows": rows,
+        }
+    )
 
 
-BASE = RatioBaseline(ratios={1: 3.0, 8: 1.0}, tolerance=0.2, machine={"cpu": "AMD EPYC", "available_cores": 2})
+BASE = RatioBaseline(
+    ratios={1: 3.0, 8: 1.0}, tolerance=0.2, machine={"cpu": "AMD EPYC", "available_cores": 2}
+)
 
 
 def test_unchanged_ratio_passes() -> None:
     res = ratio_gate(report(100, 300, 200, 200), BASE)
     assert [v.verdict for v in res.verdicts] == ["pass", "pass"]
     assert res.exit_code == 0 and res.notes == []
-    assert res.verdicts[0].ratio == pytest.approx(3.0) and res.verdicts[0].floor == pytest.approx(2.4)
+    assert res.verdicts[0].ratio == pytest.approx(3.0) and res.verdicts[0].floor == pytest.approx(
+        2.4
+    )
     assert res.to_text().strip().endswith("PASS")
 
 
@@ -71,7 +123,9 @@ def test_slowdown_inside_tolerance_passes() -> None:
 
 
 def test_noisy_slowdown_is_within_noise() -> None:
-    res = ratio_gate(report(100, 210, 200, 200, ort_shape=NOISY), BASE)  # point -30 %, repeats ±30 %
+    res = ratio_gate(
+        report(100, 210, 200, 200, ort_shape=NOISY), BASE
+    )  # point -30 %, repeats ±30 %
     v1 = res.verdicts[0]
     assert v1.verdict == "within-noise" and v1.ci_high is not None and v1.ci_high >= 2.4
     assert res.exit_code == 0
@@ -87,12 +141,19 @@ def test_missing_or_failed_rows_fail() -> None:
     rep = report(100, 300, 200, 200)
     rep.rows = [r for r in rep.rows if not (r.backend == "ort" and r.batch_size == 8)]
     res = ratio_gate(rep, BASE)
-    assert res.verdicts[1].verdict == "missing" and "no ort fp32 row at batch 8" in res.verdicts[1].reason
+    assert (
+        res.verdicts[1].verdict == "missing"
+        and "no ort fp32 row at batch 8" in res.verdicts[1].reason
+    )
     assert res.exit_code == 1
     data = report(100, 300, 200, 200).to_dict()
     data["rows"][3] = row("ort", 8, None, status="failed", reason="NaN output")
     res = ratio_gate(data, BASE)  # a results.json dict works too
-    assert res.verdicts[1].verdict == "missing" and "NaN output" in res.verdicts[1].reason and res.exit_code == 1
+    assert (
+        res.verdicts[1].verdict == "missing"
+        and "NaN output" in res.verdicts[1].reason
+        and res.exit_code == 1
+    )
 
 
 def test_variant_rows_are_not_the_plain_backend() -> None:
@@ -107,18 +168,37 @@ def test_variant_rows_are_not_the_plain_backend() -> None:
 
 def test_other_machine_is_unreliable_and_extra_batches_are_noted() -> None:
     rep = report(100, 300, 200, 200, cpu="Intel Xeon")
-    res = ratio_gate(rep, RatioBaseline(ratios={1: 3.0}, tolerance=0.2, machine={"cpu": "AMD EPYC", "available_cores": 2}))
-    assert any("is not the baseline's (AMD EPYC, 2 cores)" in n and "--update-baseline" in n for n in res.notes)
+    res = ratio_gate(
+        rep,
+        RatioBaseline(
+            ratios={1: 3.0}, tolerance=0.2, machine={"cpu": "AMD EPYC", "available_cores": 2}
+        ),
+    )
+    assert any(
+        "is not the baseline's (AMD EPYC, 2 cores)" in n and "--update-baseline" in n
+        for n in res.notes
+    )
     assert any("[8]" in n for n in res.notes)
-    assert res.verdicts[0].verdict == "unreliable" and res.verdict == "unreliable" and res.exit_code == 0
-    assert res.to_text().strip().splitlines()[-1].startswith("UNRELIABLE (exit 0; strict fails it): 1 of 1")
+    assert (
+        res.verdicts[0].verdict == "unreliable"
+        and res.verdict == "unreliable"
+        and res.exit_code == 0
+    )
+    assert (
+        res.to_text()
+        .strip()
+        .splitlines()[-1]
+        .startswith("UNRELIABLE (exit 0; strict fails it): 1 of 1")
+    )
 
 
 def test_other_machine_neither_passes_nor_fails_a_slowdown() -> None:
     """The committed AMD baseline on an Intel box: a 30 % ORT loss is not judged against it, loudly; strict fails it."""
     rep = report(100, 210, 200, 200, cpu="Intel Xeon")
     res = ratio_gate(rep, BASE)
-    assert {v.verdict for v in res.verdicts} == {"unreliable"} and "against it the interval says regression" in res.verdicts[0].reason
+    assert {v.verdict for v in res.verdicts} == {
+        "unreliable"
+    } and "against it the interval says regression" in res.verdicts[0].reason
     assert res.exit_code == 0 and res.to_dict()["verdict"] == "unreliable"
     strict = ratio_gate(rep, BASE, strict=True)
     assert strict.exit_code == 1 and strict.to_text().strip().endswith("FAIL")
@@ -127,13 +207,18 @@ def test_other_machine_neither_passes_nor_fails_a_slowdown() -> None:
 def test_wide_interval_or_few_repeats_is_unreliable() -> None:
     wild = [1.0, 1.9, 0.4, 1.6, 0.5, 1.0]
     res = ratio_gate(report(100, 250, 200, 200, ort_shape=wild), BASE)
-    assert res.verdicts[0].verdict == "unreliable" and "wider than the ±20% tolerance" in res.verdicts[0].reason
+    assert (
+        res.verdicts[0].verdict == "unreliable"
+        and "wider than the ±20% tolerance" in res.verdicts[0].reason
+    )
     assert res.exit_code == 0
     few = Report.from_dict({**report(100, 300, 200, 200).to_dict()})
     for r in few.rows:
         r.images_per_sec_samples = r.images_per_sec_samples[:2]
     res = ratio_gate(few, BASE)
-    assert {v.verdict for v in res.verdicts} == {"unreliable"} and "no noise estimate" in res.verdicts[0].reason
+    assert {v.verdict for v in res.verdicts} == {
+        "unreliable"
+    } and "no noise estimate" in res.verdicts[0].reason
     assert ratio_gate(few, BASE, strict=True).exit_code == 1
 
 
@@ -159,7 +244,10 @@ def test_baseline_roundtrip_and_bad_files(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     for text, needle in (
         ("{nope", "not valid JSON"),
-        (json.dumps({"schema_version": 7, "tolerance": 0.1, "ratios": {"1": 2}}), "schema_version 7"),
+        (
+            json.dumps({"schema_version": 7, "tolerance": 0.1, "ratios": {"1": 2}}),
+            "schema_version 7",
+        ),
         (json.dumps({"schema_version": 1, "tolerance": 2, "ratios": {"1": 2}}), "tolerance"),
         (json.dumps({"schema_version": 1, "tolerance": 0.1, "ratios": {"x": 2}}), "batch size"),
         (json.dumps({"schema_version": 1, "tolerance": 0.1, "ratios": {"1": -2}}), "positive"),
@@ -192,7 +280,9 @@ def test_merge_reports_concatenates_repeats() -> None:
     torch1 = next(r for r in m.rows if r.backend == "torch" and r.batch_size == 1)
     assert len(torch1.images_per_sec_samples) == 12
     assert torch1.images_per_sec == pytest.approx(statistics.median(torch1.images_per_sec_samples))
-    assert torch1.images_per_sec_spread is not None and torch1.images_per_sec_spread["max"] == pytest.approx(110 * 1.01)
+    assert torch1.images_per_sec_spread is not None and torch1.images_per_sec_spread[
+        "max"
+    ] == pytest.approx(110 * 1.01)
     ort8 = next(r for r in m.rows if r.backend == "ort" and r.batch_size == 8)
     assert ort8.status == "failed"  # a failure is never averaged away
     assert m.settings["merged_reports"] == 2 and m.settings["batch_sizes"] == [1, 8]
@@ -216,7 +306,9 @@ def _script() -> ModuleType:
     return mod
 
 
-def test_script_bad_baseline_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_script_bad_baseline_exits_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     mod = _script()
     assert mod.main(["--baseline", str(tmp_path / "none.json")]) == 2
     err = capsys.readouterr().err.strip()

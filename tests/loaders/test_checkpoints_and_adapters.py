@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -30,7 +28,10 @@ def test_rosinality_checkpoint_with_args_namespace_loads_weights_only(tmp_path) 
     art = load_generator(path, arch=f"{FAM}:RosinalityWrapped")
     assert art.meta["checkpoint_key"] == "g_ema"  # EMA weights, not "g"
     assert [(i.name, i.shape) for i in art.spec.inputs] == [("z", (32,))]  # from style_dim
-    assert art.meta["output_adapter"]["index"] == 0 and "item 0 of a 2-tuple" in dict(art.spec.inferred)["output"]
+    assert (
+        art.meta["output_adapter"]["index"] == 0
+        and "item 0 of a 2-tuple" in dict(art.spec.inferred)["output"]
+    )
     ema = torch.load(path, weights_only=False)["g_ema"]
     ref = RosinalityWrapped().eval()
     ref.load_state_dict(ema)
@@ -62,7 +63,9 @@ def test_flat_output_needs_and_takes_output_shape(tmp_path) -> None:
     path = write_state_dict(FlatMLPGen, tmp_path / "mlp.pt")
     with pytest.raises(SpecError, match="--output-shape CxHxW"):
         load_generator(path, arch=f"{FAM}:FlatMLPGen")
-    with pytest.raises(SpecError, match="3x28x28 has 2352 values per image but the generator returns 784"):
+    with pytest.raises(
+        SpecError, match="3x28x28 has 2352 values per image but the generator returns 784"
+    ):
         load_generator(path, arch=f"{FAM}:FlatMLPGen", output_shape=(3, 28, 28))
     art = load_generator(path, arch=f"{FAM}:FlatMLPGen", output_shape=(1, 28, 28))
     assert art.spec.output_shape == (1, 28, 28) and art.spec.output_range == (0.0, 1.0)

@@ -18,7 +18,7 @@ from accelkit.passes.fp16 import FP16_MAX, Fp16
 
 pytest.importorskip("diffusers", reason="diffusers is not installed (extra [vae])")
 
-from tests.fixtures.families import TINY_VAE_CONFIG, write_vae_folder  # noqa: E402
+from tests.fixtures.families import TINY_VAE_CONFIG, write_vae_folder
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,9 @@ def test_vae_folder_loads_its_decoder_with_the_pipelines_scaling(vae_dir) -> Non
     assert [(i.name, i.kind, i.shape) for i in spec.inputs] == [("latent", "latent", (4, 16, 16))]
     assert spec.output_shape == (3, 32, 32) and spec.output_range == (-1.0, 1.0)
     assert "diffusers VAE convention" in dict(spec.inferred)["output_range"]
-    assert art.meta["loader"] == "diffusers" and art.meta["arch"] == "diffusers:AutoencoderKL.decoder"
+    assert (
+        art.meta["loader"] == "diffusers" and art.meta["arch"] == "diffusers:AutoencoderKL.decoder"
+    )
     ref = AutoencoderKL.from_pretrained(str(vae_dir)).eval()
     z = torch.randn(2, 4, 16, 16)
     with torch.no_grad():
@@ -54,7 +56,9 @@ def test_pipeline_folder_takes_its_vae(vae_dir, tmp_path) -> None:
 
 def test_other_diffusers_folders_are_refused(tmp_path) -> None:
     (tmp_path / "unet").mkdir()
-    (tmp_path / "unet" / "config.json").write_text(json.dumps({"_class_name": "UNet2DConditionModel", "_diffusers_version": "0.30.0"}))
+    (tmp_path / "unet" / "config.json").write_text(
+        json.dumps({"_class_name": "UNet2DConditionModel", "_diffusers_version": "0.30.0"})
+    )
     with pytest.raises(InputError, match="decoder of a VAE"):
         load_generator(tmp_path / "unet")
     (tmp_path / "plain").mkdir()
@@ -79,5 +83,7 @@ def test_fp16_fallback_keeps_an_overflowing_decoder_finite(tmp_path) -> None:
 
 def test_without_diffusers_the_error_names_the_extra(vae_dir) -> None:
     script = f"import sys; sys.modules['diffusers'] = None\nfrom accelkit.loading import load_generator\nload_generator({str(vae_dir)!r})"
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode != 0 and "accelkit[vae]" in proc.stderr

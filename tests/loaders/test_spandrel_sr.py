@@ -28,7 +28,12 @@ def rrdb(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_nominal_size_meets_the_architectures_requirements() -> None:
-    assert nominal_size(2, 1) == 64 and nominal_size(2, 8) == 64 and nominal_size(80, 16) == 80 and nominal_size(1, 48) == 96
+    assert (
+        nominal_size(2, 1) == 64
+        and nominal_size(2, 8) == 64
+        and nominal_size(80, 16) == 80
+        and nominal_size(1, 48) == 96
+    )
 
 
 def _ref(path: Path) -> RRDBNet:
@@ -56,17 +61,23 @@ def test_spandrel_model_exports_with_dynamic_hw(rrdb, tmp_path) -> None:
     from accelkit.passes.verify import ort_session
     from accelkit.spec import InputSpec
 
-    art = load_generator(rrdb, inputs=[InputSpec("image", "image", (3, 16, 16))], hw_range=(0, 0, 0))
+    art = load_generator(
+        rrdb, inputs=[InputSpec("image", "image", (3, 16, 16))], hw_range=(0, 0, 0)
+    )
     out = OnnxFromTorch(tmp_path / "sr.onnx", batch_range=(1, 2, 4))(art)
     assert out.meta["verification"]["sizes"] == [[16, 16], [8, 8]]
     sess = ort_session(out.path)
     for hw in (12, 20):
         x = np.random.default_rng(hw).random((1, 3, hw, hw), dtype=np.float32)
         with torch.no_grad():
-            np.testing.assert_allclose(sess.run(None, {"image": x})[0], _ref(rrdb)(torch.from_numpy(x)).numpy(), atol=1e-4)
+            np.testing.assert_allclose(
+                sess.run(None, {"image": x})[0], _ref(rrdb)(torch.from_numpy(x)).numpy(), atol=1e-4
+            )
 
 
-@pytest.mark.skipif(REASON is None, reason="spandrel is importable here; this checks the message where it is not")
+@pytest.mark.skipif(
+    REASON is None, reason="spandrel is importable here; this checks the message where it is not"
+)
 def test_without_spandrel_the_error_says_arch_or_the_sr_extra(rrdb) -> None:
     with pytest.raises(InputError) as info:
         load_generator(rrdb)

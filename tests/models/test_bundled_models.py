@@ -10,8 +10,8 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import torch
@@ -35,7 +35,7 @@ def _one_thread() -> Iterator[None]:
     torch.set_num_threads(before)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load(name: str) -> torch.nn.Module:
     """The bundled model in eval mode (cached: no test modifies it)."""
     path = WEIGHTS / BUNDLED[name]
@@ -65,7 +65,7 @@ def _inputs(model: torch.nn.Module, n: int, seed: int = 0) -> dict[str, torch.Te
 
 def test_registry_names_and_files() -> None:
     assert set(ARCHITECTURES) == set(BUNDLED) == {"dcgan", "stylegan2", "sr4x"}
-    for name, fname in BUNDLED.items():
+    for _name, fname in BUNDLED.items():
         path = WEIGHTS / fname
         assert path.is_file(), f"missing {path}; run python models/make_all.py"
         assert path.stat().st_size < 6_000_000
@@ -78,7 +78,9 @@ def test_default_constructor_is_bundled_configuration() -> None:
         with safe_open(str(WEIGHTS / BUNDLED[name]), framework="pt") as f:
             kwargs = json.loads(f.metadata()["accelkit.arch_kwargs"])
         defaults = {
-            k: p.default for k, p in inspect.signature(cls.__init__).parameters.items() if k != "self"
+            k: p.default
+            for k, p in inspect.signature(cls.__init__).parameters.items()
+            if k != "self"
         }
         assert kwargs == defaults, name
         bundled_sd = load_file(str(WEIGHTS / BUNDLED[name]))
@@ -99,7 +101,9 @@ def test_spec_attributes(bundled: tuple[str, torch.nn.Module]) -> None:
 
 
 @pytest.mark.parametrize("n", [1, 3])
-def test_output_shape_range_finite_deterministic(bundled: tuple[str, torch.nn.Module], n: int) -> None:
+def test_output_shape_range_finite_deterministic(
+    bundled: tuple[str, torch.nn.Module], n: int
+) -> None:
     name, model = bundled
     expected = {"dcgan": (3, 64, 64), "stylegan2": (3, 64, 64), "sr4x": (3, 128, 128)}[name]
     inp = _inputs(model, n)
@@ -121,7 +125,7 @@ def test_batch_independence(bundled: tuple[str, torch.nn.Module]) -> None:
     with torch.no_grad():
         batch = model(**inp)
         for i in range(3):
-            alone = model(**{k: v[i:i + 1] for k, v in inp.items()})
+            alone = model(**{k: v[i : i + 1] for k, v in inp.items()})
             torch.testing.assert_close(alone[0], batch[i], atol=1e-5, rtol=0)
 
 
@@ -135,14 +139,18 @@ def test_outputs_depend_on_inputs(bundled: tuple[str, torch.nn.Module]) -> None:
 
 def test_stylegan2_label_changes_output() -> None:
     model = _load("stylegan2")
-    z = torch.randn(1, model.z_dim, generator=torch.Generator().manual_seed(3)).expand(model.num_classes, -1)
+    z = torch.randn(1, model.z_dim, generator=torch.Generator().manual_seed(3)).expand(
+        model.num_classes, -1
+    )
     with torch.no_grad():
         y = model(z, torch.arange(model.num_classes))
     for i in range(1, model.num_classes):
         assert (y[i] - y[0]).abs().mean() > 0.01
     with torch.no_grad():
         std = float(model(**_inputs(model, 16)).std())
-    assert 0.15 < std < 0.7, f"untrained StyleGAN2 output std {std:.3f} outside the documented 0.2-0.6 (+margin)"
+    assert 0.15 < std < 0.7, (
+        f"untrained StyleGAN2 output std {std:.3f} outside the documented 0.2-0.6 (+margin)"
+    )
 
 
 def test_dcgan_not_mode_collapsed() -> None:
@@ -156,7 +164,9 @@ def test_dcgan_not_mode_collapsed() -> None:
     """
     model = _load("dcgan")
     with torch.no_grad():
-        y = model(torch.randn(16, model.z_dim, generator=torch.Generator().manual_seed(4))).flatten(1)
+        y = model(torch.randn(16, model.z_dim, generator=torch.Generator().manual_seed(4))).flatten(
+            1
+        )
     d = torch.cdist(y, y) / y.shape[1] ** 0.5
     mean_pairwise = d.sum() / (16 * 15)
     assert mean_pairwise > 0.3, f"mean pairwise RMS distance {mean_pairwise:.3f}: mode collapse?"
@@ -211,7 +221,9 @@ def test_sr_beats_bilinear_on_shapes() -> None:
     lr = torch.nn.functional.avg_pool2d(hr, 4)
     with torch.no_grad():
         sr = model(lr)
-    bil = torch.nn.functional.interpolate(lr, scale_factor=4.0, mode="bilinear", align_corners=False)
+    bil = torch.nn.functional.interpolate(
+        lr, scale_factor=4.0, mode="bilinear", align_corners=False
+    )
     mse_sr = (sr - hr).square().mean()
     mse_bil = (bil - hr).square().mean()
     assert mse_sr < 0.9 * mse_bil
@@ -250,13 +262,20 @@ def test_onnx_export_dynamic_batch(name: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            model, tuple(inp.values()), buf, dynamo=False, opset_version=18,
-            input_names=list(inp), output_names=["out"],
+            model,
+            tuple(inp.values()),
+            buf,
+            dynamo=False,
+            opset_version=18,
+            input_names=list(inp),
+            output_names=["out"],
             dynamic_axes={**{k: {0: "batch"} for k in inp}, "out": {0: "batch"}},
         )
     proto = onnx.load_from_string(buf.getvalue())
     onnx.checker.check_model(proto)
-    assert [i.type.tensor_type.shape.dim[0].dim_param for i in proto.graph.input] == ["batch"] * len(inp)
+    assert [i.type.tensor_type.shape.dim[0].dim_param for i in proto.graph.input] == [
+        "batch"
+    ] * len(inp)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     sess = ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])

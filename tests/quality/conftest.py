@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+
 @pytest.fixture()
 def rng() -> np.random.Generator:
     """A fixed-seed numpy generator."""

@@ -41,7 +41,15 @@ class _Noisy:
 def meter(gen_files, tiny_weights, tmp_path):
     art = load_generator(gen_files["torchscript"])
     with create_runner("torch", art, precision="fp32") as ref:
-        m = DriftMeter(ref, art.source_sha256, FeatureExtractor(tiny_weights), n=48, seed=0, batch_size=16, workdir=tmp_path)
+        m = DriftMeter(
+            ref,
+            art.source_sha256,
+            FeatureExtractor(tiny_weights),
+            n=48,
+            seed=0,
+            batch_size=16,
+            workdir=tmp_path,
+        )
         m.prepare()
         yield m, ref
         m.close()
@@ -51,7 +59,11 @@ def test_identical_backend_is_within_floor_and_noise_is_drift(meter) -> None:
     m, ref = meter
     assert m.noise_floor_fid > 0
     same = m.measure(ref)
-    assert same.fid_drift == pytest.approx(0.0, abs=1e-6) and same.max_abs_err == 0.0 and same.verdict == "within floor"
+    assert (
+        same.fid_drift == pytest.approx(0.0, abs=1e-6)
+        and same.max_abs_err == 0.0
+        and same.verdict == "within floor"
+    )
     noisy = m.measure(_Noisy(ref, sigma=0.3))
     assert noisy.verdict == "drift" and noisy.fid_drift > m.noise_floor_fid
     assert 5 < noisy.psnr_db < 30 and noisy.changed_uint8_fraction > 0.5
@@ -66,7 +78,20 @@ def test_nan_output_is_a_failure_not_a_number(meter) -> None:
 
 def test_bench_fid_adds_drift_columns_grids_and_scatter(gen_files, tiny_weights, tmp_path) -> None:
     out = tmp_path / "res"
-    res = cli.invoke(app, ["bench", str(gen_files["torchscript"]), "--out", str(out), "--fid", "32", "--fid-weights", str(tiny_weights), *FAST])
+    res = cli.invoke(
+        app,
+        [
+            "bench",
+            str(gen_files["torchscript"]),
+            "--out",
+            str(out),
+            "--fid",
+            "32",
+            "--fid-weights",
+            str(tiny_weights),
+            *FAST,
+        ],
+    )
     assert res.exit_code == 0, res.output
     rows = json.loads((out / "results.json").read_text())["rows"]
     ok = [r for r in rows if r["status"] == "ok"]
@@ -80,7 +105,11 @@ def test_bench_fid_adds_drift_columns_grids_and_scatter(gen_files, tiny_weights,
     for name in ("samples_grid.png", "speed_vs_drift.png", "grid_ort_fp16.png"):
         assert Image.open(out / name).size[0] > 100
     md = (out / "results.md").read_text()
-    assert "## Quality drift vs FP32 torch" in md and "within floor" in md and "speed_vs_drift.png" in md
+    assert (
+        "## Quality drift vs FP32 torch" in md
+        and "within floor" in md
+        and "speed_vs_drift.png" in md
+    )
 
 
 def _write_folder(folder: Path, seed: int, n: int = 12, shift: int = 0) -> Path:
@@ -102,10 +131,16 @@ def test_fid_command_identical_and_different_folders(tiny_weights, tmp_path) -> 
     diff = cli.invoke(app, ["fid", str(a), str(c), "--fid-weights", str(tiny_weights), "--json"])
     assert json.loads(diff.stdout)["fid"] > 1e-3 and json.loads(diff.stdout)["kid"] > 0
     stats = tmp_path / "a.npz"
-    saved = cli.invoke(app, ["fid", str(a), "--save-stats", str(stats), "--fid-weights", str(tiny_weights)])
+    saved = cli.invoke(
+        app, ["fid", str(a), "--save-stats", str(stats), "--fid-weights", str(tiny_weights)]
+    )
     assert saved.exit_code == 0 and stats.is_file()
-    vs_stats = cli.invoke(app, ["fid", str(stats), str(b), "--fid-weights", str(tiny_weights), "--json"])
-    assert vs_stats.exit_code == 0 and json.loads(vs_stats.stdout)["fid"] == pytest.approx(0.0, abs=1e-6)
+    vs_stats = cli.invoke(
+        app, ["fid", str(stats), str(b), "--fid-weights", str(tiny_weights), "--json"]
+    )
+    assert vs_stats.exit_code == 0 and json.loads(vs_stats.stdout)["fid"] == pytest.approx(
+        0.0, abs=1e-6
+    )
 
 
 def _one_line(res, pattern: str) -> None:
@@ -116,27 +151,56 @@ def _one_line(res, pattern: str) -> None:
 
 def test_fid_command_errors(tiny_weights, tmp_path) -> None:
     a = _write_folder(tmp_path / "a", 0)
-    _one_line(cli.invoke(app, ["fid", str(a), str(a), "--fid-weights", str(tmp_path / "none.pt")]), "none.pt")
+    _one_line(
+        cli.invoke(app, ["fid", str(a), str(a), "--fid-weights", str(tmp_path / "none.pt")]),
+        "none.pt",
+    )
     bad = _write_folder(tmp_path / "bad", 2)
     (bad / "zz_broken.png").write_bytes(b"not a png")
-    _one_line(cli.invoke(app, ["fid", str(a), str(bad), "--fid-weights", str(tiny_weights)]), "zz_broken.png")
+    _one_line(
+        cli.invoke(app, ["fid", str(a), str(bad), "--fid-weights", str(tiny_weights)]),
+        "zz_broken.png",
+    )
     _one_line(cli.invoke(app, ["fid", str(a)]), "--save-stats")
     # statistics made with another extractor are refused, naming the field
     other = tmp_path / "other.pt"
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("mte", Path(__file__).parents[1] / "fixtures" / "make_tiny_extractor.py")
+    spec = importlib.util.spec_from_file_location(
+        "mte", Path(__file__).parents[1] / "fixtures" / "make_tiny_extractor.py"
+    )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     mod.build(other, seed=7)
     s1, s2 = tmp_path / "s1.npz", tmp_path / "s2.npz"
-    assert cli.invoke(app, ["fid", str(a), "--save-stats", str(s1), "--fid-weights", str(tiny_weights)]).exit_code == 0
-    assert cli.invoke(app, ["fid", str(a), "--save-stats", str(s2), "--fid-weights", str(other)]).exit_code == 0
+    assert (
+        cli.invoke(
+            app, ["fid", str(a), "--save-stats", str(s1), "--fid-weights", str(tiny_weights)]
+        ).exit_code
+        == 0
+    )
+    assert (
+        cli.invoke(
+            app, ["fid", str(a), "--save-stats", str(s2), "--fid-weights", str(other)]
+        ).exit_code
+        == 0
+    )
     _one_line(cli.invoke(app, ["fid", str(s1), str(s2)]), "extractor_sha256")
 
 
 def test_bench_fid_with_missing_weights_fails_before_work(tmp_path) -> None:
-    res = cli.invoke(app, ["bench", "--fid", "10", "--fid-weights", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "r")])
+    res = cli.invoke(
+        app,
+        [
+            "bench",
+            "--fid",
+            "10",
+            "--fid-weights",
+            str(tmp_path / "nope.pt"),
+            "--out",
+            str(tmp_path / "r"),
+        ],
+    )
     _one_line(res, "nope.pt")
     assert not (tmp_path / "r").exists()
 
@@ -148,44 +212,108 @@ def test_bench_fid_against_another_reference(gen_files, tiny_weights, tmp_path) 
     from tests.fixtures.generators import LatentGen, make
 
     other = tmp_path / "other.pt"
-    torch.jit.save(torch.jit.script(make(LatentGen, seed=5)), str(other))  # same spec, different weights
+    torch.jit.save(
+        torch.jit.script(make(LatentGen, seed=5)), str(other)
+    )  # same spec, different weights
     out = tmp_path / "res"
-    args = ["bench", str(gen_files["torchscript"]), "--backend", "torch", "--precision", "fp32", "--out", str(out),
-            "--fid", "32", "--fid-weights", str(tiny_weights), "--reference", str(other), *FAST]  # fmt: skip
+    args = [
+        "bench",
+        str(gen_files["torchscript"]),
+        "--backend",
+        "torch",
+        "--precision",
+        "fp32",
+        "--out",
+        str(out),
+        "--fid",
+        "32",
+        "--fid-weights",
+        str(tiny_weights),
+        "--reference",
+        str(other),
+        *FAST,
+    ]
     res = cli.invoke(app, args)
     assert res.exit_code == 0, res.output
-    (row, *_) = [r for r in json.loads((out / "results.json").read_text())["rows"] if r["status"] == "ok"]
-    assert row["drift_verdict"] in ("drift", "within floor") and row["max_abs_err"] > 1e-3  # measured, not "reference"
-    assert json.loads((out / "results.json").read_text())["settings"]["fid"]["reference"] == "other.pt"
-    _one_line(cli.invoke(app, ["bench", "--reference", str(other), "--out", str(tmp_path / "x")]), "--reference only matters with --fid")
+    (row, *_) = [
+        r for r in json.loads((out / "results.json").read_text())["rows"] if r["status"] == "ok"
+    ]
+    assert (
+        row["drift_verdict"] in ("drift", "within floor") and row["max_abs_err"] > 1e-3
+    )  # measured, not "reference"
+    assert (
+        json.loads((out / "results.json").read_text())["settings"]["fid"]["reference"] == "other.pt"
+    )
+    _one_line(
+        cli.invoke(app, ["bench", "--reference", str(other), "--out", str(tmp_path / "x")]),
+        "--reference only matters with --fid",
+    )
 
 
 def test_drift_vs_reference_and_prune_fid(tiny_weights, tmp_path, monkeypatch) -> None:
-    pytest.importorskip("torch_pruning", reason="torch-pruning is in the dev extra; install accelkit[prune]")
+    pytest.importorskip(
+        "torch_pruning", reason="torch-pruning is in the dev extra; install accelkit[prune]"
+    )
     from accelkit.passes.prune import Prune
     from accelkit.pipelines.bench import drift_vs_reference
 
     teacher = load_generator("dcgan")
     pruned = Prune(0.5)(teacher)
-    d = drift_vs_reference(teacher, [("same", teacher), ("pruned", pruned)], 16, fid_weights=str(tiny_weights))
+    d = drift_vs_reference(
+        teacher, [("same", teacher), ("pruned", pruned)], 16, fid_weights=str(tiny_weights)
+    )
     assert list(d) == ["same", "pruned"]
     assert d["same"].fid_drift == pytest.approx(0.0, abs=1e-6) and d["same"].psnr_db == float("inf")
-    assert d["pruned"].fid_drift > 1e-3 and d["pruned"].psnr_db < 30 and d["pruned"].noise_floor_fid == d["same"].noise_floor_fid > 0
+    assert (
+        d["pruned"].fid_drift > 1e-3
+        and d["pruned"].psnr_db < 30
+        and d["pruned"].noise_floor_fid == d["same"].noise_floor_fid > 0
+    )
     with pytest.raises(InputError, match="different inputs or output shape"):
-        drift_vs_reference(teacher, [("sr", load_generator("sr4x"))], 16, fid_weights=str(tiny_weights))
+        drift_vs_reference(
+            teacher, [("sr", load_generator("sr4x"))], 16, fid_weights=str(tiny_weights)
+        )
 
     monkeypatch.chdir(tmp_path)
-    res = cli.invoke(app, ["prune", "dcgan", "--ratio", "0.5", "--distill-steps", "3", "--distill-batch", "2", "--fid", "16",
-                           "--fid-weights", str(tiny_weights), "--threads", "1", "-o", "d.pruned.pt"])
+    res = cli.invoke(
+        app,
+        [
+            "prune",
+            "dcgan",
+            "--ratio",
+            "0.5",
+            "--distill-steps",
+            "3",
+            "--distill-batch",
+            "2",
+            "--fid",
+            "16",
+            "--fid-weights",
+            str(tiny_weights),
+            "--threads",
+            "1",
+            "-o",
+            "d.pruned.pt",
+        ],
+    )
     assert res.exit_code == 0, res.output
     line = next(x for x in res.stdout.splitlines() if x.startswith("FID drift vs teacher (N=16): "))
     assert " before distillation -> " in line and "pruned+distilled (noise floor " in line
-    q = json.loads((tmp_path / "d.pruned.pt.accelkit.json").read_text())["meta"]["quality_vs_teacher"]
-    assert q["n"] == 16 and q["pruned"]["fid_drift"] > 0 and "fid_drift" in q["pruned+distilled"] and q["noise_floor_fid"] > 0
+    q = json.loads((tmp_path / "d.pruned.pt.accelkit.json").read_text())["meta"][
+        "quality_vs_teacher"
+    ]
+    assert (
+        q["n"] == 16
+        and q["pruned"]["fid_drift"] > 0
+        and "fid_drift" in q["pruned+distilled"]
+        and q["noise_floor_fid"] > 0
+    )
     assert f"{q['pruned']['fid_drift']:.2f} before distillation" in line
 
 
-def test_reference_cache_key_covers_everything_that_shapes_the_features(gen_files, tiny_weights, tmp_path) -> None:
+def test_reference_cache_key_covers_everything_that_shapes_the_features(
+    gen_files, tiny_weights, tmp_path
+) -> None:
     """bench --fid with --truncation 0.1, then without, must not share reference features (a false 'drift')."""
     from dataclasses import replace
 
@@ -200,17 +328,31 @@ def test_reference_cache_key_covers_everything_that_shapes_the_features(gen_file
     }
     for name, spec in variants.items():
         with create_runner("torch", art.derive(spec=spec), precision="fp32") as ref:
-            keys[name] = DriftMeter(ref, {"sha256": art.source_sha256, "arch_kwargs": {}}, ex, 8, 0, 4, tmp_path).cache_key()
+            keys[name] = DriftMeter(
+                ref, {"sha256": art.source_sha256, "arch_kwargs": {}}, ex, 8, 0, 4, tmp_path
+            ).cache_key()
     with create_runner("torch", art, precision="fp32") as ref:
-        keys["other_kwargs"] = DriftMeter(ref, {"sha256": art.source_sha256, "arch_kwargs": {"z_dim": 16}}, ex, 8, 0, 4, tmp_path).cache_key()
-        keys["other_seed"] = DriftMeter(ref, {"sha256": art.source_sha256, "arch_kwargs": {}}, ex, 8, 1, 4, tmp_path).cache_key()
-        keys["other_n"] = DriftMeter(ref, {"sha256": art.source_sha256, "arch_kwargs": {}}, ex, 9, 0, 4, tmp_path).cache_key()
-        same = DriftMeter(ref, {"sha256": art.source_sha256, "arch_kwargs": {}}, ex, 8, 0, 16, tmp_path).cache_key()
+        keys["other_kwargs"] = DriftMeter(
+            ref, {"sha256": art.source_sha256, "arch_kwargs": {"z_dim": 16}}, ex, 8, 0, 4, tmp_path
+        ).cache_key()
+        keys["other_seed"] = DriftMeter(
+            ref, {"sha256": art.source_sha256, "arch_kwargs": {}}, ex, 8, 1, 4, tmp_path
+        ).cache_key()
+        keys["other_n"] = DriftMeter(
+            ref, {"sha256": art.source_sha256, "arch_kwargs": {}}, ex, 9, 0, 4, tmp_path
+        ).cache_key()
+        same = DriftMeter(
+            ref, {"sha256": art.source_sha256, "arch_kwargs": {}}, ex, 8, 0, 16, tmp_path
+        ).cache_key()
     assert len(set(keys.values())) == len(keys)
-    assert same == keys["plain"]  # the batch size does not change the images, so it is not in the key
+    assert (
+        same == keys["plain"]
+    )  # the batch size does not change the images, so it is not in the key
 
 
-def test_garbage_reference_cache_entry_is_recomputed_not_a_crash(gen_files, tiny_weights, tmp_path, caplog) -> None:
+def test_garbage_reference_cache_entry_is_recomputed_not_a_crash(
+    gen_files, tiny_weights, tmp_path, caplog
+) -> None:
     from accelkit.cache import Cache
 
     art = load_generator(gen_files["torchscript"])

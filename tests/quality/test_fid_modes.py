@@ -22,13 +22,19 @@ try:
 except ImportError:  # pragma: no cover - depends on the environment
     build_resizer = None
 
-needs_cleanfid = pytest.mark.skipif(build_resizer is None, reason="clean-fid is not installed: pip install --no-deps clean-fid")
+needs_cleanfid = pytest.mark.skipif(
+    build_resizer is None, reason="clean-fid is not installed: pip install --no-deps clean-fid"
+)
 
 
 def _images() -> list[np.ndarray]:
     rng = np.random.default_rng(0)
     smooth = (np.linspace(0, 255, 64)[None, :, None] * np.ones((48, 1, 3))).astype(np.uint8)
-    return [rng.integers(0, 256, (37, 53, 3), dtype=np.uint8), rng.integers(0, 256, (512, 384, 3), dtype=np.uint8), smooth]
+    return [
+        rng.integers(0, 256, (37, 53, 3), dtype=np.uint8),
+        rng.integers(0, 256, (512, 384, 3), dtype=np.uint8),
+        smooth,
+    ]
 
 
 def _ours(img: np.ndarray, mode: str) -> np.ndarray:
@@ -36,7 +42,9 @@ def _ours(img: np.ndarray, mode: str) -> np.ndarray:
 
 
 @needs_cleanfid
-@pytest.mark.parametrize(("ours", "theirs"), [("clean", "clean"), ("legacy-pytorch", "legacy_pytorch")])
+@pytest.mark.parametrize(
+    ("ours", "theirs"), [("clean", "clean"), ("legacy-pytorch", "legacy_pytorch")]
+)
 def test_resize_is_exactly_clean_fids(ours: str, theirs: str) -> None:
     ref = build_resizer(theirs)
     for img in _images():
@@ -78,8 +86,12 @@ def test_legacy_tensorflow_matches_nvidias_grid_sample_port() -> None:
     theta[0, 2] += 1 / w - 1 / 299
     theta[1, 2] += 1 / h - 1 / 299
     grid = torch.nn.functional.affine_grid(theta[None], [1, 3, 299, 299], align_corners=False)
-    want = torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    np.testing.assert_allclose(_ours(img, "legacy-tensorflow"), want[0].numpy().transpose(1, 2, 0), atol=2e-3)
+    want = torch.nn.functional.grid_sample(
+        x, grid, mode="bilinear", padding_mode="border", align_corners=False
+    )
+    np.testing.assert_allclose(
+        _ours(img, "legacy-tensorflow"), want[0].numpy().transpose(1, 2, 0), atol=2e-3
+    )
 
 
 def test_modes_are_clean_fids_names() -> None:
@@ -99,13 +111,41 @@ def test_fid_command_records_its_mode_and_refuses_mixing_modes(tiny_weights, tmp
     a, b = write_images(tmp_path / "a", 6, seed=1), write_images(tmp_path / "b", 6, seed=2)
     runner = CliRunner()
     for mode in FID_MODES:
-        res = runner.invoke(app, ["fid", str(a), str(b), "--fid-weights", str(tiny_weights), "--fid-mode", mode, "--json", "--kid-subsets", "0"])
+        res = runner.invoke(
+            app,
+            [
+                "fid",
+                str(a),
+                str(b),
+                "--fid-weights",
+                str(tiny_weights),
+                "--fid-mode",
+                mode,
+                "--json",
+                "--kid-subsets",
+                "0",
+            ],
+        )
         assert res.exit_code == 0, res.output
         d = json.loads(res.stdout)
         assert d["a"]["resize_mode"] == d["b"]["resize_mode"] == mode
-    res = runner.invoke(app, ["fid", str(a), "--save-stats", str(tmp_path / "a.npz"), "--fid-weights", str(tiny_weights), "--fid-mode", "legacy-pytorch"])
+    res = runner.invoke(
+        app,
+        [
+            "fid",
+            str(a),
+            "--save-stats",
+            str(tmp_path / "a.npz"),
+            "--fid-weights",
+            str(tiny_weights),
+            "--fid-mode",
+            "legacy-pytorch",
+        ],
+    )
     assert res.exit_code == 0, res.output
-    res = runner.invoke(app, ["fid", str(tmp_path / "a.npz"), str(b), "--fid-weights", str(tiny_weights)])
+    res = runner.invoke(
+        app, ["fid", str(tmp_path / "a.npz"), str(b), "--fid-weights", str(tiny_weights)]
+    )
     assert res.exit_code == 2 and "resize_mode" in res.stderr
     res = runner.invoke(app, ["fid", str(a), str(b), "--fid-mode", "nearest"])
     assert res.exit_code == 2 and "--fid-mode 'nearest' is unknown" in res.stderr

@@ -24,7 +24,9 @@ from accelkit.quality.metrics import (
 )
 
 
-def gaussian_features(rng: np.random.Generator, n: int, d: int, shift: float = 0.0, scale: float = 1.0) -> np.ndarray:
+def gaussian_features(
+    rng: np.random.Generator, n: int, d: int, shift: float = 0.0, scale: float = 1.0
+) -> np.ndarray:
     """N x d correlated Gaussian features."""
     mix = rng.standard_normal((d, d)) / math.sqrt(d)
     return (rng.standard_normal((n, d)) @ mix) * scale + shift
@@ -32,7 +34,9 @@ def gaussian_features(rng: np.random.Generator, n: int, d: int, shift: float = 0
 
 def reference_fid(mu1: np.ndarray, s1: np.ndarray, mu2: np.ndarray, s2: np.ndarray) -> float:
     """The textbook implementation (pytorch-fid), with scipy.linalg.sqrtm."""
-    linalg = pytest.importorskip("scipy.linalg", reason="scipy is needed for the reference FID (pip install scipy)")
+    linalg = pytest.importorskip(
+        "scipy.linalg", reason="scipy is needed for the reference FID (pip install scipy)"
+    )
     covmean = linalg.sqrtm(s1.dot(s2))
     if not np.isfinite(covmean).all():
         offset = np.eye(s1.shape[0]) * 1e-6
@@ -107,7 +111,7 @@ def test_streaming_stats_rejects_bad_input() -> None:
     with pytest.raises(NonFiniteOutputError):
         s.update(np.array([[0.0, np.nan, 0.0, 0.0]]))
     with pytest.raises(InputError, match="at least 2"):
-        StreamingStats(4).update(np.zeros((1, 4))).cov
+        _ = StreamingStats(4).update(np.zeros((1, 4))).cov
 
 
 # ------------------------------------------------------------------ FID
@@ -149,10 +153,14 @@ def test_trace_sqrt_product_paths_agree(rng: np.random.Generator) -> None:
     singular = stats_of(gaussian_features(rng, 10, 32), 5).cov  # rank 9 < 32
     with pytest.raises(InputError, match="singular"):
         trace_sqrt_product(singular, other, "cholesky")
-    assert trace_sqrt_product(singular, other) == pytest.approx(trace_sqrt_product(singular, other, "eigh"), rel=1e-12)
+    assert trace_sqrt_product(singular, other) == pytest.approx(
+        trace_sqrt_product(singular, other, "eigh"), rel=1e-12
+    )
     # Diagonal check: tr sqrt(diag(a) diag(b)) = sum sqrt(a b).
     a, b = np.array([1.0, 4.0, 9.0]), np.array([4.0, 1.0, 0.0])
-    assert trace_sqrt_product(np.diag(a), np.diag(b)) == pytest.approx(float(np.sqrt(a * b).sum()), rel=1e-12)
+    assert trace_sqrt_product(np.diag(a), np.diag(b)) == pytest.approx(
+        float(np.sqrt(a * b).sum()), rel=1e-12
+    )
 
 
 def test_fid_is_never_negative(rng: np.random.Generator) -> None:
@@ -172,7 +180,9 @@ def test_fid_rejects_mismatched_or_nonfinite_stats() -> None:
 
 
 # ------------------------------------------------------------------ KID
-def test_kid_near_zero_for_same_distribution_and_positive_when_shifted(rng: np.random.Generator) -> None:
+def test_kid_near_zero_for_same_distribution_and_positive_when_shifted(
+    rng: np.random.Generator,
+) -> None:
     d = 32
     a = rng.standard_normal((600, d))
     b = rng.standard_normal((600, d))
@@ -194,7 +204,9 @@ def test_kid_full_subset_matches_direct_unbiased_mmd(rng: np.random.Generator) -
     k = lambda p, q: (p @ q.T / 8 + 1) ** 3  # noqa: E731
     m = 30
     kxx, kyy, kxy = k(a, a), k(b, b), k(a, b)
-    expected = (kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1)) - 2 * kxy.mean()
+    expected = (kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (
+        m * (m - 1)
+    ) - 2 * kxy.mean()
     assert res.mean == pytest.approx(expected, rel=1e-12)
     assert res.std == 0.0
 
@@ -286,7 +298,12 @@ def test_check_compatible_allows_different_n_and_seed() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("extractor_sha256", "b" * 64), ("resize_mode", "pil-bicubic"), ("input_size", 299), ("dims", 2048)],
+    [
+        ("extractor_sha256", "b" * 64),
+        ("resize_mode", "pil-bicubic"),
+        ("input_size", 299),
+        ("dims", 2048),
+    ],
 )
 def test_check_compatible_names_the_differing_field(field: str, value: object) -> None:
     with pytest.raises(InputError, match=field) as info:

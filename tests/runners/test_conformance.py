@@ -18,8 +18,9 @@ slip past these checks.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -81,7 +82,18 @@ def _cases() -> list[Any]:
                     marks = [pytest.mark.gpu] if device == "cuda" else []
                     if backend == "trt":
                         marks.append(pytest.mark.trt)
-                    cases.append(pytest.param(backend, device, cid, opts, art_prec, kind, id=f"{backend}-{device}-{cid}-{kind}", marks=marks))
+                    cases.append(
+                        pytest.param(
+                            backend,
+                            device,
+                            cid,
+                            opts,
+                            art_prec,
+                            kind,
+                            id=f"{backend}-{device}-{cid}-{kind}",
+                            marks=marks,
+                        )
+                    )
     return cases
 
 
@@ -109,7 +121,9 @@ class _Artifacts:
             fp32 = self.folder / f"{kind}.onnx"
             if not fp32.exists():
                 tg.export_tiny_onnx(module, spec, fp32)
-            art = Artifact(format="onnx", spec=spec, path=fp32, precision="fp32", source=f"tiny-{kind}")
+            art = Artifact(
+                format="onnx", spec=spec, path=fp32, precision="fp32", source=f"tiny-{kind}"
+            )
             if precision == "fp16":
                 try:
                     from accelkit.passes.fp16 import Fp16
@@ -127,7 +141,9 @@ class _Artifacts:
 
             onnx_art = self.onnx(kind, precision, device)
             out = self.folder / f"{kind}.{precision}.plan"
-            self.cache[key] = EngineFromOnnx(batch_range=(1, 3, 4), out=out, force=True, cache=False, device=device)(onnx_art)
+            self.cache[key] = EngineFromOnnx(
+                batch_range=(1, 3, 4), out=out, force=True, cache=False, device=device
+            )(onnx_art)
         return self.cache[key]  # type: ignore[no-any-return]
 
 
@@ -152,9 +168,17 @@ def _reference(module: Any, spec: Any, feeds: dict[str, np.ndarray]) -> np.ndarr
         return module(*args).float().numpy()  # type: ignore[no-any-return]
 
 
-@pytest.mark.parametrize(("backend", "device", "config", "options", "art_precision", "kind"), _cases())
+@pytest.mark.parametrize(
+    ("backend", "device", "config", "options", "art_precision", "kind"), _cases()
+)
 def test_runner_conformance(
-    artifacts: _Artifacts, backend: str, device: str, config: str, options: dict[str, Any], art_precision: str, kind: str
+    artifacts: _Artifacts,
+    backend: str,
+    device: str,
+    config: str,
+    options: dict[str, Any],
+    art_precision: str,
+    kind: str,
 ) -> None:
     try:
         cls = runner_class(backend)
@@ -166,7 +190,9 @@ def test_runner_conformance(
         pytest.skip(f"{backend} on {device}: {reason}")
     maker = MAKERS.get(backend)
     if maker is None:
-        pytest.fail(f"backend {backend!r} is registered but has no artifact maker; add one to MAKERS in {__file__}")
+        pytest.fail(
+            f"backend {backend!r} is registered but has no artifact maker; add one to MAKERS in {__file__}"
+        )
 
     module, spec = artifacts.module(kind)
     art = maker(artifacts, kind, art_precision, device)
@@ -198,17 +224,25 @@ def test_runner_conformance(
             assert out.flags.c_contiguous
             assert np.isfinite(out).all(), "non-finite output"
             lo, hi = spec.output_range
-            assert out.min() >= lo - range_tol and out.max() <= hi + range_tol, f"output range [{out.min()}, {out.max()}] outside {spec.output_range}"
+            assert out.min() >= lo - range_tol and out.max() <= hi + range_tol, (
+                f"output range [{out.min()}, {out.max()}] outside {spec.output_range}"
+            )
             ref = _reference(module, spec, feeds)
             err = float(np.abs(out - ref).max())
             assert err <= atol, f"max abs error vs torch fp32 {err:.3g} > {atol} ({compute})"
-            if compute != "fp32":  # a reduced precision that matches fp32 bit for bit was not applied
-                assert err > 0, f"{compute} output is identical to fp32: the precision was not applied"
+            if (
+                compute != "fp32"
+            ):  # a reduced precision that matches fp32 bit for bit was not applied
+                assert err > 0, (
+                    f"{compute} output is identical to fp32: the precision was not applied"
+                )
             outs[batch] = out
         # a sample does not depend on the batch it is computed in
         np.testing.assert_allclose(outs[3][0], outs[1][0], atol=atol, rtol=0)
         info = runner.describe()
-        assert info["backend"] == backend and info["device"] == device and info["precision"] == compute
+        assert (
+            info["backend"] == backend and info["device"] == device and info["precision"] == compute
+        )
         json.dumps(info)  # goes into results.json
     finally:
         runner.deactivate()

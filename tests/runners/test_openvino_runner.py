@@ -27,7 +27,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def _no_openvino(code: str) -> subprocess.CompletedProcess[str]:
     """Run ``code`` in a fresh interpreter where ``import openvino`` fails."""
     script = "import sys\nsys.modules['openvino'] = None\n" + code
-    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=ROOT
+    )
 
 
 def test_registered_under_its_name() -> None:
@@ -51,7 +53,11 @@ def test_without_the_extra_bench_backend_openvino_is_a_one_line_error() -> None:
     )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     lines = [ln for ln in (proc.stdout + proc.stderr).strip().splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:") and "pip install 'accelkit[openvino]'" in lines[0], lines
+    assert (
+        len(lines) == 1
+        and lines[0].startswith("error:")
+        and "pip install 'accelkit[openvino]'" in lines[0]
+    ), lines
 
 
 ov = pytest.importorskip("openvino")
@@ -119,7 +125,9 @@ def test_threads_option_and_default(arts: dict[str, Any], monkeypatch: pytest.Mo
         assert r.describe()["threads"] == 1
 
 
-def test_bf16_refused_without_native_bf16(arts: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bf16_refused_without_native_bf16(
+    arts: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(openvino_runner, "has_native_bf16", lambda flags=None: False)
     with pytest.raises(BackendUnavailableError, match="native bf16"):
         openvino_runner.OpenVinoRunner(arts["fp32"], precision="bf16")

@@ -19,7 +19,9 @@ from accelkit.sampler import LatentSampler
 from tests.fixtures import generators as tg
 
 ort = pytest.importorskip("onnxruntime")
-_RealSession = ort.InferenceSession  # the fakes below wrap it; the test patches the module attribute
+_RealSession = (
+    ort.InferenceSession
+)  # the fakes below wrap it; the test patches the module attribute
 
 
 @pytest.fixture(scope="module")
@@ -72,11 +74,15 @@ class _FakeOrtValue:
         self.shape = shape
 
     @classmethod
-    def ortvalue_from_numpy(cls, arr: np.ndarray, device: str = "cpu", device_id: int = 0) -> _FakeOrtValue:
+    def ortvalue_from_numpy(
+        cls, arr: np.ndarray, device: str = "cpu", device_id: int = 0
+    ) -> _FakeOrtValue:
         return cls(np.array(arr), device, arr.shape)
 
     @classmethod
-    def ortvalue_from_shape_and_type(cls, shape: Any, dtype: Any, device: str = "cpu", device_id: int = 0) -> _FakeOrtValue:
+    def ortvalue_from_shape_and_type(
+        cls, shape: Any, dtype: Any, device: str = "cpu", device_id: int = 0
+    ) -> _FakeOrtValue:
         return cls(None, device, tuple(shape))
 
 
@@ -103,41 +109,62 @@ class _FakeBinding:
 @pytest.fixture()
 def fake_cuda(monkeypatch: pytest.MonkeyPatch) -> type[_FakeSession]:
     """Pretend onnxruntime offers CUDA; sessions are _FakeSession."""
-    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(
+        ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    )
     monkeypatch.setattr(ort, "InferenceSession", _FakeSession)
     monkeypatch.setattr(ort, "OrtValue", _FakeOrtValue)
     monkeypatch.setattr(_FakeSession, "providers_after_creation", ["CPUExecutionProvider"])
     return _FakeSession
 
 
-def test_silent_cpu_fallback_is_detected(onnx_art: tuple[Artifact, Any], fake_cuda: type[_FakeSession]) -> None:
+def test_silent_cpu_fallback_is_detected(
+    onnx_art: tuple[Artifact, Any], fake_cuda: type[_FakeSession]
+) -> None:
     art, _ = onnx_art
     runner = OrtRunner(art, device="cuda")
     assert runner.provider == "cuda"
     with pytest.raises(BackendUnavailableError) as exc:
         runner.activate()
     msg = str(exc.value)
-    assert "fell back to CPUExecutionProvider" in msg and "CUDAExecutionProvider was requested" in msg
+    assert (
+        "fell back to CPUExecutionProvider" in msg and "CUDAExecutionProvider was requested" in msg
+    )
     assert "\n" not in msg
     assert runner.active is False
 
 
-def test_tensorrt_provider_fallback_to_cuda_is_detected(onnx_art: tuple[Artifact, Any], fake_cuda: type[_FakeSession], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ort, "get_available_providers", lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"])
-    monkeypatch.setattr(_FakeSession, "providers_after_creation", ["CUDAExecutionProvider", "CPUExecutionProvider"])
+def test_tensorrt_provider_fallback_to_cuda_is_detected(
+    onnx_art: tuple[Artifact, Any], fake_cuda: type[_FakeSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        ort,
+        "get_available_providers",
+        lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+    )
+    monkeypatch.setattr(
+        _FakeSession, "providers_after_creation", ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    )
     runner = OrtRunner(onnx_art[0], device="cuda", provider="tensorrt")
     with pytest.raises(BackendUnavailableError, match="TensorrtExecutionProvider was requested"):
         runner.activate()
 
 
-def test_cuda_uses_io_binding_with_device_values(onnx_art: tuple[Artifact, Any], fake_cuda: type[_FakeSession], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_FakeSession, "providers_after_creation", ["CUDAExecutionProvider", "CPUExecutionProvider"])
+def test_cuda_uses_io_binding_with_device_values(
+    onnx_art: tuple[Artifact, Any], fake_cuda: type[_FakeSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        _FakeSession, "providers_after_creation", ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    )
     art, module = onnx_art
     feeds = LatentSampler(art.spec, seed=2, batch_size=3).inputs(0, 3)
     runner = OrtRunner(art, device="cuda:0")
     with runner:
         session = runner._session
-        assert session.requested[0][0] == "CUDAExecutionProvider" and session.requested[0][1]["device_id"] == 0
+        assert (
+            session.requested[0][0] == "CUDAExecutionProvider"
+            and session.requested[0][1]["device_id"] == 0
+        )
         prepared = runner.prepare(feeds)
         binding = session.bindings[-1]
         assert {k: v.device for k, v in binding.inputs.items()} == {"z": "cuda"}
@@ -173,7 +200,9 @@ def test_availability_when_onnxruntime_is_missing(monkeypatch: pytest.MonkeyPatc
     assert reason is not None and "accelkit[gpu]" in reason
 
 
-def test_threads_and_optimization_level_are_set_and_recorded(onnx_art: tuple[Artifact, Any]) -> None:
+def test_threads_and_optimization_level_are_set_and_recorded(
+    onnx_art: tuple[Artifact, Any],
+) -> None:
     with OrtRunner(onnx_art[0], threads=1) as runner:
         info = runner.describe()
     assert info["intra_op_num_threads"] == 1 and info["inter_op_num_threads"] == 1
@@ -192,8 +221,14 @@ def test_physical_cores_within_affinity() -> None:
     assert 1 <= n <= len(os.sched_getaffinity(0))
 
 
-def test_two_onnxruntime_distributions_warn_in_describe(onnx_art: tuple[Artifact, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ort_runner, "installed_ort_distributions", lambda: {"onnxruntime": "1.20.0", "onnxruntime-gpu": "1.20.0"})
+def test_two_onnxruntime_distributions_warn_in_describe(
+    onnx_art: tuple[Artifact, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        ort_runner,
+        "installed_ort_distributions",
+        lambda: {"onnxruntime": "1.20.0", "onnxruntime-gpu": "1.20.0"},
+    )
     runner = OrtRunner(onnx_art[0])
     warnings = runner.describe()["warnings"]
     assert len(warnings) == 1 and "onnxruntime-gpu" in warnings[0] and "same" in warnings[0]
@@ -244,5 +279,10 @@ def test_importing_runners_and_bench_does_not_import_onnxruntime() -> None:
         "bad = [m for m in ('onnxruntime', 'tensorrt', 'matplotlib') if m in sys.modules]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr

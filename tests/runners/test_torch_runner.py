@@ -33,7 +33,11 @@ def test_cuda_graphs_on_cpu_is_refused() -> None:
 
 @pytest.mark.parametrize(
     ("options", "match"),
-    [({"precision": "int8"}, "precision 'int8'"), ({"bogus": 1}, "unknown torch runner option"), ({"threads": 0}, "positive integer")],
+    [
+        ({"precision": "int8"}, "precision 'int8'"),
+        ({"bogus": 1}, "unknown torch runner option"),
+        ({"threads": 0}, "positive integer"),
+    ],
 )
 def test_bad_options_are_input_errors(options: dict[str, Any], match: str) -> None:
     with pytest.raises(InputError, match=match):
@@ -76,7 +80,9 @@ def test_describe_records_options_and_is_json() -> None:
     with runner:
         info = runner.describe()
     assert info["backend"] == "torch" and info["precision"] == "bf16"
-    assert info["channels_last"] is True and info["compile"] is False and info["cuda_graphs"] is False
+    assert (
+        info["channels_last"] is True and info["compile"] is False and info["cuda_graphs"] is False
+    )
     assert info["threads"] >= 1
     json.dumps(info)
 
@@ -163,12 +169,21 @@ def test_compile_is_checked_against_eager() -> None:
         ref = eager.infer(feeds)
     with TorchRunner(art, compile=True, compile_config={"freezing": True}) as runner:
         out = runner.infer(feeds)  # checked against eager inside prepare()
-        assert runner.describe()["compile_config"] == {"freezing": True} and runner.describe()["compile_seconds"]["2"] > 0
+        assert (
+            runner.describe()["compile_config"] == {"freezing": True}
+            and runner.describe()["compile_seconds"]["2"] > 0
+        )
     np.testing.assert_allclose(out, ref, atol=1e-5, rtol=0)
-    assert TorchRunner(art, compile=True).compile_config() == {"freezing": True}  # the measured CPU default
-    assert TorchRunner(art, compile=True, compile_config={}).compile_config() == {}  # torch's own settings
+    assert TorchRunner(art, compile=True).compile_config() == {
+        "freezing": True
+    }  # the measured CPU default
+    assert (
+        TorchRunner(art, compile=True, compile_config={}).compile_config() == {}
+    )  # torch's own settings
     with pytest.raises(InputError, match="exclude each other"):
-        TorchRunner(art, compile=True, compile_mode="max-autotune", compile_config={"freezing": True}).activate()
+        TorchRunner(
+            art, compile=True, compile_mode="max-autotune", compile_config={"freezing": True}
+        ).activate()
 
 
 def test_a_compiled_output_that_differs_from_eager_is_refused() -> None:
@@ -181,4 +196,6 @@ def test_a_compiled_output_that_differs_from_eager_is_refused() -> None:
         good = runner.run(prepared)
         runner._check_compiled(good, prepared.args)  # identical: accepted
         with pytest.raises(VerificationError, match="differs from eager"):
-            runner._check_compiled(good + 0.5, prepared.args)  # what a miscompiled graph would return
+            runner._check_compiled(
+                good + 0.5, prepared.args
+            )  # what a miscompiled graph would return

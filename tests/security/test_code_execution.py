@@ -43,10 +43,14 @@ def _refused(args: list[str], marker: Path, pattern: str) -> None:
     ids=["os.system", "subprocess.Popen", "posix.system"],
 )
 @pytest.mark.parametrize("key", ["accelkit_arch", "arch"])
-def test_checkpoint_dict_cannot_name_an_importable_architecture(tmp_path, arch, kwargs_of, key) -> None:
+def test_checkpoint_dict_cannot_name_an_importable_architecture(
+    tmp_path, arch, kwargs_of, key
+) -> None:
     marker = tmp_path / "pwned"
     ck = tmp_path / "ck.pt"
-    torch.save({"G_ema": make(LatentGen).state_dict(), key: arch, f"{key}_kwargs": kwargs_of(marker)}, ck)
+    torch.save(
+        {"G_ema": make(LatentGen).state_dict(), key: arch, f"{key}_kwargs": kwargs_of(marker)}, ck
+    )
     _refused(["info", str(ck)], marker, "never imports code named inside a file")
     with pytest.raises(InputError, match="pass it yourself with --arch"):
         load_generator(ck)
@@ -68,7 +72,14 @@ def test_safetensors_metadata_cannot_name_an_architecture(tmp_path) -> None:
     marker = tmp_path / "pwned"
     st = tmp_path / "g.safetensors"
     sd = {k: v.contiguous() for k, v in make(LatentGen).state_dict().items()}
-    save_file(sd, str(st), metadata={"accelkit.arch": "os:system", "accelkit.arch_kwargs": json.dumps({"command": f"touch {marker}"})})
+    save_file(
+        sd,
+        str(st),
+        metadata={
+            "accelkit.arch": "os:system",
+            "accelkit.arch_kwargs": json.dumps({"command": f"touch {marker}"}),
+        },
+    )
     _refused(["info", str(st)], marker, "never imports code named inside a file")
 
 
@@ -90,7 +101,10 @@ class _Payload:
 
 def _rewrite_member(archive: Path, suffix: str, data: bytes) -> None:
     tmp = archive.with_suffix(".tmp")
-    with zipfile.ZipFile(archive) as src, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as dst:
+    with (
+        zipfile.ZipFile(archive) as src,
+        zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as dst,
+    ):
         hit = False
         for info in src.infolist():
             payload = src.read(info.filename)

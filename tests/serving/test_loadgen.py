@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import stat
 import sys
 from pathlib import Path
@@ -11,7 +10,13 @@ import numpy as np
 import pytest
 
 from accelkit.serving.errors import LoadtestError
-from accelkit.serving.loadgen import parse_perf_csv, perf_analyzer_level, perf_input_data, statistics_delta, strip_scheme
+from accelkit.serving.loadgen import (
+    parse_perf_csv,
+    perf_analyzer_level,
+    perf_input_data,
+    statistics_delta,
+    strip_scheme,
+)
 from accelkit.serving.server import ServedTensor
 
 #: The example in perf_analyzer's documentation (docs/measurements_metrics.md), times in microseconds.
@@ -26,21 +31,50 @@ def test_parse_perf_csv_converts_microseconds() -> None:
     assert [r["concurrency"] for r in rows] == [1, 3]
     assert rows[0]["infer_per_sec"] == 69.2
     assert rows[0]["p50"] == pytest.approx(13.891) and rows[0]["p99"] == pytest.approx(21.018)
-    assert rows[1]["queue"] == pytest.approx(21.673) and rows[1]["compute_infer"] == pytest.approx(11.742)
-    old = parse_perf_csv("Concurrency,Inferences/Second,Client Send,Network+Server Send/Recv,Server Queue,Server Compute,Client Recv\n1,160.8,68,1291,38,4801,7\n")
-    assert old[0]["compute_infer"] == pytest.approx(4.801) and old[0]["p50"] is None  # perf_client's older columns
+    assert rows[1]["queue"] == pytest.approx(21.673) and rows[1]["compute_infer"] == pytest.approx(
+        11.742
+    )
+    old = parse_perf_csv(
+        "Concurrency,Inferences/Second,Client Send,Network+Server Send/Recv,Server Queue,Server Compute,Client Recv\n1,160.8,68,1291,38,4801,7\n"
+    )
+    assert (
+        old[0]["compute_infer"] == pytest.approx(4.801) and old[0]["p50"] is None
+    )  # perf_client's older columns
     with pytest.raises(LoadtestError, match="no Concurrency"):
         parse_perf_csv("a,b\n1,2\n")
 
 
 def test_statistics_delta_is_average_per_request() -> None:
-    before = {"success_ns": 0, "success_count": 0, "executions": 0, "inferences": 0,
-              **{f"{p}_{k}": 0 for p in ("queue", "compute_input", "compute_infer", "compute_output") for k in ("ns", "count")}}  # fmt: skip
-    after = dict(before, success_ns=40_000_000, success_count=10, executions=4, queue_ns=10_000_000, queue_count=10,
-                 compute_infer_ns=25_000_000, compute_infer_count=10)  # fmt: skip
+    before = {
+        "success_ns": 0,
+        "success_count": 0,
+        "executions": 0,
+        "inferences": 0,
+        **{
+            f"{p}_{k}": 0
+            for p in ("queue", "compute_input", "compute_infer", "compute_output")
+            for k in ("ns", "count")
+        },
+    }
+    after = dict(
+        before,
+        success_ns=40_000_000,
+        success_count=10,
+        executions=4,
+        queue_ns=10_000_000,
+        queue_count=10,
+        compute_infer_ns=25_000_000,
+        compute_infer_count=10,
+    )
     ms, n, execs = statistics_delta(before, after)
     assert n == 10 and execs == 4
-    assert ms == {"queue": 1.0, "compute_input": 0.0, "compute_infer": 2.5, "compute_output": 0.0, "total": 4.0}
+    assert ms == {
+        "queue": 1.0,
+        "compute_input": 0.0,
+        "compute_infer": 2.5,
+        "compute_output": 0.0,
+        "total": 4.0,
+    }
     assert statistics_delta(None, after) == (None, None, None)
 
 
@@ -66,11 +100,34 @@ def test_perf_analyzer_driver_runs_the_binary_and_reads_its_csv(tmp_path: Path) 
     )
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     ins = [ServedTensor("z", "float32", (4,), (4,))]
-    lv = perf_analyzer_level(str(fake), "grpc://127.0.0.1:1", "grpc", "gen", ins, [{"z": np.zeros((2, 4), np.float32)}], 3, 2, window_s=0.5)
+    lv = perf_analyzer_level(
+        str(fake),
+        "grpc://127.0.0.1:1",
+        "grpc",
+        "gen",
+        ins,
+        [{"z": np.zeros((2, 4), np.float32)}],
+        3,
+        2,
+        window_s=0.5,
+    )
     assert lv.tool == "perf_analyzer" and lv.images_per_sec == 84.2
-    assert lv.latency_ms["p99"] == pytest.approx(51.701) and lv.server_ms is not None and lv.server_ms["queue"] == pytest.approx(21.673)
+    assert (
+        lv.latency_ms["p99"] == pytest.approx(51.701)
+        and lv.server_ms is not None
+        and lv.server_ms["queue"] == pytest.approx(21.673)
+    )
     broken = tmp_path / "broken"
     broken.write_text("#!/bin/sh\necho 'error: failed to connect' >&2\nexit 3\n")
     broken.chmod(0o755)
     with pytest.raises(LoadtestError, match="exit 3.*failed to connect"):
-        perf_analyzer_level(str(broken), "127.0.0.1:1", "grpc", "gen", ins, [{"z": np.zeros((1, 4), np.float32)}], 1, 1)
+        perf_analyzer_level(
+            str(broken),
+            "127.0.0.1:1",
+            "grpc",
+            "gen",
+            ins,
+            [{"z": np.zeros((1, 4), np.float32)}],
+            1,
+            1,
+        )

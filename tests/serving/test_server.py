@@ -16,9 +16,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("pytriton.triton", reason="the serve extra (nvidia-pytriton) is not installed: pip install 'accelkit[serve]'")
-grpc = pytest.importorskip("tritonclient.grpc", reason="the serve extra (tritonclient) is not installed")
-http = pytest.importorskip("tritonclient.http", reason="the serve extra (tritonclient) is not installed")
+pytest.importorskip(
+    "pytriton.triton",
+    reason="the serve extra (nvidia-pytriton) is not installed: pip install 'accelkit[serve]'",
+)
+grpc = pytest.importorskip(
+    "tritonclient.grpc", reason="the serve extra (tritonclient) is not installed"
+)
+http = pytest.importorskip(
+    "tritonclient.http", reason="the serve extra (tritonclient) is not installed"
+)
 
 from accelkit.runners.base import create_runner  # noqa: E402
 from accelkit.sampler import LatentSampler  # noqa: E402
@@ -39,12 +46,22 @@ def dcgan_onnx(tmp_path_factory: pytest.TempPathFactory):
     from accelkit.loading import load_generator
     from accelkit.passes.export import OnnxFromTorch
 
-    return OnnxFromTorch(tmp_path_factory.mktemp("serve") / "dcgan.onnx", force=True)(load_generator("dcgan"))
+    return OnnxFromTorch(tmp_path_factory.mktemp("serve") / "dcgan.onnx", force=True)(
+        load_generator("dcgan")
+    )
 
 
 @pytest.fixture(scope="module")
 def server(dcgan_onnx):
-    opts = ServeOptions(name="dcgan", http_port=0, grpc_port=0, metrics_port=0, threads=1, max_batch=16, max_queue_delay_us=2000)
+    opts = ServeOptions(
+        name="dcgan",
+        http_port=0,
+        grpc_port=0,
+        metrics_port=0,
+        threads=1,
+        max_batch=16,
+        max_queue_delay_us=2000,
+    )
     with GeneratorServer(dcgan_onnx, "ort", opts) as srv:
         yield srv
 
@@ -58,12 +75,16 @@ def reference(dcgan_onnx):
 def _infer(url: str, srv: GeneratorServer, feeds: dict) -> np.ndarray:
     client = grpc.InferenceServerClient(url)
     try:
-        return client.infer(srv.name, request_inputs(grpc, srv.inputs, feeds)).as_numpy(srv.output.name)
+        return client.infer(srv.name, request_inputs(grpc, srv.inputs, feeds)).as_numpy(
+            srv.output.name
+        )
     finally:
         client.close()
 
 
-def test_served_images_equal_in_process_runner(server: GeneratorServer, reference, dcgan_onnx) -> None:
+def test_served_images_equal_in_process_runner(
+    server: GeneratorServer, reference, dcgan_onnx
+) -> None:
     assert server.info is not None and server.info.grpc_url.startswith("127.0.0.1:")
     sampler = LatentSampler(dcgan_onnx.spec, seed=7)
     for start, n in ((0, 1), (1, 4), (5, 16)):
@@ -72,16 +93,22 @@ def test_served_images_equal_in_process_runner(server: GeneratorServer, referenc
         want = reference.infer(feeds)
         assert served.shape == (n, 3, 64, 64) and served.dtype == np.float32
         assert np.abs(served - want).max() <= TOLERANCE
-    hclient = http.InferenceServerClient(server.info.http_url)  # the HTTP endpoint serves the same model
+    hclient = http.InferenceServerClient(
+        server.info.http_url
+    )  # the HTTP endpoint serves the same model
     try:
         feeds = sampler.inputs(100, 2)
-        out = hclient.infer(server.name, request_inputs(http, server.inputs, feeds)).as_numpy(server.output.name)
+        out = hclient.infer(server.name, request_inputs(http, server.inputs, feeds)).as_numpy(
+            server.output.name
+        )
     finally:
         hclient.close()
     assert np.abs(out - reference.infer(feeds)).max() <= TOLERANCE
 
 
-def test_concurrent_requests_get_their_own_images(server: GeneratorServer, reference, dcgan_onnx) -> None:
+def test_concurrent_requests_get_their_own_images(
+    server: GeneratorServer, reference, dcgan_onnx
+) -> None:
     """8 callers at once: the dynamic batcher merges them, and each must get back the images of its own latents."""
     sampler = LatentSampler(dcgan_onnx.spec, seed=3)
     feeds = [sampler.inputs(10 * k, 1 + k % 3) for k in range(8)]
@@ -91,7 +118,7 @@ def test_concurrent_requests_get_their_own_images(server: GeneratorServer, refer
     def call(k: int) -> None:
         try:
             got[k] = _infer(server.info.grpc_url, server, feeds[k])
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=call, args=(k,)) for k in range(8)]
@@ -107,7 +134,7 @@ def test_concurrent_requests_get_their_own_images(server: GeneratorServer, refer
 def test_metrics_and_statistics(server: GeneratorServer) -> None:
     from accelkit.serving.loadgen import connect, statistics
 
-    with urllib.request.urlopen(f"http://{server.info.metrics_url}", timeout=10) as r:  # noqa: S310 - loopback
+    with urllib.request.urlopen(f"http://{server.info.metrics_url}", timeout=10) as r:
         text = r.read().decode()
     assert "nv_inference_request_success" in text
     client = connect(server.info.grpc_url, "grpc")
@@ -120,7 +147,14 @@ def test_bounded_load_sweep_writes_serving_rows(server: GeneratorServer, tmp_pat
     from accelkit.benchmark.report import Report
     from accelkit.pipelines.serve import loadtest
 
-    opts = LoadtestOptions(concurrency=(1, 4), window_s=0.5, windows=2, warmup_s=0.2, max_requests=2000, out=tmp_path / "lt")
+    opts = LoadtestOptions(
+        concurrency=(1, 4),
+        window_s=0.5,
+        windows=2,
+        warmup_s=0.2,
+        max_requests=2000,
+        out=tmp_path / "lt",
+    )
     res = loadtest(f"grpc://{server.info.grpc_url}", opts)
     assert [lv.concurrency for lv in res.levels] == [1, 4]
     for lv in res.levels:
@@ -128,7 +162,10 @@ def test_bounded_load_sweep_writes_serving_rows(server: GeneratorServer, tmp_pat
         assert lv.server_ms is not None and lv.server_ms["compute_infer"] > 0 and lv.server_requests
     rep = Report.load(tmp_path / "lt")
     rows = [r for r in rep.rows if r.scenario == "serving"]
-    assert [r.concurrency for r in rows] == [1, 4] and {r.label for r in rows} == {"python@triton c1", "python@triton c4"}
+    assert [r.concurrency for r in rows] == [1, 4] and {r.label for r in rows} == {
+        "python@triton c1",
+        "python@triton c4",
+    }
     assert (tmp_path / "lt" / "serving.png").stat().st_size > 1000
     md = (tmp_path / "lt" / "results.md").read_text()
     assert "## Serving (Triton Inference Server)" in md
@@ -140,5 +177,9 @@ def test_taken_port_is_a_one_line_error(dcgan_onnx) -> None:
         s.bind(("127.0.0.1", 0))
         s.listen(1)
         port = s.getsockname()[1]
-        with pytest.raises(PortInUseError, match=rf"port {port} on 127.0.0.1 is in use; .* --http-port"):
-            GeneratorServer(dcgan_onnx, "ort", ServeOptions(http_port=port, grpc_port=0, metrics_port=0)).start()
+        with pytest.raises(
+            PortInUseError, match=rf"port {port} on 127.0.0.1 is in use; .* --http-port"
+        ):
+            GeneratorServer(
+                dcgan_onnx, "ort", ServeOptions(http_port=port, grpc_port=0, metrics_port=0)
+            ).start()

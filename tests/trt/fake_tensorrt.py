@@ -60,18 +60,39 @@ def make_enum(name: str, *members: str) -> type:
     return type(name, (), {**vals, "__members__": vals})
 
 
-NetworkDefinitionCreationFlag = make_enum("NetworkDefinitionCreationFlag", "EXPLICIT_BATCH", "STRONGLY_TYPED")
+NetworkDefinitionCreationFlag = make_enum(
+    "NetworkDefinitionCreationFlag", "EXPLICIT_BATCH", "STRONGLY_TYPED"
+)
 BuilderFlag = make_enum("BuilderFlag", "FP16", "INT8", "TF32", "BF16", "FP8")
 MemoryPoolType = make_enum("MemoryPoolType", "WORKSPACE", "TACTIC_SHARED_MEMORY")
 ProfilingVerbosity = make_enum("ProfilingVerbosity", "LAYER_NAMES_ONLY", "NONE", "DETAILED")
 DeviceType = make_enum("DeviceType", "GPU", "DLA")
 LayerType = make_enum("LayerType", "SHAPE", "QUANTIZE", "DEQUANTIZE")
 TensorIOMode = make_enum("TensorIOMode", "NONE", "INPUT", "OUTPUT")
-DataType = make_enum("DataType", "FLOAT", "HALF", "INT8", "INT32", "BOOL", "UINT8", "FP8", "BF16", "INT64", "INT4")
+DataType = make_enum(
+    "DataType", "FLOAT", "HALF", "INT8", "INT32", "BOOL", "UINT8", "FP8", "BF16", "INT64", "INT4"
+)
 OnnxParserFlag = make_enum("OnnxParserFlag", "NATIVE_INSTANCENORM")
 
-_FROM_ONNX = {1: "FLOAT", 10: "HALF", 7: "INT64", 6: "INT32", 3: "INT8", 9: "BOOL", 2: "UINT8", 16: "BF16"}
-_TO_NUMPY = {"FLOAT": np.float32, "HALF": np.float16, "INT64": np.int64, "INT32": np.int32, "INT8": np.int8, "BOOL": np.bool_, "UINT8": np.uint8}
+_FROM_ONNX = {
+    1: "FLOAT",
+    10: "HALF",
+    7: "INT64",
+    6: "INT32",
+    3: "INT8",
+    9: "BOOL",
+    2: "UINT8",
+    16: "BF16",
+}
+_TO_NUMPY = {
+    "FLOAT": np.float32,
+    "HALF": np.float16,
+    "INT64": np.int64,
+    "INT32": np.int32,
+    "INT8": np.int8,
+    "BOOL": np.bool_,
+    "UINT8": np.uint8,
+}
 
 
 # --------------------------------------------------------------------------- logging
@@ -164,13 +185,18 @@ class OnnxParser:
 
         try:
             model = onnx.load_model(path, load_external_data=False)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.errors.append(f"In node -1: could not read {path}: {exc}")
             return False
 
         def tensor(vi: Any) -> Tensor:
-            dims = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in vi.type.tensor_type.shape.dim)
-            return Tensor(vi.name, dims, getattr(DataType, _FROM_ONNX[vi.type.tensor_type.elem_type]))
+            dims = tuple(
+                d.dim_value if d.HasField("dim_value") else -1
+                for d in vi.type.tensor_type.shape.dim
+            )
+            return Tensor(
+                vi.name, dims, getattr(DataType, _FROM_ONNX[vi.type.tensor_type.elem_type])
+            )
 
         inits = {i.name for i in model.graph.initializer}
         self.network.inputs = [tensor(v) for v in model.graph.input if v.name not in inits]
@@ -291,7 +317,9 @@ class Builder:
             config.progress_monitor.phase_finish("Building engine")
         cache_in = sorted(config.timing_cache.entries) if config.timing_cache is not None else None
         if config.timing_cache is not None:
-            config.timing_cache.entries.add(f"tactic-for-{Path(network.onnx_path or 'x').name}-{len(RECORD.builds)}")
+            config.timing_cache.entries.add(
+                f"tactic-for-{Path(network.onnx_path or 'x').name}-{len(RECORD.builds)}"
+            )
         prof = config.profiles[0]
         doc = {
             "onnx": network.onnx_path,
@@ -325,14 +353,18 @@ class Runtime:
         if not raw.startswith(PLAN_MAGIC):
             return None
         RECORD.deserialized += 1
-        return Engine(json.loads(raw[len(PLAN_MAGIC):]))
+        return Engine(json.loads(raw[len(PLAN_MAGIC) :]))
 
 
 class Engine:
     def __init__(self, doc: dict[str, Any]) -> None:
         self.doc = doc
-        self.io = [(n, tuple(s), getattr(DataType, d), TensorIOMode.INPUT) for n, s, d in doc["inputs"]]
-        self.io += [(n, tuple(s), getattr(DataType, d), TensorIOMode.OUTPUT) for n, s, d in doc["outputs"]]
+        self.io = [
+            (n, tuple(s), getattr(DataType, d), TensorIOMode.INPUT) for n, s, d in doc["inputs"]
+        ]
+        self.io += [
+            (n, tuple(s), getattr(DataType, d), TensorIOMode.OUTPUT) for n, s, d in doc["outputs"]
+        ]
 
     @property
     def num_io_tensors(self) -> int:
@@ -395,10 +427,16 @@ class Context:
                 np_t = np.dtype(_TO_NUMPY[dt.name])
                 shape = self.shapes[name]
                 n = int(np.prod(shape)) * np_t.itemsize
-                feeds[name] = np.frombuffer(ctypes.string_at(self.addresses[name], n), dtype=np_t).reshape(shape).copy()
+                feeds[name] = (
+                    np.frombuffer(ctypes.string_at(self.addresses[name], n), dtype=np_t)
+                    .reshape(shape)
+                    .copy()
+                )
         sess = ort.InferenceSession(self.engine.doc["onnx"], providers=["CPUExecutionProvider"])
         outs = sess.run(None, feeds)
-        for (name, _, dt, mode), out in zip([t for t in self.engine.io if t[3] == TensorIOMode.OUTPUT], outs):
+        for (name, _, dt, _mode), out in zip(
+            [t for t in self.engine.io if t[3] == TensorIOMode.OUTPUT], outs
+        ):
             arr = np.ascontiguousarray(out.astype(_TO_NUMPY[dt.name]))
             ctypes.memmove(self.addresses[name], arr.ctypes.data, arr.nbytes)
         RECORD.executions.append({k: tuple(v) for k, v in self.shapes.items()})
@@ -411,7 +449,9 @@ class FakeCudart:
 
     def __init__(self, count: int = 1) -> None:
         self.cudaError_t = types.SimpleNamespace(cudaSuccess=0, cudaErrorMemoryAllocation=2)
-        self.cudaMemcpyKind = types.SimpleNamespace(cudaMemcpyHostToDevice=1, cudaMemcpyDeviceToHost=2)
+        self.cudaMemcpyKind = types.SimpleNamespace(
+            cudaMemcpyHostToDevice=1, cudaMemcpyDeviceToHost=2
+        )
         self.count = count
         self.current = 0
         self.buffers: dict[int, Any] = {}
@@ -423,7 +463,9 @@ class FakeCudart:
         return 0, self.count
 
     def cudaGetDeviceProperties(self, idx: int) -> tuple[int, Any]:
-        return 0, types.SimpleNamespace(name=b"Fake GPU 80GB\x00", major=9, minor=0, totalGlobalMem=80 << 30)
+        return 0, types.SimpleNamespace(
+            name=b"Fake GPU 80GB\x00", major=9, minor=0, totalGlobalMem=80 << 30
+        )
 
     def cudaGetDevice(self) -> tuple[int, int]:
         return 0, self.current
@@ -462,7 +504,9 @@ class FakeCudart:
         ctypes.memmove(int(dst), int(src), int(nbytes))
         return (0,)
 
-    def cudaMemcpyAsync(self, dst: int, src: int, nbytes: int, kind: int, stream: int) -> tuple[int]:
+    def cudaMemcpyAsync(
+        self, dst: int, src: int, nbytes: int, kind: int, stream: int
+    ) -> tuple[int]:
         return self.cudaMemcpy(dst, src, nbytes, kind)
 
 
@@ -476,10 +520,23 @@ def module() -> types.ModuleType:
     mod.__version__ = VERSION  # type: ignore[attr-defined]
     this = sys.modules[__name__]
     for name in (
-        "Builder", "Runtime", "OnnxParser", "ILogger", "Logger", "IProgressMonitor", "init_libnvinfer_plugins",
-        "NetworkDefinitionCreationFlag", "BuilderFlag", "MemoryPoolType", "ProfilingVerbosity", "DeviceType",
-        "LayerType", "TensorIOMode", "DataType", "OnnxParserFlag",
-    ):  # fmt: skip
+        "Builder",
+        "Runtime",
+        "OnnxParser",
+        "ILogger",
+        "Logger",
+        "IProgressMonitor",
+        "init_libnvinfer_plugins",
+        "NetworkDefinitionCreationFlag",
+        "BuilderFlag",
+        "MemoryPoolType",
+        "ProfilingVerbosity",
+        "DeviceType",
+        "LayerType",
+        "TensorIOMode",
+        "DataType",
+        "OnnxParserFlag",
+    ):
         setattr(mod, name, getattr(this, name))
     mod.RECORD = RECORD  # type: ignore[attr-defined]
     return mod
@@ -493,7 +550,12 @@ def install(monkeypatch: Any) -> types.ModuleType:
     fake = module()
     monkeypatch.setitem(sys.modules, "tensorrt", fake)
     for name, mod in list(sys.modules.items()):
-        if name.startswith("polygraphy") and type(getattr(mod, "trt", None)).__name__ == "LazyModule":
+        if (
+            name.startswith("polygraphy")
+            and type(getattr(mod, "trt", None)).__name__ == "LazyModule"
+        ):
             monkeypatch.setattr(mod, "trt", fake)
-    monkeypatch.setattr(trt_util, "TRT_LOGGER", None)  # Polygraphy's logger is made from trt.ILogger once
+    monkeypatch.setattr(
+        trt_util, "TRT_LOGGER", None
+    )  # Polygraphy's logger is made from trt.ILogger once
     return fake

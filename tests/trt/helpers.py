@@ -40,7 +40,9 @@ def tiny_onnx(path: Path, kind: str = "latent", external: bool = False) -> Path:
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
-    ftype, np_f = (TensorProto.FLOAT16, np.float16) if kind == "fp16" else (TensorProto.FLOAT, np.float32)
+    ftype, np_f = (
+        (TensorProto.FLOAT16, np.float16) if kind == "fp16" else (TensorProto.FLOAT, np.float32)
+    )
     inits = [
         numpy_helper.from_array((rng.standard_normal((8, 48)) * 0.3).astype(np_f), "W"),
         numpy_helper.from_array(np.array([-1, 3, 4, 4], dtype=np.int64), "shape"),
@@ -49,20 +51,38 @@ def tiny_onnx(path: Path, kind: str = "latent", external: bool = False) -> Path:
     nodes = [helper.make_node("MatMul", ["z", "W"], ["h"])]
     pre = "h"
     if kind == "label":
-        inits.append(numpy_helper.from_array((rng.standard_normal((10, 48)) * 0.3).astype(np.float32), "E"))
+        inits.append(
+            numpy_helper.from_array((rng.standard_normal((10, 48)) * 0.3).astype(np.float32), "E")
+        )
         inputs.append(helper.make_tensor_value_info("label", TensorProto.INT64, ["batch"]))
-        nodes += [helper.make_node("Gather", ["E", "label"], ["emb"], axis=0), helper.make_node("Add", ["h", "emb"], ["h2"])]
+        nodes += [
+            helper.make_node("Gather", ["E", "label"], ["emb"], axis=0),
+            helper.make_node("Add", ["h", "emb"], ["h2"]),
+        ]
         pre = "h2"
-    nodes += [helper.make_node("Reshape", [pre, "shape"], ["r"]), helper.make_node("Tanh", ["r"], ["image"])]
+    nodes += [
+        helper.make_node("Reshape", [pre, "shape"], ["r"]),
+        helper.make_node("Tanh", ["r"], ["image"]),
+    ]
     graph = helper.make_graph(
-        nodes, "tiny", inputs, [helper.make_tensor_value_info("image", ftype, ["batch", 3, 4, 4])], initializer=inits
+        nodes,
+        "tiny",
+        inputs,
+        [helper.make_tensor_value_info("image", ftype, ["batch", 3, 4, 4])],
+        initializer=inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)
     if external:
-        onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
-                        location=path.name + ".data", size_threshold=0)  # fmt: skip
+        onnx.save_model(
+            model,
+            str(path),
+            save_as_external_data=True,
+            all_tensors_to_one_file=True,
+            location=path.name + ".data",
+            size_threshold=0,
+        )
     else:
         onnx.save_model(model, str(path))
     return path
@@ -76,11 +96,24 @@ def plan_sidecar(version: str = TRT_VERSION, gpu: dict[str, str] | None = None) 
     return {"format": "trt", "meta": {"tensorrt": {"version": version}, "gpu": dict(gpu or GPU)}}
 
 
-def write_plan(folder: Path, data: bytes = b"not really a plan", *, version: str = TRT_VERSION, gpu: dict[str, str] | None = None,
-               sidecar: bool = True, name: str = "g.plan") -> Artifact:  # fmt: skip
+def write_plan(
+    folder: Path,
+    data: bytes = b"not really a plan",
+    *,
+    version: str = TRT_VERSION,
+    gpu: dict[str, str] | None = None,
+    sidecar: bool = True,
+    name: str = "g.plan",
+) -> Artifact:
     """A ``.plan`` file plus the sidecar accelkit writes for it (through ``Artifact.save``)."""
     art = Artifact(format="trt", spec=SPEC, path=folder / name, source="g.onnx")
-    art.meta.update({"tensorrt": {"version": version, "strongly_typed": True}, "tensorrt_version": version, "gpu": dict(gpu or GPU)})
+    art.meta.update(
+        {
+            "tensorrt": {"version": version, "strongly_typed": True},
+            "tensorrt_version": version,
+            "gpu": dict(gpu or GPU),
+        }
+    )
     art.save(lambda tmp: tmp.write_bytes(data), force=True)
     if not sidecar:
         from accelkit.artifact import sidecar_path
@@ -89,7 +122,13 @@ def write_plan(folder: Path, data: bytes = b"not really a plan", *, version: str
     return art
 
 
-def fake_trt(*, strongly_typed: bool = True, tf32: bool = True, version: str = TRT_VERSION, monitor: bool = True) -> Any:
+def fake_trt(
+    *,
+    strongly_typed: bool = True,
+    tf32: bool = True,
+    version: str = TRT_VERSION,
+    monitor: bool = True,
+) -> Any:
     """The members of the ``tensorrt`` module the loader construction reads."""
     flags = SimpleNamespace(**({"STRONGLY_TYPED": 5} if strongly_typed else {}))
     builder_flags = SimpleNamespace(**({"TF32": 7} if tf32 else {}))
@@ -104,7 +143,17 @@ def fake_trt(*, strongly_typed: bool = True, tf32: bool = True, version: str = T
         NetworkDefinitionCreationFlag=flags,
         BuilderFlag=builder_flags,
         MemoryPoolType=SimpleNamespace(WORKSPACE="MemoryPoolType.WORKSPACE"),
-        DataType=SimpleNamespace(FLOAT="FLOAT", HALF="HALF", BF16="BF16", INT8="INT8", INT32="INT32", INT64="INT64", BOOL="BOOL", UINT8="UINT8", FP8="FP8"),
+        DataType=SimpleNamespace(
+            FLOAT="FLOAT",
+            HALF="HALF",
+            BF16="BF16",
+            INT8="INT8",
+            INT32="INT32",
+            INT64="INT64",
+            BOOL="BOOL",
+            UINT8="UINT8",
+            FP8="FP8",
+        ),
     )
     if monitor:
         ns.IProgressMonitor = IProgressMonitor

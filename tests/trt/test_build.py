@@ -63,7 +63,13 @@ needs_polygraphy = pytest.mark.skipif(
 # --------------------------------------------------------------------------- batch range and options
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("1:8:64", (1, 8, 64)), ("8", (8, 8, 8)), (" 2:4:4 ", (2, 4, 4)), ("1:1:1", (1, 1, 1)), ("3 : 5 : 9", (3, 5, 9))],
+    [
+        ("1:8:64", (1, 8, 64)),
+        ("8", (8, 8, 8)),
+        (" 2:4:4 ", (2, 4, 4)),
+        ("1:1:1", (1, 1, 1)),
+        ("3 : 5 : 9", (3, 5, 9)),
+    ],
 )
 def test_parse_batch_range_good(text: str, expected: tuple[int, int, int]) -> None:
     assert parse_batch_range(text) == expected
@@ -111,12 +117,23 @@ def test_engine_pass_validates_options_cheaply() -> None:
 
 
 def test_options_recorded_and_keyed() -> None:
-    p = EngineFromOnnx("1:2:4", workspace=1 << 28, builder_optimization_level=5, tf32=False, cache=False)
+    p = EngineFromOnnx(
+        "1:2:4", workspace=1 << 28, builder_optimization_level=5, tf32=False, cache=False
+    )
     assert p.options() == {
-        "batch_range": [1, 2, 4], "workspace": 1 << 28, "builder_optimization_level": 5,
-        "tf32": False, "strongly_typed": True, "cache": False,
-    }  # fmt: skip
-    assert p.key_options() == {"workspace": 1 << 28, "builder_optimization_level": 5, "tf32": False, "strongly_typed": True}
+        "batch_range": [1, 2, 4],
+        "workspace": 1 << 28,
+        "builder_optimization_level": 5,
+        "tf32": False,
+        "strongly_typed": True,
+        "cache": False,
+    }
+    assert p.key_options() == {
+        "workspace": 1 << 28,
+        "builder_optimization_level": 5,
+        "tf32": False,
+        "strongly_typed": True,
+    }
 
 
 # --------------------------------------------------------------------------- cache keys and folders
@@ -142,7 +159,9 @@ def test_cache_key_ignores_option_and_input_order() -> None:
     reordered["options"] = dict(reversed(list(KEY_ARGS["options"].items())))
     reordered["input_shapes"] = {"label": [], "z": [512]}
     assert engine_cache_key(**reordered) == engine_cache_key(**KEY_ARGS)
-    assert engine_cache_key(**{**KEY_ARGS, "batch_range": [1, 8, 64]}) == engine_cache_key(**KEY_ARGS)
+    assert engine_cache_key(**{**KEY_ARGS, "batch_range": [1, 8, 64]}) == engine_cache_key(
+        **KEY_ARGS
+    )
 
 
 @pytest.mark.parametrize(
@@ -155,8 +174,14 @@ def test_cache_key_ignores_option_and_input_order() -> None:
         ("batch_range", (1, 8, 32)),
         ("input_shapes", {"z": [256], "label": []}),
         ("input_shapes", {"z": [512]}),
-        ("options", {"workspace": 1 << 31, "builder_optimization_level": None, "strongly_typed": True}),
-        ("options", {"workspace": 1 << 30, "builder_optimization_level": 5, "strongly_typed": True}),
+        (
+            "options",
+            {"workspace": 1 << 31, "builder_optimization_level": None, "strongly_typed": True},
+        ),
+        (
+            "options",
+            {"workspace": 1 << 30, "builder_optimization_level": 5, "strongly_typed": True},
+        ),
         ("options", None),
     ],
 )
@@ -176,7 +201,10 @@ def test_onnx_fingerprint_covers_external_data(tmp_path: Path) -> None:
     assert sha256_file(path) == file_sha  # the .onnx itself did not change...
     assert onnx_fingerprint(path) != before  # ...but the fingerprint sees the weights
     data.unlink()
-    assert onnx_fingerprint(path) not in (before, file_sha)  # missing weights are a different model too
+    assert onnx_fingerprint(path) not in (
+        before,
+        file_sha,
+    )  # missing weights are a different model too
 
 
 def test_onnx_fingerprint_plain_file_is_its_sha256(tmp_path: Path) -> None:
@@ -185,13 +213,20 @@ def test_onnx_fingerprint_plain_file_is_its_sha256(tmp_path: Path) -> None:
     assert onnx_fingerprint(path) == sha256_file(path)
 
 
-def test_cache_folders_follow_the_cache_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_cache_folders_follow_the_cache_root(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv(cache_mod.CACHE_ENV, str(tmp_path / "root"))
     assert EngineFromOnnx().engine_cache.folder == tmp_path / "root" / "engines"
-    assert timing_cache_path(TRT_VERSION, GPU) == tmp_path / "root" / "trt-timing" / "nvidia-h100-80gb-hbm3-sm9.0-trt10.13.0.35.cache"
+    assert (
+        timing_cache_path(TRT_VERSION, GPU)
+        == tmp_path / "root" / "trt-timing" / "nvidia-h100-80gb-hbm3-sm9.0-trt10.13.0.35.cache"
+    )
     assert EngineFromOnnx(cache_dir=tmp_path / "mine").engine_cache.folder == tmp_path / "mine"
     assert timing_cache_path(TRT_VERSION, GPU, tmp_path / "mine").parent == tmp_path / "mine"
-    assert timing_cache_path(TRT_VERSION, GPU, tmp_path / "mine").name.startswith("timing-nvidia-h100")
+    assert timing_cache_path(TRT_VERSION, GPU, tmp_path / "mine").name.startswith(
+        "timing-nvidia-h100"
+    )
 
 
 # --------------------------------------------------------------------------- network checks
@@ -253,44 +288,80 @@ def test_progress_monitor_subclasses_tensorrts_and_forwards() -> None:
     trt = fake_trt()
     seen: list[tuple[str, float | None]] = []
     monitor = make_progress_monitor(trt, ProgressTracker(lambda s, f: seen.append((s, f))))
-    assert isinstance(monitor, trt.IProgressMonitor) and monitor.initialised  # the base __init__ ran
+    assert (
+        isinstance(monitor, trt.IProgressMonitor) and monitor.initialised
+    )  # the base __init__ ran
     monitor.phase_start("Building", None, 2)
     assert monitor.step_complete("Building", 0) is True
     monitor.phase_finish("Building")
     assert seen == [("Building", 0.0), ("Building", 0.5), ("Building", 1.0)]
-    assert make_progress_monitor(fake_trt(monitor=False), ProgressTracker(None)) is None  # TensorRT < 10
+    assert (
+        make_progress_monitor(fake_trt(monitor=False), ProgressTracker(None)) is None
+    )  # TensorRT < 10
 
 
 # --------------------------------------------------------------------------- the loader chain
 @needs_polygraphy
 def test_loader_chain_is_strongly_typed_with_one_profile(tmp_path: Path) -> None:
-    from polygraphy.backend.trt import CreateConfig, EngineBytesFromNetwork, NetworkFromOnnxPath, PostprocessNetwork
+    from polygraphy.backend.trt import (
+        CreateConfig,
+        EngineBytesFromNetwork,
+        NetworkFromOnnxPath,
+        PostprocessNetwork,
+    )
 
     trt = fake_trt()
     monitor = object()
     loaders = engine_loaders(
-        trt, tmp_path / "g.onnx", SPEC_LABEL, (1, 8, 64), workspace=1 << 28, builder_optimization_level=4,
-        timing_cache_data=b"saved tactics", progress_monitor=monitor,
-    )  # fmt: skip
+        trt,
+        tmp_path / "g.onnx",
+        SPEC_LABEL,
+        (1, 8, 64),
+        workspace=1 << 28,
+        builder_optimization_level=4,
+        timing_cache_data=b"saved tactics",
+        progress_monitor=monitor,
+    )
     net = loaders.network
     assert isinstance(net, NetworkFromOnnxPath) and net.path == str(tmp_path / "g.onnx")
-    assert net.strongly_typed is True  # -> NetworkDefinitionCreationFlag.STRONGLY_TYPED on the network
+    assert (
+        net.strongly_typed is True
+    )  # -> NetworkDefinitionCreationFlag.STRONGLY_TYPED on the network
     assert net.flags is None  # `flags` are ONNX *parser* flags: the network flag must not go there
-    assert isinstance(loaders.checked_network, PostprocessNetwork) and loaders.checked_network._network is net
+    assert (
+        isinstance(loaders.checked_network, PostprocessNetwork)
+        and loaders.checked_network._network is net
+    )
     cfg = loaders.config
     assert isinstance(cfg, CreateConfig)
     assert len(cfg.profiles) == 1
     prof = cfg.profiles[0]
     assert list(prof) == ["z", "label"]
-    assert tuple(prof["z"]) == ((1, 8), (8, 8), (64, 8)) and tuple(prof["label"]) == ((1,), (8,), (64,))
+    assert tuple(prof["z"]) == ((1, 8), (8, 8), (64, 8)) and tuple(prof["label"]) == (
+        (1,),
+        (8,),
+        (64,),
+    )
     assert cfg.memory_pool_limits == {trt.MemoryPoolType.WORKSPACE: 1 << 28}
     assert cfg.builder_optimization_level == 4
-    assert cfg.tf32 is True  # tf32=None keeps TensorRT's default (allowed); Polygraphy's default is off
-    assert (cfg.fp16, cfg.int8, cfg.bf16, cfg.fp8) == (False, False, False, False)  # precision comes from the graph
-    assert isinstance(cfg.timing_cache_path, io.BytesIO) and cfg.timing_cache_path.getvalue() == b"saved tactics"
+    assert (
+        cfg.tf32 is True
+    )  # tf32=None keeps TensorRT's default (allowed); Polygraphy's default is off
+    assert (cfg.fp16, cfg.int8, cfg.bf16, cfg.fp8) == (
+        False,
+        False,
+        False,
+        False,
+    )  # precision comes from the graph
+    assert (
+        isinstance(cfg.timing_cache_path, io.BytesIO)
+        and cfg.timing_cache_path.getvalue() == b"saved tactics"
+    )
     from polygraphy import util as pg_util
 
-    assert pg_util.load_file(cfg.timing_cache_path) == b"saved tactics"  # how CreateConfig reads it (checks .mode)
+    assert (
+        pg_util.load_file(cfg.timing_cache_path) == b"saved tactics"
+    )  # how CreateConfig reads it (checks .mode)
     assert cfg.progress_monitor is monitor
     eb = loaders.engine_bytes
     assert isinstance(eb, EngineBytesFromNetwork) and eb._network is loaders.checked_network
@@ -299,11 +370,18 @@ def test_loader_chain_is_strongly_typed_with_one_profile(tmp_path: Path) -> None
 
 
 @needs_polygraphy
-@pytest.mark.parametrize(("tf32", "has_flag", "want"), [(None, True, True), (True, True, True), (False, True, False), (None, False, False)])
-def test_loader_chain_tf32(tf32: bool | None, has_flag: bool, want: bool, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("tf32", "has_flag", "want"),
+    [(None, True, True), (True, True, True), (False, True, False), (None, False, False)],
+)
+def test_loader_chain_tf32(
+    tf32: bool | None, has_flag: bool, want: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg = engine_loaders(fake_trt(tf32=has_flag), "g.onnx", SPEC, (1, 1, 1), tf32=tf32).config
     assert cfg.tf32 is want  # never asks Polygraphy to set a flag this TensorRT lacks
-    assert capsys.readouterr().out == ""  # Polygraphy's "TF32 is disabled" note goes to logging, not stdout
+    assert (
+        capsys.readouterr().out == ""
+    )  # Polygraphy's "TF32 is disabled" note goes to logging, not stdout
 
 
 @needs_polygraphy
@@ -332,15 +410,31 @@ def test_network_check_runs_inside_polygraphy_postprocess() -> None:
             return self.inputs[i]
 
     stages: list[str] = []
-    loaders = engine_loaders(fake_trt(), "g.onnx", SPEC_LABEL, (1, 8, 64), tracker=ProgressTracker(lambda s, f: stages.append(s)))
+    loaders = engine_loaders(
+        fake_trt(),
+        "g.onnx",
+        SPEC_LABEL,
+        (1, 8, 64),
+        tracker=ProgressTracker(lambda s, f: stages.append(s)),
+    )
     good = Network(Tensor("z", [-1, 8]), Tensor("label", [-1]))
     builder, parser = object(), object()
-    assert PostprocessNetwork((builder, good, parser), loaders.network_check)() == (builder, good, parser)
+    assert PostprocessNetwork((builder, good, parser), loaders.network_check)() == (
+        builder,
+        good,
+        parser,
+    )
     assert stages == ["building engine"]
     with pytest.raises(SpecError, match="per-sample shape"):
-        PostprocessNetwork((builder, Network(Tensor("z", [-1, 16]), Tensor("label", [-1])), parser), loaders.network_check)()
+        PostprocessNetwork(
+            (builder, Network(Tensor("z", [-1, 16]), Tensor("label", [-1])), parser),
+            loaders.network_check,
+        )()
     with pytest.raises(InputError, match="fixed batch of 2"):
-        PostprocessNetwork((builder, Network(Tensor("z", [2, 8]), Tensor("label", [2])), parser), loaders.network_check)()
+        PostprocessNetwork(
+            (builder, Network(Tensor("z", [2, 8]), Tensor("label", [2])), parser),
+            loaders.network_check,
+        )()
 
 
 # --------------------------------------------------------------------------- timing cache
@@ -367,7 +461,9 @@ def test_concurrent_merges_lose_nothing(tmp_path: Path) -> None:
     assert read_fake_cache(path) == {"old", "build0", "build1", "build2", "build3"}
 
 
-def test_without_the_lock_concurrent_merges_would_lose_entries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_the_lock_concurrent_merges_would_lose_entries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Control for the test above: the race it guards against is real with these fakes."""
     monkeypatch.setattr(build_mod, "file_lock", lambda p: contextlib.nullcontext())
     path = tmp_path / "timing.cache"
@@ -377,7 +473,9 @@ def test_without_the_lock_concurrent_merges_would_lose_entries(tmp_path: Path, m
     assert len(read_fake_cache(path)) < 5
 
 
-def test_timing_cache_from_another_device_is_replaced(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_timing_cache_from_another_device_is_replaced(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "timing.cache"
     _write_fake_cache(path, {"foreign"}, device="A100")
     with caplog.at_level(logging.WARNING):
@@ -385,7 +483,9 @@ def test_timing_cache_from_another_device_is_replaced(tmp_path: Path, caplog: py
     assert read_fake_cache(path) == {"ours"} and "from another TensorRT or GPU" in caplog.text
 
 
-def test_unwritable_timing_cache_costs_a_warning_not_the_build(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_unwritable_timing_cache_costs_a_warning_not_the_build(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("a file where the cache folder should be")
     with caplog.at_level(logging.WARNING):
@@ -401,7 +501,9 @@ def test_read_timing_cache_missing_or_empty_is_none(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- engine cache entries
-def test_engine_cache_entries_are_verified(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_engine_cache_entries_are_verified(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     cache = Cache("engines", folder=tmp_path / "engines")
     key = "f" * 64
     assert lookup_engine(cache, key) is None
@@ -423,14 +525,27 @@ class _FakeBuilds:
         self.calls: list[dict[str, Any]] = []
         monkeypatch.setattr(build_mod, "load_tensorrt", lambda feature: fake_trt())
         monkeypatch.setattr(build_mod, "load_polygraphy", lambda feature: None)
-        monkeypatch.setattr(build_mod, "gpu_identity", lambda index: dict(GPU, memory_bytes=80 << 30))
+        monkeypatch.setattr(
+            build_mod, "gpu_identity", lambda index: dict(GPU, memory_bytes=80 << 30)
+        )
         monkeypatch.setattr(build_mod, "use_device", lambda index: contextlib.nullcontext())
         fakes = self
 
-        def fake_build(self: EngineFromOnnx, trt: Any, onnx_path: Path, spec: GeneratorSpec, timing: Path | None) -> tuple[bytes, dict[str, Any]]:
-            fakes.calls.append({"onnx": onnx_path, "timing": timing, "batch_range": self.batch_range})
+        def fake_build(
+            self: EngineFromOnnx,
+            trt: Any,
+            onnx_path: Path,
+            spec: GeneratorSpec,
+            timing: Path | None,
+        ) -> tuple[bytes, dict[str, Any]]:
+            fakes.calls.append(
+                {"onnx": onnx_path, "timing": timing, "batch_range": self.batch_range}
+            )
             self.tracker.emit("building engine", None)
-            return f"PLAN{len(fakes.calls)}".encode(), {"build_seconds": 0.25, "io_tensors": {"z": {"mode": "input"}}}
+            return f"PLAN{len(fakes.calls)}".encode(), {
+                "build_seconds": 0.25,
+                "io_tensors": {"z": {"mode": "input"}},
+            }
 
         monkeypatch.setattr(EngineFromOnnx, "_build", fake_build)
 
@@ -447,61 +562,116 @@ def onnx_file(tmp_path: Path) -> Artifact:
     return onnx_artifact(path)
 
 
-def test_pass_builds_writes_plan_and_sidecar(fake_builds: _FakeBuilds, onnx_file: Artifact, tmp_path: Path) -> None:
+def test_pass_builds_writes_plan_and_sidecar(
+    fake_builds: _FakeBuilds, onnx_file: Artifact, tmp_path: Path
+) -> None:
     stages: list[str] = []
-    plan = EngineFromOnnx("1:2:4", cache_dir=tmp_path / "cache", progress=lambda s, f: stages.append(s))(onnx_file)
-    assert plan.format == "trt" and plan.path == tmp_path / "g.plan" and plan.path.read_bytes() == b"PLAN1"
+    plan = EngineFromOnnx(
+        "1:2:4", cache_dir=tmp_path / "cache", progress=lambda s, f: stages.append(s)
+    )(onnx_file)
+    assert (
+        plan.format == "trt"
+        and plan.path == tmp_path / "g.plan"
+        and plan.path.read_bytes() == b"PLAN1"
+    )
     side = read_sidecar(plan.path)
     assert side is not None and side["sha256"] == sha256_file(plan.path)
     meta = side["meta"]
-    assert meta["tensorrt_version"] == TRT_VERSION and meta["tensorrt"] == {"version": TRT_VERSION, "strongly_typed": True}
+    assert meta["tensorrt_version"] == TRT_VERSION and meta["tensorrt"] == {
+        "version": TRT_VERSION,
+        "strongly_typed": True,
+    }
     assert meta["gpu"] == {"name": GPU["name"], "compute_capability": "9.0", "driver": "12.4"}
-    assert meta["engine_cache"] == "miss" and meta["batch_range"] == [1, 2, 4] and meta["build_seconds"] == 0.25
-    assert meta["onnx_sha256"] == sha256_file(onnx_file.path) and len(meta["engine_cache_key"]) == 64  # type: ignore[arg-type]
-    assert side["passes"][-1]["name"] == "EngineFromOnnx" and side["passes"][-1]["engine_cache"] == "miss"
+    assert (
+        meta["engine_cache"] == "miss"
+        and meta["batch_range"] == [1, 2, 4]
+        and meta["build_seconds"] == 0.25
+    )
+    assert (
+        meta["onnx_sha256"] == sha256_file(onnx_file.path) and len(meta["engine_cache_key"]) == 64
+    )  # type: ignore[arg-type]
+    assert (
+        side["passes"][-1]["name"] == "EngineFromOnnx"
+        and side["passes"][-1]["engine_cache"] == "miss"
+    )
     assert side["passes"][-1]["options"]["batch_range"] == [1, 2, 4]
     assert check_plan_trusted(plan.path) is not None  # the runner will accept what the pass wrote
-    assert fake_builds.calls[0]["timing"] == tmp_path / "cache" / "timing-nvidia-h100-80gb-hbm3-sm9.0-trt10.13.0.35.cache"
+    assert (
+        fake_builds.calls[0]["timing"]
+        == tmp_path / "cache" / "timing-nvidia-h100-80gb-hbm3-sm9.0-trt10.13.0.35.cache"
+    )
     assert stages == ["building engine", "engine written"]
     assert Path(meta["engine_cache_path"]).parent == tmp_path / "cache"
 
 
-def test_pass_uses_the_engine_cache(fake_builds: _FakeBuilds, onnx_file: Artifact, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_pass_uses_the_engine_cache(
+    fake_builds: _FakeBuilds, onnx_file: Artifact, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     cache = tmp_path / "cache"
     first = EngineFromOnnx("1:2:4", cache_dir=cache, out=tmp_path / "a.plan")(onnx_file)
     stages: list[str] = []
-    second = EngineFromOnnx("1:2:4", cache_dir=cache, out=tmp_path / "b.plan", progress=lambda s, f: stages.append(s))(onnx_file)
-    assert len(fake_builds.calls) == 1 and second.meta["engine_cache"] == "hit" and "engine cache hit" in stages
+    second = EngineFromOnnx(
+        "1:2:4", cache_dir=cache, out=tmp_path / "b.plan", progress=lambda s, f: stages.append(s)
+    )(onnx_file)
+    assert (
+        len(fake_builds.calls) == 1
+        and second.meta["engine_cache"] == "hit"
+        and "engine cache hit" in stages
+    )
     assert second.path.read_bytes() == first.path.read_bytes() == b"PLAN1"  # type: ignore[union-attr]
-    assert second.meta["engine_cache_key"] == first.meta["engine_cache_key"] and second.meta["build_seconds"] == 0.25
-    other = EngineFromOnnx("1:2:8", cache_dir=cache, out=tmp_path / "c.plan")(onnx_file)  # another profile: another key
+    assert (
+        second.meta["engine_cache_key"] == first.meta["engine_cache_key"]
+        and second.meta["build_seconds"] == 0.25
+    )
+    other = EngineFromOnnx("1:2:8", cache_dir=cache, out=tmp_path / "c.plan")(
+        onnx_file
+    )  # another profile: another key
     assert other.meta["engine_cache"] == "miss" and len(fake_builds.calls) == 2
-    Path(first.meta["engine_cache_path"]).write_bytes(b"tampered")  # a damaged cache entry is rebuilt
+    Path(first.meta["engine_cache_path"]).write_bytes(
+        b"tampered"
+    )  # a damaged cache entry is rebuilt
     with caplog.at_level(logging.WARNING):
         again = EngineFromOnnx("1:2:4", cache_dir=cache, out=tmp_path / "d.plan")(onnx_file)
-    assert again.meta["engine_cache"] == "miss" and again.path.read_bytes() == b"PLAN3" and "corrupt" in caplog.text  # type: ignore[union-attr]
-    forced = EngineFromOnnx("1:2:4", cache_dir=cache, out=tmp_path / "e.plan", rebuild=True)(onnx_file)
+    assert (
+        again.meta["engine_cache"] == "miss"
+        and again.path.read_bytes() == b"PLAN3"
+        and "corrupt" in caplog.text
+    )  # type: ignore[union-attr]
+    forced = EngineFromOnnx("1:2:4", cache_dir=cache, out=tmp_path / "e.plan", rebuild=True)(
+        onnx_file
+    )
     assert forced.meta["engine_cache"] == "miss" and len(fake_builds.calls) == 4
 
 
-def test_pass_without_cache(fake_builds: _FakeBuilds, onnx_file: Artifact, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pass_without_cache(
+    fake_builds: _FakeBuilds, onnx_file: Artifact, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(cache_mod.CACHE_ENV, str(tmp_path / "root"))
     plan = EngineFromOnnx("1:2:4", cache=False)(onnx_file)
     assert plan.meta["engine_cache"] == "off" and plan.meta["engine_cache_path"] is None
     assert fake_builds.calls[0]["timing"] is None  # no shared timing cache either
     assert not (tmp_path / "root").exists()
-    timed = EngineFromOnnx("1:2:4", cache=False, out=tmp_path / "t.plan", timing_cache=tmp_path / "my.cache")(onnx_file)
-    assert fake_builds.calls[1]["timing"] == tmp_path / "my.cache" and timed.meta["engine_cache"] == "off"
+    timed = EngineFromOnnx(
+        "1:2:4", cache=False, out=tmp_path / "t.plan", timing_cache=tmp_path / "my.cache"
+    )(onnx_file)
+    assert (
+        fake_builds.calls[1]["timing"] == tmp_path / "my.cache"
+        and timed.meta["engine_cache"] == "off"
+    )
 
 
-def test_pass_default_caches_live_under_the_root(fake_builds: _FakeBuilds, onnx_file: Artifact, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pass_default_caches_live_under_the_root(
+    fake_builds: _FakeBuilds, onnx_file: Artifact, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(cache_mod.CACHE_ENV, str(tmp_path / "root"))
     plan = EngineFromOnnx("1:2:4")(onnx_file)
     assert Path(plan.meta["engine_cache_path"]).parent == tmp_path / "root" / "engines"
     assert fake_builds.calls[0]["timing"].parent == tmp_path / "root" / "trt-timing"
 
 
-def test_pass_refuses_before_any_work(fake_builds: _FakeBuilds, onnx_file: Artifact, tmp_path: Path) -> None:
+def test_pass_refuses_before_any_work(
+    fake_builds: _FakeBuilds, onnx_file: Artifact, tmp_path: Path
+) -> None:
     out = tmp_path / "exists.plan"
     out.write_bytes(b"old")
     with pytest.raises(InputError, match="already exists"):
@@ -563,7 +733,12 @@ def trt_gpu() -> None:
 def test_engine_cache_hit_and_timing_cache(trt_gpu: None, tmp_path: Path) -> None:
     art = onnx_artifact(tiny_onnx(tmp_path / "g.onnx"))
     stages: list[str] = []
-    first = EngineFromOnnx("1:2:4", cache_dir=tmp_path / "cache", out=tmp_path / "a.plan", progress=lambda s, f: stages.append(s))(art)
+    first = EngineFromOnnx(
+        "1:2:4",
+        cache_dir=tmp_path / "cache",
+        out=tmp_path / "a.plan",
+        progress=lambda s, f: stages.append(s),
+    )(art)
     second = EngineFromOnnx("1:2:4", cache_dir=tmp_path / "cache", out=tmp_path / "b.plan")(art)
     assert "parsing ONNX" in stages and "building engine" in stages and "engine written" in stages
     assert first.meta["engine_cache"] == "miss" and second.meta["engine_cache"] == "hit"
@@ -580,7 +755,10 @@ def test_engine_cache_hit_and_timing_cache(trt_gpu: None, tmp_path: Path) -> Non
 @pytest.mark.trt
 @pytest.mark.gpu
 def test_engine_build_refuses_spec_mismatch(trt_gpu: None, tmp_path: Path) -> None:
-    art = onnx_artifact(tiny_onnx(tmp_path / "g.onnx"), spec=GeneratorSpec(inputs=(InputSpec("z", "latent", (16,)),), output_shape=(3, 4, 4)))
+    art = onnx_artifact(
+        tiny_onnx(tmp_path / "g.onnx"),
+        spec=GeneratorSpec(inputs=(InputSpec("z", "latent", (16,)),), output_shape=(3, 4, 4)),
+    )
     with pytest.raises(SpecError, match="per-sample shape"):
         EngineFromOnnx("1:2:4", cache=False)(art)
     assert not (tmp_path / "g.plan").exists()
@@ -599,17 +777,24 @@ def test_engine_fp16_io_types_recorded(trt_gpu: None, tmp_path: Path) -> None:
 FAKE_GPU = {"name": "Fake GPU 80GB", "compute_capability": "9.0"}
 
 
-def test_build_through_polygraphy_on_fake_tensorrt(fake_gpu: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_build_through_polygraphy_on_fake_tensorrt(
+    fake_gpu: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Polygraphy's real loaders drive the fake TensorRT: flags, profile, pools, monitor, timing cache, sidecar."""
     art = onnx_artifact(tiny_onnx(tmp_path / "g.onnx", "label"), SPEC_LABEL)
     stages: list[tuple[str, float | None]] = []
     plan = EngineFromOnnx(
-        "1:4:8", workspace=1 << 28, builder_optimization_level=2, cache_dir=tmp_path / "cache",
+        "1:4:8",
+        workspace=1 << 28,
+        builder_optimization_level=2,
+        cache_dir=tmp_path / "cache",
         progress=lambda s, f: stages.append((s, f)),
-    )(art)  # fmt: skip
+    )(art)
     rec = fake_gpu.record
     strongly = 1 << int(fake_gpu.trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
-    assert rec.network_flags == [strongly]  # the network flag, set by Polygraphy from strongly_typed=True
+    assert rec.network_flags == [
+        strongly
+    ]  # the network flag, set by Polygraphy from strongly_typed=True
     (b,) = rec.builds
     assert b["strongly_typed"] is True and b["tf32"] is True and b["precision_flags"] == []
     assert b["workspace"] == 1 << 28 and b["level"] == 2
@@ -617,10 +802,16 @@ def test_build_through_polygraphy_on_fake_tensorrt(fake_gpu: Any, tmp_path: Path
     assert b["monitor"] is not None and b["timing_cache_in"] == []
     names = [s for s, _ in stages]
     assert names[:2] == ["parsing ONNX", "building engine"] and names[-1] == "engine written"
-    assert ("Building engine", 0.5) in stages and ("Building engine", 1.0) in stages  # from the IProgressMonitor
+    assert ("Building engine", 0.5) in stages and (
+        "Building engine",
+        1.0,
+    ) in stages  # from the IProgressMonitor
     assert rec.deserialized == 1  # the plan was loaded once to record its I/O
     io = plan.meta["io_tensors"]
-    assert io["z"] == {"mode": "input", "dtype": "FLOAT", "shape": [-1, 8]} and io["label"]["dtype"] == "INT64"
+    assert (
+        io["z"] == {"mode": "input", "dtype": "FLOAT", "shape": [-1, 8]}
+        and io["label"]["dtype"] == "INT64"
+    )
     assert io["image"]["mode"] == "output"
     assert plan.meta["gpu"] == {**FAKE_GPU, "driver": "13.0"} and plan.meta["polygraphy"]
     timing = tmp_path / "cache" / "timing-fake-gpu-80gb-sm9.0-trt10.13.0.35.cache"
@@ -629,19 +820,25 @@ def test_build_through_polygraphy_on_fake_tensorrt(fake_gpu: Any, tmp_path: Path
     assert out.out == "" and out.err == ""  # Polygraphy's chatter went to logging
 
 
-def test_second_build_starts_from_and_extends_the_timing_cache(fake_gpu: Any, tmp_path: Path) -> None:
+def test_second_build_starts_from_and_extends_the_timing_cache(
+    fake_gpu: Any, tmp_path: Path
+) -> None:
     a = onnx_artifact(tiny_onnx(tmp_path / "a.onnx"))
     b = onnx_artifact(tiny_onnx(tmp_path / "b.onnx", "label"), SPEC_LABEL)
     EngineFromOnnx("1:2:4", cache_dir=tmp_path / "cache")(a)
     EngineFromOnnx("1:2:4", cache_dir=tmp_path / "cache", tf32=False)(b)
     first, second = fake_gpu.record.builds
-    assert second["timing_cache_in"] == ["tactic-for-a.onnx-0"]  # loaded through CreateConfig(load_timing_cache=...)
+    assert second["timing_cache_in"] == [
+        "tactic-for-a.onnx-0"
+    ]  # loaded through CreateConfig(load_timing_cache=...)
     assert second["tf32"] is False
     (timing,) = (tmp_path / "cache").glob("timing-*.cache")
     assert json.loads(timing.read_text()) == ["tactic-for-a.onnx-0", "tactic-for-b.onnx-1"]
 
 
-def test_damaged_timing_cache_is_built_around(fake_gpu: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_damaged_timing_cache_is_built_around(
+    fake_gpu: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     art = onnx_artifact(tiny_onnx(tmp_path / "g.onnx"))
     timing = tmp_path / "t.cache"
     timing.write_bytes(b"\x00garbage")
@@ -659,11 +856,17 @@ def test_spec_mismatch_stops_the_real_chain(fake_gpu: Any, tmp_path: Path) -> No
     assert fake_gpu.record.builds == [] and not (tmp_path / "g.plan").exists()
 
 
-def test_parser_failure_is_one_line(fake_gpu: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_parser_failure_is_one_line(
+    fake_gpu: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = tmp_path / "g.onnx"
     bad.write_bytes(b"this is not protobuf")
     with pytest.raises(ExportError) as info:
         EngineFromOnnx("1:2:4", cache=False)(onnx_artifact(bad))
     msg = str(info.value)
-    assert "could not build an engine from g.onnx" in msg and "could not read" in msg and "\n" not in msg
+    assert (
+        "could not build an engine from g.onnx" in msg
+        and "could not read" in msg
+        and "\n" not in msg
+    )
     assert capsys.readouterr().out == ""

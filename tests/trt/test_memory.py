@@ -16,7 +16,15 @@ import pytest
 from accelkit import device
 from accelkit.errors import AccelkitError, LoadError, MissingDependencyError
 from accelkit.trt import memory
-from accelkit.trt.memory import CudaPythonMemory, DeviceBuffer, TorchMemory, dtype_name, memory_layer, numpy_dtype, torch_dtype
+from accelkit.trt.memory import (
+    CudaPythonMemory,
+    DeviceBuffer,
+    TorchMemory,
+    dtype_name,
+    memory_layer,
+    numpy_dtype,
+    torch_dtype,
+)
 from tests.trt.fake_tensorrt import FakeCudart
 from tests.trt.helpers import fake_trt
 
@@ -27,13 +35,18 @@ DT = TRT.DataType
 def test_numpy_dtypes() -> None:
     assert numpy_dtype(TRT, DT.FLOAT) == np.float32 and numpy_dtype(TRT, DT.HALF) == np.float16
     assert numpy_dtype(TRT, DT.INT64) == np.int64 and numpy_dtype(TRT, DT.BOOL) == np.bool_
-    assert numpy_dtype(TRT, DT.BF16) is None and numpy_dtype(TRT, DT.FP8) is None  # numpy has no such type
+    assert (
+        numpy_dtype(TRT, DT.BF16) is None and numpy_dtype(TRT, DT.FP8) is None
+    )  # numpy has no such type
     assert dtype_name("DataType.HALF") == "HALF"
 
 
 def test_torch_dtypes() -> None:
     torch = pytest.importorskip("torch")
-    assert torch_dtype(TRT, torch, DT.BF16) is torch.bfloat16 and torch_dtype(TRT, torch, DT.HALF) is torch.float16
+    assert (
+        torch_dtype(TRT, torch, DT.BF16) is torch.bfloat16
+        and torch_dtype(TRT, torch, DT.HALF) is torch.float16
+    )
     with pytest.raises(LoadError, match="I/O data type FP8"):
         torch_dtype(TRT, torch, DT.FP8)
 
@@ -77,7 +90,9 @@ def test_cuda_python_errors_are_accelkit_errors() -> None:
     rt = FakeCudart()
     mem = CudaPythonMemory(TRT, 0, cudart=rt)
     rt.fail_malloc = True
-    with pytest.raises(AccelkitError, match=r"CUDA call cudaMalloc failed \(2\); check the GPU with nvidia-smi"):
+    with pytest.raises(
+        AccelkitError, match=r"CUDA call cudaMalloc failed \(2\); check the GPU with nvidia-smi"
+    ):
         mem.empty((4,), DT.FLOAT)
     with pytest.raises(MissingDependencyError, match="BF16 needs torch with CUDA"):
         mem.upload(np.zeros(2, np.float32), DT.BF16)
@@ -96,7 +111,9 @@ def test_memory_layer_choice(monkeypatch: pytest.MonkeyPatch) -> None:
         raise ImportError("No module named 'cuda'")
 
     monkeypatch.setattr(device, "import_cudart", missing)
-    with pytest.raises(MissingDependencyError, match=r"torch with CUDA or from cuda-python.*accelkit\[gpu\]"):
+    with pytest.raises(
+        MissingDependencyError, match=r"torch with CUDA or from cuda-python.*accelkit\[gpu\]"
+    ):
         memory_layer(TRT, 0)
     sentinel = object()
     monkeypatch.setattr(device, "torch_with_cuda", lambda: sentinel)
@@ -113,8 +130,14 @@ def test_torch_memory_on_the_gpu() -> None:
     mem = TorchMemory(TRT, 0)
     x = np.random.default_rng(0).standard_normal((3, 8)).astype(np.float32)
     buf = mem.upload(x, DT.HALF)
-    assert buf.handle.is_cuda and buf.handle.dtype == torch.float16 and buf.ptr == buf.handle.data_ptr()
-    np.testing.assert_allclose(mem.to_numpy(buf), x.astype(np.float16).astype(np.float32), rtol=0, atol=0)
+    assert (
+        buf.handle.is_cuda
+        and buf.handle.dtype == torch.float16
+        and buf.ptr == buf.handle.data_ptr()
+    )
+    np.testing.assert_allclose(
+        mem.to_numpy(buf), x.astype(np.float16).astype(np.float32), rtol=0, atol=0
+    )
     bf = mem.upload(x, DT.BF16)
     assert bf.handle.dtype == torch.bfloat16
     out = mem.empty((2, 3), DT.FLOAT)

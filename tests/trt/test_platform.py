@@ -40,13 +40,23 @@ def test_plan_compatible_when_everything_matches() -> None:
 
 def test_plan_incompatible_tensorrt_version() -> None:
     reason = check_plan_compatible(plan_sidecar("10.12.0.36"), TRT_VERSION, GPU)
-    assert reason is not None and "10.12.0.36" in reason and TRT_VERSION in reason and "TensorRT" in reason
+    assert (
+        reason is not None
+        and "10.12.0.36" in reason
+        and TRT_VERSION in reason
+        and "TensorRT" in reason
+    )
 
 
 def test_plan_incompatible_compute_capability() -> None:
     other = {"name": "NVIDIA L4", "compute_capability": "8.9"}
     reason = check_plan_compatible(plan_sidecar(), TRT_VERSION, other)
-    assert reason is not None and "9.0" in reason and "8.9" in reason and "compute capability" in reason
+    assert (
+        reason is not None
+        and "9.0" in reason
+        and "8.9" in reason
+        and "compute capability" in reason
+    )
 
 
 def test_plan_incompatible_gpu_model_same_capability() -> None:
@@ -79,7 +89,11 @@ def test_plan_version_falls_back_to_other_records() -> None:
 def test_plan_with_matching_sidecar_is_trusted(tmp_path: Path) -> None:
     plan = write_plan(tmp_path)
     side = check_plan_trusted(plan.path)  # type: ignore[arg-type]
-    assert side is not None and side["format"] == "trt" and side["meta"]["tensorrt_version"] == TRT_VERSION
+    assert (
+        side is not None
+        and side["format"] == "trt"
+        and side["meta"]["tensorrt_version"] == TRT_VERSION
+    )
 
 
 def _refusal(plan: Path, **kw: Any) -> str:
@@ -87,7 +101,9 @@ def _refusal(plan: Path, **kw: Any) -> str:
         check_plan_trusted(plan, **kw)
     msg = str(info.value)
     assert "\n" not in msg
-    assert "accelkit build" in msg and "--trust-engine" in msg and "trust_engine=True" in msg  # the fixes
+    assert (
+        "accelkit build" in msg and "--trust-engine" in msg and "trust_engine=True" in msg
+    )  # the fixes
     assert "plugin code" in msg  # the why
     return msg
 
@@ -141,7 +157,9 @@ def test_trust_overrides_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptur
     changed = write_plan(tmp_path, name="h.plan")
     changed.path.write_bytes(b"changed")  # type: ignore[union-attr]
     side = check_plan_trusted(changed.path, trust=True)  # type: ignore[arg-type]
-    assert side is not None and side["format"] == "trt"  # the sidecar still serves the compatibility check
+    assert (
+        side is not None and side["format"] == "trt"
+    )  # the sidecar still serves the compatibility check
 
 
 # --------------------------------------------------------------------------- imports
@@ -159,12 +177,14 @@ def test_stub_only_tensorrt_counts_as_missing(tmp_path: Path) -> None:
     fake.mkdir(parents=True)
     (fake / "__init__.pyi").write_text("__version__: str\n")  # what tensorrt-stubs installs
     code = (
-        "import sys; sys.path[:0] = [%r, %r]\n"
+        "import sys; sys.path[:0] = [{!r}, {!r}]\n"
         "from accelkit.trt.platform import tensorrt_import_problem\n"
         "import tensorrt; print('namespace' if tensorrt.__file__ is None else 'real')\n"
         "print(tensorrt_import_problem())\n"
-    ) % (str(tmp_path / "site"), str(REPO))
-    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, timeout=120)
+    ).format(str(tmp_path / "site"), str(REPO))
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", code], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0] == "namespace"
@@ -195,14 +215,20 @@ def test_modules_import_nothing_heavy() -> None:
         "print(','.join(m for m in heavy if m in sys.modules))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""
 
 
 # --------------------------------------------------------------------------- logging
-def test_polygraphy_logging_routes_to_logging_not_stdout(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
-    pytest.importorskip("polygraphy", reason="polygraphy (the gpu and dev extras) routes TensorRT's log")
+def test_polygraphy_logging_routes_to_logging_not_stdout(
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    pytest.importorskip(
+        "polygraphy", reason="polygraphy (the gpu and dev extras) routes TensorRT's log"
+    )
     from polygraphy.exception import PolygraphyException
     from polygraphy.logger import G_LOGGER
 
@@ -214,7 +240,9 @@ def test_polygraphy_logging_routes_to_logging_not_stdout(capsys: pytest.CaptureF
             G_LOGGER.error("Error Code 4: the parser failed\nsecond line")
             with polygraphy_logging():  # nested use keeps the routing
                 with pytest.raises(PolygraphyException):
-                    G_LOGGER.critical("Invalid Engine. Please ensure the engine was built correctly")
+                    G_LOGGER.critical(
+                        "Invalid Engine. Please ensure the engine was built correctly"
+                    )
             G_LOGGER.error("still routed after the inner block")
     out = capsys.readouterr()
     assert out.out == "" and out.err == ""  # the library never prints
@@ -227,7 +255,7 @@ def test_polygraphy_logging_routes_to_logging_not_stdout(capsys: pytest.CaptureF
 
 
 def test_dims_of_a_sequence() -> None:
-    class Dims(list):  # noqa: FURB189 - quacks like trt.Dims
+    class Dims(list):
         pass
 
     assert platform.dims(Dims([-1, 8])) == (-1, 8)  # type: ignore[arg-type]

@@ -73,7 +73,9 @@ def test_availability_on_cuda_names_what_is_missing() -> None:
 
 def test_runner_constructor_is_cheap_and_validates(tmp_path: Path) -> None:
     art = onnx_artifact(tmp_path / "g.onnx")
-    runner = TrtRunner(art, device="cuda", batch_range="1:2:4", trust_engine=True)  # no import, no device work
+    runner = TrtRunner(
+        art, device="cuda", batch_range="1:2:4", trust_engine=True
+    )  # no import, no device work
     assert runner.options["batch_range"] == [1, 2, 4] and not runner.active and runner.trust_engine
     assert TrtRunner(art, device="cuda").trust_engine is False
     with pytest.raises(InputError, match="runs TensorRT plans or ONNX"):
@@ -109,7 +111,9 @@ def no_tensorrt_work(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return called
 
 
-def test_untrusted_plans_are_refused_before_tensorrt_loads(tmp_path: Path, no_tensorrt_work: list[str]) -> None:
+def test_untrusted_plans_are_refused_before_tensorrt_loads(
+    tmp_path: Path, no_tensorrt_work: list[str]
+) -> None:
     no_sidecar = write_plan(tmp_path, sidecar=False, name="a.plan")
     with pytest.raises(LoadError, match="has no sidecar") as info:
         TrtRunner(no_sidecar, device="cuda").activate()
@@ -121,7 +125,9 @@ def test_untrusted_plans_are_refused_before_tensorrt_loads(tmp_path: Path, no_te
         runner.activate()
     assert not runner.active and no_tensorrt_work == []
     with pytest.raises(InputError, match="does not exist"):
-        TrtRunner(Artifact(format="trt", spec=SPEC, path=tmp_path / "missing.plan"), device="cuda").activate()
+        TrtRunner(
+            Artifact(format="trt", spec=SPEC, path=tmp_path / "missing.plan"), device="cuda"
+        ).activate()
 
 
 def test_trusted_plan_goes_on_to_load_tensorrt(tmp_path: Path, no_tensorrt_work: list[str]) -> None:
@@ -135,49 +141,88 @@ def test_trusted_plan_goes_on_to_load_tensorrt(tmp_path: Path, no_tensorrt_work:
         TrtRunner(plain, device="cuda").activate()  # trusted by its sidecar: passes the check
 
 
-def test_incompatible_plan_is_refused_before_deserializing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_incompatible_plan_is_refused_before_deserializing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     plan = write_plan(tmp_path, version="0.0.0-other")
-    monkeypatch.setattr(platform, "load_tensorrt", lambda feature: type("trt", (), {"__version__": "10.13.0.35"}))
+    monkeypatch.setattr(
+        platform, "load_tensorrt", lambda feature: type("trt", (), {"__version__": "10.13.0.35"})
+    )
     monkeypatch.setattr(platform, "load_polygraphy", lambda feature: None)
-    monkeypatch.setattr(platform, "polygraphy_logging", lambda: __import__("contextlib").nullcontext())
-    monkeypatch.setattr(runner_mod, "gpu_identity", lambda index: {"name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"})
-    monkeypatch.setattr(runner_mod, "use_device", lambda index: __import__("contextlib").nullcontext())
+    monkeypatch.setattr(
+        platform, "polygraphy_logging", lambda: __import__("contextlib").nullcontext()
+    )
+    monkeypatch.setattr(
+        runner_mod,
+        "gpu_identity",
+        lambda index: {"name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"},
+    )
+    monkeypatch.setattr(
+        runner_mod, "use_device", lambda index: __import__("contextlib").nullcontext()
+    )
 
     def no_load(self: TrtRunner, path: Path, data: bytes) -> None:
         raise AssertionError("an incompatible plan was deserialized")
 
     monkeypatch.setattr(TrtRunner, "_load_engine", no_load)
-    with pytest.raises(LoadError, match="built with TensorRT 0.0.0-other but TensorRT 10.13.0.35 is installed") as info:
+    with pytest.raises(
+        LoadError, match="built with TensorRT 0.0.0-other but TensorRT 10.13.0.35 is installed"
+    ) as info:
         TrtRunner(plan, device="cuda").activate()
     assert "accelkit build" in str(info.value)
 
 
 # --------------------------------------------------------------------------- the whole runner on the fake TensorRT
-def _build(folder: Path, kind: str = "latent", spec: GeneratorSpec = SPEC, batch: str = "1:4:8") -> Artifact:
+def _build(
+    folder: Path, kind: str = "latent", spec: GeneratorSpec = SPEC, batch: str = "1:4:8"
+) -> Artifact:
     path = tiny_onnx(folder / f"{kind}.onnx", kind)
     art = onnx_artifact(path, spec, "fp16" if kind == "fp16" else "fp32")
     return EngineFromOnnx(batch, cache_dir=folder / "cache", out=folder / f"{kind}.plan")(art)
 
 
-@pytest.mark.parametrize(("kind", "spec", "atol"), [("latent", SPEC, 0.0), ("label", SPEC_LABEL, 0.0), ("fp16", SPEC, 1e-3)])
-def test_runner_on_fake_tensorrt_matches_onnxruntime(fake_gpu: Any, tmp_path: Path, kind: str, spec: GeneratorSpec, atol: float) -> None:
+@pytest.mark.parametrize(
+    ("kind", "spec", "atol"),
+    [("latent", SPEC, 0.0), ("label", SPEC_LABEL, 0.0), ("fp16", SPEC, 1e-3)],
+)
+def test_runner_on_fake_tensorrt_matches_onnxruntime(
+    fake_gpu: Any, tmp_path: Path, kind: str, spec: GeneratorSpec, atol: float
+) -> None:
     plan = _build(tmp_path, kind, spec)
     assert plan.path is not None
     runner = TrtRunner(plan, device="cuda")
     with runner:
         for batch in (1, 5, 8):
             feeds = feeds_for(spec, batch, seed=batch)
-            ref_feeds = {k: (v.astype(np.float16) if kind == "fp16" and k == "z" else v) for k, v in feeds.items()}
+            ref_feeds = {
+                k: (v.astype(np.float16) if kind == "fp16" and k == "z" else v)
+                for k, v in feeds.items()
+            }
             got = runner.infer(feeds)
             assert got.dtype == np.float32 and got.shape == (batch, 3, 4, 4)
-            np.testing.assert_allclose(got, ort_reference(tmp_path / f"{kind}.onnx", ref_feeds), atol=atol, rtol=0)
+            np.testing.assert_allclose(
+                got, ort_reference(tmp_path / f"{kind}.onnx", ref_feeds), atol=atol, rtol=0
+            )
         info = runner.describe()
         assert fake_gpu.cudart.buffers  # buffers live while active
-    assert info["backend"] == "trt" and info["batch_range"] == [1, 4, 8] and info["buffers"] == "cuda-python"
-    assert info["plan_sha256"] == sha256_file(plan.path) and info["plan_trusted_by"] == "sidecar sha256"
-    assert info["tensorrt"] == "10.13.0.35" and info["gpu"] == "Fake GPU 80GB" and info["engine_cache"] == "miss"
+    assert (
+        info["backend"] == "trt"
+        and info["batch_range"] == [1, 4, 8]
+        and info["buffers"] == "cuda-python"
+    )
+    assert (
+        info["plan_sha256"] == sha256_file(plan.path)
+        and info["plan_trusted_by"] == "sidecar sha256"
+    )
+    assert (
+        info["tensorrt"] == "10.13.0.35"
+        and info["gpu"] == "Fake GPU 80GB"
+        and info["engine_cache"] == "miss"
+    )
     assert info["io_dtypes"]["z"] == ("HALF" if kind == "fp16" else "FLOAT")
-    assert fake_gpu.cudart.buffers == {} and fake_gpu.cudart.streams == 0  # everything freed on deactivate
+    assert (
+        fake_gpu.cudart.buffers == {} and fake_gpu.cudart.streams == 0
+    )  # everything freed on deactivate
 
 
 def test_runner_keeps_outputs_on_the_device_until_asked(fake_gpu: Any, tmp_path: Path) -> None:
@@ -203,9 +248,13 @@ def test_runner_builds_from_onnx_through_the_pass(fake_gpu: Any, tmp_path: Path)
         plan_path = Path(runner.describe()["plan"])
         assert plan_path.is_file() and runner.describe()["plan_trusted_by"] == "built now"
         assert runner.plan is not None and runner.plan.passes[-1]["name"] == "EngineFromOnnx"
-    assert not plan_path.exists() and not plan_path.parent.exists()  # its temporary folder went with deactivate
+    assert (
+        not plan_path.exists() and not plan_path.parent.exists()
+    )  # its temporary folder went with deactivate
     assert not (tmp_path / "g.plan").exists()  # nothing written next to the user's ONNX
-    with TrtRunner(art, device="cuda", batch_range="1:2:4", cache_dir=str(tmp_path / "cache")) as again:
+    with TrtRunner(
+        art, device="cuda", batch_range="1:2:4", cache_dir=str(tmp_path / "cache")
+    ) as again:
         assert again.describe()["engine_cache"] == "hit"
 
 
@@ -229,20 +278,29 @@ def test_untrusted_plan_runs_only_with_trust_engine(fake_gpu: Any, tmp_path: Pat
     plan = _build(tmp_path)
     other = _build(tmp_path, "label", SPEC_LABEL)
     assert plan.path is not None and other.path is not None
-    plan.path.write_bytes(other.path.read_bytes())  # a valid plan, but not the one its sidecar recorded
+    plan.path.write_bytes(
+        other.path.read_bytes()
+    )  # a valid plan, but not the one its sidecar recorded
     deserialized = fake_gpu.record.deserialized
     with pytest.raises(LoadError, match="sha256 differs"):
         TrtRunner(plan, device="cuda").activate()
     assert fake_gpu.record.deserialized == deserialized  # refused before deserialization
     from accelkit.errors import SpecError
 
-    with pytest.raises(SpecError, match="do not match the generator spec"):  # trusted, loaded, then the spec check
+    with pytest.raises(
+        SpecError, match="do not match the generator spec"
+    ):  # trusted, loaded, then the spec check
         TrtRunner(plan, device="cuda", trust_engine=True).activate()
     assert fake_gpu.record.deserialized == deserialized + 1
 
 
 def test_deserialization_failure_is_one_line(fake_gpu: Any, tmp_path: Path) -> None:
-    plan = write_plan(tmp_path, b"not a plan at all", version="10.13.0.35", gpu={"name": "Fake GPU 80GB", "compute_capability": "9.0"})
+    plan = write_plan(
+        tmp_path,
+        b"not a plan at all",
+        version="10.13.0.35",
+        gpu={"name": "Fake GPU 80GB", "compute_capability": "9.0"},
+    )
     with pytest.raises(LoadError) as info:
         TrtRunner(plan, device="cuda").activate()
     msg = str(info.value)
@@ -264,13 +322,18 @@ def trt_gpu() -> None:
 
 @pytest.mark.trt
 @pytest.mark.gpu
-@pytest.mark.parametrize(("kind", "spec", "atol"), [("latent", SPEC, 1e-4), ("label", SPEC_LABEL, 1e-4), ("fp16", SPEC, 2e-2)])
-def test_engine_matches_onnxruntime(trt_gpu: None, tmp_path: Path, kind: str, spec: GeneratorSpec, atol: float) -> None:
+@pytest.mark.parametrize(
+    ("kind", "spec", "atol"),
+    [("latent", SPEC, 1e-4), ("label", SPEC_LABEL, 1e-4), ("fp16", SPEC, 2e-2)],
+)
+def test_engine_matches_onnxruntime(
+    trt_gpu: None, tmp_path: Path, kind: str, spec: GeneratorSpec, atol: float
+) -> None:
     path = tiny_onnx(tmp_path / f"{kind}.onnx", kind)
     stages: list[str] = []
-    plan = EngineFromOnnx("1:4:8", cache_dir=tmp_path / "cache", tf32=False, progress=lambda s, f: stages.append(s))(
-        onnx_artifact(path, spec, "fp16" if kind == "fp16" else "fp32")
-    )
+    plan = EngineFromOnnx(
+        "1:4:8", cache_dir=tmp_path / "cache", tf32=False, progress=lambda s, f: stages.append(s)
+    )(onnx_artifact(path, spec, "fp16" if kind == "fp16" else "fp32"))
     assert plan.format == "trt" and plan.path is not None and plan.path.is_file()
     assert plan.meta["engine_cache"] == "miss" and plan.meta["batch_range"] == [1, 4, 8]
     assert plan.meta["tensorrt"]["strongly_typed"] is True and plan.meta["build_seconds"] > 0
@@ -279,7 +342,10 @@ def test_engine_matches_onnxruntime(trt_gpu: None, tmp_path: Path, kind: str, sp
     with TrtRunner(plan, device="cuda") as runner:
         for batch in (1, 5, 8):
             feeds = feeds_for(spec, batch, seed=batch)
-            ref_feeds = {k: (v.astype(np.float16) if kind == "fp16" and k == "z" else v) for k, v in feeds.items()}
+            ref_feeds = {
+                k: (v.astype(np.float16) if kind == "fp16" and k == "z" else v)
+                for k, v in feeds.items()
+            }
             got = runner.infer(feeds)
             assert got.dtype == np.float32 and got.shape == (batch, 3, 4, 4)
             np.testing.assert_allclose(got, ort_reference(path, ref_feeds), atol=atol, rtol=0)
@@ -292,7 +358,9 @@ def test_engine_matches_onnxruntime(trt_gpu: None, tmp_path: Path, kind: str, sp
 @pytest.mark.gpu
 def test_runner_builds_from_onnx_and_checks_batch(trt_gpu: None, tmp_path: Path) -> None:
     art = onnx_artifact(tiny_onnx(tmp_path / "g.onnx"))
-    with TrtRunner(art, device="cuda", batch_range="1:2:4", cache_dir=str(tmp_path / "cache")) as runner:
+    with TrtRunner(
+        art, device="cuda", batch_range="1:2:4", cache_dir=str(tmp_path / "cache")
+    ) as runner:
         out = runner.infer(feeds_for(SPEC, 3))
         assert out.shape == (3, 3, 4, 4)
         with pytest.raises(InputError, match="outside the engine's profile 1..4"):
