@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from accelkit.benchmark.environment import collect_environment
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,6 +22,7 @@ def test_environment_block() -> None:
     json.dumps(env)
 
 
+@pytest.mark.slow
 def test_collecting_the_environment_imports_no_runner_and_no_onnxruntime() -> None:
     code = (
         "import sys; from accelkit.benchmark.environment import collect_environment; env = collect_environment(); "

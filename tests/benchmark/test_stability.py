@@ -78,6 +78,7 @@ def test_probe_arithmetic_subtracts_own_cpu_time(monkeypatch: pytest.MonkeyPatch
     assert got is not None and got.busy_cores_others == pytest.approx(1.0) and got.cpus == 2
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/stat").exists(), reason="needs Linux /proc/stat")
 def test_probe_sees_a_competing_process() -> None:
     spin = subprocess.Popen(

@@ -14,6 +14,7 @@ runner = CliRunner()
 FAST = ["--batch", "1,2", "--repeats", "3", "--warmup", "1", "--min-time", "0.05"]
 
 
+@pytest.mark.slow
 def test_bench_writes_all_reports_with_torch_and_ort_rows(gen_files, tmp_path) -> None:
     out = tmp_path / "res"
     res = runner.invoke(app, ["bench", str(gen_files["torchscript"]), "--out", str(out), *FAST])
@@ -115,6 +116,7 @@ def _onnx(tmp_path, name: str, ngf: int):
     ).artifact.path
 
 
+@pytest.mark.slow
 def test_bench_vs_interleaves_both_builds_and_passes_the_same_build(tmp_path) -> None:
     a, b = _onnx(tmp_path, "a", 8), _onnx(tmp_path, "b", 8)
     out = tmp_path / "vs"
@@ -137,6 +139,7 @@ def test_bench_vs_interleaves_both_builds_and_passes_the_same_build(tmp_path) ->
     assert res.stdout.strip().splitlines()[-2] == "PASS: 1 pass"
 
 
+@pytest.mark.slow
 def test_bench_vs_catches_a_clearly_slower_candidate(tmp_path) -> None:
     slow, fast = _onnx(tmp_path, "slow", 64), _onnx(tmp_path, "fast", 8)
     out = tmp_path / "vs"

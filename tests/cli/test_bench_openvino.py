@@ -15,6 +15,7 @@ runner = CliRunner()
 FAST = ["--batch", "1,2", "--repeats", "3", "--warmup", "1", "--min-time", "0.05"]
 
 
+@pytest.mark.slow
 def test_bench_openvino_fp32_int8_with_drift(gen_files, tiny_weights, tmp_path) -> None:
     out = tmp_path / "res"
     precisions = "fp32,int8,bf16" if has_native_bf16() else "fp32,int8"

@@ -53,6 +53,7 @@ def test_info_json(gen_files) -> None:
     assert d["flops_per_image"] > 0 and d["parameters"] > 0
 
 
+@pytest.mark.slow
 def test_export_writes_verified_onnx(gen_files, in_tmp) -> None:
     res = run(
         "export",
@@ -112,6 +113,7 @@ def test_pickle_without_trust_and_truncated_file(gen_files, tmp_path) -> None:
     _one_line_error(run("info", str(cut)), "truncated or corrupt")
 
 
+@pytest.mark.slow
 def test_unsupported_op_is_one_line(tmp_path) -> None:
     import torch
 
@@ -131,6 +133,7 @@ def test_unsupported_op_is_one_line(tmp_path) -> None:
     assert not (tmp_path / "u.onnx").exists()
 
 
+@pytest.mark.slow
 def test_real_process_exit_code_and_stderr(tmp_path) -> None:
     """The installed entry point behaves the same in a real process."""
     proc = subprocess.run(
@@ -201,6 +204,7 @@ def test_export_int8_and_quantize(gen_files, in_tmp) -> None:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "pattern"),
     [
@@ -251,6 +255,7 @@ def test_quantize_report_and_auto_exclude(gen_files, in_tmp) -> None:
     _one_line_error(run("quantize", "s.onnx", "--auto-exclude", "-3", "--force"), "PSNR")
 
 
+@pytest.mark.slow
 def test_prune_with_distillation_writes_a_loadable_smaller_generator(in_tmp) -> None:
     pytest.importorskip(
         "torch_pruning", reason="torch-pruning is in the dev extra; install accelkit[prune]"

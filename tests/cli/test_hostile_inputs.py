@@ -323,6 +323,7 @@ def _expand(argv: list[str], tmp: Path, files: dict[str, Path]) -> list[str]:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("argv", "code", "pattern"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
 )
@@ -379,6 +380,7 @@ def test_generator_raising_at_one_batch_fails_that_row_only(hostile, tmp_path) -
     assert (out / "results.md").is_file() and (out / "results.csv").is_file()
 
 
+@pytest.mark.slow
 def test_generator_that_cannot_export_still_benches_torch(hostile, tmp_path) -> None:
     """A model that runs in torch but breaks the ONNX exporters: torch rows measured, ONNX rows skipped with the reason."""
     out = tmp_path / "r"
@@ -442,6 +444,7 @@ def test_non_utf8_paths_work(hostile, tmp_path) -> None:
     assert (out / "results.json").is_file() and (out / "results.md").is_file()
 
 
+@pytest.mark.slow
 def test_bench_refuses_to_overwrite_a_report_without_force(tmp_path) -> None:
     out = tmp_path / "r"
     args = [

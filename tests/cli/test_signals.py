@@ -41,6 +41,7 @@ def _run_and_signal(
     return proc.returncode, seen + rest
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("sig", "code", "word"),
     [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")],
@@ -74,6 +75,7 @@ def test_signal_stops_bench_cleanly(tmp_path, sig, code, word) -> None:
     assert leftovers == []
 
 
+@pytest.mark.slow
 def test_sigint_during_export_leaves_no_partial_file(tmp_path) -> None:
     rc, err = _run_and_signal(
         ["export", "stylegan2", "-o", "g.onnx"], tmp_path, signal.SIGINT, wait_for="exporting"

@@ -36,6 +36,7 @@ def sr_ts(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # ------------------------------------------------------------------------ .pt2 on torch
+@pytest.mark.slow
 def test_pt2_program_benches_on_torch_with_fid(gen_files, tiny_weights, tmp_path) -> None:
     out = tmp_path / "r"
     res = cli(
@@ -68,6 +69,7 @@ def test_pt2_program_benches_on_torch_with_fid(gen_files, tiny_weights, tmp_path
 
 
 # ----------------------------------------------------------------- bench of an fp16 ONNX
+@pytest.mark.slow
 def test_bench_of_an_fp16_onnx_measures_it_once(gen_files, tmp_path) -> None:
     fp16 = tmp_path / "g.fp16.onnx"
     cli("export", gen_files["torchscript"], "--fp16", "-o", fp16)
@@ -115,6 +117,7 @@ def test_sr_export_with_dynamic_hw_runs_at_two_sizes(sr_ts, tmp_path) -> None:
     assert info["spec"]["hw_range"] == [4, 16, 64] and info["spec"]["output_range"] == [0.0, 1.0]
 
 
+@pytest.mark.slow
 def test_bench_images_feed_the_sr_grid_and_fid(sr_ts, images_dir, tiny_weights, tmp_path) -> None:
     out = tmp_path / "r"
     cli(

@@ -226,6 +226,7 @@ def test_info(name: str, chains) -> None:
     )  # the range is printed with how
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", cells())
 def test_export_fp32(name: str, chains) -> None:
     c = chains(name)
@@ -241,6 +242,7 @@ def test_export_fp32(name: str, chains) -> None:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", cells())
 def test_export_fp16_from_the_onnx(name: str, chains) -> None:
     c = chains(name)
@@ -261,6 +263,7 @@ def test_quantize_int8_from_the_onnx(name: str, chains) -> None:
     _spec_ok(side["spec"], c.fam, "int8 sidecar")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", cells(only=lambda f: f.prune))
 def test_prune_then_next_commands_take_no_flags(name: str, chains) -> None:
     pytest.importorskip("torch_pruning")
@@ -275,6 +278,7 @@ def test_prune_then_next_commands_take_no_flags(name: str, chains) -> None:
     cli("export", out, "-o", c.dir / "g.pruned.onnx", "--batch-range", "1:2:4")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", cells(slow=True))
 def test_bench_torch_and_ort_with_fid(name: str, chains, tiny_weights) -> None:
     c = chains(name)

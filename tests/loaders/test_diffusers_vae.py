@@ -66,6 +66,7 @@ def test_other_diffusers_folders_are_refused(tmp_path) -> None:
         load_generator(tmp_path / "plain")
 
 
+@pytest.mark.slow
 def test_fp16_fallback_keeps_an_overflowing_decoder_finite(tmp_path) -> None:
     """SD-family VAE decoders overflow fp16; the calibrated fallback keeps those nodes in fp32."""
     art = load_generator(write_vae_folder(tmp_path / "hot", overflow=True))
@@ -81,6 +82,7 @@ def test_fp16_fallback_keeps_an_overflowing_decoder_finite(tmp_path) -> None:
     assert np.isfinite(v["max_abs_err"]) and v["max_abs_err"] <= v["tolerance"]
 
 
+@pytest.mark.slow
 def test_without_diffusers_the_error_names_the_extra(vae_dir) -> None:
     script = f"import sys; sys.modules['diffusers'] = None\nfrom accelkit.loading import load_generator\nload_generator({str(vae_dir)!r})"
     proc = subprocess.run(

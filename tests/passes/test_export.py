@@ -77,6 +77,7 @@ CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("key", "extra", "exporter"), CASES)
 @pytest.mark.parametrize("fp16", [False, True], ids=["fp32", "fp16"])
 def test_export_formats_fp32_fp16(gen_files, tmp_path, key, extra, exporter, fp16) -> None:
@@ -147,6 +148,7 @@ class _Overflow(nn.Module):
         return h.view(-1, 3, 4, 4)
 
 
+@pytest.mark.slow
 def test_fp16_keeps_overflowing_nodes_in_fp32(tmp_path) -> None:
     art = _artifact(_Overflow().eval())
     fp32 = OnnxFromTorch(tmp_path / "o.onnx")(art)
@@ -180,6 +182,7 @@ def test_spec_is_a_frozen_dataclass() -> None:
         spec.output_range = (0, 1)  # type: ignore[misc]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["dcgan", "stylegan2", "sr4x"])
 @pytest.mark.parametrize("fp16", [False, True], ids=["fp32", "fp16"])
 def test_bundled_generators_export_and_match_torch(tmp_path, name, fp16) -> None:

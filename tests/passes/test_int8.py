@@ -63,6 +63,7 @@ def _listing(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
+@pytest.mark.slow
 def test_int8_qdq_runs_and_stays_close(fp32, tmp_path, cwd) -> None:
     art = fp32["img2img_torchscript"]
     dest = tmp_path / "out" / "g.int8.onnx"
@@ -104,6 +105,7 @@ def test_int8_qdq_runs_and_stays_close(fp32, tmp_path, cwd) -> None:
     assert Path.cwd() == cwd and _listing(cwd) == before
 
 
+@pytest.mark.slow
 def test_int8_sidecar_records_calibration(fp32, tmp_path, cwd) -> None:
     art = fp32["state_dict"]
     dest = tmp_path / "lat.int8.onnx"
@@ -234,6 +236,7 @@ def test_calibration_reader_is_seeded_and_disjoint(fp32) -> None:
 BUNDLED = [("dcgan", {}), ("sr4x", {}), ("stylegan2", {"exclude": ["mapping.*"]})]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "kw"), BUNDLED, ids=[b[0] for b in BUNDLED])
 def test_int8_bundled_generators(name, kw, tmp_path, cwd) -> None:
     art = load_generator(name)

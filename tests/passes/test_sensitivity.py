@@ -95,6 +95,7 @@ def _psnr_with(art: Artifact, exclude: list[str], tmp: Path, n_eval: int = 8) ->
     return paired_error(ref, got, art.spec.output_range)["psnr_db"]
 
 
+@pytest.mark.slow
 def test_layer_groups_by_module_path(latent, outlier) -> None:
     groups = layer_groups(onnx.load(str(latent.path)))
     assert list(groups) == ["fc", "net.2", "net.4"] and all(len(v) == 1 for v in groups.values())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import pytest
 from typer.testing import CliRunner
 
 from accelkit.cli import app
@@ -13,6 +14,7 @@ runner = CliRunner()
 FAST = ["--batch", "1", "--repeats", "3", "--warmup", "1", "--min-time", "0.05", "--fid", "8"]
 
 
+@pytest.mark.slow
 def test_exported_build_is_judged_against_its_recorded_source(
     gen_files, tiny_weights, tmp_path
 ) -> None:

@@ -250,6 +250,7 @@ def test_resume_after_a_kill_repeats_nothing(
         )
 
 
+@pytest.mark.slow
 def test_the_time_budget_is_honoured(gens, tiny_weights, tmp_path, monkeypatch) -> None:
     fake = FakeTiming(sleep=0.5)
     monkeypatch.setattr("accelkit.benchmark.harness.measure_throughput", fake)

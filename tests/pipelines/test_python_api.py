@@ -59,6 +59,7 @@ def test_python_m_accelkit_help() -> None:
     assert "export" in proc.stdout and "bench" in proc.stdout
 
 
+@pytest.mark.slow
 def test_docs_example_runs_as_written(tmp_path, monkeypatch, tiny_weights) -> None:
     """The 5-line pipeline of docs/python-api.md: load -> fp16 ONNX -> bench two backends -> drift -> report."""
     text = (ROOT / "docs" / "python-api.md").read_text()

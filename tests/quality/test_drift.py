@@ -76,6 +76,7 @@ def test_nan_output_is_a_failure_not_a_number(meter) -> None:
         m.measure(_Noisy(ref, 0.0, nan=True))
 
 
+@pytest.mark.slow
 def test_bench_fid_adds_drift_columns_grids_and_scatter(gen_files, tiny_weights, tmp_path) -> None:
     out = tmp_path / "res"
     res = cli.invoke(
@@ -205,6 +206,7 @@ def test_bench_fid_with_missing_weights_fails_before_work(tmp_path) -> None:
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow
 def test_bench_fid_against_another_reference(gen_files, tiny_weights, tmp_path) -> None:
     """--reference: drift is measured against another model's FP32 torch (a pruned model's teacher)."""
     import torch

@@ -47,6 +47,7 @@ def test_without_the_extra_availability_names_it() -> None:
     assert "pip install 'accelkit[openvino]'" in reason and listed == "False"
 
 
+@pytest.mark.slow
 def test_without_the_extra_bench_backend_openvino_is_a_one_line_error() -> None:
     proc = _no_openvino(
         "sys.argv = ['accelkit', 'bench', '--backend', 'openvino', '--precision', 'fp32']\nfrom accelkit.cli import main\nmain()\n"
