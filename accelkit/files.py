@@ -95,6 +95,27 @@ def write_serialized(dest: str | os.PathLike[str], serialize: Callable[[BinaryIO
         fh.write(data)
 
 
+#: ``errno`` values of a write that failed for want of space (a full disk, a quota, ``ulimit -f``).
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def no_space_in(exc: BaseException) -> OSError | None:
+    """The out-of-space ``OSError`` (:data:`NO_SPACE`) in ``exc``'s cause chain, or None.
+
+    Third-party writers (the torch ONNX exporters among them) wrap the ``OSError`` of a
+    full disk in their own exceptions; a caller that turns failures into "this exporter
+    failed, try the next" must stop instead and say the disk is full.
+    """
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OSError) and cur.errno in NO_SPACE:
+            return cur
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
 def refuse_existing(dest: str | os.PathLike[str], force: bool = False) -> None:
     """Raise the one-line error for an existing destination unless ``force``.
 

@@ -79,7 +79,7 @@ class BenchVsResult(Result):
 
     @property
     def exit_code(self) -> int:
-        """The comparison's: 0 pass, 1 regression."""
+        """The comparison's: 0 pass, 1 regression, 3 the gate cannot tell."""
         return int(self.comparison.exit_code)
 
     def to_dict(self) -> dict[str, Any]:

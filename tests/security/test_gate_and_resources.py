@@ -46,8 +46,8 @@ class WideGen(LatentGen):
         super().__init__(z_dim=16, ngf=64)
 
 
-class ShapeShifter(nn.Module):
-    """Returns 3x8x8 images on odd calls and 3x8x4 on even ones: no one speed to measure."""
+class _Small(nn.Module):
+    """z (N, 8) -> (N, 3, 8, 8), declared in [-1, 1]; subclasses change what ``forward`` returns."""
 
     output_range = (-1.0, 1.0)
 
@@ -55,42 +55,36 @@ class ShapeShifter(nn.Module):
         super().__init__()
         self.z_dim = 8
         self.fc = nn.Linear(8, 3 * 8 * 8)
-        self.calls = 0
+
+    def image(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.fc(z)).view(-1, 3, 8, 8)
+
+
+class ShapeShifter(_Small):
+    """Returns 3x8x8 images on odd calls and 3x8x4 on even ones: no one speed to measure."""
+
+    calls = 0
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         self.calls += 1
-        out = torch.tanh(self.fc(z)).view(-1, 3, 8, 8)
+        out = self.image(z)
         return out if self.calls % 2 else out[..., :4].contiguous()
 
 
-class Loud(nn.Module):
+class Loud(_Small):
     """Declares [-1, 1] and returns values up to ±1,800."""
-
-    output_range = (-1.0, 1.0)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.z_dim = 8
-        self.fc = nn.Linear(8, 3 * 8 * 8)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return 1800.0 * torch.tanh(4.0 * self.fc(z)).view(-1, 3, 8, 8)
 
 
-class BreaksAtBatch16(nn.Module):
+class BreaksAtBatch16(_Small):
     """Works up to batch 8, raises a plain Python error beyond (an unexpected failure, not accelkit's)."""
-
-    output_range = (-1.0, 1.0)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.z_dim = 8
-        self.fc = nn.Linear(8, 3 * 8 * 8)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if z.shape[0] > 8:
             raise RuntimeError("kernel launch failed at this batch size (simulated)")
-        return torch.tanh(self.fc(z)).view(-1, 3, 8, 8)
+        return self.image(z)
 
 
 def weights(folder: Path, cls: type[nn.Module], seed: int = 0) -> Path:
@@ -160,6 +154,22 @@ def test_prune_refuses_a_checkpoint_distilled_from_another_teacher(tmp_path: Pat
         cwd=tmp_path,
     )
     assert ok.returncode == 0, ok.stderr
+    # a checkpoint whose recorded teacher is a pickle payload: read weights-only, refused, nothing runs
+    marker = tmp_path / "MARKER"
+    torch.save({"step": 1, "student": {}, "config": {"teacher": _Payload(marker)}}, ck)
+    res = accelkit("prune", b, *common, "-o", tmp_path / "c.pt", "--checkpoint", ck, cwd=tmp_path)
+    assert res.returncode == 2 and "cannot be read" in one_error_line(res), res.stderr
+    assert not marker.exists() and not (tmp_path / "c.pt").exists()
+
+
+class _Payload:
+    """Pickles as ``os.system("touch MARKER")``: it must never be unpickled by accelkit."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return (os.system, (f"touch {self.marker}",))
 
 
 def test_a_checkpoint_without_its_teacher_is_not_resumed(tmp_path: Path) -> None:
@@ -303,7 +313,12 @@ def test_bench_on_a_full_disk_is_one_line_and_leaves_nothing(full_disk: FullDisk
     )
     assert res.returncode == 2, res.stdout + res.stderr  # was: exit 0, rows "skipped: disk is full"
     line = one_error_line(res)
-    assert line.startswith(f"error: cannot write {out}/artifacts/")
+    if full_disk.how == "tmpfs":  # the export (in /tmp) fits; its copy into the full --out does not
+        assert (
+            line.startswith(f"error: cannot write {out}/artifacts/") and "the disk is full" in line
+        )
+    else:  # every file over 256 KiB fails, the exporter's own in /tmp first
+        assert line.startswith("error: cannot write the ONNX export in ") and "ulimit -f" in line
     assert "skipped" not in res.stdout and left == []
 
 
