@@ -610,7 +610,7 @@ def main(argv: list[str] | None = None) -> int:
         line(
             f"ratio gate, committed baseline ({committed.machine.get('cpu')})",
             "ratio-committed",
-            "what `.ci/run` does on this machine",
+            "another machine type's baseline (.ci/run no longer borrows it)",
         ),
     ]
     lines = [
