@@ -172,6 +172,7 @@ class _Payload:
         return (os.system, (f"touch {self.marker}",))
 
 
+@pytest.mark.slow
 def test_a_checkpoint_without_its_teacher_is_not_resumed(tmp_path: Path) -> None:
     """A checkpoint of an older accelkit (no teacher recorded) is refused, not trusted; and the
     identity tells two in-memory teachers of one architecture apart by their weights."""
