@@ -22,7 +22,7 @@ from typing import Any
 
 from accelkit.artifact import Artifact
 from accelkit.benchmark.suite import BenchTarget
-from accelkit.errors import BackendUnavailableError, InputError, one_line
+from accelkit.errors import BackendUnavailableError, InputError, StorageError, one_line
 from accelkit.host import default_threads
 from accelkit.runners.base import RUNNERS, runner_class
 
@@ -297,6 +297,8 @@ def plan_targets(
                     )(artifact)
                 onnx_by_prec["fp32"] = fp32
                 fp32_path = fp32.path
+        except StorageError:
+            raise  # a full disk stops the run: no row could be written, and none should read "skipped"
         except Exception as exc:  # noqa: BLE001 - a generator that breaks in export fails its rows, not the run
             onnx_by_prec["fp32"] = f"ONNX export failed: {one_line(exc)}"
         from accelkit.passes.int8 import Int8
@@ -325,6 +327,8 @@ def plan_targets(
                 try:
                     say(f"converting to {prec} ONNX")
                     onnx_by_prec[prec] = convert(base)
+                except StorageError:
+                    raise
                 except Exception as exc:  # noqa: BLE001 - a failed conversion fails its rows, not the run
                     onnx_by_prec[prec] = f"{prec} conversion failed: {one_line(exc)}"
     for backend in needs_onnx:

@@ -315,8 +315,13 @@ class Report:
         variant: str | None = None,
         artifact: Artifact | None = None,
         runner_info: dict[str, Any] | None = None,
+        traceback: str | None = None,
     ) -> BenchRow:
-        """Add a ``failed`` or ``skipped`` row; it carries a reason and never a number."""
+        """Add a ``failed`` or ``skipped`` row; it carries a reason and never a number.
+
+        ``traceback`` (the Python traceback of an unexpected error) is kept in the row's
+        ``extra.traceback``: the report holds it, while stderr only gets the one-line reason.
+        """
         if status not in ("failed", "skipped"):
             raise InputError(f"add_failure takes status failed or skipped, got {status!r}")
         art_id = self.add_artifact(artifact) if artifact is not None else None
@@ -330,6 +335,7 @@ class Report:
             variant=variant,
             artifact=art_id,
             runner=dict(runner_info or {}),
+            extra={"traceback": traceback} if traceback else {},
         )
         return self.add_row(row)
 

@@ -412,7 +412,7 @@ def bench(
     vs: str | None = typer.Option(
         None,
         "--vs",
-        help="A baseline build (ONNX or generator file) to measure interleaved with this one, in one process: each of --repeats rounds runs both back to back; prints the comparison (exit 1 on a regression beyond noise, or when no row was measured on both sides).",
+        help="A baseline build (ONNX or generator file) to measure interleaved with this one, in one process: each of --repeats rounds runs both back to back; prints the comparison (exit 1 on a regression beyond noise; 3 when the gate cannot tell: no row measured on both sides, an interval wider than --max-slowdown; accelkit compare --allow-unreliable on the two results.json accepts the latter).",
     ),
     max_slowdown: str = typer.Option(
         "5%", "--max-slowdown", help="With --vs: allowed slowdown before a row regresses."
@@ -631,7 +631,12 @@ def compare(
     strict: bool = typer.Option(
         False,
         "--strict",
-        help="Also fail on rows missing on either side, on unreliable rows (environments, threads or loads differ; interval wider than the threshold) and on environment differences.",
+        help="Also exit 3 (cannot tell) on rows new in the current report and on any environment difference, the number of repeats included.",
+    ),
+    allow_unreliable: bool = typer.Option(
+        False,
+        "--allow-unreliable",
+        help="Exit 0 instead of 3 when the gate cannot tell (rows unreliable: loads, versions or hardware differ, too few repeats, an interval wider than the threshold; rows missing), said loudly; a regression still exits 1, and a comparison that compared nothing still exits 3.",
     ),
     markdown: Path | None = typer.Option(
         None, "--markdown", help="Write a Markdown summary (CI job summary / PR comment)."
@@ -641,9 +646,9 @@ def compare(
     ),
     force: bool = force_option("existing --markdown/--junit files"),
 ) -> None:
-    """Compare two bench results: exit 0 pass (or unreliable, said loudly), 1 regression or nothing compared, 2 bad input.
+    """Compare two bench results: exit 0 pass, 1 regression, 2 bad input (reports of different generators included), 3 the gate cannot tell.
 
-    Across two runs the interval cannot see a machine that was busier for one of them: rows whose environments, threads or loads differ are marked unreliable (exit 0 unless --strict). On a shared machine, gate with `accelkit bench CURRENT --vs BASELINE` instead.
+    Across two runs the interval cannot see a machine that was busier for one of them: rows whose loads differ, or measured on an oversubscribed machine, are unreliable (exit 3); across other versions, hardware or thread settings a slower build is still a regression (exit 1) and any other verdict unreliable. Rows missing from the current report, too few repeats and nothing compared exit 3 too. --allow-unreliable accepts exit 3 as 0 where something was compared. On a shared machine, gate with `accelkit bench CURRENT --vs BASELINE` instead.
     """
     from accelkit.pipelines.compare import compare as run_compare
 
@@ -652,6 +657,7 @@ def compare(
         max_fid_drift=max_fid_drift,
         confidence=confidence,
         strict=strict,
+        allow_unreliable=allow_unreliable,
         markdown=markdown,
         junit=junit,
         force=force,

@@ -21,6 +21,7 @@ from typing import Any
 
 from accelkit.artifact import Artifact
 from accelkit.errors import AccelkitError, ExportError, InputError, interruption_in
+from accelkit.files import no_space_in, storage_error
 from accelkit.passes.base import Pass, PassResult, Progress
 from accelkit.passes.onnx_io import (
     check_graph,
@@ -138,6 +139,11 @@ class OnnxFromTorch(Pass):
                     stop = interruption_in(exc)
                     if stop is not None:  # Ctrl-C wrapped by the exporter: stop, never fall back
                         raise stop from None
+                    full = no_space_in(exc)
+                    if full is not None:  # a full disk is not an unsupported op: say so, once
+                        raise storage_error(
+                            full, f"cannot write the ONNX export in {tmp}"
+                        ) from None
                     log.debug("exporter %s failed", exp, exc_info=True)
                     errors.append(f"{exp} exporter: {short_error(exc)}")
                     if exp == "dynamo" and len(order) > 1:

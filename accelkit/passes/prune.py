@@ -701,6 +701,7 @@ def save_pruned(
                 raise InputError(
                     f"the pruned generator can be neither scripted nor traced ({type(exc).__name__}: {str(exc)[:160]})"
                 ) from None
+    from accelkit.files import write_serialized
     from accelkit.loading import spec_extra_files
 
     meta = dict(artifact.meta)
@@ -709,7 +710,8 @@ def save_pruned(
         artifact.spec
     )  # the spec travels inside the archive: the next command needs no --input
     return artifact.derive(path=Path(path), meta=meta).save(
-        lambda tmp: torch.jit.save(ts, str(tmp), _extra_files=extra), force=force
+        lambda tmp: write_serialized(tmp, lambda f: torch.jit.save(ts, f, _extra_files=extra)),
+        force=force,
     )
 
 

@@ -79,7 +79,7 @@ class BenchVsResult(Result):
 
     @property
     def exit_code(self) -> int:
-        """The comparison's: 0 pass, 1 regression."""
+        """The comparison's: 0 pass, 1 regression, 3 the gate cannot tell."""
         return int(self.comparison.exit_code)
 
     def to_dict(self) -> dict[str, Any]:
@@ -282,7 +282,7 @@ def bench_vs(
     sample per round. A burst of load from another process therefore hits both sides of
     the ratio, which is what lets a ratio gate on a noisy shared machine
     (:func:`accelkit.gate.interleave.measure_interleaved`; the comparison resamples whole
-    rounds). No row measured on both sides fails the comparison (exit 1), never a pass.
+    rounds). No row measured on both sides leaves the gate unable to tell (exit 3), never a pass.
 
     Args:
         candidate, baseline: Path, bundled name, :class:`LoadOptions` or :class:`Artifact` each.

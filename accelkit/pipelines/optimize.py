@@ -176,7 +176,7 @@ def optimize(
     from accelkit.autotune.space import ALL_BACKENDS, enumerate_candidates
     from accelkit.benchmark.plan import resolve_device
     from accelkit.cache import cache_key
-    from accelkit.files import folder_lock
+    from accelkit.files import folder_lock, sha256_file
     from accelkit.host import has_native_bf16
     from accelkit.quality.features import resolve_weights
     from accelkit.runners.base import RUNNERS, runner_class
@@ -200,7 +200,7 @@ def optimize(
                 f"--backends {b} cannot run on {device} here: {reason}; available here: {', '.join(available)}"
             )
     backends = [b for b in available if not opts.backends or b in opts.backends]
-    resolve_weights(opts.fid_weights)  # no FID weights: fail before any work
+    weights = resolve_weights(opts.fid_weights)  # no FID weights: fail before any work
     if "torch" not in backends:
         backends = ["torch", *backends]  # the reference and the baseline
     say("loading the generator")
@@ -247,6 +247,9 @@ def optimize(
             "generator_sha256": art.source_sha256,
             "spec": art.spec.to_dict() | {"inferred": None},
             **settings.key_doc(),
+            # The FID extractor by content, not by path: a file replaced at the same path (or
+            # another $ACCELKIT_FID_WEIGHTS) changes every FID the journal holds (issue 22).
+            "fid_weights": sha256_file(weights),
             "candidates": [c.id for c in candidates],
         }
         journal = Journal(out / "journal.jsonl", cache_key(key_doc), key_doc, force=opts.force)

@@ -346,5 +346,9 @@ def _torch_artifact(c: Chain) -> Any:
 def test_compare_two_reports(name: str, chains, tiny_weights) -> None:
     c = chains(name)
     first = c.bench(tiny_weights)
-    res = cli("compare", first / "results.json", first / "results.json")
-    assert "fail" not in res.stdout.lower().split("\n")[0]
+    # a report against itself never regresses; on a busy machine its rows may be unreliable
+    # (intervals wider than 5 %, an oversubscribed run), which fails closed (exit 3) unless accepted
+    res = cli("compare", first / "results.json", first / "results.json", "--allow-unreliable")
+    last = res.stdout.strip().splitlines()[-1]
+    assert last.startswith(("PASS", "UNRELIABLE (exit 0: --allow-unreliable)")), last
+    assert "regression" not in last and "fail" not in res.stdout.lower().split("\n")[0]
