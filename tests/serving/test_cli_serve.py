@@ -69,9 +69,26 @@ def _port_open(hostport: str) -> bool:
         return s.connect_ex((host, int(port))) == 0
 
 
+def _tritonserver_child(pid: int) -> int:
+    """The pid of the tritonserver process ``pid`` started."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            comm = stat.read_text().split("(", 1)[1].rsplit(")", 1)[0]
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid and comm == "tritonserver":
+            return int(stat.parent.name)
+    raise AssertionError(f"no tritonserver child of {pid}")
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize(
+    "sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=lambda s: s.name
+)
 def test_serve_answers_then_stops_cleanly_on_signal(sig: signal.Signals, dcgan_onnx: Path) -> None:
+    """SIGINT / SIGTERM to accelkit serve: a clean stop, exit 130 / 143 as for every command.
+    SIGKILL to its tritonserver (what the out-of-memory killer does): exit 1 naming that, not a CUDA line."""
     from accelkit.loading import load_generator
     from accelkit.runners.base import create_runner
     from accelkit.sampler import LatentSampler
@@ -135,16 +152,27 @@ def test_serve_answers_then_stops_cleanly_on_signal(sig: signal.Signals, dcgan_o
             assert np.abs(served - runner.infer(feeds)).max() <= 1e-5
 
         t0 = time.monotonic()
-        proc.send_signal(sig)
+        if sig == signal.SIGKILL:
+            os.kill(_tritonserver_child(proc.pid), sig)
+        else:
+            proc.send_signal(sig)
         rc = proc.wait(timeout=90)
         stop_s = time.monotonic() - t0
         rest = []
         while (item := out.get(timeout=10)) is not None:
             rest.append(item)
         stderr = proc.stderr.read() if proc.stderr else ""
-        assert rc == 0, stderr
-        assert any(f"stopped ({sig.name})" in ln for ln in rest), rest
         assert "Traceback" not in stderr and "error:" not in stderr
+        if sig == signal.SIGKILL:
+            assert rc == 1, stderr
+            line = next(ln for ln in rest if "stopped unexpectedly" in ln)
+            assert (
+                "tritonserver was killed by SIGKILL" in line and "out-of-memory killer" in line
+            ), line
+            assert "CudaDriverHelper" not in line
+        else:
+            assert rc == {signal.SIGINT: 130, signal.SIGTERM: 143}[sig], stderr
+            assert any(f"stopped ({sig.name})" in ln for ln in rest), rest
         assert not _port_open(grpc_url), (
             "the Triton server still listens after accelkit serve exited"
         )

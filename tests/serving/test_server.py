@@ -163,8 +163,8 @@ def test_bounded_load_sweep_writes_serving_rows(server: GeneratorServer, tmp_pat
     rep = Report.load(tmp_path / "lt")
     rows = [r for r in rep.rows if r.scenario == "serving"]
     assert [r.concurrency for r in rows] == [1, 4] and {r.label for r in rows} == {
-        "python@triton c1",
-        "python@triton c4",
+        "ort@triton c1",
+        "ort@triton c4",
     }
     assert (tmp_path / "lt" / "serving.png").stat().st_size > 1000
     md = (tmp_path / "lt" / "results.md").read_text()
