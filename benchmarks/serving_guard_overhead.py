@@ -11,7 +11,10 @@ alternating order within each of ``--rounds`` rounds so load from other processe
 both sides. Each round and level gives one images/s sample and client latencies per side.
 
 Headline: per protocol and level, median images/s through the guard over direct, the
-per-round range of that ratio, and the p50 latency difference (ms per request).
+per-round range of that ratio, the p50 latency difference (ms per request), and the CPU
+time the server's process (PyTriton's side of the runner, plus the guard when it is used)
+spends per request, read from ``/proc`` — a cost that depends less than images/s on what
+else runs on the machine.
 
 Usage::
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import platform
 import statistics
 import sys
@@ -37,9 +41,16 @@ from accelkit.benchmark.environment import collect_environment
 from accelkit.loading import load_generator
 from accelkit.passes.export import OnnxFromTorch
 from accelkit.sampler import LatentSampler
-from accelkit.serving.loadgen import closed_loop
+from accelkit.serving.loadgen import closed_loop, connect
+from accelkit.serving.loadgen import statistics as model_statistics
 from accelkit.serving.options import ServeOptions
 from accelkit.serving.server import ServerProcess, served_io
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` and its finished children's, seconds (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:13]) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> int:
@@ -62,6 +73,7 @@ def main() -> int:
     # (protocol, concurrency, side) -> per-round images/s, and all request latencies (ms)
     ips: dict[tuple[str, int, str], list[float]] = {}
     lat: dict[tuple[str, int, str], list[float]] = {}
+    cpu_ms: dict[tuple[str, int, str], list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="accelkit-guard-bench-") as tmp:
         art = OnnxFromTorch(Path(tmp) / "dcgan.onnx", force=True)(load_generator("dcgan"))
         ins, out = served_io(art)
@@ -83,12 +95,15 @@ def main() -> int:
                 ("grpc", "direct"): info.upstream["grpc"],
                 ("http", "direct"): info.upstream["http"],
             }
+            stats = connect(info.upstream["grpc"], "grpc")
             for rnd in range(args.rounds):
                 print(f"round {rnd + 1}/{args.rounds}", file=sys.stderr, flush=True)
                 sides = ("guard", "direct") if rnd % 2 == 0 else ("direct", "guard")
                 for proto in protocols:
                     for c in levels:
                         for side in sides:
+                            served0 = model_statistics(stats, "dcgan")["success_count"]
+                            cpu0 = cpu_seconds(proc._proc.pid)
                             lv = closed_loop(
                                 urls[(proto, side)],
                                 proto,
@@ -103,6 +118,13 @@ def main() -> int:
                                 warmup_s=0.3,
                             )
                             ips.setdefault((proto, c, side), []).append(lv.images_per_sec)
+                            cpu1 = cpu_seconds(proc._proc.pid)
+                            # every request of the run (warm-up included): Triton's own count
+                            n = model_statistics(stats, "dcgan")["success_count"] - served0
+                            if n:
+                                cpu_ms.setdefault((proto, c, side), []).append(
+                                    (cpu1 - cpu0) * 1000 / n
+                                )
                             lat.setdefault((proto, c, side), []).extend(lv.latencies_ms)
 
     cpu = environment["cpu"]
@@ -120,8 +142,8 @@ def main() -> int:
         f"{args.rounds} rounds; in each, every protocol and level is measured through the guard and directly for "
         f"{args.window:g} s, in alternating order. Medians over rounds.",
         "",
-        "| protocol | concurrency | guard images/s | direct images/s | guard / direct | per-round range | guard p50 ms | direct p50 ms | p50 difference ms |",
-        "|---|---:|---:|---:|---:|---|---:|---:|---:|",
+        "| protocol | concurrency | guard images/s | direct images/s | guard / direct | per-round range | guard p50 ms | direct p50 ms | p50 difference ms | server CPU ms/request guard | direct | difference |",
+        "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for proto in protocols:
         for c in levels:
@@ -129,12 +151,18 @@ def main() -> int:
             ratios = [a / b for a, b in zip(g, d)]
             gp50 = statistics.median(lat[(proto, c, "guard")])
             dp50 = statistics.median(lat[(proto, c, "direct")])
+            gc = statistics.median(cpu_ms[(proto, c, "guard")])
+            dc = statistics.median(cpu_ms[(proto, c, "direct")])
             lines.append(
                 f"| {proto} | {c} | {statistics.median(g):.1f} | {statistics.median(d):.1f} | "
                 f"{statistics.median(g) / statistics.median(d):.2f} | {min(ratios):.2f} … {max(ratios):.2f} | "
-                f"{gp50:.2f} | {dp50:.2f} | {gp50 - dp50:+.2f} |"
+                f"{gp50:.2f} | {dp50:.2f} | {gp50 - dp50:+.2f} | {gc:.2f} | {dc:.2f} | {gc - dc:+.2f} |"
             )
     lines += [
+        "",
+        "Server CPU per request is the user + system time of the server's process (PyTriton's side of the runner, and the guard "
+        "when it is used; not tritonserver's) over the requests Triton counted, medians over rounds: the difference is the "
+        "guard's own CPU cost per request, which depends less on the machine's other load than images/s does.",
         "",
         "The guard parses each request's header (the HTTP JSON header, or the gRPC message), checks it and forwards it "
         "over a kept-alive loopback connection; the client, the guard, tritonserver, its Python-backend stub and the runner "
