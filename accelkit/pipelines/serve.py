@@ -221,11 +221,15 @@ def serve(
         MissingDependencyError: The ``serve`` extra is missing.
         PortInUseError / ServerStartError: See :class:`~accelkit.serving.server.GeneratorServer`.
     """
+    from accelkit.serving.deps import require_serve
     from accelkit.serving.loadgen import connect, statistics
-    from accelkit.serving.server import GeneratorServer
+    from accelkit.serving.server import GeneratorServer, check_ports
 
     opts = (options or ServeOptions()).validated()
     say = progress or (lambda m: None)
+    # before loading anything (a big generator takes a while): the extra is there, the ports are free
+    require_serve("pytriton.triton", "accelkit serve")
+    check_ports(opts)
     say("loading the generator")
     artifact = resolve_artifact(generator)
     backend = choose_backend(artifact, opts.backend)

@@ -95,6 +95,21 @@ def check_port(host: str, port: int, flag: str) -> None:
             raise bind_error(exc, host, port, flag) from None
 
 
+def check_ports(options: ServeOptions) -> None:
+    """Refuse taken ``--http-port`` / ``--grpc-port`` / ``--metrics-port`` (0: a free one, not checked).
+
+    Raises:
+        PortInUseError / InputError: See :func:`check_port`.
+    """
+    for flag, port in (
+        ("--http-port", options.http_port),
+        ("--grpc-port", options.grpc_port),
+        ("--metrics-port", options.metrics_port),
+    ):
+        if port:
+            check_port(options.host, port, flag)
+
+
 def _client_host(host: str) -> str:
     """Where a client on this machine reaches a server bound to ``host``."""
     return (
@@ -396,13 +411,7 @@ class GeneratorServer:
         mc = require_serve("pytriton.model_config", "accelkit serve")
         o = self.options
         host = o.host
-        for flag, port in (
-            ("--http-port", o.http_port),
-            ("--grpc-port", o.grpc_port),
-            ("--metrics-port", o.metrics_port),
-        ):
-            if port:
-                check_port(host, port, flag)
+        check_ports(o)
         # Triton's HTTP and gRPC listen on loopback only; clients reach the guard on the user's ports.
         # /metrics (read-only) is Triton's own, on the user's host.
         ports = {
@@ -883,6 +892,7 @@ __all__ = [
     "ServerProcess",
     "ServedTensor",
     "check_port",
+    "check_ports",
     "free_port",
     "request_inputs",
     "served_io",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import re
@@ -11,6 +12,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -94,8 +97,8 @@ def test_serve_answers_then_stops_cleanly_on_signal(sig: signal.Signals, dcgan_o
     from accelkit.sampler import LatentSampler
     from accelkit.serving.server import request_inputs, served_io
 
-    # SIGINT serves the exported file; SIGTERM serves the bundled name (exported to a temporary ONNX by the command).
-    target = str(dcgan_onnx) if sig == signal.SIGINT else "dcgan"
+    # SIGINT and SIGKILL serve the exported file; SIGTERM the bundled name (exported to a temporary ONNX by the command).
+    target = "dcgan" if sig == signal.SIGTERM else str(dcgan_onnx)
     cmd = [
         sys.executable,
         "-m",
@@ -141,6 +144,30 @@ def test_serve_answers_then_stops_cleanly_on_signal(sig: signal.Signals, dcgan_o
         assert ready is not None, "no ready line within 180 s"
         grpc_url = re.search(r"gRPC (\S+),", ready).group(1)  # type: ignore[union-attr]
         assert grpc_url.startswith("127.0.0.1:")
+
+        http_url = re.search(r"HTTP (\S+),", ready).group(1)  # type: ignore[union-attr]
+        assert "requests up to 64 MiB" in ready
+        if sig == signal.SIGINT:
+            # the request: 25.6 GB declared, 64 values sent; refused, and the server answers after it
+            body = json.dumps(
+                {
+                    "inputs": [
+                        {
+                            "name": "z",
+                            "shape": [100000000, 64],
+                            "datatype": "FP32",
+                            "data": [0.0] * 64,
+                        }
+                    ]
+                }
+            ).encode()
+            req = urllib.request.Request(
+                f"http://{http_url}/v2/models/dcgan/infer", data=body, method="POST"
+            )
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(req, timeout=30)
+            assert refused.value.code == 400
+            assert "batch 100000000 is outside 1..32" in json.loads(refused.value.read())["error"]
 
         onnx_art = load_generator(str(dcgan_onnx))
         ins, output = served_io(onnx_art)

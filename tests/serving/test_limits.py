@@ -761,3 +761,51 @@ def test_other_endpoints_pass_through_the_guard(server) -> None:
     status, _ = _http(info.http_url, "POST", "/v2/repository/index", b"{}")
     assert status in (401, 403)
     assert server.info.bind["http"] == info.http_url and server.info.max_request_bytes == LIMIT
+
+
+@pytest.mark.slow
+def test_class_labels_are_checked_on_a_conditional_generator(dcgan_onnx, tmp_path: Path) -> None:
+    """A label input (int64 [N, 1], 5 classes): good requests equal the in-process runner; an
+    out-of-range label is refused before it could fail the batch Triton would put it in."""
+    tc_grpc = pytest.importorskip("tritonclient.grpc")
+    from accelkit.runners.base import create_runner
+    from accelkit.sampler import LatentSampler
+    from accelkit.serving.server import GeneratorServer, request_inputs
+    from tests.fixtures.generators import onnx_artifact
+
+    art, _ = onnx_artifact("cond", tmp_path)
+    opts = ServeOptions(
+        name="cond", http_port=0, grpc_port=0, metrics_port=0, threads=1, max_batch=8
+    )
+    feeds = LatentSampler(art.spec, seed=1).inputs(0, 3)
+    bad = {**feeds, "label": np.array([0, 7, 1], np.int64)}
+    with (
+        GeneratorServer(art, "ort", opts) as srv,
+        create_runner("ort", art, "cpu", threads=1) as runner,
+    ):
+        assert srv.info is not None
+        client = tc_grpc.InferenceServerClient(srv.info.grpc_url)
+        try:
+            with pytest.raises(Exception, match=r"class labels must lie in 0\.\.4, got 0\.\.7"):
+                client.infer("cond", request_inputs(tc_grpc, srv.inputs, bad))
+            status, text = _http(
+                srv.info.http_url,
+                "POST",
+                "/v2/models/cond/infer",
+                _body(
+                    {
+                        "name": "z",
+                        "shape": [3, 8],
+                        "datatype": "FP32",
+                        "data": feeds["z"].ravel().tolist(),
+                    },
+                    {"name": "label", "shape": [3, 1], "datatype": "INT64", "data": [0, 7, 1]},
+                ),
+            )
+            assert status == 400 and "class labels" in json.loads(text)["error"]
+            served = client.infer("cond", request_inputs(tc_grpc, srv.inputs, feeds)).as_numpy(
+                srv.output.name
+            )
+        finally:
+            client.close()
+        assert np.abs(served - runner.infer(feeds)).max() <= TOLERANCE
