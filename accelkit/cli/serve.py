@@ -17,7 +17,6 @@ import typer
 
 from accelkit.cli.app import app, emit, handle_errors, progress_status
 from accelkit.cli.params import force_option, generator_argument, int_csv, load_options
-from accelkit.errors import InputError
 from accelkit.pipelines.options import LoadOptions
 from accelkit.serving.options import (
     DEFAULT_MAX_REQUEST_BYTES,
@@ -28,6 +27,7 @@ from accelkit.serving.options import (
     Protocol,
     ServeOptions,
     TritonRepoOptions,
+    request_bytes,
 )
 
 _SERVER = "Server"
@@ -147,15 +147,6 @@ def _stop_on_signals(stop: threading.Event, why: dict[str, str]) -> Iterator[Non
     finally:
         for s, h in old.items():
             signal.signal(s, h)
-
-
-def _request_bytes(mb: float) -> int:
-    """``--max-request-mb`` in bytes (range checked by :meth:`ServeOptions.validated`)."""
-    import math
-
-    if not math.isfinite(mb) or mb <= 0:
-        raise InputError(f"--max-request-mb {mb}: give a positive size in MiB, e.g. 64")
-    return int(min(mb, 1e6) * MIB)
 
 
 def ready_line(info: Any) -> str:
@@ -310,7 +301,7 @@ def serve(
         http_port=http_port,
         grpc_port=grpc_port,
         metrics_port=metrics_port,
-        max_request_bytes=_request_bytes(max_request_mb),
+        max_request_bytes=request_bytes(max_request_mb),
         exit_timeout_s=exit_timeout,
         startup_timeout_s=startup_timeout,
     )

@@ -18,8 +18,9 @@ read whole, and that release has no option to bound either. So ``accelkit serve`
 
 A refused request gets a 4xx (HTTP, JSON ``{"error": ...}`` as Triton answers) or a
 gRPC error with the reason; Triton never sees it. Memory is bounded too: request bodies
-in flight share a byte budget, and client connections, gRPC workers and idle time are
-capped. Triton's own ports listen on 127.0.0.1 only.
+in flight share a byte budget (an all-JSON body counted at 8x its size: parsed, it is
+Python objects), and client connections, gRPC workers and idle time are capped.
+Triton's own ports listen on 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ MAX_GRPC_RPCS = 1024
 BODY_BUDGET_REQUESTS = 4
 #: Seconds a client connection may stay idle or take to send a request.
 IDLE_TIMEOUT_S = 60.0
+#: What an all-JSON body counts against the budget, per byte: parsed, a JSON array of numbers
+#: takes up to ~8 bytes of Python objects per byte of text ("0.0," -> a float and a list slot).
+JSON_EXPANSION = 8
 #: Seconds a request may wait for room in the body budget before it is answered 503.
 BUDGET_WAIT_S = 10.0
 #: A body refused unread is still read and dropped, up to this many bytes and seconds, so the client
@@ -209,7 +213,9 @@ class _HttpHandler(http.server.BaseHTTPRequestHandler):
             self._discard_body()
             return
         budget = self.server.budget
-        if n and not budget.acquire(n, BUDGET_WAIT_S):
+        # an all-JSON body becomes Python objects several times its size while it is checked
+        cost = n if self.headers.get("Inference-Header-Content-Length") else JSON_EXPANSION * n
+        if n and not budget.acquire(cost, BUDGET_WAIT_S):
             self.close_connection = True
             self._reply_error(
                 Rejected(
@@ -254,7 +260,7 @@ class _HttpHandler(http.server.BaseHTTPRequestHandler):
             self._forward(body)
         finally:
             if n:
-                budget.release(n)
+                budget.release(cost)
 
     # -- forwarding -----------------------------------------------------------------
     def _connection(self) -> http.client.HTTPConnection:

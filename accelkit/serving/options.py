@@ -78,6 +78,24 @@ def _enum(enum: Any, value: Any, flag: str) -> Any:
         ) from None
 
 
+def _request_size_error(shown: str) -> InputError:
+    return InputError(
+        f"--max-request-mb {shown}: give a size between 0.001 and {MAX_REQUEST_BYTES_CEILING // MIB} MiB "
+        "(a gRPC message is at most 2 GiB), e.g. 64"
+    )
+
+
+def request_bytes(mib: float) -> int:
+    """``--max-request-mb`` (MiB) in bytes.
+
+    Raises:
+        InputError: Not a number between 1 KiB and the 2047 MiB ceiling.
+    """
+    if not (math.isfinite(mib) and 1024 <= mib * MIB <= MAX_REQUEST_BYTES_CEILING):
+        raise _request_size_error(f"{mib:g}")
+    return int(mib * MIB)
+
+
 def _mib(value: Any) -> str:
     try:
         return f"{float(value) / MIB:g}"
@@ -285,10 +303,7 @@ class ServeOptions:
             or not isinstance(self.max_request_bytes, int)
             or not 1024 <= self.max_request_bytes <= MAX_REQUEST_BYTES_CEILING
         ):
-            raise InputError(
-                f"--max-request-mb {_mib(self.max_request_bytes)}: give a size between 0.001 and "
-                f"{MAX_REQUEST_BYTES_CEILING // MIB} MiB (a gRPC message is at most 2 GiB), e.g. 64"
-            )
+            raise _request_size_error(_mib(self.max_request_bytes))
         return self
 
 
@@ -373,4 +388,5 @@ __all__ = [
     "TritonRepoOptions",
     "check_model_name",
     "is_loopback",
+    "request_bytes",
 ]

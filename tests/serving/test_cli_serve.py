@@ -15,6 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -49,16 +50,6 @@ grpc = pytest.importorskip(
 )
 
 
-@pytest.fixture(scope="module")
-def dcgan_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from accelkit.loading import load_generator
-    from accelkit.passes.export import OnnxFromTorch
-
-    return OnnxFromTorch(tmp_path_factory.mktemp("cli-serve") / "dcgan.onnx", force=True)(
-        load_generator("dcgan")
-    ).path  # type: ignore[return-value]
-
-
 def _lines(stream, q: queue.Queue) -> None:
     for line in iter(stream.readline, ""):
         q.put(line)
@@ -89,7 +80,7 @@ def _tritonserver_child(pid: int) -> int:
 @pytest.mark.parametrize(
     "sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=lambda s: s.name
 )
-def test_serve_answers_then_stops_cleanly_on_signal(sig: signal.Signals, dcgan_onnx: Path) -> None:
+def test_serve_answers_then_stops_cleanly_on_signal(sig: signal.Signals, dcgan_onnx: Any) -> None:
     """SIGINT / SIGTERM to accelkit serve: a clean stop, exit 130 / 143 as for every command.
     SIGKILL to its tritonserver (what the out-of-memory killer does): exit 1 naming that, not a CUDA line."""
     from accelkit.loading import load_generator
@@ -98,7 +89,7 @@ def test_serve_answers_then_stops_cleanly_on_signal(sig: signal.Signals, dcgan_o
     from accelkit.serving.server import request_inputs, served_io
 
     # SIGINT and SIGKILL serve the exported file; SIGTERM the bundled name (exported to a temporary ONNX by the command).
-    target = "dcgan" if sig == signal.SIGTERM else str(dcgan_onnx)
+    target = "dcgan" if sig == signal.SIGTERM else str(dcgan_onnx.path)
     cmd = [
         sys.executable,
         "-m",
@@ -169,7 +160,7 @@ def test_serve_answers_then_stops_cleanly_on_signal(sig: signal.Signals, dcgan_o
             assert refused.value.code == 400
             assert "batch 100000000 is outside 1..32" in json.loads(refused.value.read())["error"]
 
-        onnx_art = load_generator(str(dcgan_onnx))
+        onnx_art = load_generator(str(dcgan_onnx.path))
         ins, output = served_io(onnx_art)
         feeds = LatentSampler(onnx_art.spec, seed=11).inputs(0, 3)
         client = grpc.InferenceServerClient(grpc_url)

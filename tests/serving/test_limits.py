@@ -274,7 +274,9 @@ def test_cli_refuses_remote_host_without_the_flag_and_warns_with_it() -> None:
         "authentication; pass --allow-remote to serve there anyway, or keep the default --host 127.0.0.1"
     ]
     res = CliRunner().invoke(app, ["serve", "dcgan", "--max-request-mb", "nan"])
-    assert res.exit_code == 2 and "--max-request-mb nan" in res.stderr
+    assert res.exit_code == 2 and "--max-request-mb nan: give a size between" in res.stderr
+    res = CliRunner().invoke(app, ["serve", "dcgan", "--max-request-mb", "1e300"])
+    assert res.exit_code == 2 and "--max-request-mb 1e+300: give a size between" in res.stderr
     with socket.socket() as s:
         s.bind(("0.0.0.0", 0))
         s.listen(1)
@@ -331,37 +333,11 @@ LIMIT = 1 << 20  # the test server's --max-request-mb 1
 
 
 @pytest.fixture(scope="module")
-def dcgan_onnx(tmp_path_factory: pytest.TempPathFactory):
-    pytest.importorskip(
-        "pytriton.triton",
-        reason="the serve extra (nvidia-pytriton) is not installed: pip install 'accelkit[serve]'",
-    )
-    from accelkit.loading import load_generator
-    from accelkit.passes.export import OnnxFromTorch
-
-    return OnnxFromTorch(tmp_path_factory.mktemp("limits") / "dcgan.onnx", force=True)(
-        load_generator("dcgan")
-    )
-
-
-@pytest.fixture(scope="module")
 def server(dcgan_onnx):
-    pytest.importorskip(
-        "pytriton.triton",
-        reason="the serve extra (nvidia-pytriton) is not installed: pip install 'accelkit[serve]'",
-    )
     from accelkit.serving.server import GeneratorServer
+    from tests.fixtures.serving import loopback_options
 
-    opts = ServeOptions(
-        name="dcgan",
-        http_port=0,
-        grpc_port=0,
-        metrics_port=0,
-        threads=1,
-        max_batch=16,
-        max_request_bytes=LIMIT,
-        exit_timeout_s=1,
-    )
+    opts = loopback_options(max_request_bytes=LIMIT, exit_timeout_s=1)
     with GeneratorServer(dcgan_onnx, "ort", opts) as srv:
         yield srv
 
@@ -809,3 +785,15 @@ def test_class_labels_are_checked_on_a_conditional_generator(dcgan_onnx, tmp_pat
         finally:
             client.close()
         assert np.abs(served - runner.infer(feeds)).max() <= TOLERANCE
+
+
+def test_byte_budget_bounds_bodies_in_flight() -> None:
+    from accelkit.serving.guard import ByteBudget
+
+    b = ByteBudget(100)
+    assert b.acquire(60, 0.0) and not b.acquire(60, 0.05)  # no room: refused after the wait
+    assert b.acquire(10**9, 0.0) is False  # larger than the capacity: waits for all of it
+    b.release(60)
+    assert b.acquire(10**9, 0.0)  # ... and then takes the whole budget
+    b.release(10**9)
+    assert b.acquire(100, 0.0)
