@@ -146,8 +146,8 @@ def to_markdown(report: ReportLike) -> str:
                 "the cores busy while they ran (threads + busy cores > cores); their images/s is what was measured, but it is not a "
                 "number to quote, and no speed-up is computed from it. Re-run on a quiet machine, or with fewer --threads."
             )
-    else:
-        lines.append("No measurements.")
+    elif not any(getattr(r, "scenario", "in_process") == "serving" for r in report.rows):
+        lines.append("No measurements.")  # a load test's rows are in the serving section below
     lines += quality_markdown(report)
     lines += serving_markdown(report)
     lines += optimize_markdown(report)

@@ -407,7 +407,9 @@ class Report:
     def write(self, out_dir: str | os.PathLike[str], *, plot: bool = True) -> dict[str, Path]:
         """Write results.json/.md/.csv and throughput.png into ``out_dir`` (created if missing), atomically.
 
-        With serving rows, ``serving.png`` (throughput vs latency per concurrency) too.
+        ``throughput.png`` only with in-process rows, ``serving.png`` (throughput vs latency
+        per concurrency) only with serving rows; a plot left by an earlier run without its
+        rows now is removed.
 
         Returns:
             File kind (``json``, ``md``, ``csv``, ``png``, ``serving_png``) -> path written.
@@ -436,8 +438,11 @@ class Report:
                 staged[FILES[kind]].write_text(text, encoding="utf-8", errors="surrogateescape")
                 kinds[kind] = FILES[kind]
             if plot:
-                plot_throughput(self.rows, stage / FILES["png"])
-                staged[FILES["png"]], kinds["png"] = stage / FILES["png"], FILES["png"]
+                # each plot only when the report has rows for it (a load test has no in-process
+                # rows: no empty throughput.png); a stale one from an earlier run goes
+                if any(r.scenario != "serving" and r.status == "ok" for r in self.rows):
+                    plot_throughput(self.rows, stage / FILES["png"])
+                    staged[FILES["png"]], kinds["png"] = stage / FILES["png"], FILES["png"]
                 if any(r.scenario == "serving" for r in self.rows):
                     from accelkit.benchmark.plot import plot_serving
 
@@ -446,6 +451,9 @@ class Report:
                         stage / FILES["serving_png"],
                         FILES["serving_png"],
                     )
+                for name in (FILES["png"], FILES["serving_png"]):
+                    if name not in staged:
+                        (out / name).unlink(missing_ok=True)
             # results.json last: a folder holding results.json holds its whole report
             paths = publish_group(out, staged, last=FILES["json"])
         except OSError as exc:

@@ -153,11 +153,16 @@ def triton_repo(
 
 
 # ------------------------------------------------------------------------- serve
+#: The exit code of a server stopped by a signal: 128 + the signal's number, as for every command.
+SIGNAL_EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
+
+
 @dataclass
 class ServeResult(Result):
     """A server that ran and stopped.
 
-    ``exit_code`` is 1 when it stopped because tritonserver died, 0 on a requested stop.
+    ``exit_code``: 1 when it stopped because tritonserver died; 130 when Ctrl-C (SIGINT)
+    stopped it and 143 for SIGTERM, as for every accelkit command; 0 for a stop asked in code.
     """
 
     info: dict[str, Any]
@@ -168,8 +173,10 @@ class ServeResult(Result):
 
     @property
     def exit_code(self) -> int:
-        """1 when the server died, else 0."""
-        return 1 if self.error else 0
+        """1 when the server died, 130 / 143 when SIGINT / SIGTERM stopped it, else 0."""
+        if self.error:
+            return 1
+        return SIGNAL_EXIT_CODES.get(self.stopped_by, 0)
 
     def to_dict(self) -> dict[str, Any]:
         """Where it served, for how long, how many requests, why it stopped."""
@@ -214,11 +221,15 @@ def serve(
         MissingDependencyError: The ``serve`` extra is missing.
         PortInUseError / ServerStartError: See :class:`~accelkit.serving.server.GeneratorServer`.
     """
+    from accelkit.serving.deps import require_serve
     from accelkit.serving.loadgen import connect, statistics
-    from accelkit.serving.server import GeneratorServer
+    from accelkit.serving.server import GeneratorServer, check_ports
 
     opts = (options or ServeOptions()).validated()
     say = progress or (lambda m: None)
+    # before loading anything (a big generator takes a while): the extra is there, the ports are free
+    require_serve("pytriton.triton", "accelkit serve")
+    check_ports(opts)
     say("loading the generator")
     artifact = resolve_artifact(generator)
     backend = choose_backend(artifact, opts.backend)
@@ -236,7 +247,7 @@ def serve(
                 on_ready(info)
             while not stop.wait(0.5):
                 if not server.alive():
-                    error = server.last_log_line()
+                    error = server.failure_reason()
                     break
             requests = None
             if error is None:
@@ -431,13 +442,18 @@ def _remote_io(
         out.get("name", "image"), "float32", tuple(int(d) for d in out.get("dims", [])), ()
     )
     params = cfg.get("parameters", {}) or {}
-    prec = (
-        (params.get("accelkit_precision") or {}).get("string_value", "unknown")
-        if isinstance(params, dict)
-        else "unknown"
-    )
+
+    def param(key: str) -> str | None:
+        value = params.get(key) if isinstance(params, dict) else None
+        got = (
+            value.get("string_value", value.get("stringValue")) if isinstance(value, dict) else None
+        )
+        return str(got) if got else None
+
+    prec = param("accelkit_precision") or "unknown"
     facts = {
-        "platform": cfg.get("platform") or cfg.get("backend"),
+        # accelkit serve names its runner (ort, torch, ...); a plain Triton model its platform
+        "platform": param("accelkit_backend") or cfg.get("platform") or cfg.get("backend"),
         "max_batch": int(cfg.get(norm("max_batch_size"), 0) or 0),
         "precision": prec,
     }

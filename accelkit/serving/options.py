@@ -7,6 +7,7 @@ pattern of :mod:`accelkit.pipelines.options`, which re-exports these).
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from dataclasses import dataclass
@@ -43,6 +44,29 @@ class LoadTool(str, Enum):
     tritonclient = "tritonclient"
 
 
+#: Default request size limit, bytes: Triton's own default for ``--http-max-input-size``
+#: (added in Triton 2.59; the 2.51 server PyTriton 0.7 ships has no limit at all).
+DEFAULT_MAX_REQUEST_BYTES = 64 * 2**20
+#: The largest request limit: a gRPC message is at most 2 GiB - 1 byte.
+MAX_REQUEST_BYTES_CEILING = 2047 * 2**20
+MIB = 2**20
+
+
+def is_loopback(host: str) -> bool:
+    """True when ``host`` names this machine only (``localhost``, 127.0.0.0/8, ``::1``).
+
+    Any other name or address (``0.0.0.0``, ``::``, an interface address, a host name)
+    may be reachable from other machines.
+    """
+    h = host.strip().strip("[]").lower()
+    if h == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(h).is_loopback
+    except ValueError:
+        return False
+
+
 def _enum(enum: Any, value: Any, flag: str) -> Any:
     if isinstance(value, enum):
         return value
@@ -52,6 +76,31 @@ def _enum(enum: Any, value: Any, flag: str) -> Any:
         raise InputError(
             f"{flag} {value!r} is unknown; choose one of {', '.join(m.value for m in enum)}"
         ) from None
+
+
+def _request_size_error(shown: str) -> InputError:
+    return InputError(
+        f"--max-request-mb {shown}: give a size between 0.001 and {MAX_REQUEST_BYTES_CEILING // MIB} MiB "
+        "(a gRPC message is at most 2 GiB), e.g. 64"
+    )
+
+
+def request_bytes(mib: float) -> int:
+    """``--max-request-mb`` (MiB) in bytes.
+
+    Raises:
+        InputError: Not a number between 1 KiB and the 2047 MiB ceiling.
+    """
+    if not (math.isfinite(mib) and 1024 <= mib * MIB <= MAX_REQUEST_BYTES_CEILING):
+        raise _request_size_error(f"{mib:g}")
+    return int(mib * MIB)
+
+
+def _mib(value: Any) -> str:
+    try:
+        return f"{float(value) / MIB:g}"
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 def _positive(value: int | None, flag: str, example: str) -> None:
@@ -144,12 +193,19 @@ class ServeOptions:
         threads: CPU threads of each runner instance (None: the runner's default).
         name: Model name (None: the artifact's stem).
         host: Address the HTTP, gRPC and metrics endpoints bind to (``0.0.0.0``: every
-            interface; the default keeps the server on this machine).
+            interface; the default keeps the server on this machine). Anything but a
+            loopback address needs ``allow_remote``.
+        allow_remote: Accept a ``host`` other machines may reach. Triton's inference API
+            has no authentication: whoever reaches the ports can run the model.
         http_port, grpc_port, metrics_port: TCP ports; 0 picks a free one.
-        max_batch: ``max_batch_size``: the largest batch the dynamic batcher forms.
+        max_batch: ``max_batch_size``: the largest batch the dynamic batcher forms, and
+            the largest batch one request may carry.
         max_queue_delay_us: How long a request may wait to be batched, microseconds.
         preferred_batches: Preferred batch sizes (empty: ``max_batch``).
         instances: Model instances (each its own runner and Triton stub process).
+        max_request_bytes: The largest request accepted, bytes: an HTTP body or gRPC
+            message, and the input tensors its shapes declare (checked before anything is
+            allocated; ``--max-request-mb``).
         exit_timeout_s: Seconds Triton waits for in-flight requests when stopping.
         startup_timeout_s: Seconds to wait for the server and model to become ready.
     """
@@ -159,6 +215,7 @@ class ServeOptions:
     threads: int | None = None
     name: str | None = None
     host: str = "127.0.0.1"
+    allow_remote: bool = False
     http_port: int = 8000
     grpc_port: int = 8001
     metrics_port: int = 8002
@@ -166,11 +223,36 @@ class ServeOptions:
     max_queue_delay_us: int = 500
     preferred_batches: tuple[int, ...] = ()
     instances: int = 1
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     exit_timeout_s: int = 5
     startup_timeout_s: float = 120.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "preferred_batches", tuple(int(b) for b in self.preferred_batches))
+
+    @property
+    def remote(self) -> bool:
+        """True when ``host`` may be reachable from other machines."""
+        return not is_loopback(self.host)
+
+    def remote_warning(self) -> str | None:
+        """The warning to print when the server binds beyond loopback (None on loopback)."""
+        if not self.remote:
+            return None
+        where = "every interface" if self.host.strip("[]") in ("0.0.0.0", "::") else self.host
+        ports = ", ".join(
+            f"{p or 'a free port'} ({k})"
+            for k, p in (
+                ("HTTP", self.http_port),
+                ("gRPC", self.grpc_port),
+                ("metrics", self.metrics_port),
+            )
+        )
+        return (
+            f"serving on {where} (--host {self.host} --allow-remote): Triton's inference API has no "
+            f"authentication, so anyone who can reach ports {ports} can run the model and read its "
+            "statistics; keep those ports behind a firewall or an authenticating proxy (docs/serving.md, Remote access)"
+        )
 
     def validated(self) -> ServeOptions:
         """Check the values; returns ``self``."""
@@ -211,6 +293,17 @@ class ServeOptions:
             raise InputError(
                 f"--host {self.host!r} is not an address; use 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)"
             )
+        if self.remote and not self.allow_remote:
+            raise InputError(
+                f"--host {self.host} may be reachable from other machines, and Triton's inference API has no "
+                "authentication; pass --allow-remote to serve there anyway, or keep the default --host 127.0.0.1"
+            )
+        if (
+            isinstance(self.max_request_bytes, bool)
+            or not isinstance(self.max_request_bytes, int)
+            or not 1024 <= self.max_request_bytes <= MAX_REQUEST_BYTES_CEILING
+        ):
+            raise _request_size_error(_mib(self.max_request_bytes))
         return self
 
 
@@ -285,6 +378,8 @@ class LoadtestOptions:
 
 
 __all__ = [
+    "DEFAULT_MAX_REQUEST_BYTES",
+    "MIB",
     "InstanceKind",
     "LoadTool",
     "LoadtestOptions",
@@ -292,4 +387,6 @@ __all__ = [
     "ServeOptions",
     "TritonRepoOptions",
     "check_model_name",
+    "is_loopback",
+    "request_bytes",
 ]
