@@ -201,7 +201,7 @@ def read_sidecar(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The sidecar of ``path`` as a dict, or None when there is none.
 
     Raises:
-        LoadError: The sidecar exists but is not valid JSON.
+        LoadError: The sidecar exists but is not valid JSON (or is nested absurdly deep).
     """
     side = sidecar_path(path)
     legacy = False
@@ -209,12 +209,15 @@ def read_sidecar(path: str | os.PathLike[str]) -> dict[str, Any] | None:
         side, legacy = legacy_sidecar_path(path), True
         if not side.is_file():
             return None
+    from accelkit.loading.safe_read import parse_json
+
     try:
-        data = json.loads(side.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        text = side.read_bytes()
+    except OSError as exc:
         raise LoadError(
-            f"sidecar {side} is not valid JSON ({exc}); delete it or re-run accelkit export"
+            f"sidecar {side} is not readable ({exc}); delete it or re-run accelkit export"
         ) from None
+    data = parse_json(text, f"sidecar {side}", "delete it or re-run accelkit export")
     if not isinstance(data, dict):
         raise LoadError(f"sidecar {side} is not a JSON object; delete it or re-run accelkit export")
     if legacy and data.get("file") not in (None, Path(path).name):

@@ -304,9 +304,9 @@ class OnnxFromTorch(Pass):
 
 
 def _forward_names(module: Any, n: int) -> list[str]:
-    from accelkit.loading import _forward_arg_names
+    from accelkit.loading import forward_arg_names
 
-    names = _forward_arg_names(module) or []
+    names = forward_arg_names(module) or []
     return names[:n] if len(names) >= n else [f"arg{i}" for i in range(n)]
 
 

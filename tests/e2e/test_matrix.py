@@ -192,7 +192,7 @@ def chains(
                 fam.needs, reason=f"{fam.needs} is not installed (the family's extra)"
             )
         if fam.sr:
-            from accelkit.loaders.spandrel_sr import spandrel_available
+            from accelkit.loading.spandrel_sr import spandrel_available
 
             reason = spandrel_available()
             if reason is not None:
