@@ -120,9 +120,11 @@ def _as_hw(value: Any) -> tuple[int, int, int] | None:
 def _check_request(
     arch: Any, arch_kwargs: Any, latent_dist: Any, truncation_psi: Any, trust: Any
 ) -> tuple[str | None, dict[str, Any], str | None, float | None]:
+    if isinstance(arch, type):
+        arch = f"{arch.__module__}:{arch.__qualname__}"
     if arch is not None and not isinstance(arch, str):
         raise InputError(
-            f"arch must be 'module:Class', 'file.py:Class' or a bundled name; got {arch!r:.60}"
+            f"arch must be a class, 'module:Class', 'file.py:Class' or a bundled name; got {arch!r:.60}"
         )
     if arch_kwargs is None:
         kwargs: dict[str, Any] = {}
@@ -158,7 +160,7 @@ def _check_request(
 def load_generator(
     path: Any = None,
     *,
-    arch: str | None = None,
+    arch: str | type | None = None,
     arch_kwargs: Mapping[str, Any] | None = None,
     inputs: Sequence[InputSpec | str] | None = (),
     output_range: tuple[float, float] | str | None = None,
@@ -182,9 +184,10 @@ def load_generator(
             ``diffusion_pytorch_model.safetensors``, or a pipeline folder with ``vae/``);
             None for the bundled DCGAN demo generator; a bundled name (``dcgan``,
             ``stylegan2``, ``sr4x``); or a ``LoadOptions`` object (then no other argument).
-        arch: Architecture for weight-only files: ``module:Class``, ``file.py:Class``
-            or a bundled architecture name. Without it, a super-resolution state_dict is
-            given to spandrel (extra ``[sr]``) to detect.
+        arch: Architecture for weight-only files: the class itself (Python), or
+            ``module:Class``, ``file.py:Class`` or a bundled architecture name (as
+            ``--arch``). Without it, a super-resolution state_dict is given to spandrel
+            (extra ``[sr]``) to detect.
         arch_kwargs: Constructor keyword arguments for ``arch`` (a dict, or JSON text).
         inputs: User-given inputs: :class:`InputSpec` objects or ``--input`` texts
             (``"z:128"``, ``"label:int:10"``, ``"image:3x64x64"``); each replaces the
@@ -227,6 +230,7 @@ def load_generator(
         raise InputError(
             f"load_generator takes a path, a bundled name or LoadOptions; got {type(path).__name__}"
         )
+    arch_class = arch if isinstance(arch, type) else None
     arch, kwargs, dist, psi = _check_request(arch, arch_kwargs, latent_dist, truncation_psi, trust)
     p = resolve_path(path)
     fmt = detect_format(p)
@@ -243,6 +247,7 @@ def load_generator(
         output_shape=_as_shape(output_shape),
         hw_range=_as_hw(hw_range),
         trust=trust,
+        arch_class=arch_class,
     )
     loaded = get_format(fmt).loader()(req)
     base = {"loader": fmt, "file_bytes": p.stat().st_size if p.is_file() else _folder_bytes(p)}

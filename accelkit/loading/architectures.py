@@ -143,20 +143,25 @@ def _short(kwargs: Mapping[str, Any]) -> str:
     return text if len(text) <= 100 else text[:97] + "..."
 
 
-def build_module(arch: str, arch_kwargs: Mapping[str, Any] | None) -> Any:
+def build_module(arch: str, arch_kwargs: Mapping[str, Any] | None, cls: type | None = None) -> Any:
     """Construct ``arch(**arch_kwargs)`` after checking that it fits in memory.
+
+    Args:
+        arch: ``module:Class``, ``file.py:Class`` or a bundled name.
+        arch_kwargs: Constructor keyword arguments.
+        cls: The class itself (a Python caller passed it); ``arch`` is then only its name.
 
     Raises:
         InputError: Unknown architecture, arguments that do not fit its constructor, or a
             model larger than the memory available now.
     """
-    cls = resolve_architecture(arch)
+    cls = cls if cls is not None else resolve_architecture(arch)
     kwargs = dict(arch_kwargs or {})
     nbytes = _meta_bytes(cls, kwargs, arch)
     if nbytes is not None:
         check_memory(
             nbytes,
-            f"--arch {arch} with arguments {_short(kwargs)}",
+            f"the architecture {arch} with arguments {_short(kwargs)}",
             "check the architecture arguments (--arch-kwargs, or those stored in the checkpoint)",
         )
     try:

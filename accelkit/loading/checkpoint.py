@@ -153,7 +153,7 @@ def load(req: LoadRequest) -> TorchModel:
     if not arch:
         module, family, fam_meta = weights_without_arch(found, where, p)
         return TorchModel(module, family=family, meta={**meta, **fam_meta})
-    module = build_module(arch, kwargs)
+    module = build_module(arch, kwargs, req.arch_class if arch == req.arch else None)
     fit_state_dict(module, found, arch, p)
     return TorchModel(module, meta={**meta, "arch": arch, "arch_kwargs": kwargs})
 

@@ -257,11 +257,16 @@ def program_problem(program: Any) -> str | None:
     return None
 
 
-def _payload_bytes(path: Path, config: Any, where: str, sizes: dict[str, int], kind: str) -> int:
+def _payload_bytes(
+    path: Path, config: Any, where: str, sizes: dict[str, int], kind: str, trust: bool
+) -> int:
     """Check one weights/constants config; return the bytes its tensors declare.
 
+    With ``trust``, pickled and custom payloads are let through (they are the user's to
+    trust); plain tensors are size-checked either way.
+
     Raises:
-        UntrustedCodeError: A pickled or custom payload.
+        UntrustedCodeError: A pickled or custom payload (without ``trust``).
         LoadError: A malformed entry, or a size beyond its record.
     """
     entries = config.get("config") if isinstance(config, dict) else None
@@ -272,13 +277,17 @@ def _payload_bytes(path: Path, config: Any, where: str, sizes: dict[str, int], k
         if not isinstance(meta, dict) or not _NAME.match(str(fqn)):
             raise _refuse(path, f"names a {kind} {str(fqn)[:60]!r} that is not a plain identifier")
         member = meta.get("path_name")
+        prefix = "weight_" if kind == "weight" else "tensor_"
+        plain = isinstance(member, str) and re.fullmatch(prefix + r"\d+", member) is not None
+        if trust and (meta.get("use_pickle") or not plain):
+            continue
         if meta.get("use_pickle"):
             raise _refuse(path, f"stores the {kind} {fqn!r} as a pickle (use_pickle, {member})")
-        prefix = "weight_" if kind == "weight" else "tensor_"
-        if not isinstance(member, str) or not re.fullmatch(prefix + r"\d+", member):
+        if not plain:
             raise _refuse(
                 path, f"stores the {kind} {fqn!r} as {str(member)[:40]!r} (not a plain tensor)"
             )
+        assert isinstance(member, str)
         if member not in sizes:
             raise _corrupt(path, f"{kind} {fqn!r} points to a missing record {member}")
         tm = meta.get("tensor_meta")
@@ -319,8 +328,11 @@ def _payload_bytes(path: Path, config: Any, where: str, sizes: dict[str, int], k
     return total
 
 
-def check_archive(data: bytes, path: Path) -> bytes:
+def check_archive(data: bytes, path: Path, trust: bool = False) -> bytes:
     """Check a ``.pt2`` archive against the allow-list; return the bytes to load (checked members only).
+
+    With ``trust`` (``--trust-code``) only the checks that are not about code still run
+    (declared sizes against their records, memory) and the archive is returned whole.
 
     Raises:
         UntrustedCodeError: Anything that would run code (the message names it).
@@ -334,15 +346,20 @@ def check_archive(data: bytes, path: Path) -> bytes:
         infos = zf.infolist()
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         raise LoadError(f"{path} is a corrupt torch.export archive ({exc}); re-save it") from None
+    check_memory(
+        sum(i.file_size for i in infos),
+        f"{path} (unpacked)",
+        "the archive is corrupt or hostile: re-save it",
+    )
     roots = {i.filename.split("/", 1)[0] for i in infos}
+    if trust and (len(roots) != 1 or any("/" not in i.filename for i in infos)):
+        return data  # a layout this check does not know: the user trusts the file
     if len(roots) != 1 or any("/" not in i.filename for i in infos):
         if any(i.filename in ("version", "serialized_exported_program.json") for i in infos):
             raise _refuse(path, "is in the pre-2.7 layout (its weights are pickles)")
         raise _corrupt(path, "members are not under one archive folder")
     root = next(iter(roots)) + "/"
     rel = {i.filename[len(root) :]: i for i in infos}
-    sizes_total = sum(i.file_size for i in infos)
-    check_memory(sizes_total, f"{path} (unpacked)", "the archive is corrupt or hostile: re-save it")
     fixed = {
         c.ARCHIVE_FORMAT_PATH,
         c.ARCHIVE_VERSION_PATH,
@@ -368,6 +385,8 @@ def check_archive(data: bytes, path: Path) -> bytes:
             re.escape(c.CONSTANTS_DIR) + r"(tensor_\d+|[A-Za-z0-9_]+_constants_config\.json)", name
         ):
             continue
+        if trust:
+            continue
         what = (
             "holds compiled native code (AOTInductor)"
             if name.startswith(c.AOTINDUCTOR_DIR)
@@ -391,7 +410,7 @@ def check_archive(data: bytes, path: Path) -> bytes:
             f"{path}: models/{model}.json",
             fix,
         )
-        why = program_problem(prog)
+        why = None if trust else program_problem(prog)
         if why is not None:
             raise _refuse(path, why)
         for fmt, kind, folder in (
@@ -400,6 +419,8 @@ def check_archive(data: bytes, path: Path) -> bytes:
         ):
             cfg_name = fmt.format(model)
             if cfg_name not in rel:
+                if trust:
+                    continue  # e.g. a legacy pickled weights file the user trusts
                 raise _corrupt(path, f"{cfg_name} is missing")
             cfg = parse_json(zf.read(root + cfg_name), f"{path}: {cfg_name}", fix)
             sizes = {
@@ -407,10 +428,12 @@ def check_archive(data: bytes, path: Path) -> bytes:
                 for n, i in rel.items()
                 if n.startswith(folder) and not n.endswith(".json")
             }
-            declared += _payload_bytes(path, cfg, cfg_name, sizes, kind)
+            declared += _payload_bytes(path, cfg, cfg_name, sizes, kind, trust)
     check_memory(
         declared, f"{path} (its declared tensors)", "the archive is corrupt or hostile: re-save it"
     )
+    if trust:
+        return data
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst:
         for name, info in rel.items():
@@ -466,22 +489,21 @@ def load(req: LoadRequest) -> TorchModel:
 
         raise storage_error(exc, f"cannot read {p}") from None
     extra = {SPEC_EXTRA_FILE: ""}
+    checked = check_archive(data, p, trust=req.trust)
     try:
         if req.trust:
-            program = torch.export.load(io.BytesIO(data), extra_files=extra)
+            program = torch.export.load(io.BytesIO(checked), extra_files=extra)
         else:
-            checked = check_archive(data, p)
             with weights_only_torch_load(p):
                 program = torch.export.load(io.BytesIO(checked), extra_files=extra)
+            check_program(program, p)
+        module = program.module()
     except AccelkitError:
         raise
     except Exception as exc:  # noqa: BLE001 - turned into a one-line error below
         raise LoadError(
             f"{p} is a torch.export archive that fails to load ({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}); re-save it with torch.export.save"
         ) from None
-    if not req.trust:
-        check_program(program, p)
-    module = program.module()
     stored = stored_spec_text(extra.get(SPEC_EXTRA_FILE), p, "the torch.export archive")
     return TorchModel(module, program=program, stored_spec=stored)
 

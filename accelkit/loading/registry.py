@@ -47,6 +47,8 @@ class LoadRequest:
         hw_range: ``--hw-range`` / ``--dynamic-hw``.
         trust: ``--trust-code``: run code the file carries (pickles, TorchScript and
             ``torch.export`` archives outside the allow-list).
+        arch_class: The class itself when a Python caller passed one as ``arch`` (then
+            ``arch`` is its ``module:QualName``, for the record).
     """
 
     path: Path
@@ -61,6 +63,7 @@ class LoadRequest:
     output_shape: Sequence[int] | None = None
     hw_range: tuple[int, int, int] | None = None
     trust: bool = False
+    arch_class: type | None = None
 
 
 @dataclass

@@ -110,6 +110,8 @@ def parse_arch_kwargs(text: str, flag: str = "--arch-kwargs") -> dict[str, Any]:
 
 # ----------------------------------------------------------------------- memory
 def _gb(n: float) -> str:
+    if n >= 1e12:
+        return f"{n / 1e12:,.1f} TB"
     return f"{n / 1e9:,.1f} GB" if n >= 1e8 else f"{n / 1e6:,.1f} MB"
 
 

@@ -60,7 +60,7 @@ def load(req: LoadRequest) -> TorchModel:
     if not arch:
         module, family, fam_meta = weights_without_arch(sd, "safetensors", p)
         return TorchModel(module, family=family, meta=fam_meta)
-    module = build_module(arch, arch_kwargs)
+    module = build_module(arch, arch_kwargs, req.arch_class if arch == req.arch else None)
     fit_state_dict(module, sd, arch, p)
     stored: dict[str, Any] | None = None
     if "accelkit.spec" in st_meta:
