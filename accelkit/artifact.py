@@ -19,7 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
-from accelkit.errors import InputError, LoadError
+from accelkit.errors import InputError
 from accelkit.files import (
     publish,
     refuse_existing,
@@ -209,17 +209,9 @@ def read_sidecar(path: str | os.PathLike[str]) -> dict[str, Any] | None:
         side, legacy = legacy_sidecar_path(path), True
         if not side.is_file():
             return None
-    from accelkit.loading.safe_read import parse_json
+    from accelkit.loading.safe_read import read_json_object
 
-    try:
-        text = side.read_bytes()
-    except OSError as exc:
-        raise LoadError(
-            f"sidecar {side} is not readable ({exc}); delete it or re-run accelkit export"
-        ) from None
-    data = parse_json(text, f"sidecar {side}", "delete it or re-run accelkit export")
-    if not isinstance(data, dict):
-        raise LoadError(f"sidecar {side} is not a JSON object; delete it or re-run accelkit export")
+    data = read_json_object(side, f"sidecar {side}", "delete it or re-run accelkit export")
     if legacy and data.get("file") not in (None, Path(path).name):
         return None  # an old shared-name sidecar that describes another file (gen.onnx's, read for gen.pt)
     return data

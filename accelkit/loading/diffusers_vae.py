@@ -48,19 +48,11 @@ def read_config(folder: Path) -> dict[str, Any]:
     Raises:
         LoadError: Unreadable, or a class accelkit does not load as a VAE decoder.
     """
-    from accelkit.loading.safe_read import parse_json
+    from accelkit.loading.safe_read import read_json_object
 
-    try:
-        text = (folder / "config.json").read_bytes()
-    except OSError as exc:
-        raise LoadError(
-            f"{folder}/config.json is not readable ({exc}); re-save the model with save_pretrained"
-        ) from None
-    cfg = parse_json(text, f"{folder}/config.json", "re-save the model with save_pretrained")
-    if not isinstance(cfg, dict):
-        raise LoadError(
-            f"{folder}/config.json is not a JSON object; re-save the model with save_pretrained"
-        )
+    cfg = read_json_object(
+        folder / "config.json", f"{folder}/config.json", "re-save the model with save_pretrained"
+    )
     name = cfg.get("_class_name")
     if name not in SUPPORTED:
         raise InputError(

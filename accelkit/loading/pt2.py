@@ -97,6 +97,16 @@ _ARITH = (
 )
 
 
+def _expression(text: Any) -> ast.Expression | None:
+    """``text`` parsed as one Python expression (None when it is not one, or too long)."""
+    if not isinstance(text, str) or len(text) > 4096:
+        return None
+    try:
+        return ast.parse(text, mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+
+
 def sym_expr_ok(text: str) -> bool:
     """Whether a symbolic shape expression (``2*s0 + 1``, ``Mod(s0, 8)``) is plain arithmetic.
 
@@ -104,11 +114,8 @@ def sym_expr_ok(text: str) -> bool:
     symbols (also as ``Symbol('s0', positive=True, integer=True)``), numbers, arithmetic
     and the sympy functions torch itself writes are accepted.
     """
-    if not isinstance(text, str) or len(text) > 4096:
-        return False
-    try:
-        tree = ast.parse(text, mode="eval")
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+    tree = _expression(text)
+    if tree is None:
         return False
     symbol_calls = [n for n in ast.walk(tree) if _symbol_call(n)]
     allowed = {id(n) for c in symbol_calls for n in ast.walk(c)}
@@ -167,11 +174,8 @@ def guard_ok(text: str) -> bool:
     comparisons and arithmetic over ``L['input']...size()[i]``, numbers and the sympy
     functions above are accepted.
     """
-    if not isinstance(text, str) or len(text) > 4096:
-        return False
-    try:
-        tree = ast.parse(text, mode="eval")
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+    tree = _expression(text)
+    if tree is None:
         return False
     for node in ast.walk(tree):
         if isinstance(node, _ARITH):

@@ -95,6 +95,22 @@ def parse_json(
     return data
 
 
+def read_json_object(path: Path, what: str, fix: str) -> dict[str, Any]:
+    """A file holding one JSON object (a sidecar, a ``config.json``), read with :func:`parse_json`.
+
+    Raises:
+        LoadError: Unreadable, not JSON, too deep, or not an object (one line ending in ``fix``).
+    """
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise LoadError(f"{what} is not readable ({exc}); {fix}") from None
+    data = parse_json(text, what, fix)
+    if not isinstance(data, dict):
+        raise LoadError(f"{what} is not a JSON object; {fix}")
+    return data
+
+
 def parse_arch_kwargs(text: str, flag: str = "--arch-kwargs") -> dict[str, Any]:
     """The JSON object of ``--arch-kwargs`` (constructor keyword arguments).
 
@@ -288,6 +304,7 @@ __all__ = [
     "parse_arch_kwargs",
     "parse_json",
     "probe_timeout_s",
+    "read_json_object",
     "torch_load",
     "weights_only_torch_load",
 ]

@@ -235,6 +235,28 @@ def exported(tmp_path_factory: pytest.TempPathFactory, gen_files) -> tuple[Path,
     return src, d / "gen.onnx"
 
 
+def _bench_fid(onnx: Path, tiny: Path) -> list[object]:
+    return [
+        "bench",
+        onnx,
+        "--fid",
+        4,
+        "--fid-weights",
+        tiny,
+        "--backend",
+        "ort",
+        "--precision",
+        "fp32",
+    ]
+
+
+def _copy_with_sidecar(onnx: Path, folder: Path) -> Path:
+    copy = folder / onnx.name
+    for src in (onnx, onnx.with_name(onnx.name + ".accelkit.json")):
+        (folder / src.name).write_bytes(src.read_bytes())
+    return copy
+
+
 def _poison_onnx_sidecar(onnx: Path, marker: Path, sha: str | None = None) -> None:
     side = onnx.with_name(onnx.name + ".accelkit.json")
     data = json.loads(side.read_text())
@@ -253,27 +275,12 @@ def test_onnx_sidecar_cannot_name_the_reference_architecture(
     exported, marker, tiny_weights, tmp_path
 ) -> None:
     src, onnx = exported
-    copy = tmp_path / "gen.onnx"
-    copy.write_bytes(onnx.read_bytes())
-    (tmp_path / "gen.onnx.accelkit.json").write_bytes(
-        onnx.with_name(onnx.name + ".accelkit.json").read_bytes()
-    )
+    copy = _copy_with_sidecar(onnx, tmp_path)
     _poison_onnx_sidecar(
         copy, marker
     )  # same sha256: the sidecar is bound, its claim is still only a claim
     marker.unlink(missing_ok=True)
-    args = [
-        "bench",
-        copy,
-        "--fid",
-        4,
-        "--fid-weights",
-        tiny_weights,
-        "--backend",
-        "ort",
-        "--precision",
-        "fp32",
-    ]
+    args = _bench_fid(copy, tiny_weights)
     line = refused(
         accelkit(*args, "--out", tmp_path / "b", *QUICK, cwd=tmp_path), marker, "--reference-arch"
     )
@@ -299,30 +306,13 @@ def test_onnx_sidecar_of_another_file_is_ignored_with_a_note(
     exported, marker, tiny_weights, tmp_path
 ) -> None:
     _, onnx = exported
-    copy = tmp_path / "gen.onnx"
-    copy.write_bytes(onnx.read_bytes())
-    (tmp_path / "gen.onnx.accelkit.json").write_bytes(
-        onnx.with_name(onnx.name + ".accelkit.json").read_bytes()
-    )
+    copy = _copy_with_sidecar(onnx, tmp_path)
     _poison_onnx_sidecar(copy, marker, sha="0" * 64)
     marker.unlink(missing_ok=True)
     info = accelkit("info", copy, "--json", cwd=tmp_path)
     assert info.returncode == 0 and "does not describe gen.onnx" in info.stderr, info.stderr
     assert json.loads(info.stdout)["architecture"] is None  # nothing of the sidecar was used
-    proc = accelkit(
-        "bench",
-        copy,
-        "--fid",
-        4,
-        "--fid-weights",
-        tiny_weights,
-        "--backend",
-        "ort",
-        "--out",
-        tmp_path / "b",
-        *QUICK,
-        cwd=tmp_path,
-    )
+    proc = accelkit(*_bench_fid(copy, tiny_weights), "--out", tmp_path / "b", *QUICK, cwd=tmp_path)
     refused(proc, marker, "pass --reference GENERATOR")
 
 
