@@ -24,15 +24,15 @@ _NORM = """
 batch_norm native_batch_norm _native_batch_norm_legit _native_batch_norm_legit_no_training
 _native_batch_norm_legit_functional _batch_norm_impl_index _batch_norm_no_update
 _batch_norm_with_update instance_norm layer_norm native_layer_norm group_norm native_group_norm
-rms_norm _fused_rms_norm local_response_norm normalize renorm cosine_similarity pairwise_distance
+rms_norm _fused_rms_norm renorm cosine_similarity pairwise_distance
 cdist _cdist_forward
 """
 _ACTIVATION = """
 relu relu_ relu6 relu6_ leaky_relu leaky_relu_ rrelu rrelu_ prelu _prelu_kernel gelu gelu_ silu
 silu_ mish mish_ sigmoid sigmoid_ tanh tanh_ hardtanh hardtanh_ hardsigmoid hardsigmoid_
-hardswish hardswish_ hardshrink softshrink tanhshrink elu elu_ selu selu_ celu celu_ softplus
-softsign logsigmoid glu threshold threshold_ softmax _softmax log_softmax _log_softmax
-_safe_softmax softmin
+hardswish hardswish_ hardshrink softshrink elu elu_ selu selu_ celu celu_ softplus
+glu threshold threshold_ softmax _softmax log_softmax _log_softmax
+_safe_softmax
 """
 _POINTWISE = """
 add add_ sub sub_ rsub mul mul_ div div_ true_divide floor_divide floordiv remainder fmod neg
@@ -65,8 +65,8 @@ broadcast_to broadcast_tensors atleast_1d atleast_2d atleast_3d nonzero where un
 """
 _RESAMPLE = """
 pad constant_pad_nd reflection_pad1d reflection_pad2d reflection_pad3d replication_pad1d
-replication_pad2d replication_pad3d circular_pad1d circular_pad2d _pad_circular _pad_enum
-zero_pad2d pixel_shuffle pixel_unshuffle channel_shuffle native_channel_shuffle upsample_nearest1d
+replication_pad2d replication_pad3d _pad_circular _pad_enum
+pixel_shuffle pixel_unshuffle channel_shuffle native_channel_shuffle upsample_nearest1d
 upsample_nearest2d upsample_nearest3d _upsample_nearest_exact1d _upsample_nearest_exact2d
 _upsample_nearest_exact3d upsample_linear1d upsample_bilinear2d upsample_trilinear3d
 upsample_bicubic2d _upsample_bilinear2d_aa _upsample_bicubic2d_aa _upsample_lanczos2d_aa
@@ -74,7 +74,7 @@ grid_sampler grid_sampler_2d grid_sampler_3d affine_grid_generator avg_pool1d av
 avg_pool3d max_pool1d max_pool2d max_pool3d max_pool1d_with_indices max_pool2d_with_indices
 max_pool3d_with_indices adaptive_avg_pool1d adaptive_avg_pool2d adaptive_avg_pool3d
 _adaptive_avg_pool2d _adaptive_avg_pool3d adaptive_max_pool1d adaptive_max_pool2d
-adaptive_max_pool3d lp_pool1d lp_pool2d fold unfold im2col col2im
+adaptive_max_pool3d unfold im2col col2im
 """
 _ATTENTION = """
 scaled_dot_product_attention _scaled_dot_product_attention_math
@@ -100,13 +100,13 @@ is_autocast_enabled is_autocast_cpu_enabled is_grad_enabled get_autocast_dtype
 __getitem__ _set_item __contains__ __is__ __isnot__ __range_length __derive_index
 __interpolate __upsample __upsample_bilinear __round_to_zero_floordiv append insert pop
 extend clear reverse index count keys values items get setdefault update copy_
-list tuple dict str format warn Int Float Bool Complex ScalarImplicit IntImplicit
-FloatImplicit ComplexImplicit _assert _assert_scalar _assert_async _assert_tensor_metadata
+list dict str format warn Int Float Bool Complex ScalarImplicit IntImplicit
+FloatImplicit ComplexImplicit _assert_scalar _assert_async _assert_tensor_metadata
 _functional_assert_async _functional_assert_scalar sym_constrain_range
-sym_constrain_range_for_size _check_is_size result_type can_cast promote_types
+sym_constrain_range_for_size result_type can_cast promote_types
 percentFormat splitlines strip join startswith endswith lower upper isdigit replace split
 floor ceil sqrt log exp sin cos pow abs neg gcd factorial isnan trunc
-_shape_as_tensor _unwrap_optional device cpu dtype
+_shape_as_tensor _unwrap_optional device cpu
 """
 
 #: ATen base names (and the TorchScript ``torch.X`` builtins they compile to) allowed without trust.
