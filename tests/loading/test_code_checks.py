@@ -70,7 +70,11 @@ def test_a_typical_generator_loads_without_trust_and_runs_the_same(how, tmp_path
     torch.manual_seed(0)
     m = ZooGen().eval()
     z, label = torch.randn(2, 8), torch.tensor([1, 7])
-    ts = torch.jit.script(m) if how == "script" else torch.jit.trace(m, (z, label), check_trace=False)
+    ts = (
+        torch.jit.script(m)
+        if how == "script"
+        else torch.jit.trace(m, (z, label), check_trace=False)
+    )
     path = tmp_path / f"zoo.{how}.pt"
     torch.jit.save(ts, str(path))
     art = load_generator(path, inputs=["z:8", "label:int:10"])
