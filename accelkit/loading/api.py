@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -11,26 +10,10 @@ from typing import Any
 
 from accelkit.artifact import Artifact
 from accelkit.errors import InputError, LoadError, SpecError
-from accelkit.files import sha256_file
 from accelkit.loading.detect import detect_format, resolve_path
 from accelkit.loading.registry import LoadRequest, TorchModel, get_format
+from accelkit.loading.sidecars import path_bytes, path_sha256
 from accelkit.spec import GeneratorSpec, InputSpec, apply_overrides
-
-
-def _folder_sha256(folder: Path) -> str:
-    """sha256 over a model folder's config and weight files (names and bytes), sorted."""
-    h = hashlib.sha256()
-    for f in sorted(
-        q
-        for q in folder.rglob("*")
-        if q.is_file() and q.suffix in (".json", ".safetensors", ".bin")
-    ):
-        h.update(str(f.relative_to(folder)).encode() + b"\0" + sha256_file(f).encode())
-    return h.hexdigest()
-
-
-def _folder_bytes(folder: Path) -> int:
-    return sum(q.stat().st_size for q in folder.rglob("*") if q.is_file())
 
 
 # ----------------------------------------------------------------- argument checks
@@ -237,7 +220,7 @@ def load_generator(
     req = LoadRequest(
         path=p,
         format=fmt,
-        sha256=sha256_file(p) if p.is_file() else _folder_sha256(p),
+        sha256=path_sha256(p),
         arch=arch,
         arch_kwargs=kwargs,
         inputs=_as_inputs(inputs),
@@ -250,7 +233,7 @@ def load_generator(
         arch_class=arch_class,
     )
     loaded = get_format(fmt).loader()(req)
-    base = {"loader": fmt, "file_bytes": p.stat().st_size if p.is_file() else _folder_bytes(p)}
+    base = {"loader": fmt, "file_bytes": path_bytes(p)}
     if isinstance(loaded, Artifact):
         loaded.meta = {**loaded.meta, **base}
         return loaded

@@ -238,6 +238,8 @@ def program_problem(program: Any) -> str | None:
         if key == "target" and "nodes" in path:
             if not isinstance(value, str) or not target_ok(value):
                 return f"calls {str(value)[:80]}"
+        elif key == "target" and isinstance(value, str) and value and not _NAME.match(value):
+            return f"names something {value[:60]!r} that is not a plain identifier"
         elif key == "expr_str":
             if not sym_expr_ok(value):
                 return f"has a symbolic expression {str(value)[:60]!r} that is not plain arithmetic"
@@ -291,7 +293,7 @@ def _payload_bytes(
             raise _refuse(
                 path, f"stores the {kind} {fqn!r} as {str(member)[:40]!r} (not a plain tensor)"
             )
-        assert isinstance(member, str)
+        member = str(member)
         if member not in sizes:
             raise _corrupt(path, f"{kind} {fqn!r} points to a missing record {member}")
         tm = meta.get("tensor_meta")

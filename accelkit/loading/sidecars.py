@@ -106,6 +106,29 @@ def matching_sidecar(path: Path, sha: str) -> dict[str, Any] | None:
     return None
 
 
+def path_sha256(path: Path) -> str:
+    """sha256 of a file; of a model folder, over its config and weight files (names and bytes), sorted."""
+    import hashlib
+
+    from accelkit.files import sha256_file
+
+    if path.is_file():
+        return sha256_file(path)
+    h = hashlib.sha256()
+    for f in sorted(
+        q for q in path.rglob("*") if q.is_file() and q.suffix in (".json", ".safetensors", ".bin")
+    ):
+        h.update(str(f.relative_to(path)).encode() + b"\0" + sha256_file(f).encode())
+    return h.hexdigest()
+
+
+def path_bytes(path: Path) -> int:
+    """Bytes of a file, or of every file in a folder."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(q.stat().st_size for q in path.rglob("*") if q.is_file())
+
+
 # --------------------------------------------------------------------------- records
 @dataclass(frozen=True)
 class LoadRecord:
@@ -286,18 +309,17 @@ def source_record(artifact: Artifact) -> SourceRecord | None:
     Nothing is imported or loaded here: this only says which file and which flags.
     """
     from accelkit.errors import AccelkitError
-    from accelkit.files import sha256_file
 
     if artifact.format == "torch" or not artifact.source or not artifact.source_sha256:
         return None
     src = Path(artifact.source)
     rec = load_pass(artifact)
-    if rec.get("format") == "onnx" or not src.is_file():
+    if rec.get("format") == "onnx" or not src.exists():
         return None
     try:
-        if sha256_file(src) != artifact.source_sha256:
+        if path_sha256(src) != artifact.source_sha256:
             return None
-    except AccelkitError:
+    except (AccelkitError, OSError):
         return None
     return SourceRecord(src, artifact.source_sha256, LoadRecord.from_dict(rec))
 
@@ -329,6 +351,8 @@ __all__ = [
     "bound_sidecar",
     "load_pass",
     "load_pass_options",
+    "path_bytes",
+    "path_sha256",
     "load_record",
     "matching_sidecar",
     "reference_flags",

@@ -188,7 +188,9 @@ class OnnxFromTorch(Pass):
                     external_data=False,
                 )
                 return
-            batch = torch.export.Dim("batch", min=max(1, lo), max=max(hi, 2))
+            # torch.export refuses min == max ("inconsistent"): a fixed batch range (2:2:2)
+            # exports with room for one more, and the file still runs at its batch.
+            batch = torch.export.Dim("batch", min=max(1, lo), max=max(hi, lo + 1, 2))
             per_input: list[dict[int, Any]] = []
             for n in names:
                 axes: dict[int, Any] = {0: batch}

@@ -609,16 +609,16 @@ def teacher_reference(reference: Any, artifact: Artifact) -> Any:
     ``--output-shape`` flags. An architecture comes from ``--reference-arch`` or, when
     bundled, from the record; a user architecture only recorded is refused with the flag to add.
     """
-    from accelkit.files import sha256_file
     from accelkit.loading import LoadRecord, load_record
+    from accelkit.loading.sidecars import path_sha256
     from accelkit.pipelines.options import LoadOptions
 
     if not isinstance(reference, LoadOptions) or reference.generator is None:
         return reference
     path = Path(reference.generator)
-    if not path.is_file():
+    if not path.exists():
         return reference
-    sha = sha256_file(path)
+    sha = path_sha256(path)
     teacher = artifact.meta.get("teacher")
     if isinstance(teacher, dict) and sha == teacher.get("sha256"):
         rec = LoadRecord.from_dict(teacher)

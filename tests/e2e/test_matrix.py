@@ -75,10 +75,10 @@ def _pix2pix(d: Path, g: dict[str, Path]) -> Path:
     return write_pix2pix(d / "latest_net_G.pth")
 
 
-def _flat_ts(d: Path, g: dict[str, Path]) -> Path:
-    from tests.fixtures.families import write_flat_torchscript
+def _flat_pt2(d: Path, g: dict[str, Path]) -> Path:
+    from tests.fixtures.families import write_flat_pt2
 
-    return write_flat_torchscript(d / "mlp.ts.pt")
+    return write_flat_pt2(d / "mlp.pt2")
 
 
 def _weights(cls_name: str, name: str) -> Callable[[Path, dict[str, Path]], Path]:
@@ -117,7 +117,7 @@ FAMILIES: dict[str, Family] = {
     ),
     # flat outputs that need --output-shape (issue 23): as TorchScript, and weight-only with --arch
     "mlp-flat": Family(
-        _flat_ts, flags=["--output-shape", "1x28x28"], output_range=(0.0, 1.0), prune=False
+        _flat_pt2, flags=["--output-shape", "1x28x28"], output_range=(0.0, 1.0), prune=False
     ),
     "mnist-vae-decoder": Family(
         _weights("MnistVaeDecoder", "vae_decoder.pt"),
@@ -456,6 +456,7 @@ def _torch_artifact(c: Chain) -> Any:
         c.source,
         arch=flags.get("--arch"),
         inputs=[flags["--input"]] if "--input" in flags else None,
+        output_shape=flags.get("--output-shape"),
     ).load()
 
 
