@@ -21,6 +21,8 @@ from accelkit.errors import InputError, LoadError
 from accelkit.files import storage_error
 from accelkit.loading.registry import FileFormat, formats
 
+#: What each artifact kind is called in messages.
+KIND_NAMES = {"onnx": "ONNX", "torch": "a torch generator", "trt": "a TensorRT engine"}
 #: Longest path shown in a message (a 5,000-character path is cut, not echoed).
 SHOWN_PATH = 120
 
@@ -273,7 +275,8 @@ def require_format(source: Any, kinds: tuple[str, ...], fix: str) -> str | None:
         from accelkit.loading.registry import get_format
 
         what = get_format(name).description or name
-        raise InputError(f"{shown(p)} is {what}, not {' or '.join(kinds)}; {fix.format(source=p)}")
+        wanted = " or ".join(KIND_NAMES.get(k, k) for k in kinds)
+        raise InputError(f"{shown(p)} is {what}, not {wanted}; {fix.format(source=p)}")
     return name
 
 

@@ -96,14 +96,14 @@ def test_require_format_refuses_before_loading(gen_files, monkeypatch) -> None:
     assert require_format(gen_files["torchscript"], ("torch",), "x") == "torchscript"
     with pytest.raises(
         InputError,
-        match=r"is a torch.export archive \(.pt2\), not onnx; export it first: accelkit export",
+        match=r"is a torch.export archive \(.pt2\), not ONNX; export it first: accelkit export",
     ):
         require_format(gen_files["pt2"], ("onnx",), "export it first: accelkit export {source}")
 
 
 @pytest.mark.parametrize(
     ("command", "pattern"),
-    [("build", "not onnx"), ("quantize", "not onnx"), ("triton-repo", "not onnx")],
+    [("build", "not ONNX"), ("quantize", "not ONNX"), ("triton-repo", "not ONNX")],
 )
 def test_onnx_only_commands_say_so_before_loading(
     command, pattern, gen_files, tmp_path, monkeypatch

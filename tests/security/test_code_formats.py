@@ -121,9 +121,9 @@ EXPECTED = {
     "prune": "--trust-code",
     "serve": "--trust-code",
     "optimize": "--trust-code",
-    "quantize": "not onnx",
-    "build": "not onnx",
-    "triton-repo": "not onnx",
+    "quantize": "not ONNX",
+    "build": "not ONNX",
+    "triton-repo": "not ONNX",
 }
 
 
