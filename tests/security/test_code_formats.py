@@ -42,10 +42,10 @@ def marker(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def payloads(tmp_path_factory: pytest.TempPathFactory, marker: Path) -> dict[str, Path]:
+def payloads(tmp_path_factory: pytest.TempPathFactory, marker: Path, gen_files) -> dict[str, Path]:
     from tests.fixtures.code_payloads import write_all
 
-    return write_all(tmp_path_factory.mktemp("payloads"), marker)
+    return write_all(tmp_path_factory.mktemp("payloads"), marker, clean_pt2=gen_files["pt2"])
 
 
 def accelkit(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
