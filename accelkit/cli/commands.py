@@ -220,6 +220,7 @@ def quantize(
         "arch_kwargs",
         "input",
         "output_range",
+        "trust_code",
         "trust_pickle",
         "output_shape",
         "dynamic_hw",

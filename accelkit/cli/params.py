@@ -85,12 +85,21 @@ _LOAD_FLAGS: dict[str, tuple[Any, Callable[[], Any]]] = {
             rich_help_panel="Loading",
         ),
     ),
+    "trust_code": (
+        bool,
+        lambda: typer.Option(
+            False,
+            "--trust-code",
+            help="Run code the file carries: a full pickled module, or a TorchScript / .pt2 archive using ops outside accelkit's allow-list of pure tensor ops. This RUNS CODE from the file: only for files you trust.",
+            rich_help_panel="Loading",
+        ),
+    ),
     "trust_pickle": (
         bool,
         lambda: typer.Option(
             False,
             "--trust-pickle",
-            help="Allow loading a full pickled module. This RUNS CODE from the file: only for files you trust.",
+            help="Renamed to --trust-code (same meaning; this name still works).",
             rich_help_panel="Loading",
         ),
     ),
@@ -161,6 +170,7 @@ def load_options(
                 latent_dist=vals.get("latent_dist"),
                 truncation=vals.get("truncation"),
                 trust_pickle=bool(vals.get("trust_pickle", False)),
+                trust_code=bool(vals.get("trust_code", False)),
                 output_shape=vals.get("output_shape"),
                 dynamic_hw=bool(vals.get("dynamic_hw", False)),
                 hw_range=vals.get("hw_range"),

@@ -194,7 +194,9 @@ class OnnxFromTorch(Pass):
                     external_data=False,
                 )
                 return
-            batch = torch.export.Dim("batch", min=max(1, lo), max=max(hi, 2))
+            # torch.export refuses min == max ("inconsistent"): a fixed batch range (2:2:2)
+            # exports with room for one more, and the file still runs at its batch.
+            batch = torch.export.Dim("batch", min=max(1, lo), max=max(hi, lo + 1, 2))
             per_input: list[dict[int, Any]] = []
             for n in names:
                 axes: dict[int, Any] = {0: batch}
@@ -310,9 +312,9 @@ class OnnxFromTorch(Pass):
 
 
 def _forward_names(module: Any, n: int) -> list[str]:
-    from accelkit.loading import _forward_arg_names
+    from accelkit.loading import forward_arg_names
 
-    names = _forward_arg_names(module) or []
+    names = forward_arg_names(module) or []
     return names[:n] if len(names) >= n else [f"arg{i}" for i in range(n)]
 
 

@@ -675,8 +675,8 @@ def save_pruned(
 
     ``torch.jit.script`` is tried first, ``torch.jit.trace`` (on sampler inputs) second.
     The generator's spec is stored inside the archive (``accelkit_spec.json``), so the
-    file loads with :func:`accelkit.loading.load_generator` without ``--trust-pickle`` and
-    without ``--input`` flags.
+    file loads with :func:`accelkit.loading.load_generator` without ``--trust-code`` (its
+    ops are in the TorchScript allow-list) and without ``--input`` flags.
 
     Returns:
         The artifact with ``path`` set.

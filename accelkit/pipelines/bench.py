@@ -23,7 +23,7 @@ from accelkit.benchmark.plan import (
 )
 from accelkit.benchmark.report import Report
 from accelkit.benchmark.suite import BenchTarget, run_benchmark
-from accelkit.errors import AccelkitError, InputError
+from accelkit.errors import InputError
 from accelkit.files import folder_lock, storage_error
 from accelkit.pipelines.options import resolve_artifact
 from accelkit.pipelines.results import Result
@@ -172,9 +172,15 @@ def bench(
     say("loading the generator")
     artifact = resolve_artifact(generator)
     if reference is None and cfg.fid and artifact.format != "torch":
-        reference = recorded_source(
-            artifact
-        )  # an exported build: its own FP32 torch model, as its sidecar names it
+        reference = (
+            recorded_source(  # an exported build: its own FP32 torch model, as its sidecar names it
+                artifact,
+                trust=bool(
+                    getattr(generator, "trust_code", False)
+                    or getattr(generator, "trust_pickle", False)
+                ),
+            )
+        )
         if reference is not None:
             say(
                 f"reference: {reference.generator} (the FP32 torch model this file was made from, per its sidecar)"
@@ -531,76 +537,100 @@ def measure_quality(
     return files
 
 
-def recorded_source(artifact: Artifact) -> Any:
+def _record_arch(arch: str | None, kwargs: Any, src: Path, what: str, record: Any) -> str | None:
+    """A recorded architecture, followed only when bundled; else the error names the flags to add."""
+    from accelkit.loading import is_bundled_architecture, shell_join
+
+    if not arch or is_bundled_architecture(arch):
+        return arch
+    flags = shell_join(["--reference", str(src), *record.arch_flags("--reference-arch")])
+    raise InputError(
+        f"{what} was loaded with the architecture {arch!r}, and accelkit never imports an architecture named in a "
+        f"sidecar; if you trust that code, name it yourself: add {flags}"
+    )
+
+
+def _reference_options(src: Path, record: Any, artifact: Artifact, base: Any = None) -> Any:
+    """:class:`LoadOptions` that load ``src`` as it was loaded when ``artifact`` was made from it."""
+    from accelkit.pipelines.options import LatentDistribution, LoadOptions
+    from accelkit.spec import input_flag
+
+    lo = base if base is not None else LoadOptions(generator=str(src))
+    return replace(
+        lo,
+        inputs=lo.inputs or tuple(input_flag(i) for i in artifact.spec.inputs),
+        output_range=lo.output_range or artifact.spec.output_range,
+        output_shape=lo.output_shape or record.output_shape,
+        latent_dist=lo.latent_dist
+        or (LatentDistribution(record.latent_dist) if record.latent_dist else None),
+        truncation=lo.truncation if lo.truncation is not None else record.truncation,
+    )
+
+
+def recorded_source(artifact: Artifact, trust: bool = False) -> Any:
     """The generator an exported artifact was made from, as :class:`LoadOptions`, when it can be trusted to be it.
 
     An ONNX file (or engine) accelkit wrote records in its sidecar the source file, its
-    sha256 and how it was loaded (architecture and arguments, the spec). When that file
-    still exists with the same sha256, ``bench BUILD --fid N`` measures drift against it
-    without ``--reference``; otherwise None (the caller asks for ``--reference``).
-    Nothing from the sidecar is imported: the architecture is followed only as
-    :func:`accelkit.loading.load_generator` follows one the user gave, and a pickled
-    module is never loaded (``trust_pickle`` stays off).
-    """
-    from accelkit.files import sha256_file
-    from accelkit.pipelines.options import LoadOptions
-    from accelkit.spec import input_flag
+    sha256 and every loading flag (:class:`~accelkit.loading.LoadRecord`: inputs, output
+    shape, range...). When that file still exists with the same sha256, ``bench BUILD --fid
+    N`` measures drift against it without ``--reference`` or loading flags; otherwise None
+    (the caller asks for ``--reference``). A sidecar is a claim: an architecture it names is
+    followed only when bundled (else the error names ``--reference``/``--reference-arch``),
+    and trust comes only from this command's own ``--trust-code``.
 
-    if artifact.format == "torch" or not artifact.source or not artifact.source_sha256:
+    Raises:
+        InputError: The source was loaded with a user architecture (the message names the flags).
+    """
+    from accelkit.loading import source_record
+
+    found = source_record(artifact)
+    if found is None:
         return None
-    src = Path(artifact.source)
-    load = next((p.get("options") or {} for p in artifact.passes if p.get("name") == "load"), {})
-    if load.get("format") == "onnx" or not src.is_file():
-        return None
-    try:
-        if sha256_file(src) != artifact.source_sha256:
-            return None
-    except AccelkitError:
-        return None
-    kwargs = artifact.meta.get("arch_kwargs") or load.get("arch_kwargs") or {}
-    return LoadOptions(
-        generator=str(src),
-        arch=artifact.meta.get("arch") or load.get("arch"),
-        arch_kwargs=dict(kwargs) if isinstance(kwargs, dict) else {},
-        inputs=tuple(input_flag(i) for i in artifact.spec.inputs),
-        output_range=artifact.spec.output_range,
+    rec = found.record
+    what = f"{artifact.path or 'this build'}'s source {found.path}"
+    arch = _record_arch(rec.arch, rec.arch_kwargs, found.path, what, rec)
+    from accelkit.pipelines.options import LoadOptions
+
+    base = LoadOptions(
+        generator=str(found.path),
+        arch=arch,
+        arch_kwargs=dict(rec.arch_kwargs) if arch else {},
+        trust_code=trust,
     )
+    return _reference_options(found.path, rec, artifact, base)
 
 
 def teacher_reference(reference: Any, artifact: Artifact) -> Any:
-    """``--reference`` as the teacher recorded in a pruned model's sidecar, when it is that file.
+    """``--reference`` completed from the record of the file it names, when it is the one recorded.
 
-    ``accelkit prune`` records how its teacher was loaded (architecture, output shape) and
-    the pruned model keeps the teacher's inputs and range; so ``bench PRUNED --fid N
-    --reference TEACHER`` needs no ``--arch``/``--input`` flags. A reference given with
-    its own ``--reference-arch``, or another file, is loaded as given.
+    ``accelkit prune`` records how its teacher was loaded (its :class:`~accelkit.loading.LoadRecord`)
+    and ``accelkit export`` how its source was; so ``bench PRUNED --fid N --reference
+    TEACHER`` and ``bench BUILD --fid N --reference SRC`` need no ``--input`` /
+    ``--output-shape`` flags. An architecture comes from ``--reference-arch`` or, when
+    bundled, from the record; a user architecture only recorded is refused with the flag to add.
     """
-    from accelkit.files import sha256_file
+    from accelkit.loading import LoadRecord, load_record
+    from accelkit.loading.sidecars import path_sha256
     from accelkit.pipelines.options import LoadOptions
-    from accelkit.spec import input_flag
 
-    teacher = artifact.meta.get("teacher")
-    if (
-        not isinstance(reference, LoadOptions)
-        or reference.arch
-        or not isinstance(teacher, dict)
-        or reference.generator is None
-    ):
+    if not isinstance(reference, LoadOptions) or reference.generator is None:
         return reference
     path = Path(reference.generator)
-    if not path.is_file() or sha256_file(path) != teacher.get("sha256"):
+    if not path.exists():
         return reference
-    shape = teacher.get("output_shape")
-    return replace(
-        reference,
-        arch=teacher.get("arch"),
-        arch_kwargs=dict(teacher.get("arch_kwargs") or {}),
-        inputs=tuple(input_flag(i) for i in artifact.spec.inputs)
-        if not reference.inputs
-        else reference.inputs,
-        output_range=reference.output_range or artifact.spec.output_range,
-        output_shape=tuple(shape) if shape else reference.output_shape,
-    )
+    sha = path_sha256(path)
+    teacher = artifact.meta.get("teacher")
+    if isinstance(teacher, dict) and sha == teacher.get("sha256"):
+        rec = LoadRecord.from_dict(teacher)
+    elif artifact.format != "torch" and sha == artifact.source_sha256:
+        rec = load_record(artifact)
+    else:
+        return reference
+    if not reference.arch:
+        arch = _record_arch(rec.arch, rec.arch_kwargs, path, str(path), rec)
+        if arch:
+            reference = replace(reference, arch=arch, arch_kwargs=dict(rec.arch_kwargs))
+    return _reference_options(path, rec, artifact, reference)
 
 
 def drift_vs_reference(

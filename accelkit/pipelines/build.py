@@ -58,6 +58,9 @@ def build_engine(
 
     opts = (options or BuildOptions()).validated()
     say = progress or (lambda m: None)
+    from accelkit.loading import require_format
+
+    require_format(model, ("onnx",), "export it first with: accelkit export {source}")
     art = resolve_artifact(model)
     if art.format != "onnx" or art.path is None:
         raise InputError(

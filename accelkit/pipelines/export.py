@@ -97,7 +97,19 @@ class ExportResult(Result):
                 f"kept in float32: {kept.get('kept_fp32_count', 0)} nodes"
                 + (f" ({', '.join(names)}{more})" if names else "")
             )
+        lines += _next_command(out)
         return "\n".join(lines)
+
+
+def _next_command(out: Artifact) -> list[str]:
+    """``measure it: accelkit bench OUT --fid 500`` (+ the flags its reference needs), when the
+    source this build was made from is still there; the loading flags travel in the sidecar."""
+    from accelkit.loading import reference_flags, shell_join, source_record
+
+    if out.path is None or source_record(out) is None:
+        return []
+    argv = [str(out.path), "--fid", "500", *reference_flags(out)]
+    return [f"measure it: accelkit bench {shell_join(argv)}"]
 
 
 def export_onnx(
@@ -253,6 +265,9 @@ def quantize(
 
     opts = (options or QuantizeOptions()).validated()
     say = progress or (lambda m: None)
+    from accelkit.loading import require_format
+
+    require_format(model, ("onnx",), "use accelkit export {source} --int8")
     art = resolve_artifact(model)
     if art.format != "onnx" or art.path is None:
         raise InputError(f"{art.source} is not ONNX; use accelkit export {art.source} --int8")

@@ -203,6 +203,13 @@ def optimize(
     weights = resolve_weights(opts.fid_weights)  # no FID weights: fail before any work
     if "torch" not in backends:
         backends = ["torch", *backends]  # the reference and the baseline
+    from accelkit.loading import require_format
+
+    require_format(
+        generator,
+        ("torch",),
+        "optimize needs the torch generator (the FP32 reference and the model to accelerate), not an exported file",
+    )
     say("loading the generator")
     art = resolve_artifact(generator)
     if art.format != "torch":

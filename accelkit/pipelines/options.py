@@ -7,7 +7,6 @@ messages whether the values came from flags or from code.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -143,11 +142,13 @@ class LoadOptions:
         output_range: Output value range ``(low, high)``.
         latent_dist: Latent prior.
         truncation: Truncation psi applied to latents.
-        trust_pickle: Allow a full pickled module (runs code from the file).
+        trust_pickle: The old name of ``trust_code`` (still honoured).
         output_shape: ``(C, H, W)`` of a flat output (``--output-shape 1x28x28``).
         hw_range: ``(min, opt, max)`` pixels of height/width for spatial inputs of a
             generator that runs at any size (``--hw-range``); ``(0, 0, 0)`` asks for the
             default range around the input size (``--dynamic-hw``).
+        trust_code: Run code the file carries (``--trust-code``): a full pickled module,
+            a TorchScript or ``torch.export`` archive outside accelkit's allow-list.
     """
 
     generator: str | None = None
@@ -160,6 +161,7 @@ class LoadOptions:
     trust_pickle: bool = False
     output_shape: tuple[int, ...] | None = None
     hw_range: tuple[int, int, int] | None = None
+    trust_code: bool = False
 
     @classmethod
     def from_flags(
@@ -176,24 +178,17 @@ class LoadOptions:
         output_shape: str | None = None,
         dynamic_hw: bool = False,
         hw_range: str | None = None,
+        trust_code: bool = False,
     ) -> LoadOptions:
         """Build from command-line text, validating each value.
 
         Raises:
             InputError: A value is malformed (one line naming the flag and the fix).
         """
+        from accelkit.loading.safe_read import parse_arch_kwargs
         from accelkit.spec import parse_hw_range, parse_output_range, parse_output_shape
 
-        kwargs: dict[str, Any] = {}
-        if arch_kwargs:
-            try:
-                kwargs = json.loads(arch_kwargs)
-            except json.JSONDecodeError as exc:
-                raise InputError(
-                    f"--arch-kwargs is not valid JSON ({exc.msg} at column {exc.colno}); use e.g. '{{\"z_dim\": 128}}'"
-                ) from None
-            if not isinstance(kwargs, dict):
-                raise InputError("--arch-kwargs must be a JSON object, e.g. '{\"z_dim\": 128}'")
+        kwargs: dict[str, Any] = parse_arch_kwargs(arch_kwargs) if arch_kwargs else {}
         if latent_dist is not None and not isinstance(latent_dist, LatentDistribution):
             try:
                 latent_dist = LatentDistribution(latent_dist)
@@ -212,6 +207,7 @@ class LoadOptions:
             trust_pickle=trust_pickle,
             output_shape=parse_output_shape(output_shape) if output_shape else None,
             hw_range=parse_hw_range(hw_range) if hw_range else (0, 0, 0) if dynamic_hw else None,
+            trust_code=trust_code,
         ).validated()
 
     def validated(self) -> LoadOptions:
@@ -268,7 +264,7 @@ class LoadOptions:
             truncation_psi=self.truncation,
             output_shape=self.output_shape,
             hw_range=self.hw_range,
-            trust=self.trust_pickle,
+            trust=self.trust_code or self.trust_pickle,
         )
 
 

@@ -145,9 +145,13 @@ def triton_repo(
         InputError: A torch generator (export it first: ``accelkit export GEN --triton-repo DIR``),
             an existing model folder without ``force``, inputs that do not match the spec.
     """
+    from accelkit.loading import require_format
     from accelkit.serving.repository import write_model_repository
 
     opts = (options or TritonRepoOptions()).validated()
+    require_format(
+        generator, ("onnx", "trt"), "export it first (accelkit export {source} --triton-repo DIR)"
+    )
     (progress or (lambda m: None))("writing the Triton model repository")
     return TritonRepoResult(write_model_repository(resolve_artifact(generator), repository, opts))
 
@@ -230,6 +234,16 @@ def serve(
     # before loading anything (a big generator takes a while): the extra is there, the ports are free
     require_serve("pytriton.triton", "accelkit serve")
     check_ports(opts)
+    if opts.backend in ("trt", "torch"):  # the format it needs, before loading anything
+        from accelkit.loading import require_format
+
+        require_format(
+            generator,
+            (opts.backend,),
+            "build an engine first (accelkit build MODEL.onnx)"
+            if opts.backend == "trt"
+            else "--backend torch serves a torch generator; use --backend ort for ONNX files",
+        )
     say("loading the generator")
     artifact = resolve_artifact(generator)
     backend = choose_backend(artifact, opts.backend)
