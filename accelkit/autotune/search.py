@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from accelkit.artifact import Artifact
+from accelkit.autotune.choice import Budget
 from accelkit.autotune.journal import Journal
 from accelkit.autotune.space import Candidate, baseline_candidate
 from accelkit.errors import AccelkitError, InputError, NonFiniteOutputError, one_line
@@ -41,75 +42,6 @@ from accelkit.errors import AccelkitError, InputError, NonFiniteOutputError, one
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
-
-
-# ------------------------------------------------------------------------ budget
-@dataclass(frozen=True)
-class Budget:
-    """What quality the user accepts.
-
-    Attributes:
-        kind: ``floor`` (FID drift within the noise floor), ``fid`` (FID drift at most
-            ``value``) or ``psnr`` (paired PSNR at least ``value`` dB).
-        value: The threshold for ``fid`` / ``psnr``.
-    """
-
-    kind: str
-    value: float | None = None
-
-    @classmethod
-    def parse(cls, text: str | float) -> Budget:
-        """``floor``, a number (max FID drift) or ``psnr:DB``.
-
-        Raises:
-            InputError: Anything else, or a non-finite / negative threshold.
-        """
-        raw = str(text).strip().lower()
-        if raw == "floor":
-            return cls("floor")
-        kind, num = ("psnr", raw.split(":", 1)[1]) if raw.startswith("psnr:") else ("fid", raw)
-        try:
-            value = float(num)
-        except ValueError:
-            raise InputError(
-                f"--budget {text!r} is not floor, a max FID drift (e.g. 2.5) or psnr:DB (e.g. psnr:35)"
-            ) from None
-        if not math.isfinite(value) or value < 0 or (kind == "psnr" and value == 0):
-            raise InputError(f"--budget {text!r}: the threshold must be a finite positive number")
-        return cls(kind, value)
-
-    def describe(self) -> str:
-        """``FID drift within the noise floor`` style."""
-        if self.kind == "floor":
-            return "FID drift within the noise floor"
-        if self.kind == "fid":
-            return f"FID drift <= {self.value:g}"
-        return f"paired PSNR >= {self.value:g} dB"
-
-    def judge(self, drift: Any) -> tuple[bool, str]:
-        """``(accepted, why)`` for a :class:`~accelkit.quality.drift.Drift`."""
-        if drift.fid_drift is None or not math.isfinite(drift.fid_drift):
-            return False, "FID drift could not be measured"
-        if self.kind == "floor":
-            ok = drift.fid_drift <= drift.noise_floor_fid
-            return (
-                ok,
-                f"FID drift {drift.fid_drift:.3g} {'<=' if ok else '>'} noise floor {drift.noise_floor_fid:.3g}",
-            )
-        if self.kind == "fid":
-            ok = drift.fid_drift <= (self.value or 0.0)
-            return (
-                ok,
-                f"FID drift {drift.fid_drift:.3g} {'<=' if ok else '>'} budget {self.value:g}",
-            )
-        ok = drift.psnr_db >= (self.value or 0.0)
-        return ok, f"PSNR {drift.psnr_db:.1f} dB {'>=' if ok else '<'} budget {self.value:g} dB"
-
-    def fid_line(self, noise_floor: float | None) -> float | None:
-        """The FID drift the Pareto plot draws as the budget line (None for a PSNR budget)."""
-        if self.kind == "floor":
-            return noise_floor
-        return self.value if self.kind == "fid" else None
 
 
 # ------------------------------------------------------------------------ settings

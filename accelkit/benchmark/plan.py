@@ -14,27 +14,30 @@ A backend the user asked for by name that cannot run here is an error instead
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from accelkit.artifact import Artifact
 from accelkit.benchmark.suite import BenchTarget
 from accelkit.errors import BackendUnavailableError, InputError, one_line
-from accelkit.host import default_threads
+from accelkit.options import (
+    FidSettings,
+    Threads,
+    Timing,
+    check_batches,
+    check_int,
+    choice,
+    parse_batches,
+)
 from accelkit.runners.base import RUNNERS, runner_class
+from accelkit.vocab import DEFAULT_PRECISIONS, PRECISIONS
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "fp16", "int8", "bf16")
-#: Largest batch accepted (images per call); larger values are typing mistakes, not benchmarks.
-MAX_BATCH = 65536
-DEFAULT_PRECISIONS = ("fp32", "fp16")
 
-
-@dataclass
+@dataclass(frozen=True)
 class BenchOptions:
     """Everything ``accelkit bench`` was asked for.
 
@@ -46,9 +49,10 @@ class BenchOptions:
         batch_sizes: Images per iteration.
         device: ``auto`` (CUDA when available, else CPU), ``cpu`` or ``cuda[:N]``.
         out: Report folder (also holds the exported ONNX files under ``artifacts/``).
-        warmup, repeats, min_time_s: Timing budget (see ``measure_throughput``).
-        threads: CPU threads for torch, ONNX Runtime and OpenVINO (None: chosen once per
-            run by :func:`accelkit.host.default_threads`: free physical cores, 1 when loaded).
+        timing: Warm-up iterations, repeats and seconds per repeat.
+        threads: The CPU thread policy for torch, ONNX Runtime and OpenVINO (one count
+            for every row, chosen once per run when not given).
+        fid: Quality drift (``fid.n`` images per set; 0: none), extractor, mode, precision.
         seed: Latent seed, identical for every backend.
         batch_range: TensorRT optimization profile ``(min, opt, max)``.
         compile: Add a ``torch.compile`` torch row.
@@ -56,17 +60,10 @@ class BenchOptions:
         cuda_graphs: Capture torch runs in CUDA graphs (CUDA only).
         ort_tensorrt: Add ONNX Runtime rows on its TensorRT execution provider (CUDA).
         plot: Write the throughput PNG.
+        images: Folder of real inputs for an image-to-image generator: used for
+            throughput inputs, drift (it needs ``2 * fid.n`` images) and sample grids.
         force: Replace a report already in ``out``.
         trust_engine: Load TensorRT plans whose sidecar does not vouch for them (runs plugin code).
-        fid: Images per set for quality drift (0: no drift measurement).
-        fid_weights: Feature extractor TorchScript (None: the packaged FID Inception).
-        fid_batch: Images per inference call while measuring drift.
-        fid_mode: Resize before the FID extractor: ``clean`` (clean-fid's PIL bicubic),
-            ``legacy-tensorflow`` or ``legacy-pytorch`` (see :mod:`accelkit.quality.images`).
-        images: Folder of real inputs for an image-to-image generator: used for
-            throughput inputs, drift (it needs ``2 * fid`` images) and sample grids.
-        fid_precision: FID feature precision: ``fp32`` (default) or ``bf16`` (OpenVINO on a
-            native-bf16 CPU; faster, its effect on FID is measured in ``docs/quality.md``).
     """
 
     backends: Sequence[str] = ()
@@ -74,10 +71,9 @@ class BenchOptions:
     batch_sizes: Sequence[int] = (1, 8)
     device: str = "auto"
     out: Path = Path("accelkit-results")
-    warmup: int = 3
-    repeats: int = 5
-    min_time_s: float = 0.5
-    threads: int | None = None
+    timing: Timing = field(default_factory=Timing)
+    threads: Threads = field(default_factory=Threads)
+    fid: FidSettings = field(default_factory=FidSettings)
     seed: int = 0
     batch_range: tuple[int, int, int] | None = None
     compile: bool = False
@@ -85,70 +81,54 @@ class BenchOptions:
     cuda_graphs: bool = False
     ort_tensorrt: bool = False
     plot: bool = True
-    fid: int = 0
-    fid_weights: str | None = None
-    fid_batch: int = 32
-    fid_mode: str = "clean"
     images: Path | None = None
-    fid_precision: str = "fp32"
     force: bool = False
     trust_engine: bool = False
 
     def __post_init__(self) -> None:
-        if isinstance(self.batch_range, (str, int)):
-            from accelkit.spec import as_batch_range
+        from accelkit.spec import as_batch_range
 
-            self.batch_range = as_batch_range(str(self.batch_range))
-        self.out = Path(self.out)
+        set_ = object.__setattr__
+        set_(self, "backends", tuple(self.backends))
+        set_(self, "precisions", tuple(self.precisions))
+        if isinstance(self.batch_sizes, (str, int)):
+            set_(self, "batch_sizes", parse_batches(self.batch_sizes))
+        else:
+            set_(self, "batch_sizes", tuple(self.batch_sizes))
+        if self.batch_range is not None:
+            br = self.batch_range
+            set_(self, "batch_range", as_batch_range(str(br) if isinstance(br, int) else br))
+        set_(self, "out", Path(self.out))
+        set_(self, "fid", FidSettings.of(self.fid))
+        set_(self, "threads", Threads.of(self.threads))
+        if self.images is not None:
+            set_(self, "images", Path(self.images))
 
-    def validate(self) -> None:
-        """Raise :class:`InputError` for values that cannot work."""
-        unknown = [b for b in self.backends if b not in RUNNERS]
+    def validated(self) -> BenchOptions:
+        """Check the values; returns ``self``.
+
+        Raises:
+            InputError: One line naming the flag and the fix.
+        """
+        from accelkit.runners.base import backend_names
+
+        unknown = [b for b in self.backends if b not in backend_names()]
         if unknown:
             raise InputError(
-                f"--backend {','.join(unknown)} is unknown; choose from {', '.join(RUNNERS)}"
+                f"--backend {','.join(unknown)} is unknown; choose from {', '.join(backend_names())}"
             )
-        bad = [p for p in self.precisions if p not in PRECISIONS]
-        if bad:
-            raise InputError(
-                f"--precision {','.join(bad)} is unknown; choose from {', '.join(PRECISIONS)}"
-            )
-        if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
-            raise InputError("--batch needs positive integers, e.g. --batch 1,8,32")
-        if max(self.batch_sizes) > MAX_BATCH:
-            raise InputError(
-                f"--batch {max(self.batch_sizes)} is beyond any generator's memory; use at most {MAX_BATCH} images per call"
-            )
-        if self.repeats < 3:
-            raise InputError(
-                f"--repeats {self.repeats} is too few for a median and spread; use 3 or more"
-            )
-        if self.repeats > 10_000:
-            raise InputError(
-                f"--repeats {self.repeats} is unreasonably many; 5 to 30 give a stable median"
-            )
-        if self.warmup < 0:
-            raise InputError(f"--warmup {self.warmup}: give 0 or more untimed iterations")
-        if not (math.isfinite(self.min_time_s) and 0 < self.min_time_s <= 3600):
-            raise InputError(
-                f"--min-time {self.min_time_s}: give a finite number of seconds > 0 (e.g. 0.5)"
-            )
-        if self.threads is not None and self.threads < 1:
-            raise InputError(f"--threads {self.threads}: give a positive number of threads")
-        if self.seed < 0:
-            raise InputError(f"--seed {self.seed}: give a non-negative seed")
-        if self.fid_batch < 1:
-            raise InputError(
-                f"--fid-batch {self.fid_batch}: give a positive number of images per call"
-            )
-        if self.fid_precision not in ("fp32", "bf16"):
-            raise InputError(
-                f"--fid-precision {self.fid_precision!r} is unknown; choose fp32 or bf16"
-            )
-        if self.fid < 0 or self.fid == 1:
-            raise InputError(
-                f"--fid {self.fid}: give the number of images per set (e.g. 500), or 0 for none"
-            )
+        for p in self.precisions:
+            choice(p, PRECISIONS, "--precision")
+        check_batches(self.batch_sizes, "--batch")
+        self.timing.validated()
+        self.threads.validated()
+        self.fid.validated()
+        check_int(self.seed, "--seed", low=0, high=2**63 - 1, fix="give a non-negative seed")
+        return self
+
+    def validate(self) -> None:
+        """Deprecated spelling of :meth:`validated`."""
+        self.validated()
 
 
 def resolve_device(device: str) -> str:
@@ -231,7 +211,7 @@ def plan_targets(
     backends = check_requested_backends(cfg, device)
     precisions = tuple(cfg.precisions) or default_precisions(artifact)
     targets: list[BenchTarget] = []
-    n_threads = cfg.threads or (None if device.startswith("cuda") else default_threads())
+    n_threads = cfg.threads.resolve(device)
     threads = {"threads": n_threads} if n_threads else {}
     br = _max_batch(cfg)
 

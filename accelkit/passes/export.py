@@ -40,10 +40,9 @@ from accelkit.passes.verify import (
     verify_sizes,
 )
 from accelkit.sampler import LatentSampler
+from accelkit.vocab import EXPORTERS
 
 log = logging.getLogger(__name__)
-
-EXPORTERS = ("auto", "dynamo", "torchscript")
 
 
 class OnnxFromTorch(Pass):

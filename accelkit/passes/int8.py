@@ -54,10 +54,10 @@ from accelkit.passes.onnx_io import (
 from accelkit.passes.verify import require_fp32_onnx, verify_converted
 from accelkit.sampler import LatentSampler
 from accelkit.spec import GeneratorSpec
+from accelkit.vocab import CALIB_METHODS
 
 log = logging.getLogger(__name__)
 
-CALIB_METHODS = ("minmax", "entropy", "percentile")
 
 #: Op types quantized by default: the GEMM-like ops that carry the compute (and that
 #: TensorRT runs in int8). Elementwise ops stay float: Q/DQ around them only adds error.

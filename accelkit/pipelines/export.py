@@ -121,10 +121,9 @@ def export_onnx(
     from accelkit.passes.fp16 import Fp16
     from accelkit.passes.int8 import Int8
     from accelkit.passes.onnx_io import default_onnx_path
-    from accelkit.pipelines.options import _batch_range
 
     opts = (options or ExportOptions()).validated()
-    br = _batch_range(opts.batch_range)  # normalized by ExportOptions; typed here
+    br = opts.onnx.batch_range
     say = progress or (lambda m: None)
     say("loading the generator")
     artifact = resolve_artifact(generator)
@@ -133,7 +132,7 @@ def export_onnx(
     if dest.suffix.lower() != ".onnx":
         raise InputError(f"-o {dest}: the output must end in .onnx")
     refuse_existing(dest, opts.force)
-    exporter = _value(opts.exporter)
+    exporter = _value(opts.onnx.exporter)
 
     def convert(fp32: Artifact) -> Artifact:
         if precision == "fp16":
@@ -141,8 +140,8 @@ def export_onnx(
                 dest,
                 force=opts.force,
                 tolerance=opts.tolerance,
-                keep_nodes=opts.fp16_keep_nodes,
-                headroom=opts.fp16_headroom,
+                keep_nodes=opts.fp16.keep_nodes,
+                headroom=opts.fp16.headroom,
                 progress=say,
             )(fp32)
         return Int8(
@@ -165,7 +164,7 @@ def export_onnx(
     elif precision == "fp32":
         out = OnnxFromTorch(
             dest,
-            opset=opts.opset,
+            opset=opts.onnx.opset,
             batch_range=br,
             exporter=exporter,
             force=opts.force,
@@ -176,7 +175,7 @@ def export_onnx(
         with tempfile.TemporaryDirectory(prefix="accelkit-fp32-") as tmp:
             fp32 = OnnxFromTorch(
                 Path(tmp) / dest.name.replace(f".{precision}", ""),
-                opset=opts.opset,
+                opset=opts.onnx.opset,
                 batch_range=br,
                 exporter=exporter,
                 force=True,

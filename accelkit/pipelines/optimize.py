@@ -21,12 +21,7 @@ from typing import Any
 
 from accelkit.artifact import Artifact
 from accelkit.errors import BackendUnavailableError, InputError
-from accelkit.pipelines.options import (
-    LoadOptions,
-    OptimizeOptions,
-    parse_duration,
-    resolve_artifact,
-)
+from accelkit.pipelines.options import LoadOptions, OptimizeOptions, resolve_artifact
 from accelkit.pipelines.results import Result
 
 Progress = Callable[[str], None]
@@ -171,8 +166,9 @@ def optimize(
             holding another search without ``force``.
         BackendUnavailableError: A backend named in ``backends`` cannot run here.
     """
+    from accelkit.autotune.choice import Budget
     from accelkit.autotune.journal import Journal
-    from accelkit.autotune.search import Budget, Search, SearchSettings
+    from accelkit.autotune.search import Search, SearchSettings
     from accelkit.autotune.space import ALL_BACKENDS, enumerate_candidates
     from accelkit.benchmark.plan import resolve_device
     from accelkit.cache import cache_key
@@ -188,7 +184,7 @@ def optimize(
     unknown = [b for b in opts.backends if b not in RUNNERS]
     if unknown:
         raise InputError(
-            f"--backends {','.join(unknown)} is unknown; choose from {', '.join(RUNNERS)}"
+            f"--backend {','.join(unknown)} is unknown; choose from {', '.join(RUNNERS)}"
         )
     available = [
         b for b in ALL_BACKENDS if b in RUNNERS and runner_class(b).availability(device) is None
@@ -197,10 +193,10 @@ def optimize(
         if b not in available:
             reason = runner_class(b).availability(device)
             raise BackendUnavailableError(
-                f"--backends {b} cannot run on {device} here: {reason}; available here: {', '.join(available)}"
+                f"--backend {b} cannot run on {device} here: {reason}; available here: {', '.join(available)}"
             )
     backends = [b for b in available if not opts.backends or b in opts.backends]
-    resolve_weights(opts.fid_weights)  # no FID weights: fail before any work
+    resolve_weights(opts.fid.weights)  # no FID weights: fail before any work
     if "torch" not in backends:
         backends = ["torch", *backends]  # the reference and the baseline
     say("loading the generator")
@@ -209,21 +205,24 @@ def optimize(
         raise InputError(
             "optimize needs the torch generator (the FP32 reference and the model to accelerate), not an exported file"
         )
+    threads = opts.threads.resolve(device)  # one policy: the baseline and every candidate
     settings = SearchSettings(
         budget=budget,
         backends=backends,
         batch=opts.batch,
         device=device,
-        fid=opts.fid,
+        fid=opts.fid.n,
         seed=opts.seed,
-        time_budget_s=parse_duration(opts.time_budget),
-        threads=opts.threads,
-        fid_weights=opts.fid_weights,
-        calib=opts.calib,
+        time_budget_s=opts.time_budget_s,
+        threads=threads,
+        fid_weights=opts.fid.weights,
+        fid_batch=opts.fid.batch,
+        calib=opts.int8.calib,
         min_psnr_db=opts.min_psnr_db,
         tie_margin=opts.tie_margin,
-        repeats=opts.repeats,
-        min_time_s=opts.min_time_s,
+        repeats=opts.timing.repeats,
+        warmup=opts.timing.warmup,
+        min_time_s=opts.timing.min_time_s,
         prune_ratios=opts.prune_ratios if opts.allow_prune else (),
         distill_steps=opts.distill_steps,
     )
@@ -231,7 +230,7 @@ def optimize(
         device=device,
         backends=backends,
         has_native_bf16=has_native_bf16(),
-        threads=opts.threads,
+        threads=threads,
         prune_ratios=settings.prune_ratios,
         image_to_image=any(i.kind == "image" for i in art.spec.inputs),
         precisions=opts.precisions,
@@ -247,6 +246,7 @@ def optimize(
             "generator_sha256": art.source_sha256,
             "spec": art.spec.to_dict() | {"inferred": None},
             **settings.key_doc(),
+            "threads": opts.threads.count,  # the policy (the count it resolves to may differ on resume)
             "candidates": [c.id for c in candidates],
         }
         journal = Journal(out / "journal.jsonl", cache_key(key_doc), key_doc, force=opts.force)
@@ -398,8 +398,8 @@ def reproduce_commands(
             f"--seed {opts.seed} -o {q(pruned)}"
         )
         model, model_flags = q(pruned), ""
-    threads = f" --threads {opts.threads}" if opts.threads else ""
-    fid = f" --fid {opts.fid} --seed {opts.seed + 1}"
+    threads = f" --threads {opts.threads.count}" if opts.threads.count else ""
+    fid = f" --fid {opts.fid.n} --seed {opts.seed + 1}"
     ref = f" --reference {gen}" + arch_flags.replace(" --arch ", " --reference-arch ").replace(
         " --arch-kwargs ", " --reference-arch-kwargs "
     )
@@ -420,7 +420,7 @@ def reproduce_commands(
             f" --fp16-headroom {cand.fp16_headroom:g}" if cand.fp16_headroom is not None else ""
         )
     elif cand.source == "onnx-int8":
-        export += f" --int8 --calib {opts.calib}" + "".join(
+        export += f" --int8 --calib {opts.int8.calib}" + "".join(
             f" --exclude {q(p)}" for p in cand.exclude
         )
     cmds.append(f"{export} --batch-range 1:{max(1, opts.batch)}:{max(2, opts.batch)} -o {q(name)}")

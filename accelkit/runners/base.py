@@ -186,6 +186,11 @@ class Runner(abc.ABC):
                 )
 
 
+def backend_names() -> tuple[str, ...]:
+    """Every registered backend name, in registration order (the vocabulary of ``--backend``)."""
+    return tuple(RUNNERS)
+
+
 def runner_class(name: str) -> type[Runner]:
     """The runner class registered under ``name`` (imports its module on demand).
 

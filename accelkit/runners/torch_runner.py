@@ -41,7 +41,8 @@ from accelkit.runners.base import Runner
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "fp16", "bf16")
+#: The precisions torch eager runs (fp16 on CUDA only).
+TORCH_PRECISIONS = ("fp32", "fp16", "bf16")
 _OPTIONS = (
     "precision",
     "channels_last",
@@ -104,9 +105,9 @@ class TorchRunner(Runner):
                 f"{' without a module' if artifact.format == 'torch' else ''}; load the .pt/.safetensors file, or use --backend ort/trt for ONNX/engines"
             )
         prec = str(options.get("precision") or "fp32").lower()
-        if prec not in PRECISIONS:
+        if prec not in TORCH_PRECISIONS:
             raise InputError(
-                f"torch precision {prec!r} is not supported; choose one of {', '.join(PRECISIONS)}"
+                f"torch precision {prec!r} is not supported; choose one of {', '.join(TORCH_PRECISIONS)}"
             )
         if prec == "fp16" and not _is_cuda(device):
             raise BackendUnavailableError(

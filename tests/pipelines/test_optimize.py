@@ -87,13 +87,11 @@ def gens(tmp_path_factory) -> dict[str, Path]:
 
 def _opts(tmp_path, tiny_weights, **kw) -> ak.OptimizeOptions:
     base = dict(
-        fid=32,
-        fid_weights=str(tiny_weights),
+        fid=ak.FidSettings(n=32, weights=str(tiny_weights)),
         out=tmp_path / "opt",
-        repeats=3,
-        min_time_s=0.05,
+        timing=ak.Timing(repeats=3, min_time_s=0.05),
         time_budget="5m",
-        calib=32,
+        int8=ak.Int8Settings(calib=32),
     )
     return ak.OptimizeOptions(**{**base, **kw})
 
@@ -285,7 +283,7 @@ def test_optimize_command_writes_artifact_report_and_plot(
             "32",
             "--fid-weights",
             str(tiny_weights),
-            "--backends",
+            "--backend",
             "torch,ort",
             "--time-budget",
             "5m",
@@ -335,9 +333,13 @@ def test_optimize_without_fid_weights_says_how_to_get_them(tmp_path, monkeypatch
         (["--budget", "fast"], "--budget 'fast'"),
         (["--budget", "psnr:-3"], "--budget"),
         (["--time-budget", "soon"], "--time-budget"),
-        (["--backends", "tpu"], "--backends tpu is unknown"),
-        (["--backends", "trt"], "--backends trt cannot run"),
-        (["--precisions", "int4"], "--precisions 'int4' is unknown"),
+        (["--backend", "tpu"], "--backend tpu is unknown"),
+        (["--backends", "tpu"], "--backend tpu is unknown"),  # the deprecated spelling still works
+        (["--backend", "trt"], "--backend trt cannot run"),
+        (["--precision", "int4"], "--precision 'int4' is unknown"),
+        (["--fid", "99999999999"], "--fid 99999999999 is out of range"),
+        (["--threads", "99999"], "--threads 99999 is out of range"),
+        (["--batch", "1,8"], "--batch 1,8: this command tunes for one batch size"),
         (["--fid", "1"], "--fid 1"),
     ],
 )
