@@ -771,6 +771,30 @@ class OnnxSettings:
         return OnnxSettings(opset=self.opset, batch_range=(lo, opt, top), exporter=self.exporter)
 
 
+@dataclass(frozen=True)
+class BuildRecipe:
+    """The one set of defaults for derived builds (fp32/fp16/int8 ONNX): every command that
+    makes one (``export``, ``quantize``, ``bench``, ``optimize``) builds it from this, so the
+    same generator gives the same file, and the sidecar records the recipe.
+
+    Attributes:
+        onnx: How the fp32 graph is exported.
+        fp16: How the fp16 graph keeps nodes in float32.
+        int8: The INT8 calibration recipe.
+    """
+
+    onnx: OnnxSettings = field(default_factory=OnnxSettings)
+    fp16: Fp16Settings = field(default_factory=Fp16Settings)
+    int8: Int8Settings = field(default_factory=Int8Settings)
+
+    def validated(self) -> BuildRecipe:
+        """Check the values; returns ``self``."""
+        self.onnx.validated()
+        self.fp16.validated()
+        self.int8.validated()
+        return self
+
+
 __all__ = [
     "MAX_BATCH",
     "MAX_CALIB",
@@ -778,6 +802,7 @@ __all__ = [
     "MAX_REPEATS",
     "MAX_THREADS",
     "MAX_WARMUP",
+    "BuildRecipe",
     "SEARCH_TIMING",
     "THREADS_HELP",
     "FidSettings",

@@ -1,8 +1,9 @@
 """Planning a benchmark: which (backend, precision) targets to measure and the artifacts they need.
 
-:func:`plan_targets` turns :class:`BenchOptions` into the backend configurations
-(:class:`~accelkit.benchmark.suite.BenchTarget`) for one generator, exporting the ONNX files
-ONNX Runtime and TensorRT share; :func:`accelkit.pipelines.bench.bench` runs them with
+:func:`plan_targets` asks every registered backend what it runs for each precision
+(:func:`accelkit.runners.base.offers`) and has one :class:`~accelkit.passes.build.Builder`
+make the derived artifacts the answers name (shared by every backend);
+:func:`accelkit.pipelines.bench.bench` runs the targets with
 :func:`~accelkit.benchmark.suite.run_benchmark` and writes the report folder.
 
 Defaults: every backend and precision this machine can run. What it cannot run is kept
@@ -15,14 +16,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from accelkit.artifact import Artifact
 from accelkit.benchmark.suite import BenchTarget
-from accelkit.errors import BackendUnavailableError, InputError, one_line
+from accelkit.errors import BackendUnavailableError, InputError
 from accelkit.options import (
+    BuildRecipe,
     FidSettings,
     Threads,
     Timing,
@@ -64,6 +65,8 @@ class BenchOptions:
             throughput inputs, drift (it needs ``2 * fid.n`` images) and sample grids.
         force: Replace a report already in ``out``.
         trust_engine: Load TensorRT plans whose sidecar does not vouch for them (runs plugin code).
+        build: The recipe of the derived ONNX files (the one ``export``, ``quantize`` and
+            ``optimize`` use; no flags: ``bench`` measures the default builds).
     """
 
     backends: Sequence[str] = ()
@@ -84,6 +87,7 @@ class BenchOptions:
     images: Path | None = None
     force: bool = False
     trust_engine: bool = False
+    build: BuildRecipe = field(default_factory=BuildRecipe)
 
     def __post_init__(self) -> None:
         from accelkit.spec import as_batch_range
@@ -123,6 +127,7 @@ class BenchOptions:
         self.timing.validated()
         self.threads.validated()
         self.fid.validated()
+        self.build.validated()
         check_int(self.seed, "--seed", low=0, high=2**63 - 1, fix="give a non-negative seed")
         return self
 
@@ -189,192 +194,108 @@ def default_precisions(artifact: Artifact) -> tuple[str, ...]:
     return DEFAULT_PRECISIONS
 
 
+def bench_wants(cfg: BenchOptions) -> frozenset[str]:
+    """The optional toggles and variants ``bench`` was asked for (:attr:`Ask.wants`)."""
+    flags = {
+        "compile": cfg.compile,
+        "channels_last": cfg.channels_last,
+        "cuda_graphs": cfg.cuda_graphs,
+        "tensorrt": cfg.ort_tensorrt,
+    }
+    return frozenset(k for k, on in flags.items() if on)
+
+
+def is_torchscript(artifact: Artifact) -> bool:
+    """The artifact's torch module is TorchScript (``torch.compile`` cannot compile it)."""
+    if artifact.format != "torch" or artifact.module is None:
+        return False
+    import torch
+
+    return isinstance(artifact.module, (torch.jit.ScriptModule, torch.jit.ScriptFunction))
+
+
 def plan_targets(
     artifact: Artifact,
     cfg: BenchOptions,
     device: str,
     workdir: Path,
     progress: Callable[[str], None] | None = None,
+    *,
+    threads: int | None = None,
 ) -> tuple[list[BenchTarget], Path | None]:
-    """Make the artifacts each (backend, precision) needs and describe the targets.
+    """Ask every backend what it runs for each precision, build what the answers need, and
+    describe the targets.
 
-    The torch fp32 row comes first (the speed-up baseline). ONNX files are exported
-    once per precision into ``workdir`` and shared by ONNX Runtime and TensorRT.
+    Each backend answers through the registry (:func:`accelkit.runners.base.offers`): its
+    recipes, or a reason, which becomes a ``skipped`` row. The derived artifacts the recipes
+    name are made once by one :class:`~accelkit.passes.build.Builder` (shared by every
+    backend; a failed build skips its rows with the reason). Rows come in registry order,
+    torch first: the torch fp32 row is the speed-up baseline.
+
+    Args:
+        artifact: What the user gave.
+        cfg: The bench options.
+        device: The resolved device.
+        workdir: Where the derived artifacts (and TensorRT's engine cache) go.
+        progress: Called with a short message per step.
+        threads: The run's CPU thread count (default: ``cfg.threads`` resolved now).
 
     Returns:
-        ``(targets, fp32_onnx_path)``; the ONNX path is used to count FLOPs.
+        ``(targets, fp32_onnx_path)``; the ONNX path (when one was made) counts FLOPs.
     """
-    from accelkit.passes.export import OnnxFromTorch
-    from accelkit.passes.fp16 import Fp16
+    from accelkit.host import has_native_bf16
+    from accelkit.passes.build import Builder, BuildFailed
+    from accelkit.runners.base import Ask, offers
 
     say = progress or (lambda m: None)
     backends = check_requested_backends(cfg, device)
     precisions = tuple(cfg.precisions) or default_precisions(artifact)
+    if threads is None:
+        threads = cfg.threads.resolve(device)
+    recipe = replace(cfg.build, onnx=cfg.build.onnx.covering(cfg.batch_sizes))
+    builder = Builder(artifact, workdir, recipe, progress=say)
+    wants = bench_wants(cfg)
     targets: list[BenchTarget] = []
-    n_threads = cfg.threads.resolve(device)
-    threads = {"threads": n_threads} if n_threads else {}
-    br = _max_batch(cfg)
-
-    # ---- torch
-    if "torch" in backends:
-        if artifact.format != "torch":
-            for p in precisions:
+    for name in backends:
+        for p in precisions:
+            ask = Ask(
+                kind=artifact.format,
+                precision=p,
+                device=device,
+                given_precision=artifact.precision,
+                threads=threads,
+                native_bf16=has_native_bf16() and not device.startswith("cuda"),
+                scripted=is_torchscript(artifact),
+                wants=wants,
+                batch_range=_max_batch(cfg),
+                cache_dir=str(workdir / "engines"),
+                trust_engine=cfg.trust_engine,
+            )
+            got = offers(name, ask)
+            if isinstance(got, str):
+                targets.append(BenchTarget(name, None, precision=p, skip_reason=got))
+                continue
+            for r in got:
+                if r.variant is not None and r.variant not in wants:
+                    continue
+                reason = r.refused
+                made = None
+                if reason is None:
+                    try:
+                        made = builder.make(r.source)
+                    except BuildFailed as exc:
+                        reason = str(exc)
+                fp32 = builder.fp32_onnx() if r.flops_from_fp32 else None
                 targets.append(
                     BenchTarget(
-                        "torch",
-                        None,
-                        precision=p,
-                        skip_reason="the generator was given as ONNX; torch rows need the torch model",
-                    )
-                )
-        else:
-            for p in precisions:
-                opts: dict[str, Any] = {"precision": p, **threads}
-                if cfg.channels_last or (p == "bf16" and not device.startswith("cuda")):
-                    # bf16 on CPU: channels_last measured 1.9x-3.9x eager vs 0.8x-2.4x without (torch_cpu_settings.md)
-                    opts["channels_last"] = True
-                if cfg.cuda_graphs:
-                    opts["cuda_graphs"] = True
-                reason = None
-                if p == "int8":
-                    reason = "int8 is an ONNX Q/DQ precision; it runs on ort, openvino and trt, not torch eager"
-                elif p == "fp16" and not device.startswith("cuda"):
-                    reason = "torch fp16 runs on CUDA only (CPU half kernels are missing or slow); use bf16 on CPU"
-                targets.append(
-                    BenchTarget(
-                        "torch",
-                        artifact if reason is None else None,
-                        opts,
+                        name,
+                        made,
+                        dict(r.options),
+                        variant=r.variant,
                         precision=p,
                         skip_reason=reason,
+                        flops_model=fp32.path if fp32 is not None else None,
                     )
                 )
-                if cfg.compile and reason is None:
-                    targets.append(
-                        BenchTarget("torch", artifact, {**opts, "compile": True}, variant="compile")
-                    )
-
-    # ---- ONNX artifacts for ort / trt
-    onnx_by_prec: dict[str, Artifact | str] = {}
-    needs_onnx = [b for b in backends if b in ("ort", "trt", "openvino")]
-    fp32_path: Path | None = None
-    if needs_onnx:
-        try:
-            if artifact.format == "onnx" and artifact.precision != "fp32":
-                # A given fp16/int8 file is measured as what it is; the other precisions are made from fp32 only.
-                onnx_by_prec[artifact.precision] = artifact
-                onnx_by_prec["fp32"] = (
-                    f"the ONNX file is {artifact.precision}; fp32 rows need the fp32 ONNX or the torch model"
-                )
-                fp32_path = artifact.path
-            else:
-                if artifact.format == "onnx":
-                    fp32 = artifact
-                else:
-                    say("exporting fp32 ONNX for ort/trt")
-                    fp32 = OnnxFromTorch(
-                        workdir / f"{artifact.name}.onnx", batch_range=br, force=True, progress=say
-                    )(artifact)
-                onnx_by_prec["fp32"] = fp32
-                fp32_path = fp32.path
-        except Exception as exc:  # noqa: BLE001 - a generator that breaks in export fails its rows, not the run
-            onnx_by_prec["fp32"] = f"ONNX export failed: {one_line(exc)}"
-        from accelkit.passes.int8 import Int8
-
-        converters = {
-            "fp16": lambda base: Fp16(
-                workdir / f"{artifact.name}.fp16.onnx", force=True, progress=say
-            )(base),
-            "int8": lambda base: Int8(
-                workdir / f"{artifact.name}.int8.onnx", force=True, calib_samples=64, progress=say
-            )(base),
-        }
-        for prec, convert in converters.items():
-            if prec not in precisions or prec in onnx_by_prec:
-                continue
-            base = onnx_by_prec["fp32"]
-            if isinstance(base, str):
-                onnx_by_prec[prec] = (
-                    base
-                    if artifact.format != "onnx"
-                    else f"the ONNX file is {artifact.precision}; {prec} is made from the fp32 ONNX or the torch model"
-                )
-            elif base.precision != "fp32":
-                onnx_by_prec[prec] = f"the ONNX file is {base.precision}; {prec} is made from fp32"
-            else:
-                try:
-                    say(f"converting to {prec} ONNX")
-                    onnx_by_prec[prec] = convert(base)
-                except Exception as exc:  # noqa: BLE001 - a failed conversion fails its rows, not the run
-                    onnx_by_prec[prec] = f"{prec} conversion failed: {one_line(exc)}"
-    for backend in needs_onnx:
-        for p in precisions:
-            if backend == "openvino":
-                targets.append(openvino_target(p, onnx_by_prec, threads))
-                continue
-            if p == "bf16":
-                targets.append(
-                    BenchTarget(
-                        backend,
-                        None,
-                        precision=p,
-                        skip_reason=f"bf16 is a torch-only precision here; {backend} takes fp32/fp16 ONNX",
-                    )
-                )
-                continue
-            made = onnx_by_prec.get(p)
-            if isinstance(made, str) or made is None:
-                targets.append(
-                    BenchTarget(backend, None, precision=p, skip_reason=made or "no ONNX artifact")
-                )
-                continue
-            if backend == "ort":
-                provider = "cuda" if device.startswith("cuda") else "cpu"
-                targets.append(
-                    BenchTarget(
-                        "ort",
-                        made,
-                        {"provider": provider, **(threads if provider == "cpu" else {})},
-                    )
-                )
-                if cfg.ort_tensorrt and device.startswith("cuda"):
-                    targets.append(
-                        BenchTarget("ort", made, {"provider": "tensorrt"}, variant="tensorrt")
-                    )
-            else:
-                trt_opts: dict[str, Any] = {
-                    "batch_range": br,
-                    "cache_dir": str(workdir / "engines"),
-                }
-                if cfg.trust_engine:
-                    trt_opts["trust_engine"] = True
-                targets.append(BenchTarget("trt", made, trt_opts, flops_model=fp32_path))
-    # A backend that cannot run here (not requested by name) is kept as skipped rows with the reason.
-    return targets, fp32_path
-
-
-def openvino_target(
-    precision: str, onnx_by_prec: dict[str, Artifact | str], threads: dict[str, Any]
-) -> BenchTarget:
-    """The OpenVINO row for ``precision``: fp32/fp16/int8 run their ONNX file with an f32 hint, bf16 the fp32 file with a bf16 hint.
-
-    bf16 on a CPU without native bf16 (AVX-512 BF16 or AMX) is a skipped row: OpenVINO
-    would silently compute in f32 there.
-    """
-    from accelkit.host import has_native_bf16
-
-    made = onnx_by_prec.get("fp32" if precision == "bf16" else precision)
-    if isinstance(made, str) or made is None:
-        return BenchTarget(
-            "openvino", None, precision=precision, skip_reason=made or "no ONNX artifact"
-        )
-    if precision == "bf16":
-        if not has_native_bf16():
-            return BenchTarget(
-                "openvino",
-                None,
-                precision="bf16",
-                skip_reason="this CPU has no native bf16 (AVX-512 BF16 or AMX); OpenVINO would compute in f32",
-            )
-        return BenchTarget("openvino", made, {"precision": "bf16", **threads})
-    return BenchTarget("openvino", made, dict(threads))
+    fp32_onnx = builder.fp32_onnx()
+    return targets, fp32_onnx.path if fp32_onnx is not None else None

@@ -214,8 +214,10 @@ def _bench_locked(
     except OSError as exc:
         raise storage_error(exc, f"cannot write in {out}") from None
     images, images_rec = bench_images(artifact, cfg)
-    targets, fp32_path = plan_targets(artifact, cfg, device, workdir, progress)
+    threads = cfg.threads.resolve(device)  # one thread policy for every row, chosen once
+    targets, fp32_path = plan_targets(artifact, cfg, device, workdir, progress, threads=threads)
     report = Report()
+    record_cpu_peaks(report, device, threads, {t.precision_label() for t in targets})
     report.settings["generator"] = Path(artifact.source).name if artifact.source else "in-memory"
     report.settings["generator_sha256"] = (artifact.source_sha256 or "")[:16]
     if images_rec is not None:
@@ -263,6 +265,19 @@ def _bench_locked(
             )
     files = report.write(out, plot=cfg.plot)
     return BenchResult(report, {**files, **extra_files}, warnings=warnings)
+
+
+def record_cpu_peaks(
+    report: Report, device: str, threads: int | None, precisions: set[str]
+) -> None:
+    """Record this CPU's measured GEMM peak per precision in ``report.settings``: the bound no
+    row's implied FLOP/s may exceed before its speed-up is withheld as implausible."""
+    if device != "cpu" or not threads:
+        return
+    from accelkit.flops import cpu_peak_gflops
+
+    peaks = {p: cpu_peak_gflops(threads, p) for p in sorted(precisions)}
+    report.settings["cpu_peak_gflops"] = {p: round(v, 1) for p, v in peaks.items() if v}
 
 
 def bench_vs(

@@ -360,7 +360,6 @@ class PruneOptions:
         """Check the values; returns ``self``."""
         from accelkit.options import check_globs
 
-        check_number(self.ratio, "--ratio", low=0.0, low_open=True, high=0.99)
         check_number(self.lr, "--lr", low=0.0, low_open=True, high=10.0)
         check_number(self.feature_loss, "--feature-loss", low=0.0)
         check_int(self.distill_steps, "--distill-steps", low=0, high=10_000_000)

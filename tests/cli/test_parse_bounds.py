@@ -37,7 +37,6 @@ ROWS = [
     ("prune", ["--threads", "99999"], "--threads 99999 is out of range"),
     ("prune", ["--fid", "8", "--fid-weights", "/etc/hostname"], "is not a model file"),
     ("export", ["--truncation", "1e300"], "--truncation 1e+300 is out of range"),
-    ("prune", ["--ratio", "1.5"], "--ratio 1.5 is out of range"),
     ("export", ["--int8", "--exclude", "["], "--exclude '[' is not a valid glob"),
     ("export", ["--int8", "--calib", "99999999999"], "--calib 99999999999 is out of range"),
     ("export", ["--opset", "99"], "--opset 99 is out of range"),
