@@ -187,7 +187,8 @@ def progress_status(enabled: bool = True) -> Iterator[Callable[[str], None]]:
             key = msg.split(":")[0]
             now = time.monotonic()
             if key != last["key"] or now - last["t"] >= 5.0:
-                console.print(f"[dim]… {msg}[/dim]", highlight=False)
+                # one line per step, never wrapped at the console width: logs are read and grepped by line
+                console.print(f"[dim]… {msg}[/dim]", highlight=False, soft_wrap=True)
                 last["key"], last["t"] = key, now
 
         yield line
