@@ -43,6 +43,9 @@ MAX_REPEATS = 10_000
 MAX_WARMUP = 10_000
 #: Most calibration samples (a few hundred calibrate a generator).
 MAX_CALIB = 1_000_000
+#: The batch range ``(min, opt, max)`` builds are made for: the ONNX export's dynamic batch
+#: and a TensorRT engine's default optimization profile.
+DEFAULT_BATCH_RANGE = (1, 8, 64)
 
 
 # ------------------------------------------------------------------------ flag metadata
@@ -732,7 +735,7 @@ class OnnxSettings:
 
     opset: int = flag(18, "--opset", help="ONNX opset version (13..25).", cli_type=int)
     batch_range: tuple[int, int, int] = flag(
-        (1, 8, 64),
+        DEFAULT_BATCH_RANGE,
         "--batch-range",
         help="min:opt:max batch sizes of the dynamic batch dimension; verification runs at min and a larger size.",
         cli_type=str,
@@ -796,6 +799,7 @@ class BuildRecipe:
 
 
 __all__ = [
+    "DEFAULT_BATCH_RANGE",
     "MAX_BATCH",
     "MAX_CALIB",
     "MAX_FID",

@@ -146,6 +146,9 @@ def test_one_definition_of_each_vocabulary_and_default() -> None:
         r"^class Protocol\(str, Enum\)",
         r"^def _enum\(",
         r"^\s*repeats: int = 5\b",
+        r"^DEFAULT_(WARMUP|REPEATS|MIN_TIME_S) = \d",
+        r"= \(1, 8, 64\)",
+        r"\"1:8:64\"",
         r"calib_samples=64\b",
         r"calib_samples=128\b",
     ):

@@ -285,19 +285,23 @@ def affordable(cost_s: float, left_s: float, reserve_s: float = 0.0) -> bool:
     return cost_s + reserve_s <= left_s
 
 
-def reserve_for_checks(tried: Sequence[Tried], margin: float, check_s: float) -> float:
+def reserve_for_checks(
+    tried: Sequence[Tried], margin: float, check_s: float, *, and_new: bool = False
+) -> float:
     """Seconds to keep for the quality checks of builds already timed that could decide the
     choice: the undecided builds tying with the fastest of them (at least one when any is
-    undecided). Timing a new candidate must leave this much: with little time left, checking
+    undecided). Timing a new candidate must leave this much, plus (``and_new``) one check of
+    the new candidate itself, which may turn out to tie too: with little time left, checking
     the builds that tie comes before finding new ones, so a short budget never changes the
     rule that picks among the builds measured."""
+    extra = check_s if and_new else 0.0
     open_ = undecided(tried, margin)
     if not open_:
-        return 0.0
+        return extra
     top = open_[0].images_per_sec or 0.0
     bar = tie_bar(top, margin)
     ties = [t for t in open_ if (t.images_per_sec or 0.0) >= bar]
-    return check_s * max(1, len(ties))
+    return check_s * max(1, len(ties)) + extra
 
 
 def rescue_first(left_s: float, rescue_s: float, pending_checks_s: float) -> bool:

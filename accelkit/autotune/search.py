@@ -57,6 +57,11 @@ Progress = Callable[[str], None]
 
 #: Seconds kept at the end of the budget for writing the report, plot and chosen artifact.
 WRITE_RESERVE_S = 5.0
+#: Share of the budget the plan leaves unused, so a phase that overruns its estimate still
+#: ends inside the 5 % the budget promises.
+PLAN_SLACK = 0.03
+#: Factor on the estimates of the long, load-sensitive phases (the reference, quality checks).
+SAFETY = 1.25
 #: Guesses of a phase's cost before it has been seen once, seconds.
 FIRST_GUESS_S = {
     "build:onnx-fp32": 10.0,
@@ -87,8 +92,9 @@ class Clock:
         return time.monotonic() - self.t0
 
     def left(self, reserve_s: float = 0.0) -> float:
-        """Seconds of the budget left, minus ``reserve_s`` kept for later work."""
-        return self.budget_s - self.elapsed() - reserve_s
+        """Seconds of the budget left to plan with (:data:`PLAN_SLACK` of it stays unplanned),
+        minus ``reserve_s`` kept for later work."""
+        return self.budget_s * (1 - PLAN_SLACK) - self.elapsed() - reserve_s
 
     def record(self, phase: str, kind: str, seconds: float) -> None:
         """One ``kind`` of work (``speed``, ``quality``, ``build:onnx-int8``...) took ``seconds``,
@@ -165,6 +171,16 @@ def search_key(
         "max_retries": choice.MAX_RETRIES,
         "candidates": [c.id for c in candidates],
     }
+
+
+def search_recipe(opts: Any) -> Any:
+    """The build recipe of a search: the defaults every command uses, the search's INT8
+    settings, the batch range widened to cover its batch (``export`` with the printed flags
+    makes the same file)."""
+    from accelkit.options import BuildRecipe
+
+    base = BuildRecipe()
+    return BuildRecipe(onnx=base.onnx.covering([opts.batch]), fp16=base.fp16, int8=opts.int8)
 
 
 # ------------------------------------------------------------------------ search
@@ -270,7 +286,7 @@ class Search:
         ips = (t.images_per_sec if t is not None else None) or (
             base.images_per_sec if base is not None else None
         )
-        guess = (n + choice.QUICK_IMAGES) / (ips or 1.0) + n * self._feature_s
+        guess = SAFETY * ((n + choice.QUICK_IMAGES) / (ips or 1.0) + n * self._feature_s)
         return max(self.clock.estimate("quality", guess), guess)
 
     def _confirm_cost(self) -> float:
@@ -327,14 +343,10 @@ class Search:
         """The builder of the candidate's model variant (one per variant, the search's recipe)."""
         key = cand.model_key
         if key not in self.builders:
-            from accelkit.options import BuildRecipe
-
             self.builders[key] = _SearchBuilder(
                 self.model(key, cand.prune_ratio),
                 self.workdir,
-                BuildRecipe(
-                    onnx=BuildRecipe().onnx.covering([self.opts.batch]), int8=self.opts.int8
-                ),
+                search_recipe(self.opts),
                 stem=f"{self.original.name}.{key}",
                 # the search judges quality itself: a build is not refused for its error
                 tolerance={"fp16": 1e9, "int8": 1e9},
@@ -473,7 +485,7 @@ class Search:
         base_ips = (
             self.tried.get(self.candidates[0].id) or Tried(self.candidates[0])
         ).images_per_sec
-        est = 2 * n / (base_ips or 1.0) + (0 if cached else 2 * n * self._feature_s)
+        est = SAFETY * (2 * n / (base_ips or 1.0) + (0 if cached else 2 * n * self._feature_s))
         if not self.journal.find("reference") and not choice.affordable(est, self._left()):
             self.no_quality = (
                 f"the quality reference (FP32 torch images and FID features of 2 x {n} images, estimated {est:.0f} s) "
@@ -500,14 +512,16 @@ class Search:
         return True
 
     def _probe_features(self) -> float:
-        """Seconds per image of the feature extractor, from two small calls (the first warms up)."""
+        """Seconds per image of the feature extractor: one call at the batch size the drift
+        measurement uses (its first call: a runtime compiling for that shape makes it an upper
+        bound, and the compiled shape is reused by the measurement)."""
         spec = self.original.spec
-        imgs = np.zeros((4, *spec.output_shape), dtype=np.uint8)
+        k = max(1, min(self.opts.fid.batch, self.opts.fid.n))
+        imgs = np.zeros((k, *spec.output_shape), dtype=np.uint8)
         try:
-            self.extractor(imgs)
             t0 = time.monotonic()
             self.extractor(imgs)
-            return (time.monotonic() - t0) / len(imgs)
+            return (time.monotonic() - t0) / k
         except Exception:  # noqa: BLE001 - no probe: estimate from the first real check
             return 0.0
 
@@ -717,7 +731,9 @@ class Search:
                 t.reason = "not timed: expensive to try, and half the time budget was used"
                 self.complete = False
                 continue
-            reserve = choice.reserve_for_checks(self._list(), self.margin, self._quality_cost())
+            reserve = choice.reserve_for_checks(
+                self._list(), self.margin, self._quality_cost(), and_new=True
+            )
             if not choice.affordable(self._speed_cost(cand), self._left(), reserve):
                 t.reason = (
                     "not timed: the time left is kept for the quality checks of the builds already timed"
@@ -787,10 +803,16 @@ class Search:
         for t in self._list():  # say why a timed build was never checked
             if not t.judged and t.row is not None and t.status != "failed" and not t.reason:
                 t.reason = choice.cannot_win(t, self._list(), self.margin) or ""
-        chosen = choice.best(self._list(), self.margin, self.budget.kind) or baseline
-        chosen.reason = choice.explain_choice(
-            chosen, choice.fastest(self._list()) or chosen, self.margin
-        )
+        chosen = choice.best(self._list(), self.margin, self.budget.kind)
+        if chosen is None:  # nothing could be judged: the reference itself is always valid
+            chosen = baseline
+            chosen.reason = (
+                "the FP32 torch model itself (the reference): no other build could be judged"
+            )
+        else:
+            chosen.reason = choice.explain_choice(
+                chosen, choice.fastest(self._list()) or chosen, self.margin
+            )
         chosen.status = "chosen"
         confirmation = self.confirm(chosen, baseline) if chosen is not baseline else None
         self.journal.record("done", chosen=chosen.candidate.id, confirmation=confirmation)
@@ -920,4 +942,4 @@ class _SearchBuilder:
         return self._b.make(source, recipe, tag=tag)
 
 
-__all__ = ["Clock", "Search", "SearchOutcome", "Tried", "search_key"]
+__all__ = ["Clock", "Search", "SearchOutcome", "Tried", "search_key", "search_recipe"]

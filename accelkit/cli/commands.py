@@ -21,6 +21,7 @@ from accelkit.cli.params import (
 )
 from accelkit.errors import InputError
 from accelkit.options import (
+    DEFAULT_BATCH_RANGE,
     FidSettings,
     Fp16Settings,
     Int8Settings,
@@ -506,7 +507,9 @@ def build(
         help="Engine path (default: <onnx stem>.plan next to the ONNX file).",
     ),
     batch_range: str = typer.Option(
-        "1:8:64", "--batch-range", help="Optimization profile min:opt:max batch sizes."
+        ":".join(map(str, DEFAULT_BATCH_RANGE)),
+        "--batch-range",
+        help="Optimization profile min:opt:max batch sizes.",
     ),
     workspace_mb: int = typer.Option(1024, "--workspace", help="Builder workspace limit in MiB."),
     opt_level: int | None = typer.Option(

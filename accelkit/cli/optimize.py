@@ -123,7 +123,10 @@ def optimize(
     int8_settings: Int8Settings,
 ) -> None:
     """Find the fastest build whose quality drift stays within the budget; write it, its report and its proof."""
+    from accelkit.cli.app import command_start
     from accelkit.pipelines.optimize import optimize as run_optimize
+
+    started = command_start()  # the budget counts from the command's start
 
     backend = _one_of(backend, backends_deprecated, "--backend", "--backends")
     precision = _one_of(precision, precisions_deprecated, "--precision", "--precisions")
@@ -148,7 +151,7 @@ def optimize(
         force=force,
     ).validated()
     with progress_status() as progress:
-        result = run_optimize(load, opts, progress)
+        result = run_optimize(load, opts, progress, started=started)
     emit(result)
 
 

@@ -333,84 +333,81 @@ def _destination(
     return out, key, b.reuse(out, key, precision)
 
 
-def _make_fp32(b: Builder, recipe: BuildRecipe, t: Target) -> Artifact:
-    src = onnx_source("fp32")
-    if _given_is(b.original, src):
-        return b.original
-    from accelkit.passes.export import OnnxFromTorch
-
-    out, key, again = _destination(b, "fp32", recipe, t)
-    if again is not None:
-        return again
-    b.say(f"exporting {b.stem} to fp32 ONNX")
-    p = OnnxFromTorch(
-        out,
-        opset=recipe.onnx.opset,
-        batch_range=recipe.onnx.batch_range,
-        exporter=recipe.onnx.exporter.value,
-        force=t.dest is None or t.force,
-        tolerance=b.tolerance.get("fp32"),
-        progress=b.say,
-    )
-    return _run_with_record(b, p, b.original, src, recipe, key)
-
-
 def _base_fp32(b: Builder, recipe: BuildRecipe) -> Artifact:
     """The fp32 ONNX a conversion starts from (built with the same ONNX recipe)."""
     base_recipe = replace(b.recipe, onnx=recipe.onnx)
     return b.make(onnx_source("fp32"), base_recipe)
 
 
-def _make_fp16(b: Builder, recipe: BuildRecipe, t: Target) -> Artifact:
+def _export_pass(b: Builder, recipe: BuildRecipe, out: Path, force: bool) -> Any:
+    from accelkit.passes.export import OnnxFromTorch
+
+    b.say(f"exporting {b.stem} to fp32 ONNX")
+    return OnnxFromTorch(
+        out,
+        opset=recipe.onnx.opset,
+        batch_range=recipe.onnx.batch_range,
+        exporter=recipe.onnx.exporter.value,
+        force=force,
+        tolerance=b.tolerance.get("fp32"),
+        progress=b.say,
+    )
+
+
+def _fp16_pass(b: Builder, recipe: BuildRecipe, out: Path, force: bool) -> Any:
     from accelkit.passes.fp16 import Fp16
 
-    src = onnx_source("fp16")
-    if _given_is(b.original, src):
-        return b.original
-    out, key, again = _destination(b, "fp16", recipe, t)
-    if again is not None:
-        return again
-    h = recipe.fp16.headroom
-    base = _base_fp32(b, recipe)
-    b.say(f"converting to fp16 ONNX (headroom {h:g})")
-    p = Fp16(
+    b.say(f"converting to fp16 ONNX (headroom {recipe.fp16.headroom:g})")
+    return Fp16(
         out,
-        force=t.dest is None or t.force,
+        force=force,
         keep_nodes=recipe.fp16.keep_nodes,
         calib_samples=recipe.fp16.calib_samples,
-        headroom=h,
+        headroom=recipe.fp16.headroom,
         tolerance=b.tolerance.get("fp16"),
         batch_range=recipe.onnx.batch_range,
         progress=b.say,
     )
-    return _run_with_record(b, p, base, src, recipe, key)
 
 
-def _make_int8(b: Builder, recipe: BuildRecipe, t: Target) -> Artifact:
+def _int8_pass(b: Builder, recipe: BuildRecipe, out: Path, force: bool) -> Any:
     from accelkit.passes.int8 import Int8
 
-    src = onnx_source("int8")
-    if _given_is(b.original, src):
-        return b.original
-    out, key, again = _destination(b, "int8", recipe, t)
-    if again is not None:
-        return again
-    base = _base_fp32(b, recipe)
     kept = len(recipe.int8.exclude)
     b.say(
         f"quantizing to int8 ONNX ({recipe.int8.calib} calibration samples"
         + (f", {kept} exclusion pattern(s) kept in float)" if kept else ")")
     )
-    p = Int8(
+    return Int8(
         out,
-        force=t.dest is None or t.force,
+        force=force,
         tolerance=b.tolerance.get("int8"),
         batch_range=recipe.onnx.batch_range,
         calib_data=b.calibration,
         progress=b.say,
         **recipe.int8.pass_kwargs(),
     )
-    return _run_with_record(b, p, base, src, recipe, key)
+
+
+def onnx_maker(
+    precision: str, make_pass: Callable[[Builder, BuildRecipe, Path, bool], Any]
+) -> SourceMaker:
+    """The maker of ``onnx-<precision>``: the given file when it is that source, else a file
+    reused by its build key, else ``make_pass``'s pass run on the torch model (fp32) or on the
+    fp32 ONNX of the same recipe (conversions)."""
+
+    def make(b: Builder, recipe: BuildRecipe, t: Target) -> Artifact:
+        src = onnx_source(precision)
+        if _given_is(b.original, src):
+            return b.original
+        out, key, again = _destination(b, precision, recipe, t)
+        if again is not None:
+            return again
+        base = b.original if precision == "fp32" else _base_fp32(b, recipe)
+        p = make_pass(b, recipe, out, t.dest is None or t.force)
+        return _run_with_record(b, p, base, src, recipe, key)
+
+    return make
 
 
 def _run_with_record(
@@ -430,9 +427,9 @@ def _run_with_record(
 
 #: Derived source name -> its maker. Extend with :func:`register_source`.
 SOURCES: dict[str, SourceMaker] = {
-    onnx_source("fp32"): _make_fp32,
-    onnx_source("fp16"): _make_fp16,
-    onnx_source("int8"): _make_int8,
+    onnx_source("fp32"): onnx_maker("fp32", _export_pass),
+    onnx_source("fp16"): onnx_maker("fp16", _fp16_pass),
+    onnx_source("int8"): onnx_maker("int8", _int8_pass),
 }
 #: How a failed build of a source is named in a row's reason.
 _WHAT = {
@@ -479,5 +476,6 @@ __all__ = [
     "Builder",
     "Target",
     "register_source",
+    "onnx_maker",
     "sources",
 ]

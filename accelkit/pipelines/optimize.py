@@ -169,7 +169,11 @@ def _db(v: float | None) -> str:
 
 
 def optimize(
-    generator: Any = None, options: OptimizeOptions | None = None, progress: Progress | None = None
+    generator: Any = None,
+    options: OptimizeOptions | None = None,
+    progress: Progress | None = None,
+    *,
+    started: float | None = None,
 ) -> OptimizeResult:
     """Find the fastest build whose quality drift stays within the budget; write it with its proof.
 
@@ -177,6 +181,8 @@ def optimize(
         generator: Path, bundled name, :class:`LoadOptions` or torch :class:`Artifact`.
         options: :class:`OptimizeOptions`.
         progress: Called with a status line (candidates done / left, best so far).
+        started: ``time.monotonic()`` when the time budget started (the command line passes
+            its process's start); default: when this call starts.
 
     Returns:
         :class:`OptimizeResult`.
@@ -199,7 +205,8 @@ def optimize(
     from accelkit.quality.features import resolve_weights
     from accelkit.runners.base import available_backends, backend_names, runner_class
 
-    started = time.monotonic()  # the time budget covers the whole command
+    if started is None:
+        started = time.monotonic()  # the time budget covers the whole call
     opts = (options or OptimizeOptions()).validated()
     budget = Budget.parse(opts.budget)
     say = progress or (lambda m: None)
@@ -431,7 +438,10 @@ def reproduce_commands(
         export += f" --int8 --calib {opts.int8.calib}" + "".join(
             f" --exclude {q(p)}" for p in cand.exclude
         )
-    cmds.append(f"{export} --batch-range 1:{max(1, opts.batch)}:{max(2, opts.batch)} -o {q(name)}")
+    from accelkit.autotune.search import search_recipe
+
+    lo, mid, hi = search_recipe(opts).onnx.batch_range  # the recipe the search built with
+    cmds.append(f"{export} --batch-range {lo}:{mid}:{hi} -o {q(name)}")
     cmds.append(
         f"accelkit bench {q(name)} --backend {cand.backend} --precision {cand.precision} --batch {opts.batch}{threads}{fid}{ref}{spec_flags} --out remeasure"
     )

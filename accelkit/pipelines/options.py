@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from accelkit.errors import InputError
 from accelkit.options import (
+    DEFAULT_BATCH_RANGE,
     SEARCH_TIMING,
     FidSettings,
     Fp16Settings,
@@ -400,7 +401,7 @@ class BuildOptions:
     """
 
     out: Path | None = None
-    batch_range: tuple[int, int, int] | str = (1, 8, 64)
+    batch_range: tuple[int, int, int] | str = DEFAULT_BATCH_RANGE
     workspace_mb: int = 1024
     opt_level: int | None = None
     tf32: bool | None = None
@@ -447,7 +448,7 @@ class FidOptions:
 
     save_stats: Path | None = None
     fid_weights: str | None = None
-    batch_size: int = 32
+    batch_size: int = FidSettings().batch
     kid_subsets: int = 100
     device: str = "cpu"
     force: bool = False

@@ -210,6 +210,8 @@ RESERVE_CASES = [
 def test_time_is_kept_for_checks_of_builds_that_tie(builds, want) -> None:
     ts = [tried(n, ips, st, fid=f) for n, ips, st, f in builds]
     assert choice.reserve_for_checks(ts, 0.05, check_s=30.0) == want
+    # timing one more keeps time for its own check too: it may tie as well
+    assert choice.reserve_for_checks(ts, 0.05, check_s=30.0, and_new=True) == want + 30.0
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ from accelkit.options import BuildRecipe, Int8Settings
 from accelkit.passes.build import Builder, BuildFailed, sources
 from accelkit.sampler import LatentSampler
 from tests.fixtures.generators import LatentGen, make
-from tests.fixtures.timing import FakeTiming
+from tests.fixtures.timing import fake_timing
 
 FAST = ak.Timing(warmup=1, repeats=3, min_time_s=0.02)
 
@@ -39,9 +39,7 @@ def gen(tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
 def test_optimize_chooses_the_int8_file_bench_and_export_make(
     gen, tiny_weights, tmp_path, monkeypatch
 ) -> None:
-    fake = FakeTiming()
-    monkeypatch.setattr("accelkit.benchmark.harness.measure_throughput", fake)
-    monkeypatch.setattr("accelkit.benchmark.suite.measure_throughput", fake)
+    fake_timing(monkeypatch)
     res = ak.optimize(
         gen,
         ak.OptimizeOptions(
@@ -84,6 +82,7 @@ def test_optimize_chooses_the_int8_file_bench_and_export_make(
     assert any("--int8 --calib 256" in c for c in res.commands)
 
 
+@pytest.mark.slow
 def test_builds_are_reused_by_key_and_verified(gen, tmp_path) -> None:
     art = load_generator(gen)
     b = Builder(art, tmp_path)
@@ -136,6 +135,7 @@ class TrajectoryInputs:
             }
 
 
+@pytest.mark.slow
 def test_a_calibration_provider_replaces_the_prior(gen, tmp_path) -> None:
     art = load_generator(gen)
     recipe = BuildRecipe(int8=Int8Settings(calib=16))

@@ -21,14 +21,12 @@ import accelkit as ak
 from accelkit.benchmark.render import fmt_num
 from accelkit.cli import app
 from tests.fixtures.generators import LatentGen, SensitiveGen, make
-from tests.fixtures.timing import SPEEDS, FakeTiming
+from tests.fixtures.timing import SPEEDS, FakeTiming, fake_timing
 
 
 @pytest.fixture()
 def timing(monkeypatch) -> FakeTiming:
-    fake = FakeTiming()
-    monkeypatch.setattr("accelkit.benchmark.harness.measure_throughput", fake)
-    monkeypatch.setattr("accelkit.benchmark.suite.measure_throughput", fake)
+    fake = fake_timing(monkeypatch)
     return fake
 
 
@@ -208,9 +206,7 @@ def test_resume_after_a_kill_repeats_nothing(
 
 @pytest.mark.slow
 def test_the_time_budget_is_honoured(gens, tiny_weights, tmp_path, monkeypatch) -> None:
-    fake = FakeTiming(sleep=0.5)
-    monkeypatch.setattr("accelkit.benchmark.harness.measure_throughput", fake)
-    monkeypatch.setattr("accelkit.benchmark.suite.measure_throughput", fake)
+    fake_timing(monkeypatch, FakeTiming(sleep=0.5))
     t0 = time.monotonic()
     res = ak.optimize(
         gens["latent"], _opts(tmp_path, tiny_weights, budget="floor", time_budget="2s")

@@ -24,6 +24,7 @@ import accelkit as ak
 from accelkit.benchmark.harness import Latency
 from accelkit.benchmark.stability import speedup_verdict
 from tests.fixtures.generators import LatentGen, make
+from tests.fixtures.timing import fake_timing
 
 FAST = ak.Timing(warmup=1, repeats=5, min_time_s=0.02)
 
@@ -60,8 +61,7 @@ def gen(tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
 
 
 def _optimize(gen, tiny_weights, out, monkeypatch, fake):  # type: ignore[no-untyped-def]
-    monkeypatch.setattr("accelkit.benchmark.harness.measure_throughput", fake)
-    monkeypatch.setattr("accelkit.benchmark.suite.measure_throughput", fake)
+    fake_timing(monkeypatch, fake)
     return ak.optimize(
         gen,
         ak.OptimizeOptions(

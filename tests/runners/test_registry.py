@@ -26,7 +26,7 @@ from accelkit.runners.base import (
     unregister_backend,
 )
 from tests.fixtures.generators import LatentGen, make
-from tests.fixtures.timing import FakeTiming
+from tests.fixtures.timing import fake_timing
 
 FAST = ak.Timing(warmup=1, repeats=3, min_time_s=0.02)
 
@@ -88,9 +88,7 @@ def test_bench_measures_it_and_says_why_where_it_cannot(fake_backend, gen, tmp_p
 def test_optimize_searches_it_and_reports_what_it_cannot_run(
     fake_backend, gen, tiny_weights, tmp_path, monkeypatch
 ) -> None:
-    fake = FakeTiming()
-    monkeypatch.setattr("accelkit.benchmark.harness.measure_throughput", fake)
-    monkeypatch.setattr("accelkit.benchmark.suite.measure_throughput", fake)
+    fake_timing(monkeypatch)
     res = ak.optimize(
         gen,
         ak.OptimizeOptions(
