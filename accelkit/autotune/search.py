@@ -497,7 +497,12 @@ class Search:
             return False
         self.say(f"reference: FP32 torch images and the noise floor on 2 x {n} latents")
         self.meter = meter
+        t_prep = time.monotonic()
         self.meter.prepare()
+        if not cached:  # the real feature speed, from 2n images (the probe saw one batch)
+            gen_s = 2 * n / (base_ips or 1.0)
+            per = max(0.0, time.monotonic() - t_prep - gen_s) / (2 * n)
+            self._feature_s_probe = max(self._feature_s_probe, per)
         self.noise_floor = self.meter.noise_floor_fid
         k = min(choice.QUICK_IMAGES, n)
         self.quick_ref = self.ref_runner.infer(

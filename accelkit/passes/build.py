@@ -31,7 +31,7 @@ from typing import Any
 
 from accelkit.artifact import Artifact, read_sidecar, tool_versions
 from accelkit.cache import cache_key
-from accelkit.errors import AccelkitError, InputError, VerificationError, one_line
+from accelkit.errors import AccelkitError, InputError, StorageError, VerificationError, one_line
 from accelkit.files import sha256_file
 from accelkit.options import BuildRecipe
 from accelkit.passes.int8 import CalibrationData
@@ -168,6 +168,8 @@ class Builder:
         except BuildFailed as exc:
             self._made[memo] = str(exc)
             raise
+        except StorageError:
+            raise  # a full disk stops the run: no row could be written, and none should read "skipped"
         except Exception as exc:  # noqa: BLE001 - a build that breaks fails its rows, not the run
             what, msg = f"{_WHAT.get(source, f'building {source}')} failed", one_line(exc)
             self._made[memo] = msg if msg.startswith(what) else f"{what}: {msg}"

@@ -200,7 +200,7 @@ def optimize(
     from accelkit.autotune.space import enumerate_candidates
     from accelkit.benchmark.plan import is_torchscript, resolve_device
     from accelkit.cache import cache_key
-    from accelkit.files import folder_lock
+    from accelkit.files import folder_lock, sha256_file
     from accelkit.host import has_native_bf16
     from accelkit.quality.features import resolve_weights
     from accelkit.runners.base import available_backends, backend_names, runner_class
@@ -225,7 +225,7 @@ def optimize(
             )
     # only the backends asked for are searched; the FP32 torch baseline (the reference) always runs
     backends = [b for b in available if not opts.backends or b in opts.backends]
-    resolve_weights(opts.fid.weights)  # no FID weights: fail before any work
+    weights = resolve_weights(opts.fid.weights)  # no FID weights: fail before any work
     say("loading the generator")
     art = resolve_artifact(generator)
     if art.format != "torch":
@@ -254,6 +254,9 @@ def optimize(
             "generator_sha256": art.source_sha256,
             "spec": art.spec.to_dict() | {"inferred": None},
             **search_key(opts, budget, device, backends, space.candidates),
+            # The FID extractor by content, not by path: a file replaced at the same path (or
+            # another $ACCELKIT_FID_WEIGHTS) changes every FID the journal holds (issue 22).
+            "fid_weights": sha256_file(weights),
         }
         journal = Journal(out / "journal.jsonl", cache_key(key_doc), key_doc, force=opts.force)
         outcome = Search(

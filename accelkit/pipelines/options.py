@@ -478,7 +478,9 @@ class CompareOptions:
         max_slowdown: Allowed slowdown as a fraction (0.05 = 5 %).
         max_fid_drift: Allowed growth of FID drift (None: quality not gated).
         confidence: Confidence level of the bootstrap interval.
-        strict: Fail on missing rows and environment mismatches.
+        strict: New rows and any environment difference leave the gate unable to tell too.
+        allow_unreliable: Accept (exit 0) a comparison that cannot tell (exit 3 by
+            default), where it compared something; a regression still exits 1.
         markdown: Write a Markdown summary here.
         junit: Write JUnit XML here.
         force: Overwrite existing summary files.
@@ -488,6 +490,7 @@ class CompareOptions:
     max_fid_drift: float | None = None
     confidence: float = 0.95
     strict: bool = False
+    allow_unreliable: bool = False
     markdown: Path | None = None
     junit: Path | None = None
     force: bool = False
@@ -501,6 +504,11 @@ class CompareOptions:
         check_number(self.max_fid_drift, "--max-fid-drift", low=0.0)
         if not (math.isfinite(self.confidence) and 0.5 <= self.confidence < 1):
             raise InputError(f"--confidence {self.confidence} is out of range; use e.g. 0.95")
+        if self.strict and self.allow_unreliable:
+            raise InputError(
+                "--strict and --allow-unreliable contradict each other (one makes more comparisons unreliable, "
+                "the other accepts them); pass one of them"
+            )
         return self
 
 
