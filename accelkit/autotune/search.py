@@ -486,15 +486,26 @@ class Search:
             self.tried.get(self.candidates[0].id) or Tried(self.candidates[0])
         ).images_per_sec
         est = SAFETY * (2 * n / (base_ips or 1.0) + (0 if cached else 2 * n * self._feature_s))
-        if not self.journal.find("reference") and not choice.affordable(est, self._left()):
+        # the reference is worth its time only when one candidate can then be timed and judged too
+        one = (
+            self._speed_cost(self.candidates[1]) + self._quality_cost()
+            if len(self.candidates) > 1
+            else 0.0
+        )
+        if not self.journal.find("reference") and not choice.affordable(est, self._left(), one):
             self.no_quality = (
                 f"the quality reference (FP32 torch images and FID features of 2 x {n} images, estimated {est:.0f} s) "
-                f"does not fit in the {self._left():.0f} s left of the time budget; no build could be judged, so the "
-                "baseline is kept: raise --time-budget or lower --fid"
+                f"and one candidate's check ({one:.0f} s) do not fit in the {self._left():.0f} s left of the time budget; "
+                "no build could be judged, so the baseline is kept: raise --time-budget or lower --fid"
             )
             self.notes.append(self.no_quality)
             self.complete = False
             return False
+        if cached:
+            self.notes.append(
+                f"the reference's FID features of 2 x {n} images came from the cache (an earlier run with the same "
+                "generator, N, seed and extractor)"
+            )
         self.say(f"reference: FP32 torch images and the noise floor on 2 x {n} latents")
         self.meter = meter
         t_prep = time.monotonic()

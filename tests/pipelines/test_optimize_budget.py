@@ -124,6 +124,6 @@ def test_a_budget_too_short_for_the_reference_keeps_the_baseline(
     o = res.outcome
     assert o.chosen is o.baseline and not o.complete
     assert any(
-        "does not fit in the" in n and "raise --time-budget or lower --fid" in n for n in o.notes
+        "do not fit in the" in n and "raise --time-budget or lower --fid" in n for n in o.notes
     )
     assert Path(tmp_path / "o" / "optimize.json").is_file()
