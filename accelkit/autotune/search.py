@@ -61,7 +61,7 @@ WRITE_RESERVE_S = 5.0
 #: ends inside the 5 % the budget promises.
 PLAN_SLACK = 0.03
 #: Factor on the estimates of the long, load-sensitive phases (the reference, quality checks).
-SAFETY = 1.25
+SAFETY = 1.5
 #: Guesses of a phase's cost before it has been seen once, seconds.
 FIRST_GUESS_S = {
     "build:onnx-fp32": 10.0,
