@@ -209,7 +209,7 @@ def read_sidecar(path: str | os.PathLike[str]) -> dict[str, Any] | None:
         side, legacy = legacy_sidecar_path(path), True
         if not side.is_file():
             return None
-    from accelkit.loading.safe_read import read_json_object
+    from accelkit.jsonio import read_json_object
 
     data = read_json_object(side, f"sidecar {side}", "delete it or re-run accelkit export")
     if legacy and data.get("file") not in (None, Path(path).name):

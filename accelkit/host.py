@@ -232,6 +232,23 @@ def available_memory_bytes() -> int | None:
     return avail
 
 
+def process_age_s() -> float:
+    """Seconds since this process started (Linux ``/proc``; 0.0 where it cannot tell).
+
+    A command line's time budget (``optimize --time-budget``) counts from here, so the
+    interpreter's start and the imports are inside it.
+    """
+    try:
+        with open("/proc/self/stat") as f:
+            after_comm = f.read().rsplit(")", 1)[1].split()
+        start_ticks = int(after_comm[19])  # field 22, starttime, in clock ticks after boot
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 __all__ = [
     "FREE_CORE_SHARE",
     "ISA_FLAGS",
@@ -248,4 +265,5 @@ __all__ = [
     "isa_flags",
     "isa_summary",
     "own_cpu_seconds",
+    "process_age_s",
 ]

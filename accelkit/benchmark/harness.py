@@ -50,6 +50,7 @@ from typing import Any
 
 from accelkit.benchmark.stability import ContentionProbe
 from accelkit.errors import InputError
+from accelkit.options import Timing
 from accelkit.quality.images import check_finite, check_range
 from accelkit.runners.base import Runner
 from accelkit.sampler import LatentSampler
@@ -57,9 +58,10 @@ from accelkit.stats import median, quantile
 
 log = logging.getLogger(__name__)
 
-DEFAULT_WARMUP = 3
-DEFAULT_REPEATS = 5
-DEFAULT_MIN_TIME_S = 0.5
+#: The harness's defaults are :class:`accelkit.options.Timing`'s (defined there, once).
+DEFAULT_WARMUP = Timing().warmup
+DEFAULT_REPEATS = Timing().repeats
+DEFAULT_MIN_TIME_S = Timing().min_time_s
 DEFAULT_MAX_ITERS_PER_REPEAT = 10_000
 
 

@@ -70,6 +70,7 @@ class BenchRow:
     flops_per_image: int | None = None
     mfu: float | None = None
     speedup_vs_torch_fp32: float | None = None
+    speedup_withheld: str | None = None
     artifact: str | None = None
     fid_drift: float | None = None
     kid_drift: float | None = None
@@ -343,12 +344,17 @@ class Report:
         """Fill ``speedup_vs_torch_fp32``: images/sec over plain torch fp32's at the same batch size and device.
 
         The baseline is the ``ok`` row with backend ``torch``, precision ``fp32`` and
-        no variant (else the first torch fp32 row); rows without one get None. An
-        ``unstable`` row (see :mod:`accelkit.benchmark.stability`) gets no speed-up, and
-        neither does any row whose baseline is unstable: a ratio of a number that does
-        not hold is not shown as a speed-up. Serving rows (``scenario == "serving"``) are
-        neither baselines nor given a speed-up: their throughput is per concurrency level.
+        no variant (else the first torch fp32 row); rows without one get None. A ratio is
+        given only when both sides are trustworthy
+        (:func:`accelkit.benchmark.stability.speedup_verdict`): neither row unstable, both
+        under the same thread policy, neither implying more FLOP/s than this CPU's measured
+        peak (``settings["cpu_peak_gflops"]``, when recorded); otherwise the row's
+        ``speedup_withheld`` says why. Serving rows (``scenario == "serving"``) are neither
+        baselines nor given a speed-up: their throughput is per concurrency level.
         """
+        from accelkit.benchmark.stability import speedup_verdict
+
+        peaks = self.settings.get("cpu_peak_gflops") if self.settings else None
         base: dict[tuple[int, str], BenchRow] = {}
         for prefer_plain in (True, False):
             for r in self.rows:
@@ -364,15 +370,12 @@ class Report:
                     base.setdefault((r.batch_size, r.device), r)
         for r in self.rows:
             b = base.get((r.batch_size, r.device))
-            ok = (
-                r.status == "ok"
-                and r.images_per_sec
-                and b is not None
-                and not r.unstable
-                and not b.unstable
-                and r.scenario != "serving"
+            r.speedup_vs_torch_fp32 = r.speedup_withheld = None
+            if r.status != "ok" or b is None or r.scenario == "serving":
+                continue
+            r.speedup_vs_torch_fp32, r.speedup_withheld = speedup_verdict(
+                r, b, peaks if isinstance(peaks, dict) else None
             )
-            r.speedup_vs_torch_fp32 = (r.images_per_sec / b.images_per_sec) if ok else None  # type: ignore[operator,union-attr]
 
     # ------------------------------------------------------------------ output
     def to_dict(self) -> dict[str, Any]:

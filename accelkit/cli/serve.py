@@ -355,7 +355,10 @@ def loadtest(
         rich_help_panel=_LOAD,
     ),
     warmup: float = typer.Option(
-        0.5, "--warmup", help="Untimed seconds of load before each level.", rich_help_panel=_LOAD
+        0.5,
+        "--warmup-time",
+        help="Untimed seconds of load before each level (seconds; --warmup counts iterations in bench/optimize).",
+        rich_help_panel=_LOAD,
     ),
     max_requests: int = typer.Option(
         100_000,

@@ -48,7 +48,7 @@ def read_config(folder: Path) -> dict[str, Any]:
     Raises:
         LoadError: Unreadable, or a class accelkit does not load as a VAE decoder.
     """
-    from accelkit.loading.safe_read import read_json_object
+    from accelkit.jsonio import read_json_object
 
     cfg = read_json_object(
         folder / "config.json", f"{folder}/config.json", "re-save the model with save_pretrained"

@@ -17,7 +17,6 @@ allocate memory or run code:
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import pickle
@@ -30,85 +29,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from accelkit.errors import AccelkitError, InputError, LoadError, SpecError, UntrustedPickleError
+from accelkit.errors import InputError, LoadError, SpecError, UntrustedPickleError
+from accelkit.jsonio import MAX_JSON_DEPTH, json_depth, parse_json, read_json_object
+
+__all__ = ["MAX_JSON_DEPTH", "json_depth", "parse_json", "read_json_object"]  # re-exported
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: How to opt in to code a file carries; every refusal ends with it.
 TRUST_HINT = "load it only if you trust its origin, with --trust-code (trust=True)"
-#: Deepest JSON nesting accepted anywhere (sidecars ~6, torch.export programs ~20).
-MAX_JSON_DEPTH = 200
 #: Seconds one probe call (a forward pass on seeded inputs while inferring the spec) may take.
 PROBE_TIMEOUT_S = 300.0
 #: Environment variable overriding :data:`PROBE_TIMEOUT_S` (seconds).
 PROBE_TIMEOUT_ENV = "ACCELKIT_PROBE_TIMEOUT"
-
-
-# ------------------------------------------------------------------------- JSON
-def json_depth(obj: Any) -> int:
-    """Nesting depth of a parsed JSON value (iterative: no recursion limit)."""
-    depth, stack = 0, [(obj, 1)]
-    while stack:
-        cur, d = stack.pop()
-        if isinstance(cur, dict):
-            depth = max(depth, d)
-            stack.extend((v, d + 1) for v in cur.values())
-        elif isinstance(cur, list):
-            depth = max(depth, d)
-            stack.extend((v, d + 1) for v in cur)
-    return depth
-
-
-def parse_json(
-    text: str | bytes,
-    what: str,
-    fix: str,
-    *,
-    error: type[AccelkitError] = LoadError,
-    max_depth: int = MAX_JSON_DEPTH,
-) -> Any:
-    """``json.loads`` that fails with one line instead of a traceback.
-
-    Args:
-        text: The JSON text.
-        what: What it is, for the message (``"sidecar gen.onnx.accelkit.json"``, ``"--arch-kwargs"``).
-        fix: How to fix it (end of the message).
-        error: The exception class raised (``InputError`` for flags, ``LoadError`` for files).
-        max_depth: Deepest nesting accepted.
-
-    Raises:
-        AccelkitError: Not JSON, not UTF-8, or nested deeper than ``max_depth``.
-    """
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise error(f"{what} is not valid JSON ({exc.msg} at column {exc.colno}); {fix}") from None
-    except RecursionError:
-        raise error(
-            f"{what} is nested deeper than JSON parsing allows (over {max_depth} levels); {fix}"
-        ) from None
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise error(f"{what} is not valid JSON ({type(exc).__name__}); {fix}") from None
-    if json_depth(data) > max_depth:
-        raise error(f"{what} is nested deeper than {max_depth} levels; {fix}")
-    return data
-
-
-def read_json_object(path: Path, what: str, fix: str) -> dict[str, Any]:
-    """A file holding one JSON object (a sidecar, a ``config.json``), read with :func:`parse_json`.
-
-    Raises:
-        LoadError: Unreadable, not JSON, too deep, or not an object (one line ending in ``fix``).
-    """
-    try:
-        text = path.read_bytes()
-    except OSError as exc:
-        raise LoadError(f"{what} is not readable ({exc}); {fix}") from None
-    data = parse_json(text, what, fix)
-    if not isinstance(data, dict):
-        raise LoadError(f"{what} is not a JSON object; {fix}")
-    return data
 
 
 def parse_arch_kwargs(text: str, flag: str = "--arch-kwargs") -> dict[str, Any]:

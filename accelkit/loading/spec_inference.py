@@ -498,7 +498,7 @@ def infer_torch_spec(
 
     Args:
         module: The generator in eval mode (nn.Module, ScriptModule or GraphModule); its
-            output must be an NCHW batch (see :mod:`accelkit.loaders.adapters` otherwise).
+            output must be an NCHW batch (see :mod:`accelkit.loading.adapters` otherwise).
         given: User-given inputs (``--input``), merged over the inferred ones by name.
         batch: Batch size to probe with (a fixed-batch program needs its own).
         output_shape: ``--output-shape`` for flat outputs.

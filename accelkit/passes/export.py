@@ -22,6 +22,7 @@ from typing import Any
 from accelkit.artifact import Artifact
 from accelkit.errors import AccelkitError, ExportError, InputError, interruption_in
 from accelkit.files import no_space_in, storage_error
+from accelkit.options import DEFAULT_BATCH_RANGE
 from accelkit.passes.base import Pass, PassResult, Progress
 from accelkit.passes.onnx_io import (
     check_graph,
@@ -41,10 +42,9 @@ from accelkit.passes.verify import (
     verify_sizes,
 )
 from accelkit.sampler import LatentSampler
+from accelkit.vocab import EXPORTERS
 
 log = logging.getLogger(__name__)
-
-EXPORTERS = ("auto", "dynamo", "torchscript")
 
 
 class OnnxFromTorch(Pass):
@@ -70,7 +70,7 @@ class OnnxFromTorch(Pass):
         out: str | Path | None = None,
         *,
         opset: int = 18,
-        batch_range: tuple[int, int, int] = (1, 8, 64),
+        batch_range: tuple[int, int, int] = DEFAULT_BATCH_RANGE,
         exporter: str = "auto",
         force: bool = False,
         verify: bool = True,

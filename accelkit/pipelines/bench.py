@@ -110,14 +110,12 @@ def check_bench_options(options: BenchOptions) -> str:
         BackendUnavailableError: A backend named explicitly cannot run here.
         MissingDependencyError: ``fid`` is set and no FID weights are installed.
     """
-    options.validate()
+    options.validated()
     check_out_folder(Path(options.out), options.force)
-    if options.fid:
+    if options.fid.n:
         from accelkit.quality.features import resolve_weights
-        from accelkit.quality.images import check_fid_mode
 
-        resolve_weights(options.fid_weights)  # missing weights: fail before any work
-        check_fid_mode(options.fid_mode)
+        resolve_weights(options.fid.weights)  # missing weights: fail before any work
     if options.images is not None and not Path(options.images).is_dir():
         raise InputError(
             f"--images {options.images} is not a folder; give a folder of PNG/JPG images (the generator's real inputs)"
@@ -166,12 +164,12 @@ def bench(
     """
     cfg = options or BenchOptions()
     device = check_bench_options(cfg)
-    if reference is not None and not cfg.fid:
+    if reference is not None and not cfg.fid.n:
         raise InputError("--reference only matters with --fid N")
     say = progress or (lambda m: None)
     say("loading the generator")
     artifact = resolve_artifact(generator)
-    if reference is None and cfg.fid and artifact.format != "torch":
+    if reference is None and cfg.fid.n and artifact.format != "torch":
         reference = (
             recorded_source(  # an exported build: its own FP32 torch model, as its sidecar names it
                 artifact,
@@ -222,8 +220,10 @@ def _bench_locked(
     except OSError as exc:
         raise storage_error(exc, f"cannot write in {out}") from None
     images, images_rec = bench_images(artifact, cfg)
-    targets, fp32_path = plan_targets(artifact, cfg, device, workdir, progress)
+    threads = cfg.threads.resolve(device)  # one thread policy for every row, chosen once
+    targets, fp32_path = plan_targets(artifact, cfg, device, workdir, progress, threads=threads)
     report = Report()
+    record_cpu_peaks(report, device, threads, {t.precision_label() for t in targets})
     report.settings["generator"] = Path(artifact.source).name if artifact.source else "in-memory"
     report.settings["generator_sha256"] = (artifact.source_sha256 or "")[:16]
     if images_rec is not None:
@@ -236,9 +236,9 @@ def _bench_locked(
         targets,
         cfg.batch_sizes,
         device=device,
-        warmup=cfg.warmup,
-        repeats=cfg.repeats,
-        min_time_s=cfg.min_time_s,
+        warmup=cfg.timing.warmup,
+        repeats=cfg.timing.repeats,
+        min_time_s=cfg.timing.min_time_s,
         seed=cfg.seed,
         flops_model=fp32_path,
         report=report,
@@ -247,7 +247,7 @@ def _bench_locked(
     )
     extra_files: dict[str, Path] = {}
     warnings: list[str] = []
-    if cfg.fid:
+    if cfg.fid.n:
         try:
             extra_files = measure_quality(
                 artifact,
@@ -273,6 +273,19 @@ def _bench_locked(
     return BenchResult(report, {**files, **extra_files}, warnings=warnings)
 
 
+def record_cpu_peaks(
+    report: Report, device: str, threads: int | None, precisions: set[str]
+) -> None:
+    """Record this CPU's measured GEMM peak per precision in ``report.settings``: the bound no
+    row's implied FLOP/s may exceed before its speed-up is withheld as implausible."""
+    if device != "cpu" or not threads:
+        return
+    from accelkit.flops import cpu_peak_gflops
+
+    peaks = {p: cpu_peak_gflops(threads, p) for p in sorted(precisions)}
+    report.settings["cpu_peak_gflops"] = {p: round(v, 1) for p, v in peaks.items() if v}
+
+
 def bench_vs(
     candidate: Any,
     baseline: Any,
@@ -282,7 +295,7 @@ def bench_vs(
 ) -> BenchVsResult:
     """Bench a candidate against a baseline build **interleaved in one process**.
 
-    Each of ``cfg.repeats`` rounds measures, per batch size and per matching
+    Each of ``cfg.timing.repeats`` rounds measures, per batch size and per matching
     (backend, precision) pair, the candidate and the baseline back to back (alternating
     which goes first), one repeat each; the rounds are then merged so every row holds one
     sample per round. A burst of load from another process therefore hits both sides of
@@ -309,7 +322,7 @@ def bench_vs(
     max_slowdown = (
         parse_fraction(max_slowdown) if isinstance(max_slowdown, str) else float(max_slowdown)
     )
-    if cfg.fid:
+    if cfg.fid.n:
         raise InputError("--vs and --fid cannot be combined; run the drift measurement separately")
     say = progress or (lambda m: None)
     say("loading both builds")
@@ -340,10 +353,10 @@ def bench_vs(
     cand, base = measure_interleaved(
         pairs,
         cfg.batch_sizes,
-        rounds=cfg.repeats,
+        rounds=cfg.timing.repeats,
         device=device,
-        warmup=cfg.warmup,
-        min_time_s=cfg.min_time_s,
+        warmup=cfg.timing.warmup,
+        min_time_s=cfg.timing.min_time_s,
         seed=cfg.seed,
         flops_model=cand_flops,
         progress=progress,
@@ -386,11 +399,12 @@ def bench_images(artifact: Artifact, cfg: BenchOptions) -> tuple[Any, dict[str, 
         return None, None
     from accelkit.quality.images import input_images
 
-    want = max(max(cfg.batch_sizes), 2 * cfg.fid)
+    n = cfg.fid.n
+    want = max(max(cfg.batch_sizes), 2 * n)
     images, rec = input_images(artifact.spec, cfg.images, want, "--images")
-    if cfg.fid and len(images) < 2 * cfg.fid:
+    if n and len(images) < 2 * n:
         raise InputError(
-            f"--fid {cfg.fid} with --images needs {2 * cfg.fid} images (N for the drift set, N more for the noise floor); "
+            f"--fid {n} with --images needs {2 * n} images (N for the drift set, N more for the noise floor); "
             f"{cfg.images} holds {len(images)}: lower --fid to {len(images) // 2} or add images"
         )
     return images, rec
@@ -436,12 +450,11 @@ def measure_quality(
         raise InputError(
             "--reference has different inputs or output shape than the generator; drift needs the same latents and image size"
         )
+    threads = cfg.threads.resolve(device)
     extractor = FeatureExtractor(
-        cfg.fid_weights, device=device, threads=cfg.threads, precision=cfg.fid_precision
+        cfg.fid.weights, device=device, threads=threads, precision=cfg.fid.precision
     )
-    from accelkit.quality.images import check_fid_mode
-
-    extractor.resize_mode = check_fid_mode(cfg.fid_mode)
+    extractor.resize_mode = cfg.fid.mode
     extractor.load()
     say = progress or (lambda m: None)
     ref_runner = create_runner(
@@ -449,7 +462,7 @@ def measure_quality(
         ref_art,
         device=device,
         precision="fp32",
-        **({"threads": cfg.threads} if cfg.threads else {}),
+        **({"threads": threads} if threads else {}),
     )
     files: dict[str, Path] = {}
     with ref_runner:
@@ -457,9 +470,9 @@ def measure_quality(
             ref_runner,
             reference_identity(ref_art),
             extractor,
-            cfg.fid,
+            cfg.fid.n,
             cfg.seed,
-            cfg.fid_batch,
+            cfg.fid.batch,
             out / "artifacts",
             progress=say,
             images=images,
@@ -505,7 +518,7 @@ def measure_quality(
                 ):
                     drift, imgs = meter.reference_drift(), ref_imgs
                 else:
-                    say(f"quality drift: {label} on {cfg.fid} images")
+                    say(f"quality drift: {label} on {cfg.fid.n} images")
                     try:
                         with create_runner(
                             t.backend, t.artifact, device=device, **t.options
@@ -526,7 +539,7 @@ def measure_quality(
         finally:
             meter.close()
     report.settings["fid"] = {
-        "n": cfg.fid,
+        "n": cfg.fid.n,
         "seed": cfg.seed,
         "reference": Path(ref_art.source).name if ref_art.source else "in-memory",
         "fid_mode": extractor.resize_mode,

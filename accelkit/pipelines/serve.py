@@ -838,8 +838,8 @@ def bench_serve(
             if any(b != "torch" for b in bench_options.backends)
             else "torch",
         )
-    if sopts.threads is None and bench_options.threads:
-        sopts = replace(sopts, threads=bench_options.threads)
+    if sopts.threads is None and bench_options.threads.count:
+        sopts = replace(sopts, threads=bench_options.threads.count)
     result = loadtest(load, lt, sopts, say, in_process=False, report=res.report)
     result.files = {
         **res.files,

@@ -2,7 +2,9 @@
 
 Frozen dataclasses with enums for every choice, validated once in ``validated()`` with
 the same one-line messages whether the values came from flags or from code (the
-pattern of :mod:`accelkit.pipelines.options`, which re-exports these).
+pattern of :mod:`accelkit.pipelines.options`, which re-exports these). The enums are the
+vocabularies of :mod:`accelkit.vocab`; enum values are checked by the one
+:func:`accelkit.options.enum_value`.
 """
 
 from __future__ import annotations
@@ -11,37 +13,16 @@ import ipaddress
 import math
 import re
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from accelkit.errors import InputError
+from accelkit.options import Threads, parse_batches
+from accelkit.options import enum_value as _enum
+from accelkit.vocab import InstanceKind, LoadTool, Protocol
 
 #: Triton model names: what Triton and PyTriton accept in a repository folder name and a URL.
 MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-class InstanceKind(str, Enum):
-    """Where Triton places model instances (``instance_group.kind``); ``auto``: GPU for engines, else CPU."""
-
-    auto = "auto"
-    cpu = "cpu"
-    gpu = "gpu"
-
-
-class Protocol(str, Enum):
-    """Triton's client protocols."""
-
-    grpc = "grpc"
-    http = "http"
-
-
-class LoadTool(str, Enum):
-    """Who generates the load: perf_analyzer when installed (``auto``), else a tritonclient closed loop."""
-
-    auto = "auto"
-    perf_analyzer = "perf_analyzer"
-    tritonclient = "tritonclient"
 
 
 #: Default request size limit, bytes: Triton's own default for ``--http-max-input-size``
@@ -65,17 +46,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(h).is_loopback
     except ValueError:
         return False
-
-
-def _enum(enum: Any, value: Any, flag: str) -> Any:
-    if isinstance(value, enum):
-        return value
-    try:
-        return enum(value)
-    except ValueError:
-        raise InputError(
-            f"{flag} {value!r} is unknown; choose one of {', '.join(m.value for m in enum)}"
-        ) from None
 
 
 def _request_size_error(shown: str) -> InputError:
@@ -167,7 +137,7 @@ class TritonRepoOptions:
         check_model_name(self.name)
         _positive(self.max_batch, "--max-batch", "32")
         _positive(self.instances, "--instances", "1")
-        _positive(self.threads, "--threads", "2")
+        Threads(self.threads).validated()
         for b in self.preferred_batches:
             _positive(b, "--preferred-batch", "8")
         if self.max_batch is not None and any(b > self.max_batch for b in self.preferred_batches):
@@ -257,7 +227,7 @@ class ServeOptions:
     def validated(self) -> ServeOptions:
         """Check the values; returns ``self``."""
         check_model_name(self.name)
-        _positive(self.threads, "--threads", "2")
+        Threads(self.threads).validated()
         _positive(self.max_batch, "--max-batch", "32")
         _positive(self.instances, "--instances", "1")
         for b in self.preferred_batches:
@@ -357,7 +327,7 @@ class LoadtestOptions:
             raise InputError(
                 f"--concurrency {max(self.concurrency)} is unreasonably high for one load generator; use at most 1024"
             )
-        _positive(self.batch_size, "--batch", "1")
+        parse_batches(self.batch_size, "--batch", single=True)
         _positive(self.windows, "--windows", "3")
         _positive(self.max_requests, "--max-requests", "100000")
         for flag, v, low in (

@@ -225,7 +225,11 @@ def test_optimize_journal_is_keyed_by_the_extractor_content(
     gen.write_bytes(weights(tmp_path, LatentGen).read_bytes())
     extractor = tmp_path / "fid.pt"
     shutil.copyfile(tiny_weights, extractor)
-    opts = ak.OptimizeOptions(fid=8, fid_weights=str(extractor), out=tmp_path / "opt", calib=8)
+    opts = ak.OptimizeOptions(
+        fid=ak.FidSettings(n=8, weights=str(extractor)),
+        out=tmp_path / "opt",
+        int8=ak.Int8Settings(calib=8),
+    )
     load = ak.LoadOptions(generator=str(gen), arch="tests.fixtures.generators:LatentGen")
     with pytest.raises(Started):
         ak.optimize(load, opts)

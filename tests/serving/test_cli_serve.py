@@ -222,7 +222,7 @@ def test_loadtest_of_a_generator_serves_it_and_compares_in_process(tmp_path: Pat
             "0.4",
             "--windows",
             "2",
-            "--warmup",
+            "--warmup-time",
             "0.2",
             "--threads",
             "1",
