@@ -359,12 +359,17 @@ def test_a_failed_rows_traceback_goes_to_the_report_and_v_only(tmp_path: Path) -
 
 
 @pytest.mark.slow
-def test_an_output_shape_that_changes_between_calls_fails_the_row(tmp_path: Path) -> None:
-    res, rows = _bench(tmp_path, ShapeShifter, "--batch", "2")
-    assert res.returncode == 1, res.stdout + res.stderr
-    row = rows[2]
-    assert row["status"] == "failed" and row["images_per_sec"] is None
-    assert "the output shape changed between calls (2x3x8x" in row["reason"]
+def test_an_output_shape_that_changes_between_calls_is_refused_at_load(tmp_path: Path) -> None:
+    src = weights(tmp_path, ShapeShifter)
+    out = tmp_path / "report"
+    res = accelkit(
+        "bench", src, "--arch", f"{HERE}:ShapeShifter", "--backend", "torch", "--precision",
+        "fp32", *QUICK, "--out", out, "--batch", "2", cwd=tmp_path,
+    )  # fmt: skip
+    assert res.returncode == 2, res.stdout + res.stderr
+    line = one_error_line(res)
+    assert "output shape changes between calls" in line and "(3x8x8, then 3x8x4" in line
+    assert not (out / "results.json").exists()
 
 
 @pytest.mark.slow
