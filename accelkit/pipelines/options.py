@@ -304,8 +304,9 @@ class QuantizeOptions:
 class PruneOptions:
     """``accelkit prune``: structured channel pruning, optional data-free distillation.
 
-    ``fid``, ``fid_weights`` and ``threads`` are checked by the shared
-    :class:`~accelkit.options.FidSettings` and :class:`~accelkit.options.Threads` rules.
+    ``fid`` and ``threads`` are the shared :class:`~accelkit.options.FidSettings` and
+    :class:`~accelkit.options.Threads` objects (a number of images / a thread count is
+    accepted and wrapped); only their ``n``, ``weights`` and ``count`` apply here.
 
     Attributes:
         out: Destination TorchScript (None: ``<stem>.pruned.pt``).
@@ -320,9 +321,9 @@ class PruneOptions:
         loss: Pixel loss.
         feature_loss: Weight of the feature loss (0: pixels only).
         feature_layers: Globs of the layers the feature loss matches.
-        fid: FID drift vs the teacher on N images (0: off).
-        fid_weights: Feature extractor file (None: FID Inception).
-        threads: CPU threads for torch (None: torch's default).
+        fid: FID drift vs the teacher: ``n`` images (0: off), ``weights`` the feature
+            extractor file (None: FID Inception).
+        threads: CPU threads for torch (``count`` None: torch's default).
         checkpoint: Distillation checkpoint (None: ``<out>.distill.ckpt``).
         resume: Resume from the checkpoint when it exists.
         seed: Seed of latents and random importance.
@@ -341,9 +342,8 @@ class PruneOptions:
     loss: DistillLoss = DistillLoss.l1
     feature_loss: float = 0.0
     feature_layers: tuple[str, ...] = ()
-    fid: int = 0
-    fid_weights: str | None = None
-    threads: int | None = None
+    fid: FidSettings = field(default_factory=FidSettings)
+    threads: Threads = field(default_factory=Threads)
     checkpoint: Path | None = None
     resume: bool = True
     seed: int = 0
@@ -352,6 +352,8 @@ class PruneOptions:
     def __post_init__(self) -> None:
         _normalize(self, "loss", lambda v: enum_value(DistillLoss, v, "--loss"))
         _normalize(self, "importance", lambda v: enum_value(Importance, v, "--importance"))
+        _normalize(self, "fid", FidSettings.of)
+        _normalize(self, "threads", Threads.of)
 
     def validated(self) -> PruneOptions:
         """Check the values; returns ``self``."""
@@ -361,8 +363,8 @@ class PruneOptions:
         check_number(self.feature_loss, "--feature-loss", low=0.0)
         check_int(self.distill_steps, "--distill-steps", low=0, high=10_000_000)
         check_int(self.distill_batch, "--distill-batch", low=1, high=65536, fix="e.g. 16")
-        FidSettings(n=self.fid, weights=self.fid_weights).validated()
-        Threads(self.threads).validated()
+        self.fid.validated()
+        self.threads.validated()
         check_globs(self.keep, "--keep")
         check_globs(self.feature_layers, "--feature-layer")
         if (self.feature_loss or self.feature_layers) and not self.distill_steps:
@@ -428,33 +430,31 @@ class BuildOptions:
 class FidOptions:
     """``accelkit fid``: FID/KID between image folders or ``.npz`` statistics.
 
-    ``fid_weights``, ``batch_size`` and ``fid_mode`` are checked by the shared
-    :class:`~accelkit.options.FidSettings` rules.
+    The extractor settings are the shared :class:`~accelkit.options.FidSettings` (its
+    ``weights``, ``batch`` and ``mode`` apply here; the command spells ``--fid-batch``
+    ``--batch-size``).
 
     Attributes:
         save_stats: Write the first source's statistics to this ``.npz``.
-        fid_weights: Feature extractor file (None: FID Inception).
-        batch_size: Images per extractor call.
+        fid: The feature extractor file (``weights``, None: FID Inception), images per
+            extractor call (``batch``) and the resize before it (``mode``: ``clean``,
+            ``legacy-tensorflow`` or ``legacy-pytorch``, clean-fid's modes; recorded in
+            the provenance).
         kid_subsets: KID subsets (folders only).
         device: ``cpu`` or ``cuda[:N]`` for the extractor.
         force: Overwrite an existing ``save_stats`` file.
-        fid_mode: Resize before the extractor: ``clean`` (default), ``legacy-tensorflow``
-            or ``legacy-pytorch`` (clean-fid's modes); recorded in the provenance.
     """
 
     save_stats: Path | None = None
-    fid_weights: str | None = None
-    batch_size: int = FidSettings().batch
+    fid: FidSettings = field(default_factory=FidSettings)
     kid_subsets: int = 100
     device: str = "cpu"
     force: bool = False
-    fid_mode: str = "clean"
 
     def validated(self) -> FidOptions:
         """Check the values; returns ``self``."""
-        fs = FidSettings(weights=self.fid_weights, batch=self.batch_size, mode=self.fid_mode)
         try:
-            fs.validated()
+            self.fid.validated()
         except InputError as exc:  # the fid command spells the batch flag --batch-size
             raise InputError(str(exc).replace("--fid-batch", "--batch-size")) from None
         check_int(
@@ -462,7 +462,6 @@ class FidOptions:
         )
         if self.device != "cpu" and not self.device.startswith("cuda"):
             raise InputError(f"--device {self.device!r} is unknown; use cpu or cuda[:N]")
-        object.__setattr__(self, "fid_mode", fs.mode)
         return self
 
 
