@@ -563,41 +563,12 @@ def build(
 
 @app.command()
 @handle_errors
+@bind("opts", CompareOptions)
 def compare(
     baseline: Path = typer.Argument(..., help="Baseline results.json (or its folder)."),
     current: Path = typer.Argument(..., help="Current results.json (or its folder)."),
-    max_slowdown: str = typer.Option(
-        "5%",
-        "--max-slowdown",
-        help="Allowed slowdown, e.g. 5% or 0.05; a row regresses only when the whole confidence interval of its speed ratio is below 1 - this.",
-    ),
-    max_fid_drift: float | None = typer.Option(
-        None,
-        "--max-fid-drift",
-        help="Allowed growth of FID drift (rows measured with bench --fid); a row without a finite FID drift on both sides then fails.",
-    ),
-    confidence: float = typer.Option(
-        0.95,
-        "--confidence",
-        help="Confidence level of the bootstrap interval over per-repeat samples.",
-    ),
-    strict: bool = typer.Option(
-        False,
-        "--strict",
-        help="Also exit 3 (cannot tell) on rows new in the current report and on any environment difference, the number of repeats included.",
-    ),
-    allow_unreliable: bool = typer.Option(
-        False,
-        "--allow-unreliable",
-        help="Exit 0 instead of 3 when the gate cannot tell (rows unreliable: loads, versions or hardware differ, too few repeats, an interval wider than the threshold; rows missing), said loudly; a regression still exits 1, and a comparison that compared nothing still exits 3.",
-    ),
-    markdown: Path | None = typer.Option(
-        None, "--markdown", help="Write a Markdown summary (CI job summary / PR comment)."
-    ),
-    junit: Path | None = typer.Option(
-        None, "--junit", help="Write JUnit XML, one test case per row."
-    ),
-    force: bool = force_option("existing --markdown/--junit files"),
+    *,
+    opts: CompareOptions,
 ) -> None:
     """Compare two bench results: exit 0 pass, 1 regression, 2 bad input (reports of different generators included), 3 the gate cannot tell.
 
@@ -605,14 +576,4 @@ def compare(
     """
     from accelkit.pipelines.compare import compare as run_compare
 
-    opts = CompareOptions(
-        max_slowdown=max_slowdown,
-        max_fid_drift=max_fid_drift,
-        confidence=confidence,
-        strict=strict,
-        allow_unreliable=allow_unreliable,
-        markdown=markdown,
-        junit=junit,
-        force=force,
-    ).validated()
     emit(run_compare(baseline, current, opts))

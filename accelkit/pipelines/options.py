@@ -32,8 +32,10 @@ from accelkit.options import (
     check_int,
     check_number,
     enum_value,
+    flag,
     parse_batches,
     parse_duration,
+    parse_float_list,
 )
 from accelkit.vocab import (
     PRECISIONS,
@@ -481,14 +483,54 @@ class CompareOptions:
         force: Overwrite existing summary files.
     """
 
-    max_slowdown: float | str = 0.05
-    max_fid_drift: float | None = None
-    confidence: float = 0.95
-    strict: bool = False
-    allow_unreliable: bool = False
-    markdown: Path | None = None
-    junit: Path | None = None
-    force: bool = False
+    max_slowdown: float | str = flag(
+        0.05,
+        "--max-slowdown",
+        help="Allowed slowdown, e.g. 5% or 0.05; a row regresses only when the whole confidence interval of its "
+        "speed ratio is below 1 - this.",
+        cli_type=str,
+        show=lambda v: f"{float(v) * 100:g}%",
+    )
+    max_fid_drift: float | None = flag(
+        None,
+        "--max-fid-drift",
+        help="Allowed growth of FID drift (rows measured with bench --fid); a row without a finite FID drift on "
+        "both sides then fails.",
+        cli_type=float | None,
+    )
+    confidence: float = flag(
+        0.95,
+        "--confidence",
+        help="Confidence level of the bootstrap interval over per-repeat samples.",
+        cli_type=float,
+    )
+    strict: bool = flag(
+        False,
+        "--strict",
+        help="Also exit 3 (cannot tell) on rows new in the current report and on any environment difference, "
+        "the number of repeats included.",
+        cli_type=bool,
+    )
+    allow_unreliable: bool = flag(
+        False,
+        "--allow-unreliable",
+        help="Exit 0 instead of 3 when the gate cannot tell (rows unreliable: loads, versions or hardware differ, "
+        "too few repeats, an interval wider than the threshold; rows missing), said loudly; a regression still "
+        "exits 1, and a comparison that compared nothing still exits 3.",
+        cli_type=bool,
+    )
+    markdown: Path | None = flag(
+        None,
+        "--markdown",
+        help="Write a Markdown summary (CI job summary / PR comment).",
+        cli_type=Path | None,
+    )
+    junit: Path | None = flag(
+        None, "--junit", help="Write JUnit XML, one test case per row.", cli_type=Path | None
+    )
+    force: bool = flag(
+        False, "--force", help="Overwrite existing --markdown/--junit files.", cli_type=bool
+    )
 
     def __post_init__(self) -> None:
         _normalize(self, "max_slowdown", _fraction)
@@ -507,8 +549,8 @@ class CompareOptions:
         return self
 
 
-def _precisions(values: Sequence[Any], flag: str) -> tuple[str, ...]:
-    return tuple(enum_value(Precision, p, flag).value for p in values)
+def _precisions(values: Sequence[Any], flag_text: str) -> tuple[str, ...]:
+    return tuple(enum_value(Precision, p, flag_text).value for p in values)
 
 
 @dataclass(frozen=True)
@@ -537,24 +579,91 @@ class OptimizeOptions:
         force: Start over even when ``out`` holds a search (default: resume it).
     """
 
-    budget: str = "floor"
+    budget: str = flag(
+        "floor",
+        "--budget",
+        help="Quality the build must keep: floor (FID drift within the noise floor), a max FID drift (e.g. 2.5) "
+        "or psnr:DB (e.g. psnr:35).",
+        cli_type=str,
+    )
     backends: tuple[str, ...] = ()
     precisions: tuple[str, ...] = ()
-    batch: int = 1
-    device: str = "auto"
-    time_budget: str | float = "20m"
-    out: Path = Path("accelkit-optimize")
+    batch: int = flag(
+        1,
+        "--batch",
+        help="Images per call the build is for (one batch size; its speed is measured at it).",
+        cli_type=str,
+        parse=lambda text: parse_batches(text, "--batch", single=True)[0],
+        show=str,
+    )
+    device: str = flag(
+        "auto", "--device", help="auto (CUDA if available), cpu or cuda[:N].", cli_type=str
+    )
+    time_budget: str | float = flag(
+        "20m",
+        "--time-budget",
+        help="Wall time for the search, e.g. 10m, 600s, 1h (held within 5 %: each phase is estimated before it "
+        "starts); when it runs out the best build found so far is chosen.",
+        cli_type=str,
+        show=str,
+    )
+    out: Path = flag(
+        Path("accelkit-optimize"),
+        "--out",
+        help="Output folder: the chosen artifact + sidecar, results.json/md/csv, pareto.png, optimize.json, "
+        "journal.jsonl.",
+        cli_type=Path,
+    )
     fid: FidSettings = field(default_factory=lambda: FidSettings(n=500))
-    seed: int = 0
+    seed: int = flag(
+        0,
+        "--seed",
+        help="Latent seed of the search (re-measure the chosen build with another one).",
+        cli_type=int,
+    )
     threads: Threads = field(default_factory=Threads)
-    allow_prune: bool = False
-    prune_ratios: tuple[float, ...] = (0.25, 0.5)
-    distill_steps: int = 300
+    allow_prune: bool = flag(
+        False,
+        "--allow-prune",
+        help="Also search structured pruning + data-free distillation (changes the weights).",
+        cli_type=bool,
+    )
+    prune_ratios: tuple[float, ...] = flag(
+        (0.25, 0.5),
+        "--prune-ratios",
+        help="With --allow-prune: comma-separated pruning ratios.",
+        cli_type=str,
+        parse=lambda text: tuple(parse_float_list(text, "--prune-ratios")),
+        show=lambda ratios: ",".join(f"{r:g}" for r in ratios),
+    )
+    distill_steps: int = flag(
+        300,
+        "--distill-steps",
+        help="With --allow-prune: distillation steps per pruned model.",
+        cli_type=int,
+    )
     int8: Int8Settings = field(default_factory=Int8Settings)
-    min_psnr_db: float = 20.0
-    tie_margin: float = 0.05
+    min_psnr_db: float = flag(
+        20.0,
+        "--min-psnr",
+        help="Quick check: reject a candidate whose paired PSNR on a few images is below this (dB) before "
+        "measuring FID.",
+        cli_type=float,
+    )
+    tie_margin: float = flag(
+        0.05,
+        "--tie-margin",
+        help="Builds within this share of the fastest accepted build's speed count as equally fast (timing "
+        "noise); of those the one with the least drift is chosen (0: the fastest, however small its lead).",
+        cli_type=float,
+    )
     timing: Timing = SEARCH_TIMING
-    force: bool = False
+    force: bool = flag(
+        False,
+        "--force",
+        help="Start over even when --out holds a search (default: resume it from its journal).",
+        cli_type=bool,
+    )
 
     def __post_init__(self) -> None:
         _normalize(self, "out", Path)
