@@ -16,49 +16,23 @@ from typing import Any
 import typer
 
 from accelkit.cli.app import app, emit, handle_errors, progress_status
-from accelkit.cli.params import bind, force_option, generator_argument, load_options
+from accelkit.cli.params import bind, generator_argument, load_options
 from accelkit.pipelines.options import LoadOptions
 from accelkit.serving.options import (
     MIB,
-    InstanceKind,
     LoadtestOptions,
     ServeOptions,
     TritonRepoOptions,
-    preferred_batches,
 )
 
 _SERVER = "Server"
 _LOAD = "Load"
 
 
-def repo_options(
-    name: str | None,
-    max_batch: int | None,
-    preferred: list[str] | None,
-    bench_results: Path | None,
-    max_queue_delay_us: int,
-    instances: int,
-    kind: str,
-    threads: int | None,
-    force: bool,
-) -> TritonRepoOptions:
-    """:class:`TritonRepoOptions` from the flags (shared with ``export --triton-repo``)."""
-    return TritonRepoOptions(
-        name=name,
-        max_batch=max_batch,
-        preferred_batches=preferred_batches(preferred),
-        bench_results=bench_results,
-        max_queue_delay_us=max_queue_delay_us,
-        instances=instances,
-        kind=kind,
-        threads=threads,
-        force=force,
-    ).validated()
-
-
 @app.command("triton-repo")
 @handle_errors
 @load_options(("input", "output_range"), generator_param="model")
+@bind("opts", TritonRepoOptions)
 def triton_repo(
     model: Path = typer.Argument(
         ..., help="ONNX model (fp32, fp16 or int8 Q/DQ) or TensorRT engine (.plan) to deploy."
@@ -67,57 +41,14 @@ def triton_repo(
         ...,
         help="Triton model repository folder (created if missing; other models in it are kept).",
     ),
-    name: str | None = typer.Option(
-        None, "--name", help="Model name = folder under the repository (default: the file's stem)."
-    ),
-    max_batch: int | None = typer.Option(
-        None,
-        "--max-batch",
-        help="max_batch_size (default: the max of the artifact's batch range, else 64).",
-    ),
-    preferred_batch: list[str] | None = typer.Option(
-        None,
-        "--preferred-batch",
-        help="Dynamic-batching preferred batch sizes, e.g. 8 or 4,8 (default: the fastest batch of --bench-results, else the batch range's opt).",
-    ),
-    bench_results: Path | None = typer.Option(
-        None,
-        "--bench-results",
-        help="results.json (or its folder) of accelkit bench: its fastest batch for this backend and precision becomes the preferred batch size.",
-    ),
-    max_queue_delay_us: int = typer.Option(
-        500,
-        "--max-queue-delay-us",
-        help="How long Triton may hold a request to form a bigger batch, microseconds.",
-    ),
-    instances: int = typer.Option(1, "--instances", help="Model instances (instance_group count)."),
-    kind: InstanceKind = typer.Option(
-        InstanceKind.auto.value,
-        "--kind",
-        help="Instance kind: gpu for engines, cpu for ONNX by default.",
-    ),
-    threads: int | None = typer.Option(
-        None, "--threads", help="ONNX Runtime intra-op threads per instance (config parameter)."
-    ),
-    force: bool = force_option("an existing model folder"),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
     *,
     load: LoadOptions,
+    opts: TritonRepoOptions,
 ) -> None:
     """Write a Triton model repository entry (config.pbtxt + model + sidecar) for an ONNX or TensorRT artifact."""
     from accelkit.pipelines.serve import triton_repo as run_repo
 
-    opts = repo_options(
-        name,
-        max_batch,
-        preferred_batch,
-        bench_results,
-        max_queue_delay_us,
-        instances,
-        kind,
-        threads,
-        force,
-    )
     emit(run_repo(load, repository, opts), as_json)
 
 

@@ -32,6 +32,8 @@ DEFAULT_MAX_REQUEST_BYTES = 64 * 2**20
 #: The largest request limit: a gRPC message is at most 2 GiB - 1 byte.
 MAX_REQUEST_BYTES_CEILING = 2047 * 2**20
 MIB = 2**20
+#: How long Triton may hold a request to form a bigger batch by default, microseconds.
+DEFAULT_MAX_QUEUE_DELAY_US = 500
 
 
 def is_loopback(host: str) -> bool:
@@ -125,15 +127,55 @@ class TritonRepoOptions:
         force: Replace an existing model folder.
     """
 
-    name: str | None = None
-    max_batch: int | None = None
-    preferred_batches: tuple[int, ...] = ()
-    bench_results: Path | None = None
-    max_queue_delay_us: int = 500
-    instances: int = 1
-    kind: InstanceKind | str = InstanceKind.auto
-    threads: int | None = None
-    force: bool = False
+    name: str | None = flag(
+        None,
+        "--name",
+        help="Model name = folder under the repository (default: the file's stem).",
+        cli_type=str | None,
+    )
+    max_batch: int | None = flag(
+        None,
+        "--max-batch",
+        help="max_batch_size (default: the max of the artifact's batch range, else 64).",
+        cli_type=int | None,
+    )
+    preferred_batches: tuple[int, ...] = flag(
+        (),
+        "--preferred-batch",
+        help="Dynamic-batching preferred batch sizes, e.g. 8 or 4,8 (default: the fastest batch of "
+        "--bench-results, else the batch range's opt).",
+        cli_type=list[str] | None,
+        parse=lambda values: preferred_batches(values),
+    )
+    bench_results: Path | None = flag(
+        None,
+        "--bench-results",
+        help="results.json (or its folder) of accelkit bench: its fastest batch for this backend and precision "
+        "becomes the preferred batch size.",
+        cli_type=Path | None,
+    )
+    max_queue_delay_us: int = flag(
+        DEFAULT_MAX_QUEUE_DELAY_US,
+        "--max-queue-delay-us",
+        help="How long Triton may hold a request to form a bigger batch, microseconds.",
+        cli_type=int,
+    )
+    instances: int = flag(
+        1, "--instances", help="Model instances (instance_group count).", cli_type=int
+    )
+    kind: InstanceKind | str = flag(
+        InstanceKind.auto,
+        "--kind",
+        help="Instance kind: gpu for engines, cpu for ONNX by default.",
+        cli_type=InstanceKind,
+    )
+    threads: int | None = flag(
+        None,
+        "--threads",
+        help="ONNX Runtime intra-op threads per instance (config parameter).",
+        cli_type=int | None,
+    )
+    force: bool = flag(False, "--force", help="Overwrite an existing model folder.", cli_type=bool)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", _enum(InstanceKind, self.kind, "--kind"))
@@ -232,7 +274,7 @@ class ServeOptions:
         cli_type=int,
     )
     max_queue_delay_us: int = flag(
-        500,
+        DEFAULT_MAX_QUEUE_DELAY_US,
         "--max-queue-delay-us",
         help="How long a request may wait to be batched, microseconds.",
         cli_type=int,
