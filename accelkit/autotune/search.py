@@ -661,7 +661,7 @@ class Search:
         if rec is not None:
             self.sensitivity[key] = [(g, list(p)) for g, p in rec["groups"]]
             return self.sensitivity[key]
-        from accelkit.passes.sensitivity import sensitivity
+        from accelkit.passes.sensitivity import sensitivity, sensitivity_calib
 
         t0 = time.monotonic()
         self.say(f"int8 sensitivity of {key}: one layer group at a time")
@@ -669,7 +669,7 @@ class Search:
             fp32 = self.artifact(replace(cand, source="onnx-fp32", exclude=(), exclude_groups=()))
             report = sensitivity(
                 fp32,
-                calib_samples=min(self.opts.int8.calib, 64),
+                calib_samples=sensitivity_calib(self.opts.int8.calib),
                 seed=self.opts.seed,
                 progress=self.say,
             )

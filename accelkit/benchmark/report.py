@@ -27,6 +27,7 @@ from accelkit.benchmark.render import to_csv as _to_csv
 from accelkit.benchmark.render import to_markdown as _to_markdown
 from accelkit.errors import AccelkitError, InputError
 from accelkit.files import sha256_file
+from accelkit.jsonio import read_json_file
 
 log = logging.getLogger(__name__)
 
@@ -520,18 +521,9 @@ class Report:
         p = Path(path)
         if p.is_dir():
             p = p / FILES["json"]
-        try:
-            text = p.read_text()
-        except OSError as exc:
-            raise InputError(
-                f"cannot read {p} ({exc.strerror or exc}); give the results.json of an accelkit bench run"
-            ) from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(
-                f"{p} is not valid JSON (line {exc.lineno}: {exc.msg}); re-run accelkit bench"
-            ) from None
+        data = read_json_file(
+            p, "", "give the results.json of an accelkit bench run", "re-run accelkit bench"
+        )
         return cls.from_dict(data, str(p))
 
 

@@ -177,6 +177,9 @@ def quantize(
     emit(result)
 
 
+_PRUNE = PruneOptions()  # the prune command's defaults
+
+
 @app.command()
 @handle_errors
 @load_options(
@@ -192,6 +195,20 @@ def quantize(
         "hw_range",
     )
 )
+@bind(
+    "fid_settings",
+    FidSettings,
+    only=("n", "weights"),
+    help={
+        "n": "Measure FID drift vs the teacher on N images (torch fp32, with the noise floor) after pruning, "
+        "and after distillation when --distill-steps is set."
+    },
+)
+@bind(
+    "threads",
+    Threads,
+    help={"count": "CPU threads for torch during distillation and FID (default: torch's)."},
+)
 def prune(
     generator: str | None = generator_argument(),
     output: Path | None = typer.Option(
@@ -201,12 +218,12 @@ def prune(
         help="Pruned generator, saved as TorchScript (default: <stem>.pruned.pt; the current folder for bundled generators).",
     ),
     ratio: float = typer.Option(
-        0.5,
+        _PRUNE.ratio,
         "--ratio",
         help="Fraction of channels to remove (per layer, or over the network with --global).",
     ),
     importance: Importance = typer.Option(
-        Importance.l2.value, "--importance", help="Channel importance."
+        _PRUNE.importance.value, "--importance", help="Channel importance."
     ),
     global_pruning: bool = typer.Option(
         False, "--global", help="Rank channels across layers instead of within each layer."
@@ -218,17 +235,17 @@ def prune(
         None, "--round-to", help="Keep channel counts a multiple of this (e.g. 8)."
     ),
     distill_steps: int = typer.Option(
-        0,
+        _PRUNE.distill_steps,
         "--distill-steps",
         help="Data-free distillation steps after pruning (teacher: the FP32 model; latents from its prior).",
     ),
-    distill_batch: int = typer.Option(16, "--distill-batch", help="Latents per distillation step."),
-    lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate for distillation."),
-    loss: DistillLoss = typer.Option(
-        DistillLoss.l1.value, "--loss", help="Distillation pixel loss."
+    distill_batch: int = typer.Option(
+        _PRUNE.distill_batch, "--distill-batch", help="Latents per distillation step."
     ),
+    lr: float = typer.Option(_PRUNE.lr, "--lr", help="Adam learning rate for distillation."),
+    loss: DistillLoss = typer.Option(_PRUNE.loss.value, "--loss", help="Distillation pixel loss."),
     feature_loss: float = typer.Option(
-        0.0,
+        _PRUNE.feature_loss,
         "--feature-loss",
         help="Weight of the distillation feature loss: intermediate outputs of the pruned layers matched to the teacher's through learned 1x1 adapters (0: pixels only).",
     ),
@@ -236,17 +253,6 @@ def prune(
         None,
         "--feature-layer",
         help="Layer-name glob whose output the feature loss matches (repeatable; default: every pruned layer).",
-    ),
-    fid: int = typer.Option(
-        0,
-        "--fid",
-        help="Measure FID drift vs the teacher on N images (torch fp32, with the noise floor) after pruning, and after distillation when --distill-steps is set.",
-    ),
-    fid_weights: str | None = fid_weights_option(),
-    threads: int | None = typer.Option(
-        None,
-        "--threads",
-        help="CPU threads for torch during distillation and FID (default: torch's).",
     ),
     checkpoint: Path | None = typer.Option(
         None,
@@ -256,10 +262,12 @@ def prune(
     no_resume: bool = typer.Option(
         False, "--no-resume", help="Start distillation from scratch even if a checkpoint exists."
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed of latents and random importance."),
+    seed: int = typer.Option(_PRUNE.seed, "--seed", help="Seed of latents and random importance."),
     force: bool = force_option(),
     *,
     load: LoadOptions,
+    fid_settings: FidSettings,
+    threads: Threads,
 ) -> None:
     """Structured channel pruning (torch-pruning DepGraph), optionally followed by data-free distillation."""
     from accelkit.pipelines.prune import prune_and_distill
@@ -277,8 +285,7 @@ def prune(
         loss=loss,
         feature_loss=feature_loss,
         feature_layers=tuple(feature_layer or ()),
-        fid=fid,
-        fid_weights=fid_weights,
+        fid=fid_settings,
         threads=threads,
         checkpoint=checkpoint,
         resume=not no_resume,
@@ -455,6 +462,9 @@ def bench(
     emit(bench_result)
 
 
+_FID = FidOptions()  # the fid command's defaults
+
+
 @app.command()
 @handle_errors
 def fid(
@@ -468,11 +478,15 @@ def fid(
         None, "--save-stats", help="Write A's statistics (with provenance) to this .npz."
     ),
     fid_weights: Path | None = fid_weights_option(),
-    batch_size: int = typer.Option(32, "--batch-size", help="Images per extractor call."),
-    kid_subsets: int = typer.Option(
-        100, "--kid-subsets", help="KID subsets (folders only; needs features, not .npz)."
+    batch_size: int = typer.Option(
+        _FID.fid.batch, "--batch-size", help="Images per extractor call."
     ),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda[:N] for the extractor."),
+    kid_subsets: int = typer.Option(
+        _FID.kid_subsets,
+        "--kid-subsets",
+        help="KID subsets (folders only; needs features, not .npz).",
+    ),
+    device: str = typer.Option(_FID.device, "--device", help="cpu or cuda[:N] for the extractor."),
     fid_mode: str = fid_mode_option(),
     force: bool = force_option("an existing --save-stats file"),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
@@ -482,12 +496,12 @@ def fid(
 
     opts = FidOptions(
         save_stats=save_stats,
-        fid_weights=str(fid_weights) if fid_weights else None,
-        batch_size=batch_size,
+        fid=FidSettings(
+            weights=str(fid_weights) if fid_weights else None, batch=batch_size, mode=fid_mode
+        ),
         kid_subsets=kid_subsets,
         device=device,
         force=force,
-        fid_mode=fid_mode,
     ).validated()
     with progress_status(not as_json) as progress:
         result = run_fid(source_a, source_b, opts, progress)
@@ -549,41 +563,12 @@ def build(
 
 @app.command()
 @handle_errors
+@bind("opts", CompareOptions)
 def compare(
     baseline: Path = typer.Argument(..., help="Baseline results.json (or its folder)."),
     current: Path = typer.Argument(..., help="Current results.json (or its folder)."),
-    max_slowdown: str = typer.Option(
-        "5%",
-        "--max-slowdown",
-        help="Allowed slowdown, e.g. 5% or 0.05; a row regresses only when the whole confidence interval of its speed ratio is below 1 - this.",
-    ),
-    max_fid_drift: float | None = typer.Option(
-        None,
-        "--max-fid-drift",
-        help="Allowed growth of FID drift (rows measured with bench --fid); a row without a finite FID drift on both sides then fails.",
-    ),
-    confidence: float = typer.Option(
-        0.95,
-        "--confidence",
-        help="Confidence level of the bootstrap interval over per-repeat samples.",
-    ),
-    strict: bool = typer.Option(
-        False,
-        "--strict",
-        help="Also exit 3 (cannot tell) on rows new in the current report and on any environment difference, the number of repeats included.",
-    ),
-    allow_unreliable: bool = typer.Option(
-        False,
-        "--allow-unreliable",
-        help="Exit 0 instead of 3 when the gate cannot tell (rows unreliable: loads, versions or hardware differ, too few repeats, an interval wider than the threshold; rows missing), said loudly; a regression still exits 1, and a comparison that compared nothing still exits 3.",
-    ),
-    markdown: Path | None = typer.Option(
-        None, "--markdown", help="Write a Markdown summary (CI job summary / PR comment)."
-    ),
-    junit: Path | None = typer.Option(
-        None, "--junit", help="Write JUnit XML, one test case per row."
-    ),
-    force: bool = force_option("existing --markdown/--junit files"),
+    *,
+    opts: CompareOptions,
 ) -> None:
     """Compare two bench results: exit 0 pass, 1 regression, 2 bad input (reports of different generators included), 3 the gate cannot tell.
 
@@ -591,14 +576,4 @@ def compare(
     """
     from accelkit.pipelines.compare import compare as run_compare
 
-    opts = CompareOptions(
-        max_slowdown=max_slowdown,
-        max_fid_drift=max_fid_drift,
-        confidence=confidence,
-        strict=strict,
-        allow_unreliable=allow_unreliable,
-        markdown=markdown,
-        junit=junit,
-        force=force,
-    ).validated()
     emit(run_compare(baseline, current, opts))

@@ -85,12 +85,12 @@ def fid(
             "give a second folder/.npz to compare with, or --save-stats FILE to only compute statistics"
         )
     needs_extractor = any(p is not None and p.suffix != ".npz" for p in (a, b))
-    extractor = FeatureExtractor(opts.fid_weights, device=opts.device) if needs_extractor else None
+    extractor = FeatureExtractor(opts.fid.weights, device=opts.device) if needs_extractor else None
     if extractor is not None:
-        extractor.resize_mode = opts.fid_mode
+        extractor.resize_mode = opts.fid.mode
     if b is None:
         say(f"computing statistics of {a}")
-        stats, prov = stats_from_source(a, extractor, opts.batch_size)
+        stats, prov = stats_from_source(a, extractor, opts.fid.batch)
         save_stats(opts.save_stats, stats, prov, force=opts.force)  # type: ignore[arg-type]
         return FidRun(saved=opts.save_stats, saved_n=prov.n, extractor_name=prov.extractor_name)
     say(f"FID between {a} and {b}")
@@ -99,7 +99,7 @@ def fid(
         a,
         b,
         extractor,
-        opts.batch_size,
+        opts.fid.batch,
         save_stats_a=opts.save_stats,
         force=opts.force,
         keep_features=want_kid,

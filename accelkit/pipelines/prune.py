@@ -101,10 +101,10 @@ def prune_and_distill(
 
     opts = (options or PruneOptions()).validated()
     say = progress or (lambda m: None)
-    if opts.threads is not None:
+    if opts.threads.count is not None:
         import torch
 
-        torch.set_num_threads(opts.threads)
+        torch.set_num_threads(opts.threads.count)
     say("loading the generator")
     art = resolve_artifact(generator)
     if art.format != "torch":
@@ -146,21 +146,21 @@ def prune_and_distill(
             ),
         )
     drifts: dict[str, Any] = {}
-    if opts.fid:
+    if opts.fid.n:
         from accelkit.pipelines.bench import drift_vs_reference
 
         cands = [("pruned", undistilled)] + ([("pruned+distilled", pruned)] if report else [])
         drifts = drift_vs_reference(
             art,
             cands,
-            opts.fid,
+            opts.fid.n,
             seed=opts.seed,
-            fid_weights=opts.fid_weights,
-            threads=opts.threads,
+            fid_weights=opts.fid.weights,
+            threads=opts.threads.count,
             progress=say,
         )
         pruned.meta["quality_vs_teacher"] = {
-            "n": opts.fid,
+            "n": opts.fid.n,
             "seed": opts.seed,
             "noise_floor_fid": next(iter(drifts.values())).noise_floor_fid,
             **{

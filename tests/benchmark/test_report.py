@@ -234,6 +234,7 @@ class _NaNGen(nn.Module):
         return (z[:, :1, None, None] * float("nan")).expand(-1, 3, 4, 4)
 
 
+@pytest.mark.slow
 def test_run_benchmark_rows(tmp_path: Path) -> None:
     torch_art = tg.torch_artifact("uncond")
     onnx_art, _ = tg.onnx_artifact("uncond", tmp_path)

@@ -252,6 +252,7 @@ def test_bench_fid_against_another_reference(gen_files, tiny_weights, tmp_path) 
     )
 
 
+@pytest.mark.slow
 def test_drift_vs_reference_and_prune_fid(tiny_weights, tmp_path, monkeypatch) -> None:
     pytest.importorskip(
         "torch_pruning", reason="torch-pruning is in the dev extra; install accelkit[prune]"
