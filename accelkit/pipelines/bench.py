@@ -148,6 +148,7 @@ def bench(
     options: BenchOptions | None = None,
     progress: Progress | None = None,
     reference: Any = None,
+    verdict_settings: Any = None,
 ) -> BenchResult:
     """Benchmark a generator on every backend and precision asked for; write the report folder.
 
@@ -157,6 +158,9 @@ def bench(
         progress: Called with a short message per step.
         reference: With ``options.fid``: measure drift against this generator's FP32
             torch model instead of the generator's own (e.g. a pruned model's teacher).
+        verdict_settings: With ``options.fid``: how the quality verdict decides
+            (:class:`~accelkit.quality.verdict.VerdictSettings`: visibility margin, tail,
+            interval level...); None: the documented defaults.
 
     Returns:
         :class:`BenchResult` (report + files: json, md, csv, png, grids).
@@ -197,7 +201,7 @@ def bench(
     out = Path(cfg.out)
     with folder_lock(out, "a benchmark report"):
         check_out_folder(out, cfg.force)  # again, under the lock
-        return _bench_locked(artifact, reference, cfg, device, out, progress)
+        return _bench_locked(artifact, reference, cfg, device, out, progress, verdict_settings)
 
 
 def _bench_locked(
@@ -207,6 +211,7 @@ def _bench_locked(
     device: str,
     out: Path,
     progress: Progress | None,
+    verdict_settings: Any = None,
 ) -> BenchResult:
     from accelkit.errors import one_line
 
@@ -254,6 +259,7 @@ def _bench_locked(
                 reference=reference,
                 images=images,
                 images_rec=images_rec,
+                verdict_settings=verdict_settings,
             )
         except Exception as exc:  # noqa: BLE001 - the speed rows that ran are still reported
             reason = f"quality: {one_line(exc)}"
@@ -401,8 +407,15 @@ def measure_quality(
     reference: Artifact | None = None,
     images: Any = None,
     images_rec: dict[str, Any] | None = None,
+    verdict_settings: Any = None,
 ) -> dict[str, Path]:
-    """Add FID/KID/paired drift and the noise floor to every measured row; write grids and the scatter.
+    """Add the quality verdict, FID/KID/paired drift and the noise floor to every measured row; write grids and the scatter.
+
+    Every build bench makes is a precision or backend change of the reference (same
+    latents, same images expected), so the paired test decides each row's verdict
+    (:mod:`accelkit.quality.verdict`); the old paired-FID rule is kept as ``legacy_verdict``.
+    Beside each build's sample grid, ``diff_<backend>_<precision>.png`` shows
+    ``|build - reference| x k`` on the same latents.
 
     The reference is ``reference`` when given (its FP32 torch model; it must share the
     generator's spec), else the generator's own FP32 torch model. With ``images`` (real
@@ -412,7 +425,7 @@ def measure_quality(
     Returns:
         Paths of the PNG files written (sample grids, speed-vs-drift scatter).
     """
-    from accelkit.benchmark.plot import plot_speed_vs_drift, save_grid
+    from accelkit.benchmark.plot import plot_speed_vs_drift, save_diff_grid, save_grid
     from accelkit.errors import NonFiniteOutputError
     from accelkit.quality.drift import DriftMeter
     from accelkit.quality.features import FeatureExtractor
@@ -458,6 +471,7 @@ def measure_quality(
             progress=say,
             images=images,
             images_id={k: v for k, v in (images_rec or {}).items() if k != "folder"} or None,
+            settings=verdict_settings,
         )
         try:
             meter.prepare()
@@ -514,8 +528,18 @@ def measure_quality(
                     for k, v in drift.row_fields().items():
                         setattr(r, k, v)
                 grid_rows.append((label, imgs))
-                name = f"grid_{rows[0].label.replace(':', '-')}_{rows[0].precision}.png"
-                files[name] = save_grid(head + [grid_rows[0], (label, imgs)], out / name)
+                stem = f"{rows[0].label.replace(':', '-')}_{rows[0].precision}"
+                files[f"grid_{stem}.png"] = save_grid(
+                    head + [grid_rows[0], (label, imgs)], out / f"grid_{stem}.png"
+                )
+                if drift.verdict != "reference":
+                    # Paired builds: where the build differs from the reference, amplified.
+                    diff_png, amp = save_diff_grid(
+                        ref_imgs, imgs, out / f"diff_{stem}.png", label=label, head=head
+                    )
+                    files[f"diff_{stem}.png"] = diff_png
+                    for r in rows:
+                        r.extra = {**r.extra, "diff_amplification": amp}
             files["samples_grid.png"] = save_grid(head + grid_rows, out / "samples_grid.png")
         finally:
             meter.close()
@@ -526,6 +550,8 @@ def measure_quality(
         "fid_mode": extractor.resize_mode,
         **({"images": images_rec} if images_rec else {}),
         **meter.provenance(),
+        "verdict_settings": meter.settings.to_dict(),
+        "numerical_noise": meter.noise_what,
     }
     files["speed_vs_drift.png"] = plot_speed_vs_drift(report, out / "speed_vs_drift.png")
     return files

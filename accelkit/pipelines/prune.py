@@ -65,8 +65,10 @@ class PruneResult(Result):
             ]
             lines.append(
                 f"FID drift vs teacher (N={last.n}): {' -> '.join(parts)} (noise floor {last.noise_floor_fid:.2f}; "
-                f"{'within' if last.verdict == 'within floor' else 'outside'} the floor)"
+                f"old rule: {'within' if last.legacy_verdict == 'within floor' else 'outside'} the floor)"
             )
+            if last.test_verdict is not None:
+                lines.append(f"quality verdict: {last.verdict} ({last.test_verdict.reason})")
         lines.append(f"measure it: accelkit bench {a.path} --fid 500 --reference {self.teacher}")
         return "\n".join(lines)
 
@@ -158,7 +160,13 @@ def prune_and_distill(
             "seed": opts.seed,
             "noise_floor_fid": next(iter(drifts.values())).noise_floor_fid,
             **{
-                label: {"fid_drift": d.fid_drift, "kid_drift": d.kid_drift, "psnr_db": d.psnr_db}
+                label: {
+                    "fid_drift": d.fid_drift,
+                    "kid_drift": d.kid_drift,
+                    "psnr_db": d.psnr_db,
+                    "verdict": d.verdict,
+                    "legacy_verdict": d.legacy_verdict,
+                }
                 for label, d in drifts.items()
             },
         }

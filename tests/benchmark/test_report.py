@@ -37,7 +37,7 @@ def test_files_written_and_parseable(tmp_path: Path) -> None:
     ]  # no temp files left
 
     data = json.loads(written["json"].read_text())
-    assert data["schema_version"] == Report.SCHEMA_VERSION == 2
+    assert data["schema_version"] == Report.SCHEMA_VERSION == 3
     assert data["created"] == "2025-01-01T00:00:00+00:00"
     rows = data["rows"]
     assert len(rows) == 7
@@ -158,7 +158,7 @@ def _valid() -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("mutate", "match"),
     [
-        (lambda d: d.update(schema_version=3), "schema_version 3, this accelkit reads 1 and 2"),
+        (lambda d: d.update(schema_version=4), "schema_version 4, this accelkit reads 1, 2, 3"),
         (lambda d: d.update(schema_version="1"), "schema_version '1'"),
         (lambda d: d.pop("schema_version"), "no schema_version"),
         (lambda d: d.update(rows={}), "'rows' is missing or not a list"),
@@ -318,3 +318,19 @@ def test_schema_doc_lists_every_field(tmp_path: Path) -> None:
     wanted |= {f"cpu.{k}" for k in data["environment"]["cpu"]}
     missing = sorted(wanted - documented)
     assert not missing, f"document these results.json fields in docs/results-schema.md: {missing}"
+
+
+def test_version_2_quality_rows_load_with_their_old_verdict_as_legacy(tmp_path: Path) -> None:
+    """Schema 3 changed drift_verdict's meaning; a version-2 file's 'within floor' is its legacy_verdict."""
+    from accelkit.quality.verdict import quality_gate
+
+    data = _valid()
+    data["schema_version"] = 2
+    data["rows"][0].update(fid_drift=2.7, noise_floor_fid=24.8, drift_verdict="within floor")
+    data["rows"][1].update(fid_drift=0.0, noise_floor_fid=24.8, drift_verdict="reference")
+    rep = Report.load(_write(tmp_path, data))
+    old, ref = rep.rows[0], rep.rows[1]
+    assert old.legacy_verdict == "within floor" and old.drift_verdict is None
+    assert ref.drift_verdict == "reference"
+    gate = quality_gate(old)
+    assert gate.state == "unreliable" and "schema < 3" in gate.reason
