@@ -304,11 +304,12 @@ def quality_cells(r: Any) -> tuple[str, str, str]:
     if d.get("test") == "paired":
         idb = det.get("interval_db") or [None, None]
         mde = det.get("mde_db") or {}
-        return (
-            f"{_db(det.get('psnr_db'))} dB",
-            f"[{_db(idb[0])}, {_db(idb[1])}] dB",
-            f"accepts > {_db(mde.get('accept_above'))}, rejects < {_db(mde.get('reject_below'))} dB",
+        decides = (
+            f"accepts > {_db(mde.get('accept_above'))}, rejects < {_db(mde.get('reject_below'))} dB"
         )
+        if r.drift_verdict == "reference":
+            return ("—", "—", decides)
+        return (f"{_db(det.get('psnr_db'))} dB", f"[{_db(idb[0])}, {_db(idb[1])}] dB", decides)
     if d.get("test") == "distribution":
         k = 1e3
 
