@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from statistics import NormalDist
 from typing import Any
 
@@ -198,20 +198,7 @@ class Verdict:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict (``results.json`` rows keep it as ``drift_detail``)."""
-        return {
-            "test": self.test,
-            "decision": self.decision,
-            "statistic": self.statistic,
-            "estimate": self.estimate,
-            "interval": list(self.interval),
-            "margin": self.margin,
-            "mde": self.mde,
-            "n": self.n,
-            "level": self.level,
-            "power": self.power,
-            "reason": self.reason,
-            "details": self.details,
-        }
+        return {**asdict(self), "interval": list(self.interval)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Verdict:
@@ -280,17 +267,7 @@ class BuildComparison:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict."""
-        return {
-            "test": self.test,
-            "decision": self.decision,
-            "statistic": self.statistic,
-            "estimate": self.estimate,
-            "interval": list(self.interval),
-            "mde": self.mde,
-            "ratio": self.ratio,
-            "n": self.n,
-            "reason": self.reason,
-        }
+        return {**asdict(self), "interval": list(self.interval)}
 
 
 # ---------------------------------------------------------------------- evidence
@@ -957,52 +934,47 @@ def judge(drift: Any, budget: Any = "floor", settings: VerdictSettings | None = 
     fid = _field(drift, "fid_drift")
     n = int(_field(drift, "n") or (base.n if base else 0) or 0)
     if fid is None or not math.isfinite(fid):
-        return Verdict(
+        return _without_interval(
             "fid-budget",
             "inconclusive",
             "fid",
             math.nan,
-            (math.nan, math.nan),
             value,
-            math.nan,
             n,
-            math.nan,
-            math.nan,
             "FID drift could not be measured",
-            {},
         )
     ok = fid <= value
-    return Verdict(
+    return _without_interval(
         "fid-budget",
         "accepted" if ok else "rejected",
         "fid",
         float(fid),
-        (math.nan, math.nan),
         value,
-        math.nan,
         n,
-        math.nan,
-        math.nan,
         f"FID drift {fid:.3g} {'<=' if ok else '>'} budget {value:g} (a point estimate on the same latents: "
         "no interval, no stated power; prefer --budget floor or psnr:DB)",
-        {},
+    )
+
+
+def _without_interval(
+    test: str, decision: str, statistic: str, estimate: float, margin: float, n: int, reason: str
+) -> Verdict:
+    """A verdict that has no interval and no power (an FID budget, or a row without a verdict)."""
+    nan = math.nan
+    return Verdict(
+        test, decision, statistic, estimate, (nan, nan), margin, nan, n, nan, nan, reason, {}
     )
 
 
 def _no_verdict(drift: Any) -> Verdict:
-    return Verdict(
+    return _without_interval(
         "paired",
         "inconclusive",
         "excess_mse",
         math.nan,
-        (math.nan, math.nan),
-        math.nan,
         math.nan,
         int(_field(drift, "n") or 0),
-        math.nan,
-        math.nan,
         "no calibrated quality verdict was recorded (a report from before results schema 3); re-run bench --fid N",
-        {},
     )
 
 
