@@ -48,6 +48,7 @@ from accelkit.quality.images import to_uint8
 from accelkit.quality.metrics import StreamingStats, fid_between_stats, kid, psnr_from_mse
 from accelkit.quality.verdict import (
     DistributionEvidence,
+    KernelCache,
     PairedEvidence,
     Verdict,
     VerdictSettings,
@@ -243,6 +244,7 @@ class DriftMeter:
         self._feature_scale: float | None = None
         self._feats_b: np.ndarray | None = None
         self._anchor: dict[float, np.ndarray] = {}
+        self._kernels = KernelCache()  # the reference's kernels, shared by every distribution test
 
     # ------------------------------------------------------------------ reference
     def cache_key(self) -> str:
@@ -485,7 +487,7 @@ class DriftMeter:
         others: dict[str, Verdict] = {}
         if test == "distribution":
             dist = self.distribution_evidence(runner)
-            deciding, evidence = distribution_test(dist, self.settings), dist
+            deciding, evidence = distribution_test(dist, self.settings, kernels=self._kernels), dist
             others = {"paired": paired_verdict}
         return Drift(
             fid,

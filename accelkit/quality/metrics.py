@@ -208,9 +208,10 @@ def fid_from_features(x: np.ndarray, y: np.ndarray) -> float:
 
     With fewer images than dims (``min(N, M) < dims``, e.g. N = 500 Inception features)
     it works in sample space: with centred features ``Xc``, ``Yc``, the non-zero
-    eigenvalues of ``S_x S_y`` are the squared singular values of ``Xc Yc^T`` divided by
+    eigenvalues of ``S_x S_y`` are the squared singular values of ``K = Xc Yc^T`` divided by
     ``(N-1)(M-1)``, so ``tr sqrt(S_x S_y)`` is the sum of the singular values of an N x M
-    matrix (no dims x dims decomposition). Otherwise it is :func:`fid_from_stats`.
+    matrix, taken as the square roots of the eigenvalues of ``K K^T`` (``eigvalsh``; no
+    dims x dims decomposition). Otherwise it is :func:`fid_from_stats`.
 
     Raises:
         InputError: Shapes do not match or fewer than 2 images in a set.
@@ -233,8 +234,10 @@ def fid_from_features(x: np.ndarray, y: np.ndarray) -> float:
     diff = a.mean(0) - b.mean(0)
     tr_a = float((ac * ac).sum()) / (n - 1)
     tr_b = float((bc * bc).sum()) / (m - 1)
-    sv = np.linalg.svd(ac @ bc.T, compute_uv=False)
-    tr_sqrt = float(sv.sum()) / math.sqrt((n - 1) * (m - 1))
+    k = ac @ bc.T if n <= m else bc @ ac.T  # the smaller side first: its Gram is min(N, M)^2
+    # Singular values of K from the eigenvalues of K K^T (symmetric: about twice as fast as an SVD).
+    w = np.linalg.eigvalsh(k @ k.T)
+    tr_sqrt = float(np.sqrt(np.clip(w, 0.0, None)).sum()) / math.sqrt((n - 1) * (m - 1))
     return max(float(diff @ diff) + tr_a + tr_b - 2.0 * tr_sqrt, 0.0)
 
 

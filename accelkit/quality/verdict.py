@@ -659,33 +659,89 @@ def paired_test(evidence: PairedEvidence, settings: VerdictSettings | None = Non
 
 
 # ---------------------------------------------------------------------- distribution
+class KernelCache:
+    """Kernel matrices and bootstrap draws kept across distribution tests on the same reference sets.
+
+    Judging many builds against one reference (a benchmark, an ``optimize`` search) computes
+    the reference's kernels (A x A, A x B, B x B, the anchor's) and the bootstrap
+    multiplicities once. Entries are keyed by the arrays' identity (the cache holds a
+    reference to each array, so an identity is never reused while it is cached): pass the
+    same array objects, not copies.
+    """
+
+    def __init__(self) -> None:
+        self._store: dict[tuple[Any, ...], Any] = {}
+        self._keep: list[np.ndarray] = []
+
+    def kernel(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """KID's cubic kernel between the rows of ``x`` and ``y`` (memoised)."""
+        key = ("k", id(x), id(y))
+        if key not in self._store:
+            self._store[key] = _kernel(x, y)
+            self._keep += [x, y]
+        return np.asarray(self._store[key])
+
+    def counts(self, n_a: int, n_b: int, s: VerdictSettings) -> tuple[np.ndarray, np.ndarray]:
+        """Bootstrap multiplicities of A and B (seeded by the settings, so every build gets the same draws)."""
+        key = ("c", n_a, n_b, s.seed, s.resamples)
+        if key not in self._store:
+            rng = np.random.default_rng(s.seed)
+            self._store[key] = (
+                _bootstrap_counts(n_a, s.resamples, rng),
+                _bootstrap_counts(n_b, s.resamples, rng),
+            )
+        ca, cb = self._store[key]
+        return ca, cb
+
+    def floor_boots(self, a: np.ndarray, b: np.ndarray, s: VerdictSettings) -> np.ndarray:
+        """Bootstrap draws of ``MMD^2_u(A, B)``, the reference's own sampling noise at this N."""
+        key = ("f", id(a), id(b), s.seed, s.resamples)
+        if key not in self._store:
+            ca, cb = self.counts(a.shape[0], b.shape[0], s)
+            kab = self.kernel(a, b)
+            self._store[key] = (
+                _within_boot(self.kernel(a, a), ca)
+                + _within_boot(self.kernel(b, b), cb)
+                - 2.0 * _cross_boot(kab, ca, cb)
+            )
+        return np.asarray(self._store[key])
+
+    def mmd2(self, x: np.ndarray, y: np.ndarray) -> float:
+        """Unbiased MMD^2 over all images, from memoised kernels."""
+        return (
+            _within(self.kernel(x, x))
+            + _within(self.kernel(y, y))
+            - 2.0 * float(self.kernel(x, y).mean())
+        )
+
+
 def _mmd_delta(
-    a: np.ndarray, b1: np.ndarray, b2: np.ndarray, s: VerdictSettings
-) -> tuple[float, np.ndarray, np.ndarray]:
-    """``MMD^2_u(A, B1) - MMD^2_u(A, B2)`` with B1/B2 row-paired; its bootstrap draws and those of ``MMD^2_u(A, B2)``.
+    a: np.ndarray, b1: np.ndarray, b2: np.ndarray, s: VerdictSettings, kc: KernelCache
+) -> tuple[float, np.ndarray]:
+    """``MMD^2_u(A, B1) - MMD^2_u(A, B2)`` with B1/B2 row-paired, and its bootstrap draws.
 
     A is resampled; B1 and B2 are resampled with the same indices (their pairing is kept).
     The A-A term cancels in the difference.
     """
-    kb1, kb2 = _kernel(b1, b1), _kernel(b2, b2)
-    ka1, ka2 = _kernel(a, b1), _kernel(a, b2)
-    kaa = _kernel(a, a)
+    kb1, kb2 = kc.kernel(b1, b1), kc.kernel(b2, b2)
+    ka1, ka2 = kc.kernel(a, b1), kc.kernel(a, b2)
     delta = _within(kb1) - _within(kb2) - 2.0 * (float(ka1.mean()) - float(ka2.mean()))
-    rng = np.random.default_rng(s.seed)
-    ca = _bootstrap_counts(a.shape[0], s.resamples, rng)
-    cb = _bootstrap_counts(b1.shape[0], s.resamples, rng)
+    ca, cb = kc.counts(a.shape[0], b1.shape[0], s)
     boots = _within_boot(kb1 - kb2, cb) - 2.0 * _cross_boot(ka1 - ka2, ca, cb)
-    floor_boots = _within_boot(kaa, ca) + _within_boot(kb2, cb) - 2.0 * _cross_boot(ka2, ca, cb)
-    return delta, boots, floor_boots
+    return delta, boots
 
 
 def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
     """Unbiased MMD^2 with KID's cubic kernel over all images (no subsets)."""
-    return _within(_kernel(x, x)) + _within(_kernel(y, y)) - 2.0 * float(_kernel(x, y).mean())
+    return KernelCache().mmd2(x, y)
 
 
 def distribution_test(
-    evidence: DistributionEvidence, settings: VerdictSettings | None = None
+    evidence: DistributionEvidence,
+    settings: VerdictSettings | None = None,
+    *,
+    fid: bool = True,
+    kernels: KernelCache | None = None,
 ) -> Verdict:
     """The distribution test: did the build's image distribution move more than the margin?
 
@@ -694,6 +750,9 @@ def distribution_test(
             (:class:`DistributionEvidence`), plus the anchor when ``settings`` gives no
             ``distribution_margin``.
         settings: :class:`VerdictSettings`.
+        fid: Also report FID(ref A, build B) - FID(ref A, ref B) (two N x N SVDs; it
+            decides nothing).
+        kernels: A :class:`KernelCache` shared by tests against the same reference sets.
 
     Returns:
         :class:`Verdict` with ``statistic="delta_kid"``.
@@ -704,21 +763,16 @@ def distribution_test(
     from accelkit.quality.metrics import fid_from_features
 
     s = settings or VerdictSettings()
+    kc = kernels or KernelCache()
     a, b, x = evidence.ref_a, evidence.ref_b, evidence.build_b
     n = evidence.n
-    delta, boots, floor_boots = _mmd_delta(a, x, b, s)
+    delta, boots = _mmd_delta(a, x, b, s, kc)
     iv = _interval(boots, s.alpha)
     if s.distribution_margin is not None:
         margin = float(s.distribution_margin)
         margin_what = "distribution_margin setting"
     elif evidence.anchor_b is not None:
-        ka = _kernel(a, evidence.anchor_b)
-        margin = max(
-            0.0,
-            _within(_kernel(evidence.anchor_b, evidence.anchor_b))
-            - _within(_kernel(b, b))
-            - 2.0 * (float(ka.mean()) - float(_kernel(a, b).mean())),
-        )
+        margin = max(0.0, kc.mmd2(a, evidence.anchor_b) - kc.mmd2(a, b))
         margin_what = (
             f"anchor: {evidence.anchor_what or f'reference + pixel noise at {s.margin_db:g} dB'}"
         )
@@ -728,12 +782,14 @@ def distribution_test(
             "or give the anchor features (reference + pixel noise at the visibility margin)"
         )
     se = float(boots.std(ddof=1))
-    se_floor = float(floor_boots.std(ddof=1))
+    se_floor = float(kc.floor_boots(a, b, s).std(ddof=1))
     mde = s.z_sum * max(se, se_floor)
     identical = np.array_equal(x, b)
     decision = _decide(iv, margin) if n >= s.min_n else "inconclusive"
-    fid_build = fid_from_features(a, x)
-    fid_floor = fid_from_features(a, b)
+    fids: dict[str, float] = {}
+    if fid:
+        fids = {"fid_build": fid_from_features(a, x), "fid_floor": fid_from_features(a, b)}
+        fids["fid_delta"] = fids["fid_build"] - fids["fid_floor"]
     k3 = 1e3
     if n < s.min_n:
         why = f"N = {n} is below {s.min_n} images: too few for a bootstrap interval, so no decision"
@@ -743,18 +799,17 @@ def distribution_test(
         where = {"accepted": "inside", "rejected": "beyond", "inconclusive": "straddles"}[decision]
         why = (
             f"KID delta x1e3 {delta * k3:.3g} [{iv[0] * k3:.3g}, {iv[1] * k3:.3g}] {where} the margin "
-            f"{margin * k3:.3g} ({margin_what}); FID {fid_build:.3g} vs floor {fid_floor:.3g}"
+            f"{margin * k3:.3g} ({margin_what})"
+            + (f"; FID {fids['fid_build']:.3g} vs floor {fids['fid_floor']:.3g}" if fids else "")
         )
     reason = (
         f"distribution test ({s.level:.0%} bootstrap interval, N = {n}): {why}; at N = {n} it detects a KID "
         f"change x1e3 of {mde * k3:.3g} from the margin with {s.power:.0%} power"
     )
     details = {
-        "kid_build": mmd2_unbiased(a, x),
-        "kid_floor": mmd2_unbiased(a, b),
-        "fid_build": fid_build,
-        "fid_floor": fid_floor,
-        "fid_delta": fid_build - fid_floor,
+        "kid_build": kc.mmd2(a, x),
+        "kid_floor": kc.mmd2(a, b),
+        **fids,
         "margin_from": margin_what,
         "se": se,
         "se_floor": se_floor,
@@ -824,7 +879,7 @@ def compare_builds(
             raise InputError(
                 "the two builds were judged against different reference sets; use one DriftMeter"
             )
-        est, boots, _ = _mmd_delta(ex.ref_a, ex.build_b, ey.build_b, s)
+        est, boots = _mmd_delta(ex.ref_a, ex.build_b, ey.build_b, s, KernelCache())
         iv = _interval(boots, s.alpha)
         n = ex.n
         mde = s.z_sum * float(boots.std(ddof=1))
@@ -1089,6 +1144,7 @@ __all__ = [
     "TESTS",
     "BuildComparison",
     "DistributionEvidence",
+    "KernelCache",
     "PairedEvidence",
     "QualityGate",
     "Verdict",
