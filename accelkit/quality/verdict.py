@@ -391,17 +391,23 @@ class PairedEvidence:
             v = d.get(k)
             return None if v is None else np.asarray(v, dtype=np.float64)
 
-        mse = arr("mse")
-        assert mse is not None
-        return cls(
-            mse=mse,
-            peak=float(d["peak"]),
-            noise_mse=arr("noise_mse"),
-            feature_dist=arr("feature_dist"),
-            noise_feature_dist=arr("noise_feature_dist"),
-            feature_scale=None if d.get("feature_scale") is None else float(d["feature_scale"]),
-            noise_what=str(d.get("noise_what", "none")),
-        )
+        try:
+            mse = arr("mse")
+            if mse is None:
+                raise ValueError("mse is null")
+            return cls(
+                mse=mse,
+                peak=float(d["peak"]),
+                noise_mse=arr("noise_mse"),
+                feature_dist=arr("feature_dist"),
+                noise_feature_dist=arr("noise_feature_dist"),
+                feature_scale=None if d.get("feature_scale") is None else float(d["feature_scale"]),
+                noise_what=str(d.get("noise_what", "none")),
+            )
+        except (TypeError, ValueError) as exc:
+            raise InputError(
+                f"paired evidence record is malformed ({type(exc).__name__}: {str(exc)[:120]}); re-run accelkit bench --fid N"
+            ) from None
 
 
 @dataclass(frozen=True)

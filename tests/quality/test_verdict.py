@@ -340,3 +340,19 @@ def test_kid_bootstrap_shortcut_equals_resampling_the_images(rng) -> None:
         k(a, b1) - k(a, b2), ca, cb
     )
     assert fast[0] == pytest.approx(direct, rel=1e-10)
+
+
+@pytest.mark.parametrize(
+    "rec",
+    [
+        {"kind": "paired", "peak": 2.0, "mse": None},
+        {"kind": "paired", "peak": "wide", "mse": [0.1, 0.2]},
+        {"kind": "paired", "peak": 2.0, "mse": ["a", "b"]},
+        {"kind": "distribution", "peak": 2.0, "mse": [0.1]},
+    ],
+)
+def test_a_malformed_evidence_record_is_one_input_error(rec: dict) -> None:
+    with pytest.raises(InputError, match="evidence record"):
+        PairedEvidence.from_dict(rec)
+    with pytest.raises(InputError, match="malformed"):
+        Verdict.from_dict({"test": "paired"})
