@@ -22,7 +22,7 @@ def test_bench_writes_all_reports_with_torch_and_ort_rows(gen_files, tmp_path) -
     for name in ("results.json", "results.md", "results.csv", "throughput.png"):
         assert (out / name).is_file(), name
     data = json.loads((out / "results.json").read_text())
-    assert data["schema_version"] == 2
+    assert data["schema_version"] == 3
     ok = {
         (r["backend"], r["precision"], r["batch_size"]) for r in data["rows"] if r["status"] == "ok"
     }
