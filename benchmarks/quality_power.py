@@ -679,6 +679,17 @@ def render(results: list[dict[str, Any]], pool: Pool, meta: dict[str, Any]) -> s
     return "\n".join(lines) + "\n"
 
 
+def _rounded(obj: Any, digits: int = 6) -> Any:
+    """``obj`` with every float rounded to ``digits`` significant digits (a compact JSON file)."""
+    if isinstance(obj, float):
+        return float(f"{obj:.{digits}g}") if math.isfinite(obj) else obj
+    if isinstance(obj, dict):
+        return {k: _rounded(v, digits) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_rounded(v, digits) for v in obj]
+    return obj
+
+
 def _notes(pool: Pool) -> list[str]:
     """What the pool stage recorded about the builds, for the results file."""
     info = pool.info.get("info", {})
@@ -769,18 +780,21 @@ def stage_simulate(
     if out_json is not None:
         out_json.write_text(
             json.dumps(
-                {
-                    "meta": {k: v for k, v in meta.items() if k != "environment"}
-                    | {"cpu": meta["environment"]["cpu"]},
-                    "pool": {
-                        "info": pool.info,
-                        "psnr_db": {v.name: pool_psnr(pool.variants[v.name]) for v in VARIANTS},
-                    },
-                    "runs": results,
-                },
+                _rounded(
+                    {
+                        "meta": {k: v for k, v in meta.items() if k != "environment"}
+                        | {"cpu": meta["environment"]["cpu"]},
+                        "pool": {
+                            "info": pool.info,
+                            "psnr_db": {v.name: pool_psnr(pool.variants[v.name]) for v in VARIANTS},
+                        },
+                        "runs": results,
+                    }
+                ),
                 default=str,
-                indent=1,
+                separators=(",", ":"),
             )
+            + "\n"
         )
     print(text)
 
