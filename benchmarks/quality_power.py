@@ -680,9 +680,9 @@ def render(results: list[dict[str, Any]], pool: Pool, meta: dict[str, Any]) -> s
 
 
 def _rounded(obj: Any, digits: int = 6) -> Any:
-    """``obj`` with every float rounded to ``digits`` significant digits (a compact JSON file)."""
+    """``obj`` with every float rounded to ``digits`` significant digits, non-finite ones null (strict JSON)."""
     if isinstance(obj, float):
-        return float(f"{obj:.{digits}g}") if math.isfinite(obj) else obj
+        return float(f"{obj:.{digits}g}") if math.isfinite(obj) else None
     if isinstance(obj, dict):
         return {k: _rounded(v, digits) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
