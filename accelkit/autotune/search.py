@@ -14,9 +14,11 @@ Order of work (cheap things first, so a candidate that cannot win costs little):
    floor), then the speed of every other candidate at the user's batch size, expensive
    ones last; every candidate runs under the run's one thread policy.
 2. **Quality**, fastest first, only for candidates that could still be chosen: paired PSNR
-   on a few images (cheap reject), then FID/KID drift on N latents against the FP32 torch
-   reference, with the noise floor.
-3. **Rescue**: a rejected INT8 candidate is retried with its most sensitive layer groups
+   on a few images (cheap reject), then the quality verdict on N latents against the FP32
+   torch reference: the test follows what the build changed (paired for precision,
+   backend and pruning; distribution for trajectory changes, :func:`choice.quality_test`),
+   and only ``accepted`` builds can be chosen.
+3. **Rescue**: a rejected or inconclusive INT8 candidate is retried with its most sensitive layer groups
    kept in float (1, 2, 4... groups), an FP16 one with more nodes kept in fp32.
 4. **Confirmation** of the chosen build against the baseline, interleaved in rounds.
 
@@ -286,7 +288,16 @@ class Search:
         ips = (t.images_per_sec if t is not None else None) or (
             base.images_per_sec if base is not None else None
         )
-        guess = SAFETY * ((n + choice.QUICK_IMAGES) / (ips or 1.0) + n * self._feature_s)
+        # the distribution test generates set B too (N more images and features)
+        sets = (
+            2
+            if t is not None
+            and choice.quality_test(choice.build_changes(t.candidate)) == "distribution"
+            else 1
+        )
+        guess = SAFETY * (
+            (sets * n + choice.QUICK_IMAGES) / (ips or 1.0) + sets * n * self._feature_s
+        )
         return max(self.clock.estimate("quality", guess), guess)
 
     def _confirm_cost(self) -> float:
@@ -506,6 +517,11 @@ class Search:
                 f"the reference's FID features of 2 x {n} images came from the cache (an earlier run with the same "
                 "generator, N, seed and extractor)"
             )
+        if self.budget.kind != "fid" and n < meter.settings.min_n:
+            self.notes.append(
+                f"--fid {n} is below the {meter.settings.min_n} images the quality verdict decides on: every "
+                "candidate is inconclusive and only the reference can be chosen; use --fid 100 or more"
+            )
         self.say(f"reference: FP32 torch images and the noise floor on 2 x {n} latents")
         self.meter = meter
         t_prep = time.monotonic()
@@ -555,7 +571,7 @@ class Search:
                 rec.get("drift"),
                 rec.get("reason", ""),
             )
-            tried.status = (
+            tried.status = rec.get("status") or (
                 "accepted"
                 if rec.get("accepted")
                 else ("failed" if rec.get("failed") else "rejected")
@@ -602,10 +618,13 @@ class Search:
                         f"quick check: PSNR {quick:.1f} dB < {floor_db:g} dB on {k} images",
                     )
                 else:
-                    drift = self.meter.measure(runner)
+                    # the test follows what the build changed: paired where its images should
+                    # equal the reference's, distribution where it changes the trajectory
+                    test = choice.quality_test(choice.build_changes(cand))
+                    drift = self.meter.measure(runner, test=test)
                     tried.drift = drift.row_fields()
-                    ok, why = choice.judge(drift, self.budget)
-                    tried.status, tried.reason = ("accepted" if ok else "rejected"), why
+                    verdict = choice.judge(drift, self.budget)
+                    tried.status, tried.reason = verdict.decision, verdict.reason
         except NonFiniteOutputError as exc:
             tried.status, tried.reason = "rejected", one_line(exc)
         except Exception as exc:  # noqa: BLE001 - a candidate that breaks in the check fails, the search goes on
@@ -621,6 +640,7 @@ class Search:
             reason=tried.reason,
             accepted=tried.status == "accepted",
             failed=tried.status == "failed",
+            status=tried.status,
         )
         return tried.status == "accepted"
 
@@ -628,7 +648,7 @@ class Search:
     def retries(self, tried: Tried) -> list[Candidate]:
         """Candidates that keep more of a rejected INT8/FP16 candidate in higher precision."""
         cand = tried.candidate
-        if cand.parent is not None or tried.status != "rejected":
+        if cand.parent is not None or tried.status not in ("rejected", "inconclusive"):
             return []
         if cand.source == "onnx-int8":
             groups = self._sensitive_groups(cand)
@@ -788,7 +808,10 @@ class Search:
                     r.reason += "; not retried: time budget reached"
                 return
             self.quality(t)
-            if t.status == "rejected" and t.candidate.source in ("onnx-int8", "onnx-fp16"):
+            if t.status in ("rejected", "inconclusive") and t.candidate.source in (
+                "onnx-int8",
+                "onnx-fp16",
+            ):
                 rescue.append(t)
             if self.no_quality is not None:
                 return  # no quality reference: nothing can be judged
@@ -826,9 +849,13 @@ class Search:
                 "the FP32 torch model itself (the reference): no other build could be judged"
             )
         else:
-            chosen.reason = choice.explain_choice(
-                chosen, choice.fastest(self._list()) or chosen, self.margin
+            top = choice.fastest(self._list()) or chosen
+            aside = (
+                choice.set_aside_by(top, choice.tied_builds(self._list(), self.margin))
+                if top is not chosen
+                else None
             )
+            chosen.reason = choice.explain_choice(chosen, top, self.margin, aside)
         chosen.status = "chosen"
         confirmation = self.confirm(chosen, baseline) if chosen is not baseline else None
         self.journal.record("done", chosen=chosen.candidate.id, confirmation=confirmation)

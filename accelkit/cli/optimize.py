@@ -52,7 +52,7 @@ def optimize(
     budget: str = typer.Option(
         _DEFAULTS.budget,
         "--budget",
-        help="Quality the build must keep: floor (FID drift within the noise floor), a max FID drift (e.g. 2.5) or psnr:DB (e.g. psnr:35).",
+        help="Quality the build must keep: floor (no detectable drift: the quality verdict accepts it; inconclusive is not accepted), a max paired FID drift (e.g. 2.5) or psnr:DB (the paired test with its margin at DB, e.g. psnr:40).",
     ),
     backend: str | None = backend_option(
         "Default: every backend this machine runs. The FP32 torch baseline (the reference) is always measured; "

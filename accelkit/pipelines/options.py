@@ -517,7 +517,8 @@ class OptimizeOptions:
     """``accelkit optimize``: the fastest build whose quality the user accepts.
 
     Attributes:
-        budget: ``floor`` (FID drift within the noise floor), a max FID drift, or ``psnr:DB``.
+        budget: ``floor`` (no detectable drift: the calibrated quality verdict accepts the
+            build), a max paired FID drift, or ``psnr:DB`` (the paired test's margin at DB).
         backends: Backends to search (empty: every backend this machine runs).
         precisions: Precisions to search (empty: all; the FP32 torch baseline always runs).
         batch: Images per call the build is tuned for.

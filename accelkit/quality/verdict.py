@@ -196,9 +196,24 @@ class Verdict:
         """The build's drift is detectably beyond the margin."""
         return self.decision == "rejected"
 
+    @property
+    def n_to_decide(self) -> int | None:
+        """Images per set that would decide an ``inconclusive`` verdict with ``power``.
+
+        The standard error shrinks as ``1/sqrt(N)``, so the build is decided once the MDE
+        falls below its distance to the margin: ``N' = N * (mde / |estimate - margin|)^2``
+        (at least ``min_n`` and more than N). None when the verdict is decided, or when
+        the estimate sits on the margin or is not a number (no N decides it).
+        """
+        if self.decision != "inconclusive":
+            return None
+        return n_to_decide(
+            self.estimate, self.margin, self.mde, self.n, _min_n(self.details.get("settings"))
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict (``results.json`` rows keep it as ``drift_detail``)."""
-        return {**asdict(self), "interval": list(self.interval)}
+        return {**asdict(self), "interval": list(self.interval), "n_to_decide": self.n_to_decide}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Verdict:
@@ -510,6 +525,39 @@ def wilson_bounds(k: int, n: int, z: float) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def n_to_decide(estimate: float, margin: float, mde: float, n: int, min_n: int = 20) -> int | None:
+    """Images per set at which a test whose MDE is ``mde`` at ``n`` decides ``estimate``.
+
+    ``N' = ceil(n * (mde / |estimate - margin|)^2)``, at least ``min_n`` and ``n + 1``; None
+    when a number is missing or the estimate is on the margin (no N decides it).
+    """
+    vals = (estimate, margin, mde)
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in vals) or n < 1:
+        return None
+    gap = abs(estimate - margin)
+    if gap <= 0 or mde <= 0:
+        return None
+    return max(min_n, n + 1, math.ceil(n * (mde / gap) ** 2))
+
+
+def _min_n(settings: Any) -> int:
+    if isinstance(settings, Mapping) and isinstance(settings.get("min_n"), int):
+        return int(settings["min_n"])
+    return VerdictSettings.min_n
+
+
+def _decided_by(
+    decision: str, estimate: float, margin: float, mde: float, n: int, s: VerdictSettings
+) -> str:
+    """``; N = X would decide it with 90 % power`` for an inconclusive verdict ('' otherwise)."""
+    if decision != "inconclusive":
+        return ""
+    need = n_to_decide(estimate, margin, mde, n, s.min_n)
+    if need is None:
+        return "; its estimate sits on the margin: no N decides it"
+    return f"; about N = {need} would decide it with {s.power:.0%} power"
+
+
 def _tail_mde(t: float, n: int, settings: VerdictSettings) -> float:
     """Smallest true share of images beyond the margin the tail guard rejects with ``power`` (normal approximation)."""
     zs = settings.z_sum
@@ -601,8 +649,13 @@ def paired_test(evidence: PairedEvidence, settings: VerdictSettings | None = Non
     est_db = psnr_db(est, evidence.peak)
     iv_db = (psnr_db(iv[1], evidence.peak), psnr_db(iv[0], evidence.peak))
     worst_db = psnr_db(float(x.max()), evidence.peak)
+    accepts = (
+        f"accepts builds above {_fmt_db(accept_above)}"
+        if math.isfinite(accept_above)
+        else "cannot be sure to accept any build with an error (the spread is too wide for this N)"
+    )
     power_txt = (
-        f"at N = {n} it accepts builds above {_fmt_db(accept_above)} and rejects builds below "
+        f"at N = {n} it {accepts} and rejects builds below "
         f"{_fmt_db(reject_below)} with {s.power:.0%} power"
         + ("" if cv_measured else " (no error to measure the spread on: cv = 1 assumed)")
     )
@@ -631,7 +684,10 @@ def paired_test(evidence: PairedEvidence, settings: VerdictSettings | None = Non
             f"excess error {_fmt_db(est_db)} [{_fmt_db(iv_db[0])}, {_fmt_db(iv_db[1])}] {where} the "
             f"{s.margin_db:g} dB visibility margin"
         )
-    reason = f"paired test ({s.level:.0%} bootstrap interval, N = {n}): {why}; {power_txt}"
+    reason = (
+        f"paired test ({s.level:.0%} bootstrap interval, N = {n}): {why}; {power_txt}"
+        + _decided_by(decision, est, m, mde, n, s)
+    )
     details: dict[str, Any] = {
         "psnr_db": est_db,
         "interval_db": list(iv_db),
@@ -811,6 +867,7 @@ def distribution_test(
     reason = (
         f"distribution test ({s.level:.0%} bootstrap interval, N = {n}): {why}; at N = {n} it detects a KID "
         f"change x1e3 of {mde * k3:.3g} from the margin with {s.power:.0%} power"
+        + _decided_by(decision, delta, margin, mde, n, s)
     )
     details = {
         "kid_build": kc.mmd2(a, x),
@@ -1160,6 +1217,7 @@ __all__ = [
     "evidence_of",
     "judge",
     "mmd2_unbiased",
+    "n_to_decide",
     "paired_test",
     "psnr_db",
     "quality_gate",
