@@ -298,6 +298,7 @@ def bench_vs(
     options: BenchOptions | None = None,
     progress: Progress | None = None,
     max_slowdown: float | str = 0.05,
+    allow_unreliable: bool = False,
 ) -> BenchVsResult:
     """Bench a candidate against a baseline build **interleaved in one process**.
 
@@ -314,6 +315,8 @@ def bench_vs(
         options: :class:`BenchOptions` (``fid`` must be 0).
         progress: Called with a short message per step.
         max_slowdown: Allowed slowdown before a row regresses: a fraction or ``"5%"``.
+        allow_unreliable: Accept (exit 0, said loudly) a comparison that cannot tell,
+            where it compared something; a regression still fails.
 
     Returns:
         :class:`BenchVsResult`; the candidate's report goes to ``options.out``, the
@@ -379,6 +382,7 @@ def bench_vs(
         base,
         cand,
         max_slowdown=max_slowdown,
+        allow_unreliable=allow_unreliable,
         interleaved=True,
         baseline_name=str(baseline.path or baseline.source),
         current_name=str(candidate.path or candidate.source),

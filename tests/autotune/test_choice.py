@@ -16,7 +16,7 @@ from accelkit.autotune import choice
 from accelkit.autotune.choice import Budget, Tried
 from accelkit.autotune.space import Candidate
 from accelkit.errors import InputError
-from accelkit.quality.verdict import PairedEvidence, paired_test
+from tests.fixtures.quality import FEW_RUINED, paired_fields
 
 
 def tried(
@@ -253,62 +253,27 @@ def test_budget_parse_refuses(text) -> None:
 
 
 # -------------------------------------------------------------------------- the verdict decides
-PEAK = 2.0  # a [-1, 1] generator
-
-
-def mse_at(db: float) -> float:
-    return PEAK**2 * 10 ** (-db / 10)
-
-
-def measured(
-    db: float,
-    n: int = 200,
-    cv: float = 0.5,
-    seed: int = 0,
-    fid: float = 1.0,
-    mse: np.ndarray | None = None,
-) -> dict:
-    """The row fields of a build whose per-image error is ``db`` dB on average (spread ``cv``;
-    or exactly ``mse``), judged by the paired test as ``bench``/``optimize`` record it."""
-    if mse is None:
-        rng = np.random.default_rng(seed)
-        shape = 1 / cv**2
-        mse = mse_at(db) * rng.gamma(shape, 1 / shape, n) if math.isfinite(db) else np.zeros(n)
-    ev = PairedEvidence(mse=mse, peak=PEAK)
-    v = paired_test(ev)
-    return {
-        "fid_drift": fid,
-        "psnr_db": v.details["psnr_db"],
-        "drift_verdict": v.decision,
-        "drift_test": "paired",
-        "drift_interval": list(v.interval),
-        "min_detectable_effect": v.mde,
-        "drift_reason": v.reason,
-        "drift_detail": v.to_dict(),
-        "drift_evidence": ev.to_dict(),
-        "quality": {"n": n, "seed": 0},
-    }
-
-
-#: 197 images at 50 dB, 3 carrying 100x the margin's error each.
-FEW_RUINED = np.r_[np.full(197, mse_at(50.0)), np.full(3, 100 * mse_at(35.0))]
-
 JUDGE_CASES = [
     # (budget, drift, decision, words in the reason)
     # floor = no detectable drift: the paired test against the 35 dB margin
-    (Budget("floor"), measured(50.0), "accepted", ["paired test", "inside the 35 dB"]),
-    (Budget("floor"), measured(25.0), "rejected", ["paired test", "beyond the 35 dB"]),
-    (Budget("floor"), measured(math.inf), "accepted", ["identical to the reference"]),
+    (Budget("floor"), paired_fields(50.0), "accepted", ["paired test", "inside the 35 dB"]),
+    (Budget("floor"), paired_fields(25.0), "rejected", ["paired test", "beyond the 35 dB"]),
+    (Budget("floor"), paired_fields(math.inf), "accepted", ["identical to the reference"]),
     # 3 ruined images of 200 put the mean near the margin (too few for the tail guard):
     # not accepted, and it says what N would decide
-    (Budget("floor"), measured(0, mse=FEW_RUINED), "inconclusive", ["straddles", "would decide"]),
-    (Budget("floor"), measured(50.0, n=10), "inconclusive", ["below 20 images"]),
+    (
+        Budget("floor"),
+        paired_fields(0, mse=FEW_RUINED),
+        "inconclusive",
+        ["straddles", "would decide"],
+    ),
+    (Budget("floor"), paired_fields(50.0, n=10), "inconclusive", ["below 20 images"]),
     # a PSNR budget moves the paired test's margin
-    (Budget("psnr", 45.0), measured(40.0), "rejected", ["beyond the 45 dB"]),
-    (Budget("psnr", 30.0), measured(40.0), "accepted", ["inside the 30 dB"]),
+    (Budget("psnr", 45.0), paired_fields(40.0), "rejected", ["beyond the 45 dB"]),
+    (Budget("psnr", 30.0), paired_fields(40.0), "accepted", ["inside the 30 dB"]),
     # an explicit FID budget keeps working (a point estimate: no interval)
-    (Budget("fid", 2.5), measured(40.0, fid=2.0), "accepted", ["FID drift 2 <= budget 2.5"]),
-    (Budget("fid", 2.5), measured(60.0, fid=3.0), "rejected", ["FID drift 3 > budget 2.5"]),
+    (Budget("fid", 2.5), paired_fields(40.0, fid=2.0), "accepted", ["FID drift 2 <= budget 2.5"]),
+    (Budget("fid", 2.5), paired_fields(60.0, fid=3.0), "rejected", ["FID drift 3 > budget 2.5"]),
     (Budget("fid", 2.5), {"fid_drift": math.nan}, "inconclusive", ["could not be measured"]),
     # a journal from before the calibrated verdict: nothing to accept on
     (Budget("floor"), {"fid_drift": 1.0, "noise_floor_fid": 2.0}, "inconclusive", ["schema 3"]),
@@ -325,12 +290,12 @@ def test_judge_decides_from_the_verdict(budget, drift, decision, words) -> None:
 
 
 def test_inconclusive_says_which_n_would_decide() -> None:
-    v = choice.judge(measured(0, mse=FEW_RUINED), Budget("floor"))
+    v = choice.judge(paired_fields(0, mse=FEW_RUINED), Budget("floor"))
     need = v.n_to_decide
     assert need is not None and need > 200 and f"about N = {need} would decide" in v.reason
     # and with that many images of the same kind it decides (the 1.5 % ruined: rejected)
     more = np.resize(FEW_RUINED, need)
-    assert choice.judge(measured(0, mse=more), Budget("floor")).decision == "rejected"
+    assert choice.judge(paired_fields(0, mse=more), Budget("floor")).decision == "rejected"
 
 
 def test_budget_words() -> None:
@@ -397,8 +362,8 @@ def judged(name: str, ips: float, drift: dict) -> Tried:
 def test_a_speed_tie_goes_to_the_build_that_is_not_detectably_worse() -> None:
     # the faster build's paired FID reads lower (0.5 vs 1.0: noise), but its images are
     # detectably further from the reference's, image by image
-    fast = judged("ort-int8", 1000, measured(40.0, fid=0.5))
-    slow = judged("ort-fp32", 990, measured(60.0, fid=1.0, seed=1))
+    fast = judged("ort-int8", 1000, paired_fields(40.0, fid=0.5))
+    slow = judged("ort-fp32", 990, paired_fields(60.0, fid=1.0, seed=1))
     assert choice.detectably_worse(fast, slow).worse
     assert not choice.detectably_worse(slow, fast).worse
     assert choice.best([fast, slow], 0.05, "floor") is slow
@@ -407,20 +372,20 @@ def test_a_speed_tie_goes_to_the_build_that_is_not_detectably_worse() -> None:
     text = choice.explain_choice(slow, fast, 0.05, why)
     assert "ort-int8 (1000.0 img/s), which is detectably worse than ort-fp32" in text
     # not a tie (10 % slower): the fastest accepted build, however its quality compares
-    far = judged("ort-fp32", 900, measured(60.0, seed=1))
+    far = judged("ort-fp32", 900, paired_fields(60.0, seed=1))
     assert choice.best([fast, far], 0.05, "floor") is fast
 
 
 def test_builds_not_detectably_different_tie_on_drift_then_speed() -> None:
-    a = judged("a-fp32", 1000, measured(40.0, seed=0, fid=1.2))
-    b = judged("b-fp32", 990, measured(40.0, seed=1, fid=1.0))  # same error level
+    a = judged("a-fp32", 1000, paired_fields(40.0, seed=0, fid=1.2))
+    b = judged("b-fp32", 990, paired_fields(40.0, seed=1, fid=1.0))  # same error level
     assert choice.detectably_worse(a, b).decision == "not detectably different"
     assert choice.best([a, b], 0.05, "floor") is b  # the least drift, as before
 
 
 def test_builds_judged_by_different_tests_are_not_compared() -> None:
-    a = judged("a-fp32", 1000, measured(40.0))
-    b = judged("b-fp32", 990, {**measured(60.0), "drift_test": "distribution"})
+    a = judged("a-fp32", 1000, paired_fields(40.0))
+    b = judged("b-fp32", 990, {**paired_fields(60.0), "drift_test": "distribution"})
     assert choice.detectably_worse(a, b) is None
 
 
