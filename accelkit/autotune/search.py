@@ -215,8 +215,10 @@ class Search:
         journal: Journal,
         clock: Clock,
         progress: Progress | None = None,
+        trust_code: bool = False,
     ) -> None:
         self.original = original
+        self.trust_code = trust_code
         self.opts = opts
         self.budget = budget
         self.device = device
@@ -476,7 +478,9 @@ class Search:
 
         t0 = time.monotonic()
         n, fid = self.opts.fid.n, self.opts.fid
-        self.extractor = FeatureExtractor(fid.weights, device=self.device, threads=self.threads)
+        self.extractor = FeatureExtractor(
+            fid.weights, device=self.device, threads=self.threads, trust_code=self.trust_code
+        )
         self.extractor.load()
         opts = {"precision": "fp32", **({"threads": self.threads} if self.threads else {})}
         self.ref_runner = create_runner("torch", self.original, device=self.device, **opts)

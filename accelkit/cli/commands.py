@@ -490,6 +490,11 @@ def fid(
     fid_mode: str = fid_mode_option(),
     force: bool = force_option("an existing --save-stats file"),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    trust_code: bool = typer.Option(
+        False,
+        "--trust-code",
+        help="Load --fid-weights even when its TorchScript uses ops outside accelkit's allow-list of pure tensor ops. This RUNS CODE from the file: only for files you trust.",
+    ),
 ) -> None:
     """FID (and KID for folders) between two image folders or .npz statistics; or save statistics."""
     from accelkit.pipelines.fid import fid as run_fid
@@ -502,6 +507,7 @@ def fid(
         device=device,
         force=force,
         fid_mode=fid_mode,
+        trust_code=trust_code,
     ).validated()
     with progress_status(not as_json) as progress:
         result = run_fid(source_a, source_b, opts, progress)

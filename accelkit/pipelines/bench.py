@@ -25,7 +25,7 @@ from accelkit.benchmark.report import Report
 from accelkit.benchmark.suite import BenchTarget, run_benchmark
 from accelkit.errors import InputError
 from accelkit.files import folder_lock, storage_error
-from accelkit.pipelines.options import resolve_artifact
+from accelkit.pipelines.options import resolve_artifact, trusts_code
 from accelkit.pipelines.results import Result
 from accelkit.quality.drift import reference_identity
 
@@ -173,14 +173,15 @@ def bench(
     say = progress or (lambda m: None)
     say("loading the generator")
     artifact = resolve_artifact(generator)
+    if cfg.fid.n:  # the extractor is code too: refused before any work, not after the speed rows
+        from accelkit.quality.features import check_weights_code
+
+        check_weights_code(cfg.fid.weights, trusts_code(generator))
     if reference is None and cfg.fid.n and artifact.format != "torch":
         reference = (
             recorded_source(  # an exported build: its own FP32 torch model, as its sidecar names it
                 artifact,
-                trust=bool(
-                    getattr(generator, "trust_code", False)
-                    or getattr(generator, "trust_pickle", False)
-                ),
+                trust=trusts_code(generator),
             )
         )
         if reference is not None:
@@ -205,7 +206,16 @@ def bench(
     out = Path(cfg.out)
     with folder_lock(out, "a benchmark report"):
         check_out_folder(out, cfg.force)  # again, under the lock
-        return _bench_locked(artifact, reference, cfg, device, out, progress, verdict_settings)
+        return _bench_locked(
+            artifact,
+            reference,
+            cfg,
+            device,
+            out,
+            progress,
+            verdict_settings,
+            trust_code=trusts_code(generator),
+        )
 
 
 def _bench_locked(
@@ -216,6 +226,8 @@ def _bench_locked(
     out: Path,
     progress: Progress | None,
     verdict_settings: Any = None,
+    *,
+    trust_code: bool = False,
 ) -> BenchResult:
     from accelkit.errors import one_line
 
@@ -266,6 +278,7 @@ def _bench_locked(
                 images=images,
                 images_rec=images_rec,
                 verdict_settings=verdict_settings,
+                trust_code=trust_code,
             )
         except Exception as exc:  # noqa: BLE001 - the speed rows that ran are still reported
             reason = f"quality: {one_line(exc)}"
@@ -432,6 +445,7 @@ def measure_quality(
     images: Any = None,
     images_rec: dict[str, Any] | None = None,
     verdict_settings: Any = None,
+    trust_code: bool = False,
 ) -> dict[str, Path]:
     """Add the quality verdict, FID/KID/paired drift and the noise floor to every measured row; write grids and the scatter.
 
@@ -469,7 +483,11 @@ def measure_quality(
         )
     threads = cfg.threads.resolve(device)
     extractor = FeatureExtractor(
-        cfg.fid.weights, device=device, threads=threads, precision=cfg.fid.precision
+        cfg.fid.weights,
+        device=device,
+        threads=threads,
+        precision=cfg.fid.precision,
+        trust_code=trust_code,
     )
     extractor.resize_mode = cfg.fid.mode
     extractor.load()
@@ -687,6 +705,7 @@ def drift_vs_reference(
     device: str = "cpu",
     threads: int | None = None,
     progress: Callable[[str], None] | None = None,
+    trust_code: bool = False,
 ) -> dict[str, Any]:
     """Drift of torch generators against another one's FP32 torch model, on the same ``n`` latents.
 
@@ -713,7 +732,7 @@ def drift_vs_reference(
                 f"{label} has different inputs or output shape than the reference; drift needs the same latents and image size"
             )
     say = progress or (lambda m: None)
-    extractor = FeatureExtractor(fid_weights, device=device, threads=threads)
+    extractor = FeatureExtractor(fid_weights, device=device, threads=threads, trust_code=trust_code)
     extractor.load()
     opts: dict[str, Any] = {"precision": "fp32", **({"threads": threads} if threads else {})}
     results: dict[str, Any] = {}

@@ -22,7 +22,12 @@ from typing import Any
 from accelkit.artifact import Artifact
 from accelkit.benchmark.render import fmt_num
 from accelkit.errors import BackendUnavailableError, InputError
-from accelkit.pipelines.options import LoadOptions, OptimizeOptions, resolve_artifact
+from accelkit.pipelines.options import (
+    LoadOptions,
+    OptimizeOptions,
+    resolve_artifact,
+    trusts_code,
+)
 from accelkit.pipelines.results import Result
 
 Progress = Callable[[str], None]
@@ -272,6 +277,9 @@ def optimize(
     )
     say("loading the generator")
     art = resolve_artifact(generator)
+    from accelkit.quality.features import check_weights_code
+
+    check_weights_code(opts.fid.weights, trusts_code(generator))  # the extractor is code too
     if art.format != "torch":
         raise InputError(
             "optimize needs the torch generator (the FP32 reference and the model to accelerate), not an exported file"
@@ -314,6 +322,7 @@ def optimize(
             journal=journal,
             clock=Clock(opts.time_budget_s, started),
             progress=say,
+            trust_code=trusts_code(generator),
         ).run()
         return _write_outputs(
             art,

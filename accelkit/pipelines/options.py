@@ -212,6 +212,12 @@ class LoadOptions:
         )
 
 
+def trusts_code(source: Any) -> bool:
+    """Whether the user passed ``--trust-code`` (or its old name) with this generator source:
+    then code-bearing files they name (the generator, ``--fid-weights``) load unchecked."""
+    return bool(getattr(source, "trust_code", False) or getattr(source, "trust_pickle", False))
+
+
 def resolve_artifact(source: Any) -> Artifact:
     """An :class:`Artifact` from an artifact, :class:`LoadOptions`, a path/name or None (bundled DCGAN)."""
     from accelkit.artifact import Artifact
@@ -440,6 +446,8 @@ class FidOptions:
         force: Overwrite an existing ``save_stats`` file.
         fid_mode: Resize before the extractor: ``clean`` (default), ``legacy-tensorflow``
             or ``legacy-pytorch`` (clean-fid's modes); recorded in the provenance.
+        trust_code: Load ``fid_weights`` even when its TorchScript uses ops outside the
+            allow-list (``--trust-code``).
     """
 
     save_stats: Path | None = None
@@ -449,6 +457,7 @@ class FidOptions:
     device: str = "cpu"
     force: bool = False
     fid_mode: str = "clean"
+    trust_code: bool = False
 
     def validated(self) -> FidOptions:
         """Check the values; returns ``self``."""

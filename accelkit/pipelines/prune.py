@@ -10,7 +10,7 @@ from typing import Any
 from accelkit.artifact import Artifact
 from accelkit.errors import InputError
 from accelkit.loading.sidecars import shell_join
-from accelkit.pipelines.options import PruneOptions, _value, resolve_artifact
+from accelkit.pipelines.options import PruneOptions, _value, resolve_artifact, trusts_code
 from accelkit.pipelines.results import Result, fmt_flops
 
 Progress = Callable[[str], None]
@@ -109,6 +109,10 @@ def prune_and_distill(
         torch.set_num_threads(opts.threads)
     say("loading the generator")
     art = resolve_artifact(generator)
+    if opts.fid:
+        from accelkit.quality.features import check_weights_code
+
+        check_weights_code(opts.fid_weights, trusts_code(generator))  # the extractor is code too
     if art.format != "torch":
         raise InputError(
             "pruning needs the torch generator, not ONNX; give the .pt/.pt2/TorchScript file"
@@ -160,6 +164,7 @@ def prune_and_distill(
             fid_weights=opts.fid_weights,
             threads=opts.threads,
             progress=say,
+            trust_code=trusts_code(generator),
         )
         pruned.meta["quality_vs_teacher"] = {
             "n": opts.fid,
