@@ -19,6 +19,7 @@ from accelkit.quality.verdict import (
     distribution_test,
     judge,
     mmd2_unbiased,
+    n_to_decide,
     paired_test,
     psnr_db,
     quality_gate,
@@ -70,6 +71,27 @@ def test_near_the_margin_is_inconclusive_and_the_mde_says_what_n_resolves(rng) -
     v4 = paired_test(PairedEvidence(_mse_at(35.05, 400, rng, cv=1.0), PEAK), s)
     assert v4.mde == pytest.approx(v.mde / 2, rel=0.25)
     assert "with 90% power" in v.reason and "N = 100" in v.reason
+    # and it says which N would decide: the MDE must fall below the distance to the margin
+    need = v.n_to_decide
+    gap = abs(v.estimate - v.margin)
+    assert need == max(101, math.ceil(100 * (v.mde / gap) ** 2))
+    assert f"about N = {need} would decide it" in v.reason
+    assert v.to_dict()["n_to_decide"] == need
+    assert paired_test(PairedEvidence(_mse_at(50.0, 100, rng), PEAK), s).n_to_decide is None
+
+
+@pytest.mark.parametrize(
+    ("est", "margin", "mde", "n", "want"),
+    [
+        (1.0, 2.0, 2.0, 100, 400),  # twice the MDE's reach: 4x the images
+        (1.0, 2.0, 0.5, 100, 101),  # already within reach: more than N all the same
+        (2.0, 2.0, 1.0, 100, None),  # on the margin: no N decides it
+        (math.nan, 2.0, 1.0, 100, None),
+        (1.0, 2.0, 0.5, 5, 20),  # at least min_n
+    ],
+)
+def test_n_to_decide(est, margin, mde, n, want) -> None:
+    assert n_to_decide(est, margin, mde, n) == want
 
 
 def test_tail_guard_rejects_a_build_that_ruins_a_few_images(rng) -> None:
