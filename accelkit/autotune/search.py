@@ -52,6 +52,7 @@ from accelkit.autotune.choice import Budget, Tried
 from accelkit.autotune.journal import Journal
 from accelkit.autotune.space import Candidate, SearchSpace
 from accelkit.errors import InputError, NonFiniteOutputError, one_line
+from accelkit.quality.verdict import VerdictSettings
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +173,9 @@ def search_key(
         "distill_steps": opts.distill_steps,
         "max_retries": choice.MAX_RETRIES,
         "candidates": [c.id for c in candidates],
+        # the quality rule: a journal judged by another rule (the old noise floor, other
+        # margins) is not resumed
+        "quality_rule": {"verdict": 1, **VerdictSettings().to_dict()},
     }
 
 
