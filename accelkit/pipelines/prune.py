@@ -10,7 +10,7 @@ from typing import Any
 from accelkit.artifact import Artifact
 from accelkit.errors import InputError
 from accelkit.loading.sidecars import shell_join
-from accelkit.pipelines.options import PruneOptions, _value, resolve_artifact
+from accelkit.pipelines.options import PruneOptions, _value, resolve_artifact, trusts_code
 from accelkit.pipelines.results import Result, fmt_flops
 
 Progress = Callable[[str], None]
@@ -69,8 +69,10 @@ class PruneResult(Result):
             ]
             lines.append(
                 f"FID drift vs teacher (N={last.n}): {' -> '.join(parts)} (noise floor {last.noise_floor_fid:.2f}; "
-                f"{'within' if last.verdict == 'within floor' else 'outside'} the floor)"
+                f"old rule: {'within' if last.legacy_verdict == 'within floor' else 'outside'} the floor)"
             )
+            if last.test_verdict is not None:
+                lines.append(f"quality verdict: {last.verdict} ({last.test_verdict.reason})")
         lines.append(
             f"measure it: accelkit bench {shell_join([str(a.path), '--fid', '500', '--reference', self.teacher, *self.reference_arch])}"
         )
@@ -107,6 +109,10 @@ def prune_and_distill(
         torch.set_num_threads(opts.threads.count)
     say("loading the generator")
     art = resolve_artifact(generator)
+    if opts.fid.n:
+        from accelkit.quality.features import check_weights_code
+
+        check_weights_code(opts.fid.weights, trusts_code(generator))  # the extractor is code too
     if art.format != "torch":
         raise InputError(
             "pruning needs the torch generator, not ONNX; give the .pt/.pt2/TorchScript file"
@@ -158,13 +164,20 @@ def prune_and_distill(
             fid_weights=opts.fid.weights,
             threads=opts.threads.count,
             progress=say,
+            trust_code=trusts_code(generator),
         )
         pruned.meta["quality_vs_teacher"] = {
             "n": opts.fid.n,
             "seed": opts.seed,
             "noise_floor_fid": next(iter(drifts.values())).noise_floor_fid,
             **{
-                label: {"fid_drift": d.fid_drift, "kid_drift": d.kid_drift, "psnr_db": d.psnr_db}
+                label: {
+                    "fid_drift": d.fid_drift,
+                    "kid_drift": d.kid_drift,
+                    "psnr_db": d.psnr_db,
+                    "verdict": d.verdict,
+                    "legacy_verdict": d.legacy_verdict,
+                }
                 for label, d in drifts.items()
             },
         }
