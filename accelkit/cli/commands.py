@@ -159,7 +159,12 @@ def quantize(
     load: LoadOptions,
     int8_settings: Int8Settings,
 ) -> None:
-    """Post-training INT8 quantization of an ONNX generator (Q/DQ), verified against fp32; optional sensitivity report."""
+    """Post-training INT8 quantization of an ONNX generator (Q/DQ), verified against fp32; optional sensitivity report.
+
+    A build that fails --tolerance exits 4 (quality below tolerance) and names the command that
+    finds the layers INT8 cannot take; --report prints its table even then, and --auto-exclude
+    keeps the fewest of them in float.
+    """
     from accelkit.pipelines.export import quantize as run_quantize
 
     if not int8:
