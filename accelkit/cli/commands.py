@@ -31,6 +31,7 @@ from accelkit.options import (
     parse_batches,
 )
 from accelkit.pipelines.options import (
+    PRUNE_CHECK_N,
     BuildOptions,
     CompareOptions,
     DistillLoss,
@@ -223,9 +224,18 @@ def prune(
         None, "--round-to", help="Keep channel counts a multiple of this (e.g. 8)."
     ),
     distill_steps: int = typer.Option(
-        0,
+        500,
         "--distill-steps",
-        help="Data-free distillation steps after pruning (teacher: the FP32 model; latents from its prior).",
+        help="Data-free distillation steps after pruning (teacher: the FP32 model; latents from its prior); "
+        "on by default, within --distill-time.",
+    ),
+    distill_time: float = typer.Option(
+        60.0,
+        "--distill-time",
+        help="Time budget of distillation in seconds: it stops at --distill-steps or this, whichever comes first.",
+    ),
+    no_distill: bool = typer.Option(
+        False, "--no-distill", help="Skip distillation (the pruned weights as they are)."
     ),
     distill_batch: int = typer.Option(16, "--distill-batch", help="Latents per distillation step."),
     lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate for distillation."),
@@ -243,9 +253,11 @@ def prune(
         help="Layer-name glob whose output the feature loss matches (repeatable; default: every pruned layer).",
     ),
     fid: int = typer.Option(
-        0,
+        PRUNE_CHECK_N,
         "--fid",
-        help="Measure FID drift vs the teacher on N images (torch fp32, with the noise floor) after pruning, and after distillation when --distill-steps is set.",
+        help="Quality check vs the unpruned model on N seeded latents (torch fp32): paired PSNR and FID drift "
+        "before and after distillation, with the noise floor. A result outside the floor is not written "
+        "(exit 4) unless --force. 0: not measured (said loudly).",
     ),
     fid_weights: str | None = fid_weights_option(),
     threads: int | None = typer.Option(
@@ -262,11 +274,20 @@ def prune(
         False, "--no-resume", help="Start distillation from scratch even if a checkpoint exists."
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of latents and random importance."),
-    force: bool = force_option(),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Overwrite an existing output, and write a pruned model outside the noise floor (with a loud verdict).",
+    ),
     *,
     load: LoadOptions,
 ) -> None:
-    """Structured channel pruning (torch-pruning DepGraph), optionally followed by data-free distillation."""
+    """Structured channel pruning (torch-pruning DepGraph), data-free distillation, and a quality check.
+
+    By default it distills (--distill-steps within --distill-time) and measures the pruned
+    model against the unpruned one (--fid N seeded latents: paired PSNR, FID drift, noise
+    floor); a result outside the noise floor is not written and exits 4 unless --force.
+    """
     from accelkit.pipelines.prune import prune_and_distill
 
     opts = PruneOptions(
@@ -276,7 +297,8 @@ def prune(
         global_pruning=global_pruning,
         keep=tuple(keep or ()),
         round_to=round_to,
-        distill_steps=distill_steps,
+        distill_steps=0 if no_distill else distill_steps,
+        distill_seconds=distill_time,
         distill_batch=distill_batch,
         lr=lr,
         loss=loss,

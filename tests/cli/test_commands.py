@@ -270,6 +270,8 @@ def test_prune_with_distillation_writes_a_loadable_smaller_generator(in_tmp) -> 
         "4",
         "--distill-batch",
         "2",
+        "--fid",
+        "0",
         "-o",
         "sr.pruned.pt",
     )

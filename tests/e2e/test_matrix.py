@@ -187,6 +187,9 @@ class Chain:
                 *self.fam.prune_flags,
                 "--ratio",
                 "0.25",
+                "--no-distill",
+                "--fid",
+                "0",
                 "-o",
                 out,
             )

@@ -328,7 +328,20 @@ def test_pruned_sidecar_cannot_name_the_teacher_architecture(
     pytest.importorskip("torch_pruning")
     src, _ = exported
     pruned = tmp_path / "g.pruned.pt"
-    made = accelkit("prune", src, "--arch", ARCH, "--ratio", "0.25", "-o", pruned, cwd=tmp_path)
+    made = accelkit(
+        "prune",
+        src,
+        "--arch",
+        ARCH,
+        "--ratio",
+        "0.25",
+        "--no-distill",
+        "--fid",
+        "0",
+        "-o",
+        pruned,
+        cwd=tmp_path,
+    )
     assert made.returncode == 0, made.stderr
     assert (
         f"--reference-arch {ARCH}" in made.stdout

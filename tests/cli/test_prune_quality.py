@@ -1,0 +1,132 @@
+"""``prune`` says what it did to quality, through the real CLI in a subprocess.
+
+With the defaults (distillation on, the quality check on N seeded latents) on the bundled
+generators, ``prune`` prints the paired PSNR and FID drift against the unpruned model with
+its noise floor, and a result outside the floor is refused (exit 4, nothing written) unless
+``--force``, which writes it with a loud verdict recorded in the sidecar. The tests use the
+tiny feature extractor (``--fid-weights``) and a short ``--distill-time`` to stay quick; its
+noise floor is far below any pruning drift, so every result here is outside the floor.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from accelkit.errors import EXIT_QUALITY
+from accelkit.pipelines.options import PRUNE_CHECK_N, PruneOptions
+from accelkit.pipelines.prune import judge_pruned
+
+pytest.importorskip(
+    "torch_pruning", reason="torch-pruning is in the dev extra; install accelkit[prune]"
+)
+
+
+def accelkit(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ACCELKIT_CACHE_DIR": str(cwd / "cache")}
+    return subprocess.run(
+        [sys.executable, "-m", "accelkit", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_defaults_distill_and_check_quality() -> None:
+    opts = PruneOptions()
+    assert opts.distill_steps > 0 and opts.distill_seconds is not None and opts.distill_seconds > 0
+    assert opts.fid == PRUNE_CHECK_N > 0 and not opts.force
+
+
+@pytest.mark.parametrize(
+    ("fid", "floor", "accepted"), [(1.0, 2.0, True), (2.0, 2.0, True), (3.0, 2.0, False)]
+)
+def test_judge_pruned_is_the_noise_floor_rule(fid: float, floor: float, accepted: bool) -> None:
+    ok, why = judge_pruned(SimpleNamespace(fid_drift=fid, noise_floor_fid=floor, psnr_db=30.0))
+    assert ok is accepted and "noise floor" in why
+    nan = SimpleNamespace(fid_drift=float("nan"), noise_floor_fid=floor, psnr_db=30.0)
+    assert judge_pruned(nan)[0] is False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("gen", ["dcgan", "sr4x"])
+def test_prune_with_defaults_prints_its_drift_and_refuses_an_out_of_floor_result(
+    gen: str, tiny_weights: Path, tmp_path: Path
+) -> None:
+    """The verdict follows the printed numbers: outside the floor -> exit 4, nothing written;
+    within -> written, the verdict in the sidecar. (dcgan at ratio 0.5 is outside the tiny
+    extractor's floor; sr4x, whose output is mostly its bicubic skip, may be within.)"""
+    out = tmp_path / "p.pt"
+    res = accelkit(
+        "prune", gen, "--fid-weights", tiny_weights, "--distill-time", "2", "-o", out, cwd=tmp_path
+    )
+    assert "Traceback" not in res.stderr, res.stderr
+    assert "distilling from the unpruned model: up to 500 steps, at most 2 s" in res.stderr
+    if res.returncode == EXIT_QUALITY:
+        errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error: ")]
+        assert len(errors) == 1, res.stderr
+        assert "outside the noise floor vs the unpruned model (FID drift " in errors[0]
+        assert f"N={PRUNE_CHECK_N}, paired PSNR " in errors[0] and "--force" in errors[0]
+        drift, floor = (
+            float(x)
+            for x in errors[0].split("FID drift ")[1].split(";")[0].split(" > noise floor ")
+        )
+        assert drift > floor
+        assert not out.exists() and not Path(str(out) + ".accelkit.json").exists()
+    else:
+        assert gen != "dcgan" and res.returncode == 0, res.stderr
+        line = next(
+            ln for ln in res.stdout.splitlines() if ln.startswith("quality vs the unpruned")
+        )
+        assert f"N={PRUNE_CHECK_N} seeded latents" in line and "within the floor" in line
+        q = json.loads(Path(str(out) + ".accelkit.json").read_text())["meta"]["quality_vs_teacher"]
+        assert q["verdict"]["accepted"] is True
+        assert q["pruned+distilled"]["fid_drift"] <= q["noise_floor_fid"]
+
+
+@pytest.mark.slow
+def test_force_writes_it_with_a_loud_verdict_in_output_and_sidecar(
+    tiny_weights: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "p.pt"
+    res = accelkit(
+        "prune",
+        "dcgan",
+        "--fid-weights",
+        tiny_weights,
+        "--fid",
+        "16",
+        "--distill-time",
+        "1",
+        "--force",
+        "-o",
+        out,
+        cwd=tmp_path,
+    )
+    assert res.returncode == 0, res.stderr
+    line = next(ln for ln in res.stdout.splitlines() if ln.startswith("quality vs the unpruned"))
+    assert "N=16 seeded latents, seed 0" in line and "paired PSNR " in line
+    assert "OUTSIDE the floor" in line
+    assert "WRITTEN WITH --force ALTHOUGH ITS QUALITY IS OUTSIDE THE NOISE FLOOR" in res.stdout
+    assert "outside the noise floor" in res.stderr  # the warning, on stderr too
+    q = json.loads(Path(str(out) + ".accelkit.json").read_text())["meta"]["quality_vs_teacher"]
+    assert q["verdict"]["accepted"] is False and q["verdict"]["forced"] is True
+    assert q["n"] == 16 and q["pruned+distilled"]["psnr_db"] > 0
+
+
+@pytest.mark.slow
+def test_fid_0_skips_the_check_loudly(tmp_path: Path) -> None:
+    out = tmp_path / "p.pt"
+    res = accelkit("prune", "dcgan", "--fid", "0", "--no-distill", "-o", out, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "QUALITY NOT MEASURED (--fid 0)" in res.stdout and "not distilled" in res.stdout
+    q = json.loads(Path(str(out) + ".accelkit.json").read_text())["meta"]["quality_vs_teacher"]
+    assert q["verdict"] is None and q["n"] == 0
