@@ -232,7 +232,7 @@ def prune(
     distill_time: float = typer.Option(
         60.0,
         "--distill-time",
-        help="Time budget of distillation in seconds: it stops at --distill-steps or this, whichever comes first.",
+        help="Time budget of distillation in seconds: it stops at --distill-steps or this, whichever comes first (0: no time limit).",
     ),
     no_distill: bool = typer.Option(
         False, "--no-distill", help="Skip distillation (the pruned weights as they are)."

@@ -320,8 +320,8 @@ class PruneOptions:
         keep: Module-name globs never pruned.
         round_to: Keep channel counts a multiple of this.
         distill_steps: Distillation steps (0: none); on by default.
-        distill_seconds: Time budget of distillation in seconds (None: only ``distill_steps``
-            bounds it); it stops at whichever comes first.
+        distill_seconds: Time budget of distillation in seconds (None or 0: only
+            ``distill_steps`` bounds it); it stops at whichever comes first.
         distill_batch: Latents per step.
         lr: Adam learning rate.
         loss: Pixel loss.
@@ -372,9 +372,7 @@ class PruneOptions:
         check_number(self.feature_loss, "--feature-loss", low=0.0)
         check_int(self.distill_steps, "--distill-steps", low=0, high=10_000_000)
         if self.distill_seconds is not None:
-            check_number(
-                self.distill_seconds, "--distill-time", low=0.0, low_open=True, high=7 * 86400.0
-            )
+            check_number(self.distill_seconds, "--distill-time", low=0.0, high=7 * 86400.0)
         check_int(self.distill_batch, "--distill-batch", low=1, high=65536, fix="e.g. 16")
         FidSettings(n=self.fid, weights=self.fid_weights).validated()
         Threads(self.threads).validated()

@@ -168,7 +168,7 @@ def prune_and_distill(
             progress=lambda step, total, value: say(
                 f"distilling: step {step}/{total}, loss {value:.4f}"
             ),
-            max_seconds=opts.distill_seconds,
+            max_seconds=opts.distill_seconds or None,
         )
     drifts: dict[str, Any] = {}
     if opts.fid:
