@@ -162,9 +162,7 @@ def quantize(
 ) -> None:
     """Post-training INT8 quantization of an ONNX generator (Q/DQ), verified against fp32; optional sensitivity report.
 
-    A build that fails --tolerance exits 4 (quality below tolerance) and names the command that
-    finds the layers INT8 cannot take; --report prints its table even then, and --auto-exclude
-    keeps the fewest of them in float.
+    A build that fails --tolerance exits 4 (quality below tolerance) and names the command that finds the layers INT8 cannot take; --report prints its table even then, and --auto-exclude keeps the fewest of them in float.
     """
     from accelkit.pipelines.export import quantize as run_quantize
 
@@ -284,9 +282,7 @@ def prune(
 ) -> None:
     """Structured channel pruning (torch-pruning DepGraph), data-free distillation, and a quality check.
 
-    By default it distills (--distill-steps within --distill-time) and measures the pruned
-    model against the unpruned one (--fid N seeded latents: paired PSNR, FID drift, noise
-    floor); a result outside the noise floor is not written and exits 4 unless --force.
+    By default it distills (--distill-steps within --distill-time) and measures the pruned model against the unpruned one (--fid N seeded latents: paired PSNR, FID drift, noise floor); a result outside the noise floor is not written and exits 4 unless --force.
     """
     from accelkit.pipelines.prune import prune_and_distill
 
