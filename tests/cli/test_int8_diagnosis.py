@@ -9,28 +9,19 @@ one already run says so.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from accelkit.errors import EXIT_QUALITY
+from tests.fixtures.cli import accelkit as run_cli
 
 pytestmark = pytest.mark.slow
 
 
 def accelkit(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ACCELKIT_CACHE_DIR": str(cwd / "cache")}
-    return subprocess.run(
-        [sys.executable, "-m", "accelkit", *map(str, args)],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_cli(*args, cwd=cwd, cache=cwd / "cache", timeout=300)
 
 
 def error_lines(res: subprocess.CompletedProcess[str]) -> list[str]:

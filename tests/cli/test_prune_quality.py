@@ -11,9 +11,7 @@ noise floor is far below any pruning drift, so every result here is outside the 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,6 +20,7 @@ import pytest
 from accelkit.errors import EXIT_QUALITY
 from accelkit.pipelines.options import PRUNE_CHECK_N, PruneOptions
 from accelkit.pipelines.prune import judge_pruned
+from tests.fixtures.cli import accelkit as run_cli
 
 pytest.importorskip(
     "torch_pruning", reason="torch-pruning is in the dev extra; install accelkit[prune]"
@@ -29,15 +28,7 @@ pytest.importorskip(
 
 
 def accelkit(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ACCELKIT_CACHE_DIR": str(cwd / "cache")}
-    return subprocess.run(
-        [sys.executable, "-m", "accelkit", *map(str, args)],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_cli(*args, cwd=cwd, cache=cwd / "cache", timeout=300)
 
 
 def test_defaults_distill_and_check_quality() -> None:
