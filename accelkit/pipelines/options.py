@@ -380,7 +380,7 @@ class PruneOptions:
         check_globs(self.feature_layers, "--feature-layer")
         if (self.feature_loss or self.feature_layers) and not self.distill_steps:
             raise InputError(
-                "--feature-loss/--feature-layer shape distillation; add --distill-steps N"
+                "--feature-loss/--feature-layer shape distillation, which is off here (--no-distill or --distill-steps 0); drop --no-distill or add --distill-steps N"
             )
         if self.feature_layers and not self.feature_loss:
             raise InputError(
