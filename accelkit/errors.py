@@ -2,10 +2,15 @@
 
 Every error a user can cause derives from :class:`AccelkitError`. Messages say what
 was found, what was expected and how to fix it, on one line; the CLI prints them
-as ``error: <message>`` and exits with :attr:`AccelkitError.exit_code` (2).
+as ``error: <message>`` and exits with :attr:`AccelkitError.exit_code`: 2 for a user's
+mistake, :data:`EXIT_QUALITY` (4) for a build whose measured quality is below its tolerance.
 """
 
 from __future__ import annotations
+
+#: Exit code of a build (INT8/FP16/FP32 ONNX, a pruned model) whose measured quality is below
+#: its tolerance: not a user mistake (2), not a speed regression (1).
+EXIT_QUALITY = 4
 
 
 class AccelkitError(Exception):
@@ -39,8 +44,14 @@ class ExportError(AccelkitError):
     """ONNX export or conversion failed."""
 
 
-class VerificationError(ExportError):
-    """An exported model disagrees with its torch reference beyond the tolerance."""
+class QualityError(AccelkitError):
+    """A build was made and measured, and its quality is below the tolerance (exit 4)."""
+
+    exit_code = EXIT_QUALITY
+
+
+class VerificationError(ExportError, QualityError):
+    """An exported model disagrees with its torch reference beyond the tolerance (exit 4)."""
 
 
 class MissingDependencyError(AccelkitError):

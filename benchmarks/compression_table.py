@@ -43,6 +43,8 @@ def commands(gen: str, steps: int | str) -> list[list[str]]:
             "0.5",
             "--distill-steps",
             str(steps),
+            "--distill-time",
+            "604800",  # the table measures S steps, not prune's default 60 s budget
             "--fid",
             "500",
             "--threads",
@@ -95,6 +97,8 @@ def feature_loss_command(gen: str, steps: int | str) -> list[str]:
         "0.5",
         "--distill-steps",
         str(steps),
+        "--distill-time",
+        "604800",
         "--feature-loss",
         "1",
         "--fid",

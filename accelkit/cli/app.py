@@ -25,7 +25,8 @@ click: Any = getattr(typer, "_click", None) or __import__("click")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Exit codes: 0 success, 1 a measured failure, 2 a user mistake, 70 an unexpected internal error, 130 Ctrl-C, 143 SIGTERM.
+#: Exit codes: 0 success, 1 a measured failure, 2 a user mistake, 3 a gate cannot tell, 4 quality below tolerance
+#: (errors.EXIT_QUALITY), 70 an unexpected internal error, 130 Ctrl-C, 143 SIGTERM.
 EXIT_INTERNAL = 70  # EX_SOFTWARE: an unexpected exception (a bug), printed as one line
 EXIT_INTERRUPT = 130
 EXIT_TERMINATED = 143
@@ -126,7 +127,10 @@ app = typer.Typer(
     cls=AccelkitGroup,
     help="Make trained image generators fast, and prove it: export verified ONNX (fp32/fp16/int8), "
     "prune, build TensorRT engines, and benchmark images/sec and quality drift per backend. "
-    "Every command defaults to the bundled DCGAN demo generator.",
+    "Every command defaults to the bundled DCGAN demo generator. "
+    "Exit codes: 0 ok, 1 measured failure or regression, 2 user mistake, 3 a gate cannot tell, "
+    "4 a build's quality below its tolerance (int8/fp16 verification, a pruned model the quality verdict does not accept), "
+    "70 internal bug, 130 Ctrl-C, 143 SIGTERM.",
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,

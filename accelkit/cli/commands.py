@@ -159,7 +159,10 @@ def quantize(
     load: LoadOptions,
     int8_settings: Int8Settings,
 ) -> None:
-    """Post-training INT8 quantization of an ONNX generator (Q/DQ), verified against fp32; optional sensitivity report."""
+    """Post-training INT8 quantization of an ONNX generator (Q/DQ), verified against fp32; optional sensitivity report.
+
+    A build that fails --tolerance exits 4 (quality below tolerance) and names the command that finds the layers INT8 cannot take; --report prints its table even then, and --auto-exclude keeps the fewest of them in float.
+    """
     from accelkit.pipelines.export import quantize as run_quantize
 
     if not int8:
@@ -200,9 +203,11 @@ _PRUNE = PruneOptions()  # the prune command's defaults
     FidSettings,
     only=("n", "weights"),
     help={
-        "n": "Measure FID drift vs the teacher on N images (torch fp32, with the noise floor) after pruning, "
-        "and after distillation when --distill-steps is set."
+        "n": "Quality check vs the unpruned model on N seeded latents (torch fp32): the calibrated quality "
+        "verdict (paired test), paired PSNR and FID drift before and after distillation. A result the verdict "
+        "does not accept is not written (exit 4) unless --force. 0: not measured (said loudly)."
     },
+    defaults=_PRUNE.fid,
 )
 @bind(
     "threads",
@@ -237,7 +242,16 @@ def prune(
     distill_steps: int = typer.Option(
         _PRUNE.distill_steps,
         "--distill-steps",
-        help="Data-free distillation steps after pruning (teacher: the FP32 model; latents from its prior).",
+        help="Data-free distillation steps after pruning (teacher: the FP32 model; latents from its prior); "
+        "on by default, within --distill-time.",
+    ),
+    distill_time: float = typer.Option(
+        60.0,
+        "--distill-time",
+        help="Time budget of distillation in seconds: it stops at --distill-steps or this, whichever comes first (0: no time limit).",
+    ),
+    no_distill: bool = typer.Option(
+        False, "--no-distill", help="Skip distillation (the pruned weights as they are)."
     ),
     distill_batch: int = typer.Option(
         _PRUNE.distill_batch, "--distill-batch", help="Latents per distillation step."
@@ -263,13 +277,20 @@ def prune(
         False, "--no-resume", help="Start distillation from scratch even if a checkpoint exists."
     ),
     seed: int = typer.Option(_PRUNE.seed, "--seed", help="Seed of latents and random importance."),
-    force: bool = force_option(),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Overwrite an existing output, and write a pruned model the quality verdict does not accept (with a loud warning).",
+    ),
     *,
     load: LoadOptions,
     fid_settings: FidSettings,
     threads: Threads,
 ) -> None:
-    """Structured channel pruning (torch-pruning DepGraph), optionally followed by data-free distillation."""
+    """Structured channel pruning (torch-pruning DepGraph), data-free distillation, and a quality check.
+
+    By default it distills (--distill-steps within --distill-time) and measures the pruned model against the unpruned one (--fid N seeded latents: the calibrated quality verdict, paired PSNR, FID drift); a result the verdict does not accept is not written and exits 4 unless --force.
+    """
     from accelkit.pipelines.prune import prune_and_distill
 
     opts = PruneOptions(
@@ -279,7 +300,8 @@ def prune(
         global_pruning=global_pruning,
         keep=tuple(keep or ()),
         round_to=round_to,
-        distill_steps=distill_steps,
+        distill_steps=0 if no_distill else distill_steps,
+        distill_seconds=distill_time,
         distill_batch=distill_batch,
         lr=lr,
         loss=loss,

@@ -12,6 +12,7 @@ import copy
 import fnmatch
 import math
 import os
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -254,6 +255,7 @@ def distill(
     checkpoint_every: int = 200,
     resume: bool = True,
     progress: DistillProgress | None = None,
+    max_seconds: float | None = None,
 ) -> tuple[Artifact, dict[str, Any]]:
     """Data-free distillation: train ``student`` to reproduce ``teacher`` on the latent prior.
 
@@ -287,6 +289,10 @@ def distill(
         checkpoint_every: Steps between checkpoints.
         resume: Continue from ``checkpoint`` when it exists.
         progress: Called as ``progress(step, steps, loss)`` after every step.
+        max_seconds: Time budget of the training loop (wall-clock seconds; None: none). When
+            it runs out the loop stops after the current step, checkpoints, and the report's
+            ``steps`` is the steps done (``stopped_by_time`` True); a later run with the same
+            ``steps`` resumes from that checkpoint.
 
     Returns:
         ``(trained student artifact, report)``; the report holds ``psnr_before``,
@@ -371,7 +377,14 @@ def distill(
 
         s_mod.train()
         last, last_feat = float("nan"), 0.0
+        done, stopped_by_time = start_step, False
+        t0 = time.monotonic()
         for step in range(start_step, steps):
+            if max_seconds is not None and time.monotonic() - t0 >= max_seconds:
+                stopped_by_time = True
+                if ck_path is not None and done > start_step:
+                    _save_checkpoint(ck_path, done, s_mod, opt, config, adapters)
+                break
             args = batch(step * batch_size, batch_size)
             with torch.no_grad():
                 target = t_mod(*args)
@@ -411,7 +424,10 @@ def distill(
     psnr_after = psnr_vs(t_mod, s_mod, held, peak)
 
     report = {
-        "steps": int(steps),
+        "steps": int(done),
+        "steps_planned": int(steps),
+        "stopped_by_time": stopped_by_time,
+        "max_seconds": max_seconds,
         "resumed_from": start_step,
         "batch_size": int(batch_size),
         "lr": float(lr),

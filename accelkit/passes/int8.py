@@ -40,7 +40,7 @@ import numpy as np
 
 from accelkit.artifact import Artifact
 from accelkit.cache import Cache, cache_dir, cache_key
-from accelkit.errors import ExportError, InputError, require
+from accelkit.errors import ExportError, InputError, VerificationError, require
 from accelkit.files import sha256_file
 from accelkit.options import Int8Settings
 from accelkit.passes.base import Pass, PassResult
@@ -93,6 +93,31 @@ def calib_cache_key(
         **options,
     }
     return cache_key(doc)
+
+
+def calibration_ranges(doc: Any) -> dict[str, tuple[float, ...]]:
+    """Tensor name -> its calibrated (lowest, highest) values, from ONNX Runtime's calibration JSON.
+
+    Only the ranges, which decide the int8 scales: an entropy calibration also stores its
+    histogram, which does not change the file. Values are rounded to float32 precision.
+
+    Raises:
+        ValueError: ``doc`` is not a calibration document.
+    """
+    if not isinstance(doc, dict) or not isinstance(doc.get("data"), dict):
+        raise ValueError("no 'data' object")
+
+    def values(v: Any) -> tuple[float, ...]:
+        if isinstance(v, dict):
+            v = v.get("data")
+        flat = np.asarray(v, dtype=np.float32).reshape(-1)
+        return tuple(float(x) for x in flat)
+
+    return {
+        name: values(t.get("lowest")) + values(t.get("highest"))
+        for name, t in doc["data"].items()
+        if isinstance(t, dict)
+    }
 
 
 class SamplerDataReader:
@@ -515,6 +540,18 @@ class Int8(Pass):
                     f"int8 quantization failed ({short_error(exc)}); exclude the failing node with --exclude PATTERN or use --calib-method minmax"
                 ) from None
             converted = onnx.load(str(qout), load_external_data=True)
+            same_as = self._same_ranges_as(
+                cached
+                if cached is not None
+                else Path(cache_arg["calibration_cache_path"])
+                if cache_arg
+                else None,
+                src,
+                pre_note,
+                batch,
+                artifact.spec,
+                images_rec,
+            )
             cache_note = self._cache_store(cache_key, cached, cache_arg)
 
         del converted.graph.value_info[:]
@@ -526,7 +563,15 @@ class Int8(Pass):
                 f"no node was quantized (op types {list(self.op_types)}, {len(excluded)} excluded); check --op-types/--include/--exclude"
             )
 
-        verification = self._verify(converted, artifact) if self.verify else None
+        same_note = (
+            f"{self.calib_method} gave the same ranges as {' and '.join(same_as)} (so the same int8 file)"
+            if same_as
+            else None
+        )
+        try:
+            verification = self._verify(converted, artifact) if self.verify else None
+        except VerificationError as exc:
+            raise VerificationError(f"{exc}; {same_note}" if same_note else str(exc)) from None
         meta: dict[str, Any] = {}
         block: dict[str, Any] = {
             "format": "QDQ",
@@ -542,6 +587,7 @@ class Int8(Pass):
                 "method": self.calib_method,
                 "cache": cache_note,
                 "cache_key": cache_key,
+                "same_ranges_as": same_as,
             },
             "per_channel": self.per_channel,
             "op_types": list(self.op_types),
@@ -590,27 +636,12 @@ class Int8(Pass):
         """
         import inspect
 
-        import onnxruntime
-
         if (
             self.calib_cache is None
             or "calibration_cache_path" not in inspect.signature(q.quantize_static).parameters
         ):
             return None, None, {}
-        opts = {
-            "method": self.calib_method,
-            "samples": self.calib_samples,
-            "batch": batch,
-            "seed": self.seed,
-            "op_types": sorted(self.op_types),
-            "preprocess": pre_note,
-            "images_sha256": images["sha256"] if images else None,
-            "images_count": images["files"] if images else None,
-            "images_preprocess": images.get("preprocess") if images else None,
-        }
-        if self.calib_data is not None:  # keyed only when present: existing entries stay valid
-            opts["provider"] = self.calib_data.identity()
-        key = calib_cache_key(sha256_file(src), spec, opts, onnxruntime.__version__)
+        key = self._ranges_key(src, pre_note, batch, spec, images, self.calib_method)
         entry = Cache("calibration", self.calib_cache).lookup(key, ".json")
         if entry is not None:
             try:
@@ -623,6 +654,69 @@ class Int8(Pass):
                     "calibration cache entry %s is unreadable (%s); calibrating again", entry, exc
                 )
         return key, None, {"calibration_cache_path": str(tmp / "calibration.json")}
+
+    def _ranges_key(
+        self,
+        src: Path,
+        pre_note: str,
+        batch: int,
+        spec: GeneratorSpec,
+        images: dict[str, Any] | None,
+        method: str,
+    ) -> str:
+        """The calibration cache key of these ranges made with ``method``."""
+        import onnxruntime
+
+        opts = {
+            "method": method,
+            "samples": self.calib_samples,
+            "batch": batch,
+            "seed": self.seed,
+            "op_types": sorted(self.op_types),
+            "preprocess": pre_note,
+            "images_sha256": images["sha256"] if images else None,
+            "images_count": images["files"] if images else None,
+            "images_preprocess": images.get("preprocess") if images else None,
+        }
+        if self.calib_data is not None:  # keyed only when present: existing entries stay valid
+            opts["provider"] = self.calib_data.identity()
+        return calib_cache_key(sha256_file(src), spec, opts, onnxruntime.__version__)
+
+    def _same_ranges_as(
+        self,
+        ranges_file: Path | None,
+        src: Path,
+        pre_note: str,
+        batch: int,
+        spec: GeneratorSpec,
+        images: dict[str, Any] | None,
+    ) -> list[str]:
+        """The other calibration methods whose cached ranges for this graph equal this run's.
+
+        Only methods already run on this graph (their ranges are in the calibration cache)
+        can be compared; nothing is calibrated for this. ``entropy`` often gives exactly the
+        ``minmax`` ranges, and then the int8 file is the same: the user should know.
+        """
+        if self.calib_cache is None or ranges_file is None or not ranges_file.is_file():
+            return []
+        try:
+            mine = calibration_ranges(json.loads(ranges_file.read_text()))
+        except (OSError, ValueError):
+            return []
+        same = []
+        for method in CALIB_METHODS:
+            if method == self.calib_method:
+                continue
+            key = self._ranges_key(src, pre_note, batch, spec, images, method)
+            entry = Cache("calibration", self.calib_cache).lookup(key, ".json")
+            if entry is None:
+                continue
+            try:
+                if mine and calibration_ranges(json.loads(entry.read_text())) == mine:
+                    same.append(method)
+            except (OSError, ValueError):
+                continue
+        return same
 
     def _cache_store(self, key: str | None, cached: Path | None, cache_arg: dict[str, Any]) -> str:
         if key is None or self.calib_cache is None:

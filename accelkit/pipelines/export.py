@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from accelkit.artifact import Artifact, sidecar_path
-from accelkit.errors import InputError
+from accelkit.errors import EXIT_QUALITY, InputError, QualityError, VerificationError
 from accelkit.pipelines.options import (
     ExportOptions,
     Precision,
@@ -35,7 +35,31 @@ def _int8_lines(art: Artifact) -> tuple[list[str], list[str]]:
         f"quantized: {what}; kept in float: {len(meta['excluded_nodes'])} excluded nodes; "
         f"calibration: {cal['samples']} samples{src}, {cal['method']}, seed {cal['seed']}{cache}"
     )
-    return [line], ([meta["warning"]] if meta.get("warning") else [])
+    lines = [line]
+    if cal.get("same_ranges_as"):
+        lines.append(
+            f"{cal['method']} gave the same ranges as {' and '.join(cal['same_ranges_as'])} (so the same int8 file)"
+        )
+    return lines, ([meta["warning"]] if meta.get("warning") else [])
+
+
+#: The PSNR ``--auto-exclude`` aims at in the command a failed INT8 build suggests (dB).
+SUGGESTED_AUTO_EXCLUDE_DB = 30
+
+
+def sensitivity_command(fp32_onnx: str | Path) -> str:
+    """The command that finds the layers INT8 cannot take in ``fp32_onnx`` and keeps them in float."""
+    from accelkit.loading import shell_join
+
+    argv = [str(fp32_onnx), "--report", "--auto-exclude", str(SUGGESTED_AUTO_EXCLUDE_DB)]
+    return f"accelkit quantize {shell_join(argv)}"
+
+
+def _int8_quality_error(exc: VerificationError, next_step: str) -> QualityError:
+    """The int8 tolerance failure with the diagnosis to run next (exit 4, not a user mistake)."""
+    return QualityError(
+        f"{exc}; to see which layers INT8 cannot take and keep them in float: {next_step}"
+    )
 
 
 @dataclass
@@ -163,38 +187,69 @@ def export_onnx(
         why = builder.can_make(onnx_source(precision))
         if why is not None:
             raise InputError(f"{artifact.path or artifact.source}: {why}")
-        out = builder.make(onnx_source(precision), dest=dest, force=opts.force)
+        try:
+            out = builder.make(onnx_source(precision), dest=dest, force=opts.force)
+        except VerificationError as exc:
+            if precision != "int8":
+                raise
+            if artifact.format == "onnx" and artifact.path is not None:
+                raise _int8_quality_error(exc, sensitivity_command(artifact.path)) from None
+            from accelkit.loading import reproduce_flags, shell_join
+
+            fp32 = default_onnx_path(artifact, "fp32")
+            src = artifact.source or str(artifact.path)
+            export_cmd = (
+                f"accelkit export {shell_join([src, *reproduce_flags(artifact), '-o', str(fp32)])}"
+            )
+            raise _int8_quality_error(exc, f"{export_cmd} && {sensitivity_command(fp32)}") from None
     return ExportResult(out, warnings=_int8_lines(out)[1])
 
 
 @dataclass
 class QuantizeResult(Result):
-    """An INT8 Q/DQ artifact, with the sensitivity report and auto-exclusion when asked for."""
+    """An INT8 Q/DQ artifact, with the sensitivity report and auto-exclusion when asked for.
 
-    artifact: Artifact
+    Attributes:
+        artifact: The written int8 file; None when it failed the tolerance (``failure``)
+            and only the sensitivity report was kept.
+        report_text: The per-layer-group sensitivity table (``--report``).
+        report_path: Where it was written.
+        auto_exclude: The groups ``--auto-exclude`` kept in float and their PSNR.
+        failure: Why no int8 file was written (its quality is below the tolerance: exit 4).
+    """
+
+    artifact: Artifact | None
     report_text: str | None = None
     report_path: Path | None = None
     auto_exclude: dict[str, Any] | None = None
+    failure: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """:data:`~accelkit.errors.EXIT_QUALITY` when the build failed its tolerance, else 0."""
+        return EXIT_QUALITY if self.failure else 0
 
     def to_dict(self) -> dict[str, Any]:
-        """Path, verification, int8 record, report path and auto-exclusion."""
+        """Path, verification, int8 record, report path, auto-exclusion and failure."""
         a = self.artifact
-        assert a.path is not None
         return {
-            "path": str(a.path),
-            "verification": a.meta.get("verification"),
-            "int8": a.meta.get("int8"),
+            "path": str(a.path) if a is not None else None,
+            "verification": a.meta.get("verification") if a is not None else None,
+            "int8": a.meta.get("int8") if a is not None else None,
             "report": str(self.report_path) if self.report_path else None,
             "auto_exclude": self.auto_exclude,
+            "failure": self.failure,
         }
 
     def to_text(self) -> str:
         """What ``accelkit quantize`` prints."""
-        out = self.artifact
-        assert out.path is not None
         lines: list[str] = []
         if self.report_text is not None:
             lines += [self.report_text, f"wrote {self.report_path}"]
+        out = self.artifact
+        if out is None:
+            return "\n".join([*lines, f"no int8 file written: {self.failure}"])
+        assert out.path is not None
         if self.auto_exclude is not None:
             ae = self.auto_exclude
             lines.append(
@@ -276,9 +331,10 @@ def quantize(
                 progress=say,
             )
             if len(chosen.groups) >= len(sens):
-                raise InputError(
-                    f"reaching {opts.auto_exclude_db:g} dB needs every layer group in float, so nothing would be quantized; lower --auto-exclude (see --report)"
-                )
+                why = f"reaching {opts.auto_exclude_db:g} dB needs every layer group in float, so nothing would be quantized; lower --auto-exclude (see --report)"
+                if report_text is not None:
+                    return QuantizeResult(None, report_text, md, None, failure=why)
+                raise QualityError(why)
             kw["exclude"] = tuple(kw["exclude"]) + tuple(chosen)
             auto = {
                 "groups": list(chosen.groups),
@@ -291,14 +347,25 @@ def quantize(
     from accelkit.passes.build import Builder
 
     recipe = BuildRecipe(int8=replace(opts.int8, exclude=tuple(kw["exclude"])))
-    out = Builder(
-        art,
-        dest.parent,
-        recipe,
-        tolerance={"int8": opts.tolerance} if opts.tolerance is not None else None,
-        strict=True,
-        progress=say,
-    ).make("onnx-int8", dest=dest, force=opts.force)
+    try:
+        out = Builder(
+            art,
+            dest.parent,
+            recipe,
+            tolerance={"int8": opts.tolerance} if opts.tolerance is not None else None,
+            strict=True,
+            progress=say,
+        ).make("onnx-int8", dest=dest, force=opts.force)
+    except VerificationError as exc:
+        if report_text is None:
+            raise _int8_quality_error(exc, sensitivity_command(src)) from None
+        # the report is the diagnosis the user asked for: show it, then the failure (exit 4)
+        hint = (
+            "raise --auto-exclude or keep more groups in float with --exclude (see the table)"
+            if auto is not None
+            else f"keep the worst groups in float: {sensitivity_command(src)}"
+        )
+        return QuantizeResult(None, report_text, md, auto, failure=f"{exc}; {hint}")
     return QuantizeResult(
         out, report_text, md if opts.report else None, auto, warnings=_int8_lines(out)[1]
     )

@@ -465,12 +465,15 @@ def reproduce_commands(
     if cand.prune_ratio:
         pruned = f"{art.name}.pruned{round(cand.prune_ratio * 100)}.pt"
         cmds.append(
+            # the search distilled without a time limit and judges quality itself (the next command)
             f"accelkit prune {gen}{arch_flags}{spec_flags} --ratio {cand.prune_ratio:g} --distill-steps {opts.distill_steps} "
-            f"--seed {opts.seed} -o {q(pruned)}"
+            f"--distill-time 0 --fid 0 --seed {opts.seed} -o {q(pruned)}"
         )
         model, model_flags = q(pruned), ""
     threads = f" --threads {opts.threads.count}" if opts.threads.count else ""
-    fid = f" --fid {opts.fid.n} --seed {opts.seed + 1}"
+    fid = f" --fid {opts.fid.n} --seed {opts.seed + 1}" + (
+        f" --fid-weights {q(str(opts.fid.weights))}" if opts.fid.weights else ""
+    )
     ref = f" --reference {gen}" + arch_flags.replace(" --arch ", " --reference-arch ").replace(
         " --arch-kwargs ", " --reference-arch-kwargs "
     )
@@ -517,26 +520,16 @@ def _generator_arg(art: Artifact) -> str:
     return shlex.quote(src)
 
 
-def _load_flags(art: Artifact, load: LoadOptions | None) -> tuple[str, str]:
-    """``(architecture flags, spec flags)`` that load the generator as the search did."""
-    q = shlex.quote
-    arch, kwargs = (load.arch, dict(load.arch_kwargs)) if load is not None else (None, {})
-    from accelkit.models import ARCHITECTURES
+def _load_flags(art: Artifact, load: LoadOptions | None = None) -> tuple[str, str]:
+    """``(architecture flags, every other loading flag)`` that load the generator as the search did.
 
-    if not arch and art.meta.get("arch") and art.meta.get("arch") not in ARCHITECTURES:
-        arch, kwargs = art.meta.get("arch"), dict(art.meta.get("arch_kwargs") or {})
-    arch_flags = (
-        (f" --arch {q(str(arch))}" + (f" --arch-kwargs {q(json.dumps(kwargs))}" if kwargs else ""))
-        if arch
-        else ""
-    )
-    spec = ""
-    if load is not None:
-        spec += "".join(f" --input {q(i)}" for i in load.inputs)
-        if load.output_range is not None:
-            spec += f" --output-range={load.output_range[0]:g},{load.output_range[1]:g}"
-        if load.latent_dist is not None:
-            spec += f" --latent-dist {getattr(load.latent_dist, 'value', load.latent_dist)}"
-        if load.truncation is not None:
-            spec += f" --truncation {load.truncation:g}"
-    return arch_flags, spec
+    From the artifact's load record (:func:`accelkit.loading.reproduce_flags`): every flag that
+    shaped loading (``--arch``/``--arch-kwargs``, ``--input``, ``--output-range``,
+    ``--output-shape``, ``--latent-dist``, ``--truncation``, ``--dynamic-hw``/``--hw-range``,
+    ``--trust-code``), so a printed command needs nothing added.
+    """
+    from accelkit.loading import load_record, reproduce_flags, shell_join
+
+    arch = load_record(art).arch_flags()
+    rest = reproduce_flags(art)[len(arch) :]
+    return (f" {shell_join(arch)}" if arch else ""), (f" {shell_join(rest)}" if rest else "")

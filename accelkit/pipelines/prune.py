@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from accelkit.artifact import Artifact
-from accelkit.errors import InputError
+from accelkit.errors import InputError, QualityError
 from accelkit.loading.sidecars import shell_join
 from accelkit.pipelines.options import PruneOptions, _value, resolve_artifact, trusts_code
 from accelkit.pipelines.results import Result, fmt_flops
@@ -28,6 +28,7 @@ class PruneResult(Result):
         distill_steps: Steps run.
         reference_arch: ``--reference-arch X [--reference-arch-kwargs J]`` when the teacher was
             loaded with a user architecture (never taken from the sidecar: the user names it).
+        verdict: ``{"accepted", "why", "forced"}`` of the quality check (None when ``--fid 0``).
     """
 
     artifact: Artifact
@@ -36,6 +37,7 @@ class PruneResult(Result):
     teacher: str = "dcgan"
     distill_steps: int = 0
     reference_arch: list[str] = field(default_factory=list)
+    verdict: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Path, pruning numbers, distillation report and drift."""
@@ -44,6 +46,7 @@ class PruneResult(Result):
             "pruning": self.artifact.meta.get("pruning"),
             "distillation": self.distill_report,
             "quality_vs_teacher": self.artifact.meta.get("quality_vs_teacher"),
+            "verdict": self.verdict,
         }
 
     def to_text(self) -> str:
@@ -58,9 +61,12 @@ class PruneResult(Result):
             )
         r = self.distill_report
         if r:
+            why = " (its time budget ran out)" if r.get("stopped_by_time") else ""
             lines.append(
-                f"PSNR vs teacher: {r['psnr_before']:.2f} dB before distillation -> {r['psnr_after']:.2f} dB after {self.distill_steps} steps"
+                f"PSNR vs teacher: {r['psnr_before']:.2f} dB before distillation -> {r['psnr_after']:.2f} dB after {self.distill_steps} steps{why}"
             )
+        else:
+            lines.append("not distilled (--distill-steps 0)")
         if self.drift:
             last = list(self.drift.values())[-1]
             parts = [
@@ -68,11 +74,22 @@ class PruneResult(Result):
                 for label, d in self.drift.items()
             ]
             lines.append(
-                f"FID drift vs teacher (N={last.n}): {' -> '.join(parts)} (noise floor {last.noise_floor_fid:.2f}; "
+                f"quality vs the unpruned model (torch fp32, N={last.n} seeded latents, seed {last.seed}): "
+                f"paired PSNR {last.psnr_db:.2f} dB; FID drift {' -> '.join(parts)} (noise floor {last.noise_floor_fid:.2f}; "
                 f"old rule: {'within' if last.legacy_verdict == 'within floor' else 'outside'} the floor)"
             )
             if last.test_verdict is not None:
                 lines.append(f"quality verdict: {last.verdict} ({last.test_verdict.reason})")
+        v = self.verdict
+        if v is None:
+            lines.append(
+                "QUALITY NOT MEASURED (--fid 0): the pruned model may be much worse than the original; measure it:"
+            )
+        elif not v["accepted"]:
+            lines.append(
+                f"WARNING: WRITTEN WITH --force ALTHOUGH THE QUALITY VERDICT DID NOT ACCEPT IT ({v['why']}): "
+                "its images may be visibly worse than the original's"
+            )
         lines.append(
             f"measure it: accelkit bench {shell_join([str(a.path), '--fid', '500', '--reference', self.teacher, *self.reference_arch])}"
         )
@@ -82,11 +99,15 @@ class PruneResult(Result):
 def prune_and_distill(
     generator: Any = None, options: PruneOptions | None = None, progress: Progress | None = None
 ) -> PruneResult:
-    """Prune channels of a torch generator, optionally distill it from the original, save it.
+    """Prune channels of a torch generator, distill it from the original, check its quality, save it.
 
-    The result is saved as TorchScript (loads without pickle) with a sidecar recording
-    the pruning, the distillation and, with ``fid``, the FID drift vs the teacher before
-    and after distillation.
+    By default distillation runs (``distill_steps`` within ``distill_seconds``) and the
+    quality against the unpruned model is measured on ``fid`` seeded latents (paired PSNR,
+    FID drift before and after distillation, the noise floor, and the calibrated quality
+    verdict); a result the verdict does not accept (:func:`judge_pruned`) is not written
+    unless ``force``. The result is saved as
+    TorchScript (loads without pickle) with a sidecar recording the pruning, the
+    distillation, the drift and the verdict.
 
     Args:
         generator: Path, bundled name, :class:`LoadOptions` or torch :class:`Artifact`.
@@ -95,6 +116,8 @@ def prune_and_distill(
 
     Raises:
         InputError: Not a torch generator, bad options, an existing output without ``force``.
+        QualityError: The quality verdict does not accept the result and ``force`` is off (exit 4).
+        MissingDependencyError: No FID weights for the quality check (pass ``fid=0`` to skip it).
     """
     from accelkit.files import refuse_existing
     from accelkit.passes.distill import distill
@@ -135,6 +158,8 @@ def prune_and_distill(
     report = None
     undistilled = pruned
     if opts.distill_steps:
+        budget = f", at most {opts.distill_seconds:g} s" if opts.distill_seconds else ""
+        say(f"distilling from the unpruned model: up to {opts.distill_steps} steps{budget}")
         pruned, report = distill(
             art,
             pruned,
@@ -150,6 +175,7 @@ def prune_and_distill(
             progress=lambda step, total, value: say(
                 f"distilling: step {step}/{total}, loss {value:.4f}"
             ),
+            max_seconds=opts.distill_seconds or None,
         )
     drifts: dict[str, Any] = {}
     if opts.fid.n:
@@ -166,6 +192,16 @@ def prune_and_distill(
             progress=say,
             trust_code=trusts_code(generator),
         )
+    verdict: dict[str, Any] | None = None
+    if drifts:
+        accepted, why = judge_pruned(list(drifts.values())[-1])
+        verdict = {"accepted": accepted, "why": why, "forced": not accepted and opts.force}
+        if not accepted and not opts.force:
+            raise QualityError(
+                f"the quality verdict does not accept the pruned model vs the unpruned model ({why}; "
+                f"N={opts.fid.n}, paired PSNR {list(drifts.values())[-1].psnr_db:.1f} dB); {dest} was not written. "
+                "Distill longer (--distill-steps/--distill-time), prune less (--ratio), or write it anyway with --force"
+            )
         pruned.meta["quality_vs_teacher"] = {
             "n": opts.fid.n,
             "seed": opts.seed,
@@ -180,6 +216,13 @@ def prune_and_distill(
                 }
                 for label, d in drifts.items()
             },
+            "verdict": verdict,
+        }
+    else:
+        pruned.meta["quality_vs_teacher"] = {
+            "n": 0,
+            "verdict": None,
+            "note": "not measured (--fid 0)",
         }
     pruned.meta["teacher"] = teacher_record(art)
     saved = save_pruned(pruned, dest, force=opts.force)
@@ -192,14 +235,40 @@ def prune_and_distill(
 
     rec = load_record(art)
     ref_arch = [] if is_bundled_architecture(rec.arch) else rec.arch_flags("--reference-arch")
+    loud = []
+    if verdict is None:
+        loud.append("the pruned model's quality was not measured (--fid 0)")
+    elif verdict["forced"]:
+        loud.append(
+            f"written with --force although the quality verdict did not accept it ({verdict['why']})"
+        )
     return PruneResult(
         saved,
         report,
         drifts,
         teacher=teacher,
-        distill_steps=opts.distill_steps,
+        distill_steps=report["steps"] if report else 0,
         reference_arch=ref_arch,
+        verdict=verdict,
+        warnings=loud,
     )
+
+
+def judge_pruned(drift: Any) -> tuple[bool, str]:
+    """``(accepted, why)``: the one place ``prune`` decides whether its result may be written.
+
+    Accepted when the calibrated quality verdict (:mod:`accelkit.quality.verdict`, the
+    paired test against the unpruned model on the same seeded latents) accepts it: the
+    ``optimize --budget floor`` rule, :func:`accelkit.autotune.choice.judge`. Rejected or
+    inconclusive (too few images to tell) is not accepted.
+
+    Args:
+        drift: The :class:`~accelkit.quality.drift.Drift` of the model to be written.
+    """
+    from accelkit.autotune.choice import Budget, judge
+
+    verdict = judge(drift, Budget.parse("floor"))
+    return verdict.accepted, f"{verdict.decision}: {verdict.reason}"
 
 
 def teacher_record(art: Artifact) -> dict[str, Any]:

@@ -215,7 +215,9 @@ def test_prune_of_a_state_dict_model_then_bench_needs_no_flags(
     src = tmp_path / "gen_sd.pt"
     src.write_bytes(gen_files["state_dict"].read_bytes())
     pruned = tmp_path / "gen.pruned.pt"
-    res = cli("prune", src, "--arch", ARCH, "--ratio", "0.5", "-o", pruned)
+    res = cli(
+        "prune", src, "--arch", ARCH, "--ratio", "0.5", "--no-distill", "--fid", "0", "-o", pruned
+    )
     assert sidecar(pruned)["meta"]["teacher"]["arch"] == ARCH
     info = cli("info", pruned).stdout  # the pruned TorchScript remembers its inputs
     assert "z: latent float32[16]" in info and "stored by accelkit" in info
@@ -296,6 +298,9 @@ def test_prune_a_pixel_shuffle_sr_network(tmp_path) -> None:
         "image:3x16x16",
         "--ratio",
         "0.5",
+        "--no-distill",
+        "--fid",
+        "0",
         "-o",
         out,
     )

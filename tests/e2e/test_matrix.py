@@ -19,6 +19,7 @@ in ``.ci/run``'s second environment).
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,6 +188,9 @@ class Chain:
                 *self.fam.prune_flags,
                 "--ratio",
                 "0.25",
+                "--no-distill",
+                "--fid",
+                "0",
                 "-o",
                 out,
             )
@@ -471,3 +475,53 @@ def test_compare_two_reports(name: str, chains, tiny_weights) -> None:
     last = res.stdout.strip().splitlines()[-1]
     assert last.startswith(("PASS", "UNRELIABLE (exit 0: --allow-unreliable)")), last
     assert "regression" not in last and "fail" not in res.stdout.lower().split("\n")[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", cells(slow=True))
+def test_every_reproduce_command_optimize_prints_runs_with_no_extra_flags(
+    name: str, chains, tiny_weights, monkeypatch
+) -> None:
+    """Issue 23: each command under "reproduce and re-measure:" runs as printed, exit 0.
+
+    The search is kept small (ONNX Runtime fp32 and int8 besides the torch baseline, a short
+    budget, the tiny extractor); whichever build it picks, its printed commands rebuild it and
+    re-measure it from the folder ``optimize`` ran in, with no flag added.
+    """
+    c = chains(name)
+    work = c.dir / "reproduce"
+    work.mkdir(exist_ok=True)
+    monkeypatch.chdir(work)
+    res = cli(
+        "optimize",
+        c.source,
+        *c.fam.flags,
+        "--backend",
+        "ort",
+        "--precision",
+        "fp32,int8",
+        "--fid",
+        8,
+        "--fid-weights",
+        tiny_weights,
+        "--time-budget",
+        "2m",
+        "--batch",
+        2,
+        "--repeats",
+        3,
+        "--warmup",
+        1,
+        "--min-time",
+        "0.02",
+        "--out",
+        "opt",
+    )
+    lines = res.stdout.splitlines()
+    start = lines.index("reproduce and re-measure:") + 1
+    commands = [ln.strip() for ln in lines[start:] if ln.startswith("  accelkit ")]
+    assert commands and commands[-1].startswith("accelkit bench "), res.stdout
+    for cmd in commands:
+        argv = shlex.split(cmd)
+        assert argv[0] == "accelkit"
+        cli(*argv[1:])  # exit 0, as printed

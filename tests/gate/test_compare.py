@@ -553,9 +553,12 @@ def test_workflow_is_valid_and_complete() -> None:
 
 
 def test_workflow_commands_are_documented_in_readme() -> None:
-    readme = (ROOT / "README.md").read_text()
+    # the README links the long form of each command to docs/reference.md
+    readme = (ROOT / "README.md").read_text() + (ROOT / "docs" / "reference.md").read_text()
     for cmd in _accelkit_commands(_workflow()):
-        assert cmd in readme, f"the workflow runs `{cmd}` but README.md does not document it"
+        assert cmd in readme, (
+            f"the workflow runs `{cmd}` but neither README.md nor docs/reference.md documents it"
+        )
 
 
 def test_docs_carry_an_exact_copy_of_the_workflow() -> None:

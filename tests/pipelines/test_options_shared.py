@@ -6,14 +6,14 @@ import pytest
 
 from accelkit.errors import InputError
 from accelkit.options import FidSettings, Threads
-from accelkit.pipelines.options import FidOptions, PruneOptions
+from accelkit.pipelines.options import PRUNE_CHECK_N, FidOptions, PruneOptions
 
 
 def test_prune_options_wrap_numbers_in_the_shared_objects() -> None:
     opts = PruneOptions(fid=100, threads=2).validated()
     assert opts.fid == FidSettings(n=100)
     assert opts.threads == Threads(2)
-    assert PruneOptions().fid.n == 0 and PruneOptions().threads.count is None
+    assert PruneOptions().fid.n == PRUNE_CHECK_N and PruneOptions().threads.count is None
 
 
 def test_prune_options_use_the_shared_rules() -> None:

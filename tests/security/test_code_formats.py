@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,6 +29,7 @@ import pytest
 
 from accelkit.errors import LoadError, UntrustedCodeError
 from accelkit.loading import load_generator
+from tests.fixtures.cli import accelkit as run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 ARCH = "tests.fixtures.generators:LatentGen"
@@ -51,19 +50,7 @@ def payloads(tmp_path_factory: pytest.TempPathFactory, marker: Path, gen_files) 
 
 def accelkit(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
     """``python -m accelkit ARGS`` in a subprocess (tests.fixtures importable for --arch)."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-    }
-    env.pop("ACCELKIT_DEBUG", None)
-    return subprocess.run(
-        [sys.executable, "-m", "accelkit", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=600,
-    )
+    return run_cli(*args, cwd=cwd)
 
 
 def refused(
@@ -328,7 +315,20 @@ def test_pruned_sidecar_cannot_name_the_teacher_architecture(
     pytest.importorskip("torch_pruning")
     src, _ = exported
     pruned = tmp_path / "g.pruned.pt"
-    made = accelkit("prune", src, "--arch", ARCH, "--ratio", "0.25", "-o", pruned, cwd=tmp_path)
+    made = accelkit(
+        "prune",
+        src,
+        "--arch",
+        ARCH,
+        "--ratio",
+        "0.25",
+        "--no-distill",
+        "--fid",
+        "0",
+        "-o",
+        pruned,
+        cwd=tmp_path,
+    )
     assert made.returncode == 0, made.stderr
     assert (
         f"--reference-arch {ARCH}" in made.stdout

@@ -133,7 +133,18 @@ def test_prune_refuses_a_checkpoint_distilled_from_another_teacher(tmp_path: Pat
     a, b = weights(tmp_path, WideGen, seed=1), weights(tmp_path, WideGen, seed=2)
     arch = f"{HERE}:WideGen"
     ck = tmp_path / "shared.ckpt"
-    common = ["--arch", arch, "--ratio", "0.5", "--distill-steps", "2", "--distill-batch", "2"]
+    common = [
+        "--arch",
+        arch,
+        "--ratio",
+        "0.5",
+        "--distill-steps",
+        "2",
+        "--distill-batch",
+        "2",
+        "--fid",
+        "0",
+    ]
     first = accelkit("prune", a, *common, "-o", tmp_path / "a.pt", "--checkpoint", ck, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     # same options and shapes, another teacher: before, its student was resumed and reported as this one's
@@ -300,7 +311,17 @@ def test_prune_on_a_full_disk_is_one_line_and_leaves_nothing(full_disk: FullDisk
     src = weights(full_disk.root, WideGen)
     out = full_disk.dir / "pruned.pt"
     res, left = full_disk.run(
-        "prune", src, "--arch", f"{HERE}:WideGen", "--ratio", "0.3", "-o", out
+        "prune",
+        src,
+        "--arch",
+        f"{HERE}:WideGen",
+        "--ratio",
+        "0.3",
+        "--no-distill",
+        "--fid",
+        "0",
+        "-o",
+        out,
     )
     assert res.returncode == 2, res.stderr  # was: SIGABRT (-6) and a C++ stack dump
     line = one_error_line(res)
