@@ -204,3 +204,31 @@ def test_bad_labels_and_missing_decoder_are_input_errors(dit_model: Any, ddpm_mo
         DiffusionRunner(dit_model, den, None)
     with pytest.raises(InputError, match="takes .* this model's denoiser"):
         DiffusionRunner(ddpm_model, den, None)
+
+
+def test_harness_and_drift_meter_take_the_pipeline_unchanged(
+    ddpm_model: Any, tiny_weights: Path
+) -> None:
+    """images/sec counts finished images; drift compares finished images of two samplers."""
+    from accelkit.benchmark.harness import measure_throughput
+    from accelkit.quality.drift import measure_drift
+    from accelkit.quality.features import FeatureExtractor
+
+    sampler = LatentSampler(ddpm_model.spec, seed=0, batch_size=2)
+    fast = create_diffusion_runner(ddpm_model, "torch", settings=SamplerSettings("ddim", 2))
+    lat = measure_throughput(fast, sampler, warmup=1, repeats=2, iters_per_repeat=1)
+    assert lat.batch_size == 2 and lat.images_per_sec > 0 and len(lat.latencies_ms) == 2
+    assert fast.timing.runs == 3 and fast.timing.images == 6  # warm-up + 2 timed, whole samples
+    ref = create_diffusion_runner(ddpm_model, "torch", settings=SamplerSettings("ddim", 8))
+    with fast, ref:
+        drift = measure_drift(
+            fast,
+            ref,
+            sampler,
+            4,
+            extractor=FeatureExtractor(tiny_weights),
+            reference_id="ddpm-ddim8",
+        )
+    # 2 vs 8 DDIM steps: related but different images from the same noise
+    assert drift.n == 4 and 0 < drift.max_abs_err <= 2.0 and drift.psnr_db > 0
+    assert drift.verdict in ("within floor", "drift") and drift.fid_drift >= 0
