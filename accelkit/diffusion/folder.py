@@ -26,6 +26,9 @@ from accelkit.errors import InputError, LoadError
 from accelkit.files import sha256_file
 
 INDEX = "model_index.json"
+#: Optional accelkit data beside ``model_index.json`` (diffusers ignores it): class names,
+#: the null class of a class-conditional UNet, the reference sampler. See :func:`read_hints`.
+HINTS = "accelkit.json"
 WEIGHTS = "diffusion_pytorch_model.safetensors"
 WEIGHTS_INDEX = "diffusion_pytorch_model.safetensors.index.json"
 #: Weight files diffusers may write that accelkit refuses (pickles).
@@ -153,10 +156,13 @@ class PipelineFolder:
     decoder: Component | None
     index: dict[str, Any]
     ignored: tuple[str, ...] = field(default=())
+    hints: dict[str, Any] = field(default_factory=dict)
 
     def files(self) -> list[Path]:
         """Every file accelkit reads from the folder (index, configs, weights), sorted."""
         out = [self.path / INDEX]
+        if (self.path / HINTS).is_file():
+            out.append(self.path / HINTS)
         for comp in (self.denoiser, self.scheduler, self.decoder):
             if comp is None:
                 continue
@@ -301,6 +307,55 @@ def _weight_files(folder: Path) -> tuple[Path, ...]:
     )
 
 
+_SAMPLER_KEYS: dict[str, Any] = {
+    "scheduler": str,
+    "steps": int,
+    "guidance": (int, float),
+    "eta": (int, float),
+}
+
+
+def read_hints(root: Path) -> dict[str, Any]:
+    """``accelkit.json`` of a pipeline folder, validated (an empty dict when absent).
+
+    Keys (all optional): ``class_names`` (list of strings, one per class), ``null_class``
+    (int: the class-embedding row a class-conditional ``UNet2DModel`` was trained to use
+    for "no label", which makes classifier-free guidance possible; it must be the last
+    row), ``sampler`` (the reference sampler: ``scheduler``, ``steps``, ``guidance``,
+    ``eta``), ``schema_version`` (1). Data only: nothing in it names code.
+
+    Raises:
+        InputError: Malformed file or values of the wrong type.
+    """
+    path = root / HINTS
+    if not path.is_file():
+        return {}
+    data = _read_json(path, "the pipeline")
+    bad = sorted(set(data) - {"schema_version", "class_names", "null_class", "sampler"})
+    names = data.get("class_names")
+    null = data.get("null_class")
+    sampler = data.get("sampler", {})
+    if (
+        bad
+        or data.get("schema_version", 1) != 1
+        or (
+            names is not None
+            and not (isinstance(names, list) and all(isinstance(n, str) for n in names))
+        )
+        or (null is not None and (isinstance(null, bool) or not isinstance(null, int) or null < 0))
+        or not isinstance(sampler, dict)
+        or any(
+            k not in _SAMPLER_KEYS or isinstance(v, bool) or not isinstance(v, _SAMPLER_KEYS[k])
+            for k, v in sampler.items()
+        )
+    ):
+        raise InputError(
+            f"{path} is not a valid accelkit pipeline file (schema_version 1; class_names: [str], null_class: int, "
+            f"sampler: {{scheduler, steps, guidance, eta}}{'; unknown keys ' + str(bad) if bad else ''}); fix or delete it"
+        )
+    return data
+
+
 def read_pipeline_folder(path: str | Path) -> PipelineFolder:
     """Validate a diffusers pipeline folder and describe its components (no code runs).
 
@@ -365,6 +420,7 @@ def read_pipeline_folder(path: str | Path) -> PipelineFolder:
         decoder=decoder,
         index=index,
         ignored=ignored,
+        hints=read_hints(root),
     )
 
 
@@ -376,5 +432,6 @@ __all__ = [
     "Layout",
     "PipelineFolder",
     "is_pipeline_folder",
+    "read_hints",
     "read_pipeline_folder",
 ]

@@ -46,17 +46,19 @@ class SamplerSettings:
     """How to sample: the build knobs of a diffusion model (recorded in every row and sidecar).
 
     Attributes:
-        scheduler: ``ddpm``, ``ddim``, ``dpm++``, ``euler`` or ``default`` (the folder's own class).
+        scheduler: ``ddpm``, ``ddim``, ``dpm++``, ``euler`` or ``default`` (the model's
+            reference scheduler: its ``accelkit.json`` sampler, else the folder's own class).
         steps: Denoising steps (None: the pipeline's default, e.g. 50 for DDIM/SD, 250 for DiT).
         guidance: Classifier-free guidance scale; 1 turns guidance off (None: the
             pipeline's default, 4.0 for DiT, 7.5 for Stable Diffusion, 1 otherwise).
-        eta: DDIM's eta (0: deterministic DDIM); ignored by other schedulers.
+        eta: DDIM's eta (0: deterministic DDIM; None: the model's default, 0); ignored by
+            other schedulers.
     """
 
     scheduler: str = sch.DEFAULT
     steps: int | None = None
     guidance: float | None = None
-    eta: float = 0.0
+    eta: float | None = None
 
     def validated(self) -> SamplerSettings:
         """Self with a canonical scheduler name.
@@ -75,7 +77,9 @@ class SamplerSettings:
             raise InputError(
                 f"--guidance {self.guidance!r}: give a scale >= 1 (1 turns classifier-free guidance off)"
             )
-        if not (math.isfinite(float(self.eta)) and 0.0 <= float(self.eta) <= 1.0):
+        if self.eta is not None and not (
+            math.isfinite(float(self.eta)) and 0.0 <= float(self.eta) <= 1.0
+        ):
             raise InputError(f"--eta {self.eta!r}: DDIM's eta is in [0, 1] (0: deterministic)")
         return replace(self, scheduler=name)
 
@@ -181,7 +185,8 @@ class DiffusionModel:
         """
         s = (settings or SamplerSettings()).validated()
         saved = self.folder.scheduler
-        short, cls, overrides = sch.resolve(s.scheduler, saved.class_name)
+        name = s.scheduler if s.scheduler != sch.DEFAULT else self.defaults.scheduler
+        short, cls, overrides = sch.resolve(name, saved.class_name)
         steps = s.steps if s.steps is not None else self.defaults.steps
         guidance = s.guidance if s.guidance is not None else self.defaults.guidance
         assert steps is not None and guidance is not None  # defaults are resolved
@@ -200,7 +205,8 @@ class DiffusionModel:
                 f"--guidance {guidance:g}: this model has no unconditional class embedding (it was not trained "
                 "with label dropout), so it cannot run classifier-free guidance; use --guidance 1"
             )
-        eta = float(s.eta) if short == "ddim" or cls == "DDIMScheduler" else 0.0
+        eta_given = s.eta if s.eta is not None else self.defaults.eta
+        eta = float(eta_given or 0.0) if cls == "DDIMScheduler" else 0.0
         return Sampling(
             scheduler=short,
             scheduler_class=cls,
@@ -328,9 +334,23 @@ def load_pipeline(
         InputSpec("timestep", "latent", ()),
     ]
     pipe_inputs = [InputSpec(NOISE, "latent", sample)]
+    hints = folder.hints
     if layout.kind == "pixel":
         if dcfg.get("num_class_embeds"):
-            num_classes = int(dcfg["num_class_embeds"])
+            rows = int(dcfg["num_class_embeds"])
+            num_classes = rows
+            if hints.get("null_class") is not None:
+                if int(hints["null_class"]) != rows - 1:
+                    raise InputError(
+                        f"{folder.path}/accelkit.json: null_class {hints['null_class']} must be the last class row ({rows - 1})"
+                    )
+                null_class, num_classes = rows - 1, rows - 1
+                inferred.append(
+                    (
+                        LABEL,
+                        f"{num_classes} classes; class {null_class} is the null class (accelkit.json)",
+                    )
+                )
             module: Any = comp.ClassUNetDenoiser(model)
         else:
             module = comp.UNetDenoiser(model)
@@ -443,7 +463,16 @@ def load_pipeline(
     guidance = layout.default_guidance
     if layout.kind == "class-dit" and null_class is None:
         guidance = 1.0
-    defaults = SamplerSettings(scheduler=sch.DEFAULT, steps=layout.default_steps, guidance=guidance)
+    defaults = SamplerSettings(
+        scheduler=sch.DEFAULT, steps=layout.default_steps, guidance=guidance, eta=0.0
+    )
+    if hints.get("sampler"):
+        defaults = replace(defaults, **hints["sampler"]).validated()
+    names = hints.get("class_names")
+    if names is not None and len(names) != (num_classes or 0):
+        raise InputError(
+            f"{folder.path}/accelkit.json names {len(names)} classes, the model has {num_classes or 0}; fix or delete it"
+        )
     meta = {
         "pipeline_class": folder.pipeline_class,
         "kind": layout.kind,
@@ -459,6 +488,11 @@ def load_pipeline(
         },
         "diffusers_version": folder.index.get("_diffusers_version"),
         "folder_sha256": sha,
+        "class_names": names,
+        "null_class": null_class,
+        "defaults_from": "accelkit.json"
+        if hints.get("sampler")
+        else f"{folder.pipeline_class} defaults",
         "condition": None
         if cond is None
         else {"tokens": int(cond.shape[0]), "width": int(cond.shape[1])},

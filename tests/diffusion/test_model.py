@@ -149,3 +149,44 @@ def test_pipeline_spec_drives_the_latent_sampler(dit_model: Any) -> None:
     b = LatentSampler(dit_model.spec, seed=4, batch_size=1).inputs(2, 1)
     np.testing.assert_array_equal(a["noise"][2], b["noise"][0])
     assert a["label"].dtype == np.int64 and (a["label"] < 1000).all()
+
+
+def test_accelkit_json_declares_null_class_names_and_reference_sampler(
+    class_ddpm_folder: Path, tmp_path: Path
+) -> None:
+    import json
+    import shutil
+
+    from accelkit.diffusion import create_diffusion_runner
+
+    d = tmp_path / "p"
+    shutil.copytree(class_ddpm_folder, d)
+    hints = {
+        "schema_version": 1,
+        "class_names": ["a", "b"],
+        "null_class": 2,
+        "sampler": {"scheduler": "ddim", "steps": 7, "guidance": 2.5},
+    }
+    (d / "accelkit.json").write_text(json.dumps(hints))
+    m = load_pipeline(d)
+    assert m.spec.num_classes == 2 and m.null_class == 2
+    assert m.denoiser.spec.inputs[2].num_classes == 3  # the null row stays a valid denoiser input
+    s = m.sampling()
+    assert (s.scheduler, s.steps, s.guidance) == ("ddim", 7, 2.5)
+    assert m.meta["class_names"] == ["a", "b"] and m.meta["defaults_from"] == "accelkit.json"
+    runner = create_diffusion_runner(m, "torch", settings=SamplerSettings(steps=2))
+    seen: list[Any] = []
+    runner.taps["denoiser"] = lambda feeds: seen.append(feeds["class_labels"].tolist())
+    with runner:
+        out = runner.infer({"noise": np.zeros((2, 3, 8, 8), np.float32), "label": np.array([0, 1])})
+    assert out.shape == (2, 3, 8, 8)
+    assert seen == [[0, 1, 2, 2]] * 2  # guidance: conditional and null passes in one call per step
+    for bad, message in (
+        ({"null_class": 0}, "must be the last class row"),
+        ({"class_names": ["a"]}, "names 1 classes, the model has 2"),
+        ({"sampler": {"steps": "many"}}, "not a valid accelkit pipeline file"),
+        ({"run": "evil_module.Evil"}, "unknown keys"),
+    ):
+        (d / "accelkit.json").write_text(json.dumps({**hints, **bad}))
+        with pytest.raises(InputError, match=message):
+            load_pipeline(d)

@@ -26,13 +26,17 @@ def test_folder_layout_and_training_record() -> None:
         "DDIMScheduler",
     ]
     cfg = json.loads((FOLDER / "unet" / "config.json").read_text())
-    assert (cfg["sample_size"], cfg["in_channels"], cfg["num_class_embeds"]) == (32, 3, 3)
+    # three shapes plus the null class (label dropout in training: guidance)
+    assert (cfg["sample_size"], cfg["in_channels"], cfg["num_class_embeds"]) == (32, 3, 4)
     with safe_open(str(FOLDER / "unet" / "diffusion_pytorch_model.safetensors"), "pt") as f:
         dtypes = {str(f.get_slice(k).get_dtype()) for k in f.keys()}
     assert dtypes == {"F16"}  # stored as float16 (half the file); loaded into float32
+    hints = json.loads((FOLDER / "accelkit.json").read_text())
+    assert hints["class_names"] == ["circle", "square", "triangle"] and hints["null_class"] == 3
+    reference = {"scheduler": "ddim", "steps": 50, "guidance": 3.0, "eta": 0.0}
+    assert hints["sampler"] == reference
     rec = json.loads((FOLDER / "training.json").read_text())
-    assert rec["class_names"] == ["circle", "square", "triangle"]
-    assert rec["reference_sampler"] == {"scheduler": "ddim", "steps": 50, "eta": 0.0}
+    assert rec["reference_sampler"] == reference
     assert 1_000_000 <= rec["params"] <= 3_000_000
     with pytest.raises(InputError, match="unknown bundled pipeline"):
         bundled_pipeline_path("sd")
@@ -45,9 +49,10 @@ def test_loads_with_its_reference_sampler_and_samples() -> None:
 
     model = load_pipeline(FOLDER)
     assert model.spec.input_names == ["noise", "label"] and model.spec.num_classes == 3
+    assert model.null_class == 3 and model.meta["class_names"] == ["circle", "square", "triangle"]
     assert model.spec.inputs[0].shape == (3, 32, 32) and model.spec.output_shape == (3, 32, 32)
     s = model.sampling()
-    assert (s.scheduler, s.steps, s.guidance, s.eta) == ("ddim", 50, 1.0, 0.0)
+    assert (s.scheduler, s.steps, s.guidance, s.eta) == ("ddim", 50, 3.0, 0.0)
     runner = create_diffusion_runner(model, "torch", settings=SamplerSettings(steps=3))
     with runner:
         out = runner.infer(LatentSampler(model.spec, seed=0, batch_size=2).inputs(0, 2))
