@@ -62,6 +62,12 @@ _EXPORTS = {
     "FidOptions": "accelkit.pipelines.options",
     "CompareOptions": "accelkit.pipelines.options",
     "BenchOptions": "accelkit.benchmark.plan",
+    "Timing": "accelkit.options",
+    "Threads": "accelkit.options",
+    "FidSettings": "accelkit.options",
+    "Int8Settings": "accelkit.options",
+    "Fp16Settings": "accelkit.options",
+    "OnnxSettings": "accelkit.options",
     # pipelines
     "info": "accelkit.pipelines.info",
     "export_onnx": "accelkit.pipelines.export",
@@ -88,4 +94,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(list(globals()) + list(_EXPORTS))
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -19,7 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
-from accelkit.errors import InputError, LoadError
+from accelkit.errors import InputError
 from accelkit.files import (
     publish,
     refuse_existing,
@@ -201,7 +201,7 @@ def read_sidecar(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The sidecar of ``path`` as a dict, or None when there is none.
 
     Raises:
-        LoadError: The sidecar exists but is not valid JSON.
+        LoadError: The sidecar exists but is not valid JSON (or is nested absurdly deep).
     """
     side = sidecar_path(path)
     legacy = False
@@ -209,14 +209,9 @@ def read_sidecar(path: str | os.PathLike[str]) -> dict[str, Any] | None:
         side, legacy = legacy_sidecar_path(path), True
         if not side.is_file():
             return None
-    try:
-        data = json.loads(side.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise LoadError(
-            f"sidecar {side} is not valid JSON ({exc}); delete it or re-run accelkit export"
-        ) from None
-    if not isinstance(data, dict):
-        raise LoadError(f"sidecar {side} is not a JSON object; delete it or re-run accelkit export")
+    from accelkit.jsonio import read_json_object
+
+    data = read_json_object(side, f"sidecar {side}", "delete it or re-run accelkit export")
     if legacy and data.get("file") not in (None, Path(path).name):
         return None  # an old shared-name sidecar that describes another file (gen.onnx's, read for gen.pt)
     return data

@@ -22,7 +22,12 @@ class LoadError(AccelkitError):
     """A generator file could not be loaded (missing, corrupt, unknown format)."""
 
 
-class UntrustedPickleError(LoadError):
+class UntrustedCodeError(LoadError):
+    """The file carries code (a pickle, a TorchScript or ``torch.export`` archive) outside
+    accelkit's allow-list, and the user did not opt in with ``--trust-code``."""
+
+
+class UntrustedPickleError(UntrustedCodeError):
     """The file needs arbitrary pickle execution and the user did not opt in."""
 
 

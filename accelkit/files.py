@@ -13,8 +13,9 @@ import errno
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from accelkit.errors import InputError, StorageError
 
@@ -45,6 +46,7 @@ def storage_error(exc: OSError, what: str) -> StorageError:
     fixes = {
         errno.ENOSPC: "the disk is full; free some space or write elsewhere",
         errno.EDQUOT: "the disk quota is exceeded; free some space or write elsewhere",
+        errno.EFBIG: "the file is larger than this process may write (ulimit -f); raise the limit or write elsewhere",
         errno.EACCES: "permission denied; choose a folder you can write to, or fix its permissions",
         errno.EPERM: "operation not permitted; choose a folder you can write to",
         errno.EROFS: "the file system is read-only; write elsewhere",
@@ -55,6 +57,63 @@ def storage_error(exc: OSError, what: str) -> StorageError:
     }
     fix = fixes.get(exc.errno or 0, exc.strerror or type(exc).__name__)
     return StorageError(f"{what}: {fix}")
+
+
+def write_serialized(dest: str | os.PathLike[str], serialize: Callable[[BinaryIO], None]) -> None:
+    """Serialize into memory, then write the bytes to ``dest`` with Python's file I/O.
+
+    For the writers whose C++ side must never touch the disk: torch's zip archive writer
+    (``torch.save``, ``torch.jit.save``, ``torch.export.save``) given a path aborts the
+    whole process (``std::terminate``, SIGABRT, a C++ stack dump) when a write fails, on
+    a full disk for one, so nothing can clean up its temporary file. Given a buffer it
+    cannot fail that way; the Python write below raises an ``OSError`` (``ENOSPC``,
+    ``EFBIG``) that :func:`atomic_path` / :meth:`accelkit.artifact.Artifact.save` turn into
+    a one-line :class:`~accelkit.errors.StorageError`, removing the temporary file. Costs
+    one copy of the file in memory (a generator: megabytes to a few hundred).
+
+    Args:
+        dest: The (temporary) file to write.
+        serialize: Writes the content to a binary file object, e.g.
+            ``lambda f: torch.jit.save(module, f)``.
+
+    Raises:
+        OSError: The write failed (disk full, file too large, permission).
+    """
+    import io
+    import shutil
+
+    buf = io.BytesIO()
+    serialize(buf)
+    data = buf.getbuffer()
+    dest = Path(dest)
+    free = shutil.disk_usage(dest.parent).free
+    if len(data) > free:  # fail before writing a byte
+        raise OSError(
+            errno.ENOSPC, f"{len(data) / 2**20:.1f} MB to write, {free / 2**20:.1f} MB free"
+        )
+    with open(dest, "wb") as fh:
+        fh.write(data)
+
+
+#: ``errno`` values of a write that failed for want of space (a full disk, a quota, ``ulimit -f``).
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def no_space_in(exc: BaseException) -> OSError | None:
+    """The out-of-space ``OSError`` (:data:`NO_SPACE`) in ``exc``'s cause chain, or None.
+
+    Third-party writers (the torch ONNX exporters among them) wrap the ``OSError`` of a
+    full disk in their own exceptions; a caller that turns failures into "this exporter
+    failed, try the next" must stop instead and say the disk is full.
+    """
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OSError) and cur.errno in NO_SPACE:
+            return cur
+        cur = cur.__cause__ or cur.__context__
+    return None
 
 
 def refuse_existing(dest: str | os.PathLike[str], force: bool = False) -> None:
@@ -152,18 +211,25 @@ def folder_lock(folder: str | os.PathLike[str], what: str) -> Iterator[None]:
     """Hold ``<folder>/.accelkit.lock`` for the body; a second holder fails at once.
 
     Two ``accelkit bench --out D`` runs at the same time would each write half a report
-    into ``D``; the second one is refused instead, with a one-line error.
+    into ``D``; the second one is refused instead, with a one-line error. When the body
+    fails in a folder this call created (a full disk, Ctrl-C), the lock file and the
+    folders left empty are removed again: a failed run leaves nothing behind.
 
     Raises:
         InputError: Another accelkit process holds the lock.
         StorageError: The folder cannot be created or written.
     """
     folder = Path(folder)
+    created = not folder.exists()
+    lock = folder / ".accelkit.lock"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fh = open(folder / ".accelkit.lock", "a+b")
+        fh = open(lock, "a+b")
     except OSError as exc:
+        if created:
+            _remove_empty(folder)
         raise storage_error(exc, f"cannot write in {folder}") from None
+    ok = False
     try:
         try:
             import fcntl
@@ -176,8 +242,24 @@ def folder_lock(folder: str | os.PathLike[str], what: str) -> Iterator[None]:
         except ImportError:  # pragma: no cover - Windows: no advisory lock
             pass
         yield
+        ok = True
     finally:
         fh.close()
+        if created and not ok:
+            with contextlib.suppress(OSError):
+                lock.unlink()
+            _remove_empty(folder)
+
+
+def _remove_empty(folder: Path) -> None:
+    """Remove ``folder`` and the folders under it that hold nothing (bottom up); never a file."""
+    if not folder.is_dir():
+        return
+    for sub in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        with contextlib.suppress(OSError):
+            sub.rmdir()
+    with contextlib.suppress(OSError):
+        folder.rmdir()
 
 
 def publish_group(

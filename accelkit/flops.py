@@ -322,8 +322,85 @@ def mfu(
     return float(images_per_sec) * float(flops_per_image) / peak
 
 
+# --------------------------------------------------------------- CPU peak
+#: Best GEMM FLOP/s of int8 over fp32 at the same vector width: VNNI does 4 int8
+#: multiply-accumulates per fp32 one; AMX tiles do 16x AVX-512 fp32 (Intel's data sheets).
+#: Without either, int8 is no faster than fp32 in practice.
+INT8_OVER_FP32 = {"amx": 16.0, "vnni": 4.0, "none": 1.0}
+#: GEMM size of the peak probe (large enough to leave the cache-bound regime).
+_PEAK_N = 512
+_PEAKS: dict[tuple[int, str], float] = {}
+
+
+def cpu_peak_gflops(threads: int, precision: str) -> float | None:
+    """This CPU's measured dense GEMM peak at ``precision`` with ``threads`` threads, GFLOP/s.
+
+    fp32 and (on a native-bf16 CPU) bf16 are measured once per process with a torch matmul
+    (best of a few short runs, so a busy moment does not lower it much); fp16 files compute
+    in f32 on a CPU (fp32's peak); int8 is fp32's peak times :data:`INT8_OVER_FP32` for the
+    CPU's int8 instructions. None where torch cannot run the probe.
+
+    This is the bound :func:`accelkit.benchmark.stability.speedup_verdict` holds a CPU row
+    to: a row whose FLOPs per image times images/sec exceed it did not compute what it
+    claims (or was timed wrong), so no ratio is printed from it.
+    """
+    from accelkit.host import has_native_bf16, isa_flags
+
+    prec = "fp32" if precision == "fp16" else precision
+    if prec == "int8":
+        base = cpu_peak_gflops(threads, "fp32")
+        flags = isa_flags()
+        isa = (
+            "amx"
+            if flags.get("amx_int8")
+            else "vnni"
+            if flags.get("avx512_vnni") or flags.get("avx_vnni")
+            else "none"
+        )
+        return None if base is None else base * INT8_OVER_FP32[isa]
+    if prec == "bf16" and not has_native_bf16():
+        return cpu_peak_gflops(threads, "fp32")
+    if prec not in ("fp32", "bf16"):
+        return None
+    key = (int(threads), prec)
+    if key not in _PEAKS:
+        try:
+            _PEAKS[key] = _measure_gemm(int(threads), prec)
+        except Exception as exc:  # noqa: BLE001 - no probe: no bound, never a crash
+            log.info("CPU peak probe failed: %s", exc)
+            return None
+    return _PEAKS[key]
+
+
+def _measure_gemm(threads: int, precision: str) -> float:
+    import time
+
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads))
+    try:
+        dt = torch.float32 if precision == "fp32" else torch.bfloat16
+        a = torch.randn(_PEAK_N, _PEAK_N, dtype=dt)
+        b = torch.randn(_PEAK_N, _PEAK_N, dtype=dt)
+        for _ in range(2):
+            a @ b
+        best = 0.0
+        for _ in range(5):
+            t0 = time.perf_counter()
+            for _ in range(4):
+                a @ b
+            sec = time.perf_counter() - t0
+            best = max(best, 4 * 2 * _PEAK_N**3 / sec / 1e9)
+        return best
+    finally:
+        torch.set_num_threads(old)
+
+
 __all__ = [
     "COUNTED_OPS",
+    "INT8_OVER_FP32",
+    "cpu_peak_gflops",
     "GPU_PEAK_TFLOPS",
     "count_flops",
     "flops_per_image",

@@ -202,10 +202,58 @@ def default_threads(busy: float | None = None) -> int:
     return max(1, min(cores, math.floor(cores - busy + 1.0 - FREE_CORE_SHARE)))
 
 
+def available_memory_bytes() -> int | None:
+    """Memory a new allocation can take now, in bytes: ``MemAvailable`` of ``/proc/meminfo``.
+
+    Falls back to free physical pages (``os.sysconf``); None where neither can be read.
+    A cgroup limit below it (``memory.max``) wins.
+    """
+    avail: int | None = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError, IndexError):
+        avail = None
+    if avail is None:
+        try:
+            avail = int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+        except (AttributeError, OSError, ValueError):
+            return None
+    try:
+        text = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text().strip())
+        if text != "max":
+            avail = min(avail, max(0, int(text) - used))
+    except (OSError, ValueError):
+        pass
+    return avail
+
+
+def process_age_s() -> float:
+    """Seconds since this process started (Linux ``/proc``; 0.0 where it cannot tell).
+
+    A command line's time budget (``optimize --time-budget``) counts from here, so the
+    interpreter's start and the imports are inside it.
+    """
+    try:
+        with open("/proc/self/stat") as f:
+            after_comm = f.read().rsplit(")", 1)[1].split()
+        start_ticks = int(after_comm[19])  # field 22, starttime, in clock ticks after boot
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 __all__ = [
     "FREE_CORE_SHARE",
     "ISA_FLAGS",
     "ORT_DISTRIBUTIONS",
+    "available_memory_bytes",
     "available_physical_cores",
     "busy_cores",
     "cpu_affinity",
@@ -217,4 +265,5 @@ __all__ = [
     "isa_flags",
     "isa_summary",
     "own_cpu_seconds",
+    "process_age_s",
 ]

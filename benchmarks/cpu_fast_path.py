@@ -51,6 +51,7 @@ from accelkit.benchmark.report import Report
 from accelkit.benchmark.suite import BenchTarget
 from accelkit.host import busy_cores, default_threads, has_native_bf16
 from accelkit.loading import load_generator
+from accelkit.options import FidSettings
 from accelkit.passes.export import OnnxFromTorch
 from accelkit.passes.int8 import Int8
 from accelkit.pipelines.bench import measure_quality
@@ -217,9 +218,8 @@ def main() -> int:
     if args.fid:
         cfg = BenchOptions(
             backends=("torch", "ort", "openvino"),
-            fid=args.fid,
+            fid=FidSettings(n=args.fid, precision=args.fid_precision),
             threads=threads,
-            fid_precision=args.fid_precision,
             seed=0,
         )
         t0 = time.perf_counter()

@@ -40,6 +40,7 @@ def one_run(
     runtime: str, precision: str, n: int, threads: int, extractor_cache: Path
 ) -> dict[str, float]:
     from accelkit.benchmark.plan import BenchOptions
+    from accelkit.options import FidSettings, Timing
     from accelkit.pipelines.bench import bench
 
     spent = {"s": 0.0, "images": 0}
@@ -70,11 +71,9 @@ def one_run(
                     precisions=("fp32",),
                     batch_sizes=(1,),
                     out=Path(tmp) / "out",
-                    repeats=3,
-                    min_time_s=0.2,
+                    timing=Timing(repeats=3, min_time_s=0.2),
                     plot=False,
-                    fid=n,
-                    fid_precision=precision,
+                    fid=FidSettings(n=n, precision=precision),
                     threads=threads,
                 ),
             )

@@ -1,9 +1,14 @@
 """The search space of ``accelkit optimize``: every build this machine can run, as candidates.
 
 A :class:`Candidate` is one (model variant, artifact, backend, precision, runtime options)
-combination. :func:`enumerate_candidates` lists those the machine can run, the FP32
-torch eager baseline first. Candidates that are expensive just to try (``torch.compile``
-compiles for tens of seconds on a CPU) are marked so the search tries them last.
+combination, made from a backend's :class:`~accelkit.runners.base.Recipe`.
+:func:`enumerate_candidates` asks every backend of the search, through the registry, what
+it runs for every precision (nothing here names a backend), and lists the recipes it
+offers for a search, the FP32 torch eager baseline first (always: it is the speed-up
+baseline and the quality reference, even when torch is not searched). Candidates that are
+expensive just to try (``torch.compile`` compiles for tens of seconds on a CPU, TensorRT
+builds engines) are marked so the search tries them last. What a backend cannot run is
+returned with its reason.
 """
 
 from __future__ import annotations
@@ -13,8 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-#: Backends the search considers, in the order it lists them.
-ALL_BACKENDS = ("torch", "ort", "openvino", "trt")
+from accelkit.errors import InputError
+from accelkit.runners.base import Ask, Recipe, offers
+from accelkit.vocab import PRECISIONS
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,7 @@ class Candidate:
         prune_ratio: Channel-pruning ratio of the model variant (None: the original).
         parent: The candidate this one retries with more kept in higher precision.
         expensive: Costly to try at all (tried last, only while time remains).
+        recipe_variant: The backend's variant name (``compile``, ``channels_last``...).
     """
 
     id: str
@@ -48,6 +55,22 @@ class Candidate:
     prune_ratio: float | None = None
     parent: str | None = None
     expensive: bool = False
+    recipe_variant: str | None = None
+
+    @classmethod
+    def from_recipe(cls, recipe: Recipe, prune_ratio: float | None = None) -> Candidate:
+        """The candidate that runs ``recipe`` (on the pruned model variant at ``prune_ratio``)."""
+        pre = f"pruned{round(prune_ratio * 100)}-" if prune_ratio else ""
+        return cls(
+            f"{pre}{recipe.label}",
+            recipe.backend,
+            recipe.precision,
+            recipe.source,
+            dict(recipe.options),
+            prune_ratio=prune_ratio or None,
+            expensive=recipe.expensive,
+            recipe_variant=recipe.variant,
+        )
 
     @property
     def variant(self) -> str | None:
@@ -55,10 +78,8 @@ class Candidate:
         parts = []
         if self.prune_ratio:
             parts.append(f"pruned{round(self.prune_ratio * 100)}")
-        if self.runner_options.get("compile"):
-            parts.append("compile")
-        if self.runner_options.get("channels_last"):
-            parts.append("channels_last")
+        if self.recipe_variant:
+            parts.append(self.recipe_variant)
         if self.exclude_groups:
             parts.append(f"keep{len(self.exclude_groups)}")
         if self.fp16_headroom is not None:
@@ -116,118 +137,84 @@ class Candidate:
         )
 
 
-def baseline_candidate(threads: int | None = None) -> Candidate:
-    """FP32 torch eager: the speed-up baseline and the quality reference."""
-    return Candidate(
-        "torch-fp32", "torch", "fp32", "torch", _threads({"precision": "fp32"}, threads)
-    )
+@dataclass
+class SearchSpace:
+    """The candidates of a search and the cells no backend offers here.
+
+    Attributes:
+        candidates: Baseline first, expensive ones last.
+        not_offered: ``"backend precision: reason"`` for each (backend, precision) cell of
+            the search's backends that cannot run here (reported with the search).
+    """
+
+    candidates: list[Candidate]
+    not_offered: list[str] = field(default_factory=list)
 
 
-def _threads(opts: dict[str, Any], threads: int | None) -> dict[str, Any]:
-    return {**opts, "threads": threads} if threads else opts
+def baseline_candidate(device: str = "cpu", threads: int | None = None) -> Candidate:
+    """FP32 torch eager: the speed-up baseline and the quality reference, under the run's
+    thread policy (the same threads as every candidate)."""
+    got = offers("torch", Ask(kind="torch", precision="fp32", device=device, threads=threads))
+    if isinstance(got, str):
+        raise InputError(f"the FP32 torch baseline cannot run on {device}: {got}")
+    return Candidate.from_recipe(got[0])
 
 
 def enumerate_candidates(
     *,
     device: str,
     backends: Sequence[str],
-    has_native_bf16: bool,
+    native_bf16: bool,
     threads: int | None = None,
     prune_ratios: Sequence[float] = (),
-    image_to_image: bool = False,
     precisions: Sequence[str] = (),
     scripted: bool = False,
-) -> list[Candidate]:
+    batch_range: tuple[int, int, int] | None = None,
+    cache_dir: str | None = None,
+) -> SearchSpace:
     """Every candidate build for one device, baseline first, expensive ones last.
 
     Args:
         device: ``cpu`` or ``cuda[:N]``.
-        backends: The backends that can run here (others are not listed).
-        has_native_bf16: The CPU computes bf16 natively (AVX-512 BF16 / AMX).
-        threads: CPU threads for every runner (None: the runners' default).
+        backends: The backends to search (each must be able to run here). The FP32 torch
+            baseline is always included; torch's other recipes only when ``torch`` is here.
+        native_bf16: The CPU computes bf16 natively (AVX-512 BF16 / AMX).
+        threads: CPU threads for every runner, the baseline's included.
         prune_ratios: Pruned model variants to include (each with every backend).
-        image_to_image: The generator maps images to images (``channels_last`` matters there).
         precisions: Only candidates of these precisions (the FP32 torch baseline always stays).
-        scripted: The generator is TorchScript. ``torch.compile`` cannot compile TorchScript,
-            so no compile candidate is listed for it; nor for pruned variants, which are
-            always TorchScript (what ``prune`` saves).
+        scripted: The generator is TorchScript (``torch.compile`` cannot compile it); pruned
+            variants always are (what ``prune`` saves).
+        batch_range: Batch profile for backends that build for one (TensorRT).
+        cache_dir: Build cache folder of such backends.
     """
-    cuda = device.startswith("cuda")
-    cpu_threads = None if cuda else threads
-    out: list[Candidate] = []
+    base = baseline_candidate(device, threads)
+    out: list[Candidate] = [base]
+    not_offered: list[str] = []
     for ratio in (None, *prune_ratios):
-        pre = f"pruned{round(ratio * 100)}-" if ratio else ""
-        fam: list[Candidate] = []
-        if "torch" in backends:
-            base = _threads({"precision": "fp32"}, cpu_threads)
-            fam.append(Candidate(f"{pre}torch-fp32", "torch", "fp32", "torch", base))
-            fam.append(
-                Candidate(
-                    f"{pre}torch-fp32+channels_last",
-                    "torch",
-                    "fp32",
-                    "torch",
-                    {**base, "channels_last": True},
+        for name in backends:
+            for p in PRECISIONS:
+                if precisions and p not in precisions:
+                    continue
+                ask = Ask(
+                    kind="torch",
+                    precision=p,
+                    device=device,
+                    threads=threads,
+                    native_bf16=native_bf16,
+                    scripted=scripted or bool(ratio),
+                    batch_range=batch_range,
+                    cache_dir=cache_dir,
                 )
-            )
-            if cuda:
-                fam.append(
-                    Candidate(f"{pre}torch-fp16", "torch", "fp16", "torch", {"precision": "fp16"})
-                )
-            if cuda or has_native_bf16:
-                fam.append(
-                    Candidate(
-                        f"{pre}torch-bf16", "torch", "bf16", "torch", {**base, "precision": "bf16"}
-                    )
-                )
-            if not (ratio or scripted):
-                fam.append(
-                    Candidate(
-                        f"{pre}torch-fp32+compile",
-                        "torch",
-                        "fp32",
-                        "torch",
-                        {**base, "compile": True},
-                        expensive=True,
-                    )
-                )
-        if "ort" in backends:
-            opts = _threads({"provider": "cuda" if cuda else "cpu"}, cpu_threads)
-            for prec in ("fp32", "fp16", "int8"):
-                fam.append(Candidate(f"{pre}ort-{prec}", "ort", prec, f"onnx-{prec}", dict(opts)))
-        if "openvino" in backends and not cuda:
-            opts = _threads({}, cpu_threads)
-            fam.append(
-                Candidate(
-                    f"{pre}openvino-fp32",
-                    "openvino",
-                    "fp32",
-                    "onnx-fp32",
-                    {**opts, "precision": "fp32"},
-                )
-            )
-            if has_native_bf16:
-                fam.append(
-                    Candidate(
-                        f"{pre}openvino-bf16",
-                        "openvino",
-                        "bf16",
-                        "onnx-fp32",
-                        {**opts, "precision": "bf16"},
-                    )
-                )
-            fam.append(
-                Candidate(f"{pre}openvino-int8", "openvino", "int8", "onnx-int8", dict(opts))
-            )
-        if "trt" in backends and cuda:
-            for prec in ("fp16", "int8"):
-                fam.append(
-                    Candidate(f"{pre}trt-{prec}", "trt", prec, f"onnx-{prec}", {}, expensive=True)
-                )
-        if ratio:
-            fam = [replace(c, prune_ratio=ratio) for c in fam]
-        out.extend(fam)
-    if precisions:
-        out = [c for c in out if c.precision in precisions or (c.id == "torch-fp32")]
+                got = offers(name, ask)
+                if isinstance(got, str):
+                    if not ratio:
+                        not_offered.append(f"{name} {p}: {got}")
+                    continue
+                for r in got:
+                    if r.refused or not r.searched:
+                        continue
+                    cand = Candidate.from_recipe(r, ratio)
+                    if cand.id != base.id:
+                        out.append(cand)
     cheap = [c for c in out if not c.expensive]
-    return cheap + [c for c in out if c.expensive]
+    return SearchSpace(cheap + [c for c in out if c.expensive], not_offered)

@@ -19,7 +19,11 @@ How :func:`measure_throughput` measures (see DESIGN.md, "Measuring honestly"):
    median is the headline number.
 6. The output of the last warm-up iteration and of the last timed iteration are
    copied to the host and checked: NaN or Inf raises
-   :class:`~accelkit.errors.NonFiniteOutputError`.
+   :class:`~accelkit.errors.NonFiniteOutputError`; values far outside the spec's output
+   range (:data:`~accelkit.quality.images.RANGE_TOLERANCE`) raise
+   :class:`~accelkit.errors.SpecError`. Every iteration's output shape is compared with
+   the first one's, outside the timed region (a tuple comparison): a shape that changes
+   between calls raises :class:`~accelkit.errors.SpecError`. Either fails the row.
 
 Default budget: with ``warmup=3``, ``repeats=5`` and ``min_time_s=0.5`` a fast row costs
 about ``3 * t_iter + 5 * 0.5 s`` ≈ 2.7 s, so the six rows of a default CPU bench (torch
@@ -46,16 +50,18 @@ from typing import Any
 
 from accelkit.benchmark.stability import ContentionProbe
 from accelkit.errors import InputError
-from accelkit.quality.images import check_finite
+from accelkit.options import Timing
+from accelkit.quality.images import check_finite, check_range
 from accelkit.runners.base import Runner
 from accelkit.sampler import LatentSampler
 from accelkit.stats import median, quantile
 
 log = logging.getLogger(__name__)
 
-DEFAULT_WARMUP = 3
-DEFAULT_REPEATS = 5
-DEFAULT_MIN_TIME_S = 0.5
+#: The harness's defaults are :class:`accelkit.options.Timing`'s (defined there, once).
+DEFAULT_WARMUP = Timing().warmup
+DEFAULT_REPEATS = Timing().repeats
+DEFAULT_MIN_TIME_S = Timing().min_time_s
 DEFAULT_MAX_ITERS_PER_REPEAT = 10_000
 
 
@@ -257,14 +263,55 @@ def _describe_run(runner: Runner, batch: int) -> str:
     return f"{runner.name} {runner.precision} on {runner.device} at batch {batch}"
 
 
+def _shape_of(out: Any) -> tuple[int, ...] | None:
+    """The shape of a runner's output where reading it costs nothing (a tensor's or array's
+    ``shape`` attribute); None for outputs that do not expose one so (an IO binding)."""
+    shape = getattr(out, "shape", None)
+    return tuple(shape) if isinstance(shape, tuple) else None
+
+
+class _ShapeCheck:
+    """Checks, after every iteration (outside its timing), that the output keeps one shape.
+
+    A generator whose output shape changes between calls of the same batch (state kept
+    in the module, a shape that depends on the input values) cannot be measured: each
+    images/sec sample would be of another workload.
+    """
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.shape: tuple[int, ...] | None = None
+
+    def __call__(self, out: Any) -> None:
+        shape = _shape_of(out)
+        if shape is None:
+            return
+        if self.shape is None:
+            self.shape = shape
+        elif shape != self.shape:
+            from accelkit.errors import SpecError
+
+            raise SpecError(
+                f"{self.what}: the output shape changed between calls ({'x'.join(map(str, self.shape))}, then "
+                f"{'x'.join(map(str, shape))}) for the same inputs; a generator must return one shape per batch, "
+                "so its speed is not one number: fix the generator"
+            )
+
+
 def _time_iters(
-    runner: Runner, prepared: Any, n: int, torch_cuda: Any, min_time_s: float = 0.0
+    runner: Runner,
+    prepared: Any,
+    n: int,
+    torch_cuda: Any,
+    min_time_s: float = 0.0,
+    check: _ShapeCheck | None = None,
 ) -> tuple[list[float], Any]:
     """Time iterations of run()+synchronize(); return (latencies in ms, last output).
 
     Runs exactly ``n`` iterations when ``min_time_s`` is 0; otherwise runs until the
     timed total reaches ``min_time_s`` seconds, with at least one and at most ``n``
     iterations (a time-bounded repeat stays short even when the machine slows down).
+    ``check`` sees every iteration's output after its time was taken.
     """
     out: Any = None
     times: list[float] = []
@@ -283,6 +330,8 @@ def _time_iters(
             end.record()
             pairs.append((start, end))
             spent += (clock() - t0) * 1e3  # host clock only decides when to stop
+            if check is not None:
+                check(out)
             if budget_ms and spent >= budget_ms:
                 break
         pairs[-1][1].synchronize()
@@ -293,11 +342,19 @@ def _time_iters(
         out = runner.run(prepared)
         runner.synchronize()
         dt = (clock() - t0) * 1e3
+        if check is not None:
+            check(out)
         times.append(dt)
         spent += dt
         if budget_ms and spent >= budget_ms:
             break
     return times, out
+
+
+def _check_output(arr: Any, value_range: tuple[float, float], what: str) -> None:
+    """No NaN/Inf, and no value far outside the declared range (:func:`~accelkit.quality.images.check_range`)."""
+    check_finite(arr, what)
+    check_range(arr, value_range, what)
 
 
 def measure_throughput(
@@ -332,6 +389,8 @@ def measure_throughput(
     Raises:
         InputError: Invalid measurement settings.
         NonFiniteOutputError: The output holds NaN or Inf.
+        SpecError: The output shape changed between calls, or values lie far outside
+            the declared output range.
         AccelkitError: Whatever the runner raises (unavailable backend, bad inputs).
     """
     if (
@@ -364,9 +423,11 @@ def measure_throughput(
     gc_was_enabled = gc.isenabled()
     try:
         prepared = runner.prepare(sampler.inputs(0, batch))
+        shapes = _ShapeCheck(what)
+        value_range = sampler.spec.output_range
         if warmup:
-            _, out = _time_iters(runner, prepared, warmup, torch_cuda)
-            check_finite(runner.to_numpy(out), what + " (warm-up)")
+            _, out = _time_iters(runner, prepared, warmup, torch_cuda, check=shapes)
+            _check_output(runner.to_numpy(out), value_range, what + " (warm-up)")
         lat_ms: list[float] = []
         samples: list[float] = []
         counts: list[int] = []
@@ -375,7 +436,7 @@ def measure_throughput(
         cpu_probe = None if runner.device.startswith("cuda") else ContentionProbe().start()
         try:
             for _ in range(repeats):
-                ms, out = _time_iters(runner, prepared, n, torch_cuda, budget)
+                ms, out = _time_iters(runner, prepared, n, torch_cuda, budget, check=shapes)
                 lat_ms.extend(ms)
                 counts.append(len(ms))
                 samples.append(batch * len(ms) / max(sum(ms) / 1e3, 1e-12))
@@ -383,7 +444,7 @@ def measure_throughput(
             if gc_was_enabled:
                 gc.enable()
         contention = cpu_probe.stop() if cpu_probe is not None else None
-        check_finite(runner.to_numpy(out), what)
+        _check_output(runner.to_numpy(out), value_range, what)
         peak = probe.peak_mb()
     finally:
         if owns:

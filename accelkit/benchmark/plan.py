@@ -1,8 +1,9 @@
 """Planning a benchmark: which (backend, precision) targets to measure and the artifacts they need.
 
-:func:`plan_targets` turns :class:`BenchOptions` into the backend configurations
-(:class:`~accelkit.benchmark.suite.BenchTarget`) for one generator, exporting the ONNX files
-ONNX Runtime and TensorRT share; :func:`accelkit.pipelines.bench.bench` runs them with
+:func:`plan_targets` asks every registered backend what it runs for each precision
+(:func:`accelkit.runners.base.offers`) and has one :class:`~accelkit.passes.build.Builder`
+make the derived artifacts the answers name (shared by every backend);
+:func:`accelkit.pipelines.bench.bench` runs the targets with
 :func:`~accelkit.benchmark.suite.run_benchmark` and writes the report folder.
 
 Defaults: every backend and precision this machine can run. What it cannot run is kept
@@ -14,27 +15,30 @@ A backend the user asked for by name that cannot run here is an error instead
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from accelkit.artifact import Artifact
 from accelkit.benchmark.suite import BenchTarget
-from accelkit.errors import BackendUnavailableError, InputError, one_line
-from accelkit.host import default_threads
+from accelkit.errors import BackendUnavailableError, InputError
+from accelkit.options import (
+    BuildRecipe,
+    FidSettings,
+    Threads,
+    Timing,
+    check_batches,
+    check_int,
+    choice,
+    parse_batches,
+)
 from accelkit.runners.base import RUNNERS, runner_class
+from accelkit.vocab import DEFAULT_PRECISIONS, PRECISIONS
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "fp16", "int8", "bf16")
-#: Largest batch accepted (images per call); larger values are typing mistakes, not benchmarks.
-MAX_BATCH = 65536
-DEFAULT_PRECISIONS = ("fp32", "fp16")
 
-
-@dataclass
+@dataclass(frozen=True)
 class BenchOptions:
     """Everything ``accelkit bench`` was asked for.
 
@@ -46,9 +50,10 @@ class BenchOptions:
         batch_sizes: Images per iteration.
         device: ``auto`` (CUDA when available, else CPU), ``cpu`` or ``cuda[:N]``.
         out: Report folder (also holds the exported ONNX files under ``artifacts/``).
-        warmup, repeats, min_time_s: Timing budget (see ``measure_throughput``).
-        threads: CPU threads for torch, ONNX Runtime and OpenVINO (None: chosen once per
-            run by :func:`accelkit.host.default_threads`: free physical cores, 1 when loaded).
+        timing: Warm-up iterations, repeats and seconds per repeat.
+        threads: The CPU thread policy for torch, ONNX Runtime and OpenVINO (one count
+            for every row, chosen once per run when not given).
+        fid: Quality drift (``fid.n`` images per set; 0: none), extractor, mode, precision.
         seed: Latent seed, identical for every backend.
         batch_range: TensorRT optimization profile ``(min, opt, max)``.
         compile: Add a ``torch.compile`` torch row.
@@ -56,17 +61,12 @@ class BenchOptions:
         cuda_graphs: Capture torch runs in CUDA graphs (CUDA only).
         ort_tensorrt: Add ONNX Runtime rows on its TensorRT execution provider (CUDA).
         plot: Write the throughput PNG.
+        images: Folder of real inputs for an image-to-image generator: used for
+            throughput inputs, drift (it needs ``2 * fid.n`` images) and sample grids.
         force: Replace a report already in ``out``.
         trust_engine: Load TensorRT plans whose sidecar does not vouch for them (runs plugin code).
-        fid: Images per set for quality drift (0: no drift measurement).
-        fid_weights: Feature extractor TorchScript (None: the packaged FID Inception).
-        fid_batch: Images per inference call while measuring drift.
-        fid_mode: Resize before the FID extractor: ``clean`` (clean-fid's PIL bicubic),
-            ``legacy-tensorflow`` or ``legacy-pytorch`` (see :mod:`accelkit.quality.images`).
-        images: Folder of real inputs for an image-to-image generator: used for
-            throughput inputs, drift (it needs ``2 * fid`` images) and sample grids.
-        fid_precision: FID feature precision: ``fp32`` (default) or ``bf16`` (OpenVINO on a
-            native-bf16 CPU; faster, its effect on FID is measured in ``docs/quality.md``).
+        build: The recipe of the derived ONNX files (the one ``export``, ``quantize`` and
+            ``optimize`` use; no flags: ``bench`` measures the default builds).
     """
 
     backends: Sequence[str] = ()
@@ -74,10 +74,9 @@ class BenchOptions:
     batch_sizes: Sequence[int] = (1, 8)
     device: str = "auto"
     out: Path = Path("accelkit-results")
-    warmup: int = 3
-    repeats: int = 5
-    min_time_s: float = 0.5
-    threads: int | None = None
+    timing: Timing = field(default_factory=Timing)
+    threads: Threads = field(default_factory=Threads)
+    fid: FidSettings = field(default_factory=FidSettings)
     seed: int = 0
     batch_range: tuple[int, int, int] | None = None
     compile: bool = False
@@ -85,70 +84,56 @@ class BenchOptions:
     cuda_graphs: bool = False
     ort_tensorrt: bool = False
     plot: bool = True
-    fid: int = 0
-    fid_weights: str | None = None
-    fid_batch: int = 32
-    fid_mode: str = "clean"
     images: Path | None = None
-    fid_precision: str = "fp32"
     force: bool = False
     trust_engine: bool = False
+    build: BuildRecipe = field(default_factory=BuildRecipe)
 
     def __post_init__(self) -> None:
-        if isinstance(self.batch_range, (str, int)):
-            from accelkit.spec import as_batch_range
+        from accelkit.spec import as_batch_range
 
-            self.batch_range = as_batch_range(str(self.batch_range))
-        self.out = Path(self.out)
+        set_ = object.__setattr__
+        set_(self, "backends", tuple(self.backends))
+        set_(self, "precisions", tuple(self.precisions))
+        if isinstance(self.batch_sizes, (str, int)):
+            set_(self, "batch_sizes", parse_batches(self.batch_sizes))
+        else:
+            set_(self, "batch_sizes", tuple(self.batch_sizes))
+        if self.batch_range is not None:
+            br = self.batch_range
+            set_(self, "batch_range", as_batch_range(str(br) if isinstance(br, int) else br))
+        set_(self, "out", Path(self.out))
+        set_(self, "fid", FidSettings.of(self.fid))
+        set_(self, "threads", Threads.of(self.threads))
+        if self.images is not None:
+            set_(self, "images", Path(self.images))
 
-    def validate(self) -> None:
-        """Raise :class:`InputError` for values that cannot work."""
-        unknown = [b for b in self.backends if b not in RUNNERS]
+    def validated(self) -> BenchOptions:
+        """Check the values; returns ``self``.
+
+        Raises:
+            InputError: One line naming the flag and the fix.
+        """
+        from accelkit.runners.base import backend_names
+
+        unknown = [b for b in self.backends if b not in backend_names()]
         if unknown:
             raise InputError(
-                f"--backend {','.join(unknown)} is unknown; choose from {', '.join(RUNNERS)}"
+                f"--backend {','.join(unknown)} is unknown; choose from {', '.join(backend_names())}"
             )
-        bad = [p for p in self.precisions if p not in PRECISIONS]
-        if bad:
-            raise InputError(
-                f"--precision {','.join(bad)} is unknown; choose from {', '.join(PRECISIONS)}"
-            )
-        if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
-            raise InputError("--batch needs positive integers, e.g. --batch 1,8,32")
-        if max(self.batch_sizes) > MAX_BATCH:
-            raise InputError(
-                f"--batch {max(self.batch_sizes)} is beyond any generator's memory; use at most {MAX_BATCH} images per call"
-            )
-        if self.repeats < 3:
-            raise InputError(
-                f"--repeats {self.repeats} is too few for a median and spread; use 3 or more"
-            )
-        if self.repeats > 10_000:
-            raise InputError(
-                f"--repeats {self.repeats} is unreasonably many; 5 to 30 give a stable median"
-            )
-        if self.warmup < 0:
-            raise InputError(f"--warmup {self.warmup}: give 0 or more untimed iterations")
-        if not (math.isfinite(self.min_time_s) and 0 < self.min_time_s <= 3600):
-            raise InputError(
-                f"--min-time {self.min_time_s}: give a finite number of seconds > 0 (e.g. 0.5)"
-            )
-        if self.threads is not None and self.threads < 1:
-            raise InputError(f"--threads {self.threads}: give a positive number of threads")
-        if self.seed < 0:
-            raise InputError(f"--seed {self.seed}: give a non-negative seed")
-        if self.fid_batch < 1:
-            raise InputError(
-                f"--fid-batch {self.fid_batch}: give a positive number of images per call"
-            )
-        if self.fid_precision not in ("fp32", "bf16"):
-            raise InputError(
-                f"--fid-precision {self.fid_precision!r} is unknown; choose fp32 or bf16"
-            )
-        if self.fid < 0 or self.fid == 1:
-            raise InputError(
-                f"--fid {self.fid}: give the number of images per set (e.g. 500), or 0 for none"
-            )
+        for p in self.precisions:
+            choice(p, PRECISIONS, "--precision")
+        check_batches(self.batch_sizes, "--batch")
+        self.timing.validated()
+        self.threads.validated()
+        self.fid.validated()
+        self.build.validated()
+        check_int(self.seed, "--seed", low=0, high=2**63 - 1, fix="give a non-negative seed")
+        return self
+
+    def validate(self) -> None:
+        """Deprecated spelling of :meth:`validated`."""
+        self.validated()
 
 
 def resolve_device(device: str) -> str:
@@ -209,192 +194,108 @@ def default_precisions(artifact: Artifact) -> tuple[str, ...]:
     return DEFAULT_PRECISIONS
 
 
+def bench_wants(cfg: BenchOptions) -> frozenset[str]:
+    """The optional toggles and variants ``bench`` was asked for (:attr:`Ask.wants`)."""
+    flags = {
+        "compile": cfg.compile,
+        "channels_last": cfg.channels_last,
+        "cuda_graphs": cfg.cuda_graphs,
+        "tensorrt": cfg.ort_tensorrt,
+    }
+    return frozenset(k for k, on in flags.items() if on)
+
+
+def is_torchscript(artifact: Artifact) -> bool:
+    """The artifact's torch module is TorchScript (``torch.compile`` cannot compile it)."""
+    if artifact.format != "torch" or artifact.module is None:
+        return False
+    import torch
+
+    return isinstance(artifact.module, (torch.jit.ScriptModule, torch.jit.ScriptFunction))
+
+
 def plan_targets(
     artifact: Artifact,
     cfg: BenchOptions,
     device: str,
     workdir: Path,
     progress: Callable[[str], None] | None = None,
+    *,
+    threads: int | None = None,
 ) -> tuple[list[BenchTarget], Path | None]:
-    """Make the artifacts each (backend, precision) needs and describe the targets.
+    """Ask every backend what it runs for each precision, build what the answers need, and
+    describe the targets.
 
-    The torch fp32 row comes first (the speed-up baseline). ONNX files are exported
-    once per precision into ``workdir`` and shared by ONNX Runtime and TensorRT.
+    Each backend answers through the registry (:func:`accelkit.runners.base.offers`): its
+    recipes, or a reason, which becomes a ``skipped`` row. The derived artifacts the recipes
+    name are made once by one :class:`~accelkit.passes.build.Builder` (shared by every
+    backend; a failed build skips its rows with the reason). Rows come in registry order,
+    torch first: the torch fp32 row is the speed-up baseline.
+
+    Args:
+        artifact: What the user gave.
+        cfg: The bench options.
+        device: The resolved device.
+        workdir: Where the derived artifacts (and TensorRT's engine cache) go.
+        progress: Called with a short message per step.
+        threads: The run's CPU thread count (default: ``cfg.threads`` resolved now).
 
     Returns:
-        ``(targets, fp32_onnx_path)``; the ONNX path is used to count FLOPs.
+        ``(targets, fp32_onnx_path)``; the ONNX path (when one was made) counts FLOPs.
     """
-    from accelkit.passes.export import OnnxFromTorch
-    from accelkit.passes.fp16 import Fp16
+    from accelkit.host import has_native_bf16
+    from accelkit.passes.build import Builder, BuildFailed
+    from accelkit.runners.base import Ask, offers
 
     say = progress or (lambda m: None)
     backends = check_requested_backends(cfg, device)
     precisions = tuple(cfg.precisions) or default_precisions(artifact)
+    if threads is None:
+        threads = cfg.threads.resolve(device)
+    recipe = replace(cfg.build, onnx=cfg.build.onnx.covering(cfg.batch_sizes))
+    builder = Builder(artifact, workdir, recipe, progress=say)
+    wants = bench_wants(cfg)
     targets: list[BenchTarget] = []
-    n_threads = cfg.threads or (None if device.startswith("cuda") else default_threads())
-    threads = {"threads": n_threads} if n_threads else {}
-    br = _max_batch(cfg)
-
-    # ---- torch
-    if "torch" in backends:
-        if artifact.format != "torch":
-            for p in precisions:
+    for name in backends:
+        for p in precisions:
+            ask = Ask(
+                kind=artifact.format,
+                precision=p,
+                device=device,
+                given_precision=artifact.precision,
+                threads=threads,
+                native_bf16=has_native_bf16() and not device.startswith("cuda"),
+                scripted=is_torchscript(artifact),
+                wants=wants,
+                batch_range=_max_batch(cfg),
+                cache_dir=str(workdir / "engines"),
+                trust_engine=cfg.trust_engine,
+            )
+            got = offers(name, ask)
+            if isinstance(got, str):
+                targets.append(BenchTarget(name, None, precision=p, skip_reason=got))
+                continue
+            for r in got:
+                if r.variant is not None and r.variant not in wants:
+                    continue
+                reason = r.refused
+                made = None
+                if reason is None:
+                    try:
+                        made = builder.make(r.source)
+                    except BuildFailed as exc:
+                        reason = str(exc)
+                fp32 = builder.fp32_onnx() if r.flops_from_fp32 else None
                 targets.append(
                     BenchTarget(
-                        "torch",
-                        None,
-                        precision=p,
-                        skip_reason="the generator was given as ONNX; torch rows need the torch model",
-                    )
-                )
-        else:
-            for p in precisions:
-                opts: dict[str, Any] = {"precision": p, **threads}
-                if cfg.channels_last or (p == "bf16" and not device.startswith("cuda")):
-                    # bf16 on CPU: channels_last measured 1.9x-3.9x eager vs 0.8x-2.4x without (torch_cpu_settings.md)
-                    opts["channels_last"] = True
-                if cfg.cuda_graphs:
-                    opts["cuda_graphs"] = True
-                reason = None
-                if p == "int8":
-                    reason = "int8 is an ONNX Q/DQ precision; it runs on ort, openvino and trt, not torch eager"
-                elif p == "fp16" and not device.startswith("cuda"):
-                    reason = "torch fp16 runs on CUDA only (CPU half kernels are missing or slow); use bf16 on CPU"
-                targets.append(
-                    BenchTarget(
-                        "torch",
-                        artifact if reason is None else None,
-                        opts,
+                        name,
+                        made,
+                        dict(r.options),
+                        variant=r.variant,
                         precision=p,
                         skip_reason=reason,
+                        flops_model=fp32.path if fp32 is not None else None,
                     )
                 )
-                if cfg.compile and reason is None:
-                    targets.append(
-                        BenchTarget("torch", artifact, {**opts, "compile": True}, variant="compile")
-                    )
-
-    # ---- ONNX artifacts for ort / trt
-    onnx_by_prec: dict[str, Artifact | str] = {}
-    needs_onnx = [b for b in backends if b in ("ort", "trt", "openvino")]
-    fp32_path: Path | None = None
-    if needs_onnx:
-        try:
-            if artifact.format == "onnx" and artifact.precision != "fp32":
-                # A given fp16/int8 file is measured as what it is; the other precisions are made from fp32 only.
-                onnx_by_prec[artifact.precision] = artifact
-                onnx_by_prec["fp32"] = (
-                    f"the ONNX file is {artifact.precision}; fp32 rows need the fp32 ONNX or the torch model"
-                )
-                fp32_path = artifact.path
-            else:
-                if artifact.format == "onnx":
-                    fp32 = artifact
-                else:
-                    say("exporting fp32 ONNX for ort/trt")
-                    fp32 = OnnxFromTorch(
-                        workdir / f"{artifact.name}.onnx", batch_range=br, force=True, progress=say
-                    )(artifact)
-                onnx_by_prec["fp32"] = fp32
-                fp32_path = fp32.path
-        except Exception as exc:  # noqa: BLE001 - a generator that breaks in export fails its rows, not the run
-            onnx_by_prec["fp32"] = f"ONNX export failed: {one_line(exc)}"
-        from accelkit.passes.int8 import Int8
-
-        converters = {
-            "fp16": lambda base: Fp16(
-                workdir / f"{artifact.name}.fp16.onnx", force=True, progress=say
-            )(base),
-            "int8": lambda base: Int8(
-                workdir / f"{artifact.name}.int8.onnx", force=True, calib_samples=64, progress=say
-            )(base),
-        }
-        for prec, convert in converters.items():
-            if prec not in precisions or prec in onnx_by_prec:
-                continue
-            base = onnx_by_prec["fp32"]
-            if isinstance(base, str):
-                onnx_by_prec[prec] = (
-                    base
-                    if artifact.format != "onnx"
-                    else f"the ONNX file is {artifact.precision}; {prec} is made from the fp32 ONNX or the torch model"
-                )
-            elif base.precision != "fp32":
-                onnx_by_prec[prec] = f"the ONNX file is {base.precision}; {prec} is made from fp32"
-            else:
-                try:
-                    say(f"converting to {prec} ONNX")
-                    onnx_by_prec[prec] = convert(base)
-                except Exception as exc:  # noqa: BLE001 - a failed conversion fails its rows, not the run
-                    onnx_by_prec[prec] = f"{prec} conversion failed: {one_line(exc)}"
-    for backend in needs_onnx:
-        for p in precisions:
-            if backend == "openvino":
-                targets.append(openvino_target(p, onnx_by_prec, threads))
-                continue
-            if p == "bf16":
-                targets.append(
-                    BenchTarget(
-                        backend,
-                        None,
-                        precision=p,
-                        skip_reason=f"bf16 is a torch-only precision here; {backend} takes fp32/fp16 ONNX",
-                    )
-                )
-                continue
-            made = onnx_by_prec.get(p)
-            if isinstance(made, str) or made is None:
-                targets.append(
-                    BenchTarget(backend, None, precision=p, skip_reason=made or "no ONNX artifact")
-                )
-                continue
-            if backend == "ort":
-                provider = "cuda" if device.startswith("cuda") else "cpu"
-                targets.append(
-                    BenchTarget(
-                        "ort",
-                        made,
-                        {"provider": provider, **(threads if provider == "cpu" else {})},
-                    )
-                )
-                if cfg.ort_tensorrt and device.startswith("cuda"):
-                    targets.append(
-                        BenchTarget("ort", made, {"provider": "tensorrt"}, variant="tensorrt")
-                    )
-            else:
-                trt_opts: dict[str, Any] = {
-                    "batch_range": br,
-                    "cache_dir": str(workdir / "engines"),
-                }
-                if cfg.trust_engine:
-                    trt_opts["trust_engine"] = True
-                targets.append(BenchTarget("trt", made, trt_opts, flops_model=fp32_path))
-    # A backend that cannot run here (not requested by name) is kept as skipped rows with the reason.
-    return targets, fp32_path
-
-
-def openvino_target(
-    precision: str, onnx_by_prec: dict[str, Artifact | str], threads: dict[str, Any]
-) -> BenchTarget:
-    """The OpenVINO row for ``precision``: fp32/fp16/int8 run their ONNX file with an f32 hint, bf16 the fp32 file with a bf16 hint.
-
-    bf16 on a CPU without native bf16 (AVX-512 BF16 or AMX) is a skipped row: OpenVINO
-    would silently compute in f32 there.
-    """
-    from accelkit.host import has_native_bf16
-
-    made = onnx_by_prec.get("fp32" if precision == "bf16" else precision)
-    if isinstance(made, str) or made is None:
-        return BenchTarget(
-            "openvino", None, precision=precision, skip_reason=made or "no ONNX artifact"
-        )
-    if precision == "bf16":
-        if not has_native_bf16():
-            return BenchTarget(
-                "openvino",
-                None,
-                precision="bf16",
-                skip_reason="this CPU has no native bf16 (AVX-512 BF16 or AMX); OpenVINO would compute in f32",
-            )
-        return BenchTarget("openvino", made, {"precision": "bf16", **threads})
-    return BenchTarget("openvino", made, dict(threads))
+    fp32_onnx = builder.fp32_onnx()
+    return targets, fp32_onnx.path if fp32_onnx is not None else None

@@ -115,12 +115,52 @@ def _nice_step(raw: float) -> float:
     return float(next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw))
 
 
+def _nice_axis(vmax: float, ticks: int = 5) -> tuple[float, float]:
+    """``(axis maximum, tick step)``: a 1/2/5 step and a maximum a whole number of steps above
+    ``vmax`` (+5 %), so every chart labels its ticks the same way (:func:`fmt_num` at round values)."""
+    top = max(vmax, 1e-9) * 1.05
+    step = _nice_step(top / ticks)
+    return step * math.ceil(top / step), step
+
+
+def _axis_ticks(ax: _Axes, xmax: float | None, ymax: float) -> None:
+    """Set the scales of ``ax`` to round maxima and draw their ticks and grid (grey labels).
+
+    Args:
+        ax: The axes.
+        xmax: Largest x value (None: the x axis is categorical; its ticks are drawn by the caller).
+        ymax: Largest y value.
+    """
+    ax.ymax, ystep = _nice_axis(ymax)
+    for k in range(int(round(ax.ymax / ystep)) + 1):
+        ax.y_tick(ax.py(ystep * k), fmt_num(ystep * k), fill="gray", mark=True, grid=True)
+    if xmax is not None:
+        ax.xmax, xstep = _nice_axis(xmax)
+        for k in range(int(round(ax.xmax / xstep)) + 1):
+            ax.x_tick(ax.px(xstep * k), fmt_num(xstep * k), fill="gray", mark=True, dx=-10, dy=5)
+
+
+def _dot(ax: _Axes, x: float, y: float, r: int, color: Any, hollow: bool) -> None:
+    """A point; hollow for a measurement that did not hold (unstable)."""
+    box = [x - r, y - r, x + r, y + r]
+    if hollow:
+        ax.draw.ellipse(box, outline=color, width=2)
+    else:
+        ax.draw.ellipse(box, fill=color)
+
+
+#: The legend line every chart with unstable points prints.
+UNSTABLE_NOTE = (
+    "hollow points: unstable (repeats disagree or CPU oversubscribed); no speed-up quoted"
+)
+
+
 # -------------------------------------------------------------------- throughput
-Series = dict[str, list[tuple[int, float, float, float]]]
+Series = dict[str, list[tuple[int, float, float, float, bool]]]
 
 
 def _series(rows: Iterable[Any]) -> Series:
-    """``label precision`` -> sorted (batch, median, p25, p75) for ok rows."""
+    """``label precision`` -> sorted (batch, median, p25, p75, unstable) for ok rows."""
     out: Series = {}
     for r in rows:
         if (
@@ -137,6 +177,7 @@ def _series(rows: Iterable[Any]) -> Series:
                 r.images_per_sec,
                 sp.get("p25", r.images_per_sec),
                 sp.get("p75", r.images_per_sec),
+                bool(getattr(r, "unstable", False)),
             )
         )
     return {k: sorted(v) for k, v in out.items()}
@@ -170,13 +211,22 @@ def _plot_matplotlib(series: Series, path: Path) -> None:
     fig = Figure(figsize=(8, 5), dpi=100)
     FigureCanvasAgg(fig)  # render with Agg, never a GUI backend; pyplot's global state is untouched
     ax = fig.add_subplot(1, 1, 1)
+    from matplotlib.ticker import FuncFormatter
+
     batches = sorted({b for pts in series.values() for b, *_ in pts})
     for label, pts in series.items():
         xs = [p[0] for p in pts]
         ys = [p[1] for p in pts]
         lo = [max(0.0, p[1] - p[2]) for p in pts]
         hi = [max(0.0, p[3] - p[1]) for p in pts]
-        ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=label)
+        bar = ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=label)
+        shaky = [(x, y) for (x, y, p) in zip(xs, ys, pts) if p[4]]
+        if shaky:  # unstable points: hollow, as in every accelkit chart
+            col = bar.lines[0].get_color()
+            ax.plot(*zip(*shaky), "o", markersize=9, markerfacecolor="white", color=col)
+    if any(p[4] for pts in series.values() for p in pts):
+        ax.text(0.01, 0.01, UNSTABLE_NOTE, fontsize=7, transform=ax.transAxes)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: fmt_num(v)))
     if batches:
         ax.set_xscale("log", base=2)
         ax.set_xticks(batches)
@@ -206,28 +256,25 @@ def _plot_pillow(series: Series, path: Path) -> None:
         ax.text((ax.w // 2 - 80, ax.h // 2), "no successful measurements")
         ax.img.save(path, format="PNG")
         return
-    top_v = max(p[3] for pts in series.values() for p in pts) or 1.0
-    step = _nice_step(top_v / 5)
-    ax.ymax = step * math.ceil(top_v * 1.05 / step)
+    _axis_ticks(ax, None, max(p[3] for pts in series.values() for p in pts) or 1.0)
     pos = {
         b: ax.at_x((i + 0.5) / len(batches)) for i, b in enumerate(batches)
     }  # batch sizes are categories
-    for k in range(int(round(ax.ymax / step)) + 1):
-        v = step * k
-        ax.y_tick(ax.py(v), fmt_num(v), mark=True, grid=True)
     for b, x in pos.items():
         ax.x_tick(x, str(b), mark=True)
     for i, (label, pts) in enumerate(series.items()):
         col = _COLORS[i % len(_COLORS)]
-        xy = [(pos[b], ax.py(m)) for b, m, _, _ in pts]
+        xy = [(pos[p[0]], ax.py(p[1])) for p in pts]
         if len(xy) > 1:
             ax.draw.line(xy, fill=col, width=2)
-        for (_b, _m, lo, hi), (x, y) in zip(pts, xy):
-            ax.draw.line([(x, ax.py(lo)), (x, ax.py(hi))], fill=col)
-            ax.draw.ellipse([x - 4, y - 4, x + 4, y + 4], fill=col)
+        for p, (x, y) in zip(pts, xy):
+            ax.draw.line([(x, ax.py(p[2])), (x, ax.py(p[3]))], fill=col)
+            _dot(ax, x, y, 4, col, hollow=p[4])
         ly = ax.y1 + 5 + 16 * i
         ax.draw.rectangle([ax.x0 + 10, ly + 2, ax.x0 + 22, ly + 12], fill=col)
         ax.text((ax.x0 + 28, ly), label)
+    if any(p[4] for pts in series.values() for p in pts):
+        ax.text((ax.x0 + 10, ax.h - 14), UNSTABLE_NOTE, (120, 120, 120))
     ax.img.save(path, format="PNG")
 
 
@@ -252,14 +299,10 @@ def plot_speed_vs_drift(report: ReportLike, dest: str | os.PathLike[str]) -> Pat
     ax = _Axes((720, 440), left=60, right=20, top=20, bottom=60)
     xs = [p[0] for p in pts.values()] + ([floor] if floor else [])
     ys = [p[1] for p in pts.values()]
-    ax.xmax = max(xs + [1e-6]) * 1.15
-    ax.ymax = max(ys + [1e-6]) * 1.15
     ax.frame()
     ax.text((ax.w // 2 - 60, ax.y0 + 25), "FID drift vs FP32 torch (lower is better)")
     ax.text((5, 5), "images/sec (largest batch)")
-    for k in range(5):
-        ax.x_tick(ax.at_x(k / 4), f"{ax.xmax * k / 4:.3g}", fill="gray", dx=-10, dy=5)
-        ax.y_tick(ax.at_y(k / 4), f"{ax.ymax * k / 4:.3g}", fill="gray")
+    _axis_ticks(ax, max(xs + [1e-6]), max(ys + [1e-6]))
     red = (200, 60, 60)
     if floor:
         fx = ax.px(floor)
@@ -380,7 +423,8 @@ def plot_pareto(
 
     Args:
         points: ``(label, fid_drift, images_per_sec, status)``; ``status`` ``chosen`` is drawn
-            large and green, ``accepted`` blue, ``rejected`` red.
+            large and green, ``accepted`` blue, ``rejected`` red; a status ending in
+            ``unstable`` (its speed did not hold) is drawn hollow.
         dest: PNG path (760 x 460 pixels), written atomically.
         budget_fid: The accepted FID drift (vertical line), if the budget is one.
         noise_floor: The noise floor (dashed grey line).
@@ -396,14 +440,10 @@ def plot_pareto(
     ]
     ax = _Axes((760, 460), left=60, right=150, top=30, bottom=60)
     xs = [p[1] for p in pts] + [v for v in (budget_fid, noise_floor) if v is not None]
-    ax.xmax = max(xs + [1e-6]) * 1.15
-    ax.ymax = max([p[2] for p in pts] + [1e-6]) * 1.15
     ax.frame()
     ax.text((ax.w // 2 - 120, ax.y0 + 25), "FID drift vs FP32 torch (lower is better)")
     ax.text((5, 5), f"images/sec   {title}")
-    for k in range(5):
-        ax.x_tick(ax.at_x(k / 4), f"{ax.xmax * k / 4:.3g}", fill="gray", dx=-10, dy=5)
-        ax.y_tick(ax.at_y(k / 4), fmt_num(ax.ymax * k / 4), fill="gray", grid=True)
+    _axis_ticks(ax, max(xs + [1e-6]), max([p[2] for p in pts] + [1e-6]))
     if noise_floor is not None and noise_floor != budget_fid:
         fx = ax.px(noise_floor)
         for y in range(int(ax.y1), int(ax.y0), 8):
@@ -414,11 +454,15 @@ def plot_pareto(
         ax.draw.line([(bx, ax.y0), (bx, ax.y1)], fill=(200, 60, 60))
         ax.text((bx + 4, ax.y1 + 4), f"budget {budget_fid:.3g}", (200, 60, 60))
     colors = {"chosen": (30, 150, 60), "accepted": (40, 90, 200), "rejected": (200, 60, 60)}
-    for label, x, ips, status in sorted(pts, key=lambda p: p[3] == "chosen"):
+    for label, x, ips, status in sorted(pts, key=lambda p: p[3].startswith("chosen")):
+        base, shaky = status.split(" ")[0], status.endswith("unstable")
         px, py = ax.px(x), ax.py(ips)
-        r = 8 if status == "chosen" else 5
-        ax.draw.ellipse([px - r, py - r, px + r, py + r], fill=colors.get(status, (127, 127, 127)))
-        ax.text((px + r + 2, py - 7), label + (" (chosen)" if status == "chosen" else ""))
+        r = 8 if base == "chosen" else 5
+        _dot(ax, px, py, r, colors.get(base, (127, 127, 127)), hollow=shaky)
+        tag = " (chosen)" if base == "chosen" else ""
+        ax.text((px + r + 2, py - 7), label + tag + (" (unstable)" if shaky else ""))
+    if any(p[3].endswith("unstable") for p in pts):
+        ax.text((ax.x0 + 4, ax.h - 14), UNSTABLE_NOTE, (120, 120, 120))
     return ax.save(dest)
 
 

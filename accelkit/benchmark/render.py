@@ -125,8 +125,8 @@ def to_markdown(report: ReportLike) -> str:
                 )
                 if r.unstable:
                     sp = "unstable"
-                elif r.speedup_vs_torch_fp32 is None and _baseline_unstable(report, r):
-                    sp = "— (baseline unstable)"
+                elif r.speedup_vs_torch_fp32 is None and getattr(r, "speedup_withheld", None):
+                    sp = "withheld"
             else:
                 ips = p50 = p99 = sp = "—"
             status = f"**unstable**: {r.unstable_reason}" if r.unstable else r.status
@@ -139,6 +139,14 @@ def to_markdown(report: ReportLike) -> str:
             f"images/s is the median over {'/'.join(map(str, n_rep)) or 'the'} timed repeats, ± half the interquartile range of those repeats; "
             "p50/p99 are per-batch latencies; 'vs torch fp32' divides by plain torch fp32 at the same batch size on the same device."
         )
+        withheld = [r for r in shown if not r.unstable and getattr(r, "speedup_withheld", None)]
+        if withheld:
+            lines.append("")
+            lines.append("Speed-ups withheld (a ratio is shown only when both sides hold):")
+            for r in withheld:
+                lines.append(
+                    f"- {r.label} {r.precision} batch {r.batch_size}: {r.speedup_withheld}"
+                )
         if any(r.unstable for r in shown):
             lines.append("")
             lines.append(
@@ -146,8 +154,8 @@ def to_markdown(report: ReportLike) -> str:
                 "the cores busy while they ran (threads + busy cores > cores); their images/s is what was measured, but it is not a "
                 "number to quote, and no speed-up is computed from it. Re-run on a quiet machine, or with fewer --threads."
             )
-    else:
-        lines.append("No measurements.")
+    elif not any(getattr(r, "scenario", "in_process") == "serving" for r in report.rows):
+        lines.append("No measurements.")  # a load test's rows are in the serving section below
     lines += quality_markdown(report)
     lines += serving_markdown(report)
     lines += optimize_markdown(report)
@@ -166,19 +174,6 @@ def to_markdown(report: ReportLike) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _baseline_unstable(report: ReportLike, row: Any) -> bool:
-    """True when the torch fp32 row at ``row``'s batch size and device is unstable."""
-    return any(
-        r.backend == "torch"
-        and r.precision == "fp32"
-        and r.status == "ok"
-        and r.batch_size == row.batch_size
-        and r.device == row.device
-        and getattr(r, "unstable", False)
-        for r in report.rows
-    )
-
-
 def optimize_markdown(report: ReportLike) -> list[str]:
     """The search section of ``results.md`` written by ``accelkit optimize``: budget, choice, time, every candidate and its verdict."""
     rec = report.settings.get("optimize") if report.settings else None
@@ -194,14 +189,15 @@ def optimize_markdown(report: ReportLike) -> list[str]:
     ]
     conf = rec.get("confirmation") or {}
     if conf.get("speedup") is not None:
-        flag = (
-            " — **unstable**: the rounds disagree; re-run on a quiet machine before quoting it"
-            if conf.get("unstable")
-            else ""
-        )
         lines.append(
             f"Confirmation, {conf.get('rounds', '?')} interleaved rounds against torch fp32 at the same batch: "
-            f"{conf['speedup']:.2f}× (range {fmt_num(conf.get('speedup_low'))}–{fmt_num(conf.get('speedup_high'))}){flag}."
+            f"{conf['speedup']:.2f}× (range {fmt_num(conf.get('speedup_low'))}–{fmt_num(conf.get('speedup_high'))})."
+        )
+    elif conf:
+        lines.append(
+            f"Confirmation, {conf.get('rounds', '?')} interleaved rounds against torch fp32 at the same batch: "
+            f"{fmt_num(conf.get('chosen_images_per_sec'))} vs {fmt_num(conf.get('baseline_images_per_sec'))} images/s; "
+            f"**speed-up withheld**: {conf.get('withheld') or 'the rounds do not hold'}; re-run on a quiet machine before quoting one."
         )
     secs = rec.get("seconds") or {}
     if secs:
@@ -216,17 +212,29 @@ def optimize_markdown(report: ReportLike) -> list[str]:
         )
     lines += [
         "",
-        "| candidate | images/s | quick PSNR dB | FID drift | status | why |",
-        "|---|---:|---:|---:|---|---|",
+        "| candidate | images/s | vs torch fp32 | quick PSNR dB | FID drift | status | why |",
+        "|---|---:|---:|---:|---:|---|---|",
     ]
     for t in rec.get("candidates") or []:
         c = t.get("candidate") or {}
         psnr = t.get("quick_psnr_db")
         ptxt = "∞" if isinstance(psnr, float) and math.isinf(psnr) else fmt_num(psnr)
-        lines.append(
-            f"| {c.get('id', '?')} | {fmt_num(t.get('images_per_sec'))} | {ptxt} | {fmt_num(t.get('fid_drift'))} | "
-            f"{t.get('status', '?')} | {str(t.get('reason', '')).replace('|', '/')} |"
+        sp = t.get("speedup_vs_torch_fp32")
+        stxt = (
+            f"{sp:.2f}×"
+            if isinstance(sp, (int, float))
+            else ("withheld" if t.get("speedup_withheld") else "—")
         )
+        why = str(t.get("reason", ""))
+        if t.get("speedup_withheld"):
+            why += f" (speed-up withheld: {t['speedup_withheld']})"
+        ips = fmt_num(t.get("images_per_sec")) + (" (unstable)" if t.get("unstable") else "")
+        lines.append(
+            f"| {c.get('id', '?')} | {ips} | {stxt} | {ptxt} | {fmt_num(t.get('fid_drift'))} | "
+            f"{t.get('status', '?')} | {why.replace('|', '/')} |"
+        )
+    if rec.get("not_offered"):
+        lines += ["", *[f"- not offered here: {n}" for n in rec["not_offered"]]]
     cmds = rec.get("commands") or []
     if cmds:
         lines += [
@@ -366,6 +374,7 @@ CSV_COLUMNS = (
     "concurrency",
     "server_queue_ms",
     "server_compute_infer_ms",
+    "speedup_withheld",
 )
 
 
@@ -422,6 +431,7 @@ def to_csv(report: ReportLike) -> str:
                 r.concurrency if r.concurrency is not None else "",
                 csv_num((r.server_latency_ms or {}).get("queue")),
                 csv_num((r.server_latency_ms or {}).get("compute_infer")),
+                r.speedup_withheld or "",
             ]
         )
     return buf.getvalue()

@@ -70,6 +70,7 @@ class BenchRow:
     flops_per_image: int | None = None
     mfu: float | None = None
     speedup_vs_torch_fp32: float | None = None
+    speedup_withheld: str | None = None
     artifact: str | None = None
     fid_drift: float | None = None
     kid_drift: float | None = None
@@ -315,8 +316,13 @@ class Report:
         variant: str | None = None,
         artifact: Artifact | None = None,
         runner_info: dict[str, Any] | None = None,
+        traceback: str | None = None,
     ) -> BenchRow:
-        """Add a ``failed`` or ``skipped`` row; it carries a reason and never a number."""
+        """Add a ``failed`` or ``skipped`` row; it carries a reason and never a number.
+
+        ``traceback`` (the Python traceback of an unexpected error) is kept in the row's
+        ``extra.traceback``: the report holds it, while stderr only gets the one-line reason.
+        """
         if status not in ("failed", "skipped"):
             raise InputError(f"add_failure takes status failed or skipped, got {status!r}")
         art_id = self.add_artifact(artifact) if artifact is not None else None
@@ -330,6 +336,7 @@ class Report:
             variant=variant,
             artifact=art_id,
             runner=dict(runner_info or {}),
+            extra={"traceback": traceback} if traceback else {},
         )
         return self.add_row(row)
 
@@ -337,12 +344,17 @@ class Report:
         """Fill ``speedup_vs_torch_fp32``: images/sec over plain torch fp32's at the same batch size and device.
 
         The baseline is the ``ok`` row with backend ``torch``, precision ``fp32`` and
-        no variant (else the first torch fp32 row); rows without one get None. An
-        ``unstable`` row (see :mod:`accelkit.benchmark.stability`) gets no speed-up, and
-        neither does any row whose baseline is unstable: a ratio of a number that does
-        not hold is not shown as a speed-up. Serving rows (``scenario == "serving"``) are
-        neither baselines nor given a speed-up: their throughput is per concurrency level.
+        no variant (else the first torch fp32 row); rows without one get None. A ratio is
+        given only when both sides are trustworthy
+        (:func:`accelkit.benchmark.stability.speedup_verdict`): neither row unstable, both
+        under the same thread policy, neither implying more FLOP/s than this CPU's measured
+        peak (``settings["cpu_peak_gflops"]``, when recorded); otherwise the row's
+        ``speedup_withheld`` says why. Serving rows (``scenario == "serving"``) are neither
+        baselines nor given a speed-up: their throughput is per concurrency level.
         """
+        from accelkit.benchmark.stability import speedup_verdict
+
+        peaks = self.settings.get("cpu_peak_gflops") if self.settings else None
         base: dict[tuple[int, str], BenchRow] = {}
         for prefer_plain in (True, False):
             for r in self.rows:
@@ -358,15 +370,12 @@ class Report:
                     base.setdefault((r.batch_size, r.device), r)
         for r in self.rows:
             b = base.get((r.batch_size, r.device))
-            ok = (
-                r.status == "ok"
-                and r.images_per_sec
-                and b is not None
-                and not r.unstable
-                and not b.unstable
-                and r.scenario != "serving"
+            r.speedup_vs_torch_fp32 = r.speedup_withheld = None
+            if r.status != "ok" or b is None or r.scenario == "serving":
+                continue
+            r.speedup_vs_torch_fp32, r.speedup_withheld = speedup_verdict(
+                r, b, peaks if isinstance(peaks, dict) else None
             )
-            r.speedup_vs_torch_fp32 = (r.images_per_sec / b.images_per_sec) if ok else None  # type: ignore[operator,union-attr]
 
     # ------------------------------------------------------------------ output
     def to_dict(self) -> dict[str, Any]:
@@ -401,7 +410,9 @@ class Report:
     def write(self, out_dir: str | os.PathLike[str], *, plot: bool = True) -> dict[str, Path]:
         """Write results.json/.md/.csv and throughput.png into ``out_dir`` (created if missing), atomically.
 
-        With serving rows, ``serving.png`` (throughput vs latency per concurrency) too.
+        ``throughput.png`` only with in-process rows, ``serving.png`` (throughput vs latency
+        per concurrency) only with serving rows; a plot left by an earlier run without its
+        rows now is removed.
 
         Returns:
             File kind (``json``, ``md``, ``csv``, ``png``, ``serving_png``) -> path written.
@@ -430,8 +441,11 @@ class Report:
                 staged[FILES[kind]].write_text(text, encoding="utf-8", errors="surrogateescape")
                 kinds[kind] = FILES[kind]
             if plot:
-                plot_throughput(self.rows, stage / FILES["png"])
-                staged[FILES["png"]], kinds["png"] = stage / FILES["png"], FILES["png"]
+                # each plot only when the report has rows for it (a load test has no in-process
+                # rows: no empty throughput.png); a stale one from an earlier run goes
+                if any(r.scenario != "serving" and r.status == "ok" for r in self.rows):
+                    plot_throughput(self.rows, stage / FILES["png"])
+                    staged[FILES["png"]], kinds["png"] = stage / FILES["png"], FILES["png"]
                 if any(r.scenario == "serving" for r in self.rows):
                     from accelkit.benchmark.plot import plot_serving
 
@@ -440,6 +454,9 @@ class Report:
                         stage / FILES["serving_png"],
                         FILES["serving_png"],
                     )
+                for name in (FILES["png"], FILES["serving_png"]):
+                    if name not in staged:
+                        (out / name).unlink(missing_ok=True)
             # results.json last: a folder holding results.json holds its whole report
             paths = publish_group(out, staged, last=FILES["json"])
         except OSError as exc:

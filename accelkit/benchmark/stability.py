@@ -19,7 +19,7 @@ Such a row is marked ``unstable`` in ``results.json``, ``results.md`` and
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +32,9 @@ from accelkit.stats import cv
 CV_THRESHOLD = 0.10
 #: Cores' worth of other work tolerated beyond ``cores - threads`` (background daemons).
 OVERSUB_MARGIN = 0.5
+#: A CPU row may imply at most this multiple of the measured GEMM peak before its number is
+#: called implausible (the peak probe itself runs on a shared machine and can read low).
+PEAK_SLACK = 1.5
 
 
 @dataclass
@@ -135,9 +138,61 @@ def assess(
     }
 
 
+def _field(row: Any, name: str) -> Any:
+    return row.get(name) if isinstance(row, Mapping) else getattr(row, name, None)
+
+
+def speedup_verdict(
+    row: Any, base: Any, peak_gflops: Mapping[str, float] | None = None
+) -> tuple[float | None, str | None]:
+    """The speed-up of ``row`` over ``base`` (images/sec over images/sec), or None and why it
+    is withheld.
+
+    A ratio is printed only when both sides are trustworthy: both measured, neither
+    unstable, both run under the same thread policy, and (on a CPU, when ``peak_gflops``
+    is known) neither implying more FLOP/s than :data:`PEAK_SLACK` times this CPU's measured
+    peak at its precision (:func:`accelkit.flops.cpu_peak_gflops`): a 434x "speed-up" of a
+    baseline that collapsed on an oversubscribed CPU is withheld, not printed.
+
+    Args:
+        row, base: Report rows (:class:`~accelkit.benchmark.report.BenchRow` or their dicts).
+        peak_gflops: Precision -> this CPU's measured peak, GFLOP/s (None: no FLOP bound).
+
+    Returns:
+        ``(ratio, None)`` or ``(None, reason)``; ``(None, None)`` when a side was not measured.
+    """
+    a, b = _field(row, "images_per_sec"), _field(base, "images_per_sec")
+    if not a or not b:
+        return None, None
+    for side, r in (("the build", row), ("the torch fp32 baseline", base)):
+        if _field(r, "unstable"):
+            why = _field(r, "unstable_reason") or "its repeats disagree"
+            return None, f"{side} is unstable ({why})"
+    ta = runner_threads(_field(row, "runner") or {})
+    tb = runner_threads(_field(base, "runner") or {})
+    if ta is not None and tb is not None and ta != tb:
+        return None, f"not the same thread policy (the build ran {ta} thread(s), the baseline {tb})"
+    if peak_gflops:
+        for side, r in (("the build", row), ("the torch fp32 baseline", base)):
+            flops = _field(r, "flops_per_image")
+            prec = str(_field(r, "precision") or "fp32")
+            peak = peak_gflops.get(prec)
+            if str(_field(r, "device") or "cpu") != "cpu" or not flops or not peak:
+                continue
+            implied = float(_field(r, "images_per_sec")) * float(flops) / 1e9
+            if implied > PEAK_SLACK * peak:
+                return None, (
+                    f"implausible: {side} implies {implied:.0f} GFLOP/s, above {PEAK_SLACK:g}x this CPU's "
+                    f"measured {prec} peak ({peak:.0f} GFLOP/s)"
+                )
+    return float(a) / float(b), None
+
+
 __all__ = [
     "CV_THRESHOLD",
     "OVERSUB_MARGIN",
+    "PEAK_SLACK",
+    "speedup_verdict",
     "Contention",
     "ContentionProbe",
     "assess",

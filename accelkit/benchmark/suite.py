@@ -25,7 +25,13 @@ from accelkit.benchmark.harness import (
 )
 from accelkit.benchmark.report import Report
 from accelkit.device import cuda_device_name
-from accelkit.errors import AccelkitError, BackendUnavailableError, MissingDependencyError, one_line
+from accelkit.errors import (
+    AccelkitError,
+    BackendUnavailableError,
+    MissingDependencyError,
+    StorageError,
+    one_line,
+)
 from accelkit.flops import flops_per_image_onnx, mfu
 from accelkit.runners.base import Runner, create_runner
 from accelkit.sampler import LatentSampler
@@ -72,6 +78,20 @@ class BenchTarget:
 
 
 ProgressFn = Callable[[str], None]
+
+
+def _unexpected(exc: BaseException, what: str) -> str | None:
+    """Log a row's failure: one line at WARNING, the traceback at INFO (``-v``); return the traceback.
+
+    accelkit's own errors already say what went wrong in one line: no traceback for them.
+    """
+    if isinstance(exc, AccelkitError):
+        return None
+    import traceback
+
+    log.warning("%s: %s", what, one_line(exc))
+    log.info("%s", what, exc_info=exc)
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
 
 
 def run_benchmark(
@@ -172,9 +192,10 @@ def run_benchmark(
             )
             runner.activate()
         except Exception as exc:
+            if isinstance(exc, StorageError):
+                raise  # a full disk stops the run; no row should read "failed" for it
             status = "skipped" if isinstance(exc, SKIP_ERRORS) else "failed"
-            if not isinstance(exc, AccelkitError):
-                log.warning("%s failed to start", t.backend, exc_info=True)
+            trace = _unexpected(exc, f"{t.backend} failed to start")
             info = runner.describe() if runner is not None else None
             if runner is not None:
                 runner.deactivate()
@@ -189,6 +210,7 @@ def run_benchmark(
                     variant=t.variant,
                     artifact=t.artifact,
                     runner_info=info,
+                    traceback=trace,
                 )
             continue
         try:
@@ -203,9 +225,10 @@ def run_benchmark(
                         runner, sampler, warmup=warmup, repeats=repeats, min_time_s=min_time_s
                     )
                 except Exception as exc:
+                    if isinstance(exc, StorageError):
+                        raise
                     status = "skipped" if isinstance(exc, SKIP_ERRORS) else "failed"
-                    if not isinstance(exc, AccelkitError):
-                        log.warning("%s batch %d failed", t.backend, b, exc_info=True)
+                    trace = _unexpected(exc, f"{t.backend} batch {b} failed")
                     rep.add_failure(
                         t.backend,
                         runner.precision,
@@ -216,6 +239,7 @@ def run_benchmark(
                         variant=t.variant,
                         artifact=t.artifact,
                         runner_info=runner.describe(),
+                        traceback=trace,
                     )
                     continue
                 info = runner.describe()

@@ -187,7 +187,8 @@ def progress_status(enabled: bool = True) -> Iterator[Callable[[str], None]]:
             key = msg.split(":")[0]
             now = time.monotonic()
             if key != last["key"] or now - last["t"] >= 5.0:
-                console.print(f"[dim]… {msg}[/dim]", highlight=False)
+                # one line per step, never wrapped at the console width: logs are read and grepped by line
+                console.print(f"[dim]… {msg}[/dim]", highlight=False, soft_wrap=True)
                 last["key"], last["t"] = key, now
 
         yield line
@@ -230,6 +231,21 @@ def _root(
     )
 
 
+#: ``time.monotonic()`` when this process started, set by :func:`main` (a real ``accelkit``
+#: process); None when commands are invoked in-process (tests, notebooks).
+_PROCESS_START: list[float] = []
+
+
+def command_start() -> float:
+    """When the running command started, for time budgets that cover the whole command: the
+    process's start in a real ``accelkit`` process (interpreter start-up and imports count),
+    else now."""
+    return _PROCESS_START[0] if _PROCESS_START else time.monotonic()
+
+
 def main() -> None:
     """Console-script entry point."""
+    from accelkit.host import process_age_s
+
+    _PROCESS_START[:] = [time.monotonic() - process_age_s()]
     app()

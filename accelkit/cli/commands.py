@@ -8,29 +8,32 @@ import typer
 
 from accelkit.cli.app import app, emit, handle_errors, progress_status
 from accelkit.cli.params import (
-    calib_cache_option,
-    calib_images_option,
-    calib_method_option,
-    calib_option,
+    backend_option,
+    bind,
     csv,
-    exclude_option,
     fid_mode_option,
     fid_weights_option,
     force_option,
     generator_argument,
-    include_option,
-    int8_options,
     int_csv,
     load_options,
-    per_channel_option,
+    precision_option,
 )
 from accelkit.errors import InputError
+from accelkit.options import (
+    DEFAULT_BATCH_RANGE,
+    FidSettings,
+    Fp16Settings,
+    Int8Settings,
+    OnnxSettings,
+    Threads,
+    Timing,
+    parse_batches,
+)
 from accelkit.pipelines.options import (
     BuildOptions,
-    CalibMethod,
     CompareOptions,
     DistillLoss,
-    Exporter,
     ExportOptions,
     FidOptions,
     Importance,
@@ -62,6 +65,9 @@ def info(
 @app.command()
 @handle_errors
 @load_options()
+@bind("onnx", OnnxSettings, panel="ONNX")
+@bind("fp16_settings", Fp16Settings, panel="FP16")
+@bind("int8_settings", Int8Settings, skip=("op_types",), panel="INT8")
 def export(
     generator: str | None = generator_argument(),
     output: Path | None = typer.Option(
@@ -80,37 +86,11 @@ def export(
         "--int8",
         help="Write an INT8 graph with explicit QuantizeLinear/DequantizeLinear nodes, calibrated on the generator's own latent prior.",
     ),
-    opset: int = typer.Option(18, "--opset", help="ONNX opset version (13..25)."),
-    batch_range: str = typer.Option(
-        "1:8:64",
-        "--batch-range",
-        help="min:opt:max batch sizes for the dynamic batch dimension; verification runs at min and a larger size.",
-    ),
-    exporter: Exporter = typer.Option(
-        Exporter.auto.value,
-        "--exporter",
-        help="Torch exporter (ScriptModules always use torchscript).",
-    ),
     tolerance: float | None = typer.Option(
         None,
         "--tolerance",
         help="Max abs error allowed against torch, in output units (default 1e-3 fp32, 5e-2 fp16, 0.5 int8).",
     ),
-    keep_node: list[str] | None = typer.Option(
-        None, "--fp16-keep-node", help="Node name to keep in float32 (repeatable)."
-    ),
-    fp16_headroom: float = typer.Option(
-        0.5,
-        "--fp16-headroom",
-        help="--fp16: keep in float32 every node whose calibrated activations exceed this fraction of the fp16 maximum (lower keeps more nodes in float32).",
-    ),
-    calib: int = calib_option(),
-    calib_method: CalibMethod = calib_method_option(),
-    per_channel: bool = per_channel_option(),
-    exclude: list[str] | None = exclude_option(),
-    include: list[str] | None = include_option(),
-    calib_images: Path | None = calib_images_option(),
-    calib_cache: bool = calib_cache_option(),
     force: bool = force_option(),
     triton_repo: Path | None = typer.Option(
         None,
@@ -119,6 +99,9 @@ def export(
     ),
     *,
     load: LoadOptions,
+    onnx: OnnxSettings,
+    fp16_settings: Fp16Settings,
+    int8_settings: Int8Settings,
 ) -> None:
     """Export to ONNX (dynamic batch, single file), verified against torch in ONNX Runtime."""
     from accelkit.pipelines.export import export_onnx
@@ -128,15 +111,10 @@ def export(
     opts = ExportOptions(
         out=output,
         precision=Precision.fp16 if fp16 else Precision.int8 if int8 else Precision.fp32,
-        opset=opset,
-        batch_range=batch_range,
-        exporter=exporter,
+        onnx=onnx,
+        fp16=fp16_settings,
+        int8=int8_settings,
         tolerance=tolerance,
-        fp16_keep_nodes=tuple(keep_node or ()),
-        fp16_headroom=fp16_headroom,
-        int8=int8_options(
-            calib, calib_method, per_channel, exclude, include, calib_images, calib_cache
-        ),
         force=force,
     ).validated()
     with progress_status() as progress:
@@ -153,6 +131,7 @@ def export(
 @app.command()
 @handle_errors
 @load_options(("input", "output_range", "dynamic_hw", "hw_range"), generator_param="onnx_file")
+@bind("int8_settings", Int8Settings, panel="INT8")
 def quantize(
     onnx_file: Path = typer.Argument(..., help="fp32 ONNX model (e.g. from accelkit export)."),
     int8: bool = typer.Option(
@@ -161,19 +140,6 @@ def quantize(
     output: Path | None = typer.Option(
         None, "-o", "--output", help="Output path (default: <stem>.int8.onnx next to the input)."
     ),
-    calib: int = calib_option(),
-    calib_method: CalibMethod = calib_method_option(),
-    per_channel: bool = per_channel_option(),
-    exclude: list[str] | None = exclude_option(),
-    op_types: str | None = typer.Option(
-        None,
-        "--op-types",
-        help="Comma-separated op types to quantize (default: Conv,ConvTranspose,Gemm,MatMul).",
-        rich_help_panel="INT8",
-    ),
-    include: list[str] | None = include_option(),
-    calib_images: Path | None = calib_images_option(),
-    calib_cache: bool = calib_cache_option(),
     tolerance: float | None = typer.Option(
         None, "--tolerance", help="Max abs error allowed against the fp32 model (default 0.5)."
     ),
@@ -191,6 +157,7 @@ def quantize(
     force: bool = force_option("existing output files (model and report)"),
     *,
     load: LoadOptions,
+    int8_settings: Int8Settings,
 ) -> None:
     """Post-training INT8 quantization of an ONNX generator (Q/DQ), verified against fp32; optional sensitivity report."""
     from accelkit.pipelines.export import quantize as run_quantize
@@ -199,9 +166,7 @@ def quantize(
         raise InputError("only --int8 quantization exists; for fp16 use accelkit export --fp16")
     opts = QuantizeOptions(
         out=output,
-        int8=int8_options(
-            calib, calib_method, per_channel, exclude, include, calib_images, calib_cache, op_types
-        ),
+        int8=int8_settings,
         tolerance=tolerance,
         report=report,
         auto_exclude_db=auto_exclude_db,
@@ -220,6 +185,7 @@ def quantize(
         "arch_kwargs",
         "input",
         "output_range",
+        "trust_code",
         "trust_pickle",
         "output_shape",
         "dynamic_hw",
@@ -327,20 +293,20 @@ def prune(
 @app.command()
 @handle_errors
 @load_options()
+@bind("timing", Timing, panel="Timing")
+@bind("threads", Threads, panel="Timing")
+@bind("fid_settings", FidSettings, panel="Quality")
 def bench(
     generator: str | None = generator_argument(),
-    backend: str | None = typer.Option(
-        None,
-        "--backend",
-        help="Comma-separated backends: torch, ort, openvino (needs the openvino extra), trt. Default: every backend this machine can run (the others are listed as skipped, with the reason).",
+    backend: str | None = backend_option(
+        "Default: every backend this machine can run (the others are listed as skipped, with the reason)."
     ),
-    precision: str | None = typer.Option(
-        None,
-        "--precision",
-        help="Comma-separated precisions: fp32, fp16, int8 (ONNX Q/DQ, calibrated on the prior), bf16 (torch, and OpenVINO's bf16 hint on CPUs with native bf16). Default: fp32,fp16, plus int8 for an int8 ONNX file.",
+    precision: str | None = precision_option(
+        "Default: fp32,fp16, plus int8 for an int8 ONNX file. int8 is ONNX Q/DQ calibrated on the prior; bf16 runs in "
+        "torch and as OpenVINO's bf16 hint on CPUs with native bf16."
     ),
     batch: str = typer.Option(
-        "1,8", "--batch", help="Comma-separated batch sizes (images per iteration)."
+        "1,8", "--batch", help="Comma-separated batch sizes (images per iteration), e.g. 1,8,32."
     ),
     device: str = typer.Option(
         "auto", "--device", help="auto (CUDA if available), cpu or cuda[:N]."
@@ -349,18 +315,6 @@ def bench(
         Path("accelkit-results"),
         "--out",
         help="Report folder: results.json, results.md, results.csv, throughput.png (+ artifacts/).",
-    ),
-    repeats: int = typer.Option(
-        5,
-        "--repeats",
-        help="Timed repeats per row (each one images/sec sample; the median is reported).",
-    ),
-    warmup: int = typer.Option(3, "--warmup", help="Untimed warm-up iterations per row."),
-    min_time: float = typer.Option(0.5, "--min-time", help="Seconds each repeat runs at least."),
-    threads: int | None = typer.Option(
-        None,
-        "--threads",
-        help="CPU threads for torch, ONNX Runtime and OpenVINO (default: physical cores not kept busy by other processes, 1 on a loaded machine; see docs/cpu.md).",
     ),
     seed: int = typer.Option(0, "--seed", help="Latent seed (identical inputs for every backend)."),
     batch_range: str | None = typer.Option(
@@ -376,25 +330,10 @@ def bench(
     ort_trt: bool = typer.Option(
         False, "--ort-trt", help="Add ONNX Runtime rows on its TensorRT execution provider (CUDA)."
     ),
-    fid: int = typer.Option(
-        0,
-        "--fid",
-        help="Also measure quality drift vs FP32 torch on N images per set: FID/KID, paired PSNR/max error, noise floor, sample grids (0: off).",
-    ),
-    fid_weights: Path | None = fid_weights_option(),
-    fid_batch: int = typer.Option(
-        32, "--fid-batch", help="Images per inference call while measuring drift."
-    ),
-    fid_mode: str = fid_mode_option(),
     images: Path | None = typer.Option(
         None,
         "--images",
         help="Image-to-image generators: a folder of real input images (sorted, recursive; center-cropped and resized to the input) for throughput inputs, drift (needs 2x --fid images) and the sample grids, instead of random smooth images.",
-    ),
-    fid_precision: str = typer.Option(
-        "fp32",
-        "--fid-precision",
-        help="FID feature precision: fp32 (verified against TorchScript) or bf16 (OpenVINO on an AMX/AVX-512-BF16 CPU: ~3x faster features; see docs/quality.md).",
     ),
     reference: str | None = typer.Option(
         None,
@@ -412,7 +351,7 @@ def bench(
     vs: str | None = typer.Option(
         None,
         "--vs",
-        help="A baseline build (ONNX or generator file) to measure interleaved with this one, in one process: each of --repeats rounds runs both back to back; prints the comparison (exit 1 on a regression beyond noise, or when no row was measured on both sides).",
+        help="A baseline build (ONNX or generator file) to measure interleaved with this one, in one process: each of --repeats rounds runs both back to back; prints the comparison (exit 1 on a regression beyond noise; 3 when the gate cannot tell: no row measured on both sides, an interval wider than --max-slowdown; accelkit compare --allow-unreliable on the two results.json accepts the latter).",
     ),
     max_slowdown: str = typer.Option(
         "5%", "--max-slowdown", help="With --vs: allowed slowdown before a row regresses."
@@ -433,6 +372,9 @@ def bench(
     ),
     *,
     load: LoadOptions,
+    timing: Timing,
+    threads: Threads,
+    fid_settings: FidSettings,
 ) -> None:
     """Benchmark images/sec and latency per backend and precision; write JSON/MD/CSV/PNG reports."""
     from accelkit.pipelines.bench import BenchOptions, bench_vs, check_bench_options
@@ -441,29 +383,24 @@ def bench(
     opts = BenchOptions(
         backends=csv(backend, "--backend") if backend else (),
         precisions=csv(precision, "--precision") if precision else (),
-        batch_sizes=int_csv(batch, "--batch"),
+        batch_sizes=parse_batches(batch, "--batch"),
         device=device,
         out=out,
-        warmup=warmup,
-        repeats=repeats,
-        min_time_s=min_time,
+        timing=timing,
         threads=threads,
+        fid=fid_settings,
         seed=seed,
         batch_range=as_batch_range(batch_range) if batch_range else None,
         compile=compile,
         channels_last=channels_last,
         cuda_graphs=cuda_graphs,
         ort_tensorrt=ort_trt,
-        fid=fid,
-        fid_weights=str(fid_weights) if fid_weights else None,
-        fid_batch=fid_batch,
-        fid_precision=fid_precision,
-        fid_mode=fid_mode,
         images=images,
         force=force,
         trust_engine=trust_engine,
     )
     check_bench_options(opts)  # fail fast, before loading/exporting
+    fid = fid_settings.n
     if vs is not None:
         if fid:
             raise InputError(
@@ -571,7 +508,9 @@ def build(
         help="Engine path (default: <onnx stem>.plan next to the ONNX file).",
     ),
     batch_range: str = typer.Option(
-        "1:8:64", "--batch-range", help="Optimization profile min:opt:max batch sizes."
+        ":".join(map(str, DEFAULT_BATCH_RANGE)),
+        "--batch-range",
+        help="Optimization profile min:opt:max batch sizes.",
     ),
     workspace_mb: int = typer.Option(1024, "--workspace", help="Builder workspace limit in MiB."),
     opt_level: int | None = typer.Option(
@@ -631,7 +570,12 @@ def compare(
     strict: bool = typer.Option(
         False,
         "--strict",
-        help="Also fail on rows missing on either side, on unreliable rows (environments, threads or loads differ; interval wider than the threshold) and on environment differences.",
+        help="Also exit 3 (cannot tell) on rows new in the current report and on any environment difference, the number of repeats included.",
+    ),
+    allow_unreliable: bool = typer.Option(
+        False,
+        "--allow-unreliable",
+        help="Exit 0 instead of 3 when the gate cannot tell (rows unreliable: loads, versions or hardware differ, too few repeats, an interval wider than the threshold; rows missing), said loudly; a regression still exits 1, and a comparison that compared nothing still exits 3.",
     ),
     markdown: Path | None = typer.Option(
         None, "--markdown", help="Write a Markdown summary (CI job summary / PR comment)."
@@ -641,9 +585,9 @@ def compare(
     ),
     force: bool = force_option("existing --markdown/--junit files"),
 ) -> None:
-    """Compare two bench results: exit 0 pass (or unreliable, said loudly), 1 regression or nothing compared, 2 bad input.
+    """Compare two bench results: exit 0 pass, 1 regression, 2 bad input (reports of different generators included), 3 the gate cannot tell.
 
-    Across two runs the interval cannot see a machine that was busier for one of them: rows whose environments, threads or loads differ are marked unreliable (exit 0 unless --strict). On a shared machine, gate with `accelkit bench CURRENT --vs BASELINE` instead.
+    Across two runs the interval cannot see a machine that was busier for one of them: rows whose loads differ, or measured on an oversubscribed machine, are unreliable (exit 3); across other versions, hardware or thread settings a slower build is still a regression (exit 1) and any other verdict unreliable. Rows missing from the current report, too few repeats and nothing compared exit 3 too. --allow-unreliable accepts exit 3 as 0 where something was compared. On a shared machine, gate with `accelkit bench CURRENT --vs BASELINE` instead.
     """
     from accelkit.pipelines.compare import compare as run_compare
 
@@ -652,6 +596,7 @@ def compare(
         max_fid_drift=max_fid_drift,
         confidence=confidence,
         strict=strict,
+        allow_unreliable=allow_unreliable,
         markdown=markdown,
         junit=junit,
         force=force,

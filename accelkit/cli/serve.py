@@ -1,7 +1,7 @@
 """Serving commands: ``triton-repo``, ``serve``, ``loadtest``. Each parses flags, calls one pipeline, prints the result.
 
 ``serve`` is the one long-running command: Ctrl-C and SIGTERM ask it to stop the
-server cleanly (exit 0, one ``stopped`` line), instead of the usual 130/143.
+server cleanly (one ``stopped`` line), then it exits 130 / 143 like every command.
 """
 
 from __future__ import annotations
@@ -19,12 +19,15 @@ from accelkit.cli.app import app, emit, handle_errors, progress_status
 from accelkit.cli.params import force_option, generator_argument, int_csv, load_options
 from accelkit.pipelines.options import LoadOptions
 from accelkit.serving.options import (
+    DEFAULT_MAX_REQUEST_BYTES,
+    MIB,
     InstanceKind,
     LoadtestOptions,
     LoadTool,
     Protocol,
     ServeOptions,
     TritonRepoOptions,
+    request_bytes,
 )
 
 _SERVER = "Server"
@@ -146,6 +149,25 @@ def _stop_on_signals(stop: threading.Event, why: dict[str, str]) -> Iterator[Non
             signal.signal(s, h)
 
 
+def ready_line(info: Any) -> str:
+    """The ``ready:`` line: the addresses actually bound, the request limits, and where to connect locally."""
+    bind = info.bind or {}
+    where = (
+        f"HTTP {bind.get('http', info.http_url)}, gRPC {bind.get('grpc', info.grpc_url)}, "
+        f"metrics http://{bind.get('metrics', info.metrics_url.rsplit('/', 1)[0])}/metrics"
+    )
+    if info.remote:
+        where += f" (from this machine: HTTP {info.http_url}, gRPC {info.grpc_url})"
+    limit = (
+        f"; requests up to {info.max_request_bytes / MIB:g} MiB" if info.max_request_bytes else ""
+    )
+    return (
+        f"ready: model {info.model!r} ({info.backend} {info.precision} on {info.device}, max batch {info.max_batch}, "
+        f"queue delay {info.max_queue_delay_us} us, {info.instances} instance(s)) — {where}{limit}; "
+        f"started in {info.startup_seconds:.1f} s; Ctrl-C or SIGTERM stops it"
+    )
+
+
 def _serve_options(
     backend: str | None,
     device: str,
@@ -190,7 +212,21 @@ def serve(
     host: str = typer.Option(
         "127.0.0.1",
         "--host",
-        help="Address to bind (0.0.0.0: every interface; default: this machine only).",
+        help="Address to bind (default: this machine only). Any other address (0.0.0.0: every interface) needs --allow-remote.",
+        rich_help_panel=_SERVER,
+    ),
+    allow_remote: bool = typer.Option(
+        False,
+        "--allow-remote",
+        help="Allow a --host other machines can reach. Triton's inference API has no authentication: "
+        "anyone who reaches the ports can run the model; a warning says so.",
+        rich_help_panel=_SERVER,
+    ),
+    max_request_mb: float = typer.Option(
+        DEFAULT_MAX_REQUEST_BYTES / MIB,
+        "--max-request-mb",
+        help="Largest request accepted, MiB: the HTTP body or gRPC message, and the input tensors its shapes "
+        "declare. Checked before anything is allocated; larger requests get a 413 / RESOURCE_EXHAUSTED reply.",
         rich_help_panel=_SERVER,
     ),
     http_port: int = typer.Option(
@@ -244,7 +280,11 @@ def serve(
     *,
     load: LoadOptions,
 ) -> None:
-    """Serve a generator on Triton Inference Server (PyTriton): dynamic batching, HTTP, gRPC, /metrics. Ctrl-C or SIGTERM stops it."""
+    """Serve a generator on Triton Inference Server (PyTriton): dynamic batching, HTTP, gRPC, /metrics. Ctrl-C or SIGTERM stops it.
+
+    Every request is checked (model, input names, datatypes, shapes, batch <= --max-batch, size <= --max-request-mb,
+    data matching the declared shape) before Triton sees it; a bad request gets a 4xx / gRPC error and the server stays up.
+    """
     from accelkit.pipelines.serve import serve as run_serve
 
     opts = _serve_options(
@@ -257,23 +297,24 @@ def serve(
         preferred_batch,
         instances,
         host=host,
+        allow_remote=allow_remote,
         http_port=http_port,
         grpc_port=grpc_port,
         metrics_port=metrics_port,
+        max_request_bytes=request_bytes(max_request_mb),
         exit_timeout_s=exit_timeout,
         startup_timeout_s=startup_timeout,
     )
+    warning = opts.remote_warning()
+    if warning:
+        typer.echo(f"warning: {warning}", err=True)
     stop = threading.Event()
     why: dict[str, str] = {}
     say: dict[str, Any] = {}
 
     def ready(info: Any) -> None:
         say["progress"]("serving (Ctrl-C or SIGTERM stops it)")
-        typer.echo(
-            f"ready: model {info.model!r} ({info.backend} {info.precision} on {info.device}, max batch {info.max_batch}, "
-            f"queue delay {info.max_queue_delay_us} us, {info.instances} instance(s)) — HTTP {info.http_url}, gRPC {info.grpc_url}, "
-            f"metrics http://{info.metrics_url}; started in {info.startup_seconds:.1f} s; Ctrl-C or SIGTERM stops it"
-        )
+        typer.echo(ready_line(info))
 
     with _stop_on_signals(stop, why):
         with progress_status() as progress:
@@ -314,7 +355,10 @@ def loadtest(
         rich_help_panel=_LOAD,
     ),
     warmup: float = typer.Option(
-        0.5, "--warmup", help="Untimed seconds of load before each level.", rich_help_panel=_LOAD
+        0.5,
+        "--warmup-time",
+        help="Untimed seconds of load before each level (seconds; --warmup counts iterations in bench/optimize).",
+        rich_help_panel=_LOAD,
     ),
     max_requests: int = typer.Option(
         100_000,

@@ -11,25 +11,27 @@ cancels what slows both alike (a slower or busier machine) and still moves when
 accelkit's ONNX path gets worse (a worse export, lost graph optimisations, wrong thread
 settings, an extra copy per iteration in the runner).
 
-Rule: for each batch size in the committed baseline (``benchmarks/baselines/cpu_ratio.json``,
-see :class:`RatioBaseline`), the current ratio's bootstrap interval (ratio of medians,
+Rule (:func:`accelkit.gate.classify.classify`, the one ``accelkit compare`` uses too):
+for each batch size in the committed baseline of this machine type
+(``benchmarks/baselines/cpu_ratio*.json``, see :class:`RatioBaseline`), the current
+ratio's bootstrap interval (ratio of medians,
 :func:`~accelkit.gate.stats.bootstrap_ratio`; both rows' repeats resampled
 independently, or whole rounds when ``paired`` and the rows were measured in interleaved
 rounds) is compared with the baseline ratio ``r0``:
 
-* ``regression`` when the whole interval lies below ``r0 * (1 - tolerance)``;
+* ``regression`` when the whole interval lies below ``r0 * (1 - tolerance)`` (also when
+  measured on another machine type than the baseline's: exit 1);
 * ``improved`` when the whole interval lies above ``r0 * (1 + tolerance)`` (not a failure:
   refresh the baseline to lock the gain in);
 * ``within-noise`` when the point estimate is below ``r0 * (1 - tolerance)`` but the
   interval, no wider than ±``tolerance`` of ``r0``, reaches it;
-* ``unreliable`` when the ratio cannot be judged against this baseline: the machine's
-  CPU model or core count differs from the baseline's (ratios depend on the CPU: on an
-  AMX Xeon the unchanged build's ORT/torch ratio ran a median 16 % and up to 69 % above
-  the AMD EPYC baseline's, which moves the floor by as much as the slowdowns the gate must
-  catch; ``benchmarks/results/gate_false_alarms.md``), a row has fewer than :data:`~accelkit.gate.stats.MIN_SAMPLES`
-  repeats, or the interval straddles the floor and is wider than ±``tolerance``. Exit 0
-  with ``UNRELIABLE`` and the reason (refresh the baseline on this machine type), a
-  failure with ``strict``;
+* ``unreliable`` when the ratio cannot be judged against this baseline: a row has fewer
+  than :data:`~accelkit.gate.stats.MIN_SAMPLES` repeats, or the interval straddles the
+  floor and is wider than ±``tolerance``; or the machine's CPU model, core count or ISA
+  level differs from the baseline's and the interval does not say ``regression`` (ratios
+  depend on the CPU: on an AMX Xeon the unchanged build's ORT/torch ratio ran a median
+  16 % and up to 69 % above the AMD EPYC baseline's; ``benchmarks/results/gate_false_alarms.md``).
+  Exit 3 with ``UNRELIABLE`` and the reason, 0 with ``allow_unreliable``;
 * ``pass`` otherwise;
 * ``missing`` when either row is absent, skipped or failed at that batch size (fails: the
   check cannot vouch for a build it could not measure).
@@ -53,7 +55,15 @@ from typing import Any
 from accelkit.benchmark.report import BenchRow, Report, merge_stability
 from accelkit.errors import InputError
 from accelkit.files import write_text_atomic
-from accelkit.gate.stats import MIN_SAMPLES, RatioEstimate, bootstrap_ratio, row_seed
+from accelkit.gate import render
+from accelkit.gate.classify import (
+    EXIT_PASS,
+    EXIT_REGRESSION,
+    EXIT_UNRELIABLE,
+    classify,
+    under_conditions,
+)
+from accelkit.gate.stats import RatioEstimate, bootstrap_ratio, row_seed
 from accelkit.stats import median, quantile
 
 log = logging.getLogger(__name__)
@@ -280,7 +290,7 @@ class RatioVerdict:
 
     @property
     def fails(self) -> bool:
-        """Whether this verdict fails the gate (``unreliable`` fails only with ``strict``; see :class:`RatioGateResult`)."""
+        """Whether this verdict fails the gate (exit 1): a regression, or a row missing or failed."""
         return self.verdict in ("regression", "missing")
 
 
@@ -293,58 +303,70 @@ class RatioGateResult:
         tolerance: The tolerance used.
         confidence: Two-sided coverage of the intervals.
         notes: Other facts (machine differs from the baseline's, extra batch sizes...).
-        strict: ``unreliable`` verdicts fail too.
+        allow_unreliable: Accept (exit 0) ``unreliable`` verdicts; by default they exit 3.
     """
 
     verdicts: list[RatioVerdict]
     tolerance: float
     confidence: float
     notes: list[str] = field(default_factory=list)
-    strict: bool = False
+    allow_unreliable: bool = False
 
     @property
     def verdict(self) -> str:
-        """``fail`` (a regression or missing row; with ``strict`` an unreliable one), ``unreliable`` or ``pass``."""
-        if (
-            any(v.fails or (self.strict and v.verdict == "unreliable") for v in self.verdicts)
-            or not self.verdicts
-        ):
+        """``fail`` (a regression or a missing row, or no batch size to check), ``unreliable`` or ``pass``."""
+        if any(v.fails for v in self.verdicts) or not self.verdicts:
             return "fail"
         return "unreliable" if any(v.verdict == "unreliable" for v in self.verdicts) else "pass"
 
     @property
     def exit_code(self) -> int:
-        """1 when :attr:`verdict` is ``fail``, else 0 (pass, within noise, improved, or unreliable without ``strict``)."""
-        return 1 if self.verdict == "fail" else 0
+        """1 fail; 3 unreliable (0 with ``allow_unreliable``); 0 pass, within noise or improved."""
+        if self.verdict == "fail":
+            return EXIT_REGRESSION
+        if self.verdict == "unreliable" and not self.allow_unreliable:
+            return EXIT_UNRELIABLE
+        return EXIT_PASS
 
     def to_text(self) -> str:
         """A short plain-text report: one line per batch size, notes, then PASS, UNRELIABLE or FAIL."""
-        lines = [
-            f"ratio gate: ort fp32 / torch fp32 images/sec, same run; tolerance {self.tolerance * 100:g}%, {self.confidence * 100:g}% bootstrap CI"
-        ]
-        for v in self.verdicts:
-            lines.append(f"  batch {v.batch_size}: {v.verdict}: {v.reason}")
-        lines += [f"  note: {n}" for n in self.notes]
-        n_unrel = sum(1 for v in self.verdicts if v.verdict == "unreliable")
-        last = {
-            "pass": "PASS",
-            "fail": "FAIL",
-            "unreliable": f"UNRELIABLE (exit 0; strict fails it): {n_unrel} of {len(self.verdicts)} batch sizes cannot be judged against this baseline",
-        }[self.verdict]
-        lines.append(last)
-        return "\n".join(lines) + "\n"
+        return render.ratio_gate_text(self)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
-        return {
-            "exit_code": self.exit_code,
-            "verdict": self.verdict,
-            "strict": self.strict,
-            "tolerance": self.tolerance,
-            "confidence": self.confidence,
-            "verdicts": [vars(v).copy() for v in self.verdicts],
-            "notes": list(self.notes),
-        }
+        return render.ratio_gate_dict(self)
+
+
+def machine_type(environment: Mapping[str, Any]) -> tuple[str | None, int | None, str | None]:
+    """``(CPU model, available cores, ISA level)`` of an environment record.
+
+    The ISA level is the first word of the ISA summary (``avx512_bf16``, ``amx``...):
+    "Intel Xeon Processor" names AVX2-only and AMX machines alike, and ratios differ.
+    """
+    cpu = environment.get("cpu") or {}
+    isa = cpu.get("isa") if isinstance(cpu, Mapping) else None
+    summary = isa.get("summary") if isinstance(isa, Mapping) else None
+    level = str(summary).split(" ")[0] if summary else None
+    return cpu.get("model"), cpu.get("available_cores"), level
+
+
+def other_machine(report: Report, baseline: RatioBaseline) -> str | None:
+    """Why ``report`` was not measured on the baseline's machine type (CPU model, cores, ISA), or None."""
+    if not baseline.machine:
+        return None
+    model, cores, isa = machine_type(report.environment)
+    want_isa = baseline.machine.get("isa")
+    if (
+        baseline.machine.get("cpu") != model
+        or baseline.machine.get("available_cores") != cores
+        or (want_isa is not None and isa is not None and isa != want_isa)
+    ):
+        return (
+            f"this machine ({model}, {cores} cores{f', {isa}' if isa else ''}) is not the baseline's "
+            f"({baseline.machine.get('cpu')}, {baseline.machine.get('available_cores')} cores"
+            f"{f', {want_isa}' if want_isa else ''}): ratios depend on the CPU"
+        )
+    return None
 
 
 def ratio_gate(
@@ -356,9 +378,14 @@ def ratio_gate(
     n_boot: int = 2000,
     seed: int = 0,
     paired: bool = False,
-    strict: bool = False,
+    allow_unreliable: bool = False,
 ) -> RatioGateResult:
     """Check a report's in-run ORT/torch ratios against the committed baseline.
+
+    Each batch size's ratio is decided by :func:`accelkit.gate.classify.classify` against
+    the baseline ratio and the tolerance; measured on another machine type than the
+    baseline's, a regression stays a regression and any other verdict is ``unreliable``
+    (:func:`accelkit.gate.classify.under_conditions`).
 
     Args:
         report: One bench run (``results.json`` content or :class:`Report`) with plain
@@ -370,11 +397,13 @@ def ratio_gate(
         seed: Bootstrap seed.
         paired: Resample rounds instead of samples (see :func:`measure_ratios`); for
             reports merged from interleaved rounds, like ``benchmarks/ci_perf_gate.py``'s.
-        strict: ``unreliable`` verdicts (another machine type than the baseline's, too
-            few repeats, an interval wider than the tolerance) fail too.
+        allow_unreliable: Accept ``unreliable`` verdicts (another machine type than the
+            baseline's, too few repeats, an interval wider than the tolerance) with exit 0;
+            by default they exit 3.
 
     Returns:
-        The verdicts; ``exit_code`` 0 or 1 (no batch size to check is a failure).
+        The verdicts; ``exit_code`` 0, 1 (a regression or missing row, or no batch size
+        to check) or 3 (unreliable).
 
     Raises:
         InputError: Malformed report or bad settings.
@@ -392,20 +421,11 @@ def ratio_gate(
         seed=seed,
         paired=paired,
     )
-    conf = f"{confidence * 100:g}%"
     notes: list[str] = []
-    model = (rep.environment.get("cpu") or {}).get("model")
-    cores = (rep.environment.get("cpu") or {}).get("available_cores")
-    other_machine = None
-    if baseline.machine and (
-        baseline.machine.get("cpu") != model or baseline.machine.get("available_cores") != cores
-    ):
-        other_machine = (
-            f"this machine ({model}, {cores} cores) is not the baseline's ({baseline.machine.get('cpu')}, "
-            f"{baseline.machine.get('available_cores')} cores): ratios depend on the CPU"
-        )
+    elsewhere = other_machine(rep, baseline)
+    if elsewhere:
         notes.append(
-            f"{other_machine}; refresh the baseline on this machine type (benchmarks/ci_perf_gate.py --update-baseline --runs 5)"
+            f"{elsewhere}; record a baseline on this machine type (benchmarks/ci_perf_gate.py --update-baseline --runs 5)"
         )
     verdicts: list[RatioVerdict] = []
     for b, r0 in sorted(baseline.ratios.items()):
@@ -415,37 +435,17 @@ def ratio_gate(
             verdicts.append(RatioVerdict(b, "missing", e, baseline_ratio=r0, floor=floor))
             continue
         nums = f"ratio {e.ratio:.3f} (CI {e.low:.3f} … {e.high:.3f}) vs baseline {r0:.3f}, {(e.ratio / r0 - 1) * 100:+.1f}%"
-        half = (e.high - e.low) / 2.0 / r0
-        if not e.noise_known:
-            verdict, why = (
-                "unreliable",
-                f"{nums}: no noise estimate ({e.n_numerator} and {e.n_denominator} repeats, need >= {MIN_SAMPLES})",
-            )
-        elif e.high < floor:
-            verdict, why = (
-                "regression",
-                f"{nums}: the whole {conf} interval is below {floor:.3f} (baseline −{tol * 100:g}%)",
-            )
-        elif e.low > ceil:
-            verdict, why = (
-                "improved",
-                f"{nums}: the whole {conf} interval is above {ceil:.3f}; refresh the baseline with --update-baseline",
-            )
-        elif e.low < floor and half > tol:
-            verdict, why = (
-                "unreliable",
-                f"{nums}: the {conf} interval (±{half * 100:.0f}% of the baseline) is wider than the ±{tol * 100:g}% tolerance",
-            )
-        elif e.ratio < floor:
-            verdict, why = (
-                "within-noise",
-                f"{nums}: below {floor:.3f} but the {conf} interval reaches it",
-            )
-        else:
-            verdict, why = "pass", f"{nums}, floor {floor:.3f}"
-        if other_machine:
-            why = f"{other_machine}; against it the interval says {verdict}: {why}"
-            verdict = "unreliable"
+        call = classify(
+            e,
+            tolerance=tol,
+            reference=r0,
+            floor_label=f"{floor:.3f} (baseline −{tol * 100:g}%)",
+            ceiling_label=f"{ceil:.3f}; refresh the baseline with --update-baseline",
+        )
+        verdict, caveat = under_conditions(call, environment=[elsewhere] if elsewhere else [])
+        why = f"{nums}: {call.detail}" if call.verdict != "pass" else f"{nums}, floor {floor:.3f}"
+        if caveat:
+            why = f"{caveat}; {why}"
         verdicts.append(
             RatioVerdict(
                 b,
@@ -461,7 +461,7 @@ def ratio_gate(
     extra = [b for b in _batches(rep, baseline.device) if b not in baseline.ratios]
     if extra:
         notes.append(f"batch sizes {extra} are not in the baseline and were not checked")
-    result = RatioGateResult(verdicts, tol, confidence, notes, strict=strict)
+    result = RatioGateResult(verdicts, tol, confidence, notes, allow_unreliable=allow_unreliable)
     log.info("ratio gate: %s", result.verdict)
     return result
 

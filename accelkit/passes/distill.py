@@ -20,7 +20,7 @@ import numpy as np
 
 from accelkit.artifact import Artifact
 from accelkit.errors import InputError
-from accelkit.files import atomic_path
+from accelkit.files import atomic_path, write_serialized
 from accelkit.passes.prune import HELD_OUT_START, check_eager_torch, out_width, prunable_layers
 from accelkit.quality.metrics import psnr_from_mse
 from accelkit.sampler import LatentSampler
@@ -42,6 +42,40 @@ def psnr_vs(reference: Any, module: Any, batches: Sequence[tuple[Any, ...]], pea
     return psnr_from_mse(se / max(n, 1), peak)
 
 
+def teacher_identity(teacher: Artifact, module: Any) -> dict[str, Any]:
+    """What makes a teacher this teacher: its file, architecture, I/O spec and weights.
+
+    A checkpoint records it and is resumed only by a run whose teacher has the same one
+    (:func:`_load_checkpoint`): a student distilled from another teacher is not this
+    teacher's student, whatever its shapes say.
+
+    Returns:
+        ``source_sha256`` (the loaded file's sha256, None for an in-memory model),
+        ``architecture`` (the module's class, ``module.Class``), ``spec`` (the I/O spec,
+        without how it was inferred) and ``weights_sha256`` (over every parameter and
+        buffer: name, dtype, shape, bytes; so an in-memory teacher is covered too).
+    """
+    import hashlib
+
+    import torch
+
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        if t.numel():
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    spec = teacher.spec.to_dict()
+    spec.pop("inferred", None)
+    cls = type(module)
+    return {
+        "source_sha256": teacher.source_sha256,
+        "architecture": f"{cls.__module__}.{cls.__qualname__}",
+        "spec": spec,
+        "weights_sha256": digest.hexdigest(),
+    }
+
+
 def _save_checkpoint(
     path: Path, step: int, student: Any, opt: Any, config: dict[str, Any], adapters: Any = None
 ) -> None:
@@ -56,7 +90,7 @@ def _save_checkpoint(
     if adapters is not None:
         state["adapters"] = adapters.state_dict()
     with atomic_path(path, force=True) as tmp:
-        torch.save(state, tmp)
+        write_serialized(tmp, lambda f: torch.save(state, f))
 
 
 def _load_checkpoint(
@@ -84,6 +118,29 @@ def _load_checkpoint(
             raise InputError(
                 f"checkpoint {path} was made with {key}={stored.get(key, defaults.get(key))!r}, this run has {config[key]!r}; "
                 "use the same options, another checkpoint path, or resume=False"
+            )
+    made_from = stored.get("teacher")
+    if not isinstance(made_from, dict):
+        raise InputError(
+            f"checkpoint {path} does not record which teacher it was distilled from (an older accelkit made it), "
+            "so resuming it could make another teacher's student; delete it, choose another --checkpoint, or pass --no-resume"
+        )
+    for key, what in (
+        ("weights_sha256", "weights"),
+        ("source_sha256", "file"),
+        ("architecture", "architecture"),
+        ("spec", "I/O spec"),
+    ):
+        if made_from.get(key) != config["teacher"][key]:
+            theirs, ours = made_from.get(key), config["teacher"][key]
+            shown = (
+                f" ({str(theirs)[:16]} vs {str(ours)[:16]})"
+                if key in ("weights_sha256", "source_sha256", "architecture")
+                else ""
+            )
+            raise InputError(
+                f"checkpoint {path} was distilled from another teacher (its {what} differs{shown}); "
+                "delete it, choose another --checkpoint, or pass --no-resume"
             )
     own = student.state_dict()
     ck = state["student"]
@@ -304,6 +361,7 @@ def distill(
             "seed": int(seed),
             "feature_loss": fweight,
             "feature_layers": list(layers),
+            "teacher": teacher_identity(teacher, t_mod),
         }
         ck_path = Path(checkpoint) if checkpoint is not None else None
         start_step = 0

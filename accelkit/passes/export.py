@@ -21,6 +21,8 @@ from typing import Any
 
 from accelkit.artifact import Artifact
 from accelkit.errors import AccelkitError, ExportError, InputError, interruption_in
+from accelkit.files import no_space_in, storage_error
+from accelkit.options import DEFAULT_BATCH_RANGE
 from accelkit.passes.base import Pass, PassResult, Progress
 from accelkit.passes.onnx_io import (
     check_graph,
@@ -40,10 +42,9 @@ from accelkit.passes.verify import (
     verify_sizes,
 )
 from accelkit.sampler import LatentSampler
+from accelkit.vocab import EXPORTERS
 
 log = logging.getLogger(__name__)
-
-EXPORTERS = ("auto", "dynamo", "torchscript")
 
 
 class OnnxFromTorch(Pass):
@@ -69,7 +70,7 @@ class OnnxFromTorch(Pass):
         out: str | Path | None = None,
         *,
         opset: int = 18,
-        batch_range: tuple[int, int, int] = (1, 8, 64),
+        batch_range: tuple[int, int, int] = DEFAULT_BATCH_RANGE,
         exporter: str = "auto",
         force: bool = False,
         verify: bool = True,
@@ -138,6 +139,11 @@ class OnnxFromTorch(Pass):
                     stop = interruption_in(exc)
                     if stop is not None:  # Ctrl-C wrapped by the exporter: stop, never fall back
                         raise stop from None
+                    full = no_space_in(exc)
+                    if full is not None:  # a full disk is not an unsupported op: say so, once
+                        raise storage_error(
+                            full, f"cannot write the ONNX export in {tmp}"
+                        ) from None
                     log.debug("exporter %s failed", exp, exc_info=True)
                     errors.append(f"{exp} exporter: {short_error(exc)}")
                     if exp == "dynamo" and len(order) > 1:
@@ -188,7 +194,9 @@ class OnnxFromTorch(Pass):
                     external_data=False,
                 )
                 return
-            batch = torch.export.Dim("batch", min=max(1, lo), max=max(hi, 2))
+            # torch.export refuses min == max ("inconsistent"): a fixed batch range (2:2:2)
+            # exports with room for one more, and the file still runs at its batch.
+            batch = torch.export.Dim("batch", min=max(1, lo), max=max(hi, lo + 1, 2))
             per_input: list[dict[int, Any]] = []
             for n in names:
                 axes: dict[int, Any] = {0: batch}
@@ -304,9 +312,9 @@ class OnnxFromTorch(Pass):
 
 
 def _forward_names(module: Any, n: int) -> list[str]:
-    from accelkit.loading import _forward_arg_names
+    from accelkit.loading import forward_arg_names
 
-    names = _forward_arg_names(module) or []
+    names = forward_arg_names(module) or []
     return names[:n] if len(names) >= n else [f"arg{i}" for i in range(n)]
 
 

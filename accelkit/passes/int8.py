@@ -32,9 +32,9 @@ import logging
 import os
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -54,10 +54,10 @@ from accelkit.passes.onnx_io import (
 from accelkit.passes.verify import require_fp32_onnx, verify_converted
 from accelkit.sampler import LatentSampler
 from accelkit.spec import GeneratorSpec
+from accelkit.vocab import CALIB_METHODS
 
 log = logging.getLogger(__name__)
 
-CALIB_METHODS = ("minmax", "entropy", "percentile")
 
 #: Op types quantized by default: the GEMM-like ops that carry the compute (and that
 #: TensorRT runs in int8). Elementwise ops stay float: Q/DQ around them only adds error.
@@ -181,10 +181,51 @@ def load_calib_images(
     return arr, record
 
 
+@runtime_checkable
+class CalibrationData(Protocol):
+    """A custom source of INT8 calibration inputs (e.g. a denoiser's inputs collected along
+    real sampling trajectories), used instead of the generator's seeded prior.
+
+    ``identity()`` says what the samples are (JSON: kind, seed, a sha256 of the data...); it
+    is recorded in the sidecar and keys the calibration cache, so two providers that give
+    other samples never share cached ranges. ``batches(n, batch_size, input_names)`` yields
+    feeds (graph input name -> numpy batch) of ``n`` samples in all, every batch of
+    ``batch_size``.
+    """
+
+    def identity(self) -> dict[str, Any]: ...
+
+    def batches(
+        self, n: int, batch_size: int, input_names: Sequence[str]
+    ) -> Iterable[dict[str, np.ndarray]]: ...
+
+
+class ProviderDataReader:
+    """ONNX Runtime's ``CalibrationDataReader`` over a :class:`CalibrationData` provider."""
+
+    def __init__(
+        self, provider: CalibrationData, n: int, batch_size: int, input_names: Sequence[str]
+    ) -> None:
+        self.provider = provider
+        self.n = int(n)
+        self.batch_size = int(batch_size)
+        self.input_names = list(input_names)
+        self._it: Iterator[dict[str, np.ndarray]] | None = None
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        if self._it is None:
+            self._it = iter(self.provider.batches(self.n, self.batch_size, self.input_names))
+        return next(self._it, None)
+
+    def rewind(self) -> None:
+        self._it = None
+
+
 def _calibration_reader_class() -> type:
     """:class:`SamplerDataReader` registered as ORT's abstract ``CalibrationDataReader``."""
     q: Any = require("onnxruntime.quantization", "cpu", "int8 quantization")
     q.CalibrationDataReader.register(SamplerDataReader)
+    q.CalibrationDataReader.register(ProviderDataReader)
     return SamplerDataReader
 
 
@@ -279,6 +320,8 @@ class Int8(Pass):
             sampler's smooth random images.
         calib_cache: Folder of the calibration-range cache (default
             :func:`default_calib_cache_dir`); ``False`` calibrates every time.
+        calib_data: A :class:`CalibrationData` provider of the calibration inputs (default:
+            seeded samples of the generator's prior, or ``calib_images``).
         progress: Called with a short message at each step.
     """
 
@@ -304,8 +347,11 @@ class Int8(Pass):
         seed: int = 0,
         calib_images: str | os.PathLike[str] | None = None,
         calib_cache: str | os.PathLike[str] | bool | None = None,
+        calib_data: CalibrationData | None = None,
         progress: Callable[[str], None] | None = None,
     ) -> None:
+        if calib_data is not None and calib_images is not None:
+            raise InputError("give calibration images or a calibration-data provider, not both")
         if calib_method not in CALIB_METHODS:
             raise InputError(
                 f"calibration method {calib_method!r} is not one of {', '.join(CALIB_METHODS)}"
@@ -329,6 +375,7 @@ class Int8(Pass):
         self.batch_range = batch_range
         self.seed = int(seed)
         self.calib_images = Path(calib_images) if calib_images is not None else None
+        self.calib_data = calib_data
         if calib_cache is False:
             self.calib_cache: Path | None = None
         elif calib_cache is None or calib_cache is True:
@@ -351,6 +398,7 @@ class Int8(Pass):
             "seed": self.seed,
             "calib_cache": str(self.calib_cache) if self.calib_cache is not None else None,
             "calib_images": str(self.calib_images) if self.calib_images is not None else None,
+            "calib_data": self.calib_data.identity() if self.calib_data is not None else None,
         }
 
     def check(self, artifact: Artifact) -> None:
@@ -411,21 +459,31 @@ class Int8(Pass):
             included = self._matched(prepared, scopes, self.include, "--include")
             inputs = [i.name for i in prepared.graph.input]
             batch = calibration_batch(n_calib, self.calib_batch)
-            reader = reader_cls(
-                artifact.spec,
-                n_calib,
-                seed=self.seed,
-                batch_size=batch,
-                input_names=inputs,
-                images=images,
-            )
+            reader: Any
+            if self.calib_data is not None:
+                reader = ProviderDataReader(self.calib_data, n_calib, batch, inputs)
+            else:
+                reader = reader_cls(
+                    artifact.spec,
+                    n_calib,
+                    seed=self.seed,
+                    batch_size=batch,
+                    input_names=inputs,
+                    images=images,
+                )
             cache_key, cached, cache_arg = self._cache_lookup(
                 q, src, pre_note, batch, artifact.spec, tmp, images_rec
             )
             if cached is not None:
                 self.progress(f"int8 ranges from the calibration cache ({cached.name})")
             else:
-                what = f"images from {self.calib_images}" if images_rec else "seeded samples"
+                what = (
+                    f"images from {self.calib_images}"
+                    if images_rec
+                    else "samples from the calibration-data provider"
+                    if self.calib_data is not None
+                    else "seeded samples"
+                )
                 self.progress(f"calibrating int8 ranges ({self.calib_method}) on {n_calib} {what}")
             qout = tmp / "int8.onnx"
             try:
@@ -473,6 +531,7 @@ class Int8(Pass):
                 "seed": self.seed,
                 "samples": n_calib,
                 "images": images_rec,
+                "provider": self.calib_data.identity() if self.calib_data is not None else None,
                 "first_sample": CALIB_OFFSET,
                 "batch_size": batch,
                 "method": self.calib_method,
@@ -544,6 +603,8 @@ class Int8(Pass):
             "images_count": images["files"] if images else None,
             "images_preprocess": images.get("preprocess") if images else None,
         }
+        if self.calib_data is not None:  # keyed only when present: existing entries stay valid
+            opts["provider"] = self.calib_data.identity()
         key = calib_cache_key(sha256_file(src), spec, opts, onnxruntime.__version__)
         entry = Cache("calibration", self.calib_cache).lookup(key, ".json")
         if entry is not None:

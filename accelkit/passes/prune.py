@@ -675,8 +675,8 @@ def save_pruned(
 
     ``torch.jit.script`` is tried first, ``torch.jit.trace`` (on sampler inputs) second.
     The generator's spec is stored inside the archive (``accelkit_spec.json``), so the
-    file loads with :func:`accelkit.loading.load_generator` without ``--trust-pickle`` and
-    without ``--input`` flags.
+    file loads with :func:`accelkit.loading.load_generator` without ``--trust-code`` (its
+    ops are in the TorchScript allow-list) and without ``--input`` flags.
 
     Returns:
         The artifact with ``path`` set.
@@ -701,6 +701,7 @@ def save_pruned(
                 raise InputError(
                     f"the pruned generator can be neither scripted nor traced ({type(exc).__name__}: {str(exc)[:160]})"
                 ) from None
+    from accelkit.files import write_serialized
     from accelkit.loading import spec_extra_files
 
     meta = dict(artifact.meta)
@@ -709,7 +710,8 @@ def save_pruned(
         artifact.spec
     )  # the spec travels inside the archive: the next command needs no --input
     return artifact.derive(path=Path(path), meta=meta).save(
-        lambda tmp: torch.jit.save(ts, str(tmp), _extra_files=extra), force=force
+        lambda tmp: write_serialized(tmp, lambda f: torch.jit.save(ts, f, _extra_files=extra)),
+        force=force,
     )
 
 

@@ -23,7 +23,7 @@ from accelkit.benchmark.plan import (
 )
 from accelkit.benchmark.report import Report
 from accelkit.benchmark.suite import BenchTarget, run_benchmark
-from accelkit.errors import AccelkitError, InputError
+from accelkit.errors import InputError
 from accelkit.files import folder_lock, storage_error
 from accelkit.pipelines.options import resolve_artifact
 from accelkit.pipelines.results import Result
@@ -79,7 +79,7 @@ class BenchVsResult(Result):
 
     @property
     def exit_code(self) -> int:
-        """The comparison's: 0 pass, 1 regression."""
+        """The comparison's: 0 pass, 1 regression, 3 the gate cannot tell."""
         return int(self.comparison.exit_code)
 
     def to_dict(self) -> dict[str, Any]:
@@ -110,14 +110,12 @@ def check_bench_options(options: BenchOptions) -> str:
         BackendUnavailableError: A backend named explicitly cannot run here.
         MissingDependencyError: ``fid`` is set and no FID weights are installed.
     """
-    options.validate()
+    options.validated()
     check_out_folder(Path(options.out), options.force)
-    if options.fid:
+    if options.fid.n:
         from accelkit.quality.features import resolve_weights
-        from accelkit.quality.images import check_fid_mode
 
-        resolve_weights(options.fid_weights)  # missing weights: fail before any work
-        check_fid_mode(options.fid_mode)
+        resolve_weights(options.fid.weights)  # missing weights: fail before any work
     if options.images is not None and not Path(options.images).is_dir():
         raise InputError(
             f"--images {options.images} is not a folder; give a folder of PNG/JPG images (the generator's real inputs)"
@@ -166,15 +164,21 @@ def bench(
     """
     cfg = options or BenchOptions()
     device = check_bench_options(cfg)
-    if reference is not None and not cfg.fid:
+    if reference is not None and not cfg.fid.n:
         raise InputError("--reference only matters with --fid N")
     say = progress or (lambda m: None)
     say("loading the generator")
     artifact = resolve_artifact(generator)
-    if reference is None and cfg.fid and artifact.format != "torch":
-        reference = recorded_source(
-            artifact
-        )  # an exported build: its own FP32 torch model, as its sidecar names it
+    if reference is None and cfg.fid.n and artifact.format != "torch":
+        reference = (
+            recorded_source(  # an exported build: its own FP32 torch model, as its sidecar names it
+                artifact,
+                trust=bool(
+                    getattr(generator, "trust_code", False)
+                    or getattr(generator, "trust_pickle", False)
+                ),
+            )
+        )
         if reference is not None:
             say(
                 f"reference: {reference.generator} (the FP32 torch model this file was made from, per its sidecar)"
@@ -216,8 +220,10 @@ def _bench_locked(
     except OSError as exc:
         raise storage_error(exc, f"cannot write in {out}") from None
     images, images_rec = bench_images(artifact, cfg)
-    targets, fp32_path = plan_targets(artifact, cfg, device, workdir, progress)
+    threads = cfg.threads.resolve(device)  # one thread policy for every row, chosen once
+    targets, fp32_path = plan_targets(artifact, cfg, device, workdir, progress, threads=threads)
     report = Report()
+    record_cpu_peaks(report, device, threads, {t.precision_label() for t in targets})
     report.settings["generator"] = Path(artifact.source).name if artifact.source else "in-memory"
     report.settings["generator_sha256"] = (artifact.source_sha256 or "")[:16]
     if images_rec is not None:
@@ -230,9 +236,9 @@ def _bench_locked(
         targets,
         cfg.batch_sizes,
         device=device,
-        warmup=cfg.warmup,
-        repeats=cfg.repeats,
-        min_time_s=cfg.min_time_s,
+        warmup=cfg.timing.warmup,
+        repeats=cfg.timing.repeats,
+        min_time_s=cfg.timing.min_time_s,
         seed=cfg.seed,
         flops_model=fp32_path,
         report=report,
@@ -241,7 +247,7 @@ def _bench_locked(
     )
     extra_files: dict[str, Path] = {}
     warnings: list[str] = []
-    if cfg.fid:
+    if cfg.fid.n:
         try:
             extra_files = measure_quality(
                 artifact,
@@ -267,6 +273,19 @@ def _bench_locked(
     return BenchResult(report, {**files, **extra_files}, warnings=warnings)
 
 
+def record_cpu_peaks(
+    report: Report, device: str, threads: int | None, precisions: set[str]
+) -> None:
+    """Record this CPU's measured GEMM peak per precision in ``report.settings``: the bound no
+    row's implied FLOP/s may exceed before its speed-up is withheld as implausible."""
+    if device != "cpu" or not threads:
+        return
+    from accelkit.flops import cpu_peak_gflops
+
+    peaks = {p: cpu_peak_gflops(threads, p) for p in sorted(precisions)}
+    report.settings["cpu_peak_gflops"] = {p: round(v, 1) for p, v in peaks.items() if v}
+
+
 def bench_vs(
     candidate: Any,
     baseline: Any,
@@ -276,13 +295,13 @@ def bench_vs(
 ) -> BenchVsResult:
     """Bench a candidate against a baseline build **interleaved in one process**.
 
-    Each of ``cfg.repeats`` rounds measures, per batch size and per matching
+    Each of ``cfg.timing.repeats`` rounds measures, per batch size and per matching
     (backend, precision) pair, the candidate and the baseline back to back (alternating
     which goes first), one repeat each; the rounds are then merged so every row holds one
     sample per round. A burst of load from another process therefore hits both sides of
     the ratio, which is what lets a ratio gate on a noisy shared machine
     (:func:`accelkit.gate.interleave.measure_interleaved`; the comparison resamples whole
-    rounds). No row measured on both sides fails the comparison (exit 1), never a pass.
+    rounds). No row measured on both sides leaves the gate unable to tell (exit 3), never a pass.
 
     Args:
         candidate, baseline: Path, bundled name, :class:`LoadOptions` or :class:`Artifact` each.
@@ -303,7 +322,7 @@ def bench_vs(
     max_slowdown = (
         parse_fraction(max_slowdown) if isinstance(max_slowdown, str) else float(max_slowdown)
     )
-    if cfg.fid:
+    if cfg.fid.n:
         raise InputError("--vs and --fid cannot be combined; run the drift measurement separately")
     say = progress or (lambda m: None)
     say("loading both builds")
@@ -334,10 +353,10 @@ def bench_vs(
     cand, base = measure_interleaved(
         pairs,
         cfg.batch_sizes,
-        rounds=cfg.repeats,
+        rounds=cfg.timing.repeats,
         device=device,
-        warmup=cfg.warmup,
-        min_time_s=cfg.min_time_s,
+        warmup=cfg.timing.warmup,
+        min_time_s=cfg.timing.min_time_s,
         seed=cfg.seed,
         flops_model=cand_flops,
         progress=progress,
@@ -380,11 +399,12 @@ def bench_images(artifact: Artifact, cfg: BenchOptions) -> tuple[Any, dict[str, 
         return None, None
     from accelkit.quality.images import input_images
 
-    want = max(max(cfg.batch_sizes), 2 * cfg.fid)
+    n = cfg.fid.n
+    want = max(max(cfg.batch_sizes), 2 * n)
     images, rec = input_images(artifact.spec, cfg.images, want, "--images")
-    if cfg.fid and len(images) < 2 * cfg.fid:
+    if n and len(images) < 2 * n:
         raise InputError(
-            f"--fid {cfg.fid} with --images needs {2 * cfg.fid} images (N for the drift set, N more for the noise floor); "
+            f"--fid {n} with --images needs {2 * n} images (N for the drift set, N more for the noise floor); "
             f"{cfg.images} holds {len(images)}: lower --fid to {len(images) // 2} or add images"
         )
     return images, rec
@@ -430,12 +450,11 @@ def measure_quality(
         raise InputError(
             "--reference has different inputs or output shape than the generator; drift needs the same latents and image size"
         )
+    threads = cfg.threads.resolve(device)
     extractor = FeatureExtractor(
-        cfg.fid_weights, device=device, threads=cfg.threads, precision=cfg.fid_precision
+        cfg.fid.weights, device=device, threads=threads, precision=cfg.fid.precision
     )
-    from accelkit.quality.images import check_fid_mode
-
-    extractor.resize_mode = check_fid_mode(cfg.fid_mode)
+    extractor.resize_mode = cfg.fid.mode
     extractor.load()
     say = progress or (lambda m: None)
     ref_runner = create_runner(
@@ -443,7 +462,7 @@ def measure_quality(
         ref_art,
         device=device,
         precision="fp32",
-        **({"threads": cfg.threads} if cfg.threads else {}),
+        **({"threads": threads} if threads else {}),
     )
     files: dict[str, Path] = {}
     with ref_runner:
@@ -451,9 +470,9 @@ def measure_quality(
             ref_runner,
             reference_identity(ref_art),
             extractor,
-            cfg.fid,
+            cfg.fid.n,
             cfg.seed,
-            cfg.fid_batch,
+            cfg.fid.batch,
             out / "artifacts",
             progress=say,
             images=images,
@@ -499,7 +518,7 @@ def measure_quality(
                 ):
                     drift, imgs = meter.reference_drift(), ref_imgs
                 else:
-                    say(f"quality drift: {label} on {cfg.fid} images")
+                    say(f"quality drift: {label} on {cfg.fid.n} images")
                     try:
                         with create_runner(
                             t.backend, t.artifact, device=device, **t.options
@@ -520,7 +539,7 @@ def measure_quality(
         finally:
             meter.close()
     report.settings["fid"] = {
-        "n": cfg.fid,
+        "n": cfg.fid.n,
         "seed": cfg.seed,
         "reference": Path(ref_art.source).name if ref_art.source else "in-memory",
         "fid_mode": extractor.resize_mode,
@@ -531,76 +550,100 @@ def measure_quality(
     return files
 
 
-def recorded_source(artifact: Artifact) -> Any:
+def _record_arch(arch: str | None, kwargs: Any, src: Path, what: str, record: Any) -> str | None:
+    """A recorded architecture, followed only when bundled; else the error names the flags to add."""
+    from accelkit.loading import is_bundled_architecture, shell_join
+
+    if not arch or is_bundled_architecture(arch):
+        return arch
+    flags = shell_join(["--reference", str(src), *record.arch_flags("--reference-arch")])
+    raise InputError(
+        f"{what} was loaded with the architecture {arch!r}, and accelkit never imports an architecture named in a "
+        f"sidecar; if you trust that code, name it yourself: add {flags}"
+    )
+
+
+def _reference_options(src: Path, record: Any, artifact: Artifact, base: Any = None) -> Any:
+    """:class:`LoadOptions` that load ``src`` as it was loaded when ``artifact`` was made from it."""
+    from accelkit.pipelines.options import LatentDistribution, LoadOptions
+    from accelkit.spec import input_flag
+
+    lo = base if base is not None else LoadOptions(generator=str(src))
+    return replace(
+        lo,
+        inputs=lo.inputs or tuple(input_flag(i) for i in artifact.spec.inputs),
+        output_range=lo.output_range or artifact.spec.output_range,
+        output_shape=lo.output_shape or record.output_shape,
+        latent_dist=lo.latent_dist
+        or (LatentDistribution(record.latent_dist) if record.latent_dist else None),
+        truncation=lo.truncation if lo.truncation is not None else record.truncation,
+    )
+
+
+def recorded_source(artifact: Artifact, trust: bool = False) -> Any:
     """The generator an exported artifact was made from, as :class:`LoadOptions`, when it can be trusted to be it.
 
     An ONNX file (or engine) accelkit wrote records in its sidecar the source file, its
-    sha256 and how it was loaded (architecture and arguments, the spec). When that file
-    still exists with the same sha256, ``bench BUILD --fid N`` measures drift against it
-    without ``--reference``; otherwise None (the caller asks for ``--reference``).
-    Nothing from the sidecar is imported: the architecture is followed only as
-    :func:`accelkit.loading.load_generator` follows one the user gave, and a pickled
-    module is never loaded (``trust_pickle`` stays off).
-    """
-    from accelkit.files import sha256_file
-    from accelkit.pipelines.options import LoadOptions
-    from accelkit.spec import input_flag
+    sha256 and every loading flag (:class:`~accelkit.loading.LoadRecord`: inputs, output
+    shape, range...). When that file still exists with the same sha256, ``bench BUILD --fid
+    N`` measures drift against it without ``--reference`` or loading flags; otherwise None
+    (the caller asks for ``--reference``). A sidecar is a claim: an architecture it names is
+    followed only when bundled (else the error names ``--reference``/``--reference-arch``),
+    and trust comes only from this command's own ``--trust-code``.
 
-    if artifact.format == "torch" or not artifact.source or not artifact.source_sha256:
+    Raises:
+        InputError: The source was loaded with a user architecture (the message names the flags).
+    """
+    from accelkit.loading import source_record
+
+    found = source_record(artifact)
+    if found is None:
         return None
-    src = Path(artifact.source)
-    load = next((p.get("options") or {} for p in artifact.passes if p.get("name") == "load"), {})
-    if load.get("format") == "onnx" or not src.is_file():
-        return None
-    try:
-        if sha256_file(src) != artifact.source_sha256:
-            return None
-    except AccelkitError:
-        return None
-    kwargs = artifact.meta.get("arch_kwargs") or load.get("arch_kwargs") or {}
-    return LoadOptions(
-        generator=str(src),
-        arch=artifact.meta.get("arch") or load.get("arch"),
-        arch_kwargs=dict(kwargs) if isinstance(kwargs, dict) else {},
-        inputs=tuple(input_flag(i) for i in artifact.spec.inputs),
-        output_range=artifact.spec.output_range,
+    rec = found.record
+    what = f"{artifact.path or 'this build'}'s source {found.path}"
+    arch = _record_arch(rec.arch, rec.arch_kwargs, found.path, what, rec)
+    from accelkit.pipelines.options import LoadOptions
+
+    base = LoadOptions(
+        generator=str(found.path),
+        arch=arch,
+        arch_kwargs=dict(rec.arch_kwargs) if arch else {},
+        trust_code=trust,
     )
+    return _reference_options(found.path, rec, artifact, base)
 
 
 def teacher_reference(reference: Any, artifact: Artifact) -> Any:
-    """``--reference`` as the teacher recorded in a pruned model's sidecar, when it is that file.
+    """``--reference`` completed from the record of the file it names, when it is the one recorded.
 
-    ``accelkit prune`` records how its teacher was loaded (architecture, output shape) and
-    the pruned model keeps the teacher's inputs and range; so ``bench PRUNED --fid N
-    --reference TEACHER`` needs no ``--arch``/``--input`` flags. A reference given with
-    its own ``--reference-arch``, or another file, is loaded as given.
+    ``accelkit prune`` records how its teacher was loaded (its :class:`~accelkit.loading.LoadRecord`)
+    and ``accelkit export`` how its source was; so ``bench PRUNED --fid N --reference
+    TEACHER`` and ``bench BUILD --fid N --reference SRC`` need no ``--input`` /
+    ``--output-shape`` flags. An architecture comes from ``--reference-arch`` or, when
+    bundled, from the record; a user architecture only recorded is refused with the flag to add.
     """
-    from accelkit.files import sha256_file
+    from accelkit.loading import LoadRecord, load_record
+    from accelkit.loading.sidecars import path_sha256
     from accelkit.pipelines.options import LoadOptions
-    from accelkit.spec import input_flag
 
-    teacher = artifact.meta.get("teacher")
-    if (
-        not isinstance(reference, LoadOptions)
-        or reference.arch
-        or not isinstance(teacher, dict)
-        or reference.generator is None
-    ):
+    if not isinstance(reference, LoadOptions) or reference.generator is None:
         return reference
     path = Path(reference.generator)
-    if not path.is_file() or sha256_file(path) != teacher.get("sha256"):
+    if not path.exists():
         return reference
-    shape = teacher.get("output_shape")
-    return replace(
-        reference,
-        arch=teacher.get("arch"),
-        arch_kwargs=dict(teacher.get("arch_kwargs") or {}),
-        inputs=tuple(input_flag(i) for i in artifact.spec.inputs)
-        if not reference.inputs
-        else reference.inputs,
-        output_range=reference.output_range or artifact.spec.output_range,
-        output_shape=tuple(shape) if shape else reference.output_shape,
-    )
+    sha = path_sha256(path)
+    teacher = artifact.meta.get("teacher")
+    if isinstance(teacher, dict) and sha == teacher.get("sha256"):
+        rec = LoadRecord.from_dict(teacher)
+    elif artifact.format != "torch" and sha == artifact.source_sha256:
+        rec = load_record(artifact)
+    else:
+        return reference
+    if not reference.arch:
+        arch = _record_arch(rec.arch, rec.arch_kwargs, path, str(path), rec)
+        if arch:
+            reference = replace(reference, arch=arch, arch_kwargs=dict(rec.arch_kwargs))
+    return _reference_options(path, rec, artifact, reference)
 
 
 def drift_vs_reference(

@@ -9,6 +9,7 @@ from typing import Any
 
 from accelkit.artifact import Artifact
 from accelkit.errors import InputError
+from accelkit.options import DEFAULT_BATCH_RANGE
 from accelkit.pipelines.options import BuildOptions, resolve_artifact
 from accelkit.pipelines.results import Result
 
@@ -20,7 +21,7 @@ class BuildResult(Result):
     """A TensorRT engine artifact (``.plan`` + sidecar)."""
 
     artifact: Artifact
-    batch_range: tuple[int, int, int] = (1, 8, 64)
+    batch_range: tuple[int, int, int] = DEFAULT_BATCH_RANGE
 
     def to_dict(self) -> dict[str, Any]:
         """Path, TensorRT version, GPU and profile."""
@@ -58,6 +59,9 @@ def build_engine(
 
     opts = (options or BuildOptions()).validated()
     say = progress or (lambda m: None)
+    from accelkit.loading import require_format
+
+    require_format(model, ("onnx",), "export it first with: accelkit export {source}")
     art = resolve_artifact(model)
     if art.format != "onnx" or art.path is None:
         raise InputError(

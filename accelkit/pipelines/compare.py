@@ -19,7 +19,7 @@ class CompareResult(Result):
 
     @property
     def exit_code(self) -> int:
-        """0 pass, 1 regression (or, with strict, a mismatch)."""
+        """0 pass (or accepted with allow_unreliable), 1 regression, 3 the gate cannot tell."""
         return int(self.comparison.exit_code)
 
     def to_dict(self) -> dict[str, Any]:
@@ -59,6 +59,7 @@ def compare(
         "max_fid_drift": opts.max_fid_drift,
         "confidence": opts.confidence,
         "strict": opts.strict,
+        "allow_unreliable": opts.allow_unreliable,
     }
     if isinstance(baseline, Report) and isinstance(current, Report):
         comp = compare_reports(baseline, current, **kw)

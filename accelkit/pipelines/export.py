@@ -14,7 +14,6 @@ from accelkit.pipelines.options import (
     ExportOptions,
     Precision,
     QuantizeOptions,
-    _value,
     resolve_artifact,
 )
 from accelkit.pipelines.results import Result, inferred_notes
@@ -97,7 +96,19 @@ class ExportResult(Result):
                 f"kept in float32: {kept.get('kept_fp32_count', 0)} nodes"
                 + (f" ({', '.join(names)}{more})" if names else "")
             )
+        lines += _next_command(out)
         return "\n".join(lines)
+
+
+def _next_command(out: Artifact) -> list[str]:
+    """``measure it: accelkit bench OUT --fid 500`` (+ the flags its reference needs), when the
+    source this build was made from is still there; the loading flags travel in the sidecar."""
+    from accelkit.loading import reference_flags, shell_join, source_record
+
+    if out.path is None or source_record(out) is None:
+        return []
+    argv = [str(out.path), "--fid", "500", *reference_flags(out)]
+    return [f"measure it: accelkit bench {shell_join(argv)}"]
 
 
 def export_onnx(
@@ -117,14 +128,12 @@ def export_onnx(
         ExportError / VerificationError / NonFiniteOutputError: the export did not hold.
     """
     from accelkit.files import refuse_existing
-    from accelkit.passes.export import OnnxFromTorch
-    from accelkit.passes.fp16 import Fp16
-    from accelkit.passes.int8 import Int8
+    from accelkit.options import BuildRecipe
+    from accelkit.passes.build import Builder
     from accelkit.passes.onnx_io import default_onnx_path
-    from accelkit.pipelines.options import _batch_range
+    from accelkit.vocab import onnx_source
 
     opts = (options or ExportOptions()).validated()
-    br = _batch_range(opts.batch_range)  # normalized by ExportOptions; typed here
     say = progress or (lambda m: None)
     say("loading the generator")
     artifact = resolve_artifact(generator)
@@ -133,56 +142,28 @@ def export_onnx(
     if dest.suffix.lower() != ".onnx":
         raise InputError(f"-o {dest}: the output must end in .onnx")
     refuse_existing(dest, opts.force)
-    exporter = _value(opts.exporter)
-
-    def convert(fp32: Artifact) -> Artifact:
-        if precision == "fp16":
-            return Fp16(
-                dest,
-                force=opts.force,
-                tolerance=opts.tolerance,
-                keep_nodes=opts.fp16_keep_nodes,
-                headroom=opts.fp16_headroom,
-                progress=say,
-            )(fp32)
-        return Int8(
-            dest,
-            force=opts.force,
-            tolerance=opts.tolerance,
-            progress=say,
-            batch_range=br,
-            **opts.int8.pass_kwargs(),
-        )(fp32)
-
-    if artifact.format == "onnx":
-        if precision == "fp32":
-            raise InputError(
-                f"{artifact.path} is already ONNX; use --fp16 or --int8 to convert it, or accelkit build for TensorRT"
-            )
-        out = convert(artifact)
-    elif artifact.format != "torch":
+    if artifact.format == "onnx" and precision == "fp32":
+        raise InputError(
+            f"{artifact.path} is already ONNX; use --fp16 or --int8 to convert it, or accelkit build for TensorRT"
+        )
+    if artifact.format not in ("torch", "onnx"):
         raise InputError(f"cannot export a {artifact.format} artifact to ONNX")
-    elif precision == "fp32":
-        out = OnnxFromTorch(
-            dest,
-            opset=opts.opset,
-            batch_range=br,
-            exporter=exporter,
-            force=opts.force,
-            tolerance=opts.tolerance,
+    recipe = BuildRecipe(onnx=opts.onnx, fp16=opts.fp16, int8=opts.int8)
+    # one builder, the recipe bench and optimize use; an fp32 step in between goes to a temporary folder
+    with tempfile.TemporaryDirectory(prefix="accelkit-fp32-") as tmp:
+        builder = Builder(
+            artifact,
+            Path(tmp),
+            recipe,
+            stem=dest.name.split(".")[0],
+            tolerance={precision: opts.tolerance} if opts.tolerance is not None else None,
+            strict=True,
             progress=say,
-        )(artifact)
-    else:
-        with tempfile.TemporaryDirectory(prefix="accelkit-fp32-") as tmp:
-            fp32 = OnnxFromTorch(
-                Path(tmp) / dest.name.replace(f".{precision}", ""),
-                opset=opts.opset,
-                batch_range=br,
-                exporter=exporter,
-                force=True,
-                progress=say,
-            )(artifact)
-            out = convert(fp32)
+        )
+        why = builder.can_make(onnx_source(precision))
+        if why is not None:
+            raise InputError(f"{artifact.path or artifact.source}: {why}")
+        out = builder.make(onnx_source(precision), dest=dest, force=opts.force)
     return ExportResult(out, warnings=_int8_lines(out)[1])
 
 
@@ -248,11 +229,13 @@ def quantize(
         InputError: Not ONNX, an existing output or report without ``force``, bad options.
     """
     from accelkit.files import refuse_existing, write_text_atomic
-    from accelkit.passes.int8 import Int8
     from accelkit.passes.sensitivity import auto_exclude, format_report, sensitivity
 
     opts = (options or QuantizeOptions()).validated()
     say = progress or (lambda m: None)
+    from accelkit.loading import require_format
+
+    require_format(model, ("onnx",), "use accelkit export {source} --int8")
     art = resolve_artifact(model)
     if art.format != "onnx" or art.path is None:
         raise InputError(f"{art.source} is not ONNX; use accelkit export {art.source} --int8")
@@ -295,7 +278,20 @@ def quantize(
                 "psnr_db": chosen.psnr_db,
                 "target_db": opts.auto_exclude_db,
             }
-    out = Int8(dest, force=opts.force, tolerance=opts.tolerance, progress=say, **kw)(art)
+    from dataclasses import replace
+
+    from accelkit.options import BuildRecipe
+    from accelkit.passes.build import Builder
+
+    recipe = BuildRecipe(int8=replace(opts.int8, exclude=tuple(kw["exclude"])))
+    out = Builder(
+        art,
+        dest.parent,
+        recipe,
+        tolerance={"int8": opts.tolerance} if opts.tolerance is not None else None,
+        strict=True,
+        progress=say,
+    ).make("onnx-int8", dest=dest, force=opts.force)
     return QuantizeResult(
         out, report_text, md if opts.report else None, auto, warnings=_int8_lines(out)[1]
     )

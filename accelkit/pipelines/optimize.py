@@ -20,13 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from accelkit.artifact import Artifact
+from accelkit.benchmark.render import fmt_num
 from accelkit.errors import BackendUnavailableError, InputError
-from accelkit.pipelines.options import (
-    LoadOptions,
-    OptimizeOptions,
-    parse_duration,
-    resolve_artifact,
-)
+from accelkit.pipelines.options import LoadOptions, OptimizeOptions, resolve_artifact
 from accelkit.pipelines.results import Result
 
 Progress = Callable[[str], None]
@@ -56,17 +52,22 @@ class OptimizeResult(Result):
     def to_dict(self) -> dict[str, Any]:
         """The search record (as in ``optimize.json``)."""
         o = self.outcome
+        ratio, withheld = o.speedup(o.chosen)
         return {
             "budget": self.budget,
             "chosen": o.chosen.to_dict(),
             "chosen_artifact": str(self.chosen_artifact) if self.chosen_artifact else None,
-            "speedup_vs_torch_fp32": _speedup(o.chosen, o.baseline),
+            "speedup_vs_torch_fp32": ratio,
+            "speedup_withheld": withheld,
             "confirmation": o.confirmation,
             "noise_floor_fid": o.noise_floor_fid,
+            "threads": o.threads,
+            "cpu_peak_gflops": o.cpu_peak_gflops,
             "complete": o.complete,
             "resumed": o.resumed,
             "seconds": o.seconds,
-            "candidates": [t.to_dict() for t in o.tried],
+            "candidates": candidate_records(o),
+            "not_offered": o.not_offered,
             "commands": self.commands,
             "notes": o.notes,
             "files": {k: str(v) for k, v in self.files.items()},
@@ -75,7 +76,6 @@ class OptimizeResult(Result):
     def to_text(self) -> str:
         """A table of the candidates, the choice, how the time was spent, the commands."""
         o = self.outcome
-        base = o.baseline.images_per_sec or 0.0
         lines = [
             f"budget: {self.budget}"
             + (
@@ -83,18 +83,28 @@ class OptimizeResult(Result):
                 if o.noise_floor_fid is not None
                 else ""
             ),
+            f"threads: {o.threads} for the baseline and every candidate"
+            if o.threads
+            else "threads: not set (a CUDA device)",
             "",
             "| candidate | img/s | vs torch fp32 | quick PSNR | FID drift | decision |",
             "|---|---:|---:|---:|---:|---|",
         ]
+        withheld: list[str] = []
         for t in sorted(o.tried, key=lambda t: -(t.images_per_sec or -1.0)):
             ips = t.images_per_sec
             drift = (t.drift or {}).get("fid_drift")
-            unstable = " (unstable)" if (t.row or {}).get("unstable") else ""
+            ratio, why = o.speedup(t) if t is not o.baseline else (1.0, None)
+            if why:
+                withheld.append(f"{t.candidate.id}: {why}")
+            sp = f"{ratio:.2f}x" if ratio is not None else ("withheld" if why else "—")
             lines.append(
-                f"| {t.candidate.id} | {f'{ips:.1f}' if ips else '—'}{unstable} | {f'{ips / base:.2f}x' if ips and base and not unstable else '—'} "
+                f"| {t.candidate.id} | {f'{ips:.1f}' if ips else '—'}{' (unstable)' if t.unstable else ''} | {sp} "
                 f"| {_db(t.quick_psnr_db)} | {f'{drift:.3g}' if drift is not None else '—'} | {t.status}: {t.reason} |"
             )
+        if withheld:
+            lines += ["", "speed-ups withheld (a ratio is printed only when both sides hold):"]
+            lines += [f"  {w}" for w in withheld]
         c = o.chosen
         lines += [
             "",
@@ -102,15 +112,7 @@ class OptimizeResult(Result):
         ]
         conf = o.confirmation
         if conf:
-            lines.append(
-                f"confirmed interleaved with torch fp32 ({conf['rounds']} rounds): {conf['speedup']:.2f}x "
-                f"[{conf['speedup_low']:.2f}, {conf['speedup_high']:.2f}]"
-                + (
-                    " — UNSTABLE: the machine was busy, re-run optimize or bench --vs on a quiet machine"
-                    if conf["unstable"]
-                    else ""
-                )
-            )
+            lines.append(confirmation_line(conf))
         if self.chosen_artifact:
             lines.append(f"artifact: {self.chosen_artifact} (+ sidecar with the search record)")
         spent = ", ".join(f"{k} {v:.0f} s" for k, v in o.seconds.items() if k != "total")
@@ -121,9 +123,30 @@ class OptimizeResult(Result):
         if o.resumed:
             lines.append("resumed from the journal of an earlier run")
         lines += [f"note: {n}" for n in o.notes]
+        lines += [f"not offered here: {n}" for n in o.not_offered]
         lines += ["", "reproduce and re-measure:", *[f"  {cmd}" for cmd in self.commands]]
         lines.append("wrote " + ", ".join(str(p) for p in self.files.values()))
         return "\n".join(lines)
+
+
+def confirmation_line(conf: dict[str, Any]) -> str:
+    """The interleaved confirmation in one line: the ratio with its interval, or why it is withheld."""
+    head = f"confirmed interleaved with torch fp32 ({conf.get('rounds', '?')} rounds)"
+    if conf.get("speedup") is None:
+        return (
+            f"{head}: {fmt_num(conf.get('chosen_images_per_sec'))} vs {fmt_num(conf.get('baseline_images_per_sec'))} img/s; "
+            f"speed-up withheld: {conf.get('withheld') or 'the rounds do not hold'} (re-run on a quiet machine, or bench --vs)"
+        )
+    return f"{head}: {conf['speedup']:.2f}x [{conf['speedup_low']:.2f}, {conf['speedup_high']:.2f}]"
+
+
+def candidate_records(outcome: Any) -> list[dict[str, Any]]:
+    """Every candidate's record with its speed-up over the baseline, or why it is withheld."""
+    out = []
+    for t in outcome.tried:
+        ratio, why = outcome.speedup(t)
+        out.append({**t.to_dict(), "speedup_vs_torch_fp32": ratio, "speedup_withheld": why})
+    return out
 
 
 def _finite(obj: Any) -> Any:
@@ -145,16 +168,12 @@ def _db(v: float | None) -> str:
     return "inf" if v == float("inf") else f"{v:.1f} dB"
 
 
-def _speedup(t: Any, base: Any) -> float | None:
-    """Speed-up of ``t`` over the baseline from the search's own timings; None when either row is unstable."""
-    a, b = t.images_per_sec, base.images_per_sec
-    if (t.row or {}).get("unstable") or (base.row or {}).get("unstable"):
-        return None
-    return a / b if a and b else None
-
-
 def optimize(
-    generator: Any = None, options: OptimizeOptions | None = None, progress: Progress | None = None
+    generator: Any = None,
+    options: OptimizeOptions | None = None,
+    progress: Progress | None = None,
+    *,
+    started: float | None = None,
 ) -> OptimizeResult:
     """Find the fastest build whose quality drift stays within the budget; write it with its proof.
 
@@ -162,6 +181,8 @@ def optimize(
         generator: Path, bundled name, :class:`LoadOptions` or torch :class:`Artifact`.
         options: :class:`OptimizeOptions`.
         progress: Called with a status line (candidates done / left, best so far).
+        started: ``time.monotonic()`` when the time budget started (the command line passes
+            its process's start); default: when this call starts.
 
     Returns:
         :class:`OptimizeResult`.
@@ -171,86 +192,92 @@ def optimize(
             holding another search without ``force``.
         BackendUnavailableError: A backend named in ``backends`` cannot run here.
     """
+    import time
+
+    from accelkit.autotune.choice import Budget
     from accelkit.autotune.journal import Journal
-    from accelkit.autotune.search import Budget, Search, SearchSettings
-    from accelkit.autotune.space import ALL_BACKENDS, enumerate_candidates
-    from accelkit.benchmark.plan import resolve_device
+    from accelkit.autotune.search import Clock, Search, search_key
+    from accelkit.autotune.space import enumerate_candidates
+    from accelkit.benchmark.plan import is_torchscript, resolve_device
     from accelkit.cache import cache_key
-    from accelkit.files import folder_lock
+    from accelkit.files import folder_lock, sha256_file
     from accelkit.host import has_native_bf16
     from accelkit.quality.features import resolve_weights
-    from accelkit.runners.base import RUNNERS, runner_class
+    from accelkit.runners.base import available_backends, backend_names, runner_class
 
+    if started is None:
+        started = time.monotonic()  # the time budget covers the whole call
     opts = (options or OptimizeOptions()).validated()
     budget = Budget.parse(opts.budget)
     say = progress or (lambda m: None)
     device = resolve_device(opts.device)
-    unknown = [b for b in opts.backends if b not in RUNNERS]
+    unknown = [b for b in opts.backends if b not in backend_names()]
     if unknown:
         raise InputError(
-            f"--backends {','.join(unknown)} is unknown; choose from {', '.join(RUNNERS)}"
+            f"--backend {','.join(unknown)} is unknown; choose from {', '.join(backend_names())}"
         )
-    available = [
-        b for b in ALL_BACKENDS if b in RUNNERS and runner_class(b).availability(device) is None
-    ]
+    available = available_backends(device)
     for b in opts.backends:
         if b not in available:
             reason = runner_class(b).availability(device)
             raise BackendUnavailableError(
-                f"--backends {b} cannot run on {device} here: {reason}; available here: {', '.join(available)}"
+                f"--backend {b} cannot run on {device} here: {reason}; available here: {', '.join(available)}"
             )
+    # only the backends asked for are searched; the FP32 torch baseline (the reference) always runs
     backends = [b for b in available if not opts.backends or b in opts.backends]
-    resolve_weights(opts.fid_weights)  # no FID weights: fail before any work
-    if "torch" not in backends:
-        backends = ["torch", *backends]  # the reference and the baseline
+    weights = resolve_weights(opts.fid.weights)  # no FID weights: fail before any work
+    from accelkit.loading import require_format
+
+    require_format(
+        generator,
+        ("torch",),
+        "optimize needs the torch generator (the FP32 reference and the model to accelerate), not an exported file",
+    )
     say("loading the generator")
     art = resolve_artifact(generator)
     if art.format != "torch":
         raise InputError(
             "optimize needs the torch generator (the FP32 reference and the model to accelerate), not an exported file"
         )
-    settings = SearchSettings(
-        budget=budget,
-        backends=backends,
-        batch=opts.batch,
-        device=device,
-        fid=opts.fid,
-        seed=opts.seed,
-        time_budget_s=parse_duration(opts.time_budget),
-        threads=opts.threads,
-        fid_weights=opts.fid_weights,
-        calib=opts.calib,
-        min_psnr_db=opts.min_psnr_db,
-        tie_margin=opts.tie_margin,
-        repeats=opts.repeats,
-        min_time_s=opts.min_time_s,
-        prune_ratios=opts.prune_ratios if opts.allow_prune else (),
-        distill_steps=opts.distill_steps,
-    )
-    candidates = enumerate_candidates(
-        device=device,
-        backends=backends,
-        has_native_bf16=has_native_bf16(),
-        threads=opts.threads,
-        prune_ratios=settings.prune_ratios,
-        image_to_image=any(i.kind == "image" for i in art.spec.inputs),
-        precisions=opts.precisions,
-        scripted=_is_torchscript(art),
-    )
+    threads = opts.threads.resolve(device)  # one policy: the baseline and every candidate
     out = Path(opts.out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is a file; give a folder")
+    workdir = out / "artifacts"
+    space = enumerate_candidates(
+        device=device,
+        backends=backends,
+        native_bf16=has_native_bf16() and not device.startswith("cuda"),
+        threads=threads,
+        prune_ratios=opts.prune_ratios if opts.allow_prune else (),
+        precisions=opts.precisions,
+        scripted=is_torchscript(art),
+        batch_range=(1, max(1, opts.batch), max(2, opts.batch)),
+        cache_dir=str(workdir / "engines"),
+    )
     with folder_lock(out, "a search"):
-        workdir = out / "artifacts"
         workdir.mkdir(exist_ok=True)
         key_doc = {
             "generator_sha256": art.source_sha256,
             "spec": art.spec.to_dict() | {"inferred": None},
-            **settings.key_doc(),
-            "candidates": [c.id for c in candidates],
+            **search_key(opts, budget, device, backends, space.candidates),
+            # The FID extractor by content, not by path: a file replaced at the same path (or
+            # another $ACCELKIT_FID_WEIGHTS) changes every FID the journal holds (issue 22).
+            "fid_weights": sha256_file(weights),
         }
         journal = Journal(out / "journal.jsonl", cache_key(key_doc), key_doc, force=opts.force)
-        outcome = Search(art, settings, workdir, journal, candidates, progress=say).run()
+        outcome = Search(
+            art,
+            opts,
+            budget=budget,
+            device=device,
+            threads=threads,
+            space=space,
+            workdir=workdir,
+            journal=journal,
+            clock=Clock(opts.time_budget_s, started),
+            progress=say,
+        ).run()
         return _write_outputs(
             art,
             opts,
@@ -259,12 +286,6 @@ def optimize(
             out,
             generator if isinstance(generator, LoadOptions) else None,
         )
-
-
-def _is_torchscript(art: Artifact) -> bool:
-    import torch
-
-    return isinstance(art.module, (torch.jit.ScriptModule, torch.jit.ScriptFunction))
 
 
 def _write_outputs(
@@ -296,16 +317,20 @@ def _write_outputs(
             "optimize": {"candidate": t.candidate.id, "status": t.status, "reason": t.reason},
         }
         report.add_row(row)
+    if outcome.cpu_peak_gflops:
+        report.settings["cpu_peak_gflops"] = outcome.cpu_peak_gflops
     report.compute_speedups()
     commands = reproduce_commands(art, opts, outcome.chosen.candidate, load)
     record = {
         "budget": budget.describe(),
         "chosen": outcome.chosen.to_dict(),
         "noise_floor_fid": outcome.noise_floor_fid,
+        "threads": outcome.threads,
         "seconds": outcome.seconds,
         "complete": outcome.complete,
         "confirmation": outcome.confirmation,
-        "candidates": [t.to_dict() for t in outcome.tried],
+        "candidates": candidate_records(outcome),
+        "not_offered": outcome.not_offered,
         "commands": commands,
     }
     report.settings["optimize"] = record
@@ -314,7 +339,7 @@ def _write_outputs(
     )
     files = report.write(out, plot=True)
     pts: list[tuple[str, float, float, str]] = [
-        (t.candidate.id, float(fid), float(ips), t.status)
+        (t.candidate.id, float(fid), float(ips), t.status + (" unstable" if t.unstable else ""))
         for t in outcome.tried
         if t.drift
         and (fid := t.drift.get("fid_drift")) is not None
@@ -398,8 +423,8 @@ def reproduce_commands(
             f"--seed {opts.seed} -o {q(pruned)}"
         )
         model, model_flags = q(pruned), ""
-    threads = f" --threads {opts.threads}" if opts.threads else ""
-    fid = f" --fid {opts.fid} --seed {opts.seed + 1}"
+    threads = f" --threads {opts.threads.count}" if opts.threads.count else ""
+    fid = f" --fid {opts.fid.n} --seed {opts.seed + 1}"
     ref = f" --reference {gen}" + arch_flags.replace(" --arch ", " --reference-arch ").replace(
         " --arch-kwargs ", " --reference-arch-kwargs "
     )
@@ -420,10 +445,13 @@ def reproduce_commands(
             f" --fp16-headroom {cand.fp16_headroom:g}" if cand.fp16_headroom is not None else ""
         )
     elif cand.source == "onnx-int8":
-        export += f" --int8 --calib {opts.calib}" + "".join(
+        export += f" --int8 --calib {opts.int8.calib}" + "".join(
             f" --exclude {q(p)}" for p in cand.exclude
         )
-    cmds.append(f"{export} --batch-range 1:{max(1, opts.batch)}:{max(2, opts.batch)} -o {q(name)}")
+    from accelkit.autotune.search import search_recipe
+
+    lo, mid, hi = search_recipe(opts).onnx.batch_range  # the recipe the search built with
+    cmds.append(f"{export} --batch-range {lo}:{mid}:{hi} -o {q(name)}")
     cmds.append(
         f"accelkit bench {q(name)} --backend {cand.backend} --precision {cand.precision} --batch {opts.batch}{threads}{fid}{ref}{spec_flags} --out remeasure"
     )

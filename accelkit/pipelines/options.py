@@ -1,13 +1,17 @@
-"""Typed options of the pipelines: one dataclass per step, enums for every choice.
+"""Typed options of the pipelines: one frozen dataclass per command, composed of the shared
+value objects of :mod:`accelkit.options` (:class:`~accelkit.options.Timing`,
+:class:`~accelkit.options.Threads`, :class:`~accelkit.options.FidSettings`,
+:class:`~accelkit.options.Int8Settings`...), which own each default, its bounds and its help.
 
-The CLI parses flags into these objects and hands them to one pipeline function; a
-Python user builds them directly. Validation happens here, once, with the same one-line
-messages whether the values came from flags or from code.
+The CLI binds its flags to those fields and hands one object to one pipeline function; a
+Python user builds them directly. ``validated()`` checks the values, once, with the same
+one-line messages whether they came from flags or from code, and returns ``self``.
+The vocabularies (precisions, calibration methods, exporters...) live in
+:mod:`accelkit.vocab` and are re-exported here.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -16,56 +20,39 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from accelkit.errors import InputError
+from accelkit.options import (
+    DEFAULT_BATCH_RANGE,
+    SEARCH_TIMING,
+    FidSettings,
+    Fp16Settings,
+    Int8Settings,
+    OnnxSettings,
+    Threads,
+    Timing,
+    check_int,
+    check_number,
+    enum_value,
+    parse_batches,
+    parse_duration,
+)
+from accelkit.vocab import (
+    PRECISIONS,
+    CalibMethod,
+    DistillLoss,
+    Exporter,
+    Importance,
+    LatentDistribution,
+    Precision,
+)
 
 if TYPE_CHECKING:
     from accelkit.artifact import Artifact
 
+#: Largest truncation psi: latents are scaled by psi (1 = none); beyond 2 the prior is another one.
+MAX_TRUNCATION = 2.0
 
-class Precision(str, Enum):
-    """Numeric precision of a build."""
-
-    fp32 = "fp32"
-    fp16 = "fp16"
-    int8 = "int8"
-    bf16 = "bf16"
-
-
-class Exporter(str, Enum):
-    """Which torch ONNX exporter runs (``auto``: dynamo, falling back to TorchScript)."""
-
-    auto = "auto"
-    dynamo = "dynamo"
-    torchscript = "torchscript"
-
-
-class CalibMethod(str, Enum):
-    """INT8 calibration method."""
-
-    minmax = "minmax"
-    entropy = "entropy"
-    percentile = "percentile"
-
-
-class Importance(str, Enum):
-    """Channel importance for structured pruning."""
-
-    l2 = "l2"
-    l1 = "l1"
-    random = "random"
-
-
-class DistillLoss(str, Enum):
-    """Pixel loss of data-free distillation."""
-
-    l1 = "l1"
-    l2 = "l2"
-
-
-class LatentDistribution(str, Enum):
-    """Prior latents are drawn from."""
-
-    normal = "normal"
-    uniform = "uniform"
+#: The INT8 options of ``export --int8`` / ``quantize`` are the one INT8 recipe.
+Int8Options = Int8Settings
 
 
 def _value(x: Any) -> Any:
@@ -77,55 +64,11 @@ def _normalize(obj: Any, name: str, fn: Any) -> None:
     object.__setattr__(obj, name, fn(getattr(obj, name)))
 
 
-def _enum(enum: Any, value: Any, flag: str) -> Any:
-    if isinstance(value, enum):
-        return value
-    try:
-        return enum(value)
-    except ValueError:
-        raise InputError(
-            f"{flag} {value!r} is unknown; choose one of {', '.join(m.value for m in enum)}"
-        ) from None
-
-
-def _batch_range(value: Any) -> tuple[int, int, int]:
-    """``"1:8:64"``, ``8`` or a sequence -> ``(min, opt, max)``."""
-    from accelkit.spec import as_batch_range
-
-    return as_batch_range(str(value) if isinstance(value, int) else value)
-
-
 def _fraction(value: Any) -> float:
     """``"5%"``, ``"0.05"`` or ``0.05`` -> ``0.05``."""
     from accelkit.gate.compare import parse_fraction
 
     return float(parse_fraction(value)) if isinstance(value, str) else float(value)
-
-
-def check_number(
-    value: float | None,
-    flag: str,
-    *,
-    low: float | None = None,
-    high: float | None = None,
-    low_open: bool = False,
-) -> None:
-    """Refuse NaN/Inf and values out of ``[low, high]`` (``(low, high]`` with ``low_open``).
-
-    Raises:
-        InputError: One line naming the flag and the allowed range.
-    """
-    if value is None:
-        return
-    if not math.isfinite(value):
-        raise InputError(f"{flag} {value} is not a finite number")
-    if low is not None and (value <= low if low_open else value < low):
-        raise InputError(
-            f"{flag} {value:g} is out of range; use a value {'>' if low_open else '>='} {low:g}"
-            + (f" and <= {high:g}" if high is not None else "")
-        )
-    if high is not None and value > high:
-        raise InputError(f"{flag} {value:g} is out of range; use a value <= {high:g}")
 
 
 @dataclass(frozen=True)
@@ -143,11 +86,13 @@ class LoadOptions:
         output_range: Output value range ``(low, high)``.
         latent_dist: Latent prior.
         truncation: Truncation psi applied to latents.
-        trust_pickle: Allow a full pickled module (runs code from the file).
+        trust_pickle: The old name of ``trust_code`` (still honoured).
         output_shape: ``(C, H, W)`` of a flat output (``--output-shape 1x28x28``).
         hw_range: ``(min, opt, max)`` pixels of height/width for spatial inputs of a
             generator that runs at any size (``--hw-range``); ``(0, 0, 0)`` asks for the
             default range around the input size (``--dynamic-hw``).
+        trust_code: Run code the file carries (``--trust-code``): a full pickled module,
+            a TorchScript or ``torch.export`` archive outside accelkit's allow-list.
     """
 
     generator: str | None = None
@@ -160,6 +105,7 @@ class LoadOptions:
     trust_pickle: bool = False
     output_shape: tuple[int, ...] | None = None
     hw_range: tuple[int, int, int] | None = None
+    trust_code: bool = False
 
     @classmethod
     def from_flags(
@@ -176,24 +122,17 @@ class LoadOptions:
         output_shape: str | None = None,
         dynamic_hw: bool = False,
         hw_range: str | None = None,
+        trust_code: bool = False,
     ) -> LoadOptions:
         """Build from command-line text, validating each value.
 
         Raises:
             InputError: A value is malformed (one line naming the flag and the fix).
         """
+        from accelkit.loading.safe_read import parse_arch_kwargs
         from accelkit.spec import parse_hw_range, parse_output_range, parse_output_shape
 
-        kwargs: dict[str, Any] = {}
-        if arch_kwargs:
-            try:
-                kwargs = json.loads(arch_kwargs)
-            except json.JSONDecodeError as exc:
-                raise InputError(
-                    f"--arch-kwargs is not valid JSON ({exc.msg} at column {exc.colno}); use e.g. '{{\"z_dim\": 128}}'"
-                ) from None
-            if not isinstance(kwargs, dict):
-                raise InputError("--arch-kwargs must be a JSON object, e.g. '{\"z_dim\": 128}'")
+        kwargs: dict[str, Any] = parse_arch_kwargs(arch_kwargs) if arch_kwargs else {}
         if latent_dist is not None and not isinstance(latent_dist, LatentDistribution):
             try:
                 latent_dist = LatentDistribution(latent_dist)
@@ -212,13 +151,14 @@ class LoadOptions:
             trust_pickle=trust_pickle,
             output_shape=parse_output_shape(output_shape) if output_shape else None,
             hw_range=parse_hw_range(hw_range) if hw_range else (0, 0, 0) if dynamic_hw else None,
+            trust_code=trust_code,
         ).validated()
 
     def validated(self) -> LoadOptions:
         """Check the values (also when built in code); returns ``self``."""
         from accelkit.spec import parse_input_flag
 
-        check_number(self.truncation, "--truncation", low=0.0, low_open=True)
+        check_number(self.truncation, "--truncation", low=0.0, low_open=True, high=MAX_TRUNCATION)
         if self.output_range is not None:
             lo, hi = self.output_range
             if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
@@ -268,7 +208,7 @@ class LoadOptions:
             truncation_psi=self.truncation,
             output_shape=self.output_shape,
             hw_range=self.hw_range,
-            trust=self.trust_pickle,
+            trust=self.trust_code or self.trust_pickle,
         )
 
 
@@ -288,110 +228,41 @@ def resolve_artifact(source: Any) -> Artifact:
 
 
 @dataclass(frozen=True)
-class Int8Options:
-    """Post-training INT8 quantization (explicit Q/DQ, calibrated on the generator's prior).
-
-    Attributes:
-        calib: Calibration samples.
-        calib_method: minmax, entropy or percentile.
-        per_channel: Per-channel weight scales.
-        exclude: Node-name / module-path globs kept in float.
-        include: Globs of the only nodes quantized.
-        op_types: Op types to quantize (None: Conv, ConvTranspose, Gemm, MatMul).
-        calib_images: Folder of real inputs for image-to-image generators.
-        calib_cache: Reuse cached calibration ranges.
-    """
-
-    calib: int = 256
-    calib_method: CalibMethod = CalibMethod.minmax
-    per_channel: bool = False
-    exclude: tuple[str, ...] = ()
-    include: tuple[str, ...] = ()
-    op_types: tuple[str, ...] | None = None
-    calib_images: Path | None = None
-    calib_cache: bool = True
-
-    def __post_init__(self) -> None:
-        _normalize(self, "calib_method", lambda v: _enum(CalibMethod, v, "--calib-method"))
-        _normalize(self, "calib_images", lambda v: Path(v) if v is not None else None)
-
-    def validated(self) -> Int8Options:
-        """Check the values; returns ``self``."""
-        if self.calib < 1:
-            raise InputError(
-                f"--calib {self.calib}: give a positive number of calibration samples, e.g. 256"
-            )
-        if self.calib > 1_000_000:
-            raise InputError(
-                f"--calib {self.calib} is unreasonably large; a few hundred samples calibrate a generator"
-            )
-        return self
-
-    def pass_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of :class:`accelkit.passes.int8.Int8`."""
-        kw: dict[str, Any] = {
-            "calib_samples": self.calib,
-            "calib_method": _value(self.calib_method),
-            "per_channel": self.per_channel,
-            "exclude": tuple(self.exclude),
-        }
-        if not self.calib_cache:
-            kw["calib_cache"] = False
-        if self.calib_images is not None:
-            kw["calib_images"] = self.calib_images
-        if self.include:
-            kw["include"] = tuple(self.include)
-        if self.op_types is not None:
-            kw["op_types"] = tuple(self.op_types)
-        return kw
-
-
-@dataclass(frozen=True)
 class ExportOptions:
     """``accelkit export``: torch (or fp32 ONNX) -> verified fp32/fp16/int8 ONNX.
 
     Attributes:
         out: Destination ``.onnx`` (None: next to the input, ``<stem>[.<precision>].onnx``).
         precision: fp32, fp16 or int8.
-        opset: ONNX opset.
-        batch_range: ``(min, opt, max)`` of the dynamic batch dimension.
-        exporter: Which torch exporter.
+        onnx: Opset, batch range and exporter of the fp32 graph.
+        fp16: How the fp16 graph keeps nodes in float32 (``precision=fp16``).
+        int8: The INT8 recipe (``precision=int8``).
         tolerance: Max abs error vs torch (None: per-precision default).
-        fp16_keep_nodes: Node names kept in float32 by ``--fp16``.
-        fp16_headroom: ``--fp16``: keep in float32 every node whose calibrated activations
-            exceed this fraction of the fp16 maximum (0.5 default; lower keeps more).
-        int8: INT8 options (used with ``precision=int8``).
         force: Overwrite an existing file.
     """
 
     out: Path | None = None
     precision: Precision | str = Precision.fp32
-    opset: int = 18
-    batch_range: tuple[int, int, int] | str = (1, 8, 64)
-    exporter: Exporter = Exporter.auto
+    onnx: OnnxSettings = field(default_factory=OnnxSettings)
+    fp16: Fp16Settings = field(default_factory=Fp16Settings)
+    int8: Int8Settings = field(default_factory=Int8Settings)
     tolerance: float | None = None
-    fp16_keep_nodes: tuple[str, ...] = ()
-    fp16_headroom: float = 0.5
-    int8: Int8Options = field(default_factory=Int8Options)
     force: bool = False
 
     def __post_init__(self) -> None:
-        _normalize(self, "batch_range", _batch_range)
-        _normalize(self, "precision", lambda v: _enum(Precision, v, "--precision"))
-        _normalize(self, "exporter", lambda v: _enum(Exporter, v, "--exporter"))
+        _normalize(self, "precision", lambda v: enum_value(Precision, v, "--precision"))
         _normalize(self, "out", lambda v: Path(v) if v is not None else None)
 
     def validated(self) -> ExportOptions:
         """Check the values; returns ``self``."""
-        check_number(self.fp16_headroom, "--fp16-headroom", low=0.0, low_open=True, high=1.0)
         if Precision(self.precision) == Precision.bf16:
             raise InputError(
                 "bf16 is a torch runtime precision, not an ONNX export; use --fp16 or --int8"
             )
-        if not 13 <= self.opset <= 25:
-            raise InputError(f"--opset {self.opset} is out of range; use 13..25 (18 recommended)")
-        check_number(self.tolerance, "--tolerance", low=0.0, low_open=True)
+        self.onnx.validated()
+        self.fp16.validated()
         self.int8.validated()
+        check_number(self.tolerance, "--tolerance", low=0.0, low_open=True)
         return self
 
 
@@ -401,7 +272,7 @@ class QuantizeOptions:
 
     Attributes:
         out: Destination (None: ``<stem>.int8.onnx`` next to the input).
-        int8: The quantization options.
+        int8: The INT8 recipe.
         tolerance: Max abs error vs fp32 (None: 0.5).
         report: Write the per-layer-group sensitivity report (``<stem>.int8-sensitivity.md``).
         auto_exclude_db: Keep in float the fewest harmful groups needed to reach this PSNR.
@@ -409,7 +280,7 @@ class QuantizeOptions:
     """
 
     out: Path | None = None
-    int8: Int8Options = field(default_factory=Int8Options)
+    int8: Int8Settings = field(default_factory=Int8Settings)
     tolerance: float | None = None
     report: bool = False
     auto_exclude_db: float | None = None
@@ -432,6 +303,9 @@ class QuantizeOptions:
 @dataclass(frozen=True)
 class PruneOptions:
     """``accelkit prune``: structured channel pruning, optional data-free distillation.
+
+    ``fid``, ``fid_weights`` and ``threads`` are checked by the shared
+    :class:`~accelkit.options.FidSettings` and :class:`~accelkit.options.Threads` rules.
 
     Attributes:
         out: Destination TorchScript (None: ``<stem>.pruned.pt``).
@@ -476,21 +350,21 @@ class PruneOptions:
     force: bool = False
 
     def __post_init__(self) -> None:
-        _normalize(self, "loss", lambda v: _enum(DistillLoss, v, "--loss"))
-        _normalize(self, "importance", lambda v: _enum(Importance, v, "--importance"))
+        _normalize(self, "loss", lambda v: enum_value(DistillLoss, v, "--loss"))
+        _normalize(self, "importance", lambda v: enum_value(Importance, v, "--importance"))
 
     def validated(self) -> PruneOptions:
         """Check the values; returns ``self``."""
-        check_number(self.lr, "--lr", low=0.0, low_open=True)
+        from accelkit.options import check_globs
+
+        check_number(self.lr, "--lr", low=0.0, low_open=True, high=10.0)
         check_number(self.feature_loss, "--feature-loss", low=0.0)
-        if self.distill_steps < 0:
-            raise InputError("--distill-steps must be >= 0")
-        if self.distill_batch < 1:
-            raise InputError(f"--distill-batch {self.distill_batch}: give a positive batch size")
-        if self.fid < 0 or self.fid == 1:
-            raise InputError(
-                f"--fid {self.fid}: give the number of images (>= 2; hundreds for a meaningful FID), or 0 to skip it"
-            )
+        check_int(self.distill_steps, "--distill-steps", low=0, high=10_000_000)
+        check_int(self.distill_batch, "--distill-batch", low=1, high=65536, fix="e.g. 16")
+        FidSettings(n=self.fid, weights=self.fid_weights).validated()
+        Threads(self.threads).validated()
+        check_globs(self.keep, "--keep")
+        check_globs(self.feature_layers, "--feature-layer")
         if (self.feature_loss or self.feature_layers) and not self.distill_steps:
             raise InputError(
                 "--feature-loss/--feature-layer shape distillation; add --distill-steps N"
@@ -499,14 +373,10 @@ class PruneOptions:
             raise InputError(
                 "--feature-layer needs a --feature-loss weight > 0, e.g. --feature-loss 1"
             )
-        if self.threads is not None and self.threads < 1:
-            raise InputError(f"--threads {self.threads}: give a positive number of threads")
-        if self.seed < 0:
-            raise InputError(f"--seed {self.seed}: give a non-negative seed")
-        if self.round_to is not None and self.round_to < 1:
-            raise InputError(
-                f"--round-to {self.round_to}: give a positive channel multiple, e.g. 8"
-            )
+        check_int(self.seed, "--seed", low=0, high=2**63 - 1, fix="give a non-negative seed")
+        check_int(
+            self.round_to, "--round-to", low=1, high=4096, fix="give a channel multiple, e.g. 8"
+        )
         return self
 
 
@@ -527,7 +397,7 @@ class BuildOptions:
     """
 
     out: Path | None = None
-    batch_range: tuple[int, int, int] | str = (1, 8, 64)
+    batch_range: tuple[int, int, int] | str = DEFAULT_BATCH_RANGE
     workspace_mb: int = 1024
     opt_level: int | None = None
     tf32: bool | None = None
@@ -537,16 +407,18 @@ class BuildOptions:
     force: bool = False
 
     def __post_init__(self) -> None:
-        _normalize(self, "batch_range", _batch_range)
+        from accelkit.spec import as_batch_range
+
+        _normalize(
+            self, "batch_range", lambda v: as_batch_range(str(v) if isinstance(v, int) else v)
+        )
 
     def validated(self) -> BuildOptions:
         """Check the values; returns ``self``."""
-        if self.workspace_mb < 1:
-            raise InputError(
-                f"--workspace {self.workspace_mb}: give a positive size in MiB, e.g. 1024"
-            )
-        if self.opt_level is not None and not 0 <= self.opt_level <= 5:
-            raise InputError(f"--opt-level {self.opt_level} is out of range; use 0..5")
+        check_int(
+            self.workspace_mb, "--workspace", low=1, high=1 << 24, fix="a size in MiB, e.g. 1024"
+        )
+        check_int(self.opt_level, "--opt-level", low=0, high=5)
         if not self.device.startswith("cuda"):
             raise InputError(f"--device {self.device!r}: TensorRT engines build on cuda or cuda:N")
         return self
@@ -555,6 +427,9 @@ class BuildOptions:
 @dataclass(frozen=True)
 class FidOptions:
     """``accelkit fid``: FID/KID between image folders or ``.npz`` statistics.
+
+    ``fid_weights``, ``batch_size`` and ``fid_mode`` are checked by the shared
+    :class:`~accelkit.options.FidSettings` rules.
 
     Attributes:
         save_stats: Write the first source's statistics to this ``.npz``.
@@ -569,7 +444,7 @@ class FidOptions:
 
     save_stats: Path | None = None
     fid_weights: str | None = None
-    batch_size: int = 32
+    batch_size: int = FidSettings().batch
     kid_subsets: int = 100
     device: str = "cpu"
     force: bool = False
@@ -577,19 +452,17 @@ class FidOptions:
 
     def validated(self) -> FidOptions:
         """Check the values; returns ``self``."""
-        if self.batch_size < 1:
-            raise InputError(
-                f"--batch-size {self.batch_size}: give a positive number of images per call"
-            )
-        if self.kid_subsets < 0:
-            raise InputError(
-                f"--kid-subsets {self.kid_subsets}: give 0 (no KID) or a positive number of subsets"
-            )
+        fs = FidSettings(weights=self.fid_weights, batch=self.batch_size, mode=self.fid_mode)
+        try:
+            fs.validated()
+        except InputError as exc:  # the fid command spells the batch flag --batch-size
+            raise InputError(str(exc).replace("--fid-batch", "--batch-size")) from None
+        check_int(
+            self.kid_subsets, "--kid-subsets", low=0, high=100_000, fix="0 (no KID) or e.g. 100"
+        )
         if self.device != "cpu" and not self.device.startswith("cuda"):
             raise InputError(f"--device {self.device!r} is unknown; use cpu or cuda[:N]")
-        from accelkit.quality.images import check_fid_mode
-
-        object.__setattr__(self, "fid_mode", check_fid_mode(self.fid_mode))
+        object.__setattr__(self, "fid_mode", fs.mode)
         return self
 
 
@@ -601,7 +474,9 @@ class CompareOptions:
         max_slowdown: Allowed slowdown as a fraction (0.05 = 5 %).
         max_fid_drift: Allowed growth of FID drift (None: quality not gated).
         confidence: Confidence level of the bootstrap interval.
-        strict: Fail on missing rows and environment mismatches.
+        strict: New rows and any environment difference leave the gate unable to tell too.
+        allow_unreliable: Accept (exit 0) a comparison that cannot tell (exit 3 by
+            default), where it compared something; a regression still exits 1.
         markdown: Write a Markdown summary here.
         junit: Write JUnit XML here.
         force: Overwrite existing summary files.
@@ -611,6 +486,7 @@ class CompareOptions:
     max_fid_drift: float | None = None
     confidence: float = 0.95
     strict: bool = False
+    allow_unreliable: bool = False
     markdown: Path | None = None
     junit: Path | None = None
     force: bool = False
@@ -624,30 +500,16 @@ class CompareOptions:
         check_number(self.max_fid_drift, "--max-fid-drift", low=0.0)
         if not (math.isfinite(self.confidence) and 0.5 <= self.confidence < 1):
             raise InputError(f"--confidence {self.confidence} is out of range; use e.g. 0.95")
+        if self.strict and self.allow_unreliable:
+            raise InputError(
+                "--strict and --allow-unreliable contradict each other (one makes more comparisons unreliable, "
+                "the other accepts them); pass one of them"
+            )
         return self
 
 
-def parse_duration(text: str | float | int, flag: str = "--time-budget") -> float:
-    """``20m``, ``90s``, ``1h``, ``1.5h`` or a number of seconds -> seconds.
-
-    Raises:
-        InputError: Not a positive finite duration.
-    """
-    import re
-
-    if isinstance(text, (int, float)):
-        value = float(text)
-    else:
-        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(s|sec|m|min|h)?\s*", str(text).lower())
-        if not m:
-            raise InputError(f"{flag} {text!r} is not a duration; use e.g. 20m, 90s or 1h")
-        value = (
-            float(m.group(1))
-            * {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, None: 1}[m.group(2)]
-        )
-    if not math.isfinite(value) or value <= 0:
-        raise InputError(f"{flag} {text!r} must be a positive duration, e.g. 20m")
-    return value
+def _precisions(values: Sequence[Any], flag: str) -> tuple[str, ...]:
+    return tuple(enum_value(Precision, p, flag).value for p in values)
 
 
 @dataclass(frozen=True)
@@ -662,18 +524,17 @@ class OptimizeOptions:
         device: ``auto``, ``cpu`` or ``cuda[:N]``.
         time_budget: Wall time for the search (``20m``, seconds...).
         out: Output folder (chosen artifact, report, Pareto plot, journal).
-        fid: Images per set for FID/KID drift (the noise floor uses twice as many).
-        fid_weights: Feature extractor file (None: the FID Inception).
+        fid: The drift measurement (N images per set, extractor...); N >= 2.
         seed: Latent seed.
-        threads: CPU threads for every runner (None: the default policy).
+        threads: The CPU thread policy, the same for every candidate and the baseline.
         allow_prune: Also search structured pruning + distillation (changes weights).
         prune_ratios: Pruning ratios tried with ``allow_prune``.
         distill_steps: Distillation steps per pruned model.
-        calib: INT8 calibration samples.
+        int8: The INT8 recipe of the int8 candidates (the one ``bench`` and ``export`` use).
         min_psnr_db: Quick check: reject a candidate whose paired PSNR on a few images is below this.
         tie_margin: Builds within this share of the fastest accepted build's images/sec count as
             equally fast (timing noise); of those, the one with the least drift is chosen.
-        repeats, min_time_s: Timing of each candidate.
+        timing: Timing of each candidate.
         force: Start over even when ``out`` holds a search (default: resume it).
     """
 
@@ -684,60 +545,77 @@ class OptimizeOptions:
     device: str = "auto"
     time_budget: str | float = "20m"
     out: Path = Path("accelkit-optimize")
-    fid: int = 500
-    fid_weights: str | None = None
+    fid: FidSettings = field(default_factory=lambda: FidSettings(n=500))
     seed: int = 0
-    threads: int | None = None
+    threads: Threads = field(default_factory=Threads)
     allow_prune: bool = False
     prune_ratios: tuple[float, ...] = (0.25, 0.5)
     distill_steps: int = 300
-    calib: int = 128
+    int8: Int8Settings = field(default_factory=Int8Settings)
     min_psnr_db: float = 20.0
     tie_margin: float = 0.05
-    repeats: int = 5
-    min_time_s: float = 0.3
+    timing: Timing = SEARCH_TIMING
     force: bool = False
 
     def __post_init__(self) -> None:
         _normalize(self, "out", Path)
         _normalize(self, "backends", lambda v: tuple(v))
-        _normalize(
-            self,
-            "precisions",
-            lambda v: tuple(_enum(Precision, p, "--precisions").value for p in v),
-        )
+        _normalize(self, "precisions", lambda v: _precisions(v, "--precision"))
         _normalize(self, "prune_ratios", lambda v: tuple(float(x) for x in v))
+        _normalize(self, "fid", FidSettings.of)
+        _normalize(self, "threads", Threads.of)
+
+    @property
+    def time_budget_s(self) -> float:
+        """The time budget in seconds."""
+        return parse_duration(self.time_budget)
 
     def validated(self) -> OptimizeOptions:
         """Check the values; returns ``self``."""
-        from accelkit.autotune.search import Budget
-        from accelkit.benchmark.plan import MAX_BATCH
+        from accelkit.autotune.choice import Budget
 
         Budget.parse(self.budget)
         parse_duration(self.time_budget)
-        if not 1 <= self.batch <= MAX_BATCH:
-            raise InputError(
-                f"--batch {self.batch}: give the number of images per call the build is for (1..{MAX_BATCH})"
-            )
-        if self.fid < 2:
-            raise InputError(
-                f"--fid {self.fid}: the quality gate needs images (hundreds for a meaningful FID, e.g. 500)"
-            )
-        if self.seed < 0:
-            raise InputError(f"--seed {self.seed}: give a non-negative seed")
-        if self.threads is not None and self.threads < 1:
-            raise InputError(f"--threads {self.threads}: give a positive number of threads")
-        if self.calib < 1:
-            raise InputError(f"--calib {self.calib}: give a positive number of calibration samples")
-        if self.repeats < 3:
-            raise InputError(f"--repeats {self.repeats} is too few for a median; use 3 or more")
-        check_number(self.min_time_s, "--min-time", low=0.0, low_open=True, high=3600.0)
-        check_number(self.min_psnr_db, "--min-psnr", low=0.0)
+        parse_batches(self.batch, "--batch", single=True)
+        self.fid.validated(required=True)
+        self.threads.validated()
+        self.int8.validated()
+        self.timing.validated()
+        check_int(self.seed, "--seed", low=0, high=2**63 - 1, fix="give a non-negative seed")
+        check_number(self.min_psnr_db, "--min-psnr", low=0.0, high=200.0)
         check_number(self.tie_margin, "--tie-margin", low=0.0, high=0.5)
-        if any(not (0 < r < 1) or not math.isfinite(r) for r in self.prune_ratios):
+        if any(not math.isfinite(r) or not (0 < r < 1) for r in self.prune_ratios):
             raise InputError(
                 f"--prune-ratios {','.join(map(str, self.prune_ratios))}: each ratio must be in (0, 1)"
             )
-        if self.distill_steps < 0:
-            raise InputError("--distill-steps must be >= 0")
+        check_int(self.distill_steps, "--distill-steps", low=0, high=10_000_000)
         return self
+
+
+__all__ = [
+    "PRECISIONS",
+    "BuildOptions",
+    "CalibMethod",
+    "CompareOptions",
+    "DistillLoss",
+    "ExportOptions",
+    "Exporter",
+    "FidOptions",
+    "FidSettings",
+    "Fp16Settings",
+    "Importance",
+    "Int8Options",
+    "Int8Settings",
+    "LatentDistribution",
+    "LoadOptions",
+    "OnnxSettings",
+    "OptimizeOptions",
+    "Precision",
+    "PruneOptions",
+    "QuantizeOptions",
+    "Threads",
+    "Timing",
+    "check_number",
+    "parse_duration",
+    "resolve_artifact",
+]

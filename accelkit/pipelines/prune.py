@@ -9,6 +9,7 @@ from typing import Any
 
 from accelkit.artifact import Artifact
 from accelkit.errors import InputError
+from accelkit.loading.sidecars import shell_join
 from accelkit.pipelines.options import PruneOptions, _value, resolve_artifact
 from accelkit.pipelines.results import Result, fmt_flops
 
@@ -25,6 +26,8 @@ class PruneResult(Result):
         drift: FID drift vs the teacher per stage (``pruned``, ``pruned+distilled``).
         teacher: What to pass as ``--reference`` to bench the pruned model against its teacher.
         distill_steps: Steps run.
+        reference_arch: ``--reference-arch X [--reference-arch-kwargs J]`` when the teacher was
+            loaded with a user architecture (never taken from the sidecar: the user names it).
     """
 
     artifact: Artifact
@@ -32,6 +35,7 @@ class PruneResult(Result):
     drift: dict[str, Any] = field(default_factory=dict)
     teacher: str = "dcgan"
     distill_steps: int = 0
+    reference_arch: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """Path, pruning numbers, distillation report and drift."""
@@ -67,7 +71,9 @@ class PruneResult(Result):
                 f"FID drift vs teacher (N={last.n}): {' -> '.join(parts)} (noise floor {last.noise_floor_fid:.2f}; "
                 f"{'within' if last.verdict == 'within floor' else 'outside'} the floor)"
             )
-        lines.append(f"measure it: accelkit bench {a.path} --fid 500 --reference {self.teacher}")
+        lines.append(
+            f"measure it: accelkit bench {shell_join([str(a.path), '--fid', '500', '--reference', self.teacher, *self.reference_arch])}"
+        )
         return "\n".join(lines)
 
 
@@ -169,28 +175,36 @@ def prune_and_distill(
         if art.source and not _is_bundled(art)
         else (Path(art.source).name.split(".")[0] if art.source else "dcgan")
     )
-    return PruneResult(saved, report, drifts, teacher=teacher, distill_steps=opts.distill_steps)
+    from accelkit.loading import is_bundled_architecture, load_record
+
+    rec = load_record(art)
+    ref_arch = [] if is_bundled_architecture(rec.arch) else rec.arch_flags("--reference-arch")
+    return PruneResult(
+        saved,
+        report,
+        drifts,
+        teacher=teacher,
+        distill_steps=opts.distill_steps,
+        reference_arch=ref_arch,
+    )
 
 
 def teacher_record(art: Artifact) -> dict[str, Any]:
-    """What ``bench --reference TEACHER`` needs to load the teacher again with no flags.
+    """What ``bench --reference TEACHER`` needs to load the teacher again with no loading flags.
 
-    Its file (path, sha256), the architecture it was loaded with (``--arch``; none for
-    families accelkit detects itself) and its ``--output-shape``; its inputs and range are
-    the pruned model's own (pruning keeps the I/O spec).
+    Its file (path, sha256) and every loading flag it was loaded with
+    (:class:`~accelkit.loading.LoadRecord`: ``--arch``, ``--output-shape``, ``--input``...);
+    its inputs and range are also the pruned model's own (pruning keeps the I/O spec). A
+    user architecture recorded here is a hint, never imported: ``bench`` asks for
+    ``--reference-arch`` (see :func:`accelkit.pipelines.bench.teacher_reference`).
     """
-    arch = art.meta.get("arch")
-    detected = isinstance(arch, str) and arch.split(":")[0] in ("spandrel", "diffusers")
-    load: dict[str, Any] = next(
-        (p.get("options", {}) for p in art.passes if p.get("name") == "load"), {}
-    )
-    return {
-        "source": art.source,
-        "sha256": art.source_sha256,
-        "arch": None if detected else arch,
-        "arch_kwargs": None if detected else art.meta.get("arch_kwargs"),
-        "output_shape": load.get("output_shape"),
-    }
+    from accelkit.loading import load_record
+
+    rec = load_record(art).to_dict()
+    rec.setdefault("arch", None)
+    rec.setdefault("arch_kwargs", None)
+    rec.setdefault("output_shape", None)
+    return {"source": art.source, "sha256": art.source_sha256, **rec}
 
 
 def _is_bundled(art: Artifact) -> bool:

@@ -145,19 +145,28 @@ def triton_repo(
         InputError: A torch generator (export it first: ``accelkit export GEN --triton-repo DIR``),
             an existing model folder without ``force``, inputs that do not match the spec.
     """
+    from accelkit.loading import require_format
     from accelkit.serving.repository import write_model_repository
 
     opts = (options or TritonRepoOptions()).validated()
+    require_format(
+        generator, ("onnx", "trt"), "export it first (accelkit export {source} --triton-repo DIR)"
+    )
     (progress or (lambda m: None))("writing the Triton model repository")
     return TritonRepoResult(write_model_repository(resolve_artifact(generator), repository, opts))
 
 
 # ------------------------------------------------------------------------- serve
+#: The exit code of a server stopped by a signal: 128 + the signal's number, as for every command.
+SIGNAL_EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
+
+
 @dataclass
 class ServeResult(Result):
     """A server that ran and stopped.
 
-    ``exit_code`` is 1 when it stopped because tritonserver died, 0 on a requested stop.
+    ``exit_code``: 1 when it stopped because tritonserver died; 130 when Ctrl-C (SIGINT)
+    stopped it and 143 for SIGTERM, as for every accelkit command; 0 for a stop asked in code.
     """
 
     info: dict[str, Any]
@@ -168,8 +177,10 @@ class ServeResult(Result):
 
     @property
     def exit_code(self) -> int:
-        """1 when the server died, else 0."""
-        return 1 if self.error else 0
+        """1 when the server died, 130 / 143 when SIGINT / SIGTERM stopped it, else 0."""
+        if self.error:
+            return 1
+        return SIGNAL_EXIT_CODES.get(self.stopped_by, 0)
 
     def to_dict(self) -> dict[str, Any]:
         """Where it served, for how long, how many requests, why it stopped."""
@@ -214,11 +225,25 @@ def serve(
         MissingDependencyError: The ``serve`` extra is missing.
         PortInUseError / ServerStartError: See :class:`~accelkit.serving.server.GeneratorServer`.
     """
+    from accelkit.serving.deps import require_serve
     from accelkit.serving.loadgen import connect, statistics
-    from accelkit.serving.server import GeneratorServer
+    from accelkit.serving.server import GeneratorServer, check_ports
 
     opts = (options or ServeOptions()).validated()
     say = progress or (lambda m: None)
+    # before loading anything (a big generator takes a while): the extra is there, the ports are free
+    require_serve("pytriton.triton", "accelkit serve")
+    check_ports(opts)
+    if opts.backend in ("trt", "torch"):  # the format it needs, before loading anything
+        from accelkit.loading import require_format
+
+        require_format(
+            generator,
+            (opts.backend,),
+            "build an engine first (accelkit build MODEL.onnx)"
+            if opts.backend == "trt"
+            else "--backend torch serves a torch generator; use --backend ort for ONNX files",
+        )
     say("loading the generator")
     artifact = resolve_artifact(generator)
     backend = choose_backend(artifact, opts.backend)
@@ -236,7 +261,7 @@ def serve(
                 on_ready(info)
             while not stop.wait(0.5):
                 if not server.alive():
-                    error = server.last_log_line()
+                    error = server.failure_reason()
                     break
             requests = None
             if error is None:
@@ -431,13 +456,18 @@ def _remote_io(
         out.get("name", "image"), "float32", tuple(int(d) for d in out.get("dims", [])), ()
     )
     params = cfg.get("parameters", {}) or {}
-    prec = (
-        (params.get("accelkit_precision") or {}).get("string_value", "unknown")
-        if isinstance(params, dict)
-        else "unknown"
-    )
+
+    def param(key: str) -> str | None:
+        value = params.get(key) if isinstance(params, dict) else None
+        got = (
+            value.get("string_value", value.get("stringValue")) if isinstance(value, dict) else None
+        )
+        return str(got) if got else None
+
+    prec = param("accelkit_precision") or "unknown"
     facts = {
-        "platform": cfg.get("platform") or cfg.get("backend"),
+        # accelkit serve names its runner (ort, torch, ...); a plain Triton model its platform
+        "platform": param("accelkit_backend") or cfg.get("platform") or cfg.get("backend"),
         "max_batch": int(cfg.get(norm("max_batch_size"), 0) or 0),
         "precision": prec,
     }
@@ -808,8 +838,8 @@ def bench_serve(
             if any(b != "torch" for b in bench_options.backends)
             else "torch",
         )
-    if sopts.threads is None and bench_options.threads:
-        sopts = replace(sopts, threads=bench_options.threads)
+    if sopts.threads is None and bench_options.threads.count:
+        sopts = replace(sopts, threads=bench_options.threads.count)
     result = loadtest(load, lt, sopts, say, in_process=False, report=res.report)
     result.files = {
         **res.files,

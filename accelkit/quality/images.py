@@ -95,6 +95,41 @@ def check_finite(x: Any, what: str = "generator output") -> None:
         )
 
 
+#: How far outside its declared range a generator's output may reach, as a fraction of the
+#: range's width (0.5: ``[-1, 1]`` outputs must stay within ``[-2, 2]``). Generous on
+#: purpose: a last layer without tanh/sigmoid, or fp16/int8 rounding, overshoots a little;
+#: a wrong declaration (``[0, 255]`` or ``±1800`` declared ``[-1, 1]``) is far beyond it.
+RANGE_TOLERANCE = 0.5
+
+
+def check_range(x: Any, value_range: tuple[float, float], what: str = "generator output") -> None:
+    """Raise when ``x`` reaches far outside the declared ``value_range`` (see :data:`RANGE_TOLERANCE`).
+
+    Args:
+        x: numpy array or torch tensor of finite values (any device).
+        value_range: The spec's ``(low, high)`` output range.
+        what: Which run produced ``x``, for the message.
+
+    Raises:
+        SpecError: The smallest or largest value lies more than ``RANGE_TOLERANCE`` x the
+            range's width beyond it (one line, with the values seen and the fix).
+    """
+    from accelkit.errors import SpecError
+
+    arr = x.detach().float().cpu().numpy() if _is_torch(x) else np.asarray(x)
+    if arr.size == 0 or not np.issubdtype(arr.dtype, np.number):
+        return
+    lo, hi = float(value_range[0]), float(value_range[1])
+    slack = RANGE_TOLERANCE * (hi - lo)
+    mn, mx = float(arr.min()), float(arr.max())
+    if mn < lo - slack or mx > hi + slack:
+        raise SpecError(
+            f"{what} produced values in [{mn:.4g}, {mx:.4g}], far outside its declared output range [{lo:g}, {hi:g}] "
+            f"(allowed: {RANGE_TOLERANCE:g} x its width beyond either end); declare the real range with --output-range, "
+            "or fix the generator's last layer"
+        )
+
+
 def to_uint8(x: Any, value_range: tuple[float, float] = (-1.0, 1.0)) -> Any:
     """Quantize float images in ``value_range`` to uint8 like saving a PNG.
 
@@ -293,24 +328,58 @@ def list_images(folder: str | os.PathLike[str]) -> list[Path]:
     return files
 
 
+#: The most pixels an image file may declare (8192 x 8192, 192 MiB as RGB uint8). A
+#: generator's input or an FID set image is far smaller; a file declaring more is a
+#: decompression bomb (a few KB of PNG that inflate to gigabytes) or the wrong file.
+MAX_IMAGE_PIXELS = 8192 * 8192
+
+
 def load_image(path: str | os.PathLike[str]) -> np.ndarray:
     """Read one image file as RGB uint8 H x W x 3.
 
+    The size the file declares is checked against :data:`MAX_IMAGE_PIXELS` from its
+    header, before any pixel is decoded.
+
     Raises:
-        InputError: The file cannot be read or decoded (message names the file).
+        InputError: The file cannot be read or decoded, or declares more pixels than
+            :data:`MAX_IMAGE_PIXELS` (message names the file).
     """
+    import warnings
+
     from PIL import Image
 
     try:
-        with Image.open(path) as im:
-            im.load()
-            rgb = im.convert("RGB")
+        with warnings.catch_warnings():
+            # PIL warns about, or refuses, huge images itself: both become the one-line error below.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:  # reads the header only
+                w, h = im.size
+                if w * h > MAX_IMAGE_PIXELS:
+                    raise _TooLarge(w, h)
+                im.load()
+                rgb = im.convert("RGB")
+    except (_TooLarge, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        size = (
+            f"{exc.width} x {exc.height} pixels"
+            if isinstance(exc, _TooLarge)
+            else "more pixels than PIL decodes safely"
+        )
+        raise InputError(
+            f"image {path} declares {size}, more than accelkit decodes ({MAX_IMAGE_PIXELS:,} = 8192 x 8192): "
+            "a decompression bomb or not an input image; remove it or downscale it"
+        ) from None
     except (OSError, ValueError, SyntaxError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
         raise InputError(
             f"cannot read image {path} ({reason}); expected a readable PNG/JPG; delete or replace the file"
         ) from None
     return np.asarray(rgb, dtype=np.uint8)
+
+
+class _TooLarge(Exception):
+    def __init__(self, width: int, height: int) -> None:
+        super().__init__(f"{width} x {height}")
+        self.width, self.height = width, height
 
 
 def iter_folder_batches(

@@ -4,6 +4,16 @@ A runner's constructor is cheap (no sessions, engines or device memory); device 
 happens in :meth:`Runner.activate` and is released by :meth:`Runner.deactivate` (or by
 leaving the ``with`` block). Subclasses override the ``*_impl`` methods only.
 
+**What a backend can run** is answered by the backend's own class, once, for every
+planner: :meth:`Runner.recipes` takes an :class:`Ask` (the artifact kind the user gave,
+a precision, a device, the run's thread count...) and returns either the
+:class:`Recipe` s it would run (which derived artifact it needs -- ``torch``,
+``onnx-fp32``, ``onnx-int8``... made by :mod:`accelkit.passes.build` --, its runner
+options, and the variants it offers: ``compile``, ``channels_last``, ORT's ``tensorrt``
+provider...) or a one-line reason it cannot. ``bench``'s plan, ``optimize``'s search
+space and the conformance test all ask the registry; none lists backends by name.
+A new backend is one runner module plus :func:`register_backend`.
+
 Timing contract (used by the harness): ``prepare(inputs)`` puts a batch on the
 device once; ``run(prepared)`` executes and leaves the output on the device;
 ``synchronize()`` waits for the device; ``to_numpy(output)`` copies back.
@@ -14,6 +24,8 @@ from __future__ import annotations
 
 import abc
 import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -21,14 +33,94 @@ import numpy as np
 from accelkit.artifact import Artifact
 from accelkit.errors import AccelkitError, BackendUnavailableError, InputError
 
-#: Short backend name -> "module:Class". Modules are imported only when asked for,
-#: so ``import accelkit`` never pulls in onnxruntime, tensorrt or pycuda.
-RUNNERS: dict[str, str] = {
+#: Short backend name -> "module:Class" (or the class itself). Modules are imported only
+#: when asked for, so ``import accelkit`` never pulls in onnxruntime, tensorrt or pycuda.
+#: Extend it with :func:`register_backend`.
+RUNNERS: dict[str, Any] = {
     "torch": "accelkit.runners.torch_runner:TorchRunner",
     "ort": "accelkit.runners.ort_runner:OrtRunner",
     "openvino": "accelkit.runners.openvino_runner:OpenVinoRunner",
     "trt": "accelkit.trt.runner:TrtRunner",
 }
+
+
+@dataclass(frozen=True)
+class Ask:
+    """The question every planner asks every backend: can you run this, and how?
+
+    Attributes:
+        kind: What the user gave (``Artifact.format``): ``torch``, ``onnx`` or ``trt``.
+        precision: The precision of the row or candidate (:data:`accelkit.vocab.PRECISIONS`).
+        device: ``cpu`` or ``cuda[:N]``.
+        given_precision: The precision of the given file (an int8 ONNX, an fp16 plan...).
+        threads: The run's CPU thread count (one policy for every CPU runner), None on CUDA.
+        native_bf16: The CPU computes bf16 in hardware (AVX-512 BF16 / AMX).
+        scripted: The torch model is TorchScript (``torch.compile`` cannot compile it).
+        wants: Optional toggles the user asked for (``channels_last``, ``cuda_graphs``)
+            and optional variants to list (``compile``, ``tensorrt``); planners that
+            search every variant leave it empty.
+        batch_range: ``(min, opt, max)`` batch profile for backends that build for one.
+        cache_dir: Folder for the backend's own build cache (TensorRT engines).
+        trust_engine: Load plans whose sidecar does not vouch for them.
+    """
+
+    kind: str
+    precision: str
+    device: str = "cpu"
+    given_precision: str = "fp32"
+    threads: int | None = None
+    native_bf16: bool = False
+    scripted: bool = False
+    wants: frozenset[str] = frozenset()
+    batch_range: tuple[int, int, int] | None = None
+    cache_dir: str | None = None
+    trust_engine: bool = False
+
+    @property
+    def cuda(self) -> bool:
+        """The device is a CUDA device."""
+        return self.device.startswith("cuda")
+
+    def cpu_threads(self) -> dict[str, Any]:
+        """``{"threads": n}`` for a CPU runner when the run fixed a count, else ``{}``."""
+        return {"threads": self.threads} if self.threads and not self.cuda else {}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a backend runs one (kind, precision, device) cell: what to build, how to run it.
+
+    Attributes:
+        backend: The registered backend name.
+        precision: The row's compute precision.
+        source: The artifact the runner takes, made by :class:`accelkit.passes.build.Builder`:
+            ``torch`` (the generator itself), ``onnx-fp32`` / ``onnx-fp16`` / ``onnx-int8``,
+            or ``given`` (the file as the user gave it, e.g. a TensorRT plan).
+        options: Runner options (:func:`create_runner` keyword arguments).
+        variant: None for the cell's plain recipe; else the variant's name (``compile``,
+            ``channels_last``, ``tensorrt``...), shown in report rows and candidate ids.
+        expensive: Costly to try at all (compilation, engine builds): a search tries it last.
+        searched: ``optimize`` considers it (False: measurable, but it cannot win here,
+            e.g. an fp16 file on a CPU that computes it in f32).
+        refused: Why this variant cannot run this artifact (a listed variant that the
+            user asked for gets a skipped row with this reason; the search drops it).
+        flops_from_fp32: Count FLOPs on the fp32 ONNX (its own file is not ONNX).
+    """
+
+    backend: str
+    precision: str
+    source: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    variant: str | None = None
+    expensive: bool = False
+    searched: bool = True
+    refused: str | None = None
+    flops_from_fp32: bool = False
+
+    @property
+    def label(self) -> str:
+        """``backend-precision[+variant]``: the candidate id and what a progress line says."""
+        return f"{self.backend}-{self.precision}" + (f"+{self.variant}" if self.variant else "")
 
 
 class Runner(abc.ABC):
@@ -63,6 +155,22 @@ class Runner(abc.ABC):
     def availability(cls, device: str = "cpu") -> str | None:
         """None when this backend can run on ``device`` here, else the reason it cannot."""
         return None
+
+    @classmethod
+    def recipe_availability(cls, recipe: Recipe, device: str) -> str | None:
+        """None when ``recipe`` can run on ``device`` on this machine, else why (default:
+        :meth:`availability`; a backend whose variants need more, e.g. a provider, overrides it)."""
+        return cls.availability(device)
+
+    @classmethod
+    def recipes(cls, ask: Ask) -> list[Recipe] | str:
+        """What this backend runs for ``ask``: its recipes (the plain one first, then its
+        variants), or one line saying why it cannot.
+
+        A declaration, not a probe of this machine: whether the backend's libraries and
+        device are here is :meth:`availability`'s answer, which planners ask first.
+        """
+        return f"the {cls.name or cls.__name__} backend declares no recipes"
 
     # ---------------------------------------------------------------- public methods
     def activate(self) -> Runner:
@@ -186,6 +294,28 @@ class Runner(abc.ABC):
                 )
 
 
+def register_backend(name: str, target: str | type[Runner]) -> None:
+    """Register a backend: ``name`` (as flags, reports and candidate ids spell it) -> its
+    runner class, or ``"module:Class"`` imported on first use.
+
+    Raises:
+        InputError: An empty name, or one with characters flags cannot carry.
+    """
+    if not name or not name.replace("_", "").isalnum():
+        raise InputError(f"backend name {name!r}: use letters, digits and '_'")
+    RUNNERS[name] = target
+
+
+def unregister_backend(name: str) -> None:
+    """Remove a registered backend (tests and plug-ins that registered one)."""
+    RUNNERS.pop(name, None)
+
+
+def backend_names() -> tuple[str, ...]:
+    """Every registered backend name, in registration order (the vocabulary of ``--backend``)."""
+    return tuple(RUNNERS)
+
+
 def runner_class(name: str) -> type[Runner]:
     """The runner class registered under ``name`` (imports its module on demand).
 
@@ -195,9 +325,27 @@ def runner_class(name: str) -> type[Runner]:
     target = RUNNERS.get(name)
     if target is None:
         raise InputError(f"unknown backend {name!r}; choose one of: {', '.join(RUNNERS)}")
-    mod_name, cls_name = target.split(":")
+    if isinstance(target, type):
+        return target
+    mod_name, cls_name = str(target).split(":")
     cls = getattr(importlib.import_module(mod_name), cls_name)
     return cls  # type: ignore[no-any-return]
+
+
+def offers(name: str, ask: Ask) -> list[Recipe] | str:
+    """What backend ``name`` offers for ``ask`` on this machine: its recipes, or why not.
+
+    Asks the machine first (:meth:`Runner.availability`), then the backend's declaration
+    (:meth:`Runner.recipes`); a runner module that does not import is a reason too.
+    """
+    try:
+        cls = runner_class(name)
+    except ImportError as exc:
+        return f"the {name} backend's module does not import here ({exc})"
+    reason = cls.availability(ask.device)
+    if reason is not None:
+        return reason
+    return cls.recipes(ask)
 
 
 def create_runner(name: str, artifact: Artifact, device: str = "cpu", **options: Any) -> Runner:
@@ -218,7 +366,7 @@ def create_runner(name: str, artifact: Artifact, device: str = "cpu", **options:
 def available_backends(device: str | None = None) -> list[str]:
     """Names of the backends that can run on this machine (on ``device`` if given)."""
     names = []
-    for name in RUNNERS:
+    for name in list(RUNNERS):
         try:
             cls = runner_class(name)
         except ImportError:

@@ -55,7 +55,8 @@ from accelkit.errors import (
     require,
 )
 from accelkit.host import default_threads, has_native_bf16
-from accelkit.runners.base import Runner
+from accelkit.runners.base import Ask, Recipe, Runner
+from accelkit.vocab import onnx_source
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +185,25 @@ class OpenVinoRunner(Runner):
         if "CPU" not in devices:
             return f"openvino sees no CPU device (devices: {', '.join(devices) or 'none'}); reinstall it: pip install 'accelkit[openvino]'"
         return None
+
+    @classmethod
+    def recipes(cls, ask: Ask) -> list[Recipe] | str:
+        """fp32/fp16/int8 run their ONNX file with an f32 hint; bf16 runs the fp32 file with a
+        bf16 hint, only on a CPU with native bf16 (elsewhere OpenVINO silently computes f32).
+        An fp16 file computes in f32 on the CPU: measured, never searched."""
+        if ask.cuda:
+            return f"the openvino backend runs on the CPU here, not {ask.device}"
+        p = ask.precision
+        threads = ask.cpu_threads()
+        if p == "bf16":
+            if not ask.native_bf16:
+                return "this CPU has no native bf16 (AVX-512 BF16 or AMX); OpenVINO would compute in f32"
+            return [Recipe(cls.name, "bf16", onnx_source("fp32"), {"precision": "bf16", **threads})]
+        if p == "fp32":
+            return [Recipe(cls.name, "fp32", onnx_source("fp32"), {"precision": "fp32", **threads})]
+        if p in ("fp16", "int8"):
+            return [Recipe(cls.name, p, onnx_source(p), dict(threads), searched=p == "int8")]
+        return f"openvino does not run {p}"
 
     @property
     def precision(self) -> str:

@@ -37,7 +37,8 @@ from accelkit.errors import (
     require,
 )
 from accelkit.host import available_physical_cores, installed_ort_distributions
-from accelkit.runners.base import Runner
+from accelkit.runners.base import Ask, Recipe, Runner
+from accelkit.vocab import ONNX_PRECISIONS, onnx_source
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +189,34 @@ class OrtRunner(Runner):
             )
             return f"onnxruntime {getattr(ort, '__version__', '?')} has no {want} (available: {', '.join(have)}); {hint}"
         return None
+
+    @classmethod
+    def recipe_availability(cls, recipe: Recipe, device: str) -> str | None:
+        """:meth:`availability` for the recipe's execution provider."""
+        return cls.availability(device, recipe.options.get("provider"))
+
+    @classmethod
+    def recipes(cls, ask: Ask) -> list[Recipe] | str:
+        """The ONNX file of the precision asked for, on the CPU or CUDA provider; on CUDA the
+        ``tensorrt`` variant (ORT's TensorRT execution provider; expensive: it builds engines)."""
+        if ask.precision not in ONNX_PRECISIONS:
+            return (
+                f"{ask.precision} is not an ONNX precision; ort runs fp32, fp16 and int8 ONNX files"
+            )
+        src = onnx_source(ask.precision)
+        provider = _default_provider(ask.device)
+        plain = Recipe(cls.name, ask.precision, src, {"provider": provider, **ask.cpu_threads()})
+        trt_ep = Recipe(
+            cls.name,
+            ask.precision,
+            src,
+            {"provider": "tensorrt"},
+            variant="tensorrt",
+            expensive=True,
+            searched=False,
+            refused=None if ask.cuda else "ORT's TensorRT execution provider needs a CUDA device",
+        )
+        return [plain, trt_ep]
 
     # -------------------------------------------------------------------- lifecycle
     def _threads(self) -> int:

@@ -2,56 +2,75 @@
 
 Frozen dataclasses with enums for every choice, validated once in ``validated()`` with
 the same one-line messages whether the values came from flags or from code (the
-pattern of :mod:`accelkit.pipelines.options`, which re-exports these).
+pattern of :mod:`accelkit.pipelines.options`, which re-exports these). The enums are the
+vocabularies of :mod:`accelkit.vocab`; enum values are checked by the one
+:func:`accelkit.options.enum_value`.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from accelkit.errors import InputError
+from accelkit.options import Threads, parse_batches
+from accelkit.options import enum_value as _enum
+from accelkit.vocab import InstanceKind, LoadTool, Protocol
 
 #: Triton model names: what Triton and PyTriton accept in a repository folder name and a URL.
 MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
-class InstanceKind(str, Enum):
-    """Where Triton places model instances (``instance_group.kind``); ``auto``: GPU for engines, else CPU."""
-
-    auto = "auto"
-    cpu = "cpu"
-    gpu = "gpu"
-
-
-class Protocol(str, Enum):
-    """Triton's client protocols."""
-
-    grpc = "grpc"
-    http = "http"
+#: Default request size limit, bytes: Triton's own default for ``--http-max-input-size``
+#: (added in Triton 2.59; the 2.51 server PyTriton 0.7 ships has no limit at all).
+DEFAULT_MAX_REQUEST_BYTES = 64 * 2**20
+#: The largest request limit: a gRPC message is at most 2 GiB - 1 byte.
+MAX_REQUEST_BYTES_CEILING = 2047 * 2**20
+MIB = 2**20
 
 
-class LoadTool(str, Enum):
-    """Who generates the load: perf_analyzer when installed (``auto``), else a tritonclient closed loop."""
+def is_loopback(host: str) -> bool:
+    """True when ``host`` names this machine only (``localhost``, 127.0.0.0/8, ``::1``).
 
-    auto = "auto"
-    perf_analyzer = "perf_analyzer"
-    tritonclient = "tritonclient"
-
-
-def _enum(enum: Any, value: Any, flag: str) -> Any:
-    if isinstance(value, enum):
-        return value
+    Any other name or address (``0.0.0.0``, ``::``, an interface address, a host name)
+    may be reachable from other machines.
+    """
+    h = host.strip().strip("[]").lower()
+    if h == "localhost":
+        return True
     try:
-        return enum(value)
+        return ipaddress.ip_address(h).is_loopback
     except ValueError:
-        raise InputError(
-            f"{flag} {value!r} is unknown; choose one of {', '.join(m.value for m in enum)}"
-        ) from None
+        return False
+
+
+def _request_size_error(shown: str) -> InputError:
+    return InputError(
+        f"--max-request-mb {shown}: give a size between 0.001 and {MAX_REQUEST_BYTES_CEILING // MIB} MiB "
+        "(a gRPC message is at most 2 GiB), e.g. 64"
+    )
+
+
+def request_bytes(mib: float) -> int:
+    """``--max-request-mb`` (MiB) in bytes.
+
+    Raises:
+        InputError: Not a number between 1 KiB and the 2047 MiB ceiling.
+    """
+    if not (math.isfinite(mib) and 1024 <= mib * MIB <= MAX_REQUEST_BYTES_CEILING):
+        raise _request_size_error(f"{mib:g}")
+    return int(mib * MIB)
+
+
+def _mib(value: Any) -> str:
+    try:
+        return f"{float(value) / MIB:g}"
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 def _positive(value: int | None, flag: str, example: str) -> None:
@@ -118,7 +137,7 @@ class TritonRepoOptions:
         check_model_name(self.name)
         _positive(self.max_batch, "--max-batch", "32")
         _positive(self.instances, "--instances", "1")
-        _positive(self.threads, "--threads", "2")
+        Threads(self.threads).validated()
         for b in self.preferred_batches:
             _positive(b, "--preferred-batch", "8")
         if self.max_batch is not None and any(b > self.max_batch for b in self.preferred_batches):
@@ -144,12 +163,19 @@ class ServeOptions:
         threads: CPU threads of each runner instance (None: the runner's default).
         name: Model name (None: the artifact's stem).
         host: Address the HTTP, gRPC and metrics endpoints bind to (``0.0.0.0``: every
-            interface; the default keeps the server on this machine).
+            interface; the default keeps the server on this machine). Anything but a
+            loopback address needs ``allow_remote``.
+        allow_remote: Accept a ``host`` other machines may reach. Triton's inference API
+            has no authentication: whoever reaches the ports can run the model.
         http_port, grpc_port, metrics_port: TCP ports; 0 picks a free one.
-        max_batch: ``max_batch_size``: the largest batch the dynamic batcher forms.
+        max_batch: ``max_batch_size``: the largest batch the dynamic batcher forms, and
+            the largest batch one request may carry.
         max_queue_delay_us: How long a request may wait to be batched, microseconds.
         preferred_batches: Preferred batch sizes (empty: ``max_batch``).
         instances: Model instances (each its own runner and Triton stub process).
+        max_request_bytes: The largest request accepted, bytes: an HTTP body or gRPC
+            message, and the input tensors its shapes declare (checked before anything is
+            allocated; ``--max-request-mb``).
         exit_timeout_s: Seconds Triton waits for in-flight requests when stopping.
         startup_timeout_s: Seconds to wait for the server and model to become ready.
     """
@@ -159,6 +185,7 @@ class ServeOptions:
     threads: int | None = None
     name: str | None = None
     host: str = "127.0.0.1"
+    allow_remote: bool = False
     http_port: int = 8000
     grpc_port: int = 8001
     metrics_port: int = 8002
@@ -166,16 +193,41 @@ class ServeOptions:
     max_queue_delay_us: int = 500
     preferred_batches: tuple[int, ...] = ()
     instances: int = 1
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     exit_timeout_s: int = 5
     startup_timeout_s: float = 120.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "preferred_batches", tuple(int(b) for b in self.preferred_batches))
 
+    @property
+    def remote(self) -> bool:
+        """True when ``host`` may be reachable from other machines."""
+        return not is_loopback(self.host)
+
+    def remote_warning(self) -> str | None:
+        """The warning to print when the server binds beyond loopback (None on loopback)."""
+        if not self.remote:
+            return None
+        where = "every interface" if self.host.strip("[]") in ("0.0.0.0", "::") else self.host
+        ports = ", ".join(
+            f"{p or 'a free port'} ({k})"
+            for k, p in (
+                ("HTTP", self.http_port),
+                ("gRPC", self.grpc_port),
+                ("metrics", self.metrics_port),
+            )
+        )
+        return (
+            f"serving on {where} (--host {self.host} --allow-remote): Triton's inference API has no "
+            f"authentication, so anyone who can reach ports {ports} can run the model and read its "
+            "statistics; keep those ports behind a firewall or an authenticating proxy (docs/serving.md, Remote access)"
+        )
+
     def validated(self) -> ServeOptions:
         """Check the values; returns ``self``."""
         check_model_name(self.name)
-        _positive(self.threads, "--threads", "2")
+        Threads(self.threads).validated()
         _positive(self.max_batch, "--max-batch", "32")
         _positive(self.instances, "--instances", "1")
         for b in self.preferred_batches:
@@ -211,6 +263,17 @@ class ServeOptions:
             raise InputError(
                 f"--host {self.host!r} is not an address; use 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)"
             )
+        if self.remote and not self.allow_remote:
+            raise InputError(
+                f"--host {self.host} may be reachable from other machines, and Triton's inference API has no "
+                "authentication; pass --allow-remote to serve there anyway, or keep the default --host 127.0.0.1"
+            )
+        if (
+            isinstance(self.max_request_bytes, bool)
+            or not isinstance(self.max_request_bytes, int)
+            or not 1024 <= self.max_request_bytes <= MAX_REQUEST_BYTES_CEILING
+        ):
+            raise _request_size_error(_mib(self.max_request_bytes))
         return self
 
 
@@ -264,7 +327,7 @@ class LoadtestOptions:
             raise InputError(
                 f"--concurrency {max(self.concurrency)} is unreasonably high for one load generator; use at most 1024"
             )
-        _positive(self.batch_size, "--batch", "1")
+        parse_batches(self.batch_size, "--batch", single=True)
         _positive(self.windows, "--windows", "3")
         _positive(self.max_requests, "--max-requests", "100000")
         for flag, v, low in (
@@ -285,6 +348,8 @@ class LoadtestOptions:
 
 
 __all__ = [
+    "DEFAULT_MAX_REQUEST_BYTES",
+    "MIB",
     "InstanceKind",
     "LoadTool",
     "LoadtestOptions",
@@ -292,4 +357,6 @@ __all__ = [
     "ServeOptions",
     "TritonRepoOptions",
     "check_model_name",
+    "is_loopback",
+    "request_bytes",
 ]

@@ -2,12 +2,23 @@
 
 PyTriton starts the ``tritonserver`` binary it ships (HTTP, gRPC and Prometheus
 ``/metrics`` endpoints, the dynamic batcher) with a Python-backend model whose requests
-reach :meth:`GeneratorServer._infer` in this process: the batch Triton formed is
-concatenated, run by the runner (``ort``, ``torch``, ``trt``, ``openvino``) and split
-back per request. Each model instance has its own runner and its own Triton stub process.
+reach the inference callable of :class:`GeneratorServer` in this process: the batch
+Triton formed is concatenated, run by the runner (``ort``, ``torch``, ``trt``,
+``openvino``) and split back per request. Each model instance has its own runner and its
+own Triton stub process.
 
 What this module adds around PyTriton:
 
+* the request guard (:mod:`accelkit.serving.guard`): clients reach the HTTP and gRPC
+  endpoints of the guard, which checks each request's declared shapes, batch and size
+  before anything is allocated and forwards it to ``tritonserver``, whose own HTTP and
+  gRPC ports listen on 127.0.0.1 only (Triton 2.51 allocates what a request declares
+  before checking it); ``/metrics`` is Triton's own, on the user's host;
+* binding beyond loopback only with ``allow_remote`` (no authentication in front of
+  inference), and the addresses actually bound in :class:`ServerInfo`;
+* why the server died, when it does: its exit status or signal (SIGKILL: the
+  out-of-memory killer), ``std::bad_alloc``, the log's last real error (not the CUDA
+  noise every CPU start logs);
 * the interpreter's ``libpython`` first on ``LD_LIBRARY_PATH`` (see
   :func:`accelkit.serving.deps.python_library_env`), without which the stub cannot load
   models on machines whose system Python is another patch release;
@@ -29,11 +40,11 @@ control, shared memory, trace, logging) keep PyTriton's access-token protection.
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import multiprocessing
 import os
 import shutil
+import signal
 import socket
 import tempfile
 import time
@@ -47,8 +58,8 @@ import numpy as np
 from accelkit.artifact import Artifact
 from accelkit.errors import AccelkitError, InputError
 from accelkit.serving.deps import python_library_env, require_serve
-from accelkit.serving.errors import PortInUseError, ServerStartError
-from accelkit.serving.options import ServeOptions, check_model_name
+from accelkit.serving.errors import ServerStartError
+from accelkit.serving.options import MIB, ServeOptions, check_model_name
 
 log = logging.getLogger(__name__)
 
@@ -73,25 +84,30 @@ def check_port(host: str, port: int, flag: str) -> None:
         PortInUseError: Something listens on ``host:port``.
         InputError: ``host`` is not an address of this machine.
     """
+    from accelkit.serving.guard import bind_error
+
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            s.bind((host, port))
+            s.bind((host.strip("[]"), port))
         except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise PortInUseError(
-                    f"port {port} on {host} is in use; stop what listens there or pass {flag} with another port (0 picks a free one)"
-                ) from None
-            if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
-                raise InputError(
-                    f"--host {host} is not an address of this machine; use 127.0.0.1 or 0.0.0.0"
-                ) from None
-            if exc.errno == errno.EACCES:
-                raise PortInUseError(
-                    f"port {port} needs privileges to bind; pass {flag} with a port above 1023"
-                ) from None
-            raise
+            raise bind_error(exc, host, port, flag) from None
+
+
+def check_ports(options: ServeOptions) -> None:
+    """Refuse taken ``--http-port`` / ``--grpc-port`` / ``--metrics-port`` (0: a free one, not checked).
+
+    Raises:
+        PortInUseError / InputError: See :func:`check_port`.
+    """
+    for flag, port in (
+        ("--http-port", options.http_port),
+        ("--grpc-port", options.grpc_port),
+        ("--metrics-port", options.metrics_port),
+    ):
+        if port:
+            check_port(options.host, port, flag)
 
 
 def _client_host(host: str) -> str:
@@ -158,6 +174,11 @@ class ServerInfo:
         model: Model name.
         http_url, grpc_url, metrics_url: ``host:port`` for clients on this machine
             (tritonclient form; the metrics URL has ``/metrics``).
+        bind: Endpoint (``http``, ``grpc``, ``metrics``) -> the ``host:port`` actually
+            bound (``0.0.0.0:8000`` when serving every interface).
+        max_request_bytes: The largest request the guard accepts, bytes.
+        upstream: ``http`` / ``grpc`` -> Triton's own loopback address behind the guard
+            (for diagnostics and the guard's overhead benchmark; clients use the URLs above).
         backend: The runner serving the model.
         precision: Its precision.
         device: Its device.
@@ -181,9 +202,19 @@ class ServerInfo:
     max_queue_delay_us: int
     preferred_batches: list[int]
     instances: int
+    bind: dict[str, str] = field(default_factory=dict)
+    max_request_bytes: int = 0
+    upstream: dict[str, str] = field(default_factory=dict)
     startup_seconds: float = 0.0
     runner: dict[str, Any] = field(default_factory=dict)
     log_file: str | None = None
+
+    @property
+    def remote(self) -> bool:
+        """True when an endpoint is bound beyond loopback."""
+        from accelkit.serving.options import is_loopback
+
+        return any(not is_loopback(a.rsplit(":", 1)[0]) for a in self.bind.values())
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -197,7 +228,41 @@ _BENIGN = (
     "model_config_content_name_ is empty",
     "Failed to initialize NVML",
     "Unable to find shared library libnvidia-ml",
+    "CudaDriverHelper has not been initialized",
+    "Unable to allocate pinned system memory",
+    "CUDA driver version is insufficient",
 )
+
+#: What the server's own output says when memory ran out.
+_OOM_MARKS = ("std::bad_alloc", "out of memory", "Cannot allocate memory")
+
+
+def death_message(exit_code: int | None, output: str, log_path: Path | None) -> str:
+    """Why ``tritonserver`` stopped, in one line: its exit status, memory exhaustion, the log's last real error.
+
+    Args:
+        exit_code: The process's exit code (negative: killed by that signal), None when unknown.
+        output: What the process wrote to stdout/stderr (``terminate called after
+            throwing an instance of 'std::bad_alloc'`` goes there, not to the log).
+        log_path: The server log.
+    """
+    if exit_code is not None and exit_code < 0:
+        try:
+            name = signal.Signals(-exit_code).name
+        except ValueError:
+            name = f"signal {-exit_code}"
+        what = f"tritonserver was killed by {name}"
+        if -exit_code == signal.SIGKILL:
+            what += (
+                " (on Linux the out-of-memory killer does this when memory runs out; dmesg says)"
+            )
+    elif exit_code is not None:
+        what = f"tritonserver exited with code {exit_code}"
+    else:
+        what = "tritonserver stopped"
+    if any(m in output for m in _OOM_MARKS):
+        what += "; it ran out of memory"
+    return f"{what}; server log: {_log_tail(log_path)}"
 
 
 def _log_tail(path: Path | None, n: int = 400) -> str:
@@ -244,6 +309,40 @@ def _quiet_triton_class(triton_mod: Any) -> Any:
     return QuietTriton
 
 
+def request_limits(
+    name: str,
+    artifact: Artifact,
+    inputs: list[ServedTensor],
+    output: ServedTensor,
+    options: ServeOptions,
+) -> Any:
+    """The :class:`~accelkit.serving.limits.RequestLimits` of a served artifact.
+
+    Raises:
+        InputError: ``max_request_bytes`` is below one image's inputs (nothing could be served).
+    """
+    from accelkit.serving.limits import RequestLimits
+
+    classes = {i.name: i.num_classes for i in artifact.spec.inputs if i.kind == "label"}
+    hw = artifact.spec.hw_range
+    limits = RequestLimits.for_served(
+        name,
+        inputs,
+        output,
+        options.max_batch,
+        options.max_request_bytes,
+        (hw[0], hw[2]) if hw else None,
+        classes,
+    )
+    one = limits.sample_bytes()
+    if one is not None and one > options.max_request_bytes:
+        raise InputError(
+            f"--max-request-mb {options.max_request_bytes / MIB:g} is below one image's inputs "
+            f"({one} bytes); raise it"
+        )
+    return limits
+
+
 class GeneratorServer:
     """Serve one artifact on Triton Inference Server through PyTriton; a context manager.
 
@@ -279,11 +378,14 @@ class GeneratorServer:
         check_model_name(self.name)
         self._say = progress or (lambda m: None)
         self.inputs, self.output = served_io(artifact)
+        self.limits = request_limits(self.name, artifact, self.inputs, self.output, self.options)
         self._runners: list[Any] = []
         self._triton: Any = None
+        self._guard: Any = None
         self._logdir: Path | None = None
         self._stopped = True
         self._ports: dict[str, int] = {}
+        self._process: Any = None
         self.info: ServerInfo | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -309,16 +411,16 @@ class GeneratorServer:
         mc = require_serve("pytriton.model_config", "accelkit serve")
         o = self.options
         host = o.host
-        ports: dict[str, int] = {}
+        check_ports(o)
+        # Triton's HTTP and gRPC listen on loopback only; clients reach the guard on the user's ports.
+        # /metrics (read-only) is Triton's own, on the user's host.
+        ports = {
+            "upstream-http": free_port("127.0.0.1"),
+            "upstream-grpc": free_port("127.0.0.1"),
+            "--metrics-port": o.metrics_port
+            or free_port(host if host not in ("0.0.0.0", "::") else "127.0.0.1"),
+        }
         self._ports = ports
-        for flag, port in (
-            ("--http-port", o.http_port),
-            ("--grpc-port", o.grpc_port),
-            ("--metrics-port", o.metrics_port),
-        ):
-            if port:
-                check_port(host, port, flag)
-            ports[flag] = port or free_port(host if host not in ("0.0.0.0", "::") else "127.0.0.1")
         t0 = time.perf_counter()
         self._say(f"loading {o.instances} {self.backend} runner(s)")
         try:
@@ -331,11 +433,11 @@ class GeneratorServer:
             self._logdir = Path(tempfile.mkdtemp(prefix="accelkit-triton-log-"))
             preferred = sorted(set(o.preferred_batches)) or [o.max_batch]
             cfg = triton_mod.TritonConfig(
-                http_address=host,
-                http_port=ports["--http-port"],
-                grpc_address=host,
-                grpc_port=ports["--grpc-port"],
-                metrics_address=host,
+                http_address="127.0.0.1",
+                http_port=ports["upstream-http"],
+                grpc_address="127.0.0.1",
+                grpc_port=ports["upstream-grpc"],
+                metrics_address=host.strip("[]"),
                 metrics_port=ports["--metrics-port"],
                 allow_metrics=True,
                 allow_gpu_metrics=o.device.startswith("cuda"),
@@ -371,14 +473,32 @@ class GeneratorServer:
                 ),
                 strict=False,
             )
+            self._advertise(
+                {
+                    "accelkit_backend": self.backend,
+                    "accelkit_precision": str(self._runners[0].precision),
+                }
+            )
             self._stopped = False
             self._say("starting Triton Inference Server")
             self._run_bounded(t0)
+            from accelkit.serving.guard import RequestGuard, show_address
+
+            self._guard = RequestGuard(
+                host,
+                o.http_port,
+                o.grpc_port,
+                ports["upstream-http"],
+                ports["upstream-grpc"],
+                self.limits,
+            ).start()
+            http_port = int(self._guard.http_address.rsplit(":", 1)[1])
+            grpc_port = int(self._guard.grpc_address.rsplit(":", 1)[1])
             client_host = _client_host(host)
             self.info = ServerInfo(
                 model=self.name,
-                http_url=f"{client_host}:{ports['--http-port']}",
-                grpc_url=f"{client_host}:{ports['--grpc-port']}",
+                http_url=f"{client_host}:{http_port}",
+                grpc_url=f"{client_host}:{grpc_port}",
                 metrics_url=f"{client_host}:{ports['--metrics-port']}/metrics",
                 backend=self.backend,
                 precision=self._runners[0].precision,
@@ -387,6 +507,16 @@ class GeneratorServer:
                 max_queue_delay_us=o.max_queue_delay_us,
                 preferred_batches=preferred,
                 instances=o.instances,
+                bind={
+                    "http": self._guard.http_address,
+                    "grpc": self._guard.grpc_address,
+                    "metrics": show_address(host, ports["--metrics-port"]),
+                },
+                max_request_bytes=o.max_request_bytes,
+                upstream={
+                    "http": f"127.0.0.1:{ports['upstream-http']}",
+                    "grpc": f"127.0.0.1:{ports['upstream-grpc']}",
+                },
                 runner=self._runners[0].describe(),
                 log_file=str(self._logdir / "tritonserver.log"),
             )
@@ -415,13 +545,15 @@ class GeneratorServer:
                 self._triton.run()
                 return
             starter()
-            url = f"{_client_host(self.options.host)}:{self._ports['--http-port']}"
+            # kept: PyTriton drops its handle when the process exits, and the exit status says why
+            self._process = getattr(self._triton, "_triton_server", None)
+            url = f"127.0.0.1:{self._ports['upstream-http']}"
             client = http.InferenceServerClient(url, connection_timeout=2.0, network_timeout=5.0)
             try:
                 while True:
                     if not self._server_process_alive():
                         raise ServerStartError(
-                            f"the Triton server exited while starting: {_log_tail(logf)}"
+                            f"the Triton server exited while starting: {self._death_message()}"
                         )
                     with contextlib.suppress(Exception):
                         if client.is_server_live():
@@ -443,8 +575,33 @@ class GeneratorServer:
                 ) from None
 
     def _server_process_alive(self) -> bool:
-        srv = getattr(self._triton, "_triton_server", None)
+        srv = self._process or getattr(self._triton, "_triton_server", None)
         return srv is None or bool(srv.is_alive())
+
+    def _exit_code(self, wait_s: float = 2.0) -> int | None:
+        """tritonserver's exit code (negative: the signal that killed it), None while unknown."""
+        cmd = getattr(self._process, "_tritonserver_running_cmd", None)
+        deadline = time.monotonic() + wait_s
+        while True:
+            code = getattr(getattr(cmd, "process", None), "exit_code", None)
+            if code is not None or time.monotonic() > deadline:
+                return None if code is None else int(code)
+            time.sleep(0.05)
+
+    def _death_message(self) -> str:
+        output = ""
+        with contextlib.suppress(Exception):
+            output = str(self._process.logs()) if self._process is not None else ""
+        return death_message(self._exit_code(), output, self._log_path())
+
+    def _advertise(self, params: dict[str, str]) -> None:
+        """Add accelkit's facts (runner, precision) to the model config Triton serves, so a load
+        test of the URL can name them. PyTriton 0.7 builds the config when the model loads;
+        another PyTriton leaves the config as it is."""
+        manager = getattr(self._triton, "_model_manager", None)
+        for model in getattr(manager, "models", ()):
+            with contextlib.suppress(Exception):
+                model._get_triton_model_config().backend_parameters.update(params)
 
     def _health_check(self) -> None:
         """Server live and ready, model ready, one seeded inference with a finite output of the right shape."""
@@ -490,16 +647,32 @@ class GeneratorServer:
     def _log_path(self) -> Path | None:
         return self._logdir / "tritonserver.log" if self._logdir else None
 
+    def server_pid(self) -> int | None:
+        """The ``tritonserver`` process id (None when not started)."""
+        try:
+            return int(self._process._tritonserver_running_cmd.pid)
+        except (AttributeError, TypeError, ValueError):
+            return None
+
     def alive(self) -> bool:
         """True while tritonserver and the model's stub processes run."""
         return self._triton is not None and not self._stopped and bool(self._triton.is_alive())
 
-    def last_log_line(self) -> str:
-        """The last error line of the server log (why it stopped)."""
-        return _log_tail(self._log_path())
+    def failure_reason(self) -> str:
+        """Why the server stopped serving, one line: tritonserver's exit status and memory
+        exhaustion when it died, else the log's last error (a model stub that stopped)."""
+        if not self._server_process_alive():
+            return self._death_message()
+        return f"the model's Triton stub stopped; server log: {_log_tail(self._log_path())}"
 
     def stop(self, keep_log: bool = False) -> None:
-        """Stop Triton (waits up to ``exit_timeout_s`` for in-flight requests), release the runners. Idempotent."""
+        """Stop the guard and Triton (waits up to ``exit_timeout_s`` for in-flight requests), release the runners. Idempotent."""
+        if self._guard is not None:
+            try:
+                self._guard.stop()
+            except Exception as exc:  # noqa: BLE001 - stopping must not raise over the real error
+                log.warning("stopping the request guard: %s", exc)
+            self._guard = None
         if self._triton is not None and not self._stopped:
             self._stopped = True
             try:
@@ -586,7 +759,7 @@ def _child_main(
                 if msg == "stop":
                     break
             if not server.alive():
-                conn.send(("died", server.last_log_line()))
+                conn.send(("died", server.failure_reason()))
                 break
     except (EOFError, OSError, KeyboardInterrupt):
         pass
@@ -713,10 +886,13 @@ class ServerProcess:
 
 __all__ = [
     "GeneratorServer",
+    "death_message",
+    "request_limits",
     "ServerInfo",
     "ServerProcess",
     "ServedTensor",
     "check_port",
+    "check_ports",
     "free_port",
     "request_inputs",
     "served_io",

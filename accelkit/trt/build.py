@@ -52,6 +52,7 @@ from accelkit.cache import Cache, cache_dir, cache_key, file_lock
 from accelkit.device import gpu_identity, parse_device_index, use_device
 from accelkit.errors import AccelkitError, ExportError, InputError, SpecError
 from accelkit.files import sha256_file, write_bytes_atomic
+from accelkit.options import DEFAULT_BATCH_RANGE
 from accelkit.passes.base import Pass, PassResult
 from accelkit.spec import GeneratorSpec, as_batch_range
 from accelkit.trt.platform import (
@@ -72,8 +73,6 @@ log = logging.getLogger(__name__)
 #: ``progress(stage, fraction)``: fraction in [0, 1], or None when unknown.
 ProgressCallback = Callable[[str, "float | None"], None]
 
-#: Default batch profile (same default as the ONNX export pass).
-DEFAULT_BATCH_RANGE: tuple[int, int, int] = (1, 8, 64)
 #: Default builder workspace limit, bytes (1 GiB).
 DEFAULT_WORKSPACE: int = 1 << 30
 #: Cache kinds (sub-folders of the cache root, :func:`accelkit.cache.cache_dir`).

@@ -45,7 +45,7 @@ from accelkit.artifact import Artifact
 from accelkit.device import gpu_identity, parse_device_index, use_device
 from accelkit.errors import AccelkitError, BackendUnavailableError, InputError, LoadError, SpecError
 from accelkit.files import sha256_bytes, storage_error
-from accelkit.runners.base import Runner
+from accelkit.runners.base import Ask, Recipe, Runner
 from accelkit.spec import as_batch_range
 from accelkit.trt import platform
 from accelkit.trt.memory import DeviceBuffer, DeviceMemory, dtype_name, memory_layer
@@ -152,6 +152,41 @@ class TrtRunner(Runner):
         except BackendUnavailableError as exc:
             reasons.append(str(exc))
         return "; ".join(reasons) or None
+
+    @classmethod
+    def recipes(cls, ask: Ask) -> list[Recipe] | str:
+        """A strongly typed engine built (and cached) from the ONNX file of the precision
+        asked for, over the run's batch profile; a given plan runs as it is, in its own
+        precision. Expensive to try (an engine build); fp32 is measured, not searched."""
+        from accelkit.vocab import ONNX_PRECISIONS, onnx_source
+
+        if not ask.cuda:
+            return f"TensorRT runs only on NVIDIA GPUs (device {ask.device!r}); use --device cuda"
+        p = ask.precision
+        if p not in ONNX_PRECISIONS:
+            return f"{p} is not an ONNX precision; TensorRT builds from fp32, fp16 and int8 ONNX"
+        opts: dict[str, Any] = {}
+        if ask.trust_engine:
+            opts["trust_engine"] = True
+        if ask.kind == "trt":
+            if p != ask.given_precision:
+                return f"the TensorRT plan is {ask.given_precision}; a strongly typed engine runs the precision it was built with"
+            return [Recipe(cls.name, p, "given", opts, expensive=True, flops_from_fp32=True)]
+        if ask.batch_range is not None:
+            opts["batch_range"] = tuple(ask.batch_range)
+        if ask.cache_dir is not None:
+            opts["cache_dir"] = ask.cache_dir
+        return [
+            Recipe(
+                cls.name,
+                p,
+                onnx_source(p),
+                opts,
+                expensive=True,
+                searched=p != "fp32",
+                flops_from_fp32=True,
+            )
+        ]
 
     # ----------------------------------------------------------------- lifecycle
     def _activate_impl(self) -> None:

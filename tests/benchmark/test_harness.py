@@ -8,12 +8,13 @@ loosely. No speed targets here (those live in benchmarks).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from accelkit.benchmark.harness import Latency, measure_throughput
-from accelkit.errors import InputError, NonFiniteOutputError
+from accelkit.errors import InputError, NonFiniteOutputError, SpecError
 from accelkit.quality.images import check_finite
 from accelkit.sampler import LatentSampler
 from tests.benchmark.fakes import SPEC, SleepRunner
@@ -116,6 +117,36 @@ def test_non_finite_caught_without_warmup() -> None:
     runner = SleepRunner(sleeps_s=[0.001], fill=float("nan"))
     with pytest.raises(NonFiniteOutputError):
         measure_throughput(runner, _sampler(1), warmup=0, repeats=1, iters_per_repeat=1)
+
+
+class _ShapeShiftingRunner(SleepRunner):
+    """Drops the last output column on every third run (a generator that keeps state)."""
+
+    def _run_impl(self, prepared: Any) -> Any:
+        out = super()._run_impl(prepared)
+        return out[..., :1] if self.runs % 3 == 0 else out
+
+
+def test_an_output_shape_that_changes_between_calls_raises() -> None:
+    runner = _ShapeShiftingRunner(sleeps_s=[0.0])
+    with pytest.raises(
+        SpecError, match=r"output shape changed between calls \(2x1x2x2, then 2x1x2x1\)"
+    ):
+        measure_throughput(runner, _sampler(2), warmup=1, repeats=2, iters_per_repeat=2)
+    assert runner.runs == 3 and runner.active is False  # caught at the call it happened
+
+
+@pytest.mark.parametrize(
+    ("fill", "fails"), [(1.4, False), (-1.6, False), (2.5, True), (-1800.0, True)]
+)
+def test_outputs_far_outside_the_declared_range_raise(fill: float, fails: bool) -> None:
+    runner = SleepRunner(sleeps_s=[0.0], fill=fill)  # declared [-1, 1]: ±2 allowed
+    if not fails:
+        measure_throughput(runner, _sampler(1), warmup=1, repeats=1, iters_per_repeat=1)
+        return
+    with pytest.raises(SpecError, match=r"far outside its declared output range \[-1, 1\]") as exc:
+        measure_throughput(runner, _sampler(1), warmup=1, repeats=1, iters_per_repeat=1)
+    assert "(warm-up)" in str(exc.value) and "\n" not in str(exc.value)
 
 
 def test_check_finite_counts() -> None:

@@ -82,3 +82,49 @@ def test_speed_vs_drift_without_drift_rows(tmp_path: Path) -> None:
     dest = plot_mod.plot_speed_vs_drift(Report(environment={}, created="x"), tmp_path / "s.png")
     with Image.open(dest) as img:
         assert img.size == (720, 440)
+
+
+@pytest.mark.parametrize(
+    ("vmax", "top", "step"), [(0.9, 1.0, 0.2), (1234.0, 1500.0, 500.0), (3.1e-5, 4e-5, 1e-5)]
+)
+def test_every_chart_uses_round_ticks(vmax, top, step) -> None:
+    """One tick rule for the throughput, speed-vs-drift and Pareto charts: 1/2/5 steps, labelled by fmt_num."""
+    got_top, got_step = plot_mod._nice_axis(vmax)
+    assert got_top == pytest.approx(top) and got_step == pytest.approx(step)
+
+
+def _center(dest: Path, x: float, y: float, xmax: float, ymax: float) -> tuple[int, int, int]:
+    """The pixel at the centre of a Pareto point (the Pareto axes: 760x460, margins 60/150/30/60)."""
+    x0, x1, y0, y1 = 60, 760 - 150, 460 - 60, 30
+    px = x0 + (x1 - x0) * x / xmax
+    py = y0 - (y0 - y1) * y / ymax
+    with Image.open(dest) as img:
+        return img.convert("RGB").getpixel((round(px), round(py)))  # type: ignore[return-value]
+
+
+def test_pareto_marks_unstable_points_hollow(tmp_path: Path) -> None:
+    dest = plot_mod.plot_pareto(
+        [("ort-int8", 1.0, 500.0, "accepted"), ("ov-int8", 2.0, 900.0, "accepted unstable")],
+        tmp_path / "p.png",
+    )
+    xmax, _ = plot_mod._nice_axis(2.0)
+    ymax, _ = plot_mod._nice_axis(900.0)
+    assert _center(dest, 1.0, 500.0, xmax, ymax) == (40, 90, 200)  # filled
+    assert _center(dest, 2.0, 900.0, xmax, ymax) == (255, 255, 255)  # hollow
+
+
+def test_throughput_marks_unstable_points_hollow(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(plot_mod, "_plot_matplotlib", plot_mod._plot_pillow)
+    rows = [
+        BenchRow("torch", "fp32", 1, "cpu", images_per_sec=100.0),
+        BenchRow("ort", "fp32", 1, "cpu", images_per_sec=60.0, unstable=True),
+    ]
+    dest = plot_mod.plot_throughput(rows, tmp_path / "t.png")
+    top, _ = plot_mod._nice_axis(100.0)
+    x = 80 + (800 - 20 - 80) * 0.5  # one batch size: the middle of the axis
+    with Image.open(dest) as img:
+        rgb = img.convert("RGB")
+        # 2 px right of each centre: inside the dot, beside its (zero-length) error bar
+        filled = rgb.getpixel((round(x) + 2, round(440 - (440 - 40) * 100.0 / top)))
+        hollow = rgb.getpixel((round(x) + 2, round(440 - (440 - 40) * 60.0 / top)))
+    assert filled == plot_mod._COLORS[0] and hollow == (255, 255, 255)

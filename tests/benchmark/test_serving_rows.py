@@ -96,6 +96,24 @@ def test_serving_rows_round_trip_and_render(tmp_path: Path) -> None:
     assert {"scenario", "concurrency", "server_queue_ms", "server_compute_infer_ms"} <= set(header)
 
 
+def test_a_load_test_report_has_no_empty_in_process_parts(tmp_path: Path) -> None:
+    """A report of serving rows only (accelkit loadtest URL): no "No measurements.", no empty
+    throughput.png (and a stale one from an earlier run in the folder goes)."""
+    (tmp_path / "throughput.png").write_bytes(b"stale")
+    rows = [_row(scenario="serving", concurrency=c, ips=80.0 * c) for c in (1, 2)]
+    files = Report(rows, environment=ENV, created="2025-01-01T00:00:00+00:00").write(tmp_path)
+    assert set(files) == {"json", "md", "csv", "serving_png"}
+    assert not (tmp_path / "throughput.png").exists()
+    md = (tmp_path / "results.md").read_text()
+    assert "No measurements." not in md and "## Serving (Triton Inference Server)" in md
+    assert "| ort fp32 | 1 | 2 | 160.0" in md
+    # an in-process report still draws its plot and drops a stale serving.png
+    (tmp_path / "serving.png").write_bytes(b"stale")
+    files = Report([_row()], environment=ENV, created="2025-01-01T00:00:00+00:00").write(tmp_path)
+    assert set(files) == {"json", "md", "csv", "png"} and not (tmp_path / "serving.png").exists()
+    assert "No measurements." in Report([], environment=ENV).to_markdown()
+
+
 def test_version_1_files_still_load(tmp_path: Path) -> None:
     data = json.loads(_report().to_json())
     data["schema_version"] = 1

@@ -181,7 +181,8 @@ def test_unstable_baseline_withholds_every_speedup_at_that_batch() -> None:
     rep.compute_speedups()
     ort = next(r for r in rep.rows if r.backend == "ort")
     assert not ort.unstable and ort.speedup_vs_torch_fp32 is None
-    assert "baseline unstable" in rep.to_markdown()
+    md = rep.to_markdown()
+    assert "| withheld |" in md and "the torch fp32 baseline is unstable" in md
 
 
 def test_merged_rounds_are_judged_on_all_samples_and_the_worst_contention() -> None:

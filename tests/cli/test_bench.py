@@ -69,7 +69,14 @@ def test_bench_writes_all_reports_with_torch_and_ort_rows(gen_files, tmp_path) -
         (["--backend", "trt"], "available here: torch, ort"),
         (["--backend", "ort", "--device", "cuda"], "--device cuda: no CUDA GPU"),
         (["--backend", "tpu"], "--backend tpu is unknown"),
-        (["--precision", "int4"], "--precision int4 is unknown"),
+        (["--precision", "int4"], "--precision 'int4' is unknown"),
+        (["--fid", "99999999999"], "--fid 99999999999 is out of range"),
+        (["--threads", "99999"], "--threads 99999 is out of range"),
+        (["--fid", "8", "--fid-weights", "/etc/hostname"], "is not a model file"),
+        (["--fid-weights", "/nonexistent/w.pt"], "does not exist"),
+        (["--warmup", "-1"], "--warmup -1 is out of range"),
+        (["--min-time", "nan"], "--min-time nan is not a finite number"),
+        (["--truncation", "1e300"], "--truncation 1e+300 is out of range"),
         (["--batch", "0"], "--batch needs positive integers"),
         (["--batch", "one"], "not a comma-separated list of integers"),
         (["--repeats", "1"], "too few"),
@@ -172,11 +179,11 @@ def test_bench_vs_with_no_comparable_rows_fails_closed(tmp_path) -> None:
         app,
         ["bench", str(a), "--vs", str(b), "--backend", "torch", *VS_FAST[2:], "--out", str(out)],
     )
-    assert res.exit_code == 1, res.output
+    assert res.exit_code == 3, res.output  # the gate cannot tell
     last = [ln for ln in res.stdout.splitlines() if ln.startswith(("PASS", "FAIL", "UNRELIABLE"))]
     assert (
         last
-        and last[-1].startswith("FAIL: ")
+        and last[-1].startswith("UNRELIABLE (exit 3): ")
         and "nothing compared: the current report measured nothing" in last[-1]
     )
     assert "torch rows need the torch model" in last[-1]

@@ -75,6 +75,21 @@ def _pix2pix(d: Path, g: dict[str, Path]) -> Path:
     return write_pix2pix(d / "latest_net_G.pth")
 
 
+def _flat_pt2(d: Path, g: dict[str, Path]) -> Path:
+    from tests.fixtures.families import write_flat_pt2
+
+    return write_flat_pt2(d / "mlp.pt2")
+
+
+def _weights(cls_name: str, name: str) -> Callable[[Path, dict[str, Path]], Path]:
+    def make(d: Path, g: dict[str, Path]) -> Path:
+        from tests.fixtures import families
+
+        return families.write_state_dict(getattr(families, cls_name), d / name)
+
+    return make
+
+
 def _copy(key: str, name: str) -> Callable[[Path, dict[str, Path]], Path]:
     def make(d: Path, g: dict[str, Path]) -> Path:
         dest = d / name
@@ -100,12 +115,22 @@ FAMILIES: dict[str, Family] = {
     "state-dict": Family(
         _copy("state_dict", "gen_sd.pt"), flags=["--arch", "tests.fixtures.generators:LatentGen"]
     ),
+    # flat outputs that need --output-shape (issue 23): as TorchScript, and weight-only with --arch
+    "mlp-flat": Family(
+        _flat_pt2, flags=["--output-shape", "1x28x28"], output_range=(0.0, 1.0), prune=False
+    ),
+    "mnist-vae-decoder": Family(
+        _weights("MnistVaeDecoder", "vae_decoder.pt"),
+        flags=["--arch", "tests.fixtures.families:MnistVaeDecoder", "--output-shape", "1x28x28"],
+        output_range=(0.0, 1.0),
+        prune=False,
+    ),
 }
 
 
 def _marks(name: str, fam: Family, slow: bool = False) -> Any:
     marks = [pytest.mark.sr] if fam.sr else []
-    if slow or name in ("vae-decoder", "stylegan2"):
+    if slow or name in ("vae-decoder", "stylegan2", "mlp-flat", "mnist-vae-decoder"):
         marks.append(pytest.mark.slow)
     return pytest.param(name, marks=marks, id=name)
 
@@ -152,6 +177,23 @@ class Chain:
 
         return self._once("fp16", make)  # type: ignore[no-any-return]
 
+    def pruned(self) -> Path:
+        def make() -> Path:
+            out = self.dir / "g.pruned.pt"
+            cli(
+                "prune",
+                self.source,
+                *self.fam.flags,
+                *self.fam.prune_flags,
+                "--ratio",
+                "0.25",
+                "-o",
+                out,
+            )
+            return out
+
+        return self._once("pruned", make)  # type: ignore[no-any-return]
+
     def bench(self, tiny_weights: Path) -> Path:
         def make() -> Path:
             out = self.dir / "bench"
@@ -192,7 +234,7 @@ def chains(
                 fam.needs, reason=f"{fam.needs} is not installed (the family's extra)"
             )
         if fam.sr:
-            from accelkit.loaders.spandrel_sr import spandrel_available
+            from accelkit.loading.spandrel_sr import spandrel_available
 
             reason = spandrel_available()
             if reason is not None:
@@ -268,14 +310,89 @@ def test_quantize_int8_from_the_onnx(name: str, chains) -> None:
 def test_prune_then_next_commands_take_no_flags(name: str, chains) -> None:
     pytest.importorskip("torch_pruning")
     c = chains(name)
-    out = c.dir / "g.pruned.pt"
-    cli("prune", c.source, *c.fam.flags, *c.fam.prune_flags, "--ratio", "0.25", "-o", out)
+    out = c.pruned()
     side = sidecar(out)
     _spec_ok(side["spec"], c.fam, "pruned sidecar")
     assert side["meta"]["pruning"]["params_after"] < side["meta"]["pruning"]["params_before"]
     d = json.loads(cli("info", out, "--json").stdout)
     assert d["spec"]["inputs"] == side["spec"]["inputs"]
     cli("export", out, "-o", c.dir / "g.pruned.onnx", "--batch-range", "1:2:4")
+
+
+def _user_arch(fam: Family) -> list[str]:
+    """``--arch X`` of a family loaded with a user architecture (a bundled one travels in the sidecar)."""
+    from accelkit.loading import is_bundled_architecture
+
+    flags = dict(zip(fam.flags[::2], fam.flags[1::2]))
+    arch = flags.get("--arch")
+    return [] if arch is None or is_bundled_architecture(arch) else ["--reference-arch", arch]
+
+
+def _drift_rebuilt(res: Any, out: Path) -> None:
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert any(r["status"] == "ok" and r.get("fid_drift") is not None for r in rows), res.output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", cells(slow=True))
+def test_export_then_bench_fid_rebuilds_the_reference_from_the_sidecar(
+    name: str, chains, tiny_weights
+) -> None:
+    """Issue 23, "the spec travels whole": ``export`` -> ``bench BUILD --fid N`` needs no loading flags.
+
+    The one exception, by design (issue 22): a *user* architecture is never imported from a
+    sidecar, so for a weight-only file loaded with ``--arch module:Class`` the first try says
+    exactly which flags to add (``--reference SRC --reference-arch module:Class``), and with
+    them it runs; every other loading flag (``--output-shape``, ``--input``...) still comes
+    from the sidecar.
+    """
+    c = chains(name)
+    fid = ["--fid", 8, "--fid-weights", tiny_weights, "--fid-batch", 8]
+    base = ["bench", c.onnx(), *fid, "--backend", "ort", "--precision", "fp32", *QUICK]
+    arch = _user_arch(c.fam)
+    if not arch:
+        out = c.dir / "bench_build"
+        _drift_rebuilt(cli(*base, "--out", out), out)
+        return
+    res = cli(*base, "--out", c.dir / "bench_build_refused", code=2)
+    line = next(ln for ln in res.stderr.splitlines() if ln.startswith("error: "))
+    assert f"--reference {c.source} --reference-arch {arch[1]}" in line, line
+    out = c.dir / "bench_build"
+    _drift_rebuilt(cli(*base, "--reference", c.source, *arch, "--out", out), out)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", cells(only=lambda f: f.prune))
+def test_prune_then_bench_fid_vs_the_teacher_needs_no_loading_flags(
+    name: str, chains, tiny_weights
+) -> None:
+    """``prune`` -> ``bench PRUNED --fid N --reference GEN``: the teacher's flags come from the sidecar
+    (a user architecture is named once more, as ``--reference-arch``: the line prune printed)."""
+    pytest.importorskip("torch_pruning")
+    c = chains(name)
+    pruned = c.pruned()
+    out = c.dir / "bench_pruned"
+    res = cli(
+        "bench",
+        pruned,
+        "--fid",
+        8,
+        "--fid-weights",
+        tiny_weights,
+        "--fid-batch",
+        8,
+        "--reference",
+        c.source,
+        *_user_arch(c.fam),
+        "--backend",
+        "torch",
+        "--precision",
+        "fp32",
+        "--out",
+        out,
+        *QUICK,
+    )
+    _drift_rebuilt(res, out)
 
 
 @pytest.mark.slow
@@ -339,6 +456,7 @@ def _torch_artifact(c: Chain) -> Any:
         c.source,
         arch=flags.get("--arch"),
         inputs=[flags["--input"]] if "--input" in flags else None,
+        output_shape=flags.get("--output-shape"),
     ).load()
 
 
@@ -346,5 +464,9 @@ def _torch_artifact(c: Chain) -> Any:
 def test_compare_two_reports(name: str, chains, tiny_weights) -> None:
     c = chains(name)
     first = c.bench(tiny_weights)
-    res = cli("compare", first / "results.json", first / "results.json")
-    assert "fail" not in res.stdout.lower().split("\n")[0]
+    # a report against itself never regresses; on a busy machine its rows may be unreliable
+    # (intervals wider than 5 %, an oversubscribed run), which fails closed (exit 3) unless accepted
+    res = cli("compare", first / "results.json", first / "results.json", "--allow-unreliable")
+    last = res.stdout.strip().splitlines()[-1]
+    assert last.startswith(("PASS", "UNRELIABLE (exit 0: --allow-unreliable)")), last
+    assert "regression" not in last and "fail" not in res.stdout.lower().split("\n")[0]

@@ -31,6 +31,13 @@ ENV: dict[str, Any] = {
     "gpus": [{"index": 0, "name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"}],
 }
 SETTINGS = {"device": "cuda", "warmup": 3, "repeats": 5, "min_time_s": 0.5}
+#: Which generator the synthetic reports benched (``bench`` records its sha256 and spec).
+GEN_SHA = "d" * 64
+SPEC: dict[str, Any] = {
+    "inputs": [{"name": "z", "kind": "latent", "shape": [64], "dtype": "float32"}],
+    "output_shape": [3, 64, 64],
+    "output_range": [-1.0, 1.0],
+}
 
 # Five repeats of a steady machine (about ±1 %) and of a noisy one (about ±15 %).
 STEADY = [1.00, 1.01, 0.99, 1.005, 0.995]
@@ -65,7 +72,14 @@ def row(
     return d
 
 
-def results(rows: list[dict[str, Any]], **env_changes: Any) -> dict[str, Any]:
+def results(
+    rows: list[dict[str, Any]],
+    *,
+    sha: str = GEN_SHA,
+    spec: dict[str, Any] | None = None,
+    **env_changes: Any,
+) -> dict[str, Any]:
+    """A results.json of ``rows``, benched from the generator ``sha`` (``spec``), in ``ENV`` changed by ``env_changes``."""
     env = copy.deepcopy(ENV)
     for k, v in env_changes.items():
         if k in env["versions"]:
@@ -76,8 +90,10 @@ def results(rows: list[dict[str, Any]], **env_changes: Any) -> dict[str, Any]:
         "schema_version": 1,
         "created": "2025-05-01T12:00:00+00:00",
         "environment": env,
-        "settings": dict(SETTINGS),
-        "artifacts": [],
+        "settings": dict(SETTINGS, generator="gen.pt", generator_sha256=sha[:16]),
+        "artifacts": [
+            {"id": "torch:gen.pt:fp32", "source_sha256": sha, "spec": copy.deepcopy(spec or SPEC)}
+        ],
         "rows": rows,
     }
 
@@ -147,10 +163,13 @@ def test_noisy_repeats_are_unreliable_not_a_pass_nor_a_failure() -> None:
     assert r.verdict == r.speed_verdict == "unreliable" and not r.run_to_run
     assert r.ci_low is not None and r.ci_high is not None and r.ci_low < 0.95 <= r.ci_high
     assert "wider than the ±5% threshold" in r.reason
-    assert comp.exit_code == 0 and comp.verdict == "unreliable"
-    assert comp.summary_line().startswith("UNRELIABLE") and "more --repeats" in comp.summary_line()
-    strict = compare_reports(results(base), results(cur), max_slowdown=0.05, strict=True)
-    assert strict.exit_code == 1 and strict.summary_line().startswith("FAIL: 1 unreliable")
+    assert comp.exit_code == 3 and comp.verdict == "unreliable"  # the gate cannot tell
+    assert comp.summary_line().startswith("UNRELIABLE (exit 3; --allow-unreliable accepts it)")
+    assert "more --repeats" in comp.summary_line()
+    allowed = compare_reports(results(base), results(cur), allow_unreliable=True)
+    assert allowed.exit_code == 0 and allowed.summary_line().startswith(
+        "UNRELIABLE (exit 0: --allow-unreliable): 1 unreliable"
+    )
 
 
 def test_rule_needs_the_whole_interval_beyond_the_threshold() -> None:
@@ -173,28 +192,33 @@ def test_improvement_is_reported_not_failed() -> None:
     assert comp.rows[2].verdict == "improved" and comp.exit_code == 0
 
 
-def test_few_repeats_never_regress_but_fail_strict() -> None:
+def test_few_repeats_never_regress_but_cannot_tell() -> None:
     base = [row("trt", 1, 1000.0, shape=[1.0, 1.01])]
     cur = [row("trt", 1, 700.0, shape=[1.0, 1.01])]
     assert MIN_SAMPLES > 2
     comp = compare_reports(results(base), results(cur))
     r = comp.rows[0]
     assert r.verdict == "unreliable" and "repeats" in r.unreliable_reasons[0]
-    assert comp.exit_code == 0 and comp.summary_line().startswith("UNRELIABLE")
-    assert compare_reports(results(base), results(cur), strict=True).exit_code == 1
+    assert comp.exit_code == 3 and comp.summary_line().startswith("UNRELIABLE")
+    assert compare_reports(results(base), results(cur), allow_unreliable=True).exit_code == 0
 
 
 # ----------------------------------------------------------------- missing rows
-def test_missing_and_new_rows_reported_strict_fails() -> None:
+def test_missing_rows_cannot_be_vouched_for_new_rows_only_under_strict() -> None:
     cur = base_rows()[1:] + [row("ort", 8, 5000.0, variant="tensorrt")]
     comp = compare_reports(results(base_rows()), results(cur))
     v = verdicts(comp)
     assert v["trt fp16 1"] == "missing-in-current"
     assert v["ort:tensorrt fp16 8"] == "new-in-current"
-    assert comp.exit_code == 0
-    strict = compare_reports(results(base_rows()), results(cur), strict=True)
-    assert strict.exit_code == 1
-    assert {r.verdict for r in strict.failing_rows} == {"missing-in-current", "new-in-current"}
+    assert comp.exit_code == 3 and [r.verdict for r in comp.undecided_rows] == [
+        "missing-in-current"
+    ]
+    assert compare_reports(results(base_rows()), results(cur), allow_unreliable=True).exit_code == 0
+    only_new = compare_reports(results(base_rows()), results(base_rows() + cur[-1:]))
+    assert only_new.exit_code == 0  # a row the baseline never measured is reported, not judged
+    strict = compare_reports(results(base_rows()), results(base_rows() + cur[-1:]), strict=True)
+    assert strict.exit_code == 3
+    assert [r.verdict for r in strict.undecided_rows] == ["new-in-current"]
 
 
 def test_row_skipped_in_current_is_missing() -> None:
@@ -205,16 +229,19 @@ def test_row_skipped_in_current_is_missing() -> None:
         comp.rows[0].verdict == "missing-in-current"
         and "TensorRT is not installed" in comp.rows[0].reason
     )
-    assert comp.exit_code == 0
+    assert comp.exit_code == 3
 
 
 def test_rows_skipped_on_both_sides_are_notes() -> None:
     skipped = row("trt", 1, None, status="skipped", reason="no GPU")
     comp = compare_reports(results([skipped]), results([skipped]))
     assert comp.rows == [] and len(comp.notes) == 1
+    assert comp.exit_code == 3 and "nothing compared" in comp.summary_line()
+    # a gate never passes on nothing, not even when unreliable comparisons are accepted
     assert (
-        comp.exit_code == 1 and "nothing compared" in comp.summary_line()
-    )  # a gate never passes on nothing
+        compare_reports(results([skipped]), results([skipped]), allow_unreliable=True).exit_code
+        == 3
+    )
 
 
 def test_failed_row_fails_the_comparison() -> None:
@@ -239,7 +266,7 @@ def test_baseline_failed_now_ok_is_new() -> None:
 
 
 # ---------------------------------------------------------------- environment
-def test_mismatched_devices_reported_and_strict_fails() -> None:
+def test_mismatched_devices_compare_nothing() -> None:
     cur_rows = [dict(r, device="cpu") for r in base_rows()]
     cur = results(cur_rows, gpus=[])
     comp = compare_reports(results(base_rows()), cur)
@@ -251,26 +278,30 @@ def test_mismatched_devices_reported_and_strict_fails() -> None:
         for m in comp.env_mismatches
     )
     assert (
-        comp.exit_code == 1 and "measured none of the baseline's 4 rows" in comp.summary_line()
+        comp.exit_code == 3 and "measured none of the baseline's 4 rows" in comp.summary_line()
     )  # nothing compared
-    assert compare_reports(results(base_rows()), cur, strict=True).exit_code == 1
+    assert compare_reports(results(base_rows()), cur, allow_unreliable=True).exit_code == 3
 
 
-def test_version_mismatch_reported_and_strict_fails() -> None:
+def test_version_mismatch_makes_an_unchanged_build_unreliable() -> None:
     cur = results(base_rows(), tensorrt="10.11.0", torch="2.14.0")
     comp = compare_reports(results(base_rows()), cur)
     fields = {m.field: (m.baseline, m.current) for m in comp.env_mismatches}
     assert fields["tensorrt"] == ("10.9.0", "10.11.0") and fields["torch"] == ("2.13.0", "2.14.0")
-    assert comp.exit_code == 0 and "environment difference" in comp.summary_line()
+    assert comp.exit_code == 3 and "environment difference" in comp.summary_line()
     assert comp.verdict == "unreliable" and {r.verdict for r in comp.rows} == {"unreliable"}
     assert "tensorrt: 10.9.0 → 10.11.0" in comp.summary_line() and "--vs" in comp.summary_line()
-    strict = compare_reports(results(base_rows()), cur, strict=True)
-    assert strict.exit_code == 1
-    md = strict.to_markdown()
+    md = comp.to_markdown()
     assert "Environment differences" in md and "10.11.0" in md
+    # --strict: even a harmless difference (the number of repeats) leaves the gate unable to tell
+    fewer = results(base_rows())
+    fewer["settings"]["repeats"] = 3
+    assert compare_reports(results(base_rows()), fewer).exit_code == 0
+    strict = compare_reports(results(base_rows()), fewer, strict=True)
+    assert strict.exit_code == 3 and "--strict is set" in strict.summary_line()
     junit = ET.fromstring(strict.to_junit())
     env_case = next(c for c in junit.iter("testcase") if c.get("name") == "environment")
-    assert env_case.find("failure") is not None
+    assert env_case.find("error") is not None and junit.get("failures") == "0"
 
 
 def test_settings_mismatch_reported() -> None:
@@ -427,19 +458,21 @@ def test_junit_has_one_case_per_row_and_failures() -> None:
     root = ET.fromstring(comp.to_junit())
     cases = list(root.iter("testcase"))
     assert len(cases) == len(comp.rows) + 2  # + coverage, environment
-    assert root.get("failures") == "1" and root.get("skipped") == "1"
+    assert root.get("failures") == "1" and root.get("errors") == "1" and root.get("skipped") == "0"
     failed = [c for c in cases if c.find("failure") is not None]
     assert [c.get("classname") for c in failed] == ["accelkit.perf.trt.fp16"] and failed[0].get(
         "name"
     ) == "batch 8 on cuda:0"
     assert "regression" in (failed[0].find("failure").get("message") or "")  # type: ignore[union-attr]
-    skipped = [c for c in cases if c.find("skipped") is not None]
-    assert [c.get("name") for c in skipped] == ["batch 8 on cuda:0"] and skipped[0].get(
+    errors = [c for c in cases if c.find("error") is not None]  # missing: the gate cannot tell
+    assert [c.get("name") for c in errors] == ["batch 8 on cuda:0"] and errors[0].get(
         "classname"
     ) == "accelkit.perf.torch.fp32"
-    strict = compare_reports(results(base_rows()), results(base_rows()[:3]), strict=True)
-    sroot = ET.fromstring(strict.to_junit())
-    assert sroot.get("failures") == "1" and sroot.get("skipped") == "0"
+    accepted = compare_reports(
+        results(base_rows()), results(base_rows()[:3]), allow_unreliable=True
+    )
+    aroot = ET.fromstring(accepted.to_junit())
+    assert (aroot.get("failures"), aroot.get("errors"), aroot.get("skipped")) == ("0", "0", "1")
 
 
 def test_markdown_has_the_table_and_details() -> None:

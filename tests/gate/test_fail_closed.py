@@ -1,6 +1,7 @@
-"""The gate fails closed and says when it cannot tell: nothing compared, missing metrics,
-run-to-run differences (``unreliable``), interleaved runs, and summary counts that always
-match the verdict."""
+"""The gate fails closed and says when it cannot tell: the cases of issue 22 (each exits non-zero
+unless --allow-unreliable, a different generator never compared), nothing compared, missing
+metrics, run-to-run differences (``unreliable``, exit 3), interleaved runs, and summary counts
+that always match the verdict."""
 
 from __future__ import annotations
 
@@ -17,15 +18,17 @@ import pytest
 from typer.testing import CliRunner
 
 from accelkit.cli import app
+from accelkit.errors import InputError
 from accelkit.gate.compare import (
     FAILING,
-    STRICT_FAILING,
+    STRICT_UNRELIABLE,
+    UNRELIABLE,
     VERDICTS,
     Comparison,
     compare_files,
     compare_reports,
 )
-from tests.gate.test_compare import NOISY, base_rows, results, row
+from tests.gate.test_compare import NOISY, SPEC, base_rows, results, row
 
 runner = CliRunner()
 
@@ -39,6 +42,239 @@ def with_load(rep: dict[str, Any], load: float, cores: int = 2) -> dict[str, Any
     for r in out["rows"]:
         r["load_average_1m"] = load
     return out
+
+
+def scaled(factor: float, rows: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """``rows`` (default: :func:`base_rows`) with every sample multiplied by ``factor`` (0.5 = 50 % slower)."""
+    return [
+        dict(r, images_per_sec_samples=[x * factor for x in r["images_per_sec_samples"]])
+        for r in (rows if rows is not None else base_rows())
+    ]
+
+
+def one_repeat(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [dict(r, images_per_sec_samples=r["images_per_sec_samples"][:1]) for r in rows]
+
+
+def skipped(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        row(
+            r["backend"],
+            r["batch_size"],
+            None,
+            precision=r["precision"],
+            status="skipped",
+            reason="no GPU",
+        )
+        for r in rows
+    ]
+
+
+def other_cpu(rep: dict[str, Any]) -> dict[str, Any]:
+    rep["environment"]["cpu"]["model"] = "Other CPU"
+    return rep
+
+
+def unrecorded(rep: dict[str, Any]) -> dict[str, Any]:
+    rep["settings"].pop("generator_sha256")
+    rep["artifacts"] = []
+    return rep
+
+
+# --------------------------------------------------- the issue's cases, one table
+#: (id, baseline, current, exit code, exit code with --allow-unreliable, what the summary says)
+ISSUE_CASES: list[tuple[str, Any, Any, int, int, str]] = [
+    ("unchanged", lambda: results(base_rows()), lambda: results(base_rows()), 0, 0, "PASS: 4 pass"),
+    (
+        "50%-slower-other-cpu-model",
+        lambda: results(base_rows()),
+        lambda: other_cpu(results(scaled(0.5))),
+        1,
+        1,
+        "FAIL: 4 regression; 1 environment difference — 4 failing rows",
+    ),
+    (
+        "unchanged-other-cpu-model",
+        lambda: results(base_rows()),
+        lambda: other_cpu(results(base_rows())),
+        3,
+        0,
+        "cpu: Test CPU → Other CPU",
+    ),
+    (
+        "70%-slower-oversubscribed",
+        lambda: with_load(results(base_rows()), 0.2),
+        lambda: with_load(results(scaled(0.3)), 4.9),
+        3,
+        0,
+        "current machine oversubscribed (load 4.9 on 2 cores)",
+    ),
+    (
+        "90%-slower-one-repeat-per-row",
+        lambda: results(one_repeat(base_rows())),
+        lambda: results(one_repeat(scaled(0.1))),
+        3,
+        0,
+        "no noise estimate (1 and 1 repeats, need >= 3 on each side)",
+    ),
+    (
+        "rows-skipped",
+        lambda: results(base_rows()),
+        lambda: results(skipped(base_rows())),
+        3,
+        3,
+        "nothing compared: the current report measured nothing",
+    ),
+    (
+        "rows-removed",
+        lambda: results(base_rows()),
+        lambda: results(base_rows()[:2]),
+        3,
+        0,
+        "2 rows not compared (missing-in-current)",
+    ),
+    (
+        "1-of-4-rows-left",
+        lambda: results(base_rows()),
+        lambda: results(base_rows()[:1]),
+        3,
+        0,
+        "3 rows not compared (missing-in-current)",
+    ),
+    (
+        "some-rows-skipped",
+        lambda: results(base_rows()),
+        lambda: results(base_rows()[:2] + skipped(base_rows()[2:])),
+        3,
+        0,
+        "2 missing-in-current",
+    ),
+    (
+        "no-common-rows",
+        lambda: results(base_rows()),
+        lambda: results([dict(r, device="cpu") for r in base_rows()]),
+        3,
+        3,
+        "nothing compared: the current report measured none of the baseline's 4 rows",
+    ),
+    (
+        "current-records-no-generator",
+        lambda: results(base_rows()),
+        lambda: unrecorded(results(base_rows())),
+        3,
+        0,
+        "current does not record which generator it benched",
+    ),
+    (
+        "regression-same-machine",
+        lambda: results(base_rows()),
+        lambda: results(scaled(0.8)),
+        1,
+        1,
+        "FAIL: 4 regression — 4 failing rows",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("base", "cur", "code", "allowed_code", "said"),
+    [c[1:] for c in ISSUE_CASES],
+    ids=[c[0] for c in ISSUE_CASES],
+)
+def test_issue_cases_exit_non_zero_unless_allowed(
+    base: Callable[[], dict[str, Any]],
+    cur: Callable[[], dict[str, Any]],
+    code: int,
+    allowed_code: int,
+    said: str,
+) -> None:
+    comp = compare_reports(base(), cur(), current_name="current")
+    assert comp.exit_code == code, comp.summary_line()
+    assert said in comp.summary_line(), comp.summary_line()
+    allowed = compare_reports(base(), cur(), allow_unreliable=True)
+    assert allowed.exit_code == allowed_code, allowed.summary_line()
+    if code == 3 and allowed_code == 0:
+        assert allowed.summary_line().startswith("UNRELIABLE (exit 0: --allow-unreliable)")
+    _check_counts(comp)
+    _check_counts(allowed)
+
+
+@pytest.mark.parametrize(
+    ("cur", "said"),
+    [
+        (
+            lambda: results(scaled(3.0), sha="e" * 64),
+            "benched different generators (sha256 dddddddddddddddd vs eeeeeeeeeeeeeeee)",
+        ),
+        (
+            lambda: results(scaled(3.0), spec=dict(SPEC, output_shape=[3, 32, 32])),
+            "benched generators with different I/O specs",
+        ),
+    ],
+    ids=["other-sha256-3x-faster", "other-spec-3x-faster"],
+)
+def test_a_different_generator_is_never_compared(
+    cur: Callable[[], dict[str, Any]], said: str
+) -> None:
+    for allow in (False, True):
+        with pytest.raises(InputError) as ei:
+            compare_reports(results(base_rows()), cur(), allow_unreliable=allow)
+        msg = str(ei.value)
+        assert said in msg and "\n" not in msg and ei.value.exit_code == 2
+    # bench --vs measures two builds (two files) in one run on purpose: no identity check there
+    b, c = results(base_rows()), cur()
+    b["settings"]["interleaved_run"] = c["settings"]["interleaved_run"] = "run-1"
+    assert compare_reports(b, c).rows[0].verdict == "improved"
+
+
+def test_the_sha256_prefix_bench_records_matches_the_full_one() -> None:
+    full = results(base_rows())
+    full["settings"].pop("generator_sha256")  # only the artifacts' full source_sha256
+    assert compare_reports(results(base_rows()), full).exit_code == 0
+
+
+def test_strict_and_allow_unreliable_contradict() -> None:
+    with pytest.raises(InputError) as ei:
+        compare_reports(
+            results(base_rows()), results(base_rows()), strict=True, allow_unreliable=True
+        )
+    assert "--strict and --allow-unreliable" in str(ei.value)
+
+
+@pytest.mark.parametrize(
+    ("case", "flags", "code"),
+    [
+        ("70%-slower-oversubscribed", [], 3),
+        ("70%-slower-oversubscribed", ["--allow-unreliable"], 0),
+        ("50%-slower-other-cpu-model", ["--allow-unreliable"], 1),
+        ("rows-skipped", ["--allow-unreliable"], 3),
+        ("unchanged", ["--strict", "--allow-unreliable"], 2),
+    ],
+)
+def test_cli_exit_codes(tmp_path: Path, case: str, flags: list[str], code: int) -> None:
+    _, base, cur, *_ = next(c for c in ISSUE_CASES if c[0] == case)
+    (tmp_path / "base.json").write_text(json.dumps(base()))
+    (tmp_path / "cur.json").write_text(json.dumps(cur()))
+    res = runner.invoke(
+        app, ["compare", str(tmp_path / "base.json"), str(tmp_path / "cur.json"), *flags]
+    )
+    assert res.exit_code == code, res.output
+    if code == 2:
+        assert res.stderr.startswith("error: --strict and --allow-unreliable") and not res.stdout
+    else:
+        assert res.stdout.strip().splitlines()[-1].startswith(("PASS", "FAIL", "UNRELIABLE"))
+
+
+def test_cli_refuses_another_generator_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "base.json").write_text(json.dumps(results(base_rows())))
+    (tmp_path / "cur.json").write_text(json.dumps(results(scaled(3.0), sha="f" * 64)))
+    res = runner.invoke(
+        app,
+        ["compare", str(tmp_path / "base.json"), str(tmp_path / "cur.json"), "--allow-unreliable"],
+    )
+    assert res.exit_code == 2 and not res.stdout
+    (line,) = res.stderr.strip().splitlines()
+    assert line.startswith("error: ") and "benched different generators" in line
 
 
 # ------------------------------------------------------------ nothing compared
@@ -79,28 +315,30 @@ def with_load(rep: dict[str, Any], load: float, cores: int = 2) -> dict[str, Any
     ],
     ids=["zero-rows", "all-missing", "all-skipped", "all-failed", "one-compared"],
 )
-def test_nothing_compared_fails_with_a_reason(
+def test_nothing_compared_cannot_tell_with_a_reason(
     current_rows: list[dict[str, Any]], why: str | None
 ) -> None:
     comp = compare_reports(results(base_rows()), results(current_rows))
-    if why is None:  # one row compared: the missing ones are reported, not failing without --strict
-        assert (
-            comp.failures == [] and comp.exit_code == 0 and comp.counts()["missing-in-current"] == 3
-        )
+    if why is None:  # one row compared: the missing ones leave the gate unable to tell
+        assert comp.cannot_compare == [] and comp.exit_code == 3
+        assert comp.counts()["missing-in-current"] == 3
         return
-    assert comp.exit_code == 1 and comp.verdict == "fail"
-    assert comp.failures and why in comp.failures[0], comp.failures
+    if "failed" in (r.get("status") for r in current_rows):  # a failed row is a measured failure
+        assert comp.exit_code == 1 and comp.verdict == "fail" and comp.cannot_compare
+        return
+    assert comp.exit_code == 3 and comp.verdict == "unreliable"
+    assert comp.cannot_compare and why in comp.cannot_compare[0], comp.cannot_compare
     line = comp.summary_line()
-    assert line.startswith("FAIL: ") and "nothing compared" in line and "PASS" not in line
+    assert line.startswith("UNRELIABLE (exit 3): ") and "nothing compared" in line
     junit = ET.fromstring(comp.to_junit())
     cov = next(c for c in junit.iter("testcase") if c.get("name") == "coverage")
-    assert cov.find("failure") is not None
-    assert json.loads(json.dumps(comp.to_dict()))["failures"] == comp.failures
+    assert cov.find("error") is not None and junit.get("failures") == "0"
+    assert json.loads(json.dumps(comp.to_dict()))["problems"] == comp.cannot_compare
 
 
-def test_empty_baseline_fails() -> None:
+def test_empty_baseline_cannot_tell() -> None:
     comp = compare_reports(results([]), results(base_rows()))
-    assert comp.exit_code == 1 and "baseline has no ok row" in comp.summary_line()
+    assert comp.exit_code == 3 and "baseline has no ok row" in comp.summary_line()
     assert {r.verdict for r in comp.rows} == {"new-in-current"}
 
 
@@ -109,15 +347,18 @@ def test_empty_baseline_fails() -> None:
     [[], [row("trt", 1, None, status="skipped", reason="no GPU")]],
     ids=["empty", "all-missing"],
 )
-def test_cli_compare_on_empty_or_all_missing_current_exits_1(
+def test_cli_compare_on_empty_or_all_missing_current_exits_3(
     tmp_path: Path, current_rows: list[dict[str, Any]]
 ) -> None:
     (tmp_path / "base.json").write_text(json.dumps(results(base_rows())))
     (tmp_path / "cur.json").write_text(json.dumps(results(current_rows)))
-    res = runner.invoke(app, ["compare", str(tmp_path / "base.json"), str(tmp_path / "cur.json")])
-    assert res.exit_code == 1, res.output
-    last = res.stdout.strip().splitlines()[-1]
-    assert last.startswith("FAIL: ") and "nothing compared" in last
+    for flags in ([], ["--allow-unreliable"]):
+        res = runner.invoke(
+            app, ["compare", str(tmp_path / "base.json"), str(tmp_path / "cur.json"), *flags]
+        )
+        assert res.exit_code == 3, res.output
+        last = res.stdout.strip().splitlines()[-1]
+        assert last.startswith("UNRELIABLE (exit 3): ") and "nothing compared" in last
 
 
 # ------------------------------------------------------------- missing metric
@@ -162,7 +403,7 @@ def test_missing_metric_keeps_a_speed_regression_a_regression() -> None:
 
 # ---------------------------------------------------------- run-to-run checks
 def test_same_build_at_different_loads_is_unreliable_not_a_regression() -> None:
-    """The issue's case: same build, busier machine for the second run, rows 20 % slower with tight repeats."""
+    """Same build, busier machine for the second run, rows 20 % slower with tight repeats: exit 3, not 1."""
     base = with_load(results(base_rows()), 0.2)
     cur_rows = [
         dict(r, images_per_sec_samples=[x * 0.8 for x in r["images_per_sec_samples"]])
@@ -172,12 +413,12 @@ def test_same_build_at_different_loads_is_unreliable_not_a_regression() -> None:
     comp = compare_reports(base, cur)
     assert {r.speed_verdict for r in comp.rows} == {"regression"}  # what the interval alone says
     assert {r.verdict for r in comp.rows} == {"unreliable"} and all(r.run_to_run for r in comp.rows)
-    assert comp.exit_code == 0 and comp.verdict == "unreliable"
+    assert comp.exit_code == 3 and comp.verdict == "unreliable"
     line = comp.summary_line()
-    assert line.startswith("UNRELIABLE (exit 0; --strict fails it): 4 unreliable")
+    assert line.startswith("UNRELIABLE (exit 3; --allow-unreliable accepts it): 4 unreliable")
     assert "load 0.2 → 1.9 (2 cores)" in line and "accelkit bench CURRENT --vs BASELINE" in line
     junit = ET.fromstring(comp.to_junit())
-    assert junit.get("failures") == "0" and junit.get("skipped") == "4"
+    assert junit.get("failures") == "0" and junit.get("errors") == "4"
     assert "⚠️ unreliable" in comp.to_markdown().splitlines()[0]
     d = json.loads(json.dumps(comp.to_dict()))
     assert (
@@ -185,11 +426,11 @@ def test_same_build_at_different_loads_is_unreliable_not_a_regression() -> None:
         and d["rows"][0]["speed_verdict"] == "regression"
         and d["rows"][0]["unreliable_reasons"]
     )
-    strict = compare_reports(base, cur, strict=True)
-    assert strict.exit_code == 1 and strict.summary_line().startswith(
-        "FAIL: 4 unreliable — 4 failing rows (--strict)"
+    allowed = compare_reports(base, cur, allow_unreliable=True)
+    assert allowed.exit_code == 0 and allowed.summary_line().startswith(
+        "UNRELIABLE (exit 0: --allow-unreliable): 4 unreliable"
     )
-    assert ET.fromstring(strict.to_junit()).get("failures") == "4"
+    assert ET.fromstring(allowed.to_junit()).get("skipped") == "4"
 
 
 def test_oversubscribed_machine_is_unreliable_even_at_equal_loads() -> None:
@@ -258,7 +499,7 @@ def test_a_real_regression_on_equal_quiet_machines_still_fails() -> None:
     ],
     ids=["env-threads", "cpu-model", "runner-threads"],
 )
-def test_thread_and_hardware_differences_make_rows_unreliable(
+def test_thread_and_hardware_differences_make_an_unchanged_build_unreliable(
     change: Callable[[dict[str, Any]], Any], said: str
 ) -> None:
     cur = results(base_rows())
@@ -350,37 +591,49 @@ def _scenarios() -> dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, An
 def _check_counts(comp: Comparison) -> None:
     c = comp.counts()
     assert set(c) == set(VERDICTS) and sum(c.values()) == len(comp.rows)
-    failing = sum(n for v, n in c.items() if v in FAILING or (comp.strict and v in STRICT_FAILING))
+    failing = sum(n for v, n in c.items() if v in FAILING)
+    undecided = sum(
+        n for v, n in c.items() if v in UNRELIABLE or (comp.strict and v in STRICT_UNRELIABLE)
+    )
     line = comp.summary_line()
     status, _, rest = line.partition(":")
     for v, n in c.items():
         if n:
             assert re.search(rf"(^|, | ){n} {re.escape(v)}(,| —|;|$)", rest), (v, n, line)
-    if failing or comp.problems:
+    if failing:
         assert status == "FAIL" and comp.exit_code == 1
-        assert (f"{failing} failing row" in line) if failing else ("failing row" not in line)
-        assert all(p in line for p in comp.problems)
-    elif c["unreliable"]:
-        assert status == "UNRELIABLE (exit 0; --strict fails it)" and comp.exit_code == 0
+        assert f"{failing} failing row" in line
+    elif undecided or comp.problems:
+        assert status.startswith("UNRELIABLE (exit ") and comp.exit_code in (0, 3)
+        assert comp.exit_code == (0 if comp.accepted else 3)
+        assert all(p in line for p in comp.problems) and "failing row" not in line
     else:
         assert status == "PASS" and comp.exit_code == 0
     assert comp.to_dict()["counts"] == c and comp.to_dict()["verdict"] == comp.verdict
     junit = ET.fromstring(comp.to_junit())
     assert (int(junit.get("failures") or 0) > 0) == (comp.exit_code == 1)
+    assert (int(junit.get("errors") or 0) > 0) == (
+        comp.verdict == "unreliable" and not comp.accepted
+    )
 
 
-@pytest.mark.parametrize("strict", [False, True], ids=["default", "strict"])
+@pytest.mark.parametrize(
+    "flags",
+    [{}, {"strict": True}, {"allow_unreliable": True}],
+    ids=["default", "strict", "allow-unreliable"],
+)
 @pytest.mark.parametrize("name", list(_scenarios()))
-def test_summary_counts_match_the_verdict(name: str, strict: bool) -> None:
+def test_summary_counts_match_the_verdict(name: str, flags: dict[str, bool]) -> None:
     base, cur, kw = _scenarios()[name]
-    _check_counts(compare_reports(base, cur, strict=strict, **kw))
+    _check_counts(compare_reports(base, cur, **flags, **kw))
 
 
-def test_strict_never_says_fail_with_only_passing_counts() -> None:
-    """The issue's 'FAIL: 1 pass' under --strict: a row without a noise estimate is now unreliable, and counted so."""
+def test_unreliable_never_says_pass_in_its_counts() -> None:
+    """A row without a noise estimate is counted unreliable, never as a pass, under any flag."""
     b, c = (
         results([row("trt", 1, 1000.0, shape=[1.0, 1.01])]),
         results([row("trt", 1, 1000.0, shape=[1.0, 1.01])]),
     )
-    line = compare_reports(b, c, strict=True).summary_line()
-    assert line.startswith("FAIL: 1 unreliable") and "pass" not in line.split("—")[0]
+    for flags in ({}, {"strict": True}, {"allow_unreliable": True}):
+        line = compare_reports(b, c, **flags).summary_line()
+        assert line.startswith("UNRELIABLE") and "pass" not in line.split("—")[0], line

@@ -18,59 +18,15 @@ import torch
 from typer.testing import CliRunner
 
 import accelkit as ak
-from accelkit.benchmark.harness import Latency
 from accelkit.benchmark.render import fmt_num
 from accelkit.cli import app
 from tests.fixtures.generators import LatentGen, SensitiveGen, make
-
-#: images/sec by (backend, precision); retries keeping k groups in float lose 50*k.
-SPEEDS = {
-    ("torch", "fp32"): 100.0,
-    ("torch", "bf16"): 90.0,
-    ("ort", "fp32"): 300.0,
-    ("ort", "fp16"): 250.0,
-    ("ort", "int8"): 1000.0,
-    ("openvino", "fp32"): 320.0,
-    ("openvino", "bf16"): 310.0,
-    ("openvino", "int8"): 900.0,
-}
-
-
-class FakeTiming:
-    """``measure_throughput`` with speeds from :data:`SPEEDS`; counts calls per candidate."""
-
-    def __init__(self, sleep: float = 0.0) -> None:
-        self.calls: list[str] = []
-        self.sleep = sleep
-
-    def __call__(self, runner, sampler, **kw) -> Latency:  # type: ignore[no-untyped-def]
-        path = str(getattr(runner.artifact, "path", "") or "")
-        m = re.search(r"keep(\d+)", path)
-        ips = SPEEDS.get((runner.name, runner.precision), 50.0) - (
-            50.0 * int(m.group(1)) if m else 0.0
-        )
-        if runner.options.get("channels_last") or runner.options.get("compile"):
-            ips -= 10.0
-        self.calls.append(f"{runner.name}-{runner.precision}{'-keep' + m.group(1) if m else ''}")
-        if self.sleep:
-            time.sleep(self.sleep)
-        b = sampler.batch_size
-        ms = 1000.0 * b / ips
-        return Latency(
-            batch_size=b,
-            device="cpu",
-            warmup=1,
-            iters_per_repeat=[5] * 3,
-            latencies_ms=[ms] * 15,
-            images_per_sec_samples=[ips] * 3,
-        )
+from tests.fixtures.timing import SPEEDS, FakeTiming, fake_timing
 
 
 @pytest.fixture()
 def timing(monkeypatch) -> FakeTiming:
-    fake = FakeTiming()
-    monkeypatch.setattr("accelkit.benchmark.harness.measure_throughput", fake)
-    monkeypatch.setattr("accelkit.benchmark.suite.measure_throughput", fake)
+    fake = fake_timing(monkeypatch)
     return fake
 
 
@@ -87,13 +43,11 @@ def gens(tmp_path_factory) -> dict[str, Path]:
 
 def _opts(tmp_path, tiny_weights, **kw) -> ak.OptimizeOptions:
     base = dict(
-        fid=32,
-        fid_weights=str(tiny_weights),
+        fid=ak.FidSettings(n=32, weights=str(tiny_weights)),
         out=tmp_path / "opt",
-        repeats=3,
-        min_time_s=0.05,
+        timing=ak.Timing(repeats=3, min_time_s=0.05),
         time_budget="5m",
-        calib=32,
+        int8=ak.Int8Settings(calib=32),
     )
     return ak.OptimizeOptions(**{**base, **kw})
 
@@ -252,9 +206,7 @@ def test_resume_after_a_kill_repeats_nothing(
 
 @pytest.mark.slow
 def test_the_time_budget_is_honoured(gens, tiny_weights, tmp_path, monkeypatch) -> None:
-    fake = FakeTiming(sleep=0.5)
-    monkeypatch.setattr("accelkit.benchmark.harness.measure_throughput", fake)
-    monkeypatch.setattr("accelkit.benchmark.suite.measure_throughput", fake)
+    fake_timing(monkeypatch, FakeTiming(sleep=0.5))
     t0 = time.monotonic()
     res = ak.optimize(
         gens["latent"], _opts(tmp_path, tiny_weights, budget="floor", time_budget="2s")
@@ -285,7 +237,7 @@ def test_optimize_command_writes_artifact_report_and_plot(
             "32",
             "--fid-weights",
             str(tiny_weights),
-            "--backends",
+            "--backend",
             "torch,ort",
             "--time-budget",
             "5m",
@@ -335,9 +287,13 @@ def test_optimize_without_fid_weights_says_how_to_get_them(tmp_path, monkeypatch
         (["--budget", "fast"], "--budget 'fast'"),
         (["--budget", "psnr:-3"], "--budget"),
         (["--time-budget", "soon"], "--time-budget"),
-        (["--backends", "tpu"], "--backends tpu is unknown"),
-        (["--backends", "trt"], "--backends trt cannot run"),
-        (["--precisions", "int4"], "--precisions 'int4' is unknown"),
+        (["--backend", "tpu"], "--backend tpu is unknown"),
+        (["--backends", "tpu"], "--backend tpu is unknown"),  # the deprecated spelling still works
+        (["--backend", "trt"], "--backend trt cannot run"),
+        (["--precision", "int4"], "--precision 'int4' is unknown"),
+        (["--fid", "99999999999"], "--fid 99999999999 is out of range"),
+        (["--threads", "99999"], "--threads 99999 is out of range"),
+        (["--batch", "1,8"], "--batch 1,8: this command tunes for one batch size"),
         (["--fid", "1"], "--fid 1"),
     ],
 )
@@ -349,49 +305,3 @@ def test_optimize_user_errors(args, pattern, tmp_path, tiny_weights) -> None:
     errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error: ")]
     assert len(errors) == 1 and pattern in errors[0], res.stderr
     assert not (tmp_path / "o").exists()
-
-
-def test_no_compile_candidate_where_torch_compile_cannot_run() -> None:
-    """torch.compile refuses TorchScript: no compile candidate for a scripted generator, nor for pruned
-    variants (prune saves TorchScript); the eager ones stay."""
-    from accelkit.autotune.space import enumerate_candidates
-
-    ids = [
-        c.id
-        for c in enumerate_candidates(
-            device="cpu", backends=("torch",), has_native_bf16=False, prune_ratios=(0.5,)
-        )
-    ]
-    assert (
-        "torch-fp32+compile" in ids
-        and "pruned50-torch-fp32" in ids
-        and "pruned50-torch-fp32+compile" not in ids
-    )
-    ids = [
-        c.id
-        for c in enumerate_candidates(
-            device="cpu", backends=("torch",), has_native_bf16=False, scripted=True
-        )
-    ]
-    assert ids == ["torch-fp32", "torch-fp32+channels_last"]
-
-
-@pytest.mark.parametrize(
-    ("groups", "kept"), [(5, [1, 2, 4]), (3, [1, 2]), (2, [1]), (1, []), (9, [1, 2, 4, 8])]
-)
-def test_int8_rescue_never_keeps_every_group_in_float(groups, kept, monkeypatch) -> None:
-    """Keeping every group in float leaves nothing to quantize (a build that fails): the rescue stops one short."""
-    from types import SimpleNamespace
-
-    from accelkit.autotune.search import Search, Tried
-    from accelkit.autotune.space import Candidate
-
-    search = Search.__new__(Search)
-    search.s = SimpleNamespace(max_retries=4)
-    monkeypatch.setattr(
-        Search,
-        "_sensitive_groups",
-        lambda self, cand: [(f"g{i}", [f"/g{i}/*"]) for i in range(groups)],
-    )
-    tried = Tried(Candidate("ort-int8", "ort", "int8", "onnx-int8", {}), status="rejected")
-    assert [len(c.exclude_groups) for c in search.retries(tried)] == kept

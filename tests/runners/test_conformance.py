@@ -10,9 +10,11 @@ class-conditional, image-to-image), the runner must:
 * refuse ``infer`` before ``activate``; ``activate``/``deactivate`` are idempotent and
   the runner can be re-activated.
 
-Backends unavailable here are skipped with the reason their ``availability`` gives.
-A backend registered without an artifact maker below fails, so a new runner cannot
-slip past these checks.
+The cases come from the registry: every registered backend's declared recipes
+(:meth:`~accelkit.runners.base.Runner.recipes`) for every precision and device, variants
+included; nothing here lists backends. Backends unavailable here are skipped with the
+reason their ``availability`` gives. A recipe whose source has no artifact maker below
+fails, so a new runner cannot slip past these checks.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ import torch
 from accelkit.artifact import Artifact
 from accelkit.errors import AccelkitError
 from accelkit.host import has_native_bf16
-from accelkit.runners import RUNNERS, runner_class
+from accelkit.runners.base import backend_names, runner_class
 from accelkit.sampler import LatentSampler
+from accelkit.vocab import PRECISIONS
 from tests.fixtures import generators as tg
 
 #: Max abs error vs the torch FP32 reference, by compute precision (outputs lie in a
@@ -46,59 +49,78 @@ RANGE_TOL = {"fp32": 1e-5, "fp16": 1e-3, "bf16": 1e-2}
 KINDS = tuple(tg.BUILDERS)
 DEVICES = ("cpu", "cuda")
 
-#: backend -> configurations: (id, runner options, artifact precision, devices it applies to)
-CONFIGS: dict[str, list[tuple[str, dict[str, Any], str, tuple[str, ...]]]] = {
-    "torch": [
-        ("fp32", {}, "fp32", DEVICES),
-        ("bf16", {"precision": "bf16"}, "fp32", DEVICES),
-        ("fp16", {"precision": "fp16"}, "fp32", ("cuda",)),
-        ("channels_last", {"channels_last": True}, "fp32", DEVICES),
-        ("cuda_graphs", {"cuda_graphs": True}, "fp32", ("cuda",)),
-    ],
-    "ort": [
-        ("fp32", {}, "fp32", DEVICES),
-        ("fp16", {}, "fp16", DEVICES),
-        ("trt_ep_fp16", {"provider": "tensorrt"}, "fp16", ("cuda",)),
-    ],
-    "openvino": [  # CPU only; bf16 only where the CPU has it natively (elsewhere OpenVINO would run f32)
-        ("fp32", {}, "fp32", ("cpu",)),
-        *([("bf16", {"precision": "bf16"}, "fp32", ("cpu",))] if has_native_bf16() else []),
-        ("fp16", {}, "fp16", ("cpu",)),
-    ],
-    "trt": [
-        ("fp32", {}, "fp32", ("cuda",)),
-        ("fp16", {}, "fp16", ("cuda",)),
-    ],
+#: Recipes the registry offers that this elementwise check does not judge, and why.
+NOT_JUDGED_HERE = {
+    "int8": "int8 is judged by drift against fp32 (tests/passes/test_int8.py, optimize), not by an elementwise tolerance",
+    "compile": "torch.compile is checked against eager by the runner on its first batch "
+    "(COMPILE_CHECK_RTOL; tests/runners/test_torch_runner.py) and costs tens of seconds per case",
 }
+
+
+def _offered(backend: str, device: str) -> list[Any]:
+    """What ``backend`` declares for every precision on ``device`` (its plain recipes and
+    variants, with and without its optional toggles), deduplicated; a backend that offers a
+    cell nowhere yields nothing."""
+    from accelkit.runners.base import Ask
+
+    cls = runner_class(backend)
+    seen: dict[str, Any] = {}
+    toggles = [frozenset(), frozenset({"cuda_graphs"})] if device == "cuda" else [frozenset()]
+    for p in PRECISIONS:
+        for wants in toggles:
+            ask = Ask(
+                kind="torch",
+                precision=p,
+                device=device,
+                native_bf16=has_native_bf16(),
+                wants=wants,
+                batch_range=(1, 3, 4),
+            )
+            got = cls.recipes(ask)
+            if isinstance(got, str):
+                continue
+            for r in got:
+                if r.refused:
+                    continue
+                cid = r.label.split("-", 1)[1] + (
+                    "+cuda_graphs" if r.options.get("cuda_graphs") else ""
+                )
+                seen.setdefault(cid, r)
+    return list(seen.items())
 
 
 def _cases() -> list[Any]:
     cases = []
-    for backend in sorted(RUNNERS):
-        configs = CONFIGS.get(backend) or [("default", {}, "fp32", DEVICES)]
-        for cid, opts, art_prec, devices in configs:
-            for device in devices:
-                for kind in KINDS:
-                    marks = [pytest.mark.gpu] if device == "cuda" else []
-                    if backend == "trt":
-                        marks.append(pytest.mark.trt)
-                    cases.append(
-                        pytest.param(
-                            backend,
-                            device,
-                            cid,
-                            opts,
-                            art_prec,
-                            kind,
-                            id=f"{backend}-{device}-{cid}-{kind}",
-                            marks=marks,
-                        )
+    for backend in sorted(backend_names()):
+        try:
+            offered = [(d, cid, r) for d in DEVICES for cid, r in _offered(backend, d)]
+        except ImportError as exc:
+            skip = pytest.mark.skip(reason=f"{backend}: its runner module does not import ({exc})")
+            cases.append(pytest.param(backend, "cpu", "import", None, "", marks=[skip]))
+            continue
+        for device, cid, recipe in offered:
+            for kind in KINDS:
+                marks = [pytest.mark.gpu] if device == "cuda" else []
+                if backend == "trt":
+                    marks.append(pytest.mark.trt)
+                if recipe.precision in NOT_JUDGED_HERE or recipe.variant in NOT_JUDGED_HERE:
+                    continue
+                cases.append(
+                    pytest.param(
+                        backend,
+                        device,
+                        cid,
+                        recipe,
+                        kind,
+                        id=f"{backend}-{device}-{cid}-{kind}",
+                        marks=marks,
                     )
+                )
     return cases
 
 
 class _Artifacts:
-    """Builds each artifact once per session: torch modules, fp32/fp16 ONNX, engines."""
+    """Builds each artifact once per session: torch modules, fp32/fp16 ONNX."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -134,25 +156,12 @@ class _Artifacts:
             self.cache[key] = art
         return self.cache[key]  # type: ignore[no-any-return]
 
-    def engine(self, kind: str, precision: str, device: str) -> Artifact:
-        key = ("trt", kind, precision, device)
-        if key not in self.cache:
-            from accelkit.trt.build import EngineFromOnnx
 
-            onnx_art = self.onnx(kind, precision, device)
-            out = self.folder / f"{kind}.{precision}.plan"
-            self.cache[key] = EngineFromOnnx(
-                batch_range=(1, 3, 4), out=out, force=True, cache=False, device=device
-            )(onnx_art)
-        return self.cache[key]  # type: ignore[no-any-return]
-
-
-#: backend -> how to make the artifact it runs
-MAKERS: dict[str, Callable[[_Artifacts, str, str, str], Artifact]] = {
-    "torch": _Artifacts.torch,
-    "ort": _Artifacts.onnx,
-    "openvino": _Artifacts.onnx,
-    "trt": _Artifacts.engine,
+#: recipe source -> how to make the artifact it names (a source without a maker fails the test)
+MAKERS: dict[str, Callable[[_Artifacts, str, str], Artifact]] = {
+    "torch": lambda a, kind, device: a.torch(kind, "fp32", device),
+    "onnx-fp32": lambda a, kind, device: a.onnx(kind, "fp32", device),
+    "onnx-fp16": lambda a, kind, device: a.onnx(kind, "fp16", device),
 }
 
 
@@ -168,40 +177,35 @@ def _reference(module: Any, spec: Any, feeds: dict[str, np.ndarray]) -> np.ndarr
         return module(*args).float().numpy()  # type: ignore[no-any-return]
 
 
-@pytest.mark.parametrize(
-    ("backend", "device", "config", "options", "art_precision", "kind"), _cases()
-)
+@pytest.mark.parametrize(("backend", "device", "config", "recipe", "kind"), _cases())
 def test_runner_conformance(
     artifacts: _Artifacts,
     backend: str,
     device: str,
     config: str,
-    options: dict[str, Any],
-    art_precision: str,
+    recipe: Any,
     kind: str,
 ) -> None:
-    try:
-        cls = runner_class(backend)
-    except ImportError as exc:
-        pytest.skip(f"{backend}: its runner module is not importable here ({exc})")
-    provider = options.get("provider")
-    reason = cls.availability(device, provider) if provider else cls.availability(device)  # type: ignore[call-arg]
+    cls = runner_class(backend)
+    reason = cls.availability(device) or cls.recipe_availability(recipe, device)
     if reason is not None:
         pytest.skip(f"{backend} on {device}: {reason}")
-    maker = MAKERS.get(backend)
+    maker = MAKERS.get(recipe.source)
     if maker is None:
         pytest.fail(
-            f"backend {backend!r} is registered but has no artifact maker; add one to MAKERS in {__file__}"
+            f"backend {backend!r} asks for the source {recipe.source!r}, which has no artifact maker; add one to MAKERS in {__file__}"
         )
 
     module, spec = artifacts.module(kind)
-    art = maker(artifacts, kind, art_precision, device)
-    compute = str(options.get("precision") or art.precision)
+    art = maker(artifacts, kind, device)
+    options = dict(recipe.options)
+    compute = recipe.precision
     atol, range_tol = ATOL[compute], RANGE_TOL[compute]
     if compute == "fp32" and device.startswith("cuda"):
         atol = ATOL_FP32_CUDA
 
     runner = cls(art, device=device, **options)
+    assert runner.precision == compute, (runner.precision, compute)
     assert runner.active is False
     feeds1 = LatentSampler(spec, seed=7, batch_size=1).inputs(0, 1)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import re
@@ -11,7 +12,10 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -46,16 +50,6 @@ grpc = pytest.importorskip(
 )
 
 
-@pytest.fixture(scope="module")
-def dcgan_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from accelkit.loading import load_generator
-    from accelkit.passes.export import OnnxFromTorch
-
-    return OnnxFromTorch(tmp_path_factory.mktemp("cli-serve") / "dcgan.onnx", force=True)(
-        load_generator("dcgan")
-    ).path  # type: ignore[return-value]
-
-
 def _lines(stream, q: queue.Queue) -> None:
     for line in iter(stream.readline, ""):
         q.put(line)
@@ -69,16 +63,33 @@ def _port_open(hostport: str) -> bool:
         return s.connect_ex((host, int(port))) == 0
 
 
+def _tritonserver_child(pid: int) -> int:
+    """The pid of the tritonserver process ``pid`` started."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            comm = stat.read_text().split("(", 1)[1].rsplit(")", 1)[0]
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid and comm == "tritonserver":
+            return int(stat.parent.name)
+    raise AssertionError(f"no tritonserver child of {pid}")
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_serve_answers_then_stops_cleanly_on_signal(sig: signal.Signals, dcgan_onnx: Path) -> None:
+@pytest.mark.parametrize(
+    "sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=lambda s: s.name
+)
+def test_serve_answers_then_stops_cleanly_on_signal(sig: signal.Signals, dcgan_onnx: Any) -> None:
+    """SIGINT / SIGTERM to accelkit serve: a clean stop, exit 130 / 143 as for every command.
+    SIGKILL to its tritonserver (what the out-of-memory killer does): exit 1 naming that, not a CUDA line."""
     from accelkit.loading import load_generator
     from accelkit.runners.base import create_runner
     from accelkit.sampler import LatentSampler
     from accelkit.serving.server import request_inputs, served_io
 
-    # SIGINT serves the exported file; SIGTERM serves the bundled name (exported to a temporary ONNX by the command).
-    target = str(dcgan_onnx) if sig == signal.SIGINT else "dcgan"
+    # SIGINT and SIGKILL serve the exported file; SIGTERM the bundled name (exported to a temporary ONNX by the command).
+    target = "dcgan" if sig == signal.SIGTERM else str(dcgan_onnx.path)
     cmd = [
         sys.executable,
         "-m",
@@ -125,7 +136,31 @@ def test_serve_answers_then_stops_cleanly_on_signal(sig: signal.Signals, dcgan_o
         grpc_url = re.search(r"gRPC (\S+),", ready).group(1)  # type: ignore[union-attr]
         assert grpc_url.startswith("127.0.0.1:")
 
-        onnx_art = load_generator(str(dcgan_onnx))
+        http_url = re.search(r"HTTP (\S+),", ready).group(1)  # type: ignore[union-attr]
+        assert "requests up to 64 MiB" in ready
+        if sig == signal.SIGINT:
+            # the issue's request: 25.6 GB declared, 64 values sent; refused, and the server answers after it
+            body = json.dumps(
+                {
+                    "inputs": [
+                        {
+                            "name": "z",
+                            "shape": [100000000, 64],
+                            "datatype": "FP32",
+                            "data": [0.0] * 64,
+                        }
+                    ]
+                }
+            ).encode()
+            req = urllib.request.Request(
+                f"http://{http_url}/v2/models/dcgan/infer", data=body, method="POST"
+            )
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(req, timeout=30)
+            assert refused.value.code == 400
+            assert "batch 100000000 is outside 1..32" in json.loads(refused.value.read())["error"]
+
+        onnx_art = load_generator(str(dcgan_onnx.path))
         ins, output = served_io(onnx_art)
         feeds = LatentSampler(onnx_art.spec, seed=11).inputs(0, 3)
         client = grpc.InferenceServerClient(grpc_url)
@@ -135,16 +170,27 @@ def test_serve_answers_then_stops_cleanly_on_signal(sig: signal.Signals, dcgan_o
             assert np.abs(served - runner.infer(feeds)).max() <= 1e-5
 
         t0 = time.monotonic()
-        proc.send_signal(sig)
+        if sig == signal.SIGKILL:
+            os.kill(_tritonserver_child(proc.pid), sig)
+        else:
+            proc.send_signal(sig)
         rc = proc.wait(timeout=90)
         stop_s = time.monotonic() - t0
         rest = []
         while (item := out.get(timeout=10)) is not None:
             rest.append(item)
         stderr = proc.stderr.read() if proc.stderr else ""
-        assert rc == 0, stderr
-        assert any(f"stopped ({sig.name})" in ln for ln in rest), rest
         assert "Traceback" not in stderr and "error:" not in stderr
+        if sig == signal.SIGKILL:
+            assert rc == 1, stderr
+            line = next(ln for ln in rest if "stopped unexpectedly" in ln)
+            assert (
+                "tritonserver was killed by SIGKILL" in line and "out-of-memory killer" in line
+            ), line
+            assert "CudaDriverHelper" not in line
+        else:
+            assert rc == {signal.SIGINT: 130, signal.SIGTERM: 143}[sig], stderr
+            assert any(f"stopped ({sig.name})" in ln for ln in rest), rest
         assert not _port_open(grpc_url), (
             "the Triton server still listens after accelkit serve exited"
         )
@@ -176,7 +222,7 @@ def test_loadtest_of_a_generator_serves_it_and_compares_in_process(tmp_path: Pat
             "0.4",
             "--windows",
             "2",
-            "--warmup",
+            "--warmup-time",
             "0.2",
             "--threads",
             "1",

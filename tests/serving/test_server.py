@@ -32,6 +32,7 @@ from accelkit.sampler import LatentSampler  # noqa: E402
 from accelkit.serving.errors import PortInUseError  # noqa: E402
 from accelkit.serving.options import LoadtestOptions, ServeOptions  # noqa: E402
 from accelkit.serving.server import GeneratorServer, request_inputs  # noqa: E402
+from tests.fixtures.serving import loopback_options  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -42,26 +43,8 @@ TOLERANCE = 1e-5
 
 
 @pytest.fixture(scope="module")
-def dcgan_onnx(tmp_path_factory: pytest.TempPathFactory):
-    from accelkit.loading import load_generator
-    from accelkit.passes.export import OnnxFromTorch
-
-    return OnnxFromTorch(tmp_path_factory.mktemp("serve") / "dcgan.onnx", force=True)(
-        load_generator("dcgan")
-    )
-
-
-@pytest.fixture(scope="module")
 def server(dcgan_onnx):
-    opts = ServeOptions(
-        name="dcgan",
-        http_port=0,
-        grpc_port=0,
-        metrics_port=0,
-        threads=1,
-        max_batch=16,
-        max_queue_delay_us=2000,
-    )
+    opts = loopback_options(max_queue_delay_us=2000)
     with GeneratorServer(dcgan_onnx, "ort", opts) as srv:
         yield srv
 
@@ -163,8 +146,8 @@ def test_bounded_load_sweep_writes_serving_rows(server: GeneratorServer, tmp_pat
     rep = Report.load(tmp_path / "lt")
     rows = [r for r in rep.rows if r.scenario == "serving"]
     assert [r.concurrency for r in rows] == [1, 4] and {r.label for r in rows} == {
-        "python@triton c1",
-        "python@triton c4",
+        "ort@triton c1",
+        "ort@triton c4",
     }
     assert (tmp_path / "lt" / "serving.png").stat().st_size > 1000
     md = (tmp_path / "lt" / "results.md").read_text()

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from accelkit.errors import InputError, LoadError, require
+from accelkit.loading.registry import LoadRequest, TorchModel
 from accelkit.spec import GeneratorSpec, InputSpec
 
 #: diffusers classes whose ``decode(latent).sample`` is an image, by ``_class_name``.
@@ -34,7 +35,7 @@ def vae_folder(path: Path) -> Path | None:
         if (folder / "config.json").is_file():
             try:
                 cfg = json.loads((folder / "config.json").read_text())
-            except (OSError, json.JSONDecodeError):
+            except (OSError, ValueError, RecursionError):
                 continue
             if isinstance(cfg, dict) and "_class_name" in cfg and "_diffusers_version" in cfg:
                 return folder
@@ -47,12 +48,11 @@ def read_config(folder: Path) -> dict[str, Any]:
     Raises:
         LoadError: Unreadable, or a class accelkit does not load as a VAE decoder.
     """
-    try:
-        cfg = json.loads((folder / "config.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise LoadError(
-            f"{folder}/config.json is not readable JSON ({exc}); re-save the model with save_pretrained"
-        ) from None
+    from accelkit.jsonio import read_json_object
+
+    cfg = read_json_object(
+        folder / "config.json", f"{folder}/config.json", "re-save the model with save_pretrained"
+    )
     name = cfg.get("_class_name")
     if name not in SUPPORTED:
         raise InputError(
@@ -178,4 +178,23 @@ def load_vae_decoder(path: Path) -> tuple[Any, GeneratorSpec, dict[str, Any]]:
     return module, spec, meta
 
 
-__all__ = ["SUPPORTED", "latent_size", "load_vae_decoder", "read_config", "vae_folder"]
+def is_vae_folder(path: Path) -> bool:
+    """Detector of the registry: a folder holding a diffusers VAE (itself or its ``vae/``)."""
+    return path.is_dir() and vae_folder(path) is not None
+
+
+def load(req: LoadRequest) -> TorchModel:
+    """Loader of the registry: the VAE's decoder as a generator (see :func:`load_vae_decoder`)."""
+    module, spec, meta = load_vae_decoder(req.path)
+    return TorchModel(module, family=spec, meta=meta)
+
+
+__all__ = [
+    "SUPPORTED",
+    "is_vae_folder",
+    "latent_size",
+    "load",
+    "load_vae_decoder",
+    "read_config",
+    "vae_folder",
+]

@@ -89,3 +89,15 @@ def test_without_diffusers_the_error_names_the_extra(vae_dir) -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
     )
     assert proc.returncode != 0 and "accelkit[vae]" in proc.stderr
+
+
+def test_parameters_count_only_what_decoding_uses(vae_dir) -> None:
+    """Issue 23 item 8: the encoder (and quant_conv) never run in decode(); they are not counted."""
+    from diffusers import AutoencoderKL
+
+    full = AutoencoderKL.from_pretrained(str(vae_dir))
+    used = sum(
+        p.numel() for part in (full.decoder, full.post_quant_conv) for p in part.parameters()
+    )
+    art = load_generator(vae_dir)
+    assert art.meta["parameters"] == used < sum(p.numel() for p in full.parameters())

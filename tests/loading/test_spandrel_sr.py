@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from accelkit.errors import InputError
-from accelkit.loaders.spandrel_sr import nominal_size, spandrel_available
 from accelkit.loading import load_generator
+from accelkit.loading.spandrel_sr import nominal_size, spandrel_available
 from tests.fixtures.families import TINY_RRDB, RRDBNet, write_rrdbnet
 
 REASON = spandrel_available()

@@ -58,7 +58,7 @@ def test_weights_only_file_without_arch_says_how_to_fix(gen_files) -> None:
 
 
 def test_arch_from_a_python_file(gen_files) -> None:
-    path = Path(__file__).parent / "fixtures" / "generators.py"
+    path = Path(__file__).parents[1] / "fixtures" / "generators.py"
     art = load_generator(gen_files["state_dict"], arch=f"{path}:LatentGen")
     assert art.spec.output_shape == (3, 16, 16)
 
@@ -74,7 +74,7 @@ def test_unknown_arch_module(gen_files) -> None:
 
 
 def test_pickled_module_is_refused_without_trust(gen_files) -> None:
-    with pytest.raises(UntrustedPickleError, match=r"--trust-pickle") as info:
+    with pytest.raises(UntrustedPickleError, match=r"--trust-code") as info:
         load_generator(gen_files["pickled_module"])
     assert "LatentGen" in str(info.value)
 
