@@ -24,6 +24,7 @@ from accelkit.benchmark.suite import BenchTarget
 from accelkit.errors import BackendUnavailableError, InputError
 from accelkit.options import (
     BuildRecipe,
+    DiffusionSettings,
     FidSettings,
     Threads,
     Timing,
@@ -67,6 +68,8 @@ class BenchOptions:
         trust_engine: Load TensorRT plans whose sidecar does not vouch for them (runs plugin code).
         build: The recipe of the derived ONNX files (the one ``export``, ``quantize`` and
             ``optimize`` use; no flags: ``bench`` measures the default builds).
+        diffusion: The sampler knobs of a diffusion pipeline (steps, scheduler, guidance,
+            cache, condition); refused for one-pass generators.
     """
 
     backends: Sequence[str] = ()
@@ -88,6 +91,7 @@ class BenchOptions:
     force: bool = False
     trust_engine: bool = False
     build: BuildRecipe = field(default_factory=BuildRecipe)
+    diffusion: DiffusionSettings = field(default_factory=DiffusionSettings)
 
     def __post_init__(self) -> None:
         from accelkit.spec import as_batch_range
@@ -128,6 +132,7 @@ class BenchOptions:
         self.threads.validated()
         self.fid.validated()
         self.build.validated()
+        self.diffusion.validated()
         check_int(self.seed, "--seed", low=0, high=2**63 - 1, fix="give a non-negative seed")
         return self
 

@@ -204,9 +204,88 @@ class TrajectoryReader:
         return iter(list(self._cache))
 
 
+class TrajectoryData:
+    """A :class:`~accelkit.passes.int8.CalibrationData` provider: a component's inputs along
+    real sampling trajectories, for the INT8 builder.
+
+    ``batches(n, batch_size, input_names)`` samples as many trajectories as ``n`` feed rows
+    need (a trajectory gives one row per kept step, twice that under guidance), spreads
+    the rows over every kept timestep, and re-chunks them into batches of ``batch_size``.
+    ``identity()`` records how (the sampler, seed, sample range, the folder's sha256), so
+    two samplers never share cached calibration ranges.
+
+    Args:
+        model: The loaded pipeline.
+        settings: The sampler the build will run (calibrate on its trajectories).
+        component: ``denoiser`` or ``decoder``.
+        seed: LatentSampler seed of the trajectories.
+        batch_size: Images per sampling batch.
+    """
+
+    def __init__(
+        self,
+        model: DiffusionModel,
+        settings: SamplerSettings | None = None,
+        *,
+        component: str = "denoiser",
+        seed: int = 0,
+        batch_size: int = 4,
+    ) -> None:
+        self.model = model
+        self.settings = settings
+        self.component = component
+        self.seed = int(seed)
+        self.batch_size = int(batch_size)
+        self.sampling = model.sampling(settings)
+
+    def rows_per_trajectory(self) -> int:
+        """Feed rows one sampled image contributes (all steps; doubled under guidance)."""
+        if self.component == "decoder":
+            return 1
+        return self.sampling.steps * (2 if self.sampling.cfg else 1)
+
+    def identity(self) -> dict[str, Any]:
+        """What the samples are (recorded in the sidecar; keys the calibration cache)."""
+        return {
+            "kind": "diffusion-trajectories",
+            "component": self.component,
+            "sampler": self.sampling.to_dict(),
+            "seed": self.seed,
+            "first_sample": CALIB_FIRST_SAMPLE,
+            "folder_sha256": self.model.source_sha256,
+        }
+
+    def batches(self, n: int, batch_size: int, input_names: Any) -> Iterator[dict[str, np.ndarray]]:
+        """``n`` feed rows in batches of ``batch_size`` (graph input name -> array)."""
+        per = self.rows_per_trajectory()
+        images = max(1, -(-int(n) // per))
+        feeds, _ = trajectory_feeds(
+            self.model,
+            self.settings,
+            component=self.component,
+            samples=images,
+            batch_size=min(self.batch_size, images),
+            seed=self.seed,
+        )
+        names = list(input_names)
+        rows: list[dict[str, np.ndarray]] = []
+        for f in feeds:
+            k = len(next(iter(f.values())))
+            rows.extend({name: f[name][i] for name in names} for i in range(k))
+        if len(rows) > n:  # spread over every timestep instead of taking the first ones
+            pick = np.linspace(0, len(rows) - 1, int(n)).round().astype(int)
+            rows = [rows[i] for i in pick]
+        for i in range(0, len(rows) - len(rows) % batch_size or len(rows), batch_size):
+            chunk = rows[i : i + batch_size]
+            if not chunk:
+                break
+            yield {name: np.stack([r[name] for r in chunk]) for name in names}
+
+
 __all__ = [
     "CALIB_FIRST_SAMPLE",
     "TrajectoryCalibration",
+    "TrajectoryData",
     "TrajectoryReader",
     "trajectory_feeds",
 ]

@@ -229,7 +229,9 @@ class DiffusionRunner(Runner):
             )
         self.denoiser = denoiser
         self.decoder = decoder
+        #: Timing of the runs at the batch size prepared last (a new batch size starts a new one).
         self.timing = SampleTiming()
+        self._timing_batch = 0
         self._scheduler: Any = None
         self._calls: dict[str, _Call] = {}
         self._owned: list[Runner] = []
@@ -297,6 +299,11 @@ class DiffusionRunner(Runner):
         dev = torch.device(self.device)
         noise = np.ascontiguousarray(inputs[NOISE], dtype=np.float32)
         prep = _Prepared(batch_size=int(noise.shape[0]), noise=torch.from_numpy(noise).to(dev))
+        if prep.batch_size != self._timing_batch:
+            self.timing = (
+                SampleTiming()
+            )  # a new batch size: its own timing (one row per batch size)
+            self._timing_batch = prep.batch_size
         if LABEL in inputs:
             labels = np.asarray(inputs[LABEL], dtype=np.int64)
             n = self.model.spec.num_classes or 0

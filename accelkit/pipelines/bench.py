@@ -169,6 +169,19 @@ def bench(
     say = progress or (lambda m: None)
     say("loading the generator")
     artifact = resolve_artifact(generator)
+    from accelkit.pipelines import diffusion as dif
+
+    if dif.is_pipeline(artifact) or dif.is_component(artifact):
+        if reference is not None:
+            raise InputError(
+                "--reference does not apply to a diffusion pipeline: drift is measured against its reference "
+                "sampler in torch fp32"
+            )
+        out = Path(cfg.out)
+        with folder_lock(out, "a benchmark report"):
+            check_out_folder(out, cfg.force)
+            return dif.bench(artifact, cfg, cfg.diffusion, device, out, progress)  # type: ignore[no-any-return]
+    dif.refuse_knobs(cfg.diffusion, artifact)
     if reference is None and cfg.fid.n and artifact.format != "torch":
         reference = (
             recorded_source(  # an exported build: its own FP32 torch model, as its sidecar names it
