@@ -280,7 +280,7 @@ def export(
         ExportError / VerificationError / NonFiniteOutputError: the export did not hold.
     """
     from accelkit.diffusion.kind import model_of
-    from accelkit.files import write_text_atomic
+    from accelkit.files import storage_error, write_text_atomic
     from accelkit.passes.diffusion_export import MANIFEST, VERIFY_STEPS, verify_sample
     from accelkit.vocab import onnx_source
 
@@ -298,6 +298,10 @@ def export(
         raise InputError(f"-o {out} is a file; give a folder for the component files")
     if (out / MANIFEST).exists() and not options.force:
         raise InputError(f"{out} already holds an exported pipeline; pass --force to replace it")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise storage_error(exc, f"cannot create {out}") from None
     recipe = component_recipe(
         BuildRecipe(onnx=options.onnx, fp16=options.fp16, int8=options.int8),
         tuple(options.onnx.batch_range or (1, 8, 64)),
