@@ -493,4 +493,104 @@ def create_diffusion_runner(
     return DiffusionRunner(model, den, dec, settings=settings, device=device)
 
 
-__all__ = ["DiffusionRunner", "SampleTiming", "create_diffusion_runner", "noise_seed"]
+#: Name of the request input that replaces the initial noise when serving.
+SEED = "seed"
+#: Largest request seed (seeds are drawn from ``[0, 2**31)``).
+SEED_LIMIT = 2**31
+
+
+def noise_from_seed(seed: int, shape: tuple[int, ...]) -> np.ndarray:
+    """The initial noise of one served image: standard normal float32 from ``numpy``'s
+    ``default_rng(seed)`` (the same seed gives the same image on every backend)."""
+    return np.random.default_rng(int(seed)).standard_normal(shape).astype(np.float32)
+
+
+def request_spec(model: DiffusionModel) -> Any:
+    """The served spec: a ``seed`` (int64) instead of the noise, plus the label (or prompt
+    embeddings) as in :attr:`DiffusionModel.spec`."""
+    from dataclasses import replace as _replace
+
+    from accelkit.spec import InputSpec
+
+    rest = tuple(i for i in model.spec.inputs if i.name != NOISE)
+    return _replace(model.spec, inputs=(InputSpec(SEED, "label", (), "int64", SEED_LIMIT), *rest))
+
+
+class SeededDiffusionRunner(Runner):
+    """A :class:`DiffusionRunner` that takes a request's ``seed`` instead of its noise.
+
+    What ``accelkit serve`` runs for a diffusion pipeline: a request is ``(seed, label)``
+    (or ``(seed, prompt_embeds)``) and the answer is the finished image. The noise is
+    :func:`noise_from_seed`, so a seed names one image.
+
+    Args:
+        inner: The sampling loop (any backend).
+    """
+
+    name: ClassVar[str] = "diffusion"
+    OPTIONS = ()
+
+    def __init__(self, inner: DiffusionRunner) -> None:
+        art = inner.artifact.derive(spec=request_spec(inner.model))
+        super().__init__(art, device=inner.device)
+        self.inner = inner
+        self.noise_shape = tuple(inner.model.spec.inputs[0].shape)
+
+    @property
+    def backend(self) -> str:
+        """The denoiser's backend."""
+        return self.inner.backend
+
+    @property
+    def precision(self) -> str:
+        """The denoiser's precision."""
+        return self.inner.precision
+
+    def _activate_impl(self) -> None:
+        self.inner.activate()
+
+    def _deactivate_impl(self) -> None:
+        self.inner.deactivate()
+
+    def _prepare_impl(self, inputs: dict[str, np.ndarray]) -> Any:
+        seeds = np.asarray(inputs[SEED], dtype=np.int64).reshape(-1)
+        if seeds.size and (seeds.min() < 0 or seeds.max() >= SEED_LIMIT):
+            raise InputError(
+                f"seeds must be in [0, {SEED_LIMIT}), got {seeds.min()}..{seeds.max()}"
+            )
+        feeds = {k: v for k, v in inputs.items() if k != SEED}
+        if LABEL in feeds:
+            feeds[LABEL] = np.asarray(feeds[LABEL], dtype=np.int64).reshape(-1)
+        feeds[NOISE] = np.stack([noise_from_seed(int(x), self.noise_shape) for x in seeds])
+        return self.inner.prepare(feeds)
+
+    def _run_impl(self, prepared: Any) -> Any:
+        return self.inner.run(prepared)
+
+    def _synchronize_impl(self) -> None:
+        self.inner.synchronize()
+
+    def _to_numpy_impl(self, output: Any) -> np.ndarray:
+        return self.inner.to_numpy(output)
+
+    def describe(self) -> dict[str, Any]:
+        """The sampling loop's record, with the request form."""
+        return {
+            **self.inner.describe(),
+            "request": "seed + "
+            + ", ".join(i.name for i in self.artifact.spec.inputs if i.name != SEED)
+            if len(self.artifact.spec.inputs) > 1
+            else "seed",
+        }
+
+
+__all__ = [
+    "SEED",
+    "DiffusionRunner",
+    "SampleTiming",
+    "SeededDiffusionRunner",
+    "create_diffusion_runner",
+    "noise_from_seed",
+    "noise_seed",
+    "request_spec",
+]

@@ -812,6 +812,56 @@ def bench(
     return BenchResult(report, {**written, **files}, warnings=warnings)
 
 
+# ------------------------------------------------------------------------------ serve
+def request_runner(
+    artifact: Artifact,
+    backend: str,
+    device: str,
+    workdir: Path,
+    progress: Progress | None = None,
+    knobs: DiffusionSettings | None = None,
+    threads: int | None = None,
+) -> tuple[Artifact, Callable[[], Any]]:
+    """What ``accelkit serve`` runs for a pipeline: the served artifact (inputs ``seed`` +
+    label / prompt embeddings, output the finished image) and a factory of its runner.
+
+    ``ort``/``openvino`` run the fp32 denoiser (and decoder) ONNX the builder makes in
+    ``workdir``; ``torch`` runs the folder's modules.
+    """
+    from accelkit.diffusion.kind import model_of
+    from accelkit.diffusion.sampler import SeededDiffusionRunner, create_diffusion_runner
+    from accelkit.vocab import onnx_source
+
+    k = knobs or DiffusionSettings()
+    model = model_of(pipeline_of(artifact, k))
+    settings = sampler_settings(k)
+    den = dec = None
+    if backend != "torch":
+        den_b, dec_b = component_builders(
+            model, workdir, BuildRecipe(), settings, strict=True, progress=progress
+        )
+        den = den_b.make(onnx_source("fp32"))
+        dec = dec_b.make(onnx_source(k.decoder_precision)) if dec_b is not None else None
+    opts: dict[str, Any] = {"threads": threads} if threads else {}
+
+    def make() -> Any:
+        return SeededDiffusionRunner(
+            create_diffusion_runner(
+                model,
+                backend,
+                settings=settings,
+                device=device,
+                denoiser=den,
+                decoder=dec,
+                decoder_backend=backend if dec is not None else "torch",
+                options=opts,
+            )
+        )
+
+    probe = make()
+    return probe.artifact, make
+
+
 __all__ = [
     "REFERENCE_VARIANT",
     "DiffusionExportResult",
@@ -826,5 +876,6 @@ __all__ = [
     "is_pipeline",
     "plan",
     "refuse_knobs",
+    "request_runner",
     "sampler_settings",
 ]

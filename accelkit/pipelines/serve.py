@@ -249,9 +249,19 @@ def serve(
     backend = choose_backend(artifact, opts.backend)
     stop = stop or threading.Event()
     with tempfile.TemporaryDirectory(prefix="accelkit-serve-") as tmp:
-        art = servable(artifact, backend, Path(tmp), say)
+        make_runner = None
+        if artifact.format == "diffusion":
+            from accelkit.pipelines.diffusion import request_runner
+
+            art, make_runner = request_runner(artifact, backend, opts.device, Path(tmp), say)
+        else:
+            art = servable(artifact, backend, Path(tmp), say)
         server = GeneratorServer(
-            art, backend, replace(opts, name=opts.name or artifact.name), progress=say
+            art,
+            backend,
+            replace(opts, name=opts.name or artifact.name),
+            progress=say,
+            make_runner=make_runner,
         )
         info = server.start()
         t0 = time.monotonic()
