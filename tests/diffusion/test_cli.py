@@ -129,3 +129,10 @@ def test_info_of_a_folder_lists_components_and_sampler(class_ddpm_folder: Path) 
 def test_a_loading_flag_is_refused_for_a_folder(class_ddpm_folder: Path) -> None:
     res = cli("info", class_ddpm_folder, "--input", "z:8", code=2)
     assert "--input describe one-pass generators" in error_line(res)
+
+
+def test_optimize_says_a_pipeline_is_not_searched_yet(
+    class_ddpm_folder: Path, tmp_path: Path
+) -> None:
+    res = cli("optimize", class_ddpm_folder, "--out", tmp_path / "o", code=2)
+    assert "optimize does not search diffusion pipelines yet" in error_line(res)
