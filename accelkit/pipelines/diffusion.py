@@ -619,106 +619,48 @@ def measure_quality(
     out: Path,
     progress: Progress | None = None,
 ) -> dict[str, Path]:
-    """Drift of every measured row against the reference sampler in torch fp32 (same noise, labels).
+    """Drift of every measured row against the reference sampler in torch fp32 (same noise
+    and labels), through :func:`accelkit.pipelines.bench.measure_quality` with this kind's
+    :class:`~accelkit.pipelines.bench.DriftPlan`.
 
     Returns:
-        Paths of the sample grids written.
+        Paths of the sample grids and the scatter written.
     """
-    from accelkit.benchmark.plot import plot_speed_vs_drift, save_grid
     from accelkit.diffusion.kind import model_of
     from accelkit.diffusion.sampler import create_diffusion_runner
-    from accelkit.errors import NonFiniteOutputError
-    from accelkit.quality.drift import DriftMeter, reference_identity
-    from accelkit.quality.features import FeatureExtractor
+    from accelkit.pipelines.bench import DriftPlan
+    from accelkit.pipelines.bench import measure_quality as measure
+    from accelkit.quality.drift import reference_identity
 
-    say = progress or (lambda m: None)
     model = model_of(model_artifact)
     threads = cfg.threads.resolve(device)
-    extractor = FeatureExtractor(
-        cfg.fid.weights, device=device, threads=threads, precision=cfg.fid.precision
-    )
-    extractor.resize_mode = cfg.fid.mode
-    extractor.load()
-    ident = {**reference_identity(model_artifact), "sampler": record["reference_sampler"]}
-    ref_runner = create_diffusion_runner(
-        model,
-        "torch",
-        device=device,
-        options={"precision": "fp32", **({"threads": threads} if threads else {})},
-    )
-    files: dict[str, Path] = {}
-    with ref_runner:
-        meter = DriftMeter(
-            ref_runner,
-            ident,
-            extractor,
-            cfg.fid.n,
-            cfg.seed,
-            cfg.fid.batch,
-            out / "artifacts",
-            progress=say,
+    ref = record["reference_sampler"]
+    changed = not record["sampler_is_reference"]
+
+    def is_reference(t: Any) -> bool:
+        return t.variant == REFERENCE_VARIANT or (
+            not changed
+            and t.backend == "torch"
+            and t.precision_label() == "fp32"
+            and t.variant is None
         )
-        try:
-            meter.prepare()
-            ref_imgs = meter.first_images(None, 8)
-            grid_rows = [
-                (
-                    f"reference torch fp32 {record['reference_sampler']['scheduler']}-"
-                    f"{record['reference_sampler']['steps']}",
-                    ref_imgs,
-                )
-            ]
-            for t in targets:
-                if t.make_runner is None or t.skip_reason:
-                    continue
-                rows = [
-                    r
-                    for r in report.rows
-                    if r.backend == t.backend
-                    and r.variant == t.variant
-                    and r.status == "ok"
-                    and r.precision == (t.precision or r.precision)
-                ]
-                if not rows:
-                    continue
-                label = f"{rows[0].label} {rows[0].precision} {rows[0].scheduler}-{rows[0].steps}"
-                if t.variant == REFERENCE_VARIANT or (
-                    record["sampler_is_reference"]
-                    and t.backend == "torch"
-                    and rows[0].precision == "fp32"
-                    and t.variant is None
-                ):
-                    drift, imgs = meter.reference_drift(), ref_imgs
-                else:
-                    say(f"quality drift: {label} on {cfg.fid.n} images")
-                    try:
-                        with t.make_runner() as runner:
-                            drift = meter.measure(runner)
-                            imgs = meter.first_images(runner, 8)
-                    except NonFiniteOutputError as exc:
-                        for r in rows:
-                            r.status, r.reason = "failed", f"quality: {exc}"
-                        continue
-                fields = drift_verdict_hook(
-                    drift, not record["sampler_is_reference"] and t.variant != REFERENCE_VARIANT
-                )
-                for r in rows:
-                    for key, v in fields.items():
-                        setattr(r, key, v)
-                grid_rows.append((label, imgs))
-            files["samples_grid.png"] = save_grid(grid_rows, out / "samples_grid.png")
-        finally:
-            meter.close()
-    report.settings["fid"] = {
-        "n": cfg.fid.n,
-        "seed": cfg.seed,
-        "reference": f"torch fp32, {record['reference_sampler']['scheduler']} "
-        f"{record['reference_sampler']['steps']} steps (the reference sampler)",
-        "fid_mode": extractor.resize_mode,
-        **meter.provenance(),
-    }
-    files["speed_vs_drift.png"] = plot_speed_vs_drift(report, out / "speed_vs_drift.png")
-    return files
+
+    plan = DriftPlan(
+        reference=lambda: create_diffusion_runner(
+            model,
+            "torch",
+            device=device,
+            options={"precision": "fp32", **({"threads": threads} if threads else {})},
+        ),
+        reference_id={**reference_identity(model_artifact), "sampler": ref},
+        reference_label=f"torch fp32 {ref['scheduler']}-{ref['steps']} (the reference sampler)",
+        is_reference=is_reference,
+        fields=lambda drift, t: drift_verdict_hook(
+            drift, changed and t.variant != REFERENCE_VARIANT
+        ),
+        label_suffix=lambda row: f" {row.scheduler}-{row.steps}",
+    )
+    return measure(model_artifact, targets, report, cfg, device, out, progress, plan=plan)
 
 
 def bench(

@@ -136,3 +136,27 @@ def test_optimize_says_a_pipeline_is_not_searched_yet(
 ) -> None:
     res = cli("optimize", class_ddpm_folder, "--out", tmp_path / "o", code=2)
     assert "optimize does not search diffusion pipelines yet" in error_line(res)
+
+
+@pytest.mark.slow
+def test_bench_fid_gives_every_row_drift_against_the_reference_sampler(
+    class_ddpm_folder: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "r"
+    cli(
+        "bench", class_ddpm_folder, *QUICK, "--backend", "torch,ort", "--precision", "fp32",
+        "--steps", "4", "--scheduler", "ddim", "--fid", "4", "--fid-batch", "4", "--out", out,
+    )  # fmt: skip
+    data = json.loads((out / "results.json").read_text())
+    rows = {(r["backend"], r["variant"]): r for r in data["rows"] if r["status"] == "ok"}
+    ref = rows[("torch", "reference")]
+    assert ref["psnr_db"] is None or ref["psnr_db"] == float("inf") or ref["max_abs_err"] == 0
+    for key in (("torch", None), ("ort", None)):
+        r = rows[key]
+        assert r["fid_drift"] is not None and r["drift_verdict"]
+        assert (
+            r["max_abs_err"] > 0
+        )  # 4 DDIM steps are not the reference's 50: paired error is informative
+        assert r["quality"]["verdict_basis"].startswith("distribution")
+    assert "reference sampler" in data["settings"]["fid"]["reference"]
+    assert (out / "samples_grid.png").is_file()
