@@ -30,6 +30,7 @@ from accelkit.artifact import Artifact
 from accelkit.diffusion.model import DiffusionModel, SamplerSettings
 from accelkit.errors import InputError, NonFiniteOutputError, VerificationError
 from accelkit.files import sha256_file, write_text_atomic
+from accelkit.options import DEFAULT_BATCH_RANGE
 from accelkit.passes.export import OnnxFromTorch
 from accelkit.passes.fp16 import Fp16
 from accelkit.passes.verify import paired_error
@@ -171,7 +172,7 @@ def export_components(
     denoiser_precision: str = "fp32",
     decoder_precision: str = "fp32",
     opset: int = 18,
-    batch_range: tuple[int, int, int] = (1, 8, 64),
+    batch_range: tuple[int, int, int] = DEFAULT_BATCH_RANGE,
     exporter: str = "auto",
     force: bool = False,
     verify: bool = True,

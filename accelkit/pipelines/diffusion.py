@@ -30,7 +30,7 @@ from typing import Any
 
 from accelkit.artifact import Artifact, sidecar_path
 from accelkit.errors import InputError
-from accelkit.options import BuildRecipe, DiffusionSettings
+from accelkit.options import DEFAULT_BATCH_RANGE, BuildRecipe, DiffusionSettings
 from accelkit.pipelines.results import Result
 
 log = logging.getLogger(__name__)
@@ -163,6 +163,7 @@ def component_builders(
     """
     from accelkit.diffusion.calibration import TrajectoryData
     from accelkit.passes.build import Builder
+
     # A denoiser predicts unit-variance noise, not an image, and the per-call check feeds it
     # seeded inputs no sampler gives it (random samples at random timesteps): INT8 errors of
     # ~2 there are normal (seen on ddpm: 2.16). The per-call error is recorded, not a gate;
@@ -305,7 +306,7 @@ def export(
         raise storage_error(exc, f"cannot create {out}") from None
     recipe = component_recipe(
         BuildRecipe(onnx=options.onnx, fp16=options.fp16, int8=options.int8),
-        tuple(options.onnx.batch_range or (1, 8, 64)),
+        tuple(options.onnx.batch_range or DEFAULT_BATCH_RANGE),
         sampling.cfg,
     )
     den_b, dec_b = component_builders(model, out, recipe, settings, strict=True, progress=say)
