@@ -575,8 +575,14 @@ def annotate_rows(report: Any, record: dict[str, Any], flops: dict[str, int | No
         r.steps = sampler.get("steps")
         r.scheduler = sampler.get("scheduler")
         r.cache = "none" if r.variant == REFERENCE_VARIANT else record["sampler"].get("cache")
-        r.ms_per_step = timing.get("ms_per_step")
         r.time_share = timing.get("share")
+        # from the row's timed iterations (the sampler's own timing also saw the warm-up,
+        # where a backend may compile for the batch's shapes): median batch time spent in the
+        # denoiser and the scheduler, per step
+        p50 = (r.latency_ms or {}).get("p50")
+        if p50 and r.steps:
+            dec = (r.time_share or {}).get("decoder", 0.0)
+            r.ms_per_step = round(float(p50) * (1.0 - dec) / int(r.steps), 4)
         per_image = flops.get("reference" if r.variant == REFERENCE_VARIANT else "sampler")
         if r.flops_per_image is None and per_image:
             r.flops_per_image = per_image
