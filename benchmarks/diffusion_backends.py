@@ -162,21 +162,44 @@ def part1(
     return lines
 
 
-def bare_torch(model: Any, feeds: dict[str, np.ndarray], steps: int) -> float:
-    """Seconds per step of diffusers' DDIMScheduler around the plain torch module."""
+def _bare_setup(
+    model: Any, feeds: dict[str, np.ndarray], steps: int
+) -> tuple[Any, Any, Any, float]:
+    """Scheduler, initial sample, labels for one denoiser call (guidance: [labels, null]) and the scale."""
     import torch
 
-    sched = model.sampling(SamplerSettings(scheduler="ddim", steps=steps)).build()
-    unet = model.denoiser.module
-    x0 = torch.from_numpy(feeds["noise"])
+    sampling = model.sampling(SamplerSettings(scheduler="ddim", steps=steps))
+    sched = sampling.build()
+    sched.set_timesteps(steps)
     labels = torch.from_numpy(feeds["label"])
+    if sampling.cfg:
+        labels = torch.cat([labels, torch.full_like(labels, int(model.null_class))])
+    return (
+        sched,
+        torch.from_numpy(feeds["noise"]) * sched.init_noise_sigma,
+        labels,
+        sampling.guidance,
+    )
+
+
+def _mix(eps: Any, n: int, g: float) -> Any:
+    return eps if eps.shape[0] == n else eps[n:] + g * (eps[:n] - eps[n:])
+
+
+def bare_torch(model: Any, feeds: dict[str, np.ndarray], steps: int) -> float:
+    """Seconds per step of diffusers' DDIMScheduler around the plain torch module (guidance as
+    the model's reference sampler: both passes in one call, as diffusers' pipelines do)."""
+    import torch
+
+    sched, x, labels, g = _bare_setup(model, feeds, steps)
+    unet = model.denoiser.module
+    n = x.shape[0]
     with torch.inference_mode():
-        sched.set_timesteps(steps)
-        x = x0 * sched.init_noise_sigma
         t0 = time.perf_counter()
         for t in sched.timesteps:
-            eps = unet(x, t.float().reshape(1).expand(x.shape[0]), labels)
-            x = sched.step(eps, t, x).prev_sample
+            inp = torch.cat([x, x]) if labels.shape[0] != n else x
+            eps = unet(inp, t.float().reshape(1).expand(inp.shape[0]), labels)
+            x = sched.step(_mix(eps, n, g), t, x).prev_sample
         x.clamp(-1, 1)
         return (time.perf_counter() - t0) / steps
 
@@ -184,7 +207,7 @@ def bare_torch(model: Any, feeds: dict[str, np.ndarray], steps: int) -> float:
 def bare_ort(
     model: Any, path: Path, feeds: dict[str, np.ndarray], steps: int, threads: int
 ) -> float:
-    """Seconds per step of DDIMScheduler around a plain InferenceSession.run."""
+    """Seconds per step of DDIMScheduler around a plain InferenceSession.run (same guidance)."""
     import onnxruntime as ort
     import torch
 
@@ -193,21 +216,21 @@ def bare_ort(
     so.inter_op_num_threads = 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     sess = ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
-    sched = model.sampling(SamplerSettings(scheduler="ddim", steps=steps)).build()
-    sched.set_timesteps(steps)
-    x = torch.from_numpy(feeds["noise"]) * sched.init_noise_sigma
+    sched, x, labels, g = _bare_setup(model, feeds, steps)
     n = x.shape[0]
+    lab = labels.numpy()
     t0 = time.perf_counter()
     for t in sched.timesteps:
+        inp = torch.cat([x, x]) if lab.shape[0] != n else x
         eps = sess.run(
             None,
             {
-                "sample": x.numpy(),
-                "timestep": np.full((n,), float(t), dtype=np.float32),
-                "class_labels": feeds["label"],
+                "sample": inp.numpy(),
+                "timestep": np.full((inp.shape[0],), float(t), dtype=np.float32),
+                "class_labels": lab,
             },
         )[0]
-        x = sched.step(torch.from_numpy(eps), t, x).prev_sample
+        x = sched.step(_mix(torch.from_numpy(eps), n, g), t, x).prev_sample
     x.clamp(-1, 1)
     return (time.perf_counter() - t0) / steps
 
@@ -284,8 +307,9 @@ def main() -> int:
             f"({', '.join(k for k, v in (isa.get('flags') or {}).items() if v)}); {args.threads} thread(s) per runner. "
             f"Load average at start {tuple(round(x, 2) for x in load0)}, at end {tuple(round(x, 2) for x in load1)} "
             f"(a shared 2-core machine: other engineers' test suites ran meanwhile). Run time {time.time() - t_start:.0f} s.",
-            f"Model: bundled ddpm ({sum(p.numel() for p in model.denoiser.module.parameters()):,} parameters, 3x32x32, "
-            "class-conditional, no guidance). Versions: "
+            f"Model: {model.folder.path.name} ({sum(p.numel() for p in model.denoiser.module.parameters()):,} parameters, "
+            f"{'x'.join(map(str, model.spec.output_shape))}, reference sampler {model.sampling().label()}: every sampler below "
+            f"uses the model's guidance {model.sampling().guidance:g}, both passes in one denoiser call). Versions: "
             + ", ".join(
                 f"{k} {v}"
                 for k, v in (env.get("versions") or {}).items()
