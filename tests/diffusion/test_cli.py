@@ -160,3 +160,22 @@ def test_bench_fid_gives_every_row_drift_against_the_reference_sampler(
         assert r["quality"]["verdict_basis"].startswith("distribution")
     assert "reference sampler" in data["settings"]["fid"]["reference"]
     assert (out / "samples_grid.png").is_file()
+
+
+@pytest.mark.slow
+def test_hostile_folders_through_the_cli_run_no_code(ddpm_folder: Path, tmp_path: Path) -> None:
+    """``accelkit bench`` / ``export`` of a folder that names code: exit 2, one line, no marker
+    (the working directory holds the payload modules, so an import of them would succeed)."""
+    from tests.fixtures.diffusion import write_hostile_folders
+
+    marker = tmp_path / "PWNED"
+    folders = write_hostile_folders(tmp_path / "hostile", ddpm_folder, marker)
+    for name, folder in folders.items():
+        cmd = ("export", folder, "-o", tmp_path / f"x-{name}") if name == "auto_map" else (
+            "bench", folder, "--out", tmp_path / f"r-{name}")  # fmt: skip
+        res = _accelkit(*cmd, cwd=folder)
+        errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error: ")]
+        assert res.returncode == 2 and len(errors) == 1, (name, res.stderr[-1500:])
+        assert "Traceback" not in res.stderr
+        assert not (tmp_path / f"r-{name}" / "results.json").exists()
+    assert not marker.exists(), "a payload ran"
