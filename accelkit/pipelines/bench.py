@@ -341,6 +341,11 @@ def bench_vs(
     say("loading both builds")
     candidate = resolve_artifact(candidate)
     baseline = resolve_artifact(baseline)
+    if "diffusion" in (candidate.format, baseline.format):
+        raise InputError(
+            "--vs does not pair diffusion pipelines yet; bench each and compare the two results.json "
+            "with accelkit compare"
+        )
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "artifacts" / "vs").mkdir(parents=True, exist_ok=True)

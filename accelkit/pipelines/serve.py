@@ -835,6 +835,14 @@ def bench_serve(
         if isinstance(generator, (LoadOptions, Artifact))
         else LoadOptions(generator=None if generator is None else str(generator))
     )
+    if not isinstance(load, Artifact):
+        from accelkit.loading import require_format
+
+        if require_format(load, ("torch", "onnx", "trt", "diffusion"), "{source}") == "diffusion":
+            raise InputError(
+                "bench --serve does not load-test diffusion pipelines yet; run accelkit serve PIPELINE and "
+                "accelkit loadtest URL"
+            )
     res = run_bench(load, bench_options, progress)
     preface = (
         res.report.to_markdown()

@@ -179,3 +179,14 @@ def test_hostile_folders_through_the_cli_run_no_code(ddpm_folder: Path, tmp_path
         assert "Traceback" not in res.stderr
         assert not (tmp_path / f"r-{name}" / "results.json").exists()
     assert not marker.exists(), "a payload ran"
+
+
+def test_vs_and_serve_in_bench_say_they_do_not_take_pipelines_yet(
+    class_ddpm_folder: Path, tmp_path: Path
+) -> None:
+    res = cli(
+        "bench", class_ddpm_folder, "--vs", class_ddpm_folder, "--out", tmp_path / "v", code=2
+    )
+    assert "--vs does not pair diffusion pipelines yet" in error_line(res)
+    res = cli("bench", class_ddpm_folder, "--serve", "--out", tmp_path / "s", code=2)
+    assert "bench --serve does not load-test diffusion pipelines yet" in error_line(res)
