@@ -406,11 +406,15 @@ def plan(
         ``(targets, record)``: the reference target first when the sampler differs from
         the reference; ``record`` holds the sampler knobs and the reference sampler.
     """
-    from accelkit.benchmark.plan import bench_wants, check_requested_backends, default_precisions
+    from accelkit.benchmark.plan import (
+        bench_ask,
+        check_requested_backends,
+        default_precisions,
+        planned_recipes,
+    )
     from accelkit.benchmark.suite import BenchTarget
     from accelkit.diffusion.kind import model_of
     from accelkit.diffusion.sampler import create_diffusion_runner
-    from accelkit.host import has_native_bf16
     from accelkit.passes.build import BuildFailed
     from accelkit.runners.base import Ask, offers
     from accelkit.vocab import onnx_source
@@ -498,27 +502,13 @@ def plan(
     precisions = tuple(cfg.precisions) or default_precisions(model.denoiser)
     recipe = component_recipe(cfg.build, tuple(cfg.batch_sizes), sampling.cfg)
     den_b, dec_b = component_builders(model, workdir, recipe, settings, progress=say)
-    wants = bench_wants(cfg)
     for name in backends:
         for p in precisions:
-            ask = Ask(
-                kind="torch",
-                precision=p,
-                device=device,
-                given_precision="fp32",
-                threads=threads,
-                native_bf16=has_native_bf16() and not device.startswith("cuda"),
-                wants=wants,
-                cache_dir=str(workdir / "engines"),
-                trust_engine=cfg.trust_engine,
-            )
-            got = offers(name, ask)
+            got = planned_recipes(name, bench_ask(cfg, "torch", p, device, threads, workdir))
             if isinstance(got, str):
                 targets.append(BenchTarget(name, None, precision=p, skip_reason=got))
                 continue
             for r in got:
-                if r.variant is not None and r.variant not in wants:
-                    continue
                 reason = r.refused
                 den = dec = None
                 if reason is None:
