@@ -30,7 +30,7 @@ from accelkit.files import (
 )
 from accelkit.spec import GeneratorSpec
 
-ArtifactFormat = Literal["torch", "onnx", "trt"]
+ArtifactFormat = Literal["torch", "onnx", "trt", "diffusion"]
 SIDECAR_SUFFIX = ".accelkit.json"
 SIDECAR_SCHEMA = 1
 
@@ -68,7 +68,9 @@ class Artifact:
     """A model at one step of the pipeline.
 
     Attributes:
-        format: ``torch`` (in-memory module), ``onnx`` or ``trt`` (serialized engine).
+        format: ``torch`` (in-memory module), ``onnx``, ``trt`` (serialized engine) or
+            ``diffusion`` (a pipeline folder; ``module`` is its
+            :class:`~accelkit.diffusion.model.DiffusionModel`).
         spec: The generator's I/O spec.
         path: File backing the artifact (None for a torch module built in memory).
         precision: ``fp32``, ``fp16``, ``bf16`` or ``int8``.

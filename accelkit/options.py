@@ -803,7 +803,119 @@ class BuildRecipe:
         return self
 
 
+#: Scheduler names of ``--scheduler`` (``default``: the model's reference sampler).
+SCHEDULER_NAMES = ("default", "ddpm", "ddim", "dpm++", "euler")
+#: Step caches of ``--cache`` (issue 20 adds ``deepcache:N`` and ``fbcache:T``).
+CACHE_NAMES = ("none",)
+
+
+@dataclass(frozen=True)
+class DiffusionSettings:
+    """The build knobs of a diffusion pipeline, recorded in every row and sidecar.
+
+    Ignored (and refused when set) for one-pass generators. The reference for quality is
+    always the model's reference sampler (its ``accelkit.json`` sampler, else the folder's
+    own scheduler at the pipeline's default steps) in torch fp32, from the same noise.
+
+    Attributes:
+        scheduler: ``default`` (the reference sampler), ``ddpm``, ``ddim``, ``dpm++``
+            (DPM-Solver++ multistep) or ``euler``, built from the folder's scheduler config.
+        steps: Denoising steps per image (None: the reference sampler's).
+        guidance: Classifier-free guidance scale, >= 1 (1: off; None: the model's default).
+        cache: Step cache between denoiser calls (``none``; see issue 20).
+        condition: A ``.npy`` file of prompt embeddings ``(L, D)`` for text-conditioned
+            models (None: seeded random embeddings of the model's width).
+        decoder_precision: Precision of a latent model's VAE decoder on ONNX backends
+            (``fp32`` or ``fp16``; the denoiser's precision is ``--precision``).
+    """
+
+    scheduler: str = flag(
+        "default",
+        "--scheduler",
+        help="Diffusion: sampler (default = the model's reference sampler, e.g. DDIM for the bundled ddpm; ddpm, ddim, "
+        "dpm++ = DPM-Solver++ multistep, euler), built from the folder's scheduler config.",
+        cli_type=str,
+    )
+    steps: int | None = flag(
+        None,
+        "--steps",
+        help="Diffusion: denoising steps per image (default: the reference sampler's, 50 for ddpm).",
+        cli_type=int | None,
+    )
+    guidance: float | None = flag(
+        None,
+        "--guidance",
+        help="Diffusion: classifier-free guidance scale >= 1 (1 = off; default: the model's). Both passes run as one batched call.",
+        cli_type=float | None,
+    )
+    cache: str = flag(
+        "none",
+        "--cache",
+        help="Diffusion: step cache between denoiser calls (none).",
+        cli_type=str,
+    )
+    condition: Path | None = flag(
+        None,
+        "--condition",
+        help="Diffusion, text-conditioned models: a .npy file of prompt embeddings (L, D) used for every image "
+        "(default: seeded random embeddings of the model's width).",
+        cli_type=Path | None,
+    )
+    decoder_precision: str = flag(
+        "fp32",
+        "--decoder-precision",
+        help="Diffusion, latent models: precision of the VAE decoder on ONNX backends (fp32 or fp16); "
+        "--precision sets the denoiser's.",
+        cli_type=str,
+    )
+
+    def __post_init__(self) -> None:
+        if self.condition is not None:
+            _set(self, "condition", Path(self.condition))
+
+    def validated(self) -> DiffusionSettings:
+        """Check the values; returns ``self``.
+
+        Raises:
+            InputError: One line naming the flag and the fix.
+        """
+        choice(self.scheduler, SCHEDULER_NAMES, "--scheduler")
+        choice(self.cache, CACHE_NAMES, "--cache")
+        choice(self.decoder_precision, ("fp32", "fp16"), "--decoder-precision")
+        check_int(self.steps, "--steps", low=1, high=1000, fix="give 1 to 1000 denoising steps")
+        check_number(self.guidance, "--guidance", low=1.0, high=100.0)
+        return self
+
+    @property
+    def is_default(self) -> bool:
+        """Nothing was asked for (a one-pass generator accepts only this)."""
+        return self == DiffusionSettings()
+
+    def given_flags(self) -> list[str]:
+        """The flags set away from their defaults (for a message refusing them)."""
+        base = DiffusionSettings()
+        return [
+            flag_name(DiffusionSettings, f.name)
+            for f in fields(self)
+            if getattr(self, f.name) != getattr(base, f.name)
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the condition as a path string)."""
+        return {
+            "scheduler": self.scheduler,
+            "steps": self.steps,
+            "guidance": self.guidance,
+            "cache": self.cache,
+            "condition": None if self.condition is None else str(self.condition),
+            "decoder_precision": self.decoder_precision,
+        }
+
+
 __all__ = [
+    "CACHE_NAMES",
+    "SCHEDULER_NAMES",
+    "DiffusionSettings",
     "DEFAULT_BATCH_RANGE",
     "MAX_BATCH",
     "MAX_CALIB",

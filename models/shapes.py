@@ -14,7 +14,8 @@ Usage::
     python models/shapes.py --n 64 --out grid.png   # look at a grid
 
 It also holds the small helpers the checkpoint scripts of this folder share
-(:func:`save_grid`, :func:`save_checkpoint`, the ``WEIGHTS``/``DOCS`` paths).
+(:func:`save_grid`, :func:`save_checkpoint`, :func:`ema_update`, the ``WEIGHTS``/``DOCS``
+paths).
 """
 
 from __future__ import annotations
@@ -47,42 +48,61 @@ def _coverage(sdf: np.ndarray, px: float) -> np.ndarray:
     return np.clip(0.5 - sdf / px, 0.0, 1.0)
 
 
-def _draw_one(rng: np.random.Generator, size: int, yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
-    """One image, float32 (size, size, 3) in [0, 1]. Coordinates are in [0, 1]."""
+def _paint_shape(
+    img: np.ndarray,
+    rng: np.random.Generator,
+    kind: str,
+    yy: np.ndarray,
+    xx: np.ndarray,
+    px: float,
+    radius: tuple[float, float] = (0.15, 0.28),
+) -> np.ndarray:
+    """Paint one filled, anti-aliased shape of ``kind`` over ``img`` (size, size, 3).
+
+    ``radius`` is the range of the shape's "radius" as a fraction of the image side.
+    """
+    r = float(rng.uniform(*radius))
+    cy, cx = rng.uniform(r * 0.6, 1 - r * 0.6, size=2)
+    colour = rng.uniform(0.0, 1.0, size=3).astype(np.float32)
+    dy, dx = yy - cy, xx - cx
+    if kind == "circle":
+        sdf = np.sqrt(dy * dy + dx * dx) - r
+    else:
+        a = float(rng.uniform(0.0, 2 * math.pi))
+        c, s = math.cos(a), math.sin(a)
+        u, v = c * dx + s * dy, -s * dx + c * dy
+        if kind == "square":
+            h = r * 0.85
+            sdf = np.maximum(np.abs(u), np.abs(v)) - h
+        else:
+            # Equilateral triangle as the intersection of three half-planes
+            # (max of the signed distances to its edges: exact inside, close outside).
+            sdf = np.full_like(u, -np.inf)
+            for k in range(3):
+                a_k = 2 * math.pi * k / 3 + math.pi / 2
+                nx, ny = math.cos(a_k), math.sin(a_k)
+                sdf = np.maximum(sdf, nx * u + ny * v - r * 0.6)
+    cov = _coverage(sdf.astype(np.float32), px)[..., None]
+    return img * (1 - cov) + colour * cov
+
+
+def _background(rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
+    """Bilinear blend of four random corner colours: a smooth random gradient."""
     corners = rng.uniform(0.0, 1.0, size=(4, 3)).astype(np.float32)
-    # Bilinear blend of four corner colours: a smooth random gradient.
-    img = (
+    return (
         corners[0] * ((1 - yy) * (1 - xx))[..., None]
         + corners[1] * ((1 - yy) * xx)[..., None]
         + corners[2] * (yy * (1 - xx))[..., None]
         + corners[3] * (yy * xx)[..., None]
     )
-    px = 1.0 / size
+
+
+def _draw_one(rng: np.random.Generator, size: int, yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
+    """One image, float32 (size, size, 3) in [0, 1]. Coordinates are in [0, 1]."""
+    img = _background(rng, yy, xx)
     for _ in range(int(rng.integers(1, 4))):
         kind = SHAPES[int(rng.integers(0, len(SHAPES)))]
-        r = float(rng.uniform(0.15, 0.28))  # "radius" as a fraction of the image side
-        cy, cx = rng.uniform(r * 0.6, 1 - r * 0.6, size=2)
-        colour = rng.uniform(0.0, 1.0, size=3).astype(np.float32)
-        dy, dx = yy - cy, xx - cx
-        if kind == "circle":
-            sdf = np.sqrt(dy * dy + dx * dx) - r
-        else:
-            a = float(rng.uniform(0.0, 2 * math.pi))
-            c, s = math.cos(a), math.sin(a)
-            u, v = c * dx + s * dy, -s * dx + c * dy
-            if kind == "square":
-                h = r * 0.85
-                sdf = np.maximum(np.abs(u), np.abs(v)) - h
-            else:
-                # Equilateral triangle as the intersection of three half-planes
-                # (max of the signed distances to its edges: exact inside, close outside).
-                sdf = np.full_like(u, -np.inf)
-                for k in range(3):
-                    a_k = 2 * math.pi * k / 3 + math.pi / 2
-                    nx, ny = math.cos(a_k), math.sin(a_k)
-                    sdf = np.maximum(sdf, nx * u + ny * v - r * 0.6)
-        cov = _coverage(sdf.astype(np.float32), px)[..., None]
-        img = img * (1 - cov) + colour * cov
+        img = _paint_shape(img, rng, kind, yy, xx, 1.0 / size)
     return img
 
 
@@ -104,6 +124,45 @@ def make_shapes(n: int, size: int = 64, seed: int = 0) -> np.ndarray:
     for i in range(n):
         out[i] = _draw_one(rng, size, yy, xx)
     return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+
+
+def make_labeled_shapes(
+    n: int,
+    size: int = 32,
+    seed: int = 0,
+    max_count: int = 1,
+    radius: tuple[float, float] = (0.22, 0.34),
+) -> tuple[np.ndarray, np.ndarray]:
+    """Generate ``n`` images whose label is the kind of shape they show.
+
+    Each image holds 1 to ``max_count`` shapes (default one), all of one kind (``SHAPES[label]``: 0 circle,
+    1 square, 2 triangle), drawn exactly like :func:`make_shapes` draws a shape over the same
+    kind of gradient, a little larger by default (``radius``, a fraction of the side) so a
+    triangle stays a triangle at 32x32. This is the class-conditional data of the bundled
+    ``ddpm``.
+
+    Args:
+        n: Number of images.
+        size: Side in pixels (square images).
+        seed: Seed; the same arguments always give the same images and labels.
+        max_count: Most shapes per image (at least 1).
+        radius: Range of a shape's "radius" as a fraction of the image side.
+
+    Returns:
+        ``(images, labels)``: float32 (n, 3, size, size) in [0, 1] and int64 (n,) in
+        [0, len(SHAPES)).
+    """
+    rng = np.random.default_rng(seed)
+    coords = (np.arange(size, dtype=np.float32) + 0.5) / size
+    yy, xx = np.meshgrid(coords, coords, indexing="ij")
+    out = np.empty((n, size, size, 3), dtype=np.float32)
+    labels = rng.integers(0, len(SHAPES), size=n).astype(np.int64)
+    for i in range(n):
+        img = _background(rng, yy, xx)
+        for _ in range(int(rng.integers(1, max_count + 1))):
+            img = _paint_shape(img, rng, SHAPES[int(labels[i])], yy, xx, 1.0 / size, radius)
+        out[i] = img
+    return np.ascontiguousarray(out.transpose(0, 3, 1, 2)), labels
 
 
 def save_grid(
@@ -165,6 +224,15 @@ def save_checkpoint(model, path: str | os.PathLike, arch: str, kwargs: dict, **i
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path.stat().st_size
+
+
+def ema_update(ema, model, beta: float) -> None:
+    """``ema <- beta * ema + (1 - beta) * model``, parameter by parameter (no gradients)."""
+    import torch
+
+    with torch.no_grad():
+        for pe, p in zip(ema.parameters(), model.parameters()):
+            pe.lerp_(p, 1.0 - beta)
 
 
 def main() -> None:

@@ -71,12 +71,6 @@ def discriminator(ndf: int = 32, channels: int = 3) -> nn.Sequential:
 
 
 @torch.no_grad()
-def ema_update(ema: nn.Module, model: nn.Module, beta: float) -> None:
-    for pe, p in zip(ema.parameters(), model.parameters()):
-        pe.lerp_(p, 1.0 - beta)
-
-
-@torch.no_grad()
 def recalibrate_bn(g: DCGANGenerator, z_dim: int, batches: int, batch_size: int, seed: int) -> None:
     """Recompute BatchNorm running statistics as a cumulative average over fresh latents."""
     gen = torch.Generator().manual_seed(seed)
@@ -184,7 +178,7 @@ def main() -> None:
         opt_g.step()
 
         if a.ema > 0:
-            ema_update(g_ema, g, min(a.ema, (1.0 + step) / (10.0 + step)))
+            shapes.ema_update(g_ema, g, min(a.ema, (1.0 + step) / (10.0 + step)))
         if step % a.log_every == 0 or step == a.steps:
             el = time.perf_counter() - t_train
             print(

@@ -14,6 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # tests.fixtures.* and --arch tests.fixtures.generators:X
     sys.path.insert(0, str(ROOT))
 
+#: Fixture modules shared by several test folders (tiny diffusion pipelines: tests/diffusion, tests/passes).
+pytest_plugins = ["tests.fixtures.diffusion"]
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:

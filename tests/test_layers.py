@@ -2,7 +2,7 @@
 
 Floors (README "Layout"): ``cli`` > ``pipelines`` > ``autotune`` > the work (``passes trt
 benchmark quality gate serving``, which may import one another but not in a circle) >
-``runners`` > core (every other module: ``errors``, ``vocab``, ``options``, ``spec``,
+``runners diffusion`` > core (every other module: ``errors``, ``vocab``, ``options``, ``spec``,
 ``artifact``, ``loading``...). Every ``import accelkit...`` counts, also inside functions.
 """
 
@@ -19,6 +19,7 @@ FLOORS = {
     "autotune": 2,
     **dict.fromkeys(("passes", "trt", "benchmark", "quality", "gate", "serving"), 3),
     "runners": 4,
+    "diffusion": 4,  # the sampling loop over runners; core may name it only lazily (registries)
 }
 CORE = 5
 

@@ -24,6 +24,7 @@ from accelkit.benchmark.suite import BenchTarget
 from accelkit.errors import BackendUnavailableError, InputError
 from accelkit.options import (
     BuildRecipe,
+    DiffusionSettings,
     FidSettings,
     Threads,
     Timing,
@@ -32,7 +33,7 @@ from accelkit.options import (
     choice,
     parse_batches,
 )
-from accelkit.runners.base import RUNNERS, runner_class
+from accelkit.runners.base import RUNNERS, Ask, Recipe, offers, runner_class
 from accelkit.vocab import DEFAULT_PRECISIONS, PRECISIONS
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,8 @@ class BenchOptions:
         trust_engine: Load TensorRT plans whose sidecar does not vouch for them (runs plugin code).
         build: The recipe of the derived ONNX files (the one ``export``, ``quantize`` and
             ``optimize`` use; no flags: ``bench`` measures the default builds).
+        diffusion: The sampler knobs of a diffusion pipeline (steps, scheduler, guidance,
+            cache, condition); refused for one-pass generators.
     """
 
     backends: Sequence[str] = ()
@@ -88,6 +91,7 @@ class BenchOptions:
     force: bool = False
     trust_engine: bool = False
     build: BuildRecipe = field(default_factory=BuildRecipe)
+    diffusion: DiffusionSettings = field(default_factory=DiffusionSettings)
 
     def __post_init__(self) -> None:
         from accelkit.spec import as_batch_range
@@ -128,6 +132,7 @@ class BenchOptions:
         self.threads.validated()
         self.fid.validated()
         self.build.validated()
+        self.diffusion.validated()
         check_int(self.seed, "--seed", low=0, high=2**63 - 1, fix="give a non-negative seed")
         return self
 
@@ -214,6 +219,45 @@ def is_torchscript(artifact: Artifact) -> bool:
     return isinstance(artifact.module, (torch.jit.ScriptModule, torch.jit.ScriptFunction))
 
 
+def bench_ask(
+    cfg: BenchOptions,
+    kind: str,
+    precision: str,
+    device: str,
+    threads: int | None,
+    workdir: Path,
+    *,
+    given_precision: str = "fp32",
+    scripted: bool = False,
+) -> Ask:
+    """The :class:`~accelkit.runners.base.Ask` of one bench cell (a whole generator, or a
+    diffusion pipeline's denoiser: kind ``torch``)."""
+    from accelkit.host import has_native_bf16
+
+    return Ask(
+        kind=kind,
+        precision=precision,
+        device=device,
+        given_precision=given_precision,
+        threads=threads,
+        native_bf16=has_native_bf16() and not device.startswith("cuda"),
+        scripted=scripted,
+        wants=bench_wants(cfg),
+        batch_range=_max_batch(cfg),
+        cache_dir=str(workdir / "engines"),
+        trust_engine=cfg.trust_engine,
+    )
+
+
+def planned_recipes(name: str, ask: Ask) -> list[Recipe] | str:
+    """What backend ``name`` runs for ``ask``: its plain recipe plus the variants the user
+    asked for (``ask.wants``), or the reason it cannot (a skipped row)."""
+    got = offers(name, ask)
+    if isinstance(got, str):
+        return got
+    return [r for r in got if r.variant is None or r.variant in ask.wants]
+
+
 def plan_targets(
     artifact: Artifact,
     cfg: BenchOptions,
@@ -243,9 +287,7 @@ def plan_targets(
     Returns:
         ``(targets, fp32_onnx_path)``; the ONNX path (when one was made) counts FLOPs.
     """
-    from accelkit.host import has_native_bf16
     from accelkit.passes.build import Builder, BuildFailed
-    from accelkit.runners.base import Ask, offers
 
     say = progress or (lambda m: None)
     backends = check_requested_backends(cfg, device)
@@ -254,30 +296,16 @@ def plan_targets(
         threads = cfg.threads.resolve(device)
     recipe = replace(cfg.build, onnx=cfg.build.onnx.covering(cfg.batch_sizes))
     builder = Builder(artifact, workdir, recipe, progress=say)
-    wants = bench_wants(cfg)
     targets: list[BenchTarget] = []
     for name in backends:
         for p in precisions:
-            ask = Ask(
-                kind=artifact.format,
-                precision=p,
-                device=device,
-                given_precision=artifact.precision,
-                threads=threads,
-                native_bf16=has_native_bf16() and not device.startswith("cuda"),
-                scripted=is_torchscript(artifact),
-                wants=wants,
-                batch_range=_max_batch(cfg),
-                cache_dir=str(workdir / "engines"),
-                trust_engine=cfg.trust_engine,
-            )
-            got = offers(name, ask)
+            ask = bench_ask(cfg, artifact.format, p, device, threads, workdir,
+                            given_precision=artifact.precision, scripted=is_torchscript(artifact))  # fmt: skip
+            got = planned_recipes(name, ask)
             if isinstance(got, str):
                 targets.append(BenchTarget(name, None, precision=p, skip_reason=got))
                 continue
             for r in got:
-                if r.variant is not None and r.variant not in wants:
-                    continue
                 reason = r.refused
                 made = None
                 if reason is None:

@@ -156,6 +156,7 @@ def to_markdown(report: ReportLike) -> str:
             )
     elif not any(getattr(r, "scenario", "in_process") == "serving" for r in report.rows):
         lines.append("No measurements.")  # a load test's rows are in the serving section below
+    lines += diffusion_markdown(report)
     lines += quality_markdown(report)
     lines += serving_markdown(report)
     lines += optimize_markdown(report)
@@ -172,6 +173,52 @@ def to_markdown(report: ReportLike) -> str:
                 bs = ", ".join(str(b) for b in sorted(set(batches)))
                 lines.append(f"- **{label} {prec}** on {dev} (batch {bs}): {reason}")
     return "\n".join(lines) + "\n"
+
+
+def diffusion_markdown(report: ReportLike) -> list[str]:
+    """The sampler section of ``results.md`` for a diffusion pipeline (no lines otherwise):
+    steps, scheduler, cache, ms per step, time shares and the speed-up over the reference sampler."""
+    rows = [r for r in report.rows if getattr(r, "steps", None) is not None and r.status == "ok"]
+    if not rows:
+        return []
+    rec = (report.settings or {}).get("diffusion") or {}
+    ref = rec.get("reference_sampler") or {}
+    lines = [
+        "",
+        "## Sampler (diffusion)",
+        "",
+        f"Each image is a whole sample: every denoising step plus the decode. The reference is torch fp32 at the "
+        f"model's reference sampler ({ref.get('scheduler', '?')}, {ref.get('steps', '?')} steps), measured in this run "
+        "from the same noise and labels.",
+        "",
+        "| backend | precision | batch | scheduler | steps | cache | ms/step | denoiser / scheduler / decoder | vs reference |",
+        "|---|---|---:|---|---:|---|---:|---|---:|",
+    ]
+    for r in sorted_rows(report, rows):
+        share = r.time_share or {}
+        shares = (
+            " / ".join(
+                f"{100 * share.get(k, 0.0):.0f}%" for k in ("denoiser", "scheduler", "decoder")
+            )
+            if share
+            else "—"
+        )
+        if r.speedup_vs_reference is not None:
+            vs = f"{r.speedup_vs_reference:.2f}×"
+        else:
+            vs = "withheld" if r.speedup_vs_reference_withheld else "—"
+        lines.append(
+            f"| {r.label} | {r.precision} | {r.batch_size} | {r.scheduler} | {r.steps} | {r.cache} | "
+            f"{fmt_num(r.ms_per_step)} | {shares} | {vs} |"
+        )
+    held = [r for r in rows if r.speedup_vs_reference is None and r.speedup_vs_reference_withheld]
+    if held:
+        lines += ["", "Speed-ups over the reference withheld:"]
+        lines += [
+            f"- {r.label} {r.precision} batch {r.batch_size}: {r.speedup_vs_reference_withheld}"
+            for r in held
+        ]
+    return lines
 
 
 def optimize_markdown(report: ReportLike) -> list[str]:

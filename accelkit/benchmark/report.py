@@ -98,6 +98,15 @@ class BenchRow:
     scenario: str = "in_process"
     concurrency: int | None = None
     server_latency_ms: dict[str, float] | None = None
+    # diffusion pipelines (None for one-pass generators): the sampler's knobs, ms per step,
+    # the share of time per part, and the speed-up over the reference sampler in torch fp32
+    steps: int | None = None
+    scheduler: str | None = None
+    cache: str | None = None
+    ms_per_step: float | None = None
+    time_share: dict[str, float] | None = None
+    speedup_vs_reference: float | None = None
+    speedup_vs_reference_withheld: str | None = None
 
     @property
     def label(self) -> str:

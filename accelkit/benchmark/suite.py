@@ -58,6 +58,9 @@ class BenchTarget:
             produces ``skipped`` rows.
         flops_model: ONNX file to count FLOPs from; default: the artifact when it is ONNX,
             else :func:`run_benchmark`'s ``flops_model``.
+        make_runner: Builds this target's runner instead of ``create_runner(backend,
+            artifact)`` (a diffusion pipeline: the sampling loop over component runners
+            built for this row); ``artifact`` then only gives the spec the inputs are drawn from.
     """
 
     backend: str
@@ -67,6 +70,7 @@ class BenchTarget:
     precision: str | None = None
     skip_reason: str | None = None
     flops_model: str | Path | None = None
+    make_runner: Callable[[], Runner] | None = None
 
     def precision_label(self) -> str:
         """The precision shown in rows that have no runner."""
@@ -186,7 +190,11 @@ def run_benchmark(
             continue
         runner: Runner | None = None
         try:
-            runner = create_runner(t.backend, t.artifact, device=device, **t.options)
+            runner = (
+                t.make_runner()
+                if t.make_runner is not None
+                else create_runner(t.backend, t.artifact, device=device, **t.options)
+            )
             note(
                 f"activating {t.backend}{':' + t.variant if t.variant else ''} {runner.precision} on {device}"
             )

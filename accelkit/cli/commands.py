@@ -22,6 +22,7 @@ from accelkit.cli.params import (
 from accelkit.errors import InputError
 from accelkit.options import (
     DEFAULT_BATCH_RANGE,
+    DiffusionSettings,
     FidSettings,
     Fp16Settings,
     Int8Settings,
@@ -48,17 +49,23 @@ from accelkit.spec import as_batch_range
 @app.command()
 @handle_errors
 @load_options()
+@bind("diffusion", DiffusionSettings, skip=("decoder_precision", "cache"), panel="Diffusion")
 def info(
     generator: str | None = generator_argument(),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
     *,
     load: LoadOptions,
+    diffusion: DiffusionSettings,
 ) -> None:
-    """Show a generator's format, parameters, inferred I/O spec and FLOPs per image."""
+    """Show a generator's format, parameters, inferred I/O spec and FLOPs per image.
+
+    A diffusers pipeline folder (or the bundled ddpm) shows its kind, components, the
+    denoiser's inputs, the scheduler and its default steps, and FLOPs per step and per image.
+    """
     from accelkit.pipelines.info import info as run_info
 
     with progress_status(not as_json) as progress:
-        result = run_info(load, progress=progress)
+        result = run_info(load, progress=progress, diffusion=diffusion)
     emit(result, as_json)
 
 
@@ -68,13 +75,15 @@ def info(
 @bind("onnx", OnnxSettings, panel="ONNX")
 @bind("fp16_settings", Fp16Settings, panel="FP16")
 @bind("int8_settings", Int8Settings, skip=("op_types",), panel="INT8")
+@bind("diffusion", DiffusionSettings, skip=("cache",), panel="Diffusion")
 def export(
     generator: str | None = generator_argument(),
     output: Path | None = typer.Option(
         None,
         "-o",
         "--output",
-        help="Output .onnx path (default: <stem>.onnx or <stem>.fp16.onnx next to the input; the current folder for bundled generators).",
+        help="Output .onnx path (default: <stem>.onnx or <stem>.fp16.onnx next to the input; the current folder for bundled generators). "
+        "A diffusion pipeline: an output folder (default ./<folder>-onnx) for denoiser[.fp16|.int8].onnx (+ vae_decoder.onnx) and pipeline.accelkit.json.",
     ),
     fp16: bool = typer.Option(
         False,
@@ -102,8 +111,14 @@ def export(
     onnx: OnnxSettings,
     fp16_settings: Fp16Settings,
     int8_settings: Int8Settings,
+    diffusion: DiffusionSettings,
 ) -> None:
-    """Export to ONNX (dynamic batch, single file), verified against torch in ONNX Runtime."""
+    """Export to ONNX (dynamic batch, single file), verified against torch in ONNX Runtime.
+
+    A diffusion pipeline exports its denoiser at the chosen precision (--int8: calibrated on
+    the denoiser's inputs along real sampling trajectories) and a latent model's VAE decoder
+    at --decoder-precision, each verified per call, then a short whole sample against torch.
+    """
     from accelkit.pipelines.export import export_onnx
 
     if fp16 and int8:
@@ -116,6 +131,7 @@ def export(
         int8=int8_settings,
         tolerance=tolerance,
         force=force,
+        diffusion=diffusion,
     ).validated()
     with progress_status() as progress:
         result = export_onnx(load, opts, progress)
@@ -325,6 +341,7 @@ def prune(
 @bind("timing", Timing, panel="Timing")
 @bind("threads", Threads, panel="Timing")
 @bind("fid_settings", FidSettings, panel="Quality")
+@bind("diffusion", DiffusionSettings, panel="Diffusion")
 def bench(
     generator: str | None = generator_argument(),
     backend: str | None = backend_option(
@@ -409,8 +426,14 @@ def bench(
     timing: Timing,
     threads: Threads,
     fid_settings: FidSettings,
+    diffusion: DiffusionSettings,
 ) -> None:
-    """Benchmark images/sec and latency per backend and precision; write JSON/MD/CSV/PNG reports."""
+    """Benchmark images/sec and latency per backend and precision; write JSON/MD/CSV/PNG reports.
+
+    A diffusion pipeline (or a denoiser ONNX accelkit exported) runs the whole sampler per
+    row: images/sec counts finished images; rows add steps, scheduler, cache, ms per step,
+    time shares and the speed-up over torch fp32 at the model's reference sampler.
+    """
     from accelkit.pipelines.bench import BenchOptions, bench_vs, check_bench_options
     from accelkit.pipelines.bench import bench as run_bench
 
@@ -432,6 +455,7 @@ def bench(
         images=images,
         force=force,
         trust_engine=trust_engine,
+        diffusion=diffusion,
     )
     check_bench_options(opts)  # fail fast, before loading/exporting
     fid = fid_settings.n

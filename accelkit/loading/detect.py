@@ -22,7 +22,12 @@ from accelkit.files import storage_error
 from accelkit.loading.registry import FileFormat, formats
 
 #: What each artifact kind is called in messages.
-KIND_NAMES = {"onnx": "ONNX", "torch": "a torch generator", "trt": "a TensorRT engine"}
+KIND_NAMES = {
+    "onnx": "ONNX",
+    "torch": "a torch generator",
+    "trt": "a TensorRT engine",
+    "diffusion": "a diffusion pipeline folder",
+}
 #: Longest path shown in a message (a 5,000-character path is cut, not echoed).
 SHOWN_PATH = 120
 
@@ -213,7 +218,15 @@ def resolve_path(path: str | Path | None) -> Path:
             OS refuses (too long, bad characters): one line, the path cut to fit.
         StorageError: A dangling or looping symbolic link.
     """
-    from accelkit.models import BUNDLED, DEFAULT_GENERATOR, bundled_path
+    from accelkit.models import BUNDLED as FILES
+    from accelkit.models import (
+        BUNDLED_PIPELINES,
+        DEFAULT_GENERATOR,
+        bundled_path,
+        bundled_pipeline_path,
+    )
+
+    BUNDLED = {**FILES, **BUNDLED_PIPELINES}
 
     if path is None:
         return bundled_path(DEFAULT_GENERATOR)
@@ -229,6 +242,8 @@ def resolve_path(path: str | Path | None) -> Path:
         if p.is_dir() and _matching(p) is None:
             raise InputError(_folder_hint(p))
         return p
+    if str(path) in BUNDLED_PIPELINES:
+        return bundled_pipeline_path(str(path))
     if str(path) in BUNDLED:
         return bundled_path(str(path))
     if p.is_symlink():  # a dangling or looping link: say what the OS says

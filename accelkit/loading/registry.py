@@ -102,7 +102,7 @@ class FileFormat:
             :class:`~accelkit.errors.LoadError` for a file that is clearly this format but
             broken (a truncated safetensors header).
         load: ``LoadRequest -> TorchModel | Artifact`` (or ``"module:function"``).
-        kind: The artifact format it yields (``torch`` or ``onnx``): commands that need
+        kind: The artifact format it yields (``torch``, ``onnx`` or ``diffusion``): commands that need
             one kind refuse the others before loading anything (:func:`~accelkit.loading.require_format`).
         folder: True for folder formats (diffusers layouts), False for single files.
         priority: Lower runs first; a more specific format goes before a general one
@@ -175,6 +175,15 @@ def get_format(name: str) -> FileFormat:
 #: (strings: nothing is imported until a file is detected), or by calling
 #: :func:`register_format` from a module its caller imports.
 BUILTIN_FORMATS: tuple[FileFormat, ...] = (
+    FileFormat(
+        "diffusion",
+        "accelkit.diffusion.kind:detect",
+        "accelkit.diffusion.kind:load",
+        kind="diffusion",
+        folder=True,
+        priority=45,
+        description="a diffusers pipeline folder (model_index.json + unet/ or transformer/ + scheduler/)",
+    ),
     FileFormat(
         "diffusers",
         "accelkit.loading.diffusers_vae:is_vae_folder",

@@ -27,6 +27,12 @@ BUNDLED: dict[str, str] = {
     "sr4x": "sr4x.safetensors",
 }
 
+#: bundled diffusion pipeline name -> folder under models/weights/ (diffusers save_pretrained layout,
+#: loaded by :func:`accelkit.diffusion.load_pipeline`).
+BUNDLED_PIPELINES: dict[str, str] = {
+    "ddpm": "ddpm",
+}
+
 DEFAULT_GENERATOR = "dcgan"
 
 
@@ -70,4 +76,24 @@ def bundled_path(name: str = DEFAULT_GENERATOR) -> Path:
     raise InputError(
         f"bundled checkpoint {fname} is missing from this install; regenerate it with "
         f"'python models/make_all.py' in the accelkit repository"
+    )
+
+
+def bundled_pipeline_path(name: str) -> Path:
+    """Folder of a bundled diffusion pipeline (``ddpm``).
+
+    Raises:
+        InputError: Unknown name, or the folder is missing from this install.
+    """
+    folder = BUNDLED_PIPELINES.get(name)
+    if folder is None:
+        raise InputError(
+            f"unknown bundled pipeline {name!r}; choose one of {', '.join(BUNDLED_PIPELINES)}"
+        )
+    for d in _weights_dirs():
+        if (d / folder / "model_index.json").is_file():
+            return d / folder
+    raise InputError(
+        f"bundled pipeline {folder}/ is missing from this install; regenerate it with "
+        f"'python models/train_ddpm.py' in the accelkit repository"
     )

@@ -177,6 +177,19 @@ def bench(
         from accelkit.quality.features import check_weights_code
 
         check_weights_code(cfg.fid.weights, trusts_code(generator))
+    from accelkit.pipelines import diffusion as dif
+
+    if dif.is_pipeline(artifact) or dif.is_component(artifact):
+        if reference is not None:
+            raise InputError(
+                "--reference does not apply to a diffusion pipeline: drift is measured against its reference "
+                "sampler in torch fp32"
+            )
+        out = Path(cfg.out)
+        with folder_lock(out, "a benchmark report"):
+            check_out_folder(out, cfg.force)
+            return dif.bench(artifact, cfg, cfg.diffusion, device, out, progress)  # type: ignore[no-any-return]
+    dif.refuse_knobs(cfg.diffusion, artifact)
     if reference is None and cfg.fid.n and artifact.format != "torch":
         reference = (
             recorded_source(  # an exported build: its own FP32 torch model, as its sidecar names it
@@ -350,6 +363,11 @@ def bench_vs(
     say("loading both builds")
     candidate = resolve_artifact(candidate)
     baseline = resolve_artifact(baseline)
+    if "diffusion" in (candidate.format, baseline.format):
+        raise InputError(
+            "--vs does not pair diffusion pipelines yet; bench each and compare the two results.json "
+            "with accelkit compare"
+        )
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "artifacts" / "vs").mkdir(parents=True, exist_ok=True)
@@ -433,6 +451,28 @@ def bench_images(artifact: Artifact, cfg: BenchOptions) -> tuple[Any, dict[str, 
     return images, rec
 
 
+@dataclass
+class DriftPlan:
+    """How :func:`measure_quality` measures a generator kind whose rows are not plain
+    ``create_runner`` targets (a diffusion pipeline).
+
+    Attributes:
+        reference: Makes the reference runner (inactive).
+        reference_id: What identifies the reference in the feature cache.
+        reference_label: The reference's name in grids and ``settings.fid``.
+        is_reference: Whether a target's rows are the reference itself (their drift is the floor).
+        fields: The row fields of a target's drift (default: ``drift.row_fields()``).
+        label_suffix: Added to a row's label in grids (e.g. its sampler).
+    """
+
+    reference: Callable[[], Any]
+    reference_id: dict[str, Any]
+    reference_label: str
+    is_reference: Callable[[BenchTarget], bool]
+    fields: Callable[[Any, BenchTarget], dict[str, Any]] = lambda drift, t: drift.row_fields()
+    label_suffix: Callable[[Any], str] = lambda row: ""
+
+
 def measure_quality(
     artifact: Artifact,
     targets: Sequence[BenchTarget],
@@ -446,6 +486,7 @@ def measure_quality(
     images_rec: dict[str, Any] | None = None,
     verdict_settings: Any = None,
     trust_code: bool = False,
+    plan: DriftPlan | None = None,
 ) -> dict[str, Path]:
     """Add the quality verdict, FID/KID/paired drift and the noise floor to every measured row; write grids and the scatter.
 
@@ -458,7 +499,9 @@ def measure_quality(
     The reference is ``reference`` when given (its FP32 torch model; it must share the
     generator's spec), else the generator's own FP32 torch model. With ``images`` (real
     inputs of an image-to-image generator, ``bench --images``) every set is made from
-    them and the grids show them in an ``input`` row.
+    them and the grids show them in an ``input`` row. A generator kind whose rows run
+    another way (a diffusion pipeline: the sampling loop, against its reference sampler)
+    passes a :class:`DriftPlan`.
 
     Returns:
         Paths of the PNG files written (sample grids, speed-vs-drift scatter).
@@ -470,7 +513,7 @@ def measure_quality(
     from accelkit.runners.base import create_runner
 
     ref_art = reference or artifact
-    if ref_art.format != "torch":
+    if plan is None and ref_art.format != "torch":
         raise InputError(
             "--fid needs a torch generator as the FP32 reference; pass the .pt/.pt2/TorchScript file (or --reference), not ONNX"
         )
@@ -492,18 +535,22 @@ def measure_quality(
     extractor.resize_mode = cfg.fid.mode
     extractor.load()
     say = progress or (lambda m: None)
-    ref_runner = create_runner(
-        "torch",
-        ref_art,
-        device=device,
-        precision="fp32",
-        **({"threads": threads} if threads else {}),
+    ref_runner = (
+        plan.reference()
+        if plan is not None
+        else create_runner(
+            "torch",
+            ref_art,
+            device=device,
+            precision="fp32",
+            **({"threads": threads} if threads else {}),
+        )
     )
     files: dict[str, Path] = {}
     with ref_runner:
         meter = DriftMeter(
             ref_runner,
-            reference_identity(ref_art),
+            plan.reference_id if plan is not None else reference_identity(ref_art),
             extractor,
             cfg.fid.n,
             cfg.seed,
@@ -525,39 +572,48 @@ def measure_quality(
                 if inputs is not None
                 else []
             )
-            grid_rows = [
-                (
-                    "reference torch fp32" if reference is None else "reference (--reference)",
-                    ref_imgs,
-                )
-            ]
+            ref_label = "reference torch fp32" if reference is None else "reference (--reference)"
+            grid_rows = [(plan.reference_label if plan is not None else ref_label, ref_imgs)]
             for t in targets:
                 if t.artifact is None or t.skip_reason:
                     continue
+                prec = (
+                    t.precision_label()
+                    if t.make_runner is not None
+                    else (t.options.get("precision") or t.artifact.precision)
+                )
                 rows = [
                     r
                     for r in report.rows
                     if r.backend == t.backend
                     and r.variant == t.variant
                     and r.status == "ok"
-                    and r.precision == (t.options.get("precision") or t.artifact.precision)
+                    and r.precision == prec
                 ]
                 if not rows:
                     continue
-                label = f"{rows[0].label} {rows[0].precision}"
+                label = f"{rows[0].label} {rows[0].precision}" + (
+                    plan.label_suffix(rows[0]) if plan is not None else ""
+                )
                 if (
-                    reference is None
-                    and t.backend == "torch"
-                    and rows[0].precision == "fp32"
-                    and t.variant is None
-                    and not cfg.channels_last
+                    plan.is_reference(t)
+                    if plan is not None
+                    else (
+                        reference is None
+                        and t.backend == "torch"
+                        and rows[0].precision == "fp32"
+                        and t.variant is None
+                        and not cfg.channels_last
+                    )
                 ):
                     drift, imgs = meter.reference_drift(), ref_imgs
                 else:
                     say(f"quality drift: {label} on {cfg.fid.n} images")
                     try:
-                        with create_runner(
-                            t.backend, t.artifact, device=device, **t.options
+                        with (
+                            t.make_runner()
+                            if t.make_runner is not None
+                            else create_runner(t.backend, t.artifact, device=device, **t.options)
                         ) as runner:
                             drift = meter.measure(runner)
                             imgs = meter.first_images(runner, 8)
@@ -565,8 +621,9 @@ def measure_quality(
                         for r in rows:
                             r.status, r.reason = "failed", f"quality: {exc}"
                         continue
+                fields = plan.fields(drift, t) if plan is not None else drift.row_fields()
                 for r in rows:
-                    for k, v in drift.row_fields().items():
+                    for k, v in fields.items():
                         setattr(r, k, v)
                 grid_rows.append((label, imgs))
                 stem = f"{rows[0].label.replace(':', '-')}_{rows[0].precision}"
@@ -587,7 +644,11 @@ def measure_quality(
     report.settings["fid"] = {
         "n": cfg.fid.n,
         "seed": cfg.seed,
-        "reference": Path(ref_art.source).name if ref_art.source else "in-memory",
+        "reference": plan.reference_label
+        if plan is not None
+        else Path(ref_art.source).name
+        if ref_art.source
+        else "in-memory",
         "fid_mode": extractor.resize_mode,
         **({"images": images_rec} if images_rec else {}),
         **meter.provenance(),

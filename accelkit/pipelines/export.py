@@ -155,12 +155,16 @@ def export_onnx(
     from accelkit.options import BuildRecipe
     from accelkit.passes.build import Builder
     from accelkit.passes.onnx_io import default_onnx_path
+    from accelkit.pipelines import diffusion as dif
     from accelkit.vocab import onnx_source
 
     opts = (options or ExportOptions()).validated()
     say = progress or (lambda m: None)
     say("loading the generator")
     artifact = resolve_artifact(generator)
+    if dif.is_pipeline(artifact):
+        return dif.export(artifact, opts, opts.diffusion, progress)  # type: ignore[return-value]
+    dif.refuse_knobs(opts.diffusion, artifact)
     precision = Precision(opts.precision).value
     dest = Path(opts.out) if opts.out is not None else default_onnx_path(artifact, precision)
     if dest.suffix.lower() != ".onnx":

@@ -44,18 +44,24 @@ class InfoResult(Result):
         return "\n".join(lines)
 
 
-def info(generator: Any = None, progress: Any = None) -> InfoResult:
+def info(generator: Any = None, progress: Any = None, diffusion: Any = None) -> Result:
     """Describe a generator: format, parameters, FLOPs per image, inferred I/O spec.
 
     Args:
         generator: Path, bundled name, :class:`LoadOptions` or :class:`Artifact`
             (None: the bundled DCGAN).
         progress: Called with a short message per step.
+        diffusion: :class:`~accelkit.options.DiffusionSettings` of a diffusion pipeline
+            (a pipeline folder is described by :func:`accelkit.pipelines.diffusion.info`).
     """
     from accelkit.describe import describe_artifact
+    from accelkit.pipelines import diffusion as dif
 
     say = progress or (lambda m: None)
     say("loading the generator")
     art = resolve_artifact(generator)
+    if dif.is_pipeline(art):
+        return dif.info(art, diffusion, progress)
+    dif.refuse_knobs(diffusion, art)
     say("counting FLOPs")
     return InfoResult(describe_artifact(art))

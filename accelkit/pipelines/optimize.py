@@ -270,6 +270,11 @@ def optimize(
     weights = resolve_weights(opts.fid.weights)  # no FID weights: fail before any work
     from accelkit.loading import require_format
 
+    if require_format(generator, ("torch", "diffusion"), "{source}") == "diffusion":
+        raise InputError(
+            "optimize does not search diffusion pipelines yet (steps x scheduler x backend x precision is "
+            "issues 19/20); measure builds with accelkit bench PIPELINE --steps N --scheduler S --backend ... --fid N"
+        )
     require_format(
         generator,
         ("torch",),

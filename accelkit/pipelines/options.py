@@ -23,6 +23,7 @@ from accelkit.errors import InputError
 from accelkit.options import (
     DEFAULT_BATCH_RANGE,
     SEARCH_TIMING,
+    DiffusionSettings,
     FidSettings,
     Fp16Settings,
     Int8Settings,
@@ -247,6 +248,8 @@ class ExportOptions:
         int8: The INT8 recipe (``precision=int8``).
         tolerance: Max abs error vs torch (None: per-precision default).
         force: Overwrite an existing file.
+        diffusion: Sampler knobs of a diffusion pipeline (the sampler INT8 calibrates on
+            and the whole-sample check runs; the decoder's precision).
     """
 
     out: Path | None = None
@@ -256,6 +259,7 @@ class ExportOptions:
     int8: Int8Settings = field(default_factory=Int8Settings)
     tolerance: float | None = None
     force: bool = False
+    diffusion: DiffusionSettings = field(default_factory=DiffusionSettings)
 
     def __post_init__(self) -> None:
         _normalize(self, "precision", lambda v: enum_value(Precision, v, "--precision"))
@@ -270,6 +274,7 @@ class ExportOptions:
         self.onnx.validated()
         self.fp16.validated()
         self.int8.validated()
+        self.diffusion.validated()
         check_number(self.tolerance, "--tolerance", low=0.0, low_open=True)
         return self
 

@@ -250,9 +250,19 @@ def serve(
     backend = choose_backend(artifact, opts.backend)
     stop = stop or threading.Event()
     with tempfile.TemporaryDirectory(prefix="accelkit-serve-") as tmp:
-        art = servable(artifact, backend, Path(tmp), say)
+        make_runner = None
+        if artifact.format == "diffusion":
+            from accelkit.pipelines.diffusion import request_runner
+
+            art, make_runner = request_runner(artifact, backend, opts.device, Path(tmp), say)
+        else:
+            art = servable(artifact, backend, Path(tmp), say)
         server = GeneratorServer(
-            art, backend, replace(opts, name=opts.name or artifact.name), progress=say
+            art,
+            backend,
+            replace(opts, name=opts.name or artifact.name),
+            progress=say,
+            make_runner=make_runner,
         )
         info = server.start()
         t0 = time.monotonic()
@@ -826,6 +836,14 @@ def bench_serve(
         if isinstance(generator, (LoadOptions, Artifact))
         else LoadOptions(generator=None if generator is None else str(generator))
     )
+    if not isinstance(load, Artifact):
+        from accelkit.loading import require_format
+
+        if require_format(load, ("torch", "onnx", "trt", "diffusion"), "{source}") == "diffusion":
+            raise InputError(
+                "bench --serve does not load-test diffusion pipelines yet; run accelkit serve PIPELINE and "
+                "accelkit loadtest URL"
+            )
     res = run_bench(load, bench_options, progress)
     preface = (
         res.report.to_markdown()

@@ -353,6 +353,9 @@ class GeneratorServer:
         options: Ports, batching, instances (:class:`ServeOptions`).
         runner_options: Extra runner options (e.g. ``{"threads": 2}``).
         progress: Called with a short message per step.
+        make_runner: Builds one instance's runner instead of ``create_runner(backend,
+            artifact)`` (a diffusion pipeline: the sampling loop over its component
+            runners, taking a seed per request); ``artifact`` then gives the served spec.
 
     Example::
 
@@ -367,8 +370,10 @@ class GeneratorServer:
         options: ServeOptions | None = None,
         runner_options: dict[str, Any] | None = None,
         progress: Callable[[str], None] | None = None,
+        make_runner: Callable[[], Any] | None = None,
     ) -> None:
         self.artifact = artifact
+        self.make_runner = make_runner
         self.backend = backend
         self.options = (options or ServeOptions()).validated()
         self.runner_options = dict(runner_options or {})
@@ -426,8 +431,12 @@ class GeneratorServer:
         try:
             for _ in range(o.instances):
                 self._runners.append(
-                    create_runner(
-                        self.backend, self.artifact, device=o.device, **self.runner_options
+                    (
+                        self.make_runner()
+                        if self.make_runner is not None
+                        else create_runner(
+                            self.backend, self.artifact, device=o.device, **self.runner_options
+                        )
                     ).activate()
                 )
             self._logdir = Path(tempfile.mkdtemp(prefix="accelkit-triton-log-"))
