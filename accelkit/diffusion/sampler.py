@@ -537,7 +537,9 @@ def create_diffusion_runner(
         if dec_backend == "torch" and dec_art.format == "torch":
             dec_opts = {k: v for k, v in dec_opts.items() if k in ("threads", "precision")}
         dec = create_runner(dec_backend, dec_art, device, **dec_opts)
-    return DiffusionRunner(model, den, dec, settings=settings, device=device, cache=policy)
+    if policy is not None:
+        return DiffusionRunner(model, den, dec, settings=settings, device=device, cache=policy)
+    return DiffusionRunner(model, den, dec, settings=settings, device=device)
 
 
 __all__ = ["DiffusionRunner", "SampleTiming", "create_diffusion_runner", "noise_seed"]
