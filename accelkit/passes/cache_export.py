@@ -27,9 +27,7 @@ import numpy as np
 from accelkit.diffusion.cache import CachedDenoiser, CacheSpec, cached_denoiser
 from accelkit.diffusion.model import DiffusionModel, SamplerSettings
 from accelkit.errors import InputError, NonFiniteOutputError, VerificationError
-from accelkit.passes.diffusion_export import SAMPLE_TOLERANCE
-from accelkit.passes.export import OnnxFromTorch
-from accelkit.passes.fp16 import Fp16
+from accelkit.passes.diffusion_export import SAMPLE_TOLERANCE, export_component
 from accelkit.passes.verify import paired_error
 from accelkit.sampler import LatentSampler
 
@@ -152,24 +150,9 @@ def export_cached(
     out.mkdir(parents=True, exist_ok=True)
     done = []
     for art in (torch_parts.main, torch_parts.second):
-        part = str(art.meta["cache_part"])
-        stem = f"denoiser_{part}"
-        say(f"exporting the {torch_parts.spec} {part} part to ONNX")
-        onnx_art = OnnxFromTorch(
-            out / f"{stem}.onnx",
-            opset=opset,
-            batch_range=batch_range,
-            exporter=exporter,
-            force=force,
-            verify=verify,
-            seed=seed,
-            progress=say,
-        )(art)
-        if precision == "fp16":
-            onnx_art = Fp16(out / f"{stem}.fp16.onnx", force=force, verify=verify, seed=seed)(
-                onnx_art
-            )
-        done.append(onnx_art)
+        stem = f"denoiser_{art.meta['cache_part']}"
+        args = (opset, batch_range, exporter, force, verify, seed, say)
+        done.append(export_component(art, out, stem, precision, *args))
     result = torch_parts.with_parts(done[0], done[1])
     check = None
     if verify:
