@@ -12,7 +12,8 @@ Modules: :mod:`~accelkit.diffusion.folder` (detection, allow-lists; no torch),
 :mod:`~accelkit.diffusion.schedulers` (``ddpm|ddim|dpm++|euler``),
 :mod:`~accelkit.diffusion.sampler` (the loop as a Runner),
 :mod:`~accelkit.diffusion.calibration` (INT8 feeds from real trajectories),
-:mod:`~accelkit.diffusion.describe` (what ``accelkit info`` prints).
+:mod:`~accelkit.diffusion.describe` (what ``accelkit info`` prints),
+:mod:`~accelkit.diffusion.cache` (step caching: DeepCache, First-Block-Cache, calibration).
 
 Component export (ONNX per component, verified per call and per sample) drives the
 passes, so it lives with them: :mod:`accelkit.passes.diffusion_export`. This package is
@@ -40,6 +41,9 @@ _EXPORTS = {
     "TrajectoryReader": "accelkit.diffusion.calibration",
     "describe_pipeline": "accelkit.diffusion.describe",
     "SCHEDULERS": "accelkit.diffusion.schedulers",
+    "CacheSpec": "accelkit.diffusion.cache",
+    "cached_denoiser": "accelkit.diffusion.cache",
+    "calibrate_cache": "accelkit.diffusion.cache",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -44,6 +44,13 @@ import numpy as np
 
 from accelkit.artifact import Artifact
 from accelkit.diffusion import schedulers as sch
+from accelkit.diffusion.cache import (
+    CachedDenoiser,
+    CachePolicy,
+    CacheSpec,
+    cached_denoiser,
+    make_policy,
+)
 from accelkit.diffusion.model import LABEL, NOISE, PROMPT, DiffusionModel, SamplerSettings, Sampling
 from accelkit.errors import InputError
 from accelkit.runners.base import Runner, create_runner
@@ -193,6 +200,8 @@ class DiffusionRunner(Runner):
         settings: Sampler settings (scheduler, steps, guidance, eta).
         device: Where the loop's tensors live (``cpu`` or ``cuda[:N]``); the torch
             component runners should use the same device.
+        cache: Step caching (:mod:`accelkit.diffusion.cache`): then ``denoiser`` is the
+            runner of the cache's main part and the policy holds the second part's runner.
 
     Raises:
         InputError: A decoder missing for a latent model (or given for a pixel one), a
@@ -209,6 +218,7 @@ class DiffusionRunner(Runner):
         decoder: Runner | None = None,
         settings: SamplerSettings | None = None,
         device: str = "cpu",
+        cache: CachePolicy | None = None,
     ) -> None:
         super().__init__(model.pipeline_artifact(), device=device)
         self.model = model
@@ -222,11 +232,14 @@ class DiffusionRunner(Runner):
                     else "has no decoder"
                 )
             )
-        if denoiser.spec.input_names != model.denoiser.spec.input_names:
+        want = (model.denoiser if cache is None else cache.cached.main).spec.input_names
+        if denoiser.spec.input_names != want:
             raise InputError(
                 f"the denoiser runner takes {denoiser.spec.input_names}, this model's denoiser "
-                f"{model.denoiser.spec.input_names}; give the runner of this model's denoiser"
+                f"{want}; give the runner of this model's denoiser"
             )
+        #: The step cache (None: every step calls ``denoiser``).
+        self.cache = cache
         self.denoiser = denoiser
         self.decoder = decoder
         #: Timing of the runs at the batch size prepared last (a new batch size starts a new one).
@@ -274,6 +287,8 @@ class DiffusionRunner(Runner):
         if self.decoder is not None:
             self._calls["decoder"] = _call_for(self.decoder, dev)
         self._step_io = {k: ("device" if c.on_device else "host") for k, c in self._calls.items()}
+        if self.cache is not None:
+            self.cache.activate(self._calls["denoiser"], lambda r: _call_for(r, dev))
         self._scheduler = self.sampling.build()
         if self.model.negative_condition is not None:
             self._neg = torch.from_numpy(self.model.negative_condition).to(dev)
@@ -281,6 +296,8 @@ class DiffusionRunner(Runner):
             self._cond = torch.from_numpy(self.model.condition).to(dev)
 
     def _deactivate_impl(self) -> None:
+        if self.cache is not None:
+            self.cache.deactivate()
         for r in reversed(self._owned):
             r.deactivate()
         self._owned.clear()
@@ -363,11 +380,15 @@ class DiffusionRunner(Runner):
             name, c, c0 = cond
             cond_in = (name, torch.cat([c, c0]) if s.cfg else c)
         x = prepared.noise * float(sched.init_noise_sigma)
+        cache = self.cache
+        if cache is not None:
+            cache.start(n)
+            calls0 = cache.stats.full_calls + cache.stats.partial_calls
         t_den = t_sched = 0.0
         t1 = time.perf_counter()
         t_sched += t1 - t0
         with torch.inference_mode():
-            for t in sched.timesteps:
+            for i, t in enumerate(sched.timesteps):
                 ta = time.perf_counter()
                 inp = sched.scale_model_input(x, t)
                 if s.cfg:
@@ -385,7 +406,7 @@ class DiffusionRunner(Runner):
                 if sync is not None:
                     sync()
                 tb = time.perf_counter()
-                eps = den(feeds)
+                eps = den(feeds) if cache is None else cache.step(i, feeds)
                 if sync is not None:
                     sync()
                 tc = time.perf_counter()
@@ -416,7 +437,9 @@ class DiffusionRunner(Runner):
         tm.denoiser_s += t_den
         tm.scheduler_s += t_sched
         tm.decoder_s += t_dec
-        tm.denoiser_calls += iters
+        tm.denoiser_calls += (
+            iters if cache is None else cache.stats.full_calls + cache.stats.partial_calls - calls0
+        )
         return out
 
     def _sync(self) -> None:
@@ -447,6 +470,9 @@ class DiffusionRunner(Runner):
         }
         if self.decoder is not None:
             d["components"]["decoder"] = self.decoder.describe()
+        d["cache"] = "none" if self.cache is None else self.cache.spec.canonical()
+        if self.cache is not None:
+            d["cache_detail"] = self.cache.describe()
         return d
 
 
@@ -461,6 +487,8 @@ def create_diffusion_runner(
     decoder_backend: str | None = None,
     options: dict[str, Any] | None = None,
     decoder_options: dict[str, Any] | None = None,
+    cache: CacheSpec | str | None = None,
+    cached: CachedDenoiser | None = None,
 ) -> DiffusionRunner:
     """A :class:`DiffusionRunner` whose components run on registered backends.
 
@@ -476,12 +504,38 @@ def create_diffusion_runner(
             given, else ``torch``).
         options: Runner options of the denoiser (``threads``, ``precision``...).
         decoder_options: Runner options of the decoder (default: ``options``).
+        cache: Step caching, ``none`` | ``deepcache:N[:depth]`` | ``fbcache:T`` or a
+            :class:`~accelkit.diffusion.cache.CacheSpec` (default: none).
+        cached: The cache's two partial denoisers to run (default: the torch modules;
+            give their exports, :func:`accelkit.passes.cache_export.export_cached`, for
+            ``ort``/``openvino``/``trt``). Both parts run on ``backend`` with ``options``.
 
     Raises:
-        InputError / BackendUnavailableError: As :func:`~accelkit.runners.base.create_runner`.
+        InputError / BackendUnavailableError: As :func:`~accelkit.runners.base.create_runner`;
+            a cache that does not apply to the model; ``denoiser`` and a cache together;
+            a non-torch backend without the exported parts.
     """
     opts = dict(options or {})
-    den = create_runner(backend, denoiser or model.denoiser, device, **opts)
+    spec = CacheSpec.parse(cached.spec if cached is not None else cache)
+    policy = None
+    if spec.enabled:
+        if cached is not None and cache is not None and CacheSpec.parse(cache) != cached.spec:
+            raise InputError(f"cache {cache} differs from the exported parts' {cached.spec}")
+        if denoiser is not None:
+            raise InputError(
+                "give either a denoiser artifact or a cache (whose parts replace the denoiser)"
+            )
+        if cached is None:
+            cached = cached_denoiser(model, spec)
+        if cached.main.format == "torch" and backend != "torch":
+            raise InputError(
+                f"--cache {spec} on {backend}: export the cache's partial graphs first "
+                "(accelkit.passes.cache_export.export_cached) and pass them as cached="
+            )
+        den = create_runner(backend, cached.main, device, **opts)
+        policy = make_policy(cached, create_runner(backend, cached.second, device, **opts))
+    else:
+        den = create_runner(backend, denoiser or model.denoiser, device, **opts)
     dec = None
     if model.decoder is not None:
         dec_art = decoder or model.decoder
@@ -490,6 +544,8 @@ def create_diffusion_runner(
         if dec_backend == "torch" and dec_art.format == "torch":
             dec_opts = {k: v for k, v in dec_opts.items() if k in ("threads", "precision")}
         dec = create_runner(dec_backend, dec_art, device, **dec_opts)
+    if policy is not None:
+        return DiffusionRunner(model, den, dec, settings=settings, device=device, cache=policy)
     return DiffusionRunner(model, den, dec, settings=settings, device=device)
 
 

@@ -165,6 +165,38 @@ def _component_record(art: Artifact) -> dict[str, Any]:
     }
 
 
+def export_component(
+    art: Artifact,
+    out: Path,
+    stem: str,
+    precision: str,
+    opset: int,
+    batch_range: tuple[int, int, int],
+    exporter: str,
+    force: bool,
+    verify: bool,
+    seed: int,
+    say: Callable[[str], None],
+) -> Artifact:
+    """``out/<stem>.onnx`` from a torch component (verified per call), then ``<stem>.fp16.onnx``
+    when ``precision`` is fp16; returns the last one. (Also used for cache parts.)"""
+    say(f"exporting the {stem} to ONNX")
+    onnx_art = OnnxFromTorch(
+        out / f"{stem}.onnx",
+        opset=opset,
+        batch_range=batch_range,
+        exporter=exporter,
+        force=force,
+        verify=verify,
+        seed=seed,
+        progress=say,
+    )(art)
+    if precision == "fp16":
+        say(f"converting the {stem} to fp16")
+        onnx_art = Fp16(out / f"{stem}.fp16.onnx", force=force, verify=verify, seed=seed)(onnx_art)
+    return onnx_art
+
+
 def export_components(
     model: DiffusionModel,
     out_dir: str | Path,
@@ -222,23 +254,9 @@ def export_components(
     if model.decoder is not None:
         todo.append(("vae_decoder", model.decoder, decoder_precision))
     for stem, art, prec in todo:
-        say(f"exporting the {stem} to ONNX")
-        onnx_art = OnnxFromTorch(
-            out / f"{stem}.onnx",
-            opset=opset,
-            batch_range=batch_range,
-            exporter=exporter,
-            force=force,
-            verify=verify,
-            seed=seed,
-            progress=say,
-        )(art)
-        if prec == "fp16":
-            say(f"converting the {stem} to fp16")
-            onnx_art = Fp16(out / f"{stem}.fp16.onnx", force=force, verify=verify, seed=seed)(
-                onnx_art
-            )
-        parts[stem] = onnx_art
+        parts[stem] = export_component(
+            art, out, stem, prec, opset, batch_range, exporter, force, verify, seed, say
+        )
     den, dec = parts["denoiser"], parts.get("vae_decoder")
     result = ExportedPipeline(model=model, denoiser=den, decoder=dec)
     if verify:
