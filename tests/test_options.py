@@ -173,3 +173,32 @@ def test_help_says_what_the_threads_default_really_is() -> None:
     text = " ".join(proc.stdout.split())
     assert "1 on a loaded machine" in text and "the torch fp32 baseline included" in text
     assert "free physical cores)" not in text
+
+
+def test_passes_and_gates_take_their_defaults_from_the_shared_objects() -> None:
+    """The INT8/FP16 passes, the interleaved gate and the sensitivity run use the option
+    objects' defaults, so a direct (library) call makes the same file as the CLI."""
+    import inspect
+
+    from accelkit.gate.interleave import measure_interleaved
+    from accelkit.options import Fp16Settings, Int8Settings, Timing
+    from accelkit.passes.fp16 import Fp16
+    from accelkit.passes.int8 import Int8
+    from accelkit.passes.sensitivity import sensitivity, sensitivity_calib
+
+    def defaults(fn: object) -> dict[str, object]:
+        return {k: p.default for k, p in inspect.signature(fn).parameters.items()}  # type: ignore[arg-type]
+
+    i8, r8 = defaults(Int8.__init__), Int8Settings()
+    assert (i8["calib_samples"], i8["calib_method"], i8["calib_batch"]) == (
+        r8.calib,
+        r8.calib_method.value,
+        r8.calib_batch,
+    )
+    f16, r16 = defaults(Fp16.__init__), Fp16Settings()
+    assert (f16["calib_samples"], f16["headroom"]) == (r16.calib_samples, r16.headroom)
+    gi, t = defaults(measure_interleaved), Timing()
+    assert (gi["warmup"], gi["min_time_s"]) == (t.warmup, t.min_time_s)
+    assert defaults(sensitivity)["calib_method"] == r8.calib_method.value
+    assert sensitivity_calib(r8.calib) == min(r8.calib, defaults(sensitivity)["calib_samples"])  # type: ignore[type-var]
+    assert sensitivity_calib(16) == 16

@@ -7,10 +7,19 @@ each rule is tested on a table of cases (``tests/autotune/test_choice.py``).
 
 The rules:
 
-* **Budget** (:class:`Budget`, :func:`judge`): a build is accepted when its drift is
-  within the user's budget (the noise floor, a max FID drift, or a min paired PSNR).
-* **Ties** (:func:`best`): builds within ``tie_margin`` of the fastest accepted one are as
-  fast as timing noise can tell; of those, the one with the least drift is chosen.
+* **Budget** (:class:`Budget`, :func:`judge`): a build is accepted when the calibrated
+  quality verdict (:mod:`accelkit.quality.verdict`) accepts it under the user's budget:
+  ``floor`` = no detectable drift (the verdict's visibility margin; ``inconclusive`` is not
+  accepted, and the verdict says what N would decide), ``psnr:DB`` = the paired test with
+  its margin at DB, an FID number = the paired FID point estimate at most that.
+* **Which test** (:func:`build_changes`, :func:`quality_test`): the paired test decides for
+  builds meant to give the reference's images (precision, backend, runtime options,
+  pruning); the distribution test for builds that change the sampling trajectory
+  (:data:`TRAJECTORY_CHANGES`: diffusion steps, scheduler, caching).
+* **Ties** (:func:`best`, :func:`detectably_worse`): builds within ``tie_margin`` of the
+  fastest accepted one are as fast as timing noise can tell; of those, a build detectably
+  worse than another tied build (per-image comparison on the same latents) is set aside,
+  and of the rest the one with the least drift is chosen.
 * **What can still win** (:func:`cannot_win`): a build slower than the fastest accepted
   one beyond the tie margin is never quality-checked.
 * **Order** (:func:`quality_order`): quality checks run fastest first.
@@ -25,12 +34,14 @@ The rules:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from accelkit.autotune.space import Candidate
 from accelkit.errors import InputError
+from accelkit.quality import verdict as qv
+from accelkit.quality.verdict import BuildComparison, Verdict
 
 #: Images of the quick paired-PSNR check that rejects a clearly broken build before its FID.
 QUICK_IMAGES = 16
@@ -42,6 +53,11 @@ FP16_RESCUE_HEADROOMS = (0.05, 0.005)
 CONFIRM_ROUNDS = 5
 #: Share of the time budget that may be spent before an expensive candidate is tried.
 EXPENSIVE_BEFORE = 0.5
+#: What a build may change that changes the sampling trajectory (its images are not meant
+#: to equal the reference's): the distribution test decides for such builds. A candidate
+#: names them as runner options (``steps``, ``scheduler``, ``cache``) or in a
+#: ``trajectory`` attribute.
+TRAJECTORY_CHANGES = frozenset({"steps", "scheduler", "cache"})
 
 
 @dataclass(frozen=True)
@@ -49,8 +65,9 @@ class Budget:
     """What quality the user accepts.
 
     Attributes:
-        kind: ``floor`` (FID drift within the noise floor), ``fid`` (FID drift at most
-            ``value``) or ``psnr`` (paired PSNR at least ``value`` dB).
+        kind: ``floor`` (no detectable drift: the calibrated verdict accepts the build),
+            ``fid`` (paired FID drift at most ``value``) or ``psnr`` (the paired test with
+            its visibility margin at ``value`` dB).
         value: The threshold for ``fid`` / ``psnr``.
     """
 
@@ -79,48 +96,122 @@ class Budget:
         return cls(kind, value)
 
     def describe(self) -> str:
-        """``FID drift within the noise floor`` style."""
+        """``no detectable drift (...)`` style."""
         if self.kind == "floor":
-            return "FID drift within the noise floor"
+            return (
+                f"no detectable drift (the quality verdict's {qv.VerdictSettings.margin_db:g} dB "
+                "visibility margin; docs/quality.md)"
+            )
         if self.kind == "fid":
             return f"FID drift <= {self.value:g}"
-        return f"paired PSNR >= {self.value:g} dB"
+        return f"paired error within a {self.value:g} dB PSNR margin"
 
-    def judge(self, drift: Any) -> tuple[bool, str]:
-        """``(accepted, why)`` for a :class:`~accelkit.quality.drift.Drift`."""
-        if drift.fid_drift is None or not math.isfinite(drift.fid_drift):
-            return False, "FID drift could not be measured"
-        if self.kind == "floor":
-            ok = drift.fid_drift <= drift.noise_floor_fid
-            return (
-                ok,
-                f"FID drift {drift.fid_drift:.3g} {'<=' if ok else '>'} noise floor {drift.noise_floor_fid:.3g}",
-            )
-        if self.kind == "fid":
-            ok = drift.fid_drift <= (self.value or 0.0)
-            return (
-                ok,
-                f"FID drift {drift.fid_drift:.3g} {'<=' if ok else '>'} budget {self.value:g}",
-            )
-        ok = drift.psnr_db >= (self.value or 0.0)
-        return ok, f"PSNR {drift.psnr_db:.1f} dB {'>=' if ok else '<'} budget {self.value:g} dB"
+    def judge(self, drift: Any) -> Verdict:
+        """The verdict of a :class:`~accelkit.quality.drift.Drift` (or its row fields) under this budget."""
+        return qv.judge(drift, self)
 
     def fid_line(self, noise_floor: float | None) -> float | None:
-        """The FID drift the Pareto plot draws as the budget line (None for a PSNR budget)."""
-        if self.kind == "floor":
-            return noise_floor
+        """The FID drift the Pareto plot draws as the budget line (None: the budget is not an FID)."""
         return self.value if self.kind == "fid" else None
 
 
-def judge(drift: Any, budget: Budget) -> tuple[bool, str]:
-    """``(accepted, why)``: the one place the search judges a measured drift against the budget.
+def judge(drift: Any, budget: Budget) -> Verdict:
+    """The one place the search judges a measured build against the budget.
 
     Args:
-        drift: A :class:`~accelkit.quality.drift.Drift` (its ``fid_drift``,
-            ``noise_floor_fid`` and ``psnr_db``).
+        drift: A :class:`~accelkit.quality.drift.Drift` or its ``row_fields()`` (the
+            deciding test's verdict and the per-image evidence).
         budget: The user's budget.
+
+    Returns:
+        The :class:`~accelkit.quality.verdict.Verdict`: only ``accepted`` builds can be
+        chosen; ``inconclusive`` ones are not, and their reason says what N would decide.
     """
     return budget.judge(drift)
+
+
+def build_changes(candidate: Any) -> frozenset[str]:
+    """What a candidate changes against the FP32 torch reference.
+
+    ``backend`` (another runtime or an exported file), ``precision``, ``prune``, ``runtime``
+    (a recipe variant such as ``compile``), ``exclusions`` (INT8/FP16 parts kept in float)
+    and any of :data:`TRAJECTORY_CHANGES` named by its runner options or its
+    ``trajectory`` attribute.
+    """
+    out: set[str] = set()
+    if (
+        getattr(candidate, "backend", "torch") != "torch"
+        or getattr(candidate, "source", "torch") != "torch"
+    ):
+        out.add("backend")
+    if getattr(candidate, "precision", "fp32") != "fp32":
+        out.add("precision")
+    if getattr(candidate, "prune_ratio", None):
+        out.add("prune")
+    if getattr(candidate, "recipe_variant", None):
+        out.add("runtime")
+    if (
+        getattr(candidate, "exclude_groups", ())
+        or getattr(candidate, "fp16_headroom", None) is not None
+    ):
+        out.add("exclusions")
+    opts = getattr(candidate, "runner_options", None) or {}
+    out |= {k for k in opts if k in TRAJECTORY_CHANGES}
+    out |= {str(k) for k in (getattr(candidate, "trajectory", None) or ())}
+    return frozenset(out)
+
+
+def quality_test(changes: Iterable[str]) -> str:
+    """The test that decides a build with these changes (:func:`build_changes`).
+
+    ``distribution`` when any change alters the sampling trajectory
+    (:data:`TRAJECTORY_CHANGES`: the build's images are not meant to equal the
+    reference's), else ``paired`` (far more powerful where the images should match).
+    """
+    return "distribution" if set(changes) & TRAJECTORY_CHANGES else "paired"
+
+
+def detectably_worse(x: Tried, y: Tried) -> BuildComparison | None:
+    """Is build ``x`` detectably worse than build ``y``? None when they cannot be compared.
+
+    Both decided by the paired test with per-image evidence on the same latents:
+    :func:`~accelkit.quality.verdict.compare_builds` (a bootstrap over the per-image error
+    differences). Both decided by the distribution test: ``x`` is worse when its
+    interval lies entirely above ``y``'s (a conservative check without the features).
+    Builds judged by different tests are not compared.
+    """
+    dx, dy = x.drift or {}, y.drift or {}
+    tx, ty = dx.get("drift_test"), dy.get("drift_test")
+    if tx is None or tx != ty:
+        return None
+    if tx == "paired":
+        ex, ey = dx.get("drift_evidence"), dy.get("drift_evidence")
+        if not (isinstance(ex, dict) and isinstance(ey, dict)):
+            return None
+        if len(ex.get("mse") or ()) != len(ey.get("mse") or ()):
+            return None
+        return qv.compare_builds(dx, dy, qv.VerdictSettings(resamples=1000))
+    vx, vy = x.verdict, y.verdict
+    if vx is None or vy is None or vx.n != vy.n:
+        return None
+    lo_x, hi_y = vx.interval[0], vy.interval[1]
+    if not (math.isfinite(lo_x) and math.isfinite(hi_y)):
+        return None
+    worse = lo_x > hi_y
+    decision = "worse" if worse else "not detectably different"
+    return BuildComparison(
+        "distribution",
+        decision,
+        "delta_kid_difference",
+        vx.estimate - vy.estimate,
+        (lo_x - hi_y, vx.interval[1] - vy.interval[0]),
+        math.nan,
+        math.nan,
+        vx.n,
+        f"distribution comparison (N = {vx.n}): X's KID delta interval "
+        + ("lies above" if worse else "overlaps")
+        + " Y's (non-overlapping 90 % intervals: a conservative check)",
+    )
 
 
 # ------------------------------------------------------------------------ what was learnt
@@ -132,8 +223,10 @@ class Tried:
         candidate: The candidate.
         row: Its speed row (a :class:`~accelkit.benchmark.report.BenchRow` as a dict), None when not timed.
         status: ``chosen``, ``accepted`` (valid but slower than the chosen one),
-            ``rejected`` (quality outside the budget), ``failed`` (could not be built or
-            run), ``not checked`` (could not beat an accepted faster build, or no time).
+            ``rejected`` (quality outside the budget), ``inconclusive`` (the N used
+            cannot tell: not accepted; its reason says what N would decide), ``failed``
+            (could not be built or run), ``not checked`` (could not beat an accepted
+            faster build, or no time).
         reason: One line: the measurement that decided.
         quick_psnr_db: Paired PSNR on the quick set (None when not checked).
         drift: The quality row fields (FID/KID drift, PSNR, noise floor...), None when not checked.
@@ -160,8 +253,16 @@ class Tried:
 
     @property
     def judged(self) -> bool:
-        """Its quality was decided (accepted, rejected or chosen)."""
-        return self.status in ("accepted", "rejected", "chosen")
+        """Its quality was checked (accepted, rejected, inconclusive or chosen)."""
+        return self.status in ("accepted", "rejected", "inconclusive", "chosen")
+
+    @property
+    def verdict(self) -> Verdict | None:
+        """The deciding quality verdict recorded in its drift (None when not checked)."""
+        try:
+            return qv.verdict_of(self.drift) if self.drift else None
+        except InputError:
+            return None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (sidecar, report settings)."""
@@ -174,6 +275,9 @@ class Tried:
             "quick_psnr_db": self.quick_psnr_db,
             "fid_drift": (self.drift or {}).get("fid_drift"),
             "psnr_db": (self.drift or {}).get("psnr_db"),
+            "drift_test": (self.drift or {}).get("drift_test"),
+            "drift_interval": (self.drift or {}).get("drift_interval"),
+            "min_detectable_effect": (self.drift or {}).get("min_detectable_effect"),
             "artifact": self.artifact,
         }
 
@@ -205,15 +309,47 @@ def tie_bar(fastest_ips: float, margin: float) -> float:
     return fastest_ips * (1 - margin)
 
 
-def best(tried: Sequence[Tried], margin: float, budget_kind: str) -> Tried | None:
+def best(
+    tried: Sequence[Tried],
+    margin: float,
+    budget_kind: str,
+    worse: Callable[[Tried, Tried], BuildComparison | None] | None = None,
+) -> Tried | None:
     """The choice: of the accepted builds as fast as the fastest within ``margin`` (timing
-    noise), the one with the least drift; the faster one breaks a drift tie."""
+    noise), those not detectably worse than another of them (``worse``, default
+    :func:`detectably_worse`); of those, the one with the least drift; the faster one
+    breaks a drift tie."""
+    tied = tied_builds(tried, margin)
+    if not tied:
+        return None
+    pool = [t for t in tied if not set_aside_by(t, tied, worse)] or tied
+    return min(pool, key=lambda t: (drift_key(t, budget_kind), -(t.images_per_sec or 0.0)))
+
+
+def tied_builds(tried: Sequence[Tried], margin: float) -> list[Tried]:
+    """The accepted builds within ``margin`` of the fastest accepted one."""
     top = fastest(tried)
     if top is None:
-        return None
+        return []
     bar = tie_bar(top.images_per_sec or 0.0, margin)
-    tied = [t for t in accepted(tried) if (t.images_per_sec or 0.0) >= bar]
-    return min(tied, key=lambda t: (drift_key(t, budget_kind), -(t.images_per_sec or 0.0)))
+    return [t for t in accepted(tried) if (t.images_per_sec or 0.0) >= bar]
+
+
+def set_aside_by(
+    t: Tried,
+    tied: Sequence[Tried],
+    worse: Callable[[Tried, Tried], BuildComparison | None] | None = None,
+) -> str | None:
+    """Why ``t`` loses the speed tie: ``t`` is detectably worse than another tied build
+    (None: it is not)."""
+    cmp = worse or detectably_worse
+    for o in tied:
+        if o is t:
+            continue
+        c = cmp(t, o)
+        if c is not None and c.worse:
+            return f"detectably worse than {o.candidate.id} ({c.reason})"
+    return None
 
 
 def cannot_win(t: Tried, tried: Sequence[Tried], margin: float) -> str | None:
@@ -246,13 +382,18 @@ def undecided(tried: Sequence[Tried], margin: float) -> list[Tried]:
     ]
 
 
-def explain_choice(chosen: Tried, top: Tried | None, margin: float) -> str:
-    """Why ``chosen`` was chosen, in one line (the fastest, or the least drift among ties)."""
+def explain_choice(
+    chosen: Tried, top: Tried | None, margin: float, aside: str | None = None
+) -> str:
+    """Why ``chosen`` was chosen, in one line (the fastest, or the best quality among ties).
+
+    ``aside``: why the fastest accepted build ``top`` lost the tie (:func:`set_aside_by`).
+    """
     if top is not None and top is not chosen:
-        return (
-            f"within {margin:.0%} of the fastest accepted build {top.candidate.id} ({top.images_per_sec:.1f} img/s), "
-            f"with less drift ({chosen.reason}; {top.candidate.id}: {top.reason})"
-        )
+        head = f"within {margin:.0%} of the fastest accepted build {top.candidate.id} ({top.images_per_sec:.1f} img/s), "
+        if aside:
+            return head + f"which is {aside}; {chosen.reason}"
+        return head + f"with less drift ({chosen.reason}; {top.candidate.id}: {top.reason})"
     if chosen.reason.startswith("fastest"):
         return chosen.reason
     return (
@@ -325,7 +466,10 @@ __all__ = [
     "Tried",
     "accepted",
     "affordable",
+    "TRAJECTORY_CHANGES",
     "best",
+    "build_changes",
+    "detectably_worse",
     "can_time_expensive",
     "cannot_win",
     "drift_key",
@@ -335,8 +479,11 @@ __all__ = [
     "int8_rescue_sizes",
     "judge",
     "quality_order",
+    "quality_test",
     "rescue_first",
     "reserve_for_checks",
+    "set_aside_by",
     "tie_bar",
+    "tied_builds",
     "undecided",
 ]

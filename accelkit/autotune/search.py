@@ -14,9 +14,11 @@ Order of work (cheap things first, so a candidate that cannot win costs little):
    floor), then the speed of every other candidate at the user's batch size, expensive
    ones last; every candidate runs under the run's one thread policy.
 2. **Quality**, fastest first, only for candidates that could still be chosen: paired PSNR
-   on a few images (cheap reject), then FID/KID drift on N latents against the FP32 torch
-   reference, with the noise floor.
-3. **Rescue**: a rejected INT8 candidate is retried with its most sensitive layer groups
+   on a few images (cheap reject), then the quality verdict on N latents against the FP32
+   torch reference: the test follows what the build changed (paired for precision,
+   backend and pruning; distribution for trajectory changes, :func:`choice.quality_test`),
+   and only ``accepted`` builds can be chosen.
+3. **Rescue**: a rejected or inconclusive INT8 candidate is retried with its most sensitive layer groups
    kept in float (1, 2, 4... groups), an FP16 one with more nodes kept in fp32.
 4. **Confirmation** of the chosen build against the baseline, interleaved in rounds.
 
@@ -50,6 +52,7 @@ from accelkit.autotune.choice import Budget, Tried
 from accelkit.autotune.journal import Journal
 from accelkit.autotune.space import Candidate, SearchSpace
 from accelkit.errors import InputError, NonFiniteOutputError, one_line
+from accelkit.quality.verdict import VerdictSettings
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +173,9 @@ def search_key(
         "distill_steps": opts.distill_steps,
         "max_retries": choice.MAX_RETRIES,
         "candidates": [c.id for c in candidates],
+        # the quality rule: a journal judged by another rule (the old noise floor, other
+        # margins) is not resumed
+        "quality_rule": {"verdict": 1, **VerdictSettings().to_dict()},
     }
 
 
@@ -213,8 +219,10 @@ class Search:
         journal: Journal,
         clock: Clock,
         progress: Progress | None = None,
+        trust_code: bool = False,
     ) -> None:
         self.original = original
+        self.trust_code = trust_code
         self.opts = opts
         self.budget = budget
         self.device = device
@@ -286,7 +294,16 @@ class Search:
         ips = (t.images_per_sec if t is not None else None) or (
             base.images_per_sec if base is not None else None
         )
-        guess = SAFETY * ((n + choice.QUICK_IMAGES) / (ips or 1.0) + n * self._feature_s)
+        # the distribution test generates set B too (N more images and features)
+        sets = (
+            2
+            if t is not None
+            and choice.quality_test(choice.build_changes(t.candidate)) == "distribution"
+            else 1
+        )
+        guess = SAFETY * (
+            (sets * n + choice.QUICK_IMAGES) / (ips or 1.0) + sets * n * self._feature_s
+        )
         return max(self.clock.estimate("quality", guess), guess)
 
     def _confirm_cost(self) -> float:
@@ -465,7 +482,9 @@ class Search:
 
         t0 = time.monotonic()
         n, fid = self.opts.fid.n, self.opts.fid
-        self.extractor = FeatureExtractor(fid.weights, device=self.device, threads=self.threads)
+        self.extractor = FeatureExtractor(
+            fid.weights, device=self.device, threads=self.threads, trust_code=self.trust_code
+        )
         self.extractor.load()
         opts = {"precision": "fp32", **({"threads": self.threads} if self.threads else {})}
         self.ref_runner = create_runner("torch", self.original, device=self.device, **opts)
@@ -505,6 +524,11 @@ class Search:
             self.notes.append(
                 f"the reference's FID features of 2 x {n} images came from the cache (an earlier run with the same "
                 "generator, N, seed and extractor)"
+            )
+        if self.budget.kind != "fid" and n < meter.settings.min_n:
+            self.notes.append(
+                f"--fid {n} is below the {meter.settings.min_n} images the quality verdict decides on: every "
+                "candidate is inconclusive and only the reference can be chosen; use --fid 100 or more"
             )
         self.say(f"reference: FP32 torch images and the noise floor on 2 x {n} latents")
         self.meter = meter
@@ -555,7 +579,7 @@ class Search:
                 rec.get("drift"),
                 rec.get("reason", ""),
             )
-            tried.status = (
+            tried.status = rec.get("status") or (
                 "accepted"
                 if rec.get("accepted")
                 else ("failed" if rec.get("failed") else "rejected")
@@ -602,10 +626,13 @@ class Search:
                         f"quick check: PSNR {quick:.1f} dB < {floor_db:g} dB on {k} images",
                     )
                 else:
-                    drift = self.meter.measure(runner)
+                    # the test follows what the build changed: paired where its images should
+                    # equal the reference's, distribution where it changes the trajectory
+                    test = choice.quality_test(choice.build_changes(cand))
+                    drift = self.meter.measure(runner, test=test)
                     tried.drift = drift.row_fields()
-                    ok, why = choice.judge(drift, self.budget)
-                    tried.status, tried.reason = ("accepted" if ok else "rejected"), why
+                    verdict = choice.judge(drift, self.budget)
+                    tried.status, tried.reason = verdict.decision, verdict.reason
         except NonFiniteOutputError as exc:
             tried.status, tried.reason = "rejected", one_line(exc)
         except Exception as exc:  # noqa: BLE001 - a candidate that breaks in the check fails, the search goes on
@@ -621,6 +648,7 @@ class Search:
             reason=tried.reason,
             accepted=tried.status == "accepted",
             failed=tried.status == "failed",
+            status=tried.status,
         )
         return tried.status == "accepted"
 
@@ -628,7 +656,7 @@ class Search:
     def retries(self, tried: Tried) -> list[Candidate]:
         """Candidates that keep more of a rejected INT8/FP16 candidate in higher precision."""
         cand = tried.candidate
-        if cand.parent is not None or tried.status != "rejected":
+        if cand.parent is not None or tried.status not in ("rejected", "inconclusive"):
             return []
         if cand.source == "onnx-int8":
             groups = self._sensitive_groups(cand)
@@ -661,7 +689,7 @@ class Search:
         if rec is not None:
             self.sensitivity[key] = [(g, list(p)) for g, p in rec["groups"]]
             return self.sensitivity[key]
-        from accelkit.passes.sensitivity import sensitivity
+        from accelkit.passes.sensitivity import sensitivity, sensitivity_calib
 
         t0 = time.monotonic()
         self.say(f"int8 sensitivity of {key}: one layer group at a time")
@@ -669,7 +697,7 @@ class Search:
             fp32 = self.artifact(replace(cand, source="onnx-fp32", exclude=(), exclude_groups=()))
             report = sensitivity(
                 fp32,
-                calib_samples=min(self.opts.int8.calib, 64),
+                calib_samples=sensitivity_calib(self.opts.int8.calib),
                 seed=self.opts.seed,
                 progress=self.say,
             )
@@ -788,7 +816,10 @@ class Search:
                     r.reason += "; not retried: time budget reached"
                 return
             self.quality(t)
-            if t.status == "rejected" and t.candidate.source in ("onnx-int8", "onnx-fp16"):
+            if t.status in ("rejected", "inconclusive") and t.candidate.source in (
+                "onnx-int8",
+                "onnx-fp16",
+            ):
                 rescue.append(t)
             if self.no_quality is not None:
                 return  # no quality reference: nothing can be judged
@@ -826,9 +857,13 @@ class Search:
                 "the FP32 torch model itself (the reference): no other build could be judged"
             )
         else:
-            chosen.reason = choice.explain_choice(
-                chosen, choice.fastest(self._list()) or chosen, self.margin
+            top = choice.fastest(self._list()) or chosen
+            aside = (
+                choice.set_aside_by(top, choice.tied_builds(self._list(), self.margin))
+                if top is not chosen
+                else None
             )
+            chosen.reason = choice.explain_choice(chosen, top, self.margin, aside)
         chosen.status = "chosen"
         confirmation = self.confirm(chosen, baseline) if chosen is not baseline else None
         self.journal.record("done", chosen=chosen.candidate.id, confirmation=confirmation)

@@ -15,12 +15,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from accelkit.errors import InputError
 from accelkit.runners.base import Ask, Recipe, offers
 from accelkit.vocab import PRECISIONS
+
+
+def _plain(value: Any) -> Any:
+    """A field value as JSON holds it (a tuple as a list, a mapping copied)."""
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, dict):
+        return dict(value)
+    return value
 
 
 @dataclass(frozen=True)
@@ -103,20 +112,15 @@ class Candidate:
         return f"{self.model_key}/{self.source}{extra}"
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form (journal, report, sidecar)."""
-        return {
-            "id": self.id,
-            "backend": self.backend,
-            "precision": self.precision,
-            "source": self.source,
-            "runner_options": dict(self.runner_options),
-            "exclude_groups": list(self.exclude_groups),
-            "exclude": list(self.exclude),
-            "fp16_headroom": self.fp16_headroom,
-            "prune_ratio": self.prune_ratio,
-            "parent": self.parent,
-            "variant": self.variant,
+        """JSON form (journal, report, sidecar): every field in order (tuples as lists), except
+        ``expensive`` and ``recipe_variant``, then ``variant`` (what tells its row apart)."""
+        out: dict[str, Any] = {
+            f.name: _plain(getattr(self, f.name))
+            for f in fields(self)
+            if f.name not in ("expensive", "recipe_variant")
         }
+        out["variant"] = self.variant
+        return out
 
     def retry(
         self,

@@ -1,5 +1,6 @@
 """Every picture accelkit draws: ``throughput.png``, ``speed_vs_drift.png``, ``serving.png``,
-the optimize search's ``pareto.png`` and the sample grids of ``bench --fid``.
+the optimize search's ``pareto.png``, the sample grids of ``bench --fid`` and their
+amplified-difference grids (``diff_*.png``).
 
 The charts are drawn with Pillow on one small axes helper (:class:`_Axes`: canvas, frame,
 linear value-to-pixel scales, ticks); the throughput chart uses matplotlib (Agg) instead
@@ -407,7 +408,14 @@ def plot_serving(rows: Iterable[Any], dest: str | os.PathLike[str]) -> Path:
     return ax.save(dest)
 
 
-__all__ = ["plot_serving", "plot_speed_vs_drift", "plot_throughput"]
+__all__ = [
+    "AMPLIFICATIONS",
+    "amplification",
+    "plot_serving",
+    "plot_speed_vs_drift",
+    "plot_throughput",
+    "save_diff_grid",
+]
 
 
 # ------------------------------------------------------------------------- pareto
@@ -497,3 +505,85 @@ def save_grid(rows: list[tuple[str, Any]], dest: str | os.PathLike[str]) -> Path
     with atomic_path(dest, force=True) as tmp:
         canvas.save(tmp, format="PNG")
     return Path(dest)
+
+
+#: Amplification factors the difference grid picks from.
+AMPLIFICATIONS = (1, 2, 4, 8, 16, 32, 64, 128)
+
+
+def amplification(diff: Any) -> int:
+    """The largest factor ``k`` in :data:`AMPLIFICATIONS` that keeps ``k x`` the 99th percentile of ``diff`` within 255.
+
+    Args:
+        diff: ``|build - reference|`` of uint8 images (any shape, values 0..255).
+
+    Returns:
+        ``k`` (1 when the difference is already large; 128 for identical images).
+    """
+    import numpy as np
+
+    d = np.asarray(diff, dtype=np.float64)
+    p99 = float(np.percentile(d, 99)) if d.size else 0.0
+    fitting = [k for k in AMPLIFICATIONS if k * p99 <= 255.0]
+    return max(fitting) if fitting else 1
+
+
+def save_diff_grid(
+    reference: Any,
+    build: Any,
+    dest: str | os.PathLike[str],
+    *,
+    label: str = "build",
+    head: list[tuple[str, Any]] | None = None,
+) -> tuple[Path, int]:
+    """A PNG of the reference, the build and ``|build - reference| x k`` on the same latents, ``k`` printed on the image.
+
+    The difference is taken on the uint8 images (what a user sees), per channel, and
+    amplified by ``k`` (:func:`amplification`: the largest of 1, 2, 4, ... 128 that keeps
+    the 99th percentile of the difference within 255; values above 255 are clipped).
+    Black means identical. Each difference tile carries ``xk`` in its corner, and the row
+    label says ``|build - ref| x k`` and the largest difference in uint8 levels.
+
+    Args:
+        reference: uint8 NHWC reference images.
+        build: uint8 NHWC build images, same shape.
+        dest: PNG path, written atomically.
+        label: The build's row label.
+        head: Rows drawn first (e.g. an image-to-image generator's inputs).
+
+    Returns:
+        ``(dest, k)``.
+
+    Raises:
+        ValueError: The image arrays differ in shape.
+    """
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    ref = np.asarray(reference)
+    out = np.asarray(build)
+    if ref.shape != out.shape:
+        raise ValueError(f"reference {ref.shape} and build {out.shape} images differ in shape")
+    diff = np.abs(out.astype(np.int16) - ref.astype(np.int16))
+    k = amplification(diff)
+    amp = np.clip(diff * k, 0, 255).astype(np.uint8)
+    biggest = int(diff.max()) if diff.size else 0
+    rows = [*(head or []), ("reference", ref), (label, out)] + [
+        (f"|build - ref| x {k} (max {biggest}/255)", amp)
+    ]
+    path = save_grid(rows, dest)
+    # Stamp k on every difference tile, so a cropped tile still says how much it was amplified.
+    h, w = ref.shape[1:3]
+    scale = max(1, 64 // max(h, w))
+    cell_h, cell_w = h * scale, w * scale
+    with Image.open(path) as img:
+        canvas = img.convert("RGB")
+    draw = ImageDraw.Draw(canvas)
+    y = (len(rows) - 1) * (cell_h + 2)
+    for j in range(len(amp)):
+        x = 150 + j * (cell_w + 2)
+        draw.rectangle([x, y, x + 26, y + 11], fill=(255, 255, 255))
+        draw.text((x + 1, y), f"x{k}", fill=(200, 0, 0))
+    with atomic_path(dest, force=True) as tmp:
+        canvas.save(tmp, format="PNG")
+    return Path(dest), k

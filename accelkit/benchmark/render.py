@@ -341,8 +341,46 @@ def serving_markdown(report: ReportLike) -> list[str]:
     return lines
 
 
+def _db(v: Any) -> str:
+    if v is None:
+        return "∞"
+    return "∞" if isinstance(v, float) and math.isinf(v) else f"{float(v):.1f}"
+
+
+def quality_cells(r: Any) -> tuple[str, str, str]:
+    """``(measured, interval, decides)`` cells of a row's quality verdict for people.
+
+    Paired test: the excess error in dB with its interval and the PSNR band the test
+    resolves at this N; distribution test: the KID delta x1e3 with its interval and MDE.
+    """
+    d = r.drift_detail or {}
+    det = d.get("details") or {}
+    iv = d.get("interval") or [None, None]
+    if d.get("test") == "paired":
+        idb = det.get("interval_db") or [None, None]
+        mde = det.get("mde_db") or {}
+        decides = (
+            f"accepts > {_db(mde.get('accept_above'))}, rejects < {_db(mde.get('reject_below'))} dB"
+        )
+        if r.drift_verdict == "reference":
+            return ("—", "—", decides)
+        return (f"{_db(det.get('psnr_db'))} dB", f"[{_db(idb[0])}, {_db(idb[1])}] dB", decides)
+    if d.get("test") == "distribution":
+        k = 1e3
+
+        def kid(v: Any) -> str:
+            return "—" if v is None else f"{float(v) * k:.3g}"
+
+        return (
+            f"KID Δ×1e3 {kid(d.get('estimate'))}",
+            f"[{kid(iv[0])}, {kid(iv[1])}] (margin {kid(d.get('margin'))})",
+            f"MDE ×1e3 {kid(d.get('mde'))}",
+        )
+    return ("—", "—", "—")
+
+
 def quality_markdown(report: ReportLike) -> list[str]:
-    """The quality-drift section of ``results.md`` (one line per backend+precision); no lines when not measured."""
+    """The quality section of ``results.md`` (one line per backend+precision); no lines when not measured."""
     seen: dict[tuple[str, str], Any] = {}
     for r in report.rows:
         if r.fid_drift is not None:
@@ -350,29 +388,53 @@ def quality_markdown(report: ReportLike) -> list[str]:
     if not seen:
         return []
     q = next(iter(seen.values())).quality or {}
+    vs = (report.settings.get("fid") or {}).get("verdict_settings") or {}
+    noise = (report.settings.get("fid") or {}).get("numerical_noise")
+    margin = vs.get("margin_db", 35.0)
     lines = [
         "",
-        "## Quality drift vs FP32 torch",
+        "## Quality vs FP32 torch",
         "",
         f"N = {q.get('n', '?')} images per set, seed {q.get('seed', '?')}, extractor {q.get('extractor_name', '?')} "
-        f"(sha256 {str(q.get('extractor_sha256', '?'))[:12]}…, resize {q.get('resize_mode', '?')}). The noise floor is the FID "
-        "between the reference on two disjoint latent sets of the same N: a drift inside it is not a drift.",
+        f"(sha256 {str(q.get('extractor_sha256', '?'))[:12]}…, resize {q.get('resize_mode', '?')}). "
+        f"**Verdict**: the paired test, per image on the same latents: the build's error beyond the reference's own "
+        f"numerical noise ({noise or 'not measured'}) must stay inside the {margin:g} dB visibility margin "
+        f"({int(round(100 * vs.get('level', 0.9)))} % bootstrap interval; rejected also when more than "
+        f"{100 * vs.get('tail_share', 0.01):g} % of images are detectably beyond it). `inconclusive`: this N cannot tell; "
+        "the last column says what it resolves. See docs/quality.md.",
         "",
-        "| backend | precision | FID drift | noise floor | verdict | KID drift | PSNR dB | max abs err | uint8 changed | grid |",
-        "|---|---|---:|---:|---|---:|---:|---:|---:|---|",
+        "| backend | precision | verdict | test | error beyond noise | 90 % interval | at this N | worst image dB | "
+        "FID drift (paired) / floor | old rule | KID drift | max abs err | uint8 changed | pictures |",
+        "|---|---|---|---|---:|---|---|---:|---|---|---:|---:|---:|---|",
     ]
     pictures = getattr(report, "pictures", True)
     for (label, prec), r in seen.items():
-        grid = f"[png](grid_{label.replace(':', '-')}_{prec}.png)" if pictures else "—"
-        psnr = "∞" if r.psnr_db is not None and math.isinf(r.psnr_db) else fmt_num(r.psnr_db)
+        stem = f"{label.replace(':', '-')}_{prec}"
+        pics = "—"
+        if pictures:
+            pics = f"[grid](grid_{stem}.png)" + (
+                f", [diff](diff_{stem}.png)" if r.drift_verdict not in (None, "reference") else ""
+            )
+        measured, interval, decides = quality_cells(r)
+        worst = ((r.drift_detail or {}).get("details") or {}).get("worst_image_db")
         lines.append(
-            f"| {label} | {prec} | {fmt_num(r.fid_drift)} | {fmt_num(r.noise_floor_fid)} | {r.drift_verdict} | "
-            f"{fmt_num(r.kid_drift)} | {psnr} | {fmt_num(r.max_abs_err)} | {100 * (r.changed_uint8_fraction or 0):.2f}% | {grid} |"
+            f"| {label} | {prec} | {r.drift_verdict or '—'} | {r.drift_test or '—'} | {measured} | {interval} | {decides} | "
+            f"{_db(worst) if r.drift_detail else '—'} | {fmt_num(r.fid_drift)} / {fmt_num(r.noise_floor_fid)} | "
+            f"{r.legacy_verdict or '—'} | {fmt_num(r.kid_drift)} | {fmt_num(r.max_abs_err)} | "
+            f"{100 * (r.changed_uint8_fraction or 0):.2f}% | {pics} |"
         )
+    reasons = [
+        f"- {label} {prec}: {r.drift_reason}"
+        for (label, prec), r in seen.items()
+        if r.drift_reason and r.drift_verdict not in ("reference",)
+    ]
+    if reasons:
+        lines += ["", *reasons]
     if pictures:
         lines += [
             "",
-            "Pictures: [all backends on the same latents](samples_grid.png), [speed vs drift](speed_vs_drift.png).",
+            "Pictures: [all backends on the same latents](samples_grid.png), [speed vs drift](speed_vs_drift.png); "
+            "each `diff` grid shows |build − reference| × k on the same latents (k printed on the image; black = identical).",
         ]
     return lines
 
@@ -412,6 +474,11 @@ CSV_COLUMNS = (
     "psnr_db",
     "max_abs_err",
     "changed_uint8_fraction",
+    "legacy_verdict",
+    "drift_test",
+    "drift_interval_low",
+    "drift_interval_high",
+    "min_detectable_effect",
     "unstable",
     "unstable_reason",
     "cv",
@@ -469,6 +536,11 @@ def to_csv(report: ReportLike) -> str:
                 csv_num(r.psnr_db),
                 csv_num(r.max_abs_err),
                 csv_num(r.changed_uint8_fraction),
+                r.legacy_verdict or "",
+                r.drift_test or "",
+                csv_num((r.drift_interval or [None, None])[0]),
+                csv_num((r.drift_interval or [None, None])[1]),
+                csv_num(r.min_detectable_effect),
                 "true" if r.unstable else ("false" if r.status == "ok" else ""),
                 r.unstable_reason or "",
                 csv_num(st.get("cv")),

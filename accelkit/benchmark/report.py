@@ -27,6 +27,7 @@ from accelkit.benchmark.render import to_csv as _to_csv
 from accelkit.benchmark.render import to_markdown as _to_markdown
 from accelkit.errors import AccelkitError, InputError
 from accelkit.files import sha256_file
+from accelkit.jsonio import read_json_file
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,13 @@ class BenchRow:
     noise_floor_fid: float | None = None
     noise_floor_kid: float | None = None
     drift_verdict: str | None = None
+    legacy_verdict: str | None = None
+    drift_test: str | None = None
+    drift_interval: list[float] | None = None
+    min_detectable_effect: float | None = None
+    drift_reason: str | None = None
+    drift_detail: dict[str, Any] | None = None
+    drift_evidence: dict[str, Any] | None = None
     quality: dict[str, Any] | None = None
     unstable: bool = False
     unstable_reason: str | None = None
@@ -185,10 +193,15 @@ class Report:
         settings: How the bench ran (warm-up, repeats, min_time_s, seed...).
     """
 
-    #: Version written. 2 added serving rows (``scenario``, ``concurrency``, ``server_latency_ms``).
-    SCHEMA_VERSION = 2
-    #: Versions read: a version-1 file's rows are all in-process rows.
-    READABLE_VERSIONS = (1, 2)
+    #: Version written. 2 added serving rows (``scenario``, ``concurrency``, ``server_latency_ms``);
+    #: 3 the calibrated quality verdict (``drift_verdict`` is now ``accepted``/``rejected``/
+    #: ``inconclusive``/``reference``; the old rule moved to ``legacy_verdict``; ``drift_test``,
+    #: ``drift_interval``, ``min_detectable_effect``, ``drift_reason``, ``drift_detail``,
+    #: ``drift_evidence``).
+    SCHEMA_VERSION = 3
+    #: Versions read: a version-1 file's rows are all in-process rows; a version 1/2 row's
+    #: ``drift_verdict`` (``within floor``/``drift``) is read as its ``legacy_verdict``.
+    READABLE_VERSIONS = (1, 2, 3)
 
     def __init__(
         self,
@@ -495,7 +508,7 @@ class Report:
             )
         if not isinstance(ver, int) or isinstance(ver, bool) or ver not in cls.READABLE_VERSIONS:
             raise InputError(
-                f"{where} has schema_version {ver!r}, this accelkit reads {' and '.join(map(str, cls.READABLE_VERSIONS))}; "
+                f"{where} has schema_version {ver!r}, this accelkit reads {', '.join(map(str, cls.READABLE_VERSIONS))}; "
                 "re-run accelkit bench with this version or use the accelkit that wrote it"
             )
         for key, typ in (
@@ -510,7 +523,11 @@ class Report:
                 )
         rows: list[BenchRow] = []
         for i, rd in enumerate(data["rows"]):
-            rows.append(_validate_row(rd, f"{where}: rows[{i}]"))
+            row = _validate_row(rd, f"{where}: rows[{i}]")
+            if ver < 3 and row.drift_verdict in ("within floor", "drift"):
+                # The old rule's words; no calibrated verdict was measured then.
+                row.legacy_verdict, row.drift_verdict = row.drift_verdict, None
+            rows.append(row)
         return cls(
             rows,
             environment=data["environment"],
@@ -529,18 +546,9 @@ class Report:
         p = Path(path)
         if p.is_dir():
             p = p / FILES["json"]
-        try:
-            text = p.read_text()
-        except OSError as exc:
-            raise InputError(
-                f"cannot read {p} ({exc.strerror or exc}); give the results.json of an accelkit bench run"
-            ) from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(
-                f"{p} is not valid JSON (line {exc.lineno}: {exc.msg}); re-run accelkit bench"
-            ) from None
+        data = read_json_file(
+            p, "", "give the results.json of an accelkit bench run", "re-run accelkit bench"
+        )
         return cls.from_dict(data, str(p))
 
 

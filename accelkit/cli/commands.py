@@ -193,6 +193,9 @@ def quantize(
     emit(result)
 
 
+_PRUNE = PruneOptions()  # the prune command's defaults
+
+
 @app.command()
 @handle_errors
 @load_options(
@@ -208,6 +211,20 @@ def quantize(
         "hw_range",
     )
 )
+@bind(
+    "fid_settings",
+    FidSettings,
+    only=("n", "weights"),
+    help={
+        "n": "Measure FID drift vs the teacher on N images (torch fp32, with the noise floor) after pruning, "
+        "and after distillation when --distill-steps is set."
+    },
+)
+@bind(
+    "threads",
+    Threads,
+    help={"count": "CPU threads for torch during distillation and FID (default: torch's)."},
+)
 def prune(
     generator: str | None = generator_argument(),
     output: Path | None = typer.Option(
@@ -217,12 +234,12 @@ def prune(
         help="Pruned generator, saved as TorchScript (default: <stem>.pruned.pt; the current folder for bundled generators).",
     ),
     ratio: float = typer.Option(
-        0.5,
+        _PRUNE.ratio,
         "--ratio",
         help="Fraction of channels to remove (per layer, or over the network with --global).",
     ),
     importance: Importance = typer.Option(
-        Importance.l2.value, "--importance", help="Channel importance."
+        _PRUNE.importance.value, "--importance", help="Channel importance."
     ),
     global_pruning: bool = typer.Option(
         False, "--global", help="Rank channels across layers instead of within each layer."
@@ -234,17 +251,17 @@ def prune(
         None, "--round-to", help="Keep channel counts a multiple of this (e.g. 8)."
     ),
     distill_steps: int = typer.Option(
-        0,
+        _PRUNE.distill_steps,
         "--distill-steps",
         help="Data-free distillation steps after pruning (teacher: the FP32 model; latents from its prior).",
     ),
-    distill_batch: int = typer.Option(16, "--distill-batch", help="Latents per distillation step."),
-    lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate for distillation."),
-    loss: DistillLoss = typer.Option(
-        DistillLoss.l1.value, "--loss", help="Distillation pixel loss."
+    distill_batch: int = typer.Option(
+        _PRUNE.distill_batch, "--distill-batch", help="Latents per distillation step."
     ),
+    lr: float = typer.Option(_PRUNE.lr, "--lr", help="Adam learning rate for distillation."),
+    loss: DistillLoss = typer.Option(_PRUNE.loss.value, "--loss", help="Distillation pixel loss."),
     feature_loss: float = typer.Option(
-        0.0,
+        _PRUNE.feature_loss,
         "--feature-loss",
         help="Weight of the distillation feature loss: intermediate outputs of the pruned layers matched to the teacher's through learned 1x1 adapters (0: pixels only).",
     ),
@@ -252,17 +269,6 @@ def prune(
         None,
         "--feature-layer",
         help="Layer-name glob whose output the feature loss matches (repeatable; default: every pruned layer).",
-    ),
-    fid: int = typer.Option(
-        0,
-        "--fid",
-        help="Measure FID drift vs the teacher on N images (torch fp32, with the noise floor) after pruning, and after distillation when --distill-steps is set.",
-    ),
-    fid_weights: str | None = fid_weights_option(),
-    threads: int | None = typer.Option(
-        None,
-        "--threads",
-        help="CPU threads for torch during distillation and FID (default: torch's).",
     ),
     checkpoint: Path | None = typer.Option(
         None,
@@ -272,10 +278,12 @@ def prune(
     no_resume: bool = typer.Option(
         False, "--no-resume", help="Start distillation from scratch even if a checkpoint exists."
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed of latents and random importance."),
+    seed: int = typer.Option(_PRUNE.seed, "--seed", help="Seed of latents and random importance."),
     force: bool = force_option(),
     *,
     load: LoadOptions,
+    fid_settings: FidSettings,
+    threads: Threads,
 ) -> None:
     """Structured channel pruning (torch-pruning DepGraph), optionally followed by data-free distillation."""
     from accelkit.pipelines.prune import prune_and_distill
@@ -293,8 +301,7 @@ def prune(
         loss=loss,
         feature_loss=feature_loss,
         feature_layers=tuple(feature_layer or ()),
-        fid=fid,
-        fid_weights=fid_weights,
+        fid=fid_settings,
         threads=threads,
         checkpoint=checkpoint,
         resume=not no_resume,
@@ -368,10 +375,15 @@ def bench(
     vs: str | None = typer.Option(
         None,
         "--vs",
-        help="A baseline build (ONNX or generator file) to measure interleaved with this one, in one process: each of --repeats rounds runs both back to back; prints the comparison (exit 1 on a regression beyond noise; 3 when the gate cannot tell: no row measured on both sides, an interval wider than --max-slowdown; accelkit compare --allow-unreliable on the two results.json accepts the latter).",
+        help="A baseline build (ONNX or generator file) to measure interleaved with this one, in one process: each of --repeats rounds runs both back to back; prints the comparison (exit 1 on a regression beyond noise; 3 when the gate cannot tell: no row measured on both sides, an interval wider than --max-slowdown; --allow-unreliable accepts the latter).",
     ),
     max_slowdown: str = typer.Option(
         "5%", "--max-slowdown", help="With --vs: allowed slowdown before a row regresses."
+    ),
+    allow_unreliable: bool = typer.Option(
+        False,
+        "--allow-unreliable",
+        help="With --vs: accept (exit 0, said loudly) a comparison that cannot tell (exit 3) where it compared something; a regression still fails.",
     ),
     serve: bool = typer.Option(
         False,
@@ -432,10 +444,19 @@ def bench(
             )
         with progress_status() as progress:
             result = bench_vs(
-                load, load.with_generator(vs), opts, progress, max_slowdown=max_slowdown
+                load,
+                load.with_generator(vs),
+                opts,
+                progress,
+                max_slowdown=max_slowdown,
+                allow_unreliable=allow_unreliable,
             )
         emit(result)
         return
+    if allow_unreliable:
+        raise InputError(
+            "--allow-unreliable only matters with --vs BASELINE (or in accelkit compare)"
+        )
     if reference is not None and not fid:
         raise InputError("--reference only matters with --fid N")
     if (reference_arch or reference_arch_kwargs) and reference is None:
@@ -479,6 +500,9 @@ def bench(
     emit(bench_result)
 
 
+_FID = FidOptions()  # the fid command's defaults
+
+
 @app.command()
 @handle_errors
 def fid(
@@ -492,26 +516,36 @@ def fid(
         None, "--save-stats", help="Write A's statistics (with provenance) to this .npz."
     ),
     fid_weights: Path | None = fid_weights_option(),
-    batch_size: int = typer.Option(32, "--batch-size", help="Images per extractor call."),
-    kid_subsets: int = typer.Option(
-        100, "--kid-subsets", help="KID subsets (folders only; needs features, not .npz)."
+    batch_size: int = typer.Option(
+        _FID.fid.batch, "--batch-size", help="Images per extractor call."
     ),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda[:N] for the extractor."),
+    kid_subsets: int = typer.Option(
+        _FID.kid_subsets,
+        "--kid-subsets",
+        help="KID subsets (folders only; needs features, not .npz).",
+    ),
+    device: str = typer.Option(_FID.device, "--device", help="cpu or cuda[:N] for the extractor."),
     fid_mode: str = fid_mode_option(),
     force: bool = force_option("an existing --save-stats file"),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    trust_code: bool = typer.Option(
+        False,
+        "--trust-code",
+        help="Load --fid-weights even when its TorchScript uses ops outside accelkit's allow-list of pure tensor ops. This RUNS CODE from the file: only for files you trust.",
+    ),
 ) -> None:
     """FID (and KID for folders) between two image folders or .npz statistics; or save statistics."""
     from accelkit.pipelines.fid import fid as run_fid
 
     opts = FidOptions(
         save_stats=save_stats,
-        fid_weights=str(fid_weights) if fid_weights else None,
-        batch_size=batch_size,
+        fid=FidSettings(
+            weights=str(fid_weights) if fid_weights else None, batch=batch_size, mode=fid_mode
+        ),
         kid_subsets=kid_subsets,
         device=device,
         force=force,
-        fid_mode=fid_mode,
+        trust_code=trust_code,
     ).validated()
     with progress_status(not as_json) as progress:
         result = run_fid(source_a, source_b, opts, progress)
@@ -573,41 +607,12 @@ def build(
 
 @app.command()
 @handle_errors
+@bind("opts", CompareOptions)
 def compare(
     baseline: Path = typer.Argument(..., help="Baseline results.json (or its folder)."),
     current: Path = typer.Argument(..., help="Current results.json (or its folder)."),
-    max_slowdown: str = typer.Option(
-        "5%",
-        "--max-slowdown",
-        help="Allowed slowdown, e.g. 5% or 0.05; a row regresses only when the whole confidence interval of its speed ratio is below 1 - this.",
-    ),
-    max_fid_drift: float | None = typer.Option(
-        None,
-        "--max-fid-drift",
-        help="Allowed growth of FID drift (rows measured with bench --fid); a row without a finite FID drift on both sides then fails.",
-    ),
-    confidence: float = typer.Option(
-        0.95,
-        "--confidence",
-        help="Confidence level of the bootstrap interval over per-repeat samples.",
-    ),
-    strict: bool = typer.Option(
-        False,
-        "--strict",
-        help="Also exit 3 (cannot tell) on rows new in the current report and on any environment difference, the number of repeats included.",
-    ),
-    allow_unreliable: bool = typer.Option(
-        False,
-        "--allow-unreliable",
-        help="Exit 0 instead of 3 when the gate cannot tell (rows unreliable: loads, versions or hardware differ, too few repeats, an interval wider than the threshold; rows missing), said loudly; a regression still exits 1, and a comparison that compared nothing still exits 3.",
-    ),
-    markdown: Path | None = typer.Option(
-        None, "--markdown", help="Write a Markdown summary (CI job summary / PR comment)."
-    ),
-    junit: Path | None = typer.Option(
-        None, "--junit", help="Write JUnit XML, one test case per row."
-    ),
-    force: bool = force_option("existing --markdown/--junit files"),
+    *,
+    opts: CompareOptions,
 ) -> None:
     """Compare two bench results: exit 0 pass, 1 regression, 2 bad input (reports of different generators included), 3 the gate cannot tell.
 
@@ -615,14 +620,4 @@ def compare(
     """
     from accelkit.pipelines.compare import compare as run_compare
 
-    opts = CompareOptions(
-        max_slowdown=max_slowdown,
-        max_fid_drift=max_fid_drift,
-        confidence=confidence,
-        strict=strict,
-        allow_unreliable=allow_unreliable,
-        markdown=markdown,
-        junit=junit,
-        force=force,
-    ).validated()
     emit(run_compare(baseline, current, opts))

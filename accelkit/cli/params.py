@@ -192,6 +192,8 @@ def load_options(
 # ------------------------------------------------------------------ option groups bound to value objects
 def _cli_default(value: Any, fl: Flag) -> Any:
     """A field's default as typer wants it (enum -> its value, tuple -> None, a range -> ``a:b:c``)."""
+    if fl.show is not None:
+        return fl.show(value)
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, tuple) and fl.parse is not None and fl.cli_type is str:
@@ -209,6 +211,7 @@ def bind(
     only: Sequence[str] | None = None,
     skip: Sequence[str] = (),
     panel: str | None = None,
+    panels: Mapping[str, str | None] | None = None,
     help: Mapping[str, str] | None = None,
 ) -> Callable[[F], F]:
     """Add the flags of an option value object to a command; it receives the object as ``param``.
@@ -226,6 +229,7 @@ def bind(
         only: The fields offered (default: every flag field), minus ``skip``.
         skip: Fields not offered by this command.
         panel: ``--help`` panel of the group.
+        panels: Field -> ``--help`` panel, where a field stands apart from ``panel``.
         help: Field -> help text, where this command says more than the shared text.
     """
     base = defaults if defaults is not None else cls()
@@ -248,7 +252,7 @@ def bind(
                         *fl.names,
                         help=own_help.get(name, fl.help),
                         metavar=fl.metavar,
-                        rich_help_panel=panel,
+                        rich_help_panel=(panels or {}).get(name, panel),
                     ),
                     annotation=fl.cli_type,
                 )

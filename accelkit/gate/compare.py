@@ -4,7 +4,8 @@ Rows are matched (:mod:`accelkit.gate.matching`); each matched pair of ``ok`` ro
 speed verdict from the bootstrap interval of ``current / baseline`` images/sec
 (:func:`accelkit.gate.classify.classify`), qualified by what the two runs' conditions
 allow (:mod:`accelkit.gate.reliability`), plus a FID-drift finding when
-``max_fid_drift`` is set. The comparison exits 0 (pass), 1 (a regression, a failed row,
+``max_fid_drift`` is set and a quality finding (:func:`quality_finding`: the calibrated
+verdict of ``bench --fid N``) when a side carries one. The comparison exits 0 (pass), 1 (a regression, a failed row,
 a gated metric missing) or 3 (the gate cannot tell: unreliable rows, rows missing,
 nothing compared; ``allow_unreliable`` accepts it where something was compared). Reports
 of two different generators are refused. The rule, the verdicts and the reasons for
@@ -319,6 +320,12 @@ class Comparison:
     def remedy(self) -> str:
         """What to do about it: measure both builds in one run, measure the missing rows, or measure longer."""
         undecided = self.undecided_rows
+        if any(
+            f.metric == "quality" and f.verdict == "unreliable"
+            for r in undecided
+            for f in r.findings
+        ):
+            return "bench with a larger --fid N (the quality verdict could not decide; its reason says which N would)"
         if any(r.run_to_run for r in undecided if r.verdict == "unreliable"):
             return VS_HINT
         if any(r.verdict == "unreliable" for r in undecided):
@@ -501,6 +508,68 @@ def _fid_finding(
         "fid_drift",
         "pass",
         f"FID drift {fb:.3g} → {fc:.3g} ({delta:+.3g}, limit +{max_fid_drift:g})",
+    )
+
+
+def quality_finding(b: BenchRow, c: BenchRow) -> Finding | None:
+    """The quality gate of one matched row (``docs/quality.md``): None when neither side
+    carries a calibrated quality verdict (``bench --fid N``, results schema 3).
+
+    * the current row's verdict is ``rejected`` → ``regression`` (a user would see it);
+    * its drift moved outside the baseline's window — the current interval lies entirely
+      above the baseline's interval widened by the baseline's MDE (same test, statistic
+      and N) → ``regression``;
+    * ``inconclusive`` (this N cannot tell), or no calibrated verdict while the baseline
+      has one → ``unreliable`` (exit 3 unless ``--allow-unreliable``);
+    * otherwise ``pass``.
+
+    The reason names the test, its interval and its minimum detectable effect.
+    """
+    from accelkit.quality.verdict import quality_gate
+
+    calibrated = ("accepted", "rejected", "inconclusive")
+    has_b, has_c = b.drift_verdict in calibrated, c.drift_verdict in calibrated
+    if not has_b and not has_c:
+        return None
+    if not has_c:
+        return Finding(
+            "quality",
+            "unreliable",
+            f"the baseline's quality was judged ({b.drift_test} test: {b.drift_verdict}) but the current row has no "
+            "calibrated verdict: bench the current build with --fid N as the baseline was",
+        )
+    gate = quality_gate(c)
+    if gate.state == "fail":
+        return Finding("quality", "regression", f"quality rejected: {gate.reason}")
+    if gate.state == "unreliable":
+        return Finding("quality", "unreliable", f"quality inconclusive: {gate.reason}")
+    window = _quality_window(b, c)
+    if window is not None:
+        return Finding("quality", "regression", window)
+    return Finding("quality", "pass", f"quality accepted: {gate.reason}")
+
+
+def _quality_window(b: BenchRow, c: BenchRow) -> str | None:
+    """Why the current drift left the baseline's window (None: it did not, or no window)."""
+    from accelkit.quality.verdict import verdict_of
+
+    try:
+        vb, vc = verdict_of(b), verdict_of(c)
+    except InputError:
+        return None
+    if vb is None or vc is None:
+        return None
+    if (vb.test, vb.statistic, vb.n) != (vc.test, vc.statistic, vc.n):
+        return None
+    top = vb.interval[1] + (vb.mde if math.isfinite(vb.mde) else 0.0)
+    low = vc.interval[0]
+    if not (math.isfinite(top) and math.isfinite(low)) or low <= top:
+        return None
+    return (
+        f"quality moved outside the baseline's window ({vc.test} test, N = {vc.n}, {vc.statistic}): "
+        f"current interval [{vc.interval[0]:.3g}, {vc.interval[1]:.3g}] lies above the baseline's "
+        f"[{vb.interval[0]:.3g}, {vb.interval[1]:.3g}] + its MDE {vb.mde:.3g} (the build is still within the "
+        f"margin {vc.margin:.3g}, but detectably and materially worse than the baseline)"
     )
 
 
@@ -720,6 +789,13 @@ def compare_reports(
         fid = _fid_finding(rc, b, c, None if max_fid_drift is None else float(max_fid_drift))
         if fid is not None:
             rc.add(fid)
+        quality = quality_finding(b, c)
+        if quality is not None:
+            if quality.verdict == "unreliable":
+                rc.unreliable_reasons = list(
+                    dict.fromkeys([*rc.unreliable_reasons, "quality verdict inconclusive"])
+                )
+            rc.add(quality)
         rows.append(rc)
     comp = Comparison(
         rows=rows,
@@ -780,4 +856,5 @@ __all__ = [
     "compare_reports",
     "fid_fields",
     "parse_fraction",
+    "quality_finding",
 ]

@@ -22,8 +22,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from accelkit.benchmark.report import Report
+from accelkit.options import Timing
 
 Progress = Callable[[str], None]
+#: Warm-up and repeat length: the shared :class:`~accelkit.options.Timing` defaults.
+_TIMING = Timing()
 
 
 def measure_interleaved(
@@ -32,8 +35,8 @@ def measure_interleaved(
     *,
     rounds: int,
     device: str = "cpu",
-    warmup: int = 3,
-    min_time_s: float = 0.5,
+    warmup: int = _TIMING.warmup,
+    min_time_s: float = _TIMING.min_time_s,
     seed: int = 0,
     flops_model: Any = None,
     environment: dict[str, Any] | None = None,

@@ -64,6 +64,7 @@ from accelkit.gate.classify import (
     under_conditions,
 )
 from accelkit.gate.stats import RatioEstimate, bootstrap_ratio, row_seed
+from accelkit.jsonio import read_json_file
 from accelkit.stats import median, quantile
 
 log = logging.getLogger(__name__)
@@ -161,18 +162,12 @@ class RatioBaseline:
             InputError: Missing file, invalid JSON or malformed content.
         """
         p = Path(path)
-        try:
-            text = p.read_text()
-        except OSError as exc:
-            raise InputError(
-                f"cannot read the ratio baseline {p} ({exc.strerror or exc}); create it with benchmarks/ci_perf_gate.py --update-baseline"
-            ) from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(
-                f"{p} is not valid JSON (line {exc.lineno}: {exc.msg}); regenerate it with --update-baseline"
-            ) from None
+        data = read_json_file(
+            p,
+            "the ratio baseline ",
+            "create it with benchmarks/ci_perf_gate.py --update-baseline",
+            "regenerate it with --update-baseline",
+        )
         return cls.from_dict(data, str(p))
 
     def save(self, path: str | os.PathLike[str]) -> Path:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from accelkit.models.common import init_image_generator
+
 
 class DCGANGenerator(nn.Module):
     """DCGAN generator: latent vector to a ``3 x 64 x 64`` image in ``[-1, 1]``.
@@ -41,12 +43,9 @@ class DCGANGenerator(nn.Module):
         embed_dim: int = 16,
     ) -> None:
         super().__init__()
-        if img_size < 8 or img_size & (img_size - 1):
-            raise ValueError(f"img_size must be a power of two >= 8, got {img_size}")
-        self.z_dim = int(z_dim)
-        self.num_classes = int(num_classes)
-        self.output_range: tuple[float, float] = (-1.0, 1.0)
-        self.output_shape: tuple[int, int, int] = (channels, img_size, img_size)
+        init_image_generator(
+            self, z_dim=z_dim, num_classes=num_classes, channels=channels, img_size=img_size
+        )
         self.embed: nn.Embedding | None = (
             nn.Embedding(num_classes, embed_dim) if num_classes > 0 else None
         )

@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from accelkit.models.common import init_image_generator
+
 
 def _lrelu(x: Tensor) -> Tensor:
     """Leaky ReLU (slope 0.2) times sqrt(2), StyleGAN's variance-preserving activation."""
@@ -194,13 +196,10 @@ class StyleGAN2Generator(nn.Module):
         rgb_gain: float = 4.0,
     ) -> None:
         super().__init__()
-        if img_size < 8 or img_size & (img_size - 1):
-            raise ValueError(f"img_size must be a power of two >= 8, got {img_size}")
-        self.z_dim = int(z_dim)
+        init_image_generator(
+            self, z_dim=z_dim, num_classes=num_classes, channels=channels, img_size=img_size
+        )
         self.w_dim = int(w_dim)
-        self.num_classes = int(num_classes)
-        self.output_range: tuple[float, float] = (-1.0, 1.0)
-        self.output_shape: tuple[int, int, int] = (channels, img_size, img_size)
 
         def ch(res: int) -> int:
             return min(channel_max, channel_base // res)

@@ -22,6 +22,7 @@ import numpy as np
 
 from accelkit.artifact import Artifact
 from accelkit.errors import ExportError, require
+from accelkit.options import Fp16Settings
 from accelkit.passes.base import Pass, PassResult
 from accelkit.passes.onnx_io import (
     check_graph,
@@ -200,6 +201,10 @@ def toposort(graph: Any) -> None:
     graph.node.extend(copies)
 
 
+#: The fp16 recipe's defaults (:class:`~accelkit.options.Fp16Settings` owns them).
+_RECIPE = Fp16Settings()
+
+
 class Fp16(Pass):
     """Convert an fp32 ONNX artifact to float16, verify it, write it with its sidecar.
 
@@ -231,8 +236,8 @@ class Fp16(Pass):
         keep_ops: Sequence[str] | None = None,
         keep_nodes: Sequence[str] = (),
         calibrate: bool = True,
-        calib_samples: int = 16,
-        headroom: float = 0.5,
+        calib_samples: int = _RECIPE.calib_samples,
+        headroom: float = _RECIPE.headroom,
         verify: bool = True,
         tolerance: float | None = None,
         batch_range: tuple[int, int, int] | None = None,

@@ -42,6 +42,7 @@ from accelkit.artifact import Artifact
 from accelkit.cache import Cache, cache_dir, cache_key
 from accelkit.errors import ExportError, InputError, require
 from accelkit.files import sha256_file
+from accelkit.options import Int8Settings
 from accelkit.passes.base import Pass, PassResult
 from accelkit.passes.onnx_io import (
     check_graph,
@@ -290,6 +291,10 @@ def quantized_nodes(model: Any, op_types: Sequence[str] = ()) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
+#: The one INT8 recipe's defaults (:class:`~accelkit.options.Int8Settings` owns them).
+_RECIPE = Int8Settings()
+
+
 class Int8(Pass):
     """Quantize an fp32 ONNX artifact to INT8 Q/DQ, verify it, write it with its sidecar.
 
@@ -332,9 +337,9 @@ class Int8(Pass):
         out: str | Path,
         *,
         force: bool = False,
-        calib_samples: int = 256,
-        calib_method: str = "minmax",
-        calib_batch: int = 8,
+        calib_samples: int = _RECIPE.calib,
+        calib_method: str = _RECIPE.calib_method.value,
+        calib_batch: int = _RECIPE.calib_batch,
         per_channel: bool = False,
         op_types: Sequence[str] | None = None,
         exclude: Sequence[str] = (),

@@ -28,6 +28,7 @@ import numpy as np
 
 from accelkit.artifact import Artifact
 from accelkit.errors import ExportError, InputError, require
+from accelkit.options import Int8Settings
 from accelkit.passes.int8 import DEFAULT_INT8_OPS, Int8, match_nodes, node_scope
 from accelkit.passes.onnx_io import quiet_exporters, short_error
 from accelkit.passes.verify import ort_session, paired_error, require_fp32_onnx
@@ -37,6 +38,18 @@ log = logging.getLogger(__name__)
 
 #: Module-path components that name a group (``blocks.0.conv0.conv`` -> ``blocks.0``).
 GROUP_DEPTH = 2
+#: Calibration samples of each per-group quantization: a ranking needs fewer than the
+#: INT8 recipe's count (callers cap it with :func:`sensitivity_calib`).
+SENSITIVITY_CALIB = 64
+#: Images each group's error is measured on.
+SENSITIVITY_EVAL = 16
+_DEFAULT_METHOD = Int8Settings().calib_method.value
+
+
+def sensitivity_calib(recipe_calib: int) -> int:
+    """Calibration samples of a sensitivity run for an INT8 recipe of ``recipe_calib``."""
+    return min(int(recipe_calib), SENSITIVITY_CALIB)
+
 
 #: Label of the row for the fully quantized model.
 ALL_GROUPS = "(all quantized)"
@@ -345,10 +358,10 @@ def sensitivity(
     fp32_artifact: Artifact,
     *,
     groups: Mapping[str, Sequence[str]] | None = None,
-    calib_samples: int = 64,
-    n_eval: int = 16,
+    calib_samples: int = SENSITIVITY_CALIB,
+    n_eval: int = SENSITIVITY_EVAL,
     seed: int = 0,
-    calib_method: str = "minmax",
+    calib_method: str = _DEFAULT_METHOD,
     per_channel: bool = False,
     op_types: Sequence[str] | None = None,
     exclude: Sequence[str] = (),
@@ -478,10 +491,10 @@ def auto_exclude(
         return val if val is not None else opts.get(key, default)
 
     kw: dict[str, Any] = {
-        "calib_samples": pick(calib_samples, "calib_samples", 64),
-        "n_eval": pick(n_eval, "n_eval", 16),
+        "calib_samples": pick(calib_samples, "calib_samples", SENSITIVITY_CALIB),
+        "n_eval": pick(n_eval, "n_eval", SENSITIVITY_EVAL),
         "seed": pick(seed, "seed", 0),
-        "calib_method": pick(calib_method, "calib_method", "minmax"),
+        "calib_method": pick(calib_method, "calib_method", _DEFAULT_METHOD),
         "per_channel": pick(per_channel, "per_channel", False),
         "op_types": pick(op_types, "op_types", None),
         "exclude": tuple(pick(exclude, "exclude", ())),

@@ -25,7 +25,7 @@ from accelkit.benchmark.report import Report
 from accelkit.benchmark.suite import BenchTarget, run_benchmark
 from accelkit.errors import InputError
 from accelkit.files import folder_lock, storage_error
-from accelkit.pipelines.options import resolve_artifact
+from accelkit.pipelines.options import resolve_artifact, trusts_code
 from accelkit.pipelines.results import Result
 from accelkit.quality.drift import reference_identity
 
@@ -146,6 +146,7 @@ def bench(
     options: BenchOptions | None = None,
     progress: Progress | None = None,
     reference: Any = None,
+    verdict_settings: Any = None,
 ) -> BenchResult:
     """Benchmark a generator on every backend and precision asked for; write the report folder.
 
@@ -155,6 +156,9 @@ def bench(
         progress: Called with a short message per step.
         reference: With ``options.fid``: measure drift against this generator's FP32
             torch model instead of the generator's own (e.g. a pruned model's teacher).
+        verdict_settings: With ``options.fid``: how the quality verdict decides
+            (:class:`~accelkit.quality.verdict.VerdictSettings`: visibility margin, tail,
+            interval level...); None: the documented defaults.
 
     Returns:
         :class:`BenchResult` (report + files: json, md, csv, png, grids).
@@ -169,6 +173,10 @@ def bench(
     say = progress or (lambda m: None)
     say("loading the generator")
     artifact = resolve_artifact(generator)
+    if cfg.fid.n:  # the extractor is code too: refused before any work, not after the speed rows
+        from accelkit.quality.features import check_weights_code
+
+        check_weights_code(cfg.fid.weights, trusts_code(generator))
     from accelkit.pipelines import diffusion as dif
 
     if dif.is_pipeline(artifact) or dif.is_component(artifact):
@@ -186,10 +194,7 @@ def bench(
         reference = (
             recorded_source(  # an exported build: its own FP32 torch model, as its sidecar names it
                 artifact,
-                trust=bool(
-                    getattr(generator, "trust_code", False)
-                    or getattr(generator, "trust_pickle", False)
-                ),
+                trust=trusts_code(generator),
             )
         )
         if reference is not None:
@@ -214,7 +219,16 @@ def bench(
     out = Path(cfg.out)
     with folder_lock(out, "a benchmark report"):
         check_out_folder(out, cfg.force)  # again, under the lock
-        return _bench_locked(artifact, reference, cfg, device, out, progress)
+        return _bench_locked(
+            artifact,
+            reference,
+            cfg,
+            device,
+            out,
+            progress,
+            verdict_settings,
+            trust_code=trusts_code(generator),
+        )
 
 
 def _bench_locked(
@@ -224,6 +238,9 @@ def _bench_locked(
     device: str,
     out: Path,
     progress: Progress | None,
+    verdict_settings: Any = None,
+    *,
+    trust_code: bool = False,
 ) -> BenchResult:
     from accelkit.errors import one_line
 
@@ -273,6 +290,8 @@ def _bench_locked(
                 reference=reference,
                 images=images,
                 images_rec=images_rec,
+                verdict_settings=verdict_settings,
+                trust_code=trust_code,
             )
         except Exception as exc:  # noqa: BLE001 - the speed rows that ran are still reported
             reason = f"quality: {one_line(exc)}"
@@ -305,6 +324,7 @@ def bench_vs(
     options: BenchOptions | None = None,
     progress: Progress | None = None,
     max_slowdown: float | str = 0.05,
+    allow_unreliable: bool = False,
 ) -> BenchVsResult:
     """Bench a candidate against a baseline build **interleaved in one process**.
 
@@ -321,6 +341,8 @@ def bench_vs(
         options: :class:`BenchOptions` (``fid`` must be 0).
         progress: Called with a short message per step.
         max_slowdown: Allowed slowdown before a row regresses: a fraction or ``"5%"``.
+        allow_unreliable: Accept (exit 0, said loudly) a comparison that cannot tell,
+            where it compared something; a regression still fails.
 
     Returns:
         :class:`BenchVsResult`; the candidate's report goes to ``options.out``, the
@@ -391,6 +413,7 @@ def bench_vs(
         base,
         cand,
         max_slowdown=max_slowdown,
+        allow_unreliable=allow_unreliable,
         interleaved=True,
         baseline_name=str(baseline.path or baseline.source),
         current_name=str(candidate.path or candidate.source),
@@ -462,8 +485,16 @@ def measure_quality(
     images: Any = None,
     images_rec: dict[str, Any] | None = None,
     plan: DriftPlan | None = None,
+    verdict_settings: Any = None,
+    trust_code: bool = False,
 ) -> dict[str, Path]:
-    """Add FID/KID/paired drift and the noise floor to every measured row; write grids and the scatter.
+    """Add the quality verdict, FID/KID/paired drift and the noise floor to every measured row; write grids and the scatter.
+
+    Every build bench makes is a precision or backend change of the reference (same
+    latents, same images expected), so the paired test decides each row's verdict
+    (:mod:`accelkit.quality.verdict`); the old paired-FID rule is kept as ``legacy_verdict``.
+    Beside each build's sample grid, ``diff_<backend>_<precision>.png`` shows
+    ``|build - reference| x k`` on the same latents.
 
     The reference is ``reference`` when given (its FP32 torch model; it must share the
     generator's spec), else the generator's own FP32 torch model. With ``images`` (real
@@ -475,7 +506,7 @@ def measure_quality(
     Returns:
         Paths of the PNG files written (sample grids, speed-vs-drift scatter).
     """
-    from accelkit.benchmark.plot import plot_speed_vs_drift, save_grid
+    from accelkit.benchmark.plot import plot_speed_vs_drift, save_diff_grid, save_grid
     from accelkit.errors import NonFiniteOutputError
     from accelkit.quality.drift import DriftMeter
     from accelkit.quality.features import FeatureExtractor
@@ -495,7 +526,11 @@ def measure_quality(
         )
     threads = cfg.threads.resolve(device)
     extractor = FeatureExtractor(
-        cfg.fid.weights, device=device, threads=threads, precision=cfg.fid.precision
+        cfg.fid.weights,
+        device=device,
+        threads=threads,
+        precision=cfg.fid.precision,
+        trust_code=trust_code,
     )
     extractor.resize_mode = cfg.fid.mode
     extractor.load()
@@ -524,6 +559,7 @@ def measure_quality(
             progress=say,
             images=images,
             images_id={k: v for k, v in (images_rec or {}).items() if k != "folder"} or None,
+            settings=verdict_settings,
         )
         try:
             meter.prepare()
@@ -590,8 +626,18 @@ def measure_quality(
                     for k, v in fields.items():
                         setattr(r, k, v)
                 grid_rows.append((label, imgs))
-                name = f"grid_{rows[0].label.replace(':', '-')}_{rows[0].precision}.png"
-                files[name] = save_grid(head + [grid_rows[0], (label, imgs)], out / name)
+                stem = f"{rows[0].label.replace(':', '-')}_{rows[0].precision}"
+                files[f"grid_{stem}.png"] = save_grid(
+                    head + [grid_rows[0], (label, imgs)], out / f"grid_{stem}.png"
+                )
+                if drift.verdict != "reference":
+                    # Paired builds: where the build differs from the reference, amplified.
+                    diff_png, amp = save_diff_grid(
+                        ref_imgs, imgs, out / f"diff_{stem}.png", label=label, head=head
+                    )
+                    files[f"diff_{stem}.png"] = diff_png
+                    for r in rows:
+                        r.extra = {**r.extra, "diff_amplification": amp}
             files["samples_grid.png"] = save_grid(head + grid_rows, out / "samples_grid.png")
         finally:
             meter.close()
@@ -606,6 +652,8 @@ def measure_quality(
         "fid_mode": extractor.resize_mode,
         **({"images": images_rec} if images_rec else {}),
         **meter.provenance(),
+        "verdict_settings": meter.settings.to_dict(),
+        "numerical_noise": meter.noise_what,
     }
     files["speed_vs_drift.png"] = plot_speed_vs_drift(report, out / "speed_vs_drift.png")
     return files
@@ -718,6 +766,7 @@ def drift_vs_reference(
     device: str = "cpu",
     threads: int | None = None,
     progress: Callable[[str], None] | None = None,
+    trust_code: bool = False,
 ) -> dict[str, Any]:
     """Drift of torch generators against another one's FP32 torch model, on the same ``n`` latents.
 
@@ -744,7 +793,7 @@ def drift_vs_reference(
                 f"{label} has different inputs or output shape than the reference; drift needs the same latents and image size"
             )
     say = progress or (lambda m: None)
-    extractor = FeatureExtractor(fid_weights, device=device, threads=threads)
+    extractor = FeatureExtractor(fid_weights, device=device, threads=threads, trust_code=trust_code)
     extractor.load()
     opts: dict[str, Any] = {"precision": "fp32", **({"threads": threads} if threads else {})}
     results: dict[str, Any] = {}

@@ -233,7 +233,12 @@ def quantize(
         InputError: Not ONNX, an existing output or report without ``force``, bad options.
     """
     from accelkit.files import refuse_existing, write_text_atomic
-    from accelkit.passes.sensitivity import auto_exclude, format_report, sensitivity
+    from accelkit.passes.sensitivity import (
+        auto_exclude,
+        format_report,
+        sensitivity,
+        sensitivity_calib,
+    )
 
     opts = (options or QuantizeOptions()).validated()
     say = progress or (lambda m: None)
@@ -259,7 +264,9 @@ def quantize(
             if k
             in ("calib_method", "per_channel", "exclude", "op_types", "calib_cache", "calib_images")
         }
-        sens = sensitivity(art, calib_samples=min(opts.int8.calib, 64), progress=say, **sens_kw)
+        sens = sensitivity(
+            art, calib_samples=sensitivity_calib(opts.int8.calib), progress=say, **sens_kw
+        )
         if opts.report:
             report_text = format_report(sens, title=f"INT8 sensitivity: {src.name}")
             write_text_atomic(md, report_text, force=opts.force)

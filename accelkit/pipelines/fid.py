@@ -85,12 +85,20 @@ def fid(
             "give a second folder/.npz to compare with, or --save-stats FILE to only compute statistics"
         )
     needs_extractor = any(p is not None and p.suffix != ".npz" for p in (a, b))
-    extractor = FeatureExtractor(opts.fid_weights, device=opts.device) if needs_extractor else None
+    if needs_extractor:  # the extractor is code: refused before any work unless trusted
+        from accelkit.quality.features import check_weights_code
+
+        check_weights_code(opts.fid.weights, opts.trust_code)
+    extractor = (
+        FeatureExtractor(opts.fid.weights, device=opts.device, trust_code=opts.trust_code)
+        if needs_extractor
+        else None
+    )
     if extractor is not None:
-        extractor.resize_mode = opts.fid_mode
+        extractor.resize_mode = opts.fid.mode
     if b is None:
         say(f"computing statistics of {a}")
-        stats, prov = stats_from_source(a, extractor, opts.batch_size)
+        stats, prov = stats_from_source(a, extractor, opts.fid.batch)
         save_stats(opts.save_stats, stats, prov, force=opts.force)  # type: ignore[arg-type]
         return FidRun(saved=opts.save_stats, saved_n=prov.n, extractor_name=prov.extractor_name)
     say(f"FID between {a} and {b}")
@@ -99,7 +107,7 @@ def fid(
         a,
         b,
         extractor,
-        opts.batch_size,
+        opts.fid.batch,
         save_stats_a=opts.save_stats,
         force=opts.force,
         keep_features=want_kid,

@@ -1,9 +1,9 @@
 """``optimize``: find the fastest build of a generator whose quality the user accepts, and prove it.
 
 Searches every backend this machine runs x precision x INT8 layer exclusions (x pruning
-with ``allow_prune``) at the user's batch size, judging each candidate by FID drift
-against the FP32 torch reference with the noise floor (see
-:mod:`accelkit.autotune.search`). Writes into ``out``: the chosen artifact with its
+with ``allow_prune``) at the user's batch size, judging each candidate by the calibrated
+quality verdict against the FP32 torch reference (:mod:`accelkit.quality.verdict`, chosen
+by :mod:`accelkit.autotune.choice`; see :mod:`accelkit.autotune.search`). Writes into ``out``: the chosen artifact with its
 sidecar (recording the whole search), ``results.json/md/csv`` in the bench schema (one
 row per candidate timed), ``pareto.png`` (images/s vs FID drift, the budget line, the
 chosen point), ``optimize.json`` and the journal that lets a killed search resume.
@@ -22,7 +22,12 @@ from typing import Any
 from accelkit.artifact import Artifact
 from accelkit.benchmark.render import fmt_num
 from accelkit.errors import BackendUnavailableError, InputError
-from accelkit.pipelines.options import LoadOptions, OptimizeOptions, resolve_artifact
+from accelkit.pipelines.options import (
+    LoadOptions,
+    OptimizeOptions,
+    resolve_artifact,
+    trusts_code,
+)
 from accelkit.pipelines.results import Result
 
 Progress = Callable[[str], None]
@@ -79,10 +84,11 @@ class OptimizeResult(Result):
         lines = [
             f"budget: {self.budget}"
             + (
-                f" (noise floor FID {o.noise_floor_fid:.3g})"
+                f" (FID noise floor {o.noise_floor_fid:.3g}, for comparison: it decides nothing)"
                 if o.noise_floor_fid is not None
                 else ""
             ),
+            *([m] if (m := mde_line(o.tried)) else []),
             f"threads: {o.threads} for the baseline and every candidate"
             if o.threads
             else "threads: not set (a CUDA device)",
@@ -127,6 +133,42 @@ class OptimizeResult(Result):
         lines += ["", "reproduce and re-measure:", *[f"  {cmd}" for cmd in self.commands]]
         lines.append("wrote " + ", ".join(str(p) for p in self.files.values()))
         return "\n".join(lines)
+
+
+def mde_line(tried: Any) -> str | None:
+    """What the quality verdict could detect at the N used, from the first judged build.
+
+    ``quality verdict at N = 500 (paired test): accepts builds above 35.1 dB and rejects
+    builds below 34.9 dB with 90 % power`` (None when no build's quality was judged).
+    """
+    import math
+
+    def is_reference(t: Any) -> bool:
+        return (getattr(t, "drift", None) or {}).get("drift_verdict") == "reference"
+
+    for t in sorted(tried, key=is_reference):  # a candidate's spread first, the reference's last
+        v = getattr(t, "verdict", None)
+        if v is None or v.test not in ("paired", "distribution") or not math.isfinite(v.mde):
+            continue
+        if v.test == "paired":
+            db = v.details.get("mde_db") or {}
+            acc, rej = db.get("accept_above"), db.get("reject_below")
+            acc_txt = (
+                f"accepts builds above {acc:.1f} dB"
+                if isinstance(acc, (int, float)) and math.isfinite(acc)
+                else "cannot be sure to accept a build with any error"
+            )
+            rej_txt = f"rejects builds below {rej:.1f} dB" if isinstance(rej, (int, float)) else ""
+            what = f"{acc_txt} and {rej_txt}" if rej_txt else acc_txt
+            return (
+                f"quality verdict at N = {v.n} (paired test, {v.details.get('margin_db', '?')} dB margin): "
+                f"{what} with {v.power:.0%} power (MDE {v.mde:.3g} in per-image MSE)"
+            )
+        return (
+            f"quality verdict at N = {v.n} (distribution test): detects a KID change x1e3 of "
+            f"{v.mde * 1e3:.3g} from the margin with {v.power:.0%} power"
+        )
+    return None
 
 
 def confirmation_line(conf: dict[str, Any]) -> str:
@@ -240,6 +282,9 @@ def optimize(
     )
     say("loading the generator")
     art = resolve_artifact(generator)
+    from accelkit.quality.features import check_weights_code
+
+    check_weights_code(opts.fid.weights, trusts_code(generator))  # the extractor is code too
     if art.format != "torch":
         raise InputError(
             "optimize needs the torch generator (the FP32 reference and the model to accelerate), not an exported file"
@@ -282,6 +327,7 @@ def optimize(
             journal=journal,
             clock=Clock(opts.time_budget_s, started),
             progress=say,
+            trust_code=trusts_code(generator),
         ).run()
         return _write_outputs(
             art,

@@ -33,8 +33,10 @@ from accelkit.options import (
     check_int,
     check_number,
     enum_value,
+    flag,
     parse_batches,
     parse_duration,
+    parse_float_list,
 )
 from accelkit.vocab import (
     PRECISIONS,
@@ -213,6 +215,12 @@ class LoadOptions:
         )
 
 
+def trusts_code(source: Any) -> bool:
+    """Whether the user passed ``--trust-code`` (or its old name) with this generator source:
+    then code-bearing files they name (the generator, ``--fid-weights``) load unchecked."""
+    return bool(getattr(source, "trust_code", False) or getattr(source, "trust_pickle", False))
+
+
 def resolve_artifact(source: Any) -> Artifact:
     """An :class:`Artifact` from an artifact, :class:`LoadOptions`, a path/name or None (bundled DCGAN)."""
     from accelkit.artifact import Artifact
@@ -309,8 +317,9 @@ class QuantizeOptions:
 class PruneOptions:
     """``accelkit prune``: structured channel pruning, optional data-free distillation.
 
-    ``fid``, ``fid_weights`` and ``threads`` are checked by the shared
-    :class:`~accelkit.options.FidSettings` and :class:`~accelkit.options.Threads` rules.
+    ``fid`` and ``threads`` are the shared :class:`~accelkit.options.FidSettings` and
+    :class:`~accelkit.options.Threads` objects (a number of images / a thread count is
+    accepted and wrapped); only their ``n``, ``weights`` and ``count`` apply here.
 
     Attributes:
         out: Destination TorchScript (None: ``<stem>.pruned.pt``).
@@ -325,9 +334,9 @@ class PruneOptions:
         loss: Pixel loss.
         feature_loss: Weight of the feature loss (0: pixels only).
         feature_layers: Globs of the layers the feature loss matches.
-        fid: FID drift vs the teacher on N images (0: off).
-        fid_weights: Feature extractor file (None: FID Inception).
-        threads: CPU threads for torch (None: torch's default).
+        fid: FID drift vs the teacher: ``n`` images (0: off), ``weights`` the feature
+            extractor file (None: FID Inception).
+        threads: CPU threads for torch (``count`` None: torch's default).
         checkpoint: Distillation checkpoint (None: ``<out>.distill.ckpt``).
         resume: Resume from the checkpoint when it exists.
         seed: Seed of latents and random importance.
@@ -346,9 +355,8 @@ class PruneOptions:
     loss: DistillLoss = DistillLoss.l1
     feature_loss: float = 0.0
     feature_layers: tuple[str, ...] = ()
-    fid: int = 0
-    fid_weights: str | None = None
-    threads: int | None = None
+    fid: FidSettings = field(default_factory=FidSettings)
+    threads: Threads = field(default_factory=Threads)
     checkpoint: Path | None = None
     resume: bool = True
     seed: int = 0
@@ -357,6 +365,8 @@ class PruneOptions:
     def __post_init__(self) -> None:
         _normalize(self, "loss", lambda v: enum_value(DistillLoss, v, "--loss"))
         _normalize(self, "importance", lambda v: enum_value(Importance, v, "--importance"))
+        _normalize(self, "fid", FidSettings.of)
+        _normalize(self, "threads", Threads.of)
 
     def validated(self) -> PruneOptions:
         """Check the values; returns ``self``."""
@@ -366,8 +376,8 @@ class PruneOptions:
         check_number(self.feature_loss, "--feature-loss", low=0.0)
         check_int(self.distill_steps, "--distill-steps", low=0, high=10_000_000)
         check_int(self.distill_batch, "--distill-batch", low=1, high=65536, fix="e.g. 16")
-        FidSettings(n=self.fid, weights=self.fid_weights).validated()
-        Threads(self.threads).validated()
+        self.fid.validated()
+        self.threads.validated()
         check_globs(self.keep, "--keep")
         check_globs(self.feature_layers, "--feature-layer")
         if (self.feature_loss or self.feature_layers) and not self.distill_steps:
@@ -433,33 +443,34 @@ class BuildOptions:
 class FidOptions:
     """``accelkit fid``: FID/KID between image folders or ``.npz`` statistics.
 
-    ``fid_weights``, ``batch_size`` and ``fid_mode`` are checked by the shared
-    :class:`~accelkit.options.FidSettings` rules.
+    The extractor settings are the shared :class:`~accelkit.options.FidSettings` (its
+    ``weights``, ``batch`` and ``mode`` apply here; the command spells ``--fid-batch``
+    ``--batch-size``).
 
     Attributes:
         save_stats: Write the first source's statistics to this ``.npz``.
-        fid_weights: Feature extractor file (None: FID Inception).
-        batch_size: Images per extractor call.
+        fid: The feature extractor file (``weights``, None: FID Inception), images per
+            extractor call (``batch``) and the resize before it (``mode``: ``clean``,
+            ``legacy-tensorflow`` or ``legacy-pytorch``, clean-fid's modes; recorded in
+            the provenance).
         kid_subsets: KID subsets (folders only).
         device: ``cpu`` or ``cuda[:N]`` for the extractor.
         force: Overwrite an existing ``save_stats`` file.
-        fid_mode: Resize before the extractor: ``clean`` (default), ``legacy-tensorflow``
-            or ``legacy-pytorch`` (clean-fid's modes); recorded in the provenance.
+        trust_code: Load ``fid.weights`` even when its TorchScript uses ops outside the
+            allow-list (``--trust-code``).
     """
 
     save_stats: Path | None = None
-    fid_weights: str | None = None
-    batch_size: int = FidSettings().batch
+    fid: FidSettings = field(default_factory=FidSettings)
     kid_subsets: int = 100
     device: str = "cpu"
     force: bool = False
-    fid_mode: str = "clean"
+    trust_code: bool = False
 
     def validated(self) -> FidOptions:
         """Check the values; returns ``self``."""
-        fs = FidSettings(weights=self.fid_weights, batch=self.batch_size, mode=self.fid_mode)
         try:
-            fs.validated()
+            self.fid.validated()
         except InputError as exc:  # the fid command spells the batch flag --batch-size
             raise InputError(str(exc).replace("--fid-batch", "--batch-size")) from None
         check_int(
@@ -467,7 +478,6 @@ class FidOptions:
         )
         if self.device != "cpu" and not self.device.startswith("cuda"):
             raise InputError(f"--device {self.device!r} is unknown; use cpu or cuda[:N]")
-        object.__setattr__(self, "fid_mode", fs.mode)
         return self
 
 
@@ -487,14 +497,54 @@ class CompareOptions:
         force: Overwrite existing summary files.
     """
 
-    max_slowdown: float | str = 0.05
-    max_fid_drift: float | None = None
-    confidence: float = 0.95
-    strict: bool = False
-    allow_unreliable: bool = False
-    markdown: Path | None = None
-    junit: Path | None = None
-    force: bool = False
+    max_slowdown: float | str = flag(
+        0.05,
+        "--max-slowdown",
+        help="Allowed slowdown, e.g. 5% or 0.05; a row regresses only when the whole confidence interval of its "
+        "speed ratio is below 1 - this.",
+        cli_type=str,
+        show=lambda v: f"{float(v) * 100:g}%",
+    )
+    max_fid_drift: float | None = flag(
+        None,
+        "--max-fid-drift",
+        help="Allowed growth of FID drift (rows measured with bench --fid); a row without a finite FID drift on "
+        "both sides then fails.",
+        cli_type=float | None,
+    )
+    confidence: float = flag(
+        0.95,
+        "--confidence",
+        help="Confidence level of the bootstrap interval over per-repeat samples.",
+        cli_type=float,
+    )
+    strict: bool = flag(
+        False,
+        "--strict",
+        help="Also exit 3 (cannot tell) on rows new in the current report and on any environment difference, "
+        "the number of repeats included.",
+        cli_type=bool,
+    )
+    allow_unreliable: bool = flag(
+        False,
+        "--allow-unreliable",
+        help="Exit 0 instead of 3 when the gate cannot tell (rows unreliable: loads, versions or hardware differ, "
+        "too few repeats, an interval wider than the threshold; rows missing), said loudly; a regression still "
+        "exits 1, and a comparison that compared nothing still exits 3.",
+        cli_type=bool,
+    )
+    markdown: Path | None = flag(
+        None,
+        "--markdown",
+        help="Write a Markdown summary (CI job summary / PR comment).",
+        cli_type=Path | None,
+    )
+    junit: Path | None = flag(
+        None, "--junit", help="Write JUnit XML, one test case per row.", cli_type=Path | None
+    )
+    force: bool = flag(
+        False, "--force", help="Overwrite existing --markdown/--junit files.", cli_type=bool
+    )
 
     def __post_init__(self) -> None:
         _normalize(self, "max_slowdown", _fraction)
@@ -513,8 +563,8 @@ class CompareOptions:
         return self
 
 
-def _precisions(values: Sequence[Any], flag: str) -> tuple[str, ...]:
-    return tuple(enum_value(Precision, p, flag).value for p in values)
+def _precisions(values: Sequence[Any], flag_text: str) -> tuple[str, ...]:
+    return tuple(enum_value(Precision, p, flag_text).value for p in values)
 
 
 @dataclass(frozen=True)
@@ -522,7 +572,8 @@ class OptimizeOptions:
     """``accelkit optimize``: the fastest build whose quality the user accepts.
 
     Attributes:
-        budget: ``floor`` (FID drift within the noise floor), a max FID drift, or ``psnr:DB``.
+        budget: ``floor`` (no detectable drift: the calibrated quality verdict accepts the
+            build), a max paired FID drift, or ``psnr:DB`` (the paired test's margin at DB).
         backends: Backends to search (empty: every backend this machine runs).
         precisions: Precisions to search (empty: all; the FP32 torch baseline always runs).
         batch: Images per call the build is tuned for.
@@ -543,24 +594,92 @@ class OptimizeOptions:
         force: Start over even when ``out`` holds a search (default: resume it).
     """
 
-    budget: str = "floor"
+    budget: str = flag(
+        "floor",
+        "--budget",
+        help="Quality the build must keep: floor (no detectable drift: the quality verdict accepts it; "
+        "inconclusive is not accepted), a max paired FID drift (e.g. 2.5) or psnr:DB (the paired test with "
+        "its margin at DB, e.g. psnr:40).",
+        cli_type=str,
+    )
     backends: tuple[str, ...] = ()
     precisions: tuple[str, ...] = ()
-    batch: int = 1
-    device: str = "auto"
-    time_budget: str | float = "20m"
-    out: Path = Path("accelkit-optimize")
+    batch: int = flag(
+        1,
+        "--batch",
+        help="Images per call the build is for (one batch size; its speed is measured at it).",
+        cli_type=str,
+        parse=lambda text: parse_batches(text, "--batch", single=True)[0],
+        show=str,
+    )
+    device: str = flag(
+        "auto", "--device", help="auto (CUDA if available), cpu or cuda[:N].", cli_type=str
+    )
+    time_budget: str | float = flag(
+        "20m",
+        "--time-budget",
+        help="Wall time for the search, e.g. 10m, 600s, 1h (held within 5 %: each phase is estimated before it "
+        "starts); when it runs out the best build found so far is chosen.",
+        cli_type=str,
+        show=str,
+    )
+    out: Path = flag(
+        Path("accelkit-optimize"),
+        "--out",
+        help="Output folder: the chosen artifact + sidecar, results.json/md/csv, pareto.png, optimize.json, "
+        "journal.jsonl.",
+        cli_type=Path,
+    )
     fid: FidSettings = field(default_factory=lambda: FidSettings(n=500))
-    seed: int = 0
+    seed: int = flag(
+        0,
+        "--seed",
+        help="Latent seed of the search (re-measure the chosen build with another one).",
+        cli_type=int,
+    )
     threads: Threads = field(default_factory=Threads)
-    allow_prune: bool = False
-    prune_ratios: tuple[float, ...] = (0.25, 0.5)
-    distill_steps: int = 300
+    allow_prune: bool = flag(
+        False,
+        "--allow-prune",
+        help="Also search structured pruning + data-free distillation (changes the weights).",
+        cli_type=bool,
+    )
+    prune_ratios: tuple[float, ...] = flag(
+        (0.25, 0.5),
+        "--prune-ratios",
+        help="With --allow-prune: comma-separated pruning ratios.",
+        cli_type=str,
+        parse=lambda text: tuple(parse_float_list(text, "--prune-ratios")),
+        show=lambda ratios: ",".join(f"{r:g}" for r in ratios),
+    )
+    distill_steps: int = flag(
+        300,
+        "--distill-steps",
+        help="With --allow-prune: distillation steps per pruned model.",
+        cli_type=int,
+    )
     int8: Int8Settings = field(default_factory=Int8Settings)
-    min_psnr_db: float = 20.0
-    tie_margin: float = 0.05
+    min_psnr_db: float = flag(
+        20.0,
+        "--min-psnr",
+        help="Quick check: reject a candidate whose paired PSNR on a few images is below this (dB) before "
+        "measuring FID.",
+        cli_type=float,
+    )
+    tie_margin: float = flag(
+        0.05,
+        "--tie-margin",
+        help="Builds within this share of the fastest accepted build's speed count as equally fast (timing "
+        "noise); of those the one with the least drift is chosen (0: the fastest, however small its lead).",
+        cli_type=float,
+    )
     timing: Timing = SEARCH_TIMING
-    force: bool = False
+    force: bool = flag(
+        False,
+        "--force",
+        help="Start over even when --out holds a search (default: resume it from its journal).",
+        cli_type=bool,
+    )
 
     def __post_init__(self) -> None:
         _normalize(self, "out", Path)

@@ -10,7 +10,7 @@ from typing import Any
 from accelkit.artifact import Artifact
 from accelkit.errors import InputError
 from accelkit.loading.sidecars import shell_join
-from accelkit.pipelines.options import PruneOptions, _value, resolve_artifact
+from accelkit.pipelines.options import PruneOptions, _value, resolve_artifact, trusts_code
 from accelkit.pipelines.results import Result, fmt_flops
 
 Progress = Callable[[str], None]
@@ -69,8 +69,10 @@ class PruneResult(Result):
             ]
             lines.append(
                 f"FID drift vs teacher (N={last.n}): {' -> '.join(parts)} (noise floor {last.noise_floor_fid:.2f}; "
-                f"{'within' if last.verdict == 'within floor' else 'outside'} the floor)"
+                f"old rule: {'within' if last.legacy_verdict == 'within floor' else 'outside'} the floor)"
             )
+            if last.test_verdict is not None:
+                lines.append(f"quality verdict: {last.verdict} ({last.test_verdict.reason})")
         lines.append(
             f"measure it: accelkit bench {shell_join([str(a.path), '--fid', '500', '--reference', self.teacher, *self.reference_arch])}"
         )
@@ -101,12 +103,16 @@ def prune_and_distill(
 
     opts = (options or PruneOptions()).validated()
     say = progress or (lambda m: None)
-    if opts.threads is not None:
+    if opts.threads.count is not None:
         import torch
 
-        torch.set_num_threads(opts.threads)
+        torch.set_num_threads(opts.threads.count)
     say("loading the generator")
     art = resolve_artifact(generator)
+    if opts.fid.n:
+        from accelkit.quality.features import check_weights_code
+
+        check_weights_code(opts.fid.weights, trusts_code(generator))  # the extractor is code too
     if art.format != "torch":
         raise InputError(
             "pruning needs the torch generator, not ONNX; give the .pt/.pt2/TorchScript file"
@@ -146,25 +152,32 @@ def prune_and_distill(
             ),
         )
     drifts: dict[str, Any] = {}
-    if opts.fid:
+    if opts.fid.n:
         from accelkit.pipelines.bench import drift_vs_reference
 
         cands = [("pruned", undistilled)] + ([("pruned+distilled", pruned)] if report else [])
         drifts = drift_vs_reference(
             art,
             cands,
-            opts.fid,
+            opts.fid.n,
             seed=opts.seed,
-            fid_weights=opts.fid_weights,
-            threads=opts.threads,
+            fid_weights=opts.fid.weights,
+            threads=opts.threads.count,
             progress=say,
+            trust_code=trusts_code(generator),
         )
         pruned.meta["quality_vs_teacher"] = {
-            "n": opts.fid,
+            "n": opts.fid.n,
             "seed": opts.seed,
             "noise_floor_fid": next(iter(drifts.values())).noise_floor_fid,
             **{
-                label: {"fid_drift": d.fid_drift, "kid_drift": d.kid_drift, "psnr_db": d.psnr_db}
+                label: {
+                    "fid_drift": d.fid_drift,
+                    "kid_drift": d.kid_drift,
+                    "psnr_db": d.psnr_db,
+                    "verdict": d.verdict,
+                    "legacy_verdict": d.legacy_verdict,
+                }
                 for label, d in drifts.items()
             },
         }

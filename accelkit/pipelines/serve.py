@@ -26,6 +26,7 @@ from typing import Any
 from accelkit.artifact import Artifact
 from accelkit.benchmark.render import fmt_num
 from accelkit.errors import InputError
+from accelkit.options import Timing
 from accelkit.pipelines.options import LoadOptions, resolve_artifact
 from accelkit.pipelines.results import Result
 from accelkit.serving.options import (
@@ -668,7 +669,7 @@ def _measure_in_process(
         lat = measure_throughput(
             runner,
             LatentSampler(art.spec, opts.seed, opts.batch_size),
-            warmup=3,
+            warmup=Timing().warmup,
             repeats=max(3, opts.windows),
             min_time_s=min(opts.window_s, 1.0),
         )

@@ -7,8 +7,16 @@ For ``accelkit bench --fid N`` (DESIGN.md, "Measuring honestly"):
 * each backend generates set A; **paired** metrics compare it with the reference image
   by image (max abs error, PSNR, share of uint8 values changed), and FID/KID compare the
   two image sets through the feature extractor;
-* the **noise floor** is FID/KID between the reference on A and on B: two honest samples
-  of the same model differ by that much, so a drift inside the floor is not a drift;
+* the **noise floor** is FID/KID between the reference on A and on B (two honest samples
+  of the same model differ by that much); ``legacy_verdict`` keeps the old rule
+  (``within floor`` when the paired FID is at most the floor) for comparison;
+* the **verdict** comes from :mod:`accelkit.quality.verdict`: the *paired test* (per-image
+  errors beyond the reference's own numerical noise, against a visibility margin) decides
+  for precision and backend changes; ``measure(runner, test="distribution")`` runs the
+  build on set B too and lets the *distribution test* (KID(ref A, build B) - KID(ref A,
+  ref B)) decide, for changes of trajectory (diffusion steps, caching). The numerical
+  noise is the reference under an equivalent execution (torch fp32 at another thread
+  count, or the ``noise_runner`` given), measured once in :meth:`DriftMeter.prepare`;
 * NaN or Inf in any output raises :class:`~accelkit.errors.NonFiniteOutputError`.
 
 Reference features are cached (:class:`accelkit.cache.Cache` ``drift``), keyed by
@@ -27,7 +35,7 @@ import logging
 import math
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +46,15 @@ from accelkit.errors import InputError, NonFiniteOutputError
 from accelkit.quality.features import FeatureExtractor
 from accelkit.quality.images import to_uint8
 from accelkit.quality.metrics import StreamingStats, fid_between_stats, kid, psnr_from_mse
+from accelkit.quality.verdict import (
+    DistributionEvidence,
+    KernelCache,
+    PairedEvidence,
+    Verdict,
+    VerdictSettings,
+    distribution_test,
+    paired_test,
+)
 from accelkit.runners.base import Runner
 from accelkit.sampler import LatentSampler
 
@@ -49,16 +66,26 @@ class Drift:
     """Quality of one backend's images against the reference on identical latents.
 
     Attributes:
-        fid_drift: FID(reference on A, backend on A).
-        kid_drift, kid_drift_std: KID mean and std over subsets.
+        fid_drift: FID(reference on A, backend on A) (paired FID: deflated by the pairing;
+            kept for comparison with earlier reports, it decides nothing).
+        kid_drift, kid_drift_std: KID mean and std over subsets (same sets).
         psnr_db: Paired PSNR over all images (peak = output range width).
         max_abs_err: Largest paired absolute error (output units).
         changed_uint8_fraction: Share of uint8 values that differ from the reference.
         noise_floor_fid, noise_floor_kid: FID/KID(reference on A, reference on B).
-        verdict: ``within floor`` when ``fid_drift <= noise_floor_fid``, else ``drift``;
-            ``reference`` for the reference itself.
+        verdict: The calibrated decision: ``accepted``, ``rejected`` or ``inconclusive``
+            (see :mod:`accelkit.quality.verdict`); ``reference`` for the reference itself.
         n, seed: Images per set and latent seed.
         extractor: Extractor provenance (name, sha256, resize mode, input transform).
+        legacy_verdict: The old rule: ``within floor`` when ``fid_drift <= noise_floor_fid``,
+            else ``drift``.
+        test_verdict: The deciding test's :class:`~accelkit.quality.verdict.Verdict`.
+        evidence: What the deciding test used (per-image errors or features).
+        other_verdicts: Verdicts of tests that ran without deciding (e.g. the paired test
+            of a build judged by the distribution test), by test name.
+        paired_evidence: The per-image paired errors (kept in rows as ``drift_evidence``,
+            so builds can be compared later with
+            :func:`~accelkit.quality.verdict.compare_builds`).
     """
 
     fid_drift: float
@@ -73,18 +100,58 @@ class Drift:
     n: int
     seed: int
     extractor: dict[str, Any]
+    legacy_verdict: str | None = None
+    test_verdict: Verdict | None = None
+    evidence: PairedEvidence | DistributionEvidence | None = field(default=None, repr=False)
+    other_verdicts: dict[str, Verdict] = field(default_factory=dict)
+    paired_evidence: PairedEvidence | None = field(default=None, repr=False)
+
+    @property
+    def drift_test(self) -> str | None:
+        """The test that decided (``paired`` or ``distribution``)."""
+        return self.test_verdict.test if self.test_verdict else None
+
+    @property
+    def drift_interval(self) -> list[float] | None:
+        """The deciding statistic's interval (its units: ``drift_detail.statistic``)."""
+        return list(self.test_verdict.interval) if self.test_verdict else None
+
+    @property
+    def min_detectable_effect(self) -> float | None:
+        """The deciding test's MDE at this N (same units as the interval)."""
+        return self.test_verdict.mde if self.test_verdict else None
 
     def row_fields(self) -> dict[str, Any]:
-        """The fields a results.json row gains."""
-        d = asdict(self)
-        d["drift_verdict"] = d.pop("verdict")
-        d["quality"] = {
-            "n": d.pop("n"),
-            "seed": d.pop("seed"),
-            "image_format": "uint8",
-            **d.pop("extractor"),
+        """The fields a results.json row gains (JSON-able; see ``docs/results-schema.md``)."""
+        v = self.test_verdict
+        paired = self.paired_evidence
+        detail = v.to_dict() if v else None
+        if detail is not None and self.other_verdicts:
+            detail["other_tests"] = {k: o.to_dict() for k, o in self.other_verdicts.items()}
+        return {
+            "fid_drift": self.fid_drift,
+            "kid_drift": self.kid_drift,
+            "kid_drift_std": self.kid_drift_std,
+            "psnr_db": self.psnr_db,
+            "max_abs_err": self.max_abs_err,
+            "changed_uint8_fraction": self.changed_uint8_fraction,
+            "noise_floor_fid": self.noise_floor_fid,
+            "noise_floor_kid": self.noise_floor_kid,
+            "drift_verdict": self.verdict,
+            "legacy_verdict": self.legacy_verdict,
+            "drift_test": self.drift_test,
+            "drift_interval": self.drift_interval,
+            "min_detectable_effect": self.min_detectable_effect,
+            "drift_reason": v.reason if v else None,
+            "drift_detail": detail,
+            "drift_evidence": paired.to_dict() if paired is not None else None,
+            "quality": {
+                "n": self.n,
+                "seed": self.seed,
+                "image_format": "uint8",
+                **self.extractor,
+            },
         }
-        return d
 
 
 def _generate(runner: Runner, sampler: LatentSampler, start: int, n: int) -> Iterator[np.ndarray]:
@@ -114,6 +181,11 @@ class DriftMeter:
             (``bench --images``): float32 ``M x C x H x W`` in the spec's range, ``M >= 2n``
             (set A takes the first n, the noise floor's set B the next n).
         images_id: What identifies ``images`` in the feature cache (folder sha256, preprocessing).
+        settings: How verdicts are decided (:class:`~accelkit.quality.verdict.VerdictSettings`).
+        noise_runner: An active runner of the reference under another but equivalent
+            execution, whose per-image difference from the reference is its numerical
+            noise. None: the reference's torch model at another thread count when the
+            reference is a torch runner (else no noise is measured); False: none.
     """
 
     def __init__(
@@ -130,6 +202,8 @@ class DriftMeter:
         progress: Callable[[str], None] | None = None,
         images: np.ndarray | None = None,
         images_id: Mapping[str, Any] | None = None,
+        settings: VerdictSettings | None = None,
+        noise_runner: Runner | None | bool = None,
     ) -> None:
         if n < 2:
             raise InputError(
@@ -162,6 +236,15 @@ class DriftMeter:
         self._stats_a: StreamingStats | None = None
         self.noise_floor_fid = math.nan
         self.noise_floor_kid = math.nan
+        self.settings = settings or VerdictSettings()
+        self.noise_runner = noise_runner
+        self.noise_what = "not measured"
+        self._noise_mse: np.ndarray | None = None
+        self._noise_fdist: np.ndarray | None = None
+        self._feature_scale: float | None = None
+        self._feats_b: np.ndarray | None = None
+        self._anchor: dict[float, np.ndarray] = {}
+        self._kernels = KernelCache()  # the reference's kernels, shared by every distribution test
 
     # ------------------------------------------------------------------ reference
     def cache_key(self) -> str:
@@ -211,12 +294,77 @@ class DriftMeter:
         else:
             feats_a, feats_b = feats
         self._feats_a = feats_a
+        self._feats_b = feats_b
         self._stats_a = StreamingStats(feats_a.shape[1]).update(feats_a)
         stats_b = StreamingStats(feats_b.shape[1]).update(feats_b)
         self.noise_floor_fid = fid_between_stats(self._stats_a, stats_b)
         self.noise_floor_kid = kid(
             feats_a, feats_b, self.kid_subsets, self.kid_subset_size, self.seed
         ).mean
+        self._feature_scale = 2.0 * float(np.var(feats_a, axis=0, ddof=1).sum())
+        self._measure_noise()
+
+    # ------------------------------------------------------------------- noise
+    def _default_noise_runner(self) -> Runner | None:
+        """The reference's torch model at another thread count (1 if it runs on more, else 2)."""
+        ref = self.reference
+        if getattr(ref, "name", None) != "torch" or not str(ref.device).startswith("cpu"):
+            return None
+        from accelkit.runners.base import create_runner
+
+        threads = ref.options.get("threads")
+        if threads is None:
+            import torch
+
+            threads = torch.get_num_threads()
+        other = 1 if int(threads) > 1 else 2
+        opts = {k: v for k, v in ref.options.items() if k != "threads"}
+        return create_runner("torch", ref.artifact, device=ref.device, **{**opts, "threads": other})
+
+    def _measure_noise(self) -> None:
+        """Per-image MSE and feature distance of the equivalent execution against the reference (set A)."""
+        assert self._ref is not None and self._feats_a is not None
+        own = False
+        runner: Runner | None
+        if self.noise_runner is False:
+            runner = None
+        elif self.noise_runner is None or self.noise_runner is True:
+            runner, own = self._default_noise_runner(), True
+        else:
+            runner = self.noise_runner  # type: ignore[assignment]
+        if runner is None:
+            self.noise_what = "not measured"
+            self._noise_mse = self._noise_fdist = None
+            return
+        if own:
+            runner.activate()
+        try:
+            threads = runner.options.get("threads")
+            self.noise_what = f"{runner.name} {runner.precision}" + (
+                f", {threads} thread{'s' if threads != 1 else ''}" if threads else ""
+            )
+            self.say(f"numerical noise: the reference as {self.noise_what} on {self.n} images")
+            mse = np.zeros(self.n)
+            fdist = np.zeros(self.n)
+            pos = 0
+            for out in _generate(runner, self.sampler, 0, self.n):
+                ref = np.asarray(self._ref[pos : pos + len(out)])
+                if not np.isfinite(out).all():
+                    raise NonFiniteOutputError(
+                        f"the reference's noise run ({self.noise_what}) produced NaN/Inf; drift needs a finite reference"
+                    )
+                diff = (out.astype(np.float64) - ref).reshape(len(out), -1)
+                mse[pos : pos + len(out)] = (diff * diff).mean(1)
+                u8, ref_u8 = to_uint8(out, self.range), to_uint8(ref, self.range)
+                changed = np.nonzero((u8 != ref_u8).reshape(len(out), -1).any(1))[0]
+                if len(changed):
+                    f = self.extractor(u8[changed])
+                    fdist[pos + changed] = ((f - self._feats_a[pos + changed]) ** 2).sum(1)
+                pos += len(out)
+        finally:
+            if own:
+                runner.deactivate()
+        self._noise_mse, self._noise_fdist = mse, fdist
 
     def _cached_features(self, cache: Cache, key: str) -> tuple[np.ndarray, np.ndarray] | None:
         entry = cache.lookup(key, ".npz")
@@ -251,7 +399,12 @@ class DriftMeter:
 
     # ------------------------------------------------------------------- measure
     def reference_drift(self) -> Drift:
-        """The reference compared with itself: zero by construction."""
+        """The reference compared with itself: zero by construction (its verdict says what N can detect)."""
+        if self._ref is None:
+            self.prepare()
+        evidence = self._paired_evidence(
+            np.zeros(self.n), np.zeros(self.n) if self._feats_a is not None else None
+        )
         return Drift(
             0.0,
             0.0,
@@ -265,44 +418,77 @@ class DriftMeter:
             self.n,
             self.seed,
             self.provenance(),
+            legacy_verdict="reference",
+            test_verdict=paired_test(evidence, self.settings),
+            evidence=evidence,
+            paired_evidence=evidence,
         )
 
-    def measure(self, runner: Runner) -> Drift:
-        """Drift of an active runner on set A.
+    def _paired_evidence(self, mse: np.ndarray, fdist: np.ndarray | None) -> PairedEvidence:
+        lo, hi = self.range
+        return PairedEvidence(
+            mse=mse,
+            peak=hi - lo,
+            noise_mse=self._noise_mse,
+            feature_dist=fdist,
+            noise_feature_dist=self._noise_fdist if fdist is not None else None,
+            feature_scale=self._feature_scale if fdist is not None else None,
+            noise_what=self.noise_what,
+        )
+
+    def measure(self, runner: Runner, test: str = "paired") -> Drift:
+        """Drift of an active runner on set A, and its verdict.
+
+        Args:
+            runner: The build to judge (active).
+            test: ``paired`` (precision and backend changes: the build should give the
+                reference's images) or ``distribution`` (changes of trajectory: fewer
+                diffusion steps, caching; the build also generates set B, costing N more
+                images and features, and the first call computes the margin's anchor).
 
         Raises:
             NonFiniteOutputError: NaN/Inf in its outputs.
+            InputError: Unknown ``test``.
         """
+        if test not in ("paired", "distribution"):
+            raise InputError(f"quality test {test!r} is not 'paired' or 'distribution'")
         if self._ref is None or self._feats_a is None or self._stats_a is None:
             self.prepare()
         assert self._ref is not None and self._feats_a is not None and self._stats_a is not None
         max_abs = 0.0
-        sq = 0.0
         changed = 0
         count = 0
         feats = []
+        mse = np.zeros(self.n)
         pos = 0
-        lo, hi = self.range
         for out in _generate(runner, self.sampler, 0, self.n):
             ref = np.asarray(self._ref[pos : pos + len(out)])
-            pos += len(out)
             if not np.isfinite(out).all():
                 raise NonFiniteOutputError(
-                    f"{runner.name} {runner.precision} produced NaN/Inf in drift images {pos - len(out)}..{pos - 1}"
+                    f"{runner.name} {runner.precision} produced NaN/Inf in drift images {pos}..{pos + len(out) - 1}"
                 )
             diff = out.astype(np.float64) - ref
             max_abs = max(max_abs, float(np.abs(diff).max()))
-            sq += float((diff * diff).sum())
+            mse[pos : pos + len(out)] = (diff * diff).reshape(len(out), -1).mean(1)
             u8 = to_uint8(out, self.range)
             changed += int(np.count_nonzero(u8 != to_uint8(ref, self.range)))
             count += out.size
             feats.append(self.extractor(u8))
-        mse = sq / count
-        psnr = psnr_from_mse(mse, hi - lo)
+            pos += len(out)
+        lo, hi = self.range
+        psnr = psnr_from_mse(float(mse.mean()), hi - lo)
         f = np.concatenate(feats)
         fid = fid_between_stats(self._stats_a, StreamingStats(f.shape[1]).update(f))
         k = kid(self._feats_a, f, self.kid_subsets, self.kid_subset_size, self.seed)
-        verdict = "within floor" if fid <= self.noise_floor_fid else "drift"
+        paired = self._paired_evidence(mse, ((f - self._feats_a) ** 2).sum(1))
+        paired_verdict = paired_test(paired, self.settings)
+        deciding: Verdict = paired_verdict
+        evidence: PairedEvidence | DistributionEvidence = paired
+        others: dict[str, Verdict] = {}
+        if test == "distribution":
+            dist = self.distribution_evidence(runner)
+            deciding, evidence = distribution_test(dist, self.settings, kernels=self._kernels), dist
+            others = {"paired": paired_verdict}
         return Drift(
             fid,
             k.mean,
@@ -312,11 +498,88 @@ class DriftMeter:
             changed / count,
             self.noise_floor_fid,
             self.noise_floor_kid,
-            verdict,
+            deciding.decision,
             self.n,
             self.seed,
             self.provenance(),
+            legacy_verdict="within floor" if fid <= self.noise_floor_fid else "drift",
+            test_verdict=deciding,
+            evidence=evidence,
+            other_verdicts=others,
+            paired_evidence=paired,
         )
+
+    # -------------------------------------------------------------- distribution
+    def distribution_evidence(self, runner: Runner) -> DistributionEvidence:
+        """The build's features on set B (its own run) beside the reference's on A and B, and the anchor.
+
+        Raises:
+            NonFiniteOutputError: NaN/Inf in the build's outputs.
+        """
+        if self._feats_a is None or self._feats_b is None:
+            self.prepare()
+        assert self._feats_a is not None and self._feats_b is not None
+        self.say(
+            f"distribution test: {runner.name} {runner.precision} on the {self.n} latents of set B"
+        )
+        feats = []
+        for out in _generate(runner, self.sampler, self.n, self.n):
+            if not np.isfinite(out).all():
+                raise NonFiniteOutputError(
+                    f"{runner.name} {runner.precision} produced NaN/Inf on the distribution test's set B"
+                )
+            feats.append(self.extractor(to_uint8(out, self.range)))
+        anchor = None if self.settings.distribution_margin is not None else self.anchor_features()
+        return DistributionEvidence(
+            self._feats_a,
+            self._feats_b,
+            np.concatenate(feats),
+            anchor,
+            f"reference + Gaussian pixel noise at {self.settings.margin_db:g} dB PSNR",
+        )
+
+    def anchor_features(self) -> np.ndarray:
+        """Features of the reference's set-B images with Gaussian pixel noise at the visibility margin (cached).
+
+        The noise has standard deviation ``peak * 10^(-margin_db / 20)`` (PSNR = margin_db),
+        is seeded by the meter's seed, and images are clipped to the output range and
+        quantized like any other. The features are cached beside the reference's.
+        """
+        db = float(self.settings.margin_db)
+        if db in self._anchor:
+            return self._anchor[db]
+        cache = Cache("drift")
+        key = cache_key(
+            {"what": "drift anchor features", "reference_key": self.cache_key(), "margin_db": db}
+        )
+        entry = cache.lookup(key, ".npz")
+        if entry is not None:
+            try:
+                with np.load(entry, allow_pickle=False) as z:
+                    feats = z["feats"].astype(np.float64)
+                if feats.shape[0] != self.n or not np.isfinite(feats).all():
+                    raise ValueError(f"array of shape {feats.shape}")
+                self._anchor[db] = feats
+                return feats
+            except Exception as exc:  # noqa: BLE001 - a broken cache entry is recomputed, never a crash
+                log.warning("drift anchor features %s are unusable (%s); recomputing", entry, exc)
+                entry.unlink(missing_ok=True)
+        lo, hi = self.range
+        sigma = (hi - lo) * 10.0 ** (-db / 20.0)
+        rng = np.random.default_rng([self.seed, 35])
+        self.say(
+            f"distribution test: anchor features (reference + pixel noise at {db:g} dB) on {self.n} images"
+        )
+        feats_list = []
+        for out in _generate(self.reference, self.sampler, self.n, self.n):
+            noisy = np.clip(out + rng.normal(0.0, sigma, out.shape), lo, hi).astype(np.float32)
+            feats_list.append(self.extractor(to_uint8(noisy, self.range)))
+        feats = np.concatenate(feats_list)
+        with cache.writing(key, ".npz", {"n": self.n, "seed": self.seed, "margin_db": db}) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, feats=feats.astype(np.float32))
+        self._anchor[db] = feats
+        return feats
 
     def first_images(self, runner: Runner | None, count: int) -> np.ndarray:
         """The first ``count`` images of set A (reference when runner is None), uint8 NHWC."""
@@ -382,6 +645,8 @@ def measure_drift(
     extractor: FeatureExtractor | None = None,
     reference_id: str | Mapping[str, Any] | None = None,
     progress: Callable[[str], None] | None = None,
+    settings: VerdictSettings | None = None,
+    test: str = "paired",
 ) -> Drift:
     """Quality drift of ``runner`` against ``reference`` on the same ``n`` latents.
 
@@ -399,9 +664,11 @@ def measure_drift(
         reference_id: Identity of the reference model for the feature cache (default:
             the sha256 of the reference's source file).
         progress: Called with a short message per step.
+        settings: How the verdict decides (:class:`~accelkit.quality.verdict.VerdictSettings`).
+        test: ``paired`` (default) or ``distribution`` (see :meth:`DriftMeter.measure`).
 
     Returns:
-        :class:`Drift` with paired metrics, FID/KID drift, the noise floor and a verdict.
+        :class:`Drift` with paired metrics, FID/KID drift, the noise floor and the verdict.
 
     Raises:
         NonFiniteOutputError: NaN/Inf in any output.
@@ -425,10 +692,11 @@ def measure_drift(
                 sampler.batch_size,
                 Path(tmp),
                 progress=progress,
+                settings=settings,
             )
             try:
                 meter.prepare()
-                return meter.measure(runner)
+                return meter.measure(runner, test=test)
             finally:
                 meter.close()
     finally:

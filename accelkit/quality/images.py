@@ -45,11 +45,12 @@ from typing import Any
 import numpy as np
 
 from accelkit.errors import InputError, NonFiniteOutputError
+from accelkit.vocab import FID_MODES
 
 log = logging.getLogger(__name__)
 
-#: FID modes (clean-fid's names, with dashes): how images are resized for the extractor.
-FID_MODES = ("clean", "legacy-tensorflow", "legacy-pytorch")
+# FID_MODES (clean-fid's names, with dashes: how images are resized for the extractor) is
+# defined once in accelkit.vocab and re-exported here.
 #: The default FID mode; recorded (as ``resize_mode``) in every stats file and drift.
 RESIZE_MODE = "clean"
 #: How uint8 values become extractor input; recorded in every stats file.

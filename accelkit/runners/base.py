@@ -149,6 +149,39 @@ class Runner(abc.ABC):
                 raise InputError(
                     f"unknown {self.name} runner option(s) {unknown}; expected some of {list(self.OPTIONS)}"
                 )
+        threads = options.get("threads")
+        if threads is not None and (
+            not isinstance(threads, int) or isinstance(threads, bool) or threads < 1
+        ):
+            raise InputError(f"{self.name} threads must be a positive integer, got {threads!r}")
+
+    def refusal(self, precision: str, **ask: Any) -> str | None:
+        """Why this backend cannot run its artifact at ``precision`` on its device, as
+        :meth:`recipes` declares it (the one rule the planners ask too); None when it can.
+
+        Args:
+            precision: The compute precision asked for.
+            **ask: Further :class:`Ask` fields (``native_bf16``...).
+        """
+        got = type(self).recipes(
+            Ask(
+                kind=self.artifact.format,
+                precision=precision,
+                device=self.device,
+                given_precision=self.artifact.precision,
+                **ask,
+            )
+        )
+        return got if isinstance(got, str) else None
+
+    def _require_onnx_file(self) -> None:
+        """Refuse an artifact that is not an ONNX file on disk (the ONNX backends' input)."""
+        a = self.artifact
+        if a.format != "onnx" or a.path is None:
+            raise InputError(
+                f"the {self.name} backend runs ONNX files, got a {a.format!r} artifact"
+                f"{' without a path' if a.format == 'onnx' else ''}; export it first (accelkit export) or use --backend torch"
+            )
 
     # ----------------------------------------------------------------- availability
     @classmethod

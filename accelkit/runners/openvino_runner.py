@@ -108,15 +108,10 @@ class OpenVinoRunner(Runner):
 
     def __init__(self, artifact: Artifact, device: str = "cpu", **options: Any) -> None:
         super().__init__(artifact, device=device, **options)
-        if artifact.format != "onnx" or artifact.path is None:
-            raise InputError(
-                f"the openvino backend runs ONNX files, got a {artifact.format!r} artifact"
-                f"{' without a path' if artifact.format == 'onnx' else ''}; export it first (accelkit export) or use --backend torch"
-            )
-        if device != "cpu":
-            raise InputError(
-                f"the openvino backend runs on the CPU here, got device {device!r}; use --device cpu"
-            )
+        self._require_onnx_file()
+        reason = self.refusal("fp32")  # fp32 runs wherever openvino runs: this is the device rule
+        if reason is not None:
+            raise InputError(f"{reason}; use --device cpu")
         prec = str(options.get("precision") or artifact.precision).lower()
         allowed = (
             {artifact.precision, "bf16"}
@@ -140,16 +135,9 @@ class OpenVinoRunner(Runner):
             raise InputError(
                 f"openvino precision bf16 needs inference_precision bf16, got {hint!r}"
             )
-        if hint == "bf16" and not has_native_bf16():
-            raise BackendUnavailableError(
-                "openvino bf16 needs a CPU with native bf16 (AVX-512 BF16 or AMX), which this one lacks "
-                "(OpenVINO would silently compute in f32); run fp32 or int8 here"
-            )
-        threads = options.get("threads")
-        if threads is not None and (
-            not isinstance(threads, int) or isinstance(threads, bool) or threads < 1
-        ):
-            raise InputError(f"openvino threads must be a positive integer, got {threads!r}")
+        reason = self.refusal("bf16", native_bf16=has_native_bf16()) if hint == "bf16" else None
+        if reason is not None:
+            raise BackendUnavailableError(f"openvino bf16: {reason}; run fp32 or int8 here")
         config = options.get("config") or {}
         if not isinstance(config, dict):
             raise InputError(
@@ -191,8 +179,8 @@ class OpenVinoRunner(Runner):
         """fp32/fp16/int8 run their ONNX file with an f32 hint; bf16 runs the fp32 file with a
         bf16 hint, only on a CPU with native bf16 (elsewhere OpenVINO silently computes f32).
         An fp16 file computes in f32 on the CPU: measured, never searched."""
-        if ask.cuda:
-            return f"the openvino backend runs on the CPU here, not {ask.device}"
+        if ask.device != "cpu":
+            return f"the openvino backend runs on the CPU here, not {ask.device!r}"
         p = ask.precision
         threads = ask.cpu_threads()
         if p == "bf16":

@@ -118,11 +118,7 @@ class OrtRunner(Runner):
 
     def __init__(self, artifact: Artifact, device: str = "cpu", **options: Any) -> None:
         super().__init__(artifact, device=device, **options)
-        if artifact.format != "onnx" or artifact.path is None:
-            raise InputError(
-                f"the ort backend runs ONNX files, got a {artifact.format!r} artifact"
-                f"{' without a path' if artifact.format == 'onnx' else ''}; export it first (accelkit export) or use --backend torch"
-            )
+        self._require_onnx_file()
         prec = options.get("precision")
         if prec is not None and str(prec) != artifact.precision:
             raise InputError(
@@ -143,11 +139,6 @@ class OrtRunner(Runner):
             raise InputError(
                 f"ort provider {provider} needs a CUDA device, got device {device}; use --device cuda or provider cpu"
             )
-        threads = options.get("threads")
-        if threads is not None and (
-            not isinstance(threads, int) or isinstance(threads, bool) or threads < 1
-        ):
-            raise InputError(f"ort threads must be a positive integer, got {threads!r}")
         self.options["provider"] = provider
         self.provider = provider
         self._device_id = _device_id(device)

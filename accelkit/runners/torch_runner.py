@@ -110,20 +110,15 @@ class TorchRunner(Runner):
             raise InputError(
                 f"torch precision {prec!r} is not supported; choose one of {', '.join(TORCH_PRECISIONS)}"
             )
-        if prec == "fp16" and not _is_cuda(device):
+        reason = self.refusal(prec)  # fp16 runs on CUDA only
+        if reason is not None:
             raise BackendUnavailableError(
-                "torch fp16 runs on CUDA only (half-precision convolutions on CPU are slow or missing); "
-                "use --device cuda, bf16 on CPU, or the ort backend with an fp16 ONNX model"
+                f"{reason}, --device cuda, or the ort backend with an fp16 ONNX model"
             )
         if options.get("cuda_graphs") and not _is_cuda(device):
             raise BackendUnavailableError(
                 "torch cuda_graphs needs a CUDA device, got device cpu; drop cuda_graphs or use --device cuda"
             )
-        threads = options.get("threads")
-        if threads is not None and (
-            not isinstance(threads, int) or isinstance(threads, bool) or threads < 1
-        ):
-            raise InputError(f"torch threads must be a positive integer, got {threads!r}")
         self.options["precision"] = prec
         self._model: Any = None
         self._dtype: Any = None

@@ -12,12 +12,13 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from accelkit.errors import InputError
-from accelkit.options import Threads, parse_batches
+from accelkit.options import Threads, flag, parse_batches, parse_int_list
 from accelkit.options import enum_value as _enum
 from accelkit.vocab import InstanceKind, LoadTool, Protocol
 
@@ -31,6 +32,8 @@ DEFAULT_MAX_REQUEST_BYTES = 64 * 2**20
 #: The largest request limit: a gRPC message is at most 2 GiB - 1 byte.
 MAX_REQUEST_BYTES_CEILING = 2047 * 2**20
 MIB = 2**20
+#: How long Triton may hold a request to form a bigger batch by default, microseconds.
+DEFAULT_MAX_QUEUE_DELAY_US = 500
 
 
 def is_loopback(host: str) -> bool:
@@ -71,6 +74,14 @@ def _mib(value: Any) -> str:
         return f"{float(value) / MIB:g}"
     except (TypeError, ValueError):
         return repr(value)
+
+
+def preferred_batches(values: Sequence[str] | None) -> tuple[int, ...]:
+    """``--preferred-batch`` values (repeatable, each ``8`` or ``4,8``) as batch sizes."""
+    out: list[int] = []
+    for v in values or ():
+        out += parse_int_list(v, "--preferred-batch")
+    return tuple(out)
 
 
 def _positive(value: int | None, flag: str, example: str) -> None:
@@ -116,15 +127,55 @@ class TritonRepoOptions:
         force: Replace an existing model folder.
     """
 
-    name: str | None = None
-    max_batch: int | None = None
-    preferred_batches: tuple[int, ...] = ()
-    bench_results: Path | None = None
-    max_queue_delay_us: int = 500
-    instances: int = 1
-    kind: InstanceKind | str = InstanceKind.auto
-    threads: int | None = None
-    force: bool = False
+    name: str | None = flag(
+        None,
+        "--name",
+        help="Model name = folder under the repository (default: the file's stem).",
+        cli_type=str | None,
+    )
+    max_batch: int | None = flag(
+        None,
+        "--max-batch",
+        help="max_batch_size (default: the max of the artifact's batch range, else 64).",
+        cli_type=int | None,
+    )
+    preferred_batches: tuple[int, ...] = flag(
+        (),
+        "--preferred-batch",
+        help="Dynamic-batching preferred batch sizes, e.g. 8 or 4,8 (default: the fastest batch of "
+        "--bench-results, else the batch range's opt).",
+        cli_type=list[str] | None,
+        parse=lambda values: preferred_batches(values),
+    )
+    bench_results: Path | None = flag(
+        None,
+        "--bench-results",
+        help="results.json (or its folder) of accelkit bench: its fastest batch for this backend and precision "
+        "becomes the preferred batch size.",
+        cli_type=Path | None,
+    )
+    max_queue_delay_us: int = flag(
+        DEFAULT_MAX_QUEUE_DELAY_US,
+        "--max-queue-delay-us",
+        help="How long Triton may hold a request to form a bigger batch, microseconds.",
+        cli_type=int,
+    )
+    instances: int = flag(
+        1, "--instances", help="Model instances (instance_group count).", cli_type=int
+    )
+    kind: InstanceKind | str = flag(
+        InstanceKind.auto,
+        "--kind",
+        help="Instance kind: gpu for engines, cpu for ONNX by default.",
+        cli_type=InstanceKind,
+    )
+    threads: int | None = flag(
+        None,
+        "--threads",
+        help="ONNX Runtime intra-op threads per instance (config parameter).",
+        cli_type=int | None,
+    )
+    force: bool = flag(False, "--force", help="Overwrite an existing model folder.", cli_type=bool)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", _enum(InstanceKind, self.kind, "--kind"))
@@ -180,22 +231,88 @@ class ServeOptions:
         startup_timeout_s: Seconds to wait for the server and model to become ready.
     """
 
-    backend: str | None = None
-    device: str = "cpu"
-    threads: int | None = None
-    name: str | None = None
-    host: str = "127.0.0.1"
-    allow_remote: bool = False
-    http_port: int = 8000
-    grpc_port: int = 8001
-    metrics_port: int = 8002
-    max_batch: int = 32
-    max_queue_delay_us: int = 500
-    preferred_batches: tuple[int, ...] = ()
-    instances: int = 1
-    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
-    exit_timeout_s: int = 5
-    startup_timeout_s: float = 120.0
+    backend: str | None = flag(
+        None,
+        "--backend",
+        help="Runner serving the model: ort, torch, trt, openvino (default: trt for engines, ort for ONNX and "
+        "torch generators, exported to fp32 ONNX first).",
+        cli_type=str | None,
+    )
+    device: str = flag("cpu", "--device", help="cpu or cuda[:N].", cli_type=str)
+    threads: int | None = flag(
+        None,
+        "--threads",
+        help="CPU threads per runner instance (default: the runner's).",
+        cli_type=int | None,
+    )
+    name: str | None = flag(
+        None, "--name", help="Model name (default: the generator's stem).", cli_type=str | None
+    )
+    host: str = flag(
+        "127.0.0.1",
+        "--host",
+        help="Address to bind (default: this machine only). Any other address (0.0.0.0: every interface) "
+        "needs --allow-remote.",
+        cli_type=str,
+    )
+    allow_remote: bool = flag(
+        False,
+        "--allow-remote",
+        help="Allow a --host other machines can reach. Triton's inference API has no authentication: "
+        "anyone who reaches the ports can run the model; a warning says so.",
+        cli_type=bool,
+    )
+    http_port: int = flag(8000, "--http-port", help="HTTP port (0: a free one).", cli_type=int)
+    grpc_port: int = flag(8001, "--grpc-port", help="gRPC port (0: a free one).", cli_type=int)
+    metrics_port: int = flag(
+        8002, "--metrics-port", help="Prometheus /metrics port (0: a free one).", cli_type=int
+    )
+    max_batch: int = flag(
+        32,
+        "--max-batch",
+        help="Largest batch the dynamic batcher forms (max_batch_size).",
+        cli_type=int,
+    )
+    max_queue_delay_us: int = flag(
+        DEFAULT_MAX_QUEUE_DELAY_US,
+        "--max-queue-delay-us",
+        help="How long a request may wait to be batched, microseconds.",
+        cli_type=int,
+    )
+    preferred_batches: tuple[int, ...] = flag(
+        (),
+        "--preferred-batch",
+        help="Preferred batch sizes, e.g. 8 or 4,8 (default: --max-batch).",
+        cli_type=list[str] | None,
+        parse=lambda values: preferred_batches(values),
+    )
+    instances: int = flag(
+        1,
+        "--instances",
+        help="Model instances (each its own runner and Triton stub process).",
+        cli_type=int,
+    )
+    max_request_bytes: int = flag(
+        DEFAULT_MAX_REQUEST_BYTES,
+        "--max-request-mb",
+        help="Largest request accepted, MiB: the HTTP body or gRPC message, and the input tensors its shapes "
+        "declare. Checked before anything is allocated; larger requests get a 413 / RESOURCE_EXHAUSTED reply.",
+        cli_type=float,
+        parse=lambda mib: request_bytes(mib),
+        show=lambda size: size / MIB,
+    )
+    exit_timeout_s: int = flag(
+        5,
+        "--exit-timeout",
+        help="Seconds Triton waits for in-flight requests when stopping.",
+        cli_type=int,
+    )
+    startup_timeout_s: float = flag(
+        120.0,
+        "--startup-timeout",
+        help="Seconds to wait for the server and model to be ready.",
+        cli_type=float,
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "preferred_batches", tuple(int(b) for b in self.preferred_batches))
@@ -236,12 +353,12 @@ class ServeOptions:
             raise InputError(
                 f"--preferred-batch {list(self.preferred_batches)} exceeds --max-batch {self.max_batch}; lower it or raise --max-batch"
             )
-        for flag, port in (
+        for port_flag, port in (
             ("--http-port", self.http_port),
             ("--grpc-port", self.grpc_port),
             ("--metrics-port", self.metrics_port),
         ):
-            _port(port, flag)
+            _port(port, port_flag)
         used = [p for p in (self.http_port, self.grpc_port, self.metrics_port) if p]
         if len(used) != len(set(used)):
             raise InputError(
@@ -298,18 +415,60 @@ class LoadtestOptions:
         out: Report folder (results.json/.md/.csv, serving.png).
     """
 
-    concurrency: tuple[int, ...] = (1, 2, 4, 8, 16)
-    batch_size: int = 1
-    window_s: float = 2.0
-    windows: int = 3
-    warmup_s: float = 0.5
-    max_requests: int = 100_000
-    request_timeout_s: float = 60.0
-    protocol: Protocol | str = Protocol.grpc
-    tool: LoadTool | str = LoadTool.auto
-    model: str | None = None
-    seed: int = 0
-    out: Path = Path("accelkit-serving")
+    concurrency: tuple[int, ...] = flag(
+        (1, 2, 4, 8, 16),
+        "--concurrency",
+        help="In-flight requests per level, swept in order.",
+        cli_type=str,
+        parse=lambda text: tuple(parse_int_list(text, "--concurrency")),
+        show=lambda levels: ",".join(str(c) for c in levels),
+    )
+    batch_size: int = flag(1, "--batch", help="Images per request.", cli_type=int)
+    window_s: float = flag(2.0, "--window", help="Seconds per measurement window.", cli_type=float)
+    windows: int = flag(
+        3,
+        "--windows",
+        help="Measurement windows per level (one images/sec sample each).",
+        cli_type=int,
+    )
+    warmup_s: float = flag(
+        0.5,
+        "--warmup-time",
+        help="Untimed seconds of load before each level (seconds; --warmup counts iterations in "
+        "bench/optimize).",
+        cli_type=float,
+    )
+    max_requests: int = flag(
+        100_000,
+        "--max-requests",
+        help="Requests per window at most (the loop also stops at --window).",
+        cli_type=int,
+    )
+    request_timeout_s: float = flag(
+        60.0, "--request-timeout", help="Seconds one request may take.", cli_type=float
+    )
+    protocol: Protocol | str = flag(
+        Protocol.grpc, "--protocol", help="Client protocol.", cli_type=Protocol
+    )
+    tool: LoadTool | str = flag(
+        LoadTool.auto,
+        "--tool",
+        help="Load generator: perf_analyzer (when on PATH; auto picks it), else a tritonclient closed loop.",
+        cli_type=LoadTool,
+    )
+    model: str | None = flag(
+        None,
+        "--model",
+        help="Model name on the server (default: its only model).",
+        cli_type=str | None,
+    )
+    seed: int = flag(0, "--seed", help="Seed of the request inputs.", cli_type=int)
+    out: Path = flag(
+        Path("accelkit-serving"),
+        "--out",
+        help="Report folder: results.json/.md/.csv, serving.png.",
+        cli_type=Path,
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "protocol", _enum(Protocol, self.protocol, "--protocol"))
@@ -330,13 +489,13 @@ class LoadtestOptions:
         parse_batches(self.batch_size, "--batch", single=True)
         _positive(self.windows, "--windows", "3")
         _positive(self.max_requests, "--max-requests", "100000")
-        for flag, v, low in (
+        for seconds_flag, v, low in (
             ("--window", self.window_s, 0.05),
             ("--warmup", self.warmup_s, 0.0),
             ("--request-timeout", self.request_timeout_s, 0.1),
         ):
             if not (math.isfinite(v) and v >= low):
-                raise InputError(f"{flag} {v}: give a number of seconds >= {low:g}")
+                raise InputError(f"{seconds_flag} {v}: give a number of seconds >= {low:g}")
         if self.window_s > 600:
             raise InputError(
                 f"--window {self.window_s:g} s is longer than 10 minutes; measure in shorter windows (more --windows)"

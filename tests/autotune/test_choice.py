@@ -9,12 +9,14 @@ from __future__ import annotations
 import math
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from accelkit.autotune import choice
 from accelkit.autotune.choice import Budget, Tried
 from accelkit.autotune.space import Candidate
 from accelkit.errors import InputError
+from tests.fixtures.quality import FEW_RUINED, paired_fields
 
 
 def tried(
@@ -250,17 +252,169 @@ def test_budget_parse_refuses(text) -> None:
         Budget.parse(text)
 
 
+# -------------------------------------------------------------------------- the verdict decides
 JUDGE_CASES = [
-    (Budget("floor"), 1.0, 2.0, 30.0, True, "FID drift 1 <= noise floor 2"),
-    (Budget("floor"), 3.0, 2.0, 30.0, False, "FID drift 3 > noise floor 2"),
-    (Budget("fid", 2.5), 2.0, 9.0, 30.0, True, "FID drift 2 <= budget 2.5"),
-    (Budget("psnr", 40.0), 0.0, 1.0, 35.0, False, "PSNR 35.0 dB < budget 40 dB"),
-    (Budget("floor"), math.nan, 1.0, 35.0, False, "could not be measured"),
+    # (budget, drift, decision, words in the reason)
+    # floor = no detectable drift: the paired test against the 35 dB margin
+    (Budget("floor"), paired_fields(50.0), "accepted", ["paired test", "inside the 35 dB"]),
+    (Budget("floor"), paired_fields(25.0), "rejected", ["paired test", "beyond the 35 dB"]),
+    (Budget("floor"), paired_fields(math.inf), "accepted", ["identical to the reference"]),
+    # 3 ruined images of 200 put the mean near the margin (too few for the tail guard):
+    # not accepted, and it says what N would decide
+    (
+        Budget("floor"),
+        paired_fields(0, mse=FEW_RUINED),
+        "inconclusive",
+        ["straddles", "would decide"],
+    ),
+    (Budget("floor"), paired_fields(50.0, n=10), "inconclusive", ["below 20 images"]),
+    # a PSNR budget moves the paired test's margin
+    (Budget("psnr", 45.0), paired_fields(40.0), "rejected", ["beyond the 45 dB"]),
+    (Budget("psnr", 30.0), paired_fields(40.0), "accepted", ["inside the 30 dB"]),
+    # an explicit FID budget keeps working (a point estimate: no interval)
+    (Budget("fid", 2.5), paired_fields(40.0, fid=2.0), "accepted", ["FID drift 2 <= budget 2.5"]),
+    (Budget("fid", 2.5), paired_fields(60.0, fid=3.0), "rejected", ["FID drift 3 > budget 2.5"]),
+    (Budget("fid", 2.5), {"fid_drift": math.nan}, "inconclusive", ["could not be measured"]),
+    # a journal from before the calibrated verdict: nothing to accept on
+    (Budget("floor"), {"fid_drift": 1.0, "noise_floor_fid": 2.0}, "inconclusive", ["schema 3"]),
 ]
 
 
-@pytest.mark.parametrize(("budget", "fid", "floor", "psnr", "ok", "why"), JUDGE_CASES)
-def test_judge(budget, fid, floor, psnr, ok, why) -> None:
-    drift = SimpleNamespace(fid_drift=fid, noise_floor_fid=floor, psnr_db=psnr)
-    got, text = choice.judge(drift, budget)
-    assert got is ok and why in text
+@pytest.mark.parametrize(("budget", "drift", "decision", "words"), JUDGE_CASES)
+def test_judge_decides_from_the_verdict(budget, drift, decision, words) -> None:
+    v = choice.judge(drift, budget)
+    assert v.decision == decision
+    for w in words:
+        assert w in v.reason, v.reason
+    assert v.accepted is (decision == "accepted")
+
+
+def test_inconclusive_says_which_n_would_decide() -> None:
+    v = choice.judge(paired_fields(0, mse=FEW_RUINED), Budget("floor"))
+    need = v.n_to_decide
+    assert need is not None and need > 200 and f"about N = {need} would decide" in v.reason
+    # and with that many images of the same kind it decides (the 1.5 % ruined: rejected)
+    more = np.resize(FEW_RUINED, need)
+    assert choice.judge(paired_fields(0, mse=more), Budget("floor")).decision == "rejected"
+
+
+def test_budget_words() -> None:
+    assert "no detectable drift" in Budget("floor").describe()
+    assert Budget("floor").fid_line(25.0) is None  # the noise floor no longer decides
+    assert Budget("fid", 2.5).fid_line(25.0) == 2.5
+
+
+# -------------------------------------------------------------------------- which test decides
+CHANGE_CASES = [
+    # (candidate, changes, test)
+    (Candidate("ort-fp32", "ort", "fp32", "onnx-fp32"), {"backend"}, "paired"),
+    (Candidate("ov-int8", "openvino", "int8", "onnx-int8"), {"backend", "precision"}, "paired"),
+    (
+        Candidate("pruned25-ov-int8", "openvino", "int8", "onnx-int8", prune_ratio=0.25),
+        {"backend", "precision", "prune"},
+        "paired",
+    ),
+    (
+        Candidate("torch-fp32-compile", "torch", "fp32", "torch", recipe_variant="compile"),
+        {"runtime"},
+        "paired",
+    ),
+    (
+        Candidate("ort-int8+keep1", "ort", "int8", "onnx-int8", exclude_groups=("g",)),
+        {"backend", "precision", "exclusions"},
+        "paired",
+    ),
+    # changes of trajectory (the diffusion builds): the distribution test
+    (
+        Candidate("torch-fp32-steps10", "torch", "fp32", "torch", {"steps": 10}),
+        {"steps"},
+        "distribution",
+    ),
+    (
+        Candidate("ort-fp16-cache", "ort", "fp16", "onnx-fp16", {"cache": "deepcache"}),
+        {"backend", "precision", "cache"},
+        "distribution",
+    ),
+    (
+        SimpleNamespace(
+            backend="torch", precision="fp32", source="torch", trajectory=("scheduler",)
+        ),
+        {"scheduler"},
+        "distribution",
+    ),
+]
+
+
+@pytest.mark.parametrize(("cand", "changes", "test"), CHANGE_CASES)
+def test_the_test_follows_what_the_build_changed(cand, changes, test) -> None:
+    got = choice.build_changes(cand)
+    assert got == frozenset(changes)
+    assert choice.quality_test(got) == test
+
+
+# -------------------------------------------------------------------------- ties by quality
+def judged(name: str, ips: float, drift: dict) -> Tried:
+    t = tried(name, ips, "accepted")
+    t.drift = drift
+    return t
+
+
+def test_a_speed_tie_goes_to_the_build_that_is_not_detectably_worse() -> None:
+    # the faster build's paired FID reads lower (0.5 vs 1.0: noise), but its images are
+    # detectably further from the reference's, image by image
+    fast = judged("ort-int8", 1000, paired_fields(40.0, fid=0.5))
+    slow = judged("ort-fp32", 990, paired_fields(60.0, fid=1.0, seed=1))
+    assert choice.detectably_worse(fast, slow).worse
+    assert not choice.detectably_worse(slow, fast).worse
+    assert choice.best([fast, slow], 0.05, "floor") is slow
+    why = choice.set_aside_by(fast, choice.tied_builds([fast, slow], 0.05))
+    assert why is not None and why.startswith("detectably worse than ort-fp32 (paired comparison")
+    text = choice.explain_choice(slow, fast, 0.05, why)
+    assert "ort-int8 (1000.0 img/s), which is detectably worse than ort-fp32" in text
+    # not a tie (10 % slower): the fastest accepted build, however its quality compares
+    far = judged("ort-fp32", 900, paired_fields(60.0, seed=1))
+    assert choice.best([fast, far], 0.05, "floor") is fast
+
+
+def test_builds_not_detectably_different_tie_on_drift_then_speed() -> None:
+    a = judged("a-fp32", 1000, paired_fields(40.0, seed=0, fid=1.2))
+    b = judged("b-fp32", 990, paired_fields(40.0, seed=1, fid=1.0))  # same error level
+    assert choice.detectably_worse(a, b).decision == "not detectably different"
+    assert choice.best([a, b], 0.05, "floor") is b  # the least drift, as before
+
+
+def test_builds_judged_by_different_tests_are_not_compared() -> None:
+    a = judged("a-fp32", 1000, paired_fields(40.0))
+    b = judged("b-fp32", 990, {**paired_fields(60.0), "drift_test": "distribution"})
+    assert choice.detectably_worse(a, b) is None
+
+
+def test_distribution_builds_compare_by_their_intervals() -> None:
+    def dist(lo: float, hi: float) -> dict:
+        v = {
+            "test": "distribution",
+            "decision": "accepted",
+            "statistic": "delta_kid",
+            "estimate": (lo + hi) / 2,
+            "interval": [lo, hi],
+            "margin": 1.0,
+            "mde": 0.1,
+            "n": 500,
+            "level": 0.9,
+            "power": 0.9,
+            "reason": "",
+        }
+        return {"fid_drift": 1.0, "drift_test": "distribution", "drift_detail": v}
+
+    a = judged("steps10", 1000, dist(0.5, 0.8))
+    b = judged("steps20", 990, dist(0.1, 0.4))
+    c = judged("steps20b", 985, dist(0.3, 0.6))
+    assert choice.detectably_worse(a, b).worse and not choice.detectably_worse(b, a).worse
+    assert choice.detectably_worse(a, c).decision == "not detectably different"
+
+
+def test_a_custom_comparison_decides_the_tie() -> None:
+    a, b = tried("a-fp32", 1000, "accepted", 0.1), tried("b-fp32", 990, "accepted", 2.0)
+    assert choice.best([a, b], 0.05, "floor") is a
+    always = SimpleNamespace(worse=True, reason="told so")
+    assert choice.best([a, b], 0.05, "floor", worse=lambda x, y: always if x is a else None) is b

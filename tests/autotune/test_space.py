@@ -61,3 +61,39 @@ def test_cells_a_backend_cannot_run_are_listed_with_the_reason() -> None:
         in space.not_offered
     )
     assert any(n.startswith("ort bf16: bf16 is not an ONNX precision") for n in space.not_offered)
+
+
+def test_candidate_json_form_keeps_its_keys_order_and_plain_types() -> None:
+    from accelkit.autotune.space import Candidate
+
+    c = Candidate(
+        "ort-int8-keep1",
+        "ort",
+        "int8",
+        "onnx-int8",
+        {"provider": "cpu"},
+        exclude_groups=("g1",),
+        exclude=("a.*",),
+        prune_ratio=0.5,
+        parent="ort-int8",
+        expensive=True,
+        recipe_variant="tensorrt",
+    )
+    d = c.to_dict()
+    assert list(d) == [
+        "id",
+        "backend",
+        "precision",
+        "source",
+        "runner_options",
+        "exclude_groups",
+        "exclude",
+        "fp16_headroom",
+        "prune_ratio",
+        "parent",
+        "variant",
+    ]
+    assert d["exclude_groups"] == ["g1"] and d["exclude"] == ["a.*"]
+    assert d["runner_options"] == {"provider": "cpu"}
+    assert d["runner_options"] is not c.runner_options
+    assert d["variant"] == "pruned50+tensorrt+keep1"

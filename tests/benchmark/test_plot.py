@@ -6,6 +6,7 @@ import builtins
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -82,6 +83,31 @@ def test_speed_vs_drift_without_drift_rows(tmp_path: Path) -> None:
     dest = plot_mod.plot_speed_vs_drift(Report(environment={}, created="x"), tmp_path / "s.png")
     with Image.open(dest) as img:
         assert img.size == (720, 440)
+
+
+def test_amplified_difference_grid_prints_k_and_keeps_identical_black(tmp_path) -> None:
+    from accelkit.benchmark.plot import amplification, save_diff_grid
+
+    rng = np.random.default_rng(0)
+    ref = rng.integers(0, 256, (4, 16, 16, 3)).astype(np.uint8)
+    out = ref.copy()
+    out[1, 4:8, 4:8, 0] = np.clip(out[1, 4:8, 4:8, 0].astype(int) + 3, 0, 255).astype(np.uint8)
+    assert amplification(np.zeros(10)) == 128 and amplification(np.full(10, 200)) == 1
+    assert amplification(np.full(100, 3)) == 64  # 64 x 3 = 192 <= 255 < 128 x 3
+    path, k = save_diff_grid(ref, out, tmp_path / "diff.png", label="ort fp16")
+    assert k == 128  # 99 % of the values differ by 0: the few changed ones are clipped at 255
+    img = np.asarray(Image.open(path).convert("RGB"))
+    cell = 64  # 16 px images drawn 4x
+    diff_row = img[2 * (cell + 2) : 2 * (cell + 2) + cell]
+    tile0 = diff_row[14:, 150 : 150 + cell]  # below the printed k: identical image, all black
+    assert tile0.max() == 0
+    tile1 = diff_row[:, 150 + (cell + 2) : 150 + 2 * (cell + 2) - 2]
+    assert tile1[..., 0].max() == 255  # the changed patch, amplified
+    assert (
+        img[2 * (cell + 2) : 2 * (cell + 2) + 11, 150:176] != 0
+    ).any()  # "x128" stamped on the tile
+    with pytest.raises(ValueError, match="differ in shape"):
+        save_diff_grid(ref, out[:2], tmp_path / "bad.png")
 
 
 @pytest.mark.parametrize(

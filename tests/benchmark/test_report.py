@@ -37,7 +37,7 @@ def test_files_written_and_parseable(tmp_path: Path) -> None:
     ]  # no temp files left
 
     data = json.loads(written["json"].read_text())
-    assert data["schema_version"] == Report.SCHEMA_VERSION == 2
+    assert data["schema_version"] == Report.SCHEMA_VERSION == 3
     assert data["created"] == "2025-01-01T00:00:00+00:00"
     rows = data["rows"]
     assert len(rows) == 7
@@ -158,7 +158,7 @@ def _valid() -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("mutate", "match"),
     [
-        (lambda d: d.update(schema_version=3), "schema_version 3, this accelkit reads 1 and 2"),
+        (lambda d: d.update(schema_version=4), "schema_version 4, this accelkit reads 1, 2, 3"),
         (lambda d: d.update(schema_version="1"), "schema_version '1'"),
         (lambda d: d.pop("schema_version"), "no schema_version"),
         (lambda d: d.update(rows={}), "'rows' is missing or not a list"),
@@ -234,6 +234,7 @@ class _NaNGen(nn.Module):
         return (z[:, :1, None, None] * float("nan")).expand(-1, 3, 4, 4)
 
 
+@pytest.mark.slow
 def test_run_benchmark_rows(tmp_path: Path) -> None:
     torch_art = tg.torch_artifact("uncond")
     onnx_art, _ = tg.onnx_artifact("uncond", tmp_path)
@@ -318,3 +319,66 @@ def test_schema_doc_lists_every_field(tmp_path: Path) -> None:
     wanted |= {f"cpu.{k}" for k in data["environment"]["cpu"]}
     missing = sorted(wanted - documented)
     assert not missing, f"document these results.json fields in docs/results-schema.md: {missing}"
+
+
+def test_version_2_quality_rows_load_with_their_old_verdict_as_legacy(tmp_path: Path) -> None:
+    """Schema 3 changed drift_verdict's meaning; a version-2 file's 'within floor' is its legacy_verdict."""
+    from accelkit.quality.verdict import quality_gate
+
+    data = _valid()
+    data["schema_version"] = 2
+    data["rows"][0].update(fid_drift=2.7, noise_floor_fid=24.8, drift_verdict="within floor")
+    data["rows"][1].update(fid_drift=0.0, noise_floor_fid=24.8, drift_verdict="reference")
+    rep = Report.load(_write(tmp_path, data))
+    old, ref = rep.rows[0], rep.rows[1]
+    assert old.legacy_verdict == "within floor" and old.drift_verdict is None
+    assert ref.drift_verdict == "reference"
+    gate = quality_gate(old)
+    assert gate.state == "unreliable" and "schema < 3" in gate.reason
+
+
+def test_quality_section_shows_both_tests_and_the_csv_columns(tmp_path: Path) -> None:
+    """results.md: verdict, test, interval in dB (paired) or KID x1e3 (distribution), what N resolves."""
+    import numpy as np
+
+    from accelkit.quality.verdict import (
+        DistributionEvidence,
+        PairedEvidence,
+        VerdictSettings,
+        distribution_test,
+        paired_test,
+    )
+
+    rng = np.random.default_rng(0)
+    s = VerdictSettings(resamples=200)
+    ev = PairedEvidence(np.full(100, 4e-4), 2.0)  # 40 dB on every image
+    pv = paired_test(ev, s)
+    a, b = rng.normal(size=(60, 8)), rng.normal(size=(60, 8))
+    dv = distribution_test(
+        DistributionEvidence(a, b, b + 1.0), VerdictSettings(resamples=200, distribution_margin=0.0)
+    )
+    rep = _sample_report()
+    for row, v in ((rep.rows[2], pv), (rep.rows[3], dv)):
+        row.fid_drift, row.noise_floor_fid = 1.0, 20.0
+        row.drift_verdict, row.drift_test, row.drift_reason = v.decision, v.test, v.reason
+        row.drift_interval, row.min_detectable_effect = list(v.interval), v.mde
+        row.drift_detail, row.legacy_verdict = v.to_dict(), "within floor"
+    md = Report.from_dict(json.loads(rep.to_json())).to_markdown()
+    assert "## Quality vs FP32 torch" in md
+    line = next(x for x in md.splitlines() if x.startswith("| ort | fp32 | accepted | paired |"))
+    assert (
+        "40.0 dB" in line
+        and "accepts > 3" in line
+        and "within floor" in line
+        and "diff_ort_fp32.png" in line
+    )
+    dline = next(
+        x for x in md.splitlines() if x.startswith("| ort | fp16 | rejected | distribution |")
+    )
+    assert "KID Δ×1e3" in dline and "MDE ×1e3" in dline
+    assert f"- ort fp32: {pv.reason}" in md
+    rows = list(csv.DictReader(rep.to_csv().splitlines()))
+    ort = next(r for r in rows if r["backend"] == "ort" and r["precision"] == "fp32")
+    assert ort["drift_test"] == "paired" and float(ort["drift_interval_high"]) >= float(
+        ort["drift_interval_low"]
+    )

@@ -22,7 +22,7 @@ def test_bench_writes_all_reports_with_torch_and_ort_rows(gen_files, tmp_path) -
     for name in ("results.json", "results.md", "results.csv", "throughput.png"):
         assert (out / name).is_file(), name
     data = json.loads((out / "results.json").read_text())
-    assert data["schema_version"] == 2
+    assert data["schema_version"] == 3
     ok = {
         (r["backend"], r["precision"], r["batch_size"]) for r in data["rows"] if r["status"] == "ok"
     }
@@ -187,3 +187,39 @@ def test_bench_vs_with_no_comparable_rows_fails_closed(tmp_path) -> None:
         and "nothing compared: the current report measured nothing" in last[-1]
     )
     assert "torch rows need the torch model" in last[-1]
+
+
+@pytest.mark.slow
+def test_bench_vs_allow_unreliable_accepts_what_cannot_tell(tmp_path, monkeypatch) -> None:
+    """Rounds too noisy to resolve 5 %: the gate cannot tell (exit 3), and --allow-unreliable
+    accepts that (exit 0, said loudly) where the rows were compared. The interleaved
+    measurement is replaced by its result on a noisy machine (everything else is real)."""
+    from accelkit.benchmark.report import BenchRow, Report
+    from accelkit.gate import interleave
+
+    def noisy(pairs, batch_sizes, **kw):  # type: ignore[no-untyped-def]
+        reps = []
+        for samples in ([100.0, 82.0, 118.0, 87.0], [100.0, 118.0, 82.0, 110.0]):
+            rep = Report()
+            rep.add_row(
+                BenchRow(
+                    "ort", "fp32", 1, "cpu", images_per_sec=100.0, images_per_sec_samples=samples
+                )
+            )
+            reps.append(rep)
+        return reps[0], reps[1]
+
+    monkeypatch.setattr(interleave, "measure_interleaved", noisy)
+    a, b = _onnx(tmp_path, "a", 8), _onnx(tmp_path, "b", 8)
+    base = ["bench", str(a), "--vs", str(b), *VS_FAST]
+    res = runner.invoke(app, [*base, "--out", str(tmp_path / "strict")])
+    assert res.exit_code == 3, res.output
+    res = runner.invoke(app, [*base, "--allow-unreliable", "--out", str(tmp_path / "lenient")])
+    assert res.exit_code == 0, res.output
+    assert "UNRELIABLE" in res.stdout and "allow-unreliable" in res.stdout
+
+
+def test_allow_unreliable_needs_vs(tmp_path) -> None:
+    res = runner.invoke(app, ["bench", "dcgan", "--allow-unreliable", "--out", str(tmp_path)])
+    assert res.exit_code == 2
+    assert "--allow-unreliable only matters with --vs" in res.output

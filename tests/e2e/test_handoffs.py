@@ -93,6 +93,7 @@ def test_bench_of_an_fp16_onnx_measures_it_once(gen_files, tmp_path) -> None:
 
 
 # ------------------------------------------------------------------- image-to-image
+@pytest.mark.slow
 def test_sr_export_with_dynamic_hw_runs_at_two_sizes(sr_ts, tmp_path) -> None:
     out = tmp_path / "sr.onnx"
     res = cli("export", sr_ts, "--input", "image:3x16x16", "--dynamic-hw", "-o", out)
@@ -207,6 +208,7 @@ def test_an_output_range_that_cannot_be_told_asks_for_the_flag(tmp_path) -> None
 
 
 # ----------------------------------------------------------------------- prune -> bench
+@pytest.mark.slow
 def test_prune_of_a_state_dict_model_then_bench_needs_no_flags(
     gen_files, tiny_weights, tmp_path
 ) -> None:
@@ -279,6 +281,7 @@ def test_reference_arch_flag_loads_a_weight_only_teacher(gen_files, tiny_weights
     assert "--arch" in error_line(res)
 
 
+@pytest.mark.slow
 def test_prune_a_pixel_shuffle_sr_network(tmp_path) -> None:
     torch.manual_seed(0)
     sd = tmp_path / "msr.pth"

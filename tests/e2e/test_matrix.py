@@ -293,6 +293,7 @@ def test_export_fp16_from_the_onnx(name: str, chains) -> None:
     _spec_ok(side["spec"], c.fam, "fp16 sidecar")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", cells())
 def test_quantize_int8_from_the_onnx(name: str, chains) -> None:
     c = chains(name)

@@ -46,7 +46,7 @@ def test_optimize_chooses_the_int8_file_bench_and_export_make(
             backends=("ort",),
             precisions=("int8",),
             budget="psnr:5",
-            fid=ak.FidSettings(n=16, weights=str(tiny_weights)),
+            fid=ak.FidSettings(n=24, weights=str(tiny_weights)),
             timing=FAST,
             out=tmp_path / "opt",
         ),

@@ -88,6 +88,7 @@ def test_prune_conv_stack_is_dense_smaller_and_teacher_untouched() -> None:
     np.testing.assert_array_equal(_outputs(teacher), ref)
 
 
+@pytest.mark.slow
 def test_prune_dcgan_bundled() -> None:
     art = load_generator("dcgan")
     pruned = Prune(0.5, importance="l1")(art)
@@ -141,6 +142,7 @@ def _small_stylegan2() -> nn.Module:
     ).eval()
 
 
+@pytest.mark.slow
 def test_prune_stylegan2_modulated_convs() -> None:
     art = load_generator("stylegan2")
     pruned = Prune(0.5)(art)
@@ -225,6 +227,7 @@ def test_pruned_exports_to_onnx(tmp_path: Path) -> None:
     np.testing.assert_allclose(got, torch_forward(pruned, feeds), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_save_pruned_loads_without_pickle(tmp_path: Path) -> None:
     pruned = Prune(0.5)(load_generator("dcgan"))
     saved = save_pruned(pruned, tmp_path / "gen.pruned.pt")
@@ -239,6 +242,7 @@ def test_save_pruned_loads_without_pickle(tmp_path: Path) -> None:
         save_pruned(pruned, tmp_path / "gen.pruned.pt")
 
 
+@pytest.mark.slow
 def test_distill_raises_psnr_and_leaves_inputs_alone() -> None:
     teacher = _art(make(ConvStack))
     student = Prune(0.5)(teacher)
@@ -260,6 +264,7 @@ def test_distill_raises_psnr_and_leaves_inputs_alone() -> None:
         assert torch.equal(v, s_before[k])
 
 
+@pytest.mark.slow
 def test_distill_feature_loss_matches_intermediate_layers() -> None:
     teacher = _art(make(ConvStack))
     student = Prune(0.5)(teacher)
@@ -287,6 +292,7 @@ def test_distill_feature_loss_matches_intermediate_layers() -> None:
         distill(teacher, student, steps=1, feature_loss=-1.0)
 
 
+@pytest.mark.slow
 def test_distill_resume_matches_uninterrupted(tmp_path: Path) -> None:
     teacher = _art(make(ConvStack))
     student = Prune(0.5)(teacher)

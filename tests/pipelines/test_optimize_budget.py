@@ -82,7 +82,7 @@ def test_a_short_budget_checks_the_tie_before_timing_more(
         gen,
         ak.OptimizeOptions(
             backends=("ort", "openvino"),
-            fid=ak.FidSettings(n=16, weights=str(tiny_weights)),
+            fid=ak.FidSettings(n=24, weights=str(tiny_weights)),
             timing=ak.Timing(warmup=1, repeats=5, min_time_s=0.02),
             time_budget=375,
             threads=1,

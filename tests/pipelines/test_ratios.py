@@ -68,7 +68,7 @@ def _optimize(gen, tiny_weights, out, monkeypatch, fake):  # type: ignore[no-unt
             backends=("ort",),
             precisions=("int8",),
             budget="psnr:5",
-            fid=ak.FidSettings(n=16, weights=str(tiny_weights)),
+            fid=ak.FidSettings(n=24, weights=str(tiny_weights)),
             timing=FAST,
             threads=1,
             out=out,

@@ -55,19 +55,89 @@ def meter(gen_files, tiny_weights, tmp_path):
         m.close()
 
 
-def test_identical_backend_is_within_floor_and_noise_is_drift(meter) -> None:
+@pytest.mark.slow
+def test_identical_backend_is_accepted_and_noise_is_rejected(meter) -> None:
     m, ref = meter
     assert m.noise_floor_fid > 0
     same = m.measure(ref)
-    assert (
-        same.fid_drift == pytest.approx(0.0, abs=1e-6)
-        and same.max_abs_err == 0.0
-        and same.verdict == "within floor"
+    assert same.fid_drift == pytest.approx(0.0, abs=1e-6) and same.max_abs_err == 0.0
+    assert same.verdict == "accepted" and same.legacy_verdict == "within floor"
+    assert same.drift_test == "paired" and "identical to the reference on all 48 images" in (
+        same.test_verdict.reason if same.test_verdict else ""
     )
     noisy = m.measure(_Noisy(ref, sigma=0.3))
-    assert noisy.verdict == "drift" and noisy.fid_drift > m.noise_floor_fid
+    assert noisy.verdict == "rejected" and noisy.legacy_verdict == "drift"
+    assert noisy.fid_drift > m.noise_floor_fid
     assert 5 < noisy.psnr_db < 30 and noisy.changed_uint8_fraction > 0.5
     assert len(noisy.extractor["extractor_sha256"]) == 64 and noisy.n == 48
+    # The verdict's numbers: interval around the estimate, above the 35 dB margin's MSE.
+    lo, hi = noisy.drift_interval or (0, 0)
+    assert lo > 4 * 10 ** (-3.5) and lo <= noisy.test_verdict.estimate <= hi  # type: ignore[union-attr]
+    assert noisy.min_detectable_effect and noisy.min_detectable_effect > 0
+
+
+def test_numerical_noise_is_the_reference_at_another_thread_count(meter) -> None:
+    m, _ref = meter
+    assert m.noise_what.startswith("torch fp32, ") and "thread" in m.noise_what
+    assert m._noise_mse is not None and m._noise_mse.shape == (48,)
+    ref_row = m.reference_drift()
+    assert ref_row.verdict == "reference" and ref_row.drift_test == "paired"
+
+
+def test_row_fields_carry_the_verdict_and_the_per_image_evidence(meter) -> None:
+    from accelkit.quality.verdict import compare_builds, judge
+
+    m, ref = meter
+    small, big = m.measure(_Noisy(ref, sigma=0.02)), m.measure(_Noisy(ref, sigma=0.2))
+    from accelkit.benchmark.report import BenchRow, Report
+
+    rep = Report(
+        [BenchRow("ort", "fp16", 1, "cpu", images_per_sec=1.0, images_per_sec_samples=[1.0])]
+    )
+    for k, v in big.row_fields().items():
+        setattr(rep.rows[0], k, v)
+    row = json.loads(rep.to_json())["rows"][0]  # what results.json holds (inf written as null)
+    for key in (
+        "drift_test",
+        "drift_interval",
+        "min_detectable_effect",
+        "drift_reason",
+        "legacy_verdict",
+    ):
+        assert row[key] is not None, key
+    assert row["drift_verdict"] == "rejected" and len(row["drift_evidence"]["mse"]) == 48
+    assert row["drift_detail"]["details"]["margin_db"] == 35.0
+    # Builds measured by one meter compare image by image; a row loaded from JSON judges like the Drift.
+    assert compare_builds(big, small).decision == "worse"
+    assert (
+        judge(row, "floor").decision == "rejected" and judge(row, "psnr:10").decision == "accepted"
+    )
+
+
+@pytest.mark.slow
+def test_distribution_test_on_set_b_with_the_anchor_margin(meter, monkeypatch) -> None:
+    m, ref = meter
+    same = m.measure(ref, test="distribution")
+    assert same.drift_test == "distribution" and same.verdict == "accepted"
+    assert same.other_verdicts["paired"].decision == "accepted"
+    far = m.measure(_Noisy(ref, sigma=0.3), test="distribution")
+    assert far.verdict == "rejected" and far.test_verdict is not None
+    assert "anchor: reference + Gaussian pixel noise at 35 dB" in far.test_verdict.reason
+    assert far.row_fields()["drift_detail"]["other_tests"]["paired"]["decision"] == "rejected"
+    # The anchor is cached beside the reference features: a second meter does not recompute it.
+    calls = []
+    monkeypatch.setattr(m, "_anchor", {})
+    real = m.extractor.__class__.__call__
+
+    def counting(self, images):  # type: ignore[no-untyped-def]
+        calls.append(len(images))
+        return real(self, images)
+
+    monkeypatch.setattr(m.extractor.__class__, "__call__", counting)
+    m.anchor_features()
+    assert calls == []
+    with pytest.raises(InputError, match="'paired' or 'distribution'"):
+        m.measure(ref, test="fid")
 
 
 def test_nan_output_is_a_failure_not_a_number(meter) -> None:
@@ -101,16 +171,22 @@ def test_bench_fid_adds_drift_columns_grids_and_scatter(gen_files, tiny_weights,
     assert by[("torch", "fp32")]["drift_verdict"] == "reference"
     assert by[("ort", "fp32")]["max_abs_err"] < 1e-4
     fp16 = by[("ort", "fp16")]
-    assert fp16["drift_verdict"] == "within floor" and fp16["psnr_db"] > 40
+    assert fp16["drift_verdict"] == "accepted" and fp16["psnr_db"] > 40, fp16["drift_reason"]
+    assert fp16["legacy_verdict"] == "within floor" and fp16["drift_test"] == "paired"
+    assert len(fp16["drift_interval"]) == 2 and fp16["min_detectable_effect"] > 0
     assert fp16["quality"]["n"] == 32 and len(fp16["quality"]["extractor_sha256"]) == 64
-    for name in ("samples_grid.png", "speed_vs_drift.png", "grid_ort_fp16.png"):
+    for name in (
+        "samples_grid.png",
+        "speed_vs_drift.png",
+        "grid_ort_fp16.png",
+        "diff_ort_fp16.png",
+    ):
         assert Image.open(out / name).size[0] > 100
+    assert not (out / "diff_torch_fp32.png").exists()  # the reference has nothing to amplify
+    assert fp16["extra"]["diff_amplification"] in (1, 2, 4, 8, 16, 32, 64, 128)
     md = (out / "results.md").read_text()
-    assert (
-        "## Quality drift vs FP32 torch" in md
-        and "within floor" in md
-        and "speed_vs_drift.png" in md
-    )
+    assert "## Quality vs FP32 torch" in md and "| accepted | paired |" in md
+    assert "speed_vs_drift.png" in md and "diff_ort_fp16.png" in md and "within floor" in md
 
 
 def _write_folder(folder: Path, seed: int, n: int = 12, shift: int = 0) -> Path:
@@ -241,7 +317,8 @@ def test_bench_fid_against_another_reference(gen_files, tiny_weights, tmp_path) 
         r for r in json.loads((out / "results.json").read_text())["rows"] if r["status"] == "ok"
     ]
     assert (
-        row["drift_verdict"] in ("drift", "within floor") and row["max_abs_err"] > 1e-3
+        row["drift_verdict"] in ("accepted", "rejected", "inconclusive")
+        and row["max_abs_err"] > 1e-3
     )  # measured, not "reference"
     assert (
         json.loads((out / "results.json").read_text())["settings"]["fid"]["reference"] == "other.pt"
@@ -252,6 +329,7 @@ def test_bench_fid_against_another_reference(gen_files, tiny_weights, tmp_path) 
     )
 
 
+@pytest.mark.slow
 def test_drift_vs_reference_and_prune_fid(tiny_weights, tmp_path, monkeypatch) -> None:
     pytest.importorskip(
         "torch_pruning", reason="torch-pruning is in the dev extra; install accelkit[prune]"
