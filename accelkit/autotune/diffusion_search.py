@@ -34,7 +34,7 @@ STEP_GRID = (25, 20, 15, 10)
 #: Default schedulers tried.
 SCHEDULERS = ("ddim", "dpm++")
 #: Default caches tried per denoiser family.
-UNET_CACHES = ("none", "deepcache:2", "deepcache:3")
+UNET_CACHES = ("none", "deepcache:2:1", "deepcache:3:1")
 DIT_CACHES = ("none", "fbcache:0.05", "fbcache:0.1")
 #: Precisions the cached partial graphs export at (ONNX backends).
 CACHED_PRECISIONS = ("fp32", "fp16")
@@ -118,8 +118,8 @@ def diffusion_space(
     builds: Sequence[tuple[str, str]],
     *,
     unet: bool,
-    steps: Sequence[int] = STEP_GRID,
-    schedulers: Sequence[str] = SCHEDULERS,
+    steps: Sequence[int] | None = None,
+    schedulers: Sequence[str] | None = None,
     caches: Sequence[str] | None = None,
 ) -> tuple[list[DiffusionCandidate], list[tuple[str, str]]]:
     """Every candidate of the search, and those left out with the reason.
@@ -128,16 +128,25 @@ def diffusion_space(
         reference: The reference build (torch fp32 at the reference sampler, no cache).
         builds: ``(backend, precision)`` pairs this machine runs.
         unet: The denoiser is a UNet (DeepCache caches) rather than a DiT (FBCache).
-        steps: Step counts besides the reference's (counts above it are dropped).
-        schedulers: Schedulers tried (the reference's is always tried).
-        caches: Cache strings (canonical); default by family.
+        steps: Step counts besides the reference's (counts above it are dropped; default
+            :data:`STEP_GRID`).
+        schedulers: Schedulers tried (the reference's is always tried; default :data:`SCHEDULERS`).
+        caches: Cache strings, canonical (``deepcache:3:1``); default by family.
 
     Returns:
         ``(candidates, excluded)``: the reference first; ``excluded`` as ``(id, reason)``.
     """
     cache_list = list(caches if caches is not None else (UNET_CACHES if unet else DIT_CACHES))
-    step_list = [reference.steps, *(s for s in steps if s < reference.steps)]
-    sched_list = [reference.scheduler, *(s for s in schedulers if s != reference.scheduler)]
+    step_grid = STEP_GRID if steps is None else steps
+    step_list = [reference.steps, *(s for s in step_grid if s < reference.steps)]
+    sched_list = [
+        reference.scheduler,
+        *(
+            s
+            for s in (SCHEDULERS if schedulers is None else schedulers)
+            if s != reference.scheduler
+        ),
+    ]
     out = [reference]
     excluded: list[tuple[str, str]] = []
     seen = {reference}
@@ -169,6 +178,7 @@ class Timed:
         verdict: ``accepted``/``rejected``/``inconclusive`` once quality was checked.
         reason: Why it failed or what the verdict said.
         psnr_db: Paired PSNR against the reference (shown, not deciding).
+        fid_drift: FID drift against the reference (the Pareto plot's axis).
     """
 
     candidate: DiffusionCandidate
@@ -177,6 +187,7 @@ class Timed:
     verdict: str | None = None
     reason: str = ""
     psnr_db: float | None = None
+    fid_drift: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -192,6 +203,7 @@ class Timed:
             "verdict": self.verdict,
             "reason": self.reason,
             "psnr_db": self.psnr_db,
+            "fid_drift": self.fid_drift,
         }
 
 

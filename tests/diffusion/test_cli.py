@@ -131,13 +131,6 @@ def test_a_loading_flag_is_refused_for_a_folder(class_ddpm_folder: Path) -> None
     assert "--input describe one-pass generators" in error_line(res)
 
 
-def test_optimize_says_a_pipeline_is_not_searched_yet(
-    class_ddpm_folder: Path, tmp_path: Path
-) -> None:
-    res = cli("optimize", class_ddpm_folder, "--out", tmp_path / "o", code=2)
-    assert "optimize does not search diffusion pipelines yet" in error_line(res)
-
-
 @pytest.mark.slow
 def test_bench_fid_gives_every_row_drift_against_the_reference_sampler(
     class_ddpm_folder: Path, tmp_path: Path
