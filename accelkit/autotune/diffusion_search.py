@@ -67,8 +67,8 @@ class DiffusionCandidate:
 
     @property
     def sampler_label(self) -> str:
-        """The sampler part (``ddim-20/deepcache:3:1``): a bench row's variant."""
-        return f"{self.scheduler}-{self.steps}/{self.cache}"
+        """The sampler part (``ddim-20.deepcache:3:1``): a bench row's variant (no ``/``: it names files)."""
+        return f"{self.scheduler}-{self.steps}.{self.cache}"
 
     def trajectory(self, reference: DiffusionCandidate) -> frozenset[str]:
         """The sampler levers that differ from the reference (``steps``, ``scheduler``,

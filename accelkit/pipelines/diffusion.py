@@ -672,6 +672,7 @@ def cached_parts(
         ExportError / VerificationError: The export or its verification failed.
     """
     from accelkit.passes.cache_export import export_cached
+    from accelkit.spec import as_batch_range
 
     if precision not in CACHED_PART_PRECISIONS:
         raise InputError(
@@ -689,7 +690,7 @@ def cached_parts(
             precision=precision,
             force=force,
             opset=recipe.onnx.opset,
-            batch_range=tuple(recipe.onnx.batch_range or DEFAULT_BATCH_RANGE),
+            batch_range=as_batch_range(recipe.onnx.batch_range or DEFAULT_BATCH_RANGE),
             progress=say,
         )
     return made[key]

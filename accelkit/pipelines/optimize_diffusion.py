@@ -27,7 +27,6 @@ what was not reached is listed in the report.
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -322,14 +321,14 @@ def optimize_diffusion(
             speeds.setdefault(c, []).append(_row_speed(rep.rows))
             if rnd == 0:
                 reports[c] = rep
-    for c, got in speeds.items():
-        vals = [v for v, _, _ in got if v is not None]
+    for c, rounds in speeds.items():
+        vals = [v for v, _, _ in rounds if v is not None]
         if not vals:
-            timed[c] = Timed(c, None, reason=got[0][2])
+            timed[c] = Timed(c, None, reason=rounds[0][2])
             continue
         mean = sum(vals) / len(vals)
         spread = (max(vals) - min(vals)) / mean if len(vals) > 1 else 0.0
-        unstable = any(u for _, u, _ in got) or spread > ROUND_SPREAD or len(vals) < 2
+        unstable = any(u for _, u, _ in rounds) or spread > ROUND_SPREAD or len(vals) < 2
         timed[c] = Timed(c, mean, unstable=unstable)
     not_timed = [c.id for c in candidates if c not in timed and c.id not in dict(excluded)]
     if not_timed:
@@ -422,21 +421,13 @@ def optimize_diffusion(
     write_text_atomic(out / "optimize.md", render(result))
     result.files["pareto"] = _pareto(result, out / "pareto.png")
     result.files["optimize"] = out / "optimize.json"
+    from accelkit.pipelines.optimize import _finite  # strict JSON, as the torch search writes
+
     write_text_atomic(
         out / "optimize.json",
         json.dumps(_finite(result.to_dict()), indent=2, default=str, allow_nan=False) + "\n",
     )
     return result
-
-
-def _finite(obj: Any) -> Any:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 def _pareto(result: DiffusionOptimizeResult, path: Path) -> Path:
@@ -494,10 +485,10 @@ def render(result: DiffusionOptimizeResult) -> str:
         "|---|---:|---:|---|---:|---|",
     ]
     for t in sorted(result.timed, key=lambda x: -(x.images_per_sec or 0.0)):
-        r, w = result.ratio(t)
+        vs, w = result.ratio(t)
         lines.append(
             f"| {t.candidate.id} | {t.images_per_sec or 0:.3g} | "
-            f"{f'{r:.2f}x' if r is not None else w} | {t.verdict or 'not checked'} | "
+            f"{f'{vs:.2f}x' if vs is not None else w} | {t.verdict or 'not checked'} | "
             f"{'' if t.psnr_db is None else f'{t.psnr_db:.1f}'} | {t.reason[:160]} |"
         )
     if result.excluded:
