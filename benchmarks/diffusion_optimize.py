@@ -97,6 +97,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--pipeline", default="ddpm", help="a pipeline folder (default: bundled ddpm)")
     ap.add_argument("--chosen", required=True, help="optimize's chosen candidate id")
+    ap.add_argument(
+        "--label",
+        default="chosen",
+        help="what the --chosen build is (e.g. 'fastest candidate, not accepted at N=20')",
+    )
     ap.add_argument("--batch", default="1,8")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
@@ -126,7 +131,7 @@ def main() -> None:
         "DeepCache N=3 alone": {**ref, "cache": "deepcache:3"},
         "OpenVINO INT8 alone": {**ref, "backend": "openvino", "precision": "int8"},
         "diffusers PAB alone": {**ref, "cache": "pab"},
-        f"chosen: {args.chosen}": parse_id(args.chosen),
+        f"{args.label}: {args.chosen}": parse_id(args.chosen),
     }
     notes: list[str] = []
     load_before = os.getloadavg()
@@ -134,15 +139,18 @@ def main() -> None:
     t_start = time.time()
     workdir = Path(tempfile.mkdtemp(prefix="dopt-"))
     runners: dict[str, Any] = {}
+    probe = LatentSampler(model.spec, seed=1, batch_size=1).inputs(0, 1)
     for name, cfg in configs.items():
         try:
             runners[name] = make_runner(model, cfg, workdir, args.threads)
             runners[name].activate()
+            runners[name].infer(probe)  # OpenVINO compiles on the first call
         except Exception as exc:
             if cfg["backend"] != "openvino":
                 raise
             notes.append(f"OpenVINO cannot run the int8 denoiser here ({str(exc)[:160]}); "
                          "ONNX Runtime INT8 is measured in its place")  # fmt: skip
+            runners[name].deactivate()
             configs[name] = {**cfg, "backend": "ort"}
             runners[name] = make_runner(model, configs[name], workdir, args.threads)
             runners[name].activate()

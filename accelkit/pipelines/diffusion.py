@@ -664,8 +664,8 @@ def cached_parts(
 ) -> Any:
     """The cache's two partial denoisers exported to ONNX at ``precision`` and verified
     (per call and over a whole short sample, :func:`~accelkit.passes.cache_export.export_cached`),
-    made once per run in ``folder`` (default ``workdir/cache_<spec>``; ``made`` holds the
-    run's exports).
+    made once per run in ``folder`` (default ``workdir/cache_<spec>``, the run's scratch
+    folder, overwritten by a re-run; ``made`` holds the run's exports).
 
     Raises:
         InputError: ``int8`` (the partial graphs have no trajectory calibration yet).
@@ -688,7 +688,7 @@ def cached_parts(
             cache,
             folder or workdir / f"cache_{cache.canonical().replace(':', '-')}",
             precision=precision,
-            force=force,
+            force=force or folder is None,  # the run's own scratch folder: rebuilt freely
             opset=recipe.onnx.opset,
             batch_range=as_batch_range(recipe.onnx.batch_range or DEFAULT_BATCH_RANGE),
             progress=say,

@@ -355,6 +355,9 @@ def _optimize_pipeline(
             f"--fid {opts.fid.n}: a diffusion search judges steps and caches with the "
             "distribution-level test, which needs at least 20 images per set; give --fid 20 or more"
         )
+    from accelkit.quality.features import check_weights_code
+
+    check_weights_code(opts.fid.weights, trusts_code(generator))  # the extractor is code too
     say("loading the pipeline")
     art = resolve_artifact(generator)
     text = generator.generator if isinstance(generator, LoadOptions) else art.source

@@ -62,7 +62,7 @@ def test_optimize_a_pipeline_times_everything_and_prints_a_runnable_command(
 
     argv = shlex.split(rec["commands"][0])
     assert argv[:2] == ["accelkit", "bench"]
-    run = _accelkit(*argv[2:], "--out", tmp_path / "re", "--repeats", "3", "--min-time", "0.01",
+    run = _accelkit(*argv[1:], "--out", tmp_path / "re", "--repeats", "3", "--min-time", "0.01",
                     cwd=tmp_path)  # fmt: skip
     assert run.returncode == 0, run.stderr + run.stdout
     rows = json.loads((tmp_path / "re" / "results.json").read_text())["rows"]
