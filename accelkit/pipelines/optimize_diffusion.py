@@ -467,7 +467,11 @@ def render(result: DiffusionOptimizeResult) -> str:
     ]
     for r in result.rungs:
         ips = f"{r.timed.images_per_sec:.3g}" if r.timed and r.timed.images_per_sec else "-"
-        gain = f"{r.ratio:.2f}" if r.ratio is not None else f"withheld: {r.withheld}"
+        gain = (
+            f"{r.ratio:.2f}"
+            if r.ratio is not None
+            else (f"withheld: {r.withheld}" if r.withheld else "-")
+        )
         lines.append(f"| {r.name} | {r.timed.candidate.id if r.timed else '-'} | {ips} | {gain} |")
     ratio, why = result.ratio(result.chosen)
     lines += [
