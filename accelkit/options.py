@@ -805,8 +805,9 @@ class BuildRecipe:
 
 #: Scheduler names of ``--scheduler`` (``default``: the model's reference sampler).
 SCHEDULER_NAMES = ("default", "ddpm", "ddim", "dpm++", "euler")
-#: Step caches of ``--cache`` (issue 20 adds ``deepcache:N`` and ``fbcache:T``).
-CACHE_NAMES = ("none",)
+#: Step caches of ``--cache``: the kinds before the first ``:`` (the full grammar is
+#: :meth:`accelkit.diffusion.cache.CacheSpec.parse`'s; ``auto`` calibrates on the model).
+CACHE_NAMES = ("none", "deepcache", "fbcache", "auto")
 
 
 @dataclass(frozen=True)
@@ -822,7 +823,8 @@ class DiffusionSettings:
             (DPM-Solver++ multistep) or ``euler``, built from the folder's scheduler config.
         steps: Denoising steps per image (None: the reference sampler's).
         guidance: Classifier-free guidance scale, >= 1 (1: off; None: the model's default).
-        cache: Step cache between denoiser calls (``none``; see issue 20).
+        cache: Step cache between denoiser calls: ``none``, ``deepcache:N[:DEPTH]`` (UNets),
+            ``fbcache:T`` (DiTs) or ``auto`` (calibrated on the model's own trajectories).
         condition: A ``.npy`` file of prompt embeddings ``(L, D)`` for text-conditioned
             models (None: seeded random embeddings of the model's width).
         decoder_precision: Precision of a latent model's VAE decoder on ONNX backends
@@ -851,7 +853,9 @@ class DiffusionSettings:
     cache: str = flag(
         "none",
         "--cache",
-        help="Diffusion: step cache between denoiser calls (none).",
+        help="Diffusion: step cache between denoiser calls: none, deepcache:N[:DEPTH] (UNet: a full pass every N "
+        "steps, the shallow branch between), fbcache:T (DiT: reuse the later blocks' residual while the first "
+        "block's changes less than T) or auto (calibrated on the model's own trajectories, recorded).",
         cli_type=str,
     )
     condition: Path | None = flag(
@@ -880,7 +884,12 @@ class DiffusionSettings:
             InputError: One line naming the flag and the fix.
         """
         choice(self.scheduler, SCHEDULER_NAMES, "--scheduler")
-        choice(self.cache, CACHE_NAMES, "--cache")
+        kind = str(self.cache).strip().lower().split(":")[0]
+        if kind not in CACHE_NAMES or (kind in ("none", "auto") and ":" in str(self.cache)):
+            raise InputError(
+                f"--cache {self.cache!r} is not a cache setting; give none, deepcache:N[:DEPTH], "
+                "fbcache:T or auto"
+            )
         choice(self.decoder_precision, ("fp32", "fp16"), "--decoder-precision")
         check_int(self.steps, "--steps", low=1, high=1000, fix="give 1 to 1000 denoising steps")
         check_number(self.guidance, "--guidance", low=1.0, high=100.0)

@@ -75,7 +75,7 @@ def info(
 @bind("onnx", OnnxSettings, panel="ONNX")
 @bind("fp16_settings", Fp16Settings, panel="FP16")
 @bind("int8_settings", Int8Settings, skip=("op_types",), panel="INT8")
-@bind("diffusion", DiffusionSettings, skip=("cache",), panel="Diffusion")
+@bind("diffusion", DiffusionSettings, panel="Diffusion")
 def export(
     generator: str | None = generator_argument(),
     output: Path | None = typer.Option(

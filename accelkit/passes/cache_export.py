@@ -27,6 +27,7 @@ import numpy as np
 from accelkit.diffusion.cache import CachedDenoiser, CacheSpec, cached_denoiser
 from accelkit.diffusion.model import DiffusionModel, SamplerSettings
 from accelkit.errors import InputError, NonFiniteOutputError, VerificationError
+from accelkit.options import DEFAULT_BATCH_RANGE
 from accelkit.passes.diffusion_export import SAMPLE_TOLERANCE, export_component
 from accelkit.passes.verify import paired_error
 from accelkit.sampler import LatentSampler
@@ -108,7 +109,7 @@ def export_cached(
     *,
     precision: str = "fp32",
     opset: int = 18,
-    batch_range: tuple[int, int, int] = (1, 8, 64),
+    batch_range: tuple[int, int, int] = DEFAULT_BATCH_RANGE,
     exporter: str = "auto",
     force: bool = False,
     verify: bool = True,

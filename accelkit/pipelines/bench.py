@@ -463,6 +463,9 @@ class DriftPlan:
         is_reference: Whether a target's rows are the reference itself (their drift is the floor).
         fields: The row fields of a target's drift (default: ``drift.row_fields()``).
         label_suffix: Added to a row's label in grids (e.g. its sampler).
+        test: The quality test deciding a target's verdict: ``paired`` (same trajectories:
+            precision/backend changes) or ``distribution`` (steps, scheduler or a step cache
+            change the trajectories; paired error is then shown, not deciding).
     """
 
     reference: Callable[[], Any]
@@ -471,6 +474,7 @@ class DriftPlan:
     is_reference: Callable[[BenchTarget], bool]
     fields: Callable[[Any, BenchTarget], dict[str, Any]] = lambda drift, t: drift.row_fields()
     label_suffix: Callable[[Any], str] = lambda row: ""
+    test: Callable[[BenchTarget], str] = lambda t: "paired"
 
 
 def measure_quality(
@@ -615,7 +619,9 @@ def measure_quality(
                             if t.make_runner is not None
                             else create_runner(t.backend, t.artifact, device=device, **t.options)
                         ) as runner:
-                            drift = meter.measure(runner)
+                            drift = meter.measure(
+                                runner, test=plan.test(t) if plan is not None else "paired"
+                            )
                             imgs = meter.first_images(runner, 8)
                     except NonFiniteOutputError as exc:
                         for r in rows:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from accelkit.artifact import Artifact, sidecar_path
-from accelkit.errors import InputError
+from accelkit.errors import AccelkitError, InputError, one_line
 from accelkit.options import DEFAULT_BATCH_RANGE, BuildRecipe, DiffusionSettings
 from accelkit.pipelines.results import Result
 
@@ -85,9 +85,48 @@ def pipeline_of(artifact: Artifact, knobs: DiffusionSettings | None) -> Artifact
 
 
 def knob_record(sampling: Any, knobs: DiffusionSettings | None) -> dict[str, Any]:
-    """The knobs as recorded in rows and sidecars: the resolved sampler plus ``cache``."""
+    """The knobs as recorded in rows and sidecars: the resolved sampler plus ``cache``
+    (canonical, e.g. ``deepcache:3:1``; ``auto`` until :func:`resolve_cache` replaced it)."""
+    from accelkit.diffusion.cache import CacheSpec
+
     k = knobs or DiffusionSettings()
-    return {**sampling.to_dict(), "cache": k.cache}
+    cache = k.cache if k.cache == AUTO_CACHE else CacheSpec.parse(k.cache).canonical()
+    return {**sampling.to_dict(), "cache": cache}
+
+
+#: ``--cache auto``: calibrate on the model's own trajectories.
+AUTO_CACHE = "auto"
+#: ``--cache auto``: images per candidate and the paired-PSNR budget against the uncached
+#: sampler at the same settings (dB; DeepCache N=3 kept 29 dB on the bundled ddpm).
+AUTO_CACHE_IMAGES = 4
+AUTO_CACHE_PSNR_DB = 30.0
+
+
+def resolve_cache(
+    model: Any,
+    knobs: DiffusionSettings | None,
+    settings: Any,
+    progress: Progress | None = None,
+) -> tuple[DiffusionSettings, dict[str, Any] | None]:
+    """The knobs with ``--cache`` parsed, checked against the model and made canonical.
+
+    ``auto`` runs :func:`~accelkit.diffusion.cache.calibrate_cache` (torch, the run's
+    sampler, :data:`AUTO_CACHE_IMAGES` images, :data:`AUTO_CACHE_PSNR_DB` dB against the
+    uncached sampler) and returns what it measured beside the chosen spec.
+
+    Raises:
+        InputError: A malformed spec, or one that does not apply to the model.
+    """
+    from accelkit.diffusion.cache import CacheSpec, calibrate_cache
+
+    k = knobs or DiffusionSettings()
+    if str(k.cache).strip().lower() != AUTO_CACHE:
+        return replace(k, cache=CacheSpec.parse(k.cache).check(model).canonical()), None
+    (progress or (lambda m: None))("--cache auto: calibrating the step cache on the model")
+    cal = calibrate_cache(
+        model, settings, budget_psnr_db=AUTO_CACHE_PSNR_DB, n=AUTO_CACHE_IMAGES, seed=0
+    )
+    return replace(k, cache=cal.chosen.canonical()), {"auto": True, **cal.to_dict()}
 
 
 # ------------------------------------------------------------------------------ info
@@ -209,6 +248,7 @@ class DiffusionExportResult(Result):
     decoder: Artifact | None
     verification: dict[str, Any]
     manifest: Path
+    cached: Any = None
 
     def to_dict(self) -> dict[str, Any]:
         """Paths, per-component precision and the whole-sample verification."""
@@ -249,6 +289,17 @@ class DiffusionExportResult(Result):
             f"verified a {v['steps']}-step sample ({v['sampler']['scheduler']}) of {v['images']} images against torch fp32: "
             f"max abs error {v['max_abs_err']:.3g} (tolerance {v['tolerance']:g}), PSNR {v['psnr_db']:.1f} dB"
         )
+        if self.cached is not None:
+            for a in (self.cached.main, self.cached.second):
+                lines.append(
+                    f"wrote {a.path} (cache part {a.meta.get('cache_part')}, {a.precision})"
+                )
+            sv = self.cached.main.meta.get("diffusion_cache", {}).get("sample_verification") or {}
+            if "psnr_db" in sv:
+                lines.append(
+                    f"verified a {self.cached.spec} sample through the partial graphs against torch: "
+                    f"PSNR {sv['psnr_db']:.1f} dB"
+                )
         lines.append(f"manifest {self.manifest}")
         lines.append(f"measure it: accelkit bench {self.denoiser.path}")
         return "\n".join(lines)
@@ -274,11 +325,15 @@ def export(
         artifact: A ``diffusion`` artifact.
         options: :class:`~accelkit.pipelines.options.ExportOptions`; ``out`` is a folder
             (default ``./<folder name>-onnx``).
-        knobs: Sampler flags (the sampler INT8 calibrates on and the sample check runs).
+        knobs: Sampler flags (the sampler INT8 calibrates on and the sample check runs);
+            a ``cache`` other than ``none`` also exports its two partial graphs
+            (:func:`~accelkit.passes.cache_export.export_cached`, verified per call and over
+            a short cached sample) at the denoiser's precision (fp32/fp16; ``auto``
+            calibrates first).
         progress: Called with a short message per step.
 
     Raises:
-        InputError: An existing output without ``--force``.
+        InputError: An existing output without ``--force``; ``--cache`` with int8.
         ExportError / VerificationError / NonFiniteOutputError: the export did not hold.
     """
     from accelkit.diffusion.kind import model_of
@@ -291,6 +346,13 @@ def export(
     model = model_of(pipeline_of(artifact, k))
     settings = sampler_settings(k)
     sampling = model.sampling(settings)
+    k, calibration = resolve_cache(model, k, settings, progress)
+    den_prec0 = str(getattr(options.precision, "value", options.precision))
+    if k.cache != "none" and den_prec0 not in CACHED_PART_PRECISIONS:
+        raise InputError(
+            f"--cache {k.cache} with {den_prec0}: the cached partial graphs export as fp32 or fp16 "
+            "only; drop --int8 or use --cache none"
+        )
     out = Path(options.out) if options.out is not None else Path(f"{model.folder.path.name}-onnx")
     if out.suffix == ".onnx":
         raise InputError(
@@ -323,6 +385,21 @@ def export(
         )
     say(f"verifying a {VERIFY_STEPS}-step sample through the ONNX components against torch")
     verification = verify_sample(model, den, dec, settings=settings, seed=0)
+    cached = None
+    if k.cache != "none":
+        from accelkit.diffusion.cache import CacheSpec
+
+        cached = cached_parts(
+            model,
+            CacheSpec.parse(k.cache),
+            den_prec,
+            out,
+            recipe,
+            say,
+            {},
+            folder=out,
+            force=options.force,
+        )
     precisions = {"denoiser": den.precision, **({"decoder": dec.precision} if dec else {})}
     for comp, art in (("denoiser", den), ("decoder", dec)):
         if art is None:
@@ -352,11 +429,22 @@ def export(
         },
         "component_precisions": precisions,
         "sample_verification": verification,
+        "cache": k.cache,
+        "cache_parts": None
+        if cached is None
+        else {
+            "files": {
+                a.meta.get("cache_part"): a.path.name if a.path else None
+                for a in (cached.main, cached.second)
+            },
+            **cached.to_dict(),
+        },
+        "cache_calibration": calibration,
     }
     write_text_atomic(
         out / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n"
     )
-    return DiffusionExportResult(den, dec, verification, out / MANIFEST)
+    return DiffusionExportResult(den, dec, verification, out / MANIFEST, cached)
 
 
 # ------------------------------------------------------------------------------ bench
@@ -413,6 +501,7 @@ def plan(
         planned_recipes,
     )
     from accelkit.benchmark.suite import BenchTarget
+    from accelkit.diffusion.cache import CacheSpec
     from accelkit.diffusion.kind import model_of
     from accelkit.diffusion.sampler import create_diffusion_runner
     from accelkit.passes.build import BuildFailed
@@ -423,14 +512,18 @@ def plan(
     k = knobs or DiffusionSettings()
     model = model_of(artifact)
     settings = sampler_settings(k)
+    k, calibration = resolve_cache(model, k, settings, progress)
+    cache = CacheSpec.parse(k.cache)
     sampling = model.sampling(settings)
     reference = model.sampling(None)
     thread_opts = {"threads": threads} if threads else {}
     record = {
         "sampler": knob_record(sampling, k),
         "reference_sampler": reference.to_dict(),
-        "sampler_is_reference": sampling == reference,
+        "sampler_is_reference": sampling == reference and not cache.enabled,
     }
+    if calibration is not None:
+        record["cache_calibration"] = calibration
     targets: list[Any] = []
 
     def runner_factory(
@@ -439,6 +532,7 @@ def plan(
         dec: Artifact | None,
         opts: dict[str, Any],
         s: Any,
+        cached: Any = None,
     ) -> Callable[[], Any]:
         def make() -> Any:
             return create_diffusion_runner(
@@ -446,18 +540,20 @@ def plan(
                 backend,
                 settings=s,
                 device=device,
-                denoiser=den,
+                denoiser=None if cached is not None or cache.enabled else den,
                 decoder=dec,
                 decoder_backend=backend if dec is not None else "torch",
                 options=opts,
                 decoder_options={**thread_opts, "precision": dec.precision}
                 if dec is not None
                 else {**thread_opts, "precision": "fp32"},
+                cache=cache if cache.enabled else None,
+                cached=cached,
             )
 
         return make
 
-    if sampling != reference:
+    if record["sampler_is_reference"] is False:
         targets.append(
             BenchTarget(
                 "torch",
@@ -470,7 +566,13 @@ def plan(
                 ),
             )
         )
+    made: dict[tuple[str, str], Any] = {}
     if given is not None:
+        if cache.enabled:
+            raise InputError(
+                f"--cache {cache} needs the pipeline folder (its partial graphs are exported from "
+                f"the torch modules): bench {artifact.source} instead of the exported denoiser"
+            )
         den, dec = _given_components(given, model)
         backends = check_requested_backends(cfg, device)
         for name in backends:
@@ -510,14 +612,17 @@ def plan(
                 continue
             for r in got:
                 reason = r.refused
-                den = dec = None
+                den = dec = cached = None
                 if reason is None:
                     try:
-                        den = den_b.make(r.source)
+                        if cache.enabled and r.source != "torch":
+                            cached = cached_parts(model, cache, p, workdir, recipe, say, made)
+                        else:
+                            den = den_b.make(r.source)
                         if dec_b is not None and r.source != "torch":
                             dec = dec_b.make(onnx_source(k.decoder_precision))
-                    except BuildFailed as exc:
-                        reason = str(exc)
+                    except (BuildFailed, AccelkitError) as exc:
+                        reason = one_line(exc)
                 targets.append(
                     BenchTarget(
                         name,
@@ -534,10 +639,61 @@ def plan(
                             dec,
                             dict(r.options),
                             settings,
+                            cached,
                         ),
                     )
                 )
     return targets, record
+
+
+#: ``--cache`` on ONNX backends: precisions of the exported partial graphs.
+CACHED_PART_PRECISIONS = ("fp32", "fp16")
+
+
+def cached_parts(
+    model: Any,
+    cache: Any,
+    precision: str,
+    workdir: Path,
+    recipe: BuildRecipe,
+    say: Progress,
+    made: dict[tuple[str, str], Any],
+    *,
+    folder: Path | None = None,
+    force: bool = False,
+) -> Any:
+    """The cache's two partial denoisers exported to ONNX at ``precision`` and verified
+    (per call and over a whole short sample, :func:`~accelkit.passes.cache_export.export_cached`),
+    made once per run in ``folder`` (default ``workdir/cache_<spec>``, the run's scratch
+    folder, overwritten by a re-run; ``made`` holds the run's exports).
+
+    Raises:
+        InputError: ``int8`` (the partial graphs have no trajectory calibration yet).
+        ExportError / VerificationError: The export or its verification failed.
+    """
+    from accelkit.passes.cache_export import export_cached
+    from accelkit.spec import as_batch_range
+
+    if precision not in CACHED_PART_PRECISIONS:
+        raise InputError(
+            f"--cache {cache} at {precision}: the cached partial graphs export as fp32 or fp16 "
+            "only (int8 would need trajectory calibration of each part); use --precision fp32,fp16 "
+            "with --cache, or --cache none for int8"
+        )
+    key = (cache.canonical(), precision)
+    if key not in made:
+        say(f"exporting the {cache} partial graphs ({precision}) and verifying them against torch")
+        made[key] = export_cached(
+            model,
+            cache,
+            folder or workdir / f"cache_{cache.canonical().replace(':', '-')}",
+            precision=precision,
+            force=force or folder is None,  # the run's own scratch folder: rebuilt freely
+            opset=recipe.onnx.opset,
+            batch_range=as_batch_range(recipe.onnx.batch_range or DEFAULT_BATCH_RANGE),
+            progress=say,
+        )
+    return made[key]
 
 
 def annotate_rows(report: Any, record: dict[str, Any], flops: dict[str, int | None]) -> None:
@@ -590,19 +746,15 @@ def annotate_rows(report: Any, record: dict[str, Any], flops: dict[str, int | No
 def drift_verdict_hook(drift: Any, sampler_changed: bool) -> dict[str, Any]:
     """The drift fields of a row.
 
-    Today: main's drift meter (paired error and FID/KID drift against the noise floor)
-    for every row. A row whose sampler differs from the reference (other steps or
-    scheduler) changes trajectories, so paired error is informative but cannot be the
-    verdict: the distribution-level test of ``accelkit.quality.verdict`` (issue 24,
-    wt-quality) decides for those rows once it lands -- this function is the one place
-    to call it.
+    A row whose sampler differs from the reference (other steps or scheduler) or that
+    caches steps changes trajectories: its drift is measured with the distribution-level
+    test (:mod:`accelkit.quality.verdict`, chosen by the :class:`DriftPlan`'s ``test``),
+    which decides its verdict; paired error is recorded beside it, informative only.
     """
     fields = drift.row_fields()
     if sampler_changed:
         q = dict(fields.get("quality") or {})
-        q["verdict_basis"] = (
-            "distribution (FID/KID vs the noise floor); paired error is informative only"
-        )
+        q["verdict_basis"] = "distribution-level test; paired error is informative only"
         fields["quality"] = q
     return fields
 
@@ -656,7 +808,11 @@ def measure_quality(
         fields=lambda drift, t: drift_verdict_hook(
             drift, changed and t.variant != REFERENCE_VARIANT
         ),
-        label_suffix=lambda row: f" {row.scheduler}-{row.steps}",
+        label_suffix=lambda row: (
+            f" {row.scheduler}-{row.steps}"
+            + ("" if row.cache in (None, "none") else f" {row.cache}")
+        ),
+        test=lambda t: "distribution" if changed and t.variant != REFERENCE_VARIANT else "paired",
     )
     return measure(model_artifact, targets, report, cfg, device, out, progress, plan=plan)
 

@@ -271,10 +271,7 @@ def optimize(
     from accelkit.loading import require_format
 
     if require_format(generator, ("torch", "diffusion"), "{source}") == "diffusion":
-        raise InputError(
-            "optimize does not search diffusion pipelines yet (steps x scheduler x backend x precision is "
-            "issues 19/20); measure builds with accelkit bench PIPELINE --steps N --scheduler S --backend ... --fid N"
-        )
+        return _optimize_pipeline(generator, opts, budget, device, say, started)
     require_format(
         generator,
         ("torch",),
@@ -337,6 +334,40 @@ def optimize(
             out,
             generator if isinstance(generator, LoadOptions) else None,
         )
+
+
+def _optimize_pipeline(
+    generator: LoadOptions | str | Artifact,
+    opts: OptimizeOptions,
+    budget: Any,
+    device: str,
+    say: Progress,
+    started: float,
+) -> Any:
+    """A diffusion pipeline: :func:`accelkit.pipelines.optimize_diffusion.optimize_diffusion`."""
+    from accelkit.files import folder_lock
+    from accelkit.pipelines.optimize_diffusion import optimize_diffusion
+
+    if opts.allow_prune:
+        raise InputError("--allow-prune does not apply to a diffusion pipeline; drop it")
+    if opts.fid.n < 20:
+        raise InputError(
+            f"--fid {opts.fid.n}: a diffusion search judges steps and caches with the "
+            "distribution-level test, which needs at least 20 images per set; give --fid 20 or more"
+        )
+    from accelkit.quality.features import check_weights_code
+
+    check_weights_code(opts.fid.weights, trusts_code(generator))  # the extractor is code too
+    say("loading the pipeline")
+    art = resolve_artifact(generator)
+    text = generator.generator if isinstance(generator, LoadOptions) else art.source
+    out = Path(opts.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file; give a folder")
+    with folder_lock(out, "a search"):
+        if (out / "optimize.json").exists() and not opts.force:
+            raise InputError(f"{out} already holds a search; pass --force to replace it")
+        return optimize_diffusion(art, opts, budget, device, out, str(text), say, started)
 
 
 def _write_outputs(

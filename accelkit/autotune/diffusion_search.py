@@ -1,0 +1,330 @@
+"""The search space and the choice rules of ``accelkit optimize`` for a diffusion pipeline.
+
+Pure functions over plain values (no model, no timing), so every rule has a table-driven
+test; :mod:`accelkit.pipelines.optimize_diffusion` runs them on measured numbers.
+
+**The space** (kept small on purpose, :func:`diffusion_space`): the sampler levers
+``steps`` {the reference's, 25, 20, 15, 10} x ``scheduler`` {ddim, dpm++} x ``cache``
+({none, deepcache:2, deepcache:3} for a UNet; {none, fbcache:0.05, fbcache:0.1} for a DiT),
+times the builds this machine runs (backend x precision). The reference (torch fp32 at
+the reference sampler, uncached) is always timed. Excluded, with the reason recorded:
+a cache at int8 (its partial graphs export as fp32/fp16 only), and sampler settings equal
+to the reference's on a build that is the reference itself.
+
+**The choice** (:func:`quality_order`, :func:`choose`): speed first -- every candidate is
+timed; quality is measured only for candidates that could win, in decreasing speed, and
+the first one the distribution-level verdict accepts (``choice.judge`` with the budget) is
+chosen: nothing slower can beat it. Unstable timings still rank (they are the best guess)
+but their ratios are withheld in the report.
+
+**The ladder** (:func:`ladder`): reference -> fewer steps (the best accepted candidate that
+changes only steps/scheduler) -> + cache (only the sampler levers) -> + backend/precision
+(the chosen build), each rung with what it gave over the previous one.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+#: Default step counts tried besides the reference's own.
+STEP_GRID = (25, 20, 15, 10)
+#: Default schedulers tried.
+SCHEDULERS = ("ddim", "dpm++")
+#: Default caches tried per denoiser family.
+UNET_CACHES = ("none", "deepcache:2:1", "deepcache:3:1")
+DIT_CACHES = ("none", "fbcache:0.05", "fbcache:0.1")
+#: Precisions the cached partial graphs export at (ONNX backends).
+CACHED_PRECISIONS = ("fp32", "fp16")
+#: A ladder rung's ratio is withheld when either side's timing is unstable.
+UNSTABLE = "unstable timing"
+
+
+@dataclass(frozen=True)
+class DiffusionCandidate:
+    """One build of a diffusion pipeline: sampler levers plus backend and precision.
+
+    Attributes:
+        scheduler: Sampler name (``ddim``, ``dpm++``...).
+        steps: Denoising steps per image.
+        cache: Canonical cache string (``none``, ``deepcache:3:1``, ``fbcache:0.1``).
+        backend: Runner backend of the denoiser.
+        precision: Denoiser precision.
+    """
+
+    scheduler: str
+    steps: int
+    cache: str = "none"
+    backend: str = "torch"
+    precision: str = "fp32"
+
+    @property
+    def id(self) -> str:
+        """``ddim-20 deepcache:3:1 ort int8`` style."""
+        return f"{self.scheduler}-{self.steps} {self.cache} {self.backend} {self.precision}"
+
+    @property
+    def sampler_label(self) -> str:
+        """The sampler part (``ddim-20.deepcache:3:1``): a bench row's variant (no ``/``: it names files)."""
+        return f"{self.scheduler}-{self.steps}.{self.cache}"
+
+    def trajectory(self, reference: DiffusionCandidate) -> frozenset[str]:
+        """The sampler levers that differ from the reference (``steps``, ``scheduler``,
+        ``cache``): a change of trajectory, judged by the distribution-level test."""
+        out = set()
+        if self.steps != reference.steps:
+            out.add("steps")
+        if self.scheduler != reference.scheduler:
+            out.add("scheduler")
+        if self.cache != "none":
+            out.add("cache")
+        return frozenset(out)
+
+    def levers(self, reference: DiffusionCandidate) -> frozenset[str]:
+        """Every lever against the reference: the trajectory ones plus ``backend``/``precision``."""
+        out = set(self.trajectory(reference))
+        if self.backend != reference.backend:
+            out.add("backend")
+        if self.precision != reference.precision:
+            out.add("precision")
+        return frozenset(out)
+
+    def bench_command(self, generator: str, batch: int, extra: Sequence[str] = ()) -> str:
+        """The ``accelkit bench`` command that re-measures this build as printed."""
+        args = [
+            "accelkit", "bench", generator,
+            "--steps", str(self.steps), "--scheduler", self.scheduler, "--cache", self.cache,
+            "--backend", self.backend, "--precision", self.precision, "--batch", str(batch),
+            *extra,
+        ]  # fmt: skip
+        return shlex.join(args)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "id": self.id,
+            "scheduler": self.scheduler,
+            "steps": self.steps,
+            "cache": self.cache,
+            "backend": self.backend,
+            "precision": self.precision,
+        }
+
+
+def diffusion_space(
+    reference: DiffusionCandidate,
+    builds: Sequence[tuple[str, str]],
+    *,
+    unet: bool,
+    steps: Sequence[int] | None = None,
+    schedulers: Sequence[str] | None = None,
+    caches: Sequence[str] | None = None,
+) -> tuple[list[DiffusionCandidate], list[tuple[str, str]]]:
+    """Every candidate of the search, and those left out with the reason.
+
+    Args:
+        reference: The reference build (torch fp32 at the reference sampler, no cache).
+        builds: ``(backend, precision)`` pairs this machine runs.
+        unet: The denoiser is a UNet (DeepCache caches) rather than a DiT (FBCache).
+        steps: Step counts besides the reference's (counts above it are dropped; default
+            :data:`STEP_GRID`).
+        schedulers: Schedulers tried (the reference's is always tried; default :data:`SCHEDULERS`).
+        caches: Cache strings, canonical (``deepcache:3:1``); default by family.
+
+    Returns:
+        ``(candidates, excluded)``: the reference first; ``excluded`` as ``(id, reason)``.
+    """
+    cache_list = list(caches if caches is not None else (UNET_CACHES if unet else DIT_CACHES))
+    step_grid = STEP_GRID if steps is None else steps
+    step_list = [reference.steps, *(s for s in step_grid if s < reference.steps)]
+    sched_list = [
+        reference.scheduler,
+        *(
+            s
+            for s in (SCHEDULERS if schedulers is None else schedulers)
+            if s != reference.scheduler
+        ),
+    ]
+    out = [reference]
+    excluded: list[tuple[str, str]] = []
+    seen = {reference}
+    for backend, precision in builds:
+        for n in dict.fromkeys(step_list):
+            for sched in sched_list:
+                for cache in cache_list:
+                    c = DiffusionCandidate(sched, n, cache, backend, precision)
+                    if c in seen:
+                        continue
+                    seen.add(c)
+                    if cache != "none" and precision not in CACHED_PRECISIONS:
+                        excluded.append(
+                            (c.id, "a cache's partial graphs export as fp32/fp16 only, not int8")
+                        )
+                        continue
+                    out.append(c)
+    return out, excluded
+
+
+@dataclass
+class Timed:
+    """A candidate's measured speed (and, once checked, its verdict).
+
+    Attributes:
+        candidate: The build.
+        images_per_sec: Median finished images per second (None: it failed).
+        unstable: Its repeats disagreed (the ratio is withheld, the rank kept).
+        verdict: ``accepted``/``rejected``/``inconclusive`` once quality was checked.
+        reason: Why it failed or what the verdict said.
+        psnr_db: Paired PSNR against the reference (shown, not deciding).
+        fid_drift: FID drift against the reference (the Pareto plot's axis).
+    """
+
+    candidate: DiffusionCandidate
+    images_per_sec: float | None
+    unstable: bool = False
+    verdict: str | None = None
+    reason: str = ""
+    psnr_db: float | None = None
+    fid_drift: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        """It was timed."""
+        return self.images_per_sec is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            **self.candidate.to_dict(),
+            "images_per_sec": self.images_per_sec,
+            "unstable": self.unstable,
+            "verdict": self.verdict,
+            "reason": self.reason,
+            "psnr_db": self.psnr_db,
+            "fid_drift": self.fid_drift,
+        }
+
+
+def quality_order(timed: Sequence[Timed], reference: DiffusionCandidate) -> list[Timed]:
+    """The candidates whose quality is worth checking, fastest first: those faster than
+    the reference (a slower build cannot win; the reference itself needs no check)."""
+    ref = next((t for t in timed if t.candidate == reference and t.ok), None)
+    floor = ref.images_per_sec if ref is not None else None
+    cands = [
+        t
+        for t in timed
+        if t.ok
+        and t.candidate != reference
+        and (floor is None or (t.images_per_sec or 0.0) > floor)
+    ]
+    return sorted(cands, key=lambda t: -(t.images_per_sec or 0.0))
+
+
+def choose(
+    timed: Sequence[Timed],
+    reference: DiffusionCandidate,
+    judge: Callable[[Timed], str],
+    *,
+    max_checks: int | None = None,
+    time_left: Callable[[], bool] = lambda: True,
+) -> tuple[Timed | None, list[Timed]]:
+    """Speed first, then quality: check candidates in :func:`quality_order` with
+    ``judge`` (sets and returns the verdict) until one is ``accepted``.
+
+    Args:
+        timed: Every timed candidate.
+        reference: The reference build (chosen when nothing faster is accepted).
+        judge: Measures a candidate's quality; returns its verdict.
+        max_checks: At most this many quality checks (None: no limit).
+        time_left: False once the time budget is spent (stop checking).
+
+    Returns:
+        ``(chosen, checked)``: the accepted fastest build, or the reference when none
+        was accepted (None when the reference was not timed either); ``checked`` in order.
+    """
+    checked: list[Timed] = []
+    for t in quality_order(timed, reference):
+        if (max_checks is not None and len(checked) >= max_checks) or not time_left():
+            break
+        t.verdict = judge(t)
+        checked.append(t)
+        if t.verdict == "accepted":
+            return t, checked
+    ref = next((t for t in timed if t.candidate == reference and t.ok), None)
+    return ref, checked
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One step of the ladder.
+
+    Attributes:
+        name: ``reference``, ``fewer steps``, ``+ cache``, ``+ backend/precision``.
+        timed: The build at this rung (None: no accepted build used this lever).
+        ratio: Speed over the previous rung (None: withheld or not applicable).
+        withheld: Why the ratio is withheld.
+    """
+
+    name: str
+    timed: Timed | None
+    ratio: float | None = None
+    withheld: str | None = None
+
+
+def _fastest(ts: Sequence[Timed], accepted_only: bool = True) -> Timed | None:
+    pool = [t for t in ts if t.ok and (t.verdict == "accepted" or not accepted_only)]
+    return max(pool, key=lambda t: t.images_per_sec or 0.0, default=None)
+
+
+def ladder(
+    timed: Sequence[Timed], reference: DiffusionCandidate, chosen: Timed | None
+) -> list[Rung]:
+    """Reference -> fewer steps -> + cache -> + backend/precision: what each lever gave.
+
+    A rung is the fastest quality-accepted candidate using only the levers so far (the
+    last rung is the chosen build); a rung no accepted candidate reaches keeps the
+    previous build (ratio 1 is not claimed: the ratio is None with the reason). Ratios
+    are over the previous rung, withheld when either side is unstable.
+    """
+    ref = next((t for t in timed if t.candidate == reference and t.ok), None)
+    sampler_only = [
+        t for t in timed if not ({"backend", "precision"} & t.candidate.levers(reference))
+    ]
+    steps_only = [t for t in sampler_only if "cache" not in t.candidate.trajectory(reference)]
+    rungs: list[Rung] = [Rung("reference", ref)]
+    picks = [
+        ("fewer steps", _fastest(steps_only)),
+        ("+ cache", _fastest(sampler_only)),
+        ("+ backend/precision", chosen),
+    ]
+    prev = ref
+    for name, pick in picks:
+        if pick is None or prev is None or pick is prev:
+            rungs.append(Rung(name, pick or prev, None, "no accepted build gained from this lever"))
+            continue
+        if pick.unstable or prev.unstable:
+            rungs.append(Rung(name, pick, None, UNSTABLE))
+        else:
+            rungs.append(
+                Rung(name, pick, (pick.images_per_sec or 0.0) / (prev.images_per_sec or 1.0))
+            )
+        prev = pick
+    return rungs
+
+
+__all__ = [
+    "CACHED_PRECISIONS",
+    "DIT_CACHES",
+    "SCHEDULERS",
+    "STEP_GRID",
+    "UNET_CACHES",
+    "DiffusionCandidate",
+    "Rung",
+    "Timed",
+    "choose",
+    "diffusion_space",
+    "ladder",
+    "quality_order",
+]

@@ -1,0 +1,127 @@
+"""The diffusion search's pure rules, table-driven: the space, speed-first choice, the ladder."""
+
+from __future__ import annotations
+
+import shlex
+
+import pytest
+
+from accelkit.autotune.diffusion_search import (
+    UNSTABLE,
+    DiffusionCandidate,
+    Timed,
+    choose,
+    diffusion_space,
+    ladder,
+    quality_order,
+)
+
+REF = DiffusionCandidate("ddim", 50)
+
+
+def C(sched: str, steps: int, cache: str = "none", backend: str = "torch", prec: str = "fp32"):
+    return DiffusionCandidate(sched, steps, cache, backend, prec)
+
+
+def test_space_is_small_documented_and_excludes_int8_caches() -> None:
+    cands, excluded = diffusion_space(
+        REF, [("torch", "fp32"), ("ort", "int8")], unet=True, steps=(25, 10, 60)
+    )
+    assert cands[0] == REF and len(set(cands)) == len(cands)
+    # steps {50, 25, 10} (60 > reference dropped) x {ddim, dpm++} x {none, dc2, dc3}, torch fp32,
+    # minus the reference itself; ort int8 keeps only the uncached sampler settings
+    assert len([c for c in cands if c.backend == "torch"]) == 3 * 2 * 3
+    ort = [c for c in cands if c.backend == "ort"]
+    assert len(ort) == 3 * 2 and {c.cache for c in ort} == {"none"}
+    assert len(excluded) == 3 * 2 * 2 and all("fp32/fp16 only" in r for _, r in excluded)
+    dit, _ = diffusion_space(REF, [("torch", "fp32")], unet=False, steps=())
+    assert {c.cache for c in dit} == {"none", "fbcache:0.05", "fbcache:0.1"}
+
+
+@pytest.mark.parametrize(
+    ("cand", "trajectory", "levers"),
+    [
+        (C("ddim", 50), set(), set()),
+        (C("ddim", 20), {"steps"}, {"steps"}),
+        (
+            C("dpm++", 20, "deepcache:3:1"),
+            {"steps", "scheduler", "cache"},
+            {"steps", "scheduler", "cache"},
+        ),
+        (C("ddim", 50, backend="ort", prec="int8"), set(), {"backend", "precision"}),
+    ],
+)
+def test_levers_against_the_reference(cand, trajectory, levers) -> None:
+    assert cand.trajectory(REF) == trajectory and cand.levers(REF) == levers
+
+
+def T(c: DiffusionCandidate, ips: float | None, unstable: bool = False, verdict: str | None = None):
+    return Timed(c, ips, unstable=unstable, verdict=verdict)
+
+
+@pytest.mark.parametrize(
+    ("speeds", "verdicts", "chosen", "checked"),
+    [
+        # the fastest accepted wins; slower ones are never checked
+        (
+            {"a": 10, "b": 8, "c": 5},
+            {"a": "rejected", "b": "accepted", "c": "accepted"},
+            "b",
+            ["a", "b"],
+        ),
+        # inconclusive is not accepted: keep going
+        ({"a": 10, "b": 8}, {"a": "inconclusive", "b": "accepted"}, "b", ["a", "b"]),
+        # nothing accepted: the reference stays
+        ({"a": 10}, {"a": "rejected"}, "ref", ["a"]),
+        # slower than the reference: cannot win, not checked
+        ({"a": 0.5}, {"a": "accepted"}, "ref", []),
+    ],
+)
+def test_speed_first_then_quality(speeds, verdicts, chosen, checked) -> None:
+    cands = {k: C("ddim", 10 + i) for i, k in enumerate(speeds)}
+    timed = [T(REF, 1.0)] + [T(cands[k], v) for k, v in speeds.items()]
+    name = {c: k for k, c in cands.items()} | {REF: "ref"}
+    got, done = choose(timed, REF, lambda t: verdicts[name[t.candidate]])
+    assert name[got.candidate] == chosen
+    assert [name[t.candidate] for t in done] == checked
+
+
+def test_choice_honours_the_check_limit_and_the_clock() -> None:
+    timed = [T(REF, 1.0), T(C("ddim", 10), 9), T(C("ddim", 20), 5)]
+    got, done = choose(timed, REF, lambda t: "rejected", max_checks=1)
+    assert got.candidate == REF and len(done) == 1
+    got, done = choose(timed, REF, lambda t: "accepted", time_left=lambda: False)
+    assert got.candidate == REF and done == []
+    assert [t.candidate.steps for t in quality_order(timed, REF)] == [10, 20]
+
+
+def test_ladder_attributes_each_lever_and_withholds_unstable_ratios() -> None:
+    ref = T(REF, 1.0)
+    steps = T(C("ddim", 20), 2.5, verdict="accepted")
+    cache = T(C("ddim", 20, "deepcache:3:1"), 5.0, verdict="accepted")
+    rejected = T(C("ddim", 10, "deepcache:3:1"), 9.0, verdict="rejected")
+    final = T(C("ddim", 20, "deepcache:3:1", "ort", "fp32"), 12.0, verdict="accepted")
+    rungs = ladder([ref, steps, cache, rejected, final], REF, final)
+    assert [r.name for r in rungs] == ["reference", "fewer steps", "+ cache", "+ backend/precision"]
+    assert [r.timed for r in rungs] == [ref, steps, cache, final]
+    assert [r.ratio for r in rungs[1:]] == pytest.approx([2.5, 2.0, 2.4])
+
+    cache.unstable = True
+    rungs = ladder([ref, steps, cache, final], REF, final)
+    assert rungs[2].ratio is None and rungs[2].withheld == UNSTABLE
+    assert rungs[3].withheld == UNSTABLE  # its previous rung is unstable too
+
+    # no accepted cached build: the rung keeps the previous build and says so, no ratio
+    rungs = ladder([ref, steps, rejected], REF, steps)
+    assert rungs[2].timed is steps and rungs[2].ratio is None and "no accepted" in rungs[2].withheld
+
+
+def test_bench_command_round_trips_through_a_shell() -> None:
+    c = C("dpm++", 20, "deepcache:3:1", "ort", "fp16")
+    argv = shlex.split(c.bench_command("my folder", 8, ["--fid", "200"]))
+    assert argv[:3] == ["accelkit", "bench", "my folder"]
+    flags = dict(zip(argv[3::2], argv[4::2]))
+    assert flags == {
+        "--steps": "20", "--scheduler": "dpm++", "--cache": "deepcache:3:1", "--backend": "ort",
+        "--precision": "fp16", "--batch": "8", "--fid": "200",
+    }  # fmt: skip
