@@ -32,7 +32,6 @@ import argparse
 import datetime
 import importlib.util
 import os
-import platform
 import statistics
 import sys
 import time
@@ -44,22 +43,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from accelkit.benchmark.environment import cpu_model
 from accelkit.diffusion import SamplerSettings, create_diffusion_runner, load_pipeline
 from accelkit.diffusion.cache import CacheSpec, psnr_db
 from accelkit.host import busy_cores, isa_summary
 from accelkit.sampler import LatentSampler
 
 STABLE_IQR = 0.20
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def quantiles(xs: list[float]) -> tuple[float, float, float, float, float]:

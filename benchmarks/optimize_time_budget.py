@@ -33,21 +33,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from accelkit.benchmark.environment import cpu_model
 from accelkit.host import available_physical_cores, isa_flags, isa_summary
 from accelkit.options import parse_duration
 
 #: The budget may be exceeded by this share (issue 23: within 5 %).
 TOLERANCE = 0.05
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def follows_the_rule(record: dict) -> tuple[bool, str]:  # type: ignore[type-arg]
