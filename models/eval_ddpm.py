@@ -94,7 +94,7 @@ def main() -> None:
     runner = create_diffusion_runner(
         model,
         "torch",
-        settings=SamplerSettings(a.scheduler, a.steps),
+        settings=SamplerSettings(a.scheduler, a.steps, guidance=a.guidance),
         options={"threads": a.threads},
     )
     t1 = time.perf_counter()
