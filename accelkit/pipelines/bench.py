@@ -8,9 +8,10 @@ and write the report folder (:class:`accelkit.benchmark.report.Report`).
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -452,6 +453,34 @@ def bench_images(artifact: Artifact, cfg: BenchOptions) -> tuple[Any, dict[str, 
 
 
 @dataclass
+class DriftSession:
+    """A prepared reference kept across :func:`measure_quality` calls.
+
+    ``optimize`` checks many builds, one call each, against one reference: with a session
+    the reference's images, features, noise floor and margin anchor are made once (by the
+    first call) and reused while the measurement that made them is the same (``key``);
+    another measurement replaces them. :meth:`close` drops them.
+
+    Attributes:
+        key: What the kept reference was made for (reference, N, seed, extractor, ...).
+        extractor: The loaded feature extractor.
+        reference: The reference runner (inactive between calls).
+        meter: The prepared :class:`~accelkit.quality.drift.DriftMeter`.
+    """
+
+    key: str | None = None
+    extractor: Any = None
+    reference: Any = None
+    meter: Any = None
+
+    def close(self) -> None:
+        """Drop the kept reference (its image file included)."""
+        if self.meter is not None:
+            self.meter.close()
+        self.key = self.extractor = self.reference = self.meter = None
+
+
+@dataclass
 class DriftPlan:
     """How :func:`measure_quality` measures a generator kind whose rows are not plain
     ``create_runner`` targets (a diffusion pipeline).
@@ -491,6 +520,7 @@ def measure_quality(
     verdict_settings: Any = None,
     trust_code: bool = False,
     plan: DriftPlan | None = None,
+    session: DriftSession | None = None,
 ) -> dict[str, Path]:
     """Add the quality verdict, FID/KID/paired drift and the noise floor to every measured row; write grids and the scatter.
 
@@ -505,7 +535,8 @@ def measure_quality(
     inputs of an image-to-image generator, ``bench --images``) every set is made from
     them and the grids show them in an ``input`` row. A generator kind whose rows run
     another way (a diffusion pipeline: the sampling loop, against its reference sampler)
-    passes a :class:`DriftPlan`.
+    passes a :class:`DriftPlan`. With a :class:`DriftSession` the prepared reference is
+    kept for the next call with the same measurement (the caller closes the session).
 
     Returns:
         Paths of the PNG files written (sample grids, speed-vs-drift scatter).
@@ -529,32 +560,46 @@ def measure_quality(
             "--reference has different inputs or output shape than the generator; drift needs the same latents and image size"
         )
     threads = cfg.threads.resolve(device)
-    extractor = FeatureExtractor(
-        cfg.fid.weights,
-        device=device,
-        threads=threads,
-        precision=cfg.fid.precision,
-        trust_code=trust_code,
-    )
-    extractor.resize_mode = cfg.fid.mode
-    extractor.load()
     say = progress or (lambda m: None)
-    ref_runner = (
-        plan.reference()
-        if plan is not None
-        else create_runner(
-            "torch",
-            ref_art,
+    ref_id = plan.reference_id if plan is not None else reference_identity(ref_art)
+    images_id = {k: v for k, v in (images_rec or {}).items() if k != "folder"} or None
+    key = json.dumps(
+        [ref_id, asdict(cfg.fid), cfg.seed, device, threads, images_id, trust_code,
+         None if verdict_settings is None else verdict_settings.to_dict()],
+        sort_keys=True,
+        default=str,
+    )  # fmt: skip
+    kept = session is not None and session.key == key and session.meter is not None
+    if session is not None and not kept:
+        session.close()
+    if kept:
+        assert session is not None
+        extractor, ref_runner, meter = session.extractor, session.reference, session.meter
+        meter.say = say
+    else:
+        extractor = FeatureExtractor(
+            cfg.fid.weights,
             device=device,
-            precision="fp32",
-            **({"threads": threads} if threads else {}),
+            threads=threads,
+            precision=cfg.fid.precision,
+            trust_code=trust_code,
         )
-    )
-    files: dict[str, Path] = {}
-    with ref_runner:
+        extractor.resize_mode = cfg.fid.mode
+        extractor.load()
+        ref_runner = (
+            plan.reference()
+            if plan is not None
+            else create_runner(
+                "torch",
+                ref_art,
+                device=device,
+                precision="fp32",
+                **({"threads": threads} if threads else {}),
+            )
+        )
         meter = DriftMeter(
             ref_runner,
-            plan.reference_id if plan is not None else reference_identity(ref_art),
+            ref_id,
             extractor,
             cfg.fid.n,
             cfg.seed,
@@ -562,11 +607,20 @@ def measure_quality(
             out / "artifacts",
             progress=say,
             images=images,
-            images_id={k: v for k, v in (images_rec or {}).items() if k != "folder"} or None,
+            images_id=images_id,
             settings=verdict_settings,
         )
+    files: dict[str, Path] = {}
+    with ref_runner:
         try:
-            meter.prepare()
+            if not kept:
+                meter.prepare(
+                    distribution=plan is not None
+                    and any(plan.test(t) == "distribution" for t in targets)
+                )
+            if session is not None:
+                session.key, session.extractor, session.reference = key, extractor, ref_runner
+                session.meter = meter
             ref_imgs = meter.first_images(None, 8)
             inputs = meter.first_inputs(
                 8
@@ -646,7 +700,8 @@ def measure_quality(
                         r.extra = {**r.extra, "diff_amplification": amp}
             files["samples_grid.png"] = save_grid(head + grid_rows, out / "samples_grid.png")
         finally:
-            meter.close()
+            if session is None:
+                meter.close()
     report.settings["fid"] = {
         "n": cfg.fid.n,
         "seed": cfg.seed,

@@ -768,10 +768,13 @@ def measure_quality(
     device: str,
     out: Path,
     progress: Progress | None = None,
+    session: Any = None,
 ) -> dict[str, Path]:
     """Drift of every measured row against the reference sampler in torch fp32 (same noise
     and labels), through :func:`accelkit.pipelines.bench.measure_quality` with this kind's
-    :class:`~accelkit.pipelines.bench.DriftPlan`.
+    :class:`~accelkit.pipelines.bench.DriftPlan` (``session``: a
+    :class:`~accelkit.pipelines.bench.DriftSession` that keeps the prepared reference
+    for the next call).
 
     Returns:
         Paths of the sample grids and the scatter written.
@@ -814,7 +817,9 @@ def measure_quality(
         ),
         test=lambda t: "distribution" if changed and t.variant != REFERENCE_VARIANT else "paired",
     )
-    return measure(model_artifact, targets, report, cfg, device, out, progress, plan=plan)
+    return measure(
+        model_artifact, targets, report, cfg, device, out, progress, plan=plan, session=session
+    )
 
 
 def bench(

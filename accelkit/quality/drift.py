@@ -244,6 +244,7 @@ class DriftMeter:
         self._feature_scale: float | None = None
         self._feats_b: np.ndarray | None = None
         self._anchor: dict[float, np.ndarray] = {}
+        self._anchor_rng: np.random.Generator | None = None
         self._kernels = KernelCache()  # the reference's kernels, shared by every distribution test
 
     # ------------------------------------------------------------------ reference
@@ -264,8 +265,15 @@ class DriftMeter:
             }
         )
 
-    def prepare(self) -> None:
-        """Generate the reference images (set A, kept for paired metrics) and the noise floor."""
+    def prepare(self, distribution: bool = False) -> None:
+        """Generate the reference images (set A, kept for paired metrics) and the noise floor.
+
+        Args:
+            distribution: A distribution test will follow: when set B's images are made
+                here (features not cached), the margin's anchor features are computed from
+                the same images (saving the N reference images :meth:`anchor_features`
+                would make again).
+        """
         shape = (self.n, *self.reference.spec.output_shape)
         self._ref = np.lib.format.open_memmap(
             self._ref_path, mode="w+", dtype=np.float32, shape=shape
@@ -285,7 +293,20 @@ class DriftMeter:
         if feats is None:
             self.say(f"reference: FID features of 2 x {self.n} images")
             feats_a = self._features(self._batches_of(self._ref))
-            feats_b = self._features(_generate(self.reference, self.sampler, self.n, self.n))
+            db = float(self.settings.margin_db)
+            anchor = (
+                distribution
+                and self.settings.distribution_margin is None
+                and self._cached_anchor(db) is None
+            )
+            fb, fanchor = [], []
+            for out in _generate(self.reference, self.sampler, self.n, self.n):
+                fb.append(self.extractor(to_uint8(out, self.range)))
+                if anchor:
+                    fanchor.append(self._anchor_batch(out, db))
+            feats_b = np.concatenate(fb)
+            if anchor:
+                self._store_anchor(db, np.concatenate(fanchor))
             with cache.writing(key, ".npz", {"n": self.n, "seed": self.seed}) as tmp:
                 with open(tmp, "wb") as fh:
                     np.savez(
@@ -546,36 +567,57 @@ class DriftMeter:
         quantized like any other. The features are cached beside the reference's.
         """
         db = float(self.settings.margin_db)
-        if db in self._anchor:
-            return self._anchor[db]
-        cache = Cache("drift")
-        key = cache_key(
-            {"what": "drift anchor features", "reference_key": self.cache_key(), "margin_db": db}
-        )
-        entry = cache.lookup(key, ".npz")
-        if entry is not None:
-            try:
-                with np.load(entry, allow_pickle=False) as z:
-                    feats = z["feats"].astype(np.float64)
-                if feats.shape[0] != self.n or not np.isfinite(feats).all():
-                    raise ValueError(f"array of shape {feats.shape}")
-                self._anchor[db] = feats
-                return feats
-            except Exception as exc:  # noqa: BLE001 - a broken cache entry is recomputed, never a crash
-                log.warning("drift anchor features %s are unusable (%s); recomputing", entry, exc)
-                entry.unlink(missing_ok=True)
-        lo, hi = self.range
-        sigma = (hi - lo) * 10.0 ** (-db / 20.0)
-        rng = np.random.default_rng([self.seed, 35])
+        feats = self._cached_anchor(db)
+        if feats is not None:
+            return feats
         self.say(
             f"distribution test: anchor features (reference + pixel noise at {db:g} dB) on {self.n} images"
         )
-        feats_list = []
-        for out in _generate(self.reference, self.sampler, self.n, self.n):
-            noisy = np.clip(out + rng.normal(0.0, sigma, out.shape), lo, hi).astype(np.float32)
-            feats_list.append(self.extractor(to_uint8(noisy, self.range)))
-        feats = np.concatenate(feats_list)
-        with cache.writing(key, ".npz", {"n": self.n, "seed": self.seed, "margin_db": db}) as tmp:
+        batches = [
+            self._anchor_batch(out, db)
+            for out in _generate(self.reference, self.sampler, self.n, self.n)
+        ]
+        return self._store_anchor(db, np.concatenate(batches))
+
+    def _anchor_key(self, db: float) -> str:
+        return cache_key(
+            {"what": "drift anchor features", "reference_key": self.cache_key(), "margin_db": db}
+        )
+
+    def _cached_anchor(self, db: float) -> np.ndarray | None:
+        """The anchor features at ``db`` from memory or the cache (None: not there)."""
+        if db in self._anchor:
+            return self._anchor[db]
+        entry = Cache("drift").lookup(self._anchor_key(db), ".npz")
+        if entry is None:
+            return None
+        try:
+            with np.load(entry, allow_pickle=False) as z:
+                feats = z["feats"].astype(np.float64)
+            if feats.shape[0] != self.n or not np.isfinite(feats).all():
+                raise ValueError(f"array of shape {feats.shape}")
+        except Exception as exc:  # noqa: BLE001 - a broken cache entry is recomputed, never a crash
+            log.warning("drift anchor features %s are unusable (%s); recomputing", entry, exc)
+            entry.unlink(missing_ok=True)
+            return None
+        self._anchor[db] = feats
+        return feats
+
+    def _anchor_batch(self, out: np.ndarray, db: float) -> np.ndarray:
+        """Features of one batch of set-B reference images plus the anchor's pixel noise
+        (batches in set-B order: the noise stream is the meter's, seeded once)."""
+        if self._anchor_rng is None:
+            self._anchor_rng = np.random.default_rng([self.seed, 35])
+        lo, hi = self.range
+        sigma = (hi - lo) * 10.0 ** (-db / 20.0)
+        noisy = np.clip(out + self._anchor_rng.normal(0.0, sigma, out.shape), lo, hi)
+        return self.extractor(to_uint8(noisy.astype(np.float32), self.range))
+
+    def _store_anchor(self, db: float, feats: np.ndarray) -> np.ndarray:
+        self._anchor_rng = None
+        with Cache("drift").writing(
+            self._anchor_key(db), ".npz", {"n": self.n, "seed": self.seed, "margin_db": db}
+        ) as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, feats=feats.astype(np.float32))
         self._anchor[db] = feats

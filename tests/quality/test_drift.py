@@ -140,6 +140,43 @@ def test_distribution_test_on_set_b_with_the_anchor_margin(meter, monkeypatch) -
         m.measure(ref, test="fid")
 
 
+@pytest.mark.slow
+def test_prepare_for_a_distribution_test_makes_the_anchor_from_set_b_once(
+    gen_files, tiny_weights, tmp_path, monkeypatch
+) -> None:
+    """prepare(distribution=True) computes the anchor from the set-B images it makes anyway:
+    the same features as anchor_features() makes alone, without generating set B again."""
+
+    art = load_generator(gen_files["torchscript"])
+    with create_runner("torch", art, precision="fp32") as ref:
+
+        def meter_() -> DriftMeter:
+            return DriftMeter(ref, art.source_sha256, FeatureExtractor(tiny_weights), n=24,
+                              seed=3, batch_size=8, workdir=tmp_path)  # fmt: skip
+
+        alone = meter_()
+        alone.prepare()
+        want = alone.anchor_features()
+        alone.close()
+        # a fresh cache: nothing of the above is reused
+        monkeypatch.setenv("ACCELKIT_CACHE_DIR", str(tmp_path / "fresh-cache"))
+        calls = []
+        real = ref.infer
+
+        def counting(inputs):  # type: ignore[no-untyped-def]
+            calls.append(len(next(iter(inputs.values()))))
+            return real(inputs)
+
+        monkeypatch.setattr(ref, "infer", counting)
+        once = meter_()
+        once.prepare(distribution=True)
+        made = sum(calls)
+        got = once.anchor_features()
+        assert sum(calls) == made, "anchor_features generated set B again"
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+        once.close()
+
+
 def test_nan_output_is_a_failure_not_a_number(meter) -> None:
     m, ref = meter
     with pytest.raises(NonFiniteOutputError, match=r"NaN/Inf"):
@@ -457,3 +494,53 @@ def test_garbage_reference_cache_entry_is_recomputed_not_a_crash(
         assert again.noise_floor_fid == pytest.approx(floor) and "corrupt" in caplog.text
         m.close()
         again.close()
+
+
+@pytest.mark.slow
+def test_a_session_prepares_the_reference_once_and_gives_the_same_drift(
+    gen_files, tiny_weights, tmp_path, monkeypatch
+) -> None:
+    """optimize checks many builds against one reference: a DriftSession makes the reference's
+    images and noise floor once, and each check's numbers equal a fresh measurement's."""
+    from accelkit.benchmark.plan import BenchOptions
+    from accelkit.benchmark.report import Report
+    from accelkit.benchmark.suite import BenchTarget, run_benchmark
+    from accelkit.options import FidSettings
+    from accelkit.pipelines.bench import DriftSession, measure_quality
+
+    art = load_generator(gen_files["torchscript"])
+    prepared = []
+    real_prepare = DriftMeter.prepare
+
+    def counting(self, distribution: bool = False) -> None:
+        prepared.append(self.n)
+        real_prepare(self, distribution)
+
+    monkeypatch.setattr(DriftMeter, "prepare", counting)
+
+    def check(session, fid_n: int = 8):
+        cfg = BenchOptions(
+            backends=("torch",), precisions=("bf16",), batch_sizes=(2,), device="cpu",
+            out=tmp_path, fid=FidSettings(n=fid_n, weights=str(tiny_weights)),
+        )  # fmt: skip
+        targets = [BenchTarget("torch", art, {"precision": "bf16"})]
+        rep = run_benchmark(targets, (2,), device="cpu", warmup=0, repeats=1, min_time_s=0.0)
+        (tmp_path / "artifacts").mkdir(exist_ok=True)
+        measure_quality(art, targets, rep if rep is not None else Report(), cfg, "cpu", tmp_path,
+                        session=session)  # fmt: skip
+        row = next((r for r in rep.rows if r.status == "ok"), None)
+        assert row is not None, [(r.status, r.reason) for r in rep.rows]
+        return row.fid_drift, row.psnr_db, row.drift_verdict
+
+    fresh = check(None)
+    assert prepared == [8]
+    session = DriftSession()
+    try:
+        first, second = check(session), check(session)
+        assert prepared == [8, 8], "the second check made the reference again"
+        assert first == second == fresh
+        check(session, fid_n=10)  # another measurement replaces the kept reference
+        assert prepared == [8, 8, 10] and session.meter is not None and session.meter.n == 10
+    finally:
+        session.close()
+    assert session.meter is None
