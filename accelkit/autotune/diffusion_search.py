@@ -11,11 +11,19 @@ the reference sampler, uncached) is always timed. Excluded, with the reason reco
 a cache at int8 (its partial graphs export as fp32/fp16 only), and sampler settings equal
 to the reference's on a build that is the reference itself.
 
-**The choice** (:func:`quality_order`, :func:`choose`): speed first -- every candidate is
-timed; quality is measured only for candidates that could win, in decreasing speed, and
-the first one the distribution-level verdict accepts (``choice.judge`` with the budget) is
-chosen: nothing slower can beat it. Unstable timings still rank (they are the best guess)
-but their ratios are withheld in the report.
+**Speed** (:func:`probe_candidates`, :func:`fit_step_cost`, :func:`estimated`): the space
+is a few hundred candidates, too many to time each on a CPU within a search's budget, and
+a sampler's cost is nearly linear in its steps for a given build. So each *unit* (backend x
+precision x cache) is timed at two step counts (:func:`probe_steps`, the reference
+scheduler), its cost per batch fitted as ``overhead + per_step x steps``, and every other
+sampler of the unit gets an *estimated* speed from it; the reference is timed itself, and
+so is every candidate before its quality is checked (its ratio is reported only then).
+
+**The choice** (:func:`quality_order`, :func:`choose`): speed first -- quality is measured
+only for candidates that could win, in decreasing (estimated) speed, and the first one the
+distribution-level verdict accepts (``choice.judge`` with the budget) is chosen: nothing
+slower can beat it. Unstable timings still rank (they are the best guess) but their ratios
+are withheld in the report.
 
 **The ladder** (:func:`ladder`): reference -> fewer steps (the best accepted candidate that
 changes only steps/scheduler) -> + cache (only the sampler levers) -> + backend/precision
@@ -40,6 +48,8 @@ DIT_CACHES = ("none", "fbcache:0.05", "fbcache:0.1")
 CACHED_PRECISIONS = ("fp32", "fp16")
 #: A ladder rung's ratio is withheld when either side's timing is unstable.
 UNSTABLE = "unstable timing"
+#: A speed estimated from a unit's per-step cost, not timed (its ratio is withheld).
+ESTIMATED = "estimated from the unit's per-step cost, not timed"
 
 
 @dataclass(frozen=True)
@@ -90,6 +100,12 @@ class DiffusionCandidate:
         if self.precision != reference.precision:
             out.add("precision")
         return frozenset(out)
+
+    @property
+    def unit(self) -> tuple[str, str, str]:
+        """``(backend, precision, cache)``: what its per-step cost depends on (not the
+        scheduler or the step count)."""
+        return (self.backend, self.precision, self.cache)
 
     def bench_command(self, generator: str, batch: int, extra: Sequence[str] = ()) -> str:
         """The ``accelkit bench`` command that re-measures this build as printed."""
@@ -179,6 +195,8 @@ class Timed:
         reason: Why it failed or what the verdict said.
         psnr_db: Paired PSNR against the reference (shown, not deciding).
         fid_drift: FID drift against the reference (the Pareto plot's axis).
+        estimated: The speed is :func:`estimated` from the unit's per-step cost (timed
+            itself once its quality is checked).
     """
 
     candidate: DiffusionCandidate
@@ -188,10 +206,11 @@ class Timed:
     reason: str = ""
     psnr_db: float | None = None
     fid_drift: float | None = None
+    estimated: bool = False
 
     @property
     def ok(self) -> bool:
-        """It was timed."""
+        """It has a speed (timed, or estimated from its unit's per-step cost)."""
         return self.images_per_sec is not None
 
     def to_dict(self) -> dict[str, Any]:
@@ -204,7 +223,89 @@ class Timed:
             "reason": self.reason,
             "psnr_db": self.psnr_db,
             "fid_drift": self.fid_drift,
+            "estimated": self.estimated,
         }
+
+
+def probe_steps(
+    candidates: Sequence[DiffusionCandidate], reference: DiffusionCandidate
+) -> list[int]:
+    """The two step counts each unit is timed at: the fewest steps in the space and the
+    most below the reference's (the reference's own when no other count is left): the
+    counts the fastest candidates use lie between them."""
+    counts = sorted({c.steps for c in candidates if c.steps <= reference.steps})
+    lo = counts[0] if counts else reference.steps
+    below = [n for n in counts if lo < n < reference.steps]
+    hi = below[-1] if below else reference.steps
+    return [lo] if hi == lo else [lo, hi]
+
+
+def probe_candidates(
+    candidates: Sequence[DiffusionCandidate],
+    reference: DiffusionCandidate,
+    steps: Sequence[int] | None = None,
+) -> list[DiffusionCandidate]:
+    """What the speed phase times: the reference, and each unit of ``candidates`` at the
+    reference scheduler and each of ``steps`` (default :func:`probe_steps`)."""
+    counts = list(steps) if steps is not None else probe_steps(candidates, reference)
+    out = [reference]
+    for unit in dict.fromkeys(c.unit for c in candidates):
+        backend, precision, cache = unit
+        for n in counts:
+            c = DiffusionCandidate(reference.scheduler, n, cache, backend, precision)
+            if c not in out:
+                out.append(c)
+    return out
+
+
+@dataclass(frozen=True)
+class StepCost:
+    """A unit's fitted cost of one batch: ``overhead_s + per_step_s x steps`` seconds.
+
+    Attributes:
+        overhead_s: Seconds per batch that do not grow with steps (decode, set-up).
+        per_step_s: Seconds per denoising step of the batch.
+        unstable: A timing it was fitted from was unstable.
+    """
+
+    overhead_s: float
+    per_step_s: float
+    unstable: bool = False
+
+    def seconds(self, steps: int) -> float:
+        """Predicted seconds of one batch at ``steps``."""
+        return self.overhead_s + self.per_step_s * steps
+
+
+def fit_step_cost(points: Sequence[tuple[int, float]], unstable: bool = False) -> StepCost | None:
+    """Least-squares line through ``(steps, seconds per batch)`` points, both terms kept
+    non-negative (a negative overhead is refitted through the origin). None with fewer
+    than two distinct step counts or a non-positive time."""
+    pts = [(float(n), float(t)) for n, t in points]
+    if len({n for n, _ in pts}) < 2 or any(t <= 0 for _, t in pts):
+        return None
+    k = len(pts)
+    mx = sum(n for n, _ in pts) / k
+    my = sum(t for _, t in pts) / k
+    sxx = sum((n - mx) ** 2 for n, _ in pts)
+    slope = sum((n - mx) * (t - my) for n, t in pts) / sxx
+    overhead = my - slope * mx
+    if slope < 0:
+        slope, overhead = 0.0, my
+    if overhead < 0:
+        slope, overhead = sum(n * t for n, t in pts) / sum(n * n for n, _ in pts), 0.0
+    return StepCost(overhead, slope, unstable)
+
+
+def estimated(candidate: DiffusionCandidate, cost: StepCost, batch: int) -> Timed:
+    """``candidate``'s speed predicted from its unit's :class:`StepCost` (images/s)."""
+    return Timed(
+        candidate,
+        batch / cost.seconds(candidate.steps),
+        unstable=cost.unstable,
+        reason=ESTIMATED,
+        estimated=True,
+    )
 
 
 def quality_order(timed: Sequence[Timed], reference: DiffusionCandidate) -> list[Timed]:
@@ -228,26 +329,46 @@ def choose(
     judge: Callable[[Timed], str],
     *,
     max_checks: int | None = None,
-    time_left: Callable[[], bool] = lambda: True,
+    time_left: Callable[[Timed], bool] = lambda t: True,
+    confirm: Callable[[Timed], None] | None = None,
 ) -> tuple[Timed | None, list[Timed]]:
     """Speed first, then quality: check candidates in :func:`quality_order` with
     ``judge`` (sets and returns the verdict) until one is ``accepted``.
 
+    An :func:`estimated` candidate is timed itself (``confirm``, which replaces its speed)
+    before it is judged, and the order is redone: it is judged only while it is still the
+    fastest candidate left (and faster than the reference), so the chosen build was timed
+    faster than every build not checked, estimated or timed.
+
     Args:
-        timed: Every timed candidate.
+        timed: Every candidate with a speed (timed or estimated).
         reference: The reference build (chosen when nothing faster is accepted).
         judge: Measures a candidate's quality; returns its verdict.
         max_checks: At most this many quality checks (None: no limit).
-        time_left: False once the time budget is spent (stop checking).
+        time_left: False once the time budget cannot hold checking this candidate (timing
+            it first, when estimated, then its quality): the search stops there.
+        confirm: Times an estimated candidate (sets ``images_per_sec``, ``unstable``,
+            ``estimated=False``; ``images_per_sec`` None when it failed). None: estimated
+            speeds are taken as they are.
 
     Returns:
         ``(chosen, checked)``: the accepted fastest build, or the reference when none
         was accepted (None when the reference was not timed either); ``checked`` in order.
     """
     checked: list[Timed] = []
-    for t in quality_order(timed, reference):
-        if (max_checks is not None and len(checked) >= max_checks) or not time_left():
+    done: set[int] = set()
+    while True:
+        pool = [t for t in quality_order(timed, reference) if id(t) not in done]
+        if not pool or (max_checks is not None and len(checked) >= max_checks):
             break
+        t = pool[0]
+        if not time_left(t):
+            break
+        if t.estimated and confirm is not None:
+            confirm(t)
+            t.estimated = False
+            continue  # re-rank with its measured speed
+        done.add(id(t))
         t.verdict = judge(t)
         checked.append(t)
         if t.verdict == "accepted":
@@ -317,14 +438,20 @@ def ladder(
 __all__ = [
     "CACHED_PRECISIONS",
     "DIT_CACHES",
+    "ESTIMATED",
     "SCHEDULERS",
     "STEP_GRID",
     "UNET_CACHES",
     "DiffusionCandidate",
     "Rung",
+    "StepCost",
     "Timed",
     "choose",
     "diffusion_space",
+    "estimated",
+    "fit_step_cost",
     "ladder",
+    "probe_candidates",
+    "probe_steps",
     "quality_order",
 ]

@@ -39,8 +39,10 @@ _DEFAULTS = OptimizeOptions()
     only=("n", "weights", "batch"),
     panel="Quality",
     help={
-        "n": "Images per set for the FID/KID drift of each candidate (the noise floor uses twice as many); at least 2."
+        "n": "Images per set for the FID/KID drift of each candidate (the noise floor uses twice as many); at least 2. "
+        "Default: 500, or 200 for a diffusion pipeline (each image is a whole sampler run)."
     },
+    hide_defaults=("n",),
 )
 @bind("int8_settings", Int8Settings, only=("calib",), panel="INT8")
 @bind("search", OptimizeOptions)

@@ -213,6 +213,7 @@ def bind(
     panel: str | None = None,
     panels: Mapping[str, str | None] | None = None,
     help: Mapping[str, str] | None = None,
+    hide_defaults: Sequence[str] = (),
 ) -> Callable[[F], F]:
     """Add the flags of an option value object to a command; it receives the object as ``param``.
 
@@ -231,6 +232,8 @@ def bind(
         panel: ``--help`` panel of the group.
         panels: Field -> ``--help`` panel, where a field stands apart from ``panel``.
         help: Field -> help text, where this command says more than the shared text.
+        hide_defaults: Fields whose default ``--help`` does not show (their help text says
+            it, e.g. a 0 that means "the kind's default").
     """
     base = defaults if defaults is not None else cls()
     all_flags = flags_of(cls)
@@ -253,6 +256,7 @@ def bind(
                         help=own_help.get(name, fl.help),
                         metavar=fl.metavar,
                         rich_help_panel=(panels or {}).get(name, panel),
+                        show_default=name not in hide_defaults,
                     ),
                     annotation=fl.cli_type,
                 )

@@ -270,7 +270,9 @@ def optimize(
     weights = resolve_weights(opts.fid.weights)  # no FID weights: fail before any work
     from accelkit.loading import require_format
 
-    if require_format(generator, ("torch", "diffusion"), "{source}") == "diffusion":
+    diffusion = require_format(generator, ("torch", "diffusion"), "{source}") == "diffusion"
+    opts = opts.for_kind(diffusion)  # --fid not given: the kind's default N
+    if diffusion:
         return _optimize_pipeline(generator, opts, budget, device, say, started)
     require_format(
         generator,

@@ -7,21 +7,27 @@ module runs them:
    (:func:`~accelkit.benchmark.plan.planned_recipes`), made once by the component builder
    (INT8 calibrated on the reference sampler's trajectories, which visit every timestep a
    shorter sampler does), and each cache's partial graphs once per precision (fp32/fp16);
-2. **speed first**: every candidate is timed briefly (:data:`SEARCH_REPEATS` repeats of
-   ``--min-time``) at ``--batch`` in two rounds (the second in
-   reverse order, so a machine-load drift hits both ends alike); its speed is the mean of
-   the two medians, *unstable* when a round was unstable or the rounds disagree by more
-   than :data:`ROUND_SPREAD`; the torch fp32 reference sampler is one of them;
+2. **speed first**: the reference and each unit (backend x precision x cache) at the
+   probe step counts (:func:`~accelkit.autotune.diffusion_search.probe_steps`, the
+   reference scheduler) are timed briefly (:data:`SEARCH_REPEATS` repeats of
+   ``--min-time``) at ``--batch`` in two rounds (the second in reverse order, so a
+   machine-load drift hits both ends alike); a speed is the mean of the two medians,
+   *unstable* when a round was unstable or the rounds disagree by more than
+   :data:`ROUND_SPREAD`. Every other candidate's speed is *estimated* from its unit's
+   fitted cost (overhead + per-step x steps): a few hundred candidates cannot each be
+   timed within a CPU search's budget, and steps change a build's cost linearly;
 3. **quality only for builds that could win**: in decreasing speed, each candidate faster
-   than the reference gets its drift measured against the reference sampler (``--fid N``
-   images, same noise and labels); steps/scheduler/cache change trajectories, so the
-   **distribution-level** test decides (paired PSNR is shown, not deciding) and
-   ``choice.judge(drift, budget)`` accepts or not; the first accepted one is chosen;
+   than the reference is first timed itself when its speed was estimated (and re-ranked),
+   then gets its drift measured against the reference sampler (``--fid N`` images, same
+   noise and labels; the reference's images, features and anchor are made once for all
+   checks); steps/scheduler/cache change trajectories, so the **distribution-level**
+   test decides (paired PSNR is shown, not deciding) and ``choice.judge(drift, budget)``
+   accepts or not; the first accepted one is chosen;
 4. **the ladder** checks, if not already checked, the fastest sampler-only candidates
    so that each lever's gain is measured on an accepted build.
 
-``--time-budget`` is honoured between candidates (speed) and between checks (quality);
-what was not reached is listed in the report.
+``--time-budget`` is honoured between timings (speed) and before each check, whose cost
+is estimated first (quality); what was not reached is listed in the report.
 """
 
 from __future__ import annotations
@@ -40,7 +46,11 @@ from accelkit.autotune.diffusion_search import (
     Timed,
     choose,
     diffusion_space,
+    estimated,
+    fit_step_cost,
     ladder,
+    probe_candidates,
+    probe_steps,
     quality_order,
 )
 from accelkit.errors import AccelkitError, one_line
@@ -78,6 +88,8 @@ class DiffusionOptimizeResult(Result):
         ref = next((x for x in self.timed if x.candidate == self.reference and x.ok), None)
         if t is None or ref is None or not t.ok:
             return None, "not measured"
+        if t.estimated:
+            return None, "estimated, not timed"
         if t.unstable or ref.unstable:
             return None, "unstable timing"
         return (t.images_per_sec or 0.0) / (ref.images_per_sec or 1.0), None
@@ -190,6 +202,7 @@ def optimize_diffusion(
     from accelkit.files import write_text_atomic
     from accelkit.options import BuildRecipe
     from accelkit.pipelines import diffusion as dif
+    from accelkit.pipelines.bench import DriftSession
     from accelkit.runners.base import available_backends
     from accelkit.vocab import onnx_source
 
@@ -289,55 +302,102 @@ def optimize_diffusion(
             c.backend, artifact, opts_, variant=variant, precision=c.precision, make_runner=make
         )
 
-    # 2. speed first: every candidate, two rounds (forward, then reverse)
+    # 2. speed first: the reference and every unit (backend x precision x cache) at the
+    # probe step counts, two rounds (forward, then reverse); every other candidate's speed
+    # is estimated from its unit's fitted per-step cost, and timed itself before a check
     timed: dict[DiffusionCandidate, Timed] = {}
     reports: dict[DiffusionCandidate, Any] = {}
     targets: dict[DiffusionCandidate, Any] = {}
+
+    def time_once(c: DiffusionCandidate) -> tuple[tuple[float | None, bool, str], Any]:
+        if c not in targets:
+            targets[c] = target(c)
+        rep = run_benchmark(
+            [targets[c]],
+            (batch,),
+            device=device,
+            warmup=opts.timing.warmup,
+            repeats=min(opts.timing.repeats, SEARCH_REPEATS),
+            min_time_s=opts.timing.min_time_s,
+            seed=0,
+            report=Report(),
+        )
+        return _row_speed(rep.rows), rep
+
+    def settle(c: DiffusionCandidate, rounds: list[tuple[float | None, bool, str]]) -> Timed:
+        vals = [v for v, _, _ in rounds if v is not None]
+        if not vals:
+            return Timed(c, None, reason=rounds[0][2])
+        mean = sum(vals) / len(vals)
+        spread = (max(vals) - min(vals)) / mean if len(vals) > 1 else 0.0
+        unstable = any(u for _, u, _ in rounds) or spread > ROUND_SPREAD or len(vals) < 2
+        return Timed(c, mean, unstable=unstable)
+
+    probes = probe_candidates(candidates, reference)
     speeds: dict[DiffusionCandidate, list[tuple[float | None, bool, str]]] = {}
-    order = list(candidates)
-    for rnd, seq in enumerate((order, order[::-1])):
+    for rnd, seq in enumerate((probes, probes[::-1])):
         for c in seq:
             if left() <= 0:
                 break
             if rnd == 1 and c not in speeds:
                 continue
             try:
-                if c not in targets:
-                    targets[c] = target(c)
+                say(f"timing {c.id} (round {rnd + 1})")
+                speed, rep = time_once(c)
             except AccelkitError as exc:
                 excluded.append((c.id, one_line(exc)))
                 continue
-            say(f"timing {c.id} (round {rnd + 1})")
-            rep = run_benchmark(
-                [targets[c]],
-                (batch,),
-                device=device,
-                warmup=opts.timing.warmup,
-                repeats=min(opts.timing.repeats, SEARCH_REPEATS),
-                min_time_s=opts.timing.min_time_s,
-                seed=0,
-                report=Report(),
-            )
-            speeds.setdefault(c, []).append(_row_speed(rep.rows))
+            speeds.setdefault(c, []).append(speed)
             if rnd == 0:
                 reports[c] = rep
     for c, rounds in speeds.items():
-        vals = [v for v, _, _ in rounds if v is not None]
-        if not vals:
-            timed[c] = Timed(c, None, reason=rounds[0][2])
+        timed[c] = settle(c, rounds)
+    costs: dict[tuple[str, str, str], Any] = {}
+    for unit in dict.fromkeys(c.unit for c in probes):
+        pts = [
+            t
+            for c, t in timed.items()
+            if c.unit == unit and t.ok and c.scheduler == reference.scheduler
+        ]
+        costs[unit] = fit_step_cost(
+            [(t.candidate.steps, batch / float(t.images_per_sec or 1.0)) for t in pts],
+            unstable=any(t.unstable for t in pts),
+        )
+    gone = dict(excluded)
+    not_timed = []
+    for c in candidates:
+        if c in timed or c.id in gone:
             continue
-        mean = sum(vals) / len(vals)
-        spread = (max(vals) - min(vals)) / mean if len(vals) > 1 else 0.0
-        unstable = any(u for _, u, _ in rounds) or spread > ROUND_SPREAD or len(vals) < 2
-        timed[c] = Timed(c, mean, unstable=unstable)
-    not_timed = [c.id for c in candidates if c not in timed and c.id not in dict(excluded)]
+        cost = costs.get(c.unit)
+        if cost is not None:
+            timed[c] = estimated(c, cost, batch)
+        else:
+            not_timed.append(c.id)
     if not_timed:
         notes.append(
-            f"the time budget ran out before timing {len(not_timed)} candidates: {', '.join(not_timed[:6])}"
-            + (" ..." if len(not_timed) > 6 else "")
+            f"{len(not_timed)} candidates have no speed (the time budget ran out, or their "
+            f"unit could not be timed at {' and '.join(map(str, probe_steps(candidates, reference)))} steps): "
+            f"{', '.join(not_timed[:6])}" + (" ..." if len(not_timed) > 6 else "")
         )
 
-    # 3. quality for builds that could win, fastest first
+    def confirm(t: Timed) -> None:
+        """Time an estimated candidate itself (two rounds back to back)."""
+        c = t.candidate
+        say(f"timing {c.id} before its quality check")
+        try:
+            first, rep = time_once(c)
+            second, _ = time_once(c)
+        except AccelkitError as exc:
+            t.images_per_sec, t.reason = None, one_line(exc)
+            return
+        reports[c] = rep
+        got = settle(c, [first, second])
+        t.images_per_sec, t.unstable, t.reason = got.images_per_sec, got.unstable, got.reason
+
+    # 3. quality for builds that could win, fastest first; the reference's images,
+    # features and margin anchor are made once for all checks (the session)
+    session = DriftSession()
+
     def judge(t: Timed) -> str:
         c = t.candidate
         rep = reports[c]
@@ -360,6 +420,7 @@ def optimize_diffusion(
                 device,
                 out / "quality",
                 say,
+                session=session,
             )
         except AccelkitError as exc:
             t.reason = one_line(exc)
@@ -374,29 +435,55 @@ def optimize_diffusion(
 
     (out / "quality" / "artifacts").mkdir(parents=True, exist_ok=True)
     all_timed = list(timed.values())
-    chosen, checked = choose(
-        all_timed,
-        reference,
-        judge,
-        max_checks=MAX_QUALITY_CHECKS,
-        time_left=lambda: left() > 0,
-    )
-    # 4. the ladder's sampler-only rungs, measured if not yet checked
-    for only_steps in (True, False):
-        pool = [
-            t
-            for t in all_timed
-            if not ({"backend", "precision"} & t.candidate.levers(reference))
-            and (not only_steps or "cache" not in t.candidate.trajectory(reference))
-        ]
-        for t in quality_order(pool, reference):
-            if left() <= 0 or len(checked) >= 2 * MAX_QUALITY_CHECKS:
-                break
-            if t.verdict is None:
-                t.verdict = judge(t)
-                checked.append(t)
-            if t.verdict == "accepted":
-                break
+    ref_timed = timed.get(reference)
+    n_fid = int(opts.fid.n)
+
+    def fits(t: Timed) -> bool:
+        """Whether the budget holds checking ``t``: its 2 x N images (at its batch-size
+        speed, an upper bound at the drift batch) plus, the first time, the reference's
+        3 x N (sets A and B and the margin's anchor)."""
+        ips = float(t.images_per_sec or 0.0)
+        if ips <= 0:
+            return left() > 0
+        need = 2 * n_fid / ips
+        if session.meter is None and ref_timed is not None and ref_timed.images_per_sec:
+            need += 3 * n_fid / float(ref_timed.images_per_sec)
+        return left() > need
+
+    try:
+        chosen, checked = choose(
+            all_timed,
+            reference,
+            judge,
+            max_checks=MAX_QUALITY_CHECKS,
+            time_left=fits,
+            confirm=confirm,
+        )
+        # 4. the ladder's sampler-only rungs, measured if not yet checked
+        for only_steps in (True, False):
+            pool = [
+                t
+                for t in all_timed
+                if not ({"backend", "precision"} & t.candidate.levers(reference))
+                and (not only_steps or "cache" not in t.candidate.trajectory(reference))
+            ]
+            for t in quality_order(pool, reference):
+                if not fits(t) or len(checked) >= 2 * MAX_QUALITY_CHECKS:
+                    break
+                if t.verdict is None:
+                    if t.estimated:
+                        confirm(t)
+                        t.estimated = False
+                        if ref_timed is None or (t.images_per_sec or 0.0) <= (
+                            ref_timed.images_per_sec or 0.0
+                        ):
+                            continue
+                    t.verdict = judge(t)
+                    checked.append(t)
+                if t.verdict == "accepted":
+                    break
+    finally:
+        session.close()
     rungs = ladder(all_timed, reference, chosen)
     commands = []
     if chosen is not None:
@@ -458,7 +545,9 @@ def render(result: DiffusionOptimizeResult) -> str:
         f"{result.reference.scheduler}-{result.reference.steps}, no cache. "
         "Steps, scheduler and cache change trajectories: the distribution-level test decides "
         "their verdict; paired PSNR is shown, not deciding. Speeds: mean of two timing rounds "
-        "(forward then reverse order); *unstable* rows rank but their ratios are withheld.",
+        "(forward then reverse order); *unstable* rows rank but their ratios are withheld; "
+        "*estimated* speeds (from the build's per-step cost, timed at two step counts) "
+        "rank, and a candidate is timed itself before its quality is checked.",
         "",
         "## The ladder",
         "",
@@ -491,7 +580,7 @@ def render(result: DiffusionOptimizeResult) -> str:
     for t in sorted(result.timed, key=lambda x: -(x.images_per_sec or 0.0)):
         vs, w = result.ratio(t)
         lines.append(
-            f"| {t.candidate.id} | {t.images_per_sec or 0:.3g} | "
+            f"| {t.candidate.id} | {t.images_per_sec or 0:.3g}{' (est.)' if t.estimated else ''} | "
             f"{f'{vs:.2f}x' if vs is not None else w} | {t.verdict or 'not checked'} | "
             f"{'' if t.psnr_db is None else f'{t.psnr_db:.1f}'} | {t.reason[:160]} |"
         )

@@ -580,6 +580,13 @@ def _precisions(values: Sequence[Any], flag_text: str) -> tuple[str, ...]:
     return tuple(enum_value(Precision, p, flag_text).value for p in values)
 
 
+#: ``optimize --fid`` when not given: images per set of a one-pass generator's search.
+OPTIMIZE_FID_N = 500
+#: ... and of a diffusion pipeline's (every image is a whole sampler run; at 200 the
+#: distribution-level test decides the bundled ddpm's step changes: docs/diffusion.md).
+OPTIMIZE_DIFFUSION_FID_N = 200
+
+
 @dataclass(frozen=True)
 class OptimizeOptions:
     """``accelkit optimize``: the fastest build whose quality the user accepts.
@@ -593,7 +600,9 @@ class OptimizeOptions:
         device: ``auto``, ``cpu`` or ``cuda[:N]``.
         time_budget: Wall time for the search (``20m``, seconds...).
         out: Output folder (chosen artifact, report, Pareto plot, journal).
-        fid: The drift measurement (N images per set, extractor...); N >= 2.
+        fid: The drift measurement (N images per set, extractor...); N >= 2, or 0 (the
+            default): :data:`OPTIMIZE_FID_N`, :data:`OPTIMIZE_DIFFUSION_FID_N` for a
+            diffusion pipeline (:meth:`for_kind`).
         seed: Latent seed.
         threads: The CPU thread policy, the same for every candidate and the baseline.
         allow_prune: Also search structured pruning + distillation (changes weights).
@@ -643,7 +652,7 @@ class OptimizeOptions:
         "journal.jsonl.",
         cli_type=Path,
     )
-    fid: FidSettings = field(default_factory=lambda: FidSettings(n=500))
+    fid: FidSettings = field(default_factory=lambda: FidSettings(n=0))
     seed: int = flag(
         0,
         "--seed",
@@ -707,6 +716,16 @@ class OptimizeOptions:
         """The time budget in seconds."""
         return parse_duration(self.time_budget)
 
+    def for_kind(self, diffusion: bool) -> OptimizeOptions:
+        """These options with ``--fid`` resolved for the generator's kind when not given
+        (0): :data:`OPTIMIZE_DIFFUSION_FID_N` for a diffusion pipeline (each of its images is
+        a whole sampler run, and the reference is made three times over: sets A and B and
+        the margin's anchor), else :data:`OPTIMIZE_FID_N`."""
+        if self.fid.n:
+            return self
+        n = OPTIMIZE_DIFFUSION_FID_N if diffusion else OPTIMIZE_FID_N
+        return replace(self, fid=replace(self.fid, n=n))
+
     def validated(self) -> OptimizeOptions:
         """Check the values; returns ``self``."""
         from accelkit.autotune.choice import Budget
@@ -714,7 +733,7 @@ class OptimizeOptions:
         Budget.parse(self.budget)
         parse_duration(self.time_budget)
         parse_batches(self.batch, "--batch", single=True)
-        self.fid.validated(required=True)
+        self.fid.validated(required=self.fid.n != 0)  # 0: the kind's default (for_kind)
         self.threads.validated()
         self.int8.validated()
         self.timing.validated()

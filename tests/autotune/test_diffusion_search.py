@@ -7,12 +7,18 @@ import shlex
 import pytest
 
 from accelkit.autotune.diffusion_search import (
+    ESTIMATED,
     UNSTABLE,
     DiffusionCandidate,
+    StepCost,
     Timed,
     choose,
     diffusion_space,
+    estimated,
+    fit_step_cost,
     ladder,
+    probe_candidates,
+    probe_steps,
     quality_order,
 )
 
@@ -90,7 +96,7 @@ def test_choice_honours_the_check_limit_and_the_clock() -> None:
     timed = [T(REF, 1.0), T(C("ddim", 10), 9), T(C("ddim", 20), 5)]
     got, done = choose(timed, REF, lambda t: "rejected", max_checks=1)
     assert got.candidate == REF and len(done) == 1
-    got, done = choose(timed, REF, lambda t: "accepted", time_left=lambda: False)
+    got, done = choose(timed, REF, lambda t: "accepted", time_left=lambda t: False)
     assert got.candidate == REF and done == []
     assert [t.candidate.steps for t in quality_order(timed, REF)] == [10, 20]
 
@@ -125,3 +131,75 @@ def test_bench_command_round_trips_through_a_shell() -> None:
         "--steps": "20", "--scheduler": "dpm++", "--cache": "deepcache:3:1", "--backend": "ort",
         "--precision": "fp16", "--batch": "8", "--fid": "200",
     }  # fmt: skip
+
+
+def test_probes_time_each_unit_at_two_step_counts_with_the_reference_scheduler() -> None:
+    cands, _ = diffusion_space(REF, [("torch", "fp32"), ("ort", "int8")], unet=True)
+    probes = probe_candidates(cands, REF)
+    assert probes[0] == REF and len(set(probes)) == len(probes)
+    units = {c.unit for c in cands}
+    assert len(units) == 3 + 1  # torch fp32 x {none, dc2, dc3}; ort int8 uncached
+    assert {(c.unit, c.steps) for c in probes[1:]} == {(u, n) for u in units for n in (10, 25)}
+    assert {c.scheduler for c in probes} == {"ddim"}
+    # the fewest steps and the most below the reference's; the reference's own when alone
+    assert probe_steps(cands, REF) == [10, 25]
+    assert probe_steps([C("ddim", 10), C("ddim", 50)], REF) == [10, 50]
+    assert probe_steps([C("ddim", 50)], REF) == [50]
+    got = probe_candidates([C("ddim", 8, backend="ort")], REF, steps=(8, 20))
+    assert [c.steps for c in got[1:]] == [8, 20] and got[1].backend == "ort"
+
+
+@pytest.mark.parametrize(
+    ("points", "want"),
+    [
+        ([(10, 1.5), (25, 3.0)], (0.5, 0.1)),  # exact line
+        ([(10, 1.0), (20, 2.0), (30, 3.0)], (0.0, 0.1)),  # through the origin
+        ([(10, 2.0), (25, 1.9)], (1.95, 0.0)),  # faster with more steps: noise, flat
+        ([(10, 0.5), (25, 3.5)], (0.0, (10 * 0.5 + 25 * 3.5) / (100 + 625))),  # overhead < 0
+    ],
+)
+def test_step_cost_fit(points, want) -> None:
+    cost = fit_step_cost(points)
+    assert cost is not None
+    assert (cost.overhead_s, cost.per_step_s) == pytest.approx(want)
+    assert cost.overhead_s >= 0 and cost.per_step_s >= 0
+
+
+def test_step_cost_needs_two_counts_and_positive_times() -> None:
+    assert fit_step_cost([(10, 1.0), (10, 1.1)]) is None
+    assert fit_step_cost([(10, 1.0), (20, 0.0)]) is None
+    t = estimated(C("ddim", 20), StepCost(0.5, 0.1, unstable=True), batch=4)
+    assert t.images_per_sec == pytest.approx(4 / 2.5) and t.estimated and t.unstable
+    assert t.reason == ESTIMATED and t.to_dict()["estimated"] is True
+
+
+def test_an_estimated_candidate_is_timed_before_it_is_judged_and_reranked() -> None:
+    ref = T(REF, 1.0)
+    a = Timed(C("ddim", 10), 9.0, estimated=True)  # estimated fastest, truly 3.0
+    b = T(C("ddim", 15), 5.0)  # timed
+    c = Timed(C("ddim", 20), 4.0, estimated=True)  # truly 0.5: slower than the reference
+    truth = {a.candidate: 3.0, c.candidate: 0.5}
+    confirmed = []
+
+    def confirm(t: Timed) -> None:
+        confirmed.append(t.candidate.steps)
+        t.images_per_sec = truth[t.candidate]
+
+    judged = []
+
+    def judge(t: Timed) -> str:
+        assert not t.estimated, "judged on an estimate"
+        judged.append(t.candidate.steps)
+        return "rejected"
+
+    got, done = choose([ref, a, b, c], REF, judge, confirm=confirm)
+    # a timed first (estimated fastest): now 3.0 < b's 5.0, so b is judged first, then a;
+    # c is timed when it becomes the fastest left, found slower than the reference, never judged
+    assert confirmed == [10, 20] and judged == [15, 10]
+    assert got is ref and [t.candidate.steps for t in done] == [15, 10]
+    # without confirm an estimate is taken as it is
+    for t in (a, c):
+        t.estimated, t.verdict = True, None
+    a.images_per_sec, c.images_per_sec = 9.0, 4.0
+    got, done = choose([ref, a, b, c], REF, lambda t: "accepted")
+    assert got is a

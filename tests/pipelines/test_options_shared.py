@@ -31,3 +31,19 @@ def test_fid_options_share_fid_settings_defaults_and_name_their_own_flag() -> No
     with pytest.raises(InputError, match=r"^--batch-size 0 ") as err:
         FidOptions(fid=FidSettings(batch=0)).validated()
     assert "--fid-batch" not in str(err.value)
+
+
+def test_optimize_fid_defaults_by_kind_and_an_explicit_n_is_kept() -> None:
+    from accelkit.options import FidSettings
+    from accelkit.pipelines.options import (
+        OPTIMIZE_DIFFUSION_FID_N,
+        OPTIMIZE_FID_N,
+        OptimizeOptions,
+    )
+
+    opts = OptimizeOptions().validated()  # 0: not given; the kind decides
+    assert opts.fid.n == 0
+    assert opts.for_kind(diffusion=False).fid.n == OPTIMIZE_FID_N == 500
+    assert opts.for_kind(diffusion=True).fid.n == OPTIMIZE_DIFFUSION_FID_N == 200
+    given = OptimizeOptions(fid=FidSettings(n=64)).validated()
+    assert given.for_kind(diffusion=True).fid.n == given.for_kind(diffusion=False).fid.n == 64
