@@ -489,6 +489,12 @@ CSV_COLUMNS = (
     "server_queue_ms",
     "server_compute_infer_ms",
     "speedup_withheld",
+    "steps",
+    "scheduler",
+    "cache",
+    "ms_per_step",
+    "speedup_vs_reference",
+    "speedup_vs_reference_withheld",
 )
 
 
@@ -551,6 +557,12 @@ def to_csv(report: ReportLike) -> str:
                 csv_num((r.server_latency_ms or {}).get("queue")),
                 csv_num((r.server_latency_ms or {}).get("compute_infer")),
                 r.speedup_withheld or "",
+                r.steps if r.steps is not None else "",
+                r.scheduler or "",
+                r.cache or "",
+                csv_num(r.ms_per_step),
+                csv_num(r.speedup_vs_reference),
+                r.speedup_vs_reference_withheld or "",
             ]
         )
     return buf.getvalue()

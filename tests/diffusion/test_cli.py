@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -103,6 +104,14 @@ def test_bench_a_folder_rows_carry_the_sampler_and_the_reference(
         assert r["speedup_vs_reference"] is not None or r["speedup_vs_reference_withheld"]
     assert data["settings"]["diffusion"]["reference_sampler"]["steps"] == 50
     assert "## Sampler (diffusion)" in (out / "results.md").read_text()
+    # results.csv carries the sampler columns too (a CI job reads the CSV)
+    lines = list(csv.DictReader((out / "results.csv").read_text().splitlines()))
+    got = {(r["backend"], r["variant"]): r for r in lines if r["status"] == "ok"}
+    assert (got[("ort", "")]["scheduler"], got[("ort", "")]["steps"]) == ("euler", "3")
+    assert float(got[("ort", "")]["ms_per_step"]) == pytest.approx(
+        rows[("ort", None)]["ms_per_step"], rel=1e-3
+    )
+    assert got[("torch", "reference")]["steps"] == "50"
 
 
 def test_one_pass_generators_refuse_the_sampler_flags(tmp_path: Path) -> None:
