@@ -240,9 +240,10 @@ def test_run_benchmark_rows(tmp_path: Path) -> None:
     onnx_art, _ = tg.onnx_artifact("uncond", tmp_path)
     nan_spec = GeneratorSpec(inputs=(InputSpec("z", "latent", (4,)),), output_shape=(3, 4, 4))
     nan_art = Artifact(format="torch", spec=nan_spec, module=_NaNGen().eval(), source="nan")
+    one = {"threads": 1}  # the same thread policy for both (an earlier test may change torch's)
     targets = [
-        BenchTarget("torch", torch_art),
-        BenchTarget("ort", onnx_art),
+        BenchTarget("torch", torch_art, options=one),
+        BenchTarget("ort", onnx_art, options=one),
         BenchTarget(
             "torch", torch_art, options={"precision": "fp16"}
         ),  # CPU: skipped with a reason
