@@ -338,7 +338,9 @@ def choose(
     An :func:`estimated` candidate is timed itself (``confirm``, which replaces its speed)
     before it is judged, and the order is redone: it is judged only while it is still the
     fastest candidate left (and faster than the reference), so the chosen build was timed
-    faster than every build not checked, estimated or timed.
+    faster than every build not checked, estimated or timed. A candidate judged before
+    (its ``verdict`` set, e.g. by an earlier pass over a wider pool) keeps its verdict and
+    is not judged again: an accepted one is chosen where it ranks.
 
     Args:
         timed: Every candidate with a speed (timed or estimated).
@@ -353,16 +355,22 @@ def choose(
 
     Returns:
         ``(chosen, checked)``: the accepted fastest build, or the reference when none
-        was accepted (None when the reference was not timed either); ``checked`` in order.
+        was accepted (None when the reference was not timed either); ``checked``: the
+        candidates this call judged, in order.
     """
     checked: list[Timed] = []
     done: set[int] = set()
     while True:
         pool = [t for t in quality_order(timed, reference) if id(t) not in done]
-        if not pool or (max_checks is not None and len(checked) >= max_checks):
+        if not pool:
             break
         t = pool[0]
-        if not time_left(t):
+        if t.verdict is not None:  # judged before (an earlier pass): the verdict stands
+            done.add(id(t))
+            if t.verdict == "accepted":
+                return t, checked
+            continue
+        if (max_checks is not None and len(checked) >= max_checks) or not time_left(t):
             break
         if t.estimated and confirm is not None:
             confirm(t)

@@ -51,7 +51,6 @@ from accelkit.autotune.diffusion_search import (
     ladder,
     probe_candidates,
     probe_steps,
-    quality_order,
 )
 from accelkit.errors import AccelkitError, one_line
 from accelkit.pipelines.results import Result
@@ -467,21 +466,15 @@ def optimize_diffusion(
                 if not ({"backend", "precision"} & t.candidate.levers(reference))
                 and (not only_steps or "cache" not in t.candidate.trajectory(reference))
             ]
-            for t in quality_order(pool, reference):
-                if not fits(t) or len(checked) >= 2 * MAX_QUALITY_CHECKS:
-                    break
-                if t.verdict is None:
-                    if t.estimated:
-                        confirm(t)
-                        t.estimated = False
-                        if ref_timed is None or (t.images_per_sec or 0.0) <= (
-                            ref_timed.images_per_sec or 0.0
-                        ):
-                            continue
-                    t.verdict = judge(t)
-                    checked.append(t)
-                if t.verdict == "accepted":
-                    break
+            _, more = choose(
+                pool,
+                reference,
+                judge,
+                max_checks=2 * MAX_QUALITY_CHECKS - len(checked),
+                time_left=fits,
+                confirm=confirm,
+            )
+            checked.extend(more)
     finally:
         session.close()
     rungs = ladder(all_timed, reference, chosen)

@@ -203,3 +203,27 @@ def test_an_estimated_candidate_is_timed_before_it_is_judged_and_reranked() -> N
     a.images_per_sec, c.images_per_sec = 9.0, 4.0
     got, done = choose([ref, a, b, c], REF, lambda t: "accepted")
     assert got is a
+
+
+def test_a_verdict_from_an_earlier_pass_stands() -> None:
+    """The ladder's passes re-use choose(): a candidate judged before is not judged again;
+    an accepted one is chosen where it ranks, a rejected one is passed over."""
+    ref = T(REF, 1.0)
+    rejected = T(C("ddim", 10), 9.0, verdict="rejected")
+    accepted = T(C("ddim", 15), 6.0, verdict="accepted")
+    fresh = T(C("ddim", 12), 8.0)
+    judged = []
+
+    def judge(t: Timed) -> str:
+        judged.append(t.candidate.steps)
+        return "inconclusive"
+
+    got, done = choose([ref, rejected, accepted, fresh], REF, judge)
+    assert judged == [12] and [t.candidate.steps for t in done] == [12]
+    assert got is accepted and rejected.verdict == "rejected"
+    fresh.verdict = None
+    got, done = choose([ref, rejected, accepted, fresh], REF, judge, max_checks=0)
+    assert got is ref and done == [] and judged == [12]  # fresh is faster: no check left for it
+    fresh.images_per_sec = 5.0
+    got, done = choose([ref, rejected, accepted, fresh], REF, judge, max_checks=0)
+    assert got is accepted and done == []  # a standing verdict costs no check
