@@ -244,7 +244,6 @@ class DriftMeter:
         self._feature_scale: float | None = None
         self._feats_b: np.ndarray | None = None
         self._anchor: dict[float, np.ndarray] = {}
-        self._anchor_rng: np.random.Generator | None = None
         self._kernels = KernelCache()  # the reference's kernels, shared by every distribution test
 
     # ------------------------------------------------------------------ reference
@@ -299,11 +298,11 @@ class DriftMeter:
                 and self.settings.distribution_margin is None
                 and self._cached_anchor(db) is None
             )
-            fb, fanchor = [], []
+            fb, fanchor, rng = [], [], self._anchor_noise()
             for out in _generate(self.reference, self.sampler, self.n, self.n):
                 fb.append(self.extractor(to_uint8(out, self.range)))
                 if anchor:
-                    fanchor.append(self._anchor_batch(out, db))
+                    fanchor.append(self._anchor_batch(out, db, rng))
             feats_b = np.concatenate(fb)
             if anchor:
                 self._store_anchor(db, np.concatenate(fanchor))
@@ -573,8 +572,9 @@ class DriftMeter:
         self.say(
             f"distribution test: anchor features (reference + pixel noise at {db:g} dB) on {self.n} images"
         )
+        rng = self._anchor_noise()
         batches = [
-            self._anchor_batch(out, db)
+            self._anchor_batch(out, db, rng)
             for out in _generate(self.reference, self.sampler, self.n, self.n)
         ]
         return self._store_anchor(db, np.concatenate(batches))
@@ -603,18 +603,19 @@ class DriftMeter:
         self._anchor[db] = feats
         return feats
 
-    def _anchor_batch(self, out: np.ndarray, db: float) -> np.ndarray:
+    def _anchor_noise(self) -> np.random.Generator:
+        """The anchor's pixel-noise stream (seeded by the meter's seed; one per pass over set B)."""
+        return np.random.default_rng([self.seed, 35])
+
+    def _anchor_batch(self, out: np.ndarray, db: float, rng: np.random.Generator) -> np.ndarray:
         """Features of one batch of set-B reference images plus the anchor's pixel noise
-        (batches in set-B order: the noise stream is the meter's, seeded once)."""
-        if self._anchor_rng is None:
-            self._anchor_rng = np.random.default_rng([self.seed, 35])
+        (batches in set-B order, drawing from one :meth:`_anchor_noise` stream)."""
         lo, hi = self.range
         sigma = (hi - lo) * 10.0 ** (-db / 20.0)
-        noisy = np.clip(out + self._anchor_rng.normal(0.0, sigma, out.shape), lo, hi)
+        noisy = np.clip(out + rng.normal(0.0, sigma, out.shape), lo, hi)
         return self.extractor(to_uint8(noisy.astype(np.float32), self.range))
 
     def _store_anchor(self, db: float, feats: np.ndarray) -> np.ndarray:
-        self._anchor_rng = None
         with Cache("drift").writing(
             self._anchor_key(db), ".npz", {"n": self.n, "seed": self.seed, "margin_db": db}
         ) as tmp:

@@ -503,7 +503,6 @@ def test_a_session_prepares_the_reference_once_and_gives_the_same_drift(
     """optimize checks many builds against one reference: a DriftSession makes the reference's
     images and noise floor once, and each check's numbers equal a fresh measurement's."""
     from accelkit.benchmark.plan import BenchOptions
-    from accelkit.benchmark.report import Report
     from accelkit.benchmark.suite import BenchTarget, run_benchmark
     from accelkit.options import FidSettings
     from accelkit.pipelines.bench import DriftSession, measure_quality
@@ -526,8 +525,7 @@ def test_a_session_prepares_the_reference_once_and_gives_the_same_drift(
         targets = [BenchTarget("torch", art, {"precision": "bf16"})]
         rep = run_benchmark(targets, (2,), device="cpu", warmup=0, repeats=1, min_time_s=0.0)
         (tmp_path / "artifacts").mkdir(exist_ok=True)
-        measure_quality(art, targets, rep if rep is not None else Report(), cfg, "cpu", tmp_path,
-                        session=session)  # fmt: skip
+        measure_quality(art, targets, rep, cfg, "cpu", tmp_path, session=session)
         row = next((r for r in rep.rows if r.status == "ok"), None)
         assert row is not None, [(r.status, r.reason) for r in rep.rows]
         return row.fid_drift, row.psnr_db, row.drift_verdict
