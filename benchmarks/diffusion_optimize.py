@@ -43,8 +43,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -205,17 +203,9 @@ def main() -> None:
         import eval_ddpm
 
         net = eval_ddpm.train_classifier(6000, 6, seed=1)
-        k = 3
-        feeds = LatentSampler(model.spec, seed=5, batch_size=k * args.shape_n).inputs(
-            0, k * args.shape_n
-        )
-        feeds["label"] = np.arange(k * args.shape_n, dtype=np.int64) % k
         for n in names:
-            imgs = np.concatenate(
-                [runners[n].infer({kk: v[i : i + 16] for kk, v in feeds.items()})
-                 for i in range(0, k * args.shape_n, 16)]
-            )  # fmt: skip
-            shape_acc[n] = eval_ddpm.accuracy(net, imgs, feeds["label"])[0]
+            imgs, labels = eval_ddpm.labelled_samples(runners[n], model.spec, args.shape_n, 5, 16)
+            shape_acc[n] = eval_ddpm.accuracy(net, imgs, labels)[0]
     for r in runners.values():
         r.deactivate()
     load_after = os.getloadavg()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from typing import Any
 
 import numpy as np
 import shapes
@@ -63,6 +64,22 @@ def accuracy(net: nn.Module, images: np.ndarray, labels: np.ndarray) -> tuple[fl
     return float((pred == labels).mean()), per
 
 
+def labelled_samples(
+    runner: Any, spec: Any, per_class: int, seed: int, batch: int = 32
+) -> tuple[np.ndarray, np.ndarray]:
+    """``per_class`` samples of each class from an active diffusion runner: the images and
+    their labels (0, 1, 2, 0, ...; noise from ``LatentSampler(spec, seed)``), in batches."""
+    from accelkit.sampler import LatentSampler
+
+    n = per_class * len(shapes.SHAPES)
+    feeds = LatentSampler(spec, seed=seed, batch_size=n).inputs(0, n)
+    feeds["label"] = np.arange(n, dtype=np.int64) % len(shapes.SHAPES)
+    images = np.concatenate(
+        [runner.infer({k: v[i : i + batch] for k, v in feeds.items()}) for i in range(0, n, batch)]
+    )
+    return images, feeds["label"]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--folder", default=str(shapes.WEIGHTS / "ddpm"))
@@ -77,7 +94,6 @@ def main() -> None:
     a = p.parse_args()
 
     from accelkit.diffusion import SamplerSettings, create_diffusion_runner, load_pipeline
-    from accelkit.sampler import LatentSampler
 
     torch.set_num_threads(a.threads)
     t0 = time.perf_counter()
@@ -87,10 +103,7 @@ def main() -> None:
     t_cls = time.perf_counter() - t0
 
     model = load_pipeline(a.folder)
-    k = len(shapes.SHAPES)
-    n = a.per_class * k
-    feeds = LatentSampler(model.spec, seed=a.seed, batch_size=n).inputs(0, n)
-    feeds["label"] = np.arange(n, dtype=np.int64) % k
+    n = a.per_class * len(shapes.SHAPES)
     runner = create_diffusion_runner(
         model,
         "torch",
@@ -99,11 +112,9 @@ def main() -> None:
     )
     t1 = time.perf_counter()
     with runner:
-        images = np.concatenate(
-            [runner.infer({kk: v[i : i + 32] for kk, v in feeds.items()}) for i in range(0, n, 32)]
-        )
+        images, labels = labelled_samples(runner, model.spec, a.per_class, a.seed)
     t_sample = time.perf_counter() - t1
-    acc, per = accuracy(net, images, feeds["label"])
+    acc, per = accuracy(net, images, labels)
     result = {
         "sampler": runner.sampling.to_dict(),
         "samples": n,
