@@ -98,9 +98,10 @@ class Budget:
     def describe(self) -> str:
         """``no detectable drift (...)`` style."""
         if self.kind == "floor":
+            s = qv.VerdictSettings()
             return (
-                f"no detectable drift (the quality verdict's {qv.VerdictSettings.margin_db:g} dB "
-                "visibility margin; docs/quality.md)"
+                f"no detectable drift (the quality verdict's {s.margin_db:g} dB visibility margin; "
+                f"for a change of trajectory, KID within {s.anchor_db:g} dB pixel noise's; docs/quality.md)"
             )
         if self.kind == "fid":
             return f"FID drift <= {self.value:g}"

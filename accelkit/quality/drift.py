@@ -292,7 +292,7 @@ class DriftMeter:
         if feats is None:
             self.say(f"reference: FID features of 2 x {self.n} images")
             feats_a = self._features(self._batches_of(self._ref))
-            db = float(self.settings.margin_db)
+            db = float(self.settings.anchor_db)
             anchor = (
                 distribution
                 and self.settings.distribution_margin is None
@@ -555,17 +555,17 @@ class DriftMeter:
             self._feats_b,
             np.concatenate(feats),
             anchor,
-            f"reference + Gaussian pixel noise at {self.settings.margin_db:g} dB PSNR",
+            f"reference + Gaussian pixel noise at {self.settings.anchor_db:g} dB PSNR",
         )
 
     def anchor_features(self) -> np.ndarray:
-        """Features of the reference's set-B images with Gaussian pixel noise at the visibility margin (cached).
+        """Features of the reference's set-B images with Gaussian pixel noise at ``anchor_db`` (cached).
 
-        The noise has standard deviation ``peak * 10^(-margin_db / 20)`` (PSNR = margin_db),
+        The noise has standard deviation ``peak * 10^(-anchor_db / 20)`` (PSNR = anchor_db),
         is seeded by the meter's seed, and images are clipped to the output range and
         quantized like any other. The features are cached beside the reference's.
         """
-        db = float(self.settings.margin_db)
+        db = float(self.settings.anchor_db)
         feats = self._cached_anchor(db)
         if feats is not None:
             return feats
@@ -581,7 +581,7 @@ class DriftMeter:
 
     def _anchor_key(self, db: float) -> str:
         return cache_key(
-            {"what": "drift anchor features", "reference_key": self.cache_key(), "margin_db": db}
+            {"what": "drift anchor features", "reference_key": self.cache_key(), "anchor_db": db}
         )
 
     def _cached_anchor(self, db: float) -> np.ndarray | None:
@@ -617,7 +617,7 @@ class DriftMeter:
 
     def _store_anchor(self, db: float, feats: np.ndarray) -> np.ndarray:
         with Cache("drift").writing(
-            self._anchor_key(db), ".npz", {"n": self.n, "seed": self.seed, "margin_db": db}
+            self._anchor_key(db), ".npz", {"n": self.n, "seed": self.seed, "anchor_db": db}
         ) as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, feats=feats.astype(np.float32))

@@ -122,7 +122,9 @@ def test_distribution_test_on_set_b_with_the_anchor_margin(meter, monkeypatch) -
     assert same.other_verdicts["paired"].decision == "accepted"
     far = m.measure(_Noisy(ref, sigma=0.3), test="distribution")
     assert far.verdict == "rejected" and far.test_verdict is not None
-    assert "anchor: reference + Gaussian pixel noise at 35 dB" in far.test_verdict.reason
+    # The anchor's noise is anchor_db (40 dB), not the paired test's 35 dB margin.
+    assert "anchor: reference + Gaussian pixel noise at 40 dB" in far.test_verdict.reason
+    assert far.test_verdict.details["settings"]["anchor_db"] == 40.0
     assert far.row_fields()["drift_detail"]["other_tests"]["paired"]["decision"] == "rejected"
     # The anchor is cached beside the reference features: a second meter does not recompute it.
     calls = []

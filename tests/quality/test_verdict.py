@@ -170,7 +170,14 @@ def test_bootstrap_is_seeded_and_evidence_round_trips_through_json(rng) -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"margin_db": math.nan}, {"tail_share": 1.5}, {"level": 0.2}, {"resamples": 10}, {"min_n": 1}],
+    [
+        {"margin_db": math.nan},
+        {"anchor_db": math.inf},
+        {"tail_share": 1.5},
+        {"level": 0.2},
+        {"resamples": 10},
+        {"min_n": 1},
+    ],
 )
 def test_settings_refuse_nonsense(kwargs: dict) -> None:
     with pytest.raises(InputError, match="quality setting"):
