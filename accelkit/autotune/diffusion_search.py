@@ -443,6 +443,81 @@ def ladder(
     return rungs
 
 
+#: The levers :func:`held_back` reports on, and the candidate fields each one moves.
+LEVER_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("steps/scheduler", ("steps", "scheduler")),
+    ("cache", ("cache",)),
+    ("backend/precision", ("backend", "precision")),
+)
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    """What one lever could have added beyond the chosen build, and why it did not.
+
+    Attributes:
+        lever: ``steps/scheduler``, ``cache`` or ``backend/precision``.
+        timed: The fastest candidate faster than the chosen one that moves this lever
+            away from the chosen build's setting (moving it alone when one does), and was
+            not accepted.
+        gain: Its speed over the chosen build (None: withheld, see ``withheld``).
+        withheld: Why ``gain`` is withheld (an unstable or estimated speed).
+        why: Its verdict and reason, or why it was not checked.
+    """
+
+    lever: str
+    timed: Timed
+    gain: float | None
+    withheld: str | None
+    why: str
+
+
+def _moved(c: DiffusionCandidate, base: DiffusionCandidate) -> frozenset[str]:
+    return frozenset(
+        f for f in ("steps", "scheduler", "cache", "backend", "precision")
+        if getattr(c, f) != getattr(base, f)
+    )  # fmt: skip
+
+
+def held_back(timed: Sequence[Timed], chosen: Timed | None) -> list[Shortfall]:
+    """Which lever fell short, and by how much: per lever, the fastest faster-than-chosen
+    candidate that moves it and was not accepted, its speed over the chosen build, and
+    why (rejected, inconclusive with the N that would decide, or not checked).
+
+    A candidate moving the lever alone (every other field as the chosen build's) is
+    preferred; else the fastest one moving it with others. A lever with no faster
+    candidate is absent: nothing in the searched space could have added more there.
+    """
+    if chosen is None or not chosen.ok:
+        return []
+    base = float(chosen.images_per_sec or 0.0)
+    faster = [
+        t for t in timed
+        if t.ok and t is not chosen and t.verdict != "accepted"
+        and float(t.images_per_sec or 0.0) > base
+    ]  # fmt: skip
+    out = []
+    for lever, fields in LEVER_GROUPS:
+        moving = [t for t in faster if set(fields) & _moved(t.candidate, chosen.candidate)]
+        alone = [t for t in moving if _moved(t.candidate, chosen.candidate) <= set(fields)]
+        pick = _fastest(alone or moving, accepted_only=False)
+        if pick is None:
+            continue
+        withheld = (
+            ESTIMATED if pick.estimated or chosen.estimated
+            else UNSTABLE if pick.unstable or chosen.unstable
+            else None
+        )  # fmt: skip
+        gain = None if withheld else float(pick.images_per_sec or 0.0) / base
+        why = (
+            f"{pick.verdict}: {pick.reason}"
+            if pick.verdict
+            else "not checked (checks go fastest first; the budget or the check limit ran out first)"
+        )
+        out.append(Shortfall(lever, pick, gain, withheld, why))
+    return out
+
+
 __all__ = [
     "CACHED_PRECISIONS",
     "DIT_CACHES",
@@ -451,13 +526,16 @@ __all__ = [
     "STEP_GRID",
     "UNET_CACHES",
     "DiffusionCandidate",
+    "LEVER_GROUPS",
     "Rung",
+    "Shortfall",
     "StepCost",
     "Timed",
     "choose",
     "diffusion_space",
     "estimated",
     "fit_step_cost",
+    "held_back",
     "ladder",
     "probe_candidates",
     "probe_steps",

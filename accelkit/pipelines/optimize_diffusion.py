@@ -43,11 +43,13 @@ from accelkit.artifact import Artifact
 from accelkit.autotune.diffusion_search import (
     DiffusionCandidate,
     Rung,
+    Shortfall,
     Timed,
     choose,
     diffusion_space,
     estimated,
     fit_step_cost,
+    held_back,
     ladder,
     probe_candidates,
     probe_steps,
@@ -81,6 +83,7 @@ class DiffusionOptimizeResult(Result):
     seconds: float
     notes: list[str] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)
+    shortfalls: list[Shortfall] = field(default_factory=list)
 
     def ratio(self, t: Timed | None) -> tuple[float | None, str | None]:
         """Speed over the reference, or why withheld."""
@@ -117,6 +120,18 @@ class DiffusionOptimizeResult(Result):
                 }
                 for r in self.rungs
             ],
+            "held_back": [
+                {
+                    "lever": f.lever,
+                    "build": f.timed.candidate.id,
+                    "images_per_sec": f.timed.images_per_sec,
+                    "ratio_vs_chosen": f.gain,
+                    "withheld": f.withheld,
+                    "verdict": f.timed.verdict,
+                    "why": f.why,
+                }
+                for f in self.shortfalls
+            ],
             "commands": self.commands,
             "seconds": self.seconds,
             "notes": self.notes,
@@ -149,11 +164,22 @@ class DiffusionOptimizeResult(Result):
                 else ""
             )
             lines.append(f"  {r.name:<20} {what:<40} {gain}")
+        if self.shortfalls:
+            lines.append("what held back a faster build (per lever: the fastest one not accepted):")
+            lines.extend(f"  {f.lever:<20} {_shortfall_text(f)}" for f in self.shortfalls)
         lines.extend(f"note: {n}" for n in self.notes)
         lines.append("reproduce and re-measure:")
         lines.extend(f"  {c}" for c in self.commands)
         lines.append(f"wrote {self.files.get('optimize', '')}")
         return "\n".join(lines)
+
+
+def _shortfall_text(f: Shortfall, width: int = 200) -> str:
+    gain = (
+        f"x{f.gain:.2f} the chosen build" if f.gain is not None else f"ratio withheld: {f.withheld}"
+    )
+    why = f.why if len(f.why) <= width else f.why[: width - 3] + "..."
+    return f"{f.timed.candidate.id} ({gain}): {why}"
 
 
 def _row_speed(rows: list[Any]) -> tuple[float | None, bool, str]:
@@ -478,6 +504,7 @@ def optimize_diffusion(
     finally:
         session.close()
     rungs = ladder(all_timed, reference, chosen)
+    shortfalls = held_back(all_timed, chosen)
     commands = []
     if chosen is not None:
         fid = ["--fid", str(opts.fid.n)] if opts.fid.n else []
@@ -496,6 +523,7 @@ def optimize_diffusion(
         batch=batch,
         seconds=time.monotonic() - t0,
         notes=notes,
+        shortfalls=shortfalls,
     )
     result.files["report"] = out / "optimize.md"
     write_text_atomic(out / "optimize.md", render(result))
@@ -564,6 +592,16 @@ def render(result: DiffusionOptimizeResult) -> str:
         "Reproduce and re-measure on a fresh seed:",
         "",
         *[f"    {c}" for c in result.commands],
+        "",
+        "## What held back a faster build",
+        "",
+        "Per lever, the fastest candidate faster than the chosen build that moves the lever "
+        "(alone when one does) and was not accepted: by how much it was faster, and why.",
+        "",
+        *(
+            [f"- **{f.lever}**: {_shortfall_text(f, 400)}" for f in result.shortfalls]
+            or ["- nothing: no candidate in the searched space was faster than the chosen build"]
+        ),
         "",
         "## Every candidate",
         "",

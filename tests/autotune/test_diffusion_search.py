@@ -16,6 +16,7 @@ from accelkit.autotune.diffusion_search import (
     diffusion_space,
     estimated,
     fit_step_cost,
+    held_back,
     ladder,
     probe_candidates,
     probe_steps,
@@ -61,8 +62,15 @@ def test_levers_against_the_reference(cand, trajectory, levers) -> None:
     assert cand.trajectory(REF) == trajectory and cand.levers(REF) == levers
 
 
-def T(c: DiffusionCandidate, ips: float | None, unstable: bool = False, verdict: str | None = None):
-    return Timed(c, ips, unstable=unstable, verdict=verdict)
+def T(
+    c: DiffusionCandidate,
+    ips: float | None,
+    unstable: bool = False,
+    verdict: str | None = None,
+    reason: str = "",
+    estimated: bool = False,
+):
+    return Timed(c, ips, unstable=unstable, verdict=verdict, reason=reason, estimated=estimated)
 
 
 @pytest.mark.parametrize(
@@ -120,6 +128,39 @@ def test_ladder_attributes_each_lever_and_withholds_unstable_ratios() -> None:
     # no accepted cached build: the rung keeps the previous build and says so, no ratio
     rungs = ladder([ref, steps, rejected], REF, steps)
     assert rungs[2].timed is steps and rungs[2].ratio is None and "no accepted" in rungs[2].withheld
+
+
+def test_held_back_names_per_lever_the_fastest_refused_build_and_by_how_much() -> None:
+    chosen = T(C("ddim", 15, "none", "ort", "fp32"), 10.0, verdict="accepted")
+    steps = T(C("ddim", 10, "none", "ort", "fp32"), 15.0, verdict="inconclusive", reason="KID x")
+    steps_cache = T(C("ddim", 10, "deepcache:2:1", "ort", "fp32"), 30.0, verdict="rejected")
+    cache = T(
+        C("ddim", 15, "deepcache:2:1", "ort", "fp32"), 12.0, verdict="rejected", reason="KID y"
+    )
+    int8 = T(C("ddim", 15, "none", "ort", "int8"), 11.0, verdict="rejected", reason="PSNR z")
+    slower = T(C("ddim", 6, "none", "torch", "fp32"), 9.0, verdict="rejected")
+    accepted = T(C("ddim", 20, "none", "ort", "fp32"), 20.0, verdict="accepted")  # not refused
+    out = held_back(
+        [T(REF, 1.0), chosen, steps, steps_cache, cache, int8, slower, accepted], chosen
+    )
+    by = {f.lever: f for f in out}
+    assert list(by) == ["steps/scheduler", "cache", "backend/precision"]
+    # the lever moved alone wins over a faster build that also moves another lever
+    assert by["steps/scheduler"].timed is steps and by["steps/scheduler"].gain == pytest.approx(1.5)
+    assert by["steps/scheduler"].why == "inconclusive: KID x"
+    assert by["cache"].timed is cache and by["cache"].gain == pytest.approx(1.2)
+    assert by["backend/precision"].timed is int8 and by["backend/precision"].gain == pytest.approx(
+        1.1
+    )
+    # no build moving the lever alone: the fastest that moves it with others
+    by = {f.lever: f for f in held_back([chosen, steps_cache], chosen)}
+    assert by["steps/scheduler"].timed is steps_cache and by["cache"].timed is steps_cache
+    assert "backend/precision" not in by
+    # an unchecked, estimated build: the gain is withheld and the reason says it was not checked
+    est = T(C("ddim", 6, "none", "ort", "fp32"), 25.0, estimated=True)
+    (f,) = held_back([chosen, est], chosen)
+    assert f.gain is None and f.withheld == ESTIMATED and f.why.startswith("not checked")
+    assert held_back([chosen], chosen) == [] and held_back([steps], None) == []
 
 
 def test_bench_command_round_trips_through_a_shell() -> None:

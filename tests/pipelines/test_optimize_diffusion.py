@@ -59,6 +59,12 @@ def test_optimize_a_pipeline_times_everything_and_prints_a_runnable_command(
     )
     assert "ladder:" in res.output and rec["commands"][0] in res.output
     assert (out / "optimize.md").is_file() and (out / "pareto.png").is_file()
+    # what held back a faster build: only refused builds faster than the chosen one
+    assert "## What held back a faster build" in (out / "optimize.md").read_text()
+    for f in rec["held_back"]:
+        assert f["lever"] in ("steps/scheduler", "cache", "backend/precision")
+        assert f["verdict"] != "accepted" and f["images_per_sec"] > chosen["images_per_sec"]
+        assert f["build"] in res.output
 
     argv = shlex.split(rec["commands"][0])
     assert argv[:2] == ["accelkit", "bench"]
