@@ -323,6 +323,53 @@ def quality_order(timed: Sequence[Timed], reference: DiffusionCandidate) -> list
     return sorted(cands, key=lambda t: -(t.images_per_sec or 0.0))
 
 
+#: Precisions by how close they stay to fp32 (higher: closer). A change of trajectory
+#: refused at one precision is not checked again at a precision ranked at or below it.
+PRECISION_RANK = {"fp32": 2, "bf16": 1, "fp16": 1, "int8": 0}
+
+
+def _sampler_key(c: DiffusionCandidate) -> tuple[str, int, str]:
+    return (c.scheduler, c.steps, c.cache)
+
+
+def _rank(c: DiffusionCandidate) -> int:
+    return PRECISION_RANK.get(c.precision, 0)
+
+
+def settled_by(t: Timed, timed: Sequence[Timed], reference: DiffusionCandidate) -> Timed | None:
+    """A build that settles ``t`` without a check: the same change of trajectory (scheduler,
+    steps, cache) refused (rejected or inconclusive) on any backend at equal or higher
+    precision. Its images are those of ``t`` up to backend and precision error, which adds
+    to the drift, not removes it; so ``t`` is set aside, never accepted (None: no such build,
+    or ``t`` changes no trajectory, where the paired test judges the backend itself)."""
+    if not t.candidate.trajectory(reference):
+        return None
+    key, rank = _sampler_key(t.candidate), _rank(t.candidate)
+    return next(
+        (
+            r for r in timed
+            if r is not t and r.verdict in ("rejected", "inconclusive")
+            and _sampler_key(r.candidate) == key and _rank(r.candidate) >= rank
+        ),
+        None,
+    )  # fmt: skip
+
+
+def _full_precision_twin(t: Timed, pool: Sequence[Timed], timed: Sequence[Timed]) -> Timed | None:
+    """The fastest unchecked fp32 build of ``t``'s trajectory when ``t`` is of lower precision
+    and no fp32 build of that trajectory was judged: checking it first settles the trajectory
+    for every precision with one check when it is refused."""
+    if _rank(t.candidate) >= PRECISION_RANK["fp32"]:
+        return None
+    key = _sampler_key(t.candidate)
+    same = [
+        x for x in timed if _sampler_key(x.candidate) == key and x.candidate.precision == "fp32"
+    ]
+    if any(x.verdict is not None for x in same):
+        return None
+    return next((x for x in pool if x in same and x.verdict is None), None)
+
+
 def choose(
     timed: Sequence[Timed],
     reference: DiffusionCandidate,
@@ -341,6 +388,13 @@ def choose(
     faster than every build not checked, estimated or timed. A candidate judged before
     (its ``verdict`` set, e.g. by an earlier pass over a wider pool) keeps its verdict and
     is not judged again: an accepted one is chosen where it ranks.
+
+    A change of trajectory is judged once for every backend: a candidate :func:`settled_by`
+    a refused build of the same trajectory at equal or higher precision is set aside
+    unchecked (its ``reason`` says by which), and before a lower-precision build of a
+    trajectory no fp32 build has been judged on, the fastest fp32 build of it (faster than
+    the reference) is checked first. Either way the chosen build is the fastest accepted
+    one among those checked, and every faster build was checked or set aside.
 
     Args:
         timed: Every candidate with a speed (timed or estimated).
@@ -364,23 +418,38 @@ def choose(
         pool = [t for t in quality_order(timed, reference) if id(t) not in done]
         if not pool:
             break
-        t = pool[0]
+        first = t = pool[0]
         if t.verdict is not None:  # judged before (an earlier pass): the verdict stands
             done.add(id(t))
             if t.verdict == "accepted":
                 return t, checked
             continue
+        by = settled_by(t, timed, reference)
+        if by is not None:
+            done.add(id(t))
+            t.reason = (
+                f"not checked: the same sampler was {by.verdict} as {by.candidate.id} (another "
+                "backend or a lower precision on that trajectory adds error, it does not remove it)"
+            )
+            continue
+        t = _full_precision_twin(t, pool, timed) or t
         if (max_checks is not None and len(checked) >= max_checks) or not time_left(t):
             break
         if t.estimated and confirm is not None:
             confirm(t)
             t.estimated = False
             continue  # re-rank with its measured speed
-        done.add(id(t))
         t.verdict = judge(t)
         checked.append(t)
-        if t.verdict == "accepted":
+        if t.verdict == "accepted" and t is first:
             return t, checked
+        if t.verdict != "accepted":
+            done.add(id(t))
+        # an accepted fp32 twin stays in the pool: chosen where it ranks, after its faster
+        # lower-precision build has been checked
+    accepted = _fastest(checked)
+    if accepted is not None:  # stopped (budget, check limit) after a twin was accepted
+        return accepted, checked
     ref = next((t for t in timed if t.candidate == reference and t.ok), None)
     return ref, checked
 
@@ -512,6 +581,8 @@ def held_back(timed: Sequence[Timed], chosen: Timed | None) -> list[Shortfall]:
         why = (
             f"{pick.verdict}: {pick.reason}"
             if pick.verdict
+            else pick.reason
+            if pick.reason.startswith("not checked")
             else "not checked (checks go fastest first; the budget or the check limit ran out first)"
         )
         out.append(Shortfall(lever, pick, gain, withheld, why))
@@ -527,6 +598,7 @@ __all__ = [
     "UNET_CACHES",
     "DiffusionCandidate",
     "LEVER_GROUPS",
+    "PRECISION_RANK",
     "Rung",
     "Shortfall",
     "StepCost",
@@ -540,4 +612,5 @@ __all__ = [
     "probe_candidates",
     "probe_steps",
     "quality_order",
+    "settled_by",
 ]

@@ -22,9 +22,13 @@ module runs them:
    noise and labels; the reference's images, features and anchor are made once for all
    checks); steps/scheduler/cache change trajectories, so the **distribution-level**
    test decides (paired PSNR is shown, not deciding) and ``choice.judge(drift, budget)``
-   accepts or not; the first accepted one is chosen;
+   accepts or not; the first accepted one is chosen. A change of trajectory is judged
+   once for all backends (:func:`~accelkit.autotune.diffusion_search.choose`: its fp32
+   build first; a refusal sets aside the same sampler at equal or lower precision);
 4. **the ladder** checks, if not already checked, the fastest sampler-only candidates
-   so that each lever's gain is measured on an accepted build.
+   so that each lever's gain is measured on an accepted build; when the choice stopped
+   (budget, check limit) before an accepted build, the fastest accepted build the
+   ladder found is chosen.
 
 ``--time-budget`` is honoured between timings (speed) and before each check, whose cost
 is estimated first (quality); what was not reached is listed in the report.
@@ -63,8 +67,9 @@ ROUND_SPREAD = 0.2
 #: Timed repeats per candidate and round (at most; ``--repeats`` lower is kept): brief, the
 #: two rounds and the quality phase's order make up for it.
 SEARCH_REPEATS = 3
-#: At most this many quality checks (each samples 2 x --fid images).
-MAX_QUALITY_CHECKS = 8
+#: At most this many quality checks for the choice, and as many again for the ladder (each
+#: samples 2 x --fid images); the time budget usually ends the search first.
+MAX_QUALITY_CHECKS = 12
 
 
 @dataclass
@@ -501,6 +506,17 @@ def optimize_diffusion(
                 confirm=confirm,
             )
             checked.extend(more)
+        # a check limit or the budget can end the choice before the ladder's passes find an
+        # accepted build: the choice is the fastest accepted build of all that were checked
+        best = max(
+            (t for t in checked if t.verdict == "accepted" and t.ok and not t.estimated),
+            key=lambda t: t.images_per_sec or 0.0,
+            default=None,
+        )
+        if best is not None and (
+            chosen is None or (best.images_per_sec or 0.0) > (chosen.images_per_sec or 0.0)
+        ):
+            chosen = best
     finally:
         session.close()
     rungs = ladder(all_timed, reference, chosen)

@@ -21,6 +21,7 @@ from accelkit.autotune.diffusion_search import (
     probe_candidates,
     probe_steps,
     quality_order,
+    settled_by,
 )
 
 REF = DiffusionCandidate("ddim", 50)
@@ -128,6 +129,49 @@ def test_ladder_attributes_each_lever_and_withholds_unstable_ratios() -> None:
     # no accepted cached build: the rung keeps the previous build and says so, no ratio
     rungs = ladder([ref, steps, rejected], REF, steps)
     assert rungs[2].timed is steps and rungs[2].ratio is None and "no accepted" in rungs[2].withheld
+
+
+@pytest.mark.parametrize(
+    ("fp16_15", "chosen_id"),
+    [("accepted", "ddim-15 none ort fp16"), ("rejected", "ddim-15 none ort fp32")],
+)
+def test_choose_judges_a_trajectory_once_at_full_precision_first(
+    fp16_15: str, chosen_id: str
+) -> None:
+    ref = T(REF, 1.0)
+    a = T(C("ddim", 10, "none", "ort", "fp16"), 20.0)
+    b = T(C("ddim", 10, "none", "ort", "fp32"), 18.0)
+    c = T(C("ddim", 10, "none", "torch", "fp32"), 8.0)
+    e = T(C("ddim", 15, "none", "ort", "fp16"), 13.0)
+    d = T(C("ddim", 15, "none", "ort", "fp32"), 12.0)
+    verdicts = {id(b): "inconclusive", id(c): "inconclusive", id(d): "accepted", id(e): fp16_15}
+    judged: list[str] = []
+
+    def judge(t: Timed) -> str:
+        judged.append(t.candidate.id)
+        return verdicts[id(t)]
+
+    chosen, checked = choose([ref, a, b, c, d, e], REF, judge)
+    # ddim-10 is judged once, at fp32 (b before the faster fp16 a), and settles a and c unchecked;
+    # ddim-15's fp32 build is checked first, then its faster fp16 build, which wins if accepted
+    assert judged == [b.candidate.id, d.candidate.id, e.candidate.id]
+    assert chosen is not None and chosen.candidate.id == chosen_id
+    assert a.verdict is None and a.reason.startswith(
+        "not checked: the same sampler was inconclusive"
+    )
+    assert b.candidate.id in a.reason and c.verdict is None and settled_by(c, [b, c], REF) is b
+    # a refusal at lower precision does not settle a higher one; the reference sampler is never settled
+    f16 = T(C("ddim", 10, "none", "ort", "fp16"), 20.0, verdict="rejected")
+    assert settled_by(T(C("ddim", 10), 8.0), [f16], REF) is None
+    assert settled_by(T(C("ddim", 10, prec="int8"), 9.0), [f16], REF) is f16
+    assert (
+        settled_by(
+            T(C("ddim", 50, "none", "ort", "int8"), 3.0),
+            [T(C("ddim", 50, "none", "ort", "fp32"), 2.0, verdict="rejected")],
+            REF,
+        )
+        is None
+    )
 
 
 def test_held_back_names_per_lever_the_fastest_refused_build_and_by_how_much() -> None:
