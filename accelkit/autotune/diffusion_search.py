@@ -463,12 +463,15 @@ class Rung:
         timed: The build at this rung (None: no accepted build used this lever).
         ratio: Speed over the previous rung (None: withheld or not applicable).
         withheld: Why the ratio is withheld.
+        via: When the rung's build was not checked itself: the accepted build whose
+            verdict it takes (the same sampler at fp32 on another backend).
     """
 
     name: str
     timed: Timed | None
     ratio: float | None = None
     withheld: str | None = None
+    via: str | None = None
 
 
 def _fastest(ts: Sequence[Timed], accepted_only: bool = True) -> Timed | None:
@@ -482,19 +485,40 @@ def ladder(
     """Reference -> fewer steps -> + cache -> + backend/precision: what each lever gave.
 
     A rung is the fastest quality-accepted candidate using only the levers so far (the
-    last rung is the chosen build); a rung no accepted candidate reaches keeps the
-    previous build (ratio 1 is not claimed: the ratio is None with the reason). Ratios
-    are over the previous rung, withheld when either side is unstable.
+    last rung is the chosen build); a torch fp32 build not checked itself counts as
+    accepted when its sampler was accepted at fp32 on another backend (``via`` names that
+    build). A rung no accepted candidate reaches keeps the previous build (ratio 1 is not
+    claimed: the ratio is None with the reason). Ratios are over the previous rung,
+    withheld when either side is unstable or estimated.
     """
     ref = next((t for t in timed if t.candidate == reference and t.ok), None)
+    accepted_fp32 = {
+        _sampler_key(t.candidate): t
+        for t in timed
+        if t.verdict == "accepted" and t.candidate.precision == "fp32"
+    }
+
+    def verdict_of(t: Timed) -> Timed | None:
+        """The accepted build whose verdict ``t`` has: itself, or, unchecked at fp32, its
+        sampler's accepted fp32 build on another backend (backend error only between them)."""
+        if t.verdict == "accepted":
+            return t
+        if t.verdict is None and t.candidate.precision == "fp32":
+            return accepted_fp32.get(_sampler_key(t.candidate))
+        return None
+
     sampler_only = [
-        t for t in timed if not ({"backend", "precision"} & t.candidate.levers(reference))
+        t
+        for t in timed
+        if t.ok
+        and not ({"backend", "precision"} & t.candidate.levers(reference))
+        and verdict_of(t) is not None
     ]
     steps_only = [t for t in sampler_only if "cache" not in t.candidate.trajectory(reference)]
     rungs: list[Rung] = [Rung("reference", ref)]
     picks = [
-        ("fewer steps", _fastest(steps_only)),
-        ("+ cache", _fastest(sampler_only)),
+        ("fewer steps", _fastest(steps_only, accepted_only=False)),
+        ("+ cache", _fastest(sampler_only, accepted_only=False)),
         ("+ backend/precision", chosen),
     ]
     prev = ref
@@ -502,12 +526,15 @@ def ladder(
         if pick is None or prev is None or pick is prev:
             rungs.append(Rung(name, pick or prev, None, "no accepted build gained from this lever"))
             continue
-        if pick.unstable or prev.unstable:
-            rungs.append(Rung(name, pick, None, UNSTABLE))
+        by = verdict_of(pick)
+        via = by.candidate.id if by is not None and by is not pick else None
+        if pick.estimated or prev.estimated:
+            rungs.append(Rung(name, pick, None, ESTIMATED, via))
+        elif pick.unstable or prev.unstable:
+            rungs.append(Rung(name, pick, None, UNSTABLE, via))
         else:
-            rungs.append(
-                Rung(name, pick, (pick.images_per_sec or 0.0) / (prev.images_per_sec or 1.0))
-            )
+            ratio = (pick.images_per_sec or 0.0) / (prev.images_per_sec or 1.0)
+            rungs.append(Rung(name, pick, ratio, None, via))
         prev = pick
     return rungs
 
@@ -526,9 +553,8 @@ class Shortfall:
 
     Attributes:
         lever: ``steps/scheduler``, ``cache`` or ``backend/precision``.
-        timed: The fastest candidate faster than the chosen one that moves this lever
-            away from the chosen build's setting (moving it alone when one does), and was
-            not accepted.
+        timed: The fastest candidate faster than the chosen one that moves only this
+            lever away from the chosen build's settings, and was not accepted.
         gain: Its speed over the chosen build (None: withheld, see ``withheld``).
         withheld: Why ``gain`` is withheld (an unstable or estimated speed).
         why: Its verdict and reason, or why it was not checked.
@@ -549,13 +575,11 @@ def _moved(c: DiffusionCandidate, base: DiffusionCandidate) -> frozenset[str]:
 
 
 def held_back(timed: Sequence[Timed], chosen: Timed | None) -> list[Shortfall]:
-    """Which lever fell short, and by how much: per lever, the fastest faster-than-chosen
-    candidate that moves it and was not accepted, its speed over the chosen build, and
-    why (rejected, inconclusive with the N that would decide, or not checked).
-
-    A candidate moving the lever alone (every other field as the chosen build's) is
-    preferred; else the fastest one moving it with others. A lever with no faster
-    candidate is absent: nothing in the searched space could have added more there.
+    """Which lever fell short, and by how much: per lever, the fastest candidate faster
+    than the chosen build that moves that lever alone (every other field as the chosen
+    build's) and was not accepted, its speed over the chosen build, and why (rejected,
+    inconclusive with the N that would decide, set aside, or not checked). A lever with no
+    such candidate is absent: no faster build in the searched space moves only it.
     """
     if chosen is None or not chosen.ok:
         return []
@@ -567,9 +591,11 @@ def held_back(timed: Sequence[Timed], chosen: Timed | None) -> list[Shortfall]:
     ]  # fmt: skip
     out = []
     for lever, fields in LEVER_GROUPS:
-        moving = [t for t in faster if set(fields) & _moved(t.candidate, chosen.candidate)]
-        alone = [t for t in moving if _moved(t.candidate, chosen.candidate) <= set(fields)]
-        pick = _fastest(alone or moving, accepted_only=False)
+        alone = [
+            t for t in faster
+            if (m := _moved(t.candidate, chosen.candidate)) and m <= set(fields)
+        ]  # fmt: skip
+        pick = _fastest(alone, accepted_only=False)
         if pick is None:
             continue
         withheld = (

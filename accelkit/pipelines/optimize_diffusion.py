@@ -45,6 +45,7 @@ from typing import Any
 
 from accelkit.artifact import Artifact
 from accelkit.autotune.diffusion_search import (
+    LEVER_GROUPS,
     DiffusionCandidate,
     Rung,
     Shortfall,
@@ -122,6 +123,7 @@ class DiffusionOptimizeResult(Result):
                     "images_per_sec": r.timed.images_per_sec if r.timed else None,
                     "ratio_vs_previous": r.ratio,
                     "withheld": r.withheld,
+                    "verdict_via": r.via,
                 }
                 for r in self.rungs
             ],
@@ -168,10 +170,15 @@ class DiffusionOptimizeResult(Result):
                 if r.withheld
                 else ""
             )
-            lines.append(f"  {r.name:<20} {what:<40} {gain}")
-        if self.shortfalls:
-            lines.append("what held back a faster build (per lever: the fastest one not accepted):")
-            lines.extend(f"  {f.lever:<20} {_shortfall_text(f)}" for f in self.shortfalls)
+            via = f" [accepted as {r.via}]" if r.via else ""
+            lines.append(f"  {r.name:<20} {what:<40} {gain}{via}")
+        if self.chosen is not None:
+            lines.append(
+                "what held back a faster build (per lever moved alone: the fastest not accepted):"
+            )
+            lines.extend(
+                f"  {lever:<20} {text}" for lever, text in _shortfall_lines(self.shortfalls)
+            )
         lines.extend(f"note: {n}" for n in self.notes)
         lines.append("reproduce and re-measure:")
         lines.extend(f"  {c}" for c in self.commands)
@@ -185,6 +192,20 @@ def _shortfall_text(f: Shortfall, width: int = 200) -> str:
     )
     why = f.why if len(f.why) <= width else f.why[: width - 3] + "..."
     return f"{f.timed.candidate.id} ({gain}): {why}"
+
+
+def _shortfall_lines(shortfalls: list[Shortfall], width: int = 200) -> list[tuple[str, str]]:
+    """One ``(lever, text)`` per lever, in :data:`LEVER_GROUPS` order."""
+    by = {f.lever: f for f in shortfalls}
+    return [
+        (
+            lever,
+            _shortfall_text(by[lever], width)
+            if lever in by
+            else "nothing faster in the searched space moves only this lever",
+        )
+        for lever, _ in LEVER_GROUPS
+    ]
 
 
 def _row_speed(rows: list[Any]) -> tuple[float | None, bool, str]:
@@ -598,7 +619,10 @@ def render(result: DiffusionOptimizeResult) -> str:
             if r.ratio is not None
             else (f"withheld: {r.withheld}" if r.withheld else "-")
         )
-        lines.append(f"| {r.name} | {r.timed.candidate.id if r.timed else '-'} | {ips} | {gain} |")
+        via = f" (accepted as {r.via}, the same sampler)" if r.via else ""
+        lines.append(
+            f"| {r.name} | {r.timed.candidate.id if r.timed else '-'}{via} | {ips} | {gain} |"
+        )
     ratio, why = result.ratio(result.chosen)
     lines += [
         "",
@@ -611,13 +635,10 @@ def render(result: DiffusionOptimizeResult) -> str:
         "",
         "## What held back a faster build",
         "",
-        "Per lever, the fastest candidate faster than the chosen build that moves the lever "
-        "(alone when one does) and was not accepted: by how much it was faster, and why.",
+        "Per lever, the fastest candidate faster than the chosen build that moves only that "
+        "lever and was not accepted: by how much it was faster, and why.",
         "",
-        *(
-            [f"- **{f.lever}**: {_shortfall_text(f, 400)}" for f in result.shortfalls]
-            or ["- nothing: no candidate in the searched space was faster than the chosen build"]
-        ),
+        *[f"- **{lever}**: {text}" for lever, text in _shortfall_lines(result.shortfalls, 400)],
         "",
         "## Every candidate",
         "",

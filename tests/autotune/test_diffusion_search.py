@@ -130,6 +130,17 @@ def test_ladder_attributes_each_lever_and_withholds_unstable_ratios() -> None:
     rungs = ladder([ref, steps, rejected], REF, steps)
     assert rungs[2].timed is steps and rungs[2].ratio is None and "no accepted" in rungs[2].withheld
 
+    # the sampler accepted at fp32 on ORT only: the unchecked torch fp32 build of it takes that
+    # verdict (named), and its estimated speed withholds both ratios it is a side of
+    chosen = T(C("ddim", 15, "none", "ort", "fp32"), 19.0, verdict="accepted")
+    torch15 = T(C("ddim", 15), 4.6, estimated=True)
+    int8 = T(C("ddim", 10, "none", "ort", "int8"), 30.0, verdict="accepted")
+    torch10 = T(C("ddim", 10), 8.0)  # its sampler accepted only at int8: says nothing at fp32
+    rungs = ladder([ref, torch15, chosen, int8, torch10], REF, chosen)
+    assert rungs[1].timed is torch15 and rungs[1].via == chosen.candidate.id
+    assert rungs[1].withheld == ESTIMATED and rungs[3].withheld == ESTIMATED
+    assert rungs[3].timed is chosen and rungs[3].via is None
+
 
 @pytest.mark.parametrize(
     ("fp16_15", "chosen_id"),
@@ -196,10 +207,8 @@ def test_held_back_names_per_lever_the_fastest_refused_build_and_by_how_much() -
     assert by["backend/precision"].timed is int8 and by["backend/precision"].gain == pytest.approx(
         1.1
     )
-    # no build moving the lever alone: the fastest that moves it with others
-    by = {f.lever: f for f in held_back([chosen, steps_cache], chosen)}
-    assert by["steps/scheduler"].timed is steps_cache and by["cache"].timed is steps_cache
-    assert "backend/precision" not in by
+    # a build moving two levers says nothing about either alone: no line
+    assert held_back([chosen, steps_cache], chosen) == []
     # an unchecked, estimated build: the gain is withheld and the reason says it was not checked
     est = T(C("ddim", 6, "none", "ort", "fp32"), 25.0, estimated=True)
     (f,) = held_back([chosen, est], chosen)
