@@ -362,12 +362,13 @@ def _full_precision_twin(t: Timed, pool: Sequence[Timed], timed: Sequence[Timed]
     if _rank(t.candidate) >= PRECISION_RANK["fp32"]:
         return None
     key = _sampler_key(t.candidate)
-    same = [
-        x for x in timed if _sampler_key(x.candidate) == key and x.candidate.precision == "fp32"
-    ]
-    if any(x.verdict is not None for x in same):
+
+    def fp32_twin(x: Timed) -> bool:
+        return _sampler_key(x.candidate) == key and x.candidate.precision == "fp32"
+
+    if any(fp32_twin(x) and x.verdict is not None for x in timed):
         return None
-    return next((x for x in pool if x in same and x.verdict is None), None)
+    return next((x for x in pool if fp32_twin(x) and x.verdict is None), None)
 
 
 def choose(
@@ -479,6 +480,21 @@ def _fastest(ts: Sequence[Timed], accepted_only: bool = True) -> Timed | None:
     return max(pool, key=lambda t: t.images_per_sec or 0.0, default=None)
 
 
+def fastest_accepted(ts: Sequence[Timed]) -> Timed | None:
+    """The fastest accepted build of ``ts`` (None: none was accepted)."""
+    return _fastest(ts)
+
+
+def _ratio(t: Timed, base: Timed) -> tuple[float | None, str | None]:
+    """``t``'s speed over ``base``'s, or None and why it is withheld (a side estimated, or
+    unstable)."""
+    if t.estimated or base.estimated:
+        return None, ESTIMATED
+    if t.unstable or base.unstable:
+        return None, UNSTABLE
+    return (t.images_per_sec or 0.0) / (base.images_per_sec or 1.0), None
+
+
 def ladder(
     timed: Sequence[Timed], reference: DiffusionCandidate, chosen: Timed | None
 ) -> list[Rung]:
@@ -528,13 +544,7 @@ def ladder(
             continue
         by = verdict_of(pick)
         via = by.candidate.id if by is not None and by is not pick else None
-        if pick.estimated or prev.estimated:
-            rungs.append(Rung(name, pick, None, ESTIMATED, via))
-        elif pick.unstable or prev.unstable:
-            rungs.append(Rung(name, pick, None, UNSTABLE, via))
-        else:
-            ratio = (pick.images_per_sec or 0.0) / (prev.images_per_sec or 1.0)
-            rungs.append(Rung(name, pick, ratio, None, via))
+        rungs.append(Rung(name, pick, *_ratio(pick, prev), via))
         prev = pick
     return rungs
 
@@ -598,12 +608,7 @@ def held_back(timed: Sequence[Timed], chosen: Timed | None) -> list[Shortfall]:
         pick = _fastest(alone, accepted_only=False)
         if pick is None:
             continue
-        withheld = (
-            ESTIMATED if pick.estimated or chosen.estimated
-            else UNSTABLE if pick.unstable or chosen.unstable
-            else None
-        )  # fmt: skip
-        gain = None if withheld else float(pick.images_per_sec or 0.0) / base
+        gain, withheld = _ratio(pick, chosen)
         why = (
             f"{pick.verdict}: {pick.reason}"
             if pick.verdict
@@ -632,6 +637,7 @@ __all__ = [
     "choose",
     "diffusion_space",
     "estimated",
+    "fastest_accepted",
     "fit_step_cost",
     "held_back",
     "ladder",

@@ -53,6 +53,7 @@ from accelkit.autotune.diffusion_search import (
     choose,
     diffusion_space,
     estimated,
+    fastest_accepted,
     fit_step_cost,
     held_back,
     ladder,
@@ -529,15 +530,9 @@ def optimize_diffusion(
             checked.extend(more)
         # a check limit or the budget can end the choice before the ladder's passes find an
         # accepted build: the choice is the fastest accepted build of all that were checked
-        best = max(
-            (t for t in checked if t.verdict == "accepted" and t.ok and not t.estimated),
-            key=lambda t: t.images_per_sec or 0.0,
-            default=None,
-        )
-        if best is not None and (
-            chosen is None or (best.images_per_sec or 0.0) > (chosen.images_per_sec or 0.0)
-        ):
-            chosen = best
+        # (checked builds were timed before their check; the first choice's own accepted
+        # build is among them, so this can only move to a faster one)
+        chosen = fastest_accepted(checked) or chosen
     finally:
         session.close()
     rungs = ladder(all_timed, reference, chosen)

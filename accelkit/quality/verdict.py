@@ -112,10 +112,10 @@ class VerdictSettings:
         def bad(name: str, why: str) -> InputError:
             return InputError(f"quality setting {name}={getattr(self, name)!r}: {why}")
 
-        if not (isinstance(self.margin_db, (int, float)) and math.isfinite(self.margin_db)):
-            raise bad("margin_db", "expected a finite number of dB such as 35")
-        if not (isinstance(self.anchor_db, (int, float)) and math.isfinite(self.anchor_db)):
-            raise bad("anchor_db", "expected a finite number of dB such as 40")
+        for name, example in (("margin_db", 35), ("anchor_db", 40)):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v)):
+                raise bad(name, f"expected a finite number of dB such as {example}")
         if not 0.0 <= self.tail_share < 1.0:
             raise bad("tail_share", "expected a share in [0, 1), e.g. 0.01")
         for name in ("feature_margin", "distribution_margin"):
