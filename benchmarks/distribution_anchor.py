@@ -19,8 +19,8 @@ real FID Inception), the paired PSNR against the reference on the same latents, 
 standard deviation, and the **shape accuracy** of set B: the share of images that
 ``models/eval_ddpm.py``'s shape classifier assigns to the asked-for class (a task metric;
 the classifier is trained on clean shapes, so it is itself sensitive to pixel noise). A
-grid PNG shows the first 12 images of set B per row, 4x enlarged, so the reader can judge
-what is visible.
+grid PNG (``accelkit.benchmark.plot.save_grid``) shows the first 12 images of set B per row,
+labelled, so the reader can judge what is visible.
 
 Usage::
 
@@ -79,34 +79,6 @@ def blur(x: np.ndarray, sigma: float) -> np.ndarray:
     return t.numpy()
 
 
-def generate(runner: Any, feeds: dict[str, np.ndarray], batch: int) -> np.ndarray:
-    runner.activate()
-    try:
-        n = len(next(iter(feeds.values())))
-        return np.concatenate(
-            [
-                runner.infer({k: v[i : i + batch] for k, v in feeds.items()})
-                for i in range(0, n, batch)
-            ]
-        )
-    finally:
-        runner.deactivate()
-
-
-def save_grid(rows: dict[str, np.ndarray], path: Path, k: int = 12, scale: int = 4) -> None:
-    from PIL import Image
-
-    h, w = next(iter(rows.values())).shape[2:]
-    cell_h, cell_w = h * scale + 4, w * scale + 4
-    canvas = np.full((len(rows) * cell_h, k * cell_w, 3), 255, np.uint8)
-    for i, imgs in enumerate(rows.values()):
-        for j in range(k):
-            im = ((imgs[j].transpose(1, 2, 0) + 1) * 127.5).clip(0, 255).astype(np.uint8)
-            im = np.kron(im, np.ones((scale, scale, 1), np.uint8))
-            canvas[i * cell_h : i * cell_h + h * scale, j * cell_w : j * cell_w + w * scale] = im
-    Image.fromarray(canvas).save(path)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=200, help="images per set")
@@ -119,12 +91,17 @@ def main() -> None:
     import torch
     from diffusion_cache import pab_denoiser
 
+    from accelkit.benchmark.plot import save_grid
     from accelkit.diffusion import SamplerSettings, create_diffusion_runner, load_pipeline
     from accelkit.diffusion.cache import CacheSpec
     from accelkit.models import bundled_pipeline_path
     from accelkit.quality.features import FeatureExtractor
     from accelkit.quality.images import to_uint8
     from accelkit.quality.verdict import KernelCache, VerdictSettings, _interval, _mmd_delta
+
+    def generate(runner: Any, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        with runner:
+            return eval_ddpm.infer_batches(runner, feeds, args.batch)
 
     torch.set_num_threads(args.threads)
     t_start, load_before, busy = time.time(), os.getloadavg(), busy_cores()
@@ -149,12 +126,12 @@ def main() -> None:
 
     ref = runner("ddim", 50, "none")
     print("reference: sets A and B", flush=True)
-    ref_a = generate(ref, feeds_a, args.batch)
-    rows: dict[str, np.ndarray] = {"reference (DDIM-50), set B": generate(ref, feeds_b, args.batch)}
+    ref_a = generate(ref, feeds_a)
+    rows: dict[str, np.ndarray] = {"reference (DDIM-50), set B": generate(ref, feeds_b)}
     ref_b = rows["reference (DDIM-50), set B"]
     for name, (sched, steps, cache) in CONFIGS.items():
         print(name, flush=True)
-        rows[name] = generate(runner(sched, steps, cache), feeds_b, args.batch)
+        rows[name] = generate(runner(sched, steps, cache), feeds_b)
     rng = np.random.default_rng(0)
     for db in NOISE_DB:
         sigma = 2.0 * 10.0 ** (-db / 20.0)
@@ -184,7 +161,9 @@ def main() -> None:
     acc_a = eval_ddpm.accuracy(net, ref_a, feeds_a["label"])[0]
     out = Path(args.out)
     grid = out.with_suffix(".png")
-    save_grid(rows, grid)
+    save_grid(
+        [(k, to_uint8(v[:12], (-1.0, 1.0)).transpose(0, 2, 3, 1)) for k, v in rows.items()], grid
+    )
     elapsed = time.time() - t_start
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     text = "\n".join(
@@ -203,7 +182,7 @@ def main() -> None:
             "|---|---|---:|---:|---:|",
             *lines,
             "",
-            f"Grid: `{grid.name}` (rows in table order, first 12 images of set B, 4x enlarged).",
+            f"Grid: `{grid.name}` (one labelled row per table row, the first 12 images of set B).",
             "",
         ]
     )

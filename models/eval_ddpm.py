@@ -64,6 +64,14 @@ def accuracy(net: nn.Module, images: np.ndarray, labels: np.ndarray) -> tuple[fl
     return float((pred == labels).mean()), per
 
 
+def infer_batches(runner: Any, feeds: dict[str, np.ndarray], batch: int) -> np.ndarray:
+    """All images of ``feeds`` from an active runner, ``batch`` at a time."""
+    n = len(next(iter(feeds.values())))
+    return np.concatenate(
+        [runner.infer({k: v[i : i + batch] for k, v in feeds.items()}) for i in range(0, n, batch)]
+    )
+
+
 def labelled_samples(
     runner: Any, spec: Any, per_class: int, seed: int, batch: int = 32
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -74,10 +82,7 @@ def labelled_samples(
     n = per_class * len(shapes.SHAPES)
     feeds = LatentSampler(spec, seed=seed, batch_size=n).inputs(0, n)
     feeds["label"] = np.arange(n, dtype=np.int64) % len(shapes.SHAPES)
-    images = np.concatenate(
-        [runner.infer({k: v[i : i + batch] for k, v in feeds.items()}) for i in range(0, n, batch)]
-    )
-    return images, feeds["label"]
+    return infer_batches(runner, feeds, batch), feeds["label"]
 
 
 def main() -> None:
